@@ -1,0 +1,79 @@
+/**
+ * One error family for the whole proxy, rendered in one place in the OpenAI error envelope that every OpenAI SDK
+ * parses: `{"error": {"message", "type", "param", "code"}}`.
+ */
+
+export type ErrorType =
+  | "invalid_request_error"
+  | "authentication_error"
+  | "permission_error"
+  | "not_found_error"
+  | "rate_limit_error"
+  | "service_unavailable"
+  | "timeout"
+  | "server_error";
+
+export interface ProxyErrorOptions {
+  readonly param?: string | null;
+  /** Extra response headers, e.g. `Retry-After`. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly cause?: unknown;
+}
+
+export class ProxyError extends Error {
+  readonly status: number;
+  readonly type: ErrorType;
+  readonly code: string;
+  readonly param: string | null;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(status: number, type: ErrorType, code: string, message: string, options: ProxyErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "ProxyError";
+    this.status = status;
+    this.type = type;
+    this.code = code;
+    this.param = options.param ?? null;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export const invalidJson = (message: string) => new ProxyError(400, "invalid_request_error", "invalid_json", message);
+
+export const invalidRequest = (message: string, param: string | null = null) =>
+  new ProxyError(400, "invalid_request_error", "invalid_request", message, { param });
+
+export const tooLarge = (limit: number) =>
+  new ProxyError(
+    413,
+    "invalid_request_error",
+    "request_too_large",
+    `Request body is larger than the limit of ${limit} bytes`,
+  );
+
+export const notFoundRoute = (method: string, path: string) =>
+  new ProxyError(404, "invalid_request_error", "not_found", `No route for ${method} ${path}`);
+
+export const invalidApiKey = () =>
+  new ProxyError(401, "authentication_error", "invalid_api_key", "Missing or invalid API key");
+
+/** The envelope for any error; unknown errors become a generic 500 that reveals nothing internal. */
+export function errorEnvelope(error: ProxyError): { error: Record<string, unknown> } {
+  return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
+}
+
+export function toProxyError(error: unknown): ProxyError {
+  if (error instanceof ProxyError) return error;
+  return new ProxyError(500, "server_error", "internal_error", "The proxy failed to handle this request", {
+    cause: error,
+  });
+}
+
+/** Renders any error as an OpenAI-shaped JSON response. */
+export function errorResponse(error: unknown, extraHeaders?: HeadersInit): Response {
+  const proxyError = toProxyError(error);
+  const headers = new Headers(extraHeaders);
+  headers.set("content-type", "application/json");
+  for (const [name, value] of Object.entries(proxyError.headers)) headers.set(name, value);
+  return new Response(JSON.stringify(errorEnvelope(proxyError)), { status: proxyError.status, headers });
+}

@@ -1,0 +1,68 @@
+/**
+ * The one seam for shared state. Cooldowns, failure counts, rate-limit windows, affinity, coalescing locks and
+ * cache entries all go through it, so several proxy instances on one Redis behave as one.
+ *
+ * Keys passed in are logical (`cache:ab12`, `affinity:resp_1`); each implementation prefixes them with the
+ * configured namespace. Endpoint-scoped keys are built by the store itself with a hash tag on the endpoint id so
+ * atomic scripts run unchanged on Redis Cluster.
+ */
+
+export type CooldownReason = "failures" | "rate_limit";
+
+/** Health of one endpoint as every instance sees it. */
+export interface EndpointHealth {
+  /** Consecutive failures since the last success or cooldown. */
+  readonly failures: number;
+  /** Epoch milliseconds until which the endpoint is cooling down; 0 when it is not. */
+  readonly cooldownUntil: number;
+  /** Why the last cooldown was set; null when none was. */
+  readonly reason: CooldownReason | null;
+}
+
+export const HEALTHY: EndpointHealth = Object.freeze({ failures: 0, cooldownUntil: 0, reason: null });
+
+export interface FailureOptions {
+  /** Consecutive failures that start a cooldown. */
+  readonly allowedFails: number;
+  /** Epoch milliseconds the cooldown lasts until, if this failure starts one. */
+  readonly cooldownUntil: number;
+}
+
+export type StoreStatus = "ok" | "degraded";
+
+export interface Store {
+  readonly kind: "memory" | "redis";
+
+  /** Health of many endpoints at once (one round trip on Redis). Unknown ids are healthy. */
+  readHealth(ids: readonly string[]): Promise<EndpointHealth[]>;
+  /**
+   * Counts one failure. When the count reaches `allowedFails`, the endpoint cools down until `cooldownUntil`
+   * (never shortening a later deadline already set) and the count starts again at 0. Atomic across instances.
+   */
+  recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth>;
+  /** Resets the consecutive failure count. Leaves a running cooldown alone. */
+  recordSuccess(id: string): Promise<void>;
+  /** Cools the endpoint until `until` at once; extends a shorter cooldown, never shortens a longer one. */
+  coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth>;
+
+  /** Value stored at `key`, or null when absent or expired. */
+  get(key: string): Promise<string | null>;
+  /** Stores `value` at `key`; `ttlMs` <= 0 or absent means no expiry. */
+  set(key: string, value: string, ttlMs?: number): Promise<void>;
+  /** Stores only when absent (a lock). True when this call stored it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /** Removes `key`; true when it existed. */
+  delete(key: string): Promise<boolean>;
+  /** Removes every key under a logical prefix (`cache:`) without blocking Redis; returns how many went. */
+  deleteByPrefix(prefix: string): Promise<number>;
+
+  /**
+   * Adds `amount` (may be 0 or negative) to the fixed window of `windowMs` that contains `now` for `key`, and
+   * returns the window's new total. Atomic across instances.
+   */
+  addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number>;
+
+  /** "ok" while the backing service answers; "degraded" while it does not (memory is always "ok"). */
+  status(): StoreStatus;
+  close(): Promise<void>;
+}
