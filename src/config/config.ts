@@ -29,6 +29,11 @@ export interface EndpointConfig {
   readonly timeoutMs: number;
   /** Extra headers sent upstream. */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Extra query parameters appended to every upstream URL (the Python LLMProxy's `params.default_query`, minus a
+   * dated `api-version`, which becomes `apiVersion`). Absent when there are none.
+   */
+  readonly query?: Readonly<Record<string, string>>;
 }
 
 export interface GroupConfig {

@@ -1,0 +1,150 @@
+/**
+ * CLI only: parse flags -> load config -> build services -> serve -> signals -> shutdown.
+ */
+
+import { parseArgs } from "node:util";
+import { createApp } from "./src/app.ts";
+import type { Config } from "./src/config/config.ts";
+import { ConfigError, loadConfig } from "./src/config/load.ts";
+import { startDemo } from "./src/demo.ts";
+import { createLogger, LOG_LEVELS, type LogLevel } from "./src/logger.ts";
+import { buildServices } from "./src/services.ts";
+import { VERSION } from "./src/version.ts";
+
+const USAGE = `LLMProxy ${VERSION}: one OpenAI-compatible address in front of many OpenAI and Azure OpenAI endpoints.
+
+Usage: llmproxy [options]
+
+Options:
+  --config PATH      config file (default: $LLMPROXY_CONFIG, else ./llmproxy.yaml)
+  --host HOST        bind address (overrides general_settings.bind_address)
+  --port PORT        bind port, 0 for a free one (overrides general_settings.bind_port)
+  --log-level LEVEL  debug | info | warn | error (default: $LOG_LEVEL, else info)
+  --demo             serve a built-in simulated upstream; needs no config and no API key
+  --help             show this text
+  --version          print the version
+`;
+
+/** Exit codes: 0 clean stop, 2 bad usage or configuration, 1 anything else. */
+export async function main(args: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "log-level": { type: "string" },
+        demo: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+        version: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (flags.version) {
+    console.log(VERSION);
+    return 0;
+  }
+  const level = flags["log-level"] ?? Deno.env.get("LOG_LEVEL") ?? "info";
+  if (!LOG_LEVELS.includes(level as LogLevel)) {
+    console.error(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${level}'\n\n${USAGE}`);
+    return 2;
+  }
+  let port: number | undefined;
+  if (flags.port !== undefined) {
+    port = Number(flags.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      console.error(`--port must be an integer from 0 to 65535, got '${flags.port}'\n\n${USAGE}`);
+      return 2;
+    }
+  }
+  const logger = createLogger({ level: level as LogLevel });
+
+  let config: Config;
+  let demo: AsyncDisposable | undefined;
+  try {
+    if (flags.demo) {
+      const started = await startDemo();
+      config = started.config;
+      demo = started;
+    } else {
+      const path = flags.config ?? Deno.env.get("LLMPROXY_CONFIG") ?? "llmproxy.yaml";
+      config = await loadConfig(path, (name) => Deno.env.get(name));
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+
+  const settings = config.settings;
+  const hostname = flags.host ?? settings.host;
+  const services = await buildServices(config, { logger });
+  const app = createApp(services);
+
+  const server = Deno.serve({
+    hostname,
+    port: port ?? settings.port,
+    onListen: ({ hostname, port }) => {
+      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+      console.log(`Listening on http://${shown}:${port}`);
+      if (flags.demo) printDemoHelp(`http://${shown}:${port}`);
+    },
+  }, app.fetch);
+
+  const stopped = new Promise<string>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => resolve(signal));
+    }
+  });
+  const signal = await stopped;
+  logger.info("shutting down: draining in-flight requests", { signal, timeout_ms: settings.shutdownTimeoutMs });
+  const drained = await Promise.race([
+    server.shutdown().then(() => true),
+    new Promise<false>((resolve) => {
+      const timer = setTimeout(() => resolve(false), settings.shutdownTimeoutMs);
+      Deno.unrefTimer(timer);
+    }),
+  ]);
+  if (!drained) logger.warn("shutdown timeout reached; closing remaining connections");
+  await services.close();
+  await demo?.[Symbol.asyncDispose]();
+  logger.info("stopped");
+  return 0;
+}
+
+function printDemoHelp(base: string): void {
+  console.log(`
+Demo mode: model group "demo" is served by two simulated endpoints (weights 2:1) and a weight-0 fallback.
+No API key needed. Try:
+
+  curl -s ${base}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+
+  curl -sN ${base}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"stream please"}]}'
+
+  curl -s ${base}/v1/responses -H 'content-type: application/json' -d '{"model":"demo","input":"hi"}'
+
+  curl -s ${base}/v1/embeddings -H 'content-type: application/json' -d '{"model":"demo","input":"hello"}'
+
+  curl -s ${base}/stats
+  curl -s ${base}/health
+`);
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

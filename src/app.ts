@@ -1,0 +1,44 @@
+/**
+ * The Hono app: routes and middleware only, no I/O of its own. Every route is served with and without `/v1`.
+ */
+
+import { Hono } from "hono";
+import { errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
+import { requestId } from "./http/middleware/request_id.ts";
+import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
+import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
+import { ClientGone } from "./proxy/pipeline.ts";
+import type { Services } from "./services.ts";
+
+export function createApp(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { logger } = services;
+
+  app.use(requestId());
+
+  for (const prefix of ["/v1", ""]) {
+    app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));
+    app.post(`${prefix}/responses`, generationHandler(services, "responses"));
+    app.post(`${prefix}/embeddings`, generationHandler(services, "embeddings"));
+    app.get(`${prefix}/models`, modelsHandler(services));
+  }
+  app.get("/health", healthHandler(services));
+  app.get("/v1/health", healthHandler(services));
+  app.get("/stats", statsHandler(services));
+  app.get("/v1/stats", statsHandler(services));
+
+  app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path)));
+  app.onError((error, c) => {
+    const proxyError = toProxyError(error);
+    if (proxyError.status >= 500 && !(error instanceof ClientGone)) {
+      logger.error("request failed", {
+        request_id: c.get("requestId"),
+        status: proxyError.status,
+        code: proxyError.code,
+        error: proxyError.cause instanceof Error ? proxyError.cause.message : proxyError.message,
+      });
+    }
+    return errorResponse(proxyError, { "x-request-id": c.get("requestId") ?? "" });
+  });
+  return app;
+}

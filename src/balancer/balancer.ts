@@ -1,0 +1,210 @@
+/**
+ * The plan of endpoints one request tries: weighted primaries first (smooth weighted round-robin), weight-0
+ * fallbacks only when no primary is available, each endpoint at most once, waiting a bounded time for capacity
+ * when everything is cooling down. What each attempt got is kept for the final error message.
+ */
+
+import type { EndpointConfig, GroupConfig } from "../config/config.ts";
+import { ProxyError } from "../errors.ts";
+import type { HealthTracker } from "../health/tracker.ts";
+import type { EndpointHealth } from "../store/store.ts";
+import { SmoothWeighted } from "./weighted.ts";
+
+export interface Pick {
+  readonly endpoint: EndpointConfig;
+  /** The endpoint's health when it was picked. */
+  readonly health: EndpointHealth;
+}
+
+export interface PlanOptions {
+  /** First attempt plus `num_retries`. */
+  readonly maxAttempts: number;
+  /** How long this request may wait in total for an endpoint to come back. */
+  readonly maxWaitMs: number;
+  readonly signal?: AbortSignal;
+  /** Pins the first attempt (Responses affinity); the plan falls back to the weights if it is unavailable. */
+  readonly preferred?: string;
+}
+
+/** Why an attempt did not produce the answer: shown in errors, never containing URLs or keys. */
+export type AttemptOutcome =
+  | { readonly kind: "status"; readonly status: number }
+  | { readonly kind: "timeout" }
+  | { readonly kind: "malformed" }
+  | { readonly kind: "connection"; readonly message: string };
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: Date.now,
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
+};
+
+export class Balancer {
+  readonly #rotations = new Map<string, SmoothWeighted>();
+  readonly #health: HealthTracker;
+  readonly #clock: Clock;
+
+  constructor(health: HealthTracker, clock: Clock = systemClock) {
+    this.#health = health;
+    this.#clock = clock;
+  }
+
+  plan(group: GroupConfig, options: PlanOptions): AttemptPlan {
+    let rotation = this.#rotations.get(group.name);
+    if (!rotation) this.#rotations.set(group.name, rotation = new SmoothWeighted());
+    return new AttemptPlan(group, rotation, this.#health, this.#clock, options);
+  }
+}
+
+export class AttemptPlan {
+  readonly #group: GroupConfig;
+  readonly #rotation: SmoothWeighted;
+  readonly #health: HealthTracker;
+  readonly #clock: Clock;
+  readonly #options: PlanOptions;
+  readonly #tried = new Set<string>();
+  /** Tried endpoints that answered 429: they may be tried again once their cooldown ends within the wait bound. */
+  readonly #retryable = new Set<string>();
+  #attempts = 0;
+  readonly #outcomes: { id: string; outcome: AttemptOutcome }[] = [];
+  #waitedMs = 0;
+  /** Health of the endpoints that were never tried, as last seen, for the final error. */
+  #untried: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
+
+  constructor(
+    group: GroupConfig,
+    rotation: SmoothWeighted,
+    health: HealthTracker,
+    clock: Clock,
+    options: PlanOptions,
+  ) {
+    this.#group = group;
+    this.#rotation = rotation;
+    this.#health = health;
+    this.#clock = clock;
+    this.#options = options;
+  }
+
+  get attempts(): number {
+    return this.#attempts;
+  }
+
+  /** Records what an attempt got, for the final error. */
+  failed(endpoint: EndpointConfig, outcome: AttemptOutcome): void {
+    this.#outcomes.push({ id: endpoint.id, outcome });
+    if (outcome.kind === "status" && outcome.status === 429) this.#retryable.add(endpoint.id);
+  }
+
+  /** The next endpoint to try, or undefined when the plan is exhausted (then call `exhaustedError`). */
+  async next(): Promise<Pick | undefined> {
+    if (this.#attempts >= this.#options.maxAttempts) return undefined;
+    const endpoints = this.#group.endpoints;
+    while (true) {
+      const snapshot = await this.#health.snapshot(endpoints);
+      const now = this.#clock.now();
+      const primaries: Pick[] = [];
+      let fallback: Pick | undefined;
+      let preferred: Pick | undefined;
+      this.#untried = [];
+      for (let i = 0; i < endpoints.length; i++) {
+        const endpoint = endpoints[i];
+        if (this.#tried.has(endpoint.id) && !this.#retryable.has(endpoint.id)) continue;
+        const health = snapshot[i];
+        this.#untried.push({ endpoint, health });
+        if (health.cooldownUntil > now) continue;
+        const pick = { endpoint, health };
+        if (endpoint.id === this.#options.preferred) preferred = pick;
+        if (endpoint.weight > 0) primaries.push(pick);
+        else fallback ??= pick;
+      }
+      const chosen = preferred ?? this.#pickPrimary(primaries) ?? fallback;
+      if (chosen) {
+        this.#tried.add(chosen.endpoint.id);
+        this.#retryable.delete(chosen.endpoint.id);
+        this.#attempts++;
+        return chosen;
+      }
+      if (this.#untried.length === 0) return undefined;
+      const earliest = Math.min(...this.#untried.map((entry) => entry.health.cooldownUntil));
+      const waitMs = Math.max(1, earliest - now);
+      if (this.#waitedMs + waitMs > this.#options.maxWaitMs) return undefined;
+      this.#waitedMs += waitMs;
+      await this.#clock.sleep(waitMs, this.#options.signal);
+    }
+  }
+
+  #pickPrimary(primaries: Pick[]): Pick | undefined {
+    if (primaries.length === 0) return undefined;
+    return this.#rotation.pick(primaries.map((pick) => ({ id: pick.endpoint.id, weight: pick.endpoint.weight, pick })))
+      ?.pick;
+  }
+
+  /** The error for a request whose plan ran out: 504, 429 or 503, with what each attempt got. */
+  exhaustedError(): ProxyError {
+    const now = this.#clock.now();
+    const parts = this.#outcomes.map(({ id, outcome }) => `${id}: ${describe(outcome)}`);
+    const cooling = this.#untried.filter((entry) => entry.health.cooldownUntil > now);
+    for (const { endpoint, health } of cooling) {
+      const seconds = Math.ceil((health.cooldownUntil - now) / 1000);
+      const why = health.reason === "rate_limit" ? "rate limited" : "cooling down after failures";
+      parts.push(`${endpoint.id}: ${why} for ${seconds}s`);
+    }
+    const detail = parts.length > 0 ? `: ${parts.join("; ")}` : "";
+    const last = this.#outcomes.at(-1)?.outcome;
+    if (last?.kind === "timeout") {
+      return new ProxyError(504, "timeout", "upstream_timeout", `Upstream timed out for model group '${this.#group.name}'${detail}`);
+    }
+    const earliest = cooling.length > 0 ? Math.min(...cooling.map((entry) => entry.health.cooldownUntil)) : undefined;
+    const headers: Record<string, string> = earliest !== undefined
+      ? { "retry-after": String(Math.max(1, Math.ceil((earliest - now) / 1000))) }
+      : {};
+    const allRateLimited = this.#outcomes.every(({ outcome }) => outcome.kind === "status" && outcome.status === 429) &&
+      cooling.every((entry) => entry.health.reason === "rate_limit") &&
+      this.#outcomes.length + cooling.length > 0;
+    if (allRateLimited) {
+      return new ProxyError(
+        429,
+        "service_unavailable",
+        "no_healthy_endpoint",
+        `Every endpoint of model group '${this.#group.name}' is rate limited${detail}`,
+        { headers },
+      );
+    }
+    return new ProxyError(
+      503,
+      "service_unavailable",
+      "no_healthy_endpoint",
+      `No healthy endpoint for model group '${this.#group.name}'${detail}`,
+      { headers },
+    );
+  }
+}
+
+function describe(outcome: AttemptOutcome): string {
+  switch (outcome.kind) {
+    case "status":
+      return `HTTP ${outcome.status}`;
+    case "timeout":
+      return "timed out";
+    case "malformed":
+      return "malformed answer";
+    case "connection":
+      return `connection failed (${outcome.message})`;
+  }
+}

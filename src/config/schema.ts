@@ -1,0 +1,214 @@
+/**
+ * The zod schema of `llmproxy.yaml`: the Python LLMProxy file format, accepted unchanged, plus the keys of SPEC
+ * section 3. Unknown keys are errors, so a typo never passes silently. This describes the file as written (after
+ * `os.environ/NAME` substitution); `load.ts` resolves it into the `Config` the rest of the proxy reads.
+ *
+ * Values substituted from the environment are strings, so numbers and booleans also accept their string forms
+ * (`bind_port: os.environ/PORT`), and lists also accept one comma-separated string.
+ */
+
+import { z } from "zod";
+
+/** A numeric string becomes a number; anything else is left for the inner schema to judge. */
+function numeric<T extends z.ZodType>(inner: T) {
+  return z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
+    inner,
+  );
+}
+
+const BOOLEAN_WORDS: Record<string, boolean> = {
+  true: true,
+  yes: true,
+  on: true,
+  "1": true,
+  false: false,
+  no: false,
+  off: false,
+  "0": false,
+};
+
+/** `true`/`false`, also as the strings `true|yes|on|1` and `false|no|off|0` (any case). */
+const flag = z.preprocess(
+  (
+    v,
+  ) => (typeof v === "string" && v.trim().toLowerCase() in BOOLEAN_WORDS
+    ? BOOLEAN_WORDS[v.trim().toLowerCase()]
+    : v),
+  z.boolean(),
+);
+
+/** A list of strings, also given as one comma-separated string (what an env reference produces). */
+function stringList(item: z.ZodString = z.string().min(1)) {
+  return z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
+    z.array(item),
+  );
+}
+
+/** An optional string where an empty value (an env var set to "") means "not given". */
+const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+
+const port = numeric(z.number().int().min(0).max(65535));
+const seconds = numeric(z.number().min(0));
+const positiveSeconds = numeric(z.number().positive());
+const count = numeric(z.number().int().min(0));
+const positiveCount = numeric(z.number().int().positive());
+
+/** A base URL: http(s), with no credentials, query or fragment (extra query parameters go in `default_query`). */
+const baseUrl = z.string().superRefine((s, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    url = new URL("invalid:");
+  }
+  const problem = url.protocol !== "http:" && url.protocol !== "https:"
+    ? "must be an http(s) URL"
+    : url.username !== "" || url.password !== ""
+    ? "must not contain credentials (use params.api_key or params.headers)"
+    : url.search !== "" || url.hash !== ""
+    ? "must not contain a query or fragment (use params.default_query)"
+    : undefined;
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const headerMap = z.record(
+  z.string().min(1),
+  z.preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), z.string()),
+);
+
+/** A mapping that may also be left empty in YAML (`general_settings:` with everything below commented out). */
+function emptyAsDefault<T extends z.ZodType>(inner: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), inner);
+}
+
+/**
+ * `params` of one endpoint. The Python LLMProxy passed `params` to the OpenAI client constructor, so its
+ * constructor options are accepted too: `default_headers` and `default_query` are honoured, `organization` and
+ * `project` become the `OpenAI-Organization` / `OpenAI-Project` headers, `max_retries` and `websocket_base_url`
+ * are accepted and ignored (the proxy's own `num_retries` applies).
+ */
+export const ParamsSchema = z.strictObject({
+  /** Absent: `https://api.openai.com` (the OpenAI client's default). */
+  base_url: baseUrl.optional(),
+  /** Absent: `$OPENAI_API_KEY` (openai) or `$AZURE_OPENAI_API_KEY` (azure), like the OpenAI client. */
+  api_key: z.string().min(1).optional(),
+  api_version: optionalText,
+  provider: z.enum(["azure", "openai"]).optional(),
+  rpm: positiveCount.optional(),
+  tpm: positiveCount.optional(),
+  timeout: positiveSeconds.optional(),
+  headers: headerMap.optional(),
+  name: z.string().regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}$/,
+    "must be 1-64 characters of letters, digits and . _ : @ / - (no spaces or braces)",
+  ).optional(),
+  // OpenAI client options the Python LLMProxy passed through.
+  default_headers: headerMap.optional(),
+  default_query: headerMap.optional(),
+  organization: optionalText,
+  project: optionalText,
+  max_retries: count.optional(),
+  websocket_base_url: z.string().optional(),
+});
+
+export const EndpointSchema = z.strictObject({
+  model: z.string().min(1),
+  /** The Python default is 1. */
+  weight: numeric(z.number().min(0)).default(1),
+  params: ParamsSchema.default({}),
+});
+
+export const ModelGroupSchema = z.strictObject({
+  model_group: z.string().min(1),
+  models: z.array(EndpointSchema).min(1),
+});
+
+/**
+ * `type`, `host`, `port` and `password` come from the Python version, whose cache had its own Redis connection;
+ * here the cache uses the proxy's store, so they are used only as the Redis server when `general_settings` names none.
+ */
+export const CacheParamsSchema = z.strictObject({
+  ttl: positiveCount.default(604800),
+  namespace: z.string().regex(/^[^\s{}]+$/, "must be non-empty, without spaces or braces").default(
+    "llmproxy",
+  ),
+  /** Default 2 MiB (or the Python `general_settings.max_cache_entry_bytes`); applied by `load.ts`. */
+  max_entry_bytes: positiveCount.optional(),
+  max_entries: positiveCount.default(10000),
+  max_bytes: positiveCount.default(256 * 1024 * 1024),
+  type: z.string().optional(),
+  host: optionalText,
+  port: port.optional(),
+  password: optionalText,
+});
+
+/** The Python version's usage telemetry stream: accepted and ignored. */
+export const UsageStreamSchema = z.strictObject({
+  enabled: flag.optional(),
+  stream_key: z.string().optional(),
+  max_len: count.optional(),
+  caller_headers: stringList().optional(),
+});
+
+export const GeneralSettingsSchema = z.strictObject({
+  bind_address: z.string().min(1).default("127.0.0.1"),
+  bind_port: port.default(5000),
+  http_timeout: positiveSeconds.default(300),
+  num_retries: count.default(3),
+  allowed_fails: count.default(1),
+  cooldown_time: seconds.default(60),
+  redis_url: optionalText.refine(
+    (s) => s === undefined || /^rediss?:\/\//.test(s),
+    "must be a redis:// or rediss:// URL",
+  ),
+  redis_host: optionalText,
+  redis_port: port.optional(),
+  redis_password: optionalText,
+  redis_ssl: flag.optional(),
+  redis_cluster_nodes: stringList(
+    z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, "must be host:port"),
+  )
+    .optional(),
+  cache: flag.default(true),
+  cache_params: emptyAsDefault(CacheParamsSchema.default(CacheParamsSchema.parse({}))),
+  response_affinity_ttl: positiveCount.default(21600),
+  responses_failover: z.enum(["replay", "fail"]).default("replay"),
+  max_wait_for_capacity: seconds.default(2),
+  /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
+  max_body_bytes: positiveCount.optional(),
+  shutdown_timeout: seconds.default(30),
+  api_keys: stringList().default([]),
+  admin_keys: stringList().default([]),
+  // Keys of the Python LLMProxy. Honoured where they have a meaning here, accepted and ignored otherwise.
+  /** Older name of `max_body_bytes`. */
+  max_request_body_bytes: positiveCount.optional(),
+  /** Older name of `cache_params.max_entry_bytes`. */
+  max_cache_entry_bytes: positiveCount.optional(),
+  /** Ignored: Deno's fetch pools connections itself. */
+  http_max_connections: positiveCount.optional(),
+  /** Ignored: TLS certificates are always verified. */
+  redis_ssl_cert_reqs: optionalText,
+  /** Ignored: the Python version's usage telemetry stream. */
+  usage_stream: UsageStreamSchema.optional(),
+});
+
+export const ConfigFileSchema = z.strictObject({
+  model_groups: z.array(ModelGroupSchema).min(1),
+  general_settings: emptyAsDefault(GeneralSettingsSchema.default(GeneralSettingsSchema.parse({}))),
+});
+
+/** The validated file, defaults applied, before resolution. */
+export type ConfigFile = z.output<typeof ConfigFileSchema>;
+
+/** The keys each mapping of the file allows, by the name of the key that holds it (for "did you mean"). */
+export const KNOWN_KEYS = {
+  top: Object.keys(ConfigFileSchema.shape),
+  model_groups: Object.keys(ModelGroupSchema.shape),
+  models: Object.keys(EndpointSchema.shape),
+  params: Object.keys(ParamsSchema.shape),
+  general_settings: Object.keys(GeneralSettingsSchema.shape),
+  cache_params: Object.keys(CacheParamsSchema.shape),
+  usage_stream: Object.keys(UsageStreamSchema.shape),
+} as const;

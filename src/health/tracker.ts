@@ -1,0 +1,66 @@
+/**
+ * Endpoint health over the shared store: consecutive failures, cooldowns after `allowed_fails`, and immediate
+ * cooldowns on 429s until the upstream's retry time. The transitions themselves live in the store (atomic there).
+ */
+
+import type { EndpointConfig } from "../config/config.ts";
+import type { Logger } from "../logger.ts";
+import type { EndpointHealth, Store } from "../store/store.ts";
+
+export interface HealthSettings {
+  readonly allowedFails: number;
+  readonly cooldownMs: number;
+}
+
+export class HealthTracker {
+  readonly #store: Store;
+  readonly #settings: HealthSettings;
+  readonly #now: () => number;
+  readonly #logger: Logger;
+
+  constructor(store: Store, settings: HealthSettings, now: () => number, logger: Logger) {
+    this.#store = store;
+    this.#settings = settings;
+    this.#now = now;
+    this.#logger = logger;
+  }
+
+  snapshot(endpoints: readonly EndpointConfig[]): Promise<EndpointHealth[]> {
+    return this.#store.readHealth(endpoints.map((endpoint) => endpoint.id));
+  }
+
+  /** Counts a failed attempt; cools the endpoint down once it reaches `allowed_fails`. */
+  async failure(endpoint: EndpointConfig, cause: string): Promise<EndpointHealth> {
+    const state = await this.#store.recordFailure(endpoint.id, {
+      allowedFails: this.#settings.allowedFails,
+      cooldownUntil: this.#now() + this.#settings.cooldownMs,
+    });
+    if (state.cooldownUntil > this.#now() && state.failures === 0) {
+      this.#logger.warn("endpoint cooling down", {
+        endpoint: endpoint.id,
+        group: endpoint.group,
+        cause,
+        until: new Date(state.cooldownUntil).toISOString(),
+      });
+    }
+    return state;
+  }
+
+  /** A 429 (or an exhausted budget): cool down at once until the upstream's retry time, else `cooldown_time`. */
+  async rateLimited(endpoint: EndpointConfig, retryAfterMs: number | undefined): Promise<EndpointHealth> {
+    const until = this.#now() + (retryAfterMs ?? this.#settings.cooldownMs);
+    const state = await this.#store.coolDown(endpoint.id, until, "rate_limit");
+    this.#logger.info("endpoint rate limited", {
+      endpoint: endpoint.id,
+      group: endpoint.group,
+      until: new Date(state.cooldownUntil).toISOString(),
+    });
+    return state;
+  }
+
+  /** Resets the failure count; skipped when the snapshot already showed none (no store write on the hot path). */
+  async success(endpoint: EndpointConfig, before: EndpointHealth | undefined): Promise<void> {
+    if (before && before.failures === 0) return;
+    await this.#store.recordSuccess(endpoint.id);
+  }
+}

@@ -1,0 +1,76 @@
+/** Reading and checking a client's JSON body: size limit, JSON object, field types. */
+
+import { invalidJson, invalidRequest, tooLarge } from "../errors.ts";
+
+const decoder = new TextDecoder();
+
+/** Reads the body as text, refusing more than `limit` bytes (413) without reading further. */
+export async function readBodyText(request: Request, limit: number): Promise<string> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    await request.body?.cancel().catch(() => {});
+    throw tooLarge(limit);
+  }
+  if (!request.body) return "";
+  if (declared !== null) return await request.text();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return decoder.decode(joined);
+}
+
+/** Parses a JSON object body; anything else is a 400 `invalid_json`. */
+export function parseJsonObject(text: string): Record<string, unknown> {
+  if (text.trim() === "") throw invalidJson("Request body is empty; expected a JSON object");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw invalidJson(`Request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalidJson(`Request body must be a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+const typeName = (value: unknown) => value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+
+/** Checks `stream` and returns whether the client asked for a stream (`false` and absent both mean no). */
+export function streamFlag(body: Record<string, unknown>): boolean {
+  const stream = body.stream;
+  if (stream === undefined || stream === null) return false;
+  if (typeof stream !== "boolean") {
+    throw invalidRequest(`'stream' must be a boolean, got ${typeName(stream)}`, "stream");
+  }
+  return stream;
+}
+
+/** Checks the fields the proxy itself relies on, per route; everything else is the upstream's business. */
+export function checkFields(route: "chat" | "responses" | "embeddings", body: Record<string, unknown>): void {
+  if (route === "chat" && (!Array.isArray(body.messages) || body.messages.length === 0)) {
+    throw invalidRequest(`'messages' must be a non-empty array, got ${typeName(body.messages)}`, "messages");
+  }
+  if (route === "embeddings" && body.input === undefined) {
+    throw invalidRequest("'input' is required for embeddings", "input");
+  }
+  if (body.cache !== undefined && (typeof body.cache !== "object" || body.cache === null || Array.isArray(body.cache))) {
+    throw invalidRequest(`'cache' must be an object, got ${typeName(body.cache)}`, "cache");
+  }
+}

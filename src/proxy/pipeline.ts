@@ -1,0 +1,244 @@
+/**
+ * The one place where the order of a generation request lives:
+ *   balance -> upstream -> classify (answer, fail over, or pass the caller's error back) -> record -> reply.
+ * Nothing downstream calls back into an earlier stage.
+ */
+
+import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts";
+import { ProxyError } from "../errors.ts";
+import type { AttemptOutcome, Balancer, Clock, Pick } from "../balancer/balancer.ts";
+import type { HealthTracker } from "../health/tracker.ts";
+import type { Logger } from "../logger.ts";
+import { parseRetryAfter } from "../ratelimit/headers.ts";
+import type { UpstreamClient } from "../upstream/client.ts";
+import { ROUTE_PATHS, type Route } from "../upstream/providers.ts";
+import type { Stats } from "./stats.ts";
+import { openStream } from "./stream.ts";
+
+export interface ProxyRequest {
+  readonly route: Route;
+  readonly group: GroupConfig;
+  /** The client's parsed body; `model` is rewritten per endpoint, proxy-only fields are removed. */
+  readonly body: Record<string, unknown>;
+  readonly stream: boolean;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  readonly signal: AbortSignal;
+}
+
+export interface PipelineDeps {
+  readonly settings: Settings;
+  readonly balancer: Balancer;
+  readonly health: HealthTracker;
+  readonly upstream: UpstreamClient;
+  readonly stats: Stats;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** Upstream answers that are the caller's fault: passed straight back, never failed over. */
+const CALLER_ERRORS = new Set([400, 413, 422]);
+
+/** Response headers never copied from the upstream to the client. */
+const DROPPED_RESPONSE_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+  "content-encoding",
+  "proxy-authenticate",
+  "trailer",
+  "upgrade",
+  "set-cookie",
+  "x-request-id",
+  "date",
+  "server",
+]);
+
+/** Whether an upstream status moves the request to another endpoint. */
+export function isFailoverStatus(status: number): boolean {
+  if (status >= 500 || status === 408 || status === 429) return true;
+  if (status === 401 || status === 403 || status === 404) return true;
+  if (status >= 300 && status < 400) return true;
+  return false;
+}
+
+export class ClientGone extends ProxyError {
+  constructor() {
+    super(499, "invalid_request_error", "client_closed_request", "The client closed the request");
+  }
+}
+
+export class Pipeline {
+  readonly #deps: PipelineDeps;
+
+  constructor(deps: PipelineDeps) {
+    this.#deps = deps;
+  }
+
+  async handle(request: ProxyRequest): Promise<Response> {
+    const { settings, balancer } = this.#deps;
+    const plan = balancer.plan(request.group, {
+      maxAttempts: settings.numRetries + 1,
+      maxWaitMs: settings.maxWaitForCapacityMs,
+      signal: request.signal,
+    });
+    const { cache: _cache, ...forwarded } = request.body;
+    while (true) {
+      let pick: Pick | undefined;
+      try {
+        pick = await plan.next();
+      } catch (error) {
+        if (request.signal.aborted) throw new ClientGone();
+        throw error;
+      }
+      if (!pick) throw plan.exhaustedError();
+      const outcome = await this.#attempt(request, forwarded, pick, plan.attempts);
+      if (outcome.kind === "reply") return outcome.response;
+      plan.failed(pick.endpoint, outcome.outcome);
+    }
+  }
+
+  async #attempt(
+    request: ProxyRequest,
+    forwarded: Record<string, unknown>,
+    pick: Pick,
+    attempts: number,
+  ): Promise<{ kind: "reply"; response: Response } | { kind: "retry"; outcome: AttemptOutcome }> {
+    const { upstream, health, stats, clock } = this.#deps;
+    const { endpoint } = pick;
+    stats.attempt(endpoint.id);
+    const result = await upstream.send({
+      endpoint,
+      method: "POST",
+      path: ROUTE_PATHS[request.route],
+      body: JSON.stringify({ ...forwarded, model: endpoint.model }),
+      clientHeaders: request.clientHeaders,
+      requestId: request.requestId,
+      signal: request.signal,
+    });
+    if (result.kind === "aborted") throw new ClientGone();
+    if (result.kind === "timeout" || result.kind === "connection") {
+      const outcome: AttemptOutcome = result.kind === "timeout"
+        ? { kind: "timeout" }
+        : { kind: "connection", message: result.message };
+      await this.#failed(endpoint, result.kind);
+      return { kind: "retry", outcome };
+    }
+    const { response, startedAt } = result;
+    const status = response.status;
+    if (status >= 200 && status < 300) {
+      if (request.stream) {
+        const opened = await openStream(response, request.route, {
+          onEnd: (end, error) => {
+            if (end === "failed") {
+              this.#deps.logger.warn("upstream stream failed mid-way", {
+                request_id: request.requestId,
+                endpoint: endpoint.id,
+                error: error instanceof Error ? error.name : undefined,
+              });
+              stats.failure(endpoint.id);
+              health.failure(endpoint, "stream cut").catch(() => {});
+            }
+          },
+        });
+        if (!opened.ok) {
+          if (request.signal.aborted) throw new ClientGone();
+          await this.#failed(endpoint, opened.message);
+          return { kind: "retry", outcome: { kind: "connection", message: opened.message } };
+        }
+        stats.success(endpoint.id, performance.now() - startedAt);
+        await health.success(endpoint, pick.health);
+        const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
+        headers.set("cache-control", "no-cache");
+        headers.set("x-accel-buffering", "no");
+        return { kind: "reply", response: new Response(opened.body, { status, headers }) };
+      }
+      let bytes: Uint8Array<ArrayBuffer>;
+      try {
+        bytes = await response.bytes();
+      } catch {
+        if (request.signal.aborted) throw new ClientGone();
+        await this.#failed(endpoint, "body cut");
+        return { kind: "retry", outcome: { kind: "connection", message: "answer cut before its end" } };
+      }
+      if (!isJson(bytes)) {
+        await this.#failed(endpoint, "malformed answer");
+        return { kind: "retry", outcome: { kind: "malformed" } };
+      }
+      stats.success(endpoint.id, performance.now() - startedAt);
+      await health.success(endpoint, pick.health);
+      return {
+        kind: "reply",
+        response: new Response(bytes, {
+          status,
+          headers: clientHeaders(response.headers, endpoint, attempts, request.requestId),
+        }),
+      };
+    }
+    if (isFailoverStatus(status)) {
+      await response.body?.cancel().catch(() => {});
+      stats.failure(endpoint.id);
+      if (status === 429) await health.rateLimited(endpoint, parseRetryAfter(response.headers, clock.now()));
+      else await health.failure(endpoint, `HTTP ${status}`);
+      return { kind: "retry", outcome: { kind: "status", status } };
+    }
+    // The caller's own error (400, 413, 422, ...): the upstream's body goes back as it is.
+    const bytes = await response.bytes().catch(() => new Uint8Array(0));
+    const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
+    return { kind: "reply", response: callerError(status, bytes, headers) };
+  }
+
+  async #failed(endpoint: EndpointConfig, cause: string): Promise<void> {
+    this.#deps.stats.failure(endpoint.id);
+    await this.#deps.health.failure(endpoint, cause);
+  }
+}
+
+const decoder = new TextDecoder();
+
+/** Whether an answer body parses as JSON (a 200 with garbage is the endpoint's failure, not an answer). */
+function isJson(bytes: Uint8Array): boolean {
+  try {
+    JSON.parse(decoder.decode(bytes));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Upstream headers as the client sees them: hop-by-hop removed, the proxy's own added. */
+export function clientHeaders(upstream: Headers, endpoint: EndpointConfig, attempts: number, requestId: string): Headers {
+  const headers = new Headers();
+  for (const [name, value] of upstream) {
+    if (!DROPPED_RESPONSE_HEADERS.has(name)) headers.set(name, value);
+  }
+  headers.set("x-llmproxy-endpoint", endpoint.id);
+  headers.set("x-llmproxy-attempts", String(attempts));
+  headers.set("x-request-id", requestId);
+  return headers;
+}
+
+/** A caller error passes through as the upstream wrote it when that is an OpenAI envelope; else it is wrapped. */
+function callerError(status: number, bytes: Uint8Array<ArrayBuffer>, headers: Headers): Response {
+  const text = decoder.decode(bytes);
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && "error" in parsed) {
+      headers.set("content-type", "application/json");
+      return new Response(bytes, { status, headers });
+    }
+  } catch {
+    // not JSON: wrapped below
+  }
+  const envelope = {
+    error: {
+      message: `Upstream answered HTTP ${status}: ${text.slice(0, 500)}`,
+      type: "invalid_request_error",
+      param: null,
+      code: `upstream_${status}`,
+    },
+  };
+  headers.set("content-type", "application/json");
+  return new Response(JSON.stringify(envelope), { status, headers });
+}

@@ -1,0 +1,73 @@
+/**
+ * buildServices(config): the ONLY place that picks the memory or Redis store and wires the rest together.
+ */
+
+import { Balancer, type Clock, systemClock } from "./balancer/balancer.ts";
+import type { Config } from "./config/config.ts";
+import { HealthTracker } from "./health/tracker.ts";
+import type { Logger } from "./logger.ts";
+import { Pipeline } from "./proxy/pipeline.ts";
+import { Stats } from "./proxy/stats.ts";
+import { FallbackStore } from "./store/fallback.ts";
+import { MemoryStore } from "./store/memory.ts";
+import { RedisStore } from "./store/redis.ts";
+import type { Store } from "./store/store.ts";
+import { type Fetch, UpstreamClient } from "./upstream/client.ts";
+
+export interface Services {
+  readonly config: Config;
+  readonly store: Store;
+  readonly health: HealthTracker;
+  readonly balancer: Balancer;
+  readonly pipeline: Pipeline;
+  readonly stats: Stats;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly fetch?: Fetch;
+}
+
+export async function buildServices(config: Config, options: ServiceOptions): Promise<Services> {
+  const { settings } = config;
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const store = await createStore(config, logger, clock);
+  const health = new HealthTracker(store, settings, clock.now, logger);
+  const balancer = new Balancer(health, clock);
+  const stats = new Stats();
+  const upstream = new UpstreamClient(options.fetch);
+  const pipeline = new Pipeline({ settings, balancer, health, upstream, stats, logger, clock });
+  return {
+    config,
+    store,
+    health,
+    balancer,
+    pipeline,
+    stats,
+    logger,
+    clock,
+    close: () => store.close(),
+  };
+}
+
+async function createStore(config: Config, logger: Logger, clock: Clock): Promise<Store> {
+  const { settings } = config;
+  const local = new MemoryStore({ namespace: settings.namespace, now: clock.now });
+  if (!settings.redis) return local;
+  const redis = await RedisStore.connect({
+    ...settings.redis,
+    clusterNodes: settings.redis.clusterNodes ? [...settings.redis.clusterNodes] : undefined,
+    namespace: settings.namespace,
+    logger: (level, message, fields) => logger.log(level, message, fields),
+  });
+  return new FallbackStore({
+    primary: redis,
+    local,
+    logger: (level, message, fields) => logger.log(level, message, fields),
+  });
+}

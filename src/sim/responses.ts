@@ -1,0 +1,307 @@
+/**
+ * Responses API answers of the simulated upstream, and the book of responses it produced: a response can be
+ * retrieved, deleted, its input listed, and continued with `previous_response_id` only on the sim that made it.
+ * Encrypted reasoning blobs are likewise readable only by the sim that issued them.
+ */
+
+import {
+  brief,
+  contentText,
+  echoText,
+  errorBody,
+  isObject,
+  type Json,
+  Rejection,
+  sampleFromSchema,
+  type SimContext,
+  splitPieces,
+  tokens,
+  toolResultText,
+} from "./content.ts";
+
+interface Entry {
+  readonly response: Json;
+  readonly input: Json[];
+}
+
+const ENCRYPTED = "reasoning.encrypted_content";
+
+export class ResponseBook {
+  readonly #entries = new Map<string, Entry>();
+  readonly #blobs = new Set<string>();
+  readonly #limit: number;
+
+  /** `limit` bounds the remembered responses and blobs; the oldest are forgotten first. */
+  constructor(limit = 10_000) {
+    this.#limit = limit;
+  }
+
+  /** Builds a completed response; a streamed one has its text long enough to fill `ctx.chunks` deltas. */
+  create(body: Json, ctx: SimContext, stream: boolean): Json {
+    if (typeof body.model !== "string" || body.model === "") {
+      throw new Rejection(
+        400,
+        errorBody(
+          "Missing required parameter: 'model'.",
+          "invalid_request_error",
+          "missing_required_parameter",
+          "model",
+        ),
+      );
+    }
+    const previous = body.previous_response_id;
+    if (typeof previous === "string" && !this.#entries.has(previous)) {
+      throw new Rejection(
+        400,
+        errorBody(
+          `Previous response with id '${previous}' not found.`,
+          "invalid_request_error",
+          "previous_response_not_found",
+          "previous_response_id",
+        ),
+      );
+    }
+    const input = normalizeInput(body.input, ctx);
+    for (const item of input) {
+      if (item.type === "reasoning" && typeof item.encrypted_content === "string") {
+        if (!this.#blobs.has(item.encrypted_content)) {
+          throw new Rejection(
+            400,
+            errorBody(
+              `The encrypted content for item ${item.id ?? "(no id)"} could not be verified.`,
+              "invalid_request_error",
+              "invalid_encrypted_content",
+            ),
+          );
+        }
+      }
+    }
+
+    const output: Json[] = [];
+    const include = Array.isArray(body.include) ? body.include : [];
+    if (include.includes(ENCRYPTED)) {
+      const blob = `enc_${ctx.name}_${crypto.randomUUID().replaceAll("-", "")}`;
+      remember(this.#blobs, blob, this.#limit);
+      output.push({ id: ctx.id("rs"), type: "reasoning", summary: [], encrypted_content: blob });
+    }
+    const pad = (text: string, fill: string) => stream ? splitPieces(text, ctx.chunks, fill).join("") : text;
+    const last = input.at(-1);
+    const tool = body.tool_choice === "none" || last?.type === "function_call_output"
+      ? undefined
+      : firstFunction(body.tools);
+    const userText = lastUserText(input);
+    const textConfig = isObject(body.text) ? body.text : {};
+    const format = isObject(textConfig.format) ? textConfig.format : { type: "text" };
+    let said: string;
+    if (tool) {
+      const args = JSON.stringify(sampleFromSchema(tool.parameters ?? { type: "object" }, userText));
+      said = args;
+      output.push({
+        id: ctx.id("fc"),
+        type: "function_call",
+        status: "completed",
+        arguments: pad(args, " "),
+        call_id: ctx.id("call"),
+        name: tool.name,
+      });
+    } else {
+      let text: string;
+      if (last?.type === "function_call_output") {
+        text = pad(toolResultText(ctx.name, String(last.output)), ".");
+      } else if (format.type === "json_schema") {
+        text = pad(JSON.stringify(sampleFromSchema(format.schema, userText)), " ");
+      } else if (format.type === "json_object") {
+        text = pad(JSON.stringify({ sim: ctx.name, echo: userText }), " ");
+      } else text = pad(echoText(ctx.name, userText), ".");
+      said = text;
+      output.push({
+        id: ctx.id("msg"),
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", annotations: [], logprobs: [], text }],
+      });
+    }
+
+    const now = Math.floor(Date.now() / 1000);
+    const inputTokens = tokens(ctx.bodyLength);
+    const reasoningTokens = output[0]?.type === "reasoning" ? 16 : 0;
+    const outputTokens = tokens(said.length) + reasoningTokens;
+    const reasoning = isObject(body.reasoning) ? body.reasoning : {};
+    const response: Json = {
+      id: ctx.id("resp"),
+      object: "response",
+      created_at: now,
+      status: "completed",
+      background: false,
+      completed_at: now,
+      error: null,
+      incomplete_details: null,
+      instructions: body.instructions ?? null,
+      max_output_tokens: body.max_output_tokens ?? null,
+      max_tool_calls: null,
+      model: body.model,
+      output,
+      parallel_tool_calls: body.parallel_tool_calls ?? true,
+      previous_response_id: previous ?? null,
+      reasoning: { effort: reasoning.effort ?? null, summary: reasoning.summary ?? null },
+      service_tier: "default",
+      store: body.store ?? true,
+      temperature: body.temperature ?? 1,
+      text: { format, verbosity: textConfig.verbosity ?? "medium" },
+      tool_choice: body.tool_choice ?? "auto",
+      tools: Array.isArray(body.tools) ? body.tools : [],
+      top_logprobs: 0,
+      top_p: body.top_p ?? 1,
+      truncation: "disabled",
+      usage: {
+        input_tokens: inputTokens,
+        input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
+        output_tokens: outputTokens,
+        output_tokens_details: { reasoning_tokens: reasoningTokens },
+        total_tokens: inputTokens + outputTokens,
+      },
+      user: null,
+      metadata: isObject(body.metadata) ? body.metadata : {},
+    };
+    if (body.store !== false) {
+      remember(this.#entries, response.id as string, this.#limit, { response, input });
+    }
+    return response;
+  }
+
+  get(id: string): Json | undefined {
+    return this.#entries.get(id)?.response;
+  }
+
+  delete(id: string): boolean {
+    return this.#entries.delete(id);
+  }
+
+  /** The input items of a stored response as a `list`, honouring `order` (default desc), `limit` and `after`. */
+  inputItems(id: string, search: URLSearchParams): Json | undefined {
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    let items = search.get("order") === "asc" ? entry.input : entry.input.toReversed();
+    const after = search.get("after");
+    if (after) items = items.slice(items.findIndex((item) => item.id === after) + 1);
+    const limit = Math.min(100, Math.max(1, Number(search.get("limit")) || 20));
+    const data = items.slice(0, limit);
+    return {
+      object: "list",
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: items.length > limit,
+    };
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#blobs.clear();
+  }
+}
+
+function remember<K, V>(into: Map<K, V> | Set<K>, key: K, limit: number, value?: V): void {
+  if (into.size >= limit) {
+    const oldest = into.keys().next();
+    if (!oldest.done) into.delete(oldest.value);
+  }
+  if (into instanceof Map) into.set(key, value as V);
+  else into.add(key);
+}
+
+/** The input as explicit items with ids, the way `GET /responses/{id}/input_items` lists them. */
+function normalizeInput(input: unknown, ctx: SimContext): Json[] {
+  if (typeof input === "string") {
+    return [{
+      id: ctx.id("msg"),
+      type: "message",
+      role: "user",
+      status: "completed",
+      content: [{ type: "input_text", text: input }],
+    }];
+  }
+  if (!Array.isArray(input)) return [];
+  return input.filter(isObject).map((raw) => {
+    const item: Json = { ...raw };
+    if (item.type === undefined && typeof item.role === "string") item.type = "message";
+    if (item.type === "message") {
+      if (typeof item.content === "string") {
+        const partType = item.role === "assistant" ? "output_text" : "input_text";
+        item.content = [{ type: partType, text: item.content }];
+      }
+      item.status ??= "completed";
+    }
+    item.id ??= ctx.id(item.type === "message" ? "msg" : "item");
+    return item;
+  });
+}
+
+function lastUserText(input: Json[]): string {
+  for (let i = input.length - 1; i >= 0; i--) {
+    const item = input[i];
+    if (item.type === "message" && item.role === "user") return brief(contentText(item.content));
+  }
+  return "";
+}
+
+function firstFunction(tools: unknown): { name: string; parameters: unknown } | undefined {
+  if (!Array.isArray(tools)) return undefined;
+  for (const tool of tools) {
+    if (isObject(tool) && tool.type === "function" && typeof tool.name === "string") {
+      return { name: tool.name, parameters: tool.parameters };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The typed SSE frames (`event: <type>\ndata: {...}\n\n`) of a completed response, split into `chunks` deltas:
+ * created, in_progress, per output item its added / part / delta / done events, then completed.
+ */
+export function responseStreamFrames(response: Json, chunks: number): string[] {
+  const frames: string[] = [];
+  let sequence = 0;
+  const emit = (type: string, fields: Json) =>
+    frames.push(
+      `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...fields })}\n\n`,
+    );
+  const pending = { ...response, status: "in_progress", completed_at: null, output: [], usage: null };
+  emit("response.created", { response: pending });
+  emit("response.in_progress", { response: pending });
+  const output = response.output as Json[];
+  output.forEach((item, outputIndex) => {
+    const id = item.id as string;
+    if (item.type === "message") {
+      const part = (item.content as Json[])[0];
+      const text = part.text as string;
+      emit("response.output_item.added", {
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", content: [] },
+      });
+      const at = { item_id: id, output_index: outputIndex, content_index: 0 };
+      emit("response.content_part.added", { ...at, part: { ...part, text: "" } });
+      for (const delta of splitPieces(text, chunks)) {
+        emit("response.output_text.delta", { ...at, delta, logprobs: [] });
+      }
+      emit("response.output_text.done", { ...at, text, logprobs: [] });
+      emit("response.content_part.done", { ...at, part });
+    } else if (item.type === "function_call") {
+      emit("response.output_item.added", {
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", arguments: "" },
+      });
+      const at = { item_id: id, output_index: outputIndex };
+      for (const delta of splitPieces(item.arguments as string, chunks)) {
+        emit("response.function_call_arguments.delta", { ...at, delta });
+      }
+      emit("response.function_call_arguments.done", { ...at, arguments: item.arguments });
+    } else {
+      emit("response.output_item.added", { output_index: outputIndex, item });
+    }
+    emit("response.output_item.done", { output_index: outputIndex, item });
+  });
+  emit("response.completed", { response });
+  return frames;
+}

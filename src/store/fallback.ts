@@ -1,0 +1,114 @@
+/**
+ * What the proxy uses when Redis is configured: every call goes to the primary (Redis) store; while it is away
+ * (status "degraded", or a call throws) the same call is served by a local MemoryStore, so the proxy keeps working
+ * on this instance's own state. One warning per outage, one info line when the primary answers again.
+ */
+
+import { MemoryStore } from "./memory.ts";
+import type { StoreLogger } from "./redis.ts";
+import type { CooldownReason, EndpointHealth, FailureOptions, Store, StoreStatus } from "./store.ts";
+
+export interface FallbackStoreOptions {
+  readonly primary: Store;
+  /** Local state while the primary is away; default a fresh MemoryStore. */
+  readonly local?: MemoryStore;
+  readonly logger?: StoreLogger;
+}
+
+export class FallbackStore implements Store {
+  readonly #primary: Store;
+  readonly #local: MemoryStore;
+  readonly #log: StoreLogger;
+  #outage = false;
+
+  constructor(options: FallbackStoreOptions) {
+    this.#primary = options.primary;
+    this.#local = options.local ?? new MemoryStore();
+    this.#log = options.logger ?? (() => {});
+  }
+
+  get kind(): Store["kind"] {
+    return this.#primary.kind;
+  }
+
+  readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
+    return this.#call((store) => store.readHealth(ids));
+  }
+
+  recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
+    return this.#call((store) => store.recordFailure(id, options));
+  }
+
+  recordSuccess(id: string): Promise<void> {
+    return this.#call((store) => store.recordSuccess(id));
+  }
+
+  coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
+    return this.#call((store) => store.coolDown(id, until, reason));
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.#call((store) => store.get(key));
+  }
+
+  set(key: string, value: string, ttlMs?: number): Promise<void> {
+    return this.#call((store) => store.set(key, value, ttlMs));
+  }
+
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.#call((store) => store.setIfAbsent(key, value, ttlMs));
+  }
+
+  /** Also removes the key locally, so a later outage never brings back what was deleted. */
+  delete(key: string): Promise<boolean> {
+    return this.#call((store) => {
+      if (store !== this.#local) void this.#local.delete(key);
+      return store.delete(key);
+    });
+  }
+
+  /** Also removes the prefix locally, so a later outage never brings back what was deleted. */
+  deleteByPrefix(prefix: string): Promise<number> {
+    return this.#call((store) => {
+      if (store !== this.#local) void this.#local.deleteByPrefix(prefix);
+      return store.deleteByPrefix(prefix);
+    });
+  }
+
+  addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
+    return this.#call((store) => store.addToWindow(key, amount, windowMs, now));
+  }
+
+  status(): StoreStatus {
+    return this.#primary.status();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#primary.close(), this.#local.close()]);
+  }
+
+  async #call<T>(operation: (store: Store) => Promise<T>): Promise<T> {
+    if (this.#primary.status() === "degraded") {
+      this.#enterOutage("status degraded");
+      return operation(this.#local);
+    }
+    let result: T;
+    try {
+      result = await operation(this.#primary);
+    } catch (error) {
+      this.#enterOutage(error instanceof Error ? error.message : String(error));
+      return operation(this.#local);
+    }
+    if (this.#outage) {
+      this.#outage = false;
+      this.#log("info", `${this.#primary.kind} store answers again; using shared state`);
+    }
+    return result;
+  }
+
+  #enterOutage(reason: string): void {
+    if (this.#outage) return;
+    this.#outage = true;
+    this.#log("warn", `${this.#primary.kind} store unavailable; serving local state`, { reason });
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The in-process store: the default, and the local fallback while Redis is away. Plain Maps on the request hot
+ * path; expired entries behave as absent at once (checked on read) and are removed by a small sweep that advances
+ * on every write, so no timer keeps the process alive.
+ */
+
+import { applyCooldown, applyFailure, applySuccess } from "./health_transitions.ts";
+import {
+  type CooldownReason,
+  type EndpointHealth,
+  type FailureOptions,
+  HEALTHY,
+  type Store,
+  type StoreStatus,
+} from "./store.ts";
+
+export interface MemoryStoreOptions {
+  /** Kept for symmetry with the Redis store; each MemoryStore has its own maps anyway. */
+  readonly namespace?: string;
+  /** Epoch milliseconds; defaults to `Date.now`. */
+  readonly now?: () => number;
+}
+
+interface Entry<T> {
+  value: T;
+  /** Epoch milliseconds; 0 means never. */
+  expiresAt: number;
+}
+
+/** Entries the sweep inspects per write: enough to keep pace with insertions, small enough to stay cheap. */
+const SWEEP_STEP = 8;
+
+export class MemoryStore implements Store {
+  readonly kind = "memory" as const;
+  readonly namespace: string;
+  readonly #now: () => number;
+  readonly #health = new Map<string, EndpointHealth>();
+  readonly #values = new Map<string, Entry<string>>();
+  readonly #windows = new Map<string, Entry<number>>();
+  #valueSweep: Iterator<[string, Entry<string>]> | null = null;
+  #windowSweep: Iterator<[string, Entry<number>]> | null = null;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.namespace = options.namespace ?? "llmproxy";
+    this.#now = options.now ?? Date.now;
+  }
+
+  readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
+    const health = this.#health;
+    const out = new Array<EndpointHealth>(ids.length);
+    for (let i = 0; i < ids.length; i++) out[i] = health.get(ids[i]) ?? HEALTHY;
+    return Promise.resolve(out);
+  }
+
+  recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
+    const next = applyFailure(this.#health.get(id) ?? HEALTHY, options);
+    this.#health.set(id, next);
+    return Promise.resolve(next);
+  }
+
+  recordSuccess(id: string): Promise<void> {
+    const state = this.#health.get(id);
+    if (state !== undefined) this.#health.set(id, applySuccess(state));
+    return Promise.resolve();
+  }
+
+  coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
+    const next = applyCooldown(this.#health.get(id) ?? HEALTHY, until, reason);
+    this.#health.set(id, next);
+    return Promise.resolve(next);
+  }
+
+  get(key: string): Promise<string | null> {
+    return Promise.resolve(this.#live(key)?.value ?? null);
+  }
+
+  set(key: string, value: string, ttlMs?: number): Promise<void> {
+    this.#write(key, value, ttlMs);
+    return Promise.resolve();
+  }
+
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.#live(key) !== undefined) return Promise.resolve(false);
+    this.#write(key, value, ttlMs);
+    return Promise.resolve(true);
+  }
+
+  #write(key: string, value: string, ttlMs: number | undefined): void {
+    const now = this.#now();
+    this.#sweepValues(now);
+    const expiresAt = ttlMs !== undefined && ttlMs > 0 ? now + ttlMs : 0;
+    const entry = this.#values.get(key);
+    if (entry === undefined) this.#values.set(key, { value, expiresAt });
+    else {
+      entry.value = value;
+      entry.expiresAt = expiresAt;
+    }
+  }
+
+  delete(key: string): Promise<boolean> {
+    const existed = this.#live(key) !== undefined;
+    this.#values.delete(key);
+    return Promise.resolve(existed);
+  }
+
+  deleteByPrefix(prefix: string): Promise<number> {
+    const now = this.#now();
+    let count = 0;
+    for (const [key, entry] of this.#values) {
+      if (!key.startsWith(prefix)) continue;
+      if (entry.expiresAt === 0 || entry.expiresAt > now) count++;
+      this.#values.delete(key);
+    }
+    return Promise.resolve(count);
+  }
+
+  addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
+    if (!(windowMs > 0)) {
+      return Promise.reject(new RangeError(`addToWindow '${key}': windowMs must be > 0, got ${windowMs}`));
+    }
+    const clock = this.#now();
+    this.#sweepWindows(clock);
+    const windowKey = `${key}\u0000${Math.floor(now / windowMs) * windowMs}`;
+    const add = Math.round(amount);
+    const entry = this.#windows.get(windowKey);
+    if (entry === undefined || entry.expiresAt <= clock) {
+      this.#windows.set(windowKey, { value: add, expiresAt: clock + windowMs });
+      return Promise.resolve(add);
+    }
+    entry.value += add;
+    entry.expiresAt = clock + windowMs;
+    return Promise.resolve(entry.value);
+  }
+
+  status(): StoreStatus {
+    return "ok";
+  }
+
+  /** Forgets everything (the fallback store drops its local state when Redis is back). */
+  clear(): void {
+    this.#health.clear();
+    this.#values.clear();
+    this.#windows.clear();
+    this.#valueSweep = null;
+    this.#windowSweep = null;
+  }
+
+  close(): Promise<void> {
+    this.clear();
+    return Promise.resolve();
+  }
+
+  /** The entry at `key` if present and not expired; an expired one is removed. */
+  #live(key: string): Entry<string> | undefined {
+    const entry = this.#values.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt !== 0 && entry.expiresAt <= this.#now()) {
+      this.#values.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #sweepValues(now: number): void {
+    this.#valueSweep = sweep(this.#values, this.#valueSweep, now);
+  }
+
+  #sweepWindows(now: number): void {
+    this.#windowSweep = sweep(this.#windows, this.#windowSweep, now);
+  }
+}
+
+/**
+ * Inspects up to SWEEP_STEP entries from where the last sweep stopped, deleting expired ones. Map iterators stay
+ * valid across deletes and inserts, so one iterator walks the map in rounds; returns it (null when a round ends).
+ */
+function sweep<T>(
+  map: Map<string, Entry<T>>,
+  iterator: Iterator<[string, Entry<T>]> | null,
+  now: number,
+): Iterator<[string, Entry<T>]> | null {
+  if (map.size === 0) return null;
+  const it = iterator ?? map.entries();
+  for (let i = 0; i < SWEEP_STEP; i++) {
+    const step = it.next();
+    if (step.done) return null;
+    const [key, entry] = step.value;
+    if (entry.expiresAt !== 0 && entry.expiresAt <= now) map.delete(key);
+  }
+  return it;
+}

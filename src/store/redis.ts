@@ -1,0 +1,375 @@
+/**
+ * The shared store over Redis (or Redis Cluster) with ioredis. Key layout, all under `${namespace}:`:
+ *
+ * - `${ns}:{${id}}:health`           hash { failures, until, reason } of one endpoint
+ * - `${ns}:{${key}}:w:${windowStart}` counter of one fixed window
+ * - `${ns}:${key}`                    plain values (cache, affinity, locks)
+ *
+ * Every key one Lua script touches carries the same hash tag, so the scripts run unchanged on a cluster. Commands
+ * fail fast while Redis is away (no offline queue, no retries, short timeouts) and the client reconnects forever in
+ * the background; `FallbackStore` serves local state in the meantime.
+ */
+
+import { Cluster, Redis } from "ioredis";
+import type { ClusterOptions, RedisOptions } from "ioredis";
+import {
+  type CooldownReason,
+  type EndpointHealth,
+  type FailureOptions,
+  HEALTHY,
+  type Store,
+  type StoreStatus,
+} from "./store.ts";
+
+export type StoreLogger = (
+  level: "info" | "warn" | "error",
+  message: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://...`; wins over host/port. */
+  readonly url?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly password?: string;
+  readonly tls?: boolean;
+  /** Seed nodes (`host:port`) of a Redis Cluster; when given, a cluster client is used. */
+  readonly clusterNodes?: readonly string[];
+  /** Prefix of every key; default "llmproxy". */
+  readonly namespace?: string;
+  readonly logger?: StoreLogger;
+  /** Give up on one connection attempt after this long; default 1000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** Reject a command that got no reply after this long; default 1000 ms. */
+  readonly commandTimeoutMs?: number;
+}
+
+// Each script mirrors the function of the same name in health_transitions.ts.
+const RECORD_FAILURE = `
+local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
+local failures = (tonumber(h[1]) or 0) + 1
+local untilMs = h[2] or '0'
+local reason = h[3] or ''
+if failures >= tonumber(ARGV[1]) then
+  failures = 0
+  if tonumber(ARGV[2]) > tonumber(untilMs) then
+    untilMs = ARGV[2]
+    reason = 'failures'
+  end
+  redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
+else
+  redis.call('HSET', KEYS[1], 'failures', failures)
+end
+return {failures, untilMs, reason}`;
+
+const COOL_DOWN = `
+local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
+local untilMs = h[2] or '0'
+local reason = h[3] or ''
+if tonumber(ARGV[1]) > tonumber(untilMs) then
+  untilMs = ARGV[1]
+  reason = ARGV[2]
+  redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
+elseif h[1] and h[1] ~= '0' then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+end
+return {0, untilMs, reason}`;
+
+const RECORD_SUCCESS = `
+local f = redis.call('HGET', KEYS[1], 'failures')
+if f and f ~= '0' then redis.call('HSET', KEYS[1], 'failures', 0) end
+return 0`;
+
+const ADD_TO_WINDOW = `
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return total`;
+
+type HealthReply = [failures: number | string, until: string, reason: string];
+
+/** The Lua commands `defineCommand` adds to the client. */
+interface Scripts {
+  llmproxyRecordFailure(key: string, allowedFails: number, until: number): Promise<HealthReply>;
+  llmproxyCoolDown(key: string, until: number, reason: CooldownReason): Promise<HealthReply>;
+  llmproxyRecordSuccess(key: string): Promise<number>;
+  llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
+}
+
+type Client = Redis | Cluster;
+
+const SCAN_COUNT = 500;
+
+export class RedisStore implements Store {
+  readonly kind = "redis" as const;
+  readonly #client: Client;
+  readonly #scripts: Scripts;
+  readonly #ns: string;
+  readonly #log: StoreLogger;
+  /** Where we connect, without credentials, for log lines. */
+  readonly #target: string;
+  #down = false;
+  #closing = false;
+
+  /** Connects and waits for the first attempt to end; a Redis that is away yields a degraded store that retries. */
+  static async connect(options: RedisStoreOptions): Promise<RedisStore> {
+    const store = new RedisStore(options);
+    await store.#firstAttempt(options.connectTimeoutMs ?? 1000);
+    return store;
+  }
+
+  private constructor(options: RedisStoreOptions) {
+    this.#ns = options.namespace ?? "llmproxy";
+    this.#log = options.logger ?? (() => {});
+    this.#target = describeTarget(options);
+    this.#client = createClient(options);
+    for (
+      const [name, lua] of [
+        ["llmproxyRecordFailure", RECORD_FAILURE],
+        ["llmproxyCoolDown", COOL_DOWN],
+        ["llmproxyRecordSuccess", RECORD_SUCCESS],
+        ["llmproxyAddToWindow", ADD_TO_WINDOW],
+      ]
+    ) this.#client.defineCommand(name, { lua, numberOfKeys: 1 });
+    this.#scripts = this.#client as unknown as Scripts;
+    this.#client.on("ready", () => this.#onReady());
+    this.#client.on("error", (error: Error) => this.#onDown(error.message));
+    this.#client.on("close", () => this.#onDown("connection closed"));
+  }
+
+  async readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
+    if (ids.length === 0) return [];
+    const client = this.#client;
+    if (client instanceof Cluster) {
+      // Auto-pipelining sends one pipeline per node, all at once; a plain pipeline must stay on one node.
+      const replies = await Promise.all(
+        ids.map((id) => client.hmget(this.#healthKey(id), "failures", "until", "reason")),
+      );
+      return replies.map(toHealth);
+    }
+    const pipeline = client.pipeline();
+    for (const id of ids) pipeline.hmget(this.#healthKey(id), "failures", "until", "reason");
+    const results = await pipeline.exec();
+    if (results === null) throw new Error("Redis readHealth: pipeline was discarded");
+    return results.map(([error, reply]) => {
+      if (error) throw error;
+      return toHealth(reply as (string | null)[]);
+    });
+  }
+
+  async recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
+    const reply = await this.#scripts.llmproxyRecordFailure(
+      this.#healthKey(id),
+      options.allowedFails,
+      options.cooldownUntil,
+    );
+    return fromScript(reply);
+  }
+
+  async recordSuccess(id: string): Promise<void> {
+    await this.#scripts.llmproxyRecordSuccess(this.#healthKey(id));
+  }
+
+  async coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
+    return fromScript(await this.#scripts.llmproxyCoolDown(this.#healthKey(id), until, reason));
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.#client.get(this.#key(key));
+  }
+
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    if (ttlMs !== undefined && ttlMs > 0) {
+      await this.#client.set(this.#key(key), value, "PX", Math.ceil(ttlMs));
+    } else await this.#client.set(this.#key(key), value);
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const reply = ttlMs > 0
+      ? await this.#client.set(this.#key(key), value, "PX", Math.ceil(ttlMs), "NX")
+      : await this.#client.set(this.#key(key), value, "NX");
+    return reply === "OK";
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.#client.unlink(this.#key(key))) > 0;
+  }
+
+  async deleteByPrefix(prefix: string): Promise<number> {
+    const match = `${escapeGlob(this.#key(prefix))}*`;
+    // An empty prefix must not take the health and window keys (`${ns}:{...`) with it.
+    const skip = prefix === "" ? `${this.#ns}:{` : null;
+    const client = this.#client;
+    const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+    const counts = await Promise.all(nodes.map((node) => deleteOnNode(node, match, skip, node !== client)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
+    if (!(windowMs > 0)) {
+      return Promise.reject(new RangeError(`addToWindow '${key}': windowMs must be > 0, got ${windowMs}`));
+    }
+    const windowStart = Math.floor(now / windowMs) * windowMs;
+    return this.#scripts.llmproxyAddToWindow(
+      `${this.#ns}:{${key}}:w:${windowStart}`,
+      Math.round(amount),
+      Math.ceil(windowMs),
+    );
+  }
+
+  status(): StoreStatus {
+    return this.#client.status === "ready" ? "ok" : "degraded";
+  }
+
+  /** Quits (or drops a connection that is not up) and waits until the socket and every timer are gone. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    const client = this.#client;
+    if (client.status === "end") return;
+    const ended = new Promise<void>((resolve) => client.once("end", () => resolve()));
+    if (client.status === "ready") {
+      try {
+        await client.quit();
+      } catch {
+        client.disconnect();
+      }
+    } else {
+      client.disconnect();
+    }
+    await ended;
+  }
+
+  #key(key: string): string {
+    return `${this.#ns}:${key}`;
+  }
+
+  #healthKey(id: string): string {
+    return `${this.#ns}:{${id}}:health`;
+  }
+
+  #onReady(): void {
+    if (this.#down) this.#log("info", "Redis connection restored", { target: this.#target });
+    this.#down = false;
+  }
+
+  #onDown(reason: string): void {
+    if (this.#down || this.#closing) return;
+    this.#down = true;
+    this.#log("warn", "Redis connection lost; serving local state and retrying", {
+      target: this.#target,
+      reason,
+    });
+  }
+
+  /** Resolves once the first connection attempt succeeded or failed (or after a safety timeout). */
+  #firstAttempt(timeoutMs: number): Promise<void> {
+    const client = this.#client;
+    if (client.status === "ready") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        client.off("ready", done).off("error", done).off("close", done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs + 500);
+      client.on("ready", done).on("error", done).on("close", done);
+    });
+  }
+}
+
+function createClient(options: RedisStoreOptions): Client {
+  const connectTimeout = options.connectTimeoutMs ?? 1000;
+  const retry = (attempt: number) => Math.min(200 * attempt, 2000);
+  const common: RedisOptions = {
+    connectTimeout,
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    // A command sent while disconnected fails at once; one in flight when the connection drops fails too.
+    maxRetriesPerRequest: 0,
+    keepAlive: 10_000,
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(options.tls ? { tls: {} } : {}),
+  };
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: retry,
+      redisOptions: common,
+    };
+    return new Cluster([...options.clusterNodes], clusterOptions);
+  }
+  const standalone: RedisOptions = { ...common, enableOfflineQueue: false, retryStrategy: retry };
+  if (options.url !== undefined) return new Redis(options.url, standalone);
+  return new Redis({ ...standalone, host: options.host ?? "127.0.0.1", port: options.port ?? 6379 });
+}
+
+/** SCANs one node for `match` and UNLINKs what it finds, page by page; returns how many keys went. */
+async function deleteOnNode(
+  node: Redis,
+  match: string,
+  skip: string | null,
+  clusterNode: boolean,
+): Promise<number> {
+  let cursor = "0";
+  let count = 0;
+  do {
+    const [next, found] = await node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT);
+    cursor = next;
+    const keys = skip === null ? found : found.filter((key) => !key.startsWith(skip));
+    if (keys.length === 0) continue;
+    if (!clusterNode) {
+      count += await node.unlink(...keys);
+      continue;
+    }
+    // A cluster node refuses multi-key commands across slots: one UNLINK per key, in one pipeline.
+    const pipeline = node.pipeline();
+    for (const key of keys) pipeline.unlink(key);
+    for (const [error, n] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      count += n as number;
+    }
+  } while (cursor !== "0");
+  return count;
+}
+
+function toHealth(reply: (string | null)[]): EndpointHealth {
+  const [failures, until, reason] = reply;
+  if (failures === null && until === null) return HEALTHY;
+  return {
+    failures: failures === null ? 0 : Number(failures),
+    cooldownUntil: until === null ? 0 : Number(until),
+    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
+  };
+}
+
+function fromScript([failures, until, reason]: HealthReply): EndpointHealth {
+  return {
+    failures: Number(failures),
+    cooldownUntil: Number(until),
+    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
+  };
+}
+
+/** Escapes the glob characters of a SCAN MATCH pattern. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+/** `host:port` (or the cluster seeds) without user or password, for logs. */
+function describeTarget(options: RedisStoreOptions): string {
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    return options.clusterNodes.map((node) => stripCredentials(node)).join(",");
+  }
+  if (options.url !== undefined) return stripCredentials(options.url);
+  return `${options.host ?? "127.0.0.1"}:${options.port ?? 6379}`;
+}
+
+function stripCredentials(address: string): string {
+  try {
+    const url = new URL(address.includes("://") ? address : `redis://${address}`);
+    return `${url.hostname}:${url.port || "6379"}`;
+  } catch {
+    return "(unparsable address)";
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * One call to one upstream endpoint: URL and auth from the provider table, a total timeout, and the client's abort
+ * signal forwarded so a client that leaves cancels the upstream request.
+ */
+
+import type { EndpointConfig } from "../config/config.ts";
+import { upstreamHeaders, upstreamUrl } from "./providers.ts";
+
+export type Fetch = (input: Request | URL | string, init?: RequestInit) => Promise<Response>;
+
+export interface UpstreamRequest {
+  readonly endpoint: EndpointConfig;
+  readonly method: "GET" | "POST" | "DELETE";
+  /** Path below `/v1`, e.g. `chat/completions`. */
+  readonly path: string;
+  /** Query string to append (without `?`), e.g. for `input_items` paging. */
+  readonly query?: string;
+  readonly body?: string;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  /** The client's signal: aborted when the client disconnects. */
+  readonly signal: AbortSignal;
+}
+
+export type UpstreamResult =
+  | { readonly kind: "response"; readonly response: Response; readonly startedAt: number }
+  | { readonly kind: "timeout" }
+  | { readonly kind: "aborted" }
+  | { readonly kind: "connection"; readonly message: string };
+
+export class UpstreamClient {
+  readonly #fetch: Fetch;
+
+  constructor(fetchFn: Fetch = fetch) {
+    this.#fetch = fetchFn;
+  }
+
+  /**
+   * Sends the request. The returned response's body is still tied to the timeout and the client's signal, so a
+   * stream is cut when either fires.
+   */
+  async send(request: UpstreamRequest): Promise<UpstreamResult> {
+    const { endpoint } = request;
+    let url = upstreamUrl(endpoint, request.path);
+    if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
+    const timeout = AbortSignal.timeout(endpoint.timeoutMs);
+    const signal = AbortSignal.any([request.signal, timeout]);
+    const startedAt = performance.now();
+    try {
+      const response = await this.#fetch(url, {
+        method: request.method,
+        headers: upstreamHeaders(endpoint, request.clientHeaders, request.requestId),
+        body: request.body,
+        signal,
+        redirect: "manual",
+      });
+      return { kind: "response", response, startedAt };
+    } catch (error) {
+      if (request.signal.aborted) return { kind: "aborted" };
+      if (timeout.aborted) return { kind: "timeout" };
+      return { kind: "connection", message: connectionMessage(error) };
+    }
+  }
+}
+
+/** A short reason for a failed connection that never includes the upstream URL (it may carry credentials). */
+export function connectionMessage(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const cleaned = text.replace(/\(?\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*\)?/gi, "").replace(/\s+/g, " ").trim();
+  if (/refused/i.test(cleaned)) return "connection refused";
+  if (/reset|closed|broken pipe|eof/i.test(cleaned)) return "connection reset";
+  if (/dns|lookup|resolve|name or service/i.test(cleaned)) return "name resolution failed";
+  if (/certificate|tls|ssl/i.test(cleaned)) return "TLS error";
+  return cleaned.slice(0, 120) || "connection error";
+}

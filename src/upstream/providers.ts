@@ -1,0 +1,93 @@
+/**
+ * How each provider wants to be called: the URL layout and the auth header. A table of small functions, one row
+ * per provider, so adding one means adding a row.
+ */
+
+import type { EndpointConfig, Provider } from "../config/config.ts";
+
+/** The generation routes a client can call; `path` is the upstream path below `/v1`. */
+export type Route = "chat" | "responses" | "embeddings";
+
+export const ROUTE_PATHS: Readonly<Record<Route, string>> = {
+  chat: "chat/completions",
+  responses: "responses",
+  embeddings: "embeddings",
+};
+
+interface ProviderRules {
+  /** Full upstream URL for `path` (below `/v1`, e.g. `chat/completions` or `responses/resp_1/input_items`). */
+  url(endpoint: EndpointConfig, path: string): string;
+  /** Sets the provider's auth header. */
+  authorize(headers: Headers, endpoint: EndpointConfig): void;
+}
+
+const DEPLOYMENT_ROUTES = new Set(["chat/completions", "embeddings", "completions", "audio/transcriptions"]);
+
+const openai: ProviderRules = {
+  url(endpoint, path) {
+    const base = endpoint.baseUrl.endsWith("/v1") ? endpoint.baseUrl : `${endpoint.baseUrl}/v1`;
+    return `${base}/${path}`;
+  },
+  authorize(headers, endpoint) {
+    headers.set("authorization", `Bearer ${endpoint.apiKey}`);
+  },
+};
+
+const azure: ProviderRules = {
+  url(endpoint, path) {
+    const base = endpoint.baseUrl.replace(/\/openai(\/v1)?$/, "");
+    if (!endpoint.apiVersion) return `${base}/openai/v1/${path}`;
+    const version = `api-version=${encodeURIComponent(endpoint.apiVersion)}`;
+    if (DEPLOYMENT_ROUTES.has(path)) {
+      return `${base}/openai/deployments/${encodeURIComponent(endpoint.model)}/${path}?${version}`;
+    }
+    return `${base}/openai/${path}?${version}`;
+  },
+  authorize(headers, endpoint) {
+    headers.set("api-key", endpoint.apiKey);
+  },
+};
+
+const PROVIDERS: Readonly<Record<Provider, ProviderRules>> = { openai, azure };
+
+export function upstreamUrl(endpoint: EndpointConfig, path: string): string {
+  return PROVIDERS[endpoint.provider].url(endpoint, path);
+}
+
+/** Request headers that never travel to an upstream: hop-by-hop, client credentials, proxy-only controls. */
+const DROPPED_REQUEST_HEADERS = new Set([
+  "authorization",
+  "api-key",
+  "host",
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "accept-encoding",
+  "cache-control",
+  "cookie",
+  "x-request-id",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+]);
+
+/** Builds the upstream request headers from the client's, the endpoint's extras and the endpoint's key. */
+export function upstreamHeaders(endpoint: EndpointConfig, client: Headers, requestId: string): Headers {
+  const headers = new Headers();
+  for (const [name, value] of client) {
+    if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith("x-llmproxy-")) headers.set(name, value);
+  }
+  for (const [name, value] of Object.entries(endpoint.headers)) headers.set(name, value);
+  headers.set("content-type", "application/json");
+  headers.set("x-request-id", requestId);
+  PROVIDERS[endpoint.provider].authorize(headers, endpoint);
+  return headers;
+}

@@ -1,0 +1,146 @@
+/**
+ * Starts the real proxy in this process on 127.0.0.1 with a free port, from YAML text as a user would write it.
+ * `startProxyProcess` runs the CLI as a subprocess instead (for flags, exit codes and signals).
+ */
+
+import { createApp } from "../../src/app.ts";
+import { parseConfig } from "../../src/config/load.ts";
+import { createLogger, type Logger, type LogLevel } from "../../src/logger.ts";
+import { buildServices, type Services } from "../../src/services.ts";
+
+export interface RunningProxy extends AsyncDisposable {
+  readonly url: string;
+  readonly services: Services;
+  /** Log lines written so far (JSON strings). */
+  readonly logs: string[];
+  close(): Promise<void>;
+}
+
+export interface ProxyOptions {
+  readonly env?: Record<string, string>;
+  readonly logLevel?: LogLevel;
+}
+
+export async function startProxy(yaml: string, options: ProxyOptions = {}): Promise<RunningProxy> {
+  const env = options.env ?? {};
+  const config = parseConfig(yaml, "test.yaml", (name) => env[name]);
+  const logs: string[] = [];
+  const logger: Logger = createLogger({ level: options.logLevel ?? "debug", write: (line) => logs.push(line) });
+  const services = await buildServices(config, { logger });
+  const app = createApp(services);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await server.shutdown();
+    await services.close();
+  };
+  return { url, services, logs, close, [Symbol.asyncDispose]: close };
+}
+
+/** One endpoint entry of a config, for tests that build configs from parts. */
+export function endpointYaml(
+  baseUrl: string,
+  options: { weight?: number; name?: string; model?: string; extra?: string } = {},
+): string {
+  return [
+    `      - model: ${options.model ?? "upstream-model"}`,
+    `        weight: ${options.weight ?? 1}`,
+    `        params:`,
+    `          base_url: ${baseUrl}`,
+    `          api_key: sk-test-${options.name ?? "key"}`,
+    ...(options.name ? [`          name: ${options.name}`] : []),
+    ...(options.extra ? [options.extra] : []),
+  ].join("\n");
+}
+
+/** A config with one group `group` made of the given endpoint entries, plus general settings lines. */
+export function groupYaml(endpoints: string[], settings: string[] = [], group = "gpt-test"): string {
+  return [
+    "model_groups:",
+    `  - model_group: ${group}`,
+    "    models:",
+    ...endpoints,
+    "general_settings:",
+    "  cooldown_time: 30",
+    ...settings.map((line) => `  ${line}`),
+  ].join("\n") + "\n";
+}
+
+export interface ProxyProcess extends AsyncDisposable {
+  readonly url: string;
+  readonly child: Deno.ChildProcess;
+  /** Everything printed on stdout and stderr so far. */
+  output(): string;
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** Runs `deno run main.ts ARGS` and waits for its `Listening on` line. */
+export async function startProxyProcess(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<ProxyProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    env: options.env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  let url: string | undefined;
+  while (!url) {
+    const match = text.match(/Listening on (http:\/\/\S+)/);
+    if (match) url = match[1];
+    else if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await child.status;
+      await pumps;
+      throw new Error(`proxy did not start:\n${text}`);
+    } else {
+      const exited = await Promise.race([child.status.then(() => true), delay(20).then(() => false)]);
+      if (exited) {
+        await pumps;
+        throw new Error(`proxy exited before listening:\n${text}`);
+      }
+    }
+  }
+  let exitCode: number | undefined;
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (exitCode === undefined) {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+      exitCode = (await child.status).code;
+      await pumps;
+    }
+    return exitCode;
+  };
+  return { url, child, output: () => text, stop, [Symbol.asyncDispose]: async () => void await stop("SIGKILL") };
+}
+
+/** Runs the CLI to completion (for flags that exit at once) and returns its exit code and output. */
+export async function runCli(args: string[], env?: Record<string, string>): Promise<{ code: number; output: string }> {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: result.code, output: decoder.decode(result.stdout) + decoder.decode(result.stderr) };
+}
+
+export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,106 @@
+/** The CLI as a user runs it: flags, exit codes, config errors, the Listening line, graceful shutdown. */
+
+import assert from "node:assert/strict";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { endpointYaml, groupYaml, runCli, startProxyProcess } from "../_support/proxy.ts";
+
+async function withConfigFile<T>(text: string, run: (path: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/llmproxy.yaml`;
+  await Deno.writeTextFile(path, text);
+  try {
+    return await run(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("--help, --version and unknown flags", async () => {
+  const help = await runCli(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.output, /--config PATH/);
+  const version = await runCli(["--version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.output.trim(), /^\d+\.\d+\.\d+$/);
+  const unknown = await runCli(["--colour", "blue"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.output, /colour/);
+  assert.match(unknown.output, /Usage:/);
+  const badPort = await runCli(["--port", "http"]);
+  assert.equal(badPort.code, 2);
+});
+
+Deno.test("config problems stop start-up with exit code 2 and a message naming file, path and value", async () => {
+  const missing = await runCli(["--config", "/nonexistent/llmproxy.yaml"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.output, /\/nonexistent\/llmproxy.yaml/);
+
+  const bad = groupYaml([endpointYaml("http://127.0.0.1:1", { weight: -1 })]);
+  await withConfigFile(bad, async (path) => {
+    const result = await runCli(["--config", path]);
+    assert.equal(result.code, 2);
+    assert.match(result.output, /model_groups\[0\]\.models\[0\]\.weight/);
+    assert.match(result.output, /-1/);
+    assert.ok(!result.output.includes("    at "), "no stack trace");
+  });
+
+  const unsetEnv = groupYaml([endpointYaml("http://127.0.0.1:1")]).replace("sk-test-key", "os.environ/SURELY_UNSET_VAR");
+  await withConfigFile(unsetEnv, async (path) => {
+    const result = await runCli(["--config", path], { LLMPROXY_CONFIG: "" });
+    assert.equal(result.code, 2);
+    assert.match(result.output, /SURELY_UNSET_VAR/);
+  });
+});
+
+Deno.test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 picks a free port", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
+    for (const [args, env] of [[["--config", path, "--port", "0"], {}], [["--port", "0"], { LLMPROXY_CONFIG: path }]] as const) {
+      await using proc = await startProxyProcess([...args], { env });
+      assert.match(proc.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      const response = await fetch(`${proc.url}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "cli" }] }),
+      });
+      assert.equal(response.status, 200);
+      assert.match((await response.json()).choices[0].message.content, /echo: cli/);
+      assert.equal(await proc.stop("SIGINT"), 0);
+    }
+  });
+});
+
+Deno.test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
+  await using sim = await SimUpstream.start({ quiet: true, chunks: 8, chunkDelayMs: 100 });
+  await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
+    await using proc = await startProxyProcess(["--config", path, "--port", "0"]);
+    const response = await fetch(`${proc.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "gpt-test", stream: true, messages: [{ role: "user", content: "drain" }] }),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    const stopping = proc.stop("SIGTERM");
+    let text = "";
+    const decoder = new TextDecoder();
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    assert.match(text, /data: \[DONE\]/, "the stream finished after the signal");
+    assert.equal(await stopping, 0);
+    assert.match(proc.output(), /shutting down/);
+  });
+});
+
+Deno.test("deno task demo serves with no API key", async () => {
+  await using proc = await startProxyProcess(["--demo", "--port", "0"]);
+  assert.match(proc.output(), /curl/);
+  const response = await fetch(`${proc.url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({ model: "demo", messages: [{ role: "user", content: "hello demo" }] }),
+  });
+  assert.equal(response.status, 200);
+  assert.match((await response.json()).choices[0].message.content, /echo: hello demo/);
+  assert.equal(await proc.stop("SIGTERM"), 0);
+});

@@ -1,0 +1,417 @@
+/**
+ * One contract for every Store: the memory store, the Redis store and the fallback store over Redis run the same
+ * cases. Then what only Redis has: several clients on one server, namespaces, and outages.
+ */
+
+import assert from "node:assert/strict";
+import { FallbackStore } from "../../src/store/fallback.ts";
+import { MemoryStore } from "../../src/store/memory.ts";
+import { RedisStore, type StoreLogger } from "../../src/store/redis.ts";
+import { type EndpointHealth, HEALTHY, type Store } from "../../src/store/store.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
+
+interface Backend {
+  /** A store in `namespace`; two stores opened with one namespace share state when `shared`. */
+  open(namespace: string): Promise<Store>;
+  /** Lets `ms` of store time pass: the memory store's clock jumps, Redis really waits. */
+  advance(ms: number): Promise<void>;
+  readonly shared: boolean;
+  readonly kind: Store["kind"];
+}
+
+type Open = (namespaceSuffix?: string) => Promise<Store>;
+
+const T = 1_900_000_000_000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function storeContract(t: Deno.TestContext, backend: Backend): Promise<void> {
+  let counter = 0;
+  const step = (name: string, body: (open: Open) => Promise<void>) =>
+    t.step(name, async () => {
+      const base = `contract${++counter}-${crypto.randomUUID().slice(0, 8)}`;
+      const opened: Store[] = [];
+      const open: Open = async (suffix = "") => {
+        const store = await backend.open(base + suffix);
+        opened.push(store);
+        return store;
+      };
+      try {
+        await body(open);
+      } finally {
+        await Promise.all(opened.map((store) => store.close()));
+      }
+    });
+
+  await step("kind and status", async (open) => {
+    const store = await open();
+    assert.equal(store.kind, backend.kind);
+    assert.equal(store.status(), "ok");
+  });
+
+  await step("unknown ids are healthy", async (open) => {
+    const store = await open();
+    assert.deepEqual(await store.readHealth([]), []);
+    assert.deepEqual(await store.readHealth(["a", "b"]), [HEALTHY, HEALTHY]);
+    await store.recordSuccess("a");
+    assert.deepEqual(await store.readHealth(["a"]), [HEALTHY]);
+  });
+
+  await step("failures accumulate and a success resets them", async (open) => {
+    const store = await open();
+    const options = { allowedFails: 3, cooldownUntil: T };
+    assert.deepEqual(await store.recordFailure("e1", options), health(1, 0, null));
+    assert.deepEqual(await store.recordFailure("e1", options), health(2, 0, null));
+    assert.deepEqual(await store.readHealth(["e0", "e1"]), [HEALTHY, health(2, 0, null)]);
+    await store.recordSuccess("e1");
+    assert.deepEqual(await store.readHealth(["e1"]), [health(0, 0, null)]);
+    assert.deepEqual(await store.recordFailure("e1", options), health(1, 0, null));
+  });
+
+  await step("reaching allowedFails cools down and starts the count again", async (open) => {
+    const store = await open();
+    const options = { allowedFails: 2, cooldownUntil: T + 5000 };
+    await store.recordFailure("e1", options);
+    assert.deepEqual(await store.recordFailure("e1", options), health(0, T + 5000, "failures"));
+    assert.deepEqual(await store.readHealth(["e1"]), [health(0, T + 5000, "failures")]);
+    assert.deepEqual(await store.recordFailure("e1", options), health(1, T + 5000, "failures"));
+    // allowedFails 1: every failure cools down at once.
+    assert.deepEqual(
+      await store.recordFailure("e2", { allowedFails: 1, cooldownUntil: T + 10 }),
+      health(0, T + 10, "failures"),
+    );
+  });
+
+  await step("a cooldown is extended by a later deadline and never shortened", async (open) => {
+    const store = await open();
+    assert.deepEqual(await store.coolDown("e1", T + 1000, "rate_limit"), health(0, T + 1000, "rate_limit"));
+    assert.deepEqual(await store.coolDown("e1", T + 500, "failures"), health(0, T + 1000, "rate_limit"));
+    assert.deepEqual(await store.coolDown("e1", T + 1000, "failures"), health(0, T + 1000, "rate_limit"));
+    // A failure cooldown that ends earlier leaves the longer deadline (and its reason) in place.
+    assert.deepEqual(
+      await store.recordFailure("e1", { allowedFails: 1, cooldownUntil: T + 200 }),
+      health(0, T + 1000, "rate_limit"),
+    );
+    assert.deepEqual(await store.coolDown("e1", T + 2000, "failures"), health(0, T + 2000, "failures"));
+    assert.deepEqual(await store.readHealth(["e1"]), [health(0, T + 2000, "failures")]);
+  });
+
+  await step("a rate-limit cooldown starts at once and resets the failure count", async (open) => {
+    const store = await open();
+    const options = { allowedFails: 5, cooldownUntil: T };
+    await store.recordFailure("e1", options);
+    await store.recordFailure("e1", options);
+    assert.deepEqual(await store.coolDown("e1", T + 300, "rate_limit"), health(0, T + 300, "rate_limit"));
+    assert.deepEqual(await store.coolDown("fresh", T + 300, "rate_limit"), health(0, T + 300, "rate_limit"));
+  });
+
+  await step("a success leaves a running cooldown alone", async (open) => {
+    const store = await open();
+    await store.coolDown("e1", T + 300, "rate_limit");
+    await store.recordFailure("e1", { allowedFails: 3, cooldownUntil: T });
+    await store.recordSuccess("e1");
+    assert.deepEqual(await store.readHealth(["e1", "e2"]), [health(0, T + 300, "rate_limit"), HEALTHY]);
+  });
+
+  await step("get and set, with and without expiry", async (open) => {
+    const store = await open();
+    assert.equal(await store.get("missing"), null);
+    await store.set("plain", "v1");
+    await store.set("zero", "v0", 0);
+    await store.set("short", "s", 50);
+    await store.set("renewed", "r", 50);
+    await store.set("renewed", "r2");
+    assert.equal(await store.get("plain"), "v1");
+    assert.equal(await store.get("short"), "s");
+    await store.set("plain", "v2");
+    await backend.advance(120);
+    assert.equal(await store.get("short"), null);
+    assert.equal(await store.get("plain"), "v2");
+    assert.equal(await store.get("zero"), "v0");
+    assert.equal(await store.get("renewed"), "r2");
+    await store.set("short", "again", 50);
+    assert.equal(await store.get("short"), "again");
+  });
+
+  await step("setIfAbsent is a lock", async (open) => {
+    const store = await open();
+    assert.equal(await store.setIfAbsent("lock", "me", 50), true);
+    assert.equal(await store.setIfAbsent("lock", "you", 50), false);
+    assert.equal(await store.get("lock"), "me");
+    await backend.advance(120);
+    assert.equal(await store.setIfAbsent("lock", "you", 5000), true);
+    assert.equal(await store.get("lock"), "you");
+    assert.equal(await store.delete("lock"), true);
+    assert.equal(await store.setIfAbsent("lock", "third", 5000), true);
+    await store.set("taken", "x");
+    assert.equal(await store.setIfAbsent("taken", "y", 5000), false);
+  });
+
+  await step("delete says whether the key was there", async (open) => {
+    const store = await open();
+    await store.set("k", "v");
+    await store.set("gone", "v", 50);
+    assert.equal(await store.delete("k"), true);
+    assert.equal(await store.delete("k"), false);
+    assert.equal(await store.get("k"), null);
+    assert.equal(await store.delete("never"), false);
+    await backend.advance(120);
+    assert.equal(await store.delete("gone"), false);
+  });
+
+  await step("deleteByPrefix removes only that prefix and counts it", async (open) => {
+    const store = await open();
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 620; i++) writes.push(store.set(`cache:${i}`, "x"));
+    writes.push(store.set("cachex", "keep"), store.set("other:1", "keep"), store.set("ca*he:1", "keep"));
+    writes.push(store.set("we*rd:1", "go"), store.set("weXrd:1", "keep"));
+    await Promise.all(writes);
+    await store.recordFailure("cache:", { allowedFails: 5, cooldownUntil: T });
+    await store.addToWindow("cache:budget", 3, 60_000, T);
+    assert.equal(await store.deleteByPrefix("cache:"), 620);
+    assert.equal(await store.deleteByPrefix("cache:"), 0);
+    assert.equal(await store.get("cache:7"), null);
+    assert.equal(await store.get("cachex"), "keep");
+    assert.equal(await store.get("other:1"), "keep");
+    assert.equal(await store.get("ca*he:1"), "keep");
+    assert.equal(await store.deleteByPrefix("we*rd:"), 1);
+    assert.equal(await store.get("weXrd:1"), "keep");
+    // Health and windows are not plain keys, whatever the prefix.
+    assert.equal(await store.deleteByPrefix(""), 4);
+    assert.deepEqual(await store.readHealth(["cache:"]), [health(1, 0, null)]);
+    assert.equal(await store.addToWindow("cache:budget", 0, 60_000, T), 3);
+  });
+
+  await step("addToWindow sums per fixed window", async (open) => {
+    const store = await open();
+    assert.equal(await store.addToWindow("rpm:e1", 5, 1000, T), 5);
+    assert.equal(await store.addToWindow("rpm:e1", 3, 1000, T + 999), 8);
+    assert.equal(await store.addToWindow("rpm:e1", 0, 1000, T + 500), 8);
+    assert.equal(await store.addToWindow("rpm:e1", -2, 1000, T + 1), 6);
+    assert.equal(await store.addToWindow("rpm:e1", 1, 1000, T + 1000), 1);
+    assert.equal(await store.addToWindow("rpm:e2", -4, 1000, T), -4);
+    assert.equal(await store.addToWindow("rpm:e1", 0, 60_000, T), 0);
+    await assert.rejects(store.addToWindow("rpm:e1", 1, 0, T), RangeError);
+  });
+
+  await step("a window is forgotten once it is over", async (open) => {
+    const store = await open();
+    assert.equal(await store.addToWindow("w", 7, 60, T), 7);
+    await backend.advance(150);
+    assert.equal(await store.addToWindow("w", 1, 60, T), 1);
+  });
+
+  await step("namespaces keep two stores apart", async (open) => {
+    const a = await open("-a");
+    const b = await open("-b");
+    await a.set("k", "from a");
+    await b.set("k", "from b");
+    await a.coolDown("e1", T, "rate_limit");
+    await a.addToWindow("w", 2, 1000, T);
+    assert.equal(await a.get("k"), "from a");
+    assert.equal(await b.get("k"), "from b");
+    assert.deepEqual(await b.readHealth(["e1"]), [HEALTHY]);
+    assert.equal(await b.addToWindow("w", 1, 1000, T), 1);
+    assert.equal(await b.deleteByPrefix(""), 1);
+    assert.equal(await a.get("k"), "from a");
+  });
+
+  if (!backend.shared) return;
+
+  await step("two clients on one server share every kind of state", async (open) => {
+    const a = await open();
+    const b = await open();
+    await a.set("affinity:resp_1", "e1", 5000);
+    assert.equal(await b.get("affinity:resp_1"), "e1");
+    assert.equal(await a.setIfAbsent("lock:x", "a", 5000), true);
+    assert.equal(await b.setIfAbsent("lock:x", "b", 5000), false);
+    await a.coolDown("e1", T + 100, "rate_limit");
+    assert.deepEqual(await b.readHealth(["e1"]), [health(0, T + 100, "rate_limit")]);
+    assert.equal(await b.deleteByPrefix("affinity:"), 1);
+    assert.equal(await a.get("affinity:resp_1"), null);
+  });
+
+  await step("failures and windows are atomic across clients", async (open) => {
+    const a = await open();
+    const b = await open();
+    const options = { allowedFails: 10, cooldownUntil: T };
+    const failures = [];
+    const adds = [];
+    for (let i = 0; i < 25; i++) {
+      failures.push(a.recordFailure("e1", options), b.recordFailure("e1", options));
+      adds.push(a.addToWindow("tpm", 3, 60_000, T), b.addToWindow("tpm", 3, 60_000, T));
+    }
+    const results = await Promise.all(failures);
+    // 50 failures with allowedFails 10: exactly five of them started (or kept) the cooldown.
+    assert.equal(results.filter((h) => h.failures === 0).length, 5);
+    assert.deepEqual(await a.readHealth(["e1"]), [health(0, T, "failures")]);
+    const totals = (await Promise.all(adds)).sort((x, y) => x - y);
+    assert.deepEqual(totals, Array.from({ length: 50 }, (_, i) => 3 * (i + 1)));
+  });
+}
+
+function health(failures: number, cooldownUntil: number, reason: EndpointHealth["reason"]): EndpointHealth {
+  return { failures, cooldownUntil, reason };
+}
+
+Deno.test("MemoryStore meets the store contract", async (t) => {
+  let clock = T;
+  await storeContract(t, {
+    kind: "memory",
+    shared: false,
+    open: (namespace) => Promise.resolve(new MemoryStore({ namespace, now: () => clock })),
+    advance: (ms) => {
+      clock += ms;
+      return Promise.resolve();
+    },
+  });
+});
+
+Deno.test({
+  name: "RedisStore meets the store contract",
+  ignore: !hasRedis,
+  async fn(t) {
+    await using redis = await startRedis();
+    await storeContract(t, {
+      kind: "redis",
+      shared: true,
+      open: (namespace) => RedisStore.connect({ url: redis.url, namespace }),
+      advance: sleep,
+    });
+  },
+});
+
+Deno.test({
+  name: "FallbackStore over Redis meets the store contract",
+  ignore: !hasRedis,
+  async fn(t) {
+    await using redis = await startRedis();
+    await storeContract(t, {
+      kind: "redis",
+      shared: true,
+      open: async (namespace) =>
+        new FallbackStore({ primary: await RedisStore.connect({ url: redis.url, namespace }) }),
+      advance: sleep,
+    });
+  },
+});
+
+/** Awaits `call` and asserts it took well under a second. */
+async function fast<T>(call: Promise<T>): Promise<T> {
+  const started = performance.now();
+  const result = await call;
+  const took = performance.now() - started;
+  assert.ok(took < 300, `store call took ${took.toFixed(0)} ms while Redis was down`);
+  return result;
+}
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function recordingLogger(): { logger: StoreLogger; lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    logger: (level, message, fields) => {
+      assert.ok(
+        !JSON.stringify(fields ?? {}).includes("s3cret"),
+        `a log line carries the password: ${message}`,
+      );
+      lines.push(`${level}: ${message}`);
+    },
+  };
+}
+
+Deno.test({
+  name: "FallbackStore keeps serving from local state while Redis is down, then returns to Redis",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis({ password: "s3cret-pw" });
+    const redisLog = recordingLogger();
+    const fallbackLog = recordingLogger();
+    const store = new FallbackStore({
+      primary: await RedisStore.connect({ url: redis.url, logger: redisLog.logger }),
+      logger: fallbackLog.logger,
+    });
+    const observer = await RedisStore.connect({ url: redis.url });
+    try {
+      await store.set("shared", "in redis");
+      assert.equal(await observer.get("shared"), "in redis");
+
+      await redis.stop();
+      await until(() => store.status() === "degraded", 2000, "status degraded");
+      assert.equal(await fast(store.get("shared")), null);
+      await fast(store.set("local", "only here", 5000));
+      assert.equal(await fast(store.get("local")), "only here");
+      assert.deepEqual(
+        await fast(store.recordFailure("e1", { allowedFails: 1, cooldownUntil: T })),
+        health(0, T, "failures"),
+      );
+      assert.deepEqual(await fast(store.readHealth(["e1", "e2"])), [health(0, T, "failures"), HEALTHY]);
+      assert.equal(await fast(store.addToWindow("w", 2, 1000, T)), 2);
+      assert.equal(await fast(store.setIfAbsent("lock", "me", 5000)), true);
+      assert.equal(store.status(), "degraded");
+
+      // The Redis store itself fails fast rather than hanging.
+      const rejected = performance.now();
+      await assert.rejects(observer.get("shared"));
+      assert.ok(performance.now() - rejected < 300);
+
+      await redis.start();
+      await until(() => store.status() === "ok", 5000, "status ok after restart");
+      await store.set("after", "in redis again");
+      await until(() => observer.status() === "ok", 5000, "observer reconnected");
+      assert.equal(await observer.get("after"), "in redis again");
+      assert.equal(await store.get("local"), null);
+
+      assert.deepEqual(fallbackLog.lines, [
+        "warn: redis store unavailable; serving local state",
+        "info: redis store answers again; using shared state",
+      ]);
+      assert.deepEqual(redisLog.lines, [
+        "warn: Redis connection lost; serving local state and retrying",
+        "info: Redis connection restored",
+      ]);
+    } finally {
+      await Promise.all([store.close(), observer.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "RedisStore starts degraded when Redis is not there, and closes cleanly",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    await redis.stop();
+    const log = recordingLogger();
+    const started = performance.now();
+    const store = await RedisStore.connect({ url: redis.url, logger: log.logger });
+    try {
+      assert.ok(performance.now() - started < 1500);
+      assert.equal(store.status(), "degraded");
+      await assert.rejects(fast(store.readHealth(["e1"]).catch((error) => Promise.reject(error))));
+      assert.deepEqual(log.lines, ["warn: Redis connection lost; serving local state and retrying"]);
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "RedisStore on a one-node Redis Cluster meets the store contract",
+  ignore: !hasRedis,
+  async fn(t) {
+    await using redis = await startRedis({ cluster: true });
+    await storeContract(t, {
+      kind: "redis",
+      shared: true,
+      open: (namespace) => RedisStore.connect({ clusterNodes: [`127.0.0.1:${redis.port}`], namespace }),
+      advance: sleep,
+    });
+  },
+});

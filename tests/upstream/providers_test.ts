@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import type { EndpointConfig } from "../../src/config/config.ts";
+import { upstreamHeaders, upstreamUrl } from "../../src/upstream/providers.ts";
+
+const endpoint = (overrides: Partial<EndpointConfig>): EndpointConfig => ({
+  id: "e1",
+  group: "g",
+  model: "gpt-4o-mini",
+  weight: 1,
+  provider: "openai",
+  baseUrl: "https://api.openai.com",
+  apiKey: "sk-secret",
+  timeoutMs: 1000,
+  headers: {},
+  ...overrides,
+});
+
+Deno.test("OpenAI URLs: /v1 added once", () => {
+  assert.equal(upstreamUrl(endpoint({}), "chat/completions"), "https://api.openai.com/v1/chat/completions");
+  assert.equal(
+    upstreamUrl(endpoint({ baseUrl: "https://gw.example.com/v1" }), "responses"),
+    "https://gw.example.com/v1/responses",
+  );
+});
+
+Deno.test("Azure classic layout: deployment in the path, api-version in the query, responses without deployment", () => {
+  const azure = endpoint({
+    provider: "azure",
+    baseUrl: "https://res.openai.azure.com",
+    apiVersion: "2024-10-21",
+    model: "my deploy/1",
+  });
+  assert.equal(
+    upstreamUrl(azure, "chat/completions"),
+    "https://res.openai.azure.com/openai/deployments/my%20deploy%2F1/chat/completions?api-version=2024-10-21",
+  );
+  assert.equal(
+    upstreamUrl(azure, "embeddings"),
+    "https://res.openai.azure.com/openai/deployments/my%20deploy%2F1/embeddings?api-version=2024-10-21",
+  );
+  assert.equal(upstreamUrl(azure, "responses"), "https://res.openai.azure.com/openai/responses?api-version=2024-10-21");
+});
+
+Deno.test("Azure v1 layout when no api_version is set", () => {
+  const azure = endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com" });
+  assert.equal(upstreamUrl(azure, "chat/completions"), "https://res.openai.azure.com/openai/v1/chat/completions");
+  assert.equal(
+    upstreamUrl(endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com/openai/v1" }), "responses"),
+    "https://res.openai.azure.com/openai/v1/responses",
+  );
+});
+
+Deno.test("upstream headers: client credentials dropped, endpoint key and extras set", () => {
+  const client = new Headers({
+    authorization: "Bearer client-key",
+    "api-key": "client-azure-key",
+    "openai-organization": "org-1",
+    connection: "keep-alive",
+    "cache-control": "no-cache",
+    "x-llmproxy-debug": "1",
+  });
+  const openai = upstreamHeaders(endpoint({ headers: { "x-extra": "1" } }), client, "req-1");
+  assert.equal(openai.get("authorization"), "Bearer sk-secret");
+  assert.equal(openai.get("api-key"), null);
+  assert.equal(openai.get("openai-organization"), "org-1");
+  assert.equal(openai.get("x-extra"), "1");
+  assert.equal(openai.get("connection"), null);
+  assert.equal(openai.get("cache-control"), null);
+  assert.equal(openai.get("x-llmproxy-debug"), null);
+  assert.equal(openai.get("x-request-id"), "req-1");
+
+  const azure = upstreamHeaders(endpoint({ provider: "azure" }), client, "req-2");
+  assert.equal(azure.get("api-key"), "sk-secret");
+  assert.equal(azure.get("authorization"), null);
+});
