@@ -7,6 +7,7 @@ import { errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
 import { requestId } from "./http/middleware/request_id.ts";
 import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
+import { responseItemHandler } from "./http/routes/responses.ts";
 import { ClientGone } from "./proxy/pipeline.ts";
 import type { Services } from "./services.ts";
 
@@ -21,6 +22,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     app.post(`${prefix}/responses`, generationHandler(services, "responses"));
     app.post(`${prefix}/embeddings`, generationHandler(services, "embeddings"));
     app.get(`${prefix}/models`, modelsHandler(services));
+    app.get(`${prefix}/responses/:id`, responseItemHandler(services, "GET"));
+    app.delete(`${prefix}/responses/:id`, responseItemHandler(services, "DELETE"));
+    app.get(`${prefix}/responses/:id/input_items`, responseItemHandler(services, "GET", "/input_items"));
   }
   app.get("/health", healthHandler(services));
   app.get("/v1/health", healthHandler(services));

@@ -8,6 +8,8 @@ import { HealthTracker } from "./health/tracker.ts";
 import type { Logger } from "./logger.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
+import { ResponseAffinity } from "./responses/affinity.ts";
+import { ResponsesLayer } from "./responses/layer.ts";
 import { FallbackStore } from "./store/fallback.ts";
 import { MemoryStore } from "./store/memory.ts";
 import { RedisStore } from "./store/redis.ts";
@@ -20,11 +22,17 @@ export interface Services {
   readonly health: HealthTracker;
   readonly balancer: Balancer;
   readonly pipeline: Pipeline;
+  readonly affinity: ResponseAffinity;
+  readonly responses: ResponsesLayer;
+  readonly upstream: UpstreamClient;
   readonly stats: Stats;
   readonly logger: Logger;
   readonly clock: Clock;
   close(): Promise<void>;
 }
+
+/** Largest conversation turn kept for Responses failover replay. */
+const MAX_TURN_BYTES = 1024 * 1024;
 
 export interface ServiceOptions {
   readonly logger: Logger;
@@ -42,12 +50,21 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const stats = new Stats();
   const upstream = new UpstreamClient(options.fetch);
   const pipeline = new Pipeline({ settings, balancer, health, upstream, stats, logger, clock });
+  const affinity = new ResponseAffinity(store, {
+    ttlSeconds: settings.responseAffinityTtlSeconds,
+    maxTurnBytes: MAX_TURN_BYTES,
+    logger,
+  });
+  const responses = new ResponsesLayer(affinity, settings, logger);
   return {
     config,
     store,
     health,
     balancer,
     pipeline,
+    affinity,
+    responses,
+    upstream,
     stats,
     logger,
     clock,

@@ -22,8 +22,10 @@ export interface PlanOptions {
   /** How long this request may wait in total for an endpoint to come back. */
   readonly maxWaitMs: number;
   readonly signal?: AbortSignal;
-  /** Pins the first attempt (Responses affinity); the plan falls back to the weights if it is unavailable. */
-  readonly preferred?: string;
+  /** Only this endpoint may be tried (Responses affinity: the endpoint that owns a conversation). */
+  readonly pinned?: string;
+  /** Endpoints never to try in this request. */
+  readonly exclude?: readonly string[];
 }
 
 /** Why an attempt did not produce the answer: shown in errors, never containing URLs or keys. */
@@ -120,20 +122,19 @@ export class AttemptPlan {
       const now = this.#clock.now();
       const primaries: Pick[] = [];
       let fallback: Pick | undefined;
-      let preferred: Pick | undefined;
       this.#untried = [];
       for (let i = 0; i < endpoints.length; i++) {
         const endpoint = endpoints[i];
         if (this.#tried.has(endpoint.id) && !this.#retryable.has(endpoint.id)) continue;
+        if (this.#excluded(endpoint.id)) continue;
         const health = snapshot[i];
         this.#untried.push({ endpoint, health });
         if (health.cooldownUntil > now) continue;
         const pick = { endpoint, health };
-        if (endpoint.id === this.#options.preferred) preferred = pick;
         if (endpoint.weight > 0) primaries.push(pick);
         else fallback ??= pick;
       }
-      const chosen = preferred ?? this.#pickPrimary(primaries) ?? fallback;
+      const chosen = this.#pickPrimary(primaries) ?? fallback;
       if (chosen) {
         this.#tried.add(chosen.endpoint.id);
         this.#retryable.delete(chosen.endpoint.id);
@@ -147,6 +148,11 @@ export class AttemptPlan {
       this.#waitedMs += waitMs;
       await this.#clock.sleep(waitMs, this.#options.signal);
     }
+  }
+
+  #excluded(id: string): boolean {
+    const { pinned, exclude } = this.#options;
+    return (pinned !== undefined && id !== pinned) || (exclude !== undefined && exclude.includes(id));
   }
 
   #pickPrimary(primaries: Pick[]): Pick | undefined {

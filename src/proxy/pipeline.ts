@@ -24,6 +24,10 @@ export interface ProxyRequest {
   readonly clientHeaders: Headers;
   readonly requestId: string;
   readonly signal: AbortSignal;
+  /** Only this endpoint may serve the request (Responses affinity). */
+  readonly pinned?: string;
+  /** Endpoints that must not serve the request (a conversation's owner that just failed). */
+  readonly exclude?: readonly string[];
 }
 
 export interface PipelineDeps {
@@ -82,6 +86,8 @@ export class Pipeline {
       maxAttempts: settings.numRetries + 1,
       maxWaitMs: settings.maxWaitForCapacityMs,
       signal: request.signal,
+      pinned: request.pinned,
+      exclude: request.exclude,
     });
     const { cache: _cache, ...forwarded } = request.body;
     while (true) {

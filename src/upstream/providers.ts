@@ -51,7 +51,10 @@ const azure: ProviderRules = {
 const PROVIDERS: Readonly<Record<Provider, ProviderRules>> = { openai, azure };
 
 export function upstreamUrl(endpoint: EndpointConfig, path: string): string {
-  return PROVIDERS[endpoint.provider].url(endpoint, path);
+  const url = PROVIDERS[endpoint.provider].url(endpoint, path);
+  if (!endpoint.query) return url;
+  const extra = new URLSearchParams(endpoint.query).toString();
+  return extra === "" ? url : `${url}${url.includes("?") ? "&" : "?"}${extra}`;
 }
 
 /** Request headers that never travel to an upstream: hop-by-hop, client credentials, proxy-only controls. */

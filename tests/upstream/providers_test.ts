@@ -50,6 +50,16 @@ Deno.test("Azure v1 layout when no api_version is set", () => {
   );
 });
 
+Deno.test("extra query parameters (default_query) are appended to every URL", () => {
+  const azure = endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com", query: { "api-version": "preview" } });
+  assert.equal(
+    upstreamUrl(azure, "responses"),
+    "https://res.openai.azure.com/openai/v1/responses?api-version=preview",
+  );
+  const classic = endpoint({ provider: "azure", apiVersion: "2024-10-21", query: { foo: "a b" } });
+  assert.match(upstreamUrl(classic, "chat/completions"), /\?api-version=2024-10-21&foo=a\+b$/);
+});
+
 Deno.test("upstream headers: client credentials dropped, endpoint key and extras set", () => {
   const client = new Headers({
     authorization: "Bearer client-key",

@@ -2,6 +2,7 @@
 
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
+import type { ProxyRequest } from "../../proxy/pipeline.ts";
 import type { Route } from "../../upstream/providers.ts";
 import type { Services } from "../../services.ts";
 import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
@@ -29,7 +30,8 @@ function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
 }
 
 export function generationHandler(services: Services, route: Route) {
-  const { config, pipeline } = services;
+  const { config, pipeline, responses } = services;
+  const send = (request: ProxyRequest) => pipeline.handle(request);
   const groups = new Map(config.groups.map((group) => [group.name, group]));
   const names = config.groups.map((group) => group.name);
   return async (c: Context<AppEnv>): Promise<Response> => {
@@ -38,7 +40,7 @@ export function generationHandler(services: Services, route: Route) {
     if (!group) throw modelNotFound(body.model, names);
     const stream = streamFlag(body);
     checkFields(route, body);
-    return await pipeline.handle({
+    const request = {
       route,
       group,
       body,
@@ -46,6 +48,8 @@ export function generationHandler(services: Services, route: Route) {
       clientHeaders: c.req.raw.headers,
       requestId: c.get("requestId"),
       signal: c.req.raw.signal,
-    });
+    };
+    if (route === "responses") return await responses.handle(request, send);
+    return await send(request);
   };
 }

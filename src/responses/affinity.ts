@@ -1,0 +1,79 @@
+/**
+ * Which endpoint owns a response (for `previous_response_id`), which produced an encrypted reasoning blob, and the
+ * turns of each conversation (for failover replay), all in the shared store with `response_affinity_ttl`.
+ */
+
+import { createHash } from "node:crypto";
+import type { Logger } from "../logger.ts";
+import type { Store } from "../store/store.ts";
+import type { Turn } from "./conversation.ts";
+
+/** Longest chain of turns rebuilt for a replay. */
+const MAX_TURNS = 256;
+
+const blobKey = (blob: string) => `enc:${createHash("sha256").update(blob).digest("hex").slice(0, 40)}`;
+
+export class ResponseAffinity {
+  readonly #store: Store;
+  readonly #ttlMs: number;
+  readonly #maxTurnBytes: number;
+  readonly #logger: Logger;
+
+  constructor(store: Store, options: { ttlSeconds: number; maxTurnBytes: number; logger: Logger }) {
+    this.#store = store;
+    this.#ttlMs = options.ttlSeconds * 1000;
+    this.#maxTurnBytes = options.maxTurnBytes;
+    this.#logger = options.logger;
+  }
+
+  ownerOf(responseId: string): Promise<string | null> {
+    return this.#store.get(`aff:${responseId}`);
+  }
+
+  /** Distinct owners of the given blobs (unknown blobs are left out). */
+  async ownersOfBlobs(blobs: readonly string[]): Promise<string[]> {
+    const owners = await Promise.all(blobs.map((blob) => this.#store.get(blobKey(blob))));
+    return [...new Set(owners.filter((owner): owner is string => owner !== null))];
+  }
+
+  /** Maps a new response id to its endpoint (awaited: the client's next turn must find it). */
+  async remember(responseId: string, endpoint: string): Promise<void> {
+    await this.#store.set(`aff:${responseId}`, endpoint, this.#ttlMs);
+  }
+
+  /** Keeps a finished turn and maps its reasoning blobs; too large turns are skipped with a warning. */
+  async record(responseId: string, turn: Turn, blobs: readonly string[]): Promise<void> {
+    const writes: Promise<void>[] = [this.remember(responseId, turn.endpoint)];
+    const text = JSON.stringify(turn);
+    if (text.length <= this.#maxTurnBytes) writes.push(this.#store.set(`turn:${responseId}`, text, this.#ttlMs));
+    else {
+      this.#logger.warn("conversation turn too large to keep for failover", {
+        response_id: responseId,
+        bytes: text.length,
+        limit: this.#maxTurnBytes,
+      });
+    }
+    for (const blob of blobs) writes.push(this.#store.set(blobKey(blob), turn.endpoint, this.#ttlMs));
+    await Promise.all(writes);
+  }
+
+  /** The turns ending with `responseId`, oldest first; null when any link of the chain is not held. */
+  async turns(responseId: string): Promise<Turn[] | null> {
+    const turns: Turn[] = [];
+    let id: string | undefined = responseId;
+    while (id !== undefined) {
+      if (turns.length >= MAX_TURNS) return null;
+      const text = await this.#store.get(`turn:${id}`);
+      if (text === null) return null;
+      const turn = JSON.parse(text) as Turn;
+      turns.push(turn);
+      id = turn.previous;
+    }
+    return turns.reverse();
+  }
+
+  /** Forgets a deleted response. */
+  async forget(responseId: string): Promise<void> {
+    await Promise.all([this.#store.delete(`aff:${responseId}`), this.#store.delete(`turn:${responseId}`)]);
+  }
+}
