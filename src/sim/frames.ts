@@ -12,6 +12,8 @@ export interface FrameStreamOptions {
   readonly cutAfter?: number;
   /** Aborted when the server closes: a paused stream then errors at once. */
   readonly closing: AbortSignal;
+  /** Called when the reader cancels the body before its end (the client went away). */
+  readonly onCancel?: () => void;
 }
 
 /** The frames as a byte stream, one frame per chunk so each reaches the client as its own write. */
@@ -19,7 +21,7 @@ export function frameStream(
   frames: readonly string[],
   options: FrameStreamOptions,
 ): ReadableStream<Uint8Array> {
-  const { delayMs, cutAfter, closing } = options;
+  const { delayMs, cutAfter, closing, onCancel } = options;
   const limit = cutAfter === undefined ? frames.length : Math.max(0, Math.min(cutAfter, frames.length - 1));
   let index = 0;
   const send = (controller: ReadableStreamDefaultController<Uint8Array>) => {
@@ -28,7 +30,7 @@ export function frameStream(
     if (index === frames.length) controller.close();
   };
   // The hot path (no delay) stays synchronous: no promise and no timer per frame.
-  if (delayMs <= 0) return new ReadableStream<Uint8Array>({ pull: send });
+  if (delayMs <= 0) return new ReadableStream<Uint8Array>({ pull: send, cancel: onCancel });
   const cancelled = new AbortController();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -41,6 +43,7 @@ export function frameStream(
     },
     cancel() {
       cancelled.abort();
+      onCancel?.();
     },
   });
 }

@@ -88,6 +88,8 @@ export class SimUpstream implements AsyncDisposable {
   chunkDelayMs: number;
   latencyMs: number;
   record: boolean;
+  /** Streams whose reader went away before their end (a client disconnect reaching the upstream). */
+  cancelledStreams = 0;
 
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #closing = new AbortController();
@@ -353,7 +355,12 @@ export class SimUpstream implements AsyncDisposable {
   }
 
   #sse(frames: string[], cutAfter?: number): Response {
-    const body = frameStream(frames, { delayMs: this.chunkDelayMs, cutAfter, closing: this.#closing.signal });
+    const body = frameStream(frames, {
+      delayMs: this.chunkDelayMs,
+      cutAfter,
+      closing: this.#closing.signal,
+      onCancel: () => this.cancelledStreams++,
+    });
     return new Response(body, { headers: this.#sseHeaders });
   }
 }

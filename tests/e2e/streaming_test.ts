@@ -106,3 +106,18 @@ Deno.test("a Responses stream cut mid-way ends with a typed error event", async 
   assert.match(text, /event: error\ndata: \{"type":"error","code":"upstream_stream_error"/);
   assert.ok(!text.includes("response.completed"));
 });
+
+Deno.test("a client that disconnects mid-stream cancels the upstream request", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true, chunks: 40, chunkDelayMs: 50 });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  const controller = new AbortController();
+  const response = await streamRequest(proxy.url, "leave early", controller.signal);
+  const reader = response.body!.getReader();
+  await reader.read();
+  await reader.read();
+  controller.abort();
+  await reader.cancel().catch(() => {});
+  const deadline = Date.now() + 1500;
+  while (sim.cancelledStreams === 0 && Date.now() < deadline) await delay(20);
+  assert.equal(sim.cancelledStreams, 1, "the upstream saw its stream cancelled well before its 2 s end");
+});
