@@ -131,7 +131,7 @@ export class AttemptPlan {
         this.#untried.push({ endpoint, health });
         if (health.cooldownUntil > now) continue;
         const pick = { endpoint, health };
-        if (endpoint.weight > 0) primaries.push(pick);
+        if (endpoint.weight > 0 || this.#allFallbacks) primaries.push(pick);
         else fallback ??= pick;
       }
       const chosen = this.#pickPrimary(primaries) ?? fallback;
@@ -150,6 +150,11 @@ export class AttemptPlan {
     }
   }
 
+  /** A group made only of weight-0 endpoints: they all serve, as equals. */
+  get #allFallbacks(): boolean {
+    return this.#group.endpoints.every((endpoint) => endpoint.weight === 0);
+  }
+
   #excluded(id: string): boolean {
     const { pinned, exclude } = this.#options;
     return (pinned !== undefined && id !== pinned) || (exclude !== undefined && exclude.includes(id));
@@ -157,7 +162,9 @@ export class AttemptPlan {
 
   #pickPrimary(primaries: Pick[]): Pick | undefined {
     if (primaries.length === 0) return undefined;
-    return this.#rotation.pick(primaries.map((pick) => ({ id: pick.endpoint.id, weight: pick.endpoint.weight, pick })))
+    return this.#rotation.pick(
+      primaries.map((pick) => ({ id: pick.endpoint.id, weight: pick.endpoint.weight || 1, pick })),
+    )
       ?.pick;
   }
 
@@ -174,13 +181,21 @@ export class AttemptPlan {
     const detail = parts.length > 0 ? `: ${parts.join("; ")}` : "";
     const last = this.#outcomes.at(-1)?.outcome;
     if (last?.kind === "timeout") {
-      return new ProxyError(504, "timeout", "upstream_timeout", `Upstream timed out for model group '${this.#group.name}'${detail}`);
+      return new ProxyError(
+        504,
+        "timeout",
+        "upstream_timeout",
+        `Upstream timed out for model group '${this.#group.name}'${detail}`,
+      );
     }
-    const earliest = cooling.length > 0 ? Math.min(...cooling.map((entry) => entry.health.cooldownUntil)) : undefined;
+    const earliest = cooling.length > 0
+      ? Math.min(...cooling.map((entry) => entry.health.cooldownUntil))
+      : undefined;
     const headers: Record<string, string> = earliest !== undefined
       ? { "retry-after": String(Math.max(1, Math.ceil((earliest - now) / 1000))) }
       : {};
-    const allRateLimited = this.#outcomes.every(({ outcome }) => outcome.kind === "status" && outcome.status === 429) &&
+    const allRateLimited =
+      this.#outcomes.every(({ outcome }) => outcome.kind === "status" && outcome.status === 429) &&
       cooling.every((entry) => entry.health.reason === "rate_limit") &&
       this.#outcomes.length + cooling.length > 0;
     if (allRateLimited) {

@@ -246,3 +246,15 @@ Deno.test("a 200 with a malformed JSON body counts as a failure and fails over",
   assert.equal(failed.status, 503);
   assert.match(failed.json().error.message, /a: malformed answer/);
 });
+
+Deno.test("a group made only of weight-0 endpoints spreads traffic over all of them as equals", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  await using b = await SimUpstream.start({ name: "b", quiet: true });
+  await using proxy = await startProxy(groupYaml([
+    endpointYaml(a.url, { name: "a", weight: 0 }),
+    endpointYaml(b.url, { name: "b", weight: 0 }),
+  ]));
+  for (let i = 0; i < 6; i++) assert.equal((await chat(proxy.url)).status, 200);
+  assert.equal(a.count(), 3);
+  assert.equal(b.count(), 3);
+});
