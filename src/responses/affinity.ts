@@ -45,8 +45,9 @@ export class ResponseAffinity {
   async record(responseId: string, turn: Turn, blobs: readonly string[]): Promise<void> {
     const writes: Promise<void>[] = [this.remember(responseId, turn.endpoint)];
     const text = JSON.stringify(turn);
-    if (text.length <= this.#maxTurnBytes) writes.push(this.#store.set(`turn:${responseId}`, text, this.#ttlMs));
-    else {
+    if (text.length <= this.#maxTurnBytes) {
+      writes.push(this.#store.set(`turn:${responseId}`, text, this.#ttlMs));
+    } else {
       this.#logger.warn("conversation turn too large to keep for failover", {
         response_id: responseId,
         bytes: text.length,

@@ -5,7 +5,8 @@
 
 export type Item = Record<string, unknown>;
 
-const isItem = (value: unknown): value is Item => typeof value === "object" && value !== null && !Array.isArray(value);
+const isItem = (value: unknown): value is Item =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** The request's `input` as a list of items (a bare string is one user message). */
 export function inputItems(input: unknown): Item[] {
@@ -48,7 +49,9 @@ export function portableOutput(item: Item): Item | undefined {
   if (typeof item.type !== "string" || !PORTABLE_OUTPUT.has(item.type)) return undefined;
   if (item.type === "message") {
     const content = Array.isArray(item.content)
-      ? item.content.filter((part) => isItem(part) && (part.type === "output_text" || part.type === "refusal"))
+      ? item.content.filter((part) =>
+        isItem(part) && (part.type === "output_text" || part.type === "refusal")
+      )
         .map((part) => {
           const { annotations: _annotations, logprobs: _logprobs, ...rest } = part as Item;
           return rest;

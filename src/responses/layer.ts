@@ -8,7 +8,7 @@ import type { Settings } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { ProxyRequest } from "../proxy/pipeline.ts";
-import { SseParser } from "../sse/parse.ts";
+import { type SseEvent, SseParser } from "../sse/parse.ts";
 import type { ResponseAffinity } from "./affinity.ts";
 import { encryptedBlobs, inputItems, type Item, replayInput, type Turn } from "./conversation.ts";
 
@@ -149,19 +149,31 @@ export class ResponsesLayer {
     const observer = new TransformStream<Uint8Array, Uint8Array>({
       async transform(chunk, controller) {
         for (const event of parser.push(chunk)) {
-          if (event.event !== "response.created" && event.event !== "response.completed") continue;
+          const type = eventType(event);
+          if (type !== "response.created" && type !== "response.completed") continue;
           try {
             const data = JSON.parse(event.data) as { response?: Record<string, unknown> };
             if (!data.response) continue;
             // Known from the first event, so a cut stream's id still routes to its endpoint.
-            if (event.event === "response.created" && typeof data.response.id === "string") {
+            if (type === "response.created" && typeof data.response.id === "string") {
               await affinity.remember(data.response.id, endpoint).catch(() => {});
-            } else await record(data.response);
+            } else if (type === "response.completed") await record(data.response);
           } catch { /* malformed event: passed through untouched */ }
         }
         controller.enqueue(chunk);
       },
     });
-    return new Response(response.body!.pipeThrough(observer), { status: response.status, headers: response.headers });
+    return new Response(response.body!.pipeThrough(observer), {
+      status: response.status,
+      headers: response.headers,
+    });
   }
+}
+
+/** The event's type from its `event:` line, or for streams that send none, from the `type` in its data. */
+function eventType(event: SseEvent): string | null {
+  if (event.event !== null) return event.event;
+  if (event.data.includes('"response.created"')) return "response.created";
+  if (event.data.includes('"response.completed"')) return "response.completed";
+  return null;
 }
