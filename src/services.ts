@@ -8,6 +8,8 @@ import { HealthTracker } from "./health/tracker.ts";
 import type { Logger } from "./logger.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
+import { Budgets } from "./ratelimit/budget.ts";
+import { UpstreamLimits } from "./ratelimit/upstream_limits.ts";
 import { ResponseAffinity } from "./responses/affinity.ts";
 import { ResponsesLayer } from "./responses/layer.ts";
 import { FallbackStore } from "./store/fallback.ts";
@@ -28,6 +30,8 @@ export interface Services {
   readonly stats: Stats;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly budgets: Budgets;
+  readonly limits: UpstreamLimits;
   close(): Promise<void>;
 }
 
@@ -46,10 +50,22 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const clock = options.clock ?? systemClock;
   const store = await createStore(config, logger, clock);
   const health = new HealthTracker(store, settings, clock.now, logger);
-  const balancer = new Balancer(health, clock);
+  const budgets = new Budgets(store, { now: clock.now, logger });
+  const limits = new UpstreamLimits(clock.now);
+  const balancer = new Balancer(health, clock, budgets);
   const stats = new Stats();
   const upstream = new UpstreamClient(options.fetch);
-  const pipeline = new Pipeline({ settings, balancer, health, upstream, stats, logger, clock });
+  const pipeline = new Pipeline({
+    settings,
+    balancer,
+    health,
+    upstream,
+    stats,
+    logger,
+    clock,
+    budgets,
+    limits,
+  });
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,
     maxTurnBytes: MAX_TURN_BYTES,
@@ -68,6 +84,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     stats,
     logger,
     clock,
+    budgets,
+    limits,
     close: () => store.close(),
   };
 }

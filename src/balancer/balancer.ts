@@ -7,6 +7,7 @@
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
+import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";
 import type { EndpointHealth } from "../store/store.ts";
 import { SmoothWeighted } from "./weighted.ts";
 
@@ -14,6 +15,8 @@ export interface Pick {
   readonly endpoint: EndpointConfig;
   /** The endpoint's health when it was picked. */
   readonly health: EndpointHealth;
+  /** What was charged to the endpoint's rpm/tpm budget; absent for endpoints without one. */
+  readonly reservation?: Reservation;
 }
 
 export interface PlanOptions {
@@ -22,6 +25,8 @@ export interface PlanOptions {
   /** How long this request may wait in total for an endpoint to come back. */
   readonly maxWaitMs: number;
   readonly signal?: AbortSignal;
+  /** Estimated tokens of the request, charged to `tpm` budgets. */
+  readonly tokens?: number;
   /** Only this endpoint may be tried (Responses affinity: the endpoint that owns a conversation). */
   readonly pinned?: string;
   /** Endpoints never to try in this request. */
@@ -61,16 +66,18 @@ export class Balancer {
   readonly #rotations = new Map<string, SmoothWeighted>();
   readonly #health: HealthTracker;
   readonly #clock: Clock;
+  readonly #budgets: Budgets | undefined;
 
-  constructor(health: HealthTracker, clock: Clock = systemClock) {
+  constructor(health: HealthTracker, clock: Clock = systemClock, budgets?: Budgets) {
     this.#health = health;
     this.#clock = clock;
+    this.#budgets = budgets;
   }
 
   plan(group: GroupConfig, options: PlanOptions): AttemptPlan {
     let rotation = this.#rotations.get(group.name);
     if (!rotation) this.#rotations.set(group.name, rotation = new SmoothWeighted());
-    return new AttemptPlan(group, rotation, this.#health, this.#clock, options);
+    return new AttemptPlan(group, rotation, this.#health, this.#clock, options, this.#budgets);
   }
 }
 
@@ -80,6 +87,7 @@ export class AttemptPlan {
   readonly #health: HealthTracker;
   readonly #clock: Clock;
   readonly #options: PlanOptions;
+  readonly #budgets: Budgets | undefined;
   readonly #tried = new Set<string>();
   /** Tried endpoints that answered 429: they may be tried again once their cooldown ends within the wait bound. */
   readonly #retryable = new Set<string>();
@@ -95,12 +103,14 @@ export class AttemptPlan {
     health: HealthTracker,
     clock: Clock,
     options: PlanOptions,
+    budgets?: Budgets,
   ) {
     this.#group = group;
     this.#rotation = rotation;
     this.#health = health;
     this.#clock = clock;
     this.#options = options;
+    this.#budgets = budgets;
   }
 
   get attempts(): number {
@@ -127,7 +137,8 @@ export class AttemptPlan {
         const endpoint = endpoints[i];
         if (this.#tried.has(endpoint.id) && !this.#retryable.has(endpoint.id)) continue;
         if (this.#excluded(endpoint.id)) continue;
-        const health = snapshot[i];
+        // Out of its rpm/tpm budget counts as rate limited until the window ends.
+        const health = withBudget(snapshot[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0);
         this.#untried.push({ endpoint, health });
         if (health.cooldownUntil > now) continue;
         const pick = { endpoint, health };
@@ -136,10 +147,16 @@ export class AttemptPlan {
       }
       const chosen = this.#pickPrimary(primaries) ?? fallback;
       if (chosen) {
+        let reservation: Reservation | undefined;
+        if (this.#budgets && hasBudget(chosen.endpoint)) {
+          reservation = await this.#budgets.reserve(chosen.endpoint, this.#options.tokens ?? 0);
+          // Out of budget: it is blocked until its window ends, so choosing again skips it.
+          if (!reservation) continue;
+        }
         this.#tried.add(chosen.endpoint.id);
         this.#retryable.delete(chosen.endpoint.id);
         this.#attempts++;
-        return chosen;
+        return reservation ? { ...chosen, reservation } : chosen;
       }
       if (this.#untried.length === 0) return undefined;
       const earliest = Math.min(...this.#untried.map((entry) => entry.health.cooldownUntil));

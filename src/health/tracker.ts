@@ -46,13 +46,25 @@ export class HealthTracker {
     return state;
   }
 
-  /** A 429 (or an exhausted budget): cool down at once until the upstream's retry time, else `cooldown_time`. */
-  async rateLimited(endpoint: EndpointConfig, retryAfterMs: number | undefined): Promise<EndpointHealth> {
-    const until = this.#now() + (retryAfterMs ?? this.#settings.cooldownMs);
+  /** A 429: cool down at once until the upstream's retry time, else `cooldown_time`. */
+  rateLimited(endpoint: EndpointConfig, retryAfterMs: number | undefined): Promise<EndpointHealth> {
+    return this.rateLimitedUntil(
+      endpoint,
+      this.#now() + (retryAfterMs ?? this.#settings.cooldownMs),
+      "HTTP 429",
+    );
+  }
+
+  /**
+   * Cools the endpoint down for its rate limit until the epoch ms `until` (a 429's retry time, or the reset of a
+   * limit its headers report as spent). Extends a shorter cooldown, never shortens a longer one.
+   */
+  async rateLimitedUntil(endpoint: EndpointConfig, until: number, cause: string): Promise<EndpointHealth> {
     const state = await this.#store.coolDown(endpoint.id, until, "rate_limit");
     this.#logger.info("endpoint rate limited", {
       endpoint: endpoint.id,
       group: endpoint.group,
+      cause,
       until: new Date(state.cooldownUntil).toISOString(),
     });
     return state;

@@ -9,7 +9,9 @@ import { ProxyError } from "../errors.ts";
 import type { AttemptOutcome, Balancer, Clock, Pick } from "../balancer/balancer.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { Logger } from "../logger.ts";
+import type { Budgets } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
+import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import { ROUTE_PATHS, type Route } from "../upstream/providers.ts";
 import type { Stats } from "./stats.ts";
@@ -38,10 +40,11 @@ export interface PipelineDeps {
   readonly stats: Stats;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** rpm/tpm budgets: estimated before the call (charged by the plan), corrected from `usage` after. */
+  readonly budgets: Budgets;
+  /** The `x-ratelimit-*` headers of every answer. */
+  readonly limits: UpstreamLimits;
 }
-
-/** Upstream answers that are the caller's fault: passed straight back, never failed over. */
-const CALLER_ERRORS = new Set([400, 413, 422]);
 
 /** Response headers never copied from the upstream to the client. */
 const DROPPED_RESPONSE_HEADERS = new Set([
@@ -86,6 +89,7 @@ export class Pipeline {
       maxAttempts: settings.numRetries + 1,
       maxWaitMs: settings.maxWaitForCapacityMs,
       signal: request.signal,
+      tokens: this.#deps.budgets.estimate(request.group, request.route, request.body),
       pinned: request.pinned,
       exclude: request.exclude,
     });
@@ -133,6 +137,11 @@ export class Pipeline {
     }
     const { response, startedAt } = result;
     const status = response.status;
+    // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
+    const spentUntil = this.#deps.limits.observe(endpoint.id, response.headers);
+    if (spentUntil !== undefined && status !== 429) {
+      await health.rateLimitedUntil(endpoint, spentUntil, "x-ratelimit remaining 0");
+    }
     if (status >= 200 && status < 300) {
       if (request.stream) {
         const opened = await openStream(response, request.route, {
@@ -174,6 +183,7 @@ export class Pipeline {
       }
       stats.success(endpoint.id, performance.now() - startedAt);
       await health.success(endpoint, pick.health);
+      this.#deps.budgets.settle(pick.reservation, bytes);
       return {
         kind: "reply",
         response: new Response(bytes, {
@@ -185,8 +195,11 @@ export class Pipeline {
     if (isFailoverStatus(status)) {
       await response.body?.cancel().catch(() => {});
       stats.failure(endpoint.id);
-      if (status === 429) await health.rateLimited(endpoint, parseRetryAfter(response.headers, clock.now()));
-      else await health.failure(endpoint, `HTTP ${status}`);
+      if (status === 429) {
+        const now = clock.now();
+        const resetMs = spentUntil !== undefined ? spentUntil - now : undefined;
+        await health.rateLimited(endpoint, parseRetryAfter(response.headers, now) ?? resetMs);
+      } else await health.failure(endpoint, `HTTP ${status}`);
       return { kind: "retry", outcome: { kind: "status", status } };
     }
     // The caller's own error (400, 413, 422, ...): the upstream's body goes back as it is.

@@ -2,29 +2,51 @@
  * What the proxy uses when Redis is configured: every call goes to the primary (Redis) store; while it is away
  * (status "degraded", or a call throws) the same call is served by a local MemoryStore, so the proxy keeps working
  * on this instance's own state. One warning per outage, one info line when the primary answers again.
+ *
+ * A primary that reports "ok" but fails calls (a hung server: every command times out) is skipped for
+ * `retryAfterMs` after each failure, so requests do not each wait for a timeout; a primary that reported
+ * "degraded" is tried again as soon as it reports "ok".
  */
 
 import { MemoryStore } from "./memory.ts";
 import type { StoreLogger } from "./redis.ts";
-import type { CooldownReason, EndpointHealth, FailureOptions, Store, StoreStatus } from "./store.ts";
+import type {
+  CooldownReason,
+  EndpointHealth,
+  FailureOptions,
+  Store,
+  StoreStatus,
+  WindowCounter,
+  WindowReply,
+} from "./store.ts";
 
 export interface FallbackStoreOptions {
   readonly primary: Store;
   /** Local state while the primary is away; default a fresh MemoryStore. */
   readonly local?: MemoryStore;
   readonly logger?: StoreLogger;
+  /** How long to serve locally after a failed primary call before trying the primary again; default 1000 ms. */
+  readonly retryAfterMs?: number;
+  /** Epoch milliseconds; defaults to `Date.now`. */
+  readonly now?: () => number;
 }
 
 export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
   readonly #log: StoreLogger;
+  readonly #retryAfterMs: number;
+  readonly #now: () => number;
   #outage = false;
+  /** While in an outage caused by failing calls: when to try the primary again. */
+  #retryAt = 0;
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
     this.#local = options.local ?? new MemoryStore();
     this.#log = options.logger ?? (() => {});
+    this.#retryAfterMs = options.retryAfterMs ?? 1000;
+    this.#now = options.now ?? Date.now;
   }
 
   get kind(): Store["kind"] {
@@ -79,6 +101,15 @@ export class FallbackStore implements Store {
     return this.#call((store) => store.addToWindow(key, amount, windowMs, now));
   }
 
+  addToWindows(
+    scope: string,
+    counters: readonly WindowCounter[],
+    windowMs: number,
+    now: number,
+  ): Promise<WindowReply> {
+    return this.#call((store) => store.addToWindows(scope, counters, windowMs, now));
+  }
+
   status(): StoreStatus {
     return this.#primary.status();
   }
@@ -90,13 +121,16 @@ export class FallbackStore implements Store {
   async #call<T>(operation: (store: Store) => Promise<T>): Promise<T> {
     if (this.#primary.status() === "degraded") {
       this.#enterOutage("status degraded");
+      this.#retryAt = 0;
       return operation(this.#local);
     }
+    if (this.#outage && this.#retryAt > this.#now()) return operation(this.#local);
     let result: T;
     try {
       result = await operation(this.#primary);
     } catch (error) {
       this.#enterOutage(error instanceof Error ? error.message : String(error));
+      this.#retryAt = this.#now() + this.#retryAfterMs;
       return operation(this.#local);
     }
     if (this.#outage) {

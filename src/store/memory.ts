@@ -12,6 +12,8 @@ import {
   HEALTHY,
   type Store,
   type StoreStatus,
+  type WindowCounter,
+  type WindowReply,
 } from "./store.ts";
 
 export interface MemoryStoreOptions {
@@ -85,18 +87,6 @@ export class MemoryStore implements Store {
     return Promise.resolve(true);
   }
 
-  #write(key: string, value: string, ttlMs: number | undefined): void {
-    const now = this.#now();
-    this.#sweepValues(now);
-    const expiresAt = ttlMs !== undefined && ttlMs > 0 ? now + ttlMs : 0;
-    const entry = this.#values.get(key);
-    if (entry === undefined) this.#values.set(key, { value, expiresAt });
-    else {
-      entry.value = value;
-      entry.expiresAt = expiresAt;
-    }
-  }
-
   delete(key: string): Promise<boolean> {
     const existed = this.#live(key) !== undefined;
     this.#values.delete(key);
@@ -132,11 +122,58 @@ export class MemoryStore implements Store {
     return Promise.resolve(entry.value);
   }
 
+  addToWindows(
+    scope: string,
+    counters: readonly WindowCounter[],
+    windowMs: number,
+    now: number,
+  ): Promise<WindowReply> {
+    if (!(windowMs > 0)) {
+      return Promise.reject(new RangeError(`addToWindows '${scope}': windowMs must be > 0, got ${windowMs}`));
+    }
+    const clock = this.#now();
+    this.#sweepWindows(clock);
+    // \u0001 keeps these apart from addToWindow's keys.
+    const prefix = `\u0001${scope}\u0001`;
+    const suffix = `\u0000${Math.floor(now / windowMs) * windowMs}`;
+    const entries = counters.map((counter) => {
+      const entry = this.#windows.get(prefix + counter.name + suffix);
+      return entry !== undefined && entry.expiresAt > clock ? entry : undefined;
+    });
+    const totals = entries.map((entry) => entry?.value ?? 0);
+    const added = counters.every((counter, i) =>
+      !refuses(totals[i], Math.round(counter.amount), counter.limit)
+    );
+    if (added) {
+      counters.forEach((counter, i) => {
+        const amount = Math.round(counter.amount);
+        if (amount === 0) return;
+        totals[i] += amount;
+        const entry = entries[i];
+        if (entry === undefined) {
+          this.#windows.set(prefix + counter.name + suffix, {
+            value: totals[i],
+            expiresAt: clock + windowMs,
+          });
+        } else {
+          entry.value = totals[i];
+          entry.expiresAt = clock + windowMs;
+        }
+      });
+    }
+    return Promise.resolve({ added, totals });
+  }
+
   status(): StoreStatus {
     return "ok";
   }
 
-  /** Forgets everything (the fallback store drops its local state when Redis is back). */
+  /** Entries held, expired ones not yet swept included (for tests and metrics). */
+  get size(): number {
+    return this.#health.size + this.#values.size + this.#windows.size;
+  }
+
+  /** Forgets everything. */
   clear(): void {
     this.#health.clear();
     this.#values.clear();
@@ -148,6 +185,18 @@ export class MemoryStore implements Store {
   close(): Promise<void> {
     this.clear();
     return Promise.resolve();
+  }
+
+  #write(key: string, value: string, ttlMs: number | undefined): void {
+    const now = this.#now();
+    this.#sweepValues(now);
+    const expiresAt = ttlMs !== undefined && ttlMs > 0 ? now + ttlMs : 0;
+    const entry = this.#values.get(key);
+    if (entry === undefined) this.#values.set(key, { value, expiresAt });
+    else {
+      entry.value = value;
+      entry.expiresAt = expiresAt;
+    }
   }
 
   /** The entry at `key` if present and not expired; an expired one is removed. */
@@ -168,6 +217,11 @@ export class MemoryStore implements Store {
   #sweepWindows(now: number): void {
     this.#windowSweep = sweep(this.#windows, this.#windowSweep, now);
   }
+}
+
+/** The limit rule of `addToWindows` (the Redis script mirrors it). */
+function refuses(total: number, amount: number, limit: number | undefined): boolean {
+  return limit !== undefined && amount > 0 && total > 0 && total + amount > limit;
 }
 
 /**

@@ -19,6 +19,8 @@ import {
   HEALTHY,
   type Store,
   type StoreStatus,
+  type WindowCounter,
+  type WindowReply,
 } from "./store.ts";
 
 export type StoreLogger = (
@@ -86,6 +88,36 @@ local total = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return total`;
 
+// Mirrors MemoryStore.addToWindows. ARGV: ttl ms, then per key its amount and its limit ('' for none).
+const ADD_TO_WINDOWS = `
+local totals = {}
+local fits = 1
+for i = 1, #KEYS do
+  local total = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local amount = tonumber(ARGV[2 * i])
+  local limit = ARGV[2 * i + 1]
+  totals[i] = total
+  if limit ~= '' and amount > 0 and total > 0 and total + amount > tonumber(limit) then fits = 0 end
+end
+if fits == 1 then
+  for i = 1, #KEYS do
+    local amount = tonumber(ARGV[2 * i])
+    if amount ~= 0 then
+      totals[i] = redis.call('INCRBY', KEYS[i], amount)
+      redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    end
+  end
+end
+table.insert(totals, 1, fits)
+return totals`;
+
+const ONE_KEY_SCRIPTS = {
+  llmproxyRecordFailure: RECORD_FAILURE,
+  llmproxyCoolDown: COOL_DOWN,
+  llmproxyRecordSuccess: RECORD_SUCCESS,
+  llmproxyAddToWindow: ADD_TO_WINDOW,
+};
+
 type HealthReply = [failures: number | string, until: string, reason: string];
 
 /** The Lua commands `defineCommand` adds to the client. */
@@ -94,6 +126,8 @@ interface Scripts {
   llmproxyCoolDown(key: string, until: number, reason: CooldownReason): Promise<HealthReply>;
   llmproxyRecordSuccess(key: string): Promise<number>;
   llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
+  /** Called as (numberOfKeys, ...keys, ttlMs, ...[amount, limit] per key). */
+  llmproxyAddToWindows(...args: (string | number)[]): Promise<number[]>;
 }
 
 type Client = Redis | Cluster;
@@ -109,6 +143,7 @@ export class RedisStore implements Store {
   /** Where we connect, without credentials, for log lines. */
   readonly #target: string;
   #down = false;
+  #everReady = false;
   #closing = false;
 
   /** Connects and waits for the first attempt to end; a Redis that is away yields a degraded store that retries. */
@@ -123,17 +158,15 @@ export class RedisStore implements Store {
     this.#log = options.logger ?? (() => {});
     this.#target = describeTarget(options);
     this.#client = createClient(options);
-    for (
-      const [name, lua] of [
-        ["llmproxyRecordFailure", RECORD_FAILURE],
-        ["llmproxyCoolDown", COOL_DOWN],
-        ["llmproxyRecordSuccess", RECORD_SUCCESS],
-        ["llmproxyAddToWindow", ADD_TO_WINDOW],
-      ]
-    ) this.#client.defineCommand(name, { lua, numberOfKeys: 1 });
+    for (const [name, lua] of Object.entries(ONE_KEY_SCRIPTS)) {
+      this.#client.defineCommand(name, { lua, numberOfKeys: 1 });
+    }
+    this.#client.defineCommand("llmproxyAddToWindows", { lua: ADD_TO_WINDOWS });
     this.#scripts = this.#client as unknown as Scripts;
     this.#client.on("ready", () => this.#onReady());
-    this.#client.on("error", (error: Error) => this.#onDown(error.message));
+    this.#client.on("error", (error: Error) => {
+      if (this.#client.status !== "ready") this.#onDown(error.message);
+    });
     this.#client.on("close", () => this.#onDown("connection closed"));
   }
 
@@ -217,6 +250,28 @@ export class RedisStore implements Store {
     );
   }
 
+  async addToWindows(
+    scope: string,
+    counters: readonly WindowCounter[],
+    windowMs: number,
+    now: number,
+  ): Promise<WindowReply> {
+    if (!(windowMs > 0)) {
+      throw new RangeError(`addToWindows '${scope}': windowMs must be > 0, got ${windowMs}`);
+    }
+    if (counters.length === 0) return { added: true, totals: [] };
+    const windowStart = Math.floor(now / windowMs) * windowMs;
+    const keys = counters.map((counter) => `${this.#ns}:{${scope}}:w:${counter.name}:${windowStart}`);
+    const args = counters.flatMap((counter) => [Math.round(counter.amount), counter.limit ?? ""]);
+    const [fits, ...totals] = await this.#scripts.llmproxyAddToWindows(
+      keys.length,
+      ...keys,
+      Math.ceil(windowMs),
+      ...args,
+    );
+    return { added: fits === 1, totals: totals.map(Number) };
+  }
+
   status(): StoreStatus {
     return this.#client.status === "ready" ? "ok" : "degraded";
   }
@@ -249,17 +304,20 @@ export class RedisStore implements Store {
   }
 
   #onReady(): void {
-    if (this.#down) this.#log("info", "Redis connection restored", { target: this.#target });
+    if (this.#down) {
+      this.#log("info", this.#everReady ? "Redis connection restored" : "Redis connected", {
+        target: this.#target,
+      });
+    }
     this.#down = false;
+    this.#everReady = true;
   }
 
   #onDown(reason: string): void {
     if (this.#down || this.#closing) return;
     this.#down = true;
-    this.#log("warn", "Redis connection lost; serving local state and retrying", {
-      target: this.#target,
-      reason,
-    });
+    const message = this.#everReady ? "Redis connection lost" : "Redis unreachable";
+    this.#log("warn", `${message}; serving local state and retrying`, { target: this.#target, reason });
   }
 
   /** Resolves once the first connection attempt succeeded or failed (or after a safety timeout). */

@@ -30,6 +30,27 @@ export interface FailureOptions {
 
 export type StoreStatus = "ok" | "degraded";
 
+/** One counter of an `addToWindows` call. */
+export interface WindowCounter {
+  /** The counter's name inside its scope, e.g. `rpm`. */
+  readonly name: string;
+  /** Added to the counter, rounded to an integer; 0 reads it, a negative amount corrects it. */
+  readonly amount: number;
+  /**
+   * Refuse the whole call when a positive `amount` would take this counter above `limit`; except while the
+   * counter is still at 0 or less in this window, so one request larger than the whole budget is let through
+   * rather than refused forever. Absent: no limit.
+   */
+  readonly limit?: number;
+}
+
+export interface WindowReply {
+  /** True when the amounts were added; false when a limit refused them (then nothing was added). */
+  readonly added: boolean;
+  /** Each counter's total in the window after the call, in the order given. */
+  readonly totals: readonly number[];
+}
+
 export interface Store {
   readonly kind: "memory" | "redis";
 
@@ -61,6 +82,17 @@ export interface Store {
    * returns the window's new total. Atomic across instances.
    */
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number>;
+  /**
+   * Adds to several counters of one `scope` (an endpoint id) in the fixed window of `windowMs` that contains `now`,
+   * all or nothing: when a counter with a `limit` would end above it, none is added (a budget check and charge in
+   * one atomic step; one round trip on Redis, where the counters share the scope's hash tag).
+   */
+  addToWindows(
+    scope: string,
+    counters: readonly WindowCounter[],
+    windowMs: number,
+    now: number,
+  ): Promise<WindowReply>;
 
   /** "ok" while the backing service answers; "degraded" while it does not (memory is always "ok"). */
   status(): StoreStatus;

@@ -4,6 +4,7 @@
  */
 
 import { createApp } from "../../src/app.ts";
+import type { Clock } from "../../src/balancer/balancer.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { createLogger, type Logger, type LogLevel } from "../../src/logger.ts";
 import { buildServices, type Services } from "../../src/services.ts";
@@ -19,6 +20,8 @@ export interface RunningProxy extends AsyncDisposable {
 export interface ProxyOptions {
   readonly env?: Record<string, string>;
   readonly logLevel?: LogLevel;
+  /** The proxy's clock (default the system clock), e.g. to place a test at a known point of a budget window. */
+  readonly clock?: Clock;
 }
 
 export async function startProxy(yaml: string, options: ProxyOptions = {}): Promise<RunningProxy> {
@@ -26,7 +29,7 @@ export async function startProxy(yaml: string, options: ProxyOptions = {}): Prom
   const config = parseConfig(yaml, "test.yaml", (name) => env[name]);
   const logs: string[] = [];
   const logger: Logger = createLogger({ level: options.logLevel ?? "debug", write: (line) => logs.push(line) });
-  const services = await buildServices(config, { logger });
+  const services = await buildServices(config, { logger, clock: options.clock });
   const app = createApp(services);
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;

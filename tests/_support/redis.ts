@@ -18,6 +18,8 @@ export interface RedisServer {
   start(): Promise<void>;
   /** `stop()` then `start()` on the same port. */
   restart(): Promise<void>;
+  /** Sends one command on a fresh connection; the reply as text, null on an error reply or no reply within 1 s. */
+  command(...args: string[]): Promise<string | null>;
   /** Stops the server and removes its files. */
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -70,6 +72,7 @@ async function serverOn(port: number, dir: string, options: StartRedisOptions): 
     stop,
     start,
     restart: start,
+    command: (...args) => query(port, password, args),
     [Symbol.asyncDispose]: async () => {
       await stop();
       await Deno.remove(dir, { recursive: true });
@@ -104,17 +107,17 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
     exited = true;
     return s;
   });
-  const auth = options.password === undefined ? "" : `AUTH ${options.password}\r\n`;
+  const ask = (...command: string[]) => query(port, options.password, command);
   const deadline = Date.now() + 5000;
   let up = false;
   while (Date.now() < deadline && !exited) {
     // Our process, not another one that won the race for the port.
-    up ||= (await query(port, `${auth}INFO server\r\n`, /process_id:(\d+)\r\n/))?.[1] === String(child.pid);
+    up ||= (await ask("INFO", "server"))?.includes(`process_id:${child.pid}\r\n`) ?? false;
     if (up && !options.cluster) return child;
     if (up && options.cluster) {
       // Slots survive a restart in nodes.conf; assigning them again then just fails, which is fine.
-      await query(port, `${auth}CLUSTER ADDSLOTSRANGE 0 16383\r\n`, auth ? /\r\n.*\r\n/ : /\r\n/);
-      if (await query(port, `${auth}CLUSTER INFO\r\n`, /cluster_state:ok/)) return child;
+      await ask("CLUSTER", "ADDSLOTSRANGE", "0", "16383");
+      if ((await ask("CLUSTER", "INFO"))?.includes("cluster_state:ok")) return child;
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -124,34 +127,70 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
 }
 
 /**
- * Sends raw RESP `command` text and reads until `expected` matches; null when the connection fails, closes, or the
- * reply (or the last of several) is an error before `expected` shows up.
+ * Sends one command (after AUTH when a password is set) and returns its reply as text: a status, an integer or a
+ * bulk string. Null on an error reply, a refused or closed connection, or no complete reply within 1 s.
  */
-async function query(port: number, command: string, expected: RegExp): Promise<RegExpExecArray | null> {
+async function query(port: number, password: string | undefined, command: string[]): Promise<string | null> {
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({ hostname: "127.0.0.1", port });
   } catch {
     return null;
   }
+  const timer = setTimeout(() => conn.close(), 1000);
+  const commands = password === undefined ? [command] : [["AUTH", password], command];
   try {
-    await conn.write(new TextEncoder().encode(command));
-    const buffer = new Uint8Array(8192);
-    const decoder = new TextDecoder();
+    await conn.write(new TextEncoder().encode(commands.map(encode).join("")));
+    const buffer = new Uint8Array(16384);
+    // latin1 keeps one character per byte, so bulk lengths count characters.
+    const decoder = new TextDecoder("latin1");
     let text = "";
     for (;;) {
       const n = await conn.read(buffer);
       if (n === null) return null;
       text += decoder.decode(buffer.subarray(0, n));
-      const match = expected.exec(text);
-      if (match) return match;
-      if (/(^|\r\n)-[^\r\n]*\r\n$/.test(text)) return null;
+      const replies = parseReplies(text, commands.length);
+      if (replies === null) continue;
+      const last = replies[replies.length - 1];
+      return last instanceof Error ? null : last;
     }
   } catch {
     return null;
   } finally {
-    conn.close();
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
   }
+}
+
+function encode(command: string[]): string {
+  return `*${command.length}\r\n${command.map((arg) => `$${arg.length}\r\n${arg}\r\n`).join("")}`;
+}
+
+/** The first `count` RESP replies in `text` (status, error, integer, bulk), or null while incomplete. */
+function parseReplies(text: string, count: number): (string | Error)[] | null {
+  const replies: (string | Error)[] = [];
+  let pos = 0;
+  while (replies.length < count) {
+    const eol = text.indexOf("\r\n", pos);
+    if (eol < 0) return null;
+    const type = text[pos];
+    const line = text.slice(pos + 1, eol);
+    pos = eol + 2;
+    if (type === "-") replies.push(new Error(line));
+    else if (type !== "$") replies.push(line);
+    else if (Number(line) < 0) replies.push("");
+    else {
+      const end = pos + Number(line);
+      if (text.length < end + 2) return null;
+      replies.push(text.slice(pos, end));
+      pos = end + 2;
+    }
+  }
+  return replies;
 }
 
 function freePort(): number {

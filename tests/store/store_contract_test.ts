@@ -196,8 +196,132 @@ async function storeContract(t: Deno.TestContext, backend: Backend): Promise<voi
   await step("a window is forgotten once it is over", async (open) => {
     const store = await open();
     assert.equal(await store.addToWindow("w", 7, 60, T), 7);
+    assert.deepEqual(await store.addToWindows("e1", [{ name: "rpm", amount: 4 }], 60, T), {
+      added: true,
+      totals: [4],
+    });
     await backend.advance(150);
     assert.equal(await store.addToWindow("w", 1, 60, T), 1);
+    assert.deepEqual(await store.addToWindows("e1", [{ name: "rpm", amount: 0 }], 60, T), {
+      added: true,
+      totals: [0],
+    });
+  });
+
+  await step("addToWindows charges the counters of one scope all or nothing", async (open) => {
+    const store = await open();
+    const charge = (requests: number, tokens: number, now = T) =>
+      store.addToWindows(
+        "e1",
+        [
+          { name: "rpm", amount: requests, limit: 3 },
+          { name: "tpm", amount: tokens, limit: 100 },
+        ],
+        60_000,
+        now,
+      );
+    assert.deepEqual(await charge(1, 40), { added: true, totals: [1, 40] });
+    assert.deepEqual(await charge(1, 50), { added: true, totals: [2, 90] });
+    // Over one limit: neither counter moves.
+    assert.deepEqual(await charge(1, 20), { added: false, totals: [2, 90] });
+    assert.deepEqual(await charge(0, 0), { added: true, totals: [2, 90] });
+    assert.deepEqual(await charge(1, 10), { added: true, totals: [3, 100] });
+    assert.deepEqual(await charge(1, 0), { added: false, totals: [3, 100] });
+    // Corrections are never refused.
+    assert.deepEqual(await charge(-1, -30), { added: true, totals: [2, 70] });
+    // The next window starts again from 0; other scopes and addToWindow keys are separate counters.
+    assert.deepEqual(await charge(1, 5, T + 60_000), { added: true, totals: [1, 5] });
+    assert.deepEqual(await store.addToWindows("e2", [{ name: "rpm", amount: 1 }], 60_000, T), {
+      added: true,
+      totals: [1],
+    });
+    assert.equal(await store.addToWindow("e1", 0, 60_000, T), 0);
+    assert.deepEqual(await store.addToWindows("e1", [], 60_000, T), { added: true, totals: [] });
+    await assert.rejects(store.addToWindows("e1", [{ name: "rpm", amount: 1 }], 0, T), RangeError);
+  });
+
+  await step("addToWindows lets one oversized request through an empty window, and rounds", async (open) => {
+    const store = await open();
+    const big = [{ name: "tpm", amount: 500, limit: 100 }];
+    assert.deepEqual(await store.addToWindows("e1", big, 60_000, T), { added: true, totals: [500] });
+    assert.deepEqual(await store.addToWindows("e1", big, 60_000, T), { added: false, totals: [500] });
+    assert.deepEqual(await store.addToWindows("e2", [{ name: "tpm", amount: 2.6 }], 60_000, T), {
+      added: true,
+      totals: [3],
+    });
+  });
+
+  await step(
+    "addToWindows adds to several counters of one scope, all or nothing under their limits",
+    async (open) => {
+      const store = await open();
+      const rpm = (amount: number, limit?: number) => ({ name: "rpm", amount, limit });
+      const tpm = (amount: number, limit?: number) => ({ name: "tpm", amount, limit });
+      assert.deepEqual(await store.addToWindows("e1", [rpm(1, 3), tpm(40, 100)], 1000, T), {
+        added: true,
+        totals: [1, 40],
+      });
+      assert.deepEqual(await store.addToWindows("e1", [rpm(1, 3), tpm(60, 100)], 1000, T + 10), {
+        added: true,
+        totals: [2, 100],
+      });
+      // The token limit refuses: the request counter is left alone too.
+      assert.deepEqual(await store.addToWindows("e1", [rpm(1, 3), tpm(1, 100)], 1000, T + 20), {
+        added: false,
+        totals: [2, 100],
+      });
+      // A negative correction frees tokens; then a request fits again, up to the request limit.
+      assert.deepEqual(await store.addToWindows("e1", [tpm(-30)], 1000, T + 30), {
+        added: true,
+        totals: [70],
+      });
+      assert.deepEqual(await store.addToWindows("e1", [rpm(1, 3), tpm(30, 100)], 1000, T + 40), {
+        added: true,
+        totals: [3, 100],
+      });
+      assert.deepEqual(await store.addToWindows("e1", [rpm(1, 3)], 1000, T + 50), {
+        added: false,
+        totals: [3],
+      });
+      // Amount 0 reads; no limit always adds.
+      assert.deepEqual(await store.addToWindows("e1", [rpm(0, 3), tpm(0, 100)], 1000, T + 60), {
+        added: true,
+        totals: [3, 100],
+      });
+      assert.deepEqual(await store.addToWindows("e1", [rpm(2)], 1000, T + 70), { added: true, totals: [5] });
+      // Another scope and the next window start at 0; an empty window lets one oversize request through.
+      assert.deepEqual(await store.addToWindows("e2", [tpm(500, 100)], 1000, T), {
+        added: true,
+        totals: [500],
+      });
+      assert.deepEqual(await store.addToWindows("e2", [tpm(1, 100)], 1000, T), {
+        added: false,
+        totals: [500],
+      });
+      assert.deepEqual(await store.addToWindows("e1", [rpm(1, 3), tpm(0, 100)], 1000, T + 1000), {
+        added: true,
+        totals: [1, 0],
+      });
+      // Separate from addToWindow counters, and not plain keys.
+      assert.equal(await store.addToWindow("e1", 0, 1000, T), 0);
+      assert.equal(await store.deleteByPrefix(""), 0);
+      assert.deepEqual(await store.addToWindows("e1", [rpm(0)], 1000, T), { added: true, totals: [5] });
+      assert.deepEqual(await store.addToWindows("e1", [], 1000, T), { added: true, totals: [] });
+      await assert.rejects(store.addToWindows("e1", [rpm(1)], 0, T), RangeError);
+    },
+  );
+
+  await step("addToWindows forgets a window once it is over", async (open) => {
+    const store = await open();
+    assert.deepEqual(await store.addToWindows("e1", [{ name: "rpm", amount: 2 }], 60, T), {
+      added: true,
+      totals: [2],
+    });
+    await backend.advance(150);
+    assert.deepEqual(await store.addToWindows("e1", [{ name: "rpm", amount: 0 }], 60, T), {
+      added: true,
+      totals: [0],
+    });
   });
 
   await step("namespaces keep two stores apart", async (open) => {
@@ -247,6 +371,42 @@ async function storeContract(t: Deno.TestContext, backend: Backend): Promise<voi
     const totals = (await Promise.all(adds)).sort((x, y) => x - y);
     assert.deepEqual(totals, Array.from({ length: 50 }, (_, i) => 3 * (i + 1)));
   });
+
+  await step("addToWindows never overspends a budget shared by two clients", async (open) => {
+    const a = await open();
+    const b = await open();
+    await a.addToWindows("e1", [{ name: "rpm", amount: 1 }], 60_000, T);
+    const calls = [];
+    for (let i = 0; i < 20; i++) {
+      for (const store of [a, b]) {
+        calls.push(store.addToWindows("e1", [{ name: "rpm", amount: 1, limit: 10 }], 60_000, T));
+      }
+    }
+    const replies = await Promise.all(calls);
+    assert.equal(replies.filter((reply) => reply.added).length, 9);
+    assert.deepEqual(await b.addToWindows("e1", [{ name: "rpm", amount: 0 }], 60_000, T), {
+      added: true,
+      totals: [10],
+    });
+  });
+
+  await step("addToWindows limits hold across clients", async (open) => {
+    const a = await open();
+    const b = await open();
+    const reserve = (store: Store) =>
+      store.addToWindows(
+        "e1",
+        [{ name: "rpm", amount: 1, limit: 30 }, { name: "tpm", amount: 10 }],
+        60_000,
+        T,
+      );
+    const replies = await Promise.all(Array.from({ length: 25 }, () => [reserve(a), reserve(b)]).flat());
+    assert.equal(replies.filter((reply) => reply.added).length, 30);
+    assert.deepEqual(
+      await b.addToWindows("e1", [{ name: "rpm", amount: 0 }, { name: "tpm", amount: 0 }], 60_000, T),
+      { added: true, totals: [30, 300] },
+    );
+  });
 }
 
 function health(failures: number, cooldownUntil: number, reason: EndpointHealth["reason"]): EndpointHealth {
@@ -264,6 +424,20 @@ Deno.test("MemoryStore meets the store contract", async (t) => {
       return Promise.resolve();
     },
   });
+});
+
+Deno.test("MemoryStore sweeps expired entries as it is written to", async () => {
+  let clock = T;
+  const store = new MemoryStore({ now: () => clock });
+  for (let i = 0; i < 1000; i++) await store.set(`cache:${i}`, "x", 10);
+  for (let i = 0; i < 100; i++) await store.addToWindow(`w${i}`, 1, 10, T);
+  assert.equal(store.size, 1100);
+  clock += 20;
+  for (let i = 0; i < 200; i++) {
+    await store.set(`live:${i}`, "y");
+    await store.addToWindow("w", 1, 60_000, T);
+  }
+  assert.equal(store.size, 201);
 });
 
 Deno.test({
@@ -295,12 +469,12 @@ Deno.test({
   },
 });
 
-/** Awaits `call` and asserts it took well under a second. */
-async function fast<T>(call: Promise<T>): Promise<T> {
+/** Awaits `call` and asserts it took well under a second (or under `limitMs`). */
+async function fast<T>(call: Promise<T>, limitMs = 300): Promise<T> {
   const started = performance.now();
   const result = await call;
   const took = performance.now() - started;
-  assert.ok(took < 300, `store call took ${took.toFixed(0)} ms while Redis was down`);
+  assert.ok(took < limitMs, `store call took ${took.toFixed(0)} ms while Redis was away`);
   return result;
 }
 
@@ -394,8 +568,40 @@ Deno.test({
     try {
       assert.ok(performance.now() - started < 1500);
       assert.equal(store.status(), "degraded");
-      await assert.rejects(fast(store.readHealth(["e1"]).catch((error) => Promise.reject(error))));
-      assert.deepEqual(log.lines, ["warn: Redis connection lost; serving local state and retrying"]);
+      await assert.rejects(fast(store.readHealth(["e1"])));
+      assert.deepEqual(log.lines, ["warn: Redis unreachable; serving local state and retrying"]);
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "FallbackStore skips a hung Redis for a while instead of waiting on every call",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    const log = recordingLogger();
+    const store = new FallbackStore({
+      primary: await RedisStore.connect({ url: redis.url, commandTimeoutMs: 200 }),
+      logger: log.logger,
+      retryAfterMs: 300,
+    });
+    try {
+      await store.set("k", "shared");
+      assert.equal(await redis.command("CLIENT", "PAUSE", "500", "ALL"), "OK");
+      // The first call waits for the command timeout, then is served locally; later ones skip Redis at once.
+      assert.equal(await fast(store.get("k"), 450), null);
+      assert.equal(store.status(), "ok");
+      assert.equal(await fast(store.get("k"), 100), null);
+      await fast(store.set("k", "local"), 100);
+      assert.equal(await fast(store.get("k"), 100), "local");
+      await sleep(500);
+      assert.equal(await store.get("k"), "shared");
+      assert.deepEqual(log.lines, [
+        "warn: redis store unavailable; serving local state",
+        "info: redis store answers again; using shared state",
+      ]);
     } finally {
       await store.close();
     }

@@ -1,6 +1,8 @@
 /** Read-only views: `/v1/models`, `/health`, `/stats`. */
 
 import type { Context } from "hono";
+import type { BudgetUse } from "../../ratelimit/budget.ts";
+import type { ObservedLimits } from "../../ratelimit/upstream_limits.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -46,6 +48,9 @@ export function statsHandler(services: Services) {
     const endpoints: Record<string, unknown>[] = [];
     for (const group of services.config.groups) {
       const states = await services.health.snapshot(group.endpoints);
+      const budgets = await Promise.all(
+        group.endpoints.map((endpoint) => services.budgets.use(endpoint).catch(() => undefined)),
+      );
       group.endpoints.forEach((endpoint, i) => {
         const state = states[i];
         const counters = services.stats.endpoint(endpoint.id);
@@ -67,6 +72,8 @@ export function statsHandler(services: Services) {
           mean_latency_ms: counters.latencyCount > 0
             ? Math.round((counters.latencyTotalMs / counters.latencyCount) * 10) / 10
             : null,
+          rate_limit: rateLimitView(services.limits.last(endpoint.id)),
+          budget: budgetView(budgets[i], services.budgets.windowMs),
         });
       });
     }
@@ -75,5 +82,32 @@ export function statsHandler(services: Services) {
       store: { kind: services.store.kind, status: services.store.status() },
       endpoints,
     });
+  };
+}
+
+const iso = (ms: number | undefined) => ms === undefined ? null : new Date(ms).toISOString();
+
+/** The last `x-ratelimit-*` figures this instance saw from the endpoint; null before any. */
+function rateLimitView(limits: ObservedLimits | undefined): Record<string, unknown> | null {
+  if (!limits) return null;
+  return {
+    limit_requests: limits.limitRequests ?? null,
+    remaining_requests: limits.remainingRequests ?? null,
+    reset_requests_at: iso(limits.resetRequestsAt),
+    limit_tokens: limits.limitTokens ?? null,
+    remaining_tokens: limits.remainingTokens ?? null,
+    reset_tokens_at: iso(limits.resetTokensAt),
+    observed_at: iso(limits.observedAt),
+  };
+}
+
+/** Use of the configured rpm/tpm budget in the current window (shared by all instances); null without one. */
+function budgetView(use: BudgetUse | undefined, windowMs: number): Record<string, unknown> | null {
+  if (!use) return null;
+  return {
+    window_seconds: windowMs / 1000,
+    window_ends_at: iso(use.windowEndsAt),
+    rpm: use.rpm ?? null,
+    tpm: use.tpm ?? null,
   };
 }
