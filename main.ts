@@ -3,12 +3,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { createApp } from "./src/app.ts";
 import type { Config } from "./src/config/config.ts";
 import { ConfigError, loadConfig } from "./src/config/load.ts";
 import { startDemo } from "./src/demo.ts";
+import { openRelayWarning } from "./src/http/middleware/auth.ts";
+import { LiveApp } from "./src/live_app.ts";
 import { createLogger, LOG_LEVELS, type LogLevel } from "./src/logger.ts";
-import { buildServices } from "./src/services.ts";
 import { VERSION } from "./src/version.ts";
 
 const USAGE = `LLMProxy ${VERSION}: one OpenAI-compatible address in front of many OpenAI and Azure OpenAI endpoints.
@@ -72,13 +72,14 @@ export async function main(args: string[]): Promise<number> {
 
   let config: Config;
   let demo: AsyncDisposable | undefined;
+  let path: string | undefined;
   try {
     if (flags.demo) {
       const started = await startDemo();
       config = started.config;
       demo = started;
     } else {
-      const path = flags.config ?? Deno.env.get("LLMPROXY_CONFIG") ?? "llmproxy.yaml";
+      path = flags.config ?? Deno.env.get("LLMPROXY_CONFIG") ?? "llmproxy.yaml";
       config = await loadConfig(path, (name) => Deno.env.get(name));
     }
   } catch (error) {
@@ -91,8 +92,7 @@ export async function main(args: string[]): Promise<number> {
 
   const settings = config.settings;
   const hostname = flags.host ?? settings.host;
-  const services = await buildServices(config, { logger });
-  const app = createApp(services);
+  const live = await LiveApp.start(config, { logger });
 
   const server = Deno.serve({
     hostname,
@@ -102,7 +102,27 @@ export async function main(args: string[]): Promise<number> {
       console.log(`Listening on http://${shown}:${port}`);
       if (flags.demo) printDemoHelp(`http://${shown}:${port}`);
     },
-  }, app.fetch);
+  }, live.fetch);
+  const warnIfOpen = () => {
+    const warning = openRelayWarning(hostname, live.services.config.settings.apiKeys);
+    if (warning) logger.warn(warning);
+  };
+  warnIfOpen();
+
+  // SIGHUP: reload the same file; a bad file is logged and the current config stays. (No SIGHUP on Windows.)
+  if (Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGHUP", () => {
+      if (path === undefined) {
+        logger.warn("SIGHUP ignored: the demo has no config file to reload");
+        return;
+      }
+      const source = path;
+      logger.info("SIGHUP: reloading the config", { source });
+      void live.reload(() => loadConfig(source, (name) => Deno.env.get(name))).then((ok) =>
+        ok && warnIfOpen()
+      );
+    });
+  }
 
   const stopped = new Promise<string>((resolve) => {
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -110,18 +130,20 @@ export async function main(args: string[]): Promise<number> {
     }
   });
   const signal = await stopped;
-  logger.info("shutting down: draining in-flight requests", { signal, timeout_ms: settings.shutdownTimeoutMs });
+  const { shutdownTimeoutMs } = live.services.config.settings;
+  logger.info("shutting down: draining in-flight requests", { signal, timeout_ms: shutdownTimeoutMs });
   const drained = await Promise.race([
     server.shutdown().then(() => true),
     new Promise<false>((resolve) => {
-      const timer = setTimeout(() => resolve(false), settings.shutdownTimeoutMs);
+      const timer = setTimeout(() => resolve(false), shutdownTimeoutMs);
       Deno.unrefTimer(timer);
     }),
   ]);
   if (!drained) logger.warn("shutdown timeout reached; closing remaining connections");
-  await services.close();
+  await live.close();
   await demo?.[Symbol.asyncDispose]();
   logger.info("stopped");
+  logger.flush();
   return 0;
 }
 

@@ -4,9 +4,14 @@
 
 import { Hono } from "hono";
 import { errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
+import { auth } from "./http/middleware/auth.ts";
+import { headerLimit } from "./http/middleware/header_limit.ts";
+import { observe } from "./http/middleware/observe.ts";
 import { requestId } from "./http/middleware/request_id.ts";
+import { clearCacheHandler } from "./http/routes/cache.ts";
 import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
+import { metricsHandler } from "./http/routes/metrics.ts";
 import { responseItemHandler } from "./http/routes/responses.ts";
 import { ClientGone } from "./proxy/pipeline.ts";
 import type { Services } from "./services.ts";
@@ -16,6 +21,9 @@ export function createApp(services: Services): Hono<AppEnv> {
   const { logger } = services;
 
   app.use(requestId());
+  app.use(observe({ metrics: services.metrics, logger }));
+  app.use(headerLimit());
+  app.use(auth({ apiKeys: services.config.settings.apiKeys, adminKeys: services.config.settings.adminKeys }));
 
   for (const prefix of ["/v1", ""]) {
     app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));
@@ -30,6 +38,10 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.get("/v1/health", healthHandler(services));
   app.get("/stats", statsHandler(services));
   app.get("/v1/stats", statsHandler(services));
+  app.get("/metrics", metricsHandler(services));
+  app.get("/v1/metrics", metricsHandler(services));
+  app.delete("/cache", clearCacheHandler(services));
+  app.delete("/v1/cache", clearCacheHandler(services));
 
   app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path)));
   app.onError((error, c) => {

@@ -55,7 +55,27 @@ export const notFoundRoute = (method: string, path: string) =>
   new ProxyError(404, "invalid_request_error", "not_found", `No route for ${method} ${path}`);
 
 export const invalidApiKey = () =>
-  new ProxyError(401, "authentication_error", "invalid_api_key", "Missing or invalid API key");
+  new ProxyError(401, "authentication_error", "invalid_api_key", "Missing or invalid API key", {
+    headers: { "www-authenticate": "Bearer" },
+  });
+
+/** A route for operators (`/stats`, `/metrics`, `DELETE /cache`) called without an admin key. */
+export const adminKeyRequired = (route: string) =>
+  new ProxyError(
+    401,
+    "authentication_error",
+    "invalid_api_key",
+    `${route} needs an admin key (general_settings.admin_keys) in 'Authorization: Bearer' or 'api-key'`,
+    { headers: { "www-authenticate": "Bearer" } },
+  );
+
+export const headersTooLarge = (size: number, limit: number) =>
+  new ProxyError(
+    431,
+    "invalid_request_error",
+    "request_header_fields_too_large",
+    `Request headers take ${size} bytes; the limit is ${limit}`,
+  );
 
 /** The envelope for any error; unknown errors become a generic 500 that reveals nothing internal. */
 export function errorEnvelope(error: ProxyError): { error: Record<string, unknown> } {

@@ -3,9 +3,11 @@
  */
 
 import { Balancer, type Clock, systemClock } from "./balancer/balancer.ts";
+import { CACHE_PREFIX, ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import type { Logger } from "./logger.ts";
+import { ProxyMetrics } from "./metrics/metrics.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
@@ -32,6 +34,10 @@ export interface Services {
   readonly clock: Clock;
   readonly budgets: Budgets;
   readonly limits: UpstreamLimits;
+  /** The `/metrics` series; kept across config reloads. */
+  readonly metrics: ProxyMetrics;
+  /** The answer cache in front of the pipeline; its counters are kept across config reloads. */
+  readonly cache: ResponseCache;
   close(): Promise<void>;
 }
 
@@ -42,18 +48,25 @@ export interface ServiceOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly fetch?: Fetch;
+  /**
+   * The services this build replaces (a config reload): their store, per-endpoint stats and metrics are reused, so
+   * the state of endpoints whose id did not change survives. Store settings of the new config are then not applied.
+   */
+  readonly previous?: Services;
 }
 
 export async function buildServices(config: Config, options: ServiceOptions): Promise<Services> {
   const { settings } = config;
   const { logger } = options;
   const clock = options.clock ?? systemClock;
-  const store = await createStore(config, logger, clock);
-  const health = new HealthTracker(store, settings, clock.now, logger);
+  const { previous } = options;
+  const store = previous?.store ?? await createStore(config, logger, clock);
+  const metrics = previous?.metrics ?? new ProxyMetrics();
+  const health = new HealthTracker(store, settings, clock.now, logger, metrics);
   const budgets = new Budgets(store, { now: clock.now, logger });
   const limits = new UpstreamLimits(clock.now);
   const balancer = new Balancer(health, clock, budgets);
-  const stats = new Stats();
+  const stats = previous?.stats ?? new Stats();
   const upstream = new UpstreamClient(options.fetch);
   const pipeline = new Pipeline({
     settings,
@@ -65,6 +78,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     clock,
     budgets,
     limits,
+    metrics,
   });
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,
@@ -72,6 +86,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     logger,
   });
   const responses = new ResponsesLayer(affinity, settings, logger);
+  const cache = new ResponseCache({ store, settings, logger, clock, counters: previous?.cache.counters });
   return {
     config,
     store,
@@ -86,13 +101,22 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     clock,
     budgets,
     limits,
-    close: () => store.close(),
+    metrics,
+    cache,
+    close: async () => {
+      await cache.settled();
+      await store.close();
+    },
   };
 }
 
 async function createStore(config: Config, logger: Logger, clock: Clock): Promise<Store> {
   const { settings } = config;
-  const local = new MemoryStore({ namespace: settings.namespace, now: clock.now });
+  const local = new MemoryStore({
+    namespace: settings.namespace,
+    now: clock.now,
+    bounded: { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
+  });
   if (!settings.redis) return local;
   const redis = await RedisStore.connect({
     ...settings.redis,

@@ -31,6 +31,8 @@ export interface PlanOptions {
   readonly pinned?: string;
   /** Endpoints never to try in this request. */
   readonly exclude?: readonly string[];
+  /** Told each wait for capacity before it starts (metrics, the request's timing). */
+  readonly onWait?: (ms: number) => void;
 }
 
 /** Why an attempt did not produce the answer: shown in errors, never containing URLs or keys. */
@@ -163,6 +165,7 @@ export class AttemptPlan {
       const waitMs = Math.max(1, earliest - now);
       if (this.#waitedMs + waitMs > this.#options.maxWaitMs) return undefined;
       this.#waitedMs += waitMs;
+      this.#options.onWait?.(waitMs);
       await this.#clock.sleep(waitMs, this.#options.signal);
     }
   }

@@ -5,6 +5,7 @@
 
 import type { EndpointConfig } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
+import type { ProxyMetrics } from "../metrics/metrics.ts";
 import type { EndpointHealth, Store } from "../store/store.ts";
 
 export interface HealthSettings {
@@ -17,12 +18,20 @@ export class HealthTracker {
   readonly #settings: HealthSettings;
   readonly #now: () => number;
   readonly #logger: Logger;
+  readonly #metrics: ProxyMetrics | undefined;
 
-  constructor(store: Store, settings: HealthSettings, now: () => number, logger: Logger) {
+  constructor(
+    store: Store,
+    settings: HealthSettings,
+    now: () => number,
+    logger: Logger,
+    metrics?: ProxyMetrics,
+  ) {
     this.#store = store;
     this.#settings = settings;
     this.#now = now;
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   snapshot(endpoints: readonly EndpointConfig[]): Promise<EndpointHealth[]> {
@@ -36,6 +45,7 @@ export class HealthTracker {
       cooldownUntil: this.#now() + this.#settings.cooldownMs,
     });
     if (state.cooldownUntil > this.#now() && state.failures === 0) {
+      this.#metrics?.cooldown(endpoint, "failures");
       this.#logger.warn("endpoint cooling down", {
         endpoint: endpoint.id,
         group: endpoint.group,
@@ -61,6 +71,7 @@ export class HealthTracker {
    */
   async rateLimitedUntil(endpoint: EndpointConfig, until: number, cause: string): Promise<EndpointHealth> {
     const state = await this.#store.coolDown(endpoint.id, until, "rate_limit");
+    this.#metrics?.cooldown(endpoint, "rate_limit");
     this.#logger.info("endpoint rate limited", {
       endpoint: endpoint.id,
       group: endpoint.group,

@@ -1,11 +1,24 @@
 /** Reading and checking a client's JSON body: size limit, JSON object, field types. */
 
-import { invalidJson, invalidRequest, tooLarge } from "../errors.ts";
+import { invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
+import { ClientGone } from "../proxy/pipeline.ts";
 
 const decoder = new TextDecoder();
 
-/** Reads the body as text, refusing more than `limit` bytes (413) without reading further. */
+/**
+ * Reads the body as text, refusing more than `limit` bytes (413) without reading further. A client that goes away
+ * mid-upload is `ClientGone` (499, not logged as the proxy's error).
+ */
 export async function readBodyText(request: Request, limit: number): Promise<string> {
+  try {
+    return await readLimited(request, limit);
+  } catch (error) {
+    if (error instanceof ProxyError) throw error;
+    throw new ClientGone();
+  }
+}
+
+async function readLimited(request: Request, limit: number): Promise<string> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     await request.body?.cancel().catch(() => {});

@@ -9,6 +9,7 @@ import { ProxyError } from "../errors.ts";
 import type { AttemptOutcome, Balancer, Clock, Pick } from "../balancer/balancer.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { Logger } from "../logger.ts";
+import { failoverReason, type ProxyMetrics, type RequestTiming } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
@@ -30,6 +31,8 @@ export interface ProxyRequest {
   readonly pinned?: string;
   /** Endpoints that must not serve the request (a conversation's owner that just failed). */
   readonly exclude?: readonly string[];
+  /** The request's timing (set by the observing middleware): upstream time and waits are added to it. */
+  readonly timing?: RequestTiming;
 }
 
 export interface PipelineDeps {
@@ -44,6 +47,7 @@ export interface PipelineDeps {
   readonly budgets: Budgets;
   /** The `x-ratelimit-*` headers of every answer. */
   readonly limits: UpstreamLimits;
+  readonly metrics?: ProxyMetrics;
 }
 
 /** Response headers never copied from the upstream to the client. */
@@ -92,6 +96,7 @@ export class Pipeline {
       tokens: this.#deps.budgets.estimate(request.group, request.route, request.body),
       pinned: request.pinned,
       exclude: request.exclude,
+      onWait: (ms) => this.#waiting(request, ms),
     });
     const { cache: _cache, ...forwarded } = request.body;
     while (true) {
@@ -103,8 +108,10 @@ export class Pipeline {
         throw error;
       }
       if (!pick) throw plan.exhaustedError();
+      if (plan.attempts > 1) this.#deps.metrics?.retry(request.group.name);
       const outcome = await this.#attempt(request, forwarded, pick, plan.attempts);
       if (outcome.kind === "reply") return outcome.response;
+      this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
       plan.failed(pick.endpoint, outcome.outcome);
     }
   }
@@ -118,6 +125,7 @@ export class Pipeline {
     const { upstream, health, stats, clock } = this.#deps;
     const { endpoint } = pick;
     stats.attempt(endpoint.id);
+    const sentAt = performance.now();
     const result = await upstream.send({
       endpoint,
       method: "POST",
@@ -127,6 +135,7 @@ export class Pipeline {
       requestId: request.requestId,
       signal: request.signal,
     });
+    this.#spent(request, sentAt);
     if (result.kind === "aborted") throw new ClientGone();
     if (result.kind === "timeout" || result.kind === "connection") {
       const outcome: AttemptOutcome = result.kind === "timeout"
@@ -137,6 +146,7 @@ export class Pipeline {
     }
     const { response, startedAt } = result;
     const status = response.status;
+    this.#deps.metrics?.upstreamLatency(endpoint, (performance.now() - startedAt) / 1000);
     // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
     const spentUntil = this.#deps.limits.observe(endpoint.id, response.headers);
     if (spentUntil !== undefined && status !== 429) {
@@ -144,6 +154,7 @@ export class Pipeline {
     }
     if (status >= 200 && status < 300) {
       if (request.stream) {
+        const firstChunkAt = performance.now();
         const opened = await openStream(response, request.route, {
           onEnd: (end, error) => {
             if (end === "failed") {
@@ -162,6 +173,11 @@ export class Pipeline {
           await this.#failed(endpoint, opened.message);
           return { kind: "retry", outcome: { kind: "connection", message: opened.message } };
         }
+        this.#spent(request, firstChunkAt);
+        this.#deps.metrics?.firstToken(
+          endpoint,
+          (performance.now() - (request.timing?.startedAt ?? sentAt)) / 1000,
+        );
         stats.success(endpoint.id, performance.now() - startedAt);
         await health.success(endpoint, pick.health);
         const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
@@ -170,6 +186,7 @@ export class Pipeline {
         return { kind: "reply", response: new Response(opened.body, { status, headers }) };
       }
       let bytes: Uint8Array<ArrayBuffer>;
+      const bodyAt = performance.now();
       try {
         bytes = await response.bytes();
       } catch {
@@ -177,6 +194,7 @@ export class Pipeline {
         await this.#failed(endpoint, "body cut");
         return { kind: "retry", outcome: { kind: "connection", message: "answer cut before its end" } };
       }
+      this.#spent(request, bodyAt);
       if (!isJson(bytes)) {
         await this.#failed(endpoint, "malformed answer");
         return { kind: "retry", outcome: { kind: "malformed" } };
@@ -211,6 +229,16 @@ export class Pipeline {
   async #failed(endpoint: EndpointConfig, cause: string): Promise<void> {
     this.#deps.stats.failure(endpoint.id);
     await this.#deps.health.failure(endpoint, cause);
+  }
+
+  /** Adds the time since `since` to the request's upstream time (what is left is the proxy's own overhead). */
+  #spent(request: ProxyRequest, since: number): void {
+    if (request.timing) request.timing.upstreamMs += performance.now() - since;
+  }
+
+  #waiting(request: ProxyRequest, ms: number): void {
+    if (request.timing) request.timing.waitMs += ms;
+    this.#deps.metrics?.capacityWait(request.group.name, ms / 1000);
   }
 }
 

@@ -14,6 +14,7 @@ import type {
   CooldownReason,
   EndpointHealth,
   FailureOptions,
+  PrefixUsage,
   Store,
   StoreStatus,
   WindowCounter,
@@ -95,6 +96,12 @@ export class FallbackStore implements Store {
       if (store !== this.#local) void this.#local.deleteByPrefix(prefix);
       return store.deleteByPrefix(prefix);
     });
+  }
+
+  usage(prefix: string): Promise<PrefixUsage> {
+    return this.#call((store) =>
+      store.usage ? store.usage(prefix) : Promise.resolve({ entries: 0, bytes: 0 })
+    );
   }
 
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {

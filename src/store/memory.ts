@@ -5,11 +5,13 @@
  */
 
 import { applyCooldown, applyFailure, applySuccess } from "./health_transitions.ts";
+import { type LruBounds, LruValues } from "./lru.ts";
 import {
   type CooldownReason,
   type EndpointHealth,
   type FailureOptions,
   HEALTHY,
+  type PrefixUsage,
   type Store,
   type StoreStatus,
   type WindowCounter,
@@ -21,6 +23,11 @@ export interface MemoryStoreOptions {
   readonly namespace?: string;
   /** Epoch milliseconds; defaults to `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Keys under `prefix` (the cache's `cache:`) are kept apart, bounded by entries and bytes, least recently used
+   * out first; a value that can never fit is refused (`set` rejects). Other keys are not bounded.
+   */
+  readonly bounded?: LruBounds & { readonly prefix: string };
 }
 
 interface Entry<T> {
@@ -41,10 +48,14 @@ export class MemoryStore implements Store {
   readonly #windows = new Map<string, Entry<number>>();
   #valueSweep: Iterator<[string, Entry<string>]> | null = null;
   #windowSweep: Iterator<[string, Entry<number>]> | null = null;
+  readonly #lru: LruValues | null;
+  readonly #lruPrefix: string;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.namespace = options.namespace ?? "llmproxy";
     this.#now = options.now ?? Date.now;
+    this.#lru = options.bounded ? new LruValues(options.bounded, this.#now) : null;
+    this.#lruPrefix = options.bounded?.prefix ?? "";
   }
 
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
@@ -73,21 +84,36 @@ export class MemoryStore implements Store {
   }
 
   get(key: string): Promise<string | null> {
+    const lru = this.#lruFor(key);
+    if (lru) return Promise.resolve(lru.get(key));
     return Promise.resolve(this.#live(key)?.value ?? null);
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {
-    this.#write(key, value, ttlMs);
+    const lru = this.#lruFor(key);
+    try {
+      if (lru) lru.set(key, value, ttlMs);
+      else this.#write(key, value, ttlMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return Promise.resolve();
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const lru = this.#lruFor(key);
+    if (lru) {
+      if (lru.has(key)) return Promise.resolve(false);
+      return this.set(key, value, ttlMs).then(() => true);
+    }
     if (this.#live(key) !== undefined) return Promise.resolve(false);
     this.#write(key, value, ttlMs);
     return Promise.resolve(true);
   }
 
   delete(key: string): Promise<boolean> {
+    const lru = this.#lruFor(key);
+    if (lru) return Promise.resolve(lru.delete(key));
     const existed = this.#live(key) !== undefined;
     this.#values.delete(key);
     return Promise.resolve(existed);
@@ -95,7 +121,7 @@ export class MemoryStore implements Store {
 
   deleteByPrefix(prefix: string): Promise<number> {
     const now = this.#now();
-    let count = 0;
+    let count = this.#lru && this.#overlaps(prefix) ? this.#lru.deleteByPrefix(prefix) : 0;
     for (const [key, entry] of this.#values) {
       if (!key.startsWith(prefix)) continue;
       if (entry.expiresAt === 0 || entry.expiresAt > now) count++;
@@ -164,13 +190,31 @@ export class MemoryStore implements Store {
     return Promise.resolve({ added, totals });
   }
 
+  usage(prefix: string): Promise<PrefixUsage> {
+    if (this.#lru && prefix === this.#lruPrefix) return Promise.resolve(this.#lru.usage());
+    const now = this.#now();
+    let entries = 0;
+    let bytes = 0;
+    for (const [key, entry] of this.#values) {
+      if (!key.startsWith(prefix) || (entry.expiresAt !== 0 && entry.expiresAt <= now)) continue;
+      entries++;
+      bytes += entry.value.length;
+    }
+    if (this.#lru && this.#overlaps(prefix)) {
+      const lru = this.#lru.usage();
+      entries += lru.entries;
+      bytes += lru.bytes;
+    }
+    return Promise.resolve({ entries, bytes });
+  }
+
   status(): StoreStatus {
     return "ok";
   }
 
   /** Entries held, expired ones not yet swept included (for tests and metrics). */
   get size(): number {
-    return this.#health.size + this.#values.size + this.#windows.size;
+    return this.#health.size + this.#values.size + this.#windows.size + (this.#lru?.size ?? 0);
   }
 
   /** Forgets everything. */
@@ -178,6 +222,7 @@ export class MemoryStore implements Store {
     this.#health.clear();
     this.#values.clear();
     this.#windows.clear();
+    this.#lru?.clear();
     this.#valueSweep = null;
     this.#windowSweep = null;
   }
@@ -197,6 +242,16 @@ export class MemoryStore implements Store {
       entry.value = value;
       entry.expiresAt = expiresAt;
     }
+  }
+
+  /** The bounded map when `key` lies under its prefix. */
+  #lruFor(key: string): LruValues | null {
+    return this.#lru !== null && key.startsWith(this.#lruPrefix) ? this.#lru : null;
+  }
+
+  /** Whether keys under `prefix` may lie in the bounded map. */
+  #overlaps(prefix: string): boolean {
+    return prefix.startsWith(this.#lruPrefix) || this.#lruPrefix.startsWith(prefix);
   }
 
   /** The entry at `key` if present and not expired; an expired one is removed. */

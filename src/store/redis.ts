@@ -17,6 +17,7 @@ import {
   type EndpointHealth,
   type FailureOptions,
   HEALTHY,
+  type PrefixUsage,
   type Store,
   type StoreStatus,
   type WindowCounter,
@@ -238,6 +239,19 @@ export class RedisStore implements Store {
     return counts.reduce((a, b) => a + b, 0);
   }
 
+  /** SCANs for the prefix (never KEYS) and sums the values' STRLEN, page by page, on every master. */
+  async usage(prefix: string): Promise<PrefixUsage> {
+    const match = `${escapeGlob(this.#key(prefix))}*`;
+    const skip = prefix === "" ? `${this.#ns}:{` : null;
+    const client = this.#client;
+    const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+    const usages = await Promise.all(nodes.map((node) => usageOnNode(node, match, skip)));
+    return usages.reduce((a, b) => ({ entries: a.entries + b.entries, bytes: a.bytes + b.bytes }), {
+      entries: 0,
+      bytes: 0,
+    });
+  }
+
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
     if (!(windowMs > 0)) {
       return Promise.reject(new RangeError(`addToWindow '${key}': windowMs must be > 0, got ${windowMs}`));
@@ -291,6 +305,8 @@ export class RedisStore implements Store {
       }
     } else {
       client.disconnect();
+      // Between reconnect attempts there is no socket: ioredis clears its timer but never emits "end".
+      if (client.status === "reconnecting") return;
     }
     await ended;
   }
@@ -389,6 +405,28 @@ async function deleteOnNode(
     }
   } while (cursor !== "0");
   return count;
+}
+
+/** SCANs one node for `match` and counts the keys and the bytes of their values, page by page. */
+async function usageOnNode(node: Redis, match: string, skip: string | null): Promise<PrefixUsage> {
+  let cursor = "0";
+  let entries = 0;
+  let bytes = 0;
+  do {
+    const [next, found] = await node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT);
+    cursor = next;
+    const keys = skip === null ? found : found.filter((key) => !key.startsWith(skip));
+    if (keys.length === 0) continue;
+    const pipeline = node.pipeline();
+    for (const key of keys) pipeline.strlen(key);
+    for (const [error, length] of (await pipeline.exec()) ?? []) {
+      if (error) continue; // not a string (or gone): not counted
+      if ((length as number) === 0) continue; // expired between SCAN and STRLEN
+      entries++;
+      bytes += length as number;
+    }
+  } while (cursor !== "0");
+  return { entries, bytes };
 }
 
 function toHealth(reply: (string | null)[]): EndpointHealth {

@@ -51,6 +51,12 @@ export interface WindowReply {
   readonly totals: readonly number[];
 }
 
+/** What `usage` reports. */
+export interface PrefixUsage {
+  readonly entries: number;
+  readonly bytes: number;
+}
+
 export interface Store {
   readonly kind: "memory" | "redis";
 
@@ -76,6 +82,11 @@ export interface Store {
   delete(key: string): Promise<boolean>;
   /** Removes every key under a logical prefix (`cache:`) without blocking Redis; returns how many went. */
   deleteByPrefix(prefix: string): Promise<number>;
+  /**
+   * Optional: how many keys lie under a logical prefix and the bytes of their values (`/stats` cache figures).
+   * Memory counts as it goes; Redis scans (SCAN, never KEYS), so call it at dashboard rates, not per request.
+   */
+  usage?(prefix: string): Promise<PrefixUsage>;
 
   /**
    * Adds `amount` (may be 0 or negative) to the fixed window of `windowMs` that contains `now` for `key`, and

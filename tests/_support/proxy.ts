@@ -59,8 +59,13 @@ export function endpointYaml(
   ].join("\n");
 }
 
-/** A config with one group `group` made of the given endpoint entries, plus general settings lines. */
+/**
+ * A config with one group `group` made of the given endpoint entries, plus general settings lines. The
+ * answer cache is off unless a settings line sets `cache:`, so tests that repeat a request see each repeat
+ * upstream.
+ */
 export function groupYaml(endpoints: string[], settings: string[] = [], group = "gpt-test"): string {
+  const cache = settings.some((line) => /^cache\s*:/.test(line)) ? [] : ["  cache: false"];
   return [
     "model_groups:",
     `  - model_group: ${group}`,
@@ -68,6 +73,7 @@ export function groupYaml(endpoints: string[], settings: string[] = [], group = 
     ...endpoints,
     "general_settings:",
     "  cooldown_time: 30",
+    ...cache,
     ...settings.map((line) => `  ${line}`),
   ].join("\n") + "\n";
 }

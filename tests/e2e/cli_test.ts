@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
-import { endpointYaml, groupYaml, runCli, startProxyProcess } from "../_support/proxy.ts";
+import { delay, endpointYaml, groupYaml, runCli, startProxyProcess } from "../_support/proxy.ts";
 
 async function withConfigFile<T>(text: string, run: (path: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir();
@@ -103,4 +103,28 @@ Deno.test("deno task demo serves with no API key", async () => {
   assert.equal(response.status, 200);
   assert.match((await response.json()).choices[0].message.content, /echo: hello demo/);
   assert.equal(await proc.stop("SIGTERM"), 0);
+});
+
+Deno.test("binding beyond loopback with no api_keys starts, with a loud warning; with keys, no warning", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
+    await using open = await startProxyProcess(["--config", path, "--host", "0.0.0.0", "--port", "0"]);
+    for (let i = 0; i < 100 && !open.output().includes("SECURITY WARNING"); i++) await delay(20);
+    const warning = open.output().split("\n").find((line) => line.includes("SECURITY WARNING"));
+    assert.ok(warning, open.output());
+    assert.equal(JSON.parse(warning).level, "warn");
+    assert.equal(await open.stop("SIGTERM"), 0);
+  });
+  await withConfigFile(groupYaml([endpointYaml(sim.url)], ["api_keys: [sk-local-test]"]), async (path) => {
+    await using keyed = await startProxyProcess(["--config", path, "--host", "0.0.0.0", "--port", "0"]);
+    const response = await fetch(`${keyed.url}/v1/models`, {
+      headers: { authorization: "Bearer sk-local-test" },
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    assert.equal(await keyed.stop("SIGTERM"), 0);
+    assert.ok(!keyed.output().includes("SECURITY WARNING"));
+    assert.ok(!keyed.output().includes("sk-local-test"), "the key is not logged");
+    assert.match(keyed.output(), /"msg":"request"/, "the access log line was flushed before exit");
+  });
 });

@@ -1,13 +1,25 @@
-/** POST chat completions, responses and embeddings: read and check the body, find the group, run the pipeline. */
+/**
+ * POST chat completions, responses and embeddings: read and check the body, find the group, then the cache layer,
+ * the Responses layer (that route only) and the pipeline.
+ */
 
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
+import type { RequestTiming } from "../../metrics/metrics.ts";
 import type { ProxyRequest } from "../../proxy/pipeline.ts";
 import type { Route } from "../../upstream/providers.ts";
 import type { Services } from "../../services.ts";
 import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
 
-export type AppEnv = { Variables: { requestId: string } };
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    /** The configured model group, once the body named one (for metrics and the access log). */
+    group: string;
+    /** Set by the observing middleware; the pipeline adds upstream time to it. */
+    timing: RequestTiming;
+  };
+};
 
 function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
   const known = groups.map((name) => `'${name}'`).join(", ");
@@ -30,14 +42,17 @@ function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
 }
 
 export function generationHandler(services: Services, route: Route) {
-  const { config, pipeline, responses } = services;
+  const { config, pipeline, responses, cache } = services;
   const send = (request: ProxyRequest) => pipeline.handle(request);
+  // The cache answers first; what it does not answer goes through the Responses layer (that route) to the pipeline.
+  const upstream = route === "responses" ? (request: ProxyRequest) => responses.handle(request, send) : send;
   const groups = new Map(config.groups.map((group) => [group.name, group]));
   const names = config.groups.map((group) => group.name);
   return async (c: Context<AppEnv>): Promise<Response> => {
     const body = parseJsonObject(await readBodyText(c.req.raw, config.settings.maxBodyBytes));
     const group = typeof body.model === "string" ? groups.get(body.model) : undefined;
     if (!group) throw modelNotFound(body.model, names);
+    c.set("group", group.name);
     const stream = streamFlag(body);
     checkFields(route, body);
     const request = {
@@ -48,8 +63,8 @@ export function generationHandler(services: Services, route: Route) {
       clientHeaders: c.req.raw.headers,
       requestId: c.get("requestId"),
       signal: c.req.raw.signal,
+      timing: c.get("timing"),
     };
-    if (route === "responses") return await responses.handle(request, send);
-    return await send(request);
+    return await cache.handle(request, upstream);
   };
 }

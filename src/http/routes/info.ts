@@ -81,6 +81,7 @@ export function statsHandler(services: Services) {
       uptime_seconds: Math.round((Date.now() - services.stats.startedAt) / 1000),
       store: { kind: services.store.kind, status: services.store.status() },
       endpoints,
+      cache: await services.cache.figures(),
     });
   };
 }

@@ -1,0 +1,162 @@
+/**
+ * Before/after for a hot-path change: several proxy builds (each a `main.ts`, e.g. of a snapshot with and without
+ * the change) and the bare pass-through, on one fake upstream, measured in interleaved rounds so machine noise
+ * hits them alike. Prints per build the median over rounds of throughput at 64 connections and of p50 at 1
+ * connection, relative to the first build and to the bare pass-through, and RSS after the load. With `--streams N`
+ * it also times 50-chunk streams (first chunk, interleaved) and opens N streams at once per build (peak RSS).
+ *
+ *   deno run -A bench/ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 3] [--duration 5]
+ *                           [--streams 1000] [--cache]
+ */
+
+import { basename, dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { percentile } from "./percentiles.ts";
+import { BENCH_GROUP, writeConfig } from "./proxy_config.ts";
+import { cpuMs } from "./cpu_time.ts";
+import { readMemory, RssSampler } from "./rss.ts";
+import { type ServerProcess, startServer } from "./server_process.ts";
+import { concurrentStreams, sequentialStreams, type StreamRequest } from "./streams.ts";
+import { ensureWrk, runWrk } from "./wrk.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const HERE = new URL(".", import.meta.url).pathname;
+const BODY = JSON.stringify({
+  model: BENCH_GROUP,
+  messages: [{ role: "user", content: "Say hello to the benchmark." }],
+});
+const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench-client" };
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    main: { type: "string", multiple: true },
+    rounds: { type: "string", default: "3" },
+    duration: { type: "string", default: "5" },
+    cache: { type: "boolean", default: false },
+    streams: { type: "string", default: "0" },
+  },
+});
+const mains = (values.main ?? []).map((path) => resolve(path));
+if (mains.length === 0) {
+  console.error(
+    "usage: deno run -A bench/ab.ts --main A/main.ts [--main B/main.ts ...] [--rounds N] [--duration S]",
+  );
+  Deno.exit(2);
+}
+const rounds = Number(values.rounds);
+const durationS = Number(values.duration);
+const label = (path: string) => basename(dirname(path));
+
+await ensureWrk();
+const servers: ServerProcess[] = [];
+try {
+  const upstream = await startServer("fake upstream", {
+    args: ["run", "-A", `${HERE}upstream_server.ts`],
+    cwd: ROOT,
+  });
+  servers.push(upstream);
+  const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache });
+  const targets: { name: string; server: ServerProcess }[] = [];
+  const bare = await startServer("bare", {
+    args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
+    cwd: ROOT,
+  });
+  servers.push(bare);
+  targets.push({ name: "bare", server: bare });
+  for (const main of mains) {
+    const server = await startServer(label(main), {
+      args: ["run", "-A", main, "--config", config, "--port", "0", "--log-level", "error"],
+      cwd: dirname(main),
+    });
+    servers.push(server);
+    targets.push({ name: `${label(main)}`, server });
+  }
+  await Deno.remove(config);
+  const wrk = (server: ServerProcess, connections: number, seconds: number) =>
+    runWrk({
+      url: `${server.url}/v1/chat/completions`,
+      connections,
+      threads: connections === 1 ? 1 : 2,
+      durationS: seconds,
+      body: BODY,
+      headers: HEADERS,
+    });
+  for (const { server } of targets) await wrk(server, 64, 2);
+  const rps = new Map<string, number[]>();
+  const p50 = new Map<string, number[]>();
+  const p99 = new Map<string, number[]>();
+  const cpu = new Map<string, number[]>();
+  for (const { name } of targets) [rps, p50, p99, cpu].forEach((map) => map.set(name, []));
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const { name, server } = targets[(i + round) % targets.length];
+      const before = cpuMs(server.pid);
+      const load = await wrk(server, 64, durationS);
+      cpu.get(name)!.push(((cpuMs(server.pid) - before) * 1000) / load.requests);
+      if (load.non2xx + load.socketErrors > 0) throw new Error(`${name}: errors under load\n${load.raw}`);
+      rps.get(name)!.push(load.rps);
+      p99.get(name)!.push(load.p99Ms);
+      p50.get(name)!.push((await wrk(server, 1, Math.max(2, Math.round(durationS / 2)))).p50Ms);
+    }
+    console.error(`round ${round + 1}/${rounds} done`);
+  }
+  const rssAfterLoad = new Map(targets.map(({ name, server }) => [name, readMemory(server.pid).rssMiB]));
+  const streamFigures = new Map<string, string>();
+  const streamCount = Number(values.streams);
+  if (streamCount > 0) {
+    const request = (server: ServerProcess, client?: Deno.HttpClient): StreamRequest => ({
+      url: `${server.url}/v1/chat/completions`,
+      body: JSON.stringify({ model: BENCH_GROUP, stream: true, messages: [{ role: "user", content: "Hi" }] }),
+      headers: HEADERS,
+      client,
+    });
+    const timed = await sequentialStreams(
+      Object.fromEntries(targets.map(({ name, server }) => [name, request(server)])),
+      15,
+      30_000,
+    );
+    for (const { name, server } of targets) {
+      const sampler = new RssSampler(server.pid, 100);
+      using client = Deno.createHttpClient({});
+      const result = await concurrentStreams(request(server, client), streamCount, 60_000);
+      sampler.stop();
+      streamFigures.set(
+        name,
+        ` ${timed[name].firstP50Ms.toFixed(2)} | ${result.completed}/${streamCount} | ${
+          sampler.maxMiB.toFixed(1)
+        } |`,
+      );
+    }
+  }
+  const median = (list: number[]) => percentile(list, 50);
+  const first = targets[1].name;
+  const lines = [
+    `| build | req/s 64c | / bare | / ${first} | CPU us/req | - ${first} | p99 64c ms | p50 1c ms | - ${first} | RSS MiB |` +
+    (streamCount > 0 ? ` stream first chunk p50 ms | ${streamCount} streams done | RSS peak MiB |` : ""),
+    "|---|---|---|---|---|---|---|---|---|---|" + (streamCount > 0 ? "---|---|---|" : ""),
+  ];
+  for (const { name } of targets) {
+    const r = median(rps.get(name)!);
+    const l = median(p50.get(name)!);
+    const c = median(cpu.get(name)!);
+    lines.push(
+      `| ${name} | ${r.toFixed(0)} | ${(r / median(rps.get("bare")!)).toFixed(3)} | ${
+        (r / median(rps.get(first)!)).toFixed(3)
+      } | ${c.toFixed(0)} | ${(c - median(cpu.get(first)!)).toFixed(0)} | ${
+        median(p99.get(name)!).toFixed(2)
+      } | ${l.toFixed(3)} | ${(l - median(p50.get(first)!)).toFixed(3)} | ${
+        rssAfterLoad.get(name)!.toFixed(1)
+      } |${streamFigures.get(name) ?? ""}`,
+    );
+  }
+  console.log(lines.join("\n"));
+  console.log(
+    `\nrounds ${rounds}, ${durationS} s per 64-conn run; all rps: ${
+      JSON.stringify(Object.fromEntries(rps))
+    }, cpu us/req: ${JSON.stringify(Object.fromEntries([...cpu].map(([k, v]) => [k, v.map(Math.round)])))}`,
+  );
+} finally {
+  for (const server of servers.reverse()) await server.stop();
+}

@@ -1,0 +1,412 @@
+/**
+ * `deno task bench`: the proxy against a direct call to the same fake upstream and against a bare Deno
+ * pass-through, side by side in one run, each server its own process on 127.0.0.1. Prints a table with ratios,
+ * checks the targets of issue 7 and exits 1 when one is missed (2 on bad flags).
+ *
+ *   deno task bench                 full run (10 s per wrk run), about 3 minutes
+ *   deno task bench --quick         3 s per wrk run, fewer streams: a smoke run
+ *   deno task bench --soak 10       adds a 10-minute soak of the proxy with its RSS trend
+ *   deno task bench --cpu-prof DIR  runs the proxy under `deno run --cpu-prof` and leaves the profile in DIR
+ */
+
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { hasRedis, startRedis } from "../tests/_support/redis.ts";
+import { type CacheHits, measureCacheHits } from "./cache_hits.ts";
+import { BENCH_GROUP, writeConfig } from "./proxy_config.ts";
+import {
+  checks,
+  formatChecks,
+  type MemoryFigures,
+  type Results,
+  table,
+  type Target,
+  TARGETS,
+} from "./report.ts";
+import { cpuMs } from "./cpu_time.ts";
+import { readMemory, RssSampler } from "./rss.ts";
+import { type ServerProcess, startServer } from "./server_process.ts";
+import { soak } from "./soak.ts";
+import {
+  type ConcurrentResult,
+  concurrentStreams,
+  sequentialStreams,
+  type StreamRequest,
+} from "./streams.ts";
+import { combineRuns, ensureWrk, runWrk, type WrkResult } from "./wrk.ts";
+
+const USAGE =
+  `Usage: deno task bench [--quick] [--soak MINUTES] [--duration SECONDS] [--rounds N] [--streams N]
+                       [--concurrent N] [--chunk-delay-ms MS] [--cpu-prof DIR] [--main PATH] [--json PATH]
+
+  --quick           3 s of wrk per measurement and 8 streams per target instead of 10 s and 30
+  --soak MINUTES    after the measurements, hold the proxy under load this long and check its RSS stays flat
+  --duration S      seconds of wrk per target and measurement (overrides --quick)
+  --rounds N        interleaved slices those seconds are cut into (default 5, quick 3)
+  --streams N       sequential 50-chunk streams per target (default 30, quick 8)
+  --concurrent N    streams open at once per target (default 1000)
+  --chunk-delay-ms  pause between the fake upstream's stream chunks (default 10)
+  --cpu-prof DIR    run the proxy with --cpu-prof; the .cpuprofile lands in DIR when it stops
+  --main PATH       the proxy entry point to measure (default: this repo's main.ts), e.g. of a snapshot
+  --json PATH       also write the raw results as JSON
+`;
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const HERE = new URL(".", import.meta.url).pathname;
+const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench-client" };
+const MESSAGES = [{ role: "user", content: "Say hello to the benchmark." }];
+const BODY = JSON.stringify({ model: BENCH_GROUP, messages: MESSAGES });
+const STREAM_BODY = JSON.stringify({ model: BENCH_GROUP, stream: true, messages: MESSAGES });
+const UNIQUE_BODY = JSON.stringify({
+  model: BENCH_GROUP,
+  messages: [{ role: "user", content: "Question %UNIQUE%" }],
+});
+const ROUTE = "/v1/chat/completions";
+
+const log = (message: string) =>
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface Flags {
+  readonly durationS: number;
+  /** Interleaved slices each wrk measurement is cut into. */
+  readonly rounds: number;
+  readonly warmupS: number;
+  readonly streams: number;
+  readonly concurrent: number;
+  readonly chunkDelayMs: number;
+  readonly soakMinutes?: number;
+  readonly cpuProfDir?: string;
+  readonly main: string;
+  readonly json?: string;
+}
+
+function parseFlags(args: string[]): Flags | string {
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: "boolean", default: false },
+        soak: { type: "string" },
+        duration: { type: "string" },
+        rounds: { type: "string" },
+        streams: { type: "string" },
+        concurrent: { type: "string" },
+        "chunk-delay-ms": { type: "string" },
+        "cpu-prof": { type: "string" },
+        main: { type: "string" },
+        json: { type: "string" },
+        help: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  if (values.help) return "";
+  const number = (name: string, text: string | undefined, fallback: number, min: number) => {
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min) {
+      throw new RangeError(`--${name} must be a number >= ${min}, got '${text}'`);
+    }
+    return value;
+  };
+  try {
+    const quick = values.quick;
+    return {
+      durationS: Math.round(number("duration", values.duration, quick ? 3 : 10, 1)),
+      rounds: Math.round(number("rounds", values.rounds, quick ? 3 : 5, 1)),
+      warmupS: quick ? 1 : 3,
+      streams: Math.round(number("streams", values.streams, quick ? 8 : 30, 1)),
+      concurrent: Math.round(number("concurrent", values.concurrent, 1000, 1)),
+      chunkDelayMs: number("chunk-delay-ms", values["chunk-delay-ms"], 10, 0),
+      soakMinutes: values.soak === undefined ? undefined : number("soak", values.soak, 0, 0.1),
+      cpuProfDir: values["cpu-prof"],
+      main: resolve(values.main ?? `${ROOT}main.ts`),
+      json: values.json,
+    };
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+function startProxy(name: string, configPath: string, flags: Flags): Promise<ServerProcess> {
+  const profile = flags.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${flags.cpuProfDir}`] : [];
+  const args = [
+    "run",
+    "-A",
+    ...profile,
+    flags.main,
+    "--config",
+    configPath,
+    "--port",
+    "0",
+    "--log-level",
+    "error",
+  ];
+  // The entry's own directory, so its deno.json (imports, unstable flags) applies.
+  return startServer(name, { args, cwd: dirname(flags.main) });
+}
+
+/** One request, to fail early (and clearly) when a server does not answer as the bench expects. */
+async function sanity(name: string, url: string, expectProxy: boolean): Promise<void> {
+  const response = await fetch(url + ROUTE, {
+    method: "POST",
+    headers: HEADERS,
+    body: BODY,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (response.status !== 200) {
+    throw new Error(`${name} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
+  }
+  if (expectProxy && !response.headers.has("x-llmproxy-endpoint")) {
+    throw new Error(`${name} answered without x-llmproxy-endpoint: is it the proxy?`);
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === "string") {
+    if (flags === "") {
+      console.log(USAGE);
+      return 0;
+    }
+    console.error(`${flags}\n\n${USAGE}`);
+    return 2;
+  }
+  await ensureWrk();
+  const cleanup: (() => Promise<unknown>)[] = [];
+  try {
+    const results = await run(flags, cleanup);
+    console.log(`\n${table(results)}\n`);
+    const list = checks(results);
+    console.log(formatChecks(list));
+    if (flags.json) await Deno.writeTextFile(flags.json, JSON.stringify(results, null, 2));
+    const missed = list.filter((c) => c.pass === false);
+    if (missed.length > 0) {
+      console.log(
+        `\n${missed.length} target(s) missed: ${missed.map((c) => c.name.split(".")[0]).join(", ")}`,
+      );
+      return 1;
+    }
+    console.log("\nall measured targets met");
+    return 0;
+  } finally {
+    for (const step of cleanup.reverse()) await step().catch((error) => log(`cleanup: ${error}`));
+  }
+}
+
+async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<Results> {
+  const upstream = await startServer("fake upstream", {
+    args: [
+      "run",
+      "-A",
+      `${HERE}upstream_server.ts`,
+      "--chunks",
+      "50",
+      "--chunk-delay-ms",
+      String(flags.chunkDelayMs),
+    ],
+    cwd: ROOT,
+  });
+  cleanup.push(() => upstream.stop());
+  const bare = await startServer("bare pass-through", {
+    args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
+    cwd: ROOT,
+  });
+  cleanup.push(() => bare.stop());
+  const configPath = await writeConfig({ upstreamUrl: upstream.url, cache: false });
+  cleanup.push(() => Deno.remove(configPath));
+  const proxy = await startProxy("proxy", configPath, flags);
+  cleanup.push(() => proxy.stop(flags.cpuProfDir ? 40_000 : 5000));
+  log(
+    `upstream ${upstream.url}, bare ${bare.url}, proxy ${proxy.url} (pid ${proxy.pid}, cache off, memory store)`,
+  );
+
+  const base: Record<Target, string> = { direct: upstream.url, bare: bare.url, proxy: proxy.url };
+  const pids = { bare: bare.pid, proxy: proxy.pid };
+  /** Whose CPU a run costs: the server the client talks to (the upstream itself for direct). */
+  const cpuPid: Record<Target, number> = { direct: upstream.pid, bare: bare.pid, proxy: proxy.pid };
+  const cpuUsPerRequest = { sequential: {} as Record<Target, number>, load: {} as Record<Target, number> };
+  for (const t of TARGETS) await sanity(t, base[t], t === "proxy");
+  await delay(1000);
+  const idle = { bare: readMemory(bare.pid).rssMiB, proxy: readMemory(proxy.pid).rssMiB };
+
+  const wrk = (t: Target, connections: number, durationS: number) =>
+    runWrk({
+      url: base[t] + ROUTE,
+      connections,
+      threads: connections === 1 ? 1 : 2,
+      durationS,
+      body: BODY,
+      headers: HEADERS,
+    });
+  /**
+   * `durationS` per target, cut into `rounds` slices that take turns (the order rotating each round), so a burst of
+   * load from elsewhere on the machine lands on every target alike instead of on whichever ran then.
+   */
+  const interleaved = async (phase: "sequential" | "load", connections: number) => {
+    const sliceS = Math.max(1, Math.round(flags.durationS / flags.rounds));
+    const slices = Object.fromEntries(TARGETS.map((t) => [t, [] as WrkResult[]])) as Record<
+      Target,
+      WrkResult[]
+    >;
+    const cpu = { direct: 0, bare: 0, proxy: 0 };
+    for (let round = 0; round < flags.rounds; round++) {
+      for (let i = 0; i < TARGETS.length; i++) {
+        const t = TARGETS[(i + round) % TARGETS.length];
+        const before = cpuMs(cpuPid[t]);
+        slices[t].push(await wrk(t, connections, sliceS));
+        cpu[t] += cpuMs(cpuPid[t]) - before;
+      }
+    }
+    const results = {} as Record<Target, WrkResult>;
+    for (const t of TARGETS) {
+      results[t] = combineRuns(slices[t]);
+      cpuUsPerRequest[phase][t] = (cpu[t] * 1000) / results[t].requests;
+    }
+    return results;
+  };
+
+  log(`warm-up: ${flags.warmupS} s at 64 connections per target`);
+  for (const t of TARGETS) await wrk(t, 64, flags.warmupS);
+
+  const slicing = `${flags.durationS} s per target in ${flags.rounds} interleaved slices`;
+  log(`sequential latency: 1 connection, ${slicing}`);
+  const sequential = await interleaved("sequential", 1);
+
+  log(`throughput: 64 connections, ${slicing}`);
+  const load = await interleaved("load", 64);
+  const peak = { bare: readMemory(bare.pid).peakMiB, proxy: readMemory(proxy.pid).peakMiB };
+  await delay(5000);
+  const afterLoadMiB = { bare: readMemory(bare.pid).rssMiB, proxy: readMemory(proxy.pid).rssMiB };
+
+  log(`streams: ${flags.streams} sequential 50-chunk streams per target`);
+  const streamRequest = (t: Target, client?: Deno.HttpClient): StreamRequest => ({
+    url: base[t] + ROUTE,
+    body: STREAM_BODY,
+    headers: HEADERS,
+    client,
+  });
+  const streamTargets = Object.fromEntries(TARGETS.map((t) => [t, streamRequest(t)])) as Record<
+    Target,
+    StreamRequest
+  >;
+  const streams = await sequentialStreams(streamTargets, flags.streams, 30_000);
+
+  log(`${flags.concurrent} concurrent streams per target`);
+  const concurrent = {} as Record<Target, ConcurrentResult>;
+  const streamsPeak = { bare: 0, proxy: 0 };
+  for (const t of TARGETS) {
+    const sampler = t === "direct" ? undefined : new RssSampler(pids[t], 100);
+    using client = Deno.createHttpClient({});
+    concurrent[t] = await concurrentStreams(streamRequest(t, client), flags.concurrent, 60_000);
+    if (sampler && t !== "direct") {
+      sampler.stop();
+      streamsPeak[t] = sampler.maxMiB;
+    }
+    await delay(500);
+  }
+  const memory = {} as Record<"bare" | "proxy", MemoryFigures>;
+  for (const t of ["bare", "proxy"] as const) {
+    memory[t] = {
+      idleMiB: idle[t],
+      afterLoadMiB: afterLoadMiB[t],
+      peakMiB: peak[t],
+      streamsPeakMiB: streamsPeak[t],
+    };
+  }
+
+  const unique = (url: string, connections: number, durationS: number) =>
+    runWrk({
+      url: url + ROUTE,
+      connections,
+      threads: connections === 1 ? 1 : 2,
+      durationS,
+      body: UNIQUE_BODY,
+      headers: HEADERS,
+      unique: true,
+    });
+
+  log("cache, memory store: hit latency, then 64 connections of misses");
+  let cacheMemory: CacheHits;
+  let missLoad: WrkResult | undefined;
+  {
+    const path = await writeConfig({ upstreamUrl: upstream.url, cache: true });
+    await using cached = await startProxy("proxy (cache, memory)", path, { ...flags, cpuProfDir: undefined });
+    await Deno.remove(path);
+    await sanity("proxy (cache, memory)", cached.url, true);
+    cacheMemory = await measureCacheHits({
+      url: cached.url + ROUTE,
+      body: BODY,
+      headers: HEADERS,
+      durationS: flags.durationS,
+    });
+    await unique(cached.url, 64, flags.warmupS);
+    missLoad = await unique(cached.url, 64, flags.durationS);
+  }
+
+  let cacheRedis: CacheHits = { ok: false, reason: "redis-server is not installed" };
+  let redisMissLoad: WrkResult | undefined;
+  let redisMissSequential: WrkResult | undefined;
+  if (hasRedis) {
+    log("cache, Redis store: hit latency, then misses at 1 and 64 connections");
+    await using redis = await startRedis();
+    const path = await writeConfig({ upstreamUrl: upstream.url, cache: true, redisUrl: redis.url });
+    await using cached = await startProxy("proxy (cache, Redis)", path, { ...flags, cpuProfDir: undefined });
+    await Deno.remove(path);
+    await sanity("proxy (cache, Redis)", cached.url, true);
+    cacheRedis = await measureCacheHits({
+      url: cached.url + ROUTE,
+      body: BODY,
+      headers: HEADERS,
+      durationS: flags.durationS,
+    });
+    await unique(cached.url, 64, flags.warmupS);
+    redisMissSequential = await unique(cached.url, 1, flags.durationS);
+    redisMissLoad = await unique(cached.url, 64, flags.durationS);
+  }
+
+  let soakFigures;
+  if (flags.soakMinutes !== undefined) {
+    log(`soak: ${flags.soakMinutes} min of 64 connections plus 16 streams at a time on the proxy`);
+    soakFigures = await soak({
+      minutes: flags.soakMinutes,
+      pid: proxy.pid,
+      wrk: { url: proxy.url + ROUTE, body: BODY, headers: HEADERS },
+      stream: streamRequest("proxy"),
+      streamConcurrency: 16,
+    });
+    const every = Math.max(1, Math.round(soakFigures.samples.length / 20));
+    const series = soakFigures.samples.filter((_, i) => i % every === 0);
+    log(
+      `soak RSS (MiB): ${
+        series.map((s) => `${Math.round(s.atMs / 1000)}s=${s.rssMiB.toFixed(0)}`).join(" ")
+      }`,
+    );
+  }
+
+  if (flags.cpuProfDir) log(`stopping the proxy; its CPU profile goes to ${flags.cpuProfDir}`);
+  return {
+    sequential,
+    load,
+    cpuUsPerRequest,
+    streams,
+    concurrent,
+    memory,
+    cacheMemory,
+    cacheRedis,
+    missLoad,
+    redisMissLoad,
+    redisMissSequential,
+    soak: soakFigures,
+  };
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

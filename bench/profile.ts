@@ -1,0 +1,97 @@
+/**
+ * Where the proxy's time goes: runs the proxy under `deno run --cpu-prof` with the fake upstream, holds it under
+ * wrk load (64 connections of non-streamed chat requests), stops it so V8 writes the profile, and prints the
+ * summary of bench/cpuprofile.ts.
+ *
+ *   deno run -A bench/profile.ts [--duration 10] [--connections 64] [--main PATH] [--out DIR] [--top 30]
+ *                                [--cache] [--unique] [--log-level error]
+ *
+ * `--cache` turns the proxy's cache on; `--unique` makes every request body unique (with `--cache`: all misses).
+ */
+
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { type CpuProfile, formatSummary, summarize } from "./cpuprofile.ts";
+import { BENCH_GROUP, writeConfig } from "./proxy_config.ts";
+import { startServer } from "./server_process.ts";
+import { ensureWrk, runWrk } from "./wrk.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const HERE = new URL(".", import.meta.url).pathname;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    duration: { type: "string", default: "10" },
+    connections: { type: "string", default: "64" },
+    main: { type: "string", default: `${ROOT}main.ts` },
+    out: { type: "string" },
+    top: { type: "string", default: "30" },
+    cache: { type: "boolean", default: false },
+    unique: { type: "boolean", default: false },
+    "log-level": { type: "string", default: "error" },
+  },
+});
+const main = resolve(values.main);
+const out = values.out ?? await Deno.makeTempDir({ prefix: "llmproxy-cpuprof-" });
+const connections = Number(values.connections);
+
+await ensureWrk();
+await using upstream = await startServer("fake upstream", {
+  args: ["run", "-A", `${HERE}upstream_server.ts`],
+  cwd: ROOT,
+});
+const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache });
+const proxy = await startServer("proxy", {
+  args: [
+    "run",
+    "-A",
+    "--cpu-prof",
+    `--cpu-prof-dir=${out}`,
+    main,
+    "--config",
+    config,
+    "--port",
+    "0",
+    "--log-level",
+    values["log-level"],
+  ],
+  cwd: dirname(main),
+});
+let requests = 0;
+try {
+  const result = await runWrk({
+    url: `${proxy.url}/v1/chat/completions`,
+    connections,
+    threads: connections === 1 ? 1 : 2,
+    durationS: Number(values.duration),
+    body: JSON.stringify({
+      model: BENCH_GROUP,
+      messages: [{
+        role: "user",
+        content: values.unique ? "Question %UNIQUE%" : "Say hello to the benchmark.",
+      }],
+    }),
+    unique: values.unique,
+    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
+  });
+  requests = result.requests;
+  console.log(
+    `${result.requests} requests, ${
+      result.rps.toFixed(0)
+    } req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms (profiler on)`,
+  );
+} finally {
+  await proxy.stop(40_000);
+  await Deno.remove(config);
+}
+const files = [...Deno.readDirSync(out)].filter((e) => e.name.endsWith(".cpuprofile")).map((e) =>
+  `${out}/${e.name}`
+);
+const newest = files.map((path) => ({ path, mtime: Deno.statSync(path).mtime?.getTime() ?? 0 }))
+  .sort((a, b) => b.mtime - a.mtime)[0];
+if (!newest) throw new Error(`the proxy wrote no .cpuprofile to ${out}; did it exit cleanly?`);
+console.log(`profile: ${newest.path}\n`);
+const profile = JSON.parse(await Deno.readTextFile(newest.path)) as CpuProfile;
+console.log(formatSummary(summarize(profile, Number(values.top)), requests));

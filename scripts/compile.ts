@@ -1,0 +1,71 @@
+/**
+ * Builds the self-contained `llmproxy` executable for one or more targets with `deno compile` (Deno cross-compiles:
+ * every target builds on any host). Output: `dist/llmproxy-<version>-<target>[.exe]`.
+ *
+ *   deno task compile:all                                     # every release target
+ *   deno run -A scripts/compile.ts --target aarch64-apple-darwin
+ *
+ * `deno task compile` (dist/llmproxy for this machine) uses the same flags; keep the two in step.
+ */
+
+import { parseArgs } from "node:util";
+import { VERSION } from "../src/version.ts";
+
+export const TARGETS = [
+  "x86_64-unknown-linux-gnu",
+  "aarch64-unknown-linux-gnu",
+  "x86_64-apple-darwin",
+  "aarch64-apple-darwin",
+  "x86_64-pc-windows-msvc",
+] as const;
+
+/** The permissions the binary runs with (it reads only its config file; no file writes, no subprocesses). */
+export const COMPILE_FLAGS = [
+  "--unstable-no-legacy-abort",
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-sys",
+];
+
+export function outputName(target: string, version = VERSION): string {
+  return `dist/llmproxy-${version}-${target}${target.includes("windows") ? ".exe" : ""}`;
+}
+
+async function compile(target: string): Promise<boolean> {
+  const output = outputName(target);
+  console.log(`compiling ${output}`);
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: ["compile", ...COMPILE_FLAGS, "--target", target, "--output", output, "main.ts"],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return code === 0;
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: { target: { type: "string", multiple: true }, all: { type: "boolean", default: false } },
+  });
+  const targets = values.all ? [...TARGETS] : values.target ?? [];
+  if (targets.length === 0) {
+    console.error(
+      `Usage: scripts/compile.ts --all | --target T [--target T ...]\nTargets: ${TARGETS.join(", ")}`,
+    );
+    return 2;
+  }
+  const unknown = targets.filter((target) => !(TARGETS as readonly string[]).includes(target));
+  if (unknown.length > 0) {
+    console.error(`unknown target(s) ${unknown.join(", ")}; known: ${TARGETS.join(", ")}`);
+    return 2;
+  }
+  await Deno.mkdir("dist", { recursive: true });
+  let failed = 0;
+  for (const target of targets) if (!(await compile(target))) failed++;
+  if (failed > 0) console.error(`${failed} of ${targets.length} target(s) failed`);
+  return failed > 0 ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,305 @@
+/**
+ * The cache layer in front of the pipeline: `handle(request, next)` answers from the cache (HIT), from an
+ * identical request in flight here or on another instance (COALESCED), or calls `next` (MISS; BYPASS when the
+ * request said `no-cache` or the cache is off) and stores the answer when it is a complete success.
+ *
+ * Writes are off the response path: a JSON answer is stored after it is handed back, a stream from the
+ * recorder's `flush` once its terminal event went by. A write that fails is logged at warn and changes
+ * nothing for the client. Entries live in the store under `cache:<sha256>`, so `clear()` is one
+ * `deleteByPrefix("cache:")`.
+ */
+
+import type { Clock } from "../balancer/balancer.ts";
+import type { Settings } from "../config/config.ts";
+import type { Logger } from "../logger.ts";
+import { ClientGone, type ProxyRequest } from "../proxy/pipeline.ts";
+import type { PrefixUsage, Store } from "../store/store.ts";
+import { Broadcast } from "./broadcast.ts";
+import { type Flight, Flights, type Followed, lockOrWait, unlock } from "./coalesce.ts";
+import { type CacheControl, parseCacheControl } from "./control.ts";
+import { CACHE_PREFIX, type CachedAnswer, decodeEntry, entryKey } from "./entry.ts";
+import { cacheKey } from "./key.ts";
+import { replayResponse } from "./replay.ts";
+import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
+
+export { CACHE_PREFIX } from "./entry.ts";
+export type { CacheCounters } from "./writer.ts";
+
+export type Next = (request: ProxyRequest) => Promise<Response>;
+
+export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "COALESCED";
+
+/** `/stats` figures: this instance's counters; entries and bytes from the (shared) store. */
+export interface CacheFigures extends Readonly<CacheCounters> {
+  readonly enabled: boolean;
+  /** Null when the store cannot count them. */
+  readonly entries: number | null;
+  readonly bytes: number | null;
+}
+
+export interface CacheOptions {
+  readonly store: Store;
+  readonly settings: Settings;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Counters to continue (a config reload); default fresh ones. */
+  readonly counters?: CacheCounters;
+}
+
+/**
+ * Longest a cross-instance coalescing lock lives, and so the longest a follower waits for another instance.
+ */
+const MAX_LOCK_MS = 30_000;
+/** Rounds a follower whose leader failed may join a new flight before going upstream on its own. */
+const FOLLOW_ROUNDS = 3;
+/** How long `/stats` reuses a count of entries and bytes (counting may scan the store). */
+const USAGE_REUSE_MS = 1_000;
+
+export class ResponseCache {
+  readonly #store: Store;
+  readonly #settings: Settings;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #flights = new Flights();
+  readonly #writer: EntryWriter;
+  readonly #token = crypto.randomUUID();
+  #usage: { at: number; value: Promise<PrefixUsage | null> } | null = null;
+  readonly #counts: CacheCounters;
+
+  constructor(options: CacheOptions) {
+    this.#store = options.store;
+    this.#settings = options.settings;
+    this.#logger = options.logger;
+    this.#clock = options.clock;
+    this.#counts = options.counters ?? newCounters();
+    this.#writer = new EntryWriter({ ...options, counters: this.#counts });
+  }
+
+  get counters(): CacheCounters {
+    return this.#counts;
+  }
+
+  async handle(request: ProxyRequest, next: Next): Promise<Response> {
+    const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
+    request = withoutCacheControl(request);
+    if (!this.#settings.cache) {
+      this.#counts.bypasses++;
+      return mark(await next(request), "BYPASS");
+    }
+    const key = cacheKey({
+      route: request.route,
+      group: request.group.name,
+      stream: request.stream,
+      body: request.body,
+    });
+    if (!control.read) {
+      this.#counts.bypasses++;
+      return mark(await this.#fetch(key, request, next, control), "BYPASS");
+    }
+    for (let round = 0; round < FOLLOW_ROUNDS; round++) {
+      let flight = this.#flights.get(key);
+      if (!flight) {
+        const cached = await this.#read(key, request);
+        if (cached) {
+          this.#counts.hits++;
+          return replayResponse(cached, "HIT", this.#clock.now());
+        }
+        flight = this.#flights.get(key);
+      }
+      if (!flight) {
+        if (!control.write) {
+          this.#counts.misses++;
+          return mark(await next(request), "MISS");
+        }
+        return await this.#lead(key, request, next, control);
+      }
+      const followed = await this.#follow(flight, request);
+      if (followed) return followed;
+    }
+    this.#counts.misses++;
+    return mark(await this.#fetch(key, request, next, control), "MISS");
+  }
+
+  /** Drops every cached answer (never routing or affinity state); returns how many went. */
+  async clear(): Promise<number> {
+    this.#usage = null;
+    const deleted = await this.#store.deleteByPrefix(CACHE_PREFIX);
+    this.#usage = null;
+    return deleted;
+  }
+
+  async figures(): Promise<CacheFigures> {
+    const usage = await this.#storeUsage();
+    return {
+      enabled: this.#settings.cache,
+      ...this.#counts,
+      entries: usage?.entries ?? null,
+      bytes: usage?.bytes ?? null,
+    };
+  }
+
+  /** Waits for the cache writes still running (shutdown, tests). */
+  settled(): Promise<void> {
+    return this.#writer.settled();
+  }
+
+  /** Follows a flight; null when its leader failed (the caller tries again). */
+  async #follow(flight: Flight, request: ProxyRequest): Promise<Response | null> {
+    const shared: Followed = await flight.follow(request.signal);
+    if (shared === null) return null;
+    if (shared === "gone") throw new ClientGone();
+    if (shared.kind === "entry") {
+      this.#counts.coalesced++;
+      return replayResponse(shared.answer, "COALESCED", this.#clock.now());
+    }
+    const headers = new Headers(shared.headers);
+    headers.set("x-llmproxy-cache", "COALESCED");
+    if (shared.kind === "json") {
+      this.#counts.coalesced++;
+      return new Response(shared.bytes, { status: 200, headers });
+    }
+    const body = shared.broadcast.join();
+    if (!body) return null;
+    this.#counts.coalesced++;
+    return new Response(body, { status: 200, headers });
+  }
+
+  /** Leads a new flight: takes the cross-instance lock (or finds another instance's answer), calls `next`. */
+  async #lead(key: string, request: ProxyRequest, next: Next, control: CacheControl): Promise<Response> {
+    if (request.signal.aborted) throw new ClientGone();
+    const flight = this.#flights.open(key);
+    const stopAttending = flight.attend(request.signal);
+    let locked = false;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      this.#flights.close(key, flight);
+      if (locked) this.#writer.track(unlock(this.#store, key, this.#token));
+    };
+    try {
+      // One process needs no lock in the store: its flights already coalesce everything it serves.
+      const ttlMs = Math.min(MAX_LOCK_MS, this.#settings.httpTimeoutMs);
+      const outcome = this.#store.kind === "memory"
+        ? { kind: "lead" as const, locked: false }
+        : await lockOrWait(this.#store, key, { ttlMs, waitMs: ttlMs, token: this.#token }, flight.signal);
+      if (outcome.kind === "entry") {
+        const answer = decodeEntry(outcome.text);
+        if (answer) {
+          flight.settle({ kind: "entry", answer });
+          finish();
+          this.#counts.coalesced++;
+          return replayResponse(answer, "COALESCED", this.#clock.now());
+        }
+      } else locked = outcome.locked;
+      this.#counts.misses++;
+      const response = await next({ ...request, signal: flight.signal });
+      if (response.status !== 200 || !response.body) {
+        flight.settle(null);
+        finish();
+        return mark(response, "MISS");
+      }
+      if (request.stream) return this.#leadStream(key, request, response, control, flight, finish);
+      const bytes = await response.bytes();
+      const headers = withStatus(response.headers, "MISS");
+      flight.settle({ kind: "json", headers, bytes });
+      this.#writer.json(key, request, bytes, headers, control, finish);
+      return new Response(bytes, { status: 200, headers });
+    } catch (error) {
+      flight.settle(null);
+      finish();
+      throw error;
+    } finally {
+      stopAttending();
+    }
+  }
+
+  #leadStream(
+    key: string,
+    request: ProxyRequest,
+    response: Response,
+    control: CacheControl,
+    flight: Flight,
+    finish: () => void,
+  ): Response {
+    const headers = withStatus(response.headers, "MISS");
+    const recorded = response.body!.pipeThrough(this.#writer.stream(key, request, headers, control, finish));
+    const broadcast = new Broadcast(recorded, {
+      maxBytes: this.#settings.cacheMaxEntryBytes,
+      // A stream that ended is finished by its recorder, once stored; one cut short is finished here.
+      onEnd: (end) => {
+        if (end !== "done") finish();
+      },
+    });
+    flight.settle({ kind: "stream", headers, broadcast });
+    return new Response(broadcast.join(), { status: 200, headers });
+  }
+
+  /** Calls `next` outside any flight and stores a complete answer (when `control` allows). */
+  async #fetch(key: string, request: ProxyRequest, next: Next, control: CacheControl): Promise<Response> {
+    const response = await next(request);
+    if (!control.write || response.status !== 200 || !response.body) return response;
+    if (!request.stream) {
+      const bytes = await response.bytes();
+      this.#writer.json(key, request, bytes, response.headers, control);
+      return new Response(bytes, { status: 200, headers: response.headers });
+    }
+    const recorder = this.#writer.stream(key, request, response.headers, control);
+    return new Response(response.body.pipeThrough(recorder), { status: 200, headers: response.headers });
+  }
+
+  /** The cached answer for `key`, or null (also when the store cannot be read: a miss, logged). */
+  async #read(key: string, request: ProxyRequest): Promise<CachedAnswer | null> {
+    let text: string | null;
+    try {
+      text = await this.#store.get(entryKey(key));
+    } catch (error) {
+      this.#logger.warn("cache read failed; treating it as a miss", {
+        request_id: request.requestId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return null;
+    }
+    if (text === null) return null;
+    const answer = decodeEntry(text);
+    if (!answer || answer.stream !== request.stream) return null;
+    return answer;
+  }
+
+  #storeUsage(): Promise<PrefixUsage | null> {
+    const now = this.#clock.now();
+    if (this.#usage && now - this.#usage.at < USAGE_REUSE_MS) return this.#usage.value;
+    const value = this.#store.usage
+      ? this.#store.usage(CACHE_PREFIX).catch(() => null)
+      : Promise.resolve(null);
+    this.#usage = { at: now, value };
+    return value;
+  }
+}
+
+/** The request without the client's `Cache-Control` header (it is the proxy's, never the upstream's). */
+function withoutCacheControl(request: ProxyRequest): ProxyRequest {
+  if (!request.clientHeaders.has("cache-control")) return request;
+  const clientHeaders = new Headers(request.clientHeaders);
+  clientHeaders.delete("cache-control");
+  return { ...request, clientHeaders };
+}
+
+function withStatus(headers: Headers, status: CacheStatus): Headers {
+  const copy = new Headers(headers);
+  copy.set("x-llmproxy-cache", status);
+  return copy;
+}
+
+function mark(response: Response, status: CacheStatus): Response {
+  try {
+    response.headers.set("x-llmproxy-cache", status);
+    return response;
+  } catch {
+    // immutable headers: copy them
+    return new Response(response.body, {
+      status: response.status,
+      headers: withStatus(response.headers, status),
+    });
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Coalescing identical requests so only one goes upstream.
+ *
+ * In this process, a `Flight` is one request in flight that others may follow: its answer is shared when it
+ * is a complete 200 (a JSON body as it is; a stream through a `Broadcast`, each follower reading from the
+ * first byte at its own pace). When it fails, followers get null and go their own way. The upstream call is
+ * aborted only when every request attending the flight has gone.
+ *
+ * Across instances (a shared store), the leader of a flight first takes a short lock in the store
+ * (`coalesce:<key>`, set-if-absent with a TTL). An instance that finds the lock taken waits for the entry to
+ * appear instead of calling the upstream, polling with a bound; when the lock goes away without an entry (the
+ * other leader failed) or the bound passes, it goes upstream itself.
+ */
+
+import type { Store } from "../store/store.ts";
+import type { Broadcast } from "./broadcast.ts";
+import { type CachedAnswer, entryKey } from "./entry.ts";
+
+export type Shared =
+  | { readonly kind: "json"; readonly headers: Headers; readonly bytes: Uint8Array<ArrayBuffer> }
+  | { readonly kind: "stream"; readonly headers: Headers; readonly broadcast: Broadcast }
+  | { readonly kind: "entry"; readonly answer: CachedAnswer };
+
+/** What a follower got: the shared answer, null when the leader failed, "gone" when its own client left. */
+export type Followed = Shared | null | "gone";
+
+export class Flight {
+  readonly #controller = new AbortController();
+  readonly result: Promise<Shared | null>;
+  #resolve!: (shared: Shared | null) => void;
+  #attending = 0;
+  #settled = false;
+
+  constructor() {
+    this.result = new Promise((resolve) => this.#resolve = resolve);
+  }
+
+  /** For the upstream call: aborted once every request attending the flight has gone before it settled. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /**
+   * Counts the request of `signal` as attending until the flight settles; returns the function that stops it.
+   */
+  attend(signal: AbortSignal, onGone?: () => void): () => void {
+    if (signal.aborted) {
+      onGone?.();
+      return () => {};
+    }
+    this.#attending++;
+    const gone = () => {
+      onGone?.();
+      if (--this.#attending === 0 && !this.#settled) this.#controller.abort();
+    };
+    signal.addEventListener("abort", gone, { once: true });
+    return () => signal.removeEventListener("abort", gone);
+  }
+
+  /** Shares the answer (or null: followers go their own way). Only the first call counts. */
+  settle(shared: Shared | null): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(shared);
+  }
+
+  /** Waits, as a follower, for the shared answer, or until the follower's own client leaves. */
+  async follow(signal: AbortSignal): Promise<Followed> {
+    let gone!: () => void;
+    const left = new Promise<"gone">((resolve) => gone = () => resolve("gone"));
+    const stop = this.attend(signal, gone);
+    try {
+      return await Promise.race([this.result, left]);
+    } finally {
+      stop();
+    }
+  }
+}
+
+/** The flights of this process, by cache key. */
+export class Flights {
+  readonly #flights = new Map<string, Flight>();
+
+  get(key: string): Flight | undefined {
+    return this.#flights.get(key);
+  }
+
+  /** Registers a new flight for `key`; call only when `get(key)` found none (no await in between). */
+  open(key: string): Flight {
+    const flight = new Flight();
+    this.#flights.set(key, flight);
+    return flight;
+  }
+
+  /** Forgets `flight` (if it is still the one for `key`). */
+  close(key: string, flight: Flight): void {
+    if (this.#flights.get(key) === flight) this.#flights.delete(key);
+  }
+
+  get size(): number {
+    return this.#flights.size;
+  }
+}
+
+export interface LockOptions {
+  /** How long the lock lives if its holder never releases it. */
+  readonly ttlMs: number;
+  /** How long to wait for another instance's entry before going upstream anyway. */
+  readonly waitMs: number;
+  /** This holder's token, so a release never removes another holder's lock. */
+  readonly token: string;
+}
+
+/**
+ * Leads (with the lock, or without it when the store could not be asked), or found the entry another made.
+ */
+export type LockOutcome =
+  | { readonly kind: "lead"; readonly locked: boolean }
+  | { readonly kind: "entry"; readonly text: string };
+
+const lockKey = (key: string) => `coalesce:${key}`;
+
+/** Takes the cross-instance lock for `key`, or waits (bounded) for the entry whoever holds it will write. */
+export async function lockOrWait(
+  store: Store,
+  key: string,
+  options: LockOptions,
+  signal: AbortSignal,
+): Promise<LockOutcome> {
+  const take = () => store.setIfAbsent(lockKey(key), options.token, options.ttlMs);
+  try {
+    if (await take()) return { kind: "lead", locked: true };
+  } catch {
+    return { kind: "lead", locked: false };
+  }
+  const deadline = Date.now() + options.waitMs;
+  let pause = 10;
+  while (!signal.aborted && Date.now() < deadline) {
+    await sleep(Math.min(pause, deadline - Date.now()), signal);
+    pause = Math.min(pause * 2, 200);
+    try {
+      const [entry, holder] = await Promise.all([store.get(entryKey(key)), store.get(lockKey(key))]);
+      if (entry !== null) return { kind: "entry", text: entry };
+      if (holder === null && await take()) return { kind: "lead", locked: true };
+    } catch {
+      break;
+    }
+  }
+  return { kind: "lead", locked: false };
+}
+
+/** Releases the lock if this holder still holds it. Never throws. */
+export async function unlock(store: Store, key: string, token: string): Promise<void> {
+  try {
+    if (await store.get(lockKey(key)) === token) await store.delete(lockKey(key));
+  } catch {
+    // it expires by itself
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,196 @@
+/**
+ * Recording a streamed answer while it passes through: `recordStream` is one pass-through `TransformStream`
+ * (the bytes reach the client unchanged, at the client's pace) that keeps a bounded copy, cut into the
+ * stream's SSE events, and reports it only when the stream ended cleanly after its terminal event:
+ * `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. Never for a stream that
+ * was cancelled, cut, carried an error event, had nothing before its terminal event, was not valid UTF-8, or
+ * outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
+ * may be split anywhere across chunks.
+ */
+
+import type { Route } from "../upstream/providers.ts";
+
+export interface Recording {
+  /** The raw text of each event in order, line breaks included; joined, they are the stream byte for byte. */
+  readonly events: readonly string[];
+  /** Size of the stream in bytes. */
+  readonly bytes: number;
+}
+
+/** Why a stream that ended was not recorded. */
+export type Unrecorded = "too_large" | "not_utf8" | "error_event" | "no_terminal_event" | "empty";
+
+export interface RecorderOptions {
+  readonly route: Route;
+  /** A stream larger than this is not recorded. */
+  readonly maxBytes: number;
+  /** Called once, from `flush`, with the complete recording. */
+  readonly onComplete: (recording: Recording) => void;
+  /** Called once, from `flush`, when the stream ended but cannot be stored (never for a cancelled stream). */
+  readonly onIncomplete?: (reason: Unrecorded) => void;
+}
+
+/** The incremental recorder behind `recordStream`, usable on its own: `push` chunks, then `finish`. */
+export class SseRecorder {
+  readonly #route: Route;
+  readonly #maxBytes: number;
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true });
+  #events: string[] = [];
+  /** Raw text of the event being read. */
+  #raw = "";
+  /** The line being read (without its line break). */
+  #line = "";
+  #eventName: string | null = null;
+  #data: string[] = [];
+  #pendingCr = false;
+  #bytes = 0;
+  #answers = 0;
+  #terminal = false;
+  /** Why this stream cannot be stored; null while it still may be. */
+  #spoiled: Unrecorded | null = null;
+
+  constructor(route: Route, maxBytes: number) {
+    this.#route = route;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Why the stream will not be stored, or null while it may still be. */
+  get spoiled(): Unrecorded | null {
+    return this.#spoiled;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.#spoiled !== null) return;
+    this.#bytes += chunk.byteLength;
+    if (this.#bytes > this.#maxBytes) return this.#spoil("too_large");
+    let text: string;
+    try {
+      text = this.#decoder.decode(chunk, { stream: true });
+    } catch {
+      return this.#spoil("not_utf8");
+    }
+    this.#scan(text);
+  }
+
+  /** The recording when the stream is complete and storable, else null. Call once, after the last chunk. */
+  finish(): Recording | null {
+    if (this.#spoiled !== null) return null;
+    try {
+      this.#scan(this.#decoder.decode());
+    } catch {
+      this.#spoil("not_utf8");
+      return null;
+    }
+    // Bytes after the last blank line are kept but end no event: the SSE spec (and the SDKs) drop them too.
+    if (this.#raw !== "") this.#events.push(this.#raw);
+    if (this.#spoiled !== null) return null;
+    if (!this.#terminal) return this.#spoil("no_terminal_event"), null;
+    if (this.#answers === 0) return this.#spoil("empty"), null;
+    return { events: this.#events, bytes: this.#bytes };
+  }
+
+  #spoil(reason: Unrecorded): void {
+    this.#spoiled ??= reason;
+    this.#events = [];
+    this.#raw = "";
+    this.#line = "";
+    this.#data = [];
+  }
+
+  #scan(text: string): void {
+    let start = 0;
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      // The `\n` of a `\r\n` split across chunks: it belongs to the line break already handled.
+      if (text.charCodeAt(0) === 10) {
+        if (this.#raw === "" && this.#events.length > 0) this.#events[this.#events.length - 1] += "\n";
+        else this.#raw += "\n";
+        start = 1;
+      }
+    }
+    let lineStart = start;
+    for (let i = start; i < text.length; i++) {
+      const char = text.charCodeAt(i);
+      if (char !== 10 && char !== 13) continue;
+      this.#line += text.slice(lineStart, i);
+      let end = i + 1;
+      if (char === 13) {
+        if (i + 1 === text.length) this.#pendingCr = true;
+        else if (text.charCodeAt(i + 1) === 10) end = i + 2;
+      }
+      this.#raw += text.slice(lineStart, end);
+      lineStart = end;
+      i = end - 1;
+      this.#endLine();
+      if (this.#spoiled !== null) return;
+    }
+    if (lineStart < text.length) {
+      const rest = text.slice(lineStart);
+      this.#line += rest;
+      this.#raw += rest;
+    }
+  }
+
+  /** Handles the line just completed: a field, a comment, or the blank line that ends an event. */
+  #endLine(): void {
+    const line = this.#line;
+    this.#line = "";
+    if (line === "") {
+      this.#events.push(this.#raw);
+      this.#raw = "";
+      if (this.#data.length > 0) this.#dispatch(this.#eventName, this.#data.join("\n"));
+      this.#eventName = null;
+      this.#data = [];
+      return;
+    }
+    if (line.charCodeAt(0) === 58) return; // ":" comment
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    if (field === "data") this.#data.push(value);
+    else if (field === "event") this.#eventName = value;
+  }
+
+  #dispatch(name: string | null, data: string): void {
+    if (this.#terminal) return;
+    if (this.#route === "responses") {
+      const type = name ?? dataType(data);
+      if (type === "response.completed") this.#terminal = true;
+      else if (type === "error" || type === "response.failed" || type === "response.incomplete") {
+        this.#spoil("error_event");
+      } else this.#answers++;
+      return;
+    }
+    if (data === "[DONE]") this.#terminal = true;
+    else if (/^\s*\{\s*"error"\s*:/.test(data)) this.#spoil("error_event");
+    else this.#answers++;
+  }
+}
+
+/** The `type` of a data-only Responses event, read only when it may be one that matters. */
+function dataType(data: string): string | null {
+  if (!/"type"\s*:\s*"(response\.(completed|failed|incomplete)|error)"/.test(data)) return null;
+  try {
+    const parsed = JSON.parse(data) as { type?: unknown };
+    return typeof parsed.type === "string" ? parsed.type : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A pass-through stream that records what flows through it; see the module comment. */
+export function recordStream(options: RecorderOptions): TransformStream<Uint8Array, Uint8Array> {
+  const recorder = new SseRecorder(options.route, options.maxBytes);
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      controller.enqueue(chunk);
+      recorder.push(chunk);
+    },
+    flush() {
+      const recording = recorder.finish();
+      if (recording) options.onComplete(recording);
+      else options.onIncomplete?.(recorder.spoiled ?? "no_terminal_event");
+    },
+  });
+}

@@ -1,0 +1,171 @@
+/**
+ * Storing answers: only complete successes, off the response path, never fatal. A JSON answer is checked and
+ * written after it was handed back; a stream is written from its recorder's `flush`, once the terminal event
+ * went by. A write that fails (store down, value refused) is counted and logged at warn; the client never
+ * notices. Every write is tracked, so shutdown can wait for them.
+ */
+
+import type { Clock } from "../balancer/balancer.ts";
+import type { Settings } from "../config/config.ts";
+import type { Logger } from "../logger.ts";
+import type { ProxyRequest } from "../proxy/pipeline.ts";
+import type { Store } from "../store/store.ts";
+import type { CacheControl } from "./control.ts";
+import { type CachedAnswer, encodeEntry, entryKey } from "./entry.ts";
+import { recordStream } from "./record.ts";
+
+/** What the cache did since this instance started (kept across config reloads). */
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+  bypasses: number;
+  coalesced: number;
+  writes: number;
+  write_failures: number;
+}
+
+export const newCounters = (): CacheCounters => ({
+  hits: 0,
+  misses: 0,
+  bypasses: 0,
+  coalesced: 0,
+  writes: 0,
+  write_failures: 0,
+});
+
+export interface WriterOptions {
+  readonly store: Store;
+  readonly settings: Settings;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly counters: CacheCounters;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export class EntryWriter {
+  readonly #options: WriterOptions;
+  readonly #writes = new Set<Promise<void>>();
+
+  constructor(options: WriterOptions) {
+    this.#options = options;
+  }
+
+  /** Stores a JSON answer if it is a complete one; `done` runs once that is settled either way. */
+  json(
+    key: string,
+    request: ProxyRequest,
+    bytes: Uint8Array,
+    headers: Headers,
+    control: CacheControl,
+    done?: () => void,
+  ): void {
+    const { settings, clock } = this.#options;
+    let write = Promise.resolve();
+    if (bytes.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
+    else {
+      const body = completeJson(bytes);
+      if (body !== null) {
+        write = this.#write(key, request, control, {
+          stream: false,
+          contentType: headers.get("content-type") ?? "application/json",
+          endpoint: headers.get("x-llmproxy-endpoint"),
+          body,
+          events: [],
+          storedAt: clock.now(),
+        });
+      }
+    }
+    this.#track(done ? write.finally(done) : write);
+  }
+
+  /**
+   * The pass-through recorder of a streamed answer: stores it once complete. `done` runs once the stream
+   * ended and its write (if any) settled; not when the stream is cancelled.
+   */
+  stream(
+    key: string,
+    request: ProxyRequest,
+    headers: Headers,
+    control: CacheControl,
+    done?: () => void,
+  ): TransformStream<Uint8Array, Uint8Array> {
+    const { settings, clock, logger } = this.#options;
+    return recordStream({
+      route: request.route,
+      maxBytes: settings.cacheMaxEntryBytes,
+      onComplete: (recording) => {
+        const write = this.#write(key, request, control, {
+          stream: true,
+          contentType: headers.get("content-type") ?? "text/event-stream",
+          endpoint: headers.get("x-llmproxy-endpoint"),
+          body: recording.events.join(""),
+          events: recording.events.map((event) => event.length),
+          storedAt: clock.now(),
+        });
+        this.#track(done ? write.finally(done) : write);
+      },
+      onIncomplete: (reason) => {
+        if (reason === "too_large") this.#tooLarge(request);
+        else logger.debug("streamed answer not cached", { request_id: request.requestId, reason });
+        done?.();
+      },
+    });
+  }
+
+  /** Runs `work` (e.g. releasing a lock) as a tracked write. */
+  track(work: Promise<void>): void {
+    this.#track(work);
+  }
+
+  /** Waits for the writes still running (shutdown, tests). */
+  async settled(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.all([...this.#writes]);
+  }
+
+  async #write(
+    key: string,
+    request: ProxyRequest,
+    control: CacheControl,
+    answer: CachedAnswer,
+  ): Promise<void> {
+    const { store, settings, counters, logger } = this.#options;
+    const ttlSeconds = control.ttlSeconds ?? settings.cacheTtlSeconds;
+    try {
+      await store.set(entryKey(key), encodeEntry(answer), ttlSeconds * 1000);
+      counters.writes++;
+    } catch (error) {
+      counters.write_failures++;
+      logger.warn("cache write failed; the answer was served but not cached", {
+        request_id: request.requestId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  #tooLarge(request: ProxyRequest): void {
+    this.#options.logger.warn("answer not cached: larger than cache_params.max_entry_bytes", {
+      request_id: request.requestId,
+      max_entry_bytes: this.#options.settings.cacheMaxEntryBytes,
+    });
+  }
+
+  #track(work: Promise<void>): void {
+    this.#writes.add(work);
+    work.finally(() => this.#writes.delete(work));
+  }
+}
+
+/** The body text of a JSON answer worth storing, else null: valid UTF-8, an object with content, no error. */
+function completeJson(bytes: Uint8Array): string | null {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+    const value = JSON.parse(text);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+    if (Object.keys(value).length === 0 || ("error" in value && value.error)) return null;
+  } catch {
+    return null;
+  }
+  return text;
+}

@@ -1,0 +1,29 @@
+/** `GET /metrics`: the Prometheus text format; shared state (cooldowns, store) is read at scrape time. */
+
+import type { Context } from "hono";
+import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/registry.ts";
+import type { Services } from "../../services.ts";
+import type { AppEnv } from "./generation.ts";
+
+export function metricsHandler(services: Services) {
+  return async (c: Context<AppEnv>) => {
+    const now = services.clock.now();
+    const coolingDown: { group: string; endpoint: string; cooling: boolean }[] = [];
+    for (const group of services.config.groups) {
+      const states = await services.health.snapshot(group.endpoints);
+      group.endpoints.forEach((endpoint, i) => {
+        coolingDown.push({
+          group: group.name,
+          endpoint: endpoint.id,
+          cooling: states[i].cooldownUntil > now,
+        });
+      });
+    }
+    const text = services.metrics.render({
+      storeKind: services.store.kind,
+      storeUp: services.store.status() === "ok",
+      coolingDown,
+    });
+    return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+  };
+}

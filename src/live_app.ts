@@ -1,0 +1,110 @@
+/**
+ * The request handler the server calls, swapped atomically on a config reload (SIGHUP). A reload builds new
+ * services and a new app for the new config around the SAME store, stats and metrics, so the health of endpoints
+ * whose id did not change survives; requests already in flight finish on the app they started on. A config that
+ * does not load is logged and the current one stays live.
+ */
+
+import { createApp } from "./app.ts";
+import type { Config } from "./config/config.ts";
+import { ConfigError } from "./config/load.ts";
+import { buildServices, type ServiceOptions, type Services } from "./services.ts";
+
+type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
+
+export class LiveApp {
+  #services: Services;
+  #handler: Handler;
+  readonly #options: ServiceOptions;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(services: Services, options: ServiceOptions) {
+    this.#services = services;
+    this.#handler = handlerOf(services);
+    this.#options = options;
+  }
+
+  static async start(config: Config, options: ServiceOptions): Promise<LiveApp> {
+    return new LiveApp(await buildServices(config, options), options);
+  }
+
+  /** The services now serving new requests. */
+  get services(): Services {
+    return this.#services;
+  }
+
+  /** Pass this to `Deno.serve`: each request goes to the app live when it arrives. */
+  readonly fetch: Handler = (request, info) => this.#handler(request, info);
+
+  /**
+   * Loads a new config with `load` and makes it live; true on success. A `ConfigError` (or any other failure) is
+   * logged, counted in `llmproxy_config_reloads_total{result="failure"}`, and the current config stays. Reloads
+   * run one at a time, in order.
+   */
+  reload(load: () => Promise<Config>): Promise<boolean> {
+    const next = this.#queue.then(() => this.#reload(load));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #reload(load: () => Promise<Config>): Promise<boolean> {
+    const { logger } = this.#options;
+    const previous = this.#services;
+    let config: Config;
+    try {
+      config = await load();
+    } catch (error) {
+      previous.metrics.configReload("failure");
+      logger.error("config reload failed; the current config stays live", {
+        error: error instanceof ConfigError ? error.message : `unexpected error: ${describe(error)}`,
+      });
+      return false;
+    }
+    let services: Services;
+    try {
+      services = await buildServices(config, { ...this.#options, previous });
+    } catch (error) {
+      previous.metrics.configReload("failure");
+      logger.error("config reload failed; the current config stays live", { error: describe(error) });
+      return false;
+    }
+    for (const warning of restartOnlyChanges(previous.config, config)) logger.warn(warning);
+    this.#services = services;
+    this.#handler = handlerOf(services);
+    services.metrics.configReload("success");
+    logger.info("config reloaded", {
+      source: config.source,
+      model_groups: config.groups.length,
+      endpoints: config.groups.reduce((total, group) => total + group.endpoints.length, 0),
+    });
+    return true;
+  }
+
+  /** Closes the store (shared by every generation of services). */
+  close(): Promise<void> {
+    return this.#services.close();
+  }
+}
+
+function handlerOf(services: Services): Handler {
+  const app = createApp(services);
+  return (request, info) => app.fetch(request, info);
+}
+
+const describe = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+/** Settings a reload cannot apply (the socket and the store stay as they are), as warnings. */
+export function restartOnlyChanges(before: Config, after: Config): string[] {
+  const warnings: string[] = [];
+  const a = before.settings;
+  const b = after.settings;
+  if (a.host !== b.host || a.port !== b.port) {
+    warnings.push("bind_address/bind_port changed: a restart is needed to listen on the new address");
+  }
+  if (JSON.stringify(a.redis ?? null) !== JSON.stringify(b.redis ?? null) || a.namespace !== b.namespace) {
+    warnings.push(
+      "Redis settings or cache_params.namespace changed: a restart is needed to use the new store",
+    );
+  }
+  return warnings;
+}

@@ -1,0 +1,291 @@
+/**
+ * The proxy's own Prometheus series, all prefixed `llmproxy_`. Labels come only from bounded sets: configured model
+ * groups and endpoint ids, HTTP status codes, fixed route and reason names; never request ids or client text.
+ *
+ * One middleware records every request (`request`); the pipeline, the balancer and the health tracker add what only
+ * they see (upstream latency, time to first token, failovers, retries, cooldowns, capacity waits). Series that
+ * describe shared state (cooling down, store up) are set when `/metrics` is scraped.
+ */
+
+import type { EndpointConfig } from "../config/config.ts";
+import { VERSION } from "../version.ts";
+import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
+
+/** Seconds: 1 ms .. 5 min, for upstream calls and whole requests. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** Seconds: 50 us .. 1 s, for the proxy's own work. */
+const OVERHEAD_BUCKETS = [
+  0.00005,
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  1,
+];
+/** Seconds: 10 ms .. 30 s, for waits on capacity. */
+const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
+
+/** Per-request timing shared by the observing middleware and the pipeline (performance.now() milliseconds). */
+export interface RequestTiming {
+  readonly startedAt: number;
+  /** Time spent waiting on upstreams (every attempt), added by the pipeline. */
+  upstreamMs: number;
+  /** Time spent waiting for an endpoint to come back, added by the pipeline. */
+  waitMs: number;
+}
+
+/** Route names for labels: a fixed set, so an unknown path never creates a series of its own. */
+export type RouteLabel =
+  | "chat"
+  | "responses"
+  | "responses_item"
+  | "embeddings"
+  | "models"
+  | "health"
+  | "stats"
+  | "metrics"
+  | "cache"
+  | "other";
+
+const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
+  "/chat/completions": "chat",
+  "/responses": "responses",
+  "/embeddings": "embeddings",
+  "/models": "models",
+  "/health": "health",
+  "/stats": "stats",
+  "/metrics": "metrics",
+  "/cache": "cache",
+};
+
+/** The route label of a request path, with or without `/v1`. */
+export function routeLabel(path: string): RouteLabel {
+  const rest = path.startsWith("/v1/") ? path.slice(3) : path;
+  const known = ROUTE_LABELS[rest];
+  if (known) return known;
+  if (rest.startsWith("/responses/")) return "responses_item";
+  return "other";
+}
+
+const CACHE_RESULTS: Readonly<Record<string, string>> = {
+  HIT: "hit",
+  MISS: "miss",
+  COALESCED: "coalesced",
+  BYPASS: "bypass",
+};
+
+/** Why an attempt moved on, as a bounded label. */
+export type FailoverReason = string;
+
+const FAILOVER_STATUSES = new Set([401, 403, 404, 408, 429, 500, 502, 503, 504]);
+
+/** A bounded reason label for a failed attempt. */
+export function failoverReason(
+  outcome: { kind: "status"; status: number } | { kind: "timeout" | "malformed" | "connection" },
+): FailoverReason {
+  if (outcome.kind !== "status") return outcome.kind;
+  const { status } = outcome;
+  if (FAILOVER_STATUSES.has(status)) return `http_${status}`;
+  return `http_${Math.floor(status / 100)}xx`;
+}
+
+/** What the observing middleware knows when a request is answered. */
+export interface RequestRecord {
+  readonly route: RouteLabel;
+  /** Configured model group, or "" when the request never got that far. */
+  readonly group: string;
+  /** Endpoint id from `x-llmproxy-endpoint`, or "". */
+  readonly endpoint: string;
+  readonly status: number;
+  /** `x-llmproxy-cache` value, or null. */
+  readonly cache: string | null;
+  readonly seconds: number;
+  /** Seconds spent in the proxy itself (total minus upstream time and capacity waits); null when unknown. */
+  readonly overheadSeconds: number | null;
+}
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly startedAt = Date.now();
+
+  readonly #requests = this.registry.register(
+    new Counter("llmproxy_requests_total", "Requests answered, by route, model group, endpoint and status", [
+      "route",
+      "group",
+      "endpoint",
+      "status",
+    ]),
+  );
+  readonly #duration = this.registry.register(
+    new Histogram(
+      "llmproxy_request_duration_seconds",
+      "Time from receiving a request to starting the answer (for streams: to the first upstream chunk)",
+      ["route"],
+      LATENCY_BUCKETS,
+    ),
+  );
+  readonly #overhead = this.registry.register(
+    new Histogram(
+      "llmproxy_proxy_overhead_seconds",
+      "Time a request spent in the proxy itself: total minus upstream time and capacity waits",
+      ["route"],
+      OVERHEAD_BUCKETS,
+    ),
+  );
+  readonly #inFlight = this.registry.register(
+    new Gauge(
+      "llmproxy_requests_in_flight",
+      "Requests being handled now (streams count until their answer starts)",
+    ),
+  );
+  readonly #upstream = this.registry.register(
+    new Histogram(
+      "llmproxy_upstream_latency_seconds",
+      "Time from sending an attempt upstream to its response headers, every attempt that got an HTTP answer",
+      ["group", "endpoint"],
+      LATENCY_BUCKETS,
+    ),
+  );
+  readonly #firstToken = this.registry.register(
+    new Histogram(
+      "llmproxy_time_to_first_token_seconds",
+      "Streams: time from receiving the request to the first upstream chunk",
+      ["group", "endpoint"],
+      LATENCY_BUCKETS,
+    ),
+  );
+  readonly #cache = this.registry.register(
+    new Counter("llmproxy_cache_requests_total", "Cache outcome of answered requests (x-llmproxy-cache)", [
+      "route",
+      "result",
+    ]),
+  );
+  readonly #failovers = this.registry.register(
+    new Counter(
+      "llmproxy_failovers_total",
+      "Attempts that failed in a way that moves the request to another endpoint",
+      [
+        "group",
+        "endpoint",
+        "reason",
+      ],
+    ),
+  );
+  readonly #retries = this.registry.register(
+    new Counter("llmproxy_retries_total", "Attempts after the first one of a request", ["group"]),
+  );
+  readonly #cooldowns = this.registry.register(
+    new Counter("llmproxy_cooldowns_total", "Cooldowns started (or extended) by this instance", [
+      "group",
+      "endpoint",
+      "reason",
+    ]),
+  );
+  readonly #coolingDown = this.registry.register(
+    new Gauge(
+      "llmproxy_endpoint_cooling_down",
+      "1 while the endpoint is cooling down (shared state, read at scrape)",
+      [
+        "group",
+        "endpoint",
+      ],
+    ),
+  );
+  readonly #waits = this.registry.register(
+    new Histogram(
+      "llmproxy_capacity_wait_seconds",
+      "Waits of requests for an endpoint to come back (cooldown or rate-limit budget) before trying it",
+      ["group"],
+      WAIT_BUCKETS,
+    ),
+  );
+  readonly #storeUp = this.registry.register(
+    new Gauge(
+      "llmproxy_store_up",
+      "1 while the state store answers, 0 while the proxy serves from local state",
+      [
+        "kind",
+      ],
+    ),
+  );
+  readonly #reloads = this.registry.register(
+    new Counter("llmproxy_config_reloads_total", "Config reloads (SIGHUP) by result", ["result"]),
+  );
+  readonly #info = this.registry.register(
+    new Gauge("llmproxy_build_info", "Always 1; the version is a label", ["version"]),
+  );
+  readonly #started = this.registry.register(
+    new Gauge("llmproxy_start_time_seconds", "Unix time the process started"),
+  );
+
+  constructor() {
+    this.#info.set([VERSION], 1);
+    this.#started.set([], Math.floor(this.startedAt / 1000));
+  }
+
+  requestStarted(): void {
+    this.#inFlight.labels().value++;
+  }
+
+  request(record: RequestRecord): void {
+    this.#inFlight.labels().value--;
+    this.#requests.labels(record.route, record.group, record.endpoint, record.status).value++;
+    this.#duration.observeSeries(this.#duration.labels(record.route), record.seconds);
+    if (record.overheadSeconds !== null) {
+      this.#overhead.observeSeries(this.#overhead.labels(record.route), Math.max(0, record.overheadSeconds));
+    }
+    if (record.cache !== null) {
+      this.#cache.labels(record.route, CACHE_RESULTS[record.cache.toUpperCase()] ?? "other").value++;
+    }
+  }
+
+  upstreamLatency(endpoint: EndpointConfig, seconds: number): void {
+    this.#upstream.observeSeries(this.#upstream.labels(endpoint.group, endpoint.id), seconds);
+  }
+
+  firstToken(endpoint: EndpointConfig, seconds: number): void {
+    this.#firstToken.observeSeries(this.#firstToken.labels(endpoint.group, endpoint.id), seconds);
+  }
+
+  failover(endpoint: EndpointConfig, reason: FailoverReason): void {
+    this.#failovers.labels(endpoint.group, endpoint.id, reason).value++;
+  }
+
+  retry(group: string): void {
+    this.#retries.labels(group).value++;
+  }
+
+  cooldown(endpoint: EndpointConfig, reason: "failures" | "rate_limit"): void {
+    this.#cooldowns.labels(endpoint.group, endpoint.id, reason).value++;
+  }
+
+  capacityWait(group: string, seconds: number): void {
+    this.#waits.observeSeries(this.#waits.labels(group), seconds);
+  }
+
+  configReload(result: "success" | "failure"): void {
+    this.#reloads.labels(result).value++;
+  }
+
+  /** Sets the series read from shared state, then writes everything. */
+  render(shared: {
+    storeKind: string;
+    storeUp: boolean;
+    coolingDown: readonly { group: string; endpoint: string; cooling: boolean }[];
+  }): string {
+    this.#storeUp.reset();
+    this.#storeUp.set([shared.storeKind], shared.storeUp ? 1 : 0);
+    this.#coolingDown.reset();
+    for (const entry of shared.coolingDown) {
+      this.#coolingDown.set([entry.group, entry.endpoint], entry.cooling ? 1 : 0);
+    }
+    return this.registry.render();
+  }
+}

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { Broadcast, type BroadcastEnd } from "../../src/cache/broadcast.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A source that hands out `chunks` on demand and counts how many were pulled. */
+function source(chunks: string[]) {
+  let pulled = 0;
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulled < chunks.length) controller.enqueue(encoder.encode(chunks[pulled++]));
+      if (pulled === chunks.length) controller.close();
+    },
+    cancel() {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulled: () => pulled, cancelled: () => cancelled };
+}
+
+const readAll = async (stream: ReadableStream<Uint8Array>) =>
+  decoder.decode(await new Response(stream).arrayBuffer());
+
+Deno.test("every reader gets everything from the first byte; a late one gets the past at once", async () => {
+  const src = source(["a", "b", "c"]);
+  const ends: BroadcastEnd[] = [];
+  const broadcast = new Broadcast(src.stream, { maxBytes: 100, onEnd: (end) => ends.push(end) });
+  const first = broadcast.join()!.getReader();
+  assert.equal(decoder.decode((await first.read()).value), "a");
+  assert.equal(decoder.decode((await first.read()).value), "b");
+  assert.equal(src.pulled(), 2, "the source runs at the pace of the fastest reader");
+  const late = broadcast.join()!;
+  assert.equal(await readAll(late), "abc");
+  assert.equal(decoder.decode((await first.read()).value), "c");
+  assert.equal((await first.read()).done, true);
+  assert.deepEqual(ends, ["done"]);
+  assert.equal(await readAll(broadcast.join()!), "abc", "joinable after the end while within the bound");
+});
+
+Deno.test("a slow reader does not hold back a fast one", async () => {
+  const src = source(["1", "2", "3", "4"]);
+  const broadcast = new Broadcast(src.stream, { maxBytes: 100 });
+  const slow = broadcast.join()!.getReader();
+  const fast = broadcast.join()!;
+  assert.equal(await readAll(fast), "1234");
+  assert.equal(decoder.decode((await slow.read()).value), "1");
+  await slow.cancel();
+});
+
+Deno.test("past maxBytes nobody may join, and the source is cancelled when the last reader leaves", async () => {
+  const src = source(["xxxx", "yyyy", "zzzz"]);
+  const ends: BroadcastEnd[] = [];
+  const broadcast = new Broadcast(src.stream, { maxBytes: 6, onEnd: (end) => ends.push(end) });
+  const a = broadcast.join()!.getReader();
+  const b = broadcast.join()!.getReader();
+  await a.read();
+  await a.read();
+  assert.equal(broadcast.join(), null, "8 bytes went by: too late to start from the first byte");
+  await a.cancel();
+  assert.equal(src.cancelled(), false, "b still reads");
+  await b.read();
+  await b.cancel();
+  assert.equal(src.cancelled(), true);
+  assert.deepEqual(ends, ["abandoned"]);
+});

@@ -1,0 +1,181 @@
+/**
+ * Coalescing: identical requests in flight together cause one upstream call, in one process and across two
+ * instances on one Redis. Streamed followers get what was already sent, then the live tail, each at its own
+ * pace.
+ */
+
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
+
+const body = (content: string, stream = false) =>
+  JSON.stringify({ model: "gpt-test", stream, messages: [{ role: "user", content }] });
+
+const send = (proxy: RunningProxy, content: string, stream = false) =>
+  fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: body(content, stream) });
+
+async function answer(proxy: RunningProxy, content: string, stream = false) {
+  const response = await send(proxy, content, stream);
+  return {
+    status: response.status,
+    cache: response.headers.get("x-llmproxy-cache"),
+    text: await response.text(),
+  };
+}
+
+const tally = (values: (string | null)[]) => {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[String(value)] = (counts[String(value)] ?? 0) + 1;
+  return counts;
+};
+
+async function setup(sim: SimUpstreamOptions, settings: string[] = []) {
+  const upstream = await SimUpstream.start({ name: "a", quiet: true, ...sim });
+  const proxy = await startProxy(
+    groupYaml([endpointYaml(upstream.url, { name: "a" })], ["cache: true", ...settings]),
+  );
+  return {
+    sim: upstream,
+    proxy,
+    [Symbol.asyncDispose]: async () => {
+      await proxy.close();
+      await upstream.close();
+    },
+  };
+}
+
+Deno.test("20 identical JSON requests at once: one upstream call, 20 identical answers", async () => {
+  await using s = await setup({ latencyMs: 250 });
+  const answers = await Promise.all(Array.from({ length: 20 }, () => answer(s.proxy, "together")));
+  assert.equal(s.sim.count(), 1);
+  assert.ok(answers.every((a) => a.status === 200 && a.text === answers[0].text));
+  assert.deepEqual(tally(answers.map((a) => a.cache)), { MISS: 1, COALESCED: 19 });
+  const stats = await (await fetch(`${s.proxy.url}/stats`)).json();
+  assert.equal(stats.cache.coalesced, 19);
+});
+
+Deno.test("20 identical streams at once: one upstream call; late joiners and a slow leader lose nothing", async () => {
+  await using s = await setup({ latencyMs: 50, chunks: 8, chunkDelayMs: 40 });
+  const { proxy, sim } = s;
+  // The leader reads nothing until every follower has read its whole stream.
+  const leader = await send(proxy, "stream together", true);
+  let othersDone = false;
+  const read = async (index: number) => {
+    if (index >= 10) await delay(20 + index * 5); // these join mid-stream
+    const response = await send(proxy, "stream together", true);
+    return { cache: response.headers.get("x-llmproxy-cache"), text: await response.text() };
+  };
+  const others = Promise.all(Array.from({ length: 19 }, (_, i) => read(i + 1))).finally(() =>
+    othersDone = true
+  );
+  await Promise.race([others, delay(5000)]);
+  assert.ok(othersDone, "the followers finished while the leader had not read a byte");
+  const streams = [
+    { cache: leader.headers.get("x-llmproxy-cache"), text: await leader.text() },
+    ...await others,
+  ];
+  assert.equal(sim.count(), 1);
+  assert.ok(streams[0].text.endsWith("data: [DONE]\n\n"));
+  assert.ok(streams.every((stream) => stream.text === streams[0].text), "byte-identical");
+  assert.deepEqual(tally(streams.map((stream) => stream.cache)), { MISS: 1, COALESCED: 19 });
+
+  await proxy.services.cache.settled();
+  const hit = await answer(proxy, "stream together", true);
+  assert.equal(hit.cache, "HIT");
+  assert.equal(hit.text, streams[0].text);
+});
+
+Deno.test("the SDK iterates a coalesced stream like the original", async () => {
+  await using s = await setup({ latencyMs: 80, chunkDelayMs: 10 });
+  const client = new OpenAI({ baseURL: `${s.proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
+  const read = async () => {
+    const stream = await client.chat.completions.create({
+      model: "gpt-test",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "sdk together" }],
+    });
+    const chunks: unknown[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    return chunks;
+  };
+  const [a, b, c] = await Promise.all([read(), read(), read()]);
+  assert.equal(s.sim.count(), 1);
+  assert.deepEqual(b, a);
+  assert.deepEqual(c, a);
+});
+
+Deno.test("the leader's client leaving mid-stream does not cut its followers, and the answer is stored", async () => {
+  await using s = await setup({ chunks: 8, chunkDelayMs: 25 });
+  const { proxy, sim } = s;
+  const leader = await send(proxy, "leader leaves", true);
+  const reader = leader.body!.getReader();
+  await reader.read();
+  const follower = send(proxy, "leader leaves", true);
+  while (proxy.services.cache.counters.coalesced === 0) await delay(5); // the follower has joined
+  await reader.cancel();
+  const followed = await follower;
+  assert.equal(followed.headers.get("x-llmproxy-cache"), "COALESCED");
+  const text = await followed.text();
+  assert.ok(text.endsWith("data: [DONE]\n\n"));
+  await proxy.services.cache.settled();
+  const hit = await answer(proxy, "leader leaves", true);
+  assert.equal(hit.cache, "HIT");
+  assert.equal(hit.text, text);
+  assert.equal(sim.count(), 1);
+});
+
+Deno.test("when the leader fails, its followers are not left hanging: they retry (and coalesce again)", async () => {
+  await using s = await setup({ latencyMs: 150 });
+  const { proxy, sim } = s;
+  for (const stream of [false, true]) {
+    sim.reset();
+    sim.next({ kind: "status", status: 400 });
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => answer(proxy, `fails first ${stream}`, stream)),
+    );
+    assert.deepEqual(tally(answers.map((a) => String(a.status))), { 400: 1, 200: 4 });
+    assert.equal(sim.count(), 2, "the retries coalesced into one call");
+    const good = answers.filter((a) => a.status === 200);
+    assert.ok(good.every((a) => a.text === good[0].text));
+    assert.deepEqual(tally(answers.map((a) => a.cache)), { MISS: 2, COALESCED: 3 });
+  }
+});
+
+Deno.test({
+  name: "two instances on one Redis: a request on B waits for A's identical one instead of going upstream",
+  ignore: !hasRedis,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using sim = await SimUpstream.start({ name: "a", quiet: true, latencyMs: 300, chunkDelayMs: 10 });
+    const yaml = groupYaml([endpointYaml(sim.url, { name: "a" })], [
+      "cache: true",
+      `redis_url: ${redis.url}`,
+    ]);
+    await using a = await startProxy(yaml);
+    await using b = await startProxy(yaml);
+    for (const stream of [false, true]) {
+      const calls = sim.count();
+      const first = answer(a, `across ${stream}`, stream);
+      while (sim.count() === calls) await delay(5); // A holds the lock and is upstream
+      const second = await answer(b, `across ${stream}`, stream);
+      const [one, two] = [await first, second];
+      assert.equal(sim.count(), calls + 1, "one upstream call for both instances");
+      assert.equal(one.cache, "MISS");
+      assert.equal(two.cache, "COALESCED");
+      assert.equal(two.text, one.text);
+    }
+
+    // A's leader fails: B stops waiting when A's lock goes, and goes upstream itself.
+    sim.next({ kind: "status", status: 400 });
+    const calls = sim.count();
+    const failing = answer(a, "across, failing");
+    while (sim.count() === calls) await delay(5);
+    const own = await answer(b, "across, failing");
+    assert.equal((await failing).status, 400);
+    assert.equal(own.status, 200);
+    assert.equal(own.cache, "MISS");
+  },
+});

@@ -1,0 +1,107 @@
+/** GET /metrics after real traffic: every series the issue lists, valid text format, bounded labels. */
+
+import assert from "node:assert/strict";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+
+const chat = (url: string, content: string, extra: Record<string, unknown> = {}) =>
+  fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content }], ...extra }),
+  });
+
+/** The value of one series line, or undefined when the series is absent. */
+function value(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(series + " "));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+Deno.test("requests, upstream latency, TTFT, overhead, failovers, retries, cooldowns and waits are exposed", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  await using b = await SimUpstream.start({ name: "b", quiet: true });
+  await using proxy = await startProxy(
+    groupYaml(
+      [endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })],
+      [
+        "max_wait_for_capacity: 2",
+      ],
+    ),
+  );
+  // a fails once: a failover to b, a retry, a cooldown of a.
+  a.always({ kind: "status", status: 500 });
+  for (let i = 0; i < 4; i++) await (await chat(proxy.url, `plain ${i}`)).body?.cancel();
+  // A stream for time to first token.
+  const stream = await chat(proxy.url, "streamed", { stream: true });
+  await stream.text();
+  // A caller error and an unknown route.
+  await (await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: "{" })).body?.cancel();
+  await (await fetch(`${proxy.url}/v1/unknown/${crypto.randomUUID()}`)).body?.cancel();
+
+  const response = await fetch(`${proxy.url}/metrics`);
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const text = await response.text();
+
+  const G = 'group="gpt-test"';
+  assert.equal(value(text, `llmproxy_requests_total{route="chat",${G},endpoint="b",status="200"}`), 5);
+  assert.equal(value(text, `llmproxy_requests_total{route="chat",group="",endpoint="",status="400"}`), 1);
+  assert.equal(value(text, `llmproxy_requests_total{route="other",group="",endpoint="",status="404"}`), 1);
+  assert.equal(value(text, `llmproxy_failovers_total{${G},endpoint="a",reason="http_500"}`), 1);
+  assert.equal(value(text, `llmproxy_retries_total{${G}}`), 1);
+  assert.equal(value(text, `llmproxy_cooldowns_total{${G},endpoint="a",reason="failures"}`), 1);
+  assert.equal(value(text, `llmproxy_endpoint_cooling_down{${G},endpoint="a"}`), 1);
+  assert.equal(value(text, `llmproxy_endpoint_cooling_down{${G},endpoint="b"}`), 0);
+  assert.equal(value(text, `llmproxy_upstream_latency_seconds_count{${G},endpoint="a"}`), 1);
+  assert.equal(value(text, `llmproxy_upstream_latency_seconds_count{${G},endpoint="b"}`), 5);
+  assert.equal(value(text, `llmproxy_time_to_first_token_seconds_count{${G},endpoint="b"}`), 1);
+  assert.equal(
+    value(text, `llmproxy_proxy_overhead_seconds_count{route="chat"}`),
+    5,
+    "only requests with a group",
+  );
+  assert.equal(value(text, `llmproxy_request_duration_seconds_count{route="chat"}`), 6);
+  assert.equal(value(text, `llmproxy_store_up{kind="memory"}`), 1);
+  assert.equal(value(text, "llmproxy_requests_in_flight"), 1, "the scrape itself is in flight");
+  const overhead = value(text, `llmproxy_proxy_overhead_seconds_sum{route="chat"}`)!;
+  const total = value(text, `llmproxy_request_duration_seconds_sum{route="chat"}`)!;
+  assert.ok(overhead >= 0 && overhead < total, `overhead ${overhead} < total ${total}`);
+
+  // Text format: HELP/TYPE comments, then `name{labels} number`; every series is llmproxy_ prefixed.
+  for (const line of text.trimEnd().split("\n")) {
+    if (line.startsWith("#")) {
+      assert.match(line, /^# (HELP|TYPE) llmproxy_[a-z_]+ /);
+      continue;
+    }
+    assert.match(line, /^llmproxy_[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? (-?[0-9.e+-]+|\+Inf|NaN)$/, line);
+  }
+  assert.ok(!text.includes("plain 0") && !text.includes("unknown/"), "no request text in labels");
+});
+
+Deno.test("a wait for capacity after a 429 shows as a rate-limit cooldown, a wait and a retry", async () => {
+  await using sim = await SimUpstream.start({ name: "only", quiet: true });
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(sim.url, { name: "only" })], ["max_wait_for_capacity: 2"]),
+  );
+  sim.next({ kind: "status", status: 429, headers: { "retry-after-ms": "150" } });
+  const response = await chat(proxy.url, "wait for me");
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+  const text = await (await fetch(`${proxy.url}/v1/metrics`)).text();
+  const G = 'group="gpt-test"';
+  assert.equal(value(text, `llmproxy_capacity_wait_seconds_count{${G}}`), 1);
+  assert.ok(value(text, `llmproxy_capacity_wait_seconds_sum{${G}}`)! >= 0.1);
+  assert.equal(value(text, `llmproxy_cooldowns_total{${G},endpoint="only",reason="rate_limit"}`), 1);
+  assert.equal(value(text, `llmproxy_failovers_total{${G},endpoint="only",reason="http_429"}`), 1);
+  assert.equal(value(text, `llmproxy_retries_total{${G}}`), 1);
+
+  // The access log: one line for the request, with the wait taken out of the overhead.
+  const line = proxy.logs.map((l) => JSON.parse(l)).find((l) =>
+    l.msg === "request" && l.path === "/v1/chat/completions"
+  );
+  assert.ok(line, "an access-log line");
+  assert.equal(line.status, 200);
+  assert.equal(line.attempts, 2);
+  assert.equal(line.endpoint, "only");
+  assert.ok(line.latency_ms >= 100 && line.overhead_ms < line.latency_ms - 100, JSON.stringify(line));
+  assert.ok(!proxy.logs.join("\n").includes("wait for me"), "no request text in the logs");
+});

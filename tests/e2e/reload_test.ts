@@ -1,0 +1,131 @@
+/**
+ * Config reload: the new config is served, requests in flight finish on the old one, endpoint state survives for
+ * unchanged endpoint ids, and a bad file leaves the current config live. In-process via LiveApp, then the real
+ * CLI with SIGHUP.
+ */
+
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { LiveApp } from "../../src/live_app.ts";
+import { createLogger } from "../../src/logger.ts";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+
+const ask = (url: string, model: string, stream = false) =>
+  fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({ model, stream, messages: [{ role: "user", content: `hello ${model}` }] }),
+  });
+
+Deno.test("reload: new groups served, in-flight stream finishes, endpoint state and metrics survive", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  await using b = await SimUpstream.start({ name: "b", quiet: true, chunks: 6, chunkDelayMs: 60 });
+  await using c = await SimUpstream.start({ name: "c", quiet: true });
+  const before = groupYaml([endpointYaml(a.url, { name: "a" }), endpointYaml(b.url, { name: "b" })]);
+  // The same endpoints a and b, plus a new group.
+  const afterWithBeta = before.replace(
+    "general_settings:",
+    ["  - model_group: beta", "    models:", endpointYaml(c.url, { name: "c" }), "general_settings:"].join(
+      "\n",
+    ),
+  );
+  const logs: string[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => logs.push(line) });
+  const live = await LiveApp.start(parseConfig(before, "test.yaml", () => undefined), { logger });
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, live.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    // a fails once and cools down (allowed_fails 1).
+    a.next({ kind: "status", status: 500 });
+    while (a.count() === 0) await (await ask(url, "gpt-test")).body?.cancel();
+    // A slow stream from b is in flight across the reload.
+    const streaming = await ask(url, "gpt-test", true);
+    assert.equal(streaming.headers.get("x-llmproxy-endpoint"), "b");
+    const streamText = streaming.text();
+
+    assert.equal(
+      await live.reload(() => Promise.resolve(parseConfig(afterWithBeta, "test.yaml", () => undefined))),
+      true,
+    );
+    assert.match(await streamText, /data: \[DONE\]/, "the in-flight stream finished");
+
+    const beta = await ask(url, "beta");
+    assert.equal(beta.status, 200);
+    assert.equal(beta.headers.get("x-llmproxy-endpoint"), "c");
+    await beta.body?.cancel();
+
+    const stats = await (await fetch(`${url}/stats`)).json();
+    const byId = new Map(stats.endpoints.map((e: { id: string }) => [e.id, e]));
+    assert.equal(
+      (byId.get("a") as { state: string }).state,
+      "cooling_down",
+      "a's cooldown survived the reload",
+    );
+    assert.ok((byId.get("b") as { requests: number }).requests >= 1, "b's counters survived");
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /llmproxy_config_reloads_total\{result="success"\} 1/);
+    assert.match(metrics, /llmproxy_cooldowns_total\{group="gpt-test",endpoint="a",reason="failures"\} 1/);
+
+    // A config that does not load: logged, counted, and the current one stays.
+    const bad = () =>
+      Promise.reject(new ConfigError("test.yaml", ["model_groups[0].models[0].weight must be >= 0, got -1"]));
+    assert.equal(await live.reload(bad), false);
+    const still = await ask(url, "beta");
+    assert.equal(still.status, 200);
+    await still.body?.cancel();
+    const failed = logs.map((line) => JSON.parse(line)).find((line) =>
+      line.msg.startsWith("config reload failed")
+    );
+    assert.ok(failed, "a log line says the reload failed");
+    assert.equal(failed.level, "error");
+    assert.match(failed.error, /weight must be >= 0, got -1/);
+    assert.match(
+      await (await fetch(`${url}/metrics`)).text(),
+      /llmproxy_config_reloads_total\{result="failure"\} 1/,
+    );
+  } finally {
+    await server.shutdown();
+    await live.close();
+  }
+});
+
+Deno.test("SIGHUP reloads the config file; a bad file is rejected with a log line and the old config stays", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/llmproxy.yaml`;
+  try {
+    await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url)], [], "alpha"));
+    await using proc = await startProxyProcess(["--config", path, "--port", "0"]);
+    assert.equal((await ask(proc.url, "alpha")).status, 200);
+
+    await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url)], [], "beta"));
+    proc.child.kill("SIGHUP");
+    await until(async () => (await drain(ask(proc.url, "beta"))) === 200);
+    assert.equal(await drain(ask(proc.url, "alpha")), 404, "the old group is gone");
+    assert.match(proc.output(), /"msg":"config reloaded"/);
+
+    await Deno.writeTextFile(path, "model_groups:\n  - model_group: [unclosed\n");
+    proc.child.kill("SIGHUP");
+    await until(() => Promise.resolve(proc.output().includes("config reload failed")));
+    assert.equal(await drain(ask(proc.url, "beta")), 200, "the old config is still served");
+    const line = proc.output().split("\n").find((l) => l.includes("config reload failed"))!;
+    assert.match(JSON.parse(line).error, /YAML syntax error at line \d+/);
+    assert.equal(await proc.stop("SIGTERM"), 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function drain(pending: Promise<Response>): Promise<number> {
+  const response = await pending;
+  await response.body?.cancel();
+  return response.status;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await delay(25);
+  }
+}

@@ -1,0 +1,107 @@
+/** The observing middleware on its own: what it reads from the route, what it logs and counts. */
+
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { observe } from "../../../src/http/middleware/observe.ts";
+import { createLogger } from "../../../src/logger.ts";
+import { ProxyMetrics, type RequestTiming } from "../../../src/metrics/metrics.ts";
+
+type Env = { Variables: { requestId: string; group: string; timing: RequestTiming } };
+
+function setup() {
+  const lines: string[] = [];
+  const metrics = new ProxyMetrics();
+  let clock = 1000;
+  const app = new Hono<Env>();
+  app.use(async (c, next) => {
+    c.set("requestId", "req-1");
+    await next();
+  });
+  app.use(
+    observe({
+      metrics,
+      logger: createLogger({ level: "info", write: (line) => lines.push(line) }),
+      now: () => clock,
+    }),
+  );
+  app.post("/v1/chat/completions", (c) => {
+    c.set("group", "gpt-test");
+    // 40 ms in total, 30 of them upstream and 5 waiting for capacity.
+    c.get("timing").upstreamMs += 30;
+    c.get("timing").waitMs += 5;
+    clock += 40;
+    return c.json({ ok: true }, 200, {
+      "x-llmproxy-endpoint": "east",
+      "x-llmproxy-attempts": "2",
+      "x-llmproxy-cache": "MISS",
+    });
+  });
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  return { app, lines, metrics };
+}
+
+const render = (metrics: ProxyMetrics) =>
+  metrics.render({ storeKind: "memory", storeUp: true, coolingDown: [] });
+
+Deno.test("one access-log line per request with group, endpoint, attempts, cache, latency and overhead", async () => {
+  const { app, lines, metrics } = setup();
+  const response = await app.request("/v1/chat/completions?secret=1", { method: "POST", body: "{}" });
+  await response.body?.cancel();
+  assert.equal(lines.length, 1);
+  const line = JSON.parse(lines[0]);
+  assert.equal(line.level, "info");
+  assert.equal(line.msg, "request");
+  assert.deepEqual(
+    {
+      request_id: line.request_id,
+      method: line.method,
+      path: line.path,
+      group: line.group,
+      endpoint: line.endpoint,
+      status: line.status,
+      attempts: line.attempts,
+      cache: line.cache,
+      latency_ms: line.latency_ms,
+      upstream_ms: line.upstream_ms,
+      overhead_ms: line.overhead_ms,
+    },
+    {
+      request_id: "req-1",
+      method: "POST",
+      path: "/v1/chat/completions",
+      group: "gpt-test",
+      endpoint: "east",
+      status: 200,
+      attempts: 2,
+      cache: "MISS",
+      latency_ms: 40,
+      upstream_ms: 30,
+      overhead_ms: 5,
+    },
+  );
+  const text = render(metrics);
+  assert.match(
+    text,
+    /llmproxy_requests_total\{route="chat",group="gpt-test",endpoint="east",status="200"\} 1/,
+  );
+  assert.match(text, /llmproxy_cache_requests_total\{route="chat",result="miss"\} 1/);
+  assert.match(text, /llmproxy_proxy_overhead_seconds_sum\{route="chat"\} 0\.005/);
+  assert.match(text, /llmproxy_request_duration_seconds_sum\{route="chat"\} 0\.04/);
+});
+
+Deno.test("unknown routes and errors are counted under fixed labels; /health logs at debug only", async () => {
+  const { app, lines, metrics } = setup();
+  for (const path of ["/v1/some/user/text", "/v1/another"]) {
+    const response = await app.request(path);
+    await response.body?.cancel();
+  }
+  const health = await app.request("/health");
+  await health.body?.cancel();
+  assert.equal(lines.length, 2, "the /health probe is not logged at info");
+  assert.equal(JSON.parse(lines[0]).group, null);
+  assert.equal(JSON.parse(lines[0]).overhead_ms, null);
+  const text = render(metrics);
+  assert.match(text, /llmproxy_requests_total\{route="other",group="",endpoint="",status="404"\} 2/);
+  assert.ok(!text.includes("user/text"));
+  assert.match(text, /llmproxy_requests_in_flight 0/);
+});
