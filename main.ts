@@ -11,7 +11,8 @@ import { LiveApp } from "./src/live_app.ts";
 import { createLogger, LOG_LEVELS, type LogLevel } from "./src/logger.ts";
 import { VERSION } from "./src/version.ts";
 
-const USAGE = `LLMProxy ${VERSION}: one OpenAI-compatible address in front of many OpenAI and Azure OpenAI endpoints.
+const USAGE =
+  `LLMProxy ${VERSION}: one OpenAI-compatible address in front of many OpenAI and Azure OpenAI endpoints.
 
 Usage: llmproxy [options]
 

@@ -27,7 +27,13 @@ export class ProxyError extends Error {
   readonly param: string | null;
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(status: number, type: ErrorType, code: string, message: string, options: ProxyErrorOptions = {}) {
+  constructor(
+    status: number,
+    type: ErrorType,
+    code: string,
+    message: string,
+    options: ProxyErrorOptions = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = "ProxyError";
     this.status = status;
@@ -38,7 +44,8 @@ export class ProxyError extends Error {
   }
 }
 
-export const invalidJson = (message: string) => new ProxyError(400, "invalid_request_error", "invalid_json", message);
+export const invalidJson = (message: string) =>
+  new ProxyError(400, "invalid_request_error", "invalid_json", message);
 
 export const invalidRequest = (message: string, param: string | null = null) =>
   new ProxyError(400, "invalid_request_error", "invalid_request", message, { param });

@@ -86,7 +86,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const now = options.now ?? Date.now;
   const log = (lineLevel: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (RANK[lineLevel] < threshold) return;
-    const record: Record<string, unknown> = { time: new Date(now()).toISOString(), level: lineLevel, msg: message };
+    const record: Record<string, unknown> = {
+      time: new Date(now()).toISOString(),
+      level: lineLevel,
+      msg: message,
+    };
     if (fields) {
       for (const key in fields) {
         const value = fields[key];

@@ -58,7 +58,9 @@ export function parseJsonObject(text: string): Record<string, unknown> {
     throw invalidJson(`Request body is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw invalidJson(`Request body must be a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`);
+    throw invalidJson(
+      `Request body must be a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`,
+    );
   }
   return value as Record<string, unknown>;
 }
@@ -83,7 +85,10 @@ export function checkFields(route: "chat" | "responses" | "embeddings", body: Re
   if (route === "embeddings" && body.input === undefined) {
     throw invalidRequest("'input' is required for embeddings", "input");
   }
-  if (body.cache !== undefined && (typeof body.cache !== "object" || body.cache === null || Array.isArray(body.cache))) {
+  if (
+    body.cache !== undefined &&
+    (typeof body.cache !== "object" || body.cache === null || Array.isArray(body.cache))
+  ) {
     throw invalidRequest(`'cache' must be an object, got ${typeName(body.cache)}`, "cache");
   }
 }

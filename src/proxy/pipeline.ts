@@ -14,7 +14,7 @@ import type { Budgets } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
-import { ROUTE_PATHS, type Route } from "../upstream/providers.ts";
+import { type Route, ROUTE_PATHS } from "../upstream/providers.ts";
 import type { Stats } from "./stats.ts";
 import { openStream } from "./stream.ts";
 
@@ -255,7 +255,12 @@ function isJson(bytes: Uint8Array): boolean {
 }
 
 /** Upstream headers as the client sees them: hop-by-hop removed, the proxy's own added. */
-export function clientHeaders(upstream: Headers, endpoint: EndpointConfig, attempts: number, requestId: string): Headers {
+export function clientHeaders(
+  upstream: Headers,
+  endpoint: EndpointConfig,
+  attempts: number,
+  requestId: string,
+): Headers {
   const headers = new Headers();
   for (const [name, value] of upstream) {
     if (!DROPPED_RESPONSE_HEADERS.has(name)) headers.set(name, value);

@@ -31,13 +31,15 @@ function errorEvent(route: Route, needsSeparator: boolean): Uint8Array {
   };
   const prefix = needsSeparator ? "\n\n" : "";
   const event = route === "responses"
-    ? `event: error\ndata: ${JSON.stringify({
-      type: "error",
-      code: error.code,
-      message: error.message,
-      param: null,
-      sequence_number: -1,
-    })}\n\n`
+    ? `event: error\ndata: ${
+      JSON.stringify({
+        type: "error",
+        code: error.code,
+        message: error.message,
+        param: null,
+        sequence_number: -1,
+      })
+    }\n\n`
     : `data: ${JSON.stringify({ error })}\n\n`;
   return encoder.encode(prefix + event);
 }
@@ -63,8 +65,9 @@ export async function openStream(
   // half-sent one.
   let tail = 0;
   const remember = (chunk: Uint8Array) => {
-    if (chunk.byteLength >= 2) tail = (chunk[chunk.byteLength - 2] === LF ? 2 : 0) | (chunk.at(-1) === LF ? 1 : 0);
-    else if (chunk.byteLength === 1) tail = ((tail & 1) << 1) | (chunk[0] === LF ? 1 : 0);
+    if (chunk.byteLength >= 2) {
+      tail = (chunk[chunk.byteLength - 2] === LF ? 2 : 0) | (chunk.at(-1) === LF ? 1 : 0);
+    } else if (chunk.byteLength === 1) tail = ((tail & 1) << 1) | (chunk[0] === LF ? 1 : 0);
   };
   let ended = false;
   const end = (how: StreamEnd, error?: unknown) => {

@@ -85,7 +85,9 @@ export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitS
  */
 export function exhaustedUntil(snapshot: RateLimitSnapshot): number | undefined {
   let until: number | undefined;
-  if (snapshot.remainingRequests === 0 && snapshot.resetRequestsAt !== undefined) until = snapshot.resetRequestsAt;
+  if (snapshot.remainingRequests === 0 && snapshot.resetRequestsAt !== undefined) {
+    until = snapshot.resetRequestsAt;
+  }
   if (snapshot.remainingTokens === 0 && snapshot.resetTokensAt !== undefined) {
     until = Math.max(until ?? 0, snapshot.resetTokensAt);
   }

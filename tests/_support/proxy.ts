@@ -28,7 +28,10 @@ export async function startProxy(yaml: string, options: ProxyOptions = {}): Prom
   const env = options.env ?? {};
   const config = parseConfig(yaml, "test.yaml", (name) => env[name]);
   const logs: string[] = [];
-  const logger: Logger = createLogger({ level: options.logLevel ?? "debug", write: (line) => logs.push(line) });
+  const logger: Logger = createLogger({
+    level: options.logLevel ?? "debug",
+    write: (line) => logs.push(line),
+  });
   const services = await buildServices(config, { logger, clock: options.clock });
   const app = createApp(services);
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
@@ -136,11 +139,20 @@ export async function startProxyProcess(
     }
     return exitCode;
   };
-  return { url, child, output: () => text, stop, [Symbol.asyncDispose]: async () => void await stop("SIGKILL") };
+  return {
+    url,
+    child,
+    output: () => text,
+    stop,
+    [Symbol.asyncDispose]: async () => void await stop("SIGKILL"),
+  };
 }
 
 /** Runs the CLI to completion (for flags that exit at once) and returns its exit code and output. */
-export async function runCli(args: string[], env?: Record<string, string>): Promise<{ code: number; output: string }> {
+export async function runCli(
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; output: string }> {
   const result = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, ...args],
     env,

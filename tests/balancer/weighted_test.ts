@@ -15,7 +15,11 @@ Deno.test("weights 3:1 send exactly 3 and 1 in every window of 4", () => {
 
 Deno.test("smooth: 5:1:1 never sends the heavy endpoint five times in a row", () => {
   const rotation = new SmoothWeighted();
-  const sequence = picks(rotation, [{ id: "a", weight: 5 }, { id: "b", weight: 1 }, { id: "c", weight: 1 }], 7);
+  const sequence = picks(
+    rotation,
+    [{ id: "a", weight: 5 }, { id: "b", weight: 1 }, { id: "c", weight: 1 }],
+    7,
+  );
   assert.deepEqual(sequence, ["a", "a", "b", "a", "c", "a", "a"]);
 });
 

@@ -44,7 +44,10 @@ Deno.test("config problems stop start-up with exit code 2 and a message naming f
     assert.ok(!result.output.includes("    at "), "no stack trace");
   });
 
-  const unsetEnv = groupYaml([endpointYaml("http://127.0.0.1:1")]).replace("sk-test-key", "os.environ/SURELY_UNSET_VAR");
+  const unsetEnv = groupYaml([endpointYaml("http://127.0.0.1:1")]).replace(
+    "sk-test-key",
+    "os.environ/SURELY_UNSET_VAR",
+  );
   await withConfigFile(unsetEnv, async (path) => {
     const result = await runCli(["--config", path], { LLMPROXY_CONFIG: "" });
     assert.equal(result.code, 2);
@@ -55,7 +58,11 @@ Deno.test("config problems stop start-up with exit code 2 and a message naming f
 Deno.test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 picks a free port", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
-    for (const [args, env] of [[["--config", path, "--port", "0"], {}], [["--port", "0"], { LLMPROXY_CONFIG: path }]] as const) {
+    for (
+      const [args, env] of [[["--config", path, "--port", "0"], {}], [["--port", "0"], {
+        LLMPROXY_CONFIG: path,
+      }]] as const
+    ) {
       await using proc = await startProxyProcess([...args], { env });
       assert.match(proc.url, /^http:\/\/127\.0\.0\.1:\d+$/);
       const response = await fetch(`${proc.url}/v1/chat/completions`, {
@@ -75,7 +82,11 @@ Deno.test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
     await using proc = await startProxyProcess(["--config", path, "--port", "0"]);
     const response = await fetch(`${proc.url}/v1/chat/completions`, {
       method: "POST",
-      body: JSON.stringify({ model: "gpt-test", stream: true, messages: [{ role: "user", content: "drain" }] }),
+      body: JSON.stringify({
+        model: "gpt-test",
+        stream: true,
+        messages: [{ role: "user", content: "drain" }],
+      }),
     });
     const reader = response.body!.getReader();
     await reader.read();

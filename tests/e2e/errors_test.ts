@@ -6,7 +6,11 @@ import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 
 async function post(url: string, body: BodyInit, headers: Record<string, string> = {}) {
-  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
   const json = await response.json();
   return { status: response.status, error: json.error, headers: response.headers };
 }
@@ -24,10 +28,22 @@ Deno.test("bad input: invalid JSON, non-objects, bad model, bad stream, too larg
     ["null", 400, "invalid_json"],
     [JSON.stringify({ messages: [{ role: "user", content: "x" }] }), 400, "model_not_found"],
     [JSON.stringify({ model: 42, messages: [] }), 400, "model_not_found"],
-    [JSON.stringify({ model: "gpt-5-nope", messages: [{ role: "user", content: "x" }] }), 404, "model_not_found"],
-    [JSON.stringify({ model: "gpt-test", stream: "yes", messages: [{ role: "user", content: "x" }] }), 400, "invalid_request"],
+    [
+      JSON.stringify({ model: "gpt-5-nope", messages: [{ role: "user", content: "x" }] }),
+      404,
+      "model_not_found",
+    ],
+    [
+      JSON.stringify({ model: "gpt-test", stream: "yes", messages: [{ role: "user", content: "x" }] }),
+      400,
+      "invalid_request",
+    ],
     [JSON.stringify({ model: "gpt-test", messages: "hello" }), 400, "invalid_request"],
-    [JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "x".repeat(4096) }] }), 413, "request_too_large"],
+    [
+      JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "x".repeat(4096) }] }),
+      413,
+      "request_too_large",
+    ],
   ];
   for (const [body, status, code] of cases) {
     const result = await post(chat, body);
@@ -92,7 +108,9 @@ Deno.test("x-request-id is echoed when sane and generated otherwise", async () =
   await response.body?.cancel();
   assert.equal(response.headers.get("x-request-id"), "abc-123");
   assert.equal(sim.last!.headers["x-request-id"], "abc-123", "the id travels upstream too");
-  const generated = await fetch(`${proxy.url}/v1/models`, { headers: { "x-request-id": "bad id with spaces" } });
+  const generated = await fetch(`${proxy.url}/v1/models`, {
+    headers: { "x-request-id": "bad id with spaces" },
+  });
   await generated.body?.cancel();
   assert.notEqual(generated.headers.get("x-request-id"), "bad id with spaces");
   assert.ok(generated.headers.get("x-request-id"));

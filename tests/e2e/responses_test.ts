@@ -63,7 +63,10 @@ Deno.test("a 3-turn conversation stays on its owner, and survives the owner goin
   assert.match(transcript, /my name is Ada/);
   assert.match(transcript, /what is my name\?/);
   assert.match(transcript, /turn three/);
-  assert.ok(sent.input.some((item) => item.role === "assistant"), "earlier answers are replayed as assistant items");
+  assert.ok(
+    sent.input.some((item) => item.role === "assistant"),
+    "earlier answers are replayed as assistant items",
+  );
 
   // The chain goes on from the new response, now owned by the rescuer.
   const four = await client.responses
@@ -108,7 +111,10 @@ Deno.test("encrypted reasoning items go to the endpoint that produced them; mixe
     const next = await client.responses.create({
       model: "gpt-test",
       store: false,
-      input: [...first.data.output, { role: "user", content: `again ${i}` }] as OpenAI.Responses.ResponseInput,
+      input: [...first.data.output, {
+        role: "user",
+        content: `again ${i}`,
+      }] as OpenAI.Responses.ResponseInput,
     }).withResponse();
     assert.equal(next.response.headers.get("x-llmproxy-endpoint"), owner);
   }
@@ -117,7 +123,11 @@ Deno.test("encrypted reasoning items go to the endpoint that produced them; mixe
   while (second.response.headers.get("x-llmproxy-endpoint") === owner) second = await make();
   const mixed = [...first.data.output, ...second.data.output, { role: "user", content: "both" }];
   await assert.rejects(
-    client.responses.create({ model: "gpt-test", store: false, input: mixed as OpenAI.Responses.ResponseInput }),
+    client.responses.create({
+      model: "gpt-test",
+      store: false,
+      input: mixed as OpenAI.Responses.ResponseInput,
+    }),
     (error: unknown) => error instanceof OpenAI.APIError && error.status === 409,
   );
 });
@@ -145,13 +155,15 @@ Deno.test("no conversation copy held: a clear 409, not a 500; unknown ids are ro
   await assert.rejects(
     client.responses.create({ model: "gpt-test", input: "more", previous_response_id: one.data.id }),
     (error: unknown) =>
-      error instanceof OpenAI.APIError && error.status === 409 && /does not hold that conversation/.test(error.message),
+      error instanceof OpenAI.APIError && error.status === 409 &&
+      /does not hold that conversation/.test(error.message),
   );
   sims[owner].always({ kind: "ok" });
   // An id the proxy never saw: routed as usual, the upstream's 400 passes through in the OpenAI envelope.
   await assert.rejects(
     client.responses.create({ model: "gpt-test", input: "x", previous_response_id: "resp_unknown" }),
-    (error: unknown) => error instanceof OpenAI.BadRequestError && error.code === "previous_response_not_found",
+    (error: unknown) =>
+      error instanceof OpenAI.BadRequestError && error.code === "previous_response_not_found",
   );
 });
 

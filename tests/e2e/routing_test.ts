@@ -100,7 +100,12 @@ Deno.test("400, 413 and 422 go straight back to the client with the upstream's o
       endpointYaml(b.url, { name: "b", weight: 1 }),
     ]));
     const upstreamError = {
-      error: { message: `bad thing ${status}`, type: "invalid_request_error", param: "messages", code: "bad" },
+      error: {
+        message: `bad thing ${status}`,
+        type: "invalid_request_error",
+        param: "messages",
+        code: "bad",
+      },
     };
     a.always({ kind: "status", status, body: upstreamError });
     b.always({ kind: "status", status, body: upstreamError });
@@ -115,10 +120,13 @@ Deno.test("an endpoint that reaches allowed_fails cools down, is skipped, and co
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(
-    groupYaml([endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })], [
-      "allowed_fails: 2",
-      "cooldown_time: 0.6",
-    ]).replace("  cooldown_time: 30\n", ""),
+    groupYaml(
+      [endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })],
+      [
+        "allowed_fails: 2",
+        "cooldown_time: 0.6",
+      ],
+    ).replace("  cooldown_time: 30\n", ""),
   );
   a.always({ kind: "status", status: 500 });
   for (let i = 0; i < 6; i++) assert.equal((await chat(proxy.url)).status, 200);
@@ -139,9 +147,12 @@ Deno.test("a 429 cools the endpoint at once for its Retry-After, even with allow
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(
-    groupYaml([endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })], [
-      "allowed_fails: 5",
-    ]),
+    groupYaml(
+      [endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })],
+      [
+        "allowed_fails: 5",
+      ],
+    ),
   );
   a.next({ kind: "status", status: 429, headers: { "retry-after": "7" } });
   for (let i = 0; i < 4; i++) assert.equal((await chat(proxy.url)).status, 200);
@@ -195,7 +206,9 @@ Deno.test("all endpoints rate limited: 429 with Retry-After", async () => {
 
 Deno.test("a request waits for a short cooldown to end instead of failing", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
-  await using proxy = await startProxy(groupYaml([endpointYaml(a.url, { name: "a" })], ["max_wait_for_capacity: 2"]));
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(a.url, { name: "a" })], ["max_wait_for_capacity: 2"]),
+  );
   a.next({ kind: "status", status: 429, headers: { "retry-after-ms": "300" } });
   const started = Date.now();
   const response = await chat(proxy.url);
@@ -218,7 +231,9 @@ Deno.test("upstream timeouts fail over; a timeout on the last attempt is a 504",
   assert.equal(failedOver.headers.get("x-llmproxy-endpoint"), "fast");
 
   fast.always({ kind: "hang" });
-  await using proxy2 = await startProxy(groupYaml([endpointYaml(fast.url, { name: "fast", extra: timeout })]));
+  await using proxy2 = await startProxy(
+    groupYaml([endpointYaml(fast.url, { name: "fast", extra: timeout })]),
+  );
   const started = Date.now();
   const timedOut = await chat(proxy2.url);
   assert.equal(timedOut.status, 504);

@@ -9,7 +9,9 @@ import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 
 Deno.test("chat, responses, embeddings and models through the SDK, with and without the /v1 prefix", async () => {
   await using sim = await SimUpstream.start({ name: "east", quiet: true });
-  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "east", model: "gpt-4o-mini-2024" })]));
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(sim.url, { name: "east", model: "gpt-4o-mini-2024" })]),
+  );
   for (const baseURL of [`${proxy.url}/v1`, proxy.url]) {
     const client = new OpenAI({ baseURL, apiKey: "client-key-not-forwarded" });
 
@@ -106,7 +108,10 @@ Deno.test("Azure classic and v1 layouts: deployment path, api-version, api-key h
   const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x" });
 
   for (const model of ["azure-classic", "azure-v1"]) {
-    const chat = await client.chat.completions.create({ model, messages: [{ role: "user", content: "hey" }] });
+    const chat = await client.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: "hey" }],
+    });
     assert.match(chat.choices[0].message.content ?? "", /echo: hey/);
     const stream = await client.chat.completions.create({
       model,
@@ -123,7 +128,10 @@ Deno.test("Azure classic and v1 layouts: deployment path, api-version, api-key h
   }
 
   const paths = classic.requests.map((request) => request.path + request.search);
-  assert.ok(paths.includes("/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"), paths.join());
+  assert.ok(
+    paths.includes("/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"),
+    paths.join(),
+  );
   assert.ok(paths.includes("/openai/deployments/my-deployment/embeddings?api-version=2024-10-21"));
   assert.ok(paths.includes("/openai/responses?api-version=2024-10-21"));
   const responsesBody = classic.requests.find((request) => request.path === "/openai/responses")!.body;

@@ -40,7 +40,10 @@ Deno.test({
     assert.equal(a.count(), 2, "instance B skipped a while it cools down");
     const stats = await (await fetch(`${first.url}/stats`)).json();
     assert.equal(stats.store.kind, "redis");
-    assert.equal(stats.endpoints.find((endpoint: { id: string }) => endpoint.id === "a").state, "cooling_down");
+    assert.equal(
+      stats.endpoints.find((endpoint: { id: string }) => endpoint.id === "a").state,
+      "cooling_down",
+    );
   },
 });
 
@@ -48,9 +51,12 @@ Deno.test("with no Redis the same holds within one process (in-memory state)", a
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(
-    groupYaml([endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })], [
-      "allowed_fails: 2",
-    ]),
+    groupYaml(
+      [endpointYaml(a.url, { name: "a", weight: 1 }), endpointYaml(b.url, { name: "b", weight: 1 })],
+      [
+        "allowed_fails: 2",
+      ],
+    ),
   );
   a.always({ kind: "status", status: 500 });
   for (let i = 0; i < 8; i++) assert.equal((await chat(proxy.url)).status, 200);

@@ -86,5 +86,8 @@ Deno.test("parseRateLimitHeaders reads OpenAI headers and ignores Azure's -1 and
 Deno.test("exhaustedUntil needs both zero remaining and a known reset", () => {
   assert.equal(exhaustedUntil({ remainingRequests: 0 }), undefined);
   assert.equal(exhaustedUntil({ remainingRequests: 5, resetRequestsAt: 10 }), undefined);
-  assert.equal(exhaustedUntil({ remainingTokens: 0, resetTokensAt: 50, remainingRequests: 0, resetRequestsAt: 20 }), 50);
+  assert.equal(
+    exhaustedUntil({ remainingTokens: 0, resetTokensAt: 50, remainingRequests: 0, resetRequestsAt: 20 }),
+    50,
+  );
 });

@@ -38,20 +38,33 @@ Deno.test("Azure classic layout: deployment in the path, api-version in the quer
     upstreamUrl(azure, "embeddings"),
     "https://res.openai.azure.com/openai/deployments/my%20deploy%2F1/embeddings?api-version=2024-10-21",
   );
-  assert.equal(upstreamUrl(azure, "responses"), "https://res.openai.azure.com/openai/responses?api-version=2024-10-21");
+  assert.equal(
+    upstreamUrl(azure, "responses"),
+    "https://res.openai.azure.com/openai/responses?api-version=2024-10-21",
+  );
 });
 
 Deno.test("Azure v1 layout when no api_version is set", () => {
   const azure = endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com" });
-  assert.equal(upstreamUrl(azure, "chat/completions"), "https://res.openai.azure.com/openai/v1/chat/completions");
   assert.equal(
-    upstreamUrl(endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com/openai/v1" }), "responses"),
+    upstreamUrl(azure, "chat/completions"),
+    "https://res.openai.azure.com/openai/v1/chat/completions",
+  );
+  assert.equal(
+    upstreamUrl(
+      endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com/openai/v1" }),
+      "responses",
+    ),
     "https://res.openai.azure.com/openai/v1/responses",
   );
 });
 
 Deno.test("extra query parameters (default_query) are appended to every URL", () => {
-  const azure = endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com", query: { "api-version": "preview" } });
+  const azure = endpoint({
+    provider: "azure",
+    baseUrl: "https://res.openai.azure.com",
+    query: { "api-version": "preview" },
+  });
   assert.equal(
     upstreamUrl(azure, "responses"),
     "https://res.openai.azure.com/openai/v1/responses?api-version=preview",

@@ -9,7 +9,9 @@ export interface RequestIdOptions {
 
 const SAFE_ID = /^[\w.:@-]{1,128}$/;
 
-export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<{ Variables: { requestId: string } }> {
+export function requestId(
+  options: RequestIdOptions = {},
+): MiddlewareHandler<{ Variables: { requestId: string } }> {
   const header = options.header ?? "x-request-id";
   const generate = options.generate ?? (() => crypto.randomUUID());
   return async (c, next) => {

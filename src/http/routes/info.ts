@@ -34,7 +34,11 @@ export function healthHandler(services: Services) {
       if (healthy > 0) usable++;
       else groupsWithout++;
     }
-    const status = usable === 0 ? "unavailable" : storeStatus !== "ok" || groupsWithout > 0 ? "degraded" : "ok";
+    const status = usable === 0
+      ? "unavailable"
+      : storeStatus !== "ok" || groupsWithout > 0
+      ? "degraded"
+      : "ok";
     return c.json(
       { status, store: { kind: services.store.kind, status: storeStatus }, model_groups: groups },
       status === "unavailable" ? 503 : 200,

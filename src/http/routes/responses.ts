@@ -22,7 +22,9 @@ export function responseItemHandler(services: Services, method: "GET" | "DELETE"
         404,
         "invalid_request_error",
         "response_not_found",
-        `No response with id '${id.slice(0, 200)}' went through this proxy in the last ${services.config.settings.responseAffinityTtlSeconds}s`,
+        `No response with id '${
+          id.slice(0, 200)
+        }' went through this proxy in the last ${services.config.settings.responseAffinityTtlSeconds}s`,
         { param: "response_id" },
       );
     }
