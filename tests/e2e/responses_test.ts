@@ -189,3 +189,22 @@ Deno.test("GET, DELETE and input_items of a response go to its owner; unknown id
     (error: unknown) => error instanceof OpenAI.NotFoundError && error.code === "response_not_found",
   );
 });
+
+Deno.test("a cached Responses answer refreshes its owner mapping, so the next turn still reaches the owner", async () => {
+  await using setup = await twoEndpoints(["cache: true"]);
+  const { client, proxy } = setup;
+  const first = await client.responses.create({ model: "gpt-test", input: "cache me" }).withResponse();
+  const owner = first.response.headers.get("x-llmproxy-endpoint")!;
+  // The owner mapping expires (affinity lives shorter than cache entries) ...
+  await proxy.services.store.delete(`aff:${first.data.id}`);
+  // ... and a cache hit hands the same response id out again.
+  const hit = await client.responses.create({ model: "gpt-test", input: "cache me" }).withResponse();
+  assert.equal(hit.response.headers.get("x-llmproxy-cache"), "HIT");
+  assert.equal(hit.data.id, first.data.id);
+  for (let i = 0; i < 3; i++) {
+    const next = await client.responses
+      .create({ model: "gpt-test", input: `after the hit ${i}`, previous_response_id: hit.data.id })
+      .withResponse();
+    assert.equal(next.response.headers.get("x-llmproxy-endpoint"), owner);
+  }
+});

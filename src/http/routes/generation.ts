@@ -44,8 +44,10 @@ function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
 export function generationHandler(services: Services, route: Route) {
   const { config, pipeline, responses, cache } = services;
   const send = (request: ProxyRequest) => pipeline.handle(request);
-  // The cache answers first; what it does not answer goes through the Responses layer (that route) to the pipeline.
-  const upstream = route === "responses" ? (request: ProxyRequest) => responses.handle(request, send) : send;
+  const cached = (request: ProxyRequest) => cache.handle(request, send);
+  // Responses: the affinity layer comes first, so it pins the owner and records every answer, cached ones too (a
+  // cache hit refreshes the owner mapping that its response id needs). Then the cache, then the pipeline.
+  const handle = route === "responses" ? (request: ProxyRequest) => responses.handle(request, cached) : cached;
   const groups = new Map(config.groups.map((group) => [group.name, group]));
   const names = config.groups.map((group) => group.name);
   return async (c: Context<AppEnv>): Promise<Response> => {
@@ -65,6 +67,6 @@ export function generationHandler(services: Services, route: Route) {
       signal: c.req.raw.signal,
       timing: c.get("timing"),
     };
-    return await cache.handle(request, upstream);
+    return await handle(request);
   };
 }
