@@ -73,9 +73,13 @@ const baseUrl = z.string().superRefine((s, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
+/** Text that can travel in an HTTP header: no control characters (a pasted newline), nothing beyond Latin-1. */
+const HEADER_SAFE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const headerValue = z.string().regex(HEADER_SAFE, "must not contain control characters or non-Latin-1 text");
+
 const headerMap = z.record(
-  z.string().min(1),
-  z.preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), z.string()),
+  z.string().min(1).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid header name"),
+  z.preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), headerValue),
 );
 
 /** A mapping that may also be left empty in YAML (`general_settings:` with everything below commented out). */
@@ -93,7 +97,7 @@ export const ParamsSchema = z.strictObject({
   /** Absent: `https://api.openai.com` (the OpenAI client's default). */
   base_url: baseUrl.optional(),
   /** Absent: `$OPENAI_API_KEY` (openai) or `$AZURE_OPENAI_API_KEY` (azure), like the OpenAI client. */
-  api_key: z.string().min(1).optional(),
+  api_key: headerValue.min(1).optional(),
   api_version: optionalText,
   provider: z.enum(["azure", "openai"]).optional(),
   rpm: positiveCount.optional(),

@@ -65,6 +65,8 @@ export class UpstreamClient {
 
 /** A short reason for a failed connection that never includes the upstream URL (it may carry credentials). */
 export function connectionMessage(error: unknown): string {
+  // fetch throws TypeErrors for requests it cannot build, and their text may quote a header value (the key).
+  if (error instanceof TypeError && /header/i.test(error.message)) return "invalid upstream request headers";
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   const cleaned = text.replace(/\(?\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*\)?/gi, "").replace(/\s+/g, " ").trim();
   if (/refused/i.test(cleaned)) return "connection refused";

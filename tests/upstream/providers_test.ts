@@ -96,3 +96,15 @@ Deno.test("upstream headers: client credentials dropped, endpoint key and extras
   assert.equal(azure.get("api-key"), "sk-secret");
   assert.equal(azure.get("authorization"), null);
 });
+
+Deno.test("connection failure messages never quote header values or URLs", async () => {
+  const { connectionMessage } = await import("../../src/upstream/client.ts");
+  assert.equal(
+    connectionMessage(new TypeError('Invalid header value: "Bearer sk-live-SECRET"')),
+    "invalid upstream request headers",
+  );
+  const refused = connectionMessage(
+    new TypeError("error sending request for url (https://user:pw@host/v1/chat): connection refused"),
+  );
+  assert.equal(refused, "connection refused");
+});
