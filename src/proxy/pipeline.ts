@@ -171,7 +171,10 @@ export class Pipeline {
         if (!opened.ok) {
           if (request.signal.aborted) throw new ClientGone();
           await this.#failed(endpoint, opened.message);
-          return { kind: "retry", outcome: { kind: "connection", message: opened.message } };
+          const outcome: AttemptOutcome = opened.timeout
+            ? { kind: "timeout" }
+            : { kind: "connection", message: opened.message };
+          return { kind: "retry", outcome };
         }
         this.#spent(request, firstChunkAt);
         this.#deps.metrics?.firstToken(
@@ -189,10 +192,14 @@ export class Pipeline {
       const bodyAt = performance.now();
       try {
         bytes = await response.bytes();
-      } catch {
+      } catch (error) {
         if (request.signal.aborted) throw new ClientGone();
-        await this.#failed(endpoint, "body cut");
-        return { kind: "retry", outcome: { kind: "connection", message: "answer cut before its end" } };
+        const timeout = error instanceof Error && error.name === "TimeoutError";
+        await this.#failed(endpoint, timeout ? "timeout" : "body cut");
+        const outcome: AttemptOutcome = timeout
+          ? { kind: "timeout" }
+          : { kind: "connection", message: "answer cut before its end" };
+        return { kind: "retry", outcome };
       }
       this.#spent(request, bodyAt);
       if (!isJson(bytes)) {

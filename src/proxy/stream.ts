@@ -16,7 +16,7 @@ export interface StreamHooks {
 
 export type FirstChunk =
   | { readonly ok: true; readonly body: ReadableStream<Uint8Array> }
-  | { readonly ok: false; readonly message: string };
+  | { readonly ok: false; readonly message: string; readonly timeout?: boolean };
 
 const encoder = new TextEncoder();
 const LF = 10;
@@ -57,7 +57,8 @@ export async function openStream(
     first = await reader.read();
   } catch (error) {
     reader.releaseLock();
-    return { ok: false, message: error instanceof Error ? error.name : "stream error" };
+    const timeout = error instanceof Error && error.name === "TimeoutError";
+    return { ok: false, message: error instanceof Error ? error.name : "stream error", timeout };
   }
   if (first.done || !first.value) return { ok: false, message: "stream ended before its first byte" };
 

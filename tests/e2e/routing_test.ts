@@ -273,3 +273,32 @@ Deno.test("a group made only of weight-0 endpoints spreads traffic over all of t
   assert.equal(a.count(), 3);
   assert.equal(b.count(), 3);
 });
+
+Deno.test("an upstream that sends headers and then stalls times out as a 504, streamed or not", async () => {
+  const closing = new AbortController();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const body = new ReadableStream({
+      start(controller) {
+        closing.signal.addEventListener("abort", () => {
+          try {
+            controller.close();
+          } catch { /* already cancelled by the proxy's timeout */ }
+        });
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/json" } });
+  });
+  try {
+    await using proxy = await startProxy(groupYaml([
+      endpointYaml(`http://127.0.0.1:${server.addr.port}`, { name: "stall", extra: "          timeout: 0.3" }),
+    ], ["allowed_fails: 10"]));
+    for (const stream of [false, true]) {
+      const response = await chat(proxy.url, { stream });
+      assert.equal(response.status, 504, `stream ${stream}: ${response.text}`);
+      assert.equal(response.json().error.type, "timeout");
+    }
+  } finally {
+    closing.abort();
+    await server.shutdown();
+  }
+});
