@@ -8,7 +8,7 @@ import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";
-import type { EndpointHealth } from "../store/store.ts";
+import { type EndpointHealth, HEALTHY } from "../store/store.ts";
 import { SmoothWeighted } from "./weighted.ts";
 
 export interface Pick {
@@ -96,7 +96,7 @@ export class AttemptPlan {
   #attempts = 0;
   readonly #outcomes: { id: string; outcome: AttemptOutcome }[] = [];
   #waitedMs = 0;
-  /** Health of the endpoints that were never tried, as last seen, for the final error. */
+  /** Health of the endpoints still open to this request, as last seen: what a wait for capacity waits for. */
   #untried: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
 
   constructor(
@@ -189,15 +189,23 @@ export class AttemptPlan {
   }
 
   /** The error for a request whose plan ran out: 504, 429 or 503, with what each attempt got. */
-  exhaustedError(): ProxyError {
+  async exhaustedError(): Promise<ProxyError> {
+    // A fresh look at every endpoint the request could use: the last attempt may have just cooled one down.
+    const endpoints = this.#group.endpoints.filter((endpoint) => !this.#excluded(endpoint.id));
+    const states = await this.#health.snapshot(endpoints).catch(() => endpoints.map(() => HEALTHY));
     const now = this.#clock.now();
+    const health = endpoints.map((endpoint, i) =>
+      withBudget(states[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0)
+    );
     const parts = this.#outcomes.map(({ id, outcome }) => `${id}: ${describe(outcome)}`);
-    const cooling = this.#untried.filter((entry) => entry.health.cooldownUntil > now);
-    for (const { endpoint, health } of cooling) {
-      const seconds = Math.ceil((health.cooldownUntil - now) / 1000);
-      const why = health.reason === "rate_limit" ? "rate limited" : "cooling down after failures";
+    const cooling = health.filter((state) => state.cooldownUntil > now);
+    endpoints.forEach((endpoint, i) => {
+      const state = health[i];
+      if (this.#tried.has(endpoint.id) || state.cooldownUntil <= now) return;
+      const seconds = Math.ceil((state.cooldownUntil - now) / 1000);
+      const why = state.reason === "rate_limit" ? "rate limited" : "cooling down after failures";
       parts.push(`${endpoint.id}: ${why} for ${seconds}s`);
-    }
+    });
     const detail = parts.length > 0 ? `: ${parts.join("; ")}` : "";
     const last = this.#outcomes.at(-1)?.outcome;
     if (last?.kind === "timeout") {
@@ -208,24 +216,19 @@ export class AttemptPlan {
         `Upstream timed out for model group '${this.#group.name}'${detail}`,
       );
     }
-    const earliest = cooling.length > 0
-      ? Math.min(...cooling.map((entry) => entry.health.cooldownUntil))
-      : undefined;
-    const headers: Record<string, string> = earliest !== undefined
-      ? { "retry-after": String(Math.max(1, Math.ceil((earliest - now) / 1000))) }
-      : {};
+    // When capacity returns: the earliest cooldown end if every endpoint is cooling, else soon (retries ran out).
+    const everyCooling = endpoints.length > 0 && cooling.length === endpoints.length;
+    const earliest = everyCooling ? Math.min(...cooling.map((state) => state.cooldownUntil)) : now + 1000;
+    const headers = { "retry-after": String(Math.max(1, Math.ceil((earliest - now) / 1000))) };
     const allRateLimited =
       this.#outcomes.every(({ outcome }) => outcome.kind === "status" && outcome.status === 429) &&
-      cooling.every((entry) => entry.health.reason === "rate_limit") &&
+      cooling.every((state) => state.reason === "rate_limit") &&
       this.#outcomes.length + cooling.length > 0;
     if (allRateLimited) {
-      return new ProxyError(
-        429,
-        "service_unavailable",
-        "no_healthy_endpoint",
-        `Every endpoint of model group '${this.#group.name}' is rate limited${detail}`,
-        { headers },
-      );
+      const message = everyCooling
+        ? `Every endpoint of model group '${this.#group.name}' is rate limited${detail}`
+        : `Model group '${this.#group.name}' is rate limited and its retries are used up${detail}`;
+      return new ProxyError(429, "service_unavailable", "no_healthy_endpoint", message, { headers });
     }
     return new ProxyError(
       503,

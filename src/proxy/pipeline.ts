@@ -107,7 +107,7 @@ export class Pipeline {
         if (request.signal.aborted) throw new ClientGone();
         throw error;
       }
-      if (!pick) throw plan.exhaustedError();
+      if (!pick) throw await plan.exhaustedError();
       if (plan.attempts > 1) this.#deps.metrics?.retry(request.group.name);
       const outcome = await this.#attempt(request, forwarded, pick, plan.attempts);
       if (outcome.kind === "reply") return outcome.response;

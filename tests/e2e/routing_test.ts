@@ -196,6 +196,7 @@ Deno.test("all endpoints rate limited: 429 with Retry-After", async () => {
   a.next({ kind: "status", status: 429, headers: { "retry-after": "20" } });
   const first = await chat(proxy.url);
   assert.equal(first.status, 429);
+  assert.equal(first.headers.get("retry-after"), "20", "the 429 that cooled it says when it comes back");
   const second = await chat(proxy.url);
   assert.equal(second.status, 429);
   const retryAfter = Number(second.headers.get("retry-after"));
@@ -290,7 +291,10 @@ Deno.test("an upstream that sends headers and then stalls times out as a 504, st
   });
   try {
     await using proxy = await startProxy(groupYaml([
-      endpointYaml(`http://127.0.0.1:${server.addr.port}`, { name: "stall", extra: "          timeout: 0.3" }),
+      endpointYaml(`http://127.0.0.1:${server.addr.port}`, {
+        name: "stall",
+        extra: "          timeout: 0.3",
+      }),
     ], ["allowed_fails: 10"]));
     for (const stream of [false, true]) {
       const response = await chat(proxy.url, { stream });
@@ -301,4 +305,21 @@ Deno.test("an upstream that sends headers and then stalls times out as a 504, st
     closing.abort();
     await server.shutdown();
   }
+});
+
+Deno.test("retries used up after a 429 while another endpoint is healthy: 429 with Retry-After, no false claim", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  await using b = await SimUpstream.start({ name: "b", quiet: true });
+  await using proxy = await startProxy(groupYaml([
+    endpointYaml(a.url, { name: "a", weight: 1 }),
+    endpointYaml(b.url, { name: "b", weight: 0 }),
+  ], ["num_retries: 0"]));
+  a.next({ kind: "status", status: 429, headers: { "retry-after": "20" } });
+  const response = await chat(proxy.url);
+  assert.equal(response.status, 429);
+  assert.equal(response.headers.get("retry-after"), "1");
+  assert.doesNotMatch(response.json().error.message, /Every endpoint/);
+  assert.match(response.json().error.message, /a: HTTP 429/);
+  assert.equal(b.count(), 0);
+  assert.equal((await chat(proxy.url)).headers.get("x-llmproxy-endpoint"), "b", "the next request goes to b");
 });

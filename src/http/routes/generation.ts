@@ -47,7 +47,9 @@ export function generationHandler(services: Services, route: Route) {
   const cached = (request: ProxyRequest) => cache.handle(request, send);
   // Responses: the affinity layer comes first, so it pins the owner and records every answer, cached ones too (a
   // cache hit refreshes the owner mapping that its response id needs). Then the cache, then the pipeline.
-  const handle = route === "responses" ? (request: ProxyRequest) => responses.handle(request, cached) : cached;
+  const handle = route === "responses"
+    ? (request: ProxyRequest) => responses.handle(request, cached)
+    : cached;
   const groups = new Map(config.groups.map((group) => [group.name, group]));
   const names = config.groups.map((group) => group.name);
   return async (c: Context<AppEnv>): Promise<Response> => {
