@@ -6,7 +6,7 @@
 import type { EndpointConfig } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import type { ProxyMetrics } from "../metrics/metrics.ts";
-import type { EndpointHealth, Store } from "../store/store.ts";
+import { type EndpointHealth, HEALTHY, type Store } from "../store/store.ts";
 
 export interface HealthSettings {
   readonly allowedFails: number;
@@ -34,16 +34,23 @@ export class HealthTracker {
     this.#metrics = metrics;
   }
 
-  snapshot(endpoints: readonly EndpointConfig[]): Promise<EndpointHealth[]> {
-    return this.#store.readHealth(endpoints.map((endpoint) => endpoint.id));
+  /** Never throws: a store that answers with an error (not merely away) reads as "all healthy", with a warning. */
+  async snapshot(endpoints: readonly EndpointConfig[]): Promise<EndpointHealth[]> {
+    try {
+      return await this.#store.readHealth(endpoints.map((endpoint) => endpoint.id));
+    } catch (error) {
+      this.#logger.warn("could not read endpoint health; treating endpoints as healthy", { error });
+      return endpoints.map(() => HEALTHY);
+    }
   }
 
   /** Counts a failed attempt; cools the endpoint down once it reaches `allowed_fails`. */
   async failure(endpoint: EndpointConfig, cause: string): Promise<EndpointHealth> {
-    const state = await this.#store.recordFailure(endpoint.id, {
-      allowedFails: this.#settings.allowedFails,
-      cooldownUntil: this.#now() + this.#settings.cooldownMs,
-    });
+    const state = await this.#guard(endpoint, () =>
+      this.#store.recordFailure(endpoint.id, {
+        allowedFails: this.#settings.allowedFails,
+        cooldownUntil: this.#now() + this.#settings.cooldownMs,
+      }));
     if (state.cooldownUntil > this.#now() && state.failures === 0) {
       this.#metrics?.cooldown(endpoint, "failures");
       this.#logger.warn("endpoint cooling down", {
@@ -70,7 +77,7 @@ export class HealthTracker {
    * limit its headers report as spent). Extends a shorter cooldown, never shortens a longer one.
    */
   async rateLimitedUntil(endpoint: EndpointConfig, until: number, cause: string): Promise<EndpointHealth> {
-    const state = await this.#store.coolDown(endpoint.id, until, "rate_limit");
+    const state = await this.#guard(endpoint, () => this.#store.coolDown(endpoint.id, until, "rate_limit"));
     this.#metrics?.cooldown(endpoint, "rate_limit");
     this.#logger.info("endpoint rate limited", {
       endpoint: endpoint.id,
@@ -84,6 +91,16 @@ export class HealthTracker {
   /** Resets the failure count; skipped when the snapshot already showed none (no store write on the hot path). */
   async success(endpoint: EndpointConfig, before: EndpointHealth | undefined): Promise<void> {
     if (before && before.failures === 0) return;
-    await this.#store.recordSuccess(endpoint.id);
+    await this.#guard(endpoint, () => this.#store.recordSuccess(endpoint.id).then(() => HEALTHY));
+  }
+
+  /** A state write the store refused (it answered with an error) is logged; the request carries on. */
+  async #guard(endpoint: EndpointConfig, write: () => Promise<EndpointHealth>): Promise<EndpointHealth> {
+    try {
+      return await write();
+    } catch (error) {
+      this.#logger.warn("could not record endpoint health", { endpoint: endpoint.id, error });
+      return HEALTHY;
+    }
   }
 }

@@ -26,14 +26,24 @@ export class ResponseAffinity {
     this.#logger = options.logger;
   }
 
+  /** The endpoint that produced `responseId`; null when unknown, or when the store cannot say (logged). */
   ownerOf(responseId: string): Promise<string | null> {
-    return this.#store.get(`aff:${responseId}`);
+    return this.#read(`aff:${responseId}`);
   }
 
   /** Distinct owners of the given blobs (unknown blobs are left out). */
   async ownersOfBlobs(blobs: readonly string[]): Promise<string[]> {
-    const owners = await Promise.all(blobs.map((blob) => this.#store.get(blobKey(blob))));
+    const owners = await Promise.all(blobs.map((blob) => this.#read(blobKey(blob))));
     return [...new Set(owners.filter((owner): owner is string => owner !== null))];
+  }
+
+  async #read(key: string): Promise<string | null> {
+    try {
+      return await this.#store.get(key);
+    } catch (error) {
+      this.#logger.warn("could not read Responses affinity; routing by weight", { error });
+      return null;
+    }
   }
 
   /** Maps a new response id to its endpoint (awaited: the client's next turn must find it). */
@@ -64,7 +74,7 @@ export class ResponseAffinity {
     let id: string | undefined = responseId;
     while (id !== undefined) {
       if (turns.length >= MAX_TURNS) return null;
-      const text = await this.#store.get(`turn:${id}`);
+      const text = await this.#read(`turn:${id}`);
       if (text === null) return null;
       const turn = JSON.parse(text) as Turn;
       turns.push(turn);

@@ -136,6 +136,8 @@ export class FallbackStore implements Store {
     try {
       result = await operation(this.#primary);
     } catch (error) {
+      // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
+      if (isAnswer(error)) throw error;
       this.#enterOutage(error instanceof Error ? error.message : String(error));
       this.#retryAt = this.#now() + this.#retryAfterMs;
       return operation(this.#local);
@@ -152,4 +154,9 @@ export class FallbackStore implements Store {
     this.#outage = true;
     this.#log("warn", `${this.#primary.kind} store unavailable; serving local state`, { reason });
   }
+}
+
+/** Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. */
+function isAnswer(error: unknown): boolean {
+  return error instanceof Error && (error.name === "ReplyError" || error instanceof RangeError);
 }

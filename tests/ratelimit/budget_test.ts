@@ -242,7 +242,7 @@ Deno.test("the plan skips an endpoint out of budget, charges only budgeted endpo
   // Out of budget with the window end beyond max wait: no pick, a 429 whose Retry-After is the window end.
   const plan = balancer.plan(only, options);
   assert.equal(await plan.next(), undefined);
-  const error = plan.exhaustedError();
+  const error = await plan.exhaustedError();
   assert.equal(error.status, 429);
   assert.equal(error.headers["retry-after"], "60");
   assert.match(error.message, /a: rate limited for 60s/);

@@ -609,6 +609,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "FallbackStore passes a Redis error answer to the caller and keeps using Redis",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    const log = recordingLogger();
+    const store = new FallbackStore({
+      primary: await RedisStore.connect({ url: redis.url, namespace: "ans" }),
+      logger: log.logger,
+    });
+    try {
+      await redis.command("LPUSH", "ans:list", "x");
+      await assert.rejects(store.get("list"), /WRONGTYPE/);
+      await store.set("after", "shared");
+      assert.equal(await redis.command("GET", "ans:after"), "shared", "the next call still went to Redis");
+      assert.deepEqual(log.lines, []);
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
   name: "RedisStore on a one-node Redis Cluster meets the store contract",
   ignore: !hasRedis,
   async fn(t) {
