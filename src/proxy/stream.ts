@@ -5,6 +5,7 @@
  * An upstream failure mid-stream ends the client's stream cleanly with an SSE error event.
  */
 
+import { EventFramer } from "../sse/frame.ts";
 import type { Route } from "../upstream/providers.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -19,17 +20,15 @@ export type FirstChunk =
   | { readonly ok: false; readonly message: string; readonly timeout?: boolean };
 
 const encoder = new TextEncoder();
-const LF = 10;
 
 /** The SSE error event each route's clients understand (the OpenAI SDKs raise it as an APIError). */
-function errorEvent(route: Route, needsSeparator: boolean): Uint8Array {
+function errorEvent(route: Route): Uint8Array {
   const error = {
     message: "The upstream connection failed mid-stream; the answer is incomplete",
     type: "server_error",
     param: null,
     code: "upstream_stream_error",
   };
-  const prefix = needsSeparator ? "\n\n" : "";
   const event = route === "responses"
     ? `event: error\ndata: ${
       JSON.stringify({
@@ -41,7 +40,7 @@ function errorEvent(route: Route, needsSeparator: boolean): Uint8Array {
       })
     }\n\n`
     : `data: ${JSON.stringify({ error })}\n\n`;
-  return encoder.encode(prefix + event);
+  return encoder.encode(event);
 }
 
 /** Waits for the upstream's first chunk; on success returns the client-facing stream. */
@@ -52,49 +51,56 @@ export async function openStream(
 ): Promise<FirstChunk> {
   if (!upstream.body) return { ok: false, message: "empty stream" };
   const reader = upstream.body.getReader();
-  let first: ReadableStreamReadResult<Uint8Array>;
+  // Only whole events are forwarded: a cut mid-event leaves nothing half-sent before the error event.
+  const framer = new EventFramer();
+  let first: Uint8Array | undefined;
   try {
-    first = await reader.read();
+    while (!first) {
+      const { done, value } = await reader.read();
+      if (done) {
+        first = framer.rest();
+        break;
+      }
+      first = framer.push(value);
+    }
   } catch (error) {
     reader.releaseLock();
     const timeout = error instanceof Error && error.name === "TimeoutError";
     return { ok: false, message: error instanceof Error ? error.name : "stream error", timeout };
   }
-  if (first.done || !first.value) return { ok: false, message: "stream ended before its first byte" };
+  if (!first) return { ok: false, message: "stream ended before its first byte" };
 
-  // Whether the bytes sent so far end on an event boundary ("\n\n"), so an error event is not glued to a
-  // half-sent one.
-  let tail = 0;
-  const remember = (chunk: Uint8Array) => {
-    if (chunk.byteLength >= 2) {
-      tail = (chunk[chunk.byteLength - 2] === LF ? 2 : 0) | (chunk.at(-1) === LF ? 1 : 0);
-    } else if (chunk.byteLength === 1) tail = ((tail & 1) << 1) | (chunk[0] === LF ? 1 : 0);
-  };
   let ended = false;
   const end = (how: StreamEnd, error?: unknown) => {
     if (ended) return;
     ended = true;
     hooks.onEnd(how, error);
   };
-  const firstChunk = first.value;
+  const firstChunk = first;
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      remember(firstChunk);
       controller.enqueue(firstChunk);
     },
     async pull(controller) {
       try {
-        const { done, value } = await reader.read();
-        if (done) {
-          end("complete");
-          controller.close();
-          return;
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) {
+            const rest = framer.rest();
+            if (rest) controller.enqueue(rest);
+            end("complete");
+            controller.close();
+            return;
+          }
+          const events = framer.push(value);
+          if (events) {
+            controller.enqueue(events);
+            return;
+          }
         }
-        remember(value);
-        controller.enqueue(value);
       } catch (error) {
         if (ended) return;
-        controller.enqueue(errorEvent(route, tail !== 3));
+        controller.enqueue(errorEvent(route));
         controller.close();
         end("failed", error);
       }

@@ -121,3 +121,47 @@ Deno.test("a client that disconnects mid-stream cancels the upstream request", a
   while (sim.cancelledStreams === 0 && Date.now() < deadline) await delay(20);
   assert.equal(sim.cancelledStreams, 1, "the upstream saw its stream cancelled well before its 2 s end");
 });
+
+Deno.test("an upstream cut in the middle of an event: the half event is dropped and the SDK sees our error", async () => {
+  const encoder = new TextEncoder();
+  const chunk = (content: string) =>
+    `data: ${
+      JSON.stringify({
+        id: "c1",
+        object: "chat.completion.chunk",
+        created: 1,
+        model: "m",
+        choices: [{ index: 0, delta: { content }, finish_reason: null }],
+      })
+    }\n\n`;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const body = new ReadableStream({
+      async pull(controller) {
+        controller.enqueue(encoder.encode(chunk("hello ") + chunk("world")));
+        await delay(20);
+        controller.enqueue(encoder.encode('data: {"id":"c1","object":"chat.compl'));
+        await delay(20);
+        controller.error(new Error("cut"));
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  try {
+    await using proxy = await startProxy(groupYaml([
+      endpointYaml(`http://127.0.0.1:${server.addr.port}`, { name: "cutter" }),
+    ], ["allowed_fails: 10"]));
+    const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const stream = await client.chat.completions.create({
+      model: "gpt-test",
+      stream: true,
+      messages: [{ role: "user", content: "x" }],
+    });
+    let text = "";
+    await assert.rejects(async () => {
+      for await (const part of stream) text += part.choices[0]?.delta?.content ?? "";
+    }, (error: unknown) => error instanceof OpenAI.APIError && /mid-stream/.test(error.message));
+    assert.equal(text, "hello world");
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { EventFramer, lastBoundary } from "../../src/sse/frame.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+Deno.test("lastBoundary finds \\n\\n, \\r\\n\\r\\n and \\r\\r", () => {
+  const table: [string, number][] = [
+    ["data: a\n\n", 9],
+    ["data: a\n\ndata: b", 9],
+    ["data: a\r\n\r\ndata: b", 11],
+    ["data: a\r\rdata", 9],
+    ["data: a\n", 0],
+    ["data: a\r\n", 0],
+    ["", 0],
+  ];
+  for (const [text, expected] of table) {
+    assert.equal(lastBoundary(encoder.encode(text)), expected, JSON.stringify(text));
+  }
+});
+
+Deno.test("EventFramer forwards whole events only, whatever the chunking, and loses no byte", () => {
+  const stream = 'data: {"a":"é"}\n\ndata: {"b":2}\r\n\r\nevent: x\ndata: y\n\ndata: [DONE]\n\n';
+  const bytes = encoder.encode(stream);
+  for (let cut = 1; cut < bytes.length; cut++) {
+    for (const step of [1, 3, 7]) {
+      const framer = new EventFramer();
+      const forwarded: string[] = [];
+      const pieces = [bytes.slice(0, cut), ...chunksOf(bytes.slice(cut), step)];
+      for (const piece of pieces) {
+        const out = framer.push(piece);
+        if (out) forwarded.push(decoder.decode(out));
+      }
+      assert.equal(framer.rest(), undefined);
+      assert.equal(forwarded.join(""), stream, `cut ${cut} step ${step}`);
+      for (const part of forwarded) {
+        assert.ok(/(\n\n|\r\n\r\n)$/.test(part), `forwarded a partial event: ${part}`);
+      }
+    }
+  }
+});
+
+Deno.test("EventFramer passes a chunk that ends on a boundary through without copying", () => {
+  const chunk = encoder.encode("data: 1\n\n");
+  assert.equal(new EventFramer().push(chunk), chunk);
+});
+
+Deno.test("EventFramer keeps an unfinished tail for rest()", () => {
+  const framer = new EventFramer();
+  assert.equal(framer.push(encoder.encode('data: {"half":')), undefined);
+  assert.equal(decoder.decode(framer.rest()), 'data: {"half":');
+});
+
+function chunksOf(bytes: Uint8Array, size: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.slice(i, i + size));
+  return chunks;
+}
