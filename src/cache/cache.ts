@@ -178,9 +178,11 @@ export class ResponseCache {
       if (locked) this.#writer.track(unlock(this.#store, key, this.#token));
     };
     try {
-      // One process needs no lock in the store: its flights already coalesce everything it serves.
+      // One process needs no lock in the store: its flights already coalesce everything it serves. Streams do not
+      // wait for another instance either: its entry exists only once its stream has ended, and a streaming
+      // client must not wait that long for its first token.
       const ttlMs = Math.min(MAX_LOCK_MS, this.#settings.httpTimeoutMs);
-      const outcome = this.#store.kind === "memory"
+      const outcome = this.#store.kind === "memory" || request.stream
         ? { kind: "lead" as const, locked: false }
         : await lockOrWait(this.#store, key, { ttlMs, waitMs: ttlMs, token: this.#token }, flight.signal);
       if (outcome.kind === "entry") {
