@@ -269,9 +269,9 @@ export function clientHeaders(
   requestId: string,
 ): Headers {
   const headers = new Headers();
-  for (const [name, value] of upstream) {
+  upstream.forEach((value, name) => {
     if (!DROPPED_RESPONSE_HEADERS.has(name)) headers.set(name, value);
-  }
+  });
   headers.set("x-llmproxy-endpoint", endpoint.id);
   headers.set("x-llmproxy-attempts", String(attempts));
   headers.set("x-request-id", requestId);
