@@ -5,28 +5,51 @@ import { ClientGone } from "../proxy/pipeline.ts";
 
 const decoder = new TextDecoder();
 
+/** How long a client may take to upload its body before it gets a 408. */
+export const BODY_TIMEOUT_MS = 60_000;
+
 /**
  * Reads the body as text, refusing more than `limit` bytes (413) without reading further. A client that goes away
- * mid-upload is `ClientGone` (499, not logged as the proxy's error).
+ * mid-upload is `ClientGone` (499, not logged as the proxy's error); one that trickles its body for longer than
+ * `timeoutMs` gets a 408 instead of holding the request forever.
  */
-export async function readBodyText(request: Request, limit: number): Promise<string> {
-  try {
-    return await readLimited(request, limit);
-  } catch (error) {
-    if (error instanceof ProxyError) throw error;
-    throw new ClientGone();
-  }
-}
-
-async function readLimited(request: Request, limit: number): Promise<string> {
+export async function readBodyText(
+  request: Request,
+  limit: number,
+  timeoutMs = BODY_TIMEOUT_MS,
+): Promise<string> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     await request.body?.cancel().catch(() => {});
     throw tooLarge(limit);
   }
   if (!request.body) return "";
-  if (declared !== null) return await request.text();
   const reader = request.body.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reader.cancel().catch(() => {});
+      reject(
+        new ProxyError(
+          408,
+          "invalid_request_error",
+          "request_timeout",
+          `The request body did not arrive within ${timeoutMs / 1000}s`,
+        ),
+      );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([readLimited(reader, limit), deadline]);
+  } catch (error) {
+    if (error instanceof ProxyError) throw error;
+    throw new ClientGone();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<string> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   while (true) {
@@ -39,6 +62,7 @@ async function readLimited(request: Request, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
+  if (chunks.length === 1) return decoder.decode(chunks[0]);
   const joined = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

@@ -145,7 +145,8 @@ Deno.test("when the leader fails, its followers are not left hanging: they retry
 });
 
 Deno.test({
-  name: "two instances on one Redis: a JSON request on B waits for A's identical one instead of going upstream",
+  name:
+    "two instances on one Redis: a JSON request on B waits for A's identical one instead of going upstream",
   ignore: !hasRedis,
   fn: async () => {
     await using redis = await startRedis();
