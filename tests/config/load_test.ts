@@ -585,11 +585,11 @@ Deno.test("llmproxy.yaml.example: its commented-out options are valid and every 
 });
 
 Deno.test("a key or header value with a control character is refused at load, without echoing it", () => {
-  const yaml = (key: string) =>
+  const yaml = () =>
     `model_groups:\n  - model_group: g\n    models:\n      - model: m\n        params:\n          base_url: https://api.openai.com\n          api_key: os.environ/KEY\n          headers: { x-extra: os.environ/EXTRA }\n`;
   for (const [key, extra] of [["sk-one\nsk-two", "ok"], ["sk-fine", "bad\u0000value"]]) {
     assert.throws(
-      () => parseConfig(yaml(key), "k.yaml", (name) => (name === "KEY" ? key : extra)),
+      () => parseConfig(yaml(), "k.yaml", (name) => (name === "KEY" ? key : extra)),
       (error: unknown) => {
         const message = (error as Error).message;
         assert.match(message, /control characters/);
