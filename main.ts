@@ -153,8 +153,9 @@ function printDemoHelp(base: string): void {
 Demo mode: model group "demo" is served by two simulated endpoints (weights 2:1) and a weight-0 fallback.
 No API key needed. Try:
 
-  curl -s ${base}/v1/chat/completions -H 'content-type: application/json' \\
+  curl -si ${base}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+  (run it twice: the second answer says x-llmproxy-cache: HIT; x-llmproxy-endpoint shows who answered)
 
   curl -sN ${base}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"stream please"}]}'
