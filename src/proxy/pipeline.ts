@@ -144,7 +144,7 @@ export class Pipeline {
       await this.#failed(endpoint, result.kind);
       return { kind: "retry", outcome };
     }
-    const { response, startedAt } = result;
+    const { response, startedAt, release } = result;
     const status = response.status;
     this.#deps.metrics?.upstreamLatency(endpoint, (performance.now() - startedAt) / 1000);
     // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
@@ -157,6 +157,7 @@ export class Pipeline {
         const firstChunkAt = performance.now();
         const opened = await openStream(response, request.route, {
           onEnd: (end, error) => {
+            release();
             if (end === "failed") {
               this.#deps.logger.warn("upstream stream failed mid-way", {
                 request_id: request.requestId,
@@ -169,6 +170,7 @@ export class Pipeline {
           },
         });
         if (!opened.ok) {
+          release();
           if (request.signal.aborted) throw new ClientGone();
           await this.#failed(endpoint, opened.message);
           const outcome: AttemptOutcome = opened.timeout
@@ -193,6 +195,7 @@ export class Pipeline {
       try {
         bytes = await response.bytes();
       } catch (error) {
+        release();
         if (request.signal.aborted) throw new ClientGone();
         const timeout = error instanceof Error && error.name === "TimeoutError";
         await this.#failed(endpoint, timeout ? "timeout" : "body cut");
@@ -201,6 +204,7 @@ export class Pipeline {
           : { kind: "connection", message: "answer cut before its end" };
         return { kind: "retry", outcome };
       }
+      release();
       this.#spent(request, bodyAt);
       if (!isJson(bytes)) {
         await this.#failed(endpoint, "malformed answer");
@@ -219,6 +223,7 @@ export class Pipeline {
     }
     if (isFailoverStatus(status)) {
       await response.body?.cancel().catch(() => {});
+      release();
       stats.failure(endpoint.id);
       if (status === 429) {
         const now = clock.now();
@@ -229,6 +234,7 @@ export class Pipeline {
     }
     // The caller's own error (400, 413, 422, ...): the upstream's body goes back as it is.
     const bytes = await response.bytes().catch(() => new Uint8Array(0));
+    release();
     const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
     return { kind: "reply", response: callerError(status, bytes, headers) };
   }

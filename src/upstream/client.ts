@@ -23,7 +23,13 @@ export interface UpstreamRequest {
 }
 
 export type UpstreamResult =
-  | { readonly kind: "response"; readonly response: Response; readonly startedAt: number }
+  | {
+    readonly kind: "response";
+    readonly response: Response;
+    readonly startedAt: number;
+    /** Clears the timeout and the client-abort listener; call once the body is read or given up. */
+    readonly release: () => void;
+  }
   | { readonly kind: "timeout" }
   | { readonly kind: "aborted" }
   | { readonly kind: "connection"; readonly message: string };
@@ -37,27 +43,40 @@ export class UpstreamClient {
 
   /**
    * Sends the request. The returned response's body is still tied to the timeout and the client's signal, so a
-   * stream is cut when either fires.
+   * stream is cut when either fires. Call `release` once the body has been read or given up: it clears the timer
+   * (an uncleared one would keep the request's objects alive for the whole timeout).
    */
   async send(request: UpstreamRequest): Promise<UpstreamResult> {
-    const { endpoint } = request;
+    const { endpoint, signal: clientSignal } = request;
     let url = upstreamUrl(endpoint, request.path);
     if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
-    const timeout = AbortSignal.timeout(endpoint.timeoutMs);
-    const signal = AbortSignal.any([request.signal, timeout]);
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new DOMException("The upstream request timed out", "TimeoutError"));
+    }, endpoint.timeoutMs);
+    const onClientAbort = () => controller.abort(clientSignal.reason);
+    if (clientSignal.aborted) onClientAbort();
+    else clientSignal.addEventListener("abort", onClientAbort, { once: true });
+    const release = () => {
+      clearTimeout(timer);
+      clientSignal.removeEventListener("abort", onClientAbort);
+    };
     const startedAt = performance.now();
     try {
       const response = await this.#fetch(url, {
         method: request.method,
         headers: upstreamHeaders(endpoint, request.clientHeaders, request.requestId),
         body: request.body,
-        signal,
+        signal: controller.signal,
         redirect: "manual",
       });
-      return { kind: "response", response, startedAt };
+      return { kind: "response", response, startedAt, release };
     } catch (error) {
-      if (request.signal.aborted) return { kind: "aborted" };
-      if (timeout.aborted) return { kind: "timeout" };
+      release();
+      if (clientSignal.aborted) return { kind: "aborted" };
+      if (timedOut) return { kind: "timeout" };
       return { kind: "connection", message: connectionMessage(error) };
     }
   }

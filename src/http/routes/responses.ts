@@ -48,9 +48,11 @@ export function responseItemHandler(services: Services, method: "GET" | "DELETE"
         }`,
       );
     }
-    const { response } = result;
+    const { response, release } = result;
     if (method === "DELETE" && response.ok) await services.affinity.forget(id);
-    return new Response(response.body, {
+    // These answers are small JSON documents: read them whole, so the upstream timer can be cleared.
+    const bytes = await response.bytes().finally(release);
+    return new Response(bytes, {
       status: response.status,
       headers: clientHeaders(response.headers, endpoint, 1, c.get("requestId")),
     });
