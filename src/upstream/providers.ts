@@ -17,8 +17,8 @@ export const ROUTE_PATHS: Readonly<Record<Route, string>> = {
 interface ProviderRules {
   /** Full upstream URL for `path` (below `/v1`, e.g. `chat/completions` or `responses/resp_1/input_items`). */
   url(endpoint: EndpointConfig, path: string): string;
-  /** Sets the provider's auth header. */
-  authorize(headers: Headers, endpoint: EndpointConfig): void;
+  /** The provider's auth header: its name and value. */
+  auth(endpoint: EndpointConfig): readonly [string, string];
 }
 
 const DEPLOYMENT_ROUTES = new Set(["chat/completions", "embeddings", "completions", "audio/transcriptions"]);
@@ -28,9 +28,7 @@ const openai: ProviderRules = {
     const base = endpoint.baseUrl.endsWith("/v1") ? endpoint.baseUrl : `${endpoint.baseUrl}/v1`;
     return `${base}/${path}`;
   },
-  authorize(headers, endpoint) {
-    headers.set("authorization", `Bearer ${endpoint.apiKey}`);
-  },
+  auth: (endpoint) => ["authorization", `Bearer ${endpoint.apiKey}`],
 };
 
 const azure: ProviderRules = {
@@ -43,9 +41,7 @@ const azure: ProviderRules = {
     }
     return `${base}/openai/${path}?${version}`;
   },
-  authorize(headers, endpoint) {
-    headers.set("api-key", endpoint.apiKey);
-  },
+  auth: (endpoint) => ["api-key", endpoint.apiKey],
 };
 
 const PROVIDERS: Readonly<Record<Provider, ProviderRules>> = { openai, azure };
@@ -82,16 +78,24 @@ const DROPPED_REQUEST_HEADERS = new Set([
   "x-real-ip",
 ]);
 
-/** Builds the upstream request headers from the client's, the endpoint's extras and the endpoint's key. */
-export function upstreamHeaders(endpoint: EndpointConfig, client: Headers, requestId: string): Headers {
-  const headers = new Headers();
+/**
+ * Builds the upstream request headers from the client's, the endpoint's extras and the endpoint's key, as a plain
+ * record: fetch validates it once, where a `Headers` object would be validated on every `set` and again by fetch.
+ */
+export function upstreamHeaders(
+  endpoint: EndpointConfig,
+  client: Headers,
+  requestId: string,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
   // forEach, not for...of: iterating Headers is ten times slower on Deno, and this runs on every attempt.
   client.forEach((value, name) => {
-    if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith("x-llmproxy-")) headers.set(name, value);
+    if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith("x-llmproxy-")) headers[name] = value;
   });
-  for (const name in endpoint.headers) headers.set(name, endpoint.headers[name]);
-  headers.set("content-type", "application/json");
-  headers.set("x-request-id", requestId);
-  PROVIDERS[endpoint.provider].authorize(headers, endpoint);
+  for (const name in endpoint.headers) headers[name.toLowerCase()] = endpoint.headers[name];
+  headers["content-type"] = "application/json";
+  headers["x-request-id"] = requestId;
+  const [name, value] = PROVIDERS[endpoint.provider].auth(endpoint);
+  headers[name] = value;
   return headers;
 }

@@ -82,7 +82,7 @@ Deno.test("upstream headers: client credentials dropped, endpoint key and extras
     "cache-control": "no-cache",
     "x-llmproxy-debug": "1",
   });
-  const openai = upstreamHeaders(endpoint({ headers: { "x-extra": "1" } }), client, "req-1");
+  const openai = new Headers(upstreamHeaders(endpoint({ headers: { "X-Extra": "1" } }), client, "req-1"));
   assert.equal(openai.get("authorization"), "Bearer sk-secret");
   assert.equal(openai.get("api-key"), null);
   assert.equal(openai.get("openai-organization"), "org-1");
@@ -92,7 +92,7 @@ Deno.test("upstream headers: client credentials dropped, endpoint key and extras
   assert.equal(openai.get("x-llmproxy-debug"), null);
   assert.equal(openai.get("x-request-id"), "req-1");
 
-  const azure = upstreamHeaders(endpoint({ provider: "azure" }), client, "req-2");
+  const azure = new Headers(upstreamHeaders(endpoint({ provider: "azure" }), client, "req-2"));
   assert.equal(azure.get("api-key"), "sk-secret");
   assert.equal(azure.get("authorization"), null);
 });
