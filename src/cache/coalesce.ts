@@ -152,7 +152,7 @@ export async function lockOrWait(
 /** Releases the lock if this holder still holds it. Never throws. */
 export async function unlock(store: Store, key: string, token: string): Promise<void> {
   try {
-    if (await store.get(lockKey(key)) === token) await store.delete(lockKey(key));
+    await store.deleteIfEquals(lockKey(key), token);
   } catch {
     // it expires by itself
   }

@@ -90,6 +90,10 @@ export class FallbackStore implements Store {
     });
   }
 
+  deleteIfEquals(key: string, value: string): Promise<boolean> {
+    return this.#call((store) => store.deleteIfEquals(key, value));
+  }
+
   /** Also removes the prefix locally, so a later outage never brings back what was deleted. */
   deleteByPrefix(prefix: string): Promise<number> {
     return this.#call((store) => {

@@ -111,6 +111,13 @@ export class MemoryStore implements Store {
     return Promise.resolve(true);
   }
 
+  deleteIfEquals(key: string, value: string): Promise<boolean> {
+    const lru = this.#lruFor(key);
+    const current = lru ? lru.get(key) : this.#live(key)?.value;
+    if (current !== value) return Promise.resolve(false);
+    return this.delete(key);
+  }
+
   delete(key: string): Promise<boolean> {
     const lru = this.#lruFor(key);
     if (lru) return Promise.resolve(lru.delete(key));

@@ -113,6 +113,10 @@ table.insert(totals, 1, fits)
 return totals`;
 
 const ONE_KEY_SCRIPTS = {
+  // Deletes the key only while it still holds the caller's value (a lock's owner token).
+  llmproxyDeleteIfEquals: `
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0`,
   llmproxyRecordFailure: RECORD_FAILURE,
   llmproxyCoolDown: COOL_DOWN,
   llmproxyRecordSuccess: RECORD_SUCCESS,
@@ -126,6 +130,7 @@ interface Scripts {
   llmproxyRecordFailure(key: string, allowedFails: number, until: number): Promise<HealthReply>;
   llmproxyCoolDown(key: string, until: number, reason: CooldownReason): Promise<HealthReply>;
   llmproxyRecordSuccess(key: string): Promise<number>;
+  llmproxyDeleteIfEquals(key: string, value: string): Promise<number>;
   llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
   /** Called as (numberOfKeys, ...keys, ttlMs, ...[amount, limit] per key). */
   llmproxyAddToWindows(...args: (string | number)[]): Promise<number[]>;
@@ -227,6 +232,10 @@ export class RedisStore implements Store {
 
   async delete(key: string): Promise<boolean> {
     return (await this.#client.unlink(this.#key(key))) > 0;
+  }
+
+  async deleteIfEquals(key: string, value: string): Promise<boolean> {
+    return (await this.#scripts.llmproxyDeleteIfEquals(this.#key(key), value)) > 0;
   }
 
   async deleteByPrefix(prefix: string): Promise<number> {

@@ -80,6 +80,8 @@ export interface Store {
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   /** Removes `key`; true when it existed. */
   delete(key: string): Promise<boolean>;
+  /** Removes `key` only while it holds `value` (releasing a lock one still owns), atomically; true when removed. */
+  deleteIfEquals(key: string, value: string): Promise<boolean>;
   /** Removes every key under a logical prefix (`cache:`) without blocking Redis; returns how many went. */
   deleteByPrefix(prefix: string): Promise<number>;
   /**

@@ -146,6 +146,20 @@ async function storeContract(t: Deno.TestContext, backend: Backend): Promise<voi
     assert.equal(await store.setIfAbsent("taken", "y", 5000), false);
   });
 
+  await step("deleteIfEquals releases a lock only for its owner", async (open) => {
+    const store = await open();
+    assert.equal(await store.setIfAbsent("lock", "owner-a", 5000), true);
+    assert.equal(await store.deleteIfEquals("lock", "owner-b"), false);
+    assert.equal(await store.get("lock"), "owner-a");
+    assert.equal(await store.deleteIfEquals("lock", "owner-a"), true);
+    assert.equal(await store.get("lock"), null);
+    assert.equal(await store.deleteIfEquals("lock", "owner-a"), false);
+    await store.set("cache:entry", "v");
+    assert.equal(await store.deleteIfEquals("cache:entry", "other"), false);
+    assert.equal(await store.deleteIfEquals("cache:entry", "v"), true);
+    assert.equal(await store.get("cache:entry"), null);
+  });
+
   await step("delete says whether the key was there", async (open) => {
     const store = await open();
     await store.set("k", "v");
