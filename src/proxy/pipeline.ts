@@ -12,6 +12,7 @@ import type { Logger } from "../logger.ts";
 import { failoverReason, type ProxyMetrics, type RequestTiming } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
+import { StreamUsage } from "../ratelimit/stream_usage.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import { type Route, ROUTE_PATHS } from "../upstream/providers.ts";
@@ -155,9 +156,13 @@ export class Pipeline {
     if (status >= 200 && status < 300) {
       if (request.stream) {
         const firstChunkAt = performance.now();
+        // Only a tpm budget needs the stream's usage report; other streams are not looked into.
+        const usage = pick.reservation?.endpoint.tpm !== undefined ? new StreamUsage() : undefined;
         const opened = await openStream(response, request.route, {
+          onChunk: usage && ((chunk) => usage.push(chunk)),
           onEnd: (end, error) => {
             release();
+            if (end === "complete" && usage) this.#deps.budgets.settleTokens(pick.reservation, usage.tokens);
             if (end === "failed") {
               this.#deps.logger.warn("upstream stream failed mid-way", {
                 request_id: request.requestId,

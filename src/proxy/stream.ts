@@ -13,6 +13,8 @@ export type StreamEnd = "complete" | "failed" | "cancelled";
 export interface StreamHooks {
   /** Called once when the stream ends, however it ends. */
   onEnd(end: StreamEnd, error?: unknown): void;
+  /** Sees every chunk forwarded to the client (for watchers such as a tpm budget's usage reader). */
+  onChunk?(chunk: Uint8Array): void;
 }
 
 export type FirstChunk =
@@ -79,6 +81,7 @@ export async function openStream(
   const firstChunk = first;
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
+      hooks.onChunk?.(firstChunk);
       controller.enqueue(firstChunk);
     },
     async pull(controller) {
@@ -87,13 +90,17 @@ export async function openStream(
           const { done, value } = await reader.read();
           if (done) {
             const rest = framer.rest();
-            if (rest) controller.enqueue(rest);
+            if (rest) {
+              hooks.onChunk?.(rest);
+              controller.enqueue(rest);
+            }
             end("complete");
             controller.close();
             return;
           }
           const events = framer.push(value);
           if (events) {
+            hooks.onChunk?.(events);
             controller.enqueue(events);
             return;
           }

@@ -169,15 +169,20 @@ export class Budgets {
    */
   settle(reservation: Reservation | undefined, answer: Uint8Array): void {
     if (reservation === undefined || reservation.endpoint.tpm === undefined) return;
-    const now = this.#now();
-    if (windowStart(now, this.#windowMs) !== reservation.windowStart) return;
     let used: number | undefined;
     try {
       used = usageTokens(JSON.parse(decoder.decode(answer)));
     } catch {
       return;
     }
+    this.settleTokens(reservation, used);
+  }
+
+  /** Corrects the tokens charged by `reservation` to `used` (a stream's usage chunk); off the response path. */
+  settleTokens(reservation: Reservation | undefined, used: number | undefined): void {
+    if (reservation === undefined || reservation.endpoint.tpm === undefined) return;
     if (used === undefined || used === reservation.tokens) return;
+    if (windowStart(this.#now(), this.#windowMs) !== reservation.windowStart) return;
     const correction = [{ name: "tpm", amount: used - reservation.tokens }];
     this.#store.addToWindows(reservation.endpoint.id, correction, this.#windowMs, reservation.windowStart)
       .catch(() => {});

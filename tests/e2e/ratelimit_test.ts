@@ -311,3 +311,45 @@ Deno.test("a shorter 429 retry time never shortens a longer cooldown already set
   const left = Date.parse(stats.cooldown_until) - Date.now();
   assert.ok(left > 18_000, `the 20 s cooldown stands, got ${left} ms`);
 });
+
+Deno.test("a streamed answer's usage report corrects the tpm budget, for chat and Responses", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  const time = windowClock();
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(a.url, { name: "a", extra: "          tpm: 50000" })]),
+    { clock: time.clock },
+  );
+  const post = async (path: string, body: Record<string, unknown>) => {
+    const response = await fetch(`${proxy.url}${path}`, { method: "POST", body: JSON.stringify(body) });
+    return await response.text();
+  };
+  const chatText = await post("/v1/chat/completions", {
+    model: "gpt-test",
+    stream: true,
+    stream_options: { include_usage: true },
+    max_tokens: 2000,
+    messages: [{ role: "user", content: "count me" }],
+  });
+  const chatUsage = chatText.split("\n").filter((line) => line.includes('"usage":{'))
+    .map((line) => JSON.parse(line.slice(6)).usage.total_tokens).at(-1);
+  assert.ok(chatUsage > 0 && chatUsage < 2000, `usage ${chatUsage}`);
+  await delay(50);
+  assert.deepEqual((await statsOf(proxy.url, "a")).budget.tpm, { used: chatUsage, limit: 50000 });
+
+  const responsesText = await post("/v1/responses", {
+    model: "gpt-test",
+    stream: true,
+    max_output_tokens: 3000,
+    input: "count me too",
+  });
+  const completed = responsesText.split("\n").filter((line) => line.includes('"response.completed"'))
+    .map((line) => JSON.parse(line.slice(6))).at(-1);
+  const responsesUsage = completed.response.usage.total_tokens;
+  await delay(50);
+  assert.deepEqual((await statsOf(proxy.url, "a")).budget.tpm, {
+    used: chatUsage + responsesUsage,
+    limit: 50000,
+  });
+});
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
