@@ -95,24 +95,40 @@ export async function main(args: string[]): Promise<number> {
   const hostname = flags.host ?? settings.host;
   const live = await LiveApp.start(config, { logger });
 
-  const server = Deno.serve({
-    hostname,
-    port: port ?? settings.port,
-    onListen: ({ hostname, port }) => {
-      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-      console.log(`Listening on http://${shown}:${port}`);
-      if (flags.demo) printDemoHelp(`http://${shown}:${port}`);
-    },
-  }, live.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname,
+      port: port ?? settings.port,
+      onListen: ({ hostname, port }) => {
+        const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+        console.log(`Listening on http://${shown}:${port}`);
+        if (flags.demo) printDemoHelp(`http://${shown}:${port}`);
+      },
+    }, live.fetch);
+  } catch (error) {
+    // Port taken, address not on this machine, no permission: one clear line, not a stack trace.
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    console.error(`Cannot listen on ${hostname}:${port ?? settings.port}: ${reason}`);
+    await live.close();
+    await demo?.[Symbol.asyncDispose]();
+    logger.flush();
+    return 1;
+  }
   const warnIfOpen = () => {
     const warning = openRelayWarning(hostname, live.services.config.settings.apiKeys);
     if (warning) logger.warn(warning);
   };
   warnIfOpen();
 
+  let stopping = false;
   // SIGHUP: reload the same file; a bad file is logged and the current config stays. (No SIGHUP on Windows.)
   if (Deno.build.os !== "windows") {
     Deno.addSignalListener("SIGHUP", () => {
+      if (stopping) {
+        logger.warn("SIGHUP ignored: shutting down");
+        return;
+      }
       if (path === undefined) {
         logger.warn("SIGHUP ignored: the demo has no config file to reload");
         return;
@@ -131,6 +147,7 @@ export async function main(args: string[]): Promise<number> {
     }
   });
   const signal = await stopped;
+  stopping = true;
   const { shutdownTimeoutMs } = live.services.config.settings;
   logger.info("shutting down: draining in-flight requests", { signal, timeout_ms: shutdownTimeoutMs });
   const drained = await Promise.race([
@@ -140,7 +157,7 @@ export async function main(args: string[]): Promise<number> {
       Deno.unrefTimer(timer);
     }),
   ]);
-  if (!drained) logger.warn("shutdown timeout reached; closing remaining connections");
+  if (!drained) logger.warn("shutdown timeout reached; exiting with requests still in flight");
   await live.close();
   await demo?.[Symbol.asyncDispose]();
   logger.info("stopped");

@@ -197,6 +197,7 @@ export class Histogram extends Metric {
 
   /** Records into a series already looked up. */
   observeSeries(series: HistogramSeries, value: number): void {
+    if (!Number.isFinite(value)) return; // one NaN would spoil _sum for good
     const buckets = this.buckets;
     let i = 0;
     while (i < buckets.length && value > buckets[i]) i++;

@@ -139,3 +139,15 @@ Deno.test("binding beyond loopback with no api_keys starts, with a loud warning;
     assert.match(keyed.output(), /"msg":"request"/, "the access log line was flushed before exit");
   });
 });
+
+Deno.test("a port already in use is one clear line and exit code 1, not a stack trace", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const result = await runCli(["--demo", "--port", String(taken.addr.port)]);
+    assert.equal(result.code, 1);
+    assert.match(result.output, new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${taken.addr.port}: AddrInUse`));
+    assert.ok(!result.output.includes("    at "), "no stack trace");
+  } finally {
+    taken.close();
+  }
+});
