@@ -14,6 +14,8 @@ type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => 
 
 export class LiveApp {
   #services: Services;
+  /** Earlier generations of services, replaced by reloads; their cache writes may still be running. */
+  readonly #retired = new Set<Services>();
   #handler: Handler;
   readonly #options: ServiceOptions;
   #queue: Promise<unknown> = Promise.resolve();
@@ -69,6 +71,9 @@ export class LiveApp {
       return false;
     }
     for (const warning of restartOnlyChanges(previous.config, config)) logger.warn(warning);
+    // Kept, not pruned: a stream that began before the reload starts its cache write only when it ends. A
+    // generation is a few objects, and reloads are rare.
+    this.#retired.add(previous);
     this.#services = services;
     this.#handler = handlerOf(services);
     services.metrics.configReload("success");
@@ -80,9 +85,14 @@ export class LiveApp {
     return true;
   }
 
-  /** Closes the store (shared by every generation of services). */
-  close(): Promise<void> {
-    return this.#services.close();
+  /**
+   * Waits for a reload under way and for the cache writes of every generation (a stream that began before a
+   * reload may still be writing), then closes the store they all share.
+   */
+  async close(): Promise<void> {
+    await this.#queue;
+    await Promise.all([...this.#retired].map((services) => services.cache.settled()));
+    await this.#services.close();
   }
 }
 
