@@ -8,6 +8,7 @@ import type { Clock } from "../../src/balancer/balancer.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { createLogger, type Logger, type LogLevel } from "../../src/logger.ts";
 import { buildServices, type Services } from "../../src/services.ts";
+import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
 
 export interface RunningProxy extends AsyncDisposable {
   readonly url: string;
@@ -165,3 +166,19 @@ export async function runCli(
 }
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** One simulated endpoint `a` behind a proxy with the cache on (plus `settings` lines); disposed together. */
+export async function cachedProxy(settings: string[] = [], sim: SimUpstreamOptions = {}) {
+  const upstream = await SimUpstream.start({ name: "a", quiet: true, ...sim });
+  const proxy = await startProxy(
+    groupYaml([endpointYaml(upstream.url, { name: "a" })], ["cache: true", ...settings]),
+  );
+  return {
+    sim: upstream,
+    proxy,
+    [Symbol.asyncDispose]: async () => {
+      await proxy.close();
+      await upstream.close();
+    },
+  };
+}

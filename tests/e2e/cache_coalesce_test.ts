@@ -7,7 +7,14 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
-import { delay, endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
+import {
+  cachedProxy,
+  delay,
+  endpointYaml,
+  groupYaml,
+  type RunningProxy,
+  startProxy,
+} from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 
 const body = (content: string, stream = false) =>
@@ -31,19 +38,8 @@ const tally = (values: (string | null)[]) => {
   return counts;
 };
 
-async function setup(sim: SimUpstreamOptions, settings: string[] = []) {
-  const upstream = await SimUpstream.start({ name: "a", quiet: true, ...sim });
-  const proxy = await startProxy(
-    groupYaml([endpointYaml(upstream.url, { name: "a" })], ["cache: true", ...settings]),
-  );
-  return {
-    sim: upstream,
-    proxy,
-    [Symbol.asyncDispose]: async () => {
-      await proxy.close();
-      await upstream.close();
-    },
-  };
+function setup(sim: SimUpstreamOptions, settings: string[] = []) {
+  return cachedProxy(settings, sim);
 }
 
 Deno.test("20 identical JSON requests at once: one upstream call, 20 identical answers", async () => {

@@ -6,8 +6,15 @@
 
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { SimUpstream } from "../../src/sim/upstream.ts";
-import { delay, endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
+import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
+import {
+  cachedProxy,
+  delay,
+  endpointYaml,
+  groupYaml,
+  type RunningProxy,
+  startProxy,
+} from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 
 const PATHS = { chat: "/v1/chat/completions", responses: "/v1/responses", embeddings: "/v1/embeddings" };
@@ -51,19 +58,8 @@ async function cacheStats(proxy: RunningProxy) {
   return stats.cache as Record<string, number | boolean | null>;
 }
 
-async function setup(settings: string[] = [], sim: ConstructorParameters<typeof Object>[0] = {}) {
-  const upstream = await SimUpstream.start({ name: "a", quiet: true, ...(sim as object) });
-  const proxy = await startProxy(
-    groupYaml([endpointYaml(upstream.url, { name: "a" })], ["cache: true", ...settings]),
-  );
-  return {
-    sim: upstream,
-    proxy,
-    [Symbol.asyncDispose]: async () => {
-      await proxy.close();
-      await upstream.close();
-    },
-  };
+function setup(settings: string[] = [], sim: SimUpstreamOptions = {}) {
+  return cachedProxy(settings, sim);
 }
 
 Deno.test("chat, responses and embeddings: MISS then HIT (keys in any order), byte-identical, upstream not called", async () => {
