@@ -191,8 +191,8 @@ export class Pipeline {
         stats.success(endpoint.id, performance.now() - startedAt);
         await health.success(endpoint, pick.health);
         const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
-        headers.set("cache-control", "no-cache");
-        headers.set("x-accel-buffering", "no");
+        headers["cache-control"] = "no-cache";
+        headers["x-accel-buffering"] = "no";
         return { kind: "reply", response: new Response(opened.body, { status, headers }) };
       }
       let bytes: Uint8Array<ArrayBuffer>;
@@ -278,24 +278,29 @@ export function clientHeaders(
   endpoint: EndpointConfig,
   attempts: number,
   requestId: string,
-): Headers {
-  const headers = new Headers();
+): Record<string, string> {
+  // A plain record: the Response validates it once, where a Headers object is validated on every set and again.
+  const headers: Record<string, string> = {};
   upstream.forEach((value, name) => {
-    if (!DROPPED_RESPONSE_HEADERS.has(name)) headers.set(name, value);
+    if (!DROPPED_RESPONSE_HEADERS.has(name)) headers[name] = value;
   });
-  headers.set("x-llmproxy-endpoint", endpoint.id);
-  headers.set("x-llmproxy-attempts", String(attempts));
-  headers.set("x-request-id", requestId);
+  headers["x-llmproxy-endpoint"] = endpoint.id;
+  headers["x-llmproxy-attempts"] = String(attempts);
+  headers["x-request-id"] = requestId;
   return headers;
 }
 
 /** A caller error passes through as the upstream wrote it when that is an OpenAI envelope; else it is wrapped. */
-function callerError(status: number, bytes: Uint8Array<ArrayBuffer>, headers: Headers): Response {
+function callerError(
+  status: number,
+  bytes: Uint8Array<ArrayBuffer>,
+  headers: Record<string, string>,
+): Response {
   const text = decoder.decode(bytes);
   try {
     const parsed = JSON.parse(text);
     if (parsed && typeof parsed === "object" && "error" in parsed) {
-      headers.set("content-type", "application/json");
+      headers["content-type"] = "application/json";
       return new Response(bytes, { status, headers });
     }
   } catch {
@@ -309,6 +314,6 @@ function callerError(status: number, bytes: Uint8Array<ArrayBuffer>, headers: He
       code: `upstream_${status}`,
     },
   };
-  headers.set("content-type", "application/json");
+  headers["content-type"] = "application/json";
   return new Response(JSON.stringify(envelope), { status, headers });
 }
