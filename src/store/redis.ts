@@ -23,6 +23,7 @@ import {
   type WindowCounter,
   type WindowReply,
 } from "./store.ts";
+import { ADD_TO_WINDOWS, type HealthReply, ONE_KEY_SCRIPTS, type Scripts } from "./redis_scripts.ts";
 
 export type StoreLogger = (
   level: "info" | "warn" | "error",
@@ -46,94 +47,6 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number;
   /** Reject a command that got no reply after this long; default 1000 ms. */
   readonly commandTimeoutMs?: number;
-}
-
-// Each script mirrors the function of the same name in health_transitions.ts.
-const RECORD_FAILURE = `
-local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
-local failures = (tonumber(h[1]) or 0) + 1
-local untilMs = h[2] or '0'
-local reason = h[3] or ''
-if failures >= tonumber(ARGV[1]) then
-  failures = 0
-  if tonumber(ARGV[2]) > tonumber(untilMs) then
-    untilMs = ARGV[2]
-    reason = 'failures'
-  end
-  redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
-else
-  redis.call('HSET', KEYS[1], 'failures', failures)
-end
-return {failures, untilMs, reason}`;
-
-const COOL_DOWN = `
-local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
-local untilMs = h[2] or '0'
-local reason = h[3] or ''
-if tonumber(ARGV[1]) > tonumber(untilMs) then
-  untilMs = ARGV[1]
-  reason = ARGV[2]
-  redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
-elseif h[1] and h[1] ~= '0' then
-  redis.call('HSET', KEYS[1], 'failures', 0)
-end
-return {0, untilMs, reason}`;
-
-const RECORD_SUCCESS = `
-local f = redis.call('HGET', KEYS[1], 'failures')
-if f and f ~= '0' then redis.call('HSET', KEYS[1], 'failures', 0) end
-return 0`;
-
-const ADD_TO_WINDOW = `
-local total = redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return total`;
-
-// Mirrors MemoryStore.addToWindows. ARGV: ttl ms, then per key its amount and its limit ('' for none).
-const ADD_TO_WINDOWS = `
-local totals = {}
-local fits = 1
-for i = 1, #KEYS do
-  local total = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local amount = tonumber(ARGV[2 * i])
-  local limit = ARGV[2 * i + 1]
-  totals[i] = total
-  if limit ~= '' and amount > 0 and total > 0 and total + amount > tonumber(limit) then fits = 0 end
-end
-if fits == 1 then
-  for i = 1, #KEYS do
-    local amount = tonumber(ARGV[2 * i])
-    if amount ~= 0 then
-      totals[i] = redis.call('INCRBY', KEYS[i], amount)
-      redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    end
-  end
-end
-table.insert(totals, 1, fits)
-return totals`;
-
-const ONE_KEY_SCRIPTS = {
-  // Deletes the key only while it still holds the caller's value (a lock's owner token).
-  llmproxyDeleteIfEquals: `
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
-return 0`,
-  llmproxyRecordFailure: RECORD_FAILURE,
-  llmproxyCoolDown: COOL_DOWN,
-  llmproxyRecordSuccess: RECORD_SUCCESS,
-  llmproxyAddToWindow: ADD_TO_WINDOW,
-};
-
-type HealthReply = [failures: number | string, until: string, reason: string];
-
-/** The Lua commands `defineCommand` adds to the client. */
-interface Scripts {
-  llmproxyRecordFailure(key: string, allowedFails: number, until: number): Promise<HealthReply>;
-  llmproxyCoolDown(key: string, until: number, reason: CooldownReason): Promise<HealthReply>;
-  llmproxyRecordSuccess(key: string): Promise<number>;
-  llmproxyDeleteIfEquals(key: string, value: string): Promise<number>;
-  llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
-  /** Called as (numberOfKeys, ...keys, ttlMs, ...[amount, limit] per key). */
-  llmproxyAddToWindows(...args: (string | number)[]): Promise<number[]>;
 }
 
 type Client = Redis | Cluster;
