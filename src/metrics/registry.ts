@@ -95,69 +95,52 @@ export interface CounterSeries {
   value: number;
 }
 
-export class Counter extends Metric {
-  readonly kind = "counter";
-  readonly #series: SeriesTree<CounterSeries>;
+/** One number per label set: what counters and gauges share. */
+abstract class ValueMetric extends Metric {
+  protected readonly series: SeriesTree<CounterSeries>;
 
   constructor(name: string, help: string, labelNames: readonly string[] = []) {
     super(name, help, labelNames);
-    this.#series = new SeriesTree(labelNames.length, () => ({ value: 0 }));
+    this.series = new SeriesTree(labelNames.length, () => ({ value: 0 }));
   }
 
-  /** The series for these label values (create it once, keep it, and `inc` it with no lookup at all). */
+  /** The series for these label values (create it once, keep it, and update it with no lookup at all). */
   labels(...values: LabelValue[]): CounterSeries {
-    return this.#series.get(values);
-  }
-
-  inc(values: readonly LabelValue[] = [], by = 1): void {
-    this.#series.get(values).value += by;
+    return this.series.get(values);
   }
 
   /** Current value of one series (0 when it was never recorded). */
   get(...values: LabelValue[]): number {
-    return this.#series.get(values).value;
+    return this.series.get(values).value;
   }
 
   write(out: string[]): void {
     this.header(out);
-    for (const { values, series } of this.#series.entries()) {
+    for (const { values, series } of this.series.entries()) {
       out.push(`${this.name}${this.labelText(values)} ${formatNumber(series.value)}`);
     }
   }
 }
 
+export class Counter extends ValueMetric {
+  readonly kind = "counter";
+
+  inc(values: readonly LabelValue[] = [], by = 1): void {
+    this.series.get(values).value += by;
+  }
+}
+
 /** A number that goes up and down; usually set when `/metrics` is scraped. */
-export class Gauge extends Metric {
+export class Gauge extends ValueMetric {
   readonly kind = "gauge";
-  readonly #series: SeriesTree<CounterSeries>;
-
-  constructor(name: string, help: string, labelNames: readonly string[] = []) {
-    super(name, help, labelNames);
-    this.#series = new SeriesTree(labelNames.length, () => ({ value: 0 }));
-  }
-
-  labels(...values: LabelValue[]): CounterSeries {
-    return this.#series.get(values);
-  }
 
   set(values: readonly LabelValue[], value: number): void {
-    this.#series.get(values).value = value;
-  }
-
-  get(...values: LabelValue[]): number {
-    return this.#series.get(values).value;
+    this.series.get(values).value = value;
   }
 
   /** Forgets every series (before setting the current ones at scrape time). */
   reset(): void {
-    this.#series.clear();
-  }
-
-  write(out: string[]): void {
-    this.header(out);
-    for (const { values, series } of this.#series.entries()) {
-      out.push(`${this.name}${this.labelText(values)} ${formatNumber(series.value)}`);
-    }
+    this.series.clear();
   }
 }
 
