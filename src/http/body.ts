@@ -2,6 +2,7 @@
 
 import { invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { ClientGone } from "../proxy/pipeline.ts";
+import { type Deadline, deadlines } from "../util/deadlines.ts";
 
 const decoder = new TextDecoder();
 
@@ -25,9 +26,9 @@ export async function readBodyText(
   }
   if (!request.body) return "";
   const reader = request.body.getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Deadline | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = deadlines.after(timeoutMs, () => {
       reader.cancel().catch(() => {});
       reject(
         new ProxyError(
@@ -37,7 +38,7 @@ export async function readBodyText(
           `The request body did not arrive within ${timeoutMs / 1000}s`,
         ),
       );
-    }, timeoutMs);
+    });
   });
   try {
     return await Promise.race([readLimited(reader, limit), deadline]);
@@ -45,7 +46,7 @@ export async function readBodyText(
     if (error instanceof ProxyError) throw error;
     throw new ClientGone();
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }
 

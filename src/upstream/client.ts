@@ -4,6 +4,7 @@
  */
 
 import type { EndpointConfig } from "../config/config.ts";
+import { deadlines } from "../util/deadlines.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 
 export type Fetch = (input: Request | URL | string, init?: RequestInit) => Promise<Response>;
@@ -52,15 +53,15 @@ export class UpstreamClient {
     if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
     const controller = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const deadline = deadlines.after(endpoint.timeoutMs, () => {
       timedOut = true;
       controller.abort(new DOMException("The upstream request timed out", "TimeoutError"));
-    }, endpoint.timeoutMs);
+    });
     const onClientAbort = () => controller.abort(clientSignal.reason);
     if (clientSignal.aborted) onClientAbort();
     else clientSignal.addEventListener("abort", onClientAbort, { once: true });
     const release = () => {
-      clearTimeout(timer);
+      deadline.cancel();
       clientSignal.removeEventListener("abort", onClientAbort);
     };
     const startedAt = performance.now();

@@ -1,0 +1,131 @@
+/**
+ * Per-request deadlines (upstream timeouts, body-upload limits) on one shared timer instead of a `setTimeout` each.
+ * Almost every deadline is cancelled long before it fires, so what matters is that arming and cancelling are cheap
+ * and that a cancelled one lets go of its callback (and whatever the callback holds) at once.
+ *
+ * Deadlines with the same duration expire in the order they were armed, so each duration keeps a doubly linked
+ * list: arming appends, cancelling unlinks, expiry pops from the head. One timer is armed for the earliest head;
+ * when that head is cancelled the timer is left alone and, when it fires, simply re-arms for the new head.
+ */
+
+export interface Deadline {
+  /** Cancels the deadline; safe to call more than once, and after it fired. */
+  cancel(): void;
+}
+
+interface Entry extends Deadline {
+  readonly at: number;
+  fire: (() => void) | undefined;
+  prev: Entry | undefined;
+  next: Entry | undefined;
+}
+
+class Queue {
+  head: Entry | undefined;
+  tail: Entry | undefined;
+
+  append(entry: Entry): void {
+    entry.prev = this.tail;
+    if (this.tail) this.tail.next = entry;
+    else this.head = entry;
+    this.tail = entry;
+  }
+
+  unlink(entry: Entry): void {
+    if (entry.prev) entry.prev.next = entry.next;
+    else if (this.head === entry) this.head = entry.next;
+    else return; // not linked (already fired or cancelled)
+    if (entry.next) entry.next.prev = entry.prev;
+    else this.tail = entry.prev;
+    entry.prev = entry.next = undefined;
+  }
+}
+
+export class Deadlines {
+  readonly #queues = new Map<number, Queue>();
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #armed = 0;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** Calls `fire` once `ms` milliseconds from now unless cancelled first. */
+  after(ms: number, fire: () => void): Deadline {
+    const duration = Math.max(0, Math.round(ms));
+    let queue = this.#queues.get(duration);
+    if (!queue) {
+      queue = new Queue();
+      this.#queues.set(duration, queue);
+    }
+    const owner = queue;
+    const entry: Entry = {
+      at: this.#now() + duration,
+      fire,
+      prev: undefined,
+      next: undefined,
+      cancel: () => {
+        if (entry.fire === undefined) return;
+        entry.fire = undefined;
+        owner.unlink(entry);
+        // Nothing left to wait for: no timer outlives the last request (tests check for leaked timers).
+        if (--this.#armed === 0) this.#disarm();
+      },
+    };
+    queue.append(entry);
+    this.#armed++;
+    if (entry.at < this.#timerAt) this.#arm(entry.at);
+    return entry;
+  }
+
+  /** How many deadlines are armed. */
+  get pending(): number {
+    return this.#armed;
+  }
+
+  /** Whether the shared timer is set (it is not once nothing is pending). */
+  get timerSet(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  #arm(at: number): void {
+    this.#disarm();
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - this.#now()));
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#now();
+    let next = Infinity;
+    const due: (() => void)[] = [];
+    for (const [duration, queue] of this.#queues) {
+      let head = queue.head;
+      while (head && head.at <= now) {
+        queue.unlink(head);
+        if (head.fire) {
+          due.push(head.fire);
+          this.#armed--;
+        }
+        head.fire = undefined;
+        head = queue.head;
+      }
+      if (head) next = Math.min(next, head.at);
+      else this.#queues.delete(duration);
+    }
+    if (next !== Infinity) this.#arm(next);
+    for (const fire of due) fire();
+  }
+}
+
+/** The process-wide deadlines. */
+export const deadlines = new Deadlines();

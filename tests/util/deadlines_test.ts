@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { Deadlines } from "../../src/util/deadlines.ts";
+import { delay } from "../_support/proxy.ts";
+
+Deno.test("deadlines fire once each, in order, at about their time", async () => {
+  const deadlines = new Deadlines();
+  const fired: string[] = [];
+  const start = performance.now();
+  const at: Record<string, number> = {};
+  const mark = (name: string) => () => {
+    fired.push(name);
+    at[name] = performance.now() - start;
+  };
+  deadlines.after(60, mark("60a"));
+  deadlines.after(20, mark("20"));
+  deadlines.after(60, mark("60b"));
+  assert.equal(deadlines.pending, 3);
+  await delay(150);
+  assert.deepEqual(fired, ["20", "60a", "60b"]);
+  assert.equal(deadlines.timerSet, false);
+  assert.ok(at["20"] >= 19 && at["20"] < 60, `20 ms deadline fired at ${at["20"]} ms`);
+  assert.ok(at["60b"] >= 59 && at["60b"] < 120, `60 ms deadline fired at ${at["60b"]} ms`);
+  assert.equal(deadlines.pending, 0);
+});
+
+Deno.test("a cancelled deadline never fires, and cancelling the earliest does not delay the rest", async () => {
+  const deadlines = new Deadlines();
+  const fired: string[] = [];
+  const first = deadlines.after(10, () => fired.push("first"));
+  const start = performance.now();
+  let secondAt = 0;
+  deadlines.after(40, () => {
+    fired.push("second");
+    secondAt = performance.now() - start;
+  });
+  const third = deadlines.after(40, () => fired.push("third"));
+  first.cancel();
+  third.cancel();
+  third.cancel();
+  assert.equal(deadlines.pending, 1);
+  await delay(100);
+  assert.deepEqual(fired, ["second"]);
+  assert.ok(secondAt >= 39 && secondAt < 90, `fired at ${secondAt} ms`);
+  first.cancel();
+  assert.equal(deadlines.pending, 0);
+});
+
+Deno.test("cancelling every deadline clears the shared timer", () => {
+  const deadlines = new Deadlines();
+  const armed = Array.from({ length: 1000 }, (_, i) => deadlines.after(300_000 + (i % 3), () => {}));
+  assert.equal(deadlines.pending, 1000);
+  armed[0].cancel();
+  assert.ok(deadlines.timerSet, "others still pending");
+  for (const deadline of armed) deadline.cancel();
+  assert.equal(deadlines.pending, 0);
+  assert.equal(deadlines.timerSet, false);
+});
