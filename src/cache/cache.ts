@@ -12,6 +12,7 @@
 import type { Clock } from "../balancer/balancer.ts";
 import type { Settings } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
+import { toJsonAnswer } from "../proxy/answer.ts";
 import { ClientGone, type ProxyRequest } from "../proxy/pipeline.ts";
 import type { PrefixUsage, Store } from "../store/store.ts";
 import { Broadcast } from "./broadcast.ts";
@@ -82,9 +83,10 @@ export class ResponseCache {
   async handle(request: ProxyRequest, next: Next): Promise<Response> {
     const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
     request = withoutCacheControl(request);
+    // The verdict travels with the request: the pipeline writes it into the answer's headers as it builds them.
     if (!this.#settings.cache) {
       this.#counts.bypasses++;
-      return mark(await next(request), "BYPASS");
+      return await next({ ...request, cacheStatus: "BYPASS" });
     }
     const key = cacheKey({
       route: request.route,
@@ -94,7 +96,7 @@ export class ResponseCache {
     });
     if (!control.read) {
       this.#counts.bypasses++;
-      return mark(await this.#fetch(key, request, next, control), "BYPASS");
+      return await this.#fetch(key, { ...request, cacheStatus: "BYPASS" }, next, control);
     }
     for (let round = 0; round < FOLLOW_ROUNDS; round++) {
       let flight = this.#flights.get(key);
@@ -109,7 +111,7 @@ export class ResponseCache {
       if (!flight) {
         if (!control.write) {
           this.#counts.misses++;
-          return mark(await next(request), "MISS");
+          return await next({ ...request, cacheStatus: "MISS" });
         }
         return await this.#lead(key, request, next, control);
       }
@@ -117,7 +119,7 @@ export class ResponseCache {
       if (followed) return followed;
     }
     this.#counts.misses++;
-    return mark(await this.#fetch(key, request, next, control), "MISS");
+    return await this.#fetch(key, { ...request, cacheStatus: "MISS" }, next, control);
   }
 
   /** Drops every cached answer (never routing or affinity state); returns how many went. */
@@ -195,18 +197,17 @@ export class ResponseCache {
         }
       } else locked = outcome.locked;
       this.#counts.misses++;
-      const response = await next({ ...request, signal: flight.signal });
+      const response = await next({ ...request, signal: flight.signal, cacheStatus: "MISS" });
       if (response.status !== 200 || !response.body) {
         flight.settle(null);
         finish();
-        return mark(response, "MISS");
+        return response;
       }
       if (request.stream) return this.#leadStream(key, request, response, control, flight, finish);
-      const bytes = await response.bytes();
-      const headers = withStatus(response.headers, "MISS");
-      flight.settle({ kind: "json", headers, bytes });
-      this.#writer.json(key, request, bytes, headers, control, finish);
-      return new Response(bytes, { status: 200, headers });
+      const answer = await toJsonAnswer(response);
+      flight.settle({ kind: "json", headers: answer.headers, bytes: answer.payload });
+      this.#writer.json(key, request, answer, control, finish);
+      return answer;
     } catch (error) {
       flight.settle(null);
       finish();
@@ -224,7 +225,7 @@ export class ResponseCache {
     flight: Flight,
     finish: () => void,
   ): Response {
-    const headers = withStatus(response.headers, "MISS");
+    const headers = response.headers;
     const recorded = response.body!.pipeThrough(this.#writer.stream(key, request, headers, control, finish));
     const broadcast = new Broadcast(recorded, {
       maxBytes: this.#settings.cacheMaxEntryBytes,
@@ -242,9 +243,9 @@ export class ResponseCache {
     const response = await next(request);
     if (!control.write || response.status !== 200 || !response.body) return response;
     if (!request.stream) {
-      const bytes = await response.bytes();
-      this.#writer.json(key, request, bytes, response.headers, control);
-      return new Response(bytes, { status: 200, headers: response.headers });
+      const answer = await toJsonAnswer(response);
+      this.#writer.json(key, request, answer, control);
+      return answer;
     }
     const recorder = this.#writer.stream(key, request, response.headers, control);
     return new Response(response.body.pipeThrough(recorder), { status: 200, headers: response.headers });
@@ -285,23 +286,4 @@ function withoutCacheControl(request: ProxyRequest): ProxyRequest {
   const clientHeaders = new Headers(request.clientHeaders);
   clientHeaders.delete("cache-control");
   return { ...request, clientHeaders };
-}
-
-function withStatus(headers: Headers, status: CacheStatus): Headers {
-  const copy = new Headers(headers);
-  copy.set("x-llmproxy-cache", status);
-  return copy;
-}
-
-function mark(response: Response, status: CacheStatus): Response {
-  try {
-    response.headers.set("x-llmproxy-cache", status);
-    return response;
-  } catch {
-    // immutable headers: copy them
-    return new Response(response.body, {
-      status: response.status,
-      headers: withStatus(response.headers, status),
-    });
-  }
 }

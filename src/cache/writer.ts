@@ -8,6 +8,7 @@
 import type { Clock } from "../balancer/balancer.ts";
 import type { Settings } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
+import type { JsonAnswer } from "../proxy/answer.ts";
 import type { ProxyRequest } from "../proxy/pipeline.ts";
 import type { Store } from "../store/store.ts";
 import type { CacheControl } from "./control.ts";
@@ -41,7 +42,7 @@ export interface WriterOptions {
   readonly counters: CacheCounters;
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export class EntryWriter {
   readonly #options: WriterOptions;
@@ -55,26 +56,22 @@ export class EntryWriter {
   json(
     key: string,
     request: ProxyRequest,
-    bytes: Uint8Array,
-    headers: Headers,
+    answer: JsonAnswer,
     control: CacheControl,
     done?: () => void,
   ): void {
     const { settings, clock } = this.#options;
     let write = Promise.resolve();
-    if (bytes.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
-    else {
-      const body = completeJson(bytes);
-      if (body !== null) {
-        write = this.#write(key, request, control, {
-          stream: false,
-          contentType: headers.get("content-type") ?? "application/json",
-          endpoint: headers.get("x-llmproxy-endpoint"),
-          body,
-          events: [],
-          storedAt: clock.now(),
-        });
-      }
+    if (answer.payload.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
+    else if (isComplete(answer)) {
+      write = this.#write(key, request, control, {
+        stream: false,
+        contentType: answer.headers.get("content-type") ?? "application/json",
+        endpoint: answer.headers.get("x-llmproxy-endpoint"),
+        body: answer.payloadText,
+        events: [],
+        storedAt: clock.now(),
+      });
     }
     this.#track(done ? write.finally(done) : write);
   }
@@ -156,16 +153,19 @@ export class EntryWriter {
   }
 }
 
-/** The body text of a JSON answer worth storing, else null: valid UTF-8, an object with content, no error. */
-function completeJson(bytes: Uint8Array): string | null {
-  let text: string;
+/**
+ * Whether a JSON answer is worth storing: an object with something in it and no `error`, whose text is exactly
+ * its bytes (a replay must be byte-identical, so bytes that are not valid UTF-8 are not stored).
+ */
+function isComplete(answer: JsonAnswer): boolean {
+  const value = answer.parsed;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  if (Object.keys(value).length === 0 || ("error" in value && value.error)) return false;
+  if (!answer.payloadText.includes("\uFFFD")) return true;
   try {
-    text = decoder.decode(bytes);
-    const value = JSON.parse(text);
-    if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
-    if (Object.keys(value).length === 0 || ("error" in value && value.error)) return null;
+    strictDecoder.decode(answer.payload);
+    return true;
   } catch {
-    return null;
+    return false;
   }
-  return text;
 }

@@ -11,11 +11,13 @@ import type { HealthTracker } from "../health/tracker.ts";
 import type { Logger } from "../logger.ts";
 import { failoverReason, type ProxyMetrics, type RequestTiming } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
+import { usageTokens } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
 import { StreamUsage } from "../ratelimit/stream_usage.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import { type Route, ROUTE_PATHS } from "../upstream/providers.ts";
+import { JsonAnswer } from "./answer.ts";
 import type { Stats } from "./stats.ts";
 import { openStream } from "./stream.ts";
 
@@ -34,6 +36,8 @@ export interface ProxyRequest {
   readonly exclude?: readonly string[];
   /** The request's timing (set by the observing middleware): upstream time and waits are added to it. */
   readonly timing?: RequestTiming;
+  /** What the cache did with the request (`x-llmproxy-cache` on the answer), when a cache layer is in front. */
+  readonly cacheStatus?: string;
 }
 
 export interface PipelineDeps {
@@ -148,8 +152,10 @@ export class Pipeline {
     const { response, startedAt, release } = result;
     const status = response.status;
     this.#deps.metrics?.upstreamLatency(endpoint, (performance.now() - startedAt) / 1000);
+    // The upstream's headers are read once, into the record the client's answer is built from.
+    const headers = forwardedHeaders(response.headers);
     // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
-    const spentUntil = this.#deps.limits.observe(endpoint.id, response.headers);
+    const spentUntil = this.#deps.limits.observe(endpoint.id, headers);
     if (spentUntil !== undefined && status !== 429) {
       await health.rateLimitedUntil(endpoint, spentUntil, "x-ratelimit remaining 0");
     }
@@ -190,7 +196,7 @@ export class Pipeline {
         );
         stats.success(endpoint.id, performance.now() - startedAt);
         await health.success(endpoint, pick.health);
-        const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
+        addProxyHeaders(headers, endpoint, attempts, request);
         headers["cache-control"] = "no-cache";
         headers["x-accel-buffering"] = "no";
         return { kind: "reply", response: new Response(opened.body, { status, headers }) };
@@ -211,20 +217,20 @@ export class Pipeline {
       }
       release();
       this.#spent(request, bodyAt);
-      if (!isJson(bytes)) {
+      // A 200 that is not JSON is the endpoint's failure, not an answer. The parse is kept for the layers around.
+      const text = decoder.decode(bytes);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
         await this.#failed(endpoint, "malformed answer");
         return { kind: "retry", outcome: { kind: "malformed" } };
       }
       stats.success(endpoint.id, performance.now() - startedAt);
       await health.success(endpoint, pick.health);
-      this.#deps.budgets.settle(pick.reservation, bytes);
-      return {
-        kind: "reply",
-        response: new Response(bytes, {
-          status,
-          headers: clientHeaders(response.headers, endpoint, attempts, request.requestId),
-        }),
-      };
+      if (pick.reservation) this.#deps.budgets.settleTokens(pick.reservation, usageTokens(parsed));
+      addProxyHeaders(headers, endpoint, attempts, request);
+      return { kind: "reply", response: new JsonAnswer(bytes, text, parsed, { status, headers }) };
     }
     if (isFailoverStatus(status)) {
       await response.body?.cancel().catch(() => {});
@@ -233,14 +239,14 @@ export class Pipeline {
       if (status === 429) {
         const now = clock.now();
         const resetMs = spentUntil !== undefined ? spentUntil - now : undefined;
-        await health.rateLimited(endpoint, parseRetryAfter(response.headers, now) ?? resetMs);
+        await health.rateLimited(endpoint, parseRetryAfter(headers, now) ?? resetMs);
       } else await health.failure(endpoint, `HTTP ${status}`);
       return { kind: "retry", outcome: { kind: "status", status } };
     }
     // The caller's own error (400, 413, 422, ...): the upstream's body goes back as it is.
     const bytes = await response.bytes().catch(() => new Uint8Array(0));
     release();
-    const headers = clientHeaders(response.headers, endpoint, attempts, request.requestId);
+    addProxyHeaders(headers, endpoint, attempts, request);
     return { kind: "reply", response: callerError(status, bytes, headers) };
   }
 
@@ -262,31 +268,29 @@ export class Pipeline {
 
 const decoder = new TextDecoder();
 
-/** Whether an answer body parses as JSON (a 200 with garbage is the endpoint's failure, not an answer). */
-function isJson(bytes: Uint8Array): boolean {
-  try {
-    JSON.parse(decoder.decode(bytes));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Upstream headers as the client sees them: hop-by-hop removed, the proxy's own added. */
-export function clientHeaders(
-  upstream: Headers,
-  endpoint: EndpointConfig,
-  attempts: number,
-  requestId: string,
-): Record<string, string> {
-  // A plain record: the Response validates it once, where a Headers object is validated on every set and again.
+/**
+ * The upstream's headers that travel on to the client (hop-by-hop and the like removed), as a plain record: the
+ * client's Response validates it once, where a Headers object is validated on every set and again.
+ */
+export function forwardedHeaders(upstream: Headers): Record<string, string> {
   const headers: Record<string, string> = {};
   upstream.forEach((value, name) => {
     if (!DROPPED_RESPONSE_HEADERS.has(name)) headers[name] = value;
   });
+  return headers;
+}
+
+/** Adds the proxy's own headers to a client answer: endpoint, attempts, request id and the cache's verdict. */
+export function addProxyHeaders(
+  headers: Record<string, string>,
+  endpoint: EndpointConfig,
+  attempts: number,
+  request: { readonly requestId: string; readonly cacheStatus?: string },
+): Record<string, string> {
   headers["x-llmproxy-endpoint"] = endpoint.id;
   headers["x-llmproxy-attempts"] = String(attempts);
-  headers["x-request-id"] = requestId;
+  headers["x-request-id"] = request.requestId;
+  if (request.cacheStatus) headers["x-llmproxy-cache"] = request.cacheStatus;
   return headers;
 }
 

@@ -163,21 +163,6 @@ export class Budgets {
     return undefined;
   }
 
-  /**
-   * Corrects the tokens charged by `reservation` with what the JSON answer reports in `usage`. Off the response
-   * path: never awaited by the caller, never fails.
-   */
-  settle(reservation: Reservation | undefined, answer: Uint8Array): void {
-    if (reservation === undefined || reservation.endpoint.tpm === undefined) return;
-    let used: number | undefined;
-    try {
-      used = usageTokens(JSON.parse(decoder.decode(answer)));
-    } catch {
-      return;
-    }
-    this.settleTokens(reservation, used);
-  }
-
   /** Corrects the tokens charged by `reservation` to `used` (a stream's usage chunk); off the response path. */
   settleTokens(reservation: Reservation | undefined, used: number | undefined): void {
     if (reservation === undefined || reservation.endpoint.tpm === undefined) return;
@@ -202,8 +187,6 @@ export class Budgets {
     };
   }
 }
-
-const decoder = new TextDecoder();
 
 function isCount(value: unknown): value is number {
   return typeof value === "number" && Number.isFinite(value) && value >= 0;

@@ -25,6 +25,13 @@ export function parseDuration(value: string | null | undefined): number | undefi
   return consumed === text.length && consumed > 0 ? Math.round(total) : undefined;
 }
 
+/** Response headers as a `Headers` object or as a record with lower-case names (the pipeline's copy). */
+export type HeaderSource = Headers | Readonly<Record<string, string>>;
+
+function header(headers: HeaderSource, name: string): string | null {
+  return headers instanceof Headers ? headers.get(name) : headers[name] ?? null;
+}
+
 function nonNegativeNumber(value: string | null | undefined): number | undefined {
   if (value == null || value.trim() === "") return undefined;
   const number = Number(value);
@@ -35,11 +42,11 @@ function nonNegativeNumber(value: string | null | undefined): number | undefined
  * Milliseconds the upstream asks us to wait, from `retry-after-ms`, `x-ms-retry-after-ms` or `retry-after`
  * (delta seconds or an HTTP date, relative to `now`). Undefined when absent or malformed.
  */
-export function parseRetryAfter(headers: Headers, now: number): number | undefined {
-  const ms = nonNegativeNumber(headers.get("retry-after-ms")) ??
-    nonNegativeNumber(headers.get("x-ms-retry-after-ms"));
+export function parseRetryAfter(headers: HeaderSource, now: number): number | undefined {
+  const ms = nonNegativeNumber(header(headers, "retry-after-ms")) ??
+    nonNegativeNumber(header(headers, "x-ms-retry-after-ms"));
   if (ms !== undefined) return Math.round(ms);
-  const value = headers.get("retry-after");
+  const value = header(headers, "retry-after");
   if (value == null) return undefined;
   const seconds = nonNegativeNumber(value);
   if (seconds !== undefined) return Math.round(seconds * 1000);
@@ -60,16 +67,16 @@ export interface RateLimitSnapshot {
 }
 
 /** Reads the `x-ratelimit-*` headers of any answer; fields absent, malformed or `-1` are left out. */
-export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitSnapshot {
+export function parseRateLimitHeaders(headers: HeaderSource, now: number): RateLimitSnapshot {
   const snapshot: {
     -readonly [K in keyof RateLimitSnapshot]: RateLimitSnapshot[K];
   } = {};
-  const limitRequests = nonNegativeNumber(headers.get("x-ratelimit-limit-requests"));
-  const remainingRequests = nonNegativeNumber(headers.get("x-ratelimit-remaining-requests"));
-  const resetRequests = parseDuration(headers.get("x-ratelimit-reset-requests"));
-  const limitTokens = nonNegativeNumber(headers.get("x-ratelimit-limit-tokens"));
-  const remainingTokens = nonNegativeNumber(headers.get("x-ratelimit-remaining-tokens"));
-  const resetTokens = parseDuration(headers.get("x-ratelimit-reset-tokens"));
+  const limitRequests = nonNegativeNumber(header(headers, "x-ratelimit-limit-requests"));
+  const remainingRequests = nonNegativeNumber(header(headers, "x-ratelimit-remaining-requests"));
+  const resetRequests = parseDuration(header(headers, "x-ratelimit-reset-requests"));
+  const limitTokens = nonNegativeNumber(header(headers, "x-ratelimit-limit-tokens"));
+  const remainingTokens = nonNegativeNumber(header(headers, "x-ratelimit-remaining-tokens"));
+  const resetTokens = parseDuration(header(headers, "x-ratelimit-reset-tokens"));
   if (limitRequests !== undefined) snapshot.limitRequests = limitRequests;
   if (remainingRequests !== undefined) snapshot.remainingRequests = remainingRequests;
   if (resetRequests !== undefined) snapshot.resetRequestsAt = now + resetRequests;

@@ -4,7 +4,12 @@
  * and the verdict "nothing left until T" that the pipeline turns into a shared cooldown.
  */
 
-import { exhaustedUntil, parseRateLimitHeaders, type RateLimitSnapshot } from "./headers.ts";
+import {
+  exhaustedUntil,
+  type HeaderSource,
+  parseRateLimitHeaders,
+  type RateLimitSnapshot,
+} from "./headers.ts";
 
 export interface ObservedLimits extends RateLimitSnapshot {
   /** Epoch ms of the answer that last carried rate-limit headers. */
@@ -23,7 +28,7 @@ export class UpstreamLimits {
    * Reads one answer's headers. Returns the epoch ms until which the endpoint has no requests or tokens left,
    * when the headers say so with a reset time; undefined otherwise (absent, malformed or Azure's `-1` values).
    */
-  observe(endpointId: string, headers: Headers): number | undefined {
+  observe(endpointId: string, headers: HeaderSource): number | undefined {
     const now = this.#now();
     const snapshot = parseRateLimitHeaders(headers, now);
     if (isEmpty(snapshot)) return undefined;

@@ -7,6 +7,7 @@
 import type { Settings } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { toJsonAnswer } from "../proxy/answer.ts";
 import type { ProxyRequest } from "../proxy/pipeline.ts";
 import { type SseEvent, SseParser } from "../sse/parse.ts";
 import type { ResponseAffinity } from "./affinity.ts";
@@ -128,15 +129,12 @@ export class ResponsesLayer {
     const endpoint = response.headers.get("x-llmproxy-endpoint");
     if (!endpoint) return response;
     if (request.stream) return this.#observeStream(response, endpoint, (answer) => record(answer, endpoint));
-    // The pipeline hands over a buffered body; reading it again costs one copy on this route only. The turn is
-    // recorded before the reply so the client's next turn finds it.
-    const bytes = await response.bytes();
-    let answer: unknown;
-    try {
-      answer = JSON.parse(new TextDecoder().decode(bytes));
-    } catch { /* not JSON: nothing to record */ }
-    if (answer && typeof answer === "object") await record(answer as Record<string, unknown>, endpoint);
-    return new Response(bytes, { status: response.status, headers: response.headers });
+    // The pipeline hands over the answer already parsed. The turn is recorded before the reply so the client's
+    // next turn finds it.
+    const answer = await toJsonAnswer(response);
+    const parsed = answer.parsed;
+    if (parsed && typeof parsed === "object") await record(parsed as Record<string, unknown>, endpoint);
+    return answer;
   }
 
   #observeStream(

@@ -234,6 +234,34 @@ Deno.test("nothing incomplete is stored: errors, non-200s, empty answers, cut an
   assert.equal((await cacheStats(proxy)).entries, 6);
 });
 
+Deno.test("a JSON answer whose bytes are not UTF-8 reaches the client byte for byte and is not stored", async () => {
+  // {"id":"chatcmpl-raw","object":"chat.completion","choices":[],"note":"<0xff>"}: parses once decoded, but a replay
+  // of the decoded text would not be the same bytes.
+  const prefix = new TextEncoder().encode(
+    '{"id":"chatcmpl-raw","object":"chat.completion","choices":[],"note":"',
+  );
+  const raw = new Uint8Array([...prefix, 0xff, ...new TextEncoder().encode('"}')]);
+  let calls = 0;
+  await using upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    calls++;
+    return new Response(raw, { headers: { "content-type": "application/json" } });
+  });
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(`http://127.0.0.1:${upstream.addr.port}`)], ["cache: true"]),
+  );
+  for (let i = 0; i < 2; i++) {
+    const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify(chatBody("raw bytes")),
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-llmproxy-cache"), "MISS");
+    assert.deepEqual(new Uint8Array(await response.arrayBuffer()), raw);
+    await proxy.services.cache.settled();
+  }
+  assert.equal(calls, 2);
+});
+
 Deno.test("answers over max_entry_bytes are served whole, not stored, and logged at warn", async () => {
   await using s = await setup(["cache_params: { max_entry_bytes: 300 }"]);
   const { sim, proxy } = s;

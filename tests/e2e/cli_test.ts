@@ -106,6 +106,8 @@ Deno.test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
 
 Deno.test("deno task demo serves with no API key", async () => {
   await using proc = await startProxyProcess(["--demo", "--port", "0"]);
+  // The try-it commands may arrive a moment after the listening line (another stream, batched output).
+  for (let i = 0; i < 100 && !/curl/.test(proc.output()); i++) await delay(20);
   assert.match(proc.output(), /curl/);
   const response = await fetch(`${proc.url}/v1/chat/completions`, {
     method: "POST",

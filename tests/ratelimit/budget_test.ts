@@ -18,7 +18,6 @@ import { HEALTHY, type Store } from "../../src/store/store.ts";
 
 const T = 31_666_666 * 60_000; // a window starts here (2030-03-17)
 const quiet = createLogger({ level: "error", write: () => {} });
-const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
 function endpoint(id: string, limits: { rpm?: number; tpm?: number } = {}, weight = 1): EndpointConfig {
   return {
@@ -156,18 +155,18 @@ Deno.test("Budgets: tpm charged from the estimate and corrected from usage withi
   const first = await budgets.reserve(e, 600);
   assert.deepEqual(first, { endpoint: e, windowStart: T, tokens: 600 });
   assert.equal(await budgets.reserve(e, 500), undefined, "600 + 500 > 1000");
-  budgets.settle(first, encode({ usage: { total_tokens: 150 } }));
+  budgets.settleTokens(first, usageTokens({ usage: { total_tokens: 150 } }));
   await Promise.resolve();
   assert.deepEqual((await budgets.use(e))?.tpm, { used: 150, limit: 1000 });
   // Malformed answers and answers without usage leave the estimate in place.
   const second = await budgets.reserve(e, 200);
-  budgets.settle(second, new TextEncoder().encode("{not json"));
-  budgets.settle(second, encode({ id: "no usage" }));
+  budgets.settleTokens(second, usageTokens("{not json"));
+  budgets.settleTokens(second, usageTokens({ id: "no usage" }));
   assert.deepEqual((await budgets.use(e))?.tpm, { used: 350, limit: 1000 });
   // A correction after the window ended is dropped (it would land in the wrong window).
   const third = await budgets.reserve(e, 100);
   now = T + 60_001;
-  budgets.settle(third, encode({ usage: { total_tokens: 1 } }));
+  budgets.settleTokens(third, usageTokens({ usage: { total_tokens: 1 } }));
   assert.deepEqual((await budgets.use(e))?.tpm, { used: 0, limit: 1000 });
   assert.equal(await budgets.use(endpoint("plain")), undefined);
 });

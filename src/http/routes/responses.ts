@@ -5,7 +5,7 @@
 
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
-import { clientHeaders } from "../../proxy/pipeline.ts";
+import { addProxyHeaders, forwardedHeaders } from "../../proxy/pipeline.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -54,7 +54,9 @@ export function responseItemHandler(services: Services, method: "GET" | "DELETE"
     const bytes = await response.bytes().finally(release);
     return new Response(bytes, {
       status: response.status,
-      headers: clientHeaders(response.headers, endpoint, 1, c.get("requestId")),
+      headers: addProxyHeaders(forwardedHeaders(response.headers), endpoint, 1, {
+        requestId: c.get("requestId"),
+      }),
     });
   };
 }
