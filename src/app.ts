@@ -7,7 +7,6 @@ import { errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { observe } from "./http/middleware/observe.ts";
-import { requestId } from "./http/middleware/request_id.ts";
 import { clearCacheHandler } from "./http/routes/cache.ts";
 import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
@@ -20,10 +19,10 @@ export function createApp(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { logger } = services;
 
-  app.use(requestId());
   app.use(observe({ metrics: services.metrics, logger }));
   app.use(headerLimit());
-  app.use(auth({ apiKeys: services.config.settings.apiKeys, adminKeys: services.config.settings.adminKeys }));
+  const { apiKeys, adminKeys } = services.config.settings;
+  if (apiKeys.length > 0 || adminKeys.length > 0) app.use(auth({ apiKeys, adminKeys }));
 
   for (const prefix of ["/v1", ""]) {
     app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));

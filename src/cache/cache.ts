@@ -20,7 +20,7 @@ import { type Flight, Flights, type Followed, lockOrWait, unlock } from "./coale
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer, decodeEntry, entryKey } from "./entry.ts";
 import { cacheKey } from "./key.ts";
-import { replayResponse } from "./replay.ts";
+import { replayedEndpoint, replayResponse, type ReplayStatus } from "./replay.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
 
 export { CACHE_PREFIX } from "./entry.ts";
@@ -104,7 +104,7 @@ export class ResponseCache {
         const cached = await this.#read(key, request);
         if (cached) {
           this.#counts.hits++;
-          return replayResponse(cached, "HIT", this.#clock.now());
+          return this.#replay(cached, "HIT", request);
         }
         flight = this.#flights.get(key);
       }
@@ -145,6 +145,14 @@ export class ResponseCache {
     return this.#writer.settled();
   }
 
+  /** A cached answer as this request's response, noted in its trace. */
+  #replay(answer: CachedAnswer, status: ReplayStatus, request: ProxyRequest): Response {
+    if (request.trace) {
+      request.trace.served = { endpoint: replayedEndpoint(answer), attempts: 0, cache: status };
+    }
+    return replayResponse(answer, status, this.#clock.now(), request.requestId);
+  }
+
   /** Follows a flight; null when its leader failed (the caller tries again). */
   async #follow(flight: Flight, request: ProxyRequest): Promise<Response | null> {
     const shared: Followed = await flight.follow(request.signal);
@@ -152,10 +160,18 @@ export class ResponseCache {
     if (shared === "gone") throw new ClientGone();
     if (shared.kind === "entry") {
       this.#counts.coalesced++;
-      return replayResponse(shared.answer, "COALESCED", this.#clock.now());
+      return this.#replay(shared.answer, "COALESCED", request);
     }
     const headers = new Headers(shared.headers);
     headers.set("x-llmproxy-cache", "COALESCED");
+    headers.set("x-request-id", request.requestId);
+    if (request.trace) {
+      request.trace.served = {
+        endpoint: headers.get("x-llmproxy-endpoint") ?? "",
+        attempts: Number(headers.get("x-llmproxy-attempts") ?? 0),
+        cache: "COALESCED",
+      };
+    }
     if (shared.kind === "json") {
       this.#counts.coalesced++;
       return new Response(shared.bytes, { status: 200, headers });
@@ -193,7 +209,7 @@ export class ResponseCache {
           flight.settle({ kind: "entry", answer });
           finish();
           this.#counts.coalesced++;
-          return replayResponse(answer, "COALESCED", this.#clock.now());
+          return this.#replay(answer, "COALESCED", request);
         }
       } else locked = outcome.locked;
       this.#counts.misses++;
@@ -205,7 +221,7 @@ export class ResponseCache {
       }
       if (request.stream) return this.#leadStream(key, request, response, control, flight, finish);
       const answer = await toJsonAnswer(response);
-      flight.settle({ kind: "json", headers: answer.headers, bytes: answer.payload });
+      flight.settle({ kind: "json", headers: answer.headerRecord, bytes: answer.payload });
       this.#writer.json(key, request, answer, control, finish);
       return answer;
     } catch (error) {

@@ -16,9 +16,12 @@ import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
 
+/** The leader's answer headers (a record for JSON answers, whose Response headers are better left unread). */
+export type SharedHeaders = Headers | Readonly<Record<string, string>>;
+
 export type Shared =
-  | { readonly kind: "json"; readonly headers: Headers; readonly bytes: Uint8Array<ArrayBuffer> }
-  | { readonly kind: "stream"; readonly headers: Headers; readonly broadcast: Broadcast }
+  | { readonly kind: "json"; readonly headers: SharedHeaders; readonly bytes: Uint8Array<ArrayBuffer> }
+  | { readonly kind: "stream"; readonly headers: SharedHeaders; readonly broadcast: Broadcast }
   | { readonly kind: "entry"; readonly answer: CachedAnswer };
 
 /** What a follower got: the shared answer, null when the leader failed, "gone" when its own client left. */

@@ -22,17 +22,29 @@ export function replayStream(answer: CachedAnswer): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/** The response for a cached answer, marked with how it was found; `now` (epoch ms) gives its `age`. */
-export function replayResponse(answer: CachedAnswer, status: ReplayStatus, now: number): Response {
-  const headers = new Headers({
+/** The endpoint a cached answer is reported as coming from. */
+export const replayedEndpoint = (answer: CachedAnswer): string => answer.endpoint ?? "cache";
+
+/**
+ * The response for a cached answer, marked with how it was found; `now` (epoch ms) gives its `age`. Headers as a
+ * plain record: the Response validates them once.
+ */
+export function replayResponse(
+  answer: CachedAnswer,
+  status: ReplayStatus,
+  now: number,
+  requestId: string,
+): Response {
+  const headers: Record<string, string> = {
     "content-type": answer.contentType,
     "x-llmproxy-cache": status,
-    "x-llmproxy-endpoint": answer.endpoint ?? "cache",
+    "x-llmproxy-endpoint": replayedEndpoint(answer),
     "x-llmproxy-attempts": "0",
+    "x-request-id": requestId,
     "age": String(Math.max(0, Math.floor((now - answer.storedAt) / 1000))),
-  });
+  };
   if (!answer.stream) return new Response(answer.body, { status: 200, headers });
-  headers.set("cache-control", "no-cache");
-  headers.set("x-accel-buffering", "no");
+  headers["cache-control"] = "no-cache";
+  headers["x-accel-buffering"] = "no";
   return new Response(replayStream(answer), { status: 200, headers });
 }

@@ -66,8 +66,8 @@ export class EntryWriter {
     else if (isComplete(answer)) {
       write = this.#write(key, request, control, {
         stream: false,
-        contentType: answer.headers.get("content-type") ?? "application/json",
-        endpoint: answer.headers.get("x-llmproxy-endpoint"),
+        contentType: answer.headerRecord["content-type"] ?? "application/json",
+        endpoint: answer.headerRecord["x-llmproxy-endpoint"] ?? null,
         body: answer.payloadText,
         events: [],
         storedAt: clock.now(),

@@ -32,13 +32,29 @@ const OVERHEAD_BUCKETS = [
 /** Seconds: 10 ms .. 30 s, for waits on capacity. */
 const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
 
-/** Per-request timing shared by the observing middleware and the pipeline (performance.now() milliseconds). */
-export interface RequestTiming {
+/**
+ * What one request went through, shared by the observing middleware and the layers that answer it: timings in
+ * performance.now() milliseconds, and what served the answer.
+ */
+export interface RequestTrace {
   readonly startedAt: number;
   /** Time spent waiting on upstreams (every attempt), added by the pipeline. */
   upstreamMs: number;
   /** Time spent waiting for an endpoint to come back, added by the pipeline. */
   waitMs: number;
+  /**
+   * Set by the layer that built the answer (pipeline or cache), which wrote the same facts and `x-request-id`
+   * into the answer's headers. Observing reads them here: reading a Response's headers would throw away the
+   * native copy Deno prepared to serve it with, and cost a rebuild on every request.
+   */
+  served?: ServedBy;
+}
+
+export interface ServedBy {
+  readonly endpoint: string;
+  readonly attempts: number;
+  /** The `x-llmproxy-cache` verdict, when a cache layer was in front. */
+  readonly cache: string | null;
 }
 
 /** Route names for labels: a fixed set, so an unknown path never creates a series of its own. */

@@ -12,6 +12,11 @@ export class JsonAnswer extends Response {
   readonly payloadText: string;
   /** `payloadText` parsed. */
   readonly parsed: unknown;
+  /**
+   * The headers this Response was made with. Read these, not `headers`: reading a Response's `headers` throws
+   * away the native copy Deno prepared to serve it with.
+   */
+  readonly headerRecord: Readonly<Record<string, string>>;
 
   constructor(
     payload: Uint8Array<ArrayBuffer>,
@@ -23,6 +28,7 @@ export class JsonAnswer extends Response {
     this.payload = payload;
     this.payloadText = payloadText;
     this.parsed = parsed;
+    this.headerRecord = init.headers;
   }
 }
 

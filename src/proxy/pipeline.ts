@@ -9,7 +9,7 @@ import { ProxyError } from "../errors.ts";
 import type { AttemptOutcome, Balancer, Clock, Pick } from "../balancer/balancer.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { Logger } from "../logger.ts";
-import { failoverReason, type ProxyMetrics, type RequestTiming } from "../metrics/metrics.ts";
+import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import { usageTokens } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
@@ -34,8 +34,8 @@ export interface ProxyRequest {
   readonly pinned?: string;
   /** Endpoints that must not serve the request (a conversation's owner that just failed). */
   readonly exclude?: readonly string[];
-  /** The request's timing (set by the observing middleware): upstream time and waits are added to it. */
-  readonly timing?: RequestTiming;
+  /** The request's trace (set by the observing middleware): upstream time and waits are added to it. */
+  readonly trace?: RequestTrace;
   /** What the cache did with the request (`x-llmproxy-cache` on the answer), when a cache layer is in front. */
   readonly cacheStatus?: string;
 }
@@ -192,7 +192,7 @@ export class Pipeline {
         this.#spent(request, firstChunkAt);
         this.#deps.metrics?.firstToken(
           endpoint,
-          (performance.now() - (request.timing?.startedAt ?? sentAt)) / 1000,
+          (performance.now() - (request.trace?.startedAt ?? sentAt)) / 1000,
         );
         stats.success(endpoint.id, performance.now() - startedAt);
         await health.success(endpoint, pick.health);
@@ -257,11 +257,11 @@ export class Pipeline {
 
   /** Adds the time since `since` to the request's upstream time (what is left is the proxy's own overhead). */
   #spent(request: ProxyRequest, since: number): void {
-    if (request.timing) request.timing.upstreamMs += performance.now() - since;
+    if (request.trace) request.trace.upstreamMs += performance.now() - since;
   }
 
   #waiting(request: ProxyRequest, ms: number): void {
-    if (request.timing) request.timing.waitMs += ms;
+    if (request.trace) request.trace.waitMs += ms;
     this.#deps.metrics?.capacityWait(request.group.name, ms / 1000);
   }
 }
@@ -280,17 +280,23 @@ export function forwardedHeaders(upstream: Headers): Record<string, string> {
   return headers;
 }
 
-/** Adds the proxy's own headers to a client answer: endpoint, attempts, request id and the cache's verdict. */
+/**
+ * Adds the proxy's own headers to a client answer (endpoint, attempts, request id and the cache's verdict) and
+ * notes the same in the request's trace.
+ */
 export function addProxyHeaders(
   headers: Record<string, string>,
   endpoint: EndpointConfig,
   attempts: number,
-  request: { readonly requestId: string; readonly cacheStatus?: string },
+  request: { readonly requestId: string; readonly cacheStatus?: string; readonly trace?: RequestTrace },
 ): Record<string, string> {
   headers["x-llmproxy-endpoint"] = endpoint.id;
   headers["x-llmproxy-attempts"] = String(attempts);
   headers["x-request-id"] = request.requestId;
   if (request.cacheStatus) headers["x-llmproxy-cache"] = request.cacheStatus;
+  if (request.trace) {
+    request.trace.served = { endpoint: endpoint.id, attempts, cache: request.cacheStatus ?? null };
+  }
   return headers;
 }
 

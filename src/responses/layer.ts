@@ -126,7 +126,8 @@ export class ResponsesLayer {
         this.#logger.warn("could not record Responses affinity", { request_id: request.requestId, error });
       }
     };
-    const endpoint = response.headers.get("x-llmproxy-endpoint");
+    // From the trace when there is one: reading the Response's headers would cost Deno a rebuild of them.
+    const endpoint = request.trace?.served?.endpoint ?? response.headers.get("x-llmproxy-endpoint");
     if (!endpoint) return response;
     if (request.stream) return this.#observeStream(response, endpoint, (answer) => record(answer, endpoint));
     // The pipeline hands over the answer already parsed. The turn is recorded before the reply so the client's

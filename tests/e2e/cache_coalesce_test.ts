@@ -52,6 +52,34 @@ Deno.test("20 identical JSON requests at once: one upstream call, 20 identical a
   assert.equal(stats.cache.coalesced, 19);
 });
 
+Deno.test("coalesced, cached and fresh answers each carry their own client's request id", async () => {
+  await using s = await setup({ latencyMs: 200 });
+  const ask = (id: string, stream = false) =>
+    fetch(`${s.proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "x-request-id": id },
+      body: body("whose id", stream),
+    });
+  for (const stream of [false, true]) {
+    const together = await Promise.all(
+      ["lead", "follow-1", "follow-2"].map((id) => ask(`${id}-${stream}`, stream)),
+    );
+    for (const [i, response] of together.entries()) {
+      await response.text();
+      assert.equal(response.headers.get("x-request-id"), `${["lead", "follow-1", "follow-2"][i]}-${stream}`);
+    }
+    assert.deepEqual(tally(together.map((r) => r.headers.get("x-llmproxy-cache"))), {
+      MISS: 1,
+      COALESCED: 2,
+    });
+    await s.proxy.services.cache.settled();
+    const hit = await ask(`later-${stream}`, stream);
+    await hit.text();
+    assert.equal(hit.headers.get("x-llmproxy-cache"), "HIT");
+    assert.equal(hit.headers.get("x-request-id"), `later-${stream}`);
+  }
+});
+
 Deno.test("20 identical streams at once: one upstream call; late joiners and a slow leader lose nothing", async () => {
   await using s = await setup({ latencyMs: 50, chunks: 8, chunkDelayMs: 40 });
   const { proxy, sim } = s;

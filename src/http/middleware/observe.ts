@@ -1,48 +1,70 @@
 /**
- * Observes every answered request once: one access-log line (info; `/health` and `/metrics` at debug) and the
- * request series of `/metrics`. It reads what the route left behind: the model group (context), the endpoint,
- * attempts and cache outcome (response headers `x-llmproxy-*`), and the upstream time the pipeline added to the
- * request's timing. For streams the figures are taken when the answer starts (after the first upstream chunk).
+ * The front door of every request: gives it an id (a sane client `x-request-id` is echoed, else one is made up;
+ * every answer carries it), and observes it once answered: one access-log line (info; `/health` and `/metrics` at
+ * debug) and the request series of `/metrics`. It reads what the route left behind: the model group (context),
+ * what served the answer and the upstream time (the request's trace, filled by the pipeline and the cache; for
+ * other routes the `x-llmproxy-*` response headers). For streams the figures are taken when the answer starts
+ * (after the first upstream chunk).
  */
 
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../../logger.ts";
-import { type ProxyMetrics, type RequestTiming, routeLabel } from "../../metrics/metrics.ts";
+import { type ProxyMetrics, type RequestTrace, routeLabel, type ServedBy } from "../../metrics/metrics.ts";
 
 export interface ObserveOptions {
   readonly metrics: ProxyMetrics;
   readonly logger: Logger;
   readonly now?: () => number;
+  readonly generateId?: () => string;
 }
 
-type ObserveEnv = { Variables: { requestId: string; group: string; timing: RequestTiming } };
+type ObserveEnv = { Variables: { requestId: string; group: string; trace: RequestTrace } };
 
 /** Longest path written to the log (unknown routes may be long). */
 const MAX_LOGGED_PATH = 200;
 
+const SAFE_ID = /^[\w.:@-]{1,128}$/;
+
 const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** What served an answer that no layer traced (info routes, errors): its own headers say. */
+function servedFromHeaders(headers: Headers): ServedBy {
+  const attempts = headers.get("x-llmproxy-attempts");
+  return {
+    endpoint: headers.get("x-llmproxy-endpoint") ?? "",
+    attempts: attempts === null ? NaN : Number(attempts),
+    cache: headers.get("x-llmproxy-cache"),
+  };
+}
 
 export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> {
   const { metrics, logger } = options;
   const now = options.now ?? (() => performance.now());
+  const generateId = options.generateId ?? (() => crypto.randomUUID());
   return async (c, next) => {
-    const timing: RequestTiming = { startedAt: now(), upstreamMs: 0, waitMs: 0 };
-    c.set("timing", timing);
+    const trace: RequestTrace = { startedAt: now(), upstreamMs: 0, waitMs: 0 };
+    const given = c.req.header("x-request-id");
+    const requestId = given && SAFE_ID.test(given) ? given : generateId();
+    c.set("requestId", requestId);
+    c.set("trace", trace);
     metrics.requestStarted();
     try {
       await next();
     } finally {
-      const elapsedMs = now() - timing.startedAt;
-      const headers = c.res.headers;
+      const elapsedMs = now() - trace.startedAt;
+      // An answer built by the pipeline or the cache carries the id already, and its headers are left untouched.
+      let served = trace.served;
+      if (!served) {
+        c.res.headers.set("x-request-id", requestId);
+        served = servedFromHeaders(c.res.headers);
+      }
       const status = c.res.status;
       const path = c.req.path;
       const route = routeLabel(path);
       const group = c.get("group") ?? "";
-      const endpoint = headers.get("x-llmproxy-endpoint") ?? "";
-      const cache = headers.get("x-llmproxy-cache");
-      const attempts = headers.get("x-llmproxy-attempts");
+      const { endpoint, cache } = served;
       // Overhead only means something for requests that went through the pipeline (or the cache).
-      const overheadMs = group !== "" ? Math.max(0, elapsedMs - timing.upstreamMs - timing.waitMs) : null;
+      const overheadMs = group !== "" ? Math.max(0, elapsedMs - trace.upstreamMs - trace.waitMs) : null;
       metrics.request({
         route,
         group,
@@ -55,16 +77,16 @@ export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> 
       const level = route === "health" || route === "metrics" ? "debug" : "info";
       if (logger.enabled(level)) {
         logger.log(level, "request", {
-          request_id: c.get("requestId"),
+          request_id: requestId,
           method: c.req.method,
           path: path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}...` : path,
           group: group || null,
           endpoint: endpoint || null,
           status,
-          attempts: attempts === null ? null : Number(attempts),
+          attempts: Number.isNaN(served.attempts) ? null : served.attempts,
           cache,
           latency_ms: round(elapsedMs),
-          upstream_ms: group !== "" ? round(timing.upstreamMs) : null,
+          upstream_ms: group !== "" ? round(trace.upstreamMs) : null,
           overhead_ms: overheadMs === null ? null : round(overheadMs),
         });
       }

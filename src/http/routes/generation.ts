@@ -5,7 +5,7 @@
 
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
-import type { RequestTiming } from "../../metrics/metrics.ts";
+import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { ProxyRequest } from "../../proxy/pipeline.ts";
 import type { Route } from "../../upstream/providers.ts";
 import type { Services } from "../../services.ts";
@@ -17,7 +17,7 @@ export type AppEnv = {
     /** The configured model group, once the body named one (for metrics and the access log). */
     group: string;
     /** Set by the observing middleware; the pipeline adds upstream time to it. */
-    timing: RequestTiming;
+    trace: RequestTrace;
   };
 };
 
@@ -67,7 +67,7 @@ export function generationHandler(services: Services, route: Route) {
       clientHeaders: c.req.raw.headers,
       requestId: c.get("requestId"),
       signal: c.req.raw.signal,
-      timing: c.get("timing"),
+      trace: c.get("trace"),
     };
     return await handle(request);
   };

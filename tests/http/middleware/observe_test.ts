@@ -4,37 +4,40 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { observe } from "../../../src/http/middleware/observe.ts";
 import { createLogger } from "../../../src/logger.ts";
-import { ProxyMetrics, type RequestTiming } from "../../../src/metrics/metrics.ts";
+import { ProxyMetrics, type RequestTrace } from "../../../src/metrics/metrics.ts";
 
-type Env = { Variables: { requestId: string; group: string; timing: RequestTiming } };
+type Env = { Variables: { requestId: string; group: string; trace: RequestTrace } };
 
 function setup() {
   const lines: string[] = [];
   const metrics = new ProxyMetrics();
   let clock = 1000;
   const app = new Hono<Env>();
-  app.use(async (c, next) => {
-    c.set("requestId", "req-1");
-    await next();
-  });
   app.use(
     observe({
       metrics,
       logger: createLogger({ level: "info", write: (line) => lines.push(line) }),
       now: () => clock,
+      generateId: () => "req-1",
     }),
   );
   app.post("/v1/chat/completions", (c) => {
     c.set("group", "gpt-test");
     // 40 ms in total, 30 of them upstream and 5 waiting for capacity.
-    c.get("timing").upstreamMs += 30;
-    c.get("timing").waitMs += 5;
+    c.get("trace").upstreamMs += 30;
+    c.get("trace").waitMs += 5;
     clock += 40;
     return c.json({ ok: true }, 200, {
       "x-llmproxy-endpoint": "east",
       "x-llmproxy-attempts": "2",
       "x-llmproxy-cache": "MISS",
     });
+  });
+  // A route whose answer was built by a layer that traced it (as the pipeline and the cache do).
+  app.post("/v1/embeddings", (c) => {
+    c.set("group", "gpt-test");
+    c.get("trace").served = { endpoint: "west", attempts: 1, cache: "HIT" };
+    return c.json({ ok: true }, 200, { "x-request-id": c.get("requestId") });
   });
   app.get("/health", (c) => c.json({ status: "ok" }));
   return { app, lines, metrics };
@@ -87,6 +90,28 @@ Deno.test("one access-log line per request with group, endpoint, attempts, cache
   assert.match(text, /llmproxy_cache_requests_total\{route="chat",result="miss"\} 1/);
   assert.match(text, /llmproxy_proxy_overhead_seconds_sum\{route="chat"\} 0\.005/);
   assert.match(text, /llmproxy_request_duration_seconds_sum\{route="chat"\} 0\.04/);
+});
+
+Deno.test("a traced answer is logged from its trace; every answer carries the request id, a sane given one echoed", async () => {
+  const { app, lines } = setup();
+  const traced = await app.request("/v1/embeddings", {
+    method: "POST",
+    headers: { "x-request-id": "client-7" },
+  });
+  await traced.body?.cancel();
+  assert.equal(traced.headers.get("x-request-id"), "client-7");
+  const line = JSON.parse(lines[0]);
+  assert.deepEqual([line.request_id, line.endpoint, line.attempts, line.cache], [
+    "client-7",
+    "west",
+    1,
+    "HIT",
+  ]);
+  for (const given of [undefined, "bad id with spaces", "x".repeat(200)]) {
+    const response = await app.request("/health", { headers: given ? { "x-request-id": given } : {} });
+    await response.body?.cancel();
+    assert.equal(response.headers.get("x-request-id"), "req-1", `given ${given}`);
+  }
 });
 
 Deno.test("unknown routes and errors are counted under fixed labels; /health logs at debug only", async () => {

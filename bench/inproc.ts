@@ -1,0 +1,171 @@
+/**
+ * The proxy's own cost per request, without sockets: requests go straight into the app's `fetch` handler and the
+ * upstream is an in-process `fetch` that answers at once. No other process shares the CPU, so differences of a
+ * few microseconds between builds show, where the socket bench (bench.ts, ab.ts) swings by tens of percent on a
+ * shared machine. Several builds (each a checkout's root, e.g. snapshots before and after a change) load into one
+ * process and run in interleaved rounds.
+ *
+ *   deno run -A bench/inproc.ts [--root DIR]... [--rounds 7] [--requests 20000] [--concurrency 64] [--cache]
+ *                               [--unique] [--stream]
+ *
+ * Without `--root` it measures this checkout. `--cache` turns the cache on; `--unique` makes every body unique
+ * (with `--cache`: all misses); `--stream` asks for 50-chunk streams (all chunks at once) and reads them whole.
+ * Prints, per build, the median over rounds of microseconds per request (wall time of the whole batch / requests).
+ */
+
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { percentile } from "./percentiles.ts";
+import { BENCH_GROUP, configYaml } from "./proxy_config.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    root: { type: "string", multiple: true },
+    rounds: { type: "string", default: "7" },
+    requests: { type: "string", default: "20000" },
+    concurrency: { type: "string", default: "64" },
+    cache: { type: "boolean", default: false },
+    unique: { type: "boolean", default: false },
+    stream: { type: "boolean", default: false },
+  },
+});
+const roots = (values.root ?? [new URL("..", import.meta.url).pathname]).map((root) => resolve(root));
+const rounds = Number(values.rounds);
+const requests = Number(values.requests);
+const concurrency = Number(values.concurrency);
+
+const encoder = new TextEncoder();
+const ANSWER = encoder.encode(JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1_764_000_000,
+  model: "gpt-4o-mini",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "Hello, benchmark! ".repeat(12).trim(), refusal: null },
+    logprobs: null,
+    finish_reason: "stop",
+  }],
+  usage: { prompt_tokens: 12, completion_tokens: 60, total_tokens: 72 },
+  system_fingerprint: "fp_bench",
+}));
+const ANSWER_HEADERS = {
+  "content-type": "application/json",
+  "openai-processing-ms": "3",
+  "x-request-id": "req_upstream",
+  "x-ratelimit-limit-requests": "10000",
+  "x-ratelimit-remaining-requests": "9999",
+  "x-ratelimit-reset-requests": "6ms",
+  "x-ratelimit-limit-tokens": "2000000",
+  "x-ratelimit-remaining-tokens": "1999900",
+  "x-ratelimit-reset-tokens": "1ms",
+};
+const STREAM = encoder.encode(
+  Array.from({ length: 50 }, (_, i) =>
+    `data: ${
+      JSON.stringify({
+        id: "chatcmpl-bench",
+        object: "chat.completion.chunk",
+        choices: [{ index: 0, delta: { content: `tok${i} ` }, finish_reason: null }],
+      })
+    }\n\n`).join("") + "data: [DONE]\n\n",
+);
+
+/** The in-process upstream: every call answers at once (a stream is one chunk per event, all ready). */
+function upstreamFetch(_input: Request | URL | string, init?: RequestInit): Promise<Response> {
+  const stream = typeof init?.body === "string" && init.body.includes('"stream":true');
+  if (!stream) return Promise.resolve(new Response(ANSWER, { headers: ANSWER_HEADERS }));
+  const events = STREAM;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      let at = 0;
+      while (at < events.length) {
+        const end = events.indexOf(10, events.indexOf(10, at) + 1) + 1;
+        controller.enqueue(events.subarray(at, end));
+        at = end;
+      }
+      controller.close();
+    },
+  });
+  return Promise.resolve(new Response(body, { headers: { "content-type": "text/event-stream" } }));
+}
+
+interface Build {
+  readonly name: string;
+  readonly handle: (request: Request) => Response | Promise<Response>;
+}
+
+async function load(root: string, index: number): Promise<Build> {
+  const { parseConfig } = await import(`file://${root}/src/config/load.ts`);
+  const { buildServices } = await import(`file://${root}/src/services.ts`);
+  const { createApp } = await import(`file://${root}/src/app.ts`);
+  const { createLogger } = await import(`file://${root}/src/logger.ts`);
+  const yaml = configYaml({ upstreamUrl: "http://127.0.0.1:9", cache: values.cache });
+  const config = parseConfig(yaml, "inproc.yaml", () => undefined);
+  const logger = createLogger({ level: "error", write: () => {} });
+  const services = await buildServices(config, { logger, fetch: upstreamFetch });
+  const app = createApp(services);
+  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}`;
+  return { name, handle: (request) => app.fetch(request) };
+}
+
+let sequence = 0;
+function request(): Request {
+  const content = values.unique ? `Say hello to the benchmark. #${sequence++}` : "Say hello to the benchmark.";
+  return new Request("http://127.0.0.1/v1/chat/completions", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
+    body: JSON.stringify({
+      model: BENCH_GROUP,
+      messages: [{ role: "user", content }],
+      ...(values.stream ? { stream: true } : {}),
+    }),
+  });
+}
+
+/** Runs `requests` requests, `concurrency` at a time; returns microseconds per request. */
+async function run(build: Build): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < requests) {
+      next++;
+      const response = await build.handle(request());
+      if (response.status !== 200) throw new Error(`${build.name}: HTTP ${response.status}`);
+      await response.arrayBuffer();
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return (performance.now() - started) * 1000 / requests;
+}
+
+const builds: Build[] = [];
+for (const [i, root] of roots.entries()) builds.push(await load(root, i));
+for (const build of builds) await run(build); // warm up each (JIT)
+const figures = new Map(builds.map((build) => [build.name, [] as number[]]));
+for (let round = 0; round < rounds; round++) {
+  // Rotate the order so a slow moment of the machine does not always hit the same build.
+  for (let i = 0; i < builds.length; i++) {
+    const build = builds[(i + round) % builds.length];
+    figures.get(build.name)!.push(await run(build));
+  }
+}
+const base = percentile(figures.get(builds[0].name)!, 50);
+console.log(
+  `${requests} requests x ${rounds} rounds, ${concurrency} at a time, cache ${values.cache ? "on" : "off"}` +
+    `${values.unique ? ", unique bodies" : ""}${values.stream ? ", 50-chunk streams" : ""}`,
+);
+console.log("| build | us/req (median) | min | max | vs first |");
+console.log("|---|---|---|---|---|");
+for (const build of builds) {
+  const values = figures.get(build.name)!;
+  const median = percentile(values, 50);
+  console.log(
+    `| ${build.name} | ${median.toFixed(1)} | ${Math.min(...values).toFixed(1)} | ${
+      Math.max(...values).toFixed(1)
+    } | ${(median / base).toFixed(3)}x |`,
+  );
+}
+Deno.exit(0);
