@@ -4,9 +4,10 @@
  * summary of bench/cpuprofile.ts.
  *
  *   deno run -A bench/profile.ts [--duration 10] [--connections 64] [--main PATH] [--out DIR] [--top 30]
- *                                [--cache] [--unique] [--log-level error]
+ *                                [--cache] [--unique] [--log-level error] [--bare]
  *
  * `--cache` turns the proxy's cache on; `--unique` makes every request body unique (with `--cache`: all misses).
+ * `--bare` profiles the bare pass-through (bench/passthrough.ts) instead, for comparison.
  */
 
 import { dirname, resolve } from "node:path";
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
     "log-level": { type: "string", default: "error" },
+    bare: { type: "boolean", default: false },
   },
 });
 const main = resolve(values.main);
@@ -43,22 +45,16 @@ await using upstream = await startServer("fake upstream", {
   cwd: ROOT,
 });
 const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache });
-const proxy = await startServer("proxy", {
-  args: [
-    "run",
-    "-A",
-    "--cpu-prof",
-    `--cpu-prof-dir=${out}`,
-    main,
-    "--config",
-    config,
-    "--port",
-    "0",
-    "--log-level",
-    values["log-level"],
-  ],
-  cwd: dirname(main),
-});
+const profiled = ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${out}`];
+const proxy = values.bare
+  ? await startServer("bare pass-through", {
+    args: [...profiled, `${HERE}passthrough.ts`, upstream.url],
+    cwd: ROOT,
+  })
+  : await startServer("proxy", {
+    args: [...profiled, main, "--config", config, "--port", "0", "--log-level", values["log-level"]],
+    cwd: dirname(main),
+  });
 let requests = 0;
 try {
   const result = await runWrk({
