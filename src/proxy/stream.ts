@@ -6,6 +6,7 @@
  */
 
 import { EventFramer } from "../sse/frame.ts";
+import { chunkReader } from "./chunks.ts";
 import type { Route } from "../upstream/providers.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -52,14 +53,14 @@ export async function openStream(
   hooks: StreamHooks,
 ): Promise<FirstChunk> {
   if (!upstream.body) return { ok: false, message: "empty stream" };
-  const reader = upstream.body.getReader();
+  const reader = chunkReader(upstream.body);
   // Only whole events are forwarded: a cut mid-event leaves nothing half-sent before the error event.
   const framer = new EventFramer();
   let first: Uint8Array | undefined;
   try {
     while (!first) {
-      const { done, value } = await reader.read();
-      if (done) {
+      const value = await reader.read();
+      if (!value) {
         first = framer.rest();
         break;
       }
@@ -87,8 +88,8 @@ export async function openStream(
     async pull(controller) {
       try {
         while (true) {
-          const { done, value } = await reader.read();
-          if (done) {
+          const value = await reader.read();
+          if (!value) {
             const rest = framer.rest();
             if (rest) {
               hooks.onChunk?.(rest);
