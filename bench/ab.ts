@@ -12,7 +12,7 @@
 import { basename, dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
-import { BENCH_GROUP, writeConfig } from "./proxy_config.ts";
+import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { cpuMs } from "./cpu_time.ts";
 import { readMemory, RssSampler } from "./rss.ts";
 import { type ServerProcess, startServer } from "./server_process.ts";
@@ -67,7 +67,7 @@ try {
   targets.push({ name: "bare", server: bare });
   for (const main of mains) {
     const server = await startServer(label(main), {
-      args: ["run", "-A", main, "--config", config, "--port", "0", "--log-level", "error"],
+      args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
       cwd: dirname(main),
     });
     servers.push(server);

@@ -13,7 +13,7 @@ import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { hasRedis, startRedis } from "../tests/_support/redis.ts";
 import { type CacheHits, measureCacheHits } from "./cache_hits.ts";
-import { BENCH_GROUP, writeConfig } from "./proxy_config.ts";
+import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import {
   checks,
   formatChecks,
@@ -138,6 +138,7 @@ function startProxy(name: string, configPath: string, flags: Flags): Promise<Ser
   const args = [
     "run",
     "-A",
+    V8_FLAGS,
     ...profile,
     flags.main,
     "--config",

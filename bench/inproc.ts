@@ -113,7 +113,9 @@ async function load(root: string, index: number): Promise<Build> {
 
 let sequence = 0;
 function request(): Request {
-  const content = values.unique ? `Say hello to the benchmark. #${sequence++}` : "Say hello to the benchmark.";
+  const content = values.unique
+    ? `Say hello to the benchmark. #${sequence++}`
+    : "Say hello to the benchmark.";
   return new Request("http://127.0.0.1/v1/chat/completions", {
     method: "POST",
     headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },

@@ -13,7 +13,7 @@
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type CpuProfile, formatSummary, summarize } from "./cpuprofile.ts";
-import { BENCH_GROUP, writeConfig } from "./proxy_config.ts";
+import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { startServer } from "./server_process.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
@@ -52,7 +52,17 @@ const proxy = values.bare
     cwd: ROOT,
   })
   : await startServer("proxy", {
-    args: [...profiled, main, "--config", config, "--port", "0", "--log-level", values["log-level"]],
+    args: [
+      ...profiled,
+      V8_FLAGS,
+      main,
+      "--config",
+      config,
+      "--port",
+      "0",
+      "--log-level",
+      values["log-level"],
+    ],
     cwd: dirname(main),
   });
 let requests = 0;

@@ -7,6 +7,9 @@ export interface BenchConfig {
   readonly redisUrl?: string;
 }
 
+/** Deno flags the proxy runs with, as the tasks and the compiled binary run it (V8's young generation size). */
+export { V8_FLAGS } from "../scripts/compile.ts";
+
 /** The model group clients of the bench name. */
 export const BENCH_GROUP = "bench";
 

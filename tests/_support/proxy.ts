@@ -9,6 +9,7 @@ import { parseConfig } from "../../src/config/load.ts";
 import { createLogger, type Logger, type LogLevel } from "../../src/logger.ts";
 import { buildServices, type Services } from "../../src/services.ts";
 import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
+import { V8_FLAGS } from "../../scripts/compile.ts";
 
 export interface RunningProxy extends AsyncDisposable {
   readonly url: string;
@@ -99,7 +100,7 @@ export async function startProxyProcess(
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<ProxyProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+    args: ["run", "--allow-all", V8_FLAGS, MAIN, ...args],
     env: options.env,
     stdout: "piped",
     stderr: "piped",
@@ -155,7 +156,7 @@ export async function runCli(
   env?: Record<string, string>,
 ): Promise<{ code: number; output: string }> {
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+    args: ["run", "--allow-all", V8_FLAGS, MAIN, ...args],
     env,
     stdout: "piped",
     stderr: "piped",

@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { COMPILE_FLAGS, V8_FLAGS } from "../../scripts/compile.ts";
+
+const tasks: Record<string, string> = JSON.parse(
+  await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
+).tasks;
+
+Deno.test("every way of running the proxy uses the same V8 and unstable flags (tasks, compile script, binary)", () => {
+  for (const name of ["start", "dev", "demo", "compile"]) {
+    assert.ok(tasks[name].split(" ").includes(V8_FLAGS), `task ${name}: ${tasks[name]}`);
+  }
+  for (const flag of COMPILE_FLAGS) {
+    assert.ok(tasks.compile.split(" ").includes(flag), `compile task lacks ${flag}`);
+  }
+});
