@@ -73,7 +73,8 @@ async function readLimited(
     }
     chunks.push(value);
   }
-  reader.releaseLock();
+  // The reader is not released: releasing builds a TypeError (with its stack) for the stream's closed promise,
+  // and nothing else will read this body.
   if (chunks.length === 1) return decoder.decode(chunks[0]);
   const joined = new Uint8Array(size);
   let offset = 0;

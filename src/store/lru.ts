@@ -1,7 +1,9 @@
 /**
  * String values bounded by count and bytes, least recently used first out, with a per-entry expiry: what the
- * in-memory store keeps cached answers in. A Map keeps insertion order, so re-inserting on every read makes
- * its first key the least recently used one; no timers, time comes from the caller's clock.
+ * in-memory store keeps cached answers in. A Map finds a key; a doubly linked list through the slots keeps the
+ * order of use, so reading, writing and evicting never walk the Map (a Map that churns keeps the holes of deleted
+ * entries until it is rehashed, and walking it from its start to find the oldest key gets slower with each one).
+ * No timers: time comes from the caller's clock.
  */
 
 export interface LruBounds {
@@ -16,16 +18,23 @@ export interface Usage {
 }
 
 interface Slot {
+  readonly key: string;
   readonly value: string;
   /** Epoch milliseconds; 0 means never. */
   readonly expiresAt: number;
   readonly size: number;
+  /** The next older and newer slots in the order of use. */
+  older: Slot | undefined;
+  newer: Slot | undefined;
 }
 
 export class LruValues {
   readonly #bounds: LruBounds;
   readonly #now: () => number;
   readonly #slots = new Map<string, Slot>();
+  /** Least and most recently used. */
+  #oldest: Slot | undefined;
+  #newest: Slot | undefined;
   #bytes = 0;
 
   constructor(bounds: LruBounds, now: () => number = Date.now) {
@@ -37,8 +46,10 @@ export class LruValues {
   get(key: string): string | null {
     const slot = this.#live(key);
     if (slot === undefined) return null;
-    this.#slots.delete(key);
-    this.#slots.set(key, slot);
+    if (slot !== this.#newest) {
+      this.#unlink(slot);
+      this.#append(slot);
+    }
     return slot.value;
   }
 
@@ -58,12 +69,12 @@ export class LruValues {
     }
     this.delete(key);
     const expiresAt = ttlMs !== undefined && ttlMs > 0 ? this.#now() + ttlMs : 0;
-    this.#slots.set(key, { value, expiresAt, size });
+    const slot: Slot = { key, value, expiresAt, size, older: undefined, newer: undefined };
+    this.#slots.set(key, slot);
+    this.#append(slot);
     this.#bytes += size;
-    for (const [oldest, slot] of this.#slots) {
-      if (this.#slots.size <= this.#bounds.maxEntries && this.#bytes <= this.#bounds.maxBytes) break;
-      this.#slots.delete(oldest);
-      this.#bytes -= slot.size;
+    while (this.#slots.size > this.#bounds.maxEntries || this.#bytes > this.#bounds.maxBytes) {
+      this.#remove(this.#oldest!);
     }
   }
 
@@ -71,8 +82,7 @@ export class LruValues {
   delete(key: string): boolean {
     const slot = this.#slots.get(key);
     if (slot === undefined) return false;
-    this.#slots.delete(key);
-    this.#bytes -= slot.size;
+    this.#remove(slot);
     return !this.#expired(slot, this.#now());
   }
 
@@ -82,8 +92,7 @@ export class LruValues {
     let count = 0;
     for (const [key, slot] of this.#slots) {
       if (!key.startsWith(prefix)) continue;
-      this.#slots.delete(key);
-      this.#bytes -= slot.size;
+      this.#remove(slot);
       if (!this.#expired(slot, now)) count++;
     }
     return count;
@@ -92,10 +101,8 @@ export class LruValues {
   /** Live entries and their bytes (expired ones are dropped on the way). */
   usage(): Usage {
     const now = this.#now();
-    for (const [key, slot] of this.#slots) {
-      if (!this.#expired(slot, now)) continue;
-      this.#slots.delete(key);
-      this.#bytes -= slot.size;
+    for (const slot of this.#slots.values()) {
+      if (this.#expired(slot, now)) this.#remove(slot);
     }
     return { entries: this.#slots.size, bytes: this.#bytes };
   }
@@ -106,6 +113,7 @@ export class LruValues {
 
   clear(): void {
     this.#slots.clear();
+    this.#oldest = this.#newest = undefined;
     this.#bytes = 0;
   }
 
@@ -113,18 +121,43 @@ export class LruValues {
     const slot = this.#slots.get(key);
     if (slot === undefined) return undefined;
     if (!this.#expired(slot, this.#now())) return slot;
-    this.#slots.delete(key);
-    this.#bytes -= slot.size;
+    this.#remove(slot);
     return undefined;
   }
 
   #expired(slot: Slot, now: number): boolean {
     return slot.expiresAt !== 0 && slot.expiresAt <= now;
   }
+
+  #remove(slot: Slot): void {
+    this.#slots.delete(slot.key);
+    this.#unlink(slot);
+    this.#bytes -= slot.size;
+  }
+
+  #append(slot: Slot): void {
+    slot.older = this.#newest;
+    slot.newer = undefined;
+    if (this.#newest) this.#newest.newer = slot;
+    else this.#oldest = slot;
+    this.#newest = slot;
+  }
+
+  #unlink(slot: Slot): void {
+    if (slot.older) slot.older.newer = slot.newer;
+    else this.#oldest = slot.newer;
+    if (slot.newer) slot.newer.older = slot.older;
+    else this.#newest = slot.older;
+    slot.older = slot.newer = undefined;
+  }
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Bytes of `text` in UTF-8, without encoding it. */
 export function utf8Length(text: string): number {
+  // Most keys and answers are ASCII: one native scan instead of a loop over every character.
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -14,6 +14,24 @@ Deno.test("LruValues: the least recently used goes first when the entry bound is
   assert.deepEqual(lru.usage(), { entries: 2, bytes: 4 });
 });
 
+Deno.test("LruValues: under churn the newest entries and the ones still being read stay, the rest go", () => {
+  const lru = new LruValues({ maxEntries: 100, maxBytes: 1_000_000 });
+  lru.set("kept", "read all along");
+  for (let i = 0; i < 10_000; i++) {
+    lru.set(`k${i}`, `v${i}`);
+    if (i % 50 === 0) assert.equal(lru.get("kept"), "read all along");
+  }
+  assert.equal(lru.size, 100);
+  assert.equal(lru.get("k0"), null);
+  assert.equal(lru.get("k9900"), null, "pushed out by the reads of 'kept'");
+  assert.equal(lru.get("k9999"), "v9999");
+  assert.equal(lru.get("kept"), "read all along");
+  lru.delete("kept");
+  lru.set("new", "x");
+  assert.equal(lru.get("k9901"), "v9901");
+  assert.equal(lru.size, 100);
+});
+
 Deno.test("LruValues: bounded by bytes (keys included), a value that can never fit is refused", () => {
   const lru = new LruValues({ maxEntries: 100, maxBytes: 10 });
   lru.set("a", "1234"); // 5 bytes
