@@ -85,7 +85,14 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     logger,
   });
   const responses = new ResponsesLayer(affinity, settings, logger);
-  const cache = new ResponseCache({ store, settings, logger, clock, counters: previous?.cache.counters });
+  const cache = new ResponseCache({
+    store,
+    settings,
+    logger,
+    clock,
+    counters: previous?.cache.counters,
+    readHealth: (group) => health.snapshot(group.endpoints),
+  });
   return {
     config,
     store,

@@ -33,6 +33,11 @@ export interface PlanOptions {
   readonly exclude?: readonly string[];
   /** Told each wait for capacity before it starts (metrics, the request's timing). */
   readonly onWait?: (ms: number) => void;
+  /**
+   * The group's endpoint health, already being read (the cache layer reads it together with its lock, in the
+   * same Redis round trip): the first choice uses it instead of reading it again.
+   */
+  readonly health?: Promise<EndpointHealth[]>;
 }
 
 /** Why an attempt did not produce the answer: shown in errors, never containing URLs or keys. */
@@ -96,6 +101,7 @@ export class AttemptPlan {
   #attempts = 0;
   readonly #outcomes: { id: string; outcome: AttemptOutcome }[] = [];
   #waitedMs = 0;
+  #prefetched: Promise<EndpointHealth[]> | undefined;
   /** Health of the endpoints still open to this request, as last seen: what a wait for capacity waits for. */
   #untried: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
 
@@ -113,6 +119,7 @@ export class AttemptPlan {
     this.#clock = clock;
     this.#options = options;
     this.#budgets = budgets;
+    this.#prefetched = options.health;
   }
 
   get attempts(): number {
@@ -130,7 +137,7 @@ export class AttemptPlan {
     if (this.#attempts >= this.#options.maxAttempts) return undefined;
     const endpoints = this.#group.endpoints;
     while (true) {
-      const snapshot = await this.#health.snapshot(endpoints);
+      const snapshot = await (this.#takePrefetched() ?? this.#health.snapshot(endpoints));
       const now = this.#clock.now();
       const primaries: Pick[] = [];
       let fallback: Pick | undefined;
@@ -168,6 +175,13 @@ export class AttemptPlan {
       this.#options.onWait?.(waitMs);
       await this.#clock.sleep(waitMs, this.#options.signal);
     }
+  }
+
+  /** The health read ahead for this request, once: later choices read it afresh. */
+  #takePrefetched(): Promise<EndpointHealth[]> | undefined {
+    const prefetched = this.#prefetched;
+    this.#prefetched = undefined;
+    return prefetched;
   }
 
   /** A group made only of weight-0 endpoints: they all serve, as equals. */

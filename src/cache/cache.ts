@@ -10,11 +10,11 @@
  */
 
 import type { Clock } from "../balancer/balancer.ts";
-import type { Settings } from "../config/config.ts";
+import type { GroupConfig, Settings } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import { toJsonAnswer } from "../proxy/answer.ts";
 import { ClientGone, type ProxyRequest } from "../proxy/pipeline.ts";
-import type { PrefixUsage, Store } from "../store/store.ts";
+import type { EndpointHealth, PrefixUsage, Store } from "../store/store.ts";
 import { Broadcast } from "./broadcast.ts";
 import { type Flight, Flights, type Followed, lockOrWait, unlock } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
@@ -45,6 +45,11 @@ export interface CacheOptions {
   readonly clock: Clock;
   /** Counters to continue (a config reload); default fresh ones. */
   readonly counters?: CacheCounters;
+  /**
+   * Reads a group's endpoint health. A miss that must take the cross-instance lock reads it at the same time, so
+   * both share one Redis round trip and the balancer does not read it again.
+   */
+  readonly readHealth?: (group: GroupConfig) => Promise<EndpointHealth[]>;
 }
 
 /**
@@ -63,6 +68,7 @@ export class ResponseCache {
   readonly #clock: Clock;
   readonly #flights = new Flights();
   readonly #writer: EntryWriter;
+  readonly #readHealth: CacheOptions["readHealth"];
   readonly #token = crypto.randomUUID();
   #usage: { at: number; value: Promise<PrefixUsage | null> } | null = null;
   readonly #counts: CacheCounters;
@@ -74,6 +80,7 @@ export class ResponseCache {
     this.#clock = options.clock;
     this.#counts = options.counters ?? newCounters();
     this.#writer = new EntryWriter({ ...options, counters: this.#counts });
+    this.#readHealth = options.readHealth;
   }
 
   get counters(): CacheCounters {
@@ -200,9 +207,11 @@ export class ResponseCache {
       // wait for another instance either: its entry exists only once its stream has ended, and a streaming
       // client must not wait that long for its first token.
       const ttlMs = Math.min(MAX_LOCK_MS, this.#settings.httpTimeoutMs);
-      const outcome = this.#store.kind === "memory" || request.stream
-        ? { kind: "lead" as const, locked: false }
-        : await lockOrWait(this.#store, key, { ttlMs, waitMs: ttlMs, token: this.#token }, flight.signal);
+      const shared = this.#store.kind !== "memory" && !request.stream;
+      const health = shared ? this.#readHealth?.(request.group) : undefined;
+      const outcome = shared
+        ? await lockOrWait(this.#store, key, { ttlMs, waitMs: ttlMs, token: this.#token }, flight.signal)
+        : { kind: "lead" as const, locked: false, waited: false };
       if (outcome.kind === "entry") {
         const answer = decodeEntry(outcome.text);
         if (answer) {
@@ -213,7 +222,13 @@ export class ResponseCache {
         }
       } else locked = outcome.locked;
       this.#counts.misses++;
-      const response = await next({ ...request, signal: flight.signal, cacheStatus: "MISS" });
+      // Health read while the lock was being taken is current unless this request waited for another instance.
+      const response = await next({
+        ...request,
+        signal: flight.signal,
+        cacheStatus: "MISS",
+        health: outcome.kind === "lead" && !outcome.waited ? health : undefined,
+      });
       if (response.status !== 200 || !response.body) {
         flight.settle(null);
         finish();

@@ -118,7 +118,7 @@ export interface LockOptions {
  * Leads (with the lock, or without it when the store could not be asked), or found the entry another made.
  */
 export type LockOutcome =
-  | { readonly kind: "lead"; readonly locked: boolean }
+  | { readonly kind: "lead"; readonly locked: boolean; readonly waited: boolean }
   | { readonly kind: "entry"; readonly text: string };
 
 const lockKey = (key: string) => `coalesce:${key}`;
@@ -132,9 +132,9 @@ export async function lockOrWait(
 ): Promise<LockOutcome> {
   const take = () => store.setIfAbsent(lockKey(key), options.token, options.ttlMs);
   try {
-    if (await take()) return { kind: "lead", locked: true };
+    if (await take()) return { kind: "lead", locked: true, waited: false };
   } catch {
-    return { kind: "lead", locked: false };
+    return { kind: "lead", locked: false, waited: false };
   }
   const deadline = Date.now() + options.waitMs;
   let pause = 10;
@@ -144,12 +144,12 @@ export async function lockOrWait(
     try {
       const [entry, holder] = await Promise.all([store.get(entryKey(key)), store.get(lockKey(key))]);
       if (entry !== null) return { kind: "entry", text: entry };
-      if (holder === null && await take()) return { kind: "lead", locked: true };
+      if (holder === null && await take()) return { kind: "lead", locked: true, waited: true };
     } catch {
       break;
     }
   }
-  return { kind: "lead", locked: false };
+  return { kind: "lead", locked: false, waited: true };
 }
 
 /** Releases the lock if this holder still holds it. Never throws. */

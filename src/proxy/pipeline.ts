@@ -8,6 +8,7 @@ import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts"
 import { ProxyError } from "../errors.ts";
 import type { AttemptOutcome, Balancer, Clock, Pick } from "../balancer/balancer.ts";
 import type { HealthTracker } from "../health/tracker.ts";
+import type { EndpointHealth } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
@@ -38,6 +39,8 @@ export interface ProxyRequest {
   readonly trace?: RequestTrace;
   /** What the cache did with the request (`x-llmproxy-cache` on the answer), when a cache layer is in front. */
   readonly cacheStatus?: string;
+  /** The group's endpoint health, already being read by a layer in front (see `PlanOptions.health`). */
+  readonly health?: Promise<EndpointHealth[]>;
 }
 
 export interface PipelineDeps {
@@ -102,6 +105,7 @@ export class Pipeline {
       pinned: request.pinned,
       exclude: request.exclude,
       onWait: (ms) => this.#waiting(request, ms),
+      health: request.health,
     });
     const { cache: _cache, ...forwarded } = request.body;
     while (true) {
