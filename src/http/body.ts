@@ -25,11 +25,17 @@ export async function readBodyText(
     throw tooLarge(limit);
   }
   if (!request.body) return "";
-  const reader = request.body.getReader();
+  // A declared length within the limit is read whole at once: Deno hands over a body that has fully arrived
+  // without a stream (the usual case: SDKs send small bodies in one go). A body of unknown length is read through
+  // a reader that counts against the limit.
+  const whole = declared !== null;
+  const reader = whole ? undefined : request.body.getReader();
   let timer: Deadline | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = deadlines.after(timeoutMs, () => {
-      reader.cancel().catch(() => {});
+      // A reader can be cancelled, which closes the connection; a whole read cannot, and the client's connection
+      // stays until it sends the rest or goes away (the 408 has been answered either way).
+      reader?.cancel().catch(() => {});
       reject(
         new ProxyError(
           408,
@@ -41,8 +47,12 @@ export async function readBodyText(
     });
   });
   try {
-    const expected = declared === null ? undefined : Number(declared);
-    return await Promise.race([readLimited(reader, limit, expected), deadline]);
+    const read = reader ? readLimited(reader, limit) : request.bytes().then((bytes) => {
+      if (bytes.byteLength > limit) throw tooLarge(limit);
+      return decoder.decode(bytes);
+    });
+    read.catch(() => {}); // after a 408 the read may still fail, unobserved
+    return await Promise.race([read, deadline]);
   } catch (error) {
     if (error instanceof ProxyError) throw error;
     throw new ClientGone();
@@ -51,19 +61,11 @@ export async function readBodyText(
   }
 }
 
-/**
- * Reads up to `limit` bytes. With a declared length, reading stops once that many bytes are in: the server never
- * delivers more than the declared length, and skipping the read that would only report the end saves a round
- * trip through the event loop on every request.
- */
-async function readLimited(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  limit: number,
-  expected?: number,
-): Promise<string> {
+/** Reads up to `limit` bytes; more is a 413. */
+async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<string> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  while (size !== expected) {
+  while (true) {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
@@ -73,8 +75,6 @@ async function readLimited(
     }
     chunks.push(value);
   }
-  // The reader is not released: releasing builds a TypeError (with its stack) for the stream's closed promise,
-  // and nothing else will read this body.
   if (chunks.length === 1) return decoder.decode(chunks[0]);
   const joined = new Uint8Array(size);
   let offset = 0;

@@ -144,7 +144,8 @@ export class Pipeline {
       requestId: request.requestId,
       signal: request.signal,
     });
-    this.#spent(request, sentAt);
+    // One clock reading per step (each is a call into the runtime): the upstream's answer, then its whole body.
+    const answeredAt = this.#spent(request, sentAt);
     if (result.kind === "aborted") throw new ClientGone();
     if (result.kind === "timeout" || result.kind === "connection") {
       const outcome: AttemptOutcome = result.kind === "timeout"
@@ -153,9 +154,9 @@ export class Pipeline {
       await this.#failed(endpoint, result.kind);
       return { kind: "retry", outcome };
     }
-    const { response, startedAt, release } = result;
+    const { response, release } = result;
     const status = response.status;
-    this.#deps.metrics?.upstreamLatency(endpoint, (performance.now() - startedAt) / 1000);
+    this.#deps.metrics?.upstreamLatency(endpoint, (answeredAt - sentAt) / 1000);
     // The upstream's headers are read once, into the record the client's answer is built from.
     const headers = forwardedHeaders(response.headers);
     // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
@@ -165,7 +166,7 @@ export class Pipeline {
     }
     if (status >= 200 && status < 300) {
       if (request.stream) {
-        const firstChunkAt = performance.now();
+        const firstChunkAt = answeredAt;
         // Only a tpm budget needs the stream's usage report; other streams are not looked into.
         const usage = pick.reservation?.endpoint.tpm !== undefined ? new StreamUsage() : undefined;
         const opened = await openStream(response, request.route, {
@@ -193,12 +194,9 @@ export class Pipeline {
             : { kind: "connection", message: opened.message };
           return { kind: "retry", outcome };
         }
-        this.#spent(request, firstChunkAt);
-        this.#deps.metrics?.firstToken(
-          endpoint,
-          (performance.now() - (request.trace?.startedAt ?? sentAt)) / 1000,
-        );
-        stats.success(endpoint.id, performance.now() - startedAt);
+        const firstAt = this.#spent(request, firstChunkAt);
+        this.#deps.metrics?.firstToken(endpoint, (firstAt - (request.trace?.startedAt ?? sentAt)) / 1000);
+        stats.success(endpoint.id, firstAt - sentAt);
         await health.success(endpoint, pick.health);
         addProxyHeaders(headers, endpoint, attempts, request);
         headers["cache-control"] = "no-cache";
@@ -206,7 +204,7 @@ export class Pipeline {
         return { kind: "reply", response: new Response(opened.body, { status, headers }) };
       }
       let bytes: Uint8Array<ArrayBuffer>;
-      const bodyAt = performance.now();
+      const bodyAt = answeredAt;
       try {
         bytes = await response.bytes();
       } catch (error) {
@@ -220,7 +218,7 @@ export class Pipeline {
         return { kind: "retry", outcome };
       }
       release();
-      this.#spent(request, bodyAt);
+      const readAt = this.#spent(request, bodyAt);
       // A 200 that is not JSON is the endpoint's failure, not an answer. The parse is kept for the layers around.
       const text = decoder.decode(bytes);
       let parsed: unknown;
@@ -230,7 +228,7 @@ export class Pipeline {
         await this.#failed(endpoint, "malformed answer");
         return { kind: "retry", outcome: { kind: "malformed" } };
       }
-      stats.success(endpoint.id, performance.now() - startedAt);
+      stats.success(endpoint.id, readAt - sentAt);
       await health.success(endpoint, pick.health);
       if (pick.reservation) this.#deps.budgets.settleTokens(pick.reservation, usageTokens(parsed));
       addProxyHeaders(headers, endpoint, attempts, request);
@@ -259,9 +257,11 @@ export class Pipeline {
     await this.#deps.health.failure(endpoint, cause);
   }
 
-  /** Adds the time since `since` to the request's upstream time (what is left is the proxy's own overhead). */
-  #spent(request: ProxyRequest, since: number): void {
-    if (request.trace) request.trace.upstreamMs += performance.now() - since;
+  /** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */
+  #spent(request: ProxyRequest, since: number): number {
+    const now = performance.now();
+    if (request.trace) request.trace.upstreamMs += now - since;
+    return now;
   }
 
   #waiting(request: ProxyRequest, ms: number): void {

@@ -27,7 +27,6 @@ export type UpstreamResult =
   | {
     readonly kind: "response";
     readonly response: Response;
-    readonly startedAt: number;
     /** Clears the timeout and the client-abort listener; call once the body is read or given up. */
     readonly release: () => void;
   }
@@ -64,7 +63,6 @@ export class UpstreamClient {
       deadline.cancel();
       clientSignal.removeEventListener("abort", onClientAbort);
     };
-    const startedAt = performance.now();
     try {
       const response = await this.#fetch(url, {
         method: request.method,
@@ -73,7 +71,7 @@ export class UpstreamClient {
         signal: controller.signal,
         redirect: "manual",
       });
-      return { kind: "response", response, startedAt, release };
+      return { kind: "response", response, release };
     } catch (error) {
       release();
       if (clientSignal.aborted) return { kind: "aborted" };
