@@ -152,7 +152,7 @@ export class LruValues {
   }
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** Bytes of `text` in UTF-8, without encoding it. */
 export function utf8Length(text: string): number {
