@@ -207,9 +207,9 @@ export class ResponseCache {
       // wait for another instance either: its entry exists only once its stream has ended, and a streaming
       // client must not wait that long for its first token.
       const ttlMs = Math.min(MAX_LOCK_MS, this.#settings.httpTimeoutMs);
-      const shared = this.#store.kind !== "memory" && !request.stream;
-      const health = shared ? this.#readHealth?.(request.group) : undefined;
-      const outcome = shared
+      const crossInstance = this.#store.kind !== "memory" && !request.stream;
+      const health = crossInstance ? this.#readHealth?.(request.group) : undefined;
+      const outcome = crossInstance
         ? await lockOrWait(this.#store, key, { ttlMs, waitMs: ttlMs, token: this.#token }, flight.signal)
         : { kind: "lead" as const, locked: false, waited: false };
       if (outcome.kind === "entry") {

@@ -11,8 +11,7 @@ import type { HealthTracker } from "../health/tracker.ts";
 import type { EndpointHealth } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics/metrics.ts";
-import type { Budgets } from "../ratelimit/budget.ts";
-import { usageTokens } from "../ratelimit/budget.ts";
+import { type Budgets, usageTokens } from "../ratelimit/budget.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
 import { StreamUsage } from "../ratelimit/stream_usage.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
@@ -166,7 +165,6 @@ export class Pipeline {
     }
     if (status >= 200 && status < 300) {
       if (request.stream) {
-        const firstChunkAt = answeredAt;
         // Only a tpm budget needs the stream's usage report; other streams are not looked into.
         const usage = pick.reservation?.endpoint.tpm !== undefined ? new StreamUsage() : undefined;
         const opened = await openStream(response, request.route, {
@@ -194,7 +192,7 @@ export class Pipeline {
             : { kind: "connection", message: opened.message };
           return { kind: "retry", outcome };
         }
-        const firstAt = this.#spent(request, firstChunkAt);
+        const firstAt = this.#spent(request, answeredAt);
         this.#deps.metrics?.firstToken(endpoint, (firstAt - (request.trace?.startedAt ?? sentAt)) / 1000);
         stats.success(endpoint.id, firstAt - sentAt);
         await health.success(endpoint, pick.health);
@@ -204,7 +202,6 @@ export class Pipeline {
         return { kind: "reply", response: new Response(opened.body, { status, headers }) };
       }
       let bytes: Uint8Array<ArrayBuffer>;
-      const bodyAt = answeredAt;
       try {
         bytes = await response.bytes();
       } catch (error) {
@@ -218,7 +215,7 @@ export class Pipeline {
         return { kind: "retry", outcome };
       }
       release();
-      const readAt = this.#spent(request, bodyAt);
+      const readAt = this.#spent(request, answeredAt);
       // A 200 that is not JSON is the endpoint's failure, not an answer. The parse is kept for the layers around.
       const text = decoder.decode(bytes);
       let parsed: unknown;
