@@ -20,7 +20,7 @@ function stalledRequest(headers: Record<string, string> = {}) {
 }
 
 Deno.test("a body that stops arriving gets a 408 after the deadline, with or without a declared length", async () => {
-  for (const headers of [{}, { "content-length": "100" }]) {
+  for (const headers of [{}, { "content-length": "100" }] as Record<string, string>[]) {
     const { request, state } = stalledRequest(headers);
     const started = Date.now();
     await assert.rejects(
