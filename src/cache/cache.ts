@@ -169,6 +169,8 @@ export class ResponseCache {
       this.#counts.coalesced++;
       return this.#replay(shared.answer, "COALESCED", request);
     }
+    const body = shared.kind === "json" ? shared.bytes : shared.broadcast.join();
+    if (!body) return null;
     const headers = new Headers(shared.headers);
     headers.set("x-llmproxy-cache", "COALESCED");
     headers.set("x-request-id", request.requestId);
@@ -179,12 +181,6 @@ export class ResponseCache {
         cache: "COALESCED",
       };
     }
-    if (shared.kind === "json") {
-      this.#counts.coalesced++;
-      return new Response(shared.bytes, { status: 200, headers });
-    }
-    const body = shared.broadcast.join();
-    if (!body) return null;
     this.#counts.coalesced++;
     return new Response(body, { status: 200, headers });
   }

@@ -33,8 +33,8 @@ export async function readBodyText(
   let timer: Deadline | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = deadlines.after(timeoutMs, () => {
-      // A reader can be cancelled, which closes the connection; a whole read cannot, and the client's connection
-      // stays until it sends the rest or goes away (the 408 has been answered either way).
+      // A reader is cancelled (the upload is read no further); a whole read cannot be, and stays pending until
+      // the client sends the rest or goes away. The 408 is answered either way.
       reader?.cancel().catch(() => {});
       reject(
         new ProxyError(

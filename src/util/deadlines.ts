@@ -8,6 +8,9 @@
  * when that head is cancelled the timer is left alone and, when it fires, simply re-arms for the new head.
  */
 
+/** The longest delay `setTimeout` takes (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface Deadline {
   /** Cancels the deadline; safe to call more than once, and after it fired. */
   cancel(): void;
@@ -93,7 +96,8 @@ export class Deadlines {
   #arm(at: number): void {
     this.#disarm();
     this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - this.#now()));
+    // Timers overflow past 2^31 - 1 ms (and would fire at once): a longer deadline is re-armed when this one ends.
+    this.#timer = setTimeout(() => this.#expire(), Math.min(Math.max(0, at - this.#now()), MAX_TIMER_MS));
   }
 
   #disarm(): void {
@@ -107,23 +111,31 @@ export class Deadlines {
     this.#timerAt = Infinity;
     const now = this.#now();
     let next = Infinity;
-    const due: (() => void)[] = [];
+    const due: Entry[] = [];
     for (const [duration, queue] of this.#queues) {
       let head = queue.head;
       while (head && head.at <= now) {
         queue.unlink(head);
-        if (head.fire) {
-          due.push(head.fire);
-          this.#armed--;
-        }
-        head.fire = undefined;
+        due.push(head);
         head = queue.head;
       }
       if (head) next = Math.min(next, head.at);
       else this.#queues.delete(duration);
     }
     if (next !== Infinity) this.#arm(next);
-    for (const fire of due) fire();
+    for (const entry of due) {
+      // Checked at the call: an earlier callback of this batch may have cancelled it.
+      const fire = entry.fire;
+      if (fire === undefined) continue;
+      entry.fire = undefined;
+      this.#armed--;
+      try {
+        fire();
+      } catch (error) {
+        // One failing callback must not keep the others of its batch from firing.
+        reportError(error);
+      }
+    }
   }
 }
 

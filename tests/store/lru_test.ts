@@ -30,6 +30,8 @@ Deno.test("LruValues: under churn the newest entries and the ones still being re
   lru.set("new", "x");
   assert.equal(lru.get("k9901"), "v9901");
   assert.equal(lru.size, 100);
+  // Bytes follow the entries through every eviction: 99 of "kNNNN"+"vNNNN" (10 bytes) and "new"+"x" (4).
+  assert.deepEqual(lru.usage(), { entries: 100, bytes: 99 * 10 + 4 });
 });
 
 Deno.test("LruValues: bounded by bytes (keys included), a value that can never fit is refused", () => {

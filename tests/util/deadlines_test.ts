@@ -45,6 +45,35 @@ Deno.test("a cancelled deadline never fires, and cancelling the earliest does no
   assert.equal(deadlines.pending, 0);
 });
 
+Deno.test("a deadline cancelled by another of the same batch does not fire; a throwing one does not stop the rest", async () => {
+  const deadlines = new Deadlines();
+  const fired: string[] = [];
+  const reported: unknown[] = [];
+  const onError = (event: ErrorEvent) => {
+    reported.push(event.error);
+    event.preventDefault();
+  };
+  globalThis.addEventListener("error", onError);
+  try {
+    deadlines.after(20, () => {
+      fired.push("first");
+      second.cancel();
+    });
+    const second = deadlines.after(20, () => fired.push("second"));
+    deadlines.after(20, () => {
+      throw new Error("callback failed");
+    });
+    deadlines.after(20, () => fired.push("fourth"));
+    await delay(80);
+  } finally {
+    globalThis.removeEventListener("error", onError);
+  }
+  assert.deepEqual(fired, ["first", "fourth"]);
+  assert.equal((reported[0] as Error).message, "callback failed");
+  assert.equal(deadlines.pending, 0);
+  assert.equal(deadlines.timerSet, false);
+});
+
 Deno.test("cancelling every deadline clears the shared timer", () => {
   const deadlines = new Deadlines();
   const armed = Array.from({ length: 1000 }, (_, i) => deadlines.after(300_000 + (i % 3), () => {}));

@@ -53,7 +53,8 @@ export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> 
     } finally {
       const elapsedMs = now() - trace.startedAt;
       // An answer built by the pipeline or the cache carries the id already, and its headers are left untouched.
-      let served = trace.served;
+      // An error answer (c.error) was built by the error handler, whatever the trace says.
+      let served = c.error ? undefined : trace.served;
       if (!served) {
         c.res.headers.set("x-request-id", requestId);
         served = servedFromHeaders(c.res.headers);

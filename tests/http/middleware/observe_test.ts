@@ -39,7 +39,14 @@ function setup() {
     c.get("trace").served = { endpoint: "west", attempts: 1, cache: "HIT" };
     return c.json({ ok: true }, 200, { "x-request-id": c.get("requestId") });
   });
+  // A layer traced an answer, then the request failed after all: the error handler's answer is what is logged.
+  app.post("/v1/responses", (c) => {
+    c.set("group", "gpt-test");
+    c.get("trace").served = { endpoint: "west", attempts: 1, cache: "COALESCED" };
+    throw new Error("failed after the trace was written");
+  });
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.onError((_error, c) => c.json({ error: { message: "failed" } }, 500));
   return { app, lines, metrics };
 }
 
@@ -99,7 +106,6 @@ Deno.test("a traced answer is logged from its trace; every answer carries the re
     headers: { "x-request-id": "client-7" },
   });
   await traced.body?.cancel();
-  assert.equal(traced.headers.get("x-request-id"), "client-7");
   const line = JSON.parse(lines[0]);
   assert.deepEqual([line.request_id, line.endpoint, line.attempts, line.cache], [
     "client-7",
@@ -107,6 +113,12 @@ Deno.test("a traced answer is logged from its trace; every answer carries the re
     1,
     "HIT",
   ]);
+  const failed = await app.request("/v1/responses", { method: "POST" });
+  await failed.body?.cancel();
+  assert.equal(failed.status, 500);
+  assert.equal(failed.headers.get("x-request-id"), "req-1", "the error answer carries the id too");
+  const failedLine = JSON.parse(lines[1]);
+  assert.deepEqual([failedLine.status, failedLine.endpoint, failedLine.cache], [500, null, null]);
   for (const given of [undefined, "bad id with spaces", "x".repeat(200)]) {
     const response = await app.request("/health", { headers: given ? { "x-request-id": given } : {} });
     await response.body?.cancel();
