@@ -24,12 +24,13 @@ export async function readBodyText(
     await request.body?.cancel().catch(() => {});
     throw tooLarge(limit);
   }
-  if (!request.body) return "";
   // A declared length within the limit is read whole at once: Deno hands over a body that has fully arrived
-  // without a stream (the usual case: SDKs send small bodies in one go). A body of unknown length is read through
-  // a reader that counts against the limit.
+  // without a stream (the usual case: SDKs send small bodies in one go). That path is lost once `request.body` has
+  // been touched (it builds the stream), so it is not looked at here. A body of unknown length is read through a
+  // reader that counts against the limit.
   const whole = declared !== null;
-  const reader = whole ? undefined : request.body.getReader();
+  if (!whole && !request.body) return "";
+  const reader = whole ? undefined : request.body!.getReader();
   let timer: Deadline | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = deadlines.after(timeoutMs, () => {
