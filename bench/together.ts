@@ -1,0 +1,91 @@
+/**
+ * Before/after for the proxy's CPU cost with the machine's drift taken out: every build runs at the same time,
+ * each under its own wrk, so a slow moment of the machine slows them all alike. Prints, per round, each build's
+ * CPU per request (utime + stime of its process over requests served) and its ratio to the first build.
+ *
+ * On this project's 2-core VM, req/s of one build swung by ±30% between minutes and by ±15% between builds in one
+ * interleaved round (bench/ab.ts); the per-round ratios here stay within a few percent.
+ *
+ *   deno run -A bench/together.ts --main A/main.ts --main B/main.ts [--rounds 4] [--duration 5] [--connections 16]
+ *
+ * Each `--main` is a proxy entry (or bench/minimal_gateway.ts); all run with `cache: false` and the memory store
+ * on one fake upstream, with the flags the proxy ships with.
+ */
+
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { cpuMs } from "./cpu_time.ts";
+import { percentile } from "./percentiles.ts";
+import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
+import { type ServerProcess, startServer } from "./server_process.ts";
+import { ensureWrk, runWrk } from "./wrk.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    main: { type: "string", multiple: true },
+    rounds: { type: "string", default: "4" },
+    duration: { type: "string", default: "5" },
+    connections: { type: "string", default: "16" },
+  },
+});
+const mains = (values.main ?? []).map((path) => resolve(path));
+if (mains.length === 0) {
+  console.error("usage: deno run -A bench/together.ts --main A/main.ts [--main B/main.ts ...] [--rounds N]");
+  Deno.exit(2);
+}
+
+await ensureWrk();
+const body = JSON.stringify({
+  model: BENCH_GROUP,
+  messages: [{ role: "user", content: "Say hello to the benchmark." }],
+});
+await using upstream = await startServer("fake upstream", {
+  args: ["run", "-A", `${HERE}upstream_server.ts`],
+  cwd: resolve(HERE, ".."),
+});
+const config = await writeConfig({ upstreamUrl: upstream.url, cache: false });
+const servers: ServerProcess[] = [];
+try {
+  for (const main of mains) {
+    servers.push(
+      await startServer(main, {
+        args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
+        cwd: dirname(main),
+      }),
+    );
+  }
+  const perRound: number[][] = mains.map(() => []);
+  for (let round = 0; round < Number(values.rounds); round++) {
+    const before = servers.map((server) => cpuMs(server.pid));
+    const runs = await Promise.all(servers.map((server) =>
+      runWrk({
+        url: `${server.url}/v1/chat/completions`,
+        connections: Number(values.connections),
+        threads: 1,
+        durationS: Number(values.duration),
+        body,
+        headers: { "content-type": "application/json" },
+      })
+    ));
+    servers.forEach((server, i) => {
+      perRound[i].push(((cpuMs(server.pid) - before[i]) * 1000) / Math.max(1, runs[i].requests));
+    });
+  }
+  console.log("| build | CPU us/req per round | median | ratio to the first, per round | median ratio |");
+  console.log("|---|---|---|---|---|");
+  mains.forEach((main, i) => {
+    const ratios = perRound[i].map((us, round) => us / perRound[0][round]);
+    console.log(
+      `| ${main} | ${perRound[i].map((us) => us.toFixed(0)).join(" ")} | ${
+        percentile(perRound[i], 50).toFixed(0)
+      } | ${ratios.map((ratio) => ratio.toFixed(2)).join(" ")} | ${percentile(ratios, 50).toFixed(2)} |`,
+    );
+  });
+} finally {
+  for (const server of servers) await server.stop(5000);
+  await Deno.remove(config);
+}
