@@ -73,13 +73,15 @@ export class Deadlines {
         if (entry.fire === undefined) return;
         entry.fire = undefined;
         owner.unlink(entry);
-        // Nothing left to wait for: no timer outlives the last request (tests check for leaked timers).
-        if (--this.#armed === 0) this.#disarm();
+        // Nothing left to wait for: the timer stays for the next deadline (usually a moment away) instead of being
+        // cleared and set again, but no longer keeps the process alive.
+        if (--this.#armed === 0 && this.#timer !== undefined) Deno.unrefTimer(this.#timer);
       },
     };
     queue.append(entry);
-    this.#armed++;
     if (entry.at < this.#timerAt) this.#arm(entry.at);
+    else if (this.#armed === 0) Deno.refTimer(this.#timer!);
+    this.#armed++;
     return entry;
   }
 
@@ -88,9 +90,9 @@ export class Deadlines {
     return this.#armed;
   }
 
-  /** Whether the shared timer is set (it is not once nothing is pending). */
-  get timerSet(): boolean {
-    return this.#timer !== undefined;
+  /** Whether the shared timer keeps the process alive (it does only while a deadline is pending). */
+  get holdsProcess(): boolean {
+    return this.#timer !== undefined && this.#armed > 0;
   }
 
   #arm(at: number): void {

@@ -17,7 +17,7 @@ Deno.test("deadlines fire once each, in order, at about their time", async () =>
   assert.equal(deadlines.pending, 3);
   await delay(150);
   assert.deepEqual(fired, ["20", "60a", "60b"]);
-  assert.equal(deadlines.timerSet, false);
+  assert.equal(deadlines.holdsProcess, false);
   assert.ok(at["20"] >= 19 && at["20"] < 60, `20 ms deadline fired at ${at["20"]} ms`);
   assert.ok(at["60b"] >= 59 && at["60b"] < 120, `60 ms deadline fired at ${at["60b"]} ms`);
   assert.equal(deadlines.pending, 0);
@@ -71,7 +71,7 @@ Deno.test("a deadline cancelled by another of the same batch does not fire; a th
   assert.deepEqual(fired, ["first", "fourth"]);
   assert.equal((reported[0] as Error).message, "callback failed");
   assert.equal(deadlines.pending, 0);
-  assert.equal(deadlines.timerSet, false);
+  assert.equal(deadlines.holdsProcess, false);
 });
 
 Deno.test("cancelling every deadline clears the shared timer", () => {
@@ -79,8 +79,8 @@ Deno.test("cancelling every deadline clears the shared timer", () => {
   const armed = Array.from({ length: 1000 }, (_, i) => deadlines.after(300_000 + (i % 3), () => {}));
   assert.equal(deadlines.pending, 1000);
   armed[0].cancel();
-  assert.ok(deadlines.timerSet, "others still pending");
+  assert.ok(deadlines.holdsProcess, "others still pending");
   for (const deadline of armed) deadline.cancel();
   assert.equal(deadlines.pending, 0);
-  assert.equal(deadlines.timerSet, false);
+  assert.equal(deadlines.holdsProcess, false);
 });
