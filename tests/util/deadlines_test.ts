@@ -74,7 +74,7 @@ Deno.test("a deadline cancelled by another of the same batch does not fire; a th
   assert.equal(deadlines.holdsProcess, false);
 });
 
-Deno.test("cancelling every deadline clears the shared timer", () => {
+Deno.test("cancelling every deadline counts them all out", () => {
   const deadlines = new Deadlines();
   const armed = Array.from({ length: 1000 }, (_, i) => deadlines.after(300_000 + (i % 3), () => {}));
   assert.equal(deadlines.pending, 1000);
@@ -83,4 +83,28 @@ Deno.test("cancelling every deadline clears the shared timer", () => {
   for (const deadline of armed) deadline.cancel();
   assert.equal(deadlines.pending, 0);
   assert.equal(deadlines.holdsProcess, false);
+});
+
+Deno.test("a process whose deadlines were all cancelled exits at once; one still pending keeps it alive", async () => {
+  const module = new URL("../../src/util/deadlines.ts", import.meta.url).href;
+  const run = async (cancel: boolean) => {
+    const script = `import { Deadlines } from "${module}";
+      const deadlines = new Deadlines();
+      const first = deadlines.after(60_000, () => {});
+      const second = deadlines.after(300_000, () => {});
+      ${cancel ? "first.cancel(); second.cancel();" : "first.cancel();"}`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      stdout: "null",
+      stderr: "piped",
+    })
+      .spawn();
+    const exited = await Promise.race([child.status.then(() => true), delay(3000).then(() => false)]);
+    if (!exited) child.kill("SIGKILL");
+    await child.status;
+    await child.stderr.cancel();
+    return exited;
+  };
+  assert.equal(await run(true), true, "the idle timer does not hold the process");
+  assert.equal(await run(false), false, "a pending deadline does");
 });
