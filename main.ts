@@ -2,7 +2,7 @@
  * CLI only: parse flags -> load config -> build services -> serve -> signals -> shutdown.
  */
 
-import { parseArgs } from "node:util";
+import { readFlags } from "./src/cli_flags.ts";
 import type { Config } from "./src/config/config.ts";
 import { ConfigError, loadConfig } from "./src/config/load.ts";
 import { startDemo } from "./src/demo.ts";
@@ -28,30 +28,16 @@ Options:
 
 /** Exit codes: 0 clean stop, 2 bad usage or configuration, 1 anything else. */
 export async function main(args: string[]): Promise<number> {
-  let flags;
-  try {
-    flags = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        "log-level": { type: "string" },
-        demo: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-        version: { type: "boolean", default: false },
-      },
-    }).values;
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const flags = readFlags(args, {
+    config: { type: "string" },
+    host: { type: "string" },
+    port: { type: "string" },
+    "log-level": { type: "string" },
+    demo: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+    version: { type: "boolean", default: false },
+  }, USAGE);
+  if (typeof flags === "number") return flags;
   if (flags.version) {
     console.log(VERSION);
     return 0;

@@ -9,7 +9,7 @@
  * of the machine can see). Keys are never printed.
  */
 
-import { parseArgs } from "node:util";
+import { readFlags } from "../src/cli_flags.ts";
 
 const USAGE =
   `Usage: deno task live-check --proxy-url URL [--model NAME] [--api-key KEY] [--admin-key KEY] [--timeout S]
@@ -260,28 +260,15 @@ export function formatTable(rows: readonly CheckRow[]): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  let flags;
-  try {
-    flags = parseArgs({
-      args,
-      strict: true,
-      options: {
-        "proxy-url": { type: "string" },
-        model: { type: "string" },
-        "api-key": { type: "string" },
-        "admin-key": { type: "string" },
-        timeout: { type: "string", default: "60" },
-        help: { type: "boolean", default: false },
-      },
-    }).values;
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const flags = readFlags(args, {
+    "proxy-url": { type: "string" },
+    model: { type: "string" },
+    "api-key": { type: "string" },
+    "admin-key": { type: "string" },
+    timeout: { type: "string", default: "60" },
+    help: { type: "boolean", default: false },
+  }, USAGE);
+  if (typeof flags === "number") return flags;
   const proxyUrl = flags["proxy-url"];
   const timeout = Number(flags.timeout);
   if (!proxyUrl || !/^https?:\/\//.test(proxyUrl) || !(timeout > 0)) {

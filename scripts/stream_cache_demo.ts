@@ -7,7 +7,7 @@
  *   deno task stream-cache-demo --proxy-url http://127.0.0.1:5000 [--model demo] [--prompt TEXT]
  */
 
-import { parseArgs } from "node:util";
+import { readFlags } from "../src/cli_flags.ts";
 
 const USAGE =
   `Usage: deno task stream-cache-demo --proxy-url URL [--model NAME] [--prompt TEXT] [--api-key KEY]
@@ -60,27 +60,14 @@ function contentOf(events: readonly string[]): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  let flags;
-  try {
-    flags = parseArgs({
-      args,
-      strict: true,
-      options: {
-        "proxy-url": { type: "string" },
-        model: { type: "string" },
-        prompt: { type: "string" },
-        "api-key": { type: "string" },
-        help: { type: "boolean", default: false },
-      },
-    }).values;
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (flags.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const flags = readFlags(args, {
+    "proxy-url": { type: "string" },
+    model: { type: "string" },
+    prompt: { type: "string" },
+    "api-key": { type: "string" },
+    help: { type: "boolean", default: false },
+  }, USAGE);
+  if (typeof flags === "number") return flags;
   const proxyUrl = flags["proxy-url"]?.replace(/\/+$/, "").replace(/\/v1$/, "");
   if (!proxyUrl || !/^https?:\/\//.test(proxyUrl)) {
     console.error(`--proxy-url must be an http(s) URL\n\n${USAGE}`);
