@@ -155,8 +155,16 @@ export async function runCli(
   args: string[],
   env?: Record<string, string>,
 ): Promise<{ code: number; output: string }> {
+  return await runDeno(["run", "--allow-all", V8_FLAGS, MAIN, ...args], env);
+}
+
+/** Runs `deno ARGS` to completion; its exit code and its stdout followed by its stderr. */
+export async function runDeno(
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; output: string }> {
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", V8_FLAGS, MAIN, ...args],
+    args,
     env,
     stdout: "piped",
     stderr: "piped",

@@ -2,21 +2,12 @@
 
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
-import { endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { endpointYaml, groupYaml, runDeno, startProxyProcess } from "../_support/proxy.ts";
 
 const SCRIPTS = new URL("../../scripts/", import.meta.url).pathname;
 
-async function runScript(name: string, args: string[], env: Record<string, string> = {}) {
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", `${SCRIPTS}${name}`, ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: result.code, output: decoder.decode(result.stdout) + decoder.decode(result.stderr) };
-}
+const runScript = (name: string, args: string[], env: Record<string, string> = {}) =>
+  runDeno(["run", "--allow-net", "--allow-env", `${SCRIPTS}${name}`, ...args], env);
 
 Deno.test("live-check passes every check against the demo proxy, and the stream-cache demo shows a HIT", async () => {
   await using demo = await startProxyProcess(["--demo", "--port", "0"]);
