@@ -333,23 +333,27 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
       unique: true,
     });
 
-  log("cache, memory store: hit latency, then 64 connections of misses");
-  let cacheMemory: CacheHits;
-  let missLoad: WrkResult | undefined;
-  {
-    const path = await writeConfig({ upstreamUrl: upstream.url, cache: true });
-    await using cached = await startProxy("proxy (cache, memory)", path, { ...flags, cpuProfDir: undefined });
+  /** A proxy with the cache on: hit latency at 1 connection, then unique bodies (all misses). */
+  const cachePhase = async (label: string, redisUrl?: string) => {
+    const path = await writeConfig({ upstreamUrl: upstream.url, cache: true, redisUrl });
+    await using cached = await startProxy(label, path, { ...flags, cpuProfDir: undefined });
     await Deno.remove(path);
-    await sanity("proxy (cache, memory)", cached.url, true);
-    cacheMemory = await measureCacheHits({
+    await sanity(label, cached.url, true);
+    const hits = await measureCacheHits({
       url: cached.url + ROUTE,
       body: BODY,
       headers: HEADERS,
       durationS: flags.durationS,
     });
     await unique(cached.url, 64, flags.warmupS);
-    missLoad = await unique(cached.url, 64, flags.durationS);
-  }
+    const sequential = redisUrl ? await unique(cached.url, 1, flags.durationS) : undefined;
+    return { hits, sequential, load: await unique(cached.url, 64, flags.durationS) };
+  };
+
+  log("cache, memory store: hit latency, then 64 connections of misses");
+  const memoryCache = await cachePhase("proxy (cache, memory)");
+  const cacheMemory = memoryCache.hits;
+  const missLoad = memoryCache.load;
 
   let cacheRedis: CacheHits = { ok: false, reason: "redis-server is not installed" };
   let redisMissLoad: WrkResult | undefined;
@@ -357,19 +361,10 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   if (hasRedis) {
     log("cache, Redis store: hit latency, then misses at 1 and 64 connections");
     await using redis = await startRedis();
-    const path = await writeConfig({ upstreamUrl: upstream.url, cache: true, redisUrl: redis.url });
-    await using cached = await startProxy("proxy (cache, Redis)", path, { ...flags, cpuProfDir: undefined });
-    await Deno.remove(path);
-    await sanity("proxy (cache, Redis)", cached.url, true);
-    cacheRedis = await measureCacheHits({
-      url: cached.url + ROUTE,
-      body: BODY,
-      headers: HEADERS,
-      durationS: flags.durationS,
-    });
-    await unique(cached.url, 64, flags.warmupS);
-    redisMissSequential = await unique(cached.url, 1, flags.durationS);
-    redisMissLoad = await unique(cached.url, 64, flags.durationS);
+    const redisCache = await cachePhase("proxy (cache, Redis)", redis.url);
+    cacheRedis = redisCache.hits;
+    redisMissSequential = redisCache.sequential;
+    redisMissLoad = redisCache.load;
   }
 
   let soakFigures;

@@ -148,23 +148,14 @@ export function table(r: Results): string {
   } else {
     rows.push(["soak", "", "", "not run (--soak MINUTES)", "", ""]);
   }
-  if (r.missLoad) {
+  for (const [store, load] of [["memory", r.missLoad], ["Redis", r.redisMissLoad]] as const) {
+    if (!load) continue;
     rows.push([
-      "cache on, all misses: 64 conn req/s (memory store)",
+      `cache on, all misses: 64 conn req/s (${store} store)`,
       "",
       int(r.load.bare.rps),
-      int(r.missLoad.rps),
-      ratio(r.missLoad.rps, r.load.bare.rps),
-      "",
-    ]);
-  }
-  if (r.redisMissLoad) {
-    rows.push([
-      "cache on, all misses: 64 conn req/s (Redis store)",
-      "",
-      int(r.load.bare.rps),
-      int(r.redisMissLoad.rps),
-      ratio(r.redisMissLoad.rps, r.load.bare.rps),
+      int(load.rps),
+      ratio(load.rps, r.load.bare.rps),
       "",
     ]);
   }
