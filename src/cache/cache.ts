@@ -88,8 +88,8 @@ export class ResponseCache {
   }
 
   async handle(request: ProxyRequest, next: Next): Promise<Response> {
+    // The client's Cache-Control is the proxy's: upstreamHeaders never forwards it, nor the body's `cache`.
     const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
-    request = withoutCacheControl(request);
     // The verdict travels with the request: the pipeline writes it into the answer's headers as it builds them.
     if (!this.#settings.cache) {
       this.#counts.bypasses++;
@@ -305,12 +305,4 @@ export class ResponseCache {
     this.#usage = { at: now, value };
     return value;
   }
-}
-
-/** The request without the client's `Cache-Control` header (it is the proxy's, never the upstream's). */
-function withoutCacheControl(request: ProxyRequest): ProxyRequest {
-  if (!request.clientHeaders.has("cache-control")) return request;
-  const clientHeaders = new Headers(request.clientHeaders);
-  clientHeaders.delete("cache-control");
-  return { ...request, clientHeaders };
 }
