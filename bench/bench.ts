@@ -246,6 +246,8 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
       body: BODY,
       headers: HEADERS,
     });
+  /** When each target's last slice of load ended: its "after load" memory is read that long after. */
+  const loadEndedAt: Record<Target, number> = { direct: 0, bare: 0, proxy: 0 };
   /**
    * `durationS` per target, cut into `rounds` slices that take turns (the order rotating each round), so a burst of
    * load from elsewhere on the machine lands on every target alike instead of on whichever ran then.
@@ -263,6 +265,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
         const before = cpuMs(cpuPid[t]);
         slices[t].push(await wrk(t, connections, sliceS));
         cpu[t] += cpuMs(cpuPid[t]) - before;
+        loadEndedAt[t] = performance.now();
       }
     }
     const results = {} as Record<Target, WrkResult>;
@@ -283,8 +286,20 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   log(`throughput: 64 connections, ${slicing}`);
   const load = await interleaved("load", 64);
   const peak = { bare: readMemory(bare.pid).peakMiB, proxy: readMemory(proxy.pid).peakMiB };
-  await delay(5000);
-  const afterLoadMiB = { bare: readMemory(bare.pid).rssMiB, proxy: readMemory(proxy.pid).rssMiB };
+  // Each target's RSS is read 5 s after ITS OWN last slice: the slices take turns, so one target may have been idle
+  // seconds longer than another when the phase ends, and V8 gives memory back about 8-10 s after load stops (the
+  // figures swung 1.0x-2.6x with the slice order before). A settled reading 20 s after follows, for information.
+  const afterLoadMiB = { bare: 0, proxy: 0 };
+  const settledMiB = { bare: 0, proxy: 0 };
+  const byEnd = (["bare", "proxy"] as const).toSorted((a, b) => loadEndedAt[a] - loadEndedAt[b]);
+  for (const t of byEnd) {
+    await delay(Math.max(0, loadEndedAt[t] + 5000 - performance.now()));
+    afterLoadMiB[t] = readMemory(pids[t]).rssMiB;
+  }
+  for (const t of byEnd) {
+    await delay(Math.max(0, loadEndedAt[t] + 20_000 - performance.now()));
+    settledMiB[t] = readMemory(pids[t]).rssMiB;
+  }
 
   log(`streams: ${flags.streams} sequential 50-chunk streams per target`);
   const streamRequest = (t: Target, client?: Deno.HttpClient): StreamRequest => ({
@@ -317,6 +332,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     memory[t] = {
       idleMiB: idle[t],
       afterLoadMiB: afterLoadMiB[t],
+      settledMiB: settledMiB[t],
       peakMiB: peak[t],
       streamsPeakMiB: streamsPeak[t],
     };

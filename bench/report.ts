@@ -13,7 +13,10 @@ export const TARGETS: readonly Target[] = ["direct", "bare", "proxy"];
 
 export interface MemoryFigures {
   readonly idleMiB: number;
+  /** 5 s after the target's own last slice of the 64-connection run. */
   readonly afterLoadMiB: number;
+  /** 20 s after it, once V8 has given back what the load used (informational, no target). */
+  readonly settledMiB: number;
   /** VmHWM right after the 64-connection run. */
   readonly peakMiB: number;
   /** Highest VmRSS sampled while the concurrent streams ran. */
@@ -125,6 +128,7 @@ export function table(r: Results): string {
   };
   memory("RSS idle (MiB)", (m) => m.idleMiB);
   memory("RSS 5 s after 64-conn run (MiB)", (m) => m.afterLoadMiB);
+  memory("RSS 20 s after 64-conn run (MiB)", (m) => m.settledMiB);
   memory("RSS peak (VmHWM) after 64-conn run (MiB)", (m) => m.peakMiB);
   memory("RSS peak during concurrent streams (MiB)", (m) => m.streamsPeakMiB);
   if (r.soak) {

@@ -58,7 +58,8 @@ export class UpstreamClient {
     });
     const onClientAbort = () => controller.abort(clientSignal.reason);
     if (clientSignal.aborted) onClientAbort();
-    else clientSignal.addEventListener("abort", onClientAbort, { once: true });
+    // No `{ once: true }`: `release` removes the listener, and the options object costs a conversion per call.
+    else clientSignal.addEventListener("abort", onClientAbort);
     const release = () => {
       deadline.cancel();
       clientSignal.removeEventListener("abort", onClientAbort);
