@@ -5,8 +5,12 @@
  *
  * Writes are off the response path: a JSON answer is stored after it is handed back, a stream from the
  * recorder's `flush` once its terminal event went by. A write that fails is logged at warn and changes
- * nothing for the client. Entries live in the store under `cache:<sha256>`, so `clear()` is one
+ * nothing for the client. Entries live in the store under `cache:{<sha256>}`, so `clear()` is one
  * `deleteByPrefix("cache:")`.
+ *
+ * On a shared store (Redis) a lookup costs one round trip, hit or miss: a JSON request's entry read also takes the
+ * coalescing lock when the entry is absent (one script), and the group's endpoint health is read alongside, for
+ * the pipeline to use on a miss.
  */
 
 import type { Clock } from "../balancer/balancer.ts";
@@ -16,7 +20,7 @@ import { toJsonAnswer } from "../proxy/answer.ts";
 import { ClientGone, type ProxyRequest } from "../proxy/pipeline.ts";
 import type { EndpointHealth, PrefixUsage, Store } from "../store/store.ts";
 import { Broadcast } from "./broadcast.ts";
-import { type Flight, Flights, type Followed, lockOrWait, unlock } from "./coalesce.ts";
+import { type Flight, Flights, type Followed, lockKey, lockOrWait, unlock } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer, decodeEntry, entryKey } from "./entry.ts";
 import { cacheKey } from "./key.ts";
@@ -46,8 +50,8 @@ export interface CacheOptions {
   /** Counters to continue (a config reload); default fresh ones. */
   readonly counters?: CacheCounters;
   /**
-   * Reads a group's endpoint health. A miss that must take the cross-instance lock reads it at the same time, so
-   * both share one Redis round trip and the balancer does not read it again.
+   * Reads a group's endpoint health. On a shared store a lookup reads it at the same time as the entry, so a miss
+   * costs one Redis round trip and the balancer does not read it again.
    */
   readonly readHealth?: (group: GroupConfig) => Promise<EndpointHealth[]>;
 }
@@ -58,6 +62,18 @@ export interface CacheOptions {
 const MAX_LOCK_MS = 30_000;
 /** Rounds a follower whose leader failed may join a new flight before going upstream on its own. */
 const FOLLOW_ROUNDS = 3;
+
+/** What a lookup found, and what it started for a miss. */
+interface Lookup {
+  readonly answer: CachedAnswer | null;
+  /** The read took the cross-instance lock as well (a JSON request on a shared store, entry absent). */
+  readonly locked: boolean;
+  /** The read tried the lock: another holder has it, so a leader goes straight to waiting for its entry. */
+  readonly triedLock: boolean;
+  /** The group's health, read alongside on a shared store. */
+  readonly health?: Promise<EndpointHealth[]>;
+}
+
 /** How long `/stats` reuses a count of entries and bytes (counting may scan the store). */
 const USAGE_REUSE_MS = 1_000;
 
@@ -70,6 +86,7 @@ export class ResponseCache {
   readonly #writer: EntryWriter;
   readonly #readHealth: CacheOptions["readHealth"];
   readonly #token = crypto.randomUUID();
+  readonly #lockTtlMs: number;
   #usage: { at: number; value: Promise<PrefixUsage | null> } | null = null;
   readonly #counts: CacheCounters;
 
@@ -81,6 +98,7 @@ export class ResponseCache {
     this.#counts = options.counters ?? newCounters();
     this.#writer = new EntryWriter({ ...options, counters: this.#counts });
     this.#readHealth = options.readHealth;
+    this.#lockTtlMs = Math.min(MAX_LOCK_MS, options.settings.httpTimeoutMs);
   }
 
   get counters(): CacheCounters {
@@ -108,19 +126,21 @@ export class ResponseCache {
     for (let round = 0; round < FOLLOW_ROUNDS; round++) {
       let flight = this.#flights.get(key);
       if (!flight) {
-        const cached = await this.#read(key, request);
-        if (cached) {
+        const lookup = await this.#lookup(key, request, control);
+        if (lookup.answer) {
           this.#counts.hits++;
-          return this.#replay(cached, "HIT", request);
+          return this.#replay(lookup.answer, "HIT", request);
         }
         flight = this.#flights.get(key);
-      }
-      if (!flight) {
-        if (!control.write) {
-          this.#counts.misses++;
-          return await next({ ...request, cacheStatus: "MISS" });
+        if (!flight) {
+          if (!control.write) {
+            this.#counts.misses++;
+            return await next({ ...request, cacheStatus: "MISS", health: lookup.health });
+          }
+          return await this.#lead(key, request, next, control, lookup);
         }
-        return await this.#lead(key, request, next, control);
+        // An identical request here opened a flight while this one read: it leads, so a lock taken goes back.
+        if (lookup.locked) this.#writer.track(unlock(this.#store, key, this.#token));
       }
       const followed = await this.#follow(flight, request);
       if (followed) return followed;
@@ -186,11 +206,20 @@ export class ResponseCache {
   }
 
   /** Leads a new flight: takes the cross-instance lock (or finds another instance's answer), calls `next`. */
-  async #lead(key: string, request: ProxyRequest, next: Next, control: CacheControl): Promise<Response> {
-    if (request.signal.aborted) throw new ClientGone();
+  async #lead(
+    key: string,
+    request: ProxyRequest,
+    next: Next,
+    control: CacheControl,
+    lookup: Lookup,
+  ): Promise<Response> {
+    if (request.signal.aborted) {
+      if (lookup.locked) this.#writer.track(unlock(this.#store, key, this.#token));
+      throw new ClientGone();
+    }
     const flight = this.#flights.open(key);
     const stopAttending = flight.attend(request.signal);
-    let locked = false;
+    let locked = lookup.locked;
     let finished = false;
     const finish = () => {
       if (finished) return;
@@ -202,12 +231,16 @@ export class ResponseCache {
       // One process needs no lock in the store: its flights already coalesce everything it serves. Streams do not
       // wait for another instance either: its entry exists only once its stream has ended, and a streaming
       // client must not wait that long for its first token.
-      const ttlMs = Math.min(MAX_LOCK_MS, this.#settings.httpTimeoutMs);
+      const ttlMs = this.#lockTtlMs;
       const crossInstance = this.#store.kind !== "memory" && !request.stream;
-      const health = crossInstance ? this.#readHealth?.(request.group) : undefined;
-      const outcome = crossInstance
-        ? await lockOrWait(this.#store, key, { ttlMs, waitMs: ttlMs, token: this.#token }, flight.signal)
-        : { kind: "lead" as const, locked: false, waited: false };
+      const outcome = crossInstance && !lookup.locked
+        ? await lockOrWait(
+          this.#store,
+          key,
+          { ttlMs, waitMs: ttlMs, token: this.#token, tried: lookup.triedLock },
+          flight.signal,
+        )
+        : { kind: "lead" as const, locked: lookup.locked, waited: false };
       if (outcome.kind === "entry") {
         const answer = decodeEntry(outcome.text);
         if (answer) {
@@ -218,12 +251,12 @@ export class ResponseCache {
         }
       } else locked = outcome.locked;
       this.#counts.misses++;
-      // Health read while the lock was being taken is current unless this request waited for another instance.
+      // The health read with the entry is current unless this request waited for another instance.
       const response = await next({
         ...request,
         signal: flight.signal,
         cacheStatus: "MISS",
-        health: outcome.kind === "lead" && !outcome.waited ? health : undefined,
+        health: outcome.kind === "lead" && !outcome.waited ? lookup.health : undefined,
       });
       if (response.status !== 200 || !response.body) {
         flight.settle(null);
@@ -278,22 +311,36 @@ export class ResponseCache {
     return new Response(response.body.pipeThrough(recorder), { status: 200, headers: response.headers });
   }
 
-  /** The cached answer for `key`, or null (also when the store cannot be read: a miss, logged). */
-  async #read(key: string, request: ProxyRequest): Promise<CachedAnswer | null> {
+  /**
+   * The cached answer for `key`, or none (also when the store cannot be read: a miss, logged). On a shared store
+   * the group's health is read at the same time, and a JSON request that may write takes the coalescing lock in
+   * the same script as the read, so a miss needs no second round trip before the upstream call.
+   */
+  async #lookup(key: string, request: ProxyRequest, control: CacheControl): Promise<Lookup> {
+    const shared = this.#store.kind !== "memory";
+    const health = shared ? this.#readHealth?.(request.group) : undefined;
+    const lockable = shared && control.write && !request.stream;
     let text: string | null;
+    let locked = false;
     try {
-      text = await this.#store.get(entryKey(key));
+      if (lockable) {
+        ({ value: text, locked } = await this.#store.readOrLock(
+          entryKey(key),
+          lockKey(key),
+          this.#token,
+          this.#lockTtlMs,
+        ));
+      } else text = await this.#store.get(entryKey(key));
     } catch (error) {
       this.#logger.warn("cache read failed; treating it as a miss", {
         request_id: request.requestId,
         error: error instanceof Error ? error.message : String(error),
       });
-      return null;
+      return { answer: null, locked: false, triedLock: false, health };
     }
-    if (text === null) return null;
-    const answer = decodeEntry(text);
-    if (!answer || answer.stream !== request.stream) return null;
-    return answer;
+    const answer = text === null ? null : decodeEntry(text);
+    const usable = answer && answer.stream === request.stream ? answer : null;
+    return { answer: usable, locked, triedLock: lockable && text === null, health };
   }
 
   #storeUsage(): Promise<PrefixUsage | null> {

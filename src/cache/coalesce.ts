@@ -112,6 +112,8 @@ export interface LockOptions {
   readonly waitMs: number;
   /** This holder's token, so a release never removes another holder's lock. */
   readonly token: string;
+  /** The lock was just tried (with the entry read) and is held by another: wait for its entry at once. */
+  readonly tried?: boolean;
 }
 
 /**
@@ -121,7 +123,8 @@ export type LockOutcome =
   | { readonly kind: "lead"; readonly locked: boolean; readonly waited: boolean }
   | { readonly kind: "entry"; readonly text: string };
 
-const lockKey = (key: string) => `coalesce:${key}`;
+/** The coalescing lock's store key: the entry's hash tag (see `entryKey`). */
+export const lockKey = (key: string): string => `coalesce:{${key}}`;
 
 /** Takes the cross-instance lock for `key`, or waits (bounded) for the entry whoever holds it will write. */
 export async function lockOrWait(
@@ -131,10 +134,12 @@ export async function lockOrWait(
   signal: AbortSignal,
 ): Promise<LockOutcome> {
   const take = () => store.setIfAbsent(lockKey(key), options.token, options.ttlMs);
-  try {
-    if (await take()) return { kind: "lead", locked: true, waited: false };
-  } catch {
-    return { kind: "lead", locked: false, waited: false };
+  if (!options.tried) {
+    try {
+      if (await take()) return { kind: "lead", locked: true, waited: false };
+    } catch {
+      return { kind: "lead", locked: false, waited: false };
+    }
   }
   const deadline = Date.now() + options.waitMs;
   let pause = 10;

@@ -8,8 +8,11 @@
 /** Every entry's store key starts with this, so dropping them all is one `deleteByPrefix`. */
 export const CACHE_PREFIX = "cache:";
 
-/** The store key of the entry for a cache key. */
-export const entryKey = (key: string): string => `${CACHE_PREFIX}${key}`;
+/**
+ * The store key of the entry for a cache key. The key is in braces, a Redis Cluster hash tag: the entry and its
+ * coalescing lock (`coalesce:{key}`) land in one slot, so one script reads the one and takes the other.
+ */
+export const entryKey = (key: string): string => `${CACHE_PREFIX}{${key}}`;
 
 export interface CachedAnswer {
   readonly stream: boolean;

@@ -15,6 +15,7 @@ import type {
   EndpointHealth,
   FailureOptions,
   PrefixUsage,
+  ReadOrLock,
   Store,
   StoreStatus,
   WindowCounter,
@@ -80,6 +81,10 @@ export class FallbackStore implements Store {
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     return this.#call((store) => store.setIfAbsent(key, value, ttlMs));
+  }
+
+  readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
+    return this.#call((store) => store.readOrLock(key, lock, token, ttlMs));
   }
 
   /** Also removes the key locally, so a later outage never brings back what was deleted. */

@@ -12,6 +12,7 @@ import {
   type FailureOptions,
   HEALTHY,
   type PrefixUsage,
+  type ReadOrLock,
   type Store,
   type StoreStatus,
   type WindowCounter,
@@ -98,6 +99,12 @@ export class MemoryStore implements Store {
       return Promise.reject(error);
     }
     return Promise.resolve();
+  }
+
+  async readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
+    const value = await this.get(key);
+    if (value !== null) return { value, locked: false };
+    return { value, locked: await this.setIfAbsent(lock, token, ttlMs) };
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {

@@ -18,12 +18,19 @@ import {
   type FailureOptions,
   HEALTHY,
   type PrefixUsage,
+  type ReadOrLock,
   type Store,
   type StoreStatus,
   type WindowCounter,
   type WindowReply,
 } from "./store.ts";
-import { ADD_TO_WINDOWS, type HealthReply, ONE_KEY_SCRIPTS, type Scripts } from "./redis_scripts.ts";
+import {
+  ADD_TO_WINDOWS,
+  type HealthReply,
+  ONE_KEY_SCRIPTS,
+  READ_OR_LOCK,
+  type Scripts,
+} from "./redis_scripts.ts";
 
 export type StoreLogger = (
   level: "info" | "warn" | "error",
@@ -81,6 +88,7 @@ export class RedisStore implements Store {
       this.#client.defineCommand(name, { lua, numberOfKeys: 1 });
     }
     this.#client.defineCommand("llmproxyAddToWindows", { lua: ADD_TO_WINDOWS });
+    this.#client.defineCommand("llmproxyReadOrLock", { lua: READ_OR_LOCK, numberOfKeys: 2 });
     this.#scripts = this.#client as unknown as Scripts;
     this.#client.on("ready", () => this.#onReady());
     this.#client.on("error", (error: Error) => {
@@ -134,6 +142,16 @@ export class RedisStore implements Store {
     if (ttlMs !== undefined && ttlMs > 0) {
       await this.#client.set(this.#key(key), value, "PX", Math.ceil(ttlMs));
     } else await this.#client.set(this.#key(key), value);
+  }
+
+  async readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
+    const [found, reply] = await this.#scripts.llmproxyReadOrLock(
+      this.#key(key),
+      this.#key(lock),
+      token,
+      Math.max(1, Math.ceil(ttlMs)),
+    );
+    return found === 1 ? { value: String(reply), locked: false } : { value: null, locked: reply === 1 };
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {

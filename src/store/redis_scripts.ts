@@ -69,6 +69,14 @@ end
 table.insert(totals, 1, fits)
 return totals`;
 
+// KEYS: the value, the lock (same hash tag). ARGV: token, ttl ms. Returns {1, value} or {0, locked 0|1}: a Lua
+// table ends at its first nil, so the absent value is not put in it.
+export const READ_OR_LOCK = `
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, 1} end
+return {0, 0}`;
+
 export const ONE_KEY_SCRIPTS = {
   // Deletes the key only while it still holds the caller's value (a lock's owner token).
   llmproxyDeleteIfEquals: `
@@ -89,6 +97,12 @@ export interface Scripts {
   llmproxyRecordSuccess(key: string): Promise<number>;
   llmproxyDeleteIfEquals(key: string, value: string): Promise<number>;
   llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
+  llmproxyReadOrLock(
+    key: string,
+    lock: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<[0 | 1, string | 0 | 1]>;
   /** Called as (numberOfKeys, ...keys, ttlMs, ...[amount, limit] per key). */
   llmproxyAddToWindows(...args: (string | number)[]): Promise<number[]>;
 }

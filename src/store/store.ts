@@ -51,6 +51,12 @@ export interface WindowReply {
   readonly totals: readonly number[];
 }
 
+/** What `readOrLock` found. */
+export interface ReadOrLock {
+  readonly value: string | null;
+  readonly locked: boolean;
+}
+
 /** What `usage` reports. */
 export interface PrefixUsage {
   readonly entries: number;
@@ -78,6 +84,12 @@ export interface Store {
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   /** Stores only when absent (a lock). True when this call stored it. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Reads `key`; when it is absent, stores `lock` = `token` if that is absent too (`setIfAbsent`), in the same
+   * atomic step: a cache read and its coalescing lock in one round trip on Redis, where `key` and `lock` must
+   * share a hash tag. `locked` is true only when this call took the lock.
+   */
+  readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock>;
   /** Removes `key`; true when it existed. */
   delete(key: string): Promise<boolean>;
   /** Removes `key` only while it holds `value` (releasing a lock one still owns), atomically; true when removed. */

@@ -146,6 +146,36 @@ async function storeContract(t: Deno.TestContext, backend: Backend): Promise<voi
     assert.equal(await store.setIfAbsent("taken", "y", 5000), false);
   });
 
+  await step("readOrLock reads the value, and takes the lock only when the value is absent", async (open) => {
+    const store = await open();
+    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "me", 50), {
+      value: null,
+      locked: true,
+    });
+    assert.equal(await store.get("coalesce:{k}"), "me");
+    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "you", 50), {
+      value: null,
+      locked: false,
+    });
+    assert.equal(await store.get("coalesce:{k}"), "me");
+    await backend.advance(120);
+    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "you", 5000), {
+      value: null,
+      locked: true,
+    });
+    await store.set("cache:{hit}", "answer");
+    assert.deepEqual(await store.readOrLock("cache:{hit}", "coalesce:{hit}", "me", 5000), {
+      value: "answer",
+      locked: false,
+    });
+    assert.equal(await store.get("coalesce:{hit}"), null);
+    await store.set("cache:{empty}", "");
+    assert.deepEqual(await store.readOrLock("cache:{empty}", "coalesce:{empty}", "me", 5000), {
+      value: "",
+      locked: false,
+    });
+  });
+
   await step("deleteIfEquals releases a lock only for its owner", async (open) => {
     const store = await open();
     assert.equal(await store.setIfAbsent("lock", "owner-a", 5000), true);
@@ -362,6 +392,8 @@ async function storeContract(t: Deno.TestContext, backend: Backend): Promise<voi
     assert.equal(await b.get("affinity:resp_1"), "e1");
     assert.equal(await a.setIfAbsent("lock:x", "a", 5000), true);
     assert.equal(await b.setIfAbsent("lock:x", "b", 5000), false);
+    assert.equal((await a.readOrLock("cache:{y}", "coalesce:{y}", "a", 5000)).locked, true);
+    assert.equal((await b.readOrLock("cache:{y}", "coalesce:{y}", "b", 5000)).locked, false);
     await a.coolDown("e1", T + 100, "rate_limit");
     assert.deepEqual(await b.readHealth(["e1"]), [health(0, T + 100, "rate_limit")]);
     assert.equal(await b.deleteByPrefix("affinity:"), 1);
