@@ -14,44 +14,40 @@ export const BODY_TIMEOUT_MS = 60_000;
  * mid-upload is `ClientGone` (499, not logged as the proxy's error); one that trickles its body for longer than
  * `timeoutMs` gets a 408 instead of holding the request forever.
  */
-export async function readBodyText(
-  request: Request,
-  limit: number,
-  timeoutMs = BODY_TIMEOUT_MS,
-): Promise<string> {
+export function readBodyText(request: Request, limit: number, timeoutMs = BODY_TIMEOUT_MS): Promise<string> {
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) {
-    await request.body?.cancel().catch(() => {});
-    throw tooLarge(limit);
-  }
+  if (declared !== null && Number(declared) > limit) return refuse(request, limit);
   // A declared length within the limit is read whole at once: Deno hands over a body that has fully arrived
   // without a stream (the usual case: SDKs send small bodies in one go). That path is lost once `request.body` has
   // been touched (it builds the stream), so it is not looked at here. A body of unknown length is read through a
   // reader that counts against the limit.
-  const whole = declared !== null;
-  if (!whole && !request.body) return "";
-  const reader = whole ? undefined : request.body!.getReader();
+  if (declared !== null) return readWhole(request, limit, timeoutMs);
+  if (!request.body) return Promise.resolve("");
+  return readStreamed(request.body, limit, timeoutMs);
+}
+
+/** A declared length over the limit: 413 without reading the body. */
+async function refuse(request: Request, limit: number): Promise<never> {
+  await request.body?.cancel().catch(() => {});
+  throw tooLarge(limit);
+}
+
+/** A body of unknown length, counted against the limit as it arrives; cancelled on the deadline. */
+async function readStreamed(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  timeoutMs: number,
+): Promise<string> {
+  const reader = body.getReader();
   let timer: Deadline | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = deadlines.after(timeoutMs, () => {
-      // A reader is cancelled (the upload is read no further); a whole read cannot be, and stays pending until
-      // the client sends the rest or goes away. The 408 is answered either way.
-      reader?.cancel().catch(() => {});
-      reject(
-        new ProxyError(
-          408,
-          "invalid_request_error",
-          "request_timeout",
-          `The request body did not arrive within ${timeoutMs / 1000}s`,
-        ),
-      );
+      reader.cancel().catch(() => {});
+      reject(bodyTimeout(timeoutMs));
     });
   });
   try {
-    const read = reader ? readLimited(reader, limit) : request.bytes().then((bytes) => {
-      if (bytes.byteLength > limit) throw tooLarge(limit);
-      return decoder.decode(bytes);
-    });
+    const read = readLimited(reader, limit);
     read.catch(() => {}); // after a 408 the read may still fail, unobserved
     return await Promise.race([read, deadline]);
   } catch (error) {
@@ -60,6 +56,34 @@ export async function readBodyText(
   } finally {
     timer?.cancel();
   }
+}
+
+/**
+ * A body of declared length, read whole. Settled by whichever comes first, the body or the deadline, through one
+ * promise (this runs on every request). The read itself cannot be cancelled: after a 408 it stays pending until
+ * the client sends the rest or goes away.
+ */
+function readWhole(request: Request, limit: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = deadlines.after(timeoutMs, () => reject(bodyTimeout(timeoutMs)));
+    request.bytes().then((bytes) => {
+      timer.cancel();
+      if (bytes.byteLength > limit) reject(tooLarge(limit));
+      else resolve(decoder.decode(bytes));
+    }, () => {
+      timer.cancel();
+      reject(new ClientGone());
+    });
+  });
+}
+
+function bodyTimeout(timeoutMs: number): ProxyError {
+  return new ProxyError(
+    408,
+    "invalid_request_error",
+    "request_timeout",
+    `The request body did not arrive within ${timeoutMs / 1000}s`,
+  );
 }
 
 /** Reads up to `limit` bytes; more is a 413. */
