@@ -34,8 +34,8 @@ export interface PlanOptions {
   /** Told each wait for capacity before it starts (metrics, the request's timing). */
   readonly onWait?: (ms: number) => void;
   /**
-   * The group's endpoint health, already being read (the cache layer reads it together with its lock, in the
-   * same Redis round trip): the first choice uses it instead of reading it again.
+   * The group's endpoint health, already being read (on a shared store the cache layer reads it alongside the
+   * entry, in the same Redis round trip): the first choice uses it instead of reading it again.
    */
   readonly health?: Promise<EndpointHealth[]>;
 }

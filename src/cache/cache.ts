@@ -205,7 +205,10 @@ export class ResponseCache {
     return new Response(body, { status: 200, headers });
   }
 
-  /** Leads a new flight: takes the cross-instance lock (or finds another instance's answer), calls `next`. */
+  /**
+   * Leads a new flight, with the cross-instance lock (taken by the lookup, or now; or after waiting for another
+   * instance, which may instead have written the answer), then calls `next`.
+   */
   async #lead(
     key: string,
     request: ProxyRequest,

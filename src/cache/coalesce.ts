@@ -6,10 +6,11 @@
  * first byte at its own pace). When it fails, followers get null and go their own way. The upstream call is
  * aborted only when every request attending the flight has gone.
  *
- * Across instances (a shared store), the leader of a flight first takes a short lock in the store
- * (`coalesce:<key>`, set-if-absent with a TTL). An instance that finds the lock taken waits for the entry to
- * appear instead of calling the upstream, polling with a bound; when the lock goes away without an entry (the
- * other leader failed) or the bound passes, it goes upstream itself.
+ * Across instances (a shared store), the leader of a flight holds a short lock in the store (`coalesce:{<key>}`,
+ * set-if-absent with a TTL), usually taken by the same script that found the entry absent (`Store.readOrLock`).
+ * An instance that finds the lock taken waits for the entry to appear instead of calling the upstream, polling
+ * with a bound; when the lock goes away without an entry (the other leader failed) or the bound passes, it goes
+ * upstream itself.
  */
 
 import type { Store } from "../store/store.ts";

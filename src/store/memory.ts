@@ -101,10 +101,12 @@ export class MemoryStore implements Store {
     return Promise.resolve();
   }
 
-  async readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
-    const value = await this.get(key);
-    if (value !== null) return { value, locked: false };
-    return { value, locked: await this.setIfAbsent(lock, token, ttlMs) };
+  /** The read and the lock happen in one synchronous step (no await between them), as on Redis. */
+  readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
+    const lru = this.#lruFor(key);
+    const value = lru ? lru.get(key) : this.#live(key)?.value ?? null;
+    if (value !== null) return Promise.resolve({ value, locked: false });
+    return this.setIfAbsent(lock, token, ttlMs).then((locked) => ({ value: null, locked }));
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {

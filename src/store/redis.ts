@@ -3,7 +3,9 @@
  *
  * - `${ns}:{${id}}:health`           hash { failures, until, reason } of one endpoint
  * - `${ns}:{${key}}:w:${windowStart}` counter of one fixed window
- * - `${ns}:${key}`                    plain values (cache, affinity, locks)
+ * - `${ns}:${key}`                    plain values (cache entries, affinity, coalescing locks); a cache entry
+ *                                     `cache:{sha}` and its lock `coalesce:{sha}` share the sha as hash tag, so
+ *                                     `readOrLock` can touch both
  *
  * Every key one Lua script touches carries the same hash tag, so the scripts run unchanged on a cluster. Commands
  * fail fast while Redis is away (no offline queue, no retries, short timeouts) and the client reconnects forever in

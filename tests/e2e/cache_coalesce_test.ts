@@ -212,5 +212,11 @@ Deno.test({
     assert.equal((await failing).status, 400);
     assert.equal(own.status, 200);
     assert.equal(own.cache, "MISS");
+
+    // Every lock taken on the way (with the entry read, or after waiting) was given back.
+    await a.services.cache.settled();
+    await b.services.cache.settled();
+    assert.equal(await redis.command("EVAL", "return #redis.call('KEYS', '*coalesce*')", "0"), "0");
+    assert.notEqual(await redis.command("EVAL", "return #redis.call('KEYS', '*cache:{*')", "0"), "0");
   },
 });
