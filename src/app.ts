@@ -32,6 +32,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     app.get(`${prefix}/responses/:id`, responseItemHandler(services, "GET"));
     app.delete(`${prefix}/responses/:id`, responseItemHandler(services, "DELETE"));
     app.get(`${prefix}/responses/:id/input_items`, responseItemHandler(services, "GET", "/input_items"));
+    app.post(`${prefix}/responses/:id/cancel`, responseItemHandler(services, "POST", "/cancel"));
   }
   app.get("/health", healthHandler(services));
   app.get("/v1/health", healthHandler(services));

@@ -155,12 +155,15 @@ export class EntryWriter {
 
 /**
  * Whether a JSON answer is worth storing: an object with something in it and no `error`, whose text is exactly
- * its bytes (a replay must be byte-identical, so bytes that are not valid UTF-8 are not stored).
+ * its bytes (a replay must be byte-identical, so bytes that are not valid UTF-8 are not stored). A Responses
+ * object counts only once `completed`: a background one that is still queued, or one that failed or is
+ * incomplete, is not an answer to hand out again (as for streams).
  */
 function isComplete(answer: JsonAnswer): boolean {
-  const value = answer.parsed;
+  const value = answer.parsed as Record<string, unknown> | null;
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
   if (Object.keys(value).length === 0 || ("error" in value && value.error)) return false;
+  if (value.object === "response" && value.status !== "completed") return false;
   if (!answer.payloadText.includes("\uFFFD")) return true;
   try {
     strictDecoder.decode(answer.payload);

@@ -20,8 +20,10 @@ import {
 } from "./content.ts";
 
 interface Entry {
-  readonly response: Json;
+  response: Json;
   readonly input: Json[];
+  /** A background response's state until it is fetched (then it has finished) or cancelled. */
+  queued?: Json;
 }
 
 const ENCRYPTED = "reasoning.encrypted_content";
@@ -164,6 +166,23 @@ export class ResponseBook {
       user: null,
       metadata: isObject(body.metadata) ? body.metadata : {},
     };
+    if (body.background === true) {
+      // Queued until it is fetched (then it has finished) or cancelled.
+      const queued = {
+        ...response,
+        status: "queued",
+        background: true,
+        completed_at: null,
+        output: [],
+        usage: null,
+      };
+      remember(this.#entries, response.id as string, this.#limit, {
+        response: { ...response, background: true },
+        input,
+        queued,
+      });
+      return queued;
+    }
     if (body.store !== false) {
       remember(this.#entries, response.id as string, this.#limit, { response, input });
     }
@@ -171,7 +190,30 @@ export class ResponseBook {
   }
 
   get(id: string): Json | undefined {
-    return this.#entries.get(id)?.response;
+    const entry = this.#entries.get(id);
+    if (entry?.queued) entry.queued = undefined;
+    return entry?.response;
+  }
+
+  /** Cancels a background response still queued; undefined when there is no such response. */
+  cancel(id: string): Json | undefined {
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    if (entry.response.background !== true) {
+      throw new Rejection(
+        400,
+        errorBody(
+          "Only responses created with background set to true can be cancelled.",
+          "invalid_request_error",
+          null,
+        ),
+      );
+    }
+    if (entry.queued) {
+      entry.response = { ...entry.queued, status: "cancelled" };
+      entry.queued = undefined;
+    }
+    return entry.response;
   }
 
   delete(id: string): boolean {

@@ -11,12 +11,12 @@ export type Route =
   | { readonly kind: "responses"; readonly layout: Layout }
   | { readonly kind: "models"; readonly layout: Layout }
   | {
-    readonly kind: "response" | "delete-response" | "input-items";
+    readonly kind: "response" | "delete-response" | "cancel-response" | "input-items";
     readonly layout: Layout;
     readonly id: string;
   };
 
-const RESPONSE_ITEM = /^\/responses\/([^/]+)(\/input_items)?$/;
+const RESPONSE_ITEM = /^\/responses\/([^/]+)(\/input_items|\/cancel)?$/;
 
 /** The route for `method` and `path`, or undefined when the sim has no such endpoint (a 404). */
 export function route(method: string, path: string): Route | undefined {
@@ -34,6 +34,7 @@ export function route(method: string, path: string): Route | undefined {
   const item = RESPONSE_ITEM.exec(rest);
   if (!item) return undefined;
   const id = safeDecode(item[1]);
+  if (item[2] === "/cancel") return method === "POST" ? { kind: "cancel-response", layout, id } : undefined;
   if (item[2]) return method === "GET" ? { kind: "input-items", layout, id } : undefined;
   if (method === "GET") return { kind: "response", layout, id };
   if (method === "DELETE") return { kind: "delete-response", layout, id };

@@ -296,6 +296,8 @@ export class SimUpstream implements AsyncDisposable {
           deleted ? { id: target.id, object: "response.deleted", deleted } : undefined,
         );
       }
+      case "cancel-response":
+        return this.#found(target.id, this.#book.cancel(target.id));
       case "input-items":
         return this.#found(target.id, this.#book.inputItems(target.id, url.searchParams));
     }

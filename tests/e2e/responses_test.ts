@@ -208,3 +208,32 @@ Deno.test("a cached Responses answer refreshes its owner mapping, so the next tu
     assert.equal(next.response.headers.get("x-llmproxy-endpoint"), owner);
   }
 });
+
+Deno.test("a background response is cancelled on its owner, polled there, and never served from the cache", async () => {
+  await using setup = await twoEndpoints(["cache: true"]);
+  const { client, sims, other } = setup;
+  const body = { model: "gpt-test", input: "work on this in the background", background: true };
+  const created = await client.responses.create(body).withResponse();
+  assert.equal(created.data.status, "queued");
+  const owner = created.response.headers.get("x-llmproxy-endpoint")!;
+
+  const cancelled = await client.responses.cancel(created.data.id);
+  assert.equal(cancelled.status, "cancelled");
+  assert.equal(sims[owner].count("/cancel"), 1);
+  assert.equal(sims[other(owner)].count("/cancel"), 0);
+  assert.equal((await client.responses.retrieve(created.data.id)).status, "cancelled");
+
+  // The same request again starts a new job: a queued snapshot is not an answer to hand out twice.
+  const again = await client.responses.create(body).withResponse();
+  assert.notEqual(again.data.id, created.data.id);
+  assert.equal(again.response.headers.get("x-llmproxy-cache"), "MISS");
+  // Once finished, polling through the proxy gets the result from the owner.
+  const finished = await client.responses.retrieve(again.data.id);
+  assert.equal(finished.status, "completed");
+  assert.match(finished.output_text, /background/);
+
+  await assert.rejects(
+    client.responses.cancel("resp_never_seen"),
+    (error: unknown) => error instanceof OpenAI.NotFoundError && error.code === "response_not_found",
+  );
+});

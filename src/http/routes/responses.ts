@@ -1,6 +1,7 @@
 /**
- * `GET|DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`: sent to the endpoint that produced the
- * response. A 404 from it is a real "not found" and passes through; it is never failed over.
+ * `GET|DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items` and `POST /v1/responses/{id}/cancel` (a
+ * background response): sent to the endpoint that produced the response. A 404 from it is a real "not found" and
+ * passes through; it is never failed over.
  */
 
 import type { Context } from "hono";
@@ -9,7 +10,7 @@ import { addProxyHeaders, forwardedHeaders } from "../../proxy/pipeline.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 
-export function responseItemHandler(services: Services, method: "GET" | "DELETE", suffix = "") {
+export function responseItemHandler(services: Services, method: "GET" | "DELETE" | "POST", suffix = "") {
   const endpoints = new Map(
     services.config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
   );
