@@ -150,6 +150,10 @@ export async function lockOrWait(
     try {
       const [entry, holder] = await Promise.all([store.get(entryKey(key)), store.get(lockKey(key))]);
       if (entry !== null) return { kind: "entry", text: entry };
+      // This instance's own token while it has no other flight for the key (only one leader per key runs
+      // here): a lock whose taking timed out after Redis ran it, or whose release failed. Released locks are
+      // gone by now (one connection keeps commands in order), so it is this leader's to use, not to wait for.
+      if (holder === options.token) return { kind: "lead", locked: true, waited: true };
       if (holder === null && await take()) return { kind: "lead", locked: true, waited: true };
     } catch {
       break;

@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { lockKey, lockOrWait } from "../../src/cache/coalesce.ts";
+import { MemoryStore } from "../../src/store/memory.ts";
+
+const options = (token: string, waitMs = 30_000) => ({ ttlMs: 30_000, waitMs, token });
+
+Deno.test("lockOrWait: a leftover lock with this instance's own token is used at once, not waited out", async () => {
+  const store = new MemoryStore();
+  // As after a lock script whose reply timed out: the lock is there, with our token.
+  assert.equal(await store.setIfAbsent(lockKey("k"), "me", 30_000), true);
+  const started = performance.now();
+  const outcome = await lockOrWait(store, "k", options("me"), new AbortController().signal);
+  assert.deepEqual(outcome, { kind: "lead", locked: true, waited: true });
+  assert.ok(performance.now() - started < 1000, `took ${Math.round(performance.now() - started)} ms`);
+});
+
+Deno.test("lockOrWait: another holder's lock is waited for, up to the bound, and then led without it", async () => {
+  const store = new MemoryStore();
+  assert.equal(await store.setIfAbsent(lockKey("k"), "other instance", 30_000), true);
+  const started = performance.now();
+  const outcome = await lockOrWait(store, "k", options("me", 150), new AbortController().signal);
+  assert.deepEqual(outcome, { kind: "lead", locked: false, waited: true });
+  assert.ok(performance.now() - started >= 140);
+  assert.equal(await store.get(lockKey("k")), "other instance");
+});
