@@ -52,6 +52,22 @@ Deno.test("20 identical JSON requests at once: one upstream call, 20 identical a
   assert.equal(stats.cache.coalesced, 19);
 });
 
+Deno.test({
+  name:
+    "on Redis too: 20 identical JSON requests at once on one instance make one upstream call, and no lock stays",
+  ignore: !hasRedis,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using s = await setup({ latencyMs: 250 }, [`redis_url: ${redis.url}`]);
+    const answers = await Promise.all(Array.from({ length: 20 }, () => answer(s.proxy, "together on redis")));
+    assert.equal(s.sim.count(), 1);
+    assert.ok(answers.every((a) => a.status === 200 && a.text === answers[0].text));
+    assert.deepEqual(tally(answers.map((a) => a.cache)), { MISS: 1, COALESCED: 19 });
+    await s.proxy.services.cache.settled();
+    assert.equal(await redis.command("EVAL", "return #redis.call('KEYS', '*coalesce*')", "0"), "0");
+  },
+});
+
 Deno.test("coalesced, cached and fresh answers each carry their own client's request id", async () => {
   await using s = await setup({ latencyMs: 200 });
   const ask = (id: string, stream = false) =>
