@@ -574,6 +574,15 @@ Deno.test({
       assert.deepEqual(await fast(store.readHealth(["e1", "e2"])), [health(0, T, "failures"), HEALTHY]);
       assert.equal(await fast(store.addToWindow("w", 2, 1000, T)), 2);
       assert.equal(await fast(store.setIfAbsent("lock", "me", 5000)), true);
+      // A cache lookup while Redis is away reads and locks locally, at once.
+      assert.deepEqual(await fast(store.readOrLock("cache:{q}", "coalesce:{q}", "me", 5000)), {
+        value: null,
+        locked: true,
+      });
+      assert.deepEqual(await fast(store.readOrLock("local", "coalesce:{local}", "me", 5000)), {
+        value: "only here",
+        locked: false,
+      });
       assert.equal(store.status(), "degraded");
 
       // The Redis store itself fails fast rather than hanging.
