@@ -140,7 +140,7 @@ export class ResponseCache {
           return await this.#lead(key, request, next, control, lookup);
         }
         // An identical request here opened a flight while this one read: it leads, so a lock taken goes back.
-        if (lookup.locked) this.#writer.track(unlock(this.#store, key, this.#token));
+        if (lookup.locked) this.#release(key);
       }
       const followed = await this.#follow(flight, request);
       if (followed) return followed;
@@ -170,6 +170,11 @@ export class ResponseCache {
   /** Waits for the cache writes still running (shutdown, tests). */
   settled(): Promise<void> {
     return this.#writer.settled();
+  }
+
+  /** Gives back this instance's coalescing lock for `key`, off the response path. */
+  #release(key: string): void {
+    this.#writer.track(unlock(this.#store, key, this.#token));
   }
 
   /** A cached answer as this request's response, noted in its trace. */
@@ -217,7 +222,7 @@ export class ResponseCache {
     lookup: Lookup,
   ): Promise<Response> {
     if (request.signal.aborted) {
-      if (lookup.locked) this.#writer.track(unlock(this.#store, key, this.#token));
+      if (lookup.locked) this.#release(key);
       throw new ClientGone();
     }
     const flight = this.#flights.open(key);
@@ -228,7 +233,7 @@ export class ResponseCache {
       if (finished) return;
       finished = true;
       this.#flights.close(key, flight);
-      if (locked) this.#writer.track(unlock(this.#store, key, this.#token));
+      if (locked) this.#release(key);
     };
     try {
       // One process needs no lock in the store: its flights already coalesce everything it serves. Streams do not

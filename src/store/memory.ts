@@ -85,9 +85,7 @@ export class MemoryStore implements Store {
   }
 
   get(key: string): Promise<string | null> {
-    const lru = this.#lruFor(key);
-    if (lru) return Promise.resolve(lru.get(key));
-    return Promise.resolve(this.#live(key)?.value ?? null);
+    return Promise.resolve(this.#read(key));
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {
@@ -103,10 +101,14 @@ export class MemoryStore implements Store {
 
   /** The read and the lock happen in one synchronous step (no await between them), as on Redis. */
   readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
-    const lru = this.#lruFor(key);
-    const value = lru ? lru.get(key) : this.#live(key)?.value ?? null;
+    const value = this.#read(key);
     if (value !== null) return Promise.resolve({ value, locked: false });
     return this.setIfAbsent(lock, token, ttlMs).then((locked) => ({ value: null, locked }));
+  }
+
+  #read(key: string): string | null {
+    const lru = this.#lruFor(key);
+    return lru ? lru.get(key) : this.#live(key)?.value ?? null;
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -121,9 +123,7 @@ export class MemoryStore implements Store {
   }
 
   deleteIfEquals(key: string, value: string): Promise<boolean> {
-    const lru = this.#lruFor(key);
-    const current = lru ? lru.get(key) : this.#live(key)?.value;
-    if (current !== value) return Promise.resolve(false);
+    if (this.#read(key) !== value) return Promise.resolve(false);
     return this.delete(key);
   }
 
