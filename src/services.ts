@@ -17,7 +17,7 @@ import { ResponsesLayer } from "./responses/layer.ts";
 import { FallbackStore } from "./store/fallback.ts";
 import { MemoryStore } from "./store/memory.ts";
 import type { Store } from "./store/store.ts";
-import { type Fetch, UpstreamClient } from "./upstream/client.ts";
+import { UpstreamClient } from "./upstream/client.ts";
 
 export interface Services {
   readonly config: Config;
@@ -46,7 +46,6 @@ const MAX_TURN_BYTES = 1024 * 1024;
 export interface ServiceOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
-  readonly fetch?: Fetch;
   /**
    * The services this build replaces (a config reload): their store, per-endpoint stats and metrics are reused, so
    * the state of endpoints whose id did not change survives. Store settings of the new config are then not applied.
@@ -66,7 +65,10 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const limits = new UpstreamLimits(clock.now);
   const balancer = new Balancer(health, clock, budgets);
   const stats = previous?.stats ?? new Stats();
-  const upstream = new UpstreamClient(options.fetch);
+  // The connection pool outlives a reload unless the client kind changed.
+  const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
+  if (previous && !kept) previous.upstream.close();
+  const upstream = kept ?? new UpstreamClient(settings.upstreamClient);
   const pipeline = new Pipeline({
     settings,
     balancer,
@@ -111,6 +113,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     cache,
     close: async () => {
       await cache.settled();
+      upstream.close();
       await store.close();
     },
   };

@@ -70,6 +70,8 @@ export interface Settings {
   readonly maxWaitForCapacityMs: number;
   readonly maxBodyBytes: number;
   readonly shutdownTimeoutMs: number;
+  /** The HTTP client for upstream calls: the proxy's own HTTP/1.1 client, or Deno's fetch. */
+  readonly upstreamClient: "http1" | "fetch";
   readonly apiKeys: readonly string[];
   readonly adminKeys: readonly string[];
 }

@@ -282,7 +282,7 @@ function resolveConfig(file: ConfigFile, source: string, env: EnvLookup): Config
   }
 
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return { source, groups, settings: resolveSettings(gs) };
+  return { source, groups, settings: resolveSettings(gs, env) };
 }
 
 /** First 10 hex digits of SHA-256 over (group, model, base URL, api version); never the key. */
@@ -291,7 +291,10 @@ function stableId(group: string, model: string, baseUrl: string, apiVersion: str
   return createHash("sha256").update(input).digest("hex").slice(0, 10);
 }
 
-function resolveSettings(gs: ConfigFile["general_settings"]): Settings {
+/** Variables that send HTTP through a forward proxy; only fetch honours them. */
+const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+
+function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Settings {
   const cp = gs.cache_params;
   return {
     host: gs.bind_address,
@@ -313,6 +316,7 @@ function resolveSettings(gs: ConfigFile["general_settings"]): Settings {
     maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
     maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
+    upstreamClient: gs.upstream_client ?? (PROXY_VARIABLES.some((name) => env(name)) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,
     adminKeys: gs.admin_keys,
   };

@@ -183,6 +183,8 @@ export const GeneralSettingsSchema = z.strictObject({
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
   max_body_bytes: positiveCount.optional(),
   shutdown_timeout: seconds.default(30),
+  /** Unset: `http1`, or `fetch` when a proxy variable (`HTTPS_PROXY`, ...) is set; applied by `load.ts`. */
+  upstream_client: z.enum(["http1", "fetch"]).optional(),
   api_keys: stringList().default([]),
   admin_keys: stringList().default([]),
   // Keys of the Python LLMProxy. Honoured where they have a meaning here, accepted and ignored otherwise.
@@ -190,7 +192,7 @@ export const GeneralSettingsSchema = z.strictObject({
   max_request_body_bytes: positiveCount.optional(),
   /** Older name of `cache_params.max_entry_bytes`. */
   max_cache_entry_bytes: positiveCount.optional(),
-  /** Ignored: Deno's fetch pools connections itself. */
+  /** Ignored: upstream connections are pooled per origin without a cap (idle ones up to 256). */
   http_max_connections: positiveCount.optional(),
   /** Ignored: TLS certificates are always verified. */
   redis_ssl_cert_reqs: optionalText,

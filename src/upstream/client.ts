@@ -5,9 +5,15 @@
 
 import type { EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
+import { Http1Agent, type Http1Init, type Http1Options, UpstreamProtocolError } from "./http1.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 
-export type Fetch = (input: Request | URL | string, init?: RequestInit) => Promise<Response>;
+/** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
+export type UpstreamClientKind = "http1" | "fetch";
+
+type Transport = (url: string, init: Http1Init) => Promise<Response>;
+
+const viaFetch: Transport = (url, init) => fetch(url, { ...init, redirect: "manual" });
 
 export interface UpstreamRequest {
   readonly endpoint: EndpointConfig;
@@ -35,10 +41,27 @@ export type UpstreamResult =
   | { readonly kind: "connection"; readonly message: string };
 
 export class UpstreamClient {
-  readonly #fetch: Fetch;
+  readonly kind: UpstreamClientKind;
+  readonly #agent?: Http1Agent;
+  readonly #send: Transport;
 
-  constructor(fetchFn: Fetch = fetch) {
-    this.#fetch = fetchFn;
+  constructor(kind: UpstreamClientKind = "http1", options?: Http1Options) {
+    this.kind = kind;
+    if (kind === "fetch") this.#send = viaFetch;
+    else {
+      this.#agent = new Http1Agent(options);
+      this.#send = this.#agent.fetch;
+    }
+  }
+
+  /** Idle kept-alive connections (the `http1` client's pool). */
+  get idleConnections(): number {
+    return this.#agent?.idleConnections ?? 0;
+  }
+
+  /** Closes the idle connections; calls still in flight finish on theirs. */
+  close(): void {
+    this.#agent?.close();
   }
 
   /**
@@ -65,12 +88,11 @@ export class UpstreamClient {
       clientSignal.removeEventListener("abort", onClientAbort);
     };
     try {
-      const response = await this.#fetch(url, {
+      const response = await this.#send(url, {
         method: request.method,
         headers: upstreamHeaders(endpoint, request.clientHeaders, request.requestId),
         body: request.body,
         signal: controller.signal,
-        redirect: "manual",
       });
       return { kind: "response", response, release };
     } catch (error) {
@@ -86,6 +108,7 @@ export class UpstreamClient {
 export function connectionMessage(error: unknown): string {
   // fetch throws TypeErrors for requests it cannot build, and their text may quote a header value (the key).
   if (error instanceof TypeError && /header/i.test(error.message)) return "invalid upstream request headers";
+  if (error instanceof UpstreamProtocolError) return error.message;
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   const cleaned = text.replace(/\(?\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*\)?/gi, "").replace(/\s+/g, " ").trim();
   if (/refused/i.test(cleaned)) return "connection refused";

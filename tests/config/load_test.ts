@@ -148,6 +148,7 @@ Deno.test("defaults fill every setting a minimal file leaves out", () => {
     responsesFailover: "replay",
     maxWaitForCapacityMs: 2000,
     maxBodyBytes: 10 * MiB,
+    upstreamClient: "http1",
     shutdownTimeoutMs: 30_000,
     apiKeys: [],
     adminKeys: [],

@@ -1,0 +1,437 @@
+/**
+ * The proxy's own HTTP/1.1 client against servers that answer byte by byte as each test scripts them: framing,
+ * keep-alive and its failures, aborts, malformed answers, TLS.
+ */
+
+import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { Http1Agent, UpstreamProtocolError } from "../../src/upstream/http1.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Received {
+  readonly head: string;
+  readonly body: string;
+}
+
+/** One accepted connection, with the requests read off it. */
+class ServerConn {
+  #buffer = new Uint8Array(0);
+  constructor(readonly conn: Deno.Conn) {}
+
+  async #fill(): Promise<boolean> {
+    const chunk = new Uint8Array(65536);
+    const read = await this.conn.read(chunk).catch(() => null);
+    if (read === null) return false;
+    const joined = new Uint8Array(this.#buffer.length + read);
+    joined.set(this.#buffer);
+    joined.set(chunk.subarray(0, read), this.#buffer.length);
+    this.#buffer = joined;
+    return true;
+  }
+
+  /** The next request (head and body by its content-length), or undefined when the client closed. */
+  async request(): Promise<Received | undefined> {
+    for (;;) {
+      const text = decoder.decode(this.#buffer);
+      const end = text.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        const head = text.slice(0, end);
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        const headBytes = encoder.encode(text.slice(0, end + 4)).length;
+        while (this.#buffer.length < headBytes + length) if (!await this.#fill()) return undefined;
+        const body = decoder.decode(this.#buffer.subarray(headBytes, headBytes + length));
+        this.#buffer = this.#buffer.slice(headBytes + length);
+        return { head, body };
+      }
+      if (!await this.#fill()) return undefined;
+    }
+  }
+
+  async write(data: string | Uint8Array): Promise<void> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    let written = 0;
+    while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+  }
+
+  /** Resolves when the client closes its side. */
+  async closedByClient(): Promise<void> {
+    while (await this.#fill());
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // closed already
+    }
+  }
+}
+
+/** A TCP server on 127.0.0.1 that runs `script` for each connection it accepts. */
+function scriptedServer(script: (conn: ServerConn, index: number) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: ServerConn[] = [];
+  const running: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      const serverConn = new ServerConn(conn);
+      conns.push(serverConn);
+      running.push(script(serverConn, conns.length - 1).catch(() => {}).finally(() => serverConn.close()));
+    }
+  })();
+  return {
+    url: `http://127.0.0.1:${listener.addr.port}`,
+    get accepted() {
+      return conns.length;
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const conn of conns) conn.close();
+      await accepting.catch(() => {});
+      await Promise.all(running);
+    },
+  };
+}
+
+/** Answers each request on the connection with `answer(request)` until the client closes. */
+const serveEach =
+  (answer: (request: Received, count: number) => string | Uint8Array) => async (conn: ServerConn) => {
+    for (let count = 0;; count++) {
+      const request = await conn.request();
+      if (!request) return;
+      await conn.write(answer(request, count));
+    }
+  };
+
+const json = (text: string, extra = "") =>
+  `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${
+    encoder.encode(text).length
+  }\r\n${extra}\r\n${text}`;
+
+function post(agent: Http1Agent, url: string, body = "{}", signal = new AbortController().signal) {
+  return agent.fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body, signal });
+}
+
+Deno.test("http1: answers come back whole, and one kept-alive connection carries consecutive requests", async () => {
+  const seen: Received[] = [];
+  await using server = scriptedServer(serveEach((request, count) => {
+    seen.push(request);
+    return json(`{"n":${count}}`);
+  }));
+  const agent = new Http1Agent();
+  try {
+    for (let i = 0; i < 3; i++) {
+      const response = await post(
+        agent,
+        `${server.url}/v1/chat/completions?api-version=1`,
+        '{"q":"héllo ✓"}',
+      );
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/json");
+      assert.deepEqual(await response.json(), { n: i });
+    }
+    assert.equal(server.accepted, 1, "one connection for all three");
+    assert.equal(agent.idleConnections, 1);
+    const [first] = seen;
+    assert.match(first.head, /^POST \/v1\/chat\/completions\?api-version=1 HTTP\/1\.1\r\n/);
+    assert.match(first.head, new RegExp(`\r\nhost: ${new URL(server.url).host}\r\n`));
+    assert.match(first.head, /\r\naccept-encoding: identity\r\n/);
+    assert.equal(first.body, '{"q":"héllo ✓"}', "the body's UTF-8 bytes and its content-length agree");
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a chunked stream is handed on chunk by chunk as it arrives, not when it ends", async () => {
+  const next = Promise.withResolvers<void>();
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write(
+      "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
+    await conn.write("d\r\ndata: first\n\n\r\n");
+    await next.promise;
+    await conn.write("e\r\ndata: second\n\n\r\n0\r\n\r\n");
+    await conn.request();
+  });
+  const agent = new Http1Agent();
+  try {
+    const response = await post(agent, server.url);
+    const reader = response.body!.getReader();
+    assert.equal(
+      decoder.decode((await reader.read()).value),
+      "data: first\n\n",
+      "before the server sends more",
+    );
+    next.resolve();
+    assert.equal(decoder.decode((await reader.read()).value), "data: second\n\n");
+    assert.equal((await reader.read()).done, true);
+    assert.equal(agent.idleConnections, 1, "a chunked answer read to its end leaves the connection reusable");
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: chunks, lengths and heads split at every byte are put back together", async () => {
+  const chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n" +
+    "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nx-trailer: yes\r\n\r\n";
+  const big = "x".repeat(100_000);
+  await using server = scriptedServer(async (conn) => {
+    for (const answer of [chunked, json(big)]) {
+      await conn.request();
+      // One byte per write for the small answer; the large one in 7,001-byte pieces.
+      const bytes = encoder.encode(answer);
+      const step = bytes.length > 1000 ? 7001 : 1;
+      for (let at = 0; at < bytes.length; at += step) {
+        await conn.write(bytes.subarray(at, at + step));
+        if (step === 1) await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    }
+    await conn.request();
+  });
+  const agent = new Http1Agent();
+  try {
+    const first = await post(agent, server.url);
+    assert.equal(first.headers.get("x-a"), "1");
+    assert.equal(await first.text(), "hello world");
+    const second = await post(agent, server.url);
+    assert.equal((await second.text()).length, big.length);
+    assert.equal(server.accepted, 1);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a body without a length runs to the connection's close, which is not reused", async () => {
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\npart one, ");
+    await conn.write("part two");
+  });
+  const agent = new Http1Agent();
+  try {
+    assert.equal(await (await post(agent, server.url)).text(), "part one, part two");
+    assert.equal(await (await post(agent, server.url)).text(), "part one, part two");
+    assert.equal(server.accepted, 2);
+    assert.equal(agent.idleConnections, 0);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a kept-alive connection the server closed while idle is replaced, and the request sent once", async () => {
+  const received: string[] = [];
+  await using server = scriptedServer(async (conn) => {
+    const request = await conn.request();
+    if (request) received.push(request.body);
+    // Keep-alive answer, then the server goes away without a word.
+    await conn.write(json(`{"ok":${received.length}}`));
+  });
+  const agent = new Http1Agent();
+  try {
+    assert.deepEqual(await (await post(agent, server.url, '{"n":1}')).json(), { ok: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(await (await post(agent, server.url, '{"n":2}')).json(), { ok: 2 });
+    assert.deepEqual(received, ['{"n":1}', '{"n":2}'], "the second request reached the server once");
+    assert.equal(server.accepted, 2);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: an idle connection past its age is closed, not reused", async () => {
+  await using server = scriptedServer(serveEach(() => json("{}")));
+  const agent = new Http1Agent({ idleMs: 30 });
+  try {
+    await (await post(agent, server.url)).text();
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    await (await post(agent, server.url)).text();
+    assert.equal(server.accepted, 2);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: an answer cut before its length fails the body read, and the request is not sent again", async () => {
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + "x".repeat(40));
+  });
+  const agent = new Http1Agent();
+  try {
+    const response = await post(agent, server.url);
+    await assert.rejects(response.text(), UpstreamProtocolError);
+    assert.equal(server.accepted, 1);
+    assert.equal(agent.idleConnections, 0);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a new connection closed without an answer fails at once (no retry)", async () => {
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+  });
+  const agent = new Http1Agent();
+  try {
+    await assert.rejects(post(agent, server.url), /closed the connection/);
+    assert.equal(server.accepted, 1);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: an abort before the answer rejects with the signal's reason and closes the connection", async () => {
+  const closed = Promise.withResolvers<void>();
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.closedByClient();
+    closed.resolve();
+  });
+  const agent = new Http1Agent();
+  try {
+    const controller = new AbortController();
+    const pending = post(agent, server.url, "{}", controller.signal);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    controller.abort(new DOMException("gone", "TimeoutError"));
+    await assert.rejects(pending, (error: Error) => error.name === "TimeoutError");
+    await closed.promise;
+    assert.equal(agent.idleConnections, 0);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: an abort mid-stream errors the body with the signal's reason", async () => {
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst\n\r\n");
+    await conn.closedByClient();
+  });
+  const agent = new Http1Agent();
+  try {
+    const controller = new AbortController();
+    const response = await post(agent, server.url, "{}", controller.signal);
+    const reader = response.body!.getReader();
+    assert.equal(decoder.decode((await reader.read()).value), "first\n");
+    const pending = reader.read();
+    controller.abort(new DOMException("too slow", "TimeoutError"));
+    await assert.rejects(pending, (error: Error) => error.name === "TimeoutError");
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: malformed answers are refused with a reason that names no URL", async () => {
+  const answers = [
+    "HTTP/1.1 2OO OK\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
+    "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+    `HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(70_000)}\r\n\r\n`,
+  ];
+  await using server = scriptedServer(async (conn, index) => {
+    await conn.request();
+    await conn.write(answers[index]);
+  });
+  const agent = new Http1Agent();
+  try {
+    for (const _ of answers) {
+      await assert.rejects(post(agent, server.url), (error: Error) => {
+        assert.ok(error instanceof UpstreamProtocolError, String(error));
+        assert.doesNotMatch(error.message, /127\.0\.0\.1/);
+        return true;
+      });
+    }
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a header value that would split the request is refused before anything is sent", async () => {
+  await using server = scriptedServer(serveEach(() => json("{}")));
+  const agent = new Http1Agent();
+  try {
+    const signal = new AbortController().signal;
+    await assert.rejects(
+      agent.fetch(server.url, {
+        method: "POST",
+        headers: { "x-a": "1\r\nx-injected: 2" },
+        body: "{}",
+        signal,
+      }),
+      /invalid upstream request header/,
+    );
+    assert.equal(server.accepted, 0);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: interim answers are skipped, a 204 has no body, a gzip body is decoded", async () => {
+  const zipped = gzipSync(encoder.encode('{"zipped":true}'));
+  await using server = scriptedServer(serveEach((_, count) => {
+    if (count === 0) return "HTTP/1.1 100 Continue\r\n\r\n" + json('{"after":"continue"}');
+    if (count === 1) return "HTTP/1.1 204 No Content\r\n\r\n";
+    const head = encoder.encode(
+      `HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: ${zipped.length}\r\n\r\n`,
+    );
+    const out = new Uint8Array(head.length + zipped.length);
+    out.set(head);
+    out.set(zipped, head.length);
+    return out;
+  }));
+  const agent = new Http1Agent();
+  try {
+    assert.deepEqual(await (await post(agent, server.url)).json(), { after: "continue" });
+    const empty = await post(agent, server.url);
+    assert.equal(empty.status, 204);
+    assert.equal(empty.body, null);
+    const zippedAnswer = await post(agent, server.url);
+    assert.equal(zippedAnswer.headers.get("content-encoding"), null);
+    assert.deepEqual(await zippedAnswer.json(), { zipped: true });
+    assert.equal(server.accepted, 1);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a TLS upstream is verified against the given roots and its connection kept alive", async () => {
+  const here = new URL("../_support/tls/", import.meta.url);
+  const cert = await Deno.readTextFile(new URL("cert.pem", here));
+  const key = await Deno.readTextFile(new URL("key.pem", here));
+  const ca = await Deno.readTextFile(new URL("ca.pem", here));
+  let requests = 0;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, onListen: () => {} },
+    () => Response.json({ n: ++requests }),
+  );
+  const url = `https://localhost:${server.addr.port}/v1/embeddings`;
+  const trusting = new Http1Agent({ caCerts: [ca] });
+  const strict = new Http1Agent();
+  try {
+    assert.deepEqual(await (await post(trusting, url)).json(), { n: 1 });
+    assert.deepEqual(await (await post(trusting, url)).json(), { n: 2 });
+    assert.equal(trusting.idleConnections, 1);
+    await assert.rejects(post(strict, url), /certificate|tls|invalid peer/i, "an unknown root is refused");
+  } finally {
+    trusting.close();
+    strict.close();
+  }
+});
+
+Deno.test("http1: close() shuts the idle connections", async () => {
+  const closed = Promise.withResolvers<void>();
+  await using server = scriptedServer(async (conn) => {
+    await serveEach(() => json("{}"))(conn);
+    closed.resolve();
+  });
+  const agent = new Http1Agent();
+  await (await post(agent, server.url)).text();
+  assert.equal(agent.idleConnections, 1);
+  agent.close();
+  await closed.promise;
+  assert.equal(agent.idleConnections, 0);
+});
