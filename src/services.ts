@@ -69,6 +69,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
   if (previous && !kept) previous.upstream.close();
   const upstream = kept ?? new UpstreamClient(settings.upstreamClient);
+  if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const pipeline = new Pipeline({
     settings,
     balancer,

@@ -291,8 +291,19 @@ function stableId(group: string, model: string, baseUrl: string, apiVersion: str
   return createHash("sha256").update(input).digest("hex").slice(0, 10);
 }
 
-/** Variables that send HTTP through a forward proxy; only fetch honours them. */
-const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+/**
+ * Variables only fetch honours: a forward proxy for HTTP, and Deno's OpenTelemetry (which traces fetch calls,
+ * not the proxy's own client). When one is set and `upstream_client` is not, upstream calls use fetch.
+ */
+const FETCH_VARIABLES = [
+  "HTTPS_PROXY",
+  "https_proxy",
+  "HTTP_PROXY",
+  "http_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+  "OTEL_DENO",
+];
 
 function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Settings {
   const cp = gs.cache_params;
@@ -316,7 +327,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
     maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
-    upstreamClient: gs.upstream_client ?? (PROXY_VARIABLES.some((name) => env(name)) ? "fetch" : "http1"),
+    upstreamClient: gs.upstream_client ?? (FETCH_VARIABLES.some((name) => env(name)) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,
     adminKeys: gs.admin_keys,
   };

@@ -51,6 +51,8 @@ const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\r\n\0]/;
 const NON_ASCII = /[\u0080-\uffff]/;
+/** A reason phrase `Response` accepts: tab, space, visible ASCII and obs-text. */
+const REASON = /^[\t -~\u0080-\u00ff]*$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: |$)/;
 
 /** An answer the client cannot read: bad framing, a head too large, a connection closed before the end. */
@@ -139,35 +141,38 @@ export class Http1Agent {
     return target;
   }
 
+  /** The most recently parked connection that is still good: not expired, not closed or spoken to by the server. */
   #take(origin: string): Connection | undefined {
     const list = this.#idle.get(origin);
     if (!list) return undefined;
-    const oldest = performance.now() - this.#idleMs;
+    const now = performance.now();
     let connection: Connection | undefined;
     while ((connection = list.pop())) {
-      if (connection.idleSince >= oldest) return connection;
+      if (connection.reusable && connection.expiresAt > now) return connection;
       connection.close();
     }
     return undefined;
   }
 
-  #park(connection: Connection): void {
-    if (this.#closed || connection.closed) return connection.close();
+  #park(connection: Connection, keepAliveMs: number): void {
+    // The server's own idle timeout (`keep-alive: timeout=N`), less a second, if it is shorter than ours.
+    const idleMs = Math.min(this.#idleMs, keepAliveMs - 1000);
+    if (this.#closed || idleMs <= 0 || !connection.reusable) return connection.close();
     let list = this.#idle.get(connection.origin);
     if (!list) this.#idle.set(connection.origin, list = []);
     if (list.length >= this.#maxIdle) return connection.close();
-    connection.idleSince = performance.now();
+    connection.idle(performance.now() + idleMs);
     list.push(connection);
     this.#sweeper ??= this.#startSweeper();
   }
 
   #startSweeper(): ReturnType<typeof setInterval> {
     const id = setInterval(() => {
-      const oldest = performance.now() - this.#idleMs;
+      const now = performance.now();
       let left = 0;
       for (const [origin, list] of this.#idle) {
         const kept = list.filter((connection) =>
-          connection.idleSince >= oldest || (connection.close(), false)
+          (connection.reusable && connection.expiresAt > now) || (connection.close(), false)
         );
         if (kept.length === 0) this.#idle.delete(origin);
         else this.#idle.set(origin, kept);
@@ -188,7 +193,7 @@ export class Http1Agent {
     let conn: Deno.Conn;
     if (target.tls) {
       const pending = Deno.connectTls({ ...options, caCerts: this.#caCerts, alpnProtocols: ["http/1.1"] });
-      conn = await untilAborted(pending, signal, (late) => late.close());
+      conn = await untilAborted(pending, signal, closeQuietly);
     } else {
       const tcp = await Deno.connect({ ...options, signal });
       tcp.setNoDelay(true);
@@ -205,43 +210,50 @@ export class Http1Agent {
     try {
       await connection.write(message);
       const head = await readHead(connection);
-      const keepAlive = head.keepAlive;
       const framing = bodyFraming(init.method, head);
+      // The answer is built before the connection goes back to the pool: building it can still fail.
       if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
-        this.#finish(connection, keepAlive);
-        return answer(head, null);
+        const response = answer(head, null);
+        this.#finish(connection, head);
+        return response;
       }
       if (framing.kind === "length" && connection.available >= framing.length) {
-        const bytes = connection.take(framing.length);
-        this.#finish(connection, keepAlive);
-        return answer(head, bytes);
+        const response = answer(head, connection.take(framing.length));
+        this.#finish(connection, head);
+        return response;
       }
-      handedOver = true;
       const body = new BodyReader(connection, framing, (complete) => {
         signal.removeEventListener("abort", onAbort);
-        if (complete) this.#finish(connection, keepAlive && framing.kind !== "close");
+        if (complete && framing.kind !== "close") this.#finish(connection, head);
         else connection.close();
       }, signal);
-      return answer(head, body.stream());
+      const response = answer(head, body.stream());
+      handedOver = true;
+      return response;
     } finally {
       if (!handedOver) signal.removeEventListener("abort", onAbort);
     }
   }
 
   /** An answer read to its end: the connection is reused if both sides allow it and nothing extra arrived. */
-  #finish(connection: Connection, keepAlive: boolean): void {
-    if (keepAlive && connection.available === 0) this.#park(connection);
+  #finish(connection: Connection, head: Head): void {
+    if (head.keepAlive && connection.available === 0) this.#park(connection, head.keepAliveMs);
     else connection.close();
   }
 }
 
-/** Resolves as `pending` does, or rejects with the signal's reason; a late connection is closed. */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // closed already
+  }
+}
+
+/** Resolves as `pending` does, or rejects with the signal's reason; a connection that comes too late is closed. */
 function untilAborted<T>(pending: Promise<T>, signal: AbortSignal, discard: (late: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      reject(signal.reason);
-      pending.then(discard, () => {});
-    };
+    const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     pending.then(
       (value) => {
@@ -304,6 +316,8 @@ interface Head {
   readonly statusText: string;
   readonly headers: [string, string][];
   readonly keepAlive: boolean;
+  /** The server's idle timeout from `keep-alive: timeout=N`; Infinity when not given. */
+  readonly keepAliveMs: number;
   readonly contentLength?: string;
   readonly transferEncoding?: string;
   readonly contentEncoding?: string;
@@ -324,7 +338,11 @@ function parseHead(text: string): Head {
   const statusLine = STATUS_LINE.exec(lines[0]);
   if (!statusLine) throw new UpstreamProtocolError("malformed status line from the upstream");
   const status = Number(statusLine[2]);
+  if (status < 100 || status > 599) {
+    throw new UpstreamProtocolError("malformed status line from the upstream");
+  }
   const headers: [string, string][] = [];
+  let keepAliveMs = Infinity;
   let connection = "";
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
@@ -337,7 +355,7 @@ function parseHead(text: string): Head {
     const name = line.slice(0, colon).toLowerCase();
     if (!TOKEN.test(name)) throw new UpstreamProtocolError("malformed header name from the upstream");
     const value = line.slice(colon + 1).trim();
-    if (value.includes("\0")) throw new UpstreamProtocolError("malformed header value from the upstream");
+    if (BAD_VALUE.test(value)) throw new UpstreamProtocolError("malformed header value from the upstream");
     switch (name) {
       case "content-length":
         if (contentLength !== undefined && contentLength !== value) {
@@ -354,16 +372,25 @@ function parseHead(text: string): Head {
       case "content-encoding":
         contentEncoding = value.toLowerCase();
         break;
+      case "keep-alive": {
+        const timeout = /(?:^|[\s,])timeout=(\d+)/i.exec(value);
+        if (timeout) keepAliveMs = Number(timeout[1]) * 1000;
+        break;
+      }
     }
     headers.push([name, value]);
   }
   const http11 = statusLine[1] === "1";
-  const keepAlive = http11 && !/(^|[\s,])close\s*,/.test(connection);
+  // A length beside a transfer coding may be a smuggling attempt: this answer is read, the connection not reused.
+  const keepAlive = http11 && !/(^|[\s,])close\s*,/.test(connection) &&
+    !(contentLength !== undefined && transferEncoding !== undefined);
+  const reason = lines[0].slice(13);
   return {
     status,
-    statusText: lines[0].slice(13),
+    statusText: REASON.test(reason) ? reason : "",
     headers,
     keepAlive,
+    keepAliveMs,
     contentLength,
     transferEncoding,
     contentEncoding,
@@ -382,8 +409,11 @@ function bodyFraming(method: string, head: Head): Framing {
   if (method === "HEAD" || status === 204 || status === 304) return { kind: "none" };
   if (head.transferEncoding !== undefined) {
     const codings = head.transferEncoding.toLowerCase().split(",").map((coding) => coding.trim());
-    // With a transfer coding the length is ignored; a body not chunked last runs to the connection's close.
-    return codings[codings.length - 1] === "chunked" ? { kind: "chunked" } : { kind: "close" };
+    // Only chunked is asked for (no TE header is sent); with it the length is ignored.
+    if (codings.some((coding) => coding !== "chunked" && coding !== "identity")) {
+      throw new UpstreamProtocolError("unsupported transfer coding from the upstream");
+    }
+    return codings.includes("chunked") ? { kind: "chunked" } : { kind: "close" };
   }
   if (head.contentLength !== undefined) {
     const values = head.contentLength.split(",").map((value) => value.trim());
@@ -400,7 +430,11 @@ function answer(
   body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array<ArrayBuffer>> | null,
 ): Response {
   const { status, statusText, headers } = head;
-  if (body === null || status === 205) return new Response(null, { status, statusText, headers });
+  if (body === null || status === 205) {
+    // A 205 has no content by definition: whatever framing it came with is dropped with its connection.
+    if (body instanceof ReadableStream) body.cancel().catch(() => {});
+    return new Response(null, { status, statusText, headers });
+  }
   const coding = head.contentEncoding;
   if (coding === "gzip" || coding === "x-gzip" || coding === "deflate") {
     // Asked for identity; a server that compresses anyway is decoded here, as fetch would.
@@ -423,12 +457,38 @@ class Connection {
   #closed = false;
   /** Set once any byte of an answer has arrived on this use. */
   answered = false;
-  idleSince = 0;
+  /** While parked: when it stops being reusable (`performance.now()` ms). */
+  expiresAt = 0;
+  /** The read kept pending while the connection is parked. */
+  #watch?: Promise<number | null>;
+  /** The watch read settled while parked: the server closed, or sent bytes nobody asked for. */
+  #spoiled = false;
 
   constructor(readonly conn: Deno.Conn, readonly origin: string) {}
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get reusable(): boolean {
+    return !this.#closed && !this.#spoiled;
+  }
+
+  /**
+   * Parks the connection until `expiresAt`. A read stays pending meanwhile, so a server that closes an idle
+   * connection (or answers it with a stray 408) is noticed before a request is sent on it; that read becomes the
+   * first read of the next use.
+   */
+  idle(expiresAt: number): void {
+    this.expiresAt = expiresAt;
+    this.#spoiled = false;
+    this.#start = this.#end = 0;
+    const watch = this.conn.read(this.#buffer);
+    this.#watch = watch;
+    const settled = () => {
+      if (this.#watch === watch) this.#spoiled = true;
+    };
+    watch.then(settled, settled);
   }
 
   get available(): number {
@@ -458,7 +518,13 @@ class Connection {
         this.#buffer = larger;
       }
     }
-    const read = await this.conn.read(this.#buffer.subarray(this.#end));
+    let read: number | null;
+    const watch = this.#watch;
+    if (watch) {
+      // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
+      this.#watch = undefined;
+      read = await watch;
+    } else read = await this.conn.read(this.#buffer.subarray(this.#end));
     if (read === null) return false;
     this.answered = true;
     this.#end += read;
@@ -547,6 +613,7 @@ class BodyReader {
   /** Bytes of the current chunk (or of the whole body, for a length) still to come. */
   #left: number;
   #state: "data" | "size" | "crlf" | "trailers" | "done";
+  #trailerBytes = 0;
 
   constructor(
     private readonly connection: Connection,
@@ -567,6 +634,12 @@ class BodyReader {
     };
     return new ReadableStream<Uint8Array<ArrayBuffer>>({
       pull: async (controller) => {
+        if (this.signal.aborted) {
+          // Bytes already buffered are not handed on after an abort: the body ends with the reason.
+          end(false);
+          controller.error(this.signal.reason);
+          return;
+        }
         try {
           const chunk = await this.#next();
           if (chunk) controller.enqueue(chunk);
@@ -628,6 +701,10 @@ class BodyReader {
         case "trailers": {
           const length = await connection.readLine(MAX_HEAD_BYTES);
           connection.takeText(length);
+          this.#trailerBytes += length;
+          if (this.#trailerBytes > MAX_HEAD_BYTES) {
+            throw new UpstreamProtocolError("the upstream's trailers are too large");
+          }
           if (length === 2) this.#state = "done";
           continue;
         }

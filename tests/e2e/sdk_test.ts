@@ -7,11 +7,19 @@ import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 
-Deno.test("chat, responses, embeddings and models through the SDK, with and without the /v1 prefix", async () => {
+for (const upstreamClient of ["http1", "fetch"]) {
+  Deno.test(`chat, responses, embeddings and models through the SDK, with and without the /v1 prefix (upstream_client: ${upstreamClient})`, () =>
+    everyRoute(upstreamClient));
+}
+
+async function everyRoute(upstreamClient: string) {
   await using sim = await SimUpstream.start({ name: "east", quiet: true });
   await using proxy = await startProxy(
-    groupYaml([endpointYaml(sim.url, { name: "east", model: "gpt-4o-mini-2024" })]),
+    groupYaml([endpointYaml(sim.url, { name: "east", model: "gpt-4o-mini-2024" })], [
+      `upstream_client: ${upstreamClient}`,
+    ]),
   );
+  assert.equal(proxy.services.upstream.kind, upstreamClient);
   for (const baseURL of [`${proxy.url}/v1`, proxy.url]) {
     const client = new OpenAI({ baseURL, apiKey: "client-key-not-forwarded" });
 
@@ -63,7 +71,14 @@ Deno.test("chat, responses, embeddings and models through the SDK, with and with
   assert.equal((chat.body as { model: string }).model, "gpt-4o-mini-2024");
   assert.equal(chat.headers["authorization"], "Bearer sk-test-east");
   assert.ok(!JSON.stringify(sim.requests.map((r) => r.headers)).includes("client-key-not-forwarded"));
-});
+  if (upstreamClient === "http1") {
+    assert.equal(
+      proxy.services.upstream.idleConnections,
+      1,
+      "every call went over one kept-alive connection",
+    );
+  }
+}
 
 Deno.test("unknown body fields pass through untouched and the proxy-only cache field is stripped", async () => {
   await using sim = await SimUpstream.start({ quiet: true });

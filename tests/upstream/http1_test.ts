@@ -331,19 +331,26 @@ Deno.test("http1: malformed answers are refused with a reason that names no URL"
     "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
     "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
     `HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(70_000)}\r\n\r\n`,
+    "HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nx-a: one\ntwo\r\ncontent-length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
   ];
   await using server = scriptedServer(async (conn, index) => {
     await conn.request();
     await conn.write(answers[index]);
+    // The connection stays open: only the client can decide not to reuse it.
+    await conn.request();
   });
   const agent = new Http1Agent();
   try {
-    for (const _ of answers) {
+    for (const [index] of answers.entries()) {
       await assert.rejects(post(agent, server.url), (error: Error) => {
         assert.ok(error instanceof UpstreamProtocolError, String(error));
         assert.doesNotMatch(error.message, /127\.0\.0\.1/);
         return true;
       });
+      assert.equal(agent.idleConnections, 0, `answer ${index}: its connection is not kept`);
+      assert.equal(server.accepted, index + 1);
     }
   } finally {
     agent.close();
@@ -434,4 +441,86 @@ Deno.test("http1: close() shuts the idle connections", async () => {
   agent.close();
   await closed.promise;
   assert.equal(agent.idleConnections, 0);
+});
+
+Deno.test("http1: bytes from the server on an idle connection (a 408 as it closes) spoil it; the next request goes elsewhere", async () => {
+  const served: number[] = [];
+  await using server = scriptedServer(async (conn, index) => {
+    await conn.request();
+    served.push(index);
+    await conn.write(json(`{"conn":${index}}`));
+    if (index === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await conn.write("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    } else await conn.request();
+  });
+  const agent = new Http1Agent();
+  try {
+    assert.deepEqual(await (await post(agent, server.url)).json(), { conn: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    const second = await post(agent, server.url);
+    assert.equal(second.status, 200, "the stray 408 is not taken for the answer");
+    assert.deepEqual(await second.json(), { conn: 1 });
+    assert.deepEqual(served, [0, 1]);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: the server's keep-alive timeout shortens how long its connections are kept", async () => {
+  let answered = 0;
+  await using server = scriptedServer(
+    serveEach(() => json("{}", `keep-alive: timeout=${answered++ === 0 ? 1 : 5}\r\n`)),
+  );
+  const agent = new Http1Agent();
+  try {
+    await (await post(agent, server.url)).text();
+    assert.equal(agent.idleConnections, 0, "timeout=1 leaves no safe time to reuse it");
+    await (await post(agent, server.url)).text();
+    assert.equal(agent.idleConnections, 1);
+    assert.equal(server.accepted, 2);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: after an abort, bytes already buffered are not handed on", async () => {
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write(
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n",
+    );
+    await conn.closedByClient();
+  });
+  const agent = new Http1Agent();
+  try {
+    const controller = new AbortController();
+    const response = await post(agent, server.url, "{}", controller.signal);
+    const reader = response.body!.getReader();
+    assert.equal(decoder.decode((await reader.read()).value), "first\n");
+    controller.abort(new DOMException("too slow", "TimeoutError"));
+    await assert.rejects(reader.read(), (error: Error) => error.name === "TimeoutError");
+    assert.equal(agent.idleConnections, 0);
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: a 205 drops whatever body it came with, and its connection", async () => {
+  const closed = Promise.withResolvers<void>();
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write("HTTP/1.1 205 Reset Content\r\ntransfer-encoding: chunked\r\n\r\n");
+    await conn.closedByClient();
+    closed.resolve();
+  });
+  const agent = new Http1Agent();
+  try {
+    const response = await post(agent, server.url);
+    assert.equal(response.status, 205);
+    assert.equal(response.body, null);
+    await closed.promise;
+  } finally {
+    agent.close();
+  }
 });
