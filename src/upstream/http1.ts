@@ -208,23 +208,26 @@ export class Http1Agent {
     signal.addEventListener("abort", onAbort);
     let handedOver = false;
     try {
-      await connection.write(message);
+      // The head is read while the request is still being written: an upstream that refuses a large body early
+      // (a 413) is heard, where a write would block or break. Such a connection is not reused.
+      let written = false;
+      connection.write(message).then(() => written = true, () => connection.close());
       const head = await readHead(connection);
       const framing = bodyFraming(init.method, head);
       // The answer is built before the connection goes back to the pool: building it can still fail.
       if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
         const response = answer(head, null);
-        this.#finish(connection, head);
+        this.#finish(connection, head, written);
         return response;
       }
       if (framing.kind === "length" && connection.available >= framing.length) {
         const response = answer(head, connection.take(framing.length));
-        this.#finish(connection, head);
+        this.#finish(connection, head, written);
         return response;
       }
       const body = new BodyReader(connection, framing, (complete) => {
         signal.removeEventListener("abort", onAbort);
-        if (complete && framing.kind !== "close") this.#finish(connection, head);
+        if (complete && framing.kind !== "close") this.#finish(connection, head, written);
         else connection.close();
       }, signal);
       const response = answer(head, body.stream());
@@ -236,8 +239,8 @@ export class Http1Agent {
   }
 
   /** An answer read to its end: the connection is reused if both sides allow it and nothing extra arrived. */
-  #finish(connection: Connection, head: Head): void {
-    if (head.keepAlive && connection.available === 0) this.#park(connection, head.keepAliveMs);
+  #finish(connection: Connection, head: Head, written: boolean): void {
+    if (head.keepAlive && written && connection.available === 0) this.#park(connection, head.keepAliveMs);
     else connection.close();
   }
 }

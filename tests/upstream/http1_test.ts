@@ -49,6 +49,15 @@ class ServerConn {
     }
   }
 
+  /** Reads a request's head only, leaving its body unread. */
+  async head(): Promise<string | undefined> {
+    for (;;) {
+      const end = decoder.decode(this.#buffer.subarray(0, 65536)).indexOf("\r\n\r\n");
+      if (end >= 0) return decoder.decode(this.#buffer.subarray(0, end));
+      if (!await this.#fill()) return undefined;
+    }
+  }
+
   async write(data: string | Uint8Array): Promise<void> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     let written = 0;
@@ -520,6 +529,27 @@ Deno.test("http1: a 205 drops whatever body it came with, and its connection", a
     assert.equal(response.status, 205);
     assert.equal(response.body, null);
     await closed.promise;
+  } finally {
+    agent.close();
+  }
+});
+
+Deno.test("http1: an upstream that refuses a large body before reading it is heard (its 413), not a broken write", async () => {
+  const refusal = '{"error":{"message":"too large"}}';
+  await using server = scriptedServer(async (conn) => {
+    await conn.head();
+    await conn.write(
+      `HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: ${refusal.length}\r\n\r\n${refusal}`,
+    );
+    // It never reads the body; it hangs up a little later.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  });
+  const agent = new Http1Agent();
+  try {
+    const response = await post(agent, server.url, JSON.stringify({ input: "x".repeat(16 * 1024 * 1024) }));
+    assert.equal(response.status, 413);
+    assert.equal(await response.text(), refusal);
+    assert.equal(agent.idleConnections, 0, "a connection with a request half written is not reused");
   } finally {
     agent.close();
   }
