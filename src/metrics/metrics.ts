@@ -231,6 +231,18 @@ export class ProxyMetrics {
       ],
     ),
   );
+  readonly #connectionsOpened = this.registry.register(
+    new Counter(
+      "llmproxy_upstream_connections_opened_total",
+      "Upstream connections opened by the http1 client (read at scrape; 0 with upstream_client: fetch)",
+    ),
+  );
+  readonly #connectionsIdle = this.registry.register(
+    new Gauge(
+      "llmproxy_upstream_connections_idle",
+      "Kept-alive upstream connections waiting for reuse (http1 client; read at scrape)",
+    ),
+  );
   readonly #reloads = this.registry.register(
     new Counter("llmproxy_config_reloads_total", "Config reloads (SIGHUP) by result", ["result"]),
   );
@@ -295,7 +307,10 @@ export class ProxyMetrics {
     storeKind: string;
     storeUp: boolean;
     coolingDown: readonly { group: string; endpoint: string; cooling: boolean }[];
+    upstreamConnections: { opened: number; idle: number };
   }): string {
+    this.#connectionsOpened.labels().value = shared.upstreamConnections.opened;
+    this.#connectionsIdle.set([], shared.upstreamConnections.idle);
     this.#storeUp.reset();
     this.#storeUp.set([shared.storeKind], shared.storeUp ? 1 : 0);
     this.#coolingDown.reset();

@@ -54,6 +54,11 @@ export class UpstreamClient {
     }
   }
 
+  /** Upstream connections the `http1` client opened (0 with `fetch`, which does not tell). */
+  get connectionsOpened(): number {
+    return this.#agent?.connectionsOpened ?? 0;
+  }
+
   /** Idle kept-alive connections (the `http1` client's pool). */
   get idleConnections(): number {
     return this.#agent?.idleConnections ?? 0;

@@ -68,6 +68,7 @@ export class Http1Agent {
   readonly #targets = new Map<string, Target>();
   #sweeper?: ReturnType<typeof setInterval>;
   #closed = false;
+  #opened = 0;
 
   constructor(options: Http1Options = {}) {
     this.#idleMs = options.idleMs ?? 30_000;
@@ -75,7 +76,12 @@ export class Http1Agent {
     this.#caCerts = options.caCerts;
   }
 
-  /** Idle connections, for tests and `/stats`-style checks. */
+  /** Connections opened so far. */
+  get connectionsOpened(): number {
+    return this.#opened;
+  }
+
+  /** Connections parked for reuse now. */
   get idleConnections(): number {
     let count = 0;
     for (const list of this.#idle.values()) count += list.length;
@@ -190,6 +196,7 @@ export class Http1Agent {
 
   async #connect(target: Target, signal: AbortSignal): Promise<Connection> {
     const options = { hostname: target.hostname, port: target.port };
+    this.#opened++;
     let conn: Deno.Conn;
     if (target.tls) {
       const pending = Deno.connectTls({ ...options, caCerts: this.#caCerts, alpnProtocols: ["http/1.1"] });

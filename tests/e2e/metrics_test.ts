@@ -61,6 +61,9 @@ Deno.test("requests, upstream latency, TTFT, overhead, failovers, retries, coold
   );
   assert.equal(value(text, `llmproxy_request_duration_seconds_count{route="chat"}`), 6);
   assert.equal(value(text, `llmproxy_store_up{kind="memory"}`), 1);
+  // One kept-alive connection per endpoint carried every upstream call (1 to a, 5 to b).
+  assert.equal(value(text, "llmproxy_upstream_connections_opened_total"), 2);
+  assert.equal(value(text, "llmproxy_upstream_connections_idle"), 2);
   assert.equal(value(text, "llmproxy_requests_in_flight"), 1, "the scrape itself is in flight");
   const overhead = value(text, `llmproxy_proxy_overhead_seconds_sum{route="chat"}`)!;
   const total = value(text, `llmproxy_request_duration_seconds_sum{route="chat"}`)!;

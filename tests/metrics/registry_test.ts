@@ -84,7 +84,12 @@ Deno.test("ProxyMetrics maps unknown cache header values to 'other' and keeps in
     seconds: 0.2,
     overheadSeconds: 0.001,
   });
-  const text = metrics.render({ storeKind: "memory", storeUp: true, coolingDown: [] });
+  const text = metrics.render({
+    storeKind: "memory",
+    storeUp: true,
+    coolingDown: [],
+    upstreamConnections: { opened: 0, idle: 0 },
+  });
   assert.match(text, /llmproxy_cache_requests_total\{route="chat",result="other"\} 1/);
   assert.match(text, /llmproxy_requests_in_flight 0/);
   assert.ok(!text.includes("weird-value"));

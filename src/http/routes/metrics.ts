@@ -23,6 +23,10 @@ export function metricsHandler(services: Services) {
       storeKind: services.store.kind,
       storeUp: services.store.status() === "ok",
       coolingDown,
+      upstreamConnections: {
+        opened: services.upstream.connectionsOpened,
+        idle: services.upstream.idleConnections,
+      },
     });
     return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   };

@@ -51,7 +51,12 @@ function setup() {
 }
 
 const render = (metrics: ProxyMetrics) =>
-  metrics.render({ storeKind: "memory", storeUp: true, coolingDown: [] });
+  metrics.render({
+    storeKind: "memory",
+    storeUp: true,
+    coolingDown: [],
+    upstreamConnections: { opened: 0, idle: 0 },
+  });
 
 Deno.test("one access-log line per request with group, endpoint, attempts, cache, latency and overhead", async () => {
   const { app, lines, metrics } = setup();
