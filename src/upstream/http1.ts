@@ -111,6 +111,10 @@ export class Http1Agent {
     }
   };
 
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   /** Closes every idle connection; connections in use close when their answer ends. */
   close(): void {
     this.#closed = true;

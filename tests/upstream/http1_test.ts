@@ -129,28 +129,24 @@ Deno.test("http1: answers come back whole, and one kept-alive connection carries
     seen.push(request);
     return json(`{"n":${count}}`);
   }));
-  const agent = new Http1Agent();
-  try {
-    for (let i = 0; i < 3; i++) {
-      const response = await post(
-        agent,
-        `${server.url}/v1/chat/completions?api-version=1`,
-        '{"q":"héllo ✓"}',
-      );
-      assert.equal(response.status, 200);
-      assert.equal(response.headers.get("content-type"), "application/json");
-      assert.deepEqual(await response.json(), { n: i });
-    }
-    assert.equal(server.accepted, 1, "one connection for all three");
-    assert.equal(agent.idleConnections, 1);
-    const [first] = seen;
-    assert.match(first.head, /^POST \/v1\/chat\/completions\?api-version=1 HTTP\/1\.1\r\n/);
-    assert.match(first.head, new RegExp(`\r\nhost: ${new URL(server.url).host}\r\n`));
-    assert.match(first.head, /\r\naccept-encoding: identity\r\n/);
-    assert.equal(first.body, '{"q":"héllo ✓"}', "the body's UTF-8 bytes and its content-length agree");
-  } finally {
-    agent.close();
+  using agent = new Http1Agent();
+  for (let i = 0; i < 3; i++) {
+    const response = await post(
+      agent,
+      `${server.url}/v1/chat/completions?api-version=1`,
+      '{"q":"héllo ✓"}',
+    );
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "application/json");
+    assert.deepEqual(await response.json(), { n: i });
   }
+  assert.equal(server.accepted, 1, "one connection for all three");
+  assert.equal(agent.idleConnections, 1);
+  const [first] = seen;
+  assert.match(first.head, /^POST \/v1\/chat\/completions\?api-version=1 HTTP\/1\.1\r\n/);
+  assert.match(first.head, new RegExp(`\r\nhost: ${new URL(server.url).host}\r\n`));
+  assert.match(first.head, /\r\naccept-encoding: identity\r\n/);
+  assert.equal(first.body, '{"q":"héllo ✓"}', "the body's UTF-8 bytes and its content-length agree");
 });
 
 Deno.test("http1: a chunked stream is handed on chunk by chunk as it arrives, not when it ends", async () => {
@@ -165,22 +161,18 @@ Deno.test("http1: a chunked stream is handed on chunk by chunk as it arrives, no
     await conn.write("e\r\ndata: second\n\n\r\n0\r\n\r\n");
     await conn.request();
   });
-  const agent = new Http1Agent();
-  try {
-    const response = await post(agent, server.url);
-    const reader = response.body!.getReader();
-    assert.equal(
-      decoder.decode((await reader.read()).value),
-      "data: first\n\n",
-      "before the server sends more",
-    );
-    next.resolve();
-    assert.equal(decoder.decode((await reader.read()).value), "data: second\n\n");
-    assert.equal((await reader.read()).done, true);
-    assert.equal(agent.idleConnections, 1, "a chunked answer read to its end leaves the connection reusable");
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const response = await post(agent, server.url);
+  const reader = response.body!.getReader();
+  assert.equal(
+    decoder.decode((await reader.read()).value),
+    "data: first\n\n",
+    "before the server sends more",
+  );
+  next.resolve();
+  assert.equal(decoder.decode((await reader.read()).value), "data: second\n\n");
+  assert.equal((await reader.read()).done, true);
+  assert.equal(agent.idleConnections, 1, "a chunked answer read to its end leaves the connection reusable");
 });
 
 Deno.test("http1: chunks, lengths and heads split at every byte are put back together", async () => {
@@ -200,17 +192,13 @@ Deno.test("http1: chunks, lengths and heads split at every byte are put back tog
     }
     await conn.request();
   });
-  const agent = new Http1Agent();
-  try {
-    const first = await post(agent, server.url);
-    assert.equal(first.headers.get("x-a"), "1");
-    assert.equal(await first.text(), "hello world");
-    const second = await post(agent, server.url);
-    assert.equal((await second.text()).length, big.length);
-    assert.equal(server.accepted, 1);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const first = await post(agent, server.url);
+  assert.equal(first.headers.get("x-a"), "1");
+  assert.equal(await first.text(), "hello world");
+  const second = await post(agent, server.url);
+  assert.equal((await second.text()).length, big.length);
+  assert.equal(server.accepted, 1);
 });
 
 Deno.test("http1: a body without a length runs to the connection's close, which is not reused", async () => {
@@ -219,15 +207,11 @@ Deno.test("http1: a body without a length runs to the connection's close, which 
     await conn.write("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\npart one, ");
     await conn.write("part two");
   });
-  const agent = new Http1Agent();
-  try {
-    assert.equal(await (await post(agent, server.url)).text(), "part one, part two");
-    assert.equal(await (await post(agent, server.url)).text(), "part one, part two");
-    assert.equal(server.accepted, 2);
-    assert.equal(agent.idleConnections, 0);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  assert.equal(await (await post(agent, server.url)).text(), "part one, part two");
+  assert.equal(await (await post(agent, server.url)).text(), "part one, part two");
+  assert.equal(server.accepted, 2);
+  assert.equal(agent.idleConnections, 0);
 });
 
 Deno.test("http1: a kept-alive connection the server closed while idle is replaced, and the request sent once", async () => {
@@ -238,29 +222,21 @@ Deno.test("http1: a kept-alive connection the server closed while idle is replac
     // Keep-alive answer, then the server goes away without a word.
     await conn.write(json(`{"ok":${received.length}}`));
   });
-  const agent = new Http1Agent();
-  try {
-    assert.deepEqual(await (await post(agent, server.url, '{"n":1}')).json(), { ok: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.deepEqual(await (await post(agent, server.url, '{"n":2}')).json(), { ok: 2 });
-    assert.deepEqual(received, ['{"n":1}', '{"n":2}'], "the second request reached the server once");
-    assert.equal(server.accepted, 2);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  assert.deepEqual(await (await post(agent, server.url, '{"n":1}')).json(), { ok: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(await (await post(agent, server.url, '{"n":2}')).json(), { ok: 2 });
+  assert.deepEqual(received, ['{"n":1}', '{"n":2}'], "the second request reached the server once");
+  assert.equal(server.accepted, 2);
 });
 
 Deno.test("http1: an idle connection past its age is closed, not reused", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
-  const agent = new Http1Agent({ idleMs: 30 });
-  try {
-    await (await post(agent, server.url)).text();
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    await (await post(agent, server.url)).text();
-    assert.equal(server.accepted, 2);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent({ idleMs: 30 });
+  await (await post(agent, server.url)).text();
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  await (await post(agent, server.url)).text();
+  assert.equal(server.accepted, 2);
 });
 
 Deno.test("http1: an answer cut before its length fails the body read, and the request is not sent again", async () => {
@@ -268,28 +244,20 @@ Deno.test("http1: an answer cut before its length fails the body read, and the r
     await conn.request();
     await conn.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + "x".repeat(40));
   });
-  const agent = new Http1Agent();
-  try {
-    const response = await post(agent, server.url);
-    await assert.rejects(response.text(), UpstreamProtocolError);
-    assert.equal(server.accepted, 1);
-    assert.equal(agent.idleConnections, 0);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const response = await post(agent, server.url);
+  await assert.rejects(response.text(), UpstreamProtocolError);
+  assert.equal(server.accepted, 1);
+  assert.equal(agent.idleConnections, 0);
 });
 
 Deno.test("http1: a new connection closed without an answer fails at once (no retry)", async () => {
   await using server = scriptedServer(async (conn) => {
     await conn.request();
   });
-  const agent = new Http1Agent();
-  try {
-    await assert.rejects(post(agent, server.url), /closed the connection/);
-    assert.equal(server.accepted, 1);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  await assert.rejects(post(agent, server.url), /closed the connection/);
+  assert.equal(server.accepted, 1);
 });
 
 Deno.test("http1: an abort before the answer rejects with the signal's reason and closes the connection", async () => {
@@ -299,38 +267,14 @@ Deno.test("http1: an abort before the answer rejects with the signal's reason an
     await conn.closedByClient();
     closed.resolve();
   });
-  const agent = new Http1Agent();
-  try {
-    const controller = new AbortController();
-    const pending = post(agent, server.url, "{}", controller.signal);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    controller.abort(new DOMException("gone", "TimeoutError"));
-    await assert.rejects(pending, (error: Error) => error.name === "TimeoutError");
-    await closed.promise;
-    assert.equal(agent.idleConnections, 0);
-  } finally {
-    agent.close();
-  }
-});
-
-Deno.test("http1: an abort mid-stream errors the body with the signal's reason", async () => {
-  await using server = scriptedServer(async (conn) => {
-    await conn.request();
-    await conn.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst\n\r\n");
-    await conn.closedByClient();
-  });
-  const agent = new Http1Agent();
-  try {
-    const controller = new AbortController();
-    const response = await post(agent, server.url, "{}", controller.signal);
-    const reader = response.body!.getReader();
-    assert.equal(decoder.decode((await reader.read()).value), "first\n");
-    const pending = reader.read();
-    controller.abort(new DOMException("too slow", "TimeoutError"));
-    await assert.rejects(pending, (error: Error) => error.name === "TimeoutError");
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const controller = new AbortController();
+  const pending = post(agent, server.url, "{}", controller.signal);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  controller.abort(new DOMException("gone", "TimeoutError"));
+  await assert.rejects(pending, (error: Error) => error.name === "TimeoutError");
+  await closed.promise;
+  assert.equal(agent.idleConnections, 0);
 });
 
 Deno.test("http1: malformed answers are refused with a reason that names no URL", async () => {
@@ -350,40 +294,32 @@ Deno.test("http1: malformed answers are refused with a reason that names no URL"
     // The connection stays open: only the client can decide not to reuse it.
     await conn.request();
   });
-  const agent = new Http1Agent();
-  try {
-    for (const [index] of answers.entries()) {
-      await assert.rejects(post(agent, server.url), (error: Error) => {
-        assert.ok(error instanceof UpstreamProtocolError, String(error));
-        assert.doesNotMatch(error.message, /127\.0\.0\.1/);
-        return true;
-      });
-      assert.equal(agent.idleConnections, 0, `answer ${index}: its connection is not kept`);
-      assert.equal(server.accepted, index + 1);
-    }
-  } finally {
-    agent.close();
+  using agent = new Http1Agent();
+  for (const [index] of answers.entries()) {
+    await assert.rejects(post(agent, server.url), (error: Error) => {
+      assert.ok(error instanceof UpstreamProtocolError, String(error));
+      assert.doesNotMatch(error.message, /127\.0\.0\.1/);
+      return true;
+    });
+    assert.equal(agent.idleConnections, 0, `answer ${index}: its connection is not kept`);
+    assert.equal(server.accepted, index + 1);
   }
 });
 
 Deno.test("http1: a header value that would split the request is refused before anything is sent", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
-  const agent = new Http1Agent();
-  try {
-    const signal = new AbortController().signal;
-    await assert.rejects(
-      agent.fetch(server.url, {
-        method: "POST",
-        headers: { "x-a": "1\r\nx-injected: 2" },
-        body: "{}",
-        signal,
-      }),
-      /invalid upstream request header/,
-    );
-    assert.equal(server.accepted, 0);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const signal = new AbortController().signal;
+  await assert.rejects(
+    agent.fetch(server.url, {
+      method: "POST",
+      headers: { "x-a": "1\r\nx-injected: 2" },
+      body: "{}",
+      signal,
+    }),
+    /invalid upstream request header/,
+  );
+  assert.equal(server.accepted, 0);
 });
 
 Deno.test("http1: interim answers are skipped, a 204 has no body, a gzip body is decoded", async () => {
@@ -399,19 +335,15 @@ Deno.test("http1: interim answers are skipped, a 204 has no body, a gzip body is
     out.set(zipped, head.length);
     return out;
   }));
-  const agent = new Http1Agent();
-  try {
-    assert.deepEqual(await (await post(agent, server.url)).json(), { after: "continue" });
-    const empty = await post(agent, server.url);
-    assert.equal(empty.status, 204);
-    assert.equal(empty.body, null);
-    const zippedAnswer = await post(agent, server.url);
-    assert.equal(zippedAnswer.headers.get("content-encoding"), null);
-    assert.deepEqual(await zippedAnswer.json(), { zipped: true });
-    assert.equal(server.accepted, 1);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  assert.deepEqual(await (await post(agent, server.url)).json(), { after: "continue" });
+  const empty = await post(agent, server.url);
+  assert.equal(empty.status, 204);
+  assert.equal(empty.body, null);
+  const zippedAnswer = await post(agent, server.url);
+  assert.equal(zippedAnswer.headers.get("content-encoding"), null);
+  assert.deepEqual(await zippedAnswer.json(), { zipped: true });
+  assert.equal(server.accepted, 1);
 });
 
 Deno.test("http1: a TLS upstream is verified against the given roots and its connection kept alive", async () => {
@@ -425,17 +357,12 @@ Deno.test("http1: a TLS upstream is verified against the given roots and its con
     () => Response.json({ n: ++requests }),
   );
   const url = `https://localhost:${server.addr.port}/v1/embeddings`;
-  const trusting = new Http1Agent({ caCerts: [ca] });
-  const strict = new Http1Agent();
-  try {
-    assert.deepEqual(await (await post(trusting, url)).json(), { n: 1 });
-    assert.deepEqual(await (await post(trusting, url)).json(), { n: 2 });
-    assert.equal(trusting.idleConnections, 1);
-    await assert.rejects(post(strict, url), /certificate|tls|invalid peer/i, "an unknown root is refused");
-  } finally {
-    trusting.close();
-    strict.close();
-  }
+  using trusting = new Http1Agent({ caCerts: [ca] });
+  using strict = new Http1Agent();
+  assert.deepEqual(await (await post(trusting, url)).json(), { n: 1 });
+  assert.deepEqual(await (await post(trusting, url)).json(), { n: 2 });
+  assert.equal(trusting.idleConnections, 1);
+  await assert.rejects(post(strict, url), /certificate|tls|invalid peer/i, "an unknown root is refused");
 });
 
 Deno.test("http1: close() shuts the idle connections", async () => {
@@ -463,17 +390,13 @@ Deno.test("http1: bytes from the server on an idle connection (a 408 as it close
       await conn.write("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     } else await conn.request();
   });
-  const agent = new Http1Agent();
-  try {
-    assert.deepEqual(await (await post(agent, server.url)).json(), { conn: 0 });
-    await new Promise((resolve) => setTimeout(resolve, 80));
-    const second = await post(agent, server.url);
-    assert.equal(second.status, 200, "the stray 408 is not taken for the answer");
-    assert.deepEqual(await second.json(), { conn: 1 });
-    assert.deepEqual(served, [0, 1]);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  assert.deepEqual(await (await post(agent, server.url)).json(), { conn: 0 });
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  const second = await post(agent, server.url);
+  assert.equal(second.status, 200, "the stray 408 is not taken for the answer");
+  assert.deepEqual(await second.json(), { conn: 1 });
+  assert.deepEqual(served, [0, 1]);
 });
 
 Deno.test("http1: the server's keep-alive timeout shortens how long its connections are kept", async () => {
@@ -481,37 +404,34 @@ Deno.test("http1: the server's keep-alive timeout shortens how long its connecti
   await using server = scriptedServer(
     serveEach(() => json("{}", `keep-alive: timeout=${answered++ === 0 ? 1 : 5}\r\n`)),
   );
-  const agent = new Http1Agent();
-  try {
-    await (await post(agent, server.url)).text();
-    assert.equal(agent.idleConnections, 0, "timeout=1 leaves no safe time to reuse it");
-    await (await post(agent, server.url)).text();
-    assert.equal(agent.idleConnections, 1);
-    assert.equal(server.accepted, 2);
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  await (await post(agent, server.url)).text();
+  assert.equal(agent.idleConnections, 0, "timeout=1 leaves no safe time to reuse it");
+  await (await post(agent, server.url)).text();
+  assert.equal(agent.idleConnections, 1);
+  assert.equal(server.accepted, 2);
 });
 
-Deno.test("http1: after an abort, bytes already buffered are not handed on", async () => {
-  await using server = scriptedServer(async (conn) => {
-    await conn.request();
-    await conn.write(
-      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n",
-    );
-    await conn.closedByClient();
-  });
-  const agent = new Http1Agent();
-  try {
+Deno.test("http1: an abort mid-stream errors the body with the signal's reason, bytes already buffered or not", async () => {
+  const answers = {
+    "a read waiting on the socket": "6\r\nfirst\n\r\n",
+    "the rest of the body already buffered": "6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n",
+  };
+  for (const [when, chunks] of Object.entries(answers)) {
+    await using server = scriptedServer(async (conn) => {
+      await conn.request();
+      await conn.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${chunks}`);
+      await conn.closedByClient();
+    });
+    using agent = new Http1Agent();
     const controller = new AbortController();
     const response = await post(agent, server.url, "{}", controller.signal);
     const reader = response.body!.getReader();
     assert.equal(decoder.decode((await reader.read()).value), "first\n");
+    const next = reader.read();
     controller.abort(new DOMException("too slow", "TimeoutError"));
-    await assert.rejects(reader.read(), (error: Error) => error.name === "TimeoutError");
-    assert.equal(agent.idleConnections, 0);
-  } finally {
-    agent.close();
+    await assert.rejects(next, (error: Error) => error.name === "TimeoutError", when);
+    assert.equal(agent.idleConnections, 0, when);
   }
 });
 
@@ -523,15 +443,11 @@ Deno.test("http1: a 205 drops whatever body it came with, and its connection", a
     await conn.closedByClient();
     closed.resolve();
   });
-  const agent = new Http1Agent();
-  try {
-    const response = await post(agent, server.url);
-    assert.equal(response.status, 205);
-    assert.equal(response.body, null);
-    await closed.promise;
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const response = await post(agent, server.url);
+  assert.equal(response.status, 205);
+  assert.equal(response.body, null);
+  await closed.promise;
 });
 
 Deno.test("http1: an upstream that refuses a large body before reading it is heard (its 413), not a broken write", async () => {
@@ -544,13 +460,9 @@ Deno.test("http1: an upstream that refuses a large body before reading it is hea
     // It never reads the body; it hangs up a little later.
     await new Promise((resolve) => setTimeout(resolve, 300));
   });
-  const agent = new Http1Agent();
-  try {
-    const response = await post(agent, server.url, JSON.stringify({ input: "x".repeat(16 * 1024 * 1024) }));
-    assert.equal(response.status, 413);
-    assert.equal(await response.text(), refusal);
-    assert.equal(agent.idleConnections, 0, "a connection with a request half written is not reused");
-  } finally {
-    agent.close();
-  }
+  using agent = new Http1Agent();
+  const response = await post(agent, server.url, JSON.stringify({ input: "x".repeat(16 * 1024 * 1024) }));
+  assert.equal(response.status, 413);
+  assert.equal(await response.text(), refusal);
+  assert.equal(agent.idleConnections, 0, "a connection with a request half written is not reused");
 });
