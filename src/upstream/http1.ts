@@ -48,6 +48,7 @@ interface Target {
 }
 
 const encoder = new TextEncoder();
+const IDEMPOTENT = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "PUT"]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\r\n\0]/;
 const NON_ASCII = /[\u0080-\uffff]/;
@@ -103,9 +104,11 @@ export class Http1Agent {
       } catch (error) {
         connection.close();
         if (signal.aborted) throw signal.reason;
-        // A kept-alive connection the server closed while it was idle fails before any byte of an answer: the
-        // request is sent once more on a new connection. Anything else is the upstream's failure.
-        if (reused && !connection.answered) continue;
+        // A kept-alive connection the server closed as it was taken fails before any byte of an answer. The
+        // request goes once more on a new connection if it cannot have been acted on (not fully written) or may
+        // be repeated (GET, DELETE). Otherwise the failure is the caller's to see, count and fail over: a POST
+        // that an upstream received and then dropped is not sent to it again behind the caller's back.
+        if (reused && !connection.answered && (!connection.sent || IDEMPOTENT.has(init.method))) continue;
         throw error;
       }
     }
@@ -158,7 +161,10 @@ export class Http1Agent {
     const now = performance.now();
     let connection: Connection | undefined;
     while ((connection = list.pop())) {
-      if (connection.reusable && connection.expiresAt > now) return connection;
+      if (connection.reusable && connection.expiresAt > now) {
+        connection.conn.ref();
+        return connection;
+      }
       connection.close();
     }
     return undefined;
@@ -193,14 +199,13 @@ export class Http1Agent {
         this.#sweeper = undefined;
       }
     }, Math.max(1000, this.#idleMs / 2));
-    // Idle connections never keep the process alive.
+    // Neither the sweeper nor the parked connections' reads keep the process alive.
     Deno.unrefTimer(id);
     return id;
   }
 
   async #connect(target: Target, signal: AbortSignal): Promise<Connection> {
     const options = { hostname: target.hostname, port: target.port };
-    this.#opened++;
     let conn: Deno.Conn;
     if (target.tls) {
       const pending = Deno.connectTls({ ...options, caCerts: this.#caCerts, alpnProtocols: ["http/1.1"] });
@@ -210,6 +215,7 @@ export class Http1Agent {
       tcp.setNoDelay(true);
       conn = tcp;
     }
+    this.#opened++;
     return new Connection(conn, target.origin);
   }
 
@@ -303,7 +309,10 @@ function requestBytes(
   }
   // The answer is parsed here (JSON, SSE): ask for it uncompressed.
   if (!("accept-encoding" in headers)) head += "accept-encoding: identity\r\n";
-  if (body === undefined) return headBytes(head + "\r\n");
+  // A POST without a body still says so (some front ends answer 411 otherwise), as fetch does.
+  if (body === undefined) {
+    return headBytes(head + (method === "GET" || method === "HEAD" ? "\r\n" : "content-length: 0\r\n\r\n"));
+  }
   const bytes = encoder.encode(body);
   const start = headBytes(`${head}content-length: ${bytes.length}\r\n\r\n`);
   // One buffer, one write.
@@ -471,6 +480,8 @@ class Connection {
   #closed = false;
   /** Set once any byte of an answer has arrived on this use. */
   answered = false;
+  /** Set once the request of this use is fully written. */
+  sent = false;
   /** While parked: when it stops being reusable (`performance.now()` ms). */
   expiresAt = 0;
   /** The read kept pending while the connection is parked. */
@@ -499,6 +510,8 @@ class Connection {
     this.#start = this.#end = 0;
     const watch = this.conn.read(this.#buffer);
     this.#watch = watch;
+    // A parked connection's read does not keep the process alive; `take` makes it count again.
+    this.conn.unref();
     const settled = () => {
       if (this.#watch === watch) this.#spoiled = true;
     };
@@ -511,8 +524,10 @@ class Connection {
 
   async write(bytes: Uint8Array): Promise<void> {
     this.answered = false;
+    this.sent = false;
     let written = 0;
     while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+    this.sent = true;
   }
 
   /** Reads more bytes into the buffer; false at the end of the stream. */

@@ -130,3 +130,46 @@ async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<v
     await delay(25);
   }
 }
+
+Deno.test("reload keeps the upstream connection pool for the same client, closes it on a change; shutdown closes it", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const config = (client: string) =>
+    parseConfig(
+      groupYaml([endpointYaml(sim.url, { name: "a" })], [`upstream_client: ${client}`]),
+      "t",
+      () => undefined,
+    );
+  const live = await LiveApp.start(config("http1"), {
+    logger: createLogger({ level: "error", write: () => {} }),
+  });
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, live.fetch);
+  const call = async () => {
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(response.status, 200);
+    await response.text();
+  };
+  try {
+    await call();
+    const first = live.services.upstream;
+    assert.equal(first.idleConnections, 1);
+    assert.ok(await live.reload(() => Promise.resolve(config("http1"))));
+    assert.equal(live.services.upstream, first, "same client: the pool is kept");
+    await call();
+    assert.equal(first.connectionsOpened, 1, "the connection from before the reload was reused");
+    assert.ok(await live.reload(() => Promise.resolve(config("fetch"))));
+    assert.equal(first.idleConnections, 0, "another client: the old pool is closed");
+    assert.equal(live.services.upstream.kind, "fetch");
+    await call();
+    assert.ok(await live.reload(() => Promise.resolve(config("http1"))));
+    await call();
+    assert.equal(live.services.upstream.idleConnections, 1);
+  } finally {
+    await server.shutdown();
+    await live.close();
+  }
+  assert.equal(live.services.upstream.idleConnections, 0, "shutdown closes the pool");
+});

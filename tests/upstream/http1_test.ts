@@ -147,6 +147,10 @@ Deno.test("http1: answers come back whole, and one kept-alive connection carries
   assert.match(first.head, new RegExp(`\r\nhost: ${new URL(server.url).host}\r\n`));
   assert.match(first.head, /\r\naccept-encoding: identity\r\n/);
   assert.equal(first.body, '{"q":"héllo ✓"}', "the body's UTF-8 bytes and its content-length agree");
+  // A POST with no body (a Responses cancel) still says its length, as fetch does.
+  await (await agent.fetch(server.url, { method: "POST", headers: {}, signal: new AbortController().signal }))
+    .text();
+  assert.match(seen[3].head, /\r\ncontent-length: 0(\r\n|$)/);
 });
 
 Deno.test("http1: a chunked stream is handed on chunk by chunk as it arrives, not when it ends", async () => {
@@ -214,7 +218,7 @@ Deno.test("http1: a body without a length runs to the connection's close, which 
   assert.equal(agent.idleConnections, 0);
 });
 
-Deno.test("http1: a kept-alive connection the server closed while idle is replaced, and the request sent once", async () => {
+Deno.test("http1: a kept-alive connection the server closes while idle is dropped before use; the request goes once, on a new one", async () => {
   const received: string[] = [];
   await using server = scriptedServer(async (conn) => {
     const request = await conn.request();
@@ -230,6 +234,94 @@ Deno.test("http1: a kept-alive connection the server closed while idle is replac
   assert.equal(server.accepted, 2);
 });
 
+Deno.test("http1: a reused connection that drops a fully written request: a GET is sent again, a POST is not", async () => {
+  for (const method of ["GET", "POST"]) {
+    const received: string[] = [];
+    await using server = scriptedServer(async (conn, index) => {
+      for (let count = 0;; count++) {
+        const request = await conn.request();
+        if (!request) return;
+        received.push(request.head.split(" ")[0]);
+        // The first connection takes the second request, then dies without a word.
+        if (index === 0 && count === 1) return;
+        await conn.write(json("{}"));
+      }
+    });
+    using agent = new Http1Agent();
+    await (await post(agent, server.url)).text();
+    const signal = new AbortController().signal;
+    const second = agent.fetch(server.url, {
+      method,
+      headers: {},
+      body: method === "POST" ? "{}" : undefined,
+      signal,
+    });
+    if (method === "GET") {
+      assert.equal((await second).status, 200);
+      assert.deepEqual(received, ["POST", "GET", "GET"], "the GET went again, on a new connection");
+      assert.equal(server.accepted, 2);
+    } else {
+      await assert.rejects(second, /closed the connection/);
+      assert.deepEqual(
+        received,
+        ["POST", "POST"],
+        "the upstream had the POST once; the caller sees the failure",
+      );
+      assert.equal(server.accepted, 1);
+    }
+  }
+});
+
+Deno.test("http1: idle connections beyond the per-origin bound are closed", async () => {
+  const release = Promise.withResolvers<void>();
+  await using server = scriptedServer(async (conn) => {
+    for (;;) {
+      if (!await conn.request()) return;
+      await release.promise;
+      await conn.write(json("{}"));
+    }
+  });
+  using agent = new Http1Agent({ maxIdlePerOrigin: 1 });
+  const both = [post(agent, server.url), post(agent, server.url)];
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  release.resolve();
+  for (const response of await Promise.all(both)) await response.text();
+  assert.equal(server.accepted, 2, "two at once need two connections");
+  assert.equal(agent.idleConnections, 1, "only one is kept");
+});
+
+Deno.test("http1: parked connections do not keep a process alive", async () => {
+  await using server = scriptedServer(serveEach(() => json("{}")));
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  const module = new URL("../../src/upstream/http1.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    script,
+    `import { Http1Agent } from "${module}";
+const agent = new Http1Agent();
+const response = await agent.fetch("${server.url}", { method: "GET", headers: {}, signal: new AbortController().signal });
+await response.text();
+console.log("idle", agent.idleConnections);
+`,
+  );
+  try {
+    const started = performance.now();
+    const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script],
+      stderr: "inherit",
+    })
+      .output();
+    assert.equal(code, 0);
+    assert.equal(new TextDecoder().decode(stdout).trim(), "idle 1");
+    const ms = performance.now() - started;
+    assert.ok(
+      ms < 10_000,
+      `the script ended ${ms.toFixed(0)} ms after it started (idle connections last 30 s)`,
+    );
+  } finally {
+    await Deno.remove(script);
+  }
+});
+
 Deno.test("http1: an idle connection past its age is closed, not reused", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
   using agent = new Http1Agent({ idleMs: 30 });
@@ -239,7 +331,7 @@ Deno.test("http1: an idle connection past its age is closed, not reused", async 
   assert.equal(server.accepted, 2);
 });
 
-Deno.test("http1: an answer cut before its length fails the body read, and the request is not sent again", async () => {
+Deno.test("http1: an answer cut before its length fails the body read, and its connection is dropped", async () => {
   await using server = scriptedServer(async (conn) => {
     await conn.request();
     await conn.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + "x".repeat(40));
