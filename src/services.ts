@@ -47,8 +47,8 @@ export interface ServiceOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   /**
-   * The services this build replaces (a config reload): their store, per-endpoint stats and metrics are reused, so
-   * the state of endpoints whose id did not change survives. Store settings of the new config are then not applied.
+   * The services this build replaces (a config reload): their store, per-endpoint stats, observed rate limits,
+   * metrics and upstream connections are reused, so the state of endpoints whose id did not change survives. Store settings of the new config are then not applied.
    */
   readonly previous?: Services;
 }
@@ -62,7 +62,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const metrics = previous?.metrics ?? new ProxyMetrics();
   const health = new HealthTracker(store, settings, clock.now, logger, metrics);
   const budgets = new Budgets(store, { now: clock.now, logger });
-  const limits = new UpstreamLimits(clock.now);
+  const limits = previous?.limits ?? new UpstreamLimits(clock.now);
   const balancer = new Balancer(health, clock, budgets);
   const stats = previous?.stats ?? new Stats();
   // The connection pool outlives a reload unless the client kind changed.

@@ -19,7 +19,13 @@ const ask = (url: string, model: string, stream = false) =>
 
 Deno.test("reload: new groups served, in-flight stream finishes, endpoint state and metrics survive", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
-  await using b = await SimUpstream.start({ name: "b", quiet: true, chunks: 6, chunkDelayMs: 60 });
+  await using b = await SimUpstream.start({
+    name: "b",
+    quiet: true,
+    chunks: 6,
+    chunkDelayMs: 60,
+    responseHeaders: { "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499" },
+  });
   await using c = await SimUpstream.start({ name: "c", quiet: true });
   const before = groupYaml([endpointYaml(a.url, { name: "a" }), endpointYaml(b.url, { name: "b" })]);
   // The same endpoints a and b, plus a new group.
@@ -62,6 +68,11 @@ Deno.test("reload: new groups served, in-flight stream finishes, endpoint state 
       "a's cooldown survived the reload",
     );
     assert.ok((byId.get("b") as { requests: number }).requests >= 1, "b's counters survived");
+    assert.deepEqual(
+      (byId.get("b") as { rate_limit: { remaining_requests: number } | null }).rate_limit?.remaining_requests,
+      499,
+      "b's last rate-limit figures survived",
+    );
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, /llmproxy_config_reloads_total\{result="success"\} 1/);
     assert.match(metrics, /llmproxy_cooldowns_total\{group="gpt-test",endpoint="a",reason="failures"\} 1/);
