@@ -33,6 +33,9 @@ export interface FallbackStoreOptions {
   readonly now?: () => number;
 }
 
+/** Owed deletes kept at most (each is a lock key and a token, so a few hundred bytes). */
+const MAX_OWED = 10_000;
+
 export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
@@ -40,6 +43,8 @@ export class FallbackStore implements Store {
   readonly #retryAfterMs: number;
   readonly #now: () => number;
   #outage = false;
+  /** Conditional deletes served locally during an outage, for the primary once it is back: key -> value. */
+  readonly #owed = new Map<string, string>();
   /** While in an outage caused by failing calls: when to try the primary again. */
   #retryAt = 0;
 
@@ -95,8 +100,16 @@ export class FallbackStore implements Store {
     });
   }
 
+  /**
+   * Served locally during an outage, the delete is also owed to the primary, and sent there once it answers
+   * again. A lock script whose reply was lost may have taken the key on the primary, where other instances would
+   * otherwise wait on it until its TTL.
+   */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
-    return this.#call((store) => store.deleteIfEquals(key, value));
+    return this.#call((store) => {
+      if (store === this.#local && this.#owed.size < MAX_OWED) this.#owed.set(key, value);
+      return store.deleteIfEquals(key, value);
+    });
   }
 
   /** Also removes the prefix locally, so a later outage never brings back what was deleted. */
@@ -154,8 +167,15 @@ export class FallbackStore implements Store {
     if (this.#outage) {
       this.#outage = false;
       this.#log("info", `${this.#primary.kind} store answers again; using shared state`);
+      this.#payOwed();
     }
     return result;
+  }
+
+  /** Best effort, in the background: a delete that fails now is left to the key's TTL. */
+  #payOwed(): void {
+    for (const [key, value] of this.#owed) this.#primary.deleteIfEquals(key, value).catch(() => {});
+    this.#owed.clear();
   }
 
   #enterOutage(reason: string): void {

@@ -664,6 +664,33 @@ Deno.test({
 });
 
 Deno.test({
+  name: "FallbackStore: a lock released while Redis did not answer is released on Redis too once it is back",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    const store = new FallbackStore({
+      primary: await RedisStore.connect({ url: redis.url, commandTimeoutMs: 200, namespace: "owed" }),
+      retryAfterMs: 300,
+    });
+    try {
+      // Redis stops answering: the lock script times out and is served locally, but Redis still runs it once it
+      // answers again, so the lock is taken there too. The release comes before that, and is served locally.
+      assert.equal(await redis.command("CLIENT", "PAUSE", "500", "ALL"), "OK");
+      assert.equal((await store.readOrLock("entry", "lock", "token-a", 30_000)).locked, true);
+      assert.equal(await store.deleteIfEquals("lock", "token-a"), true);
+      await sleep(500);
+      assert.equal(await redis.command("EXISTS", "owed:lock"), "1", "the lock script ran on Redis late");
+      await store.get("anything");
+      const deadline = Date.now() + 2000;
+      while (await redis.command("EXISTS", "owed:lock") !== "0" && Date.now() < deadline) await sleep(20);
+      assert.equal(await redis.command("EXISTS", "owed:lock"), "0", "released on Redis once it answered");
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
   name: "FallbackStore passes a Redis error answer to the caller and keeps using Redis",
   ignore: !hasRedis,
   async fn() {
