@@ -48,7 +48,8 @@ export interface ServiceOptions {
   readonly clock?: Clock;
   /**
    * The services this build replaces (a config reload): their store, per-endpoint stats, observed rate limits,
-   * metrics and upstream connections are reused, so the state of endpoints whose id did not change survives. Store settings of the new config are then not applied.
+   * metrics and upstream connections are reused, so the state of endpoints whose id did not change survives.
+   * Store settings of the new config are then not applied.
    */
   readonly previous?: Services;
 }

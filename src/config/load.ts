@@ -292,18 +292,15 @@ function stableId(group: string, model: string, baseUrl: string, apiVersion: str
 }
 
 /**
- * Variables only fetch honours: a forward proxy for HTTP, and Deno's OpenTelemetry (which traces fetch calls,
- * not the proxy's own client). When one is set and `upstream_client` is not, upstream calls use fetch.
+ * What only fetch honours: a forward proxy for HTTP, and Deno's OpenTelemetry (which traces fetch calls, not the
+ * proxy's own client). When one is asked for and `upstream_client` is not set, upstream calls use fetch.
  */
-const FETCH_VARIABLES = [
-  "HTTPS_PROXY",
-  "https_proxy",
-  "HTTP_PROXY",
-  "http_proxy",
-  "ALL_PROXY",
-  "all_proxy",
-  "OTEL_DENO",
-];
+const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+
+function wantsFetch(env: EnvLookup): boolean {
+  const otel = env("OTEL_DENO");
+  return PROXY_VARIABLES.some((name) => env(name)) || otel === "true" || otel === "1";
+}
 
 function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Settings {
   const cp = gs.cache_params;
@@ -327,7 +324,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
     maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
-    upstreamClient: gs.upstream_client ?? (FETCH_VARIABLES.some((name) => env(name)) ? "fetch" : "http1"),
+    upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,
     adminKeys: gs.admin_keys,
   };

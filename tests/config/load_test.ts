@@ -608,6 +608,7 @@ Deno.test("upstream_client: http1 unless set, or fetch when a forward proxy or O
   assert.equal(client("", { HTTPS_PROXY: "http://10.0.0.1:3128" }), "fetch");
   assert.equal(client("", { http_proxy: "http://10.0.0.1:3128" }), "fetch");
   assert.equal(client("", { OTEL_DENO: "true" }), "fetch");
+  assert.equal(client("", { OTEL_DENO: "false" }), "http1");
   assert.equal(
     client("general_settings:\n  upstream_client: http1\n", { HTTPS_PROXY: "http://p:1" }),
     "http1",
