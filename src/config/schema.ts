@@ -183,7 +183,7 @@ export const GeneralSettingsSchema = z.strictObject({
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
   max_body_bytes: positiveCount.optional(),
   shutdown_timeout: seconds.default(30),
-  /** Unset: `http1`, or `fetch` when `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` or `OTEL_DENO` is set (`load.ts`). */
+  /** Unset: `http1`, or `fetch` when a proxy variable is set or `OTEL_DENO` is true (`load.ts`). */
   upstream_client: z.enum(["http1", "fetch"]).optional(),
   api_keys: stringList().default([]),
   admin_keys: stringList().default([]),
