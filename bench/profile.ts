@@ -4,9 +4,10 @@
  * summary of bench/cpuprofile.ts.
  *
  *   deno run -A bench/profile.ts [--duration 10] [--connections 64] [--main PATH] [--out DIR] [--top 30]
- *                                [--cache] [--unique] [--log-level error] [--bare]
+ *                                [--cache] [--unique] [--redis] [--log-level error] [--bare]
  *
  * `--cache` turns the proxy's cache on; `--unique` makes every request body unique (with `--cache`: all misses).
+ * `--redis` puts the proxy's state on a `redis-server` started for the run.
  * `--bare` profiles the bare pass-through (bench/passthrough.ts) instead, for comparison.
  */
 
@@ -14,6 +15,7 @@ import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type CpuProfile, formatSummary, summarize } from "./cpuprofile.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
+import { startRedis } from "../tests/_support/redis.ts";
 import { startServer } from "./server_process.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     top: { type: "string", default: "30" },
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
+    redis: { type: "boolean", default: false },
     "log-level": { type: "string", default: "error" },
     bare: { type: "boolean", default: false },
   },
@@ -44,7 +47,8 @@ await using upstream = await startServer("fake upstream", {
   args: ["run", "-A", `${HERE}upstream_server.ts`],
   cwd: ROOT,
 });
-const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache });
+await using redis = values.redis ? await startRedis() : undefined;
+const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, redisUrl: redis?.url });
 const profiled = ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${out}`];
 const proxy = values.bare
   ? await startServer("bare pass-through", {

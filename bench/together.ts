@@ -7,9 +7,11 @@
  * interleaved round (bench/ab.ts); the per-round ratios here stay within a few percent.
  *
  *   deno run -A bench/together.ts --main A/main.ts --main B/main.ts [--rounds 4] [--duration 5] [--connections 16]
+ *                                 [--redis]
  *
  * Each `--main` is a proxy entry (or bench/minimal_gateway.ts); all run with `cache: false` and the memory store
- * on one fake upstream, with the flags the proxy ships with.
+ * on one fake upstream, with the flags the proxy ships with. `--redis` runs them with the cache on over one
+ * `redis-server` instead, every body unique (all misses: the path a Redis user's new requests take).
  */
 
 import { dirname, resolve } from "node:path";
@@ -19,6 +21,7 @@ import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { type ServerProcess, startServer } from "./server_process.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
+import { startRedis } from "../tests/_support/redis.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "4" },
     duration: { type: "string", default: "5" },
     connections: { type: "string", default: "16" },
+    redis: { type: "boolean", default: false },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -41,13 +45,17 @@ if (mains.length === 0) {
 await ensureWrk();
 const body = JSON.stringify({
   model: BENCH_GROUP,
-  messages: [{ role: "user", content: "Say hello to the benchmark." }],
+  messages: [{
+    role: "user",
+    content: values.redis ? "Say hello to %UNIQUE%." : "Say hello to the benchmark.",
+  }],
 });
 await using upstream = await startServer("fake upstream", {
   args: ["run", "-A", `${HERE}upstream_server.ts`],
   cwd: resolve(HERE, ".."),
 });
-const config = await writeConfig({ upstreamUrl: upstream.url, cache: false });
+await using redis = values.redis ? await startRedis() : undefined;
+const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.redis, redisUrl: redis?.url });
 const servers: ServerProcess[] = [];
 try {
   for (const main of mains) {
@@ -59,6 +67,7 @@ try {
     );
   }
   const perRound: number[][] = mains.map(() => []);
+  const rates: number[][] = mains.map(() => []);
   for (let round = 0; round < Number(values.rounds); round++) {
     const before = servers.map((server) => cpuMs(server.pid));
     const runs = await Promise.all(servers.map((server) =>
@@ -69,20 +78,26 @@ try {
         durationS: Number(values.duration),
         body,
         headers: { "content-type": "application/json" },
+        unique: values.redis,
       })
     ));
     servers.forEach((server, i) => {
       perRound[i].push(((cpuMs(server.pid) - before[i]) * 1000) / Math.max(1, runs[i].requests));
+      rates[i].push(runs[i].requests / Number(values.duration));
     });
   }
-  console.log("| build | CPU us/req per round | median | ratio to the first, per round | median ratio |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    "| build | CPU us/req per round | median | ratio to the first, per round | median ratio | req/s |",
+  );
+  console.log("|---|---|---|---|---|---|");
   mains.forEach((main, i) => {
     const ratios = perRound[i].map((us, round) => us / perRound[0][round]);
     console.log(
       `| ${main} | ${perRound[i].map((us) => us.toFixed(0)).join(" ")} | ${
         percentile(perRound[i], 50).toFixed(0)
-      } | ${ratios.map((ratio) => ratio.toFixed(2)).join(" ")} | ${percentile(ratios, 50).toFixed(2)} |`,
+      } | ${ratios.map((ratio) => ratio.toFixed(2)).join(" ")} | ${percentile(ratios, 50).toFixed(2)} | ${
+        rates[i].map((rate) => rate.toFixed(0)).join(" ")
+      } |`,
     );
   });
 } finally {
