@@ -1,0 +1,195 @@
+/**
+ * The HTTP/1.1 message format for the proxy's upstream client (`http1.ts`): a request as bytes, an answer's head
+ * parsed and checked, how its body is framed (RFC 9112, section 6.3), and the `Response` built from it.
+ */
+
+/** Largest answer head accepted (status line and headers). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+const encoder = new TextEncoder();
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+const NON_ASCII = /[\u0080-\uffff]/;
+/** A reason phrase `Response` accepts: tab, space, visible ASCII and obs-text. */
+const REASON = /^[\t -~\u0080-\u00ff]*$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: |$)/;
+
+/** An answer the client cannot read: bad framing, a head too large, a connection closed before the end. */
+export class UpstreamProtocolError extends Error {
+  override readonly name = "UpstreamProtocolError";
+}
+
+/** A request as the bytes of one write: head (Latin-1) and body (UTF-8), with its length. */
+export function requestBytes(
+  method: string,
+  /** The request line and `host` after the method: ` /path?query HTTP/1.1\r\nhost: h\r\n`. */
+  start: string,
+  headers: Readonly<Record<string, string>>,
+  body: string | undefined,
+): Uint8Array {
+  let head = method + start;
+  for (const name in headers) {
+    const value = headers[name];
+    // Header names and values come from the config and the client: neither may split the request.
+    if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new TypeError("invalid upstream request header");
+    if (
+      name === "host" || name === "content-length" || name === "connection" || name === "transfer-encoding"
+    ) {
+      continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  // The answer is parsed here (JSON, SSE): ask for it uncompressed.
+  if (!("accept-encoding" in headers)) head += "accept-encoding: identity\r\n";
+  // A POST without a body still says so (some front ends answer 411 otherwise), as fetch does.
+  if (body === undefined) {
+    return headBytes(head + (method === "GET" || method === "HEAD" ? "\r\n" : "content-length: 0\r\n\r\n"));
+  }
+  const bytes = encoder.encode(body);
+  const headed = headBytes(`${head}content-length: ${bytes.length}\r\n\r\n`);
+  // One buffer, one write.
+  const message = new Uint8Array(headed.length + bytes.length);
+  message.set(headed);
+  message.set(bytes, headed.length);
+  return message;
+}
+
+/** Header bytes are Latin-1, one byte per char (as fetch sends a header value), not UTF-8. */
+function headBytes(head: string): Uint8Array {
+  if (!NON_ASCII.test(head)) return encoder.encode(head);
+  const bytes = new Uint8Array(head.length);
+  for (let i = 0; i < head.length; i++) {
+    const code = head.charCodeAt(i);
+    if (code > 0xff) throw new TypeError("invalid upstream request header");
+    bytes[i] = code;
+  }
+  return bytes;
+}
+
+export interface Head {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: [string, string][];
+  readonly keepAlive: boolean;
+  /** The server's idle timeout from `keep-alive: timeout=N`; Infinity when not given. */
+  readonly keepAliveMs: number;
+  readonly contentLength?: string;
+  readonly transferEncoding?: string;
+  readonly contentEncoding?: string;
+}
+
+export function parseHead(text: string): Head {
+  const lines = text.split("\r\n");
+  const statusLine = STATUS_LINE.exec(lines[0]);
+  if (!statusLine) throw new UpstreamProtocolError("malformed status line from the upstream");
+  const status = Number(statusLine[2]);
+  if (status < 100 || status > 599) {
+    throw new UpstreamProtocolError("malformed status line from the upstream");
+  }
+  const headers: [string, string][] = [];
+  let keepAliveMs = Infinity;
+  let connection = "";
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  let contentEncoding: string | undefined;
+  // The last two lines are the blank line's split.
+  for (let i = 1; i < lines.length - 2; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw new UpstreamProtocolError("malformed header line from the upstream");
+    const name = line.slice(0, colon).toLowerCase();
+    if (!TOKEN.test(name)) throw new UpstreamProtocolError("malformed header name from the upstream");
+    const value = line.slice(colon + 1).trim();
+    if (BAD_VALUE.test(value)) throw new UpstreamProtocolError("malformed header value from the upstream");
+    switch (name) {
+      case "content-length":
+        if (contentLength !== undefined && contentLength !== value) {
+          throw new UpstreamProtocolError("conflicting content-length from the upstream");
+        }
+        contentLength = value;
+        break;
+      case "transfer-encoding":
+        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+        break;
+      case "connection":
+        connection += `${value.toLowerCase()},`;
+        break;
+      case "content-encoding":
+        contentEncoding = value.toLowerCase();
+        break;
+      case "keep-alive": {
+        const timeout = /(?:^|[\s,])timeout=(\d+)/i.exec(value);
+        if (timeout) keepAliveMs = Number(timeout[1]) * 1000;
+        break;
+      }
+    }
+    headers.push([name, value]);
+  }
+  const http11 = statusLine[1] === "1";
+  // A length beside a transfer coding may be a smuggling attempt: this answer is read, the connection not reused.
+  const keepAlive = http11 && !/(^|[\s,])close\s*,/.test(connection) &&
+    !(contentLength !== undefined && transferEncoding !== undefined);
+  const reason = lines[0].slice(13);
+  return {
+    status,
+    statusText: REASON.test(reason) ? reason : "",
+    headers,
+    keepAlive,
+    keepAliveMs,
+    contentLength,
+    transferEncoding,
+    contentEncoding,
+  };
+}
+
+export type Framing =
+  | { readonly kind: "none" }
+  | { readonly kind: "length"; readonly length: number }
+  | { readonly kind: "chunked" }
+  | { readonly kind: "close" };
+
+/** How the body of an answer ends (RFC 9112, section 6.3). */
+export function bodyFraming(method: string, head: Head): Framing {
+  const { status } = head;
+  if (method === "HEAD" || status === 204 || status === 304) return { kind: "none" };
+  if (head.transferEncoding !== undefined) {
+    const codings = head.transferEncoding.toLowerCase().split(",").map((coding) => coding.trim());
+    // Only chunked is asked for (no TE header is sent); with it the length is ignored.
+    if (codings.some((coding) => coding !== "chunked" && coding !== "identity")) {
+      throw new UpstreamProtocolError("unsupported transfer coding from the upstream");
+    }
+    return codings.includes("chunked") ? { kind: "chunked" } : { kind: "close" };
+  }
+  if (head.contentLength !== undefined) {
+    const values = head.contentLength.split(",").map((value) => value.trim());
+    if (!values.every((value) => value === values[0] && /^\d{1,15}$/.test(value))) {
+      throw new UpstreamProtocolError("malformed content-length from the upstream");
+    }
+    return { kind: "length", length: Number(values[0]) };
+  }
+  return { kind: "close" };
+}
+
+export function answer(
+  head: Head,
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array<ArrayBuffer>> | null,
+): Response {
+  const { status, statusText, headers } = head;
+  if (body === null || status === 205) {
+    // A 205 has no content by definition: whatever framing it came with is dropped with its connection.
+    if (body instanceof ReadableStream) body.cancel().catch(() => {});
+    return new Response(null, { status, statusText, headers });
+  }
+  const coding = head.contentEncoding;
+  if (coding === "gzip" || coding === "x-gzip" || coding === "deflate") {
+    // Asked for identity; a server that compresses anyway is decoded here, as fetch would.
+    const source = body instanceof Uint8Array ? new Response(body).body! : body;
+    const plain = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
+    const format = coding === "deflate" ? "deflate" : "gzip";
+    const decoded = source.pipeThrough(
+      new DecompressionStream(format) as TransformStream<Uint8Array, Uint8Array>,
+    );
+    return new Response(decoded, { status, statusText, headers: plain });
+  }
+  return new Response(body, { status, statusText, headers });
+}
