@@ -229,11 +229,12 @@ export class ResponseCache {
     const stopAttending = flight.attend(request.signal);
     let locked = lookup.locked;
     let finished = false;
-    const finish = () => {
+    /** Closes the flight and gives back the lock, unless the entry's write already did (`lockReleased`). */
+    const finish = (lockReleased = false) => {
       if (finished) return;
       finished = true;
       this.#flights.close(key, flight);
-      if (locked) this.#release(key);
+      if (locked && !lockReleased) this.#release(key);
     };
     try {
       // One process needs no lock in the store: its flights already coalesce everything it serves. Streams do not
@@ -274,7 +275,9 @@ export class ResponseCache {
       if (request.stream) return this.#leadStream(key, request, response, control, flight, finish);
       const answer = await toJsonAnswer(response);
       flight.settle({ kind: "json", headers: answer.headerRecord, bytes: answer.payload });
-      this.#writer.json(key, request, answer, control, finish);
+      // Holding the lock, the entry's write gives it back in the same step (one Redis round trip, not two).
+      const lock = locked ? { key: lockKey(key), token: this.#token } : undefined;
+      this.#writer.json(key, request, answer, control, finish, lock);
       return answer;
     } catch (error) {
       flight.settle(null);

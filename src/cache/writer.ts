@@ -42,6 +42,12 @@ export interface WriterOptions {
   readonly counters: CacheCounters;
 }
 
+/** A coalescing lock this instance holds: its store key and this instance's token. */
+export interface HeldLock {
+  readonly key: string;
+  readonly token: string;
+}
+
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export class EntryWriter {
@@ -52,16 +58,21 @@ export class EntryWriter {
     this.#options = options;
   }
 
-  /** Stores a JSON answer if it is a complete one; `done` runs once that is settled either way. */
+  /**
+   * Stores a JSON answer if it is a complete one; `done` runs once that is settled either way. With `lock` (the
+   * coalescing lock this instance holds), the entry's write releases it in the same step; `done` is told whether
+   * that happened, so the caller releases it otherwise.
+   */
   json(
     key: string,
     request: ProxyRequest,
     answer: JsonAnswer,
     control: CacheControl,
-    done?: () => void,
+    done?: (lockReleased: boolean) => void,
+    lock?: HeldLock,
   ): void {
     const { settings, clock } = this.#options;
-    let write = Promise.resolve();
+    let write = Promise.resolve(false);
     if (answer.payload.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
     else if (isComplete(answer)) {
       write = this.#write(key, request, control, {
@@ -71,9 +82,9 @@ export class EntryWriter {
         body: answer.payloadText,
         events: [],
         storedAt: clock.now(),
-      });
+      }, lock);
     }
-    this.#track(done ? write.finally(done) : write);
+    this.#track(done ? write.then(done) : write.then(() => {}));
   }
 
   /**
@@ -100,7 +111,7 @@ export class EntryWriter {
           events: recording.events.map((event) => event.length),
           storedAt: clock.now(),
         });
-        this.#track(done ? write.finally(done) : write);
+        this.#track(done ? write.then(() => done()) : write.then(() => {}));
       },
       onIncomplete: (reason) => {
         if (reason === "too_large") this.#tooLarge(request);
@@ -120,23 +131,28 @@ export class EntryWriter {
     while (this.#writes.size > 0) await Promise.all([...this.#writes]);
   }
 
+  /** Writes the entry (releasing `lock` in the same step when given); true when the lock was dealt with. */
   async #write(
     key: string,
     request: ProxyRequest,
     control: CacheControl,
     answer: CachedAnswer,
-  ): Promise<void> {
+    lock?: HeldLock,
+  ): Promise<boolean> {
     const { store, settings, counters, logger } = this.#options;
-    const ttlSeconds = control.ttlSeconds ?? settings.cacheTtlSeconds;
+    const ttlMs = (control.ttlSeconds ?? settings.cacheTtlSeconds) * 1000;
     try {
-      await store.set(entryKey(key), encodeEntry(answer), ttlSeconds * 1000);
+      if (lock) await store.setAndUnlock(entryKey(key), encodeEntry(answer), ttlMs, lock.key, lock.token);
+      else await store.set(entryKey(key), encodeEntry(answer), ttlMs);
       counters.writes++;
+      return lock !== undefined;
     } catch (error) {
       counters.write_failures++;
       logger.warn("cache write failed; the answer was served but not cached", {
         request_id: request.requestId,
         error: error instanceof Error ? error.message : String(error),
       });
+      return false;
     }
   }
 

@@ -92,6 +92,14 @@ export class FallbackStore implements Store {
     return this.#call((store) => store.readOrLock(key, lock, token, ttlMs));
   }
 
+  /** The lock's release is owed to the primary when served locally, as for `deleteIfEquals`. */
+  setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean> {
+    return this.#call((store) => {
+      if (store === this.#local) this.#owe(lock, token);
+      return store.setAndUnlock(key, value, ttlMs, lock, token);
+    });
+  }
+
   /** Also removes the key locally, so a later outage never brings back what was deleted. */
   delete(key: string): Promise<boolean> {
     return this.#call((store) => {
@@ -107,7 +115,7 @@ export class FallbackStore implements Store {
    */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return this.#call((store) => {
-      if (store === this.#local && this.#owed.size < MAX_OWED) this.#owed.set(key, value);
+      if (store === this.#local) this.#owe(key, value);
       return store.deleteIfEquals(key, value);
     });
   }
@@ -170,6 +178,10 @@ export class FallbackStore implements Store {
       this.#payOwed();
     }
     return result;
+  }
+
+  #owe(key: string, value: string): void {
+    if (this.#owed.size < MAX_OWED) this.#owed.set(key, value);
   }
 
   /** Best effort, in the background: a delete that fails now is left to the key's TTL. */

@@ -106,6 +106,10 @@ export class MemoryStore implements Store {
     return this.setIfAbsent(lock, token, ttlMs).then((locked) => ({ value: null, locked }));
   }
 
+  setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean> {
+    return this.set(key, value, ttlMs).then(() => this.deleteIfEquals(lock, token));
+  }
+
   #read(key: string): string | null {
     const lru = this.#lruFor(key);
     return lru ? lru.get(key) : this.#live(key)?.value ?? null;

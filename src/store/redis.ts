@@ -32,6 +32,7 @@ import {
   ONE_KEY_SCRIPTS,
   READ_OR_LOCK,
   type Scripts,
+  SET_AND_UNLOCK,
 } from "./redis_scripts.ts";
 
 export type StoreLogger = (
@@ -91,6 +92,7 @@ export class RedisStore implements Store {
     }
     this.#client.defineCommand("llmproxyAddToWindows", { lua: ADD_TO_WINDOWS });
     this.#client.defineCommand("llmproxyReadOrLock", { lua: READ_OR_LOCK, numberOfKeys: 2 });
+    this.#client.defineCommand("llmproxySetAndUnlock", { lua: SET_AND_UNLOCK, numberOfKeys: 2 });
     this.#scripts = this.#client as unknown as Scripts;
     this.#client.on("ready", () => this.#onReady());
     this.#client.on("error", (error: Error) => {
@@ -154,6 +156,17 @@ export class RedisStore implements Store {
       Math.max(1, Math.ceil(ttlMs)),
     );
     return found === 1 ? { value: String(reply), locked: false } : { value: null, locked: reply === 1 };
+  }
+
+  async setAndUnlock(
+    key: string,
+    value: string,
+    ttlMs: number,
+    lock: string,
+    token: string,
+  ): Promise<boolean> {
+    const ttl = ttlMs > 0 ? Math.ceil(ttlMs) : 0;
+    return (await this.#scripts.llmproxySetAndUnlock(this.#key(key), this.#key(lock), value, ttl, token)) > 0;
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {

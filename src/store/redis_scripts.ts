@@ -77,6 +77,13 @@ if value then return {1, value} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, 1} end
 return {0, 0}`;
 
+// KEYS: the value, the lock (same hash tag). ARGV: value, ttl ms (0: none), token. Returns 1 when the lock went.
+export const SET_AND_UNLOCK = `
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else redis.call('SET', KEYS[1], ARGV[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[3] then return redis.call('DEL', KEYS[2]) end
+return 0`;
+
 export const ONE_KEY_SCRIPTS = {
   // Deletes the key only while it still holds the caller's value (a lock's owner token).
   llmproxyDeleteIfEquals: `
@@ -103,6 +110,13 @@ export interface Scripts {
     token: string,
     ttlMs: number,
   ): Promise<[0 | 1, string | 0 | 1]>;
+  llmproxySetAndUnlock(
+    key: string,
+    lock: string,
+    value: string,
+    ttlMs: number,
+    token: string,
+  ): Promise<number>;
   /** Called as (numberOfKeys, ...keys, ttlMs, ...[amount, limit] per key). */
   llmproxyAddToWindows(...args: (string | number)[]): Promise<number[]>;
 }

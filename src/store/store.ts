@@ -90,6 +90,12 @@ export interface Store {
    * share a hash tag. `locked` is true only when this call took the lock.
    */
   readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock>;
+  /**
+   * `set(key, value, ttlMs)`, then removes `lock` while it holds `token` (`deleteIfEquals`), in one atomic step:
+   * a cache entry's write and the release of its coalescing lock in one round trip on Redis, where `key` and
+   * `lock` must share a hash tag. True when the lock was removed.
+   */
+  setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean>;
   /** Removes `key`; true when it existed. */
   delete(key: string): Promise<boolean>;
   /** Removes `key` only while it holds `value` (releasing a lock one still owns), atomically; true when removed. */

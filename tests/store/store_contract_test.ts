@@ -176,6 +176,22 @@ async function storeContract(t: Deno.TestContext, backend: Backend): Promise<voi
     });
   });
 
+  await step("setAndUnlock writes the value and releases the lock only for its owner", async (open) => {
+    const store = await open();
+    assert.equal(await store.setIfAbsent("coalesce:{w}", "me", 5000), true);
+    assert.equal(await store.setAndUnlock("cache:{w}", "answer", 80, "coalesce:{w}", "you"), false);
+    assert.equal(await store.get("coalesce:{w}"), "me", "someone else's token leaves the lock");
+    assert.equal(await store.get("cache:{w}"), "answer", "the value is written either way");
+    assert.equal(await store.setAndUnlock("cache:{w}", "newer", 80, "coalesce:{w}", "me"), true);
+    assert.equal(await store.get("coalesce:{w}"), null);
+    assert.equal(await store.get("cache:{w}"), "newer");
+    await backend.advance(150);
+    assert.equal(await store.get("cache:{w}"), null, "the value has its ttl");
+    assert.equal(await store.setAndUnlock("cache:{f}", "kept", 0, "coalesce:{f}", "me"), false);
+    await backend.advance(150);
+    assert.equal(await store.get("cache:{f}"), "kept", "ttl 0: no expiry");
+  });
+
   await step("deleteIfEquals releases a lock only for its owner", async (open) => {
     const store = await open();
     assert.equal(await store.setIfAbsent("lock", "owner-a", 5000), true);
