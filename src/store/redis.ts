@@ -103,22 +103,13 @@ export class RedisStore implements Store {
 
   async readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
     if (ids.length === 0) return [];
+    // Auto-pipelining sends these, and whatever else this tick asks for (the cache's lock script), in one write
+    // (one per node on a Cluster).
     const client = this.#client;
-    if (client instanceof Cluster) {
-      // Auto-pipelining sends one pipeline per node, all at once; a plain pipeline must stay on one node.
-      const replies = await Promise.all(
-        ids.map((id) => client.hmget(this.#healthKey(id), "failures", "until", "reason")),
-      );
-      return replies.map(toHealth);
-    }
-    const pipeline = client.pipeline();
-    for (const id of ids) pipeline.hmget(this.#healthKey(id), "failures", "until", "reason");
-    const results = await pipeline.exec();
-    if (results === null) throw new Error("Redis readHealth: pipeline was discarded");
-    return results.map(([error, reply]) => {
-      if (error) throw error;
-      return toHealth(reply as (string | null)[]);
-    });
+    const replies = await Promise.all(
+      ids.map((id) => client.hmget(this.#healthKey(id), "failures", "until", "reason")),
+    );
+    return replies.map(toHealth);
   }
 
   async recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
@@ -328,7 +319,12 @@ function createClient(options: RedisStoreOptions): Client {
     };
     return new Cluster([...options.clusterNodes], clusterOptions);
   }
-  const standalone: RedisOptions = { ...common, enableOfflineQueue: false, retryStrategy: retry };
+  const standalone: RedisOptions = {
+    ...common,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    retryStrategy: retry,
+  };
   if (options.url !== undefined) return new Redis(options.url, standalone);
   return new Redis({ ...standalone, host: options.host ?? "127.0.0.1", port: options.port ?? 6379 });
 }
