@@ -109,9 +109,9 @@ export class FallbackStore implements Store {
   }
 
   /**
-   * Served locally during an outage, the delete is also owed to the primary, and sent there once it answers
-   * again. A lock script whose reply was lost may have taken the key on the primary, where other instances would
-   * otherwise wait on it until its TTL.
+   * Served locally during an outage, the delete is also owed to the primary, and sent there ahead of the next
+   * command that tries it. A lock script whose reply was lost may have taken the key on the primary, where other
+   * instances would otherwise wait on it until its TTL.
    */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return this.#call((store) => {
@@ -162,6 +162,9 @@ export class FallbackStore implements Store {
       return operation(this.#local);
     }
     if (this.#outage && this.#retryAt > this.#now()) return operation(this.#local);
+    // Owed deletes go first: commands reach the primary in the order they are issued, so no lock this call (or a
+    // later one) takes can be removed by a delete owed from before.
+    if (this.#owed.size > 0) this.#payOwed();
     let result: T;
     try {
       result = await operation(this.#primary);
@@ -175,7 +178,6 @@ export class FallbackStore implements Store {
     if (this.#outage) {
       this.#outage = false;
       this.#log("info", `${this.#primary.kind} store answers again; using shared state`);
-      this.#payOwed();
     }
     return result;
   }
@@ -184,9 +186,11 @@ export class FallbackStore implements Store {
     if (this.#owed.size < MAX_OWED) this.#owed.set(key, value);
   }
 
-  /** Best effort, in the background: a delete that fails now is left to the key's TTL. */
+  /** Sends the owed deletes, in the background; one that fails is owed again, for the next try. */
   #payOwed(): void {
-    for (const [key, value] of this.#owed) this.#primary.deleteIfEquals(key, value).catch(() => {});
+    for (const [key, value] of this.#owed) {
+      this.#primary.deleteIfEquals(key, value).catch(() => this.#owe(key, value));
+    }
     this.#owed.clear();
   }
 

@@ -55,7 +55,11 @@ export interface RedisStoreOptions {
   readonly logger?: StoreLogger;
   /** Give up on one connection attempt after this long; default 1000 ms. */
   readonly connectTimeoutMs?: number;
-  /** Reject a command that got no reply after this long; default 1000 ms. */
+  /**
+   * Reject a command that got no reply this long after it was sent; default 1000 ms. Commands are auto-pipelined,
+   * and one issued while an earlier batch awaits its reply is sent after it: against a hung server it can fail
+   * up to twice this long after it was issued.
+   */
   readonly commandTimeoutMs?: number;
 }
 
@@ -245,6 +249,9 @@ export class RedisStore implements Store {
     const ended = new Promise<void>((resolve) => client.once("end", () => resolve()));
     if (client.status === "ready") {
       try {
+        // QUIT is written at once, ahead of auto-pipelined commands still queued; a PING is queued behind them,
+        // so once it is answered they all are.
+        await client.ping().catch(() => {});
         await client.quit();
       } catch {
         client.disconnect();

@@ -707,6 +707,50 @@ Deno.test({
 });
 
 Deno.test({
+  name: "FallbackStore: an owed release never removes a lock taken again after Redis is back",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    const store = new FallbackStore({
+      primary: await RedisStore.connect({ url: redis.url, commandTimeoutMs: 200, namespace: "again" }),
+      retryAfterMs: 300,
+    });
+    try {
+      // An outage: a request leads and releases on local state, so the release is owed.
+      await redis.stop();
+      for (let i = 0; i < 100 && store.status() !== "degraded"; i++) await sleep(20);
+      assert.equal((await store.readOrLock("cache:{K}", "coalesce:{K}", "instance", 30_000)).locked, true);
+      assert.equal(await store.deleteIfEquals("coalesce:{K}", "instance"), true);
+      await redis.start();
+      for (let i = 0; i < 200 && store.status() !== "ok"; i++) await sleep(25);
+      // The next request on the same key takes the lock on Redis, with the same (per-instance) token.
+      assert.equal((await store.readOrLock("cache:{K}", "coalesce:{K}", "instance", 30_000)).locked, true);
+      await sleep(100);
+      assert.equal(
+        await redis.command("GET", "again:coalesce:{K}"),
+        "instance",
+        "the new lock is still held",
+      );
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "RedisStore.close() lets commands already issued finish first",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    const store = await RedisStore.connect({ url: redis.url, namespace: "closing" });
+    const written = store.set("last", "words");
+    await store.close();
+    await written;
+    assert.equal(await redis.command("GET", "closing:last"), "words");
+  },
+});
+
+Deno.test({
   name: "FallbackStore passes a Redis error answer to the caller and keeps using Redis",
   ignore: !hasRedis,
   async fn() {
