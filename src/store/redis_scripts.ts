@@ -5,8 +5,18 @@
 
 import type { CooldownReason } from "./store.ts";
 
+// An endpoint's health hash lives a day past its cooldown's end (or past its last write), so the hashes of
+// endpoints that left the config do not stay in Redis for ever. TIME is allowed in scripts (effects replication).
+const KEEP_HEALTH = `
+local function keep(key, untilMs)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('PEXPIRE', key, math.max(tonumber(untilMs) - now, 0) + 86400000)
+end
+`;
+
 // Each script mirrors the function of the same name in health_transitions.ts.
-const RECORD_FAILURE = `
+const RECORD_FAILURE = KEEP_HEALTH + `
 local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
 local failures = (tonumber(h[1]) or 0) + 1
 local untilMs = h[2] or '0'
@@ -21,9 +31,10 @@ if failures >= tonumber(ARGV[1]) then
 else
   redis.call('HSET', KEYS[1], 'failures', failures)
 end
+keep(KEYS[1], untilMs)
 return {failures, untilMs, reason}`;
 
-const COOL_DOWN = `
+const COOL_DOWN = KEEP_HEALTH + `
 local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
 local untilMs = h[2] or '0'
 local reason = h[3] or ''
@@ -31,14 +42,19 @@ if tonumber(ARGV[1]) > tonumber(untilMs) then
   untilMs = ARGV[1]
   reason = ARGV[2]
   redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
+  keep(KEYS[1], untilMs)
 elseif h[1] and h[1] ~= '0' then
   redis.call('HSET', KEYS[1], 'failures', 0)
+  keep(KEYS[1], untilMs)
 end
 return {0, untilMs, reason}`;
 
-const RECORD_SUCCESS = `
-local f = redis.call('HGET', KEYS[1], 'failures')
-if f and f ~= '0' then redis.call('HSET', KEYS[1], 'failures', 0) end
+const RECORD_SUCCESS = KEEP_HEALTH + `
+local h = redis.call('HMGET', KEYS[1], 'failures', 'until')
+if h[1] and h[1] ~= '0' then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+  keep(KEYS[1], h[2] or '0')
+end
 return 0`;
 
 const ADD_TO_WINDOW = `

@@ -738,6 +738,36 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "RedisStore: an endpoint's health lives a day past its cooldown, so removed endpoints do not stay for ever",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    const store = await RedisStore.connect({ url: redis.url, namespace: "ttl" });
+    const DAY = 86_400_000;
+    const ttl = async (id: string) => Number(await redis.command("PTTL", `ttl:{${id}}:health`));
+    try {
+      await store.recordFailure("counted", { allowedFails: 3, cooldownUntil: Date.now() + 60_000 });
+      const counted = await ttl("counted");
+      assert.ok(counted > DAY - 5_000 && counted <= DAY, `a failure count lives a day: ${counted}`);
+      await store.coolDown("cooling", Date.now() + 600_000, "rate_limit");
+      const cooling = await ttl("cooling");
+      assert.ok(
+        cooling > DAY + 590_000 && cooling <= DAY + 600_000,
+        `a cooldown, a day past its end: ${cooling}`,
+      );
+      await store.recordFailure("both", { allowedFails: 1, cooldownUntil: Date.now() + 60_000 });
+      await store.recordFailure("both", { allowedFails: 2, cooldownUntil: Date.now() + 60_000 });
+      await store.recordSuccess("both");
+      const both = await ttl("both");
+      assert.ok(both > DAY + 50_000 && both <= DAY + 60_000, `a success keeps the cooldown's day: ${both}`);
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
   name: "RedisStore.close() lets commands already issued finish first",
   ignore: !hasRedis,
   async fn() {
