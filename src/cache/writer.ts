@@ -52,7 +52,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export class EntryWriter {
   readonly #options: WriterOptions;
-  readonly #writes = new Set<Promise<void>>();
+  readonly #writes = new Set<Promise<unknown>>();
 
   constructor(options: WriterOptions) {
     this.#options = options;
@@ -84,7 +84,7 @@ export class EntryWriter {
         storedAt: clock.now(),
       }, lock);
     }
-    this.#track(done ? write.then(done) : write.then(() => {}));
+    this.#track(done ? write.then(done) : write);
   }
 
   /**
@@ -111,7 +111,7 @@ export class EntryWriter {
           events: recording.events.map((event) => event.length),
           storedAt: clock.now(),
         });
-        this.#track(done ? write.then(() => done()) : write.then(() => {}));
+        this.#track(done ? write.then(() => done()) : write);
       },
       onIncomplete: (reason) => {
         if (reason === "too_large") this.#tooLarge(request);
@@ -163,7 +163,7 @@ export class EntryWriter {
     });
   }
 
-  #track(work: Promise<void>): void {
+  #track(work: Promise<unknown>): void {
     this.#writes.add(work);
     work.finally(() => this.#writes.delete(work));
   }

@@ -5,7 +5,7 @@
 
 import type { EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
-import { Http1Agent, type Http1Init, type Http1Options, UpstreamProtocolError } from "./http1.ts";
+import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
@@ -45,11 +45,11 @@ export class UpstreamClient {
   readonly #agent?: Http1Agent;
   readonly #send: Transport;
 
-  constructor(kind: UpstreamClientKind = "http1", options?: Http1Options) {
+  constructor(kind: UpstreamClientKind = "http1") {
     this.kind = kind;
     if (kind === "fetch") this.#send = viaFetch;
     else {
-      this.#agent = new Http1Agent(options);
+      this.#agent = new Http1Agent();
       this.#send = this.#agent.fetch;
     }
   }

@@ -216,25 +216,24 @@ export class Http1Agent {
     let handedOver = false;
     try {
       // The head is read while the request is still being written: an upstream that refuses a large body early
-      // (a 413) is heard, where a write would block or break. Such a connection is not reused.
-      let written = false;
-      connection.write(message).then(() => written = true, () => connection.close());
+      // (a 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
+      connection.write(message).catch(() => connection.close());
       const head = await readHead(connection);
       const framing = bodyFraming(init.method, head);
       // The answer is built before the connection goes back to the pool: building it can still fail.
       if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
         const response = answer(head, null);
-        this.#finish(connection, head, written);
+        this.#finish(connection, head);
         return response;
       }
       if (framing.kind === "length" && connection.available >= framing.length) {
         const response = answer(head, connection.take(framing.length));
-        this.#finish(connection, head, written);
+        this.#finish(connection, head);
         return response;
       }
       const body = new BodyReader(connection, framing, (complete) => {
         signal.removeEventListener("abort", onAbort);
-        if (complete && framing.kind !== "close") this.#finish(connection, head, written);
+        if (complete && framing.kind !== "close") this.#finish(connection, head);
         else connection.close();
       }, signal);
       const response = answer(head, body.stream());
@@ -246,9 +245,10 @@ export class Http1Agent {
   }
 
   /** An answer read to its end: the connection is reused if both sides allow it and nothing extra arrived. */
-  #finish(connection: Connection, head: Head, written: boolean): void {
-    if (head.keepAlive && written && connection.available === 0) this.#park(connection, head.keepAliveMs);
-    else connection.close();
+  #finish(connection: Connection, head: Head): void {
+    if (head.keepAlive && connection.sent && connection.available === 0) {
+      this.#park(connection, head.keepAliveMs);
+    } else connection.close();
   }
 }
 

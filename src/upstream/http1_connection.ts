@@ -37,10 +37,6 @@ export class Connection {
 
   constructor(readonly conn: Deno.Conn, readonly origin: string) {}
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   get reusable(): boolean {
     return !this.#closed && !this.#spoiled;
   }
