@@ -8,6 +8,8 @@
  * Redis Cluster that owns every slot. Skip tests where the binary is missing with `ignore: !hasRedis`.
  */
 
+import { available } from "./test.ts";
+
 export interface RedisServer {
   readonly port: number;
   /** `redis://[:password@]127.0.0.1:port` */
@@ -31,7 +33,8 @@ export interface StartRedisOptions {
   readonly cluster?: boolean;
 }
 
-export const hasRedis: boolean = onPath("redis-server");
+/** True where `redis-server` is on the PATH, and always in CI, where a missing server must fail loudly. */
+export const hasRedis: boolean = available("redis-server");
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   const dir = await Deno.makeTempDir({ prefix: "llmproxy-redis-" });
@@ -198,17 +201,4 @@ function freePort(): number {
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
-}
-
-function onPath(command: string): boolean {
-  const path = Deno.env.get("PATH") ?? "";
-  for (const dir of path.split(":")) {
-    if (dir === "") continue;
-    try {
-      if (Deno.statSync(`${dir}/${command}`).isFile) return true;
-    } catch {
-      // not here
-    }
-  }
-  return false;
 }

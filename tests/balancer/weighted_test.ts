@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { SmoothWeighted } from "../../src/balancer/weighted.ts";
+import { test } from "../_support/test.ts";
 
 const picks = (rotation: SmoothWeighted, candidates: { id: string; weight: number }[], n: number) =>
   Array.from({ length: n }, () => rotation.pick(candidates)!.id);
 
-Deno.test("weights 3:1 send exactly 3 and 1 in every window of 4", () => {
+test("weights 3:1 send exactly 3 and 1 in every window of 4", () => {
   const rotation = new SmoothWeighted();
   const sequence = picks(rotation, [{ id: "a", weight: 3 }, { id: "b", weight: 1 }], 40);
   for (let start = 0; start + 4 <= sequence.length; start += 4) {
@@ -13,7 +14,7 @@ Deno.test("weights 3:1 send exactly 3 and 1 in every window of 4", () => {
   }
 });
 
-Deno.test("smooth: 5:1:1 never sends the heavy endpoint five times in a row", () => {
+test("smooth: 5:1:1 never sends the heavy endpoint five times in a row", () => {
   const rotation = new SmoothWeighted();
   const sequence = picks(
     rotation,
@@ -23,7 +24,7 @@ Deno.test("smooth: 5:1:1 never sends the heavy endpoint five times in a row", ()
   assert.deepEqual(sequence, ["a", "a", "b", "a", "c", "a", "a"]);
 });
 
-Deno.test("any window of sum(weights) consecutive picks follows the weights exactly", () => {
+test("any window of sum(weights) consecutive picks follows the weights exactly", () => {
   const rotation = new SmoothWeighted();
   const candidates = [{ id: "a", weight: 2 }, { id: "b", weight: 3 }, { id: "c", weight: 5 }];
   const sequence = picks(rotation, candidates, 100);
@@ -33,7 +34,7 @@ Deno.test("any window of sum(weights) consecutive picks follows the weights exac
   }
 });
 
-Deno.test("one or no candidate", () => {
+test("one or no candidate", () => {
   const rotation = new SmoothWeighted();
   assert.equal(rotation.pick([]), undefined);
   assert.equal(rotation.pick([{ id: "only", weight: 7 }])?.id, "only");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Broadcast, type BroadcastEnd } from "../../src/cache/broadcast.ts";
+import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -23,7 +24,7 @@ function source(chunks: string[]) {
 const readAll = async (stream: ReadableStream<Uint8Array>) =>
   decoder.decode(await new Response(stream).arrayBuffer());
 
-Deno.test("every reader gets everything from the first byte; a late one gets the past at once", async () => {
+test("every reader gets everything from the first byte; a late one gets the past at once", async () => {
   const src = source(["a", "b", "c"]);
   const ends: BroadcastEnd[] = [];
   const broadcast = new Broadcast(src.stream, { maxBytes: 100, onEnd: (end) => ends.push(end) });
@@ -39,7 +40,7 @@ Deno.test("every reader gets everything from the first byte; a late one gets the
   assert.equal(await readAll(broadcast.join()!), "abc", "joinable after the end while within the bound");
 });
 
-Deno.test("a slow reader does not hold back a fast one", async () => {
+test("a slow reader does not hold back a fast one", async () => {
   const src = source(["1", "2", "3", "4"]);
   const broadcast = new Broadcast(src.stream, { maxBytes: 100 });
   const slow = broadcast.join()!.getReader();
@@ -49,7 +50,7 @@ Deno.test("a slow reader does not hold back a fast one", async () => {
   await slow.cancel();
 });
 
-Deno.test("past maxBytes nobody may join, and the source is cancelled when the last reader leaves", async () => {
+test("past maxBytes nobody may join, and the source is cancelled when the last reader leaves", async () => {
   const src = source(["xxxx", "yyyy", "zzzz"]);
   const ends: BroadcastEnd[] = [];
   const broadcast = new Broadcast(src.stream, { maxBytes: 6, onEnd: (end) => ends.push(end) });

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { lockKey, lockOrWait } from "../../src/cache/coalesce.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
+import { test } from "../_support/test.ts";
 
 const options = (token: string, waitMs = 30_000) => ({ ttlMs: 30_000, waitMs, token });
 
-Deno.test("lockOrWait: a leftover lock with this instance's own token is used at once, not waited out", async () => {
+test("lockOrWait: a leftover lock with this instance's own token is used at once, not waited out", async () => {
   const store = new MemoryStore();
   // As after a lock script whose reply timed out: the lock is there, with our token.
   assert.equal(await store.setIfAbsent(lockKey("k"), "me", 30_000), true);
@@ -14,7 +15,7 @@ Deno.test("lockOrWait: a leftover lock with this instance's own token is used at
   assert.ok(performance.now() - started < 1000, `took ${Math.round(performance.now() - started)} ms`);
 });
 
-Deno.test("lockOrWait: another holder's lock is waited for, up to the bound, and then led without it", async () => {
+test("lockOrWait: another holder's lock is waited for, up to the bound, and then led without it", async () => {
   const store = new MemoryStore();
   assert.equal(await store.setIfAbsent(lockKey("k"), "other instance", 30_000), true);
   const started = performance.now();

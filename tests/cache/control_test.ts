@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CONTROL, parseCacheControl } from "../../src/cache/control.ts";
 import { ProxyError } from "../../src/errors.ts";
+import { test } from "../_support/test.ts";
 
-Deno.test("no controls: read and write with the configured ttl", () => {
+test("no controls: read and write with the configured ttl", () => {
   assert.deepEqual(parseCacheControl(undefined, null), DEFAULT_CONTROL);
   assert.deepEqual(parseCacheControl({}, ""), { read: true, write: true });
 });
 
-Deno.test("body cache object: no-cache, no-store, ttl", () => {
+test("body cache object: no-cache, no-store, ttl", () => {
   assert.deepEqual(parseCacheControl({ "no-cache": true }, null), { read: false, write: true });
   assert.deepEqual(parseCacheControl({ "no-store": true }, null), { read: true, write: false });
   assert.deepEqual(parseCacheControl({ "no-cache": false, ttl: 60 }, null), {
@@ -18,7 +19,7 @@ Deno.test("body cache object: no-cache, no-store, ttl", () => {
   assert.deepEqual(parseCacheControl({ ttl: 0 }, null), { read: true, write: false });
 });
 
-Deno.test("Cache-Control header: directives in any case and order, quoted max-age, unknown ones ignored", () => {
+test("Cache-Control header: directives in any case and order, quoted max-age, unknown ones ignored", () => {
   assert.deepEqual(parseCacheControl(undefined, "no-cache"), { read: false, write: true });
   assert.deepEqual(parseCacheControl(undefined, "No-Store"), { read: true, write: false });
   assert.deepEqual(parseCacheControl(undefined, 'private, max-age="120" , no-cache'), {
@@ -30,12 +31,12 @@ Deno.test("Cache-Control header: directives in any case and order, quoted max-ag
   assert.deepEqual(parseCacheControl(undefined, "max-age=soon, must-revalidate"), DEFAULT_CONTROL);
 });
 
-Deno.test("body and header combine: flags add up, the body's ttl wins", () => {
+test("body and header combine: flags add up, the body's ttl wins", () => {
   assert.deepEqual(parseCacheControl({ "no-store": true }, "no-cache"), { read: false, write: false });
   assert.deepEqual(parseCacheControl({ ttl: 5 }, "max-age=500"), { read: true, write: true, ttlSeconds: 5 });
 });
 
-Deno.test("a malformed body cache object is a 400 naming the field", () => {
+test("a malformed body cache object is a 400 naming the field", () => {
   const cases: [unknown, RegExp][] = [
     ["yes", /'cache' must be an object, got string/],
     [[], /'cache' must be an object, got array/],

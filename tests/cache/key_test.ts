@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { cacheKey, canonicalJson } from "../../src/cache/key.ts";
+import { test } from "../_support/test.ts";
 
 const base = { route: "chat" as const, group: "gpt-test", stream: false };
 const messages = [{ role: "user", content: "hi" }];
 
-Deno.test("canonicalJson sorts keys at every depth and keeps array order", () => {
+test("canonicalJson sorts keys at every depth and keeps array order", () => {
   assert.equal(
     canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null }, u: undefined }),
     '{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}',
@@ -12,7 +13,7 @@ Deno.test("canonicalJson sorts keys at every depth and keeps array order", () =>
   assert.notEqual(canonicalJson([1, 2]), canonicalJson([2, 1]));
 });
 
-Deno.test("the key is a hex SHA-256 that ignores key order at every depth", () => {
+test("the key is a hex SHA-256 that ignores key order at every depth", () => {
   const a = cacheKey({
     ...base,
     body: { model: "gpt-test", messages, temperature: 0, extra: { x: 1, y: 2 } },
@@ -25,14 +26,14 @@ Deno.test("the key is a hex SHA-256 that ignores key order at every depth", () =
   assert.equal(a, b);
 });
 
-Deno.test("the proxy-only cache field never changes the key; stream false and a missing stream are one request", () => {
+test("the proxy-only cache field never changes the key; stream false and a missing stream are one request", () => {
   const body = { model: "gpt-test", messages };
   const plain = cacheKey({ ...base, body });
   assert.equal(cacheKey({ ...base, body: { ...body, cache: { "no-store": true, ttl: 5 } } }), plain);
   assert.equal(cacheKey({ ...base, body: { ...body, stream: false } }), plain);
 });
 
-Deno.test("route, group, stream and any body value change the key", () => {
+test("route, group, stream and any body value change the key", () => {
   const body = { model: "gpt-test", messages };
   const plain = cacheKey({ ...base, body });
   const others = [

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Recording, recordStream, type Unrecorded } from "../../src/cache/record.ts";
 import type { Route } from "../../src/upstream/providers.ts";
+import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -58,13 +59,13 @@ const CHAT_EVENTS = [
 ];
 const CHAT = CHAT_EVENTS.join("");
 
-Deno.test("a whole chat stream passes through unchanged and is recorded event by event", async () => {
+test("a whole chat stream passes through unchanged and is recorded event by event", async () => {
   const outcome = await run(text(CHAT), []);
   assert.equal(outcome.passed, CHAT);
   assert.deepEqual(outcome.recording, { events: CHAT_EVENTS, bytes: text(CHAT).length });
 });
 
-Deno.test("every single split point: \\r|\\n across chunks, JSON and multi-byte characters cut in two, [DO|NE]", async () => {
+test("every single split point: \\r|\\n across chunks, JSON and multi-byte characters cut in two, [DO|NE]", async () => {
   const bytes = text(CHAT);
   for (let cut = 1; cut < bytes.length; cut++) {
     const outcome = await run(bytes, [cut]);
@@ -73,7 +74,7 @@ Deno.test("every single split point: \\r|\\n across chunks, JSON and multi-byte 
   }
 });
 
-Deno.test("one byte at a time, and awkward multi-cuts chosen on purpose", async () => {
+test("one byte at a time, and awkward multi-cuts chosen on purpose", async () => {
   const bytes = text(CHAT);
   const everyByte = Array.from({ length: bytes.length - 1 }, (_, i) => i + 1);
   assert.deepEqual((await run(bytes, everyByte)).recording?.events, CHAT_EVENTS);
@@ -88,14 +89,14 @@ Deno.test("one byte at a time, and awkward multi-cuts chosen on purpose", async 
   assert.deepEqual(outcome.recording?.events, CHAT_EVENTS);
 });
 
-Deno.test("a \\r ending a blank line at a chunk's end, its \\n starting the next chunk", async () => {
+test("a \\r ending a blank line at a chunk's end, its \\n starting the next chunk", async () => {
   const stream = 'data: {"a":1}\r\n\r\ndata: [DONE]\r\n\r\n';
   const at = stream.indexOf("\r\n\r\n") + 3; // ...\r\n\r | \ndata
   const outcome = await run(text(stream), [at]);
   assert.deepEqual(outcome.recording?.events, ['data: {"a":1}\r\n\r\n', "data: [DONE]\r\n\r\n"]);
 });
 
-Deno.test("nothing is recorded without the terminal event, or with an error event, or empty", async () => {
+test("nothing is recorded without the terminal event, or with an error event, or empty", async () => {
   const cut = CHAT.slice(0, CHAT.indexOf("data: [DONE]"));
   assert.deepEqual(await run(text(cut), [5]), {
     passed: cut,
@@ -116,7 +117,7 @@ Deno.test("nothing is recorded without the terminal event, or with an error even
   assert.equal((await run(text(": only a comment\n\ndata: [DONE]\n\n"), [])).incomplete, "empty");
 });
 
-Deno.test("a stream over maxBytes passes through whole but is not recorded", async () => {
+test("a stream over maxBytes passes through whole but is not recorded", async () => {
   const bytes = text(CHAT);
   const outcome = await run(bytes, [10, 20, 30], { maxBytes: bytes.length - 1 });
   assert.equal(outcome.passed, CHAT);
@@ -125,13 +126,13 @@ Deno.test("a stream over maxBytes passes through whole but is not recorded", asy
   assert.ok((await run(bytes, [10], { maxBytes: bytes.length })).recording);
 });
 
-Deno.test("bytes that are not UTF-8 are passed through but not recorded", async () => {
+test("bytes that are not UTF-8 are passed through but not recorded", async () => {
   const bytes = new Uint8Array([...text('data: {"a":"'), 0xff, 0xfe, ...text('"}\n\ndata: [DONE]\n\n')]);
   const outcome = await run(bytes, [3]);
   assert.equal(outcome.incomplete, "not_utf8");
 });
 
-Deno.test("a stream cancelled by its reader reports nothing", async () => {
+test("a stream cancelled by its reader reports nothing", async () => {
   let reported = false;
   const recorder = recordStream({
     route: "chat",
@@ -153,7 +154,7 @@ const RESPONSES_EVENTS = [
   'event: response.completed\ndata: {"type":"response.completed","sequence_number":2,"response":{"id":"resp_1"}}\n\n',
 ];
 
-Deno.test("Responses: complete at response.completed, named or data-only, split anywhere", async () => {
+test("Responses: complete at response.completed, named or data-only, split anywhere", async () => {
   const stream = RESPONSES_EVENTS.join("");
   const bytes = text(stream);
   for (let cut = 1; cut < bytes.length; cut += 7) {
@@ -172,7 +173,7 @@ Deno.test("Responses: complete at response.completed, named or data-only, split 
   );
 });
 
-Deno.test("Responses: failed, incomplete and error events are never recorded", async () => {
+test("Responses: failed, incomplete and error events are never recorded", async () => {
   for (const type of ["response.failed", "response.incomplete", "error"]) {
     const stream = RESPONSES_EVENTS[0] + `event: ${type}\ndata: {"type":"${type}"}\n\n` + RESPONSES_EVENTS[2];
     assert.equal((await run(text(stream), [], { route: "responses" })).incomplete, "error_event", type);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig, parseConfig } from "../../src/config/load.ts";
 import { KNOWN_KEYS } from "../../src/config/schema.ts";
+import { test } from "../_support/test.ts";
 
 const noEnv = () => undefined;
 const envOf = (vars: Record<string, string>) => (name: string): string | undefined => vars[name];
@@ -94,7 +95,7 @@ const PYTHON_ENV = envOf({
   REDIS_SSL_CERT_REQS: "required",
 });
 
-Deno.test("a Python LLMProxy file loads unchanged", () => {
+test("a Python LLMProxy file loads unchanged", () => {
   const config = parseConfig(PYTHON_FILE, "llmproxy.yaml", PYTHON_ENV);
   assert.equal(config.source, "llmproxy.yaml");
   assert.equal(config.groups.length, 1);
@@ -128,7 +129,7 @@ Deno.test("a Python LLMProxy file loads unchanged", () => {
   assert.equal(s.namespace, "litellm.cache");
 });
 
-Deno.test("defaults fill every setting a minimal file leaves out", () => {
+test("defaults fill every setting a minimal file leaves out", () => {
   const config = parseConfig(MINIMAL, "llmproxy.yaml", noEnv);
   const MiB = 1024 * 1024;
   assert.deepEqual(config.settings, {
@@ -167,7 +168,7 @@ Deno.test("defaults fill every setting a minimal file leaves out", () => {
   });
 });
 
-Deno.test("empty general_settings/cache_params mean defaults; YAML anchors and merge keys work", () => {
+test("empty general_settings/cache_params mean defaults; YAML anchors and merge keys work", () => {
   const config = parseConfig(
     `
 model_groups:
@@ -194,7 +195,7 @@ general_settings:
   );
 });
 
-Deno.test("every option of an endpoint resolves", () => {
+test("every option of an endpoint resolves", () => {
   const config = parseConfig(
     `
 model_groups:
@@ -244,7 +245,7 @@ general_settings: { http_timeout: 10, allowed_fails: 0 }
   assert.equal(config.settings.allowedFails, 1);
 });
 
-Deno.test("provider: azure for *.azure.com hosts, else openai, unless given", () => {
+test("provider: azure for *.azure.com hosts, else openai, unless given", () => {
   const providerOf = (baseUrl: string, extra = "") =>
     parseConfig(
       `model_groups: [{model_group: g, models: [{model: m, params: {base_url: "${baseUrl}", api_key: k${extra}}}]}]`,
@@ -261,7 +262,7 @@ Deno.test("provider: azure for *.azure.com hosts, else openai, unless given", ()
   assert.equal(providerOf("https://res.openai.azure.com", ", provider: openai"), "openai");
 });
 
-Deno.test("endpoint ids are stable, depend on group/model/base_url/api_version, never the key", () => {
+test("endpoint ids are stable, depend on group/model/base_url/api_version, never the key", () => {
   const idOf = (params: string, group = "g") =>
     parseConfig(
       `model_groups: [{model_group: ${group}, models: [{model: m, params: {${params}}}]}]`,
@@ -288,7 +289,7 @@ Deno.test("endpoint ids are stable, depend on group/model/base_url/api_version, 
   assert.equal(idOf("base_url: https://a.example.com, api_key: k1, name: east"), "east");
 });
 
-Deno.test("identical endpoints get distinct ids in file order", () => {
+test("identical endpoints get distinct ids in file order", () => {
   const config = parseConfig(
     `model_groups: [{model_group: g, models: [
       {model: m, params: {base_url: https://a.example.com, api_key: k1}},
@@ -300,7 +301,7 @@ Deno.test("identical endpoints get distinct ids in file order", () => {
   assert.equal(b.id, `${a.id}-2`);
 });
 
-Deno.test("unknown keys are errors naming their path", () => {
+test("unknown keys are errors naming their path", () => {
   assert.equal(
     errorOf(MINIMAL + "general_setting: {}\n"),
     "Cannot load config 'llmproxy.yaml': general_setting is not a known key (did you mean 'general_settings'?)",
@@ -320,7 +321,7 @@ Deno.test("unknown keys are errors naming their path", () => {
   );
 });
 
-Deno.test("a negative weight names the path and the value", () => {
+test("a negative weight names the path and the value", () => {
   const text = `
 model_groups:
   - model_group: g
@@ -334,7 +335,7 @@ model_groups:
   );
 });
 
-Deno.test("several problems are listed one per line", () => {
+test("several problems are listed one per line", () => {
   const message = errorOf(`
 model_groups:
   - model_group: g
@@ -353,7 +354,7 @@ general_settings: { responses_failover: retry, num_retries: 1.5, cache: maybe }
   );
 });
 
-Deno.test("duplicate group names and endpoint names are errors", () => {
+test("duplicate group names and endpoint names are errors", () => {
   const message = errorOf(`
 model_groups:
   - model_group: g
@@ -371,7 +372,7 @@ model_groups:
   );
 });
 
-Deno.test("base_url must be a plain http(s) URL", () => {
+test("base_url must be a plain http(s) URL", () => {
   const withBase = (url: string) => errorOf(MINIMAL.replace('"https://api.openai.com/"', `"${url}"`));
   assert.match(
     withBase("ftp://x.example.com"),
@@ -381,7 +382,7 @@ Deno.test("base_url must be a plain http(s) URL", () => {
   assert.match(withBase("https://x.example.com?a=1"), /must not contain a query/);
 });
 
-Deno.test("an unset environment variable names the path and the variable", () => {
+test("an unset environment variable names the path and the variable", () => {
   const text = MINIMAL.replace("api_key: sk-test", "api_key: os.environ/MY_KEY") +
     "general_settings: { bind_port: os.environ/PORT }\n";
   assert.equal(
@@ -394,7 +395,7 @@ Deno.test("an unset environment variable names the path and the variable", () =>
   );
 });
 
-Deno.test("numeric and boolean strings from the environment coerce", () => {
+test("numeric and boolean strings from the environment coerce", () => {
   const text = MINIMAL + `
 general_settings:
   bind_port: os.environ/PORT
@@ -432,7 +433,7 @@ general_settings:
   );
 });
 
-Deno.test("redis settings are absent unless configured; empty env values mean unset", () => {
+test("redis settings are absent unless configured; empty env values mean unset", () => {
   assert.equal(parseConfig(MINIMAL, "x", noEnv).settings.redis, undefined);
   const config = parseConfig(
     MINIMAL + "general_settings: { redis_host: os.environ/H, redis_password: os.environ/P }\n",
@@ -442,7 +443,7 @@ Deno.test("redis settings are absent unless configured; empty env values mean un
   assert.equal(config.settings.redis, undefined);
 });
 
-Deno.test("a missing api_key falls back to OPENAI_API_KEY like the OpenAI client, else is an error", () => {
+test("a missing api_key falls back to OPENAI_API_KEY like the OpenAI client, else is an error", () => {
   const text = "model_groups: [{model_group: g, models: [{model: m}]}]";
   assert.equal(
     parseConfig(text, "x", envOf({ OPENAI_API_KEY: "sk-env" })).groups[0].endpoints[0].apiKey,
@@ -454,7 +455,7 @@ Deno.test("a missing api_key falls back to OPENAI_API_KEY like the OpenAI client
   );
 });
 
-Deno.test("a YAML syntax error names the line and column", () => {
+test("a YAML syntax error names the line and column", () => {
   assert.equal(
     errorOf("model_groups:\n  - model_group: g\n    models: [\n  bad: :\n"),
     "Cannot load config 'llmproxy.yaml': YAML syntax error at line 4, column 3: " +
@@ -463,7 +464,7 @@ Deno.test("a YAML syntax error names the line and column", () => {
   assert.match(errorOf("a: 1\na: 2\n"), /YAML syntax error at line 2, column 1: Map keys must be unique/);
 });
 
-Deno.test("an empty file or a non-mapping is rejected", () => {
+test("an empty file or a non-mapping is rejected", () => {
   assert.equal(
     errorOf(""),
     "Cannot load config 'llmproxy.yaml': the file is empty; it needs at least model_groups",
@@ -478,7 +479,7 @@ Deno.test("an empty file or a non-mapping is rejected", () => {
   );
 });
 
-Deno.test("secret values never appear in error messages", () => {
+test("secret values never appear in error messages", () => {
   const secrets = [
     "hunter2-api-key",
     "hunter2-password",
@@ -514,7 +515,7 @@ general_settings:
   assert.match(message, /params\.base_url must not contain credentials/);
 });
 
-Deno.test("loadConfig reads a file and reports a missing one", async () => {
+test("loadConfig reads a file and reports a missing one", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/llmproxy.yaml`;
@@ -551,7 +552,7 @@ const EXAMPLE_ENV = envOf({
 
 const exampleText = () => Deno.readTextFile(new URL("../../llmproxy.yaml.example", import.meta.url));
 
-Deno.test("llmproxy.yaml.example loads and shows each kind of endpoint", async () => {
+test("llmproxy.yaml.example loads and shows each kind of endpoint", async () => {
   const config = parseConfig(await exampleText(), "llmproxy.yaml.example", EXAMPLE_ENV);
   const [chat, embeddings] = config.groups;
   const [classic, v1, fallback] = chat.endpoints;
@@ -568,7 +569,7 @@ Deno.test("llmproxy.yaml.example loads and shows each kind of endpoint", async (
   assert.deepEqual(config.settings.apiKeys, []);
 });
 
-Deno.test("llmproxy.yaml.example: its commented-out options are valid and every option is documented", async () => {
+test("llmproxy.yaml.example: its commented-out options are valid and every option is documented", async () => {
   const text = await exampleText();
   // A commented-out option is a line `# key: value`; explanations never take that form.
   const uncommented = text.replace(/^(\s*)# (\s*[a-z_]+:(?: |$))/gm, "$1$2");
@@ -585,7 +586,7 @@ Deno.test("llmproxy.yaml.example: its commented-out options are valid and every 
   }
 });
 
-Deno.test("a key or header value with a control character is refused at load, without echoing it", () => {
+test("a key or header value with a control character is refused at load, without echoing it", () => {
   const yaml = () =>
     `model_groups:\n  - model_group: g\n    models:\n      - model: m\n        params:\n          base_url: https://api.openai.com\n          api_key: os.environ/KEY\n          headers: { x-extra: os.environ/EXTRA }\n`;
   for (const [key, extra] of [["sk-one\nsk-two", "ok"], ["sk-fine", "bad\u0000value"]]) {
@@ -601,7 +602,7 @@ Deno.test("a key or header value with a control character is refused at load, wi
   }
 });
 
-Deno.test("upstream_client: http1 unless set, or fetch when a forward proxy or OpenTelemetry is asked for", () => {
+test("upstream_client: http1 unless set, or fetch when a forward proxy or OpenTelemetry is asked for", () => {
   const client = (extra: string, env: Record<string, string> = {}) =>
     parseConfig(MINIMAL + extra, "x", (name) => env[name]).settings.upstreamClient;
   assert.equal(client(""), "http1");

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const CLIENT = "sk-client-4f1d2c9e";
 const CLIENT_2 = "sk-client-second-77";
@@ -20,7 +21,7 @@ async function call(url: string, init: RequestInit = {}) {
 type HeaderMap = Record<string, string>;
 const bearer = (key: string): HeaderMap => ({ authorization: `Bearer ${key}` });
 
-Deno.test("with api_keys and admin_keys: 401 without a valid key, admin routes need the admin key", async () => {
+test("with api_keys and admin_keys: 401 without a valid key, admin routes need the admin key", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(
     groupYaml([endpointYaml(sim.url, { name: "one" })], [
@@ -98,7 +99,7 @@ Deno.test("with api_keys and admin_keys: 401 without a valid key, admin routes n
   for (const key of [CLIENT, CLIENT_2, ADMIN]) assert.ok(!everything.includes(key), "a key leaked");
 });
 
-Deno.test("the OpenAI SDK authenticates with its apiKey and gets a typed error with a wrong one", async () => {
+test("the OpenAI SDK authenticates with its apiKey and gets a typed error with a wrong one", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], [`api_keys: [${CLIENT}]`]));
   const good = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: CLIENT, maxRetries: 0 });
@@ -114,7 +115,7 @@ Deno.test("the OpenAI SDK authenticates with its apiKey and gets a typed error w
   );
 });
 
-Deno.test("only api_keys: operator routes take a client key; only admin_keys: client routes are open", async () => {
+test("only api_keys: operator routes take a client key; only admin_keys: client routes are open", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   {
     await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], [`api_keys: [${CLIENT}]`]));

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const body = JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "ok?" }] });
 
@@ -29,7 +30,7 @@ async function raw(port: number, text: string): Promise<string> {
   }
 }
 
-Deno.test("huge headers: 431 in the OpenAI envelope; past Deno's limit the connection gets a bare 400", async () => {
+test("huge headers: 431 in the OpenAI envelope; past Deno's limit the connection gets a bare 400", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
   const response = await fetch(`${proxy.url}/v1/chat/completions`, {
@@ -54,7 +55,7 @@ Deno.test("huge headers: 431 in the OpenAI envelope; past Deno's limit the conne
   await served(proxy.url);
 });
 
-Deno.test("a client that never finishes its headers, and one whose body stops half-way, do not block others", async () => {
+test("a client that never finishes its headers, and one whose body stops half-way, do not block others", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
   const port = Number(new URL(proxy.url).port);

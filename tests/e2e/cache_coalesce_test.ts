@@ -16,6 +16,7 @@ import {
   startProxy,
 } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
 
 const body = (content: string, stream = false) =>
   JSON.stringify({ model: "gpt-test", stream, messages: [{ role: "user", content }] });
@@ -42,7 +43,7 @@ function setup(sim: SimUpstreamOptions, settings: string[] = []) {
   return cachedProxy(settings, sim);
 }
 
-Deno.test("20 identical JSON requests at once: one upstream call, 20 identical answers", async () => {
+test("20 identical JSON requests at once: one upstream call, 20 identical answers", async () => {
   await using s = await setup({ latencyMs: 250 });
   const answers = await Promise.all(Array.from({ length: 20 }, () => answer(s.proxy, "together")));
   assert.equal(s.sim.count(), 1);
@@ -52,7 +53,7 @@ Deno.test("20 identical JSON requests at once: one upstream call, 20 identical a
   assert.equal(stats.cache.coalesced, 19);
 });
 
-Deno.test({
+test({
   name:
     "on Redis too: 20 identical JSON requests at once on one instance make one upstream call, and no lock stays",
   ignore: !hasRedis,
@@ -68,7 +69,7 @@ Deno.test({
   },
 });
 
-Deno.test("coalesced, cached and fresh answers each carry their own client's request id", async () => {
+test("coalesced, cached and fresh answers each carry their own client's request id", async () => {
   await using s = await setup({ latencyMs: 200 });
   const ask = (id: string, stream = false) =>
     fetch(`${s.proxy.url}/v1/chat/completions`, {
@@ -96,7 +97,7 @@ Deno.test("coalesced, cached and fresh answers each carry their own client's req
   }
 });
 
-Deno.test("20 identical streams at once: one upstream call; late joiners and a slow leader lose nothing", async () => {
+test("20 identical streams at once: one upstream call; late joiners and a slow leader lose nothing", async () => {
   await using s = await setup({ latencyMs: 50, chunks: 8, chunkDelayMs: 40 });
   const { proxy, sim } = s;
   // The leader reads nothing until every follower has read its whole stream.
@@ -127,7 +128,7 @@ Deno.test("20 identical streams at once: one upstream call; late joiners and a s
   assert.equal(hit.text, streams[0].text);
 });
 
-Deno.test("the SDK iterates a coalesced stream like the original", async () => {
+test("the SDK iterates a coalesced stream like the original", async () => {
   await using s = await setup({ latencyMs: 80, chunkDelayMs: 10 });
   const client = new OpenAI({ baseURL: `${s.proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
   const read = async () => {
@@ -147,7 +148,7 @@ Deno.test("the SDK iterates a coalesced stream like the original", async () => {
   assert.deepEqual(c, a);
 });
 
-Deno.test("the leader's client leaving mid-stream does not cut its followers, and the answer is stored", async () => {
+test("the leader's client leaving mid-stream does not cut its followers, and the answer is stored", async () => {
   await using s = await setup({ chunks: 8, chunkDelayMs: 25 });
   const { proxy, sim } = s;
   const leader = await send(proxy, "leader leaves", true);
@@ -167,7 +168,7 @@ Deno.test("the leader's client leaving mid-stream does not cut its followers, an
   assert.equal(sim.count(), 1);
 });
 
-Deno.test("when the leader fails, its followers are not left hanging: they retry (and coalesce again)", async () => {
+test("when the leader fails, its followers are not left hanging: they retry (and coalesce again)", async () => {
   await using s = await setup({ latencyMs: 150 });
   const { proxy, sim } = s;
   for (const stream of [false, true]) {
@@ -184,7 +185,7 @@ Deno.test("when the leader fails, its followers are not left hanging: they retry
   }
 });
 
-Deno.test({
+test({
   name:
     "two instances on one Redis: a JSON request on B waits for A's identical one instead of going upstream",
   ignore: !hasRedis,

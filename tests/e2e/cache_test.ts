@@ -16,6 +16,7 @@ import {
   startProxy,
 } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
 
 const PATHS = { chat: "/v1/chat/completions", responses: "/v1/responses", embeddings: "/v1/embeddings" };
 
@@ -62,7 +63,7 @@ function setup(settings: string[] = [], sim: SimUpstreamOptions = {}) {
   return cachedProxy(settings, sim);
 }
 
-Deno.test("chat, responses and embeddings: MISS then HIT (keys in any order), byte-identical, upstream not called", async () => {
+test("chat, responses and embeddings: MISS then HIT (keys in any order), byte-identical, upstream not called", async () => {
   await using s = await setup();
   const { sim, proxy } = s;
   const cases: [keyof typeof PATHS, Record<string, unknown>, Record<string, unknown>][] = [
@@ -105,7 +106,7 @@ Deno.test("chat, responses and embeddings: MISS then HIT (keys in any order), by
   assert.ok((figures.bytes as number) > 1000);
 });
 
-Deno.test("the SDK reads a HIT like the original: JSON, and streams with tool calls, reasoning and the usage chunk", async () => {
+test("the SDK reads a HIT like the original: JSON, and streams with tool calls, reasoning and the usage chunk", async () => {
   await using s = await setup();
   const { sim, proxy } = s;
   const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
@@ -159,7 +160,7 @@ Deno.test("the SDK reads a HIT like the original: JSON, and streams with tool ca
   assert.ok(raw.text.endsWith("data: [DONE]\n\n"));
 });
 
-Deno.test("a streamed Responses answer replays to responses.stream(...).finalResponse() as it was", async () => {
+test("a streamed Responses answer replays to responses.stream(...).finalResponse() as it was", async () => {
   await using s = await setup();
   const { sim, proxy } = s;
   const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
@@ -182,7 +183,7 @@ Deno.test("a streamed Responses answer replays to responses.stream(...).finalRes
   assert.equal((await cacheStats(proxy)).hits, 1);
 });
 
-Deno.test("nothing incomplete is stored: errors, non-200s, empty answers, cut and cancelled streams", async () => {
+test("nothing incomplete is stored: errors, non-200s, empty answers, cut and cancelled streams", async () => {
   await using s = await setup(["allowed_fails: 100"], {
     chunks: 6,
     chunkDelayMs: 20,
@@ -234,7 +235,7 @@ Deno.test("nothing incomplete is stored: errors, non-200s, empty answers, cut an
   assert.equal((await cacheStats(proxy)).entries, 6);
 });
 
-Deno.test("a JSON answer whose bytes are not UTF-8 reaches the client byte for byte and is not stored", async () => {
+test("a JSON answer whose bytes are not UTF-8 reaches the client byte for byte and is not stored", async () => {
   // {"id":"chatcmpl-raw","object":"chat.completion","choices":[],"note":"<0xff>"}: parses once decoded, but a replay
   // of the decoded text would not be the same bytes.
   const prefix = new TextEncoder().encode(
@@ -262,7 +263,7 @@ Deno.test("a JSON answer whose bytes are not UTF-8 reaches the client byte for b
   assert.equal(calls, 2);
 });
 
-Deno.test("answers over max_entry_bytes are served whole, not stored, and logged at warn", async () => {
+test("answers over max_entry_bytes are served whole, not stored, and logged at warn", async () => {
   await using s = await setup(["cache_params: { max_entry_bytes: 300 }"]);
   const { sim, proxy } = s;
   for (const stream of [false, true]) {
@@ -282,7 +283,7 @@ Deno.test("answers over max_entry_bytes are served whole, not stored, and logged
   assert.equal(warned.length, 4);
 });
 
-Deno.test("with the cache on, a stream is still pass-through: first chunk at once, a client that leaves cancels", async () => {
+test("with the cache on, a stream is still pass-through: first chunk at once, a client that leaves cancels", async () => {
   await using s = await setup([], { chunks: 20, chunkDelayMs: 40 });
   const { sim, proxy } = s;
   const started = performance.now();
@@ -302,7 +303,7 @@ Deno.test("with the cache on, a stream is still pass-through: first chunk at onc
   assert.equal((await cacheStats(proxy)).entries, 0);
 });
 
-Deno.test("per-request controls: body cache object and Cache-Control header, stripped before the upstream", async () => {
+test("per-request controls: body cache object and Cache-Control header, stripped before the upstream", async () => {
   await using s = await setup();
   const { sim, proxy } = s;
   const body = chatBody("controls");
@@ -341,7 +342,7 @@ Deno.test("per-request controls: body cache object and Cache-Control header, str
   assert.equal(figures.hits, 3);
 });
 
-Deno.test("cache: false turns it all off: every request goes upstream, marked BYPASS", async () => {
+test("cache: false turns it all off: every request goes upstream, marked BYPASS", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], ["cache: false"]));
   for (let i = 0; i < 3; i++) assert.equal((await post(proxy, "chat", chatBody())).cache, "BYPASS");
@@ -352,7 +353,7 @@ Deno.test("cache: false turns it all off: every request goes upstream, marked BY
   assert.equal(figures.entries, 0);
 });
 
-Deno.test("a cache write the store refuses is logged at warn and the client never notices", async () => {
+test("a cache write the store refuses is logged at warn and the client never notices", async () => {
   // max_bytes below one entry: the in-memory store refuses every write.
   await using s = await setup(["cache_params: { max_bytes: 300 }"]);
   const { sim, proxy } = s;
@@ -372,7 +373,7 @@ Deno.test("a cache write the store refuses is logged at warn and the client neve
   );
 });
 
-Deno.test({
+test({
   name: "Redis stopped mid-stream: the stream completes; DELETE /cache drops answers only, with SCAN/UNLINK",
   ignore: !hasRedis,
   fn: async () => {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, runCli, startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 async function withConfigFile<T>(text: string, run: (path: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir();
@@ -15,7 +16,7 @@ async function withConfigFile<T>(text: string, run: (path: string) => Promise<T>
   }
 }
 
-Deno.test("--help, --version and unknown flags", async () => {
+test("--help, --version and unknown flags", async () => {
   const help = await runCli(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.output, /--config PATH/);
@@ -30,7 +31,7 @@ Deno.test("--help, --version and unknown flags", async () => {
   assert.equal(badPort.code, 2);
 });
 
-Deno.test("config problems stop start-up with exit code 2 and a message naming file, path and value", async () => {
+test("config problems stop start-up with exit code 2 and a message naming file, path and value", async () => {
   const missing = await runCli(["--config", "/nonexistent/llmproxy.yaml"]);
   assert.equal(missing.code, 2);
   assert.match(missing.output, /\/nonexistent\/llmproxy.yaml/);
@@ -55,7 +56,7 @@ Deno.test("config problems stop start-up with exit code 2 and a message naming f
   });
 });
 
-Deno.test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 picks a free port", async () => {
+test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 picks a free port", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
     for (
@@ -76,7 +77,7 @@ Deno.test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 
   });
 });
 
-Deno.test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
+test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
   await using sim = await SimUpstream.start({ quiet: true, chunks: 8, chunkDelayMs: 100 });
   await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
     await using proc = await startProxyProcess(["--config", path, "--port", "0"]);
@@ -104,7 +105,7 @@ Deno.test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
   });
 });
 
-Deno.test("deno task demo serves with no API key", async () => {
+test("deno task demo serves with no API key", async () => {
   await using proc = await startProxyProcess(["--demo", "--port", "0"]);
   // The try-it commands may arrive a moment after the listening line (another stream, batched output).
   for (let i = 0; i < 100 && !/curl/.test(proc.output()); i++) await delay(20);
@@ -118,7 +119,7 @@ Deno.test("deno task demo serves with no API key", async () => {
   assert.equal(await proc.stop("SIGTERM"), 0);
 });
 
-Deno.test("binding beyond loopback with no api_keys starts, with a loud warning; with keys, no warning", async () => {
+test("binding beyond loopback with no api_keys starts, with a loud warning; with keys, no warning", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
     await using open = await startProxyProcess(["--config", path, "--host", "0.0.0.0", "--port", "0"]);
@@ -142,7 +143,7 @@ Deno.test("binding beyond loopback with no api_keys starts, with a loud warning;
   });
 });
 
-Deno.test("a port already in use is one clear line and exit code 1, not a stack trace", async () => {
+test("a port already in use is one clear line and exit code 1, not a stack trace", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const result = await runCli(["--demo", "--port", String(taken.addr.port)]);

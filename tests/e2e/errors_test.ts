@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 async function post(url: string, body: BodyInit, headers: Record<string, string> = {}) {
   const response = await fetch(url, {
@@ -15,7 +16,7 @@ async function post(url: string, body: BodyInit, headers: Record<string, string>
   return { status: response.status, error: json.error, headers: response.headers };
 }
 
-Deno.test("bad input: invalid JSON, non-objects, bad model, bad stream, too large, unknown route", async () => {
+test("bad input: invalid JSON, non-objects, bad model, bad stream, too large, unknown route", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], ["max_body_bytes: 2048"]));
   const chat = `${proxy.url}/v1/chat/completions`;
@@ -72,7 +73,7 @@ Deno.test("bad input: invalid JSON, non-objects, bad model, bad stream, too larg
   assert.equal(sim.count(), 0, "nothing reached the upstream");
 });
 
-Deno.test("stream: false and a missing stream are both plain JSON answers", async () => {
+test("stream: false and a missing stream are both plain JSON answers", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
   for (const extra of [{ stream: false }, {}]) {
@@ -86,7 +87,7 @@ Deno.test("stream: false and a missing stream are both plain JSON answers", asyn
   }
 });
 
-Deno.test("the SDK raises typed errors for proxy errors", async () => {
+test("the SDK raises typed errors for proxy errors", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
   const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
@@ -96,7 +97,7 @@ Deno.test("the SDK raises typed errors for proxy errors", async () => {
   );
 });
 
-Deno.test("x-request-id is echoed when sane and generated otherwise", async () => {
+test("x-request-id is echoed when sane and generated otherwise", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
   const body = JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "x" }] });

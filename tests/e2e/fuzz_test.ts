@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const KEY = "sk-fuzz-key";
 const MAX_REQUESTS = 3000;
@@ -158,7 +159,7 @@ function generator(seed: number) {
   };
 }
 
-Deno.test("thousands of malformed requests each get a 4xx OpenAI-style JSON error; the proxy still serves", async () => {
+test("thousands of malformed requests each get a 4xx OpenAI-style JSON error; the proxy still serves", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(
     groupYaml([endpointYaml(sim.url)], [`max_body_bytes: ${MAX_BODY}`, `api_keys: [${KEY}]`]),

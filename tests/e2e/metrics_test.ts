@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const chat = (url: string, content: string, extra: Record<string, unknown> = {}) =>
   fetch(`${url}/v1/chat/completions`, {
@@ -16,7 +17,7 @@ function value(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-Deno.test("requests, upstream latency, TTFT, overhead, failovers, retries, cooldowns and waits are exposed", async () => {
+test("requests, upstream latency, TTFT, overhead, failovers, retries, cooldowns and waits are exposed", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(
@@ -80,7 +81,7 @@ Deno.test("requests, upstream latency, TTFT, overhead, failovers, retries, coold
   assert.ok(!text.includes("plain 0") && !text.includes("unknown/"), "no request text in labels");
 });
 
-Deno.test("a wait for capacity after a 429 shows as a rate-limit cooldown, a wait and a retry", async () => {
+test("a wait for capacity after a 429 shows as a rate-limit cooldown, a wait and a retry", async () => {
   await using sim = await SimUpstream.start({ name: "only", quiet: true });
   await using proxy = await startProxy(
     groupYaml([endpointYaml(sim.url, { name: "only" })], ["max_wait_for_capacity: 2"]),

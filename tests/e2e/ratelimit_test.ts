@@ -10,6 +10,7 @@ import { BUDGET_WINDOW_MS, windowEnd } from "../../src/ratelimit/budget.ts";
 import { type Behaviour, SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
 
 interface Reply {
   readonly status: number;
@@ -64,7 +65,7 @@ async function fiveThen429(name: string): Promise<SimUpstream> {
 
 const rpm5 = "          rpm: 5";
 
-Deno.test("rpm budgets: 10 requests over two endpoints allowing 5 each all succeed; the 11th is a 429 until the window ends", async () => {
+test("rpm budgets: 10 requests over two endpoints allowing 5 each all succeed; the 11th is a 429 until the window ends", async () => {
   await using a = await fiveThen429("a");
   await using b = await fiveThen429("b");
   const time = windowClock();
@@ -103,7 +104,7 @@ Deno.test("rpm budgets: 10 requests over two endpoints allowing 5 each all succe
   assert.equal(a.count() + b.count(), 11);
 });
 
-Deno.test({
+test({
   name: "rpm budgets are shared by two proxy instances on one Redis",
   ignore: !hasRedis,
   async fn() {
@@ -136,7 +137,7 @@ Deno.test({
   },
 });
 
-Deno.test("x-ratelimit-remaining-requests 0 steers traffic to the other endpoint until the reset; the headers reach the client", async () => {
+test("x-ratelimit-remaining-requests 0 steers traffic to the other endpoint until the reset; the headers reach the client", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -169,7 +170,7 @@ Deno.test("x-ratelimit-remaining-requests 0 steers traffic to the other endpoint
   assert.equal(stats.rate_limit.remaining_requests, 0);
 });
 
-Deno.test("Azure's -1 and malformed rate-limit headers change nothing", async () => {
+test("Azure's -1 and malformed rate-limit headers change nothing", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -207,7 +208,7 @@ Deno.test("Azure's -1 and malformed rate-limit headers change nothing", async ()
   assert.equal((await statsOf(proxy.url, "a")).state, "available");
 });
 
-Deno.test("/stats shows the last rate-limit headers, the budget use and the cooldown", async () => {
+test("/stats shows the last rate-limit headers, the budget use and the cooldown", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   const time = windowClock();
@@ -262,7 +263,7 @@ Deno.test("/stats shows the last rate-limit headers, the budget use and the cool
   assert.ok(Date.parse(cooling.cooldown_until) - time.clock.now() > 7000);
 });
 
-Deno.test("a 429's retry-after-ms, x-ms-retry-after-ms, HTTP-date retry-after or rate-limit reset sets the cooldown", async () => {
+test("a 429's retry-after-ms, x-ms-retry-after-ms, HTTP-date retry-after or rate-limit reset sets the cooldown", async () => {
   const variants: [Record<string, string>, number][] = [
     [{ "retry-after-ms": "1500" }, 1500],
     [{ "x-ms-retry-after-ms": "2500" }, 2500],
@@ -289,7 +290,7 @@ Deno.test("a 429's retry-after-ms, x-ms-retry-after-ms, HTTP-date retry-after or
   }
 });
 
-Deno.test("a shorter 429 retry time never shortens a longer cooldown already set", async () => {
+test("a shorter 429 retry time never shortens a longer cooldown already set", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true, latencyMs: 600 });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -312,7 +313,7 @@ Deno.test("a shorter 429 retry time never shortens a longer cooldown already set
   assert.ok(left > 18_000, `the 20 s cooldown stands, got ${left} ms`);
 });
 
-Deno.test("a streamed answer's usage report corrects the tpm budget, for chat and Responses", async () => {
+test("a streamed answer's usage report corrects the tpm budget, for chat and Responses", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   const time = windowClock();
   await using proxy = await startProxy(

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
 
 const WORKERS = 8;
 
@@ -23,7 +24,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
-Deno.test({
+test({
   name: "killing and restarting redis-server under load fails no request; /health degraded, then ok",
   ignore: !hasRedis,
   fn: async () => {

@@ -9,10 +9,11 @@ import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { slowLink } from "../_support/slow_link.ts";
+import { test } from "../_support/test.ts";
 
 const ROUND_TRIP_MS = 60;
 
-Deno.test({
+test({
   name:
     "through a 60 ms Redis link: a hit and a miss (JSON or streamed) take one round trip each, writes none",
   ignore: !hasRedis,

@@ -10,6 +10,7 @@ import { LiveApp } from "../../src/live_app.ts";
 import { createLogger } from "../../src/logger.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const ask = (url: string, model: string, stream = false) =>
   fetch(`${url}/v1/chat/completions`, {
@@ -17,7 +18,7 @@ const ask = (url: string, model: string, stream = false) =>
     body: JSON.stringify({ model, stream, messages: [{ role: "user", content: `hello ${model}` }] }),
   });
 
-Deno.test("reload: new groups served, in-flight stream finishes, endpoint state and metrics survive", async () => {
+test("reload: new groups served, in-flight stream finishes, endpoint state and metrics survive", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({
     name: "b",
@@ -100,7 +101,7 @@ Deno.test("reload: new groups served, in-flight stream finishes, endpoint state 
   }
 });
 
-Deno.test("SIGHUP reloads the config file; a bad file is rejected with a log line and the old config stays", async () => {
+test("SIGHUP reloads the config file; a bad file is rejected with a log line and the old config stays", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   const dir = await Deno.makeTempDir();
   const path = `${dir}/llmproxy.yaml`;
@@ -142,7 +143,7 @@ async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<v
   }
 }
 
-Deno.test("reload keeps the upstream connection pool for the same client, closes it on a change; shutdown closes it", async () => {
+test("reload keeps the upstream connection pool for the same client, closes it on a change; shutdown closes it", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   const config = (client: string) =>
     parseConfig(

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 async function twoEndpoints(settings: string[] = []) {
   const east = await SimUpstream.start({ name: "east", quiet: true });
@@ -30,7 +31,7 @@ async function twoEndpoints(settings: string[] = []) {
   };
 }
 
-Deno.test("a 3-turn conversation stays on its owner, and survives the owner going down after turn 2", async () => {
+test("a 3-turn conversation stays on its owner, and survives the owner going down after turn 2", async () => {
   await using setup = await twoEndpoints();
   const { client, sims, other } = setup;
 
@@ -76,7 +77,7 @@ Deno.test("a 3-turn conversation stays on its owner, and survives the owner goin
   assert.equal(four.response.headers.get("x-llmproxy-conversation"), null);
 });
 
-Deno.test("streamed turns are routed to their owner and recorded for affinity", async () => {
+test("streamed turns are routed to their owner and recorded for affinity", async () => {
   await using setup = await twoEndpoints();
   const { client } = setup;
   const first = client.responses.stream({ model: "gpt-test", input: "stream one" });
@@ -93,7 +94,7 @@ Deno.test("streamed turns are routed to their owner and recorded for affinity", 
   }
 });
 
-Deno.test("encrypted reasoning items go to the endpoint that produced them; mixed owners get a 409", async () => {
+test("encrypted reasoning items go to the endpoint that produced them; mixed owners get a 409", async () => {
   await using setup = await twoEndpoints();
   const { client } = setup;
   const make = () =>
@@ -132,7 +133,7 @@ Deno.test("encrypted reasoning items go to the endpoint that produced them; mixe
   );
 });
 
-Deno.test("responses_failover: fail gives a 409 conversation_unavailable when the owner is down", async () => {
+test("responses_failover: fail gives a 409 conversation_unavailable when the owner is down", async () => {
   await using setup = await twoEndpoints(["responses_failover: fail"]);
   const { client, sims } = setup;
   const one = await client.responses.create({ model: "gpt-test", input: "hello" }).withResponse();
@@ -145,7 +146,7 @@ Deno.test("responses_failover: fail gives a 409 conversation_unavailable when th
   );
 });
 
-Deno.test("no conversation copy held: a clear 409, not a 500; unknown ids are routed by weight", async () => {
+test("no conversation copy held: a clear 409, not a 500; unknown ids are routed by weight", async () => {
   await using setup = await twoEndpoints();
   const { client, sims, proxy } = setup;
   const one = await client.responses.create({ model: "gpt-test", input: "hello" }).withResponse();
@@ -167,7 +168,7 @@ Deno.test("no conversation copy held: a clear 409, not a 500; unknown ids are ro
   );
 });
 
-Deno.test("GET, DELETE and input_items of a response go to its owner; unknown ids are a 404", async () => {
+test("GET, DELETE and input_items of a response go to its owner; unknown ids are a 404", async () => {
   await using setup = await twoEndpoints();
   const { client, sims } = setup;
   const created = await client.responses.create({ model: "gpt-test", input: "keep me" }).withResponse();
@@ -190,7 +191,7 @@ Deno.test("GET, DELETE and input_items of a response go to its owner; unknown id
   );
 });
 
-Deno.test("a cached Responses answer refreshes its owner mapping, so the next turn still reaches the owner", async () => {
+test("a cached Responses answer refreshes its owner mapping, so the next turn still reaches the owner", async () => {
   await using setup = await twoEndpoints(["cache: true"]);
   const { client, proxy } = setup;
   const first = await client.responses.create({ model: "gpt-test", input: "cache me" }).withResponse();
@@ -209,7 +210,7 @@ Deno.test("a cached Responses answer refreshes its owner mapping, so the next tu
   }
 });
 
-Deno.test("a background response is cancelled on its owner, polled there, and never served from the cache", async () => {
+test("a background response is cancelled on its owner, polled there, and never served from the cache", async () => {
   await using setup = await twoEndpoints(["cache: true"]);
   const { client, sims, other } = setup;
   const body = { model: "gpt-test", input: "work on this in the background", background: true };

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const chatBody = (content = "hi", extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content }], ...extra });
@@ -19,7 +20,7 @@ async function chat(url: string, extra: Record<string, unknown> = {}) {
   return { status: response.status, headers: response.headers, text, json: () => JSON.parse(text) };
 }
 
-Deno.test("weights 3:1: every window of 4 requests sends 3 and 1; weight 0 gets nothing while primaries serve", async () => {
+test("weights 3:1: every window of 4 requests sends 3 and 1; weight 0 gets nothing while primaries serve", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using c = await SimUpstream.start({ name: "c", quiet: true });
@@ -42,7 +43,7 @@ Deno.test("weights 3:1: every window of 4 requests sends 3 and 1; weight 0 gets 
   assert.equal(c.count(), 0);
 });
 
-Deno.test("a 500 fails over to the other primary; the client sees only good answers", async () => {
+test("a 500 fails over to the other primary; the client sees only good answers", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -61,7 +62,7 @@ Deno.test("a 500 fails over to the other primary; the client sees only good answ
   assert.deepEqual(attempts.toSorted(), ["1", "1", "2", "2"]);
 });
 
-Deno.test("failover on 500, 429, 401/403/404, 408 and connection errors; weight-0 fallback used when primaries fail", async () => {
+test("failover on 500, 429, 401/403/404, 408 and connection errors; weight-0 fallback used when primaries fail", async () => {
   for (const status of [500, 502, 503, 429, 408, 401, 403, 404]) {
     await using primary = await SimUpstream.start({ name: "primary", quiet: true });
     await using fallback = await SimUpstream.start({ name: "fallback", quiet: true });
@@ -91,7 +92,7 @@ Deno.test("failover on 500, 429, 401/403/404, 408 and connection errors; weight-
   assert.equal(response.headers.get("x-llmproxy-endpoint"), "fallback");
 });
 
-Deno.test("400, 413 and 422 go straight back to the client with the upstream's own body, no failover", async () => {
+test("400, 413 and 422 go straight back to the client with the upstream's own body, no failover", async () => {
   for (const status of [400, 413, 422]) {
     await using a = await SimUpstream.start({ name: "a", quiet: true });
     await using b = await SimUpstream.start({ name: "b", quiet: true });
@@ -116,7 +117,7 @@ Deno.test("400, 413 and 422 go straight back to the client with the upstream's o
   }
 });
 
-Deno.test("an endpoint that reaches allowed_fails cools down, is skipped, and comes back after cooldown_time", async () => {
+test("an endpoint that reaches allowed_fails cools down, is skipped, and comes back after cooldown_time", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(
@@ -143,7 +144,7 @@ Deno.test("an endpoint that reaches allowed_fails cools down, is skipped, and co
   assert.equal(a.count(), 4, "a serves its share again after the cooldown");
 });
 
-Deno.test("a 429 cools the endpoint at once for its Retry-After, even with allowed_fails > 1", async () => {
+test("a 429 cools the endpoint at once for its Retry-After, even with allowed_fails > 1", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(
@@ -164,7 +165,7 @@ Deno.test("a 429 cools the endpoint at once for its Retry-After, even with allow
   assert.ok(remaining > 5000 && remaining <= 7000, `cooldown for ~7s, got ${remaining}ms`);
 });
 
-Deno.test("every endpoint failing: 503 in the OpenAI envelope naming what each attempt got", async () => {
+test("every endpoint failing: 503 in the OpenAI envelope naming what each attempt got", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -190,7 +191,7 @@ Deno.test("every endpoint failing: 503 in the OpenAI envelope naming what each a
   assert.equal(a.count() + b.count(), 2, "cooling endpoints are not called");
 });
 
-Deno.test("all endpoints rate limited: 429 with Retry-After", async () => {
+test("all endpoints rate limited: 429 with Retry-After", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(a.url, { name: "a" })]));
   a.next({ kind: "status", status: 429, headers: { "retry-after": "20" } });
@@ -205,7 +206,7 @@ Deno.test("all endpoints rate limited: 429 with Retry-After", async () => {
   assert.equal(a.count(), 1);
 });
 
-Deno.test("a request waits for a short cooldown to end instead of failing", async () => {
+test("a request waits for a short cooldown to end instead of failing", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using proxy = await startProxy(
     groupYaml([endpointYaml(a.url, { name: "a" })], ["max_wait_for_capacity: 2"]),
@@ -218,7 +219,7 @@ Deno.test("a request waits for a short cooldown to end instead of failing", asyn
   assert.equal(a.count(), 2);
 });
 
-Deno.test("upstream timeouts fail over; a timeout on the last attempt is a 504", async () => {
+test("upstream timeouts fail over; a timeout on the last attempt is a 504", async () => {
   await using slow = await SimUpstream.start({ name: "slow", quiet: true });
   await using fast = await SimUpstream.start({ name: "fast", quiet: true });
   const timeout = "          timeout: 0.3";
@@ -242,7 +243,7 @@ Deno.test("upstream timeouts fail over; a timeout on the last attempt is a 504",
   assert.ok(Date.now() - started < 2000);
 });
 
-Deno.test("a 200 with a malformed JSON body counts as a failure and fails over", async () => {
+test("a 200 with a malformed JSON body counts as a failure and fails over", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -263,7 +264,7 @@ Deno.test("a 200 with a malformed JSON body counts as a failure and fails over",
   assert.match(failed.json().error.message, /a: malformed answer/);
 });
 
-Deno.test("a group made only of weight-0 endpoints spreads traffic over all of them as equals", async () => {
+test("a group made only of weight-0 endpoints spreads traffic over all of them as equals", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -275,7 +276,7 @@ Deno.test("a group made only of weight-0 endpoints spreads traffic over all of t
   assert.equal(b.count(), 3);
 });
 
-Deno.test("an upstream that sends headers and then stalls times out as a 504, streamed or not", async () => {
+test("an upstream that sends headers and then stalls times out as a 504, streamed or not", async () => {
   const closing = new AbortController();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
     const body = new ReadableStream({
@@ -307,7 +308,7 @@ Deno.test("an upstream that sends headers and then stalls times out as a 504, st
   }
 });
 
-Deno.test("retries used up after a 429 while another endpoint is healthy: 429 with Retry-After, no false claim", async () => {
+test("retries used up after a 429 while another endpoint is healthy: 429 with Retry-After, no false claim", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([

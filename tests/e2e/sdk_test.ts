@@ -6,9 +6,10 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 for (const upstreamClient of ["http1", "fetch"]) {
-  Deno.test(`chat, responses, embeddings and models through the SDK, with and without the /v1 prefix (upstream_client: ${upstreamClient})`, () =>
+  test(`chat, responses, embeddings and models through the SDK, with and without the /v1 prefix (upstream_client: ${upstreamClient})`, () =>
     everyRoute(upstreamClient));
 }
 
@@ -81,7 +82,7 @@ async function everyRoute(upstreamClient: string) {
   } else assert.equal(proxy.services.upstream.connectionsOpened, 0, "fetch carried the calls");
 }
 
-Deno.test("unknown body fields pass through untouched and the proxy-only cache field is stripped", async () => {
+test("unknown body fields pass through untouched and the proxy-only cache field is stripped", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
   const response = await fetch(`${proxy.url}/v1/chat/completions`, {
@@ -104,7 +105,7 @@ Deno.test("unknown body fields pass through untouched and the proxy-only cache f
   assert.equal("cache" in body, false);
 });
 
-Deno.test("Azure classic and v1 layouts: deployment path, api-version, api-key header", async () => {
+test("Azure classic and v1 layouts: deployment path, api-version, api-key header", async () => {
   await using classic = await SimUpstream.start({ name: "classic", quiet: true });
   await using v1 = await SimUpstream.start({ name: "v1", quiet: true });
   const yaml = [

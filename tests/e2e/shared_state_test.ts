@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
 
 const chat = async (url: string) => {
   const response = await fetch(`${url}/v1/chat/completions`, {
@@ -14,7 +15,7 @@ const chat = async (url: string) => {
   return response;
 };
 
-Deno.test({
+test({
   name: "an endpoint cooled down by instance A is skipped by instance B",
   ignore: !hasRedis,
   fn: async () => {
@@ -47,7 +48,7 @@ Deno.test({
   },
 });
 
-Deno.test("with no Redis the same holds within one process (in-memory state)", async () => {
+test("with no Redis the same holds within one process (in-memory state)", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const streamRequest = (url: string, content = "stream", signal?: AbortSignal) =>
   fetch(`${url}/v1/chat/completions`, {
@@ -16,7 +17,7 @@ const streamRequest = (url: string, content = "stream", signal?: AbortSignal) =>
     signal,
   });
 
-Deno.test("the first chunk reaches the client long before the upstream has finished", async () => {
+test("the first chunk reaches the client long before the upstream has finished", async () => {
   await using sim = await SimUpstream.start({ name: "slow", quiet: true, chunks: 6, chunkDelayMs: 150 });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "slow" })]));
   const started = performance.now();
@@ -41,7 +42,7 @@ Deno.test("the first chunk reaches the client long before the upstream has finis
   assert.ok(spread >= 3, `chunks arrived as sent: ${arrivals.map(Math.round)}`);
 });
 
-Deno.test("a stream that fails before its first byte fails over to another endpoint", async () => {
+test("a stream that fails before its first byte fails over to another endpoint", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
   await using proxy = await startProxy(groupYaml([
@@ -60,7 +61,7 @@ Deno.test("a stream that fails before its first byte fails over to another endpo
   assert.equal(response.headers.get("x-llmproxy-attempts"), "2");
 });
 
-Deno.test("a cut mid-stream ends the client's stream cleanly with an error event the SDK raises", async () => {
+test("a cut mid-stream ends the client's stream cleanly with an error event the SDK raises", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true, chunks: 8 });
   await using proxy = await startProxy(groupYaml([endpointYaml(a.url, { name: "a" })], ["allowed_fails: 1"]));
   a.next({ kind: "cut", afterChunks: 3 });
@@ -76,7 +77,7 @@ Deno.test("a cut mid-stream ends the client's stream cleanly with an error event
   assert.equal(stats.endpoints[0].state, "cooling_down");
 });
 
-Deno.test("the SDK's iterator raises an APIError on a mid-stream cut, after the chunks already sent", async () => {
+test("the SDK's iterator raises an APIError on a mid-stream cut, after the chunks already sent", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true, chunks: 8 });
   await using proxy = await startProxy(groupYaml([endpointYaml(a.url, { name: "a" })], ["allowed_fails: 5"]));
   a.next({ kind: "cut", afterChunks: 3 });
@@ -93,7 +94,7 @@ Deno.test("the SDK's iterator raises an APIError on a mid-stream cut, after the 
   assert.ok(chunks >= 2, `got ${chunks} chunks first`);
 });
 
-Deno.test("a Responses stream cut mid-way ends with a typed error event", async () => {
+test("a Responses stream cut mid-way ends with a typed error event", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true, chunks: 8 });
   await using proxy = await startProxy(groupYaml([endpointYaml(a.url, { name: "a" })], ["allowed_fails: 5"]));
   a.next({ kind: "cut", afterChunks: 4 });
@@ -107,7 +108,7 @@ Deno.test("a Responses stream cut mid-way ends with a typed error event", async 
   assert.ok(!text.includes("response.completed"));
 });
 
-Deno.test("a client that disconnects mid-stream cancels the upstream request", async () => {
+test("a client that disconnects mid-stream cancels the upstream request", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true, chunks: 40, chunkDelayMs: 50 });
   await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
   const controller = new AbortController();
@@ -122,7 +123,7 @@ Deno.test("a client that disconnects mid-stream cancels the upstream request", a
   assert.equal(sim.cancelledStreams, 1, "the upstream saw its stream cancelled well before its 2 s end");
 });
 
-Deno.test("an upstream cut in the middle of an event: the half event is dropped and the SDK sees our error", async () => {
+test("an upstream cut in the middle of an event: the half event is dropped and the SDK sees our error", async () => {
   const encoder = new TextEncoder();
   const chunk = (content: string) =>
     `data: ${

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ProxyError } from "../../src/errors.ts";
 import { readBodyText } from "../../src/http/body.ts";
+import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 
@@ -19,7 +20,7 @@ function stalledRequest(headers: Record<string, string> = {}) {
   return { request, state };
 }
 
-Deno.test("a body that stops arriving gets a 408 after the deadline, with or without a declared length", async () => {
+test("a body that stops arriving gets a 408 after the deadline, with or without a declared length", async () => {
   for (const headers of [{}, { "content-length": "100" }] as Record<string, string>[]) {
     const { request, state } = stalledRequest(headers);
     const started = Date.now();
@@ -34,7 +35,7 @@ Deno.test("a body that stops arriving gets a 408 after the deadline, with or wit
   }
 });
 
-Deno.test("a body within the deadline and the limit is read whole; over the limit is a 413", async () => {
+test("a body within the deadline and the limit is read whole; over the limit is a 413", async () => {
   const make = (text: string) => new Request("http://127.0.0.1/", { method: "POST", body: text });
   assert.equal(await readBodyText(make('{"a":1}'), 1024, 1000), '{"a":1}');
   await assert.rejects(

@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { Counter, Gauge, Histogram, Registry } from "../../src/metrics/registry.ts";
 import { failoverReason, ProxyMetrics, routeLabel } from "../../src/metrics/metrics.ts";
+import { test } from "../_support/test.ts";
 
-Deno.test("counters, gauges and histograms render in the text format", () => {
+test("counters, gauges and histograms render in the text format", () => {
   const registry = new Registry();
   const requests = registry.register(new Counter("t_requests_total", "Requests", ["route", "status"]));
   const inFlight = registry.register(new Gauge("t_in_flight", "In flight"));
@@ -39,7 +40,7 @@ Deno.test("counters, gauges and histograms render in the text format", () => {
   );
 });
 
-Deno.test("label values are escaped; wrong label counts and bad names are refused", () => {
+test("label values are escaped; wrong label counts and bad names are refused", () => {
   const registry = new Registry();
   const counter = registry.register(new Counter("t_total", "With \\ and\nnewline", ["name"]));
   counter.inc(['a"b\\c\nd']);
@@ -53,14 +54,14 @@ Deno.test("label values are escaped; wrong label counts and bad names are refuse
   assert.throws(() => new Histogram("t_h", "x", [], [1, 1]), /ascending/);
 });
 
-Deno.test("a series found once is the same object: recording allocates nothing new", () => {
+test("a series found once is the same object: recording allocates nothing new", () => {
   const counter = new Counter("t_total", "x", ["a", "b"]);
   assert.equal(counter.labels("x", 1), counter.labels("x", 1));
   assert.notEqual(counter.labels("x", 1), counter.labels("x", 2));
   assert.equal(counter.get("x", 1), 0);
 });
 
-Deno.test("route labels and failover reasons come from fixed sets", () => {
+test("route labels and failover reasons come from fixed sets", () => {
   assert.equal(routeLabel("/v1/chat/completions"), "chat");
   assert.equal(routeLabel("/chat/completions"), "chat");
   assert.equal(routeLabel("/v1/responses/resp_123/input_items"), "responses_item");
@@ -72,7 +73,7 @@ Deno.test("route labels and failover reasons come from fixed sets", () => {
   assert.equal(failoverReason({ kind: "timeout" }), "timeout");
 });
 
-Deno.test("ProxyMetrics maps unknown cache header values to 'other' and keeps in-flight balanced", () => {
+test("ProxyMetrics maps unknown cache header values to 'other' and keeps in-flight balanced", () => {
   const metrics = new ProxyMetrics();
   metrics.requestStarted();
   metrics.request({

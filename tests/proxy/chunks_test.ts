@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { chunkReader, READ_BUFFER_BYTES } from "../../src/proxy/chunks.ts";
+import { test } from "../_support/test.ts";
 
 async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array[]> {
   const reader = chunkReader(body);
@@ -10,7 +11,7 @@ async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array[]> 
 
 const join = (chunks: Uint8Array[]) => new Uint8Array(chunks.flatMap((chunk) => [...chunk]));
 
-Deno.test("a fetch body is read in chunks that each own exactly their bytes (no 64 KiB buffer kept alive)", async () => {
+test("a fetch body is read in chunks that each own exactly their bytes (no 64 KiB buffer kept alive)", async () => {
   const payload = new Uint8Array(40_000).map((_, i) => i % 251);
   await using server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -25,7 +26,7 @@ Deno.test("a fetch body is read in chunks that each own exactly their bytes (no 
   }
 });
 
-Deno.test("a body that is not a byte stream is read chunk by chunk as it is", async () => {
+test("a body that is not a byte stream is read chunk by chunk as it is", async () => {
   const parts = ["data: a\n\n", "data: b\n\n"].map((text) => new TextEncoder().encode(text));
   const body = new ReadableStream<Uint8Array>({
     start(controller) {

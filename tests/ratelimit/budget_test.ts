@@ -15,6 +15,7 @@ import {
 } from "../../src/ratelimit/budget.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { HEALTHY, type Store } from "../../src/store/store.ts";
+import { test } from "../_support/test.ts";
 
 const T = 31_666_666 * 60_000; // a window starts here (2030-03-17)
 const quiet = createLogger({ level: "error", write: () => {} });
@@ -34,7 +35,7 @@ function endpoint(id: string, limits: { rpm?: number; tpm?: number } = {}, weigh
   };
 }
 
-Deno.test("windowStart and windowEnd: fixed windows aligned on multiples of the window length", () => {
+test("windowStart and windowEnd: fixed windows aligned on multiples of the window length", () => {
   const table: [now: number, windowMs: number, start: number, end: number][] = [
     [T, 60_000, T, T + 60_000],
     [T + 1, 60_000, T, T + 60_000],
@@ -50,7 +51,7 @@ Deno.test("windowStart and windowEnd: fixed windows aligned on multiples of the 
   }
 });
 
-Deno.test("estimateTokens: prompt chars / 4 plus the output limit asked for, else the default", () => {
+test("estimateTokens: prompt chars / 4 plus the output limit asked for, else the default", () => {
   const messages = [{ role: "user", content: "x".repeat(100) }];
   const promptTokens = Math.ceil(JSON.stringify(messages).length / 4);
   const table: [string, Parameters<typeof estimateTokens>[0], Record<string, unknown>, number][] = [
@@ -83,7 +84,7 @@ Deno.test("estimateTokens: prompt chars / 4 plus the output limit asked for, els
   }
 });
 
-Deno.test("usageTokens reads chat, Responses and embeddings usage; junk is undefined", () => {
+test("usageTokens reads chat, Responses and embeddings usage; junk is undefined", () => {
   const table: [string, unknown, number | undefined][] = [
     ["total_tokens", { usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }, 7],
     ["chat parts", { usage: { prompt_tokens: 3, completion_tokens: 4 } }, 7],
@@ -101,7 +102,7 @@ Deno.test("usageTokens reads chat, Responses and embeddings usage; junk is undef
   for (const [name, answer, expected] of table) assert.equal(usageTokens(answer), expected, name);
 });
 
-Deno.test("budgetCounters charges one request to rpm and the estimate to tpm, only those configured", () => {
+test("budgetCounters charges one request to rpm and the estimate to tpm, only those configured", () => {
   const table: [{ rpm?: number; tpm?: number }, number, ReturnType<typeof budgetCounters>][] = [
     [{}, 100, []],
     [{ rpm: 5 }, 100, [{ name: "rpm", amount: 1, limit: 5 }]],
@@ -118,7 +119,7 @@ Deno.test("budgetCounters charges one request to rpm and the estimate to tpm, on
   }
 });
 
-Deno.test("withBudget: a spent budget shows as a rate-limit cooldown until the window ends, never shorter", () => {
+test("withBudget: a spent budget shows as a rate-limit cooldown until the window ends, never shorter", () => {
   const cooling = { failures: 1, cooldownUntil: T + 5000, reason: "failures" as const };
   const table: [string, typeof cooling | typeof HEALTHY, number, unknown][] = [
     ["not blocked", HEALTHY, 0, HEALTHY],
@@ -131,7 +132,7 @@ Deno.test("withBudget: a spent budget shows as a rate-limit cooldown until the w
   }
 });
 
-Deno.test("Budgets: admits up to rpm, then blocks until the window ends, then admits again", async () => {
+test("Budgets: admits up to rpm, then blocks until the window ends, then admits again", async () => {
   let now = T + 10_000;
   const store = new MemoryStore({ now: () => now });
   const budgets = new Budgets(store, { now: () => now, logger: quiet });
@@ -147,7 +148,7 @@ Deno.test("Budgets: admits up to rpm, then blocks until the window ends, then ad
   assert.deepEqual(await budgets.reserve(e, 0), { endpoint: e, windowStart: T + 60_000, tokens: 0 });
 });
 
-Deno.test("Budgets: tpm charged from the estimate and corrected from usage within the window", async () => {
+test("Budgets: tpm charged from the estimate and corrected from usage within the window", async () => {
   let now = T + 1000;
   const store = new MemoryStore({ now: () => now });
   const budgets = new Budgets(store, { now: () => now, logger: quiet });
@@ -171,7 +172,7 @@ Deno.test("Budgets: tpm charged from the estimate and corrected from usage withi
   assert.equal(await budgets.use(endpoint("plain")), undefined);
 });
 
-Deno.test("Budgets: a failing store lets requests through", async () => {
+test("Budgets: a failing store lets requests through", async () => {
   const store = new MemoryStore();
   const broken = new Proxy(store, {
     get: (target, name) =>
@@ -204,7 +205,7 @@ function countingStore(now: () => number): { store: Store; calls: () => number }
   return { store, calls: () => calls };
 }
 
-Deno.test("the plan skips an endpoint out of budget, charges only budgeted endpoints, and waits for the window", async () => {
+test("the plan skips an endpoint out of budget, charges only budgeted endpoints, and waits for the window", async () => {
   let now = T + 59_000;
   const sleeps: number[] = [];
   const clock: Clock = {

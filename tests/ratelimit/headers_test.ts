@@ -5,8 +5,9 @@ import {
   parseRateLimitHeaders,
   parseRetryAfter,
 } from "../../src/ratelimit/headers.ts";
+import { test } from "../_support/test.ts";
 
-Deno.test("parseDuration reads Go-style durations and bare seconds", () => {
+test("parseDuration reads Go-style durations and bare seconds", () => {
   const table: [string | null, number | undefined][] = [
     ["1s", 1000],
     ["6m0s", 360_000],
@@ -27,7 +28,7 @@ Deno.test("parseDuration reads Go-style durations and bare seconds", () => {
   for (const [input, expected] of table) assert.equal(parseDuration(input), expected, `input ${input}`);
 });
 
-Deno.test("parseRetryAfter prefers milliseconds headers, then seconds, then an HTTP date", () => {
+test("parseRetryAfter prefers milliseconds headers, then seconds, then an HTTP date", () => {
   const now = Date.parse("2026-01-01T00:00:00Z");
   const table: [Record<string, string>, number | undefined][] = [
     [{ "retry-after-ms": "1500" }, 1500],
@@ -46,7 +47,7 @@ Deno.test("parseRetryAfter prefers milliseconds headers, then seconds, then an H
   }
 });
 
-Deno.test("parseRateLimitHeaders reads OpenAI headers and ignores Azure's -1 and junk", () => {
+test("parseRateLimitHeaders reads OpenAI headers and ignores Azure's -1 and junk", () => {
   const now = 1_000_000;
   const openai = parseRateLimitHeaders(
     new Headers({
@@ -83,7 +84,7 @@ Deno.test("parseRateLimitHeaders reads OpenAI headers and ignores Azure's -1 and
   assert.deepEqual(junk, {});
 });
 
-Deno.test("exhaustedUntil needs both zero remaining and a known reset", () => {
+test("exhaustedUntil needs both zero remaining and a known reset", () => {
   assert.equal(exhaustedUntil({ remainingRequests: 0 }), undefined);
   assert.equal(exhaustedUntil({ remainingRequests: 5, resetRequestsAt: 10 }), undefined);
   assert.equal(

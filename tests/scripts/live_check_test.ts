@@ -3,13 +3,14 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, runDeno, startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const SCRIPTS = new URL("../../scripts/", import.meta.url).pathname;
 
 const runScript = (name: string, args: string[], env: Record<string, string> = {}) =>
   runDeno(["run", "--allow-net", "--allow-env", `${SCRIPTS}${name}`, ...args], env);
 
-Deno.test("live-check passes every check against the demo proxy, and the stream-cache demo shows a HIT", async () => {
+test("live-check passes every check against the demo proxy, and the stream-cache demo shows a HIT", async () => {
   await using demo = await startProxyProcess(["--demo", "--port", "0"]);
   const check = await runScript("live_check.ts", ["--proxy-url", demo.url]);
   assert.equal(check.code, 0, check.output);
@@ -39,7 +40,7 @@ Deno.test("live-check passes every check against the demo proxy, and the stream-
   assert.equal(await demo.stop("SIGTERM"), 0);
 });
 
-Deno.test("live-check fails with exit code 1 and a FAIL row when the proxy is not there; 2 on bad usage", async () => {
+test("live-check fails with exit code 1 and a FAIL row when the proxy is not there; 2 on bad usage", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -56,7 +57,7 @@ Deno.test("live-check fails with exit code 1 and a FAIL row when the proxy is no
   assert.match(usage.output, /Usage:/);
 });
 
-Deno.test("live-check with keys from the environment: auth checked, admin routes reached, keys not printed", async () => {
+test("live-check with keys from the environment: auth checked, admin routes reached, keys not printed", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   const dir = await Deno.makeTempDir();
   try {

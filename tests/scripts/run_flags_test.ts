@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { COMPILE_FLAGS, V8_FLAGS } from "../../scripts/compile.ts";
+import { test } from "../_support/test.ts";
 
 const tasks: Record<string, string> = JSON.parse(
   await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
 ).tasks;
 
-Deno.test("every way of running the proxy uses the same V8 and unstable flags (tasks, compile script, binary)", () => {
+test("every way of running the proxy uses the same V8 and unstable flags (tasks, compile script, binary)", () => {
   for (const name of ["start", "dev", "demo", "compile"]) {
     assert.ok(tasks[name].split(" ").includes(V8_FLAGS), `task ${name}: ${tasks[name]}`);
   }

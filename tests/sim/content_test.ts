@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { brief, sampleFromSchema, splitPieces } from "../../src/sim/content.ts";
 import { vectorFor } from "../../src/sim/embeddings.ts";
+import { test } from "../_support/test.ts";
 
-Deno.test("splitPieces: exactly n non-empty pieces that join back, padding short texts", () => {
+test("splitPieces: exactly n non-empty pieces that join back, padding short texts", () => {
   for (const [text, n] of [["[east] echo: hello", 5], ["abc", 3], ["héllo 👋 wörld", 4]] as const) {
     const pieces = splitPieces(text, n);
     assert.equal(pieces.length, n);
@@ -13,14 +14,14 @@ Deno.test("splitPieces: exactly n non-empty pieces that join back, padding short
   assert.deepEqual(splitPieces("👋👋", 2), ["👋", "👋"], "never splits a surrogate pair");
 });
 
-Deno.test("brief: collapses whitespace and shortens long text", () => {
+test("brief: collapses whitespace and shortens long text", () => {
   assert.equal(brief("  a\n\n b "), "a b");
   const long = brief("x".repeat(500));
   assert.equal(long.length, 80);
   assert.ok(long.endsWith("..."));
 });
 
-Deno.test("sampleFromSchema: fills objects, follows $ref, prefers enums and non-null choices", () => {
+test("sampleFromSchema: fills objects, follows $ref, prefers enums and non-null choices", () => {
   const schema = {
     type: "object",
     properties: {
@@ -46,7 +47,7 @@ Deno.test("sampleFromSchema: fills objects, follows $ref, prefers enums and non-
   assert.equal(sampleFromSchema(undefined, "hi"), "hi");
 });
 
-Deno.test("vectorFor: deterministic, text-dependent, float32-exact", () => {
+test("vectorFor: deterministic, text-dependent, float32-exact", () => {
   assert.deepEqual(vectorFor("a"), vectorFor("a"));
   assert.notDeepEqual(vectorFor("a"), vectorFor("b"));
   assert.equal(vectorFor("a", 32).length, 32);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import OpenAI, { APIError, AzureOpenAI, BadRequestError, NotFoundError, RateLimitError } from "openai";
 import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
+import { test } from "../_support/test.ts";
 
 const start = (options: SimUpstreamOptions = {}) =>
   SimUpstream.start({ name: "east", quiet: true, ...options });
@@ -23,7 +24,7 @@ async function sseData(response: Response): Promise<string[]> {
   );
 }
 
-Deno.test("chat: JSON answer names the sim, echoes the user and reports usage", async () => {
+test("chat: JSON answer names the sim, echoes the user and reports usage", async () => {
   await using sim = await start();
   const { data, response } = await openai(sim).chat.completions
     .create({ model: "gpt-4o-mini", messages: hello })
@@ -38,7 +39,7 @@ Deno.test("chat: JSON answer names the sim, echoes the user and reports usage", 
   assert.equal(response.headers.get("x-sim-name"), "east");
 });
 
-Deno.test("chat: the SDK iterator sees the role, every content chunk, the finish and the usage chunk", async () => {
+test("chat: the SDK iterator sees the role, every content chunk, the finish and the usage chunk", async () => {
   await using sim = await start({ chunks: 4 });
   const stream = await openai(sim).chat.completions.create({
     model: "m",
@@ -57,7 +58,7 @@ Deno.test("chat: the SDK iterator sees the role, every content chunk, the finish
   assert.ok(chunks.every((c) => c.object === "chat.completion.chunk" && c.id === chunks[0].id));
 });
 
-Deno.test("chat: a stream without include_usage ends with the finish chunk and [DONE]", async () => {
+test("chat: a stream without include_usage ends with the finish chunk and [DONE]", async () => {
   await using sim = await start();
   const data = await sseData(
     await post(sim, "/v1/chat/completions", { model: "m", messages: hello, stream: true }),
@@ -68,7 +69,7 @@ Deno.test("chat: a stream without include_usage ends with the finish chunk and [
   assert.ok(data.slice(0, -1).every((d) => !("usage" in JSON.parse(d))));
 });
 
-Deno.test("chat: with chunkDelayMs the first frame arrives before the rest", async () => {
+test("chat: with chunkDelayMs the first frame arrives before the rest", async () => {
   await using sim = await start();
   sim.chunkDelayMs = 40;
   const began = performance.now();
@@ -83,7 +84,7 @@ Deno.test("chat: with chunkDelayMs the first frame arrives before the rest", asy
   assert.ok(total >= 6 * 40 - 10, `whole stream in ${total} ms`);
 });
 
-Deno.test("chat: tools give a function call, streamed as argument deltas; a tool result gives text", async () => {
+test("chat: tools give a function call, streamed as argument deltas; a tool result gives text", async () => {
   await using sim = await start();
   const client = openai(sim);
   const tools = [{
@@ -122,7 +123,7 @@ Deno.test("chat: tools give a function call, streamed as argument deltas; a tool
   assert.equal(after.choices[0].message.content, "[east] tool said: sunny");
 });
 
-Deno.test("chat: reasoning_effort adds reasoning_content deltas to the first chunks", async () => {
+test("chat: reasoning_effort adds reasoning_content deltas to the first chunks", async () => {
   await using sim = await start();
   const body = { model: "o", messages: hello, stream: true, reasoning_effort: "low" };
   const data = (await sseData(await post(sim, "/v1/chat/completions", body))).slice(0, -1).map((d) =>
@@ -134,7 +135,7 @@ Deno.test("chat: reasoning_effort adds reasoning_content deltas to the first chu
   assert.equal(data.map((c) => c.choices[0]?.delta.content ?? "").join(""), "[east] echo: hello");
 });
 
-Deno.test("responses: JSON answer, then retrieve, list input items and delete it", async () => {
+test("responses: JSON answer, then retrieve, list input items and delete it", async () => {
   await using sim = await start();
   const client = openai(sim);
   const response = await client.responses.create({ model: "gpt-4o-mini", input: "hello there" });
@@ -159,7 +160,7 @@ Deno.test("responses: JSON answer, then retrieve, list input items and delete it
   await assert.rejects(client.responses.retrieve(response.id), NotFoundError);
 });
 
-Deno.test("responses: the SDK stream helper sees every typed event and builds the final response", async () => {
+test("responses: the SDK stream helper sees every typed event and builds the final response", async () => {
   await using sim = await start({ chunks: 3 });
   const stream = openai(sim).responses.stream({
     model: "m",
@@ -188,7 +189,7 @@ Deno.test("responses: the SDK stream helper sees every typed event and builds th
   assert.equal(final.status, "completed");
 });
 
-Deno.test("responses: raw stream frames carry event lines that match the data's type", async () => {
+test("responses: raw stream frames carry event lines that match the data's type", async () => {
   await using sim = await start();
   const text = await (await post(sim, "/v1/responses", { model: "m", input: "x", stream: true })).text();
   const frames = text.split("\n\n").filter(Boolean);
@@ -199,7 +200,7 @@ Deno.test("responses: raw stream frames carry event lines that match the data's 
   assert.match(frames.at(-1)!, /^event: response.completed\n/);
 });
 
-Deno.test("responses: previous_response_id works on the sim that made it and is a 400 elsewhere", async () => {
+test("responses: previous_response_id works on the sim that made it and is a 400 elsewhere", async () => {
   await using east = await start();
   await using west = await start({ name: "west" });
   const first = await openai(east).responses.create({ model: "m", input: "one" });
@@ -223,7 +224,7 @@ Deno.test("responses: previous_response_id works on the sim that made it and is 
   assert.equal(error.message, `400 Previous response with id '${first.id}' not found.`);
 });
 
-Deno.test("responses: encrypted reasoning is readable only by the sim that issued it", async () => {
+test("responses: encrypted reasoning is readable only by the sim that issued it", async () => {
   await using east = await start();
   await using west = await start({ name: "west" });
   const first = await openai(east).responses.create({
@@ -250,7 +251,7 @@ Deno.test("responses: encrypted reasoning is readable only by the sim that issue
   assert.equal(error.code, "invalid_encrypted_content");
 });
 
-Deno.test("responses: text.format json_schema is echoed and answered with matching JSON", async () => {
+test("responses: text.format json_schema is echoed and answered with matching JSON", async () => {
   await using sim = await start();
   const format = {
     type: "json_schema" as const,
@@ -272,7 +273,7 @@ Deno.test("responses: text.format json_schema is echoed and answered with matchi
   assert.deepEqual(JSON.parse(response.output_text), { city: "Paris", hot: true, tags: ["Paris"] });
 });
 
-Deno.test("responses: tools give a function_call item, streamed as argument deltas", async () => {
+test("responses: tools give a function_call item, streamed as argument deltas", async () => {
   await using sim = await start();
   const tools = [{
     type: "function" as const,
@@ -305,7 +306,7 @@ Deno.test("responses: tools give a function_call item, streamed as argument delt
   assert.equal(answer.output_text, "[east] tool said: 42");
 });
 
-Deno.test("embeddings: deterministic small vectors, as floats or the SDK's default base64", async () => {
+test("embeddings: deterministic small vectors, as floats or the SDK's default base64", async () => {
   await using sim = await start();
   const viaSdk = await openai(sim).embeddings.create({ model: "text-embedding-3-small", input: ["a", "b"] });
   assert.equal(viaSdk.object, "list");
@@ -321,14 +322,14 @@ Deno.test("embeddings: deterministic small vectors, as floats or the SDK's defau
   assert.ok(raw.data[0].embedding.every((v: number) => Math.abs(v) <= 0.5));
 });
 
-Deno.test("models: a list with one model", async () => {
+test("models: a list with one model", async () => {
   await using sim = await start({ model: "sim-model" });
   const models = [];
   for await (const model of openai(sim).models.list()) models.push(model.id);
   assert.deepEqual(models, ["sim-model"]);
 });
 
-Deno.test("azure classic: deployment paths with api-version and the api-key header", async () => {
+test("azure classic: deployment paths with api-version and the api-key header", async () => {
   await using sim = await start({ name: "az" });
   const client = new AzureOpenAI({
     endpoint: sim.url,
@@ -355,7 +356,7 @@ Deno.test("azure classic: deployment paths with api-version and the api-key head
   assert.equal(sim.requests[0].headers.authorization, undefined);
 });
 
-Deno.test("azure classic: no api-version is a 400, chat outside a deployment a 404", async () => {
+test("azure classic: no api-version is a 400, chat outside a deployment a 404", async () => {
   await using sim = await start();
   const missing = await post(sim, "/openai/deployments/d/chat/completions", { messages: hello }, {
     "api-key": "k",
@@ -367,7 +368,7 @@ Deno.test("azure classic: no api-version is a 400, chat outside a deployment a 4
   await nowhere.body!.cancel();
 });
 
-Deno.test("azure v1: /openai/v1 routes answer like OpenAI's", async () => {
+test("azure v1: /openai/v1 routes answer like OpenAI's", async () => {
   await using sim = await start();
   const client = new OpenAI({ baseURL: sim.url + "/openai/v1", apiKey: "k", maxRetries: 0 });
   const chat = await client.chat.completions.create({ model: "dep", messages: hello });
@@ -383,7 +384,7 @@ Deno.test("azure v1: /openai/v1 routes answer like OpenAI's", async () => {
   ]);
 });
 
-Deno.test("auth: no key is a 401 in the OpenAI envelope", async () => {
+test("auth: no key is a 401 in the OpenAI envelope", async () => {
   await using sim = await start();
   const response = await fetch(sim.url + "/v1/chat/completions", {
     method: "POST",
@@ -397,7 +398,7 @@ Deno.test("auth: no key is a 401 in the OpenAI envelope", async () => {
   assert.equal(sim.last?.auth, null);
 });
 
-Deno.test("recording: method, path, lower-cased headers, parsed body, auth kind and counts", async () => {
+test("recording: method, path, lower-cased headers, parsed body, auth kind and counts", async () => {
   await using sim = await start();
   await (await post(sim, "/v1/chat/completions", { model: "a", messages: hello }, { "X-Custom": "1" })).body!
     .cancel();
@@ -419,7 +420,7 @@ Deno.test("recording: method, path, lower-cased headers, parsed body, auth kind 
   assert.equal(sim.count(), 0);
 });
 
-Deno.test("behaviour status: one-shot 500 then ok; 429 carries retry-after", async () => {
+test("behaviour status: one-shot 500 then ok; 429 carries retry-after", async () => {
   await using sim = await start();
   const client = openai(sim);
   sim.next({ kind: "status", status: 500 }, {
@@ -438,7 +439,7 @@ Deno.test("behaviour status: one-shot 500 then ok; 429 carries retry-after", asy
   assert.equal(ok.choices[0].message.content, "[east] echo: hello");
 });
 
-Deno.test("behaviour status: always() persists with a custom body until reset()", async () => {
+test("behaviour status: always() persists with a custom body until reset()", async () => {
   await using sim = await start();
   sim.always({ kind: "status", status: 503, body: { error: { message: "down", type: "x", code: "down" } } });
   for (let i = 0; i < 2; i++) {
@@ -452,7 +453,7 @@ Deno.test("behaviour status: always() persists with a custom body until reset()"
   await response.body!.cancel();
 });
 
-Deno.test("behaviour hang: the client's timeout aborts it and nothing leaks", async () => {
+test("behaviour hang: the client's timeout aborts it and nothing leaks", async () => {
   await using sim = await start();
   sim.next({ kind: "hang" });
   const error = await fetch(sim.url + "/v1/models", {
@@ -467,7 +468,7 @@ Deno.test("behaviour hang: the client's timeout aborts it and nothing leaks", as
   assert.equal(timedOut, undefined, "the queue held one hang only");
 });
 
-Deno.test("behaviour hang: closing the sim answers the hanging request with a 503", async () => {
+test("behaviour hang: closing the sim answers the hanging request with a 503", async () => {
   const sim = await start();
   sim.always({ kind: "hang" });
   const pending = fetch(sim.url + "/v1/models", { headers: { authorization: "Bearer t" } });
@@ -481,7 +482,7 @@ Deno.test("behaviour hang: closing the sim answers the hanging request with a 50
   ]);
 });
 
-Deno.test("behaviour cut: the SDK iterator throws after the first chunks", async () => {
+test("behaviour cut: the SDK iterator throws after the first chunks", async () => {
   await using sim = await start();
   sim.next({ kind: "cut", afterChunks: 3 });
   const stream = await openai(sim).chat.completions.create({ model: "m", messages: hello, stream: true });
@@ -492,7 +493,7 @@ Deno.test("behaviour cut: the SDK iterator throws after the first chunks", async
   assert.equal(seen.length, 3);
 });
 
-Deno.test("behaviour cut: a Responses stream never reaches response.completed", async () => {
+test("behaviour cut: a Responses stream never reaches response.completed", async () => {
   await using sim = await start();
   sim.next({ kind: "cut", afterChunks: 100 });
   const stream = openai(sim).responses.stream({ model: "m", input: "x" });
@@ -504,7 +505,7 @@ Deno.test("behaviour cut: a Responses stream never reaches response.completed", 
   assert.ok(types.length > 0 && !types.includes("response.completed"));
 });
 
-Deno.test("behaviour cut: a JSON answer ends without a body", async () => {
+test("behaviour cut: a JSON answer ends without a body", async () => {
   await using sim = await start();
   sim.next({ kind: "cut", afterChunks: 0 });
   const response = await post(sim, "/v1/chat/completions", { model: "m", messages: hello });
@@ -512,7 +513,7 @@ Deno.test("behaviour cut: a JSON answer ends without a body", async () => {
   await assert.rejects(response.json());
 });
 
-Deno.test("behaviour malformed: a 200 whose JSON does not parse", async () => {
+test("behaviour malformed: a 200 whose JSON does not parse", async () => {
   await using sim = await start();
   sim.next({ kind: "malformed" }, { kind: "malformed" });
   const response = await post(sim, "/v1/chat/completions", { model: "m", messages: hello });
@@ -521,7 +522,7 @@ Deno.test("behaviour malformed: a 200 whose JSON does not parse", async () => {
   await assert.rejects(openai(sim).chat.completions.create({ model: "m", messages: hello }));
 });
 
-Deno.test("options: responseHeaders on every answer, latency and chunk count changeable at run time", async () => {
+test("options: responseHeaders on every answer, latency and chunk count changeable at run time", async () => {
   await using sim = await start({ responseHeaders: { "x-ratelimit-remaining-requests": "9" } });
   const first = await post(sim, "/v1/chat/completions", { model: "m", messages: hello });
   assert.equal(first.headers.get("x-ratelimit-remaining-requests"), "9");
@@ -543,7 +544,7 @@ Deno.test("options: responseHeaders on every answer, latency and chunk count cha
   assert.equal((await sseData(slow)).length, 1 + 2 + 1 + 1);
 });
 
-Deno.test("streams: a client that cancels a slow stream stops its timers", async () => {
+test("streams: a client that cancels a slow stream stops its timers", async () => {
   await using sim = await start({ chunkDelayMs: 500 });
   const response = await post(sim, "/v1/chat/completions", { model: "m", messages: hello, stream: true });
   const reader = response.body!.getReader();
@@ -554,7 +555,7 @@ Deno.test("streams: a client that cancels a slow stream stops its timers", async
   assert.ok(performance.now() - began < 300, "close did not wait for the paused stream");
 });
 
-Deno.test("streams: closing the sim errors a paused stream at once", async () => {
+test("streams: closing the sim errors a paused stream at once", async () => {
   const sim = await start({ chunkDelayMs: 2000 });
   const response = await post(sim, "/v1/responses", { model: "m", input: "x", stream: true });
   const reader = response.body!.getReader();
@@ -569,7 +570,7 @@ Deno.test("streams: closing the sim errors a paused stream at once", async () =>
   assert.ok(performance.now() - began < 1000);
 });
 
-Deno.test("start: a port in use rejects with a message naming the sim and the address", async () => {
+test("start: a port in use rejects with a message naming the sim and the address", async () => {
   await using sim = await start();
   await assert.rejects(
     start({ name: "twin", port: sim.port }),

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { EventFramer, lastBoundary } from "../../src/sse/frame.ts";
+import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-Deno.test("lastBoundary finds \\n\\n, \\r\\n\\r\\n and \\r\\r", () => {
+test("lastBoundary finds \\n\\n, \\r\\n\\r\\n and \\r\\r", () => {
   const table: [string, number][] = [
     ["data: a\n\n", 9],
     ["data: a\n\ndata: b", 9],
@@ -19,7 +20,7 @@ Deno.test("lastBoundary finds \\n\\n, \\r\\n\\r\\n and \\r\\r", () => {
   }
 });
 
-Deno.test("EventFramer forwards whole events only, whatever the chunking, and loses no byte", () => {
+test("EventFramer forwards whole events only, whatever the chunking, and loses no byte", () => {
   const stream = 'data: {"a":"é"}\n\ndata: {"b":2}\r\n\r\nevent: x\ndata: y\n\ndata: [DONE]\n\n';
   const bytes = encoder.encode(stream);
   for (let cut = 1; cut < bytes.length; cut++) {
@@ -40,12 +41,12 @@ Deno.test("EventFramer forwards whole events only, whatever the chunking, and lo
   }
 });
 
-Deno.test("EventFramer passes a chunk that ends on a boundary through without copying", () => {
+test("EventFramer passes a chunk that ends on a boundary through without copying", () => {
   const chunk = encoder.encode("data: 1\n\n");
   assert.equal(new EventFramer().push(chunk), chunk);
 });
 
-Deno.test("EventFramer keeps an unfinished tail for rest()", () => {
+test("EventFramer keeps an unfinished tail for rest()", () => {
   const framer = new EventFramer();
   assert.equal(framer.push(encoder.encode('data: {"half":')), undefined);
   assert.equal(decoder.decode(framer.rest()), 'data: {"half":');

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type SseEvent, SseParser } from "../../src/sse/parse.ts";
+import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 
@@ -23,22 +24,22 @@ const EXPECTED: SseEvent[] = [
   { event: null, data: "[DONE]" },
 ];
 
-Deno.test("SseParser: whole stream at once", () => {
+test("SseParser: whole stream at once", () => {
   assert.deepEqual(parseInPieces(STREAM, []), EXPECTED);
 });
 
-Deno.test("SseParser: every possible single split point, including \\r|\\n and inside a multi-byte character", () => {
+test("SseParser: every possible single split point, including \\r|\\n and inside a multi-byte character", () => {
   const length = encoder.encode(STREAM).length;
   for (let cut = 1; cut < length; cut++) {
     assert.deepEqual(parseInPieces(STREAM, [cut]), EXPECTED, `split at ${cut}`);
   }
 });
 
-Deno.test("SseParser: one byte at a time", () => {
+test("SseParser: one byte at a time", () => {
   const length = encoder.encode(STREAM).length;
   assert.deepEqual(parseInPieces(STREAM, Array.from({ length: length - 1 }, (_, i) => i + 1)), EXPECTED);
 });
 
-Deno.test("SseParser: an unfinished event is not reported", () => {
+test("SseParser: an unfinished event is not reported", () => {
   assert.deepEqual(parseInPieces('data: {"half":', []), []);
 });

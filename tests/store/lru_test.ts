@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { LruValues, utf8Length } from "../../src/store/lru.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
+import { test } from "../_support/test.ts";
 
-Deno.test("LruValues: the least recently used goes first when the entry bound is passed", () => {
+test("LruValues: the least recently used goes first when the entry bound is passed", () => {
   const lru = new LruValues({ maxEntries: 2, maxBytes: 1000 });
   lru.set("a", "1");
   lru.set("b", "2");
@@ -14,7 +15,7 @@ Deno.test("LruValues: the least recently used goes first when the entry bound is
   assert.deepEqual(lru.usage(), { entries: 2, bytes: 4 });
 });
 
-Deno.test("LruValues: under churn the newest entries and the ones still being read stay, the rest go", () => {
+test("LruValues: under churn the newest entries and the ones still being read stay, the rest go", () => {
   const lru = new LruValues({ maxEntries: 100, maxBytes: 1_000_000 });
   lru.set("kept", "read all along");
   for (let i = 0; i < 10_000; i++) {
@@ -34,7 +35,7 @@ Deno.test("LruValues: under churn the newest entries and the ones still being re
   assert.deepEqual(lru.usage(), { entries: 100, bytes: 99 * 10 + 4 });
 });
 
-Deno.test("LruValues: bounded by bytes (keys included), a value that can never fit is refused", () => {
+test("LruValues: bounded by bytes (keys included), a value that can never fit is refused", () => {
   const lru = new LruValues({ maxEntries: 100, maxBytes: 10 });
   lru.set("a", "1234"); // 5 bytes
   lru.set("b", "1234"); // 10
@@ -47,7 +48,7 @@ Deno.test("LruValues: bounded by bytes (keys included), a value that can never f
   assert.deepEqual(lru.usage(), { entries: 2, bytes: 5 });
 });
 
-Deno.test("LruValues: entries expire by the given clock", () => {
+test("LruValues: entries expire by the given clock", () => {
   let now = 1000;
   const lru = new LruValues({ maxEntries: 10, maxBytes: 1000 }, () => now);
   lru.set("a", "1", 100);
@@ -61,13 +62,13 @@ Deno.test("LruValues: entries expire by the given clock", () => {
   assert.equal(lru.deleteByPrefix("c:"), 1, "only live entries count");
 });
 
-Deno.test("utf8Length counts bytes, not UTF-16 units", () => {
+test("utf8Length counts bytes, not UTF-16 units", () => {
   for (const text of ["", "abc", "é", "€", "👋", "a👋é€z"]) {
     assert.equal(utf8Length(text), new TextEncoder().encode(text).length, text);
   }
 });
 
-Deno.test("MemoryStore bounds keys under its bounded prefix only, and counts them for usage", async () => {
+test("MemoryStore bounds keys under its bounded prefix only, and counts them for usage", async () => {
   const store = new MemoryStore({ bounded: { prefix: "cache:", maxEntries: 2, maxBytes: 1000 } });
   await store.set("cache:a", "1");
   await store.set("cache:b", "2");

@@ -9,6 +9,7 @@ import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore, type StoreLogger } from "../../src/store/redis.ts";
 import { type EndpointHealth, HEALTHY, type Store } from "../../src/store/store.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
 
 interface Backend {
   /** A store in `namespace`; two stores opened with one namespace share state when `shared`. */
@@ -475,7 +476,7 @@ function health(failures: number, cooldownUntil: number, reason: EndpointHealth[
   return { failures, cooldownUntil, reason };
 }
 
-Deno.test("MemoryStore meets the store contract", async (t) => {
+test("MemoryStore meets the store contract", async (t) => {
   let clock = T;
   await storeContract(t, {
     kind: "memory",
@@ -488,7 +489,7 @@ Deno.test("MemoryStore meets the store contract", async (t) => {
   });
 });
 
-Deno.test("MemoryStore sweeps expired entries as it is written to", async () => {
+test("MemoryStore sweeps expired entries as it is written to", async () => {
   let clock = T;
   const store = new MemoryStore({ now: () => clock });
   for (let i = 0; i < 1000; i++) await store.set(`cache:${i}`, "x", 10);
@@ -502,7 +503,7 @@ Deno.test("MemoryStore sweeps expired entries as it is written to", async () => 
   assert.equal(store.size, 201);
 });
 
-Deno.test({
+test({
   name: "RedisStore meets the store contract",
   ignore: !hasRedis,
   async fn(t) {
@@ -516,7 +517,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "FallbackStore over Redis meets the store contract",
   ignore: !hasRedis,
   async fn(t) {
@@ -562,7 +563,7 @@ function recordingLogger(): { logger: StoreLogger; lines: string[] } {
   };
 }
 
-Deno.test({
+test({
   name: "FallbackStore keeps serving from local state while Redis is down, then returns to Redis",
   ignore: !hasRedis,
   async fn() {
@@ -627,7 +628,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "RedisStore starts degraded when Redis is not there, and closes cleanly",
   ignore: !hasRedis,
   async fn() {
@@ -647,7 +648,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "FallbackStore skips a hung Redis for a while instead of waiting on every call",
   ignore: !hasRedis,
   async fn() {
@@ -679,7 +680,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "FallbackStore: a lock released while Redis did not answer is released on Redis too once it is back",
   ignore: !hasRedis,
   async fn() {
@@ -706,7 +707,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "FallbackStore: an owed release never removes a lock taken again after Redis is back",
   ignore: !hasRedis,
   async fn() {
@@ -737,7 +738,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name:
     "RedisStore: an endpoint's health lives a day past its cooldown, so removed endpoints do not stay for ever",
   ignore: !hasRedis,
@@ -767,7 +768,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "RedisStore.close() lets commands already issued finish first",
   ignore: !hasRedis,
   async fn() {
@@ -780,7 +781,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "FallbackStore passes a Redis error answer to the caller and keeps using Redis",
   ignore: !hasRedis,
   async fn() {
@@ -802,7 +803,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "RedisStore on a one-node Redis Cluster meets the store contract",
   ignore: !hasRedis,
   async fn(t) {

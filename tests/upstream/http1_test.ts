@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { Http1Agent, UpstreamProtocolError } from "../../src/upstream/http1.ts";
+import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -123,7 +124,7 @@ function post(agent: Http1Agent, url: string, body = "{}", signal = new AbortCon
   return agent.fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body, signal });
 }
 
-Deno.test("http1: answers come back whole, and one kept-alive connection carries consecutive requests", async () => {
+test("http1: answers come back whole, and one kept-alive connection carries consecutive requests", async () => {
   const seen: Received[] = [];
   await using server = scriptedServer(serveEach((request, count) => {
     seen.push(request);
@@ -153,7 +154,7 @@ Deno.test("http1: answers come back whole, and one kept-alive connection carries
   assert.match(seen[3].head, /\r\ncontent-length: 0(\r\n|$)/);
 });
 
-Deno.test("http1: a chunked stream is handed on chunk by chunk as it arrives, not when it ends", async () => {
+test("http1: a chunked stream is handed on chunk by chunk as it arrives, not when it ends", async () => {
   const next = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
     await conn.request();
@@ -179,7 +180,7 @@ Deno.test("http1: a chunked stream is handed on chunk by chunk as it arrives, no
   assert.equal(agent.idleConnections, 1, "a chunked answer read to its end leaves the connection reusable");
 });
 
-Deno.test("http1: chunks, lengths and heads split at every byte are put back together", async () => {
+test("http1: chunks, lengths and heads split at every byte are put back together", async () => {
   const chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n" +
     "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nx-trailer: yes\r\n\r\n";
   const big = "x".repeat(100_000);
@@ -205,7 +206,7 @@ Deno.test("http1: chunks, lengths and heads split at every byte are put back tog
   assert.equal(server.accepted, 1);
 });
 
-Deno.test("http1: a body without a length runs to the connection's close, which is not reused", async () => {
+test("http1: a body without a length runs to the connection's close, which is not reused", async () => {
   await using server = scriptedServer(async (conn) => {
     await conn.request();
     await conn.write("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\npart one, ");
@@ -218,7 +219,7 @@ Deno.test("http1: a body without a length runs to the connection's close, which 
   assert.equal(agent.idleConnections, 0);
 });
 
-Deno.test("http1: a kept-alive connection the server closes while idle is dropped before use; the request goes once, on a new one", async () => {
+test("http1: a kept-alive connection the server closes while idle is dropped before use; the request goes once, on a new one", async () => {
   const received: string[] = [];
   await using server = scriptedServer(async (conn) => {
     const request = await conn.request();
@@ -234,7 +235,7 @@ Deno.test("http1: a kept-alive connection the server closes while idle is droppe
   assert.equal(server.accepted, 2);
 });
 
-Deno.test("http1: a reused connection that drops a fully written request: a GET is sent again, a POST is not", async () => {
+test("http1: a reused connection that drops a fully written request: a GET is sent again, a POST is not", async () => {
   for (const method of ["GET", "POST"]) {
     const received: string[] = [];
     await using server = scriptedServer(async (conn, index) => {
@@ -272,7 +273,7 @@ Deno.test("http1: a reused connection that drops a fully written request: a GET 
   }
 });
 
-Deno.test("http1: idle connections beyond the per-origin bound are closed", async () => {
+test("http1: idle connections beyond the per-origin bound are closed", async () => {
   const release = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
     for (;;) {
@@ -290,7 +291,7 @@ Deno.test("http1: idle connections beyond the per-origin bound are closed", asyn
   assert.equal(agent.idleConnections, 1, "only one is kept");
 });
 
-Deno.test("http1: parked connections do not keep a process alive", async () => {
+test("http1: parked connections do not keep a process alive", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
   const script = await Deno.makeTempFile({ suffix: ".ts" });
   const module = new URL("../../src/upstream/http1.ts", import.meta.url).href;
@@ -322,7 +323,7 @@ console.log("idle", agent.idleConnections);
   }
 });
 
-Deno.test("http1: an idle connection past its age is closed, not reused", async () => {
+test("http1: an idle connection past its age is closed, not reused", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
   using agent = new Http1Agent({ idleMs: 30 });
   await (await post(agent, server.url)).text();
@@ -331,7 +332,7 @@ Deno.test("http1: an idle connection past its age is closed, not reused", async 
   assert.equal(server.accepted, 2);
 });
 
-Deno.test("http1: an answer cut before its length fails the body read, and its connection is dropped", async () => {
+test("http1: an answer cut before its length fails the body read, and its connection is dropped", async () => {
   await using server = scriptedServer(async (conn) => {
     await conn.request();
     await conn.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + "x".repeat(40));
@@ -343,7 +344,7 @@ Deno.test("http1: an answer cut before its length fails the body read, and its c
   assert.equal(agent.idleConnections, 0);
 });
 
-Deno.test("http1: a new connection closed without an answer fails at once (no retry)", async () => {
+test("http1: a new connection closed without an answer fails at once (no retry)", async () => {
   await using server = scriptedServer(async (conn) => {
     await conn.request();
   });
@@ -352,7 +353,7 @@ Deno.test("http1: a new connection closed without an answer fails at once (no re
   assert.equal(server.accepted, 1);
 });
 
-Deno.test("http1: an abort before the answer rejects with the signal's reason and closes the connection", async () => {
+test("http1: an abort before the answer rejects with the signal's reason and closes the connection", async () => {
   const closed = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
     await conn.request();
@@ -369,7 +370,7 @@ Deno.test("http1: an abort before the answer rejects with the signal's reason an
   assert.equal(agent.idleConnections, 0);
 });
 
-Deno.test("http1: malformed answers are refused with a reason that names no URL", async () => {
+test("http1: malformed answers are refused with a reason that names no URL", async () => {
   const answers = [
     "HTTP/1.1 2OO OK\r\n\r\n",
     "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
@@ -398,7 +399,7 @@ Deno.test("http1: malformed answers are refused with a reason that names no URL"
   }
 });
 
-Deno.test("http1: a header value that would split the request is refused before anything is sent", async () => {
+test("http1: a header value that would split the request is refused before anything is sent", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
   using agent = new Http1Agent();
   const signal = new AbortController().signal;
@@ -414,7 +415,7 @@ Deno.test("http1: a header value that would split the request is refused before 
   assert.equal(server.accepted, 0);
 });
 
-Deno.test("http1: interim answers are skipped, a 204 has no body, a gzip body is decoded", async () => {
+test("http1: interim answers are skipped, a 204 has no body, a gzip body is decoded", async () => {
   const zipped = gzipSync(encoder.encode('{"zipped":true}'));
   await using server = scriptedServer(serveEach((_, count) => {
     if (count === 0) return "HTTP/1.1 100 Continue\r\n\r\n" + json('{"after":"continue"}');
@@ -438,7 +439,7 @@ Deno.test("http1: interim answers are skipped, a 204 has no body, a gzip body is
   assert.equal(server.accepted, 1);
 });
 
-Deno.test("http1: a TLS upstream is verified against the given roots and its connection kept alive", async () => {
+test("http1: a TLS upstream is verified against the given roots and its connection kept alive", async () => {
   const here = new URL("../_support/tls/", import.meta.url);
   const cert = await Deno.readTextFile(new URL("cert.pem", here));
   const key = await Deno.readTextFile(new URL("key.pem", here));
@@ -457,7 +458,7 @@ Deno.test("http1: a TLS upstream is verified against the given roots and its con
   await assert.rejects(post(strict, url), /certificate|tls|invalid peer/i, "an unknown root is refused");
 });
 
-Deno.test("http1: close() shuts the idle connections", async () => {
+test("http1: close() shuts the idle connections", async () => {
   const closed = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
     await serveEach(() => json("{}"))(conn);
@@ -471,7 +472,7 @@ Deno.test("http1: close() shuts the idle connections", async () => {
   assert.equal(agent.idleConnections, 0);
 });
 
-Deno.test("http1: bytes from the server on an idle connection (a 408 as it closes) spoil it; the next request goes elsewhere", async () => {
+test("http1: bytes from the server on an idle connection (a 408 as it closes) spoil it; the next request goes elsewhere", async () => {
   const served: number[] = [];
   await using server = scriptedServer(async (conn, index) => {
     await conn.request();
@@ -491,7 +492,7 @@ Deno.test("http1: bytes from the server on an idle connection (a 408 as it close
   assert.deepEqual(served, [0, 1]);
 });
 
-Deno.test("http1: the server's keep-alive timeout shortens how long its connections are kept", async () => {
+test("http1: the server's keep-alive timeout shortens how long its connections are kept", async () => {
   let answered = 0;
   await using server = scriptedServer(
     serveEach(() => json("{}", `keep-alive: timeout=${answered++ === 0 ? 1 : 5}\r\n`)),
@@ -504,7 +505,7 @@ Deno.test("http1: the server's keep-alive timeout shortens how long its connecti
   assert.equal(server.accepted, 2);
 });
 
-Deno.test("http1: an abort mid-stream errors the body with the signal's reason, bytes already buffered or not", async () => {
+test("http1: an abort mid-stream errors the body with the signal's reason, bytes already buffered or not", async () => {
   const answers = {
     "a read waiting on the socket": "6\r\nfirst\n\r\n",
     "the rest of the body already buffered": "6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n",
@@ -527,7 +528,7 @@ Deno.test("http1: an abort mid-stream errors the body with the signal's reason, 
   }
 });
 
-Deno.test("http1: a 205 drops whatever body it came with, and its connection", async () => {
+test("http1: a 205 drops whatever body it came with, and its connection", async () => {
   const closed = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
     await conn.request();
@@ -542,7 +543,7 @@ Deno.test("http1: a 205 drops whatever body it came with, and its connection", a
   await closed.promise;
 });
 
-Deno.test("http1: an upstream that refuses a large body before reading it is heard (its 413), not a broken write", async () => {
+test("http1: an upstream that refuses a large body before reading it is heard (its 413), not a broken write", async () => {
   const refusal = '{"error":{"message":"too large"}}';
   await using server = scriptedServer(async (conn) => {
     await conn.head();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { EndpointConfig } from "../../src/config/config.ts";
 import { upstreamHeaders, upstreamUrl } from "../../src/upstream/providers.ts";
+import { test } from "../_support/test.ts";
 
 const endpoint = (overrides: Partial<EndpointConfig>): EndpointConfig => ({
   id: "e1",
@@ -15,7 +16,7 @@ const endpoint = (overrides: Partial<EndpointConfig>): EndpointConfig => ({
   ...overrides,
 });
 
-Deno.test("OpenAI URLs: /v1 added once", () => {
+test("OpenAI URLs: /v1 added once", () => {
   assert.equal(upstreamUrl(endpoint({}), "chat/completions"), "https://api.openai.com/v1/chat/completions");
   assert.equal(
     upstreamUrl(endpoint({ baseUrl: "https://gw.example.com/v1" }), "responses"),
@@ -23,7 +24,7 @@ Deno.test("OpenAI URLs: /v1 added once", () => {
   );
 });
 
-Deno.test("Azure classic layout: deployment in the path, api-version in the query, responses without deployment", () => {
+test("Azure classic layout: deployment in the path, api-version in the query, responses without deployment", () => {
   const azure = endpoint({
     provider: "azure",
     baseUrl: "https://res.openai.azure.com",
@@ -44,7 +45,7 @@ Deno.test("Azure classic layout: deployment in the path, api-version in the quer
   );
 });
 
-Deno.test("Azure v1 layout when no api_version is set", () => {
+test("Azure v1 layout when no api_version is set", () => {
   const azure = endpoint({ provider: "azure", baseUrl: "https://res.openai.azure.com" });
   assert.equal(
     upstreamUrl(azure, "chat/completions"),
@@ -59,7 +60,7 @@ Deno.test("Azure v1 layout when no api_version is set", () => {
   );
 });
 
-Deno.test("extra query parameters (default_query) are appended to every URL", () => {
+test("extra query parameters (default_query) are appended to every URL", () => {
   const azure = endpoint({
     provider: "azure",
     baseUrl: "https://res.openai.azure.com",
@@ -73,7 +74,7 @@ Deno.test("extra query parameters (default_query) are appended to every URL", ()
   assert.match(upstreamUrl(classic, "chat/completions"), /\?api-version=2024-10-21&foo=a\+b$/);
 });
 
-Deno.test("upstream headers: client credentials dropped, endpoint key and extras set", () => {
+test("upstream headers: client credentials dropped, endpoint key and extras set", () => {
   const client = new Headers({
     authorization: "Bearer client-key",
     "api-key": "client-azure-key",
@@ -97,7 +98,7 @@ Deno.test("upstream headers: client credentials dropped, endpoint key and extras
   assert.equal(azure.get("authorization"), null);
 });
 
-Deno.test("connection failure messages never quote header values or URLs", async () => {
+test("connection failure messages never quote header values or URLs", async () => {
   const { connectionMessage } = await import("../../src/upstream/client.ts");
   assert.equal(
     connectionMessage(new TypeError('Invalid header value: "Bearer sk-live-SECRET"')),

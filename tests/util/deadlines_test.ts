@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { Deadlines } from "../../src/util/deadlines.ts";
 import { delay } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
-Deno.test("deadlines fire once each, in order, at about their time", async () => {
+test("deadlines fire once each, in order, at about their time", async () => {
   const deadlines = new Deadlines();
   const fired: string[] = [];
   const start = performance.now();
@@ -23,7 +24,7 @@ Deno.test("deadlines fire once each, in order, at about their time", async () =>
   assert.equal(deadlines.pending, 0);
 });
 
-Deno.test("a cancelled deadline never fires, and cancelling the earliest does not delay the rest", async () => {
+test("a cancelled deadline never fires, and cancelling the earliest does not delay the rest", async () => {
   const deadlines = new Deadlines();
   const fired: string[] = [];
   const first = deadlines.after(10, () => fired.push("first"));
@@ -45,7 +46,7 @@ Deno.test("a cancelled deadline never fires, and cancelling the earliest does no
   assert.equal(deadlines.pending, 0);
 });
 
-Deno.test("a deadline cancelled by another of the same batch does not fire; a throwing one does not stop the rest", async () => {
+test("a deadline cancelled by another of the same batch does not fire; a throwing one does not stop the rest", async () => {
   const deadlines = new Deadlines();
   const fired: string[] = [];
   const reported: unknown[] = [];
@@ -74,7 +75,7 @@ Deno.test("a deadline cancelled by another of the same batch does not fire; a th
   assert.equal(deadlines.holdsProcess, false);
 });
 
-Deno.test("cancelling every deadline counts them all out", () => {
+test("cancelling every deadline counts them all out", () => {
   const deadlines = new Deadlines();
   const armed = Array.from({ length: 1000 }, (_, i) => deadlines.after(300_000 + (i % 3), () => {}));
   assert.equal(deadlines.pending, 1000);
@@ -85,7 +86,7 @@ Deno.test("cancelling every deadline counts them all out", () => {
   assert.equal(deadlines.holdsProcess, false);
 });
 
-Deno.test("a process whose deadlines were all cancelled exits at once; one still pending keeps it alive", async () => {
+test("a process whose deadlines were all cancelled exits at once; one still pending keeps it alive", async () => {
   const module = new URL("../../src/util/deadlines.ts", import.meta.url).href;
   const run = async (cancel: boolean) => {
     const script = `import { Deadlines } from "${module}";

@@ -8,8 +8,9 @@ import {
   openRelayWarning,
   presentedKeys,
 } from "../../../src/http/middleware/auth.ts";
+import { test } from "../../_support/test.ts";
 
-Deno.test("a request presents its Bearer token and its api-key header", () => {
+test("a request presents its Bearer token and its api-key header", () => {
   assert.deepEqual(presentedKeys(new Headers({ authorization: "Bearer sk-one" })), ["sk-one"]);
   assert.deepEqual(presentedKeys(new Headers({ authorization: "bearer  sk-one " })), ["sk-one"]);
   assert.deepEqual(presentedKeys(new Headers({ "api-key": "az-key" })), ["az-key"]);
@@ -20,7 +21,7 @@ Deno.test("a request presents its Bearer token and its api-key header", () => {
   assert.deepEqual(presentedKeys(new Headers()), []);
 });
 
-Deno.test("KeySet matches whole keys only, through their digests", () => {
+test("KeySet matches whole keys only, through their digests", () => {
   const keys = new KeySet(["alpha-key", "beta-key", ""]);
   assert.equal(keys.size, 2, "empty keys are ignored");
   assert.ok(keys.hasAny([keyDigest("beta-key")]));
@@ -31,7 +32,7 @@ Deno.test("KeySet matches whole keys only, through their digests", () => {
   assert.ok(!new KeySet([]).hasAny([keyDigest("")]));
 });
 
-Deno.test("operator routes, with and without /v1", () => {
+test("operator routes, with and without /v1", () => {
   for (const path of ["/stats", "/v1/stats", "/metrics", "/v1/metrics"]) assert.ok(isAdminRoute("GET", path));
   assert.ok(isAdminRoute("DELETE", "/cache"));
   assert.ok(isAdminRoute("DELETE", "/v1/cache"));
@@ -39,7 +40,7 @@ Deno.test("operator routes, with and without /v1", () => {
   assert.ok(!isAdminRoute("POST", "/v1/chat/completions"));
 });
 
-Deno.test("the open-relay warning: only beyond loopback and only without client keys", () => {
+test("the open-relay warning: only beyond loopback and only without client keys", () => {
   assert.equal(openRelayWarning("127.0.0.1", []), undefined);
   assert.equal(openRelayWarning("::1", []), undefined);
   assert.equal(openRelayWarning("localhost", []), undefined);

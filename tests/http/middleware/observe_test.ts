@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import { observe } from "../../../src/http/middleware/observe.ts";
 import { createLogger } from "../../../src/logger.ts";
 import { ProxyMetrics, type RequestTrace } from "../../../src/metrics/metrics.ts";
+import { test } from "../../_support/test.ts";
 
 type Env = { Variables: { requestId: string; group: string; trace: RequestTrace } };
 
@@ -58,7 +59,7 @@ const render = (metrics: ProxyMetrics) =>
     upstreamConnections: { opened: 0, idle: 0 },
   });
 
-Deno.test("one access-log line per request with group, endpoint, attempts, cache, latency and overhead", async () => {
+test("one access-log line per request with group, endpoint, attempts, cache, latency and overhead", async () => {
   const { app, lines, metrics } = setup();
   const response = await app.request("/v1/chat/completions?secret=1", { method: "POST", body: "{}" });
   await response.body?.cancel();
@@ -104,7 +105,7 @@ Deno.test("one access-log line per request with group, endpoint, attempts, cache
   assert.match(text, /llmproxy_request_duration_seconds_sum\{route="chat"\} 0\.04/);
 });
 
-Deno.test("a traced answer is logged from its trace; every answer carries the request id, a sane given one echoed", async () => {
+test("a traced answer is logged from its trace; every answer carries the request id, a sane given one echoed", async () => {
   const { app, lines } = setup();
   const traced = await app.request("/v1/embeddings", {
     method: "POST",
@@ -131,7 +132,7 @@ Deno.test("a traced answer is logged from its trace; every answer carries the re
   }
 });
 
-Deno.test("unknown routes and errors are counted under fixed labels; /health logs at debug only", async () => {
+test("unknown routes and errors are counted under fixed labels; /health logs at debug only", async () => {
   const { app, lines, metrics } = setup();
   for (const path of ["/v1/some/user/text", "/v1/another"]) {
     const response = await app.request(path);
