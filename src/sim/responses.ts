@@ -5,8 +5,6 @@
  */
 
 import {
-  brief,
-  contentText,
   echoText,
   errorBody,
   isObject,
@@ -18,6 +16,7 @@ import {
   tokens,
   toolResultText,
 } from "./content.ts";
+import { firstFunction, lastUserText, normalizeInput } from "./response_input.ts";
 
 interface Entry {
   response: Json;
@@ -251,99 +250,4 @@ function remember<K, V>(into: Map<K, V> | Set<K>, key: K, limit: number, value?:
   }
   if (into instanceof Map) into.set(key, value as V);
   else into.add(key);
-}
-
-/** The input as explicit items with ids, the way `GET /responses/{id}/input_items` lists them. */
-function normalizeInput(input: unknown, ctx: SimContext): Json[] {
-  if (typeof input === "string") {
-    return [{
-      id: ctx.id("msg"),
-      type: "message",
-      role: "user",
-      status: "completed",
-      content: [{ type: "input_text", text: input }],
-    }];
-  }
-  if (!Array.isArray(input)) return [];
-  return input.filter(isObject).map((raw) => {
-    const item: Json = { ...raw };
-    if (item.type === undefined && typeof item.role === "string") item.type = "message";
-    if (item.type === "message") {
-      if (typeof item.content === "string") {
-        const partType = item.role === "assistant" ? "output_text" : "input_text";
-        item.content = [{ type: partType, text: item.content }];
-      }
-      item.status ??= "completed";
-    }
-    item.id ??= ctx.id(item.type === "message" ? "msg" : "item");
-    return item;
-  });
-}
-
-function lastUserText(input: Json[]): string {
-  for (let i = input.length - 1; i >= 0; i--) {
-    const item = input[i];
-    if (item.type === "message" && item.role === "user") return brief(contentText(item.content));
-  }
-  return "";
-}
-
-function firstFunction(tools: unknown): { name: string; parameters: unknown } | undefined {
-  if (!Array.isArray(tools)) return undefined;
-  for (const tool of tools) {
-    if (isObject(tool) && tool.type === "function" && typeof tool.name === "string") {
-      return { name: tool.name, parameters: tool.parameters };
-    }
-  }
-  return undefined;
-}
-
-/**
- * The typed SSE frames (`event: <type>\ndata: {...}\n\n`) of a completed response, split into `chunks` deltas:
- * created, in_progress, per output item its added / part / delta / done events, then completed.
- */
-export function responseStreamFrames(response: Json, chunks: number): string[] {
-  const frames: string[] = [];
-  let sequence = 0;
-  const emit = (type: string, fields: Json) =>
-    frames.push(
-      `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...fields })}\n\n`,
-    );
-  const pending = { ...response, status: "in_progress", completed_at: null, output: [], usage: null };
-  emit("response.created", { response: pending });
-  emit("response.in_progress", { response: pending });
-  const output = response.output as Json[];
-  output.forEach((item, outputIndex) => {
-    const id = item.id as string;
-    if (item.type === "message") {
-      const part = (item.content as Json[])[0];
-      const text = part.text as string;
-      emit("response.output_item.added", {
-        output_index: outputIndex,
-        item: { ...item, status: "in_progress", content: [] },
-      });
-      const at = { item_id: id, output_index: outputIndex, content_index: 0 };
-      emit("response.content_part.added", { ...at, part: { ...part, text: "" } });
-      for (const delta of splitPieces(text, chunks)) {
-        emit("response.output_text.delta", { ...at, delta, logprobs: [] });
-      }
-      emit("response.output_text.done", { ...at, text, logprobs: [] });
-      emit("response.content_part.done", { ...at, part });
-    } else if (item.type === "function_call") {
-      emit("response.output_item.added", {
-        output_index: outputIndex,
-        item: { ...item, status: "in_progress", arguments: "" },
-      });
-      const at = { item_id: id, output_index: outputIndex };
-      for (const delta of splitPieces(item.arguments as string, chunks)) {
-        emit("response.function_call_arguments.delta", { ...at, delta });
-      }
-      emit("response.function_call_arguments.done", { ...at, arguments: item.arguments });
-    } else {
-      emit("response.output_item.added", { output_index: outputIndex, item });
-    }
-    emit("response.output_item.done", { output_index: outputIndex, item });
-  });
-  emit("response.completed", { response });
-  return frames;
 }

@@ -9,30 +9,14 @@
  * ```
  */
 
-import { chatCompletion, chatStreamFrames } from "./chat.ts";
-import { defaultErrorBody, errorBody, isObject, Rejection, type SimContext } from "./content.ts";
-import { embeddingList } from "./embeddings.ts";
-import { cutStream, frameStream, pause } from "./frames.ts";
-import { ResponseBook, responseStreamFrames } from "./responses.ts";
-import { route } from "./route.ts";
+import { authKind, type Behaviour, OK, type RecordedRequest } from "./behaviour.ts";
+import { errorBody, Rejection } from "./content.ts";
+import { dispatch, type SimState } from "./dispatch.ts";
+import { cutStream, pause } from "./frames.ts";
+import { Replies } from "./reply.ts";
+import { ResponseBook } from "./responses.ts";
 
-/** What the sim does with a request. */
-export type Behaviour =
-  /** Answer normally. */
-  | { readonly kind: "ok" }
-  /** Answer with this status; `body` defaults to an OpenAI error envelope (a string is sent as is). */
-  | {
-    readonly kind: "status";
-    readonly status: number;
-    readonly body?: unknown;
-    readonly headers?: Readonly<Record<string, string>>;
-  }
-  /** Accept and never answer, until the client aborts or the sim closes. */
-  | { readonly kind: "hang" }
-  /** Stream: send `afterChunks` SSE frames (never the last) then cut the connection. Otherwise: 200, no body. */
-  | { readonly kind: "cut"; readonly afterChunks: number }
-  /** 200 with a body that is not valid JSON (or SSE data that is not). */
-  | { readonly kind: "malformed" };
+export type { AuthKind, Behaviour, RecordedRequest } from "./behaviour.ts";
 
 export interface SimUpstreamOptions {
   /** Shown in answers (`[east] echo: hi`), ids and the `x-sim-name` header. Default `sim`. */
@@ -57,24 +41,6 @@ export interface SimUpstreamOptions {
   readonly quiet?: boolean;
 }
 
-export type AuthKind = "bearer" | "api-key";
-
-export interface RecordedRequest {
-  readonly method: string;
-  readonly path: string;
-  /** The query string with its `?`, or "". */
-  readonly search: string;
-  /** Lower-cased names. */
-  readonly headers: Readonly<Record<string, string>>;
-  /** Parsed JSON, else the raw text; undefined without a body. */
-  readonly body: unknown;
-  /** Which credential header came: `api-key` wins when both did. */
-  readonly auth: AuthKind | null;
-  /** `Date.now()` on arrival. */
-  readonly at: number;
-}
-
-const OK: Behaviour = { kind: "ok" };
 const MALFORMED_JSON = '{"id": "chatcmpl-malformed", "choices": [{"message": ';
 const MALFORMED_SSE = 'data: {"id": "chatcmpl-malformed", "choices": [{"delta": \n\ndata: [DONE]\n\n';
 
@@ -93,7 +59,8 @@ export class SimUpstream implements AsyncDisposable {
 
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #closing = new AbortController();
-  readonly #book = new ResponseBook();
+  readonly #replies: Replies;
+  readonly #books = { responses: new ResponseBook() };
   readonly #model: string;
   readonly #created = Math.floor(Date.now() / 1000);
   readonly #quiet: boolean;
@@ -101,8 +68,6 @@ export class SimUpstream implements AsyncDisposable {
   #queue: Behaviour[] = [];
   #always: Behaviour = OK;
   #responseHeaders: Readonly<Record<string, string>> = {};
-  #jsonHeaders: Record<string, string> = {};
-  #sseHeaders: Record<string, string> = {};
   #closed: Promise<void> | undefined;
 
   /** Starts listening; `url` is ready when the promise resolves. Rejects when the address cannot be bound. */
@@ -122,6 +87,7 @@ export class SimUpstream implements AsyncDisposable {
     this.record = options.record ?? true;
     this.#model = options.model ?? "gpt-4o-mini";
     this.#quiet = options.quiet ?? false;
+    this.#replies = new Replies(this.name, this.#closing.signal, () => this.cancelledStreams++);
     this.responseHeaders = options.responseHeaders ?? {};
     const idName = this.name.replace(/[^A-Za-z0-9-]/g, "-");
     const tag = crypto.randomUUID().slice(0, 4);
@@ -137,7 +103,10 @@ export class SimUpstream implements AsyncDisposable {
         onListen: () => {},
         onError: (error) => {
           if (!this.#quiet) console.error(`sim upstream '${this.name}' failed:`, error);
-          return this.#json(500, errorBody("The simulated upstream failed", "server_error", "server_error"));
+          return this.#replies.json(
+            500,
+            errorBody("The simulated upstream failed", "server_error", "server_error"),
+          );
         },
       }, (request) => this.#handle(request));
     } catch (error) {
@@ -159,13 +128,7 @@ export class SimUpstream implements AsyncDisposable {
   /** Replaces the headers added to every answer. */
   set responseHeaders(headers: Readonly<Record<string, string>>) {
     this.#responseHeaders = { ...headers };
-    const base = { ...headers, "x-sim-name": this.name };
-    this.#jsonHeaders = { ...base, "content-type": "application/json" };
-    this.#sseHeaders = {
-      ...base,
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-    };
+    this.#replies.setHeaders(headers);
   }
 
   /** Recorded requests, all or those whose path contains `pathIncludes`. */
@@ -194,7 +157,7 @@ export class SimUpstream implements AsyncDisposable {
     this.requests.length = 0;
     this.#queue = [];
     this.#always = OK;
-    this.#book.clear();
+    for (const book of Object.values(this.#books)) book.clear();
   }
 
   /** Ends hanging and delayed answers, then stops the server. Safe to call twice. */
@@ -222,11 +185,7 @@ export class SimUpstream implements AsyncDisposable {
       }
     }
     const headers = request.headers;
-    const auth: AuthKind | null = headers.has("api-key")
-      ? "api-key"
-      : /^Bearer \S/i.test(headers.get("authorization") ?? "")
-      ? "bearer"
-      : null;
+    const auth = authKind(headers);
     if (this.record) {
       this.requests.push({
         method: request.method,
@@ -239,130 +198,56 @@ export class SimUpstream implements AsyncDisposable {
       });
     }
     const behaviour = this.#queue.shift() ?? this.#always;
+    const replies = this.#replies;
     if (this.latencyMs > 0) {
       // Finite, so it does not watch request.signal: touching that makes Deno print its legacy-abort notice.
       await pause(this.latencyMs, this.#closing.signal);
-      if (this.#closing.signal.aborted) return this.#shuttingDown();
+      if (this.#closing.signal.aborted) return replies.shuttingDown();
     }
-    const stream = isObject(body) && body.stream === true;
+    const stream = typeof body === "object" && body !== null && "stream" in body && body.stream === true;
     switch (behaviour.kind) {
       case "status":
-        return this.#status(behaviour.status, behaviour.body, behaviour.headers);
+        return replies.status(behaviour.status, behaviour.body, behaviour.headers);
       case "hang":
         await pause(Infinity, request.signal, this.#closing.signal);
-        return this.#shuttingDown();
+        return replies.shuttingDown();
       case "malformed":
         return stream
-          ? new Response(MALFORMED_SSE, { headers: this.#sseHeaders })
-          : new Response(MALFORMED_JSON, { headers: this.#jsonHeaders });
+          ? new Response(MALFORMED_SSE, { headers: replies.headers("sse") })
+          : new Response(MALFORMED_JSON, { headers: replies.headers("json") });
       case "cut":
-        if (!stream) return new Response(cutStream(), { headers: this.#jsonHeaders });
+        if (!stream) return new Response(cutStream(), { headers: replies.headers("json") });
     }
     if (auth === null) {
       const message =
         "You didn't provide an API key: send 'Authorization: Bearer KEY' or an 'api-key' header.";
-      return this.#fail(401, message, "invalid_api_key");
+      return replies.fail(401, message, "invalid_api_key");
     }
     try {
-      return this.#answer(url, request.method, body, text.length, behaviour);
+      const cutAfter = behaviour.kind === "cut" ? behaviour.afterChunks : undefined;
+      return dispatch(this.#state(), {
+        url,
+        method: request.method,
+        body,
+        bodyLength: text.length,
+        cutAfter,
+      });
     } catch (error) {
-      if (error instanceof Rejection) return this.#json(error.status, error.body);
+      if (error instanceof Rejection) return replies.json(error.status, error.body);
       throw error;
     }
   }
 
-  #answer(url: URL, method: string, body: unknown, bodyLength: number, behaviour: Behaviour): Response {
-    const target = route(method, url.pathname);
-    if (!target) {
-      return this.#fail(404, `Unknown route ${method} ${url.pathname} on sim '${this.name}'`, null);
-    }
-    if (target.layout === "azure" && !url.searchParams.has("api-version")) {
-      return this.#fail(400, "Missing required query parameter 'api-version'", "missing_api_version");
-    }
-    const ctx: SimContext = { name: this.name, id: this.#id, chunks: this.chunks, bodyLength };
-    const cutAfter = behaviour.kind === "cut" ? behaviour.afterChunks : undefined;
-    switch (target.kind) {
-      case "models":
-        return this.#json(200, {
-          object: "list",
-          data: [{ id: this.#model, object: "model", created: this.#created, owned_by: `sim-${this.name}` }],
-        });
-      case "response":
-        return this.#found(target.id, this.#book.get(target.id));
-      case "delete-response": {
-        const deleted = this.#book.delete(target.id);
-        return this.#found(
-          target.id,
-          deleted ? { id: target.id, object: "response.deleted", deleted } : undefined,
-        );
-      }
-      case "cancel-response":
-        return this.#found(target.id, this.#book.cancel(target.id));
-      case "input-items":
-        return this.#found(target.id, this.#book.inputItems(target.id, url.searchParams));
-    }
-    if (!isObject(body)) {
-      return this.#fail(400, "We could not parse the JSON body of your request.", "invalid_json");
-    }
-    const stream = body.stream === true;
-    if (target.kind === "responses") {
-      const response = this.#book.create(body, ctx, stream);
-      return stream
-        ? this.#sse(responseStreamFrames(response, ctx.chunks), cutAfter)
-        : this.#json(200, response);
-    }
-    const model = target.deployment ?? (typeof body.model === "string" ? body.model : "");
-    if (model === "") return this.#fail(400, "You must provide a model parameter.", "missing_model", "model");
-    if (target.kind === "embeddings") return this.#json(200, embeddingList(body, model));
-    return stream
-      ? this.#sse(chatStreamFrames(body, model, ctx), cutAfter)
-      : this.#json(200, chatCompletion(body, model, ctx));
-  }
-
-  #found(id: string, value: unknown): Response {
-    return value === undefined
-      ? this.#fail(404, `Response with id '${id}' not found.`, null)
-      : this.#json(200, value);
-  }
-
-  /** An `invalid_request_error` in the OpenAI envelope. */
-  #fail(status: number, message: string, code: string | null, param: string | null = null): Response {
-    return this.#json(status, errorBody(message, "invalid_request_error", code, param));
-  }
-
-  #json(status: number, value: unknown, extra?: Readonly<Record<string, string>>): Response {
-    const headers = extra ? { ...this.#jsonHeaders, ...extra } : this.#jsonHeaders;
-    return new Response(JSON.stringify(value), { status, headers });
-  }
-
-  #status(status: number, body: unknown, extra?: Readonly<Record<string, string>>): Response {
-    if (status === 204 || status === 205 || status === 304) {
-      return new Response(null, {
-        status,
-        headers: { ...this.#responseHeaders, "x-sim-name": this.name, ...extra },
-      });
-    }
-    if (typeof body === "string") {
-      const headers = { ...this.#jsonHeaders, "content-type": "text/plain; charset=utf-8", ...extra };
-      return new Response(body, { status, headers });
-    }
-    return this.#json(status, body === undefined ? defaultErrorBody(status, this.name) : body, extra);
-  }
-
-  #shuttingDown(): Response {
-    return this.#json(
-      503,
-      errorBody("The simulated upstream is shutting down", "server_error", "shutting_down"),
-    );
-  }
-
-  #sse(frames: string[], cutAfter?: number): Response {
-    const body = frameStream(frames, {
-      delayMs: this.chunkDelayMs,
-      cutAfter,
-      closing: this.#closing.signal,
-      onCancel: () => this.cancelledStreams++,
-    });
-    return new Response(body, { headers: this.#sseHeaders });
+  #state(): SimState {
+    return {
+      name: this.name,
+      replies: this.#replies,
+      responses: this.#books.responses,
+      model: this.#model,
+      created: this.#created,
+      chunks: this.chunks,
+      chunkDelayMs: this.chunkDelayMs,
+      id: this.#id,
+    };
   }
 }
