@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from "./src/config/load.ts";
 import { startDemo } from "./src/demo.ts";
 import { openRelayWarning } from "./src/http/middleware/auth.ts";
 import { LiveApp } from "./src/live_app.ts";
-import { createLogger, LOG_LEVELS, type LogLevel } from "./src/logger.ts";
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./src/logger.ts";
 import { VERSION } from "./src/version.ts";
 
 const USAGE =
@@ -77,6 +77,7 @@ export async function main(args: string[]): Promise<number> {
     throw error;
   }
 
+  warnIgnored(config, logger);
   const settings = config.settings;
   const hostname = flags.host ?? settings.host;
   const live = await LiveApp.start(config, { logger });
@@ -121,9 +122,8 @@ export async function main(args: string[]): Promise<number> {
       }
       const source = path;
       logger.info("SIGHUP: reloading the config", { source });
-      void live.reload(() => loadConfig(source, (name) => Deno.env.get(name))).then((ok) =>
-        ok && warnIfOpen()
-      );
+      const load = async () => warnIgnored(await loadConfig(source, (name) => Deno.env.get(name)), logger);
+      void live.reload(load).then((ok) => ok && warnIfOpen());
     });
   }
 
@@ -149,6 +149,14 @@ export async function main(args: string[]): Promise<number> {
   logger.info("stopped");
   logger.flush();
   return 0;
+}
+
+/** One `warn` line per key the Python LLMProxy reads and this proxy accepts without using. */
+function warnIgnored(config: Config, logger: Logger): Config {
+  for (const { key, reason } of config.ignored) {
+    logger.warn(`config key ${key} is ignored: ${reason}`, { key });
+  }
+  return config;
 }
 
 function printDemoHelp(base: string): void {

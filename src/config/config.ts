@@ -81,4 +81,13 @@ export interface Config {
   readonly source: string;
   readonly groups: readonly GroupConfig[];
   readonly settings: Settings;
+  /** Keys of the file that the Python LLMProxy reads and this proxy accepts without using: one warning each. */
+  readonly ignored: readonly IgnoredKey[];
+}
+
+export interface IgnoredKey {
+  /** Where in the file, e.g. `general_settings.http_max_connections`. */
+  readonly key: string;
+  /** Why it has no effect here. */
+  readonly reason: string;
 }

@@ -527,7 +527,8 @@ test("loadConfig reads a file and reports a missing one", async () => {
       loadConfig(`${dir}/x.yaml`, noEnv),
       (error: unknown) =>
         error instanceof ConfigError &&
-        error.message === `Cannot load config '${dir}/x.yaml': file not found`,
+        error.message.startsWith(`Cannot load config '${dir}/x.yaml': file not found; `) &&
+        error.message.includes(`cp llmproxy.yaml.example ${dir}/x.yaml`),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -1,0 +1,189 @@
+/**
+ * The validated file -> the resolved `Config` the rest of the proxy reads: defaults that depend on other keys,
+ * the endpoint's provider, base URL, api version and id, the Redis server. Problems only visible across entries
+ * (duplicate names, a missing key) are collected into one `ConfigError`.
+ */
+
+import { createHash } from "node:crypto";
+import type { Config, EndpointConfig, GroupConfig, Provider, RedisSettings, Settings } from "./config.ts";
+import { ConfigError } from "./error.ts";
+import { ignoredKeys } from "./legacy.ts";
+import type { ConfigFile } from "./schema.ts";
+
+export type EnvLookup = (name: string) => string | undefined;
+
+type EndpointEntry = ConfigFile["model_groups"][number]["models"][number];
+
+const OPENAI_BASE_URL = "https://api.openai.com";
+const MiB = 1024 * 1024;
+const DATED_API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
+
+export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup): Config {
+  const problems: string[] = [];
+  const groupSeen = new Map<string, string>();
+  const idSeen = new Map<string, string>();
+  const implicit: { endpoint: EndpointConfig; path: string }[] = [];
+
+  const groups: GroupConfig[] = file.model_groups.map((group, g) => {
+    const groupPath = `model_groups[${g}]`;
+    const first = groupSeen.get(group.model_group);
+    if (first !== undefined) {
+      problems.push(
+        `${groupPath}.model_group must be unique, got ${
+          JSON.stringify(group.model_group)
+        } again (first at ${first})`,
+      );
+    } else groupSeen.set(group.model_group, groupPath);
+
+    const endpoints = group.models.map((entry, m) => {
+      const path = `${groupPath}.models[${m}]`;
+      const endpoint = resolveEndpoint(entry, group.model_group, path, file.general_settings, env, problems);
+      const name = entry.params.name;
+      if (name === undefined) {
+        implicit.push({ endpoint, path });
+      } else {
+        const firstName = idSeen.get(name);
+        if (firstName !== undefined) {
+          problems.push(
+            `${path}.params.name must be unique, got ${JSON.stringify(name)} again (first at ${firstName})`,
+          );
+        } else idSeen.set(name, path);
+      }
+      return endpoint;
+    });
+    return { name: group.model_group, endpoints };
+  });
+
+  // Identical (group, model, base URL, api version) entries get -2, -3, ... in file order: still stable.
+  for (const { endpoint, path } of implicit) {
+    let id = endpoint.id;
+    for (let n = 2; idSeen.has(id); n++) id = `${endpoint.id}-${n}`;
+    idSeen.set(id, path);
+    (endpoint as { id: string }).id = id;
+  }
+
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return {
+    source,
+    groups,
+    settings: resolveSettings(file.general_settings, env),
+    ignored: ignoredKeys(file),
+  };
+}
+
+function resolveEndpoint(
+  entry: EndpointEntry,
+  group: string,
+  path: string,
+  gs: ConfigFile["general_settings"],
+  env: EnvLookup,
+  problems: string[],
+): EndpointConfig {
+  const p = entry.params;
+  const url = new URL(p.base_url ?? OPENAI_BASE_URL);
+  const provider: Provider = p.provider ?? (url.hostname.endsWith(".azure.com") ? "azure" : "openai");
+  let pathname = url.pathname.replace(/\/+$/, "");
+  // Azure: the resource root; `/openai` and `/openai/v1` (as the OpenAI SDK wants them) are added per request.
+  if (provider === "azure") pathname = pathname.replace(/\/openai(\/v1)?$/i, "");
+  const baseUrl = `${url.protocol}//${url.host}${pathname}`;
+
+  const query = { ...p.default_query };
+  let apiVersion = p.api_version;
+  if (apiVersion === undefined && DATED_API_VERSION.test(query["api-version"] ?? "")) {
+    apiVersion = query["api-version"];
+    delete query["api-version"];
+  }
+
+  const keyVar = provider === "azure" ? "AZURE_OPENAI_API_KEY" : "OPENAI_API_KEY";
+  const apiKey = p.api_key ?? env(keyVar);
+  if (apiKey === undefined || apiKey === "") {
+    problems.push(`${path}.params.api_key is required (or set ${keyVar})`);
+  }
+
+  const headers: Record<string, string> = {
+    ...p.default_headers,
+    ...(p.organization ? { "OpenAI-Organization": p.organization } : {}),
+    ...(p.project ? { "OpenAI-Project": p.project } : {}),
+    ...p.headers,
+  };
+  return {
+    id: p.name ?? stableId(group, entry.model, baseUrl, apiVersion),
+    group,
+    model: entry.model,
+    weight: entry.weight,
+    provider,
+    baseUrl,
+    apiKey: apiKey ?? "",
+    ...(apiVersion !== undefined ? { apiVersion } : {}),
+    ...(p.rpm !== undefined ? { rpm: p.rpm } : {}),
+    ...(p.tpm !== undefined ? { tpm: p.tpm } : {}),
+    timeoutMs: Math.round((p.timeout ?? gs.http_timeout) * 1000),
+    headers,
+    ...(Object.keys(query).length > 0 ? { query } : {}),
+  };
+}
+
+/** First 10 hex digits of SHA-256 over (group, model, base URL, api version); never the key. */
+function stableId(group: string, model: string, baseUrl: string, apiVersion: string | undefined): string {
+  const input = JSON.stringify([group, model, baseUrl, apiVersion ?? null]);
+  return createHash("sha256").update(input).digest("hex").slice(0, 10);
+}
+
+/**
+ * What only fetch honours: a forward proxy for HTTP, and Deno's OpenTelemetry (which traces fetch calls, not the
+ * proxy's own client). When one is asked for and `upstream_client` is not set, upstream calls use fetch.
+ */
+const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+
+function wantsFetch(env: EnvLookup): boolean {
+  const otel = env("OTEL_DENO");
+  return PROXY_VARIABLES.some((name) => env(name)) || otel === "true" || otel === "1";
+}
+
+function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Settings {
+  const cp = gs.cache_params;
+  return {
+    host: gs.bind_address,
+    port: gs.bind_port,
+    httpTimeoutMs: Math.round(gs.http_timeout * 1000),
+    numRetries: gs.num_retries,
+    // 0 would mean "cool down before the first failure"; it behaves like 1.
+    allowedFails: Math.max(1, gs.allowed_fails),
+    cooldownMs: Math.round(gs.cooldown_time * 1000),
+    ...resolveRedis(gs),
+    cache: gs.cache,
+    cacheTtlSeconds: cp.ttl,
+    namespace: cp.namespace,
+    cacheMaxEntryBytes: cp.max_entry_bytes ?? gs.max_cache_entry_bytes ?? 2 * MiB,
+    cacheMaxEntries: cp.max_entries,
+    cacheMaxBytes: cp.max_bytes,
+    responseAffinityTtlSeconds: gs.response_affinity_ttl,
+    responsesFailover: gs.responses_failover,
+    maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
+    maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,
+    shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
+    upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),
+    apiKeys: gs.api_keys,
+    adminKeys: gs.admin_keys,
+  };
+}
+
+/** Redis from `redis_url` / `redis_host` / `redis_cluster_nodes`, else the Python `cache_params` host; else none. */
+function resolveRedis(gs: ConfigFile["general_settings"]): { redis?: RedisSettings } {
+  const cp = gs.cache_params;
+  const nodes = gs.redis_cluster_nodes ?? [];
+  const own = gs.redis_url !== undefined || gs.redis_host !== undefined || nodes.length > 0;
+  if (!own && cp.host === undefined) return {};
+  const host = own ? gs.redis_host : cp.host;
+  const port = own ? gs.redis_port : cp.port;
+  const password = own ? gs.redis_password : cp.password;
+  const redis: RedisSettings = {
+    ...(gs.redis_url !== undefined ? { url: gs.redis_url } : {}),
+    ...(host !== undefined ? { host } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(password !== undefined ? { password } : {}),
+    tls: gs.redis_ssl ?? gs.redis_url?.startsWith("rediss://") ?? false,
+    ...(nodes.length > 0 ? { clusterNodes: nodes } : {}),
+  };
+  return { redis };
+}
