@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { test } from "../_support/test.ts";
 
 const fixture = (name: string) => Deno.readTextFile(new URL(`../fixtures/python/${name}`, import.meta.url));
 const envOf = (vars: Record<string, string>) => (name: string): string | undefined => vars[name];
@@ -31,7 +32,7 @@ const EXAMPLE_ENV = envOf({
   REDIS_SSL_CERT_REQS: "none",
 });
 
-Deno.test("the Python example config loads; the keys it reads and this proxy does not are listed with reasons", async () => {
+test("the Python example config loads; the keys it reads and this proxy does not are listed with reasons", async () => {
   const config = parseConfig(await fixture("example.yaml"), "llmproxy.yaml", EXAMPLE_ENV);
   assert.deepEqual(config.groups.map((group) => group.name), ["gpt-4o-mini", "gpt-4"]);
   const [east, west, fallback] = config.groups[0].endpoints;
@@ -55,7 +56,7 @@ Deno.test("the Python example config loads; the keys it reads and this proxy doe
   assert.ok(!JSON.stringify(config.ignored).includes("pw"), "no secret in a reason");
 });
 
-Deno.test("the Python test config loads: empty password, redis_ssl: false, redis_ssl_cert_reqs: null", async () => {
+test("the Python test config loads: empty password, redis_ssl: false, redis_ssl_cert_reqs: null", async () => {
   const config = parseConfig(await fixture("test.yaml"), "llmproxy.test.yaml", noEnv);
   assert.equal(config.groups[0].endpoints.length, 3);
   assert.deepEqual(config.settings.redis, { host: "localhost", port: 6379, tls: false });
@@ -64,7 +65,7 @@ Deno.test("the Python test config loads: empty password, redis_ssl: false, redis
   assert.deepEqual(keysOf(config), ["general_settings.cache_params.type"]);
 });
 
-Deno.test("null, ~ and an empty value mean 'not set' for every optional key", async () => {
+test("null, ~ and an empty value mean 'not set' for every optional key", async () => {
   const config = parseConfig(await fixture("nulls.yaml"), "nulls.yaml", noEnv);
   const [azure, openai] = config.groups[0].endpoints;
   assert.equal(azure.provider, "azure");
@@ -81,7 +82,7 @@ Deno.test("null, ~ and an empty value mean 'not set' for every optional key", as
   assert.deepEqual(keysOf(config), ["general_settings.cache_params.type"]);
 });
 
-Deno.test("a null required key is still named, and unknown keys still stop start-up", () => {
+test("a null required key is still named, and unknown keys still stop start-up", () => {
   const base =
     "model_groups:\n  - model_group: g\n    models:\n      - model: m\n        params: { api_key: k }\n";
   assert.match(
@@ -105,7 +106,7 @@ Deno.test("a null required key is still named, and unknown keys still stop start
   );
 });
 
-Deno.test("cache_params naming another Redis server than general_settings, and OpenAI client options, are listed", () => {
+test("cache_params naming another Redis server than general_settings, and OpenAI client options, are listed", () => {
   const text = `
 model_groups:
   - model_group: g
@@ -128,7 +129,7 @@ general_settings:
   ]);
   assert.deepEqual(config.settings.redis, { host: "a.internal", port: 6379, tls: false });
   // Without a server in general_settings, cache_params name it (the Python fallback): nothing ignored.
-  const own = parseConfig(text.replace(/  redis_(host|port): .*\n/g, ""), "x", noEnv);
+  const own = parseConfig(text.replace(/ {2}redis_(host|port): .*\n/g, ""), "x", noEnv);
   assert.deepEqual(own.settings.redis, { host: "b.internal", port: 6379, password: "other", tls: false });
   assert.ok(!keysOf(own).some((key) => key.includes("cache_params")));
   // With redis_url, any cache_params server is ignored.

@@ -4,10 +4,11 @@ import assert from "node:assert/strict";
 import { V8_FLAGS } from "../../scripts/compile.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-Deno.test("a Python-shaped config with nulls starts, warns once per ignored key naming it, and serves", async () => {
+test("a Python-shaped config with nulls starts, warns once per ignored key naming it, and serves", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   const dir = await Deno.makeTempDir();
   try {
@@ -61,7 +62,7 @@ general_settings:
   }
 });
 
-Deno.test("no config on a fresh checkout: exit 2 and the copy command for llmproxy.yaml.example", async () => {
+test("no config on a fresh checkout: exit 2 and the copy command for llmproxy.yaml.example", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const env = Deno.env.toObject();
