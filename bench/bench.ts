@@ -1,7 +1,8 @@
 /**
- * `deno task bench`: the proxy against a direct call to the same fake upstream and against a bare Deno
- * pass-through, side by side in one run, each server its own process on 127.0.0.1. Prints a table with ratios,
- * checks the targets of issue 7 and exits 1 when one is missed (2 on bad flags).
+ * `deno task bench`: the proxy against a direct call to the same fake upstream, a bare Deno pass-through and
+ * nginx (bench/nginx.ts; `n/a` where it cannot be installed), side by side in one run, each server its own process
+ * on 127.0.0.1. Prints a table with the proxy's ratios to the bare and to nginx, checks the targets of issues 22
+ * and 7 and exits 1 when one is missed (2 on bad flags).
  *
  *   deno task bench                 full run (10 s per wrk run), about 3 minutes
  *   deno task bench --quick         3 s per wrk run, fewer streams: a smoke run
@@ -19,10 +20,13 @@ import {
   formatChecks,
   type MemoryFigures,
   type Results,
+  type Server,
+  SERVERS,
   table,
   type Target,
   TARGETS,
 } from "./report.ts";
+import { startNginx } from "./nginx.ts";
 import { cpuMs } from "./cpu_time.ts";
 import { readMemory, RssSampler } from "./rss.ts";
 import { type ServerProcess, startServer } from "./server_process.ts";
@@ -32,8 +36,10 @@ import {
   concurrentStreams,
   sequentialStreams,
   type StreamRequest,
+  type StreamSummary,
 } from "./streams.ts";
 import { combineRuns, ensureWrk, runWrk, type WrkResult } from "./wrk.ts";
+import { absentConcurrent, absentMemory, absentStreams, absentWrk } from "./absent.ts";
 
 const USAGE =
   `Usage: deno task bench [--quick] [--soak MINUTES] [--duration SECONDS] [--rounds N] [--streams N]
@@ -190,7 +196,7 @@ async function main(args: string[]): Promise<number> {
     const missed = list.filter((c) => c.pass === false);
     if (missed.length > 0) {
       console.log(
-        `\n${missed.length} target(s) missed: ${missed.map((c) => c.name.split(".")[0]).join(", ")}`,
+        `\n${missed.length} target(s) missed: ${missed.map((c) => c.name.split(" ")[0]).join(", ")}`,
       );
       return 1;
     }
@@ -220,6 +226,10 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     cwd: ROOT,
   });
   cleanup.push(() => bare.stop());
+  const nginx = await startNginx(upstream.url);
+  const nginxAbsent = typeof nginx === "string" ? nginx : undefined;
+  if (typeof nginx !== "string") cleanup.push(() => nginx.stop());
+  else log(`nginx: n/a (${nginx})`);
   const configPath = await writeConfig({ upstreamUrl: upstream.url, cache: false });
   cleanup.push(() => Deno.remove(configPath));
   const proxy = await startProxy("proxy", configPath, flags);
@@ -228,14 +238,26 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     `upstream ${upstream.url}, bare ${bare.url}, proxy ${proxy.url} (pid ${proxy.pid}, cache off, memory store)`,
   );
 
-  const base: Record<Target, string> = { direct: upstream.url, bare: bare.url, proxy: proxy.url };
-  const pids = { bare: bare.pid, proxy: proxy.pid };
+  const servers = { bare, proxy, ...(typeof nginx === "string" ? {} : { nginx }) };
+  /** The targets measured in this run: nginx only where it could be started. */
+  const targets = TARGETS.filter((t) => t === "direct" || servers[t as Server] !== undefined);
+  const present = SERVERS.filter((s) => servers[s] !== undefined);
+  const base = { direct: upstream.url } as Record<Target, string>;
   /** Whose CPU a run costs: the server the client talks to (the upstream itself for direct). */
-  const cpuPid: Record<Target, number> = { direct: upstream.pid, bare: bare.pid, proxy: proxy.pid };
-  const cpuUsPerRequest = { sequential: {} as Record<Target, number>, load: {} as Record<Target, number> };
-  for (const t of TARGETS) await sanity(t, base[t], t === "proxy");
+  const cpuPid = { direct: upstream.pid } as Record<Target, number>;
+  const pids = {} as Record<Server, number>;
+  for (const s of present) {
+    base[s] = servers[s]!.url;
+    cpuPid[s] = pids[s] = servers[s]!.pid;
+  }
+  const cpuUsPerRequest = {
+    sequential: { nginx: NaN } as Record<Target, number>,
+    load: { nginx: NaN } as Record<Target, number>,
+  };
+  for (const t of targets) await sanity(t, base[t], t === "proxy");
   await delay(1000);
-  const idle = { bare: readMemory(bare.pid).rssMiB, proxy: readMemory(proxy.pid).rssMiB };
+  const idle = { nginx: NaN } as Record<Server, number>;
+  for (const s of present) idle[s] = readMemory(pids[s]).rssMiB;
 
   const wrk = (t: Target, connections: number, durationS: number) =>
     runWrk({
@@ -247,29 +269,29 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
       headers: HEADERS,
     });
   /** When each target's last slice of load ended: its "after load" memory is read that long after. */
-  const loadEndedAt: Record<Target, number> = { direct: 0, bare: 0, proxy: 0 };
+  const loadEndedAt: Record<Target, number> = { direct: 0, bare: 0, nginx: 0, proxy: 0 };
   /**
    * `durationS` per target, cut into `rounds` slices that take turns (the order rotating each round), so a burst of
    * load from elsewhere on the machine lands on every target alike instead of on whichever ran then.
    */
   const interleaved = async (phase: "sequential" | "load", connections: number) => {
     const sliceS = Math.max(1, Math.round(flags.durationS / flags.rounds));
-    const slices = Object.fromEntries(TARGETS.map((t) => [t, [] as WrkResult[]])) as Record<
+    const slices = Object.fromEntries(targets.map((t) => [t, [] as WrkResult[]])) as Record<
       Target,
       WrkResult[]
     >;
-    const cpu = { direct: 0, bare: 0, proxy: 0 };
+    const cpu = { direct: 0, bare: 0, nginx: 0, proxy: 0 };
     for (let round = 0; round < flags.rounds; round++) {
-      for (let i = 0; i < TARGETS.length; i++) {
-        const t = TARGETS[(i + round) % TARGETS.length];
+      for (let i = 0; i < targets.length; i++) {
+        const t = targets[(i + round) % targets.length];
         const before = cpuMs(cpuPid[t]);
         slices[t].push(await wrk(t, connections, sliceS));
         cpu[t] += cpuMs(cpuPid[t]) - before;
         loadEndedAt[t] = performance.now();
       }
     }
-    const results = {} as Record<Target, WrkResult>;
-    for (const t of TARGETS) {
+    const results = { nginx: absentWrk() } as Record<Target, WrkResult>;
+    for (const t of targets) {
       results[t] = combineRuns(slices[t]);
       cpuUsPerRequest[phase][t] = (cpu[t] * 1000) / results[t].requests;
     }
@@ -277,7 +299,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   };
 
   log(`warm-up: ${flags.warmupS} s at 64 connections per target`);
-  for (const t of TARGETS) await wrk(t, 64, flags.warmupS);
+  for (const t of targets) await wrk(t, 64, flags.warmupS);
 
   const slicing = `${flags.durationS} s per target in ${flags.rounds} interleaved slices`;
   log(`sequential latency: 1 connection, ${slicing}`);
@@ -285,13 +307,14 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
 
   log(`throughput: 64 connections, ${slicing}`);
   const load = await interleaved("load", 64);
-  const peak = { bare: readMemory(bare.pid).peakMiB, proxy: readMemory(proxy.pid).peakMiB };
+  const peak = { nginx: NaN } as Record<Server, number>;
+  for (const s of present) peak[s] = readMemory(pids[s]).peakMiB;
   // Each target's RSS is read 5 s after ITS OWN last slice: the slices take turns, so one target may have been idle
   // seconds longer than another when the phase ends, and V8 gives memory back about 8-10 s after load stops (the
   // figures swung 1.0x-2.6x with the slice order before). A settled reading 20 s after follows, for information.
-  const afterLoadMiB = { bare: 0, proxy: 0 };
-  const settledMiB = { bare: 0, proxy: 0 };
-  const byEnd = (["bare", "proxy"] as const).toSorted((a, b) => loadEndedAt[a] - loadEndedAt[b]);
+  const afterLoadMiB = { bare: NaN, nginx: NaN, proxy: NaN };
+  const settledMiB = { bare: NaN, nginx: NaN, proxy: NaN };
+  const byEnd = present.toSorted((a, b) => loadEndedAt[a] - loadEndedAt[b]);
   for (const t of byEnd) {
     await delay(Math.max(0, loadEndedAt[t] + 5000 - performance.now()));
     afterLoadMiB[t] = readMemory(pids[t]).rssMiB;
@@ -308,27 +331,36 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     headers: HEADERS,
     client,
   });
-  const streamTargets = Object.fromEntries(TARGETS.map((t) => [t, streamRequest(t)])) as Record<
+  const streamTargets = Object.fromEntries(targets.map((t) => [t, streamRequest(t)])) as Record<
     Target,
     StreamRequest
   >;
-  const streams = await sequentialStreams(streamTargets, flags.streams, 30_000);
+  const streams = {
+    nginx: absentStreams(),
+    ...await sequentialStreams(streamTargets, flags.streams, 30_000),
+  } as Record<Target, StreamSummary>;
 
   log(`${flags.concurrent} concurrent streams per target`);
-  const concurrent = {} as Record<Target, ConcurrentResult>;
-  const streamsPeak = { bare: 0, proxy: 0 };
-  for (const t of TARGETS) {
+  const concurrent = { nginx: absentConcurrent(flags.concurrent) } as Record<Target, ConcurrentResult>;
+  const streamsPeak = { bare: NaN, nginx: NaN, proxy: NaN };
+  // Each server serves only its own streams while its turn runs, so its CPU over the turn is theirs: CPU per
+  // stream from hundreds of streams, not a few sequential ones at 10 ms clock ticks (direct: the upstream serves
+  // everyone's, no figure).
+  const cpuUsPerStream = { direct: NaN, bare: NaN, nginx: NaN, proxy: NaN };
+  for (const t of targets) {
     const sampler = t === "direct" ? undefined : new RssSampler(pids[t], 100);
     using client = Deno.createHttpClient({});
+    const cpuBefore = cpuMs(cpuPid[t]);
     concurrent[t] = await concurrentStreams(streamRequest(t, client), flags.concurrent, 60_000);
     if (sampler && t !== "direct") {
+      cpuUsPerStream[t] = ((cpuMs(cpuPid[t]) - cpuBefore) * 1000) / concurrent[t].completed;
       sampler.stop();
       streamsPeak[t] = sampler.maxMiB;
     }
     await delay(500);
   }
-  const memory = {} as Record<"bare" | "proxy", MemoryFigures>;
-  for (const t of ["bare", "proxy"] as const) {
+  const memory = { nginx: absentMemory() } as Record<Server, MemoryFigures>;
+  for (const t of present) {
     memory[t] = {
       idleMiB: idle[t],
       afterLoadMiB: afterLoadMiB[t],
@@ -363,13 +395,17 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     });
     await unique(cached.url, 64, flags.warmupS);
     const sequential = redisUrl ? await unique(cached.url, 1, flags.durationS) : undefined;
-    return { hits, sequential, load: await unique(cached.url, 64, flags.durationS) };
+    const cpuBefore = cpuMs(cached.pid);
+    const load = await unique(cached.url, 64, flags.durationS);
+    const cpuUs = ((cpuMs(cached.pid) - cpuBefore) * 1000) / load.requests;
+    return { hits, sequential, load, cpuUs };
   };
 
   log("cache, memory store: hit latency, then 64 connections of misses");
   const memoryCache = await cachePhase("proxy (cache, memory)");
   const cacheMemory = memoryCache.hits;
   const missLoad = memoryCache.load;
+  const missCpuUs = memoryCache.cpuUs;
 
   let cacheRedis: CacheHits = { ok: false, reason: "redis-server is not installed" };
   let redisMissLoad: WrkResult | undefined;
@@ -404,15 +440,18 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
 
   if (flags.cpuProfDir) log(`stopping the proxy; its CPU profile goes to ${flags.cpuProfDir}`);
   return {
+    nginxAbsent,
     sequential,
     load,
     cpuUsPerRequest,
+    cpuUsPerStream,
     streams,
     concurrent,
     memory,
     cacheMemory,
     cacheRedis,
     missLoad,
+    missCpuUs,
     redisMissLoad,
     redisMissSequential,
     soak: soakFigures,
