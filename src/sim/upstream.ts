@@ -13,6 +13,11 @@ import { authKind, type Behaviour, OK, type RecordedRequest } from "./behaviour.
 import { errorBody, Rejection } from "./content.ts";
 import { dispatch, type SimState } from "./dispatch.ts";
 import { cutStream, pause } from "./frames.ts";
+import { boundaryOf } from "../multipart/scanner.ts";
+import { BatchBook } from "./batches.ts";
+import { FileBook } from "./files.ts";
+import { formRecord, readForm, type SimForm } from "./form.ts";
+import type { RealtimeSockets } from "./realtime.ts";
 import { Replies } from "./reply.ts";
 import { ResponseBook } from "./responses.ts";
 
@@ -60,7 +65,8 @@ export class SimUpstream implements AsyncDisposable {
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #closing = new AbortController();
   readonly #replies: Replies;
-  readonly #books = { responses: new ResponseBook() };
+  readonly #books = { responses: new ResponseBook(), files: new FileBook(), batches: new BatchBook() };
+  readonly #sockets: RealtimeSockets = { open: new Set(), opened: 0 };
   readonly #model: string;
   readonly #created = Math.floor(Date.now() / 1000);
   readonly #quiet: boolean;
@@ -131,6 +137,11 @@ export class SimUpstream implements AsyncDisposable {
     this.#replies.setHeaders(headers);
   }
 
+  /** Realtime WebSocket sessions open now, and ever opened. */
+  get realtime(): { readonly open: number; readonly opened: number } {
+    return { open: this.#sockets.open.size, opened: this.#sockets.opened };
+  }
+
   /** Recorded requests, all or those whose path contains `pathIncludes`. */
   count(pathIncludes?: string): number {
     if (pathIncludes === undefined) return this.requests.length;
@@ -164,6 +175,7 @@ export class SimUpstream implements AsyncDisposable {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort();
+      for (const socket of this.#sockets.open) socket.close(1001, "sim closing");
       await this.#server.shutdown();
     })();
     return this.#closed;
@@ -175,16 +187,29 @@ export class SimUpstream implements AsyncDisposable {
 
   async #handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const text = await request.text();
+    const headers = request.headers;
+    const boundary = boundaryOf(headers.get("content-type"));
+    let form: SimForm | undefined;
     let body: unknown = undefined;
-    if (text) {
+    let bodyLength = 0;
+    if (boundary) {
       try {
-        body = JSON.parse(text);
+        form = await readForm(request.body, boundary);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return this.#replies.fail(400, `Malformed multipart body: ${message}`, "invalid_multipart");
+      }
+      body = formRecord(form);
+      bodyLength = form.length;
+    } else {
+      const text = await request.text();
+      bodyLength = text.length;
+      try {
+        body = text ? JSON.parse(text) : undefined;
       } catch {
         body = text;
       }
     }
-    const headers = request.headers;
     const auth = authKind(headers);
     if (this.record) {
       this.requests.push({
@@ -225,13 +250,7 @@ export class SimUpstream implements AsyncDisposable {
     }
     try {
       const cutAfter = behaviour.kind === "cut" ? behaviour.afterChunks : undefined;
-      return dispatch(this.#state(), {
-        url,
-        method: request.method,
-        body,
-        bodyLength: text.length,
-        cutAfter,
-      });
+      return dispatch(this.#state(), { request, url, body, form, bodyLength, cutAfter });
     } catch (error) {
       if (error instanceof Rejection) return replies.json(error.status, error.body);
       throw error;
@@ -242,7 +261,8 @@ export class SimUpstream implements AsyncDisposable {
     return {
       name: this.name,
       replies: this.#replies,
-      responses: this.#books.responses,
+      ...this.#books,
+      sockets: this.#sockets,
       model: this.#model,
       created: this.#created,
       chunks: this.chunks,

@@ -1,0 +1,192 @@
+/**
+ * A streaming `multipart/form-data` scanner: bytes in, events out, never holding more than one part head and a
+ * delimiter's length of carry. Every event carries the exact input bytes it covers, so joining the `raw` of all
+ * events gives the input back byte for byte: a pass-through that rewrites one field replaces only that field's data.
+ *
+ * ```ts
+ * const scanner = new MultipartScanner(boundaryOf(contentType)!);
+ * for (const event of scanner.push(chunk)) ...; scanner.finish();
+ * ```
+ */
+
+import { invalidRequest } from "../errors.ts";
+
+export type MultipartEvent =
+  /** A part begins: its delimiter line and head. */
+  | {
+    readonly kind: "part";
+    readonly name: string;
+    /** Set for a file part. */
+    readonly filename: string | null;
+    readonly contentType: string | null;
+    readonly raw: Uint8Array;
+  }
+  /** Bytes of the current part's content (a view: copy it to keep it). */
+  | { readonly kind: "data"; readonly raw: Uint8Array }
+  /** Bytes outside any part: the preamble, the closing delimiter and the epilogue. */
+  | { readonly kind: "other"; readonly raw: Uint8Array };
+
+/** Longest part head (delimiter line and headers) accepted. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const CR = 13;
+
+/** The boundary of a `multipart/form-data` content type, or null when it is not one. */
+export function boundaryOf(contentType: string | null): string | null {
+  if (!contentType || !/^\s*multipart\/form-data\s*(;|$)/i.test(contentType)) return null;
+  const match = /;\s*boundary\s*=\s*(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(contentType);
+  return match ? (match[1] ?? match[2]) : null;
+}
+
+type State = "preamble" | "delimiter" | "head" | "body" | "epilogue";
+
+export class MultipartScanner {
+  /** `\r\n--boundary`: what ends a part's content. */
+  readonly #delimiter: Uint8Array;
+  #state: State = "preamble";
+  #buffer: Uint8Array = new Uint8Array(0);
+
+  constructor(boundary: string) {
+    this.#delimiter = encoder.encode(`\r\n--${boundary}`);
+  }
+
+  /** The events the bytes so far complete. Throws a 400 `ProxyError` on a malformed body. */
+  push(chunk: Uint8Array): MultipartEvent[] {
+    this.#buffer = this.#buffer.length === 0 ? chunk : concat(this.#buffer, chunk);
+    const events: MultipartEvent[] = [];
+    while (this.#step(events));
+    return events;
+  }
+
+  /** Checks that the body ended after its closing delimiter; returns the last bytes held. */
+  finish(): MultipartEvent[] {
+    if (this.#state !== "epilogue") {
+      throw invalidRequest("The multipart/form-data body ended before its closing boundary");
+    }
+    const rest = this.#buffer;
+    this.#buffer = new Uint8Array(0) as Uint8Array;
+    return rest.length > 0 ? [{ kind: "other", raw: rest }] : [];
+  }
+
+  /** Moves through the buffer as far as it can; true when it should be called again. */
+  #step(events: MultipartEvent[]): boolean {
+    const buffer = this.#buffer;
+    switch (this.#state) {
+      case "preamble": {
+        // The first delimiter may open the body without the CRLF in front of it.
+        const bare = this.#delimiter.subarray(2);
+        if (startsWith(buffer, bare)) {
+          this.#state = "delimiter";
+          return true;
+        }
+        return this.#until(events, "other", "delimiter");
+      }
+      case "body":
+        return this.#until(events, "data", "delimiter");
+      case "delimiter":
+      case "head":
+        return this.#head(events);
+      case "epilogue":
+        if (buffer.length > 0) events.push({ kind: "other", raw: this.#take(buffer.length) });
+        return false;
+    }
+  }
+
+  /** Emits bytes up to the next delimiter as `kind`, keeping a possible partial delimiter at the end. */
+  #until(events: MultipartEvent[], kind: "data" | "other", next: State): boolean {
+    const buffer = this.#buffer;
+    const at = indexOf(buffer, this.#delimiter);
+    if (at >= 0) {
+      if (at > 0) events.push({ kind, raw: this.#take(at) });
+      this.#state = next;
+      return true;
+    }
+    const safe = buffer.length - (this.#delimiter.length - 1);
+    if (safe > 0) events.push({ kind, raw: this.#take(safe) });
+    return false;
+  }
+
+  /** At a delimiter: the closing one, or a part's head up to its blank line. */
+  #head(events: MultipartEvent[]): boolean {
+    const buffer = this.#buffer;
+    const start = buffer[0] === CR ? this.#delimiter.length : this.#delimiter.length - 2;
+    if (buffer.length < start + 2) return false;
+    if (buffer[start] === 45 && buffer[start + 1] === 45) { // "--": the closing delimiter
+      this.#state = "epilogue";
+      events.push({ kind: "other", raw: this.#take(start + 2) });
+      return true;
+    }
+    const end = indexOf(buffer, HEAD_END, start);
+    if (end < 0) {
+      if (buffer.length > MAX_HEAD_BYTES) throw invalidRequest("A multipart/form-data part head is too long");
+      return false;
+    }
+    if (end + 4 > MAX_HEAD_BYTES) throw invalidRequest("A multipart/form-data part head is too long");
+    const raw = this.#take(end + 4);
+    const lines = decoder.decode(raw.subarray(start, end)).split("\r\n").slice(1);
+    events.push({ kind: "part", ...partHeaders(lines), raw });
+    this.#state = "body";
+    return true;
+  }
+
+  #take(length: number): Uint8Array {
+    const taken = this.#buffer.subarray(0, length);
+    this.#buffer = this.#buffer.subarray(length);
+    return taken;
+  }
+}
+
+const HEAD_END = encoder.encode("\r\n\r\n");
+
+function partHeaders(lines: string[]): { name: string; filename: string | null; contentType: string | null } {
+  let disposition = "";
+  let contentType: string | null = null;
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    const header = line.slice(0, colon).trim().toLowerCase();
+    if (header === "content-disposition") disposition = line.slice(colon + 1);
+    else if (header === "content-type") contentType = line.slice(colon + 1).trim();
+  }
+  const name = parameter(disposition, "name");
+  if (name === null) {
+    throw invalidRequest("A multipart/form-data part has no name in its Content-Disposition");
+  }
+  return { name, filename: parameter(disposition, "filename"), contentType };
+}
+
+function parameter(disposition: string, key: string): string | null {
+  const match = new RegExp(`;\\s*${key}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^\\s;]+))`, "i").exec(
+    disposition,
+  );
+  if (!match) return null;
+  return match[1] !== undefined ? match[1].replace(/\\(.)/g, "$1") : match[2];
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function startsWith(buffer: Uint8Array, prefix: Uint8Array): boolean {
+  if (buffer.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (buffer[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** First index of `pattern` in `buffer` at or after `from`; -1 when absent. */
+export function indexOf(buffer: Uint8Array, pattern: Uint8Array, from = 0): number {
+  const first = pattern[0];
+  const last = buffer.length - pattern.length;
+  let at = buffer.indexOf(first, from);
+  while (at >= 0 && at <= last) {
+    let i = 1;
+    while (i < pattern.length && buffer[at + i] === pattern[i]) i++;
+    if (i === pattern.length) return at;
+    at = buffer.indexOf(first, at + 1);
+  }
+  return -1;
+}

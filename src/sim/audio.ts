@@ -1,0 +1,92 @@
+/**
+ * Audio answers of the simulated upstream: a transcription or translation that says what it heard (the file's name
+ * and size), as JSON, text or an SSE stream of `transcript.text.*` events; and speech as binary audio written in
+ * pieces, one per stream chunk, so a proxy that buffers it whole is seen to.
+ */
+
+import { errorBody, type Json, Rejection, type SimContext, splitPieces } from "./content.ts";
+import type { SimForm } from "./form.ts";
+
+const AUDIO_TYPES: Readonly<Record<string, string>> = {
+  mp3: "audio/mpeg",
+  opus: "audio/opus",
+  aac: "audio/aac",
+  flac: "audio/flac",
+  wav: "audio/wav",
+  pcm: "audio/pcm",
+};
+
+/** Bytes of each piece of speech. */
+export const SPEECH_PIECE_BYTES = 4096;
+
+export type Transcript =
+  | { readonly kind: "json"; readonly value: Json }
+  | { readonly kind: "text"; readonly text: string }
+  | { readonly kind: "sse"; readonly frames: string[] };
+
+/** What `transcriptions` (or `translations`) answers for the form. */
+export function transcribe(form: SimForm, model: string, ctx: SimContext, translate: boolean): Transcript {
+  const file = form.files.find((f) => f.field === "file");
+  if (!file) throw missing("file");
+  if (!model) throw missing("model");
+  const verb = translate ? "translated" : "heard";
+  const text = `[${ctx.name}] ${verb} ${file.bytes} bytes of ${file.filename}`;
+  const format = form.fields.response_format ?? "json";
+  if (form.fields.stream === "true" && !translate) {
+    const frame = (event: Json) => `data: ${JSON.stringify(event)}\n\n`;
+    const deltas = splitPieces(text, ctx.chunks).map((delta) =>
+      frame({ type: "transcript.text.delta", delta })
+    );
+    return { kind: "sse", frames: [...deltas, frame({ type: "transcript.text.done", text })] };
+  }
+  if (format === "text") return { kind: "text", text };
+  if (format === "srt" || format === "vtt") {
+    const head = format === "vtt" ? "WEBVTT\n\n" : "1\n";
+    return { kind: "text", text: `${head}00:00:00.000 --> 00:00:01.000\n${text}\n` };
+  }
+  if (format === "verbose_json") {
+    return {
+      kind: "json",
+      value: {
+        task: translate ? "translate" : "transcribe",
+        language: "english",
+        duration: 1,
+        text,
+        segments: [],
+      },
+    };
+  }
+  return { kind: "json", value: { text, usage: { type: "duration", seconds: 1 } } };
+}
+
+/** Speech: `chunks` pieces of audio-looking bytes and their content type. */
+export function speech(body: Json, model: string, ctx: SimContext): { pieces: string[]; type: string } {
+  if (!model) throw missing("model");
+  if (typeof body.input !== "string" || body.input === "") throw missing("input");
+  const format = typeof body.response_format === "string" ? body.response_format : "mp3";
+  const type = AUDIO_TYPES[format];
+  if (!type) {
+    throw new Rejection(
+      400,
+      errorBody(`Unsupported response_format '${format}'`, "invalid_request_error", null, "response_format"),
+    );
+  }
+  const pieces: string[] = [];
+  for (let i = 0; i < ctx.chunks; i++) {
+    const head = i === 0 ? `SIMAUDIO ${ctx.name} ${format} ${body.input.length}\n` : "";
+    pieces.push(head + String.fromCharCode(97 + (i % 26)).repeat(SPEECH_PIECE_BYTES - head.length));
+  }
+  return { pieces, type };
+}
+
+function missing(param: string): Rejection {
+  return new Rejection(
+    400,
+    errorBody(
+      `Missing required parameter: '${param}'.`,
+      "invalid_request_error",
+      "missing_required_parameter",
+      param,
+    ),
+  );
+}
