@@ -62,7 +62,8 @@ local total = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return total`;
 
-// Mirrors MemoryStore.addToWindows. ARGV: ttl ms, then per key its amount and its limit ('' for none).
+// Mirrors MemoryStore.addToWindows. ARGV: ttl ms, then per key its amount and its limit ('' for none). Defined
+// once per key count (`numberOfKeys`), so a Cluster client routes it by its first key.
 export const ADD_TO_WINDOWS = `
 local totals = {}
 local fits = 1
@@ -133,6 +134,4 @@ export interface Scripts {
     ttlMs: number,
     token: string,
   ): Promise<number>;
-  /** Called as (numberOfKeys, ...keys, ttlMs, ...[amount, limit] per key). */
-  llmproxyAddToWindows(...args: (string | number)[]): Promise<number[]>;
 }

@@ -63,6 +63,12 @@ export interface PrefixUsage {
   readonly bytes: number;
 }
 
+/** What a store call touches, for `Store.nodeOf`: one plain key, one endpoint's health, or one window scope. */
+export type NodeTarget =
+  | { readonly key: string; readonly health?: undefined; readonly window?: undefined }
+  | { readonly health: string; readonly key?: undefined; readonly window?: undefined }
+  | { readonly window: string; readonly key?: undefined; readonly health?: undefined };
+
 export interface Store {
   readonly kind: "memory" | "redis";
 
@@ -124,6 +130,14 @@ export interface Store {
     windowMs: number,
     now: number,
   ): Promise<WindowReply>;
+
+  /**
+   * Optional: the name of the node that holds the target (`host:port` of a Cluster master), so a caller can fall
+   * back per node. Stores without nodes leave it out.
+   */
+  nodeOf?(target: NodeTarget): string;
+  /** Optional: nodes known to be down right now (names as `nodeOf` gives them); empty while all answer. */
+  nodesDown?(): string[];
 
   /** "ok" while the backing service answers; "degraded" while it does not (memory is always "ok"). */
   status(): StoreStatus;

@@ -20,6 +20,8 @@ export interface RedisServer {
   start(): Promise<void>;
   /** `stop()` then `start()` on the same port. */
   restart(): Promise<void>;
+  /** Sends a signal to the running server: SIGKILL (then waits for the exit), SIGSTOP / SIGCONT (a hung server). */
+  signal(signal: "SIGKILL" | "SIGSTOP" | "SIGCONT"): Promise<void>;
   /** Sends one command on a fresh connection; the reply as text, null on an error reply or no reply within 1 s. */
   command(...args: string[]): Promise<string | null>;
   /** Stops the server and removes its files. */
@@ -29,8 +31,13 @@ export interface RedisServer {
 export interface StartRedisOptions {
   /** Sets `requirepass`; the url then carries it. */
   readonly password?: string;
-  /** Runs a one-node cluster (`cluster-enabled yes`) that owns all 16384 slots. */
-  readonly cluster?: boolean;
+  /**
+   * `true`: a one-node cluster (`cluster-enabled yes`) that owns all 16384 slots. `"node"`: a cluster node with
+   * no slots, for `startCluster` to join with others.
+   */
+  readonly cluster?: boolean | "node";
+  /** More `redis-server` arguments, e.g. `["--cluster-node-timeout", "1000"]`. */
+  readonly args?: readonly string[];
 }
 
 /** True where `redis-server` is on the PATH, and always in CI, where a missing server must fail loudly. */
@@ -75,6 +82,14 @@ async function serverOn(port: number, dir: string, options: StartRedisOptions): 
     stop,
     start,
     restart: start,
+    signal: async (signal) => {
+      if (child === null) return;
+      if (signal !== "SIGKILL") return child.kill(signal);
+      const running = child;
+      child = null;
+      running.kill(signal);
+      await running.status;
+    },
     command: (...args) => query(port, password, args),
     [Symbol.asyncDispose]: async () => {
       await stop();
@@ -103,6 +118,7 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
     args.push("--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`);
     args.push("--cluster-announce-ip", "127.0.0.1");
   }
+  args.push(...options.args ?? []);
   const child = new Deno.Command("redis-server", { args, stdin: "null", stdout: "null", stderr: "null" })
     .spawn();
   let exited = false;
@@ -116,8 +132,8 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
   while (Date.now() < deadline && !exited) {
     // Our process, not another one that won the race for the port.
     up ||= (await ask("INFO", "server"))?.includes(`process_id:${child.pid}\r\n`) ?? false;
-    if (up && !options.cluster) return child;
-    if (up && options.cluster) {
+    if (up && options.cluster !== true) return child;
+    if (up) {
       // Slots survive a restart in nodes.conf; assigning them again then just fails, which is fine.
       await ask("CLUSTER", "ADDSLOTSRANGE", "0", "16383");
       if ((await ask("CLUSTER", "INFO"))?.includes("cluster_state:ok")) return child;
@@ -133,7 +149,7 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
  * Sends one command (after AUTH when a password is set) and returns its reply as text: a status, an integer or a
  * bulk string. Null on an error reply, a refused or closed connection, or no complete reply within 1 s.
  */
-async function query(port: number, password: string | undefined, command: string[]): Promise<string | null> {
+export async function query(port: number, password: string | undefined, command: string[]): Promise<string | null> {
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -196,7 +212,7 @@ function parseReplies(text: string, count: number): (string | Error)[] | null {
   return replies;
 }
 
-function freePort(): number {
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();

@@ -1,0 +1,135 @@
+/**
+ * How the Redis store connects: the options a config resolves to, and the ioredis client they make (standalone,
+ * Cluster or Sentinel, plain or TLS). Commands fail fast while Redis is away (no offline queue, no retries, short
+ * timeouts) and the client reconnects forever in the background.
+ */
+
+import { Cluster, Redis } from "ioredis";
+import type { ClusterOptions, RedisOptions } from "ioredis";
+
+export type StoreLogger = (
+  level: "info" | "warn" | "error",
+  message: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** TLS to Redis: PEM text (not paths), so the caller decides where it comes from. */
+export interface RedisTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://...`; wins over host/port. */
+  readonly url?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly password?: string;
+  /** TLS on every connection; `true` for the system's CAs, or PEM material. */
+  readonly tls?: boolean | RedisTls;
+  /** Seed nodes (`host:port`) of a Redis Cluster; when given, a cluster client is used. */
+  readonly clusterNodes?: readonly string[];
+  /** Sentinels (`host:port`) that name the master `sentinelMaster`; when given, a Sentinel client is used. */
+  readonly sentinels?: readonly string[];
+  readonly sentinelMaster?: string;
+  /** Prefix of every key; default "llmproxy". */
+  readonly namespace?: string;
+  readonly logger?: StoreLogger;
+  /** Give up on one connection attempt after this long; default 1000 ms. */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Reject a command that got no reply this long after it was sent; default 1000 ms. Commands are auto-pipelined,
+   * and one issued while an earlier batch awaits its reply is sent after it: against a hung server it can fail
+   * up to twice this long after it was issued (`FallbackStore` bounds the wait much lower).
+   */
+  readonly commandTimeoutMs?: number;
+}
+
+export type Client = Redis | Cluster;
+
+export function createClient(options: RedisStoreOptions): Client {
+  const connectTimeout = options.connectTimeoutMs ?? 1000;
+  const retry = (attempt: number) => Math.min(200 * attempt, 2000);
+  const tls = tlsOptions(options);
+  const common: RedisOptions = {
+    connectTimeout,
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    // A command sent while disconnected fails at once; one in flight when the connection drops fails too.
+    maxRetriesPerRequest: 0,
+    keepAlive: 10_000,
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(tls ? { tls } : {}),
+  };
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: retry,
+      // A slot whose master is gone is re-read from the cluster soon, not after the default 5 s.
+      slotsRefreshInterval: 2000,
+      slotsRefreshTimeout: 500,
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 0,
+      redisOptions: common,
+    };
+    return new Cluster(options.clusterNodes.map(hostPort), clusterOptions);
+  }
+  const standalone: RedisOptions = {
+    ...common,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    retryStrategy: retry,
+  };
+  if (options.sentinels && options.sentinels.length > 0) {
+    return new Redis({
+      ...standalone,
+      sentinels: options.sentinels.map(hostPort),
+      name: options.sentinelMaster ?? "mymaster",
+      sentinelRetryStrategy: retry,
+      sentinelCommandTimeout: 500,
+      ...(tls ? { enableTLSForSentinelMode: true } : {}),
+      // Told by Sentinel that the master moved, the client reconnects to the new one at once.
+      failoverDetector: true,
+    });
+  }
+  if (options.url !== undefined) return new Redis(options.url, standalone);
+  return new Redis({ ...standalone, host: options.host ?? "127.0.0.1", port: options.port ?? 6379 });
+}
+
+function tlsOptions(options: RedisStoreOptions): RedisOptions["tls"] | undefined {
+  const wanted = options.tls ?? options.url?.startsWith("rediss://") ?? false;
+  if (wanted === false) return undefined;
+  if (wanted === true) return {};
+  return {
+    ...(wanted.ca !== undefined ? { ca: wanted.ca } : {}),
+    ...(wanted.cert !== undefined ? { cert: wanted.cert } : {}),
+    ...(wanted.key !== undefined ? { key: wanted.key } : {}),
+  };
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(":");
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(address.slice(at + 1)) };
+}
+
+/** `host:port` (or the cluster seeds, or the sentinels) without user or password, for logs. */
+export function describeTarget(options: RedisStoreOptions): string {
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    return options.clusterNodes.map((node) => stripCredentials(node)).join(",");
+  }
+  if (options.sentinels && options.sentinels.length > 0) {
+    return `sentinel ${options.sentinelMaster ?? "mymaster"} via ${options.sentinels.join(",")}`;
+  }
+  if (options.url !== undefined) return stripCredentials(options.url);
+  return `${options.host ?? "127.0.0.1"}:${options.port ?? 6379}`;
+}
+
+function stripCredentials(address: string): string {
+  try {
+    const url = new URL(address.includes("://") ? address : `redis://${address}`);
+    return `${url.hostname}:${url.port || "6379"}`;
+  } catch {
+    return "(unparsable address)";
+  }
+}

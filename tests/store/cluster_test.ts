@@ -1,0 +1,57 @@
+/**
+ * The store on a real 3-master Redis Cluster (started once for this file): the whole store contract with
+ * auto-pipelining on, for the Redis store and the fallback wrapper over it.
+ */
+
+import assert from "node:assert/strict";
+import calculateSlot from "cluster-key-slot";
+import { FallbackStore } from "../../src/store/fallback.ts";
+import { RedisStore } from "../../src/store/redis.ts";
+import { hasRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
+import { hasRedisCli, startCluster } from "../_support/redis_cluster.ts";
+import { sleep, storeContract } from "./contract.ts";
+
+test({
+  name: "the store on a 3-master Redis Cluster",
+  ignore: !hasRedis || !hasRedisCli,
+  timeout: 30_000,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await using cluster = await startCluster();
+    const open = (namespace: string) => RedisStore.connect({ clusterNodes: cluster.seeds, namespace });
+
+    await t.step("RedisStore meets the store contract", async (t) => {
+      await storeContract(t, { kind: "redis", shared: true, open, advance: sleep });
+    });
+
+    await t.step("FallbackStore over the cluster meets the store contract", async (t) => {
+      await storeContract(t, {
+        kind: "redis",
+        shared: true,
+        open: async (namespace) => new FallbackStore({ primary: await open(namespace) }),
+        advance: sleep,
+      });
+    });
+
+    await t.step("keys spread over the three masters, and nodeOf names each key's master", async () => {
+      const store = await open("spread");
+      try {
+        const ids = Array.from({ length: 30 }, (_, i) => `e${i}`);
+        await Promise.all(ids.map((id) => store.addToWindows(id, [{ name: "rpm", amount: 1 }], 60_000, 0)));
+        const owners = new Set<string>();
+        for (const id of ids) {
+          const node = store.nodeOf({ window: id });
+          const master = await cluster.masterOf(calculateSlot(id));
+          assert.equal(node, `127.0.0.1:${master?.port}`);
+          owners.add(node);
+        }
+        assert.equal(owners.size, 3, "the counters live on all three masters");
+        assert.deepEqual(store.nodesDown(), []);
+      } finally {
+        await store.close();
+      }
+    });
+  },
+});
