@@ -35,7 +35,13 @@ import {
   type Scripts,
   SET_AND_UNLOCK,
 } from "./redis_scripts.ts";
-import { type Client, createClient, describeTarget, type RedisStoreOptions, type StoreLogger } from "./redis_client.ts";
+import {
+  type Client,
+  createClient,
+  describeTarget,
+  type RedisStoreOptions,
+  type StoreLogger,
+} from "./redis_client.ts";
 import { deleteOnNode, escapeGlob, usageOnNode } from "./redis_scan.ts";
 import { ConnectionWatch } from "./redis_watch.ts";
 
@@ -109,11 +115,22 @@ export class RedisStore implements Store {
 
   async readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
     const ttl = Math.max(1, Math.ceil(ttlMs));
-    const [found, reply] = await this.#scripts.llmproxyReadOrLock(this.#key(key), this.#key(lock), token, ttl);
+    const [found, reply] = await this.#scripts.llmproxyReadOrLock(
+      this.#key(key),
+      this.#key(lock),
+      token,
+      ttl,
+    );
     return found === 1 ? { value: String(reply), locked: false } : { value: null, locked: reply === 1 };
   }
 
-  async setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean> {
+  async setAndUnlock(
+    key: string,
+    value: string,
+    ttlMs: number,
+    lock: string,
+    token: string,
+  ): Promise<boolean> {
     const ttl = ttlMs > 0 ? Math.ceil(ttlMs) : 0;
     return (await this.#scripts.llmproxySetAndUnlock(this.#key(key), this.#key(lock), value, ttl, token)) > 0;
   }
@@ -226,7 +243,10 @@ export class RedisStore implements Store {
       this.#client.defineCommand(name, { lua: ADD_TO_WINDOWS, numberOfKeys: n });
       this.#windowCommands.add(n);
     }
-    const client = this.#client as unknown as Record<string, (...args: (string | number)[]) => Promise<number[]>>;
+    const client = this.#client as unknown as Record<
+      string,
+      (...args: (string | number)[]) => Promise<number[]>
+    >;
     return client[name].bind(client);
   }
 

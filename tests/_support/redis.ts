@@ -149,7 +149,11 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
  * Sends one command (after AUTH when a password is set) and returns its reply as text: a status, an integer or a
  * bulk string. Null on an error reply, a refused or closed connection, or no complete reply within 1 s.
  */
-export async function query(port: number, password: string | undefined, command: string[]): Promise<string | null> {
+export async function query(
+  port: number,
+  password: string | undefined,
+  command: string[],
+): Promise<string | null> {
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({ hostname: "127.0.0.1", port });

@@ -51,7 +51,9 @@ async function trio(cluster: RedisCluster, endpoints: string[], settings: string
 }
 
 async function sims(...names: string[]) {
-  const started = await Promise.all(names.map((name) => SimUpstream.start({ name, quiet: true, latencyMs: 5 })));
+  const started = await Promise.all(
+    names.map((name) => SimUpstream.start({ name, quiet: true, latencyMs: 5 })),
+  );
   return {
     sims: started,
     [Symbol.asyncDispose]: async () => void await Promise.all(started.map((sim) => sim.close())),
@@ -62,38 +64,41 @@ test({
   name: "three proxy instances on a 3-master Redis Cluster act as one",
   ignore: !hasRedis || !hasRedisCli,
   timeout: 40_000,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn(t) {
     await using cluster = await startCluster();
 
-    await t.step("an rpm budget of 20 per endpoint (60 in all) is never exceeded across instances", async () => {
-      // a, b and c hash to three different masters; the cache is on, so cache lookups on other nodes go out in
-      // the same ticks as the budget scripts.
-      await using up = await sims("a", "b", "c");
-      const endpoints = up.sims.map((sim) =>
-        endpointYaml(sim.url, { name: sim.name, extra: "          rpm: 20" })
-      );
-      await using three = await trio(cluster, endpoints, ["cache: true", "max_wait_for_capacity: 0"]);
-      const statuses: number[] = [];
-      for (let round = 0; round < 10; round++) {
-        const replies = await Promise.all(
-          Array.from({ length: 12 }, (_, i) => ask(three.proxies[i % 3], `budget ${round}-${i}`)),
+    await t.step(
+      "an rpm budget of 20 per endpoint (60 in all) is never exceeded across instances",
+      async () => {
+        // a, b and c hash to three different masters; the cache is on, so cache lookups on other nodes go out in
+        // the same ticks as the budget scripts.
+        await using up = await sims("a", "b", "c");
+        const endpoints = up.sims.map((sim) =>
+          endpointYaml(sim.url, { name: sim.name, extra: "          rpm: 20" })
         );
-        statuses.push(...replies.map((reply) => reply.status));
-      }
-      assert.deepEqual(up.sims.map((sim) => sim.count()), [20, 20, 20], "each endpoint got exactly its 20");
-      assert.equal(statuses.filter((status) => status === 200).length, 60);
-      assert.equal(statuses.filter((status) => status === 429).length, 60);
-      for (const proxy of three.proxies) {
-        const stats = await (await fetch(`${proxy.url}/stats`)).json();
-        for (const endpoint of stats.endpoints) assert.deepEqual(endpoint.budget.rpm, { used: 20, limit: 20 });
-        assert.deepEqual(stats.store, { kind: "redis", status: "ok" });
-      }
-      assert.ok(
-        three.proxies.every((proxy) => !proxy.logs.some((line) => line.includes("slots allocation group"))),
-      );
-    });
+        await using three = await trio(cluster, endpoints, ["cache: true", "max_wait_for_capacity: 0"]);
+        const statuses: number[] = [];
+        for (let round = 0; round < 10; round++) {
+          const replies = await Promise.all(
+            Array.from({ length: 12 }, (_, i) => ask(three.proxies[i % 3], `budget ${round}-${i}`)),
+          );
+          statuses.push(...replies.map((reply) => reply.status));
+        }
+        assert.deepEqual(up.sims.map((sim) => sim.count()), [20, 20, 20], "each endpoint got exactly its 20");
+        assert.equal(statuses.filter((status) => status === 200).length, 60);
+        assert.equal(statuses.filter((status) => status === 429).length, 60);
+        for (const proxy of three.proxies) {
+          const stats = await (await fetch(`${proxy.url}/stats`)).json();
+          for (const endpoint of stats.endpoints) {
+            assert.deepEqual(endpoint.budget.rpm, { used: 20, limit: 20 });
+          }
+          assert.deepEqual(stats.store, { kind: "redis", status: "ok" });
+        }
+        assert.ok(
+          three.proxies.every((proxy) => !proxy.logs.some((line) => line.includes("slots allocation group"))),
+        );
+      },
+    );
 
     await t.step("an answer cached through one instance is a HIT on the others", async () => {
       await using up = await sims("a", "b", "c");
@@ -128,21 +133,25 @@ test({
       }
     });
 
-    await t.step("a Responses conversation started on one instance stays on its endpoint on the others", async () => {
-      await using up = await sims("east", "west");
-      const endpoints = up.sims.map((sim) => endpointYaml(sim.url, { name: sim.name }));
-      await using three = await trio(cluster, endpoints, []);
-      const clients = three.proxies.map((proxy) =>
-        new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 })
-      );
-      const first = await clients[0].responses.create({ model: "gpt-test", input: "remember me" }).withResponse();
-      const owner = first.response.headers.get("x-llmproxy-endpoint");
-      for (let i = 0; i < 6; i++) {
-        const next = await clients[1 + (i % 2)].responses
-          .create({ model: "gpt-test", input: `turn ${i}`, previous_response_id: first.data.id })
+    await t.step(
+      "a Responses conversation started on one instance stays on its endpoint on the others",
+      async () => {
+        await using up = await sims("east", "west");
+        const endpoints = up.sims.map((sim) => endpointYaml(sim.url, { name: sim.name }));
+        await using three = await trio(cluster, endpoints, []);
+        const clients = three.proxies.map((proxy) =>
+          new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 })
+        );
+        const first = await clients[0].responses.create({ model: "gpt-test", input: "remember me" })
           .withResponse();
-        assert.equal(next.response.headers.get("x-llmproxy-endpoint"), owner);
-      }
-    });
+        const owner = first.response.headers.get("x-llmproxy-endpoint");
+        for (let i = 0; i < 6; i++) {
+          const next = await clients[1 + (i % 2)].responses
+            .create({ model: "gpt-test", input: `turn ${i}`, previous_response_id: first.data.id })
+            .withResponse();
+          assert.equal(next.response.headers.get("x-llmproxy-endpoint"), owner);
+        }
+      },
+    );
   },
 });

@@ -16,8 +16,6 @@ test({
   name: "the store on a 3-master Redis Cluster",
   ignore: !hasRedis || !hasRedisCli,
   timeout: 30_000,
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn(t) {
     await using cluster = await startCluster();
     const open = (namespace: string) => RedisStore.connect({ clusterNodes: cluster.seeds, namespace });

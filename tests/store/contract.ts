@@ -491,7 +491,10 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
   });
 }
 
-export function health(failures: number, cooldownUntil: number, reason: EndpointHealth["reason"]): EndpointHealth {
+export function health(
+  failures: number,
+  cooldownUntil: number,
+  reason: EndpointHealth["reason"],
+): EndpointHealth {
   return { failures, cooldownUntil, reason };
 }
-
