@@ -74,6 +74,8 @@ export interface Settings {
   readonly upstreamClient: "http1" | "fetch";
   readonly apiKeys: readonly string[];
   readonly adminKeys: readonly string[];
+  /** Add the Python LLMProxy's `_proxy_cache_hit` to non-streamed JSON answers. */
+  readonly pythonCacheMarker: boolean;
 }
 
 export interface Config {

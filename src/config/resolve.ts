@@ -165,6 +165,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,
     adminKeys: gs.admin_keys,
+    pythonCacheMarker: gs.python_cache_marker,
   };
 }
 

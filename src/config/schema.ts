@@ -196,6 +196,8 @@ export const GeneralSettingsSchema = z.strictObject({
   http_max_connections: positiveCount.optional(),
   /** Ignored: TLS certificates are always verified. */
   redis_ssl_cert_reqs: optionalText,
+  /** `_proxy_cache_hit` in non-streamed JSON answers, as the Python version wrote it. Default false. */
+  python_cache_marker: flag.default(false),
   /** Ignored: the Python version's usage telemetry stream. */
   usage_stream: UsageStreamSchema.optional(),
 });

@@ -153,6 +153,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     shutdownTimeoutMs: 30_000,
     apiKeys: [],
     adminKeys: [],
+    pythonCacheMarker: false,
   });
   const [endpoint] = config.groups[0].endpoints;
   assert.deepEqual({ ...endpoint, id: "-" }, {

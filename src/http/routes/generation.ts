@@ -10,6 +10,8 @@ import type { ProxyRequest } from "../../proxy/pipeline.ts";
 import type { Route } from "../../upstream/providers.ts";
 import type { Services } from "../../services.ts";
 import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
+import { mergeExtraBody } from "../extra_body.ts";
+import { withPythonMarkers } from "../python_markers.ts";
 
 export type AppEnv = {
   Variables: {
@@ -53,7 +55,7 @@ export function generationHandler(services: Services, route: Route) {
   const groups = new Map(config.groups.map((group) => [group.name, group]));
   const names = config.groups.map((group) => group.name);
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const body = parseJsonObject(await readBodyText(c.req.raw, config.settings.maxBodyBytes));
+    const body = mergeExtraBody(parseJsonObject(await readBodyText(c.req.raw, config.settings.maxBodyBytes)));
     const group = typeof body.model === "string" ? groups.get(body.model) : undefined;
     if (!group) throw modelNotFound(body.model, names);
     c.set("group", group.name);
@@ -69,6 +71,13 @@ export function generationHandler(services: Services, route: Route) {
       signal: c.req.raw.signal,
       trace: c.get("trace"),
     };
-    return await handle(request);
+    const response = await handle(request);
+    const trace = c.get("trace");
+    return await withPythonMarkers(response, {
+      served: trace.served,
+      elapsedMs: performance.now() - trace.startedAt,
+      stream,
+      bodyMarker: config.settings.pythonCacheMarker,
+    });
   };
 }
