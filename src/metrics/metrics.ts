@@ -9,7 +9,12 @@
 
 import type { EndpointConfig } from "../config/config.ts";
 import { VERSION } from "../version.ts";
+import { CACHE_RESULTS, type FailoverReason } from "./labels.ts";
 import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
+import type { RequestRecord } from "./request_trace.ts";
+
+export { type FailoverReason, failoverReason, type RouteLabel, routeLabel } from "./labels.ts";
+export type { RequestRecord, RequestTrace, ServedBy } from "./request_trace.ts";
 
 /** Seconds: 1 ms .. 5 min, for upstream calls and whole requests. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -31,101 +36,6 @@ const OVERHEAD_BUCKETS = [
 ];
 /** Seconds: 10 ms .. 30 s, for waits on capacity. */
 const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
-
-/**
- * What one request went through, shared by the observing middleware and the layers that answer it: timings in
- * performance.now() milliseconds, and what served the answer.
- */
-export interface RequestTrace {
-  readonly startedAt: number;
-  /** Time spent waiting on upstreams (every attempt), added by the pipeline. */
-  upstreamMs: number;
-  /** Time spent waiting for an endpoint to come back, added by the pipeline. */
-  waitMs: number;
-  /**
-   * Set by the layer that built the answer (pipeline or cache), which wrote the same facts and `x-request-id`
-   * into the answer's headers. Observing reads them here: reading a Response's headers would throw away the
-   * native copy Deno prepared to serve it with, and cost a rebuild on every request.
-   */
-  served?: ServedBy;
-}
-
-export interface ServedBy {
-  readonly endpoint: string;
-  readonly attempts: number;
-  /** The `x-llmproxy-cache` verdict, when a cache layer was in front. */
-  readonly cache: string | null;
-}
-
-/** Route names for labels: a fixed set, so an unknown path never creates a series of its own. */
-export type RouteLabel =
-  | "chat"
-  | "responses"
-  | "responses_item"
-  | "embeddings"
-  | "models"
-  | "health"
-  | "stats"
-  | "metrics"
-  | "cache"
-  | "other";
-
-const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
-  "/chat/completions": "chat",
-  "/responses": "responses",
-  "/embeddings": "embeddings",
-  "/models": "models",
-  "/health": "health",
-  "/stats": "stats",
-  "/metrics": "metrics",
-  "/cache": "cache",
-};
-
-/** The route label of a request path, with or without `/v1`. */
-export function routeLabel(path: string): RouteLabel {
-  const rest = path.startsWith("/v1/") ? path.slice(3) : path;
-  const known = ROUTE_LABELS[rest];
-  if (known) return known;
-  if (rest.startsWith("/responses/")) return "responses_item";
-  return "other";
-}
-
-const CACHE_RESULTS: Readonly<Record<string, string>> = {
-  HIT: "hit",
-  MISS: "miss",
-  COALESCED: "coalesced",
-  BYPASS: "bypass",
-};
-
-/** Why an attempt moved on, as a bounded label. */
-export type FailoverReason = string;
-
-const FAILOVER_STATUSES = new Set([401, 403, 404, 408, 429, 500, 502, 503, 504]);
-
-/** A bounded reason label for a failed attempt. */
-export function failoverReason(
-  outcome: { kind: "status"; status: number } | { kind: "timeout" | "malformed" | "connection" },
-): FailoverReason {
-  if (outcome.kind !== "status") return outcome.kind;
-  const { status } = outcome;
-  if (FAILOVER_STATUSES.has(status)) return `http_${status}`;
-  return `http_${Math.floor(status / 100)}xx`;
-}
-
-/** What the observing middleware knows when a request is answered. */
-export interface RequestRecord {
-  readonly route: RouteLabel;
-  /** Configured model group, or "" when the request never got that far. */
-  readonly group: string;
-  /** Endpoint id from `x-llmproxy-endpoint`, or "". */
-  readonly endpoint: string;
-  readonly status: number;
-  /** `x-llmproxy-cache` value, or null. */
-  readonly cache: string | null;
-  readonly seconds: number;
-  /** Seconds spent in the proxy itself (total minus upstream time and capacity waits); null when unknown. */
-  readonly overheadSeconds: number | null;
-}
 
 export class ProxyMetrics {
   readonly registry = new Registry();

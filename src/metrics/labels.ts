@@ -1,0 +1,59 @@
+/**
+ * Bounded label values for the proxy's series: route names, cache results and failover reasons. An unknown path or
+ * verdict maps to a fixed fallback, so client input never creates a series of its own.
+ */
+
+/** Route names for labels: a fixed set, so an unknown path never creates a series of its own. */
+export type RouteLabel =
+  | "chat"
+  | "responses"
+  | "responses_item"
+  | "embeddings"
+  | "models"
+  | "health"
+  | "stats"
+  | "metrics"
+  | "cache"
+  | "other";
+
+const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
+  "/chat/completions": "chat",
+  "/responses": "responses",
+  "/embeddings": "embeddings",
+  "/models": "models",
+  "/health": "health",
+  "/stats": "stats",
+  "/metrics": "metrics",
+  "/cache": "cache",
+};
+
+/** The route label of a request path, with or without `/v1`. */
+export function routeLabel(path: string): RouteLabel {
+  const rest = path.startsWith("/v1/") ? path.slice(3) : path;
+  const known = ROUTE_LABELS[rest];
+  if (known) return known;
+  if (rest.startsWith("/responses/")) return "responses_item";
+  return "other";
+}
+
+export const CACHE_RESULTS: Readonly<Record<string, string>> = {
+  HIT: "hit",
+  MISS: "miss",
+  COALESCED: "coalesced",
+  BYPASS: "bypass",
+};
+
+/** Why an attempt moved on, as a bounded label. */
+export type FailoverReason = string;
+
+const FAILOVER_STATUSES = new Set([401, 403, 404, 408, 429, 500, 502, 503, 504]);
+
+/** A bounded reason label for a failed attempt. */
+export function failoverReason(
+  outcome: { kind: "status"; status: number } | { kind: "timeout" | "malformed" | "connection" },
+): FailoverReason {
+  if (outcome.kind !== "status") return outcome.kind;
+  const { status } = outcome;
+  if (FAILOVER_STATUSES.has(status)) return `http_${status}`;
+  return `http_${Math.floor(status / 100)}xx`;
+}

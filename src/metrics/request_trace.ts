@@ -1,0 +1,43 @@
+/** The per-request record the observing middleware, the cache and the pipeline share (not a tracing span). */
+
+import type { RouteLabel } from "./labels.ts";
+
+/**
+ * What one request went through, shared by the observing middleware and the layers that answer it: timings in
+ * performance.now() milliseconds, and what served the answer.
+ */
+export interface RequestTrace {
+  readonly startedAt: number;
+  /** Time spent waiting on upstreams (every attempt), added by the pipeline. */
+  upstreamMs: number;
+  /** Time spent waiting for an endpoint to come back, added by the pipeline. */
+  waitMs: number;
+  /**
+   * Set by the layer that built the answer (pipeline or cache), which wrote the same facts and `x-request-id`
+   * into the answer's headers. Observing reads them here: reading a Response's headers would throw away the
+   * native copy Deno prepared to serve it with, and cost a rebuild on every request.
+   */
+  served?: ServedBy;
+}
+
+export interface ServedBy {
+  readonly endpoint: string;
+  readonly attempts: number;
+  /** The `x-llmproxy-cache` verdict, when a cache layer was in front. */
+  readonly cache: string | null;
+}
+
+/** What the observing middleware knows when a request is answered. */
+export interface RequestRecord {
+  readonly route: RouteLabel;
+  /** Configured model group, or "" when the request never got that far. */
+  readonly group: string;
+  /** Endpoint id from `x-llmproxy-endpoint`, or "". */
+  readonly endpoint: string;
+  readonly status: number;
+  /** `x-llmproxy-cache` value, or null. */
+  readonly cache: string | null;
+  readonly seconds: number;
+  /** Seconds spent in the proxy itself (total minus upstream time and capacity waits); null when unknown. */
+  readonly overheadSeconds: number | null;
+}
