@@ -12,6 +12,7 @@ import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
 import { metricsHandler } from "./http/routes/metrics.ts";
 import { responseItemHandler } from "./http/routes/responses.ts";
+import { uiAssetHandler, uiDataHandler, uiPageHandler } from "./http/routes/ui.ts";
 import { ClientGone } from "./proxy/pipeline.ts";
 import type { Services } from "./services.ts";
 
@@ -42,6 +43,10 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.get("/v1/metrics", metricsHandler(services));
   app.delete("/cache", clearCacheHandler(services));
   app.delete("/v1/cache", clearCacheHandler(services));
+  // The dashboard: page and assets open, its data behind the admin key.
+  app.get("/ui", uiPageHandler(services));
+  app.get("/ui/assets/:name", uiAssetHandler());
+  app.get("/ui/data", uiDataHandler(services));
 
   app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path)));
   app.onError((error, c) => {

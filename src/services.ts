@@ -8,6 +8,7 @@ import type { Config } from "./config/config.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
+import { recentObserver } from "./metrics/recent.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
@@ -69,7 +70,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   // The connection pool outlives a reload unless the client kind changed.
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
   if (previous && !kept) previous.upstream.close();
-  const upstream = kept ?? new UpstreamClient(settings.upstreamClient);
+  const upstream = kept ?? new UpstreamClient(settings.upstreamClient, recentObserver(metrics.recent));
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const pipeline = new Pipeline({
     settings,

@@ -48,6 +48,9 @@ export type FailoverReason = string;
 
 const FAILOVER_STATUSES = new Set([401, 403, 404, 408, 429, 500, 502, 503, 504]);
 
+/** Whether an upstream status is the endpoint's failure (it moves a request on), not the caller's. */
+export const isEndpointFailure = (status: number): boolean => status >= 500 || FAILOVER_STATUSES.has(status);
+
 /** A bounded reason label for a failed attempt. */
 export function failoverReason(
   outcome: { kind: "status"; status: number } | { kind: "timeout" | "malformed" | "connection" },

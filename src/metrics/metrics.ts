@@ -10,6 +10,7 @@
 import type { EndpointConfig } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { CACHE_RESULTS, type FailoverReason } from "./labels.ts";
+import { RecentWindows } from "./recent.ts";
 import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
 import type { RequestRecord } from "./request_trace.ts";
 
@@ -40,6 +41,8 @@ const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly startedAt = Date.now();
+  /** Rolling per-endpoint histories for the `/ui` dashboard (fed by the upstream client's observer). */
+  readonly recent = new RecentWindows();
 
   readonly #requests = this.registry.register(
     new Counter("llmproxy_requests_total", "Requests answered, by route, model group, endpoint and status", [

@@ -5,6 +5,7 @@
 
 import type { EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
+import type { AttemptObserver } from "./attempt.ts";
 import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 
@@ -44,9 +45,12 @@ export class UpstreamClient {
   readonly kind: UpstreamClientKind;
   readonly #agent?: Http1Agent;
   readonly #send: Transport;
+  /** Hears every attempt (dashboard histories, tracing). */
+  readonly observer?: AttemptObserver;
 
-  constructor(kind: UpstreamClientKind = "http1") {
+  constructor(kind: UpstreamClientKind = "http1", observer?: AttemptObserver) {
     this.kind = kind;
+    this.observer = observer;
     if (kind === "fetch") this.#send = viaFetch;
     else {
       this.#agent = new Http1Agent();
@@ -88,9 +92,14 @@ export class UpstreamClient {
     if (clientSignal.aborted) onClientAbort();
     // No `{ once: true }`: `release` removes the listener, and the options object costs a conversion per call.
     else clientSignal.addEventListener("abort", onClientAbort);
+    const watch = this.observer?.start(request);
+    let released = false;
     const release = () => {
+      if (released) return;
+      released = true;
       deadline.cancel();
       clientSignal.removeEventListener("abort", onClientAbort);
+      watch?.ended();
     };
     try {
       const response = await this.#send(url, {
@@ -99,12 +108,17 @@ export class UpstreamClient {
         body: request.body,
         signal: controller.signal,
       });
+      watch?.answered(response.status);
       return { kind: "response", response, release };
     } catch (error) {
+      const result: UpstreamResult = clientSignal.aborted
+        ? { kind: "aborted" }
+        : timedOut
+        ? { kind: "timeout" }
+        : { kind: "connection", message: connectionMessage(error) };
+      watch?.failed(result.kind);
       release();
-      if (clientSignal.aborted) return { kind: "aborted" };
-      if (timedOut) return { kind: "timeout" };
-      return { kind: "connection", message: connectionMessage(error) };
+      return result;
     }
   }
 }

@@ -1,8 +1,8 @@
 /**
- * Client and admin keys. With `api_keys` set, every route except `/health` needs a client key; with `admin_keys`
- * set, `/stats`, `/metrics` and `DELETE /cache` need an admin key (an admin key also works as a client key). A key
- * comes in `Authorization: Bearer KEY` (OpenAI SDKs) or `api-key: KEY` (Azure SDKs). With no keys configured,
- * everything is open. Keys are compared as SHA-256 digests in constant time, and never logged or echoed.
+ * Client and admin keys. With `api_keys` set, every route except `/health` and the `/ui` page (not its data) needs
+ * a client key; with `admin_keys` set, `/stats`, `/metrics`, `/ui/data` and `DELETE /cache` need an admin key (an
+ * admin key also works as a client key). A key comes in `Authorization: Bearer KEY` (OpenAI SDKs) or `api-key: KEY`
+ * (Azure SDKs). With no keys configured, everything is open. Keys are compared as SHA-256 digests in constant time, and never logged or echoed.
  */
 
 import { createHash } from "node:crypto";
@@ -14,13 +14,14 @@ export interface AuthOptions {
   readonly adminKeys: readonly string[];
 }
 
-/** Paths anyone may call (load balancer probes). */
-const OPEN_PATHS = new Set(["/health", "/v1/health"]);
+/** Paths anyone may call (load balancer probes; the dashboard page, whose figures need an admin key). */
+const OPEN_PATHS = new Set(["/health", "/v1/health", "/ui"]);
+const isOpen = (path: string) => OPEN_PATHS.has(path) || path.startsWith("/ui/assets/");
 
 /** Whether the request is for an operator route. */
 export function isAdminRoute(method: string, path: string): boolean {
   const rest = path.startsWith("/v1/") ? path.slice(3) : path;
-  if (rest === "/stats" || rest === "/metrics") return true;
+  if (rest === "/stats" || rest === "/metrics" || path === "/ui/data") return true;
   return rest === "/cache" && method === "DELETE";
 }
 
@@ -76,7 +77,7 @@ export function auth(options: AuthOptions): MiddlewareHandler {
   if (clients.size === 0 && admins.size === 0) return (_c, next) => next();
   return async (c, next) => {
     const path = c.req.path;
-    if (OPEN_PATHS.has(path)) return await next();
+    if (isOpen(path)) return await next();
     const digests = presentedKeys(c.req.raw.headers).map(keyDigest);
     const admin = admins.hasAny(digests);
     if (isAdminRoute(c.req.method, path) && admins.size > 0) {

@@ -1,0 +1,50 @@
+/**
+ * `/ui`: the live dashboard. The page and its assets are open (they hold no data); the figures come from
+ * `GET /ui/data`, which needs an admin key like `/stats` (the page asks for it once and keeps it for the browser
+ * session). The page runs only the proxy's own scripts and cannot be framed.
+ */
+
+import type { Context } from "hono";
+import { notFoundRoute } from "../../errors.ts";
+import type { Services } from "../../services.ts";
+import { type Asset, ASSETS, PAGE } from "../../ui/assets.ts";
+import { dashboardSnapshot } from "../../ui/snapshot.ts";
+import type { AppEnv } from "./generation.ts";
+
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+const serve = (c: Context<AppEnv>, asset: Asset) =>
+  c.body(asset.body, 200, {
+    "content-type": asset.contentType,
+    "cache-control": "no-cache",
+    ...SECURITY_HEADERS,
+  });
+
+/** The page, told whether its data needs a key (so it asks before its first poll instead of after a 401). */
+export function uiPageHandler(services: Services) {
+  const { adminKeys, apiKeys } = services.config.settings;
+  const needed = adminKeys.length > 0 || apiKeys.length > 0;
+  const page = { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", needed ? "yes" : "no") };
+  return (c: Context<AppEnv>) => serve(c, page);
+}
+
+export function uiAssetHandler() {
+  return (c: Context<AppEnv>) => {
+    const asset = ASSETS.get(c.req.param("name") ?? "");
+    if (!asset) throw notFoundRoute(c.req.method, c.req.path);
+    return serve(c, asset);
+  };
+}
+
+export function uiDataHandler(services: Services) {
+  return async (c: Context<AppEnv>) => {
+    const snapshot = await dashboardSnapshot(services);
+    return c.json(snapshot, 200, { "cache-control": "no-store", ...SECURITY_HEADERS });
+  };
+}
