@@ -5,6 +5,7 @@ import type { BudgetUse } from "../../ratelimit/budget.ts";
 import type { ObservedLimits } from "../../ratelimit/upstream_limits.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
+import { pythonHealth, pythonStats } from "./python_info.ts";
 
 export function modelsHandler(services: Services) {
   const created = Math.floor(services.stats.startedAt / 1000);
@@ -22,6 +23,7 @@ export function modelsHandler(services: Services) {
 
 export function healthHandler(services: Services) {
   return async (c: Context<AppEnv>) => {
+    if (c.req.query("format") === "python") return c.json(await pythonHealth(services));
     const now = services.clock.now();
     const storeStatus = services.store.status();
     const groups: Record<string, { healthy: number; total: number }> = {};
@@ -48,6 +50,7 @@ export function healthHandler(services: Services) {
 
 export function statsHandler(services: Services) {
   return async (c: Context<AppEnv>) => {
+    if (c.req.query("format") === "python") return c.json(await pythonStats(services));
     const now = services.clock.now();
     const endpoints: Record<string, unknown>[] = [];
     for (const group of services.config.groups) {
