@@ -65,7 +65,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const health = new HealthTracker(store, settings, clock.now, logger, metrics);
   const budgets = new Budgets(store, { now: clock.now, logger });
   const limits = previous?.limits ?? new UpstreamLimits(clock.now);
-  const balancer = new Balancer(health, clock, budgets);
+  const balancer = new Balancer(health, clock, budgets, { load: previous?.balancer.load });
   const stats = previous?.stats ?? new Stats();
   // The connection pool outlives a reload unless the client kind changed.
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;

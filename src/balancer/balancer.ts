@@ -1,7 +1,7 @@
 /**
- * The plan of endpoints one request tries: weighted primaries first (smooth weighted round-robin), weight-0
- * fallbacks only when no primary is available, each endpoint at most once, waiting a bounded time for capacity
- * when everything is cooling down. What each attempt got is kept for the final error message.
+ * The plan of endpoints one request tries: the best priority tier that can serve (weight-0 fallbacks after every
+ * tier), one endpoint of it chosen by the group's `routing`, each endpoint at most once, waiting a bounded time for
+ * capacity when everything is cooling down. What each attempt got is kept for the final error message.
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
@@ -9,6 +9,9 @@ import { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";
 import { type EndpointHealth, HEALTHY } from "../store/store.ts";
+import { EndpointLoad, type Lease } from "./load.ts";
+import { type ChoiceContext, chooseInTier } from "./strategy.ts";
+import { bestTier } from "./tiers.ts";
 import { SmoothWeighted } from "./weighted.ts";
 
 export interface Pick {
@@ -17,6 +20,16 @@ export interface Pick {
   readonly health: EndpointHealth;
   /** What was charged to the endpoint's rpm/tpm budget; absent for endpoints without one. */
   readonly reservation?: Reservation;
+  /** The attempt's place in the endpoint's in-flight count: report its first byte, end it when it is over. */
+  readonly lease: Lease;
+}
+
+/** How the balancer measures endpoints and draws its probes. */
+export interface RoutingOptions {
+  /** In-flight counts and latency averages; kept across config reloads. */
+  readonly load?: EndpointLoad;
+  /** [0, 1); default `Math.random`. */
+  readonly random?: () => number;
 }
 
 export interface PlanOptions {
@@ -74,23 +87,38 @@ export class Balancer {
   readonly #health: HealthTracker;
   readonly #clock: Clock;
   readonly #budgets: Budgets | undefined;
+  readonly load: EndpointLoad;
+  readonly #random: () => number;
 
-  constructor(health: HealthTracker, clock: Clock = systemClock, budgets?: Budgets) {
+  constructor(
+    health: HealthTracker,
+    clock: Clock = systemClock,
+    budgets?: Budgets,
+    routing: RoutingOptions = {},
+  ) {
     this.#health = health;
     this.#clock = clock;
     this.#budgets = budgets;
+    this.load = routing.load ?? new EndpointLoad();
+    this.#random = routing.random ?? Math.random;
   }
 
   plan(group: GroupConfig, options: PlanOptions): AttemptPlan {
     let rotation = this.#rotations.get(group.name);
     if (!rotation) this.#rotations.set(group.name, rotation = new SmoothWeighted());
-    return new AttemptPlan(group, rotation, this.#health, this.#clock, options, this.#budgets);
+    const choice: ChoiceContext = {
+      strategy: group.routing ?? "weighted",
+      rotation,
+      load: this.load,
+      random: this.#random,
+    };
+    return new AttemptPlan(group, choice, this.#health, this.#clock, options, this.#budgets);
   }
 }
 
 export class AttemptPlan {
   readonly #group: GroupConfig;
-  readonly #rotation: SmoothWeighted;
+  readonly #choice: ChoiceContext;
   readonly #health: HealthTracker;
   readonly #clock: Clock;
   readonly #options: PlanOptions;
@@ -107,14 +135,14 @@ export class AttemptPlan {
 
   constructor(
     group: GroupConfig,
-    rotation: SmoothWeighted,
+    choice: ChoiceContext,
     health: HealthTracker,
     clock: Clock,
     options: PlanOptions,
     budgets?: Budgets,
   ) {
     this.#group = group;
-    this.#rotation = rotation;
+    this.#choice = choice;
     this.#health = health;
     this.#clock = clock;
     this.#options = options;
@@ -139,8 +167,7 @@ export class AttemptPlan {
     while (true) {
       const snapshot = await (this.#takePrefetched() ?? this.#health.snapshot(endpoints));
       const now = this.#clock.now();
-      const primaries: Pick[] = [];
-      let fallback: Pick | undefined;
+      const open: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
       this.#untried = [];
       for (let i = 0; i < endpoints.length; i++) {
         const endpoint = endpoints[i];
@@ -149,23 +176,26 @@ export class AttemptPlan {
         // Out of its rpm/tpm budget counts as rate limited until the window ends.
         const health = withBudget(snapshot[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0);
         this.#untried.push({ endpoint, health });
-        if (health.cooldownUntil > now) continue;
-        const pick = { endpoint, health };
-        if (endpoint.weight > 0 || this.#allFallbacks) primaries.push(pick);
-        else fallback ??= pick;
+        if (health.cooldownUntil <= now) open.push({ endpoint, health });
       }
-      const chosen = this.#pickPrimary(primaries) ?? fallback;
-      if (chosen) {
+      const tier = bestTier(open, this.#allFallbacks);
+      if (tier.length > 0) {
+        const chosen = chooseInTier(tier, this.#choice);
+        // Counted in flight from the choice on, so requests choosing at the same moment see each other.
+        const lease = this.#choice.load.start(chosen.endpoint.id);
         let reservation: Reservation | undefined;
         if (this.#budgets && hasBudget(chosen.endpoint)) {
           reservation = await this.#budgets.reserve(chosen.endpoint, this.#options.tokens ?? 0);
           // Out of budget: it is blocked until its window ends, so choosing again skips it.
-          if (!reservation) continue;
+          if (!reservation) {
+            lease.end();
+            continue;
+          }
         }
         this.#tried.add(chosen.endpoint.id);
         this.#retryable.delete(chosen.endpoint.id);
         this.#attempts++;
-        return reservation ? { ...chosen, reservation } : chosen;
+        return { ...chosen, lease, ...(reservation ? { reservation } : {}) };
       }
       if (this.#untried.length === 0) return undefined;
       const earliest = Math.min(...this.#untried.map((entry) => entry.health.cooldownUntil));
@@ -192,14 +222,6 @@ export class AttemptPlan {
   #excluded(id: string): boolean {
     const { pinned, exclude } = this.#options;
     return (pinned !== undefined && id !== pinned) || (exclude !== undefined && exclude.includes(id));
-  }
-
-  #pickPrimary(primaries: Pick[]): Pick | undefined {
-    if (primaries.length === 0) return undefined;
-    return this.#rotation.pick(
-      primaries.map((pick) => ({ id: pick.endpoint.id, weight: pick.endpoint.weight || 1, pick })),
-    )
-      ?.pick;
   }
 
   /** The error for a request whose plan ran out: 504, 429 or 503, with what each attempt got. */

@@ -34,11 +34,53 @@ export interface EndpointConfig {
    * dated `api-version`, which becomes `apiVersion`). Absent when there are none.
    */
   readonly query?: Readonly<Record<string, string>>;
+  /** Tier: lower is preferred (`priority`, default 0). Weight-0 endpoints come after every tier. */
+  readonly priority?: number;
+  /** Entra ID instead of `apiKey` (`params.azure_ad`). */
+  readonly azureAd?: AzureAdConfig;
 }
+
+/** How an endpoint obtains Entra ID tokens; every field resolved at load time. */
+export type AzureAdConfig =
+  | {
+    readonly kind: "client_credentials";
+    readonly tenantId: string;
+    readonly clientId: string;
+    readonly clientSecret: string;
+    readonly authorityHost: string;
+    readonly scope: string;
+  }
+  | {
+    readonly kind: "workload_identity";
+    readonly tenantId: string;
+    readonly clientId: string;
+    /** The federated token file, read again at each token request (the kubelet rotates it). */
+    readonly tokenFile: string;
+    readonly authorityHost: string;
+    readonly scope: string;
+  }
+  | {
+    readonly kind: "managed_identity";
+    /** A user-assigned identity; absent: the system-assigned one. */
+    readonly clientId?: string;
+    readonly imdsEndpoint: string;
+    readonly scope: string;
+  };
+
+/** How a group chooses inside a tier (`routing`). */
+export type RoutingStrategy = "weighted" | "least_busy" | "latency";
 
 export interface GroupConfig {
   readonly name: string;
   readonly endpoints: readonly EndpointConfig[];
+  /** Default `weighted`. */
+  readonly routing?: RoutingStrategy;
+  /** Extra names (`*` wildcards) the group answers to. */
+  readonly aliases?: readonly string[];
+  /** Whether `/v1/models` lists the aliases without wildcards too. */
+  readonly listAliases?: boolean;
+  /** Whether an Azure content-filter refusal is tried on another endpoint. */
+  readonly contentFilterFallback?: boolean;
 }
 
 export interface RedisSettings {
@@ -73,6 +115,8 @@ export interface Settings {
   /** The HTTP client for upstream calls: the proxy's own HTTP/1.1 client, or Deno's fetch. */
   readonly upstreamClient: "http1" | "fetch";
   readonly apiKeys: readonly string[];
+  /** Active health probes every this many ms; 0: off. */
+  readonly healthProbeIntervalMs?: number;
   readonly adminKeys: readonly string[];
   /** Add the Python LLMProxy's `_proxy_cache_hit` to non-streamed JSON answers. */
   readonly pythonCacheMarker: boolean;

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { Config, EndpointConfig, GroupConfig, Provider, RedisSettings, Settings } from "./config.ts";
 import { ConfigError } from "./error.ts";
 import { ignoredKeys } from "./legacy.ts";
+import { checkAliases, groupRouting, resolveAzureAd } from "./routing.ts";
 import type { ConfigFile } from "./schema.ts";
 
 export type EnvLookup = (name: string) => string | undefined;
@@ -51,8 +52,9 @@ export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup):
       }
       return endpoint;
     });
-    return { name: group.model_group, endpoints };
+    return { name: group.model_group, endpoints, ...groupRouting(group) };
   });
+  checkAliases(groups, problems);
 
   // Identical (group, model, base URL, api version) entries get -2, -3, ... in file order: still stable.
   for (const { endpoint, path } of implicit) {
@@ -95,8 +97,9 @@ function resolveEndpoint(
   }
 
   const keyVar = provider === "azure" ? "AZURE_OPENAI_API_KEY" : "OPENAI_API_KEY";
-  const apiKey = p.api_key ?? env(keyVar);
-  if (apiKey === undefined || apiKey === "") {
+  const azureAd = resolveAzureAd(p.azure_ad, provider, path, env, problems);
+  const apiKey = p.api_key ?? (azureAd ? "" : env(keyVar));
+  if (!azureAd && (apiKey === undefined || apiKey === "")) {
     problems.push(`${path}.params.api_key is required (or set ${keyVar})`);
   }
 
@@ -120,6 +123,8 @@ function resolveEndpoint(
     timeoutMs: Math.round((p.timeout ?? gs.http_timeout) * 1000),
     headers,
     ...(Object.keys(query).length > 0 ? { query } : {}),
+    priority: entry.priority,
+    ...(azureAd ? { azureAd } : {}),
   };
 }
 
@@ -164,6 +169,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
     upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,
+    healthProbeIntervalMs: Math.round(gs.health_probe_interval * 1000),
     adminKeys: gs.admin_keys,
     pythonCacheMarker: gs.python_cache_marker,
   };

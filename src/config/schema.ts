@@ -93,6 +93,27 @@ function emptyAsDefault<T extends z.ZodType>(inner: T) {
  * `project` become the `OpenAI-Organization` / `OpenAI-Project` headers, `max_retries` and `websocket_base_url`
  * are accepted and ignored (the proxy's own `num_retries` applies).
  */
+/**
+ * `params.azure_ad`: Entra ID tokens instead of an API key (Azure endpoints). Client credentials by default;
+ * `managed_identity: true` (the instance metadata endpoint) or `workload_identity: true` (the AKS federated token
+ * file). Unset ids, secret and token file come from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`,
+ * `AZURE_FEDERATED_TOKEN_FILE` (`routing.ts` resolves them).
+ */
+export const AzureAdSchema = z.strictObject({
+  tenant_id: optionalText,
+  client_id: optionalText,
+  client_secret: optionalText,
+  managed_identity: flag.optional(),
+  workload_identity: flag.optional(),
+  federated_token_file: optionalText,
+  /** Default `$AZURE_AUTHORITY_HOST`, else `https://login.microsoftonline.com`. */
+  authority_host: baseUrl.optional(),
+  /** Default `http://169.254.169.254/metadata/identity/oauth2/token`. */
+  imds_endpoint: baseUrl.optional(),
+  /** Default `https://cognitiveservices.azure.com/.default`. */
+  scope: optionalText,
+});
+
 export const ParamsSchema = z.strictObject({
   /** Absent: `https://api.openai.com` (the OpenAI client's default). */
   base_url: baseUrl.optional(),
@@ -115,18 +136,26 @@ export const ParamsSchema = z.strictObject({
   project: optionalText,
   max_retries: count.optional(),
   websocket_base_url: z.string().optional(),
+  azure_ad: AzureAdSchema.optional(),
 });
 
 export const EndpointSchema = z.strictObject({
   model: z.string().min(1),
   /** The Python default is 1. */
   weight: numeric(z.number().min(0)).default(1),
+  /** Lower is preferred; traffic spills to the next tier only when a tier has no capacity. */
+  priority: numeric(z.number().int()).default(0),
   params: ParamsSchema.default({}),
 });
 
 export const ModelGroupSchema = z.strictObject({
   model_group: z.string().min(1),
   models: z.array(EndpointSchema).min(1),
+  routing: z.enum(["weighted", "least_busy", "latency"]).default("weighted"),
+  /** Extra names the group answers to; `*` matches any run of characters. */
+  aliases: stringList().default([]),
+  list_aliases: flag.default(false),
+  content_filter_fallback: flag.default(false),
 });
 
 /**
@@ -186,6 +215,8 @@ export const GeneralSettingsSchema = z.strictObject({
   /** Unset: `http1`, or `fetch` when a proxy variable is set or `OTEL_DENO` is true (`load.ts`). */
   upstream_client: z.enum(["http1", "fetch"]).optional(),
   api_keys: stringList().default([]),
+  /** Seconds between active health probes (a GET of each endpoint's models list); 0 or unset: off. */
+  health_probe_interval: seconds.default(0),
   admin_keys: stringList().default([]),
   // Keys of the Python LLMProxy. Honoured where they have a meaning here, accepted and ignored otherwise.
   /** Older name of `max_body_bytes`. */
@@ -216,6 +247,7 @@ export const KNOWN_KEYS = {
   model_groups: Object.keys(ModelGroupSchema.shape),
   models: Object.keys(EndpointSchema.shape),
   params: Object.keys(ParamsSchema.shape),
+  azure_ad: Object.keys(AzureAdSchema.shape),
   general_settings: Object.keys(GeneralSettingsSchema.shape),
   cache_params: Object.keys(CacheParamsSchema.shape),
   usage_stream: Object.keys(UsageStreamSchema.shape),

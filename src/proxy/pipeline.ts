@@ -81,6 +81,11 @@ export function isFailoverStatus(status: number): boolean {
   return false;
 }
 
+/** What one attempt came to: the client's answer (a stream holds its lease until it ends), or a retry. */
+type AttemptResult =
+  | { kind: "reply"; response: Response; streaming?: boolean }
+  | { kind: "retry"; outcome: AttemptOutcome };
+
 export class ClientGone extends ProxyError {
   constructor() {
     super(499, "invalid_request_error", "client_closed_request", "The client closed the request");
@@ -117,7 +122,13 @@ export class Pipeline {
       }
       if (!pick) throw await plan.exhaustedError();
       if (plan.attempts > 1) this.#deps.metrics?.retry(request.group.name);
-      const outcome = await this.#attempt(request, forwarded, pick, plan.attempts);
+      let outcome: AttemptResult | undefined;
+      try {
+        outcome = await this.#attempt(request, forwarded, pick, plan.attempts);
+      } finally {
+        // A stream's attempt lasts until the stream ends (its onEnd ends the lease); every other one ends here.
+        if (!(outcome?.kind === "reply" && outcome.streaming)) pick.lease.end();
+      }
       if (outcome.kind === "reply") return outcome.response;
       this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
       plan.failed(pick.endpoint, outcome.outcome);
@@ -129,7 +140,7 @@ export class Pipeline {
     forwarded: Record<string, unknown>,
     pick: Pick,
     attempts: number,
-  ): Promise<{ kind: "reply"; response: Response } | { kind: "retry"; outcome: AttemptOutcome }> {
+  ): Promise<AttemptResult> {
     const { upstream, health, stats, clock } = this.#deps;
     const { endpoint } = pick;
     stats.attempt(endpoint.id);
@@ -164,6 +175,7 @@ export class Pipeline {
       await health.rateLimitedUntil(endpoint, spentUntil, "x-ratelimit remaining 0");
     }
     if (status >= 200 && status < 300) {
+      if (!request.stream) pick.lease.firstByte(answeredAt - sentAt);
       if (request.stream) {
         // Only a tpm budget needs the stream's usage report; other streams are not looked into.
         const usage = pick.reservation?.endpoint.tpm !== undefined ? new StreamUsage() : undefined;
@@ -171,6 +183,7 @@ export class Pipeline {
           onChunk: usage && ((chunk) => usage.push(chunk)),
           onEnd: (end, error) => {
             release();
+            pick.lease.end();
             if (end === "complete" && usage) this.#deps.budgets.settleTokens(pick.reservation, usage.tokens);
             if (end === "failed") {
               this.#deps.logger.warn("upstream stream failed mid-way", {
@@ -193,13 +206,14 @@ export class Pipeline {
           return { kind: "retry", outcome };
         }
         const firstAt = this.#spent(request, answeredAt);
+        pick.lease.firstByte(firstAt - sentAt);
         this.#deps.metrics?.firstToken(endpoint, (firstAt - (request.trace?.startedAt ?? sentAt)) / 1000);
         stats.success(endpoint.id, firstAt - sentAt);
         await health.success(endpoint, pick.health);
         addProxyHeaders(headers, endpoint, attempts, request);
         headers["cache-control"] = "no-cache";
         headers["x-accel-buffering"] = "no";
-        return { kind: "reply", response: new Response(opened.body, { status, headers }) };
+        return { kind: "reply", response: new Response(opened.body, { status, headers }), streaming: true };
       }
       let bytes: Uint8Array<ArrayBuffer>;
       try {

@@ -152,6 +152,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     upstreamClient: "http1",
     shutdownTimeoutMs: 30_000,
     apiKeys: [],
+    healthProbeIntervalMs: 0,
     adminKeys: [],
     pythonCacheMarker: false,
   });
@@ -166,6 +167,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     apiKey: "sk-test",
     timeoutMs: 300_000,
     headers: {},
+    priority: 0,
   });
 });
 
@@ -242,6 +244,7 @@ general_settings: { http_timeout: 10, allowed_fails: 0 }
       "OpenAI-Organization": "org-1",
       "OpenAI-Project": "proj-1",
     },
+    priority: 0,
   });
   assert.equal(config.settings.allowedFails, 1);
 });
@@ -544,6 +547,8 @@ const EXAMPLE_ENV = envOf({
   OPENAI_API_KEY: "sk-openai",
   OPENAI_ORG_ID: "org-1",
   OPENAI_PROJECT_ID: "proj-1",
+  AZURE_PTU_ENDPOINT: "https://my-ptu.openai.azure.com",
+  AZURE_CLIENT_SECRET: "entra-secret",
   REDIS_URL: "redis://localhost:6379",
   REDIS_HOST: "localhost",
   REDIS_PORT: "6379",
