@@ -32,7 +32,9 @@ export class Lease {
   /** The attempt's time to first byte: folded into the endpoint's average. */
   firstByte(ms: number): void {
     const entry = this.#entry;
-    entry.latencyMs = entry.latencyMs === undefined ? ms : entry.latencyMs + EWMA_ALPHA * (ms - entry.latencyMs);
+    entry.latencyMs = entry.latencyMs === undefined
+      ? ms
+      : entry.latencyMs + EWMA_ALPHA * (ms - entry.latencyMs);
   }
 
   /** The attempt is over (answer read, stream ended, or failed). */

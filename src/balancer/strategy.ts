@@ -35,9 +35,14 @@ export function chooseInTier<T extends { readonly endpoint: EndpointConfig }>(
   }
 }
 
-function byLatency<T extends { readonly endpoint: EndpointConfig }>(tier: readonly T[], context: ChoiceContext): T {
-  // Endpoints not measured yet count as the quickest, so each gets its first sample at once.
-  const quickest = lowest(tier, (id) => context.load.latencyMs(id) ?? -1);
+function byLatency<T extends { readonly endpoint: EndpointConfig }>(
+  tier: readonly T[],
+  context: ChoiceContext,
+): T {
+  // An endpoint not measured yet counts as the quickest, so it gets its first sample at once; while that first
+  // attempt is out it counts as the slowest, so a burst does not pile onto an endpoint of unknown speed.
+  const { load } = context;
+  const quickest = lowest(tier, (id) => load.latencyMs(id) ?? (load.inFlight(id) === 0 ? -1 : Infinity));
   if (quickest.length < tier.length && context.random() < LATENCY_PROBE_SHARE) {
     const others = tier.filter((candidate) => !quickest.includes(candidate));
     return others[Math.floor(context.random() * others.length)];
@@ -54,7 +59,7 @@ function lowest<T extends { readonly endpoint: EndpointConfig }>(
   let bestScore = Infinity;
   for (const candidate of tier) {
     const value = score(candidate.endpoint.id);
-    if (value < bestScore) {
+    if (value < bestScore || best.length === 0) {
       bestScore = value;
       best = [candidate];
     } else if (value === bestScore) best.push(candidate);

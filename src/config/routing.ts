@@ -58,7 +58,9 @@ export function resolveAzureAd(
   const authorityHost = (ad.authority_host ?? nonEmpty(env("AZURE_AUTHORITY_HOST")) ?? DEFAULT_AUTHORITY_HOST)
     .replace(/\/+$/, "");
   if (!/^[A-Za-z0-9.-]+$/.test(tenantId) && tenantId !== "") {
-    problems.push(`${at}.tenant_id must be a tenant id or domain, got ${JSON.stringify(tenantId.slice(0, 80))}`);
+    problems.push(
+      `${at}.tenant_id must be a tenant id or domain, got ${JSON.stringify(tenantId.slice(0, 80))}`,
+    );
   }
   if (ad.workload_identity) {
     const tokenFile = required(ad.federated_token_file, "federated_token_file", "AZURE_FEDERATED_TOKEN_FILE");

@@ -13,6 +13,7 @@ import { CACHE_RESULTS, type FailoverReason } from "./labels.ts";
 import { RecentWindows } from "./recent.ts";
 import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
 import type { RequestRecord } from "./request_trace.ts";
+import { RoutingSeries } from "./routing_series.ts";
 
 export { type FailoverReason, failoverReason, type RouteLabel, routeLabel } from "./labels.ts";
 export type { RequestRecord, RequestTrace, ServedBy } from "./request_trace.ts";
@@ -43,6 +44,8 @@ export class ProxyMetrics {
   readonly startedAt = Date.now();
   /** Rolling per-endpoint histories for the `/ui` dashboard (fed by the upstream client's observer). */
   readonly recent = new RecentWindows();
+  /** Each endpoint's tier, in-flight count and latency average, set at scrape time. */
+  readonly routing = new RoutingSeries(this.registry);
 
   readonly #requests = this.registry.register(
     new Counter("llmproxy_requests_total", "Requests answered, by route, model group, endpoint and status", [

@@ -1,6 +1,7 @@
 /** Read-only views: `/v1/models`, `/health`, `/stats`. */
 
 import type { Context } from "hono";
+import { tierNumbers } from "../../balancer/tiers.ts";
 import type { BudgetUse } from "../../ratelimit/budget.ts";
 import type { ObservedLimits } from "../../ratelimit/upstream_limits.ts";
 import type { Services } from "../../services.ts";
@@ -58,8 +59,10 @@ export function statsHandler(services: Services) {
       const budgets = await Promise.all(
         group.endpoints.map((endpoint) => services.budgets.use(endpoint).catch(() => undefined)),
       );
+      const tiers = tierNumbers(group);
       group.endpoints.forEach((endpoint, i) => {
         const state = states[i];
+        const load = services.balancer.load.view(endpoint.id);
         const counters = services.stats.endpoint(endpoint.id);
         const cooling = state.cooldownUntil > now;
         endpoints.push({
@@ -69,6 +72,10 @@ export function statsHandler(services: Services) {
           provider: endpoint.provider,
           base_url_host: new URL(endpoint.baseUrl).host,
           weight: endpoint.weight,
+          priority: endpoint.priority ?? 0,
+          tier: tiers.get(endpoint.id) ?? 1,
+          in_flight: load.inFlight,
+          ttfb_average_ms: load.latencyMs === undefined ? null : Math.round(load.latencyMs * 10) / 10,
           state: cooling ? "cooling_down" : "available",
           cooldown_reason: cooling ? state.reason : null,
           consecutive_failures: state.failures,

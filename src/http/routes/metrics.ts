@@ -2,6 +2,7 @@
 
 import type { Context } from "hono";
 import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/registry.ts";
+import { routingView } from "../../balancer/view.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -19,6 +20,7 @@ export function metricsHandler(services: Services) {
         });
       });
     }
+    services.metrics.routing.update(routingView(services.config.groups, services.balancer.load));
     const text = services.metrics.render({
       storeKind: services.store.kind,
       storeUp: services.store.status() === "ok",
