@@ -5,6 +5,7 @@
 import { Balancer, type Clock, systemClock } from "./balancer/balancer.ts";
 import { CACHE_PREFIX, ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
+import { EntraTokens } from "./entra/entra_tokens.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
@@ -70,7 +71,13 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   // The connection pool outlives a reload unless the client kind changed.
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
   if (previous && !kept) previous.upstream.close();
-  const upstream = kept ?? new UpstreamClient(settings.upstreamClient, recentObserver(metrics.recent));
+  // Entra ID tokens live with the client, so a reload keeps them while a credential is unchanged.
+  const upstream = kept ??
+    new UpstreamClient(
+      settings.upstreamClient,
+      recentObserver(metrics.recent),
+      new EntraTokens({ logger, now: clock.now }),
+    );
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const pipeline = new Pipeline({
     settings,

@@ -8,6 +8,7 @@ import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
 import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
+import type { EntraTokens } from "../entra/entra_tokens.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
 export type UpstreamClientKind = "http1" | "fetch";
@@ -48,9 +49,13 @@ export class UpstreamClient {
   /** Hears every attempt (dashboard histories, tracing). */
   readonly observer?: AttemptObserver;
 
-  constructor(kind: UpstreamClientKind = "http1", observer?: AttemptObserver) {
+  /** Entra ID tokens for endpoints with `params.azure_ad`. */
+  readonly #tokens?: EntraTokens;
+
+  constructor(kind: UpstreamClientKind = "http1", observer?: AttemptObserver, tokens?: EntraTokens) {
     this.kind = kind;
     this.observer = observer;
+    this.#tokens = tokens;
     if (kind === "fetch") this.#send = viaFetch;
     else {
       this.#agent = new Http1Agent();
@@ -80,6 +85,13 @@ export class UpstreamClient {
    */
   async send(request: UpstreamRequest): Promise<UpstreamResult> {
     const { endpoint, signal: clientSignal } = request;
+    let bearer: string | undefined;
+    if (endpoint.azureAd) {
+      // No token is the endpoint's failure, like a refused connection (the token source logged why).
+      const got = await this.#tokens?.token(endpoint, endpoint.azureAd);
+      if (!got?.ok) return { kind: "connection", message: got?.message ?? "Entra ID tokens are not set up" };
+      bearer = got.token;
+    }
     let url = upstreamUrl(endpoint, request.path);
     if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
     const controller = new AbortController();
@@ -104,7 +116,7 @@ export class UpstreamClient {
     try {
       const response = await this.#send(url, {
         method: request.method,
-        headers: upstreamHeaders(endpoint, request.clientHeaders, request.requestId),
+        headers: upstreamHeaders(endpoint, request.clientHeaders, request.requestId, bearer),
         body: request.body,
         signal: controller.signal,
       });

@@ -86,6 +86,8 @@ export function upstreamHeaders(
   endpoint: EndpointConfig,
   client: Headers,
   requestId: string,
+  /** An Entra ID token: sent as `Authorization: Bearer` instead of the endpoint's key. */
+  bearer?: string,
 ): Record<string, string> {
   const headers: Record<string, string> = {};
   // forEach, not for...of: iterating Headers is ten times slower on Deno, and this runs on every attempt.
@@ -95,6 +97,10 @@ export function upstreamHeaders(
   for (const name in endpoint.headers) headers[name.toLowerCase()] = endpoint.headers[name];
   headers["content-type"] = "application/json";
   headers["x-request-id"] = requestId;
+  if (bearer !== undefined) {
+    headers.authorization = `Bearer ${bearer}`;
+    return headers;
+  }
   const [name, value] = PROVIDERS[endpoint.provider].auth(endpoint);
   headers[name] = value;
   return headers;

@@ -1,0 +1,77 @@
+/**
+ * Entra ID tokens for the endpoints that use `params.azure_ad`: one cached token per credential (endpoints sharing
+ * a credential share its token), kept across config reloads while the credential is unchanged. A failure comes
+ * back as a message for the attempt and one warning line naming the endpoint, the credential kind and why.
+ */
+
+import type { AzureAdConfig, EndpointConfig } from "../config/config.ts";
+import type { Logger } from "../logger.ts";
+import { CachedToken } from "./cached_token.ts";
+import { requestToken, type TokenRequestDeps } from "./token_request.ts";
+
+export type TokenResult = { readonly ok: true; readonly token: string } | {
+  readonly ok: false;
+  readonly message: string;
+};
+
+export interface EntraTokensOptions {
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly fetch?: typeof fetch;
+  readonly readTextFile?: (path: string) => Promise<string>;
+  /** Bound on one token request; default 10 s. */
+  readonly timeoutMs?: number;
+}
+
+export class EntraTokens {
+  readonly #tokens = new Map<string, CachedToken>();
+  readonly #logger: Logger;
+  readonly #deps: TokenRequestDeps;
+
+  constructor(options: EntraTokensOptions) {
+    this.#logger = options.logger;
+    this.#deps = {
+      fetch: options.fetch ?? fetch,
+      now: options.now ?? Date.now,
+      readTextFile: options.readTextFile ?? Deno.readTextFile,
+      timeoutMs: options.timeoutMs ?? 10_000,
+    };
+  }
+
+  /** The endpoint's bearer token (its `azureAd` must be set). */
+  async token(endpoint: EndpointConfig, ad: AzureAdConfig): Promise<TokenResult> {
+    // The map key holds the secret only in memory; it is never logged or shown.
+    const key = JSON.stringify(ad);
+    let cached = this.#tokens.get(key);
+    if (!cached) {
+      cached = new CachedToken(() => this.#fetch(endpoint, ad), this.#deps.now);
+      this.#tokens.set(key, cached);
+    }
+    try {
+      return { ok: true, token: await cached.get() };
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      return { ok: false, message: `Entra ID token unavailable: ${why}` };
+    }
+  }
+
+  async #fetch(endpoint: EndpointConfig, ad: AzureAdConfig) {
+    try {
+      const token = await requestToken(ad, this.#deps);
+      this.#logger.debug("Entra ID token obtained", {
+        endpoint: endpoint.id,
+        credential: ad.kind,
+        expires_at: new Date(token.expiresAt).toISOString(),
+      });
+      return token;
+    } catch (error) {
+      this.#logger.warn("Entra ID token request failed; the endpoint's attempts fail until one is obtained", {
+        endpoint: endpoint.id,
+        group: endpoint.group,
+        credential: ad.kind,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      throw error;
+    }
+  }
+}
