@@ -31,10 +31,26 @@ const openai: ProviderRules = {
   auth: (endpoint) => ["authorization", `Bearer ${endpoint.apiKey}`],
 };
 
+/**
+ * Routes the classic Azure layout (`?api-version=` dated) gained late, with the first api version that has them
+ * there (Responses: 2025-03-01-preview). Under an older dated api version they exist only in the v1 layout
+ * (`/openai/v1/...`, which takes no api version), so they go there: a config written for chat with an older version,
+ * like the Python LLMProxy's example `2024-02-15-preview`, keeps working for them.
+ */
+const CLASSIC_SINCE: readonly (readonly [route: string, since: string])[] = [["responses", "2025-03-01"]];
+
+/** Whether `path` must take the v1 layout although the endpoint names an api version. */
+function azureV1Only(path: string, apiVersion: string): boolean {
+  const dated = /^(\d{4}-\d{2}-\d{2})/.exec(apiVersion)?.[1];
+  if (dated === undefined) return false; // not a dated version (e.g. "preview"): as configured
+  const route = CLASSIC_SINCE.find(([name]) => path === name || path.startsWith(`${name}/`));
+  return route !== undefined && dated < route[1];
+}
+
 const azure: ProviderRules = {
   url(endpoint, path) {
     const base = endpoint.baseUrl.replace(/\/openai(\/v1)?$/, "");
-    if (!endpoint.apiVersion) return `${base}/openai/v1/${path}`;
+    if (!endpoint.apiVersion || azureV1Only(path, endpoint.apiVersion)) return `${base}/openai/v1/${path}`;
     const version = `api-version=${encodeURIComponent(endpoint.apiVersion)}`;
     if (DEPLOYMENT_ROUTES.has(path)) {
       return `${base}/openai/deployments/${encodeURIComponent(endpoint.model)}/${path}?${version}`;

@@ -150,8 +150,9 @@ test("Azure classic and v1 layouts: deployment path, api-version, api-key header
     paths.join(),
   );
   assert.ok(paths.includes("/openai/deployments/my-deployment/embeddings?api-version=2024-10-21"));
-  assert.ok(paths.includes("/openai/responses?api-version=2024-10-21"));
-  const responsesBody = classic.requests.find((request) => request.path === "/openai/responses")!.body;
+  // 2024-10-21 predates Responses in the classic layout, so they take the v1 one.
+  assert.ok(paths.includes("/openai/v1/responses"), paths.join());
+  const responsesBody = classic.requests.find((request) => request.path === "/openai/v1/responses")!.body;
   assert.equal((responsesBody as { model: string }).model, "my-deployment");
   assert.ok(classic.requests.every((request) => request.auth === "api-key"));
   assert.ok(classic.requests.every((request) => request.headers["api-key"] === "sk-test-classic"));

@@ -39,9 +39,11 @@ test("Azure classic layout: deployment in the path, api-version in the query, re
     upstreamUrl(azure, "embeddings"),
     "https://res.openai.azure.com/openai/deployments/my%20deploy%2F1/embeddings?api-version=2024-10-21",
   );
+  // 2024-10-21 predates Responses in the classic layout: v1 (tests/upstream/azure_layout_test.ts).
+  assert.equal(upstreamUrl(azure, "responses"), "https://res.openai.azure.com/openai/v1/responses");
   assert.equal(
-    upstreamUrl(azure, "responses"),
-    "https://res.openai.azure.com/openai/responses?api-version=2024-10-21",
+    upstreamUrl({ ...azure, apiVersion: "2025-04-01-preview" }, "responses"),
+    "https://res.openai.azure.com/openai/responses?api-version=2025-04-01-preview",
   );
 });
 
