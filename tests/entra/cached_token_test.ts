@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { type AccessToken, CachedToken, FAILURE_BACKOFF_MS, refreshAt } from "../../src/entra/cached_token.ts";
+import {
+  type AccessToken,
+  CachedToken,
+  FAILURE_BACKOFF_MS,
+  refreshAt,
+} from "../../src/entra/cached_token.ts";
 import { test } from "../_support/test.ts";
 
 const MIN = 60_000;
