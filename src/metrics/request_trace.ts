@@ -20,6 +20,17 @@ export interface RequestTrace {
   served?: ServedBy;
 }
 
+/**
+ * Milliseconds the request has spent in the proxy itself by `now`: the time since it arrived minus the time spent
+ * waiting on upstreams and for capacity. Never negative.
+ */
+export const overheadMs = (trace: RequestTrace, now: number): number =>
+  Math.max(0, now - trace.startedAt - trace.upstreamMs - trace.waitMs);
+
+/** `x-llmproxy-overhead-ms`: the overhead so far, to a tenth of a millisecond. */
+export const overheadHeader = (trace: RequestTrace, now: number): string =>
+  (Math.round(overheadMs(trace, now) * 10) / 10).toFixed(1);
+
 export interface ServedBy {
   readonly endpoint: string;
   readonly attempts: number;

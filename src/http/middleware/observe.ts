@@ -10,6 +10,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../../logger.ts";
 import { type ProxyMetrics, type RequestTrace, routeLabel, type ServedBy } from "../../metrics/metrics.ts";
+import { overheadMs } from "../../metrics/request_trace.ts";
 
 export interface ObserveOptions {
   readonly metrics: ProxyMetrics;
@@ -65,7 +66,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> 
       const group = c.get("group") ?? "";
       const { endpoint, cache } = served;
       // Overhead only means something for requests that went through the pipeline (or the cache).
-      const overheadMs = group !== "" ? Math.max(0, elapsedMs - trace.upstreamMs - trace.waitMs) : null;
+      const overhead = group !== "" ? overheadMs(trace, trace.startedAt + elapsedMs) : null;
       metrics.request({
         route,
         group,
@@ -73,7 +74,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> 
         status,
         cache,
         seconds: elapsedMs / 1000,
-        overheadSeconds: overheadMs === null ? null : overheadMs / 1000,
+        overheadSeconds: overhead === null ? null : overhead / 1000,
       });
       const level = route === "health" || route === "metrics" ? "debug" : "info";
       if (logger.enabled(level)) {
@@ -88,7 +89,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> 
           cache,
           latency_ms: round(elapsedMs),
           upstream_ms: group !== "" ? round(trace.upstreamMs) : null,
-          overhead_ms: overheadMs === null ? null : round(overheadMs),
+          overhead_ms: overhead === null ? null : round(overhead),
         });
       }
     }

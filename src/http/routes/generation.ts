@@ -6,6 +6,7 @@
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
 import type { RequestTrace } from "../../metrics/metrics.ts";
+import { overheadHeader } from "../../metrics/request_trace.ts";
 import type { ProxyRequest } from "../../proxy/pipeline.ts";
 import type { Route } from "../../upstream/providers.ts";
 import type { Services } from "../../services.ts";
@@ -73,11 +74,15 @@ export function generationHandler(services: Services, route: Route) {
     };
     const response = await handle(request);
     const trace = c.get("trace");
-    return await withPythonMarkers(response, {
+    const now = performance.now();
+    const marked = await withPythonMarkers(response, {
       served: trace.served,
-      elapsedMs: performance.now() - trace.startedAt,
+      elapsedMs: now - trace.startedAt,
       stream,
       bodyMarker: config.settings.pythonCacheMarker,
     });
+    // The proxy's own share of the time to this answer's headers (Bifrost and LiteLLM offer the same figure).
+    marked.headers.set("x-llmproxy-overhead-ms", overheadHeader(trace, now));
+    return marked;
   };
 }

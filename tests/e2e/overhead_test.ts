@@ -1,0 +1,49 @@
+/** `x-llmproxy-overhead-ms` on every generation answer, and the overhead histogram of `/metrics` behind it. */
+
+import assert from "node:assert/strict";
+import { cachedProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+const UPSTREAM_MS = 200;
+
+const chat = (url: string, content: string, stream = false) =>
+  fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content }], stream }),
+  });
+
+/** The header as a number, checked to be a plain non-negative decimal. */
+function overhead(response: Response): number {
+  const value = response.headers.get("x-llmproxy-overhead-ms");
+  assert.match(value ?? "", /^\d+\.\d$/, `x-llmproxy-overhead-ms: ${value}`);
+  return Number(value);
+}
+
+test("x-llmproxy-overhead-ms: the proxy's own time, without the upstream's, on misses, hits and streams", async () => {
+  await using setup = await cachedProxy([], { latencyMs: UPSTREAM_MS });
+  const { url } = setup.proxy;
+
+  const startedAt = performance.now();
+  const miss = await chat(url, "hello");
+  const elapsed = performance.now() - startedAt;
+  await miss.body?.cancel();
+  assert.equal(miss.headers.get("x-llmproxy-cache"), "MISS");
+  assert.ok(elapsed >= UPSTREAM_MS);
+  // The upstream's 200 ms are not the proxy's: what is left is small even on a loaded machine.
+  assert.ok(overhead(miss) < UPSTREAM_MS / 2, `miss overhead ${overhead(miss)} ms of ${elapsed} ms`);
+
+  const hit = await chat(url, "hello");
+  await hit.body?.cancel();
+  assert.equal(hit.headers.get("x-llmproxy-cache"), "HIT");
+  assert.ok(overhead(hit) < UPSTREAM_MS / 2);
+
+  const stream = await chat(url, "a stream", true);
+  assert.ok(overhead(stream) < UPSTREAM_MS / 2);
+  await stream.text();
+
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const count = metrics.split("\n").find((line) =>
+    line.startsWith('llmproxy_proxy_overhead_seconds_count{route="chat"}')
+  );
+  assert.equal(count?.split(" ")[1], "3");
+});
