@@ -3,7 +3,7 @@
  */
 
 import { Hono } from "hono";
-import { errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
+import { ClientGone, errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { observe } from "./http/middleware/observe.ts";
@@ -13,7 +13,6 @@ import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.t
 import { metricsHandler } from "./http/routes/metrics.ts";
 import { responseItemHandler } from "./http/routes/responses.ts";
 import { uiAssetHandler, uiDataHandler, uiPageHandler } from "./http/routes/ui.ts";
-import { ClientGone } from "./proxy/pipeline.ts";
 import type { Services } from "./services.ts";
 
 export function createApp(services: Services): Hono<AppEnv> {

@@ -44,6 +44,13 @@ export class ProxyError extends Error {
   }
 }
 
+/** The client closed the request before its answer (499; never logged as the proxy's failure). */
+export class ClientGone extends ProxyError {
+  constructor() {
+    super(499, "invalid_request_error", "client_closed_request", "The client closed the request");
+  }
+}
+
 export const invalidJson = (message: string) =>
   new ProxyError(400, "invalid_request_error", "invalid_json", message);
 

@@ -2,7 +2,8 @@
  * buildServices(config): the ONLY place that picks the memory or Redis store and wires the rest together.
  */
 
-import { Balancer, type Clock, systemClock } from "./balancer/balancer.ts";
+import { Balancer } from "./balancer/balancer.ts";
+import { type Clock, systemClock } from "./core/clock.ts";
 import { CACHE_PREFIX, ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
 import { EntraTokens } from "./entra/entra_tokens.ts";
@@ -10,6 +11,7 @@ import { HealthTracker } from "./health/tracker.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
 import { recentObserver } from "./metrics/recent.ts";
+import { Attempts } from "./proxy/attempts.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
@@ -79,18 +81,6 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
       new EntraTokens({ logger, now: clock.now }),
     );
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
-  const pipeline = new Pipeline({
-    settings,
-    balancer,
-    health,
-    upstream,
-    stats,
-    logger,
-    clock,
-    budgets,
-    limits,
-    metrics,
-  });
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,
     maxTurnBytes: MAX_TURN_BYTES,
@@ -104,6 +94,30 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     clock,
     counters: previous?.cache.counters,
     readHealth: (group) => health.snapshot(group.endpoints),
+  });
+  const attempts = new Attempts({
+    health,
+    upstream,
+    stats,
+    logger,
+    now: clock.now,
+    limits,
+    metrics,
+  });
+  const pipeline = new Pipeline({
+    settings,
+    admission: [],
+    responses,
+    cache,
+    balancer,
+    budgets,
+    attempts,
+    health,
+    usage: [],
+    endpoints: new Map(
+      config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
+    ),
+    metrics,
   });
   return {
     config,

@@ -5,6 +5,7 @@
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";
@@ -59,28 +60,6 @@ export type AttemptOutcome =
   | { readonly kind: "timeout" }
   | { readonly kind: "malformed" }
   | { readonly kind: "connection"; readonly message: string };
-
-export interface Clock {
-  now(): number;
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: Date.now,
-  sleep: (ms, signal) =>
-    new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-    }),
-};
 
 export class Balancer {
   readonly #rotations = new Map<string, SmoothWeighted>();

@@ -1,7 +1,7 @@
 /**
- * The cache layer in front of the pipeline: `handle(request, next)` answers from the cache (HIT), from an
- * identical request in flight here or on another instance (COALESCED), or calls `next` (MISS; BYPASS when the
- * request said `no-cache` or the cache is off) and stores the answer when it is a complete success.
+ * The cache stages of the pipeline. `lookup` answers from the cache (HIT), from an identical request in flight
+ * here or on another instance (COALESCED), or returns a miss (MISS; BYPASS when the request said `no-cache` or the
+ * cache is off) whose ticket the record stage uses to store the answer when it is a complete success.
  *
  * Writes are off the response path: a JSON answer is stored after it is handed back, a stream from the
  * recorder's `flush` once its terminal event went by. A write that fails is logged at warn and changes
@@ -10,29 +10,41 @@
  *
  * On a shared store (Redis) a lookup costs one round trip, hit or miss: a JSON request's entry read also takes the
  * coalescing lock when the entry is absent (one script), and the group's endpoint health is read alongside, for
- * the pipeline to use on a miss.
+ * the plan to use on a miss.
  */
 
-import type { Clock } from "../balancer/balancer.ts";
+import type { Answer } from "../core/answer.ts";
+import type { Clock } from "../core/clock.ts";
+import type { GenerationRequest } from "../core/request.ts";
 import type { GroupConfig, Settings } from "../config/config.ts";
+import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { toJsonAnswer } from "../proxy/answer.ts";
-import { ClientGone, type ProxyRequest } from "../proxy/pipeline.ts";
 import type { EndpointHealth, PrefixUsage, Store } from "../store/store.ts";
-import { Broadcast } from "./broadcast.ts";
 import { type Flight, Flights, type Followed, lockKey, lockOrWait, unlock } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer, decodeEntry, entryKey } from "./entry.ts";
 import { cacheKey } from "./key.ts";
-import { replayedEndpoint, replayResponse, type ReplayStatus } from "./replay.ts";
+import { replayAnswer, type ReplayStatus } from "./replay.ts";
+import { CacheTicket, Lead } from "./ticket.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
 
 export { CACHE_PREFIX } from "./entry.ts";
 export type { CacheCounters } from "./writer.ts";
 
-export type Next = (request: ProxyRequest) => Promise<Response>;
+export type { CacheTicket } from "./ticket.ts";
 
-export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "COALESCED";
+/** What the lookup stage found: an answer (HIT, COALESCED), or a miss for the plan and attempts to answer. */
+export type CacheLookup =
+  | { readonly kind: "answer"; readonly answer: Answer }
+  | {
+    readonly kind: "miss";
+    /** For the record stage: stores and shares the answer (`keep`), or gives up the flight (`drop`). */
+    readonly ticket: CacheTicket;
+    /** The upstream call's signal: a led flight's is aborted only once every request following it left. */
+    readonly signal: AbortSignal;
+    /** The group's endpoint health, read alongside the entry on a shared store (for the plan). */
+    readonly health?: Promise<EndpointHealth[]>;
+  };
 
 /** `/stats` figures: this instance's counters; entries and bytes from the (shared) store. */
 export interface CacheFigures extends Readonly<CacheCounters> {
@@ -63,8 +75,8 @@ const MAX_LOCK_MS = 30_000;
 /** Rounds a follower whose leader failed may join a new flight before going upstream on its own. */
 const FOLLOW_ROUNDS = 3;
 
-/** What a lookup found, and what it started for a miss. */
-interface Lookup {
+/** What reading the entry found, and what it started for a miss. */
+interface Found {
   readonly answer: CachedAnswer | null;
   /** The read took the cross-instance lock as well (a JSON request on a shared store, entry absent). */
   readonly locked: boolean;
@@ -105,13 +117,17 @@ export class ResponseCache {
     return this.#counts;
   }
 
-  async handle(request: ProxyRequest, next: Next): Promise<Response> {
+  /**
+   * The lookup stage: a cached answer (HIT), one shared by an identical request in flight here or on another
+   * instance (COALESCED), or a miss (MISS; BYPASS when the request said `no-cache` or the cache is off) with the
+   * ticket the record stage stores the answer with.
+   */
+  async lookup(request: GenerationRequest): Promise<CacheLookup> {
     // The client's Cache-Control is the proxy's: upstreamHeaders never forwards it, nor the body's `cache`.
     const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
-    // The verdict travels with the request: the pipeline writes it into the answer's headers as it builds them.
     if (!this.#settings.cache) {
       this.#counts.bypasses++;
-      return await next({ ...request, cacheStatus: "BYPASS" });
+      return this.#miss(request, "BYPASS");
     }
     const key = cacheKey({
       route: request.route,
@@ -119,34 +135,35 @@ export class ResponseCache {
       stream: request.stream,
       body: request.body,
     });
+    const entry = control.write ? { key, control } : undefined;
     if (!control.read) {
       this.#counts.bypasses++;
-      return await this.#fetch(key, { ...request, cacheStatus: "BYPASS" }, next, control);
+      return this.#miss(request, "BYPASS", entry);
     }
     for (let round = 0; round < FOLLOW_ROUNDS; round++) {
       let flight = this.#flights.get(key);
       if (!flight) {
-        const lookup = await this.#lookup(key, request, control);
-        if (lookup.answer) {
+        const found = await this.#read(key, request, control);
+        if (found.answer) {
           this.#counts.hits++;
-          return this.#replay(lookup.answer, "HIT", request);
+          return { kind: "answer", answer: this.#replay(found.answer, "HIT") };
         }
         flight = this.#flights.get(key);
         if (!flight) {
-          if (!control.write) {
+          if (!entry) {
             this.#counts.misses++;
-            return await next({ ...request, cacheStatus: "MISS", health: lookup.health });
+            return this.#miss(request, "MISS", undefined, found.health);
           }
-          return await this.#lead(key, request, next, control, lookup);
+          return await this.#lead(key, request, entry, found);
         }
         // An identical request here opened a flight while this one read: it leads, so a lock taken goes back.
-        if (lookup.locked) this.#release(key);
+        if (found.locked) this.#release(key);
       }
       const followed = await this.#follow(flight, request);
-      if (followed) return followed;
+      if (followed) return { kind: "answer", answer: followed };
     }
     this.#counts.misses++;
-    return await this.#fetch(key, { ...request, cacheStatus: "MISS" }, next, control);
+    return this.#miss(request, "MISS", entry);
   }
 
   /** Drops every cached answer (never routing or affinity state); returns how many went. */
@@ -177,149 +194,107 @@ export class ResponseCache {
     this.#writer.track(unlock(this.#store, key, this.#token));
   }
 
-  /** A cached answer as this request's response, noted in its trace. */
-  #replay(answer: CachedAnswer, status: ReplayStatus, request: ProxyRequest): Response {
-    if (request.trace) {
-      request.trace.served = { endpoint: replayedEndpoint(answer), attempts: 0, cache: status };
-    }
-    return replayResponse(answer, status, this.#clock.now(), request.requestId);
+  #replay(answer: CachedAnswer, status: ReplayStatus): Answer {
+    return replayAnswer(answer, status, this.#clock.now());
+  }
+
+  /** A miss outside any flight: the ticket stores a complete answer when `entry` says where. */
+  #miss(
+    request: GenerationRequest,
+    verdict: "MISS" | "BYPASS",
+    entry?: { key: string; control: CacheControl },
+    health?: Promise<EndpointHealth[]>,
+  ): CacheLookup {
+    const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict, entry });
+    return { kind: "miss", ticket, signal: request.signal, health };
+  }
+
+  #ticketBase(request: GenerationRequest) {
+    return { request, writer: this.#writer, maxBytes: this.#settings.cacheMaxEntryBytes };
   }
 
   /** Follows a flight; null when its leader failed (the caller tries again). */
-  async #follow(flight: Flight, request: ProxyRequest): Promise<Response | null> {
+  async #follow(flight: Flight, request: GenerationRequest): Promise<Answer | null> {
     const shared: Followed = await flight.follow(request.signal);
     if (shared === null) return null;
     if (shared === "gone") throw new ClientGone();
     if (shared.kind === "entry") {
       this.#counts.coalesced++;
-      return this.#replay(shared.answer, "COALESCED", request);
+      return this.#replay(shared.answer, "COALESCED");
     }
-    const body = shared.kind === "json" ? shared.bytes : shared.broadcast.join();
-    if (!body) return null;
-    const headers = new Headers(shared.headers);
-    headers.set("x-llmproxy-cache", "COALESCED");
-    headers.set("x-request-id", request.requestId);
-    if (request.trace) {
-      request.trace.served = {
-        endpoint: headers.get("x-llmproxy-endpoint") ?? "",
-        attempts: Number(headers.get("x-llmproxy-attempts") ?? 0),
-        cache: "COALESCED",
-      };
-    }
+    let body: Answer["body"];
+    if (shared.kind === "stream") {
+      const stream = shared.broadcast.join();
+      if (!stream) return null;
+      body = { kind: "stream", stream };
+    } else body = { kind: "bytes", bytes: shared.bytes };
     this.#counts.coalesced++;
-    return new Response(body, { status: 200, headers });
+    return {
+      status: 200,
+      headers: shared.headers,
+      body,
+      meta: { ...shared.meta, cache: "COALESCED" },
+    };
   }
 
   /**
-   * Leads a new flight, with the cross-instance lock (taken by the lookup, or now; or after waiting for another
-   * instance, which may instead have written the answer), then calls `next`.
+   * Leads a new flight, with the cross-instance lock (taken by the read, or now; or after waiting for another
+   * instance, which may instead have written the answer): a miss whose ticket shares the answer with followers.
    */
   async #lead(
     key: string,
-    request: ProxyRequest,
-    next: Next,
-    control: CacheControl,
-    lookup: Lookup,
-  ): Promise<Response> {
+    request: GenerationRequest,
+    entry: { key: string; control: CacheControl },
+    found: Found,
+  ): Promise<CacheLookup> {
     if (request.signal.aborted) {
-      if (lookup.locked) this.#release(key);
+      if (found.locked) this.#release(key);
       throw new ClientGone();
     }
     const flight = this.#flights.open(key);
-    const stopAttending = flight.attend(request.signal);
-    let locked = lookup.locked;
-    let finished = false;
-    /** Closes the flight and gives back the lock, unless the entry's write already did (`lockReleased`). */
-    const finish = (lockReleased = false) => {
-      if (finished) return;
-      finished = true;
-      this.#flights.close(key, flight);
-      if (locked && !lockReleased) this.#release(key);
-    };
+    const lead = new Lead(
+      flight,
+      flight.attend(request.signal),
+      () => this.#flights.close(key, flight),
+      () => this.#release(key),
+    );
+    const held = { key: lockKey(key), token: this.#token };
+    if (found.locked) lead.lock = held;
     try {
       // One process needs no lock in the store: its flights already coalesce everything it serves. Streams do not
       // wait for another instance either: its entry exists only once its stream has ended, and a streaming
       // client must not wait that long for its first token.
       const ttlMs = this.#lockTtlMs;
       const crossInstance = this.#store.kind !== "memory" && !request.stream;
-      const outcome = crossInstance && !lookup.locked
+      const outcome = crossInstance && !found.locked
         ? await lockOrWait(
           this.#store,
           key,
-          { ttlMs, waitMs: ttlMs, token: this.#token, tried: lookup.triedLock },
+          { ttlMs, waitMs: ttlMs, token: this.#token, tried: found.triedLock },
           flight.signal,
         )
-        : { kind: "lead" as const, locked: lookup.locked, waited: false };
+        : { kind: "lead" as const, locked: found.locked, waited: false };
       if (outcome.kind === "entry") {
         const answer = decodeEntry(outcome.text);
         if (answer) {
           flight.settle({ kind: "entry", answer });
-          finish();
+          lead.stopAttending();
+          lead.finish();
           this.#counts.coalesced++;
-          return this.#replay(answer, "COALESCED", request);
+          return { kind: "answer", answer: this.#replay(answer, "COALESCED") };
         }
-      } else locked = outcome.locked;
+      } else lead.lock = outcome.locked ? held : undefined;
       this.#counts.misses++;
+      const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict: "MISS", entry, lead });
       // The health read with the entry is current unless this request waited for another instance.
-      const response = await next({
-        ...request,
-        signal: flight.signal,
-        cacheStatus: "MISS",
-        health: outcome.kind === "lead" && !outcome.waited ? lookup.health : undefined,
-      });
-      if (response.status !== 200 || !response.body) {
-        flight.settle(null);
-        finish();
-        return response;
-      }
-      if (request.stream) return this.#leadStream(key, request, response, control, flight, finish);
-      const answer = await toJsonAnswer(response);
-      flight.settle({ kind: "json", headers: answer.headerRecord, bytes: answer.payload });
-      // Holding the lock, the entry's write gives it back in the same step (one Redis round trip, not two).
-      const lock = locked ? { key: lockKey(key), token: this.#token } : undefined;
-      this.#writer.json(key, request, answer, control, finish, lock);
-      return answer;
+      const health = outcome.kind === "lead" && !outcome.waited ? found.health : undefined;
+      return { kind: "miss", ticket, signal: flight.signal, health };
     } catch (error) {
+      lead.stopAttending();
       flight.settle(null);
-      finish();
+      lead.finish();
       throw error;
-    } finally {
-      stopAttending();
     }
-  }
-
-  #leadStream(
-    key: string,
-    request: ProxyRequest,
-    response: Response,
-    control: CacheControl,
-    flight: Flight,
-    finish: () => void,
-  ): Response {
-    const headers = response.headers;
-    const recorded = response.body!.pipeThrough(this.#writer.stream(key, request, headers, control, finish));
-    const broadcast = new Broadcast(recorded, {
-      maxBytes: this.#settings.cacheMaxEntryBytes,
-      // A stream that ended is finished by its recorder, once stored; one cut short is finished here.
-      onEnd: (end) => {
-        if (end !== "done") finish();
-      },
-    });
-    flight.settle({ kind: "stream", headers, broadcast });
-    return new Response(broadcast.join(), { status: 200, headers });
-  }
-
-  /** Calls `next` outside any flight and stores a complete answer (when `control` allows). */
-  async #fetch(key: string, request: ProxyRequest, next: Next, control: CacheControl): Promise<Response> {
-    const response = await next(request);
-    if (!control.write || response.status !== 200 || !response.body) return response;
-    if (!request.stream) {
-      const answer = await toJsonAnswer(response);
-      this.#writer.json(key, request, answer, control);
-      return answer;
-    }
-    const recorder = this.#writer.stream(key, request, response.headers, control);
-    return new Response(response.body.pipeThrough(recorder), { status: 200, headers: response.headers });
   }
 
   /**
@@ -327,7 +302,7 @@ export class ResponseCache {
    * the group's health is read at the same time, and a JSON request that may write takes the coalescing lock in
    * the same script as the read, so a miss needs no second round trip before the upstream call.
    */
-  async #lookup(key: string, request: ProxyRequest, control: CacheControl): Promise<Lookup> {
+  async #read(key: string, request: GenerationRequest, control: CacheControl): Promise<Found> {
     const shared = this.#store.kind !== "memory";
     const health = shared ? this.#readHealth?.(request.group) : undefined;
     const lockable = shared && control.write && !request.stream;

@@ -13,16 +13,25 @@
  * upstream itself.
  */
 
+import type { AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
 
-/** The leader's answer headers (a record for JSON answers, whose Response headers are better left unread). */
-export type SharedHeaders = Headers | Readonly<Record<string, string>>;
-
+/** The leader's answer, as followers share it: its headers and metadata, and its body or a broadcast of it. */
 export type Shared =
-  | { readonly kind: "json"; readonly headers: SharedHeaders; readonly bytes: Uint8Array<ArrayBuffer> }
-  | { readonly kind: "stream"; readonly headers: SharedHeaders; readonly broadcast: Broadcast }
+  | {
+    readonly kind: "json";
+    readonly headers: Readonly<Record<string, string>>;
+    readonly meta: AnswerMeta;
+    readonly bytes: Uint8Array<ArrayBuffer>;
+  }
+  | {
+    readonly kind: "stream";
+    readonly headers: Readonly<Record<string, string>>;
+    readonly meta: AnswerMeta;
+    readonly broadcast: Broadcast;
+  }
   | { readonly kind: "entry"; readonly answer: CachedAnswer };
 
 /** What a follower got: the shared answer, null when the leader failed, "gone" when its own client left. */

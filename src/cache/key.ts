@@ -7,7 +7,7 @@
 
 import { createHash } from "node:crypto";
 import stringify from "safe-stable-stringify";
-import type { Route } from "../upstream/providers.ts";
+import type { Route } from "../core/route.ts";
 
 export interface KeyInput {
   readonly route: Route;

@@ -8,7 +8,7 @@
  * may be split anywhere across chunks.
  */
 
-import type { Route } from "../upstream/providers.ts";
+import type { Route } from "../core/route.ts";
 
 export interface Recording {
   /** The raw text of each event in order, line breaks included; joined, they are the stream byte for byte. */

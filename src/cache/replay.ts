@@ -4,6 +4,7 @@
  * the original.
  */
 
+import type { Answer } from "../core/answer.ts";
 import { type CachedAnswer, eventsOf } from "./entry.ts";
 
 export type ReplayStatus = "HIT" | "COALESCED";
@@ -25,26 +26,13 @@ export function replayStream(answer: CachedAnswer): ReadableStream<Uint8Array> {
 /** The endpoint a cached answer is reported as coming from. */
 export const replayedEndpoint = (answer: CachedAnswer): string => answer.endpoint ?? "cache";
 
-/**
- * The response for a cached answer, marked with how it was found; `now` (epoch ms) gives its `age`. Headers as a
- * plain record: the Response validates them once.
- */
-export function replayResponse(
-  answer: CachedAnswer,
-  status: ReplayStatus,
-  now: number,
-  requestId: string,
-): Response {
+/** A cached answer as the pipeline's answer, marked with how it was found; `now` (epoch ms) gives its `age`. */
+export function replayAnswer(answer: CachedAnswer, status: ReplayStatus, now: number): Answer {
   const headers: Record<string, string> = {
     "content-type": answer.contentType,
-    "x-llmproxy-cache": status,
-    "x-llmproxy-endpoint": replayedEndpoint(answer),
-    "x-llmproxy-attempts": "0",
-    "x-request-id": requestId,
     "age": String(Math.max(0, Math.floor((now - answer.storedAt) / 1000))),
   };
-  if (!answer.stream) return new Response(answer.body, { status: 200, headers });
-  headers["cache-control"] = "no-cache";
-  headers["x-accel-buffering"] = "no";
-  return new Response(replayStream(answer), { status: 200, headers });
+  const meta = { endpoint: replayedEndpoint(answer), attempts: 0, cache: status };
+  if (!answer.stream) return { status: 200, headers, body: { kind: "bytes", bytes: answer.body }, meta };
+  return { status: 200, headers, body: { kind: "stream", stream: replayStream(answer) }, meta };
 }

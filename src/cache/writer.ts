@@ -5,11 +5,11 @@
  * notices. Every write is tracked, so shutdown can wait for them.
  */
 
-import type { Clock } from "../balancer/balancer.ts";
+import type { Answer, AnswerBody } from "../core/answer.ts";
+import type { Clock } from "../core/clock.ts";
+import type { GenerationRequest } from "../core/request.ts";
 import type { Settings } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
-import type { JsonAnswer } from "../proxy/answer.ts";
-import type { ProxyRequest } from "../proxy/pipeline.ts";
 import type { Store } from "../store/store.ts";
 import type { CacheControl } from "./control.ts";
 import { type CachedAnswer, encodeEntry, entryKey } from "./entry.ts";
@@ -48,6 +48,9 @@ export interface HeldLock {
   readonly token: string;
 }
 
+/** A whole JSON answer from an upstream, parsed. */
+export type JsonBody = Extract<AnswerBody, { kind: "json" }>;
+
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export class EntryWriter {
@@ -65,21 +68,22 @@ export class EntryWriter {
    */
   json(
     key: string,
-    request: ProxyRequest,
-    answer: JsonAnswer,
+    request: GenerationRequest,
+    answer: Answer,
+    body: JsonBody,
     control: CacheControl,
     done?: (lockReleased: boolean) => void,
     lock?: HeldLock,
   ): void {
     const { settings, clock } = this.#options;
     let write = Promise.resolve(false);
-    if (answer.payload.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
-    else if (isComplete(answer)) {
+    if (body.bytes.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
+    else if (isComplete(body)) {
       write = this.#write(key, request, control, {
         stream: false,
-        contentType: answer.headerRecord["content-type"] ?? "application/json",
-        endpoint: answer.headerRecord["x-llmproxy-endpoint"] ?? null,
-        body: answer.payloadText,
+        contentType: answer.headers["content-type"] ?? "application/json",
+        endpoint: answer.meta.endpoint,
+        body: body.text,
         events: [],
         storedAt: clock.now(),
       }, lock);
@@ -93,8 +97,8 @@ export class EntryWriter {
    */
   stream(
     key: string,
-    request: ProxyRequest,
-    headers: Headers,
+    request: GenerationRequest,
+    answer: Answer,
     control: CacheControl,
     done?: () => void,
   ): TransformStream<Uint8Array, Uint8Array> {
@@ -105,8 +109,8 @@ export class EntryWriter {
       onComplete: (recording) => {
         const write = this.#write(key, request, control, {
           stream: true,
-          contentType: headers.get("content-type") ?? "text/event-stream",
-          endpoint: headers.get("x-llmproxy-endpoint"),
+          contentType: answer.headers["content-type"] ?? "text/event-stream",
+          endpoint: answer.meta.endpoint,
           body: recording.events.join(""),
           events: recording.events.map((event) => event.length),
           storedAt: clock.now(),
@@ -134,7 +138,7 @@ export class EntryWriter {
   /** Writes the entry (releasing `lock` in the same step when given); true when the lock was dealt with. */
   async #write(
     key: string,
-    request: ProxyRequest,
+    request: GenerationRequest,
     control: CacheControl,
     answer: CachedAnswer,
     lock?: HeldLock,
@@ -156,7 +160,7 @@ export class EntryWriter {
     }
   }
 
-  #tooLarge(request: ProxyRequest): void {
+  #tooLarge(request: GenerationRequest): void {
     this.#options.logger.warn("answer not cached: larger than cache_params.max_entry_bytes", {
       request_id: request.requestId,
       max_entry_bytes: this.#options.settings.cacheMaxEntryBytes,
@@ -175,14 +179,14 @@ export class EntryWriter {
  * object counts only once `completed`: a background one that is still queued, or one that failed or is
  * incomplete, is not an answer to hand out again (as for streams).
  */
-function isComplete(answer: JsonAnswer): boolean {
+function isComplete(answer: JsonBody): boolean {
   const value = answer.parsed as Record<string, unknown> | null;
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
   if (Object.keys(value).length === 0 || ("error" in value && value.error)) return false;
   if (value.object === "response" && value.status !== "completed") return false;
-  if (!answer.payloadText.includes("\uFFFD")) return true;
+  if (!answer.text.includes("\uFFFD")) return true;
   try {
-    strictDecoder.decode(answer.payload);
+    strictDecoder.decode(answer.bytes);
     return true;
   } catch {
     return false;

@@ -1,7 +1,6 @@
 /** Reading and checking a client's JSON body: size limit, JSON object, field types. */
 
-import { invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
-import { ClientGone } from "../proxy/pipeline.ts";
+import { ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { type Deadline, deadlines } from "../util/deadlines.ts";
 
 const decoder = new TextDecoder();

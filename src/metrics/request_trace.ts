@@ -13,9 +13,9 @@ export interface RequestTrace {
   /** Time spent waiting for an endpoint to come back, added by the pipeline. */
   waitMs: number;
   /**
-   * Set by the layer that built the answer (pipeline or cache), which wrote the same facts and `x-request-id`
-   * into the answer's headers. Observing reads them here: reading a Response's headers would throw away the
-   * native copy Deno prepared to serve it with, and cost a rebuild on every request.
+   * Set by the HTTP edge (`http/respond.ts`) as it writes the same facts and `x-request-id` into the answer's
+   * headers. Observing reads them here: reading a Response's headers would throw away the native copy Deno
+   * prepared to serve it with, and cost a rebuild on every request.
    */
   served?: ServedBy;
 }

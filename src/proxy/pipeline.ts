@@ -1,96 +1,55 @@
 /**
- * The one place where the order of a generation request lives:
- *   balance -> upstream -> classify (answer, fail over, or pass the caller's error back) -> record -> reply.
- * Nothing downstream calls back into an earlier stage.
+ * The one place where the order of a request lives. Read top to bottom, a generation request goes:
+ *
+ *   1. admission        rules that reject (a typed error) or name the caller          proxy/admission.ts
+ *   2. Responses route  keep a conversation on the endpoint that owns it              responses/layer.ts
+ *   3. cache lookup     HIT, COALESCED with an identical request, or a miss ticket     cache/cache.ts
+ *   4. plan             the endpoints to try, in order (the balancer)                  balancer/balancer.ts
+ *   5. attempts         upstream call, classify, health, fail over                     proxy/attempts.ts
+ *   6. record           usage (budgets, sinks), cache write, the Responses turn        proxy/usage.ts, cache/ticket.ts
+ *   7. answer           a typed `Answer`, made a Response once by the HTTP edge        http/respond.ts
+ *
+ * A Responses request whose owner cannot serve is replayed elsewhere: stages 3-6 again with the replayed body.
+ * `/responses/{id}` calls take the same road: admission, the owner (routing), a one-endpoint plan, the same
+ * attempts, and a record that forgets deleted responses. Each stage returns what it decided; nothing is written
+ * onto the request or into headers for a later stage to read back, and nothing downstream calls back up.
  */
 
-import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts";
-import { ProxyError } from "../errors.ts";
-import type { AttemptOutcome, Balancer, Clock, Pick } from "../balancer/balancer.ts";
+import type { Balancer } from "../balancer/balancer.ts";
+import type { EndpointConfig, Settings } from "../config/config.ts";
+import type { Answer } from "../core/answer.ts";
+import type { Admitted, GenerationRequest, ItemRequest } from "../core/request.ts";
+import { ROUTE_PATHS } from "../core/route.ts";
+import type { CacheLookup, ResponseCache } from "../cache/cache.ts";
 import type { HealthTracker } from "../health/tracker.ts";
-import type { EndpointHealth } from "../store/store.ts";
-import type { Logger } from "../logger.ts";
-import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics/metrics.ts";
-import { type Budgets, usageTokens } from "../ratelimit/budget.ts";
-import { parseRetryAfter } from "../ratelimit/headers.ts";
-import { StreamUsage } from "../ratelimit/stream_usage.ts";
-import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
-import type { UpstreamClient } from "../upstream/client.ts";
-import { type Route, ROUTE_PATHS } from "../upstream/providers.ts";
-import { JsonAnswer } from "./answer.ts";
-import type { Stats } from "./stats.ts";
-import { openStream } from "./stream.ts";
-
-export interface ProxyRequest {
-  readonly route: Route;
-  readonly group: GroupConfig;
-  /** The client's parsed body; `model` is rewritten per endpoint, proxy-only fields are removed. */
-  readonly body: Record<string, unknown>;
-  readonly stream: boolean;
-  readonly clientHeaders: Headers;
-  readonly requestId: string;
-  readonly signal: AbortSignal;
-  /** Only this endpoint may serve the request (Responses affinity). */
-  readonly pinned?: string;
-  /** Endpoints that must not serve the request (a conversation's owner that just failed). */
-  readonly exclude?: readonly string[];
-  /** The request's trace (set by the observing middleware): upstream time and waits are added to it. */
-  readonly trace?: RequestTrace;
-  /** What the cache did with the request (`x-llmproxy-cache` on the answer), when a cache layer is in front. */
-  readonly cacheStatus?: string;
-  /** The group's endpoint health, already being read by a layer in front (see `PlanOptions.health`). */
-  readonly health?: Promise<EndpointHealth[]>;
-}
+import type { ProxyMetrics } from "../metrics/metrics.ts";
+import type { Budgets } from "../ratelimit/budget.ts";
+import type { Conversation, ResponsesLayer } from "../responses/layer.ts";
+import { type AdmissionRule, admit } from "./admission.ts";
+import type { Attempts, Served, UpstreamCall } from "./attempts.ts";
+import { OwnerPlan, type Plan } from "./plan.ts";
+import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
+import { recordUsage, type UsageSink } from "./usage.ts";
 
 export interface PipelineDeps {
   readonly settings: Settings;
+  /** Admission rules, run in order before anything else (see `admission.ts`). */
+  readonly admission: readonly AdmissionRule[];
+  readonly responses: ResponsesLayer;
+  readonly cache: ResponseCache;
   readonly balancer: Balancer;
-  readonly health: HealthTracker;
-  readonly upstream: UpstreamClient;
-  readonly stats: Stats;
-  readonly logger: Logger;
-  readonly clock: Clock;
-  /** rpm/tpm budgets: estimated before the call (charged by the plan), corrected from `usage` after. */
+  /** rpm/tpm budgets: estimated before the call (charged by the plan), corrected from `usage` when recorded. */
   readonly budgets: Budgets;
-  /** The `x-ratelimit-*` headers of every answer. */
-  readonly limits: UpstreamLimits;
+  readonly attempts: Attempts;
+  readonly health: HealthTracker;
+  /** Told the usage of every upstream answer (record stage). */
+  readonly usage: readonly UsageSink[];
+  /** Every configured endpoint by id: the owners of stored responses. */
+  readonly endpoints: ReadonlyMap<string, EndpointConfig>;
   readonly metrics?: ProxyMetrics;
 }
 
-/** Response headers never copied from the upstream to the client. */
-const DROPPED_RESPONSE_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "content-length",
-  "content-encoding",
-  "proxy-authenticate",
-  "trailer",
-  "upgrade",
-  "set-cookie",
-  "x-request-id",
-  "date",
-  "server",
-]);
-
-/** Whether an upstream status moves the request to another endpoint. */
-export function isFailoverStatus(status: number): boolean {
-  if (status >= 500 || status === 408 || status === 429) return true;
-  if (status === 401 || status === 403 || status === 404) return true;
-  if (status >= 300 && status < 400) return true;
-  return false;
-}
-
-/** What one attempt came to: the client's answer (a stream holds its lease until it ends), or a retry. */
-type AttemptResult =
-  | { kind: "reply"; response: Response; streaming?: boolean }
-  | { kind: "retry"; outcome: AttemptOutcome };
-
-export class ClientGone extends ProxyError {
-  constructor() {
-    super(499, "invalid_request_error", "client_closed_request", "The client closed the request");
-  }
-}
+type Generation = Admitted<GenerationRequest>;
 
 export class Pipeline {
   readonly #deps: PipelineDeps;
@@ -99,246 +58,111 @@ export class Pipeline {
     this.#deps = deps;
   }
 
-  async handle(request: ProxyRequest): Promise<Response> {
-    const { settings, balancer } = this.#deps;
-    const plan = balancer.plan(request.group, {
+  /** A generation request (chat completions, responses, embeddings), from admission to its answer. */
+  async generate(incoming: GenerationRequest): Promise<Answer> {
+    const request = await admit(this.#deps.admission, incoming); // 1. admission
+    if (request.route !== "responses") return await this.#serve(request, null);
+    const { responses } = this.#deps;
+    const conversation = await responses.route(request); // 2. Responses routing
+    try {
+      return await this.#serve(request, conversation);
+    } catch (error) {
+      const replay = await responses.reroute(request, conversation, error); // rethrows unless it may move
+      return await this.#serve({ ...request, body: replay.request.body }, replay.conversation);
+    }
+  }
+
+  /** `/responses/{id}` (GET, DELETE, `input_items`, `cancel`), from admission to its answer. */
+  async item(incoming: ItemRequest): Promise<Answer> {
+    const request = await admit(this.#deps.admission, incoming); // 1. admission
+    const { responses, attempts, endpoints, health, balancer } = this.#deps;
+    const owner = await responses.owner(request, endpoints); // 2. routing: the owner, or a 404
+    const plan = new OwnerPlan(owner, request.responseId, health, balancer.load); // 4. plan: the owner alone
+    const { answer } = await attempts.run(itemCall(request), plan); // 5. attempts
+    await responses.recordItem(request, answer); // 6. record
+    return answer; // 7. answer
+  }
+
+  /** Stages 3 to 7 of a generation request. */
+  async #serve(request: Generation, conversation: Conversation | null): Promise<Answer> {
+    const lookup = await this.#deps.cache.lookup(request); // 3. cache lookup and coalescing
+    if (lookup.kind === "answer") return await this.#recordTurn(request, conversation, lookup.answer);
+    let served: Served;
+    try {
+      const plan = this.#plan(request, conversation, lookup); // 4. plan
+      served = await this.#deps.attempts.run(generationCall(request, lookup.signal), plan); // 5. attempts
+    } catch (error) {
+      lookup.ticket.drop();
+      throw error;
+    }
+    const { budgets, usage } = this.#deps;
+    const answer = lookup.ticket.keep(recordUsage(request, served, budgets, usage)); // 6. record: usage, cache
+    return await this.#recordTurn(request, conversation, answer); // 6. record: the turn; 7. answer
+  }
+
+  /** The plan stage: the balancer's choice of endpoints for the request's group. */
+  #plan(
+    request: Generation,
+    conversation: Conversation | null,
+    lookup: CacheLookup & { kind: "miss" },
+  ): Plan {
+    const { settings, balancer, budgets } = this.#deps;
+    return balancer.plan(request.group, {
       maxAttempts: settings.numRetries + 1,
       maxWaitMs: settings.maxWaitForCapacityMs,
-      signal: request.signal,
-      tokens: this.#deps.budgets.estimate(request.group, request.route, request.body),
-      pinned: request.pinned,
-      exclude: request.exclude,
+      signal: lookup.signal,
+      tokens: budgets.estimate(request.group, request.route, request.body),
+      pinned: conversation?.pinned,
+      exclude: conversation?.exclude,
       onWait: (ms) => this.#waiting(request, ms),
-      health: request.health,
+      health: lookup.health,
     });
-    const { cache: _cache, ...forwarded } = request.body;
-    while (true) {
-      let pick: Pick | undefined;
-      try {
-        pick = await plan.next();
-      } catch (error) {
-        if (request.signal.aborted) throw new ClientGone();
-        throw error;
-      }
-      if (!pick) throw await plan.exhaustedError();
-      if (plan.attempts > 1) this.#deps.metrics?.retry(request.group.name);
-      let outcome: AttemptResult | undefined;
-      try {
-        outcome = await this.#attempt(request, forwarded, pick, plan.attempts);
-      } finally {
-        // A stream's attempt lasts until the stream ends (its onEnd ends the lease); every other one ends here.
-        if (!(outcome?.kind === "reply" && outcome.streaming)) pick.lease.end();
-      }
-      if (outcome.kind === "reply") return outcome.response;
-      this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
-      plan.failed(pick.endpoint, outcome.outcome);
-    }
   }
 
-  async #attempt(
-    request: ProxyRequest,
-    forwarded: Record<string, unknown>,
-    pick: Pick,
-    attempts: number,
-  ): Promise<AttemptResult> {
-    const { upstream, health, stats, clock } = this.#deps;
-    const { endpoint } = pick;
-    stats.attempt(endpoint.id);
-    const sentAt = performance.now();
-    const result = await upstream.send({
-      endpoint,
-      method: "POST",
-      path: ROUTE_PATHS[request.route],
-      body: JSON.stringify({ ...forwarded, model: endpoint.model }),
-      clientHeaders: request.clientHeaders,
-      requestId: request.requestId,
-      signal: request.signal,
-    });
-    // One clock reading per step (each is a call into the runtime): the upstream's answer, then its whole body.
-    const answeredAt = this.#spent(request, sentAt);
-    if (result.kind === "aborted") throw new ClientGone();
-    if (result.kind === "timeout" || result.kind === "connection") {
-      const outcome: AttemptOutcome = result.kind === "timeout"
-        ? { kind: "timeout" }
-        : { kind: "connection", message: result.message };
-      await this.#failed(endpoint, result.kind);
-      return { kind: "retry", outcome };
-    }
-    const { response, release } = result;
-    const status = response.status;
-    this.#deps.metrics?.upstreamLatency(endpoint, (answeredAt - sentAt) / 1000);
-    // The upstream's headers are read once, into the record the client's answer is built from.
-    const headers = forwardedHeaders(response.headers);
-    // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
-    const spentUntil = this.#deps.limits.observe(endpoint.id, headers);
-    if (spentUntil !== undefined && status !== 429) {
-      await health.rateLimitedUntil(endpoint, spentUntil, "x-ratelimit remaining 0");
-    }
-    if (status >= 200 && status < 300) {
-      if (!request.stream) pick.lease.firstByte(answeredAt - sentAt);
-      if (request.stream) {
-        // Only a tpm budget needs the stream's usage report; other streams are not looked into.
-        const usage = pick.reservation?.endpoint.tpm !== undefined ? new StreamUsage() : undefined;
-        const opened = await openStream(response, request.route, {
-          onChunk: usage && ((chunk) => usage.push(chunk)),
-          onEnd: (end, error) => {
-            release();
-            pick.lease.end();
-            if (end === "complete" && usage) this.#deps.budgets.settleTokens(pick.reservation, usage.tokens);
-            if (end === "failed") {
-              this.#deps.logger.warn("upstream stream failed mid-way", {
-                request_id: request.requestId,
-                endpoint: endpoint.id,
-                error: error instanceof Error ? error.name : undefined,
-              });
-              stats.failure(endpoint.id);
-              health.failure(endpoint, "stream cut").catch(() => {});
-            }
-          },
-        });
-        if (!opened.ok) {
-          release();
-          if (request.signal.aborted) throw new ClientGone();
-          await this.#failed(endpoint, opened.message);
-          const outcome: AttemptOutcome = opened.timeout
-            ? { kind: "timeout" }
-            : { kind: "connection", message: opened.message };
-          return { kind: "retry", outcome };
-        }
-        const firstAt = this.#spent(request, answeredAt);
-        pick.lease.firstByte(firstAt - sentAt);
-        this.#deps.metrics?.firstToken(endpoint, (firstAt - (request.trace?.startedAt ?? sentAt)) / 1000);
-        stats.success(endpoint.id, firstAt - sentAt);
-        await health.success(endpoint, pick.health);
-        addProxyHeaders(headers, endpoint, attempts, request);
-        headers["cache-control"] = "no-cache";
-        headers["x-accel-buffering"] = "no";
-        return { kind: "reply", response: new Response(opened.body, { status, headers }), streaming: true };
-      }
-      let bytes: Uint8Array<ArrayBuffer>;
-      try {
-        bytes = await response.bytes();
-      } catch (error) {
-        release();
-        if (request.signal.aborted) throw new ClientGone();
-        const timeout = error instanceof Error && error.name === "TimeoutError";
-        await this.#failed(endpoint, timeout ? "timeout" : "body cut");
-        const outcome: AttemptOutcome = timeout
-          ? { kind: "timeout" }
-          : { kind: "connection", message: "answer cut before its end" };
-        return { kind: "retry", outcome };
-      }
-      release();
-      const readAt = this.#spent(request, answeredAt);
-      // A 200 that is not JSON is the endpoint's failure, not an answer. The parse is kept for the layers around.
-      const text = decoder.decode(bytes);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        await this.#failed(endpoint, "malformed answer");
-        return { kind: "retry", outcome: { kind: "malformed" } };
-      }
-      stats.success(endpoint.id, readAt - sentAt);
-      await health.success(endpoint, pick.health);
-      if (pick.reservation) this.#deps.budgets.settleTokens(pick.reservation, usageTokens(parsed));
-      addProxyHeaders(headers, endpoint, attempts, request);
-      return { kind: "reply", response: new JsonAnswer(bytes, text, parsed, { status, headers }) };
-    }
-    if (isFailoverStatus(status)) {
-      await response.body?.cancel().catch(() => {});
-      release();
-      stats.failure(endpoint.id);
-      if (status === 429) {
-        const now = clock.now();
-        const resetMs = spentUntil !== undefined ? spentUntil - now : undefined;
-        await health.rateLimited(endpoint, parseRetryAfter(headers, now) ?? resetMs);
-      } else await health.failure(endpoint, `HTTP ${status}`);
-      return { kind: "retry", outcome: { kind: "status", status } };
-    }
-    // The caller's own error (400, 413, 422, ...): the upstream's body goes back as it is.
-    const bytes = await response.bytes().catch(() => new Uint8Array(0));
-    release();
-    addProxyHeaders(headers, endpoint, attempts, request);
-    return { kind: "reply", response: callerError(status, bytes, headers) };
+  /** Responses: the turn is recorded (cached answers too: a hit refreshes the owner its response id needs). */
+  async #recordTurn(request: Generation, conversation: Conversation | null, answer: Answer): Promise<Answer> {
+    if (!conversation) return answer;
+    return await this.#deps.responses.record(request, conversation, answer);
   }
 
-  async #failed(endpoint: EndpointConfig, cause: string): Promise<void> {
-    this.#deps.stats.failure(endpoint.id);
-    await this.#deps.health.failure(endpoint, cause);
-  }
-
-  /** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */
-  #spent(request: ProxyRequest, since: number): number {
-    const now = performance.now();
-    if (request.trace) request.trace.upstreamMs += now - since;
-    return now;
-  }
-
-  #waiting(request: ProxyRequest, ms: number): void {
+  #waiting(request: Generation, ms: number): void {
     if (request.trace) request.trace.waitMs += ms;
     this.#deps.metrics?.capacityWait(request.group.name, ms / 1000);
   }
 }
 
-const decoder = new TextDecoder();
-
-/**
- * The upstream's headers that travel on to the client (hop-by-hop and the like removed), as a plain record: the
- * client's Response validates it once, where a Headers object is validated on every set and again.
- */
-export function forwardedHeaders(upstream: Headers): Record<string, string> {
-  const headers: Record<string, string> = {};
-  upstream.forEach((value, name) => {
-    if (!DROPPED_RESPONSE_HEADERS.has(name)) headers[name] = value;
-  });
-  return headers;
-}
-
-/**
- * Adds the proxy's own headers to a client answer (endpoint, attempts, request id and the cache's verdict) and
- * notes the same in the request's trace.
- */
-export function addProxyHeaders(
-  headers: Record<string, string>,
-  endpoint: EndpointConfig,
-  attempts: number,
-  request: { readonly requestId: string; readonly cacheStatus?: string; readonly trace?: RequestTrace },
-): Record<string, string> {
-  headers["x-llmproxy-endpoint"] = endpoint.id;
-  headers["x-llmproxy-attempts"] = String(attempts);
-  headers["x-request-id"] = request.requestId;
-  if (request.cacheStatus) headers["x-llmproxy-cache"] = request.cacheStatus;
-  if (request.trace) {
-    request.trace.served = { endpoint: endpoint.id, attempts, cache: request.cacheStatus ?? null };
-  }
-  return headers;
-}
-
-/** A caller error passes through as the upstream wrote it when that is an OpenAI envelope; else it is wrapped. */
-function callerError(
-  status: number,
-  bytes: Uint8Array<ArrayBuffer>,
-  headers: Record<string, string>,
-): Response {
-  const text = decoder.decode(bytes);
-  try {
-    const parsed = JSON.parse(text);
-    if (parsed && typeof parsed === "object" && "error" in parsed) {
-      headers["content-type"] = "application/json";
-      return new Response(bytes, { status, headers });
-    }
-  } catch {
-    // not JSON: wrapped below
-  }
-  const envelope = {
-    error: {
-      message: `Upstream answered HTTP ${status}: ${text.slice(0, 500)}`,
-      type: "invalid_request_error",
-      param: null,
-      code: `upstream_${status}`,
-    },
+/** The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed. */
+function generationCall(request: Generation, signal: AbortSignal): UpstreamCall {
+  const { cache: _cache, ...forwarded } = request.body;
+  return {
+    method: "POST",
+    path: ROUTE_PATHS[request.route],
+    body: (endpoint) => JSON.stringify({ ...forwarded, model: endpoint.model }),
+    stream: request.stream ? request.route : undefined,
+    json: true,
+    failure: isFailoverStatus,
+    wrapErrors: true,
+    group: request.group.name,
+    clientHeaders: request.clientHeaders,
+    requestId: request.requestId,
+    signal,
+    trace: request.trace,
   };
-  headers["content-type"] = "application/json";
-  return new Response(JSON.stringify(envelope), { status, headers });
+}
+
+/** The upstream call of `/responses/{id}`: its answers are small JSON documents, read whole and passed on. */
+function itemCall(request: Admitted<ItemRequest>): UpstreamCall {
+  return {
+    method: request.method,
+    path: `responses/${encodeURIComponent(request.responseId)}${request.suffix}`,
+    query: request.query,
+    json: false,
+    failure: isItemFailureStatus,
+    wrapErrors: false,
+    group: "",
+    clientHeaders: request.clientHeaders,
+    requestId: request.requestId,
+    signal: request.signal,
+    trace: request.trace,
+  };
 }

@@ -7,7 +7,7 @@
 
 import { EventFramer } from "../sse/frame.ts";
 import { chunkReader } from "./chunks.ts";
-import type { Route } from "../upstream/providers.ts";
+import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
 

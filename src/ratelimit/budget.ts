@@ -9,7 +9,7 @@
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store, WindowCounter } from "../store/store.ts";
-import type { Route } from "../upstream/providers.ts";
+import type { Route } from "../core/route.ts";
 
 /** Length of a budget window: `rpm` and `tpm` are per minute. */
 export const BUDGET_WINDOW_MS = 60_000;

@@ -1,7 +1,7 @@
 /**
- * Watches a streamed answer for the tokens it reports: the `stream_options.include_usage` chunk of Chat
- * Completions, or the `usage` of `response.completed` for the Responses API. Used only for endpoints with a `tpm`
- * budget, so every other stream pays nothing.
+ * Watches a streamed answer for the usage it reports: the `stream_options.include_usage` chunk of Chat
+ * Completions, or the `usage` of `response.completed` for the Responses API. Used only when something needs it (an
+ * endpoint's `tpm` budget, a usage recorder), so other streams pay nothing.
  */
 
 import { SseParser } from "../sse/parse.ts";
@@ -9,21 +9,37 @@ import { usageTokens } from "./budget.ts";
 
 export class StreamUsage {
   readonly #parser = new SseParser();
-  #tokens: number | undefined;
+  #usage: Record<string, unknown> | undefined;
+
+  /** The last `usage` object reported; undefined when the stream has reported none. */
+  get usage(): Record<string, unknown> | undefined {
+    return this.#usage;
+  }
 
   /** Tokens reported so far (the last report wins); undefined when the stream has reported none. */
   get tokens(): number | undefined {
-    return this.#tokens;
+    return this.#usage && usageTokens({ usage: this.#usage });
   }
 
   push(chunk: Uint8Array): void {
     for (const event of this.#parser.push(chunk)) {
       if (!event.data.includes('"usage"')) continue;
       try {
-        const data = JSON.parse(event.data) as Record<string, unknown>;
-        const tokens = usageTokens(data) ?? usageTokens(data.response);
-        if (tokens !== undefined) this.#tokens = tokens;
+        const usage = usageOf(JSON.parse(event.data));
+        if (usage && usageTokens({ usage }) !== undefined) this.#usage = usage;
       } catch { /* not JSON: not a usage report */ }
     }
   }
+}
+
+/** The `usage` object of an answer (Chat Completions, embeddings) or of a Responses event or object. */
+export function usageOf(answer: unknown): Record<string, unknown> | undefined {
+  if (!isRecord(answer)) return undefined;
+  if (isRecord(answer.usage)) return answer.usage;
+  if (isRecord(answer.response) && isRecord(answer.response.usage)) return answer.response.usage;
+  return undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -1,19 +1,30 @@
 /**
- * The Responses API layer in front of the pipeline: keeps a conversation on the endpoint that owns it, replays it
- * to a healthy endpoint when the owner is down, and records each finished turn (owner, input, output, encrypted
- * reasoning blobs) as answers pass through.
+ * The Responses API stages of the pipeline. `route` keeps a conversation on the endpoint that owns it (from
+ * `previous_response_id` or encrypted reasoning items); `reroute` replays it to a healthy endpoint when the owner
+ * cannot serve; `record` notes each finished turn (owner, input, output, encrypted reasoning blobs) as the answer
+ * goes out, cached answers included.
  */
 
-import type { Settings } from "../config/config.ts";
+import type { Answer } from "../core/answer.ts";
+import type { GenerationRequest, ItemRequest } from "../core/request.ts";
+import type { EndpointConfig, Settings } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { toJsonAnswer } from "../proxy/answer.ts";
-import type { ProxyRequest } from "../proxy/pipeline.ts";
 import { type SseEvent, SseParser } from "../sse/parse.ts";
 import type { ResponseAffinity } from "./affinity.ts";
 import { encryptedBlobs, inputItems, type Item, replayInput, type Turn } from "./conversation.ts";
 
-export type Next = (request: ProxyRequest) => Promise<Response>;
+/** Where a Responses request goes, as the routing stage decided, and what its turn is recorded with. */
+export interface Conversation {
+  readonly previous: string | undefined;
+  readonly input: Item[];
+  /** Only this endpoint may serve it: it owns the conversation. */
+  readonly pinned?: string;
+  /** Endpoints that must not serve it (the owner that just failed). */
+  readonly exclude?: readonly string[];
+  /** The conversation was replayed on another endpoint than its owner. */
+  readonly replayed: boolean;
+}
 
 /** Proxy errors that mean "the owner could not serve this", so the conversation may move. */
 const OWNER_DOWN = new Set([429, 503, 504]);
@@ -34,23 +45,104 @@ export class ResponsesLayer {
     this.#logger = logger;
   }
 
-  async handle(request: ProxyRequest, next: Next): Promise<Response> {
+  /** The routing stage: pins the request to the endpoint that owns its conversation, when it is in the group. */
+  async route(request: GenerationRequest): Promise<Conversation> {
     const previous = typeof request.body.previous_response_id === "string"
       ? request.body.previous_response_id
       : undefined;
     const input = inputItems(request.body.input);
     const owner = await this.#owner(previous, encryptedBlobs(input));
     const inGroup = owner !== undefined && request.group.endpoints.some((endpoint) => endpoint.id === owner);
-    if (!inGroup) return await this.#observe(request, previous, input, await next(request));
+    return { previous, input, pinned: inGroup ? owner : undefined, replayed: false };
+  }
 
-    let response: Response;
-    try {
-      response = await next({ ...request, pinned: owner });
-    } catch (error) {
-      if (!(error instanceof ProxyError) || !OWNER_DOWN.has(error.status)) throw error;
-      return await this.#replay(request, previous, input, owner!, error, next);
+  /**
+   * After the owner failed with `error`: the request replayed (its conversation's turns as input) for the other
+   * endpoints, or `error` thrown again when the conversation cannot or must not move.
+   */
+  async reroute(
+    request: GenerationRequest,
+    conversation: Conversation,
+    error: unknown,
+  ): Promise<{ request: GenerationRequest; conversation: Conversation }> {
+    const owner = conversation.pinned;
+    if (owner === undefined || !(error instanceof ProxyError) || !OWNER_DOWN.has(error.status)) throw error;
+    const { previous, input } = conversation;
+    const what = previous ? `response '${previous}'` : "these reasoning items";
+    if (this.#settings.responsesFailover === "fail") {
+      throw conversationUnavailable(
+        `The endpoint that owns ${what} (${owner}) cannot serve now (${error.message}); responses_failover is 'fail'`,
+      );
     }
-    return await this.#observe(request, previous, input, response);
+    const turns = previous ? await this.#affinity.turns(previous) : [];
+    if (turns === null) {
+      throw conversationUnavailable(
+        `The endpoint that owns ${what} (${owner}) cannot serve now, and this proxy does not hold that conversation to replay it elsewhere`,
+      );
+    }
+    const { previous_response_id: _previous, ...body } = request.body;
+    body.input = replayInput(turns, input);
+    this.#logger.info("replaying conversation on another endpoint", {
+      request_id: request.requestId,
+      owner,
+      previous_response_id: previous,
+      turns: turns.length,
+    });
+    return {
+      request: { ...request, body },
+      conversation: { previous, input, exclude: [owner], replayed: true },
+    };
+  }
+
+  /** Records the turn once the answer is complete: at once for JSON (before the reply), at `response.completed` for streams. */
+  async record(request: GenerationRequest, conversation: Conversation, answer: Answer): Promise<Answer> {
+    if (conversation.replayed) answer = { ...answer, meta: { ...answer.meta, conversation: "replayed" } };
+    if (answer.status !== 200) return answer;
+    const endpoint = answer.meta.endpoint;
+    const record = async (value: Record<string, unknown>) => {
+      if (typeof value.id !== "string") return;
+      const output = Array.isArray(value.output) ? (value.output as Item[]) : [];
+      const turn: Turn = { endpoint, previous: conversation.previous, input: conversation.input, output };
+      try {
+        await this.#affinity.record(value.id, turn, encryptedBlobs(output));
+      } catch (error) {
+        this.#logger.warn("could not record Responses affinity", { request_id: request.requestId, error });
+      }
+    };
+    const body = answer.body;
+    if (body.kind === "stream") {
+      return {
+        ...answer,
+        body: { kind: "stream", stream: this.#observeStream(body.stream, endpoint, record) },
+      };
+    }
+    const parsed = body.kind === "json" ? body.parsed : parseJson(body.bytes);
+    if (parsed && typeof parsed === "object") await record(parsed as Record<string, unknown>);
+    return answer;
+  }
+
+  /** The routing stage of `/responses/{id}` calls: the endpoint that owns the response, or a 404. */
+  async owner(request: ItemRequest, endpoints: ReadonlyMap<string, EndpointConfig>): Promise<EndpointConfig> {
+    const id = request.responseId;
+    const owner = await this.#affinity.ownerOf(id);
+    const endpoint = owner ? endpoints.get(owner) : undefined;
+    if (endpoint) return endpoint;
+    throw new ProxyError(
+      404,
+      "invalid_request_error",
+      "response_not_found",
+      `No response with id '${
+        id.slice(0, 200)
+      }' went through this proxy in the last ${this.#settings.responseAffinityTtlSeconds}s`,
+      { param: "response_id" },
+    );
+  }
+
+  /** The record stage of `/responses/{id}` calls: a response deleted upstream is forgotten here too. */
+  async recordItem(request: ItemRequest, answer: Answer): Promise<void> {
+    if (request.method === "DELETE" && request.suffix === "" && answer.status >= 200 && answer.status < 300) {
+      await this.#affinity.forget(request.responseId);
+    }
   }
 
   /** The endpoint that must serve this request, from `previous_response_id` or encrypted reasoning items. */
@@ -75,74 +167,11 @@ export class ResponsesLayer {
     return owners.values().next().value;
   }
 
-  async #replay(
-    request: ProxyRequest,
-    previous: string | undefined,
-    input: Item[],
-    owner: string,
-    cause: ProxyError,
-    next: Next,
-  ): Promise<Response> {
-    const what = previous ? `response '${previous}'` : "these reasoning items";
-    if (this.#settings.responsesFailover === "fail") {
-      throw conversationUnavailable(
-        `The endpoint that owns ${what} (${owner}) cannot serve now (${cause.message}); responses_failover is 'fail'`,
-      );
-    }
-    const turns = previous ? await this.#affinity.turns(previous) : [];
-    if (turns === null) {
-      throw conversationUnavailable(
-        `The endpoint that owns ${what} (${owner}) cannot serve now, and this proxy does not hold that conversation to replay it elsewhere`,
-      );
-    }
-    const { previous_response_id: _previous, ...body } = request.body;
-    body.input = replayInput(turns, input);
-    this.#logger.info("replaying conversation on another endpoint", {
-      request_id: request.requestId,
-      owner,
-      previous_response_id: previous,
-      turns: turns.length,
-    });
-    const response = await next({ ...request, body, pinned: undefined, exclude: [owner] });
-    response.headers.set("x-llmproxy-conversation", "replayed");
-    return await this.#observe(request, previous, input, response);
-  }
-
-  /** Records the turn once the answer is complete: at once for JSON, at `response.completed` for streams. */
-  async #observe(
-    request: ProxyRequest,
-    previous: string | undefined,
-    input: Item[],
-    response: Response,
-  ): Promise<Response> {
-    if (response.status !== 200 || !response.body) return response;
-    const record = async (answer: Record<string, unknown>, endpoint: string) => {
-      if (typeof answer.id !== "string") return;
-      const output = Array.isArray(answer.output) ? (answer.output as Item[]) : [];
-      const turn: Turn = { endpoint, previous, input, output };
-      try {
-        await this.#affinity.record(answer.id, turn, encryptedBlobs(output));
-      } catch (error) {
-        this.#logger.warn("could not record Responses affinity", { request_id: request.requestId, error });
-      }
-    };
-    // From the trace when there is one: reading the Response's headers would cost Deno a rebuild of them.
-    const endpoint = request.trace?.served?.endpoint ?? response.headers.get("x-llmproxy-endpoint");
-    if (!endpoint) return response;
-    if (request.stream) return this.#observeStream(response, endpoint, (answer) => record(answer, endpoint));
-    // The pipeline hands over the answer already parsed. The turn is recorded before the reply so the client's
-    // next turn finds it.
-    const answer = await toJsonAnswer(response);
-    const parsed = answer.parsed;
-    if (parsed && typeof parsed === "object") await record(parsed as Record<string, unknown>, endpoint);
-    return answer;
-  }
-
   #observeStream(
-    response: Response,
+    stream: ReadableStream<Uint8Array>,
     endpoint: string,
     record: (answer: Record<string, unknown>) => Promise<void>,
-  ): Response {
+  ): ReadableStream<Uint8Array> {
     const parser = new SseParser();
     const affinity = this.#affinity;
     const observer = new TransformStream<Uint8Array, Uint8Array>({
@@ -162,10 +191,16 @@ export class ResponsesLayer {
         controller.enqueue(chunk);
       },
     });
-    return new Response(response.body!.pipeThrough(observer), {
-      status: response.status,
-      headers: response.headers,
-    });
+    return stream.pipeThrough(observer);
+  }
+}
+
+/** A whole body parsed, or undefined when it is not JSON (a cached answer is stored as its text). */
+function parseJson(bytes: Uint8Array | string): unknown {
+  try {
+    return JSON.parse(typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes));
+  } catch {
+    return undefined;
   }
 }
 

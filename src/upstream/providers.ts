@@ -5,15 +5,6 @@
 
 import type { EndpointConfig, Provider } from "../config/config.ts";
 
-/** The generation routes a client can call; `path` is the upstream path below `/v1`. */
-export type Route = "chat" | "responses" | "embeddings";
-
-export const ROUTE_PATHS: Readonly<Record<Route, string>> = {
-  chat: "chat/completions",
-  responses: "responses",
-  embeddings: "embeddings",
-};
-
 interface ProviderRules {
   /** Full upstream URL for `path` (below `/v1`, e.g. `chat/completions` or `responses/resp_1/input_items`). */
   url(endpoint: EndpointConfig, path: string): string;

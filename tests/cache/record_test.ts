@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Recording, recordStream, type Unrecorded } from "../../src/cache/record.ts";
-import type { Route } from "../../src/upstream/providers.ts";
+import type { Route } from "../../src/core/route.ts";
 import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { type Clock, systemClock } from "../../src/balancer/balancer.ts";
+import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { BUDGET_WINDOW_MS, windowEnd } from "../../src/ratelimit/budget.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";

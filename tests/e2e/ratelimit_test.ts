@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type Clock, systemClock } from "../../src/balancer/balancer.ts";
+import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { BUDGET_WINDOW_MS, windowEnd } from "../../src/ratelimit/budget.ts";
 import { type Behaviour, SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Balancer, type Clock } from "../../src/balancer/balancer.ts";
+import { Balancer } from "../../src/balancer/balancer.ts";
+import type { Clock } from "../../src/core/clock.ts";
 import type { EndpointConfig, GroupConfig } from "../../src/config/config.ts";
 import { HealthTracker } from "../../src/health/tracker.ts";
 import { createLogger } from "../../src/logger.ts";

@@ -1,18 +1,18 @@
 /**
- * POST chat completions, responses and embeddings: read and check the body, find the group, then the cache layer,
- * the Responses layer (that route only) and the pipeline.
+ * POST chat completions, responses and embeddings: read and check the body, find the group, hand the request to the
+ * pipeline, and make its answer a Response.
  */
 
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
 import type { RequestTrace } from "../../metrics/metrics.ts";
+import type { Route } from "../../core/route.ts";
 import { overheadHeader } from "../../metrics/request_trace.ts";
-import type { ProxyRequest } from "../../proxy/pipeline.ts";
-import type { Route } from "../../upstream/providers.ts";
 import type { Services } from "../../services.ts";
 import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
 import { mergeExtraBody } from "../extra_body.ts";
 import { withPythonMarkers } from "../python_markers.ts";
+import { respond } from "../respond.ts";
 
 export type AppEnv = {
   Variables: {
@@ -45,14 +45,7 @@ function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
 }
 
 export function generationHandler(services: Services, route: Route) {
-  const { config, pipeline, responses, cache } = services;
-  const send = (request: ProxyRequest) => pipeline.handle(request);
-  const cached = (request: ProxyRequest) => cache.handle(request, send);
-  // Responses: the affinity layer comes first, so it pins the owner and records every answer, cached ones too (a
-  // cache hit refreshes the owner mapping that its response id needs). Then the cache, then the pipeline.
-  const handle = route === "responses"
-    ? (request: ProxyRequest) => responses.handle(request, cached)
-    : cached;
+  const { config, pipeline } = services;
   const groups = new Map(config.groups.map((group) => [group.name, group]));
   const names = config.groups.map((group) => group.name);
   return async (c: Context<AppEnv>): Promise<Response> => {
@@ -62,20 +55,21 @@ export function generationHandler(services: Services, route: Route) {
     c.set("group", group.name);
     const stream = streamFlag(body);
     checkFields(route, body);
-    const request = {
+    const requestId = c.get("requestId");
+    const trace = c.get("trace");
+    const answer = await pipeline.generate({
+      kind: "generation",
       route,
       group,
       body,
       stream,
       clientHeaders: c.req.raw.headers,
-      requestId: c.get("requestId"),
+      requestId,
       signal: c.req.raw.signal,
-      trace: c.get("trace"),
-    };
-    const response = await handle(request);
-    const trace = c.get("trace");
+      trace,
+    });
     const now = performance.now();
-    const marked = await withPythonMarkers(response, {
+    const marked = await withPythonMarkers(respond(answer, requestId, trace), {
       served: trace.served,
       elapsedMs: now - trace.startedAt,
       stream,

@@ -1,0 +1,53 @@
+/**
+ * What the HTTP edge hands to the pipeline, and what admission adds to it. Shared by the stages (cache, Responses,
+ * plan, attempts, record), so it lives below all of them. Stages never write notes onto a request for a later one
+ * to read back: each returns what it decided.
+ */
+
+import type { GroupConfig } from "../config/config.ts";
+import type { RequestTrace } from "../metrics/metrics.ts";
+import type { Route } from "./route.ts";
+
+/** A generation request (chat completions, responses, embeddings), its body read and checked. */
+export interface GenerationRequest {
+  readonly kind: "generation";
+  readonly route: Route;
+  readonly group: GroupConfig;
+  /** The client's parsed body (with the proxy-only `cache` field, which the attempts never forward). */
+  readonly body: Record<string, unknown>;
+  readonly stream: boolean;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  /** Aborted when the client leaves. */
+  readonly signal: AbortSignal;
+  /** The request's timings (set by the observing middleware): attempts add upstream time and waits to it. */
+  readonly trace?: RequestTrace;
+}
+
+/** `GET|DELETE /responses/{id}`, `GET /responses/{id}/input_items`, `POST /responses/{id}/cancel`. */
+export interface ItemRequest {
+  readonly kind: "item";
+  readonly method: "GET" | "DELETE" | "POST";
+  readonly responseId: string;
+  /** What follows the id in the path: "" or `/input_items` or `/cancel`. */
+  readonly suffix: "" | "/input_items" | "/cancel";
+  /** The client's query string, without `?` (paging of `input_items`). */
+  readonly query: string;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  readonly signal: AbortSignal;
+  readonly trace?: RequestTrace;
+}
+
+export type IncomingRequest = GenerationRequest | ItemRequest;
+
+/** Who is calling, as an admission rule established it (e.g. which client key). Never the key itself. */
+export interface Identity {
+  /** A stable id safe to log and to use as a label (a key's name or digest prefix). */
+  readonly id: string;
+}
+
+/** A request that passed admission, and who sent it (null when no rule identified the caller). */
+export type Admitted<R extends IncomingRequest = IncomingRequest> = R & {
+  readonly identity: Identity | null;
+};

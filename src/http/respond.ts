@@ -1,0 +1,24 @@
+/**
+ * The HTTP edge of the pipeline: a typed `Answer` becomes a `Response` here, once. What produced it (endpoint,
+ * attempts, the cache's verdict, a replayed conversation) is written as `x-llmproxy-*` headers here and nowhere
+ * else, and noted in the request's trace for the access log and metrics.
+ */
+
+import type { Answer } from "../core/answer.ts";
+import type { RequestTrace } from "../metrics/metrics.ts";
+
+export function respond(answer: Answer, requestId: string, trace?: RequestTrace): Response {
+  const { meta, body, status } = answer;
+  // A plain record (a copy: a coalesced answer's headers are shared): the Response validates it once.
+  const headers: Record<string, string> = { ...answer.headers };
+  headers["x-llmproxy-endpoint"] = meta.endpoint;
+  headers["x-llmproxy-attempts"] = String(meta.attempts);
+  headers["x-request-id"] = requestId;
+  if (meta.cache) headers["x-llmproxy-cache"] = meta.cache;
+  if (meta.conversation) headers["x-llmproxy-conversation"] = meta.conversation;
+  if (trace) trace.served = { endpoint: meta.endpoint, attempts: meta.attempts, cache: meta.cache };
+  if (body.kind !== "stream") return new Response(body.bytes, { status, headers });
+  headers["cache-control"] = "no-cache";
+  headers["x-accel-buffering"] = "no";
+  return new Response(body.stream, { status, headers });
+}

@@ -1,0 +1,265 @@
+/**
+ * The attempts stage: walks a plan, one upstream call per pick, and classifies what came back: an answer for the
+ * client (a success, or the caller's own error), or a failure that moves on to the next pick (health and metrics
+ * noted). Every upstream call of the proxy goes through here: generation requests and `/responses/{id}` alike.
+ * Per-attempt watchers (dashboard histories, tracing spans) hook into the upstream client, which every attempt
+ * passes (`upstream/attempt.ts`).
+ */
+
+import type { AttemptOutcome, Pick } from "../balancer/balancer.ts";
+import type { EndpointConfig } from "../config/config.ts";
+import type { Answer, AnswerMeta } from "../core/answer.ts";
+import type { Route } from "../core/route.ts";
+import { ClientGone } from "../errors.ts";
+import type { HealthTracker } from "../health/tracker.ts";
+import type { Logger } from "../logger.ts";
+import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics/metrics.ts";
+import { parseRetryAfter } from "../ratelimit/headers.ts";
+import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
+import type { UpstreamClient } from "../upstream/client.ts";
+import type { Plan } from "./plan.ts";
+import type { Stats } from "./stats.ts";
+import { openStream } from "./stream.ts";
+import { callerError, forwardedHeaders } from "./upstream_answer.ts";
+
+/** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
+export interface UpstreamCall {
+  readonly method: "GET" | "POST" | "DELETE";
+  /** Path below `/v1`. */
+  readonly path: string;
+  readonly query?: string;
+  /** The request body for an endpoint (its own `model`); none for GET and DELETE. */
+  readonly body?: (endpoint: EndpointConfig) => string;
+  /** A 2xx is a server-sent-event stream of this route (else a whole body). */
+  readonly stream?: Route;
+  /** A 2xx must parse as JSON, else it is the endpoint's failure (generation answers). */
+  readonly json: boolean;
+  /** Whether an upstream status is the endpoint's failure (the plan moves on) rather than an answer. */
+  readonly failure: (status: number) => boolean;
+  /** Caller errors are wrapped in the OpenAI envelope when they are not one (generation requests). */
+  readonly wrapErrors: boolean;
+  /** The model group, for metrics; "" when none. */
+  readonly group: string;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  /** The signal of the call: the client's, or a coalesced flight's (aborted once every follower left). */
+  readonly signal: AbortSignal;
+  readonly trace?: RequestTrace;
+}
+
+/** An answer from an upstream, and the pick that produced it (its budget reservation is settled when recorded). */
+export interface Served {
+  readonly answer: Answer;
+  readonly pick: Pick;
+}
+
+export interface AttemptDeps {
+  readonly health: HealthTracker;
+  readonly upstream: UpstreamClient;
+  readonly stats: Stats;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** The `x-ratelimit-*` headers of every answer. */
+  readonly limits: UpstreamLimits;
+  readonly metrics?: ProxyMetrics;
+}
+
+type Outcome = { readonly kind: "answer"; readonly answer: Answer } | {
+  readonly kind: "retry";
+  readonly outcome: AttemptOutcome;
+};
+
+const decoder = new TextDecoder();
+
+export class Attempts {
+  readonly #deps: AttemptDeps;
+
+  constructor(deps: AttemptDeps) {
+    this.#deps = deps;
+  }
+
+  /** Tries the plan's endpoints in turn until one answers; throws the plan's error when it runs out. */
+  async run(call: UpstreamCall, plan: Plan): Promise<Served> {
+    while (true) {
+      let pick: Pick | undefined;
+      try {
+        pick = await plan.next();
+      } catch (error) {
+        if (call.signal.aborted) throw new ClientGone();
+        throw error;
+      }
+      if (!pick) throw await plan.exhaustedError();
+      if (plan.attempts > 1) this.#deps.metrics?.retry(call.group);
+      let outcome: Outcome | undefined;
+      try {
+        outcome = await this.#attempt(call, pick, plan.attempts);
+      } finally {
+        // A stream's attempt lasts until the stream ends (its onEnd ends the lease); every other one ends here.
+        if (!(outcome?.kind === "answer" && outcome.answer.body.kind === "stream")) pick.lease.end();
+      }
+      if (outcome.kind === "answer") return { answer: outcome.answer, pick };
+      this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
+      plan.failed(pick.endpoint, outcome.outcome);
+    }
+  }
+
+  async #attempt(call: UpstreamCall, pick: Pick, attempt: number): Promise<Outcome> {
+    const { endpoint } = pick;
+    this.#deps.stats.attempt(endpoint.id);
+    const sentAt = performance.now();
+    const result = await this.#deps.upstream.send({
+      endpoint,
+      method: call.method,
+      path: call.path,
+      query: call.query,
+      body: call.body?.(endpoint),
+      clientHeaders: call.clientHeaders,
+      requestId: call.requestId,
+      signal: call.signal,
+    });
+    // One clock reading per step (each is a call into the runtime): the upstream's answer, then its whole body.
+    const answeredAt = spent(call.trace, sentAt);
+    if (result.kind === "aborted") throw new ClientGone();
+    if (result.kind === "timeout") return await this.#failed(endpoint, "timeout", { kind: "timeout" });
+    if (result.kind === "connection") {
+      return await this.#failed(endpoint, "connection", { kind: "connection", message: result.message });
+    }
+    const { response, release } = result;
+    const status = response.status;
+    this.#deps.metrics?.upstreamLatency(endpoint, (answeredAt - sentAt) / 1000);
+    // The upstream's headers are read once, into the record the client's answer is built from.
+    const headers = forwardedHeaders(response.headers);
+    // Every answer's rate-limit headers: an endpoint with nothing left is skipped until the reset.
+    const spentUntil = this.#deps.limits.observe(endpoint.id, headers);
+    if (spentUntil !== undefined && status !== 429) {
+      await this.#deps.health.rateLimitedUntil(endpoint, spentUntil, "x-ratelimit remaining 0");
+    }
+    const meta: AnswerMeta = { endpoint: endpoint.id, attempts: attempt, cache: null };
+    const got: Got = { call, pick, response, release, headers, meta, sentAt, answeredAt };
+    if (status >= 200 && status < 300) return call.stream ? this.#stream(got, call.stream) : this.#whole(got);
+    if (call.failure(status)) return await this.#failure(got, spentUntil);
+    // The caller's own error (400, 413, 422, ...; a 404 of a stored response): its body goes back as it is.
+    const bytes = await response.bytes().catch(() => new Uint8Array(0));
+    release();
+    if (call.wrapErrors) return { kind: "answer", answer: callerError(status, bytes, headers, meta) };
+    return { kind: "answer", answer: { status, headers, body: { kind: "bytes", bytes }, meta } };
+  }
+
+  /** A 2xx stream: committed once its first event arrived (a stream that dies before that fails over). */
+  async #stream(got: Got, route: Route): Promise<Outcome> {
+    const { call, pick, response, release, meta } = got;
+    const { endpoint } = pick;
+    const { health, stats } = this.#deps;
+    const opened = await openStream(response, route, {
+      onEnd: (end, error) => {
+        release();
+        pick.lease.end();
+        if (end !== "failed") return;
+        this.#deps.logger.warn("upstream stream failed mid-way", {
+          request_id: call.requestId,
+          endpoint: endpoint.id,
+          error: error instanceof Error ? error.name : undefined,
+        });
+        stats.failure(endpoint.id);
+        health.failure(endpoint, "stream cut").catch(() => {});
+      },
+    });
+    if (!opened.ok) {
+      release();
+      if (call.signal.aborted) throw new ClientGone();
+      const outcome: AttemptOutcome = opened.timeout
+        ? { kind: "timeout" }
+        : { kind: "connection", message: opened.message };
+      return await this.#failed(endpoint, opened.message, outcome);
+    }
+    const firstAt = spent(call.trace, got.answeredAt);
+    pick.lease.firstByte(firstAt - got.sentAt);
+    this.#deps.metrics?.firstToken(endpoint, (firstAt - (call.trace?.startedAt ?? got.sentAt)) / 1000);
+    stats.success(endpoint.id, firstAt - got.sentAt);
+    await health.success(endpoint, pick.health);
+    const answer: Answer = {
+      status: response.status,
+      headers: got.headers,
+      body: { kind: "stream", stream: opened.body },
+      meta,
+    };
+    return { kind: "answer", answer };
+  }
+
+  /** A 2xx read whole; for a generation request it must be JSON (the parse travels on with the answer). */
+  async #whole(got: Got): Promise<Outcome> {
+    const { call, pick, response, release } = got;
+    const { endpoint } = pick;
+    pick.lease.firstByte(got.answeredAt - got.sentAt);
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = await response.bytes();
+    } catch (error) {
+      release();
+      if (call.signal.aborted) throw new ClientGone();
+      const timeout = error instanceof Error && error.name === "TimeoutError";
+      const outcome: AttemptOutcome = timeout
+        ? { kind: "timeout" }
+        : { kind: "connection", message: "answer cut before its end" };
+      return await this.#failed(endpoint, timeout ? "timeout" : "body cut", outcome);
+    }
+    release();
+    const readAt = spent(call.trace, got.answeredAt);
+    let body: Answer["body"] = { kind: "bytes", bytes };
+    if (call.json) {
+      // A 200 that is not JSON is the endpoint's failure, not an answer.
+      const text = decoder.decode(bytes);
+      try {
+        body = { kind: "json", bytes, text, parsed: JSON.parse(text) };
+      } catch {
+        return await this.#failed(endpoint, "malformed answer", { kind: "malformed" });
+      }
+    }
+    this.#deps.stats.success(endpoint.id, readAt - got.sentAt);
+    await this.#deps.health.success(endpoint, pick.health);
+    return {
+      kind: "answer",
+      answer: { status: response.status, headers: got.headers, body, meta: got.meta },
+    };
+  }
+
+  /** A status that is the endpoint's failure: its cooldown (a 429's from its Retry-After) and the next pick. */
+  async #failure(got: Got, spentUntil: number | undefined): Promise<Outcome> {
+    const { response, release, pick, headers } = got;
+    const status = response.status;
+    await response.body?.cancel().catch(() => {});
+    release();
+    this.#deps.stats.failure(pick.endpoint.id);
+    if (status === 429) {
+      const now = this.#deps.now();
+      const resetMs = spentUntil !== undefined ? spentUntil - now : undefined;
+      await this.#deps.health.rateLimited(pick.endpoint, parseRetryAfter(headers, now) ?? resetMs);
+    } else await this.#deps.health.failure(pick.endpoint, `HTTP ${status}`);
+    return { kind: "retry", outcome: { kind: "status", status } };
+  }
+
+  async #failed(endpoint: EndpointConfig, cause: string, outcome: AttemptOutcome): Promise<Outcome> {
+    this.#deps.stats.failure(endpoint.id);
+    await this.#deps.health.failure(endpoint, cause);
+    return { kind: "retry", outcome };
+  }
+}
+
+/** What one attempt got back before it was classified. */
+interface Got {
+  readonly call: UpstreamCall;
+  readonly pick: Pick;
+  readonly response: Response;
+  readonly release: () => void;
+  readonly headers: Record<string, string>;
+  readonly meta: AnswerMeta;
+  readonly sentAt: number;
+  readonly answeredAt: number;
+}
+
+/** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */
+function spent(trace: RequestTrace | undefined, since: number): number {
+  const now = performance.now();
+  if (trace) trace.upstreamMs += now - since;
+  return now;
+}
