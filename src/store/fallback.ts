@@ -1,19 +1,22 @@
 /**
- * What the proxy uses when Redis is configured: every call goes to the primary (Redis) store; while it is away
- * (status "degraded", or a call throws) the same call is served by a local MemoryStore, so the proxy keeps working
- * on this instance's own state. One warning per outage, one info line when the primary answers again.
+ * What the proxy uses when Redis is configured: every call goes to the primary (Redis) store; while the node that
+ * holds the call's key is away, the same call is served by a local MemoryStore, so the proxy keeps working on
+ * this instance's own state for those keys and on shared state for the rest (per node on a Redis Cluster: a lost
+ * master costs only the keys that live on it).
  *
- * A primary that reports "ok" but fails calls (a hung server: every command times out) is skipped for
- * `retryAfterMs` after each failure, so requests do not each wait for a timeout; a primary that reported
- * "degraded" is tried again as soon as it reports "ok".
+ * No call waits on the primary longer than `waitMs` (default 250 ms): one that gets no answer by then is served
+ * locally, and its node is left alone for `retryAfterMs` (then one call tries it again). A primary that reports
+ * itself disconnected is not waited on at all. One warning per node going down, one info line when it answers.
  */
 
 import { MemoryStore } from "./memory.ts";
-import type { StoreLogger } from "./redis.ts";
+import { ALL_NODES, Outages, within } from "./outages.ts";
+import type { StoreLogger } from "./redis_client.ts";
 import type {
   CooldownReason,
   EndpointHealth,
   FailureOptions,
+  NodeTarget,
   PrefixUsage,
   ReadOrLock,
   Store,
@@ -27,8 +30,10 @@ export interface FallbackStoreOptions {
   /** Local state while the primary is away; default a fresh MemoryStore. */
   readonly local?: MemoryStore;
   readonly logger?: StoreLogger;
-  /** How long to serve locally after a failed primary call before trying the primary again; default 1000 ms. */
+  /** How long to serve a node locally after a failed call before trying it again; default 1000 ms. */
   readonly retryAfterMs?: number;
+  /** The most a call waits on the primary before it is served locally; default 250 ms. */
+  readonly waitMs?: number;
   /** Epoch milliseconds; defaults to `Date.now`. */
   readonly now?: () => number;
 }
@@ -39,70 +44,75 @@ const MAX_OWED = 10_000;
 export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
-  readonly #log: StoreLogger;
-  readonly #retryAfterMs: number;
-  readonly #now: () => number;
-  #outage = false;
-  /** Conditional deletes served locally during an outage, for the primary once it is back: key -> value. */
-  readonly #owed = new Map<string, string>();
-  /** While in an outage caused by failing calls: when to try the primary again. */
-  #retryAt = 0;
+  readonly #outages: Outages;
+  readonly #waitMs: number;
+  /** Conditional deletes served locally during an outage, for the primary once it is back: node -> key -> value. */
+  readonly #owed = new Map<string, Map<string, string>>();
+  #owedCount = 0;
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
     this.#local = options.local ?? new MemoryStore();
-    this.#log = options.logger ?? (() => {});
-    this.#retryAfterMs = options.retryAfterMs ?? 1000;
-    this.#now = options.now ?? Date.now;
+    this.#waitMs = options.waitMs ?? 250;
+    this.#outages = new Outages(
+      options.primary.kind,
+      options.logger ?? (() => {}),
+      options.retryAfterMs ?? 1000,
+      options.now ?? Date.now,
+    );
   }
 
   get kind(): Store["kind"] {
     return this.#primary.kind;
   }
 
+  /** One call per id, so each endpoint's health falls back with its own node (still one write per node). */
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
-    return this.#call((store) => store.readHealth(ids));
+    if (ids.length === 1) return this.#call({ health: ids[0] }, (store) => store.readHealth(ids));
+    return Promise.all(ids.map((id) => this.#call({ health: id }, (store) => store.readHealth([id])))).then(
+      (replies) => replies.map((reply) => reply[0]),
+    );
   }
 
   recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
-    return this.#call((store) => store.recordFailure(id, options));
+    return this.#call({ health: id }, (store) => store.recordFailure(id, options));
   }
 
   recordSuccess(id: string): Promise<void> {
-    return this.#call((store) => store.recordSuccess(id));
+    return this.#call({ health: id }, (store) => store.recordSuccess(id));
   }
 
   coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
-    return this.#call((store) => store.coolDown(id, until, reason));
+    return this.#call({ health: id }, (store) => store.coolDown(id, until, reason));
   }
 
   get(key: string): Promise<string | null> {
-    return this.#call((store) => store.get(key));
+    return this.#call({ key }, (store) => store.get(key));
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {
-    return this.#call((store) => store.set(key, value, ttlMs));
+    return this.#call({ key }, (store) => store.set(key, value, ttlMs));
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    return this.#call((store) => store.setIfAbsent(key, value, ttlMs));
+    return this.#call({ key }, (store) => store.setIfAbsent(key, value, ttlMs));
   }
 
   readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
-    return this.#call((store) => store.readOrLock(key, lock, token, ttlMs));
+    return this.#call({ key }, (store) => store.readOrLock(key, lock, token, ttlMs));
   }
 
   /** The lock's release is owed to the primary when served locally, as for `deleteIfEquals`. */
   setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean> {
-    return this.#call((store) => {
-      if (store === this.#local) this.#owe(lock, token);
+    return this.#call({ key }, (store, node) => {
+      if (store === this.#local) this.#owe(node, lock, token);
       return store.setAndUnlock(key, value, ttlMs, lock, token);
     });
   }
 
   /** Also removes the key locally, so a later outage never brings back what was deleted. */
   delete(key: string): Promise<boolean> {
-    return this.#call((store) => {
+    return this.#call({ key }, (store) => {
       if (store !== this.#local) void this.#local.delete(key);
       return store.delete(key);
     });
@@ -114,28 +124,28 @@ export class FallbackStore implements Store {
    * instances would otherwise wait on it until its TTL.
    */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
-    return this.#call((store) => {
-      if (store === this.#local) this.#owe(key, value);
+    return this.#call({ key }, (store, node) => {
+      if (store === this.#local) this.#owe(node, key, value);
       return store.deleteIfEquals(key, value);
     });
   }
 
   /** Also removes the prefix locally, so a later outage never brings back what was deleted. */
   deleteByPrefix(prefix: string): Promise<number> {
-    return this.#call((store) => {
+    return this.#everyNode((store) => {
       if (store !== this.#local) void this.#local.deleteByPrefix(prefix);
       return store.deleteByPrefix(prefix);
     });
   }
 
   usage(prefix: string): Promise<PrefixUsage> {
-    return this.#call((store) =>
+    return this.#everyNode((store) =>
       store.usage ? store.usage(prefix) : Promise.resolve({ entries: 0, bytes: 0 })
     );
   }
 
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
-    return this.#call((store) => store.addToWindow(key, amount, windowMs, now));
+    return this.#call({ window: key }, (store) => store.addToWindow(key, amount, windowMs, now));
   }
 
   addToWindows(
@@ -144,60 +154,76 @@ export class FallbackStore implements Store {
     windowMs: number,
     now: number,
   ): Promise<WindowReply> {
-    return this.#call((store) => store.addToWindows(scope, counters, windowMs, now));
+    return this.#call({ window: scope }, (store) => store.addToWindows(scope, counters, windowMs, now));
   }
 
+  /** "degraded" while the primary is disconnected or any of its nodes is served locally. */
   status(): StoreStatus {
-    return this.#primary.status();
+    if (this.#primary.status() === "degraded") return "degraded";
+    return this.#outages.size > 0 && this.#outages.nodes().length > 0 ? "degraded" : "ok";
+  }
+
+  /** Nodes served locally now, and those the primary knows to be disconnected. */
+  nodesDown(): string[] {
+    const nodes = new Set([...this.#primary.nodesDown?.() ?? [], ...this.#outages.nodes()]);
+    return [...nodes].sort();
   }
 
   async close(): Promise<void> {
     await Promise.all([this.#primary.close(), this.#local.close()]);
   }
 
-  async #call<T>(operation: (store: Store) => Promise<T>): Promise<T> {
+  async #call<T>(target: NodeTarget, operation: (store: Store, node: string) => Promise<T>): Promise<T> {
+    const node = this.#primary.nodeOf?.(target) ?? ALL_NODES;
     if (this.#primary.status() === "degraded") {
-      this.#enterOutage("status degraded");
-      this.#retryAt = 0;
-      return operation(this.#local);
+      this.#outages.down(ALL_NODES, "status degraded");
+      return operation(this.#local, node);
     }
-    if (this.#outage && this.#retryAt > this.#now()) return operation(this.#local);
-    // Owed deletes go first: commands reach the primary in the order they are issued, so no lock this call (or a
-    // later one) takes can be removed by a delete owed from before.
-    if (this.#owed.size > 0) this.#payOwed();
+    if (this.#outages.skip(node)) return operation(this.#local, node);
+    // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
+    // (or a later one) takes can be removed by a delete owed from before.
+    if (this.#owedCount > 0) this.#payOwed(node);
     let result: T;
     try {
-      result = await operation(this.#primary);
+      result = await within(operation(this.#primary, node), this.#waitMs);
     } catch (error) {
       // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
       if (isAnswer(error)) throw error;
-      this.#enterOutage(error instanceof Error ? error.message : String(error));
-      this.#retryAt = this.#now() + this.#retryAfterMs;
-      return operation(this.#local);
+      this.#outages.down(node, error instanceof Error ? error.message : String(error));
+      return operation(this.#local, node);
     }
-    if (this.#outage) {
-      this.#outage = false;
-      this.#log("info", `${this.#primary.kind} store answers again; using shared state`);
-    }
+    this.#outages.up(node);
     return result;
   }
 
-  #owe(key: string, value: string): void {
-    if (this.#owed.size < MAX_OWED) this.#owed.set(key, value);
-  }
-
-  /** Sends the owed deletes, in the background; one that fails is owed again, for the next try. */
-  #payOwed(): void {
-    for (const [key, value] of this.#owed) {
-      this.#primary.deleteIfEquals(key, value).catch(() => this.#owe(key, value));
+  /** A call that spans every node (SCAN-based): not bounded by `waitMs`; served locally only when it fails. */
+  async #everyNode<T>(operation: (store: Store) => Promise<T>): Promise<T> {
+    if (this.#primary.status() === "degraded") return operation(this.#local);
+    try {
+      return await operation(this.#primary);
+    } catch (error) {
+      if (isAnswer(error)) throw error;
+      return operation(this.#local);
     }
-    this.#owed.clear();
   }
 
-  #enterOutage(reason: string): void {
-    if (this.#outage) return;
-    this.#outage = true;
-    this.#log("warn", `${this.#primary.kind} store unavailable; serving local state`, { reason });
+  #owe(node: string, key: string, value: string): void {
+    if (this.#owedCount >= MAX_OWED) return;
+    const owed = this.#owed.get(node) ?? new Map<string, string>();
+    this.#owed.set(node, owed);
+    if (!owed.has(key)) this.#owedCount++;
+    owed.set(key, value);
+  }
+
+  /** Sends what is owed to `node`, in the background; a delete that fails is owed again, for the next try. */
+  #payOwed(node: string): void {
+    const owed = this.#owed.get(node);
+    if (owed === undefined) return;
+    this.#owed.delete(node);
+    this.#owedCount -= owed.size;
+    for (const [key, value] of owed) {
+      this.#primary.deleteIfEquals(key, value).catch(() => this.#owe(node, key, value));
+    }
   }
 }
 

@@ -53,6 +53,8 @@ export class RedisStore implements Store {
   readonly #scripts: Scripts;
   readonly #ns: string;
   readonly #watch: ConnectionWatch;
+  /** Where we connect, without credentials: the one node's name when not a Cluster. */
+  readonly #target: string;
   /** Key counts for which an `llmproxyAddToWindows${n}` command is defined. */
   readonly #windowCommands = new Set<number>();
 
@@ -72,7 +74,8 @@ export class RedisStore implements Store {
     this.#client.defineCommand("llmproxyReadOrLock", { lua: READ_OR_LOCK, numberOfKeys: 2 });
     this.#client.defineCommand("llmproxySetAndUnlock", { lua: SET_AND_UNLOCK, numberOfKeys: 2 });
     this.#scripts = this.#client as unknown as Scripts;
-    this.#watch = new ConnectionWatch(this.#client, describeTarget(options), options.logger ?? noLog);
+    this.#target = describeTarget(options);
+    this.#watch = new ConnectionWatch(this.#client, this.#target, options.logger ?? noLog);
   }
 
   async readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
@@ -207,10 +210,10 @@ export class RedisStore implements Store {
     return { added: fits === 1, totals: totals.map(Number) };
   }
 
-  /** Standalone and Sentinel: one node, "redis". Cluster: `host:port` of the master serving the target's slot. */
+  /** Cluster: `host:port` of the master serving the target's slot. Otherwise the one server (or Sentinel set). */
   nodeOf(target: NodeTarget): string {
     const client = this.#client;
-    if (!(client instanceof Cluster)) return "redis";
+    if (!(client instanceof Cluster)) return this.#target;
     const key = target.health !== undefined
       ? this.#healthKey(target.health)
       : target.window !== undefined
@@ -219,7 +222,7 @@ export class RedisStore implements Store {
     return client.slots[calculateSlot(key)]?.[0] ?? "unknown";
   }
 
-  /** Nodes whose connection is not up (`host:port`; "redis" for a standalone or Sentinel-managed server). */
+  /** The whole target while the client is not connected (a Cluster's lost master is found by `FallbackStore`). */
   nodesDown(): string[] {
     return this.#watch.nodesDown();
   }

@@ -200,7 +200,8 @@ test({
       assert.equal(await redis.command("CLIENT", "PAUSE", "500", "ALL"), "OK");
       // The first call waits for the command timeout, then is served locally; later ones skip Redis at once.
       assert.equal(await fast(store.get("k"), 450), null);
-      assert.equal(store.status(), "ok");
+      assert.equal(store.status(), "degraded");
+      assert.deepEqual(store.nodesDown(), [`127.0.0.1:${redis.port}`]);
       assert.equal(await fast(store.get("k"), 100), null);
       await fast(store.set("k", "local"), 100);
       assert.equal(await fast(store.get("k"), 100), "local");

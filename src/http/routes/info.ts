@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import { tierNumbers } from "../../balancer/tiers.ts";
 import type { BudgetUse } from "../../ratelimit/budget.ts";
 import type { ObservedLimits } from "../../ratelimit/upstream_limits.ts";
+import { QuickHealthView } from "../../health/quick_view.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 import { pythonHealth, pythonStats } from "./python_info.ts";
@@ -23,15 +24,18 @@ export function modelsHandler(services: Services) {
 }
 
 export function healthHandler(services: Services) {
+  // Never waits on Redis for more than a few tens of ms (src/health/quick_view.ts).
+  const view = new QuickHealthView(services.health);
   return async (c: Context<AppEnv>) => {
     if (c.req.query("format") === "python") return c.json(await pythonHealth(services));
     const now = services.clock.now();
-    const storeStatus = services.store.status();
     const groups: Record<string, { healthy: number; total: number }> = {};
     let usable = 0;
     let groupsWithout = 0;
-    for (const group of services.config.groups) {
-      const states = await services.health.snapshot(group.endpoints);
+    const snapshots = await view.read(services.config.groups.map((group) => group.endpoints));
+    const storeStatus = services.store.status();
+    for (const [g, group] of services.config.groups.entries()) {
+      const states = snapshots[g];
       const healthy = states.filter((state) => state.cooldownUntil <= now).length;
       groups[group.name] = { healthy, total: group.endpoints.length };
       if (healthy > 0) usable++;
@@ -43,7 +47,7 @@ export function healthHandler(services: Services) {
       ? "degraded"
       : "ok";
     return c.json(
-      { status, store: { kind: services.store.kind, status: storeStatus }, model_groups: groups },
+      { status, store: storeView(services, storeStatus), model_groups: groups },
       status === "unavailable" ? 503 : 200,
     );
   };
@@ -98,6 +102,14 @@ export function statsHandler(services: Services) {
       cache: await services.cache.figures(),
     });
   };
+}
+
+/** The store as `/health` shows it; with Redis, the nodes served locally now (`host:port`). */
+function storeView(services: Services, status: string) {
+  const { store } = services;
+  return store.nodesDown
+    ? { kind: store.kind, status, nodes_down: store.nodesDown() }
+    : { kind: store.kind, status };
 }
 
 const iso = (ms: number | undefined) => ms === undefined ? null : new Date(ms).toISOString();

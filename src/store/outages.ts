@@ -1,0 +1,86 @@
+/**
+ * Which Redis nodes `FallbackStore` is serving locally for, and until when it leaves each alone. A node is down
+ * from a call to it that failed (or outlasted the wait bound) until a call to it succeeds; in between, one call
+ * per `retryAfterMs` tries it again (the others go local at once, so a dead node costs one bounded wait per
+ * period, not one per request). One warning per node going down, one info line per node coming back.
+ */
+
+import type { StoreLogger } from "./redis_client.ts";
+
+/** The whole primary (its client reports itself disconnected), as opposed to one node of it. */
+export const ALL_NODES = "*";
+
+export class Outages {
+  readonly #log: StoreLogger;
+  readonly #kind: string;
+  readonly #retryAfterMs: number;
+  readonly #now: () => number;
+  /** Node -> when a call may try it again (0: as soon as the primary reports itself up). */
+  readonly #down = new Map<string, number>();
+
+  constructor(kind: string, log: StoreLogger, retryAfterMs: number, now: () => number) {
+    this.#kind = kind;
+    this.#log = log;
+    this.#retryAfterMs = retryAfterMs;
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#down.size;
+  }
+
+  /** True when a call to `node` should go local now; a call told false may be the one that tries it again. */
+  skip(node: string): boolean {
+    if (this.#down.size === 0) return false;
+    const retryAt = this.#down.get(node);
+    if (retryAt === undefined) return false;
+    const now = this.#now();
+    if (retryAt > now) return true;
+    // This call tries the node; the others keep going local until it has answered (or for another period).
+    this.#down.set(node, now + this.#retryAfterMs);
+    return false;
+  }
+
+  /** `node` failed a call: serve it locally for `retryAfterMs` (the whole primary: until it reports itself up). */
+  down(node: string, reason: string): void {
+    const first = !this.#down.has(node);
+    this.#down.set(node, node === ALL_NODES ? 0 : this.#now() + this.#retryAfterMs);
+    if (!first) return;
+    const fields = node === ALL_NODES ? { reason } : { node, reason };
+    this.#log("warn", `${this.#kind} store unavailable; serving local state`, fields);
+  }
+
+  /** A call to `node` succeeded: it (and the whole primary, if it was marked) is shared again. */
+  up(node: string): void {
+    if (this.#down.size === 0) return;
+    const mine = this.#down.delete(node);
+    const all = this.#down.delete(ALL_NODES);
+    if (mine || all) {
+      this.#log(
+        "info",
+        `${this.#kind} store answers again; using shared state`,
+        node === ALL_NODES ? {} : { node },
+      );
+    }
+  }
+
+  /** The nodes served locally now, by name; `ALL_NODES` left out (the primary names itself). */
+  nodes(): string[] {
+    return [...this.#down.keys()].filter((node) => node !== ALL_NODES);
+  }
+}
+
+/** A call that got no answer within the wait bound: the node counts as away, like a refused connection. */
+export class StoreWaitError extends Error {
+  override name = "StoreWaitError";
+}
+
+/** `promise`, or a `StoreWaitError` after `ms`; a late rejection of `promise` is swallowed. */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  promise.catch(() => {});
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreWaitError(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
