@@ -69,7 +69,9 @@ export function createClient(options: RedisStoreOptions): Client {
       // A slot whose master is gone is re-read from the cluster soon, not after the default 5 s.
       slotsRefreshInterval: 2000,
       slotsRefreshTimeout: 500,
-      retryDelayOnFailover: 50,
+      // A command whose node connection closed fails at once instead of being retried for up to 16 rounds:
+      // FallbackStore serves it locally and leaves the node alone for a second.
+      retryDelayOnFailover: 0,
       retryDelayOnClusterDown: 0,
       redisOptions: common,
     };
