@@ -125,10 +125,10 @@ test({
       }
       assert.equal(figures.failed, 0, "no request failed");
       const text = JSON.stringify(figures);
-      // The figures hold on an idle machine. When the suite saturates the 2 cores (a request took
-      // 300 ms before the kill), the checks fall back to what still tells a working fallback from a stall of
-      // seconds (what happened before: throughput near 0 for 10 s, requests of 5 s).
-      const saturated = figures.before_per_s < 60;
+      // The figures hold on an idle machine (300 to 500 requests/s here before the kill). When other
+      // tests saturate the 2 cores (under 200/s), the checks fall back to what still tells a working fallback
+      // from a stall of seconds (what happened before: throughput near 0 for 10 s, requests of 5 s).
+      const saturated = figures.before_per_s < 200;
       const sorted = [...polls].sort((x, y) => x - y);
       if (saturated) {
         console.log("machine saturated: the strict figures are not checked");
