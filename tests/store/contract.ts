@@ -144,17 +144,18 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
 
   await step("readOrLock reads the value, and takes the lock only when the value is absent", async (open) => {
     const store = await open();
-    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "me", 50), {
+    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "me", 400), {
       value: null,
       locked: true,
     });
     assert.equal(await store.get("coalesce:{k}"), "me");
-    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "you", 50), {
+    assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "you", 400), {
       value: null,
       locked: false,
     });
     assert.equal(await store.get("coalesce:{k}"), "me");
-    await backend.advance(120);
+    // Long enough to hold on a loaded machine between two calls.
+    await backend.advance(450);
     assert.deepEqual(await store.readOrLock("cache:{k}", "coalesce:{k}", "you", 5000), {
       value: null,
       locked: true,
