@@ -5,10 +5,13 @@
  * `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. Never for a stream that
  * was cancelled, cut, carried an error event, had nothing before its terminal event, was not valid UTF-8, or
  * outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
- * may be split anywhere across chunks.
+ * may be split anywhere across chunks: the events come from the one SSE scanner (`sse/scanner.ts`).
  */
 
 import type { Route } from "../core/route.ts";
+import { type SseEvent, SseScanner } from "../sse/scanner.ts";
+
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export interface Recording {
   /** The raw text of each event in order, line breaks included; joined, they are the stream byte for byte. */
@@ -34,15 +37,8 @@ export interface RecorderOptions {
 export class SseRecorder {
   readonly #route: Route;
   readonly #maxBytes: number;
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true });
+  readonly #scanner = new SseScanner();
   #events: string[] = [];
-  /** Raw text of the event being read. */
-  #raw = "";
-  /** The line being read (without its line break). */
-  #line = "";
-  #eventName: string | null = null;
-  #data: string[] = [];
-  #pendingCr = false;
   #bytes = 0;
   #answers = 0;
   #terminal = false;
@@ -63,93 +59,40 @@ export class SseRecorder {
     if (this.#spoiled !== null) return;
     this.#bytes += chunk.byteLength;
     if (this.#bytes > this.#maxBytes) return this.#spoil("too_large");
-    let text: string;
-    try {
-      text = this.#decoder.decode(chunk, { stream: true });
-    } catch {
-      return this.#spoil("not_utf8");
-    }
-    this.#scan(text);
+    for (const event of this.#scanner.push(chunk)) this.#keep(event);
   }
 
   /** The recording when the stream is complete and storable, else null. Call once, after the last chunk. */
   finish(): Recording | null {
     if (this.#spoiled !== null) return null;
-    try {
-      this.#scan(this.#decoder.decode());
-    } catch {
-      this.#spoil("not_utf8");
-      return null;
-    }
+    const { events, rest } = this.#scanner.end();
+    for (const event of events) this.#keep(event);
     // Bytes after the last blank line are kept but end no event: the SSE spec (and the SDKs) drop them too.
-    if (this.#raw !== "") this.#events.push(this.#raw);
+    if (rest && this.#spoiled === null) this.#text(rest);
     if (this.#spoiled !== null) return null;
     if (!this.#terminal) return this.#spoil("no_terminal_event"), null;
     if (this.#answers === 0) return this.#spoil("empty"), null;
     return { events: this.#events, bytes: this.#bytes };
   }
 
+  #keep(event: SseEvent): void {
+    if (this.#spoiled !== null) return;
+    this.#text(event.raw);
+    if (event.data !== null && this.#spoiled === null) this.#dispatch(event.event, event.data);
+  }
+
+  /** Keeps an event's text; a stream that is not valid UTF-8 is not stored (a replay must be byte-identical). */
+  #text(raw: Uint8Array): void {
+    try {
+      this.#events.push(strictDecoder.decode(raw));
+    } catch {
+      this.#spoil("not_utf8");
+    }
+  }
+
   #spoil(reason: Unrecorded): void {
     this.#spoiled ??= reason;
     this.#events = [];
-    this.#raw = "";
-    this.#line = "";
-    this.#data = [];
-  }
-
-  #scan(text: string): void {
-    let start = 0;
-    if (this.#pendingCr) {
-      this.#pendingCr = false;
-      // The `\n` of a `\r\n` split across chunks: it belongs to the line break already handled.
-      if (text.charCodeAt(0) === 10) {
-        if (this.#raw === "" && this.#events.length > 0) this.#events[this.#events.length - 1] += "\n";
-        else this.#raw += "\n";
-        start = 1;
-      }
-    }
-    let lineStart = start;
-    for (let i = start; i < text.length; i++) {
-      const char = text.charCodeAt(i);
-      if (char !== 10 && char !== 13) continue;
-      this.#line += text.slice(lineStart, i);
-      let end = i + 1;
-      if (char === 13) {
-        if (i + 1 === text.length) this.#pendingCr = true;
-        else if (text.charCodeAt(i + 1) === 10) end = i + 2;
-      }
-      this.#raw += text.slice(lineStart, end);
-      lineStart = end;
-      i = end - 1;
-      this.#endLine();
-      if (this.#spoiled !== null) return;
-    }
-    if (lineStart < text.length) {
-      const rest = text.slice(lineStart);
-      this.#line += rest;
-      this.#raw += rest;
-    }
-  }
-
-  /** Handles the line just completed: a field, a comment, or the blank line that ends an event. */
-  #endLine(): void {
-    const line = this.#line;
-    this.#line = "";
-    if (line === "") {
-      this.#events.push(this.#raw);
-      this.#raw = "";
-      if (this.#data.length > 0) this.#dispatch(this.#eventName, this.#data.join("\n"));
-      this.#eventName = null;
-      this.#data = [];
-      return;
-    }
-    if (line.charCodeAt(0) === 58) return; // ":" comment
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.charCodeAt(0) === 32) value = value.slice(1);
-    if (field === "data") this.#data.push(value);
-    else if (field === "event") this.#eventName = value;
   }
 
   #dispatch(name: string | null, data: string): void {

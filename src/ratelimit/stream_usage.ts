@@ -4,11 +4,11 @@
  * endpoint's `tpm` budget, a usage recorder), so other streams pay nothing.
  */
 
-import { SseParser } from "../sse/parse.ts";
+import { SseScanner } from "../sse/scanner.ts";
 import { usageTokens } from "./budget.ts";
 
 export class StreamUsage {
-  readonly #parser = new SseParser();
+  readonly #scanner = new SseScanner();
   #usage: Record<string, unknown> | undefined;
 
   /** The last `usage` object reported; undefined when the stream has reported none. */
@@ -22,8 +22,8 @@ export class StreamUsage {
   }
 
   push(chunk: Uint8Array): void {
-    for (const event of this.#parser.push(chunk)) {
-      if (!event.data.includes('"usage"')) continue;
+    for (const event of this.#scanner.push(chunk)) {
+      if (event.data === null || !event.data.includes('"usage"')) continue;
       try {
         const usage = usageOf(JSON.parse(event.data));
         if (usage && usageTokens({ usage }) !== undefined) this.#usage = usage;

@@ -10,7 +10,7 @@ import type { GenerationRequest, ItemRequest } from "../core/request.ts";
 import type { EndpointConfig, Settings } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { type SseEvent, SseParser } from "../sse/parse.ts";
+import { type SseEvent, SseScanner } from "../sse/scanner.ts";
 import type { ResponseAffinity } from "./affinity.ts";
 import { encryptedBlobs, inputItems, type Item, replayInput, type Turn } from "./conversation.ts";
 
@@ -172,15 +172,15 @@ export class ResponsesLayer {
     endpoint: string,
     record: (answer: Record<string, unknown>) => Promise<void>,
   ): ReadableStream<Uint8Array> {
-    const parser = new SseParser();
+    const scanner = new SseScanner();
     const affinity = this.#affinity;
     const observer = new TransformStream<Uint8Array, Uint8Array>({
       async transform(chunk, controller) {
-        for (const event of parser.push(chunk)) {
+        for (const event of scanner.push(chunk)) {
           const type = eventType(event);
           if (type !== "response.created" && type !== "response.completed") continue;
           try {
-            const data = JSON.parse(event.data) as { response?: Record<string, unknown> };
+            const data = JSON.parse(event.data!) as { response?: Record<string, unknown> };
             if (!data.response) continue;
             // Known from the first event, so a cut stream's id still routes to its endpoint.
             if (type === "response.created" && typeof data.response.id === "string") {
@@ -206,6 +206,7 @@ function parseJson(bytes: Uint8Array | string): unknown {
 
 /** The event's type from its `event:` line, or for streams that send none, from the `type` in its data. */
 function eventType(event: SseEvent): string | null {
+  if (event.data === null) return null;
   if (event.event !== null) return event.event;
   if (event.data.includes('"response.created"')) return "response.created";
   if (event.data.includes('"response.completed"')) return "response.completed";

@@ -1,22 +1,23 @@
 import assert from "node:assert/strict";
-import { EventFramer, lastBoundary } from "../../src/sse/frame.ts";
+import { EventFramer } from "../../src/sse/frame.ts";
 import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-test("lastBoundary finds \\n\\n, \\r\\n\\r\\n and \\r\\r", () => {
-  const table: [string, number][] = [
-    ["data: a\n\n", 9],
-    ["data: a\n\ndata: b", 9],
-    ["data: a\r\n\r\ndata: b", 11],
-    ["data: a\r\rdata", 9],
-    ["data: a\n", 0],
-    ["data: a\r\n", 0],
-    ["", 0],
+test("EventFramer finds \\n\\n, \\r\\n\\r\\n and \\r\\r boundaries", () => {
+  const table: [string, string][] = [
+    ["data: a\n\n", "data: a\n\n"],
+    ["data: a\n\ndata: b", "data: a\n\n"],
+    ["data: a\r\n\r\ndata: b", "data: a\r\n\r\n"],
+    ["data: a\r\rdata", "data: a\r\r"],
   ];
   for (const [text, expected] of table) {
-    assert.equal(lastBoundary(encoder.encode(text)), expected, JSON.stringify(text));
+    const out = new EventFramer().push(encoder.encode(text));
+    assert.equal(out && decoder.decode(out), expected, JSON.stringify(text));
+  }
+  for (const text of ["data: a\n", "data: a\r\n", ""]) {
+    assert.equal(new EventFramer().push(encoder.encode(text)), undefined, JSON.stringify(text));
   }
 });
 
