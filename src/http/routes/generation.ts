@@ -4,6 +4,7 @@
  */
 
 import type { Context } from "hono";
+import { ModelNames } from "../../balancer/model_names.ts";
 import { ProxyError } from "../../errors.ts";
 import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { Route } from "../../core/route.ts";
@@ -46,11 +47,11 @@ function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
 
 export function generationHandler(services: Services, route: Route) {
   const { config, pipeline } = services;
-  const groups = new Map(config.groups.map((group) => [group.name, group]));
-  const names = config.groups.map((group) => group.name);
+  const models = new ModelNames(config.groups);
+  const names = models.listed();
   return async (c: Context<AppEnv>): Promise<Response> => {
     const body = mergeExtraBody(parseJsonObject(await readBodyText(c.req.raw, config.settings.maxBodyBytes)));
-    const group = typeof body.model === "string" ? groups.get(body.model) : undefined;
+    const group = typeof body.model === "string" ? models.resolve(body.model) : undefined;
     if (!group) throw modelNotFound(body.model, names);
     c.set("group", group.name);
     const stream = streamFlag(body);

@@ -1,6 +1,7 @@
 /** Read-only views: `/v1/models`, `/health`, `/stats`. */
 
 import type { Context } from "hono";
+import { ModelNames } from "../../balancer/model_names.ts";
 import { tierNumbers } from "../../balancer/tiers.ts";
 import type { BudgetUse } from "../../ratelimit/budget.ts";
 import type { ObservedLimits } from "../../ratelimit/upstream_limits.ts";
@@ -13,8 +14,8 @@ export function modelsHandler(services: Services) {
   const created = Math.floor(services.stats.startedAt / 1000);
   const body = JSON.stringify({
     object: "list",
-    data: services.config.groups.map((group) => ({
-      id: group.name,
+    data: new ModelNames(services.config.groups).listed().map((name) => ({
+      id: name,
       object: "model",
       created,
       owned_by: "llmproxy",
