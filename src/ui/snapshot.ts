@@ -15,8 +15,8 @@ export interface EndpointView {
   readonly model: string;
   readonly provider: string;
   readonly host: string;
-  /** `primary` (weight > 0) or `fallback` (weight 0: only when every primary failed). */
-  readonly tier: "primary" | "fallback";
+  /** `tier N` (its `priority`, lower preferred) or `fallback` (weight 0: only when every tier failed). */
+  readonly tier: string;
   readonly weight: number;
   readonly state: "available" | "cooling_down";
   readonly cooldown_reason: string | null;
@@ -109,7 +109,7 @@ function endpointView(
     model: endpoint.model,
     provider: endpoint.provider,
     host: new URL(endpoint.baseUrl).host,
-    tier: endpoint.weight > 0 ? "primary" : "fallback",
+    tier: endpoint.weight > 0 ? `tier ${endpoint.priority ?? 0}` : "fallback",
     weight: endpoint.weight,
     state: cooling ? "cooling_down" : "available",
     cooldown_reason: cooling ? health.reason : null,

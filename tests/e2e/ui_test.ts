@@ -79,7 +79,7 @@ test({
     const eastText = await page.evaluate<string>(
       `document.querySelector('[data-endpoint="east"]').innerText`,
     );
-    includes(eastText, "primary");
+    includes(eastText, "tier 0");
     includes(eastText, "rpm budget");
     assert.deepEqual(await page.evaluate<number>(`document.querySelectorAll(".uplot").length`), 6);
     // The key is kept for the session only, and nowhere in the page.
