@@ -9,6 +9,7 @@ import { startDemo } from "./src/demo.ts";
 import { openRelayWarning } from "./src/http/middleware/auth.ts";
 import { LiveApp } from "./src/live_app.ts";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./src/logger.ts";
+import { tracingWanted } from "./src/telemetry/wanted.ts";
 import { VERSION } from "./src/version.ts";
 
 const USAGE =
@@ -80,7 +81,7 @@ export async function main(args: string[]): Promise<number> {
   warnIgnored(config, logger);
   const settings = config.settings;
   const hostname = flags.host ?? settings.host;
-  const live = await LiveApp.start(config, { logger });
+  const live = await LiveApp.start(config, { logger, tracing: tracingWanted((name) => Deno.env.get(name)) });
 
   let server: Deno.HttpServer;
   try {

@@ -7,6 +7,7 @@ import { ClientGone, errorResponse, notFoundRoute, toProxyError } from "./errors
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { observe } from "./http/middleware/observe.ts";
+import { tracing } from "./http/middleware/tracing.ts";
 import { clearCacheHandler } from "./http/routes/cache.ts";
 import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
@@ -20,6 +21,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   const { logger } = services;
 
   app.use(observe({ metrics: services.metrics, logger }));
+  if (services.telemetry) app.use(tracing(services.telemetry));
   app.use(headerLimit());
   const { apiKeys, adminKeys } = services.config.settings;
   if (apiKeys.length > 0 || adminKeys.length > 0) app.use(auth({ apiKeys, adminKeys }));

@@ -12,6 +12,8 @@ import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
 import { recentObserver } from "./metrics/recent.ts";
 import { Attempts } from "./proxy/attempts.ts";
+import type { Telemetry } from "./telemetry/telemetry.ts";
+import { observeAll } from "./upstream/attempt.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
@@ -41,6 +43,8 @@ export interface Services {
   readonly metrics: ProxyMetrics;
   /** The answer cache in front of the pipeline; its counters are kept across config reloads. */
   readonly cache: ResponseCache;
+  /** OpenTelemetry spans and GenAI metrics; undefined when tracing is off. */
+  readonly telemetry?: Telemetry;
   close(): Promise<void>;
 }
 
@@ -56,6 +60,8 @@ export interface ServiceOptions {
    * Store settings of the new config are then not applied.
    */
   readonly previous?: Services;
+  /** Trace requests with OpenTelemetry (`tracingWanted`); read at the first build, kept across reloads. */
+  readonly tracing?: boolean;
 }
 
 export async function buildServices(config: Config, options: ServiceOptions): Promise<Services> {
@@ -74,12 +80,10 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
   if (previous && !kept) previous.upstream.close();
   // Entra ID tokens live with the client, so a reload keeps them while a credential is unchanged.
+  const telemetry = previous ? previous.telemetry : await createTelemetry(options.tracing ?? false);
+  const observer = observeAll([recentObserver(metrics.recent), telemetry?.attempts]);
   const upstream = kept ??
-    new UpstreamClient(
-      settings.upstreamClient,
-      recentObserver(metrics.recent),
-      new EntraTokens({ logger, now: clock.now }),
-    );
+    new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,
@@ -135,12 +139,20 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     limits,
     metrics,
     cache,
+    telemetry,
     close: async () => {
       await cache.settled();
       upstream.close();
       await store.close();
     },
   };
+}
+
+/** Loaded only when tracing is on: with it off, no OpenTelemetry code is even imported. */
+async function createTelemetry(tracing: boolean): Promise<Telemetry | undefined> {
+  if (!tracing) return undefined;
+  const { Telemetry } = await import("./telemetry/telemetry.ts");
+  return new Telemetry();
 }
 
 async function createStore(config: Config, logger: Logger, clock: Clock): Promise<Store> {

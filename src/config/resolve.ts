@@ -135,14 +135,13 @@ function stableId(group: string, model: string, baseUrl: string, apiVersion: str
 }
 
 /**
- * What only fetch honours: a forward proxy for HTTP, and Deno's OpenTelemetry (which traces fetch calls, not the
- * proxy's own client). When one is asked for and `upstream_client` is not set, upstream calls use fetch.
+ * What only fetch honours: a forward proxy for HTTP. When one is set and `upstream_client` is not, upstream calls
+ * use fetch. (OpenTelemetry no longer needs fetch: the proxy traces its own client's attempts.)
  */
 const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 function wantsFetch(env: EnvLookup): boolean {
-  const otel = env("OTEL_DENO");
-  return PROXY_VARIABLES.some((name) => env(name)) || otel === "true" || otel === "1";
+  return PROXY_VARIABLES.some((name) => env(name));
 }
 
 function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Settings {

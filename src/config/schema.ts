@@ -212,7 +212,7 @@ export const GeneralSettingsSchema = z.strictObject({
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
   max_body_bytes: positiveCount.optional(),
   shutdown_timeout: seconds.default(30),
-  /** Unset: `http1`, or `fetch` when a proxy variable is set or `OTEL_DENO` is true (`load.ts`). */
+  /** Unset: `http1`, or `fetch` when a forward-proxy variable is set (`resolve.ts`). */
   upstream_client: z.enum(["http1", "fetch"]).optional(),
   api_keys: stringList().default([]),
   /** Seconds between active health probes (a GET of each endpoint's models list); 0 or unset: off. */

@@ -18,6 +18,8 @@ export interface RequestTrace {
    * prepared to serve it with, and cost a rebuild on every request.
    */
   served?: ServedBy;
+  /** The name of the client key that authenticated the request, once keys have names (tracing reads it). */
+  keyName?: string;
 }
 
 /**

@@ -6,9 +6,9 @@
  * Why not `fetch`: on this project's 2-core VM a gateway calling its upstream through Deno's fetch spent about
  * twice the CPU per request of the same gateway on this client (bench/RESULTS.md, session 4). Every request then
  * pays for a `Request`, a dependent abort signal, header validation in two layers and a hand-off to hyper's pool,
- * where this client writes one buffer and reads one. What it gives up is listed in the README: no HTTP/2, no
- * `HTTP(S)_PROXY` and no OpenTelemetry spans; `general_settings.upstream_client: fetch` brings them back (and is
- * chosen by itself when a proxy variable or `OTEL_DENO` is set).
+ * where this client writes one buffer and reads one. What it gives up is listed in the README: no HTTP/2 and no
+ * `HTTP(S)_PROXY`; `general_settings.upstream_client: fetch` brings them back (and is chosen by itself when a proxy
+ * variable is set). Its attempts are traced by the proxy itself (src/telemetry/).
  *
  * The answer is a web `Response`, as from fetch: a body that arrived whole with its head is handed over as bytes
  * (and the connection goes straight back to the pool); anything longer is a stream that reads the socket as the

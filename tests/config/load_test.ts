@@ -609,13 +609,13 @@ test("a key or header value with a control character is refused at load, without
   }
 });
 
-test("upstream_client: http1 unless set, or fetch when a forward proxy or OpenTelemetry is asked for", () => {
+test("upstream_client: http1 unless set, or fetch when a forward proxy is asked for (not for OpenTelemetry)", () => {
   const client = (extra: string, env: Record<string, string> = {}) =>
     parseConfig(MINIMAL + extra, "x", (name) => env[name]).settings.upstreamClient;
   assert.equal(client(""), "http1");
   assert.equal(client("", { HTTPS_PROXY: "http://10.0.0.1:3128" }), "fetch");
   assert.equal(client("", { http_proxy: "http://10.0.0.1:3128" }), "fetch");
-  assert.equal(client("", { OTEL_DENO: "true" }), "fetch");
+  assert.equal(client("", { OTEL_DENO: "true" }), "http1");
   assert.equal(client("", { OTEL_DENO: "false" }), "http1");
   assert.equal(
     client("general_settings:\n  upstream_client: http1\n", { HTTPS_PROXY: "http://p:1" }),

@@ -1,0 +1,80 @@
+/**
+ * Installed only when tracing is on: a span per generation request, active while the request is handled (the
+ * upstream client's attempt spans become its children), ended with what the request's trace and answer say. A
+ * JSON answer's facts come from the pipeline's parse of it; a stream's are watched as it passes, and its span ends
+ * when the stream ends (or the client leaves).
+ */
+
+import type { MiddlewareHandler } from "hono";
+import { routeLabel } from "../../metrics/labels.ts";
+import { JsonAnswer } from "../../proxy/answer.ts";
+import { readAnswer, StreamFacts } from "../../telemetry/genai.ts";
+import type { RequestOutcome, RequestSpan, Telemetry } from "../../telemetry/telemetry.ts";
+import type { AppEnv } from "../routes/generation.ts";
+
+const TRACED = new Set(["chat", "responses", "embeddings"]);
+
+export function tracing(telemetry: Telemetry): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const path = c.req.path;
+    if (c.req.method !== "POST" || !TRACED.has(routeLabel(path))) return await next();
+    const span = telemetry.startRequest();
+    await span.run(next);
+    const response = c.res;
+    const trace = c.get("trace");
+    const served = c.error ? undefined : trace?.served;
+    const status = response.status;
+    const stream = status === 200 && response.body !== null &&
+      (response.headers.get("content-type") ?? "").startsWith("text/event-stream");
+    const outcome = {
+      path: path.replace(/^\/v1\//, "").replace(/^\//, ""),
+      group: c.get("group") ?? "",
+      status,
+      stream,
+      endpoint: served?.endpoint,
+      attempts: served?.attempts,
+      cache: served?.cache,
+      keyName: trace?.keyName,
+      errorType: status >= 400 ? String(status) : undefined,
+    };
+    if (!stream) {
+      span.end({ ...outcome, facts: response instanceof JsonAnswer ? readAnswer(response.parsed) : {} });
+      return;
+    }
+    c.res = new Response(watched(response.body!, span, outcome), response);
+  };
+}
+
+/** The stream as it was, its facts noted on the way; the span ends with it. */
+function watched(
+  body: ReadableStream<Uint8Array>,
+  span: RequestSpan,
+  outcome: Omit<RequestOutcome, "facts">,
+): ReadableStream<Uint8Array> {
+  const watcher = new StreamFacts();
+  const reader = body.getReader();
+  const end = (errorType?: string) => span.end({ ...outcome, facts: watcher.facts, errorType });
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        end("stream_cut");
+        controller.error(error);
+        return;
+      }
+      if (chunk.done) {
+        end();
+        controller.close();
+        return;
+      }
+      watcher.push(chunk.value);
+      controller.enqueue(chunk.value);
+    },
+    cancel(reason) {
+      end("client_closed");
+      return reader.cancel(reason);
+    },
+  });
+}
