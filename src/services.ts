@@ -117,7 +117,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     budgets,
     attempts,
     health,
-    usage: [],
+    usage: telemetry ? [telemetry.identities] : [],
     endpoints: new Map(
       config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
     ),

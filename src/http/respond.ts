@@ -16,7 +16,10 @@ export function respond(answer: Answer, requestId: string, trace?: RequestTrace)
   headers["x-request-id"] = requestId;
   if (meta.cache) headers["x-llmproxy-cache"] = meta.cache;
   if (meta.conversation) headers["x-llmproxy-conversation"] = meta.conversation;
-  if (trace) trace.served = { endpoint: meta.endpoint, attempts: meta.attempts, cache: meta.cache };
+  if (trace) {
+    trace.served = { endpoint: meta.endpoint, attempts: meta.attempts, cache: meta.cache };
+    if (body.kind === "json") trace.answer = body.parsed;
+  }
   if (body.kind !== "stream") return new Response(body.bytes, { status, headers });
   headers["cache-control"] = "no-cache";
   headers["x-accel-buffering"] = "no";

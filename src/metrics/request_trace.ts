@@ -18,7 +18,9 @@ export interface RequestTrace {
    * prepared to serve it with, and cost a rebuild on every request.
    */
   served?: ServedBy;
-  /** The name of the client key that authenticated the request, once keys have names (tracing reads it). */
+  /** The parsed JSON of a whole upstream answer, as the edge served it (tracing reads model, id and usage). */
+  answer?: unknown;
+  /** Who sent the request (admission's identity: a key's name), noted for tracing by its usage sink. */
   keyName?: string;
 }
 

@@ -25,6 +25,7 @@ import {
   trace,
   type Tracer,
 } from "@opentelemetry/api";
+import type { UsageSink } from "../proxy/usage.ts";
 import type { AttemptObserver, AttemptWatch } from "../upstream/attempt.ts";
 import type { UpstreamRequest } from "../upstream/client.ts";
 import { VERSION } from "../version.ts";
@@ -172,6 +173,12 @@ export class Telemetry {
       this.#tokens.record(facts.outputTokens, { ...attributes, "gen_ai.token.type": "output" });
     }
   }
+
+  /** A usage sink (record stage) that notes who sent the request, for the request span's `llmproxy.key.name`. */
+  readonly identities: UsageSink = (report) => {
+    const { identity, trace } = report.request;
+    if (identity && trace) trace.keyName = identity.id;
+  };
 
   /** The upstream client's observer: a CLIENT span per attempt, a child of the active request's span. */
   readonly attempts: AttemptObserver = {

@@ -1,13 +1,12 @@
 /**
  * Installed only when tracing is on: a span per generation request, active while the request is handled (the
  * upstream client's attempt spans become its children), ended with what the request's trace and answer say. A
- * JSON answer's facts come from the pipeline's parse of it; a stream's are watched as it passes, and its span ends
- * when the stream ends (or the client leaves).
+ * JSON answer's facts come from the pipeline's parse of it (noted in the trace by the edge); a stream's are
+ * watched as it passes, and its span ends when the stream ends (or the client leaves).
  */
 
 import type { MiddlewareHandler } from "hono";
 import { routeLabel } from "../../metrics/labels.ts";
-import { JsonAnswer } from "../../proxy/answer.ts";
 import { readAnswer, StreamFacts } from "../../telemetry/genai.ts";
 import type { RequestOutcome, RequestSpan, Telemetry } from "../../telemetry/telemetry.ts";
 import type { AppEnv } from "../routes/generation.ts";
@@ -38,7 +37,7 @@ export function tracing(telemetry: Telemetry): MiddlewareHandler<AppEnv> {
       errorType: status >= 400 ? String(status) : undefined,
     };
     if (!stream) {
-      span.end({ ...outcome, facts: response instanceof JsonAnswer ? readAnswer(response.parsed) : {} });
+      span.end({ ...outcome, facts: readAnswer(trace?.answer) });
       return;
     }
     c.res = new Response(watched(response.body!, span, outcome), response);
