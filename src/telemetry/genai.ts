@@ -5,7 +5,7 @@
  */
 
 import type { Provider } from "../config/config.ts";
-import { SseParser } from "../sse/parse.ts";
+import { SseScanner } from "../sse/scanner.ts";
 
 /** `gen_ai.operation.name` of an upstream path (`chat/completions`, `responses/...`, `embeddings`). */
 export function operationName(path: string): string {
@@ -52,11 +52,12 @@ export function readAnswer(answer: unknown, facts: AnswerFacts = {}): AnswerFact
  */
 export class StreamFacts {
   readonly facts: AnswerFacts = {};
-  readonly #parser = new SseParser();
+  readonly #scanner = new SseScanner();
   #seenFirst = false;
 
   push(chunk: Uint8Array): void {
-    for (const event of this.#parser.push(chunk)) {
+    for (const event of this.#scanner.push(chunk)) {
+      if (event.data === null) continue;
       const first = !this.#seenFirst;
       if (!first && !event.data.includes('"usage"')) continue;
       if (event.data === "[DONE]") continue;
