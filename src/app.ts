@@ -14,6 +14,7 @@ import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.t
 import { metricsHandler } from "./http/routes/metrics.ts";
 import { responseItemHandler } from "./http/routes/responses.ts";
 import { uiAssetHandler, uiDataHandler, uiPageHandler } from "./http/routes/ui.ts";
+import { servedRoutes, surfaceRoutes } from "./http/routes/surface.ts";
 import type { Services } from "./services.ts";
 
 export function createApp(services: Services): Hono<AppEnv> {
@@ -35,6 +36,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     app.delete(`${prefix}/responses/:id`, responseItemHandler(services, "DELETE"));
     app.get(`${prefix}/responses/:id/input_items`, responseItemHandler(services, "GET", "/input_items"));
     app.post(`${prefix}/responses/:id/cancel`, responseItemHandler(services, "POST", "/cancel"));
+    surfaceRoutes(app, services, prefix);
   }
   app.get("/health", healthHandler(services));
   app.get("/v1/health", healthHandler(services));
@@ -49,7 +51,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.get("/ui/assets/:name", uiAssetHandler());
   app.get("/ui/data", uiDataHandler(services));
 
-  app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path)));
+  const served = servedRoutes(app);
+  app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path, served)));
   app.onError((error, c) => {
     const proxyError = toProxyError(error);
     if (proxyError.status >= 500 && !(error instanceof ClientGone)) {

@@ -65,8 +65,15 @@ export const tooLarge = (limit: number) =>
     `Request body is larger than the limit of ${limit} bytes`,
   );
 
-export const notFoundRoute = (method: string, path: string) =>
-  new ProxyError(404, "invalid_request_error", "not_found", `No route for ${method} ${path}`);
+/** An unknown route; `served` (the `/v1` routes) is named in the message so the caller sees what exists. */
+export const notFoundRoute = (method: string, path: string, served: readonly string[] = []) =>
+  new ProxyError(
+    404,
+    "invalid_request_error",
+    "not_found",
+    `No route for ${method} ${path.slice(0, 200)}` +
+      (served.length > 0 ? `; served: ${served.join(", ")}` : ""),
+  );
 
 export const invalidApiKey = () =>
   new ProxyError(401, "authentication_error", "invalid_api_key", "Missing or invalid API key", {

@@ -23,6 +23,8 @@ import { ResponsesLayer } from "./responses/layer.ts";
 import { FallbackStore } from "./store/fallback.ts";
 import { MemoryStore } from "./store/memory.ts";
 import type { Store } from "./store/store.ts";
+import { ObjectAffinity } from "./surface/affinity.ts";
+import { RealtimeSessions } from "./surface/realtime.ts";
 import { UpstreamClient } from "./upstream/client.ts";
 
 export interface Services {
@@ -45,6 +47,10 @@ export interface Services {
   readonly cache: ResponseCache;
   /** OpenTelemetry spans and GenAI metrics; undefined when tracing is off. */
   readonly telemetry?: Telemetry;
+  /** Which endpoint holds each file and batch. */
+  readonly objects: ObjectAffinity;
+  /** Realtime WebSocket sessions being relayed; kept across config reloads. */
+  readonly realtime: RealtimeSessions;
   close(): Promise<void>;
 }
 
@@ -140,6 +146,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     metrics,
     cache,
     telemetry,
+    objects: new ObjectAffinity(store, logger),
+    realtime: previous?.realtime ?? new RealtimeSessions(),
     close: async () => {
       await cache.settled();
       upstream.close();

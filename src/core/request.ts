@@ -4,7 +4,7 @@
  * to read back: each returns what it decided.
  */
 
-import type { GroupConfig } from "../config/config.ts";
+import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { Route } from "./route.ts";
 
@@ -39,7 +39,33 @@ export interface ItemRequest {
   readonly trace?: RequestTrace;
 }
 
-export type IncomingRequest = GenerationRequest | ItemRequest;
+/**
+ * A call of the routes beyond generation (files, batches, audio, images, moderations): never cached, one upstream
+ * call per attempt, over the group's endpoints or to the one endpoint that holds a file or batch.
+ */
+export interface RelayRequest {
+  readonly kind: "relay";
+  /** The path below `/v1` it is for, e.g. `audio/speech` or `files/{id}/content`. */
+  readonly path: string;
+  readonly group: GroupConfig;
+  /** Where it may go: the group's endpoints (some left out), or the one that holds an object. */
+  readonly target:
+    | { readonly kind: "group"; readonly exclude?: readonly string[] }
+    | {
+      readonly kind: "holder";
+      readonly endpoint: EndpointConfig;
+      readonly id: string;
+      readonly what: string;
+    };
+  /** False once the request's body has gone upstream and cannot be sent again (a streamed upload). */
+  readonly resendable?: () => boolean;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  readonly signal: AbortSignal;
+  readonly trace?: RequestTrace;
+}
+
+export type IncomingRequest = GenerationRequest | ItemRequest | RelayRequest;
 
 /** Who is calling, as an admission rule established it (e.g. which client key). Never the key itself. */
 export interface Identity {

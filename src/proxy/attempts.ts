@@ -28,10 +28,17 @@ export interface UpstreamCall {
   /** Path below `/v1`. */
   readonly path: string;
   readonly query?: string;
-  /** The request body for an endpoint (its own `model`); none for GET and DELETE. */
-  readonly body?: (endpoint: EndpointConfig) => string;
+  /**
+   * The request body for an endpoint (its own `model`); none for GET and DELETE. A stream is an upload passed
+   * through as it arrives (see `surface/upload.ts`).
+   */
+  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array>;
+  /** The body's content type; default `application/json`. */
+  readonly contentType?: string;
   /** A 2xx is a server-sent-event stream of this route (else a whole body). */
   readonly stream?: Route;
+  /** A 2xx body streams to the client as it arrives, unread (binary audio, file content). */
+  readonly passThrough?: boolean;
   /** A 2xx must parse as JSON, else it is the endpoint's failure (generation answers). */
   readonly json: boolean;
   /** Whether an upstream status is the endpoint's failure (the plan moves on) rather than an answer. */
@@ -113,6 +120,7 @@ export class Attempts {
       path: call.path,
       query: call.query,
       body: call.body?.(endpoint),
+      contentType: call.contentType,
       clientHeaders: call.clientHeaders,
       requestId: call.requestId,
       signal: call.signal,
@@ -136,7 +144,10 @@ export class Attempts {
     }
     const meta: AnswerMeta = { endpoint: endpoint.id, attempts: attempt, cache: null };
     const got: Got = { call, pick, response, release, headers, meta, sentAt, answeredAt };
-    if (status >= 200 && status < 300) return call.stream ? this.#stream(got, call.stream) : this.#whole(got);
+    if (status >= 200 && status < 300) {
+      if (call.passThrough) return await this.#passThrough(got);
+      return call.stream ? this.#stream(got, call.stream) : this.#whole(got);
+    }
     if (call.failure(status)) return await this.#failure(got, spentUntil);
     // The caller's own error (400, 413, 422, ...; a 404 of a stored response): its body goes back as it is.
     const bytes = await response.bytes().catch(() => new Uint8Array(0));
@@ -184,6 +195,26 @@ export class Attempts {
       meta,
     };
     return { kind: "answer", answer };
+  }
+
+  /** A 2xx whose body streams to the client unread; the attempt (timer, lease) ends with the body. */
+  async #passThrough(got: Got): Promise<Outcome> {
+    const { pick, response, release } = got;
+    pick.lease.firstByte(got.answeredAt - got.sentAt);
+    this.#deps.stats.success(pick.endpoint.id, got.answeredAt - got.sentAt);
+    await this.#deps.health.success(pick.endpoint, pick.health);
+    const ended = () => {
+      release();
+      pick.lease.end();
+    };
+    const body: Answer["body"] = response.body
+      ? { kind: "stream", stream: endingWith(response.body, ended) }
+      : { kind: "bytes", bytes: "" };
+    if (!response.body) ended();
+    return {
+      kind: "answer",
+      answer: { status: response.status, headers: got.headers, body, meta: got.meta },
+    };
   }
 
   /** A 2xx read whole; for a generation request it must be JSON (the parse travels on with the answer). */
@@ -255,6 +286,34 @@ interface Got {
   readonly meta: AnswerMeta;
   readonly sentAt: number;
   readonly answeredAt: number;
+}
+
+/** `body` unchanged, calling `ended` once when it ends, fails or is cancelled. */
+function endingWith(body: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let done = false;
+  const end = () => {
+    if (!done) ended();
+    done = true;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await reader.read();
+        if (chunk.done) {
+          end();
+          controller.close();
+        } else controller.enqueue(chunk.value);
+      } catch (error) {
+        end();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */

@@ -16,18 +16,18 @@
  */
 
 import type { Balancer } from "../balancer/balancer.ts";
-import type { EndpointConfig, Settings } from "../config/config.ts";
+import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
-import type { Admitted, GenerationRequest, ItemRequest } from "../core/request.ts";
+import type { Admitted, GenerationRequest, ItemRequest, RelayRequest } from "../core/request.ts";
 import { ROUTE_PATHS } from "../core/route.ts";
 import type { CacheLookup, ResponseCache } from "../cache/cache.ts";
 import type { HealthTracker } from "../health/tracker.ts";
-import type { ProxyMetrics } from "../metrics/metrics.ts";
+import type { ProxyMetrics, RequestTrace } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import type { Conversation, ResponsesLayer } from "../responses/layer.ts";
 import { type AdmissionRule, admit } from "./admission.ts";
 import type { Attempts, Served, UpstreamCall } from "./attempts.ts";
-import { OwnerPlan, type Plan } from "./plan.ts";
+import { OwnerPlan, type Plan, ResendPlan } from "./plan.ts";
 import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
 import { recordUsage, type UsageSink } from "./usage.ts";
 
@@ -83,6 +83,27 @@ export class Pipeline {
     return answer; // 7. answer
   }
 
+  /**
+   * Files, batches, audio, images and moderations: admission, the plan (the group's endpoints, or the one that
+   * holds the object), the same attempts as generation; no cache, no Responses routing. `call` is the upstream call
+   * the route builds (its body, how its answer is read).
+   */
+  async relay(incoming: RelayRequest, call: UpstreamCall): Promise<Served> {
+    const request = await admit(this.#deps.admission, incoming); // 1. admission
+    const { settings, balancer, health, attempts } = this.#deps;
+    const { target } = request;
+    const plan: Plan = target.kind === "holder" // 4. plan
+      ? new OwnerPlan(target.endpoint, target.id, health, balancer.load, target.what)
+      : balancer.plan(request.group, {
+        maxAttempts: settings.numRetries + 1,
+        maxWaitMs: settings.maxWaitForCapacityMs,
+        signal: request.signal,
+        exclude: target.exclude,
+        onWait: (ms) => this.#waiting(request, ms),
+      });
+    return await attempts.run(call, request.resendable ? new ResendPlan(plan, request.resendable) : plan); // 5.
+  }
+
   /** Stages 3 to 7 of a generation request. */
   async #serve(request: Generation, conversation: Conversation | null): Promise<Answer> {
     const lookup = await this.#deps.cache.lookup(request); // 3. cache lookup and coalescing
@@ -125,7 +146,7 @@ export class Pipeline {
     return await this.#deps.responses.record(request, conversation, answer);
   }
 
-  #waiting(request: Generation, ms: number): void {
+  #waiting(request: { readonly group: GroupConfig; readonly trace?: RequestTrace }, ms: number): void {
     if (request.trace) request.trace.waitMs += ms;
     this.#deps.metrics?.capacityWait(request.group.name, ms / 1000);
   }

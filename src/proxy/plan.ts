@@ -23,18 +23,27 @@ export interface Plan {
 }
 
 /**
- * One attempt at the endpoint that owns response `responseId`, whatever its health (nobody else can answer; its
- * cooldown is for choosing among equals). Its failure is a 504 (timeout) or 503.
+ * One attempt at the endpoint that owns response `responseId` (or the file or batch of that id: `what`), whatever
+ * its health (nobody else can answer; its cooldown is for choosing among equals). Its failure is a 504 (timeout)
+ * or 503.
  */
 export class OwnerPlan implements Plan {
   readonly #owner: EndpointConfig;
   readonly #responseId: string;
   readonly #health: HealthTracker;
   readonly #load: EndpointLoad;
+  readonly #what: string;
   #attempts = 0;
   #outcome: AttemptOutcome | undefined;
 
-  constructor(owner: EndpointConfig, responseId: string, health: HealthTracker, load: EndpointLoad) {
+  constructor(
+    owner: EndpointConfig,
+    responseId: string,
+    health: HealthTracker,
+    load: EndpointLoad,
+    what = "response",
+  ) {
+    this.#what = what;
     this.#owner = owner;
     this.#responseId = responseId;
     this.#health = health;
@@ -71,9 +80,59 @@ export class OwnerPlan implements Plan {
         timeout ? 504 : 503,
         timeout ? "timeout" : "service_unavailable",
         timeout ? "upstream_timeout" : "no_healthy_endpoint",
-        `The endpoint that owns response '${
+        `The endpoint that owns ${this.#what} '${
           this.#responseId.slice(0, 200)
         }' (${this.#owner.id}) could not answer: ${why}`,
+      ),
+    );
+  }
+}
+
+/**
+ * A plan for a request whose body streams upstream: it ends as soon as the body has been taken by an attempt (it
+ * cannot be sent again), with an error saying so.
+ */
+export class ResendPlan implements Plan {
+  readonly #inner: Plan;
+  readonly #resendable: () => boolean;
+  #last: { endpoint: EndpointConfig; outcome: AttemptOutcome } | undefined;
+
+  constructor(inner: Plan, resendable: () => boolean) {
+    this.#inner = inner;
+    this.#resendable = resendable;
+  }
+
+  get attempts(): number {
+    return this.#inner.attempts;
+  }
+
+  next(): Promise<Pick | undefined> {
+    if (this.#last && !this.#resendable()) return Promise.resolve(undefined);
+    return this.#inner.next();
+  }
+
+  failed(endpoint: EndpointConfig, outcome: AttemptOutcome): void {
+    this.#last = { endpoint, outcome };
+    this.#inner.failed(endpoint, outcome);
+  }
+
+  exhaustedError(): Promise<ProxyError> {
+    const last = this.#last;
+    if (!last || this.#resendable()) return this.#inner.exhaustedError();
+    const { endpoint, outcome } = last;
+    const timeout = outcome.kind === "timeout";
+    const why = outcome.kind === "status"
+      ? `HTTP ${outcome.status}`
+      : outcome.kind === "connection"
+      ? outcome.message
+      : outcome.kind;
+    return Promise.resolve(
+      new ProxyError(
+        timeout ? 504 : 502,
+        timeout ? "timeout" : "server_error",
+        timeout ? "upstream_timeout" : "upstream_failed",
+        `Endpoint ${endpoint.id} failed (${why}) after the request body had been streamed to it; a streamed body ` +
+          "cannot be sent to another endpoint: send the request again",
       ),
     );
   }

@@ -24,7 +24,10 @@ export interface UpstreamRequest {
   readonly path: string;
   /** Query string to append (without `?`), e.g. for `input_items` paging. */
   readonly query?: string;
-  readonly body?: string;
+  /** A stream (an upload passed through as it arrives) always goes through fetch: the http1 client sends strings. */
+  readonly body?: string | ReadableStream<Uint8Array>;
+  /** The body's content type; default `application/json`. */
+  readonly contentType?: string;
   readonly clientHeaders: Headers;
   readonly requestId: string;
   /** The client's signal: aborted when the client disconnects. */
@@ -79,6 +82,25 @@ export class UpstreamClient {
   }
 
   /**
+   * The headers of a call to `endpoint` that carries no client headers (a WebSocket handshake): its extra headers,
+   * its key or Entra ID token, and the request id. Not ok when no token could be had.
+   */
+  async handshakeHeaders(
+    endpoint: EndpointConfig,
+    requestId: string,
+  ): Promise<{ ok: true; headers: Record<string, string> } | { ok: false; message: string }> {
+    let bearer: string | undefined;
+    if (endpoint.azureAd) {
+      const got = await this.#tokens?.token(endpoint, endpoint.azureAd);
+      if (!got?.ok) return { ok: false, message: got?.message ?? "Entra ID tokens are not set up" };
+      bearer = got.token;
+    }
+    const headers = upstreamHeaders(endpoint, new Headers(), requestId, bearer);
+    delete headers["content-type"];
+    return { ok: true, headers };
+  }
+
+  /**
    * Sends the request. The returned response's body is still tied to the timeout and the client's signal, so a
    * stream is cut when either fires. Call `release` once the body has been read or given up: it clears the timer
    * (an uncleared one would keep the request's objects alive for the whole timeout).
@@ -114,12 +136,23 @@ export class UpstreamClient {
       watch?.ended();
     };
     try {
-      const response = await this.#send(url, {
-        method: request.method,
-        headers: upstreamHeaders(endpoint, request.clientHeaders, request.requestId, bearer),
-        body: request.body,
-        signal: controller.signal,
-      });
+      const { body } = request;
+      const headers = upstreamHeaders(
+        endpoint,
+        request.clientHeaders,
+        request.requestId,
+        bearer,
+        request.contentType,
+      );
+      const response = typeof body === "object"
+        ? await fetch(url, {
+          method: request.method,
+          headers,
+          body,
+          signal: controller.signal,
+          redirect: "manual",
+        })
+        : await this.#send(url, { method: request.method, headers, body, signal: controller.signal });
       watch?.answered(response.status);
       return { kind: "response", response, release };
     } catch (error) {

@@ -12,7 +12,16 @@ interface ProviderRules {
   auth(endpoint: EndpointConfig): readonly [string, string];
 }
 
-const DEPLOYMENT_ROUTES = new Set(["chat/completions", "embeddings", "completions", "audio/transcriptions"]);
+const DEPLOYMENT_ROUTES = new Set([
+  "chat/completions",
+  "embeddings",
+  "completions",
+  "audio/transcriptions",
+  "audio/translations",
+  "audio/speech",
+  "images/generations",
+  "images/edits",
+]);
 
 const openai: ProviderRules = {
   url(endpoint, path) {
@@ -95,6 +104,8 @@ export function upstreamHeaders(
   requestId: string,
   /** An Entra ID token: sent as `Authorization: Bearer` instead of the endpoint's key. */
   bearer?: string,
+  /** The body's content type. */
+  contentType = "application/json",
 ): Record<string, string> {
   const headers: Record<string, string> = {};
   // forEach, not for...of: iterating Headers is ten times slower on Deno, and this runs on every attempt.
@@ -102,7 +113,7 @@ export function upstreamHeaders(
     if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith("x-llmproxy-")) headers[name] = value;
   });
   for (const name in endpoint.headers) headers[name.toLowerCase()] = endpoint.headers[name];
-  headers["content-type"] = "application/json";
+  headers["content-type"] = contentType;
   headers["x-request-id"] = requestId;
   if (bearer !== undefined) {
     headers.authorization = `Bearer ${bearer}`;

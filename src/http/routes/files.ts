@@ -1,0 +1,155 @@
+/**
+ * Files and batches. An upload streams to an endpoint of its group (the `x-llmproxy-model-group` header, or the
+ * only group) and the new file's id is remembered with that endpoint; a batch goes to the endpoint that holds its
+ * input file; every later call for a file or batch goes to the endpoint that holds it; lists merge the group.
+ */
+
+import type { Context } from "hono";
+import type { Answer } from "../../core/answer.ts";
+import { invalidRequest } from "../../errors.ts";
+import { boundaryOf } from "../../multipart/scanner.ts";
+import { isFailoverStatus } from "../../proxy/upstream_answer.ts";
+import type { Services } from "../../services.ts";
+import { answerText, type CallContext, relayRequest, upstreamCall } from "../../surface/call.ts";
+import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
+import {
+  callHolder,
+  type Collection,
+  enc,
+  mergedList,
+  type ObjectDeps,
+  ownerOf,
+} from "../../surface/objects.ts";
+import { openUpload } from "../../surface/upload.ts";
+import { parseJsonObject, readBodyText } from "../body.ts";
+import { respond } from "../respond.ts";
+import type { AppEnv } from "./generation.ts";
+
+export function callContext(c: Context<AppEnv>): CallContext {
+  return {
+    clientHeaders: c.req.raw.headers,
+    requestId: c.get("requestId"),
+    signal: c.req.raw.signal,
+    trace: c.get("trace"),
+  };
+}
+
+/** The answer as the client's Response, with the proxy's headers. */
+export const reply = (c: Context<AppEnv>, answer: Answer) =>
+  respond(answer, c.get("requestId"), c.get("trace"));
+
+/** `POST /v1/files`: the form streams upstream as it arrives. */
+export function createFileHandler(services: Services) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null);
+    c.set("group", group.name);
+    const contentType = c.req.header("content-type") ?? null;
+    if (!boundaryOf(contentType)) throw invalidRequest("A file upload must be a multipart/form-data body");
+    const declared = c.req.header("content-length");
+    const upload = await openUpload(c.req.raw.body, declared === undefined ? null : Number(declared));
+    const context = callContext(c);
+    const request = relayRequest(context, group, "files", { kind: "group" }, () => upload.replayable);
+    const call = upstreamCall(context, group, {
+      method: "POST",
+      path: "files",
+      body: () => upload.stream(),
+      contentType: contentType!,
+      failure: isFailoverStatus,
+    });
+    const { answer } = await services.pipeline.relay(request, call);
+    return reply(c, await remembered(services, answer));
+  };
+}
+
+/** `POST /v1/batches`: sent to the endpoint that holds `input_file_id`. */
+export function createBatchHandler(services: Services) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const text = await readBodyText(c.req.raw, services.config.settings.maxBodyBytes);
+    const body = parseJsonObject(text);
+    const fileId = body.input_file_id;
+    if (typeof fileId !== "string" || fileId === "") {
+      throw invalidRequest(
+        "'input_file_id' must be the id of a file uploaded for the batch",
+        "input_file_id",
+      );
+    }
+    const context = callContext(c);
+    const holder = await ownerOf(services, "files", fileId, context);
+    c.set("group", holder.group.name);
+    const answer = await callHolder(services, holder, "files", fileId, context, {
+      method: "POST",
+      path: "batches",
+      body: () => text,
+    });
+    return reply(c, await remembered(services, answer));
+  };
+}
+
+/** The fields of an answer that name objects held where it was made: a batch's output and error files too. */
+const HELD_FIELDS = ["id", "output_file_id", "error_file_id"];
+
+/**
+ * Reads an object's small JSON answer and remembers the ids it names (its own, a batch's output and error files)
+ * with the endpoint that answered.
+ */
+async function remembered(deps: ObjectDeps, answer: Answer): Promise<Answer> {
+  if (answer.status < 200 || answer.status >= 300) return answer;
+  const text = await answerText(answer);
+  let object: Record<string, unknown> = {};
+  try {
+    object = JSON.parse(text);
+  } catch {
+    // not JSON: passed on as it came
+  }
+  const ids = HELD_FIELDS.map((field) => object?.[field]).filter((id) => typeof id === "string" && id !== "");
+  await Promise.all(ids.map((id) => deps.objects.remember(id as string, answer.meta.endpoint)));
+  return { ...answer, body: { kind: "bytes", bytes: text } };
+}
+
+/** `GET /v1/files|batches`: every resource of the group, merged; with `after`, the page of the cursor's holder. */
+export function listHandler(services: Services, collection: Collection) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const context = callContext(c);
+    const query = new URL(c.req.url).search.slice(1);
+    const after = c.req.query("after");
+    if (after) {
+      const holder = await ownerOf(services, collection, after, context);
+      c.set("group", holder.group.name);
+      return reply(
+        c,
+        await callHolder(services, holder, collection, after, context, {
+          method: "GET",
+          path: collection,
+          query,
+        }),
+      );
+    }
+    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null);
+    c.set("group", group.name);
+    return reply(c, await mergedList(services, group, collection, query, context));
+  };
+}
+
+/** A call on one file or batch (`suffix` after its id), sent to the endpoint that holds it. */
+export function objectHandler(
+  services: Services,
+  collection: Collection,
+  method: "GET" | "POST" | "DELETE",
+  suffix = "",
+) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const id = c.req.param("id") ?? "";
+    const context = callContext(c);
+    const holder = await ownerOf(services, collection, id, context);
+    c.set("group", holder.group.name);
+    const answer = await callHolder(services, holder, collection, id, context, {
+      method,
+      path: `${collection}/${enc(id)}${suffix}`,
+      query: new URL(c.req.url).search.slice(1),
+      // A file's content may be large: it streams to the client as it arrives.
+      passThrough: suffix === "/content",
+    });
+    if (method === "DELETE" && answer.status === 200) await services.objects.forget(id);
+    return reply(c, collection === "batches" ? await remembered(services, answer) : answer);
+  };
+}

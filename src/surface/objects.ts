@@ -1,0 +1,163 @@
+/**
+ * Calls on files and batches that live on one endpoint: find the endpoint that holds an id (the store's affinity,
+ * else asking each resource of the group once and remembering the one that has it), send a call there, and merge
+ * the lists of all the group's resources into one.
+ */
+
+import type { Config, EndpointConfig, GroupConfig } from "../config/config.ts";
+import type { Answer } from "../core/answer.ts";
+import { ProxyError } from "../errors.ts";
+import type { Pipeline } from "../proxy/pipeline.ts";
+import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
+import type { ObjectAffinity } from "./affinity.ts";
+import { answerText, type CallContext, type CallSpec, relayRequest, upstreamCall } from "./call.ts";
+import { endpointById, GROUP_HEADER, groupFor } from "./groups.ts";
+
+export interface ObjectDeps {
+  readonly config: Config;
+  readonly pipeline: Pipeline;
+  readonly objects: ObjectAffinity;
+}
+
+export type Collection = "files" | "batches";
+
+const WHAT: Readonly<Record<Collection, string>> = { files: "file", batches: "batch" };
+
+/** One endpoint per upstream resource of the group: endpoints on one base URL see the same files and batches. */
+export function resources(group: GroupConfig): EndpointConfig[] {
+  const seen = new Map<string, EndpointConfig>();
+  for (const endpoint of group.endpoints) {
+    const key = `${endpoint.provider} ${endpoint.baseUrl}`;
+    if (!seen.has(key)) seen.set(key, endpoint);
+  }
+  return [...seen.values()];
+}
+
+/** Sends one call to the endpoint that holds object `id`; its answer passes through whatever it is. */
+export async function callHolder(
+  deps: ObjectDeps,
+  holder: { group: GroupConfig; endpoint: EndpointConfig },
+  collection: Collection,
+  id: string,
+  context: CallContext,
+  spec: Omit<CallSpec, "failure">,
+): Promise<Answer> {
+  const target = { kind: "holder" as const, endpoint: holder.endpoint, id, what: WHAT[collection] };
+  const request = relayRequest(context, holder.group, spec.path, target);
+  const call = upstreamCall(context, holder.group, { ...spec, failure: isItemFailureStatus });
+  return (await deps.pipeline.relay(request, call)).answer;
+}
+
+/**
+ * The endpoint that holds `id`. Unknown to the store: each resource of the group (the header's, or the only one)
+ * is asked for it, and the first that has it is remembered.
+ */
+export async function ownerOf(
+  deps: ObjectDeps,
+  collection: Collection,
+  id: string,
+  context: CallContext,
+): Promise<{ group: GroupConfig; endpoint: EndpointConfig }> {
+  const known = await deps.objects.ownerOf(id);
+  const found = known !== null ? endpointById(deps.config, known) : undefined;
+  if (found) return found;
+  const header = context.clientHeaders.get(GROUP_HEADER);
+  const group = header !== null || deps.config.groups.length === 1
+    ? groupFor(deps.config, header)
+    : undefined;
+  for (const endpoint of group ? resources(group) : []) {
+    const path = `${collection}/${enc(id)}`;
+    const answer = await callHolder(deps, { group: group!, endpoint }, collection, id, context, {
+      method: "GET",
+      path,
+    }).catch(() => undefined);
+    if (answer && answer.status === 200) {
+      await deps.objects.remember(id, endpoint.id);
+      return { group: group!, endpoint };
+    }
+  }
+  throw new ProxyError(
+    404,
+    "invalid_request_error",
+    `${WHAT[collection]}_not_found`,
+    `No ${WHAT[collection]} '${id.slice(0, 200)}' is known to this proxy${
+      group
+        ? ` or held by an endpoint of model group '${group.name}'`
+        : ` (send the '${GROUP_HEADER}' header to search a group)`
+    }`,
+    { param: `${WHAT[collection]}_id` },
+  );
+}
+
+export const enc = encodeURIComponent;
+
+/** Most ids of one list remembered with their endpoint. */
+const REMEMBER_LISTED = 200;
+
+/**
+ * `GET /files` or `/batches` over every resource of the group, merged newest first. Each listed id is remembered
+ * with its endpoint. Resources that failed are named in `x-llmproxy-list-failed`; all failing is a 502.
+ */
+export async function mergedList(
+  deps: ObjectDeps,
+  group: GroupConfig,
+  collection: Collection,
+  query: string,
+  context: CallContext,
+): Promise<Answer> {
+  const endpoints = resources(group);
+  const pages = await Promise.all(endpoints.map(async (endpoint) => {
+    try {
+      const answer = await callHolder(deps, { group, endpoint }, collection, "", context, {
+        method: "GET",
+        path: collection,
+        query,
+      });
+      const text = await answerText(answer);
+      if (answer.status !== 200) return { endpoint, error: `HTTP ${answer.status}` };
+      const page = JSON.parse(text) as { data?: { id?: string; created_at?: number }[]; has_more?: boolean };
+      return { endpoint, data: Array.isArray(page.data) ? page.data : [], hasMore: page.has_more === true };
+    } catch (error) {
+      if (context.signal.aborted) throw error;
+      return { endpoint, error: error instanceof ProxyError ? error.code : "invalid answer" };
+    }
+  }));
+  const answered = pages.filter((page) => page.data !== undefined);
+  const failed = pages.filter((page) => page.data === undefined);
+  if (answered.length === 0) {
+    throw new ProxyError(
+      502,
+      "server_error",
+      "upstream_failed",
+      `No endpoint of model group '${group.name}' could list its ${collection}: ${
+        failed.map((page) => `${page.endpoint.id}: ${page.error}`).join("; ")
+      }`,
+    );
+  }
+  const data = answered.flatMap((page) => page.data!.map((item) => ({ item, endpoint: page.endpoint })));
+  // Listed objects become reachable through the proxy (a bounded number per list, so a huge list stays cheap).
+  await Promise.all(
+    data.filter(({ item }) => typeof item.id === "string").slice(0, REMEMBER_LISTED).map((
+      { item, endpoint },
+    ) => deps.objects.remember(item.id!, endpoint.id)),
+  );
+  const sign = new URLSearchParams(query).get("order") === "asc" ? -1 : 1;
+  const items = data.map(({ item }) => item).sort((a, b) =>
+    sign * ((b.created_at ?? 0) - (a.created_at ?? 0))
+  );
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (failed.length > 0) headers["x-llmproxy-list-failed"] = failed.map((page) => page.endpoint.id).join(",");
+  const body = {
+    object: "list",
+    data: items,
+    first_id: items[0]?.id ?? null,
+    last_id: items.at(-1)?.id ?? null,
+    has_more: answered.some((page) => page.hasMore),
+  };
+  const meta = {
+    endpoint: answered.map((page) => page.endpoint.id).join(","),
+    attempts: pages.length,
+    cache: null,
+  };
+  return { status: 200, headers, body: { kind: "bytes", bytes: JSON.stringify(body) }, meta };
+}

@@ -1,0 +1,180 @@
+/**
+ * The Realtime API relayed over WebSocket. The upstream socket is opened first, on an endpoint chosen by the
+ * balancer (health, weights, cooldowns) with that endpoint's credentials; a failed handshake counts against the
+ * endpoint and the next one is tried, all before the client's socket is accepted. Then frames pass both ways
+ * unchanged (upstream frames that arrive before the client's socket opens are held and sent in order), and either
+ * side closing closes the other.
+ */
+
+import type { Pick } from "../balancer/balancer.ts";
+import type { EndpointConfig, GroupConfig } from "../config/config.ts";
+import { failoverReason } from "../metrics/metrics.ts";
+import type { Balancer } from "../balancer/balancer.ts";
+import type { Settings } from "../config/config.ts";
+import { ClientGone } from "../errors.ts";
+import type { HealthTracker } from "../health/tracker.ts";
+import type { ProxyMetrics } from "../metrics/metrics.ts";
+import type { Stats } from "../proxy/stats.ts";
+import type { UpstreamClient } from "../upstream/client.ts";
+import { upstreamUrl } from "../upstream/providers.ts";
+
+export interface RealtimeDeps {
+  readonly settings: Settings;
+  readonly balancer: Balancer;
+  readonly health: HealthTracker;
+  readonly stats: Stats;
+  readonly upstream: UpstreamClient;
+  readonly metrics?: ProxyMetrics;
+}
+
+/** Sessions being relayed by this instance (`/stats`). */
+export class RealtimeSessions {
+  open = 0;
+  opened = 0;
+}
+
+/** Longest wait for an upstream's WebSocket handshake. */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/** The upstream URL of a realtime session: OpenAI's and Azure v1's take `model`, Azure classic's `deployment`. */
+export function realtimeUrl(endpoint: EndpointConfig): string {
+  const url = new URL(upstreamUrl(endpoint, "realtime"));
+  const classic = endpoint.provider === "azure" && endpoint.apiVersion !== undefined;
+  url.searchParams.set(classic ? "deployment" : "model", endpoint.model);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
+/** Opens a WebSocket to the endpoint; resolves once it is open, rejects with a short reason otherwise. */
+async function connect(
+  upstream: UpstreamClient,
+  endpoint: EndpointConfig,
+  requestId: string,
+  signal: AbortSignal,
+): Promise<WebSocket> {
+  const credentials = await upstream.handshakeHeaders(endpoint, requestId);
+  if (!credentials.ok) throw new Error(credentials.message);
+  const { headers } = credentials;
+  return await new Promise((resolve, reject) => {
+    const socket = new WebSocket(realtimeUrl(endpoint), { headers });
+    socket.binaryType = "arraybuffer";
+    const timeoutMs = Math.min(endpoint.timeoutMs, HANDSHAKE_TIMEOUT_MS);
+    const timer = setTimeout(() => fail("timeout"), timeoutMs);
+    const onAbort = () => fail("aborted");
+    signal.addEventListener("abort", onAbort);
+    function settle() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      socket.onopen = socket.onerror = socket.onclose = null;
+    }
+    function fail(reason: string) {
+      settle();
+      if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) socket.close();
+      reject(new Error(reason));
+    }
+    socket.onopen = () => {
+      settle();
+      resolve(socket);
+    };
+    socket.onerror = () => fail("handshake failed");
+    socket.onclose = () => fail("handshake failed");
+  });
+}
+
+/**
+ * Opens the upstream side of a session on the first endpoint of the plan whose handshake succeeds. Throws the
+ * plan's exhausted error (503/504 naming each attempt) when none does.
+ */
+export async function openUpstream(
+  deps: RealtimeDeps,
+  group: GroupConfig,
+  requestId: string,
+  signal: AbortSignal,
+): Promise<{ socket: WebSocket; pick: Pick; attempts: number }> {
+  const plan = deps.balancer.plan(group, {
+    maxAttempts: deps.settings.numRetries + 1,
+    maxWaitMs: deps.settings.maxWaitForCapacityMs,
+    signal,
+  });
+  while (true) {
+    const pick: Pick | undefined = await plan.next().catch((error: unknown) => {
+      if (signal.aborted) throw new ClientGone();
+      throw error;
+    });
+    if (!pick) throw await plan.exhaustedError();
+    const { endpoint } = pick;
+    deps.stats.attempt(endpoint.id);
+    const startedAt = performance.now();
+    try {
+      const socket = await connect(deps.upstream, endpoint, requestId, signal);
+      deps.stats.success(endpoint.id, performance.now() - startedAt);
+      await deps.health.success(endpoint, pick.health);
+      return { socket, pick, attempts: plan.attempts };
+    } catch (error) {
+      pick.lease.end();
+      if (signal.aborted) throw new ClientGone();
+      const reason = error instanceof Error ? error.message : "handshake failed";
+      const outcome = reason === "timeout"
+        ? { kind: "timeout" as const }
+        : { kind: "connection" as const, message: "WebSocket handshake failed" };
+      deps.stats.failure(endpoint.id);
+      await deps.health.failure(endpoint, `realtime ${reason}`);
+      plan.failed(endpoint, outcome);
+      deps.metrics?.failover(endpoint, failoverReason(outcome));
+    }
+  }
+}
+
+/** A close code one may send: 1000 or an application code; the reserved ones (1005, 1006, ...) become 1000. */
+const sendable = (code: number) => (code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000);
+
+/** Relays frames between the client's and the upstream's sockets until either closes. */
+export function pipeSockets(
+  client: WebSocket,
+  upstream: WebSocket,
+  sessions: RealtimeSessions,
+  onEnd: () => void,
+): void {
+  client.binaryType = "arraybuffer";
+  const held: (string | ArrayBuffer)[] = [];
+  let counted = false;
+  /** The upstream's close, when it came before the client's socket opened. */
+  let closing: { code: number; reason: string } | undefined;
+  const close = (socket: WebSocket, code: number, reason: string) => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    socket.close(sendable(code), reason.slice(0, 120));
+  };
+  let over = false;
+  const ended = () => {
+    if (counted) sessions.open--;
+    counted = false;
+    if (!over) onEnd();
+    over = true;
+  };
+  upstream.onmessage = (event) => {
+    if (client.readyState === WebSocket.OPEN) client.send(event.data);
+    else held.push(event.data);
+  };
+  upstream.onclose = (event) => {
+    if (client.readyState === WebSocket.CONNECTING) closing = { code: event.code, reason: event.reason };
+    else close(client, event.code, event.reason);
+    ended();
+  };
+  client.onopen = () => {
+    for (const data of held.splice(0)) client.send(data);
+    if (closing) return close(client, closing.code, closing.reason);
+    sessions.open++;
+    sessions.opened++;
+    counted = true;
+  };
+  client.onmessage = (event) => {
+    if (upstream.readyState === WebSocket.OPEN) upstream.send(event.data);
+  };
+  client.onclose = (event) => {
+    close(upstream, event.code, event.reason);
+    ended();
+  };
+  client.onerror = upstream.onerror = () => {};
+  // The upstream may already have gone while its handshake result was on its way here.
+  if (upstream.readyState === WebSocket.CLOSED) closing = { code: 1011, reason: "upstream closed" };
+}

@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import OpenAI, { NotFoundError, toFile } from "openai";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+const jsonl = (ids: string[]) =>
+  ids.map((id) =>
+    JSON.stringify({
+      custom_id: id,
+      method: "POST",
+      url: "/v1/chat/completions",
+      body: { model: "gpt-test", messages: [{ role: "user", content: `hi ${id}` }] },
+    })
+  ).join("\n") + "\n";
+
+/** Two OpenAI-style sims and one Azure-style (classic layout) behind one group; closed together. */
+async function setup() {
+  const east = await SimUpstream.start({ name: "east", quiet: true });
+  const west = await SimUpstream.start({ name: "west", quiet: true });
+  const azure = await SimUpstream.start({ name: "azure", quiet: true });
+  const proxy = await startProxy(groupYaml([
+    endpointYaml(east.url, { name: "east" }),
+    endpointYaml(west.url, { name: "west" }),
+    endpointYaml(azure.url, {
+      name: "azure",
+      extra: "          provider: azure\n          api_version: 2025-04-01-preview",
+    }),
+  ]));
+  return {
+    sims: { east, west, azure },
+    proxy,
+    client: new OpenAI({ baseURL: proxy.url + "/v1", apiKey: "client-key", maxRetries: 0 }),
+    [Symbol.asyncDispose]: async () => {
+      await proxy.close();
+      await Promise.all([east.close(), west.close(), azure.close()]);
+    },
+  };
+}
+
+const sims = (ctx: { sims: Record<string, SimUpstream> }) => Object.values(ctx.sims);
+/** The sim that made an id: ids read `prefix_name_tag_n`. */
+const holder = (id: string) => id.split("_")[1];
+
+test("files and batches: every call for an id goes to the endpoint that created it", async () => {
+  await using ctx = await setup();
+  const { client } = ctx;
+  // Several uploads spread over the three endpoints; each is then reachable through the proxy.
+  const files: OpenAI.FileObject[] = [];
+  for (let i = 0; i < 6; i++) {
+    files.push(
+      await client.files.create({
+        file: await toFile(new Blob([jsonl([`r${i}`])]), `in${i}.jsonl`),
+        purpose: "batch",
+      }),
+    );
+  }
+  assert.equal(new Set(files.map((f) => holder(f.id))).size, 3, "uploads spread over the endpoints");
+  for (const file of files) {
+    assert.equal((await client.files.retrieve(file.id)).id, file.id);
+    assert.equal(
+      await (await client.files.content(file.id)).text(),
+      jsonl([`r${file.filename.slice(2, 3)}`]),
+    );
+    // The batch goes where its input file is, and so do its retrieve and the output file.
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    assert.equal(holder(batch.id), holder(file.id));
+    const done = await client.batches.retrieve(batch.id);
+    assert.equal(done.status, "completed");
+    const output = await (await client.files.content(done.output_file_id!)).text();
+    assert.match(output, new RegExp(`\\[${holder(file.id)}\\] echo: hi r`));
+  }
+  // Azure got its upload in its own layout.
+  const azureUpload = ctx.sims.azure.requests.find((r) => r.method === "POST" && r.path.endsWith("/files"));
+  assert.equal(azureUpload?.path, "/openai/files");
+  assert.equal(azureUpload?.auth, "api-key");
+  // Lists merge the group's endpoints and name them.
+  const { data, response } = await client.files.list().withResponse();
+  assert.equal(data.data.length, 6 + 6);
+  assert.deepEqual(response.headers.get("x-llmproxy-endpoint")!.split(",").sort(), ["azure", "east", "west"]);
+  assert.equal((await client.batches.list()).data.length, 6);
+  // Delete forgets it; a second delete is a clear 404 from the proxy.
+  await client.files.delete(files[0].id);
+  await assert.rejects(client.files.retrieve(files[0].id), NotFoundError);
+  // A cancel goes to the holder too.
+  const second = await client.batches.create({
+    input_file_id: files[1].id,
+    endpoint: "/v1/chat/completions",
+    completion_window: "24h",
+  });
+  assert.equal((await client.batches.cancel(second.id)).status, "cancelling");
+  for (const sim of sims(ctx)) {
+    // (The deleted file was looked for on every endpoint.)
+    const calls = sim.requests.filter((r) =>
+      /\/(files|batches)\/[^/]+/.test(r.path) && !r.path.includes(files[0].id)
+    );
+    for (const r of calls) {
+      const id = decodeURIComponent(
+        r.path.split("/")[r.path.split("/").findIndex((p) => p === "files" || p === "batches") + 1],
+      );
+      assert.equal(holder(id), sim.name, `${r.method} ${r.path} went to ${sim.name}`);
+    }
+  }
+});
+
+test("files: an id the proxy never saw is found on the group's endpoints and remembered; unknown is a 404", async () => {
+  await using ctx = await setup();
+  const direct = new OpenAI({ baseURL: ctx.sims.west.url + "/v1", apiKey: "k", maxRetries: 0 });
+  const file = await direct.files.create({
+    file: await toFile(new Blob(["x"]), "x.txt"),
+    purpose: "user_data",
+  });
+  assert.equal((await ctx.client.files.retrieve(file.id)).id, file.id);
+  assert.equal(await ctx.proxy.services.objects.ownerOf(file.id), "west");
+  const error = await ctx.client.files.retrieve("file-nowhere").catch((e) => e);
+  assert.ok(error instanceof NotFoundError);
+  assert.match(error.message, /No file 'file-nowhere'/);
+});
+
+/** Groups `one` (the given endpoints) and `two` (one more sim); the header picks between them. */
+function twoGroups(one: string[], two: string): string {
+  return groupYaml(one, [], "one").replace(
+    "general_settings:",
+    `  - model_group: two\n    models:\n${two}\ngeneral_settings:`,
+  );
+}
+
+/** A multipart upload of `size` bytes generated as it is sent, for fetch. */
+function bigUpload(
+  size: number,
+  boundary = "llmproxy-test-boundary",
+): { body: ReadableStream<Uint8Array>; type: string } {
+  const encoder = new TextEncoder();
+  const head = encoder.encode(
+    `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n` +
+      "Content-Type: application/octet-stream\r\n\r\n",
+  );
+  const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
+  const piece = new Uint8Array(64 * 1024).fill(120);
+  let sent = 0;
+  let stage = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (stage === 0) {
+        stage = 1;
+        return controller.enqueue(head);
+      }
+      if (sent < size) {
+        const n = Math.min(piece.length, size - sent);
+        sent += n;
+        return controller.enqueue(n === piece.length ? piece.slice() : piece.slice(0, n));
+      }
+      controller.enqueue(tail);
+      controller.close();
+    },
+  });
+  return { body, type: `multipart/form-data; boundary=${boundary}` };
+}
+
+test("files: the model group comes from the header; an unsent upload fails over, a sent one cannot", async () => {
+  await using east = await SimUpstream.start({ name: "east", quiet: true });
+  await using west = await SimUpstream.start({ name: "west", quiet: true });
+  await using other = await SimUpstream.start({ name: "other", quiet: true });
+  const yaml = twoGroups(
+    [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
+    endpointYaml(other.url, { name: "other" }),
+  );
+  await using proxy = await startProxy(yaml);
+  const client = new OpenAI({ baseURL: proxy.url + "/v1", apiKey: "k", maxRetries: 0 });
+  const upload = () => toFile(new Blob(["data"]), "a.txt");
+  const noGroup = await client.files.create({ file: await upload(), purpose: "user_data" }).catch((e) => e);
+  assert.equal(noGroup.status, 400);
+  assert.match(noGroup.message, /x-llmproxy-model-group/);
+  const two = await client.files.create({ file: await upload(), purpose: "user_data" }, {
+    headers: { "x-llmproxy-model-group": "two" },
+  });
+  assert.equal(holder(two.id), "other");
+  assert.equal(
+    other.last?.headers["x-llmproxy-model-group"],
+    undefined,
+    "the proxy's header is not forwarded",
+  );
+  // A small upload is held whole: a 500 from one endpoint moves it to the other.
+  east.always({ kind: "status", status: 500 });
+  const tries: { data: OpenAI.FileObject; response: Response }[] = [];
+  for (let i = 0; i < 2; i++) {
+    tries.push(
+      await client.files.create({ file: await upload(), purpose: "user_data" }, {
+        headers: { "x-llmproxy-model-group": "one" },
+      }).withResponse(),
+    );
+  }
+  assert.deepEqual(tries.map((t) => holder(t.data.id)), ["west", "west"]);
+  assert.equal(east.count("/files"), 1);
+  assert.deepEqual(tries.map((t) => t.response.headers.get("x-llmproxy-attempts")).sort(), ["1", "2"]);
+  // A large upload streams: once sent, an endpoint's 500 ends the request with a 502 that says it cannot be resent.
+  east.reset();
+  west.reset();
+  east.always({ kind: "status", status: 500 });
+  west.always({ kind: "status", status: 500 });
+  const { body, type } = bigUpload(6 * 1024 * 1024);
+  const response = await fetch(proxy.url + "/v1/files", {
+    method: "POST",
+    headers: { "content-type": type, "x-llmproxy-model-group": "one", authorization: "Bearer k" },
+    body,
+  });
+  assert.equal(response.status, 502);
+  const error = (await response.json()).error;
+  assert.equal(error.code, "upstream_failed");
+  assert.match(error.message, /(east|west) failed \(HTTP 500\) after the request body had been streamed/);
+  assert.equal(east.count("/files") + west.count("/files"), 1);
+});
