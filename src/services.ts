@@ -90,6 +90,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const observer = observeAll([recentObserver(metrics.recent), telemetry?.attempts]);
   const upstream = kept ??
     new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
+  const { maxResponseBytes, connectTimeoutMs } = settings.limits;
+  upstream.setLimits({ maxResponseBytes, connectTimeoutMs });
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,

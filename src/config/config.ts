@@ -3,6 +3,8 @@
  * `load.ts` turns a YAML file into this shape; nothing else reads files or the environment.
  */
 
+import type { Limits } from "./limits.ts";
+
 export type Provider = "openai" | "azure";
 
 /** One upstream deployment inside a model group. */
@@ -111,6 +113,8 @@ export interface Settings {
   readonly responsesFailover: "replay" | "fail";
   readonly maxWaitForCapacityMs: number;
   readonly maxBodyBytes: number;
+  /** Connection, timeout and memory limits (`limits.ts`). */
+  readonly limits: Limits;
   readonly shutdownTimeoutMs: number;
   /** The HTTP client for upstream calls: the proxy's own HTTP/1.1 client, or Deno's fetch. */
   readonly upstreamClient: "http1" | "fetch";

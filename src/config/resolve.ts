@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { Config, EndpointConfig, GroupConfig, Provider, RedisSettings, Settings } from "./config.ts";
 import { ConfigError } from "./error.ts";
 import { ignoredKeys } from "./legacy.ts";
+import { resolveLimits } from "./limits.ts";
 import { checkAliases, groupRouting, resolveAzureAd } from "./routing.ts";
 import type { ConfigFile } from "./schema.ts";
 
@@ -165,6 +166,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     responsesFailover: gs.responses_failover,
     maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
     maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,
+    limits: resolveLimits(gs, gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB),
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
     upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,

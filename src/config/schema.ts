@@ -8,6 +8,7 @@
  */
 
 import { z } from "zod";
+import { LIMIT_KEYS } from "./limits.ts";
 
 /** A numeric string becomes a number; anything else is left for the inner schema to judge. */
 function numeric<T extends z.ZodType>(inner: T) {
@@ -212,6 +213,7 @@ export const GeneralSettingsSchema = z.strictObject({
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
   max_body_bytes: positiveCount.optional(),
   shutdown_timeout: seconds.default(30),
+  ...LIMIT_KEYS,
   /** Unset: `http1`, or `fetch` when a forward-proxy variable is set (`resolve.ts`). */
   upstream_client: z.enum(["http1", "fetch"]).optional(),
   api_keys: stringList().default([]),

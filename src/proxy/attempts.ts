@@ -10,7 +10,7 @@ import type { AttemptOutcome, Pick } from "../balancer/balancer.ts";
 import type { EndpointConfig } from "../config/config.ts";
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
-import { ClientGone } from "../errors.ts";
+import { ClientGone, ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { Logger } from "../logger.ts";
 import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics/metrics.ts";
@@ -228,6 +228,11 @@ export class Attempts {
     } catch (error) {
       release();
       if (call.signal.aborted) throw new ClientGone();
+      // Over `max_response_bytes`: the endpoint's failure, and a 502 to the client (not another attempt).
+      if (error instanceof ProxyError) {
+        await this.#failed(endpoint, error.code, { kind: "connection", message: error.message });
+        throw error;
+      }
       const timeout = error instanceof Error && error.name === "TimeoutError";
       const outcome: AttemptOutcome = timeout
         ? { kind: "timeout" }

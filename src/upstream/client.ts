@@ -9,13 +9,42 @@ import type { AttemptObserver } from "./attempt.ts";
 import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 import type { EntraTokens } from "../entra/entra_tokens.ts";
+import { ProxyError } from "../errors.ts";
+import { AnswerGuard } from "./answer_guard.ts";
+import { SecretMask } from "./secret_mask.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
 export type UpstreamClientKind = "http1" | "fetch";
 
 type Transport = (url: string, init: Http1Init) => Promise<Response>;
 
-const viaFetch: Transport = (url, init) => fetch(url, { ...init, redirect: "manual" });
+/** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
+async function guardedFetch(
+  url: string,
+  init: RequestInit,
+  guard: AnswerGuard | undefined,
+): Promise<Response> {
+  const response = await fetch(url, { ...init, redirect: "manual" });
+  if (!guard) return response;
+  const headers: [string, string][] = [];
+  response.headers.forEach((value, name) => headers.push([name, value]));
+  return new Response(response.body?.pipeThrough(guard.transform()), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: guard.headers(headers),
+  });
+}
+
+const viaFetch: Transport = (url, { guard, ...init }) => guardedFetch(url, init, guard);
+/** Limits of upstream calls; settable, so a config reload changes them without dropping the pool. */
+export interface UpstreamLimits {
+  /** Bytes of one answer (decoded); over it the answer fails with a 502 and its connection is dropped. */
+  readonly maxResponseBytes: number;
+  /** How long opening a connection may take (the `http1` client; `fetch` has only the total timeout). */
+  readonly connectTimeoutMs: number;
+}
+
+const DEFAULT_LIMITS: UpstreamLimits = { maxResponseBytes: 64 * 1024 * 1024, connectTimeoutMs: 10_000 };
 
 export interface UpstreamRequest {
   readonly endpoint: EndpointConfig;
@@ -51,6 +80,8 @@ export class UpstreamClient {
   readonly #send: Transport;
   /** Hears every attempt (dashboard histories, tracing). */
   readonly observer?: AttemptObserver;
+  readonly #masks = new WeakMap<EndpointConfig, { readonly key: string; readonly mask?: SecretMask }>();
+  #limits: UpstreamLimits = DEFAULT_LIMITS;
 
   /** Entra ID tokens for endpoints with `params.azure_ad`. */
   readonly #tokens?: EntraTokens;
@@ -65,6 +96,10 @@ export class UpstreamClient {
       this.#send = this.#agent.fetch;
     }
   }
+  setLimits(limits: UpstreamLimits): void {
+    this.#limits = limits;
+    if (this.#agent) this.#agent.connectTimeoutMs = limits.connectTimeoutMs;
+  }
 
   /** Upstream connections the `http1` client opened (0 with `fetch`, which does not tell). */
   get connectionsOpened(): number {
@@ -74,6 +109,16 @@ export class UpstreamClient {
   /** Idle kept-alive connections (the `http1` client's pool). */
   get idleConnections(): number {
     return this.#agent?.idleConnections ?? 0;
+  }
+
+  #maskFor(endpoint: EndpointConfig, headers: Record<string, string>): SecretMask | undefined {
+    const secrets = secretsOf(endpoint, headers);
+    const key = secrets.join("\n");
+    const known = this.#masks.get(endpoint);
+    if (known?.key === key) return known.mask;
+    const mask = SecretMask.of(secrets);
+    this.#masks.set(endpoint, { key, mask });
+    return mask;
   }
 
   /** Closes the idle connections; calls still in flight finish on theirs. */
@@ -135,27 +180,28 @@ export class UpstreamClient {
       clientSignal.removeEventListener("abort", onClientAbort);
       watch?.ended();
     };
+    const headers = upstreamHeaders(
+      endpoint,
+      request.clientHeaders,
+      request.requestId,
+      bearer,
+      request.contentType,
+    );
+    const guard = new AnswerGuard(this.#limits.maxResponseBytes, this.#maskFor(endpoint, headers));
     try {
       const { body } = request;
-      const headers = upstreamHeaders(
-        endpoint,
-        request.clientHeaders,
-        request.requestId,
-        bearer,
-        request.contentType,
-      );
       const response = typeof body === "object"
-        ? await fetch(url, {
-          method: request.method,
-          headers,
-          body,
-          signal: controller.signal,
-          redirect: "manual",
-        })
-        : await this.#send(url, { method: request.method, headers, body, signal: controller.signal });
+        ? await guardedFetch(url, { method: request.method, headers, body, signal: controller.signal }, guard)
+        : await this.#send(url, { method: request.method, headers, body, signal: controller.signal, guard });
       watch?.answered(response.status);
       return { kind: "response", response, release };
     } catch (error) {
+      // An answer refused by the guard (declared too large) is the client's 502, not a reason to fail over.
+      if (error instanceof ProxyError && !clientSignal.aborted) {
+        watch?.failed("connection");
+        release();
+        throw error;
+      }
       const result: UpstreamResult = clientSignal.aborted
         ? { kind: "aborted" }
         : timedOut
@@ -166,6 +212,15 @@ export class UpstreamClient {
       return result;
     }
   }
+}
+
+/**
+ * The mask of what this request sends as credentials: the endpoint's key and the `authorization` (its token) and
+ * `api-key` values, which the endpoint's headers may have set. Kept per endpoint while they stay the same.
+ */
+function secretsOf(endpoint: EndpointConfig, headers: Record<string, string>): string[] {
+  const auth = headers["authorization"];
+  return [endpoint.apiKey, auth?.replace(/^\S+\s+/, ""), headers["api-key"]].filter((v): v is string => !!v);
 }
 
 /** A short reason for a failed connection that never includes the upstream URL (it may carry credentials). */

@@ -17,7 +17,18 @@
  */
 
 import { BodyReader, Connection, readHead } from "./http1_connection.ts";
-import { answer, bodyFraming, type Head, requestBytes } from "./http1_wire.ts";
+import { ProxyError } from "../errors.ts";
+import { deadlines } from "../util/deadlines.ts";
+import type { AnswerGuard } from "./answer_guard.ts";
+import { closeQuietly, untilAborted } from "./until_aborted.ts";
+import {
+  answer,
+  bodyFraming,
+  type Head,
+  isCompressed,
+  requestBytes,
+  UpstreamProtocolError,
+} from "./http1_wire.ts";
 
 export { UpstreamProtocolError } from "./http1_wire.ts";
 
@@ -27,6 +38,8 @@ export interface Http1Init {
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string;
   readonly signal: AbortSignal;
+  /** Caps the answer's size and masks the request's credentials in it. */
+  readonly guard?: AnswerGuard;
 }
 
 export interface Http1Options {
@@ -36,6 +49,8 @@ export interface Http1Options {
   readonly maxIdlePerOrigin?: number;
   /** Extra root certificates (PEM) for TLS upstreams, for tests with a self-signed one. */
   readonly caCerts?: string[];
+  /** How long a new connection (TCP and TLS handshakes) may take. Default 10 s. */
+  readonly connectTimeoutMs?: number;
 }
 
 interface Target {
@@ -47,12 +62,12 @@ interface Target {
   readonly start: string;
 }
 
-const IDEMPOTENT = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "PUT"]);
-
 export class Http1Agent {
   readonly #idleMs: number;
   readonly #maxIdle: number;
   readonly #caCerts?: string[];
+  /** Settable: a config reload changes it for the connections opened after. */
+  connectTimeoutMs: number;
   readonly #idle = new Map<string, Connection[]>();
   readonly #targets = new Map<string, Target>();
   #sweeper?: ReturnType<typeof setInterval>;
@@ -63,6 +78,7 @@ export class Http1Agent {
     this.#idleMs = options.idleMs ?? 30_000;
     this.#maxIdle = options.maxIdlePerOrigin ?? 256;
     this.#caCerts = options.caCerts;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   }
 
   /** Connections opened so far. */
@@ -86,19 +102,17 @@ export class Http1Agent {
     for (let attempt = 0;; attempt++) {
       // A retry always takes a new connection: the pool may hold more that the server has closed.
       const reused = attempt === 0 ? this.#take(target.origin) : undefined;
-      const connection = reused ?? await this.#connect(target, signal).catch((error) => {
-        throw signal.aborted ? signal.reason : error;
-      });
+      const connection = reused ?? await this.#connect(target, signal);
       try {
         return await this.#exchange(connection, message, init);
       } catch (error) {
         connection.close();
         if (signal.aborted) throw signal.reason;
-        // A kept-alive connection the server closed as it was taken fails before any byte of an answer. The
-        // request goes once more on a new connection if it cannot have been acted on (not fully written) or may
-        // be repeated (GET, DELETE). Otherwise the failure is the caller's to see, count and fail over: a POST
-        // that an upstream received and then dropped is not sent to it again behind the caller's back.
-        if (reused && !connection.answered && (!connection.sent || IDEMPOTENT.has(init.method))) continue;
+        // A kept-alive connection that the server closed as it was taken (or just after the request went out on
+        // it) fails before any byte of an answer: the request goes once more, on a new connection. A server that
+        // closes an idle connection does so without reading what arrived on it, so even a POST is sent again; the
+        // proxy would otherwise fail it over to another endpoint and count a healthy one as failing.
+        if (reused && !connection.answered && !(error instanceof ProxyError)) continue;
         throw error;
       }
     }
@@ -194,16 +208,31 @@ export class Http1Agent {
     return id;
   }
 
+  /** A new connection, given up after `connectTimeoutMs` (an upstream that never answers a SYN) or on abort. */
   async #connect(target: Target, signal: AbortSignal): Promise<Connection> {
     const options = { hostname: target.hostname, port: target.port };
+    const limit = this.connectTimeoutMs;
+    const connecting = new AbortController();
+    const onAbort = () => connecting.abort(signal.reason);
+    signal.addEventListener("abort", onAbort);
+    const timer = deadlines.after(limit, () => {
+      connecting.abort(new UpstreamProtocolError(`connect timeout: no connection within ${limit / 1000}s`));
+    });
     let conn: Deno.Conn;
-    if (target.tls) {
-      const pending = Deno.connectTls({ ...options, caCerts: this.#caCerts, alpnProtocols: ["http/1.1"] });
-      conn = await untilAborted(pending, signal, closeQuietly);
-    } else {
-      const tcp = await Deno.connect({ ...options, signal });
-      tcp.setNoDelay(true);
-      conn = tcp;
+    try {
+      if (target.tls) {
+        const pending = Deno.connectTls({ ...options, caCerts: this.#caCerts, alpnProtocols: ["http/1.1"] });
+        conn = await untilAborted(pending, connecting.signal, closeQuietly);
+      } else {
+        const tcp = await Deno.connect({ ...options, signal: connecting.signal });
+        tcp.setNoDelay(true);
+        conn = tcp;
+      }
+    } catch (error) {
+      throw connecting.signal.aborted ? connecting.signal.reason : error;
+    } finally {
+      timer.cancel();
+      signal.removeEventListener("abort", onAbort);
     }
     this.#opened++;
     return new Connection(conn, target.origin);
@@ -220,23 +249,34 @@ export class Http1Agent {
       connection.write(message).catch(() => connection.close());
       const head = await readHead(connection);
       const framing = bodyFraming(init.method, head);
+      const guard = init.guard;
       // The answer is built before the connection goes back to the pool: building it can still fail.
       if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
-        const response = answer(head, null);
+        const response = answer(head, null, guard);
         this.#finish(connection, head);
         return response;
       }
+      // A compressed body is guarded after decoding, by `answer`.
+      const bodyGuard = isCompressed(head) ? undefined : guard;
+      if (framing.kind === "length") bodyGuard?.checkLength(framing.length);
       if (framing.kind === "length" && connection.available >= framing.length) {
-        const response = answer(head, connection.take(framing.length));
+        const bytes = connection.take(framing.length);
+        const response = answer(head, bodyGuard ? bodyGuard.whole(bytes) : bytes, guard);
         this.#finish(connection, head);
         return response;
       }
-      const body = new BodyReader(connection, framing, (complete) => {
-        signal.removeEventListener("abort", onAbort);
-        if (complete && framing.kind !== "close") this.#finish(connection, head);
-        else connection.close();
-      }, signal);
-      const response = answer(head, body.stream());
+      const body = new BodyReader(
+        connection,
+        framing,
+        (complete) => {
+          signal.removeEventListener("abort", onAbort);
+          if (complete && framing.kind !== "close") this.#finish(connection, head);
+          else connection.close();
+        },
+        signal,
+        bodyGuard,
+      );
+      const response = answer(head, body.stream(), guard);
       handedOver = true;
       return response;
     } finally {
@@ -250,31 +290,4 @@ export class Http1Agent {
       this.#park(connection, head.keepAliveMs);
     } else connection.close();
   }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // closed already
-  }
-}
-
-/** Resolves as `pending` does, or rejects with the signal's reason; a connection that comes too late is closed. */
-function untilAborted<T>(pending: Promise<T>, signal: AbortSignal, discard: (late: T) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    pending.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) discard(value);
-        else resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }

@@ -3,6 +3,7 @@
  * reading of an answer: its head, then its body as a stream the consumer pulls.
  */
 
+import type { AnswerGuard } from "./answer_guard.ts";
 import { type Framing, type Head, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
 
 /** Bytes read from the socket at most per read; also the buffer each connection keeps. */
@@ -191,6 +192,7 @@ export class BodyReader {
     private readonly framing: Framing,
     private readonly done: (complete: boolean) => void,
     private readonly signal: AbortSignal,
+    private readonly guard?: AnswerGuard,
   ) {
     this.#left = framing.kind === "length" ? framing.length : framing.kind === "close" ? Infinity : 0;
     this.#state = framing.kind === "chunked" ? "size" : "data";
@@ -212,12 +214,17 @@ export class BodyReader {
           return;
         }
         try {
-          const chunk = await this.#next();
-          if (chunk) controller.enqueue(chunk);
-          else {
-            end(true);
-            controller.close();
+          for (;;) {
+            const chunk = await this.#next();
+            if (!chunk) break;
+            // The guard may hold back bytes that could begin a secret: read on until it passes some.
+            const passed = this.guard ? this.guard.chunk(chunk) : chunk;
+            if (passed) return controller.enqueue(passed);
           }
+          const held = this.guard?.end();
+          if (held) controller.enqueue(held);
+          end(true);
+          controller.close();
         } catch (error) {
           end(false);
           controller.error(this.signal.aborted ? this.signal.reason : error);

@@ -3,6 +3,8 @@
  * parsed and checked, how its body is framed (RFC 9112, section 6.3), and the `Response` built from it.
  */
 
+import type { AnswerGuard } from "./answer_guard.ts";
+
 /** Largest answer head accepted (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -170,26 +172,42 @@ export function bodyFraming(method: string, head: Head): Framing {
   return { kind: "close" };
 }
 
+/** Whether the answer's body is compressed (decoded by `answer`, so guarded after decoding there). */
+export function isCompressed(head: Head): boolean {
+  const coding = head.contentEncoding;
+  return coding === "gzip" || coding === "x-gzip" || coding === "deflate";
+}
+
+/**
+ * The answer as a `Response`. The guard masks the header values; a plain body has been guarded by the caller as it
+ * was read, a compressed one is guarded here after decoding (its cap counts decoded bytes).
+ */
 export function answer(
   head: Head,
   body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array<ArrayBuffer>> | null,
+  guard?: AnswerGuard,
 ): Response {
-  const { status, statusText, headers } = head;
+  const { status, statusText } = head;
+  const headers = guard ? guard.headers(head.headers) : head.headers;
   if (body === null || status === 205) {
     // A 205 has no content by definition: whatever framing it came with is dropped with its connection.
     if (body instanceof ReadableStream) body.cancel().catch(() => {});
     return new Response(null, { status, statusText, headers });
   }
   const coding = head.contentEncoding;
-  if (coding === "gzip" || coding === "x-gzip" || coding === "deflate") {
+  if (isCompressed(head)) {
     // Asked for identity; a server that compresses anyway is decoded here, as fetch would.
     const source = body instanceof Uint8Array ? new Response(body).body! : body;
     const plain = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
     const format = coding === "deflate" ? "deflate" : "gzip";
     const decoded = source.pipeThrough(
-      new DecompressionStream(format) as TransformStream<Uint8Array, Uint8Array>,
+      new DecompressionStream(format) as TransformStream<Uint8Array, Uint8Array<ArrayBuffer>>,
     );
-    return new Response(decoded, { status, statusText, headers: plain });
+    return new Response(guard ? decoded.pipeThrough(guard.transform()) : decoded, {
+      status,
+      statusText,
+      headers: plain,
+    });
   }
   return new Response(body, { status, statusText, headers });
 }

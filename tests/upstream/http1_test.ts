@@ -235,7 +235,9 @@ test("http1: a kept-alive connection the server closes while idle is dropped bef
   assert.equal(server.accepted, 2);
 });
 
-test("http1: a reused connection that drops a fully written request: a GET is sent again, a POST is not", async () => {
+test("http1: a reused connection that drops a fully written request: sent again on a new one, POST too", async () => {
+  // An upstream closing an idle keep-alive connection just as a request goes out on it looks like this on the
+  // wire; it is not the endpoint failing, so the request goes once more on a fresh connection.
   for (const method of ["GET", "POST"]) {
     const received: string[] = [];
     await using server = scriptedServer(async (conn, index) => {
@@ -251,25 +253,16 @@ test("http1: a reused connection that drops a fully written request: a GET is se
     using agent = new Http1Agent();
     await (await post(agent, server.url)).text();
     const signal = new AbortController().signal;
-    const second = agent.fetch(server.url, {
+    const second = await agent.fetch(server.url, {
       method,
       headers: {},
       body: method === "POST" ? "{}" : undefined,
       signal,
     });
-    if (method === "GET") {
-      assert.equal((await second).status, 200);
-      assert.deepEqual(received, ["POST", "GET", "GET"], "the GET went again, on a new connection");
-      assert.equal(server.accepted, 2);
-    } else {
-      await assert.rejects(second, /closed the connection/);
-      assert.deepEqual(
-        received,
-        ["POST", "POST"],
-        "the upstream had the POST once; the caller sees the failure",
-      );
-      assert.equal(server.accepted, 1);
-    }
+    assert.equal(second.status, 200);
+    await second.text();
+    assert.deepEqual(received, ["POST", method, method], `the ${method} went again, on a new connection`);
+    assert.equal(server.accepted, 2);
   }
 });
 

@@ -76,19 +76,35 @@ test("extra query parameters (default_query) are appended to every URL", () => {
   assert.match(upstreamUrl(classic, "chat/completions"), /\?api-version=2024-10-21&foo=a\+b$/);
 });
 
-test("upstream headers: client credentials dropped, endpoint key and extras set", () => {
+test("upstream headers: only allowed client headers pass, endpoint key and extras set", () => {
   const client = new Headers({
     authorization: "Bearer client-key",
     "api-key": "client-azure-key",
-    "openai-organization": "org-1",
-    connection: "keep-alive",
+    "openai-organization": "org-client",
+    "openai-project": "proj-client",
+    connection: "keep-alive, x-stainless-os",
     "cache-control": "no-cache",
     "x-llmproxy-debug": "1",
+    "x-original-url": "/admin",
+    via: "1.1 evil",
+    "x-http-method-override": "DELETE",
+    "user-agent": "OpenAI/JS 7",
+    "openai-beta": "assistants=v2",
+    "x-stainless-lang": "js",
+    "x-stainless-os": "Linux",
   });
-  const openai = new Headers(upstreamHeaders(endpoint({ headers: { "X-Extra": "1" } }), client, "req-1"));
+  const configured = { "X-Extra": "1", "OpenAI-Organization": "org-config" };
+  const openai = new Headers(upstreamHeaders(endpoint({ headers: configured }), client, "req-1"));
   assert.equal(openai.get("authorization"), "Bearer sk-secret");
   assert.equal(openai.get("api-key"), null);
-  assert.equal(openai.get("openai-organization"), "org-1");
+  assert.equal(openai.get("openai-organization"), "org-config", "only the endpoint's config picks it");
+  assert.equal(openai.get("openai-project"), null);
+  for (const name of ["x-original-url", "via", "x-http-method-override", "x-stainless-os"]) {
+    assert.equal(openai.get(name), null, name);
+  }
+  assert.equal(openai.get("user-agent"), "OpenAI/JS 7");
+  assert.equal(openai.get("openai-beta"), "assistants=v2");
+  assert.equal(openai.get("x-stainless-lang"), "js");
   assert.equal(openai.get("x-extra"), "1");
   assert.equal(openai.get("connection"), null);
   assert.equal(openai.get("cache-control"), null);

@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import type { ItemRequest } from "../../core/request.ts";
 import type { Services } from "../../services.ts";
+import { FORWARDED_QUERY, forwardedQuery } from "../../upstream/forwarding.ts";
 import { respond } from "../respond.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -23,7 +24,8 @@ export function responseItemHandler(
       method,
       responseId: c.req.param("id") ?? "",
       suffix,
-      query: new URL(c.req.url).search.slice(1),
+      // Only the parameters this route documents reach the upstream; `api-version` is always the endpoint's.
+      query: forwardedQuery(new URL(c.req.url).search, FORWARDED_QUERY[suffix]),
       clientHeaders: c.req.raw.headers,
       requestId,
       signal: c.req.raw.signal,

@@ -1,0 +1,61 @@
+/**
+ * The limits that keep hostile clients and upstreams from taking the proxy down (`general_settings`): open client
+ * connections, slow clients, memory held by request bodies and upstream answers, slow upstream connects. Their
+ * keys are spread into the `general_settings` schema; `resolveLimits` turns them into the resolved settings.
+ */
+
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+const numeric = <T extends z.ZodType>(inner: T) =>
+  z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
+    inner,
+  );
+const positiveSeconds = numeric(z.number().positive());
+const positiveCount = numeric(z.number().int().positive());
+
+/** The `general_settings` keys, with their defaults. */
+export const LIMIT_KEYS = {
+  /** Unset: derived from the process's open-file limit (`serve/fd_limit.ts`). */
+  max_connections: positiveCount.optional(),
+  keepalive_timeout: positiveSeconds.default(30),
+  header_timeout: positiveSeconds.default(10),
+  body_timeout: positiveSeconds.default(60),
+  /** Unset: 48 MiB, or `max_body_bytes` if that is larger (one body of the largest size always fits). */
+  max_inflight_body_bytes: positiveCount.optional(),
+  max_response_bytes: positiveCount.default(64 * MiB),
+  connect_timeout: positiveSeconds.default(10),
+};
+
+export interface Limits {
+  /** Open client connections at most; unset: derived from the open-file limit at start-up. */
+  readonly maxConnections?: number;
+  /** A client connection with no request for this long is closed. */
+  readonly keepaliveTimeoutMs: number;
+  /** A new client connection must have sent a whole request head within this. */
+  readonly headerTimeoutMs: number;
+  /** A request body must have arrived whole within this (408 otherwise). */
+  readonly bodyTimeoutMs: number;
+  /** Request body bytes held across all requests in flight; over it, 503 with `Retry-After`. */
+  readonly maxInflightBodyBytes: number;
+  /** Bytes of one upstream answer (after decompression); over it, 502 and the connection is dropped. */
+  readonly maxResponseBytes: number;
+  /** How long opening a connection to an upstream may take before the attempt fails over. */
+  readonly connectTimeoutMs: number;
+}
+
+type LimitKeys = z.output<z.ZodObject<typeof LIMIT_KEYS>>;
+
+export function resolveLimits(gs: LimitKeys, maxBodyBytes: number): Limits {
+  return {
+    maxConnections: gs.max_connections,
+    keepaliveTimeoutMs: Math.round(gs.keepalive_timeout * 1000),
+    headerTimeoutMs: Math.round(gs.header_timeout * 1000),
+    bodyTimeoutMs: Math.round(gs.body_timeout * 1000),
+    maxInflightBodyBytes: gs.max_inflight_body_bytes ?? Math.max(48 * MiB, maxBodyBytes),
+    maxResponseBytes: gs.max_response_bytes,
+    connectTimeoutMs: Math.round(gs.connect_timeout * 1000),
+  };
+}
