@@ -45,19 +45,30 @@ export function realtimeUrl(endpoint: EndpointConfig): string {
   return url.toString();
 }
 
-/** Opens a WebSocket to the endpoint; resolves once it is open, rejects with a short reason otherwise. */
+/** An open upstream socket and the frames it sent before anyone relays them. */
+export interface OpenSocket {
+  readonly socket: WebSocket;
+  readonly held: (string | ArrayBuffer)[];
+}
+
+/**
+ * Opens a WebSocket to the endpoint; resolves once it is open, rejects with a short reason otherwise. Frames are
+ * held from the first one on: the upstream greets at once, before the relay is set up.
+ */
 async function connect(
   upstream: UpstreamClient,
   endpoint: EndpointConfig,
   requestId: string,
   signal: AbortSignal,
-): Promise<WebSocket> {
+): Promise<OpenSocket> {
   const credentials = await upstream.handshakeHeaders(endpoint, requestId);
   if (!credentials.ok) throw new Error(credentials.message);
   const { headers } = credentials;
   return await new Promise((resolve, reject) => {
     const socket = new WebSocket(realtimeUrl(endpoint), { headers });
     socket.binaryType = "arraybuffer";
+    const held: (string | ArrayBuffer)[] = [];
+    socket.onmessage = (event) => held.push(event.data);
     const timeoutMs = Math.min(endpoint.timeoutMs, HANDSHAKE_TIMEOUT_MS);
     const timer = setTimeout(() => fail("timeout"), timeoutMs);
     const onAbort = () => fail("aborted");
@@ -74,7 +85,7 @@ async function connect(
     }
     socket.onopen = () => {
       settle();
-      resolve(socket);
+      resolve({ socket, held });
     };
     socket.onerror = () => fail("handshake failed");
     socket.onclose = () => fail("handshake failed");
@@ -90,7 +101,7 @@ export async function openUpstream(
   group: GroupConfig,
   requestId: string,
   signal: AbortSignal,
-): Promise<{ socket: WebSocket; pick: Pick; attempts: number }> {
+): Promise<{ upstream: OpenSocket; pick: Pick; attempts: number }> {
   const plan = deps.balancer.plan(group, {
     maxAttempts: deps.settings.numRetries + 1,
     maxWaitMs: deps.settings.maxWaitForCapacityMs,
@@ -106,10 +117,10 @@ export async function openUpstream(
     deps.stats.attempt(endpoint.id);
     const startedAt = performance.now();
     try {
-      const socket = await connect(deps.upstream, endpoint, requestId, signal);
+      const upstream = await connect(deps.upstream, endpoint, requestId, signal);
       deps.stats.success(endpoint.id, performance.now() - startedAt);
       await deps.health.success(endpoint, pick.health);
-      return { socket, pick, attempts: plan.attempts };
+      return { upstream, pick, attempts: plan.attempts };
     } catch (error) {
       pick.lease.end();
       if (signal.aborted) throw new ClientGone();
@@ -131,12 +142,12 @@ const sendable = (code: number) => (code === 1000 || (code >= 3000 && code <= 49
 /** Relays frames between the client's and the upstream's sockets until either closes. */
 export function pipeSockets(
   client: WebSocket,
-  upstream: WebSocket,
+  opened: OpenSocket,
   sessions: RealtimeSessions,
   onEnd: () => void,
 ): void {
   client.binaryType = "arraybuffer";
-  const held: (string | ArrayBuffer)[] = [];
+  const { socket: upstream, held } = opened;
   let counted = false;
   /** The upstream's close, when it came before the client's socket opened. */
   let closing: { code: number; reason: string } | undefined;

@@ -101,6 +101,7 @@ export function statsHandler(services: Services) {
       store: { kind: services.store.kind, status: services.store.status() },
       endpoints,
       cache: await services.cache.figures(),
+      realtime: { open_sessions: services.realtime.open, sessions: services.realtime.opened },
     });
   };
 }

@@ -24,7 +24,7 @@ export function realtimeHandler(services: Services) {
     const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, c.req.query("model") ?? null);
     c.set("group", group.name);
     const requestId = c.get("requestId");
-    const { socket: upstream, pick, attempts } = await openUpstream(
+    const { upstream, pick, attempts } = await openUpstream(
       { ...services, settings: services.config.settings },
       group,
       requestId,
@@ -38,7 +38,7 @@ export function realtimeHandler(services: Services) {
         offered.includes("realtime") ? { protocol: "realtime" } : {},
       );
     } catch (error) {
-      upstream.close();
+      upstream.socket.close();
       pick.lease.end();
       throw new ProxyError(
         400,
