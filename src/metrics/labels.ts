@@ -14,6 +14,12 @@ export type RouteLabel =
   | "stats"
   | "metrics"
   | "cache"
+  | "files"
+  | "batches"
+  | "audio"
+  | "images"
+  | "moderations"
+  | "realtime"
   | "other";
 
 const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
@@ -25,6 +31,16 @@ const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
   "/stats": "stats",
   "/metrics": "metrics",
   "/cache": "cache",
+  "/moderations": "moderations",
+  "/realtime": "realtime",
+};
+
+/** Route families with ids or sub-routes: the first segment names them. */
+const FAMILY_LABELS: Readonly<Record<string, RouteLabel>> = {
+  files: "files",
+  batches: "batches",
+  audio: "audio",
+  images: "images",
 };
 
 /** The route label of a request path, with or without `/v1`. */
@@ -33,7 +49,7 @@ export function routeLabel(path: string): RouteLabel {
   const known = ROUTE_LABELS[rest];
   if (known) return known;
   if (rest.startsWith("/responses/")) return "responses_item";
-  return "other";
+  return FAMILY_LABELS[rest.split("/")[1]] ?? "other";
 }
 
 export const CACHE_RESULTS: Readonly<Record<string, string>> = {

@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import OpenAI, { BadRequestError, NotFoundError, toFile } from "openai";
+import { SPEECH_PIECE_BYTES } from "../../src/sim/audio.ts";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+const azure = "          provider: azure\n          api_version: 2025-04-01-preview";
+
+/** An OpenAI-style and an Azure-style sim in group `media`, and a group `azure-only`. */
+async function setup(options: { chunks?: number; chunkDelayMs?: number } = {}) {
+  const openai = await SimUpstream.start({ name: "openai", quiet: true, ...options });
+  const az = await SimUpstream.start({ name: "azure", quiet: true, ...options });
+  const lone = await SimUpstream.start({ name: "lone", quiet: true });
+  const yaml = groupYaml(
+    [
+      endpointYaml(openai.url, { name: "openai", model: "model-o" }),
+      endpointYaml(az.url, { name: "azure", model: "dep-a", extra: azure }),
+    ],
+    [],
+    "media",
+  ).replace(
+    "general_settings:",
+    `  - model_group: azure-only\n    models:\n${
+      endpointYaml(lone.url, { name: "lone", model: "dep-l", extra: azure })
+    }\ngeneral_settings:`,
+  );
+  const proxy = await startProxy(yaml);
+  return {
+    openai,
+    az,
+    lone,
+    proxy,
+    client: new OpenAI({ baseURL: proxy.url + "/v1", apiKey: "k", maxRetries: 0 }),
+    [Symbol.asyncDispose]: async () => {
+      await proxy.close();
+      await Promise.all([openai.close(), az.close(), lone.close()]);
+    },
+  };
+}
+
+test("audio: transcriptions and translations stream their form to both layouts with each endpoint's model", async () => {
+  await using ctx = await setup({ chunks: 3 });
+  const audio = await toFile(new Uint8Array(5000), "talk.wav");
+  const heard = new Set<string>();
+  for (let i = 0; i < 2; i++) {
+    // The SDK's usual order: the file before the model.
+    const result = await ctx.client.audio.transcriptions.create({ file: audio, model: "media" });
+    heard.add(result.text);
+  }
+  assert.deepEqual([...heard].sort(), [
+    "[azure] heard 5000 bytes of talk.wav",
+    "[openai] heard 5000 bytes of talk.wav",
+  ]);
+  const toOpenai = ctx.openai.requests.find((r) => r.path === "/v1/audio/transcriptions")!;
+  assert.equal((toOpenai.body as Record<string, unknown>).model, "model-o");
+  const toAzure = ctx.az.requests.find((r) => r.path.includes("transcriptions"))!;
+  assert.equal(toAzure.path, "/openai/deployments/dep-a/audio/transcriptions");
+  assert.equal((toAzure.body as Record<string, unknown>).model, "dep-a");
+  // A streamed transcription: the SDK sees its events.
+  const stream = await ctx.client.audio.transcriptions.create({ file: audio, model: "media", stream: true });
+  const types = [];
+  for await (const event of stream) types.push(event.type);
+  assert.deepEqual(types, [
+    "transcript.text.delta",
+    "transcript.text.delta",
+    "transcript.text.delta",
+    "transcript.text.done",
+  ]);
+  const text = await ctx.client.audio.translations.create({
+    file: audio,
+    model: "media",
+    response_format: "text",
+  });
+  assert.match(String(text), /translated 5000 bytes of talk.wav/);
+  // The group can come from the header instead of the model.
+  const viaHeader = await ctx.client.audio.transcriptions.create({ file: audio, model: "whatever" }, {
+    headers: { "x-llmproxy-model-group": "azure-only" },
+  });
+  assert.equal(viaHeader.text, "[lone] heard 5000 bytes of talk.wav");
+  const unknown = await ctx.client.audio.transcriptions.create({ file: audio, model: "nope" }).catch((e) =>
+    e
+  );
+  assert.ok(unknown instanceof NotFoundError);
+  assert.match(unknown.message, /'media', 'azure-only'/);
+});
+
+test("audio: a transcription fails over on a 500; speech streams its binary audio as it arrives", async () => {
+  await using ctx = await setup({ chunks: 4, chunkDelayMs: 150 });
+  ctx.openai.always({ kind: "status", status: 500 });
+  for (let i = 0; i < 2; i++) {
+    const result = await ctx.client.audio.transcriptions.create({
+      file: await toFile(new Uint8Array(10), "a.wav"),
+      model: "media",
+    });
+    assert.equal(result.text, "[azure] heard 10 bytes of a.wav");
+  }
+  assert.ok(ctx.openai.count("transcriptions") >= 1, "the failing endpoint was tried");
+  ctx.openai.reset();
+  const started = performance.now();
+  const speech = await ctx.client.audio.speech.create({
+    model: "media",
+    voice: "alloy",
+    input: "hello there",
+  });
+  assert.equal(speech.headers.get("content-type"), "audio/mpeg");
+  const reader = speech.body!.getReader();
+  const first = await reader.read();
+  const firstAt = performance.now() - started;
+  let bytes = first.value!.length;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.length;
+  }
+  const doneAt = performance.now() - started;
+  assert.equal(bytes, 4 * SPEECH_PIECE_BYTES);
+  // Three pauses of 150 ms come after the first piece: a proxy that buffered would show it only at the end.
+  assert.ok(doneAt - firstAt >= 300, `first piece at ${firstAt} ms, the last at ${doneAt} ms`);
+});
+
+test("images and moderations: balanced over both layouts; moderations skip Azure, an Azure-only group is a 400", async () => {
+  await using ctx = await setup();
+  const served = new Set<string | null>();
+  for (let i = 0; i < 2; i++) {
+    const { data, response } = await ctx.client.images.generate({ model: "media", prompt: "a cat" })
+      .withResponse();
+    assert.equal(data.data?.length, 1);
+    served.add(response.headers.get("x-llmproxy-endpoint"));
+  }
+  assert.deepEqual([...served].sort(), ["azure", "openai"]);
+  assert.ok(ctx.az.requests.some((r) => r.path === "/openai/deployments/dep-a/images/generations"));
+  const edited = await ctx.client.images.edit({
+    model: "media",
+    prompt: "add a hat",
+    image: await toFile(new Uint8Array(64), "cat.png"),
+  });
+  assert.equal(edited.data?.length, 1);
+  for (let i = 0; i < 3; i++) {
+    const { data, response } = await ctx.client.moderations.create({
+      model: "media",
+      input: ["ok", "flag-me"],
+    }).withResponse();
+    assert.deepEqual(data.results.map((r) => r.flagged), [false, true]);
+    assert.equal(response.headers.get("x-llmproxy-endpoint"), "openai");
+  }
+  assert.equal(ctx.az.count("moderations"), 0);
+  const azureOnly = await ctx.client.moderations.create({ model: "azure-only", input: "x" }).catch((e) => e);
+  assert.ok(azureOnly instanceof BadRequestError);
+  assert.equal(azureOnly.code, "unsupported_route");
+  assert.match(azureOnly.message, /Azure OpenAI has no moderations route/);
+});
+
+test("unknown /v1 routes: a 404 in the OpenAI envelope that names the routes served", async () => {
+  await using ctx = await setup();
+  const response = await fetch(ctx.proxy.url + "/v1/fine_tuning/jobs", {
+    headers: { authorization: "Bearer k" },
+  });
+  assert.equal(response.status, 404);
+  const { error } = await response.json();
+  assert.equal(error.type, "invalid_request_error");
+  assert.equal(error.code, "not_found");
+  for (
+    const route of [
+      "POST /v1/chat/completions",
+      "POST /v1/files",
+      "GET /v1/files/{id}/content",
+      "POST /v1/audio/speech",
+      "GET /v1/realtime",
+      "POST /v1/moderations",
+    ]
+  ) {
+    assert.ok(error.message.includes(route), `${route} in: ${error.message}`);
+  }
+  const error2 = await ctx.client.vectorStores.list().catch((e) => e);
+  assert.ok(error2 instanceof NotFoundError);
+});
