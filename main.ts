@@ -104,7 +104,7 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   const warnIfOpen = () => {
-    const warning = openRelayWarning(hostname, live.services.config.settings.apiKeys);
+    const warning = openRelayWarning(hostname, live.services.keys.clientKeysRequired);
     if (warning) logger.warn(warning);
   };
   warnIfOpen();

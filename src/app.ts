@@ -8,6 +8,13 @@ import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { observe } from "./http/middleware/observe.ts";
 import { tracing } from "./http/middleware/tracing.ts";
+import {
+  createKeyHandler,
+  deleteKeyHandler,
+  listKeysHandler,
+  patchKeyHandler,
+  usageHandler,
+} from "./http/routes/admin_keys.ts";
 import { clearCacheHandler } from "./http/routes/cache.ts";
 import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./http/routes/info.ts";
@@ -24,8 +31,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.use(observe({ metrics: services.metrics, logger }));
   if (services.telemetry) app.use(tracing(services.telemetry));
   app.use(headerLimit());
-  const { apiKeys, adminKeys } = services.config.settings;
-  if (apiKeys.length > 0 || adminKeys.length > 0) app.use(auth({ apiKeys, adminKeys }));
+  // Always: even with no key configured, `/admin/*` must answer 401.
+  app.use(auth({ registry: services.keys, now: services.clock.now }));
 
   for (const prefix of ["/v1", ""]) {
     app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));
@@ -44,6 +51,13 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.get("/v1/stats", statsHandler(services));
   app.get("/metrics", metricsHandler(services));
   app.get("/v1/metrics", metricsHandler(services));
+  for (const prefix of ["", "/v1"]) {
+    app.post(`${prefix}/admin/keys`, createKeyHandler(services));
+    app.get(`${prefix}/admin/keys`, listKeysHandler(services));
+    app.patch(`${prefix}/admin/keys/:name`, patchKeyHandler(services));
+    app.delete(`${prefix}/admin/keys/:name`, deleteKeyHandler(services));
+    app.get(`${prefix}/admin/usage`, usageHandler(services));
+  }
   app.delete("/cache", clearCacheHandler(services));
   app.delete("/v1/cache", clearCacheHandler(services));
   // The dashboard: page and assets open, its data behind the admin key.

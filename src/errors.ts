@@ -9,6 +9,7 @@ export type ErrorType =
   | "permission_error"
   | "not_found_error"
   | "rate_limit_error"
+  | "insufficient_quota"
   | "service_unavailable"
   | "timeout"
   | "server_error";

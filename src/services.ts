@@ -8,6 +8,10 @@ import { CACHE_PREFIX, ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
 import { EntraTokens } from "./entra/entra_tokens.ts";
 import { HealthTracker } from "./health/tracker.ts";
+import { keyAdmission } from "./keys/admission.ts";
+import { KeyLimits } from "./keys/limits.ts";
+import { ResponseOwners } from "./keys/owners.ts";
+import { KeyRegistry } from "./keys/registry.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
 import { recentObserver } from "./metrics/recent.ts";
@@ -26,6 +30,8 @@ import type { Store } from "./store/store.ts";
 import { ObjectAffinity } from "./surface/affinity.ts";
 import { RealtimeSessions } from "./surface/realtime.ts";
 import { UpstreamClient } from "./upstream/client.ts";
+import { UsageLedger } from "./usage/ledger.ts";
+import { usageSink } from "./usage/sink.ts";
 
 export interface Services {
   readonly config: Config;
@@ -51,6 +57,12 @@ export interface Services {
   readonly objects: ObjectAffinity;
   /** Realtime WebSocket sessions being relayed; kept across config reloads. */
   readonly realtime: RealtimeSessions;
+  /** Client and admin keys with their policies; runtime keys kept across config reloads. */
+  readonly keys: KeyRegistry;
+  /** Per-key limits and budgets over the store. */
+  readonly keyLimits: KeyLimits;
+  /** Usage and cost per key, model group and endpoint. */
+  readonly usage: UsageLedger;
   close(): Promise<void>;
 }
 
@@ -98,7 +110,12 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     maxTurnBytes: MAX_TURN_BYTES,
     logger,
   });
-  const responses = new ResponsesLayer(affinity, settings, logger);
+  const responses = new ResponsesLayer(
+    affinity,
+    settings,
+    logger,
+    new ResponseOwners(store, settings.responseAffinityTtlSeconds),
+  );
   const cache = new ResponseCache({
     store,
     settings,
@@ -107,6 +124,15 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     counters: previous?.cache.counters,
     readHealth: (group) => health.snapshot(group.endpoints),
   });
+  const keys = previous?.keys ?? new KeyRegistry(config, { store, logger });
+  if (previous) keys.configure(config);
+  else await keys.refresh().catch(() => {});
+  keys.start();
+  // A place among a key's max_parallel lapses by itself after the longest a request can take.
+  const leaseMs = settings.httpTimeoutMs * (settings.numRetries + 1) + settings.maxWaitForCapacityMs + 60_000;
+  const keyLimits = new KeyLimits(store, { now: clock.now, logger, leaseMs });
+  const usage = previous?.usage ?? new UsageLedger(store, config.keys, { now: clock.now, logger });
+  usage.configure(config.keys);
   const attempts = new Attempts({
     health,
     upstream,
@@ -118,14 +144,19 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   });
   const pipeline = new Pipeline({
     settings,
-    admission: [],
+    admission: [keyAdmission({ registry: keys, limits: keyLimits, metrics: usage.metrics })],
     responses,
     cache,
     balancer,
     budgets,
     attempts,
     health,
-    usage: telemetry ? [telemetry.identities] : [],
+    // Usage is counted per key: a proxy with no key of any kind (none can be created without an admin key) pays
+    // nothing for it.
+    usage: [
+      ...(telemetry ? [telemetry.identities] : []),
+      ...(keys.clientKeysRequired || keys.hasAdminKeys ? [usageSink(usage)] : []),
+    ],
     endpoints: new Map(
       config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
     ),
@@ -150,8 +181,12 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     telemetry,
     objects: new ObjectAffinity(store, logger),
     realtime: previous?.realtime ?? new RealtimeSessions(),
+    keys,
+    keyLimits,
+    usage,
     close: async () => {
-      await cache.settled();
+      await keys.close();
+      await Promise.all([cache.settled(), usage.settled()]);
       upstream.close();
       await store.close();
     },

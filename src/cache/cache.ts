@@ -15,7 +15,7 @@
 
 import type { Answer } from "../core/answer.ts";
 import type { Clock } from "../core/clock.ts";
-import type { GenerationRequest } from "../core/request.ts";
+import type { Admitted, GenerationRequest } from "../core/request.ts";
 import type { GroupConfig, Settings } from "../config/config.ts";
 import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -122,7 +122,7 @@ export class ResponseCache {
    * instance (COALESCED), or a miss (MISS; BYPASS when the request said `no-cache` or the cache is off) with the
    * ticket the record stage stores the answer with.
    */
-  async lookup(request: GenerationRequest): Promise<CacheLookup> {
+  async lookup(request: Admitted<GenerationRequest>): Promise<CacheLookup> {
     // The client's Cache-Control is the proxy's: upstreamHeaders never forwards it, nor the body's `cache`.
     const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
     if (!this.#settings.cache) {
@@ -134,6 +134,7 @@ export class ResponseCache {
       group: request.group.name,
       stream: request.stream,
       body: request.body,
+      scope: request.identity?.cacheScope,
     });
     const entry = control.write ? { key, control } : undefined;
     if (!control.read) {

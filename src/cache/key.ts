@@ -15,6 +15,8 @@ export interface KeyInput {
   readonly group: string;
   readonly stream: boolean;
   readonly body: Readonly<Record<string, unknown>>;
+  /** Entries of their own for one caller (a `private` key); absent: shared by every caller. */
+  readonly scope?: string;
 }
 
 /** JSON with object keys sorted at every depth (undefined members dropped, as JSON.stringify does). */
@@ -25,6 +27,7 @@ export function canonicalJson(value: unknown): string {
 /** The hex SHA-256 cache key of a request. */
 export function cacheKey(input: KeyInput): string {
   const { cache: _cache, stream: _stream, ...body } = input.body;
-  const canonical = canonicalJson({ route: input.route, group: input.group, stream: input.stream, body });
+  const shared = { route: input.route, group: input.group, stream: input.stream, body };
+  const canonical = canonicalJson(input.scope === undefined ? shared : { ...shared, scope: input.scope });
   return createHash("sha256").update(canonical).digest("hex");
 }

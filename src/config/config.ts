@@ -1,3 +1,5 @@
+import type { KeysConfig } from "../keys/config.ts";
+
 /**
  * Resolved configuration: what the rest of the proxy reads after start-up.
  * `load.ts` turns a YAML file into this shape; nothing else reads files or the environment.
@@ -133,6 +135,8 @@ export interface Config {
   readonly settings: Settings;
   /** Keys of the file that the Python LLMProxy reads and this proxy accepts without using: one warning each. */
   readonly ignored: readonly IgnoredKey[];
+  /** Named client keys, prices and the usage stream (`keys:`, `prices:`, `general_settings.usage_stream`). */
+  readonly keys: KeysConfig;
 }
 
 export interface IgnoredKey {

@@ -50,7 +50,7 @@ const REASONS = {
   http_max_connections:
     "connections to upstreams are pooled per origin with no cap on concurrent ones (up to 256 idle kept per origin)",
   redis_ssl_cert_reqs: 'the certificate of a TLS Redis server is always verified (as with "required")',
-  usage_stream: "usage is not appended to a Redis stream; see /metrics and /stats",
+  caller_headers: "usage stream entries name the key, not caller headers",
   cache_type:
     "the cache lives in the proxy's state store: Redis when general_settings names one, else memory",
   cache_server: "the cache shares the Redis server that general_settings names",
@@ -74,7 +74,11 @@ export function ignoredKeys(file: ConfigFile): IgnoredKey[] {
   );
   note(gs.http_max_connections, "general_settings.http_max_connections", REASONS.http_max_connections);
   note(gs.redis_ssl_cert_reqs, "general_settings.redis_ssl_cert_reqs", REASONS.redis_ssl_cert_reqs);
-  note(gs.usage_stream, "general_settings.usage_stream", REASONS.usage_stream);
+  note(
+    gs.usage_stream?.caller_headers,
+    "general_settings.usage_stream.caller_headers",
+    REASONS.caller_headers,
+  );
   const cp = gs.cache_params;
   note(cp.type, "general_settings.cache_params.type", REASONS.cache_type);
   // Used as the Redis server when general_settings names none; ignored where they differ from the one it names.

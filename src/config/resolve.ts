@@ -10,6 +10,7 @@ import { ConfigError } from "./error.ts";
 import { ignoredKeys } from "./legacy.ts";
 import { resolveLimits } from "./limits.ts";
 import { checkAliases, groupRouting, resolveAzureAd } from "./routing.ts";
+import { resolveKeys } from "../keys/config.ts";
 import type { ConfigFile } from "./schema.ts";
 
 export type EnvLookup = (name: string) => string | undefined;
@@ -65,12 +66,15 @@ export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup):
     (endpoint as { id: string }).id = id;
   }
 
+  const keys = resolveKeys(file.keys, file.prices, file.general_settings.usage_stream);
+  problems.push(...keys.problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   return {
     source,
     groups,
     settings: resolveSettings(file.general_settings, env),
     ignored: ignoredKeys(file),
+    keys: keys.keys,
   };
 }
 

@@ -9,6 +9,7 @@
 
 import { z } from "zod";
 import { LIMIT_KEYS } from "./limits.ts";
+import { KEY_FIELDS, KeysSchema, PricesSchema } from "../keys/schema.ts";
 
 /** A numeric string becomes a number; anything else is left for the inner schema to judge. */
 function numeric<T extends z.ZodType>(inner: T) {
@@ -178,7 +179,7 @@ export const CacheParamsSchema = z.strictObject({
   password: optionalText,
 });
 
-/** The Python version's usage telemetry stream: accepted and ignored. */
+/** Each finished request appended to a Redis Stream (`src/usage/`); `caller_headers` is accepted and ignored. */
 export const UsageStreamSchema = z.strictObject({
   enabled: flag.optional(),
   stream_key: z.string().optional(),
@@ -231,13 +232,17 @@ export const GeneralSettingsSchema = z.strictObject({
   redis_ssl_cert_reqs: optionalText,
   /** `_proxy_cache_hit` in non-streamed JSON answers, as the Python version wrote it. Default false. */
   python_cache_marker: flag.default(false),
-  /** Ignored: the Python version's usage telemetry stream. */
+  /** Finished requests appended to a Redis Stream for billing pipelines. */
   usage_stream: UsageStreamSchema.optional(),
 });
 
 export const ConfigFileSchema = z.strictObject({
   model_groups: z.array(ModelGroupSchema).min(1),
   general_settings: emptyAsDefault(GeneralSettingsSchema.default(GeneralSettingsSchema.parse({}))),
+  /** Client keys with names and policies (`src/keys/`). */
+  keys: KeysSchema.optional(),
+  /** USD per million tokens, by model. */
+  prices: PricesSchema.optional(),
 });
 
 /** The validated file, defaults applied, before resolution. */
@@ -253,4 +258,5 @@ export const KNOWN_KEYS = {
   general_settings: Object.keys(GeneralSettingsSchema.shape),
   cache_params: Object.keys(CacheParamsSchema.shape),
   usage_stream: Object.keys(UsageStreamSchema.shape),
+  keys: KEY_FIELDS,
 } as const;

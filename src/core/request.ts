@@ -71,6 +71,16 @@ export type IncomingRequest = GenerationRequest | ItemRequest | RelayRequest;
 export interface Identity {
   /** A stable id safe to log and to use as a label (a key's name or digest prefix). */
   readonly id: string;
+  /** Set when the caller's cache entries are its own (a `private` key): part of the cache key. */
+  readonly cacheScope?: string;
+  /**
+   * Checks admission started and did not wait for (per-key limits), so that their store call goes out with the
+   * request's first store lookup. The pipeline serves nothing before they pass; their rejection is the answer.
+   * They resolve to headers every answer to this caller carries (the key's `x-ratelimit-*`).
+   */
+  readonly pending?: Promise<Readonly<Record<string, string>>>;
+  /** Called once, when the request's answer has ended (a stream: its last byte) or the request failed. */
+  readonly finish?: () => void;
 }
 
 /** A request that passed admission, and who sent it (null when no rule identified the caller). */

@@ -29,7 +29,8 @@ import { type AdmissionRule, admit } from "./admission.ts";
 import type { Attempts, Served, UpstreamCall } from "./attempts.ts";
 import { OwnerPlan, type Plan, ResendPlan } from "./plan.ts";
 import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
-import { recordUsage, type UsageSink } from "./usage.ts";
+import { recordCachedUsage, recordUsage, type UsageSink } from "./usage.ts";
+import { answerCaller, failCaller } from "./caller.ts";
 
 export interface PipelineDeps {
   readonly settings: Settings;
@@ -61,6 +62,17 @@ export class Pipeline {
   /** A generation request (chat completions, responses, embeddings), from admission to its answer. */
   async generate(incoming: GenerationRequest): Promise<Answer> {
     const request = await admit(this.#deps.admission, incoming); // 1. admission
+    const identity = request.identity;
+    if (!identity?.pending && !identity?.finish) return await this.#generate(request);
+    try {
+      return await answerCaller(identity, await this.#generate(request)); // the caller's headers, its finish
+    } catch (error) {
+      throw await failCaller(identity, error);
+    }
+  }
+
+  /** Stages 2 to 7 of a generation request. */
+  async #generate(request: Generation): Promise<Answer> {
     if (request.route !== "responses") return await this.#serve(request, null);
     const { responses } = this.#deps;
     const conversation = await responses.route(request); // 2. Responses routing
@@ -106,8 +118,11 @@ export class Pipeline {
 
   /** Stages 3 to 7 of a generation request. */
   async #serve(request: Generation, conversation: Conversation | null): Promise<Answer> {
-    const lookup = await this.#deps.cache.lookup(request); // 3. cache lookup and coalescing
-    if (lookup.kind === "answer") return await this.#recordTurn(request, conversation, lookup.answer);
+    const lookup = await this.#admitted(request, await this.#deps.cache.lookup(request)); // 3. cache lookup
+    if (lookup.kind === "answer") {
+      const answer = recordCachedUsage(request, lookup.answer, this.#deps.usage); // 6. record: what it saved
+      return await this.#recordTurn(request, conversation, answer);
+    }
     let served: Served;
     try {
       const plan = this.#plan(request, conversation, lookup); // 4. plan
@@ -119,6 +134,25 @@ export class Pipeline {
     const { budgets, usage } = this.#deps;
     const answer = lookup.ticket.keep(recordUsage(request, served, budgets, usage)); // 6. record: usage, cache
     return await this.#recordTurn(request, conversation, answer); // 6. record: the turn; 7. answer
+  }
+
+  /**
+   * Admission's checks still in flight (their store call went out with the lookup's) must pass before anything is
+   * served: a rejection drops the lookup's flight. A miss's health read is started first, in the same round trip.
+   */
+  async #admitted(request: Generation, lookup: CacheLookup): Promise<CacheLookup> {
+    const pending = request.identity?.pending;
+    if (!pending) return lookup;
+    const miss = lookup.kind === "miss";
+    const health = miss ? lookup.health ?? this.#deps.health.snapshot(request.group.endpoints) : undefined;
+    try {
+      await pending;
+    } catch (error) {
+      health?.catch(() => {});
+      if (miss) lookup.ticket.drop();
+      throw error;
+    }
+    return miss ? { ...lookup, health } : lookup;
   }
 
   /** The plan stage: the balancer's choice of endpoints for the request's group. */

@@ -8,7 +8,7 @@
 import type { Answer } from "../core/answer.ts";
 import type { Admitted, GenerationRequest } from "../core/request.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
-import { StreamUsage, usageOf } from "../ratelimit/stream_usage.ts";
+import { modelOf, StreamUsage, usageOf } from "../ratelimit/stream_usage.ts";
 import type { Served } from "./attempts.ts";
 import { tapStream } from "./tap.ts";
 import { usageTokens } from "../ratelimit/budget.ts";
@@ -22,9 +22,13 @@ export interface UsageReport {
   readonly usage: Readonly<Record<string, unknown>> | undefined;
   /** Total tokens in `usage` (`total_tokens`, else input plus output). */
   readonly tokens: number | undefined;
+  /** The model the answer names (for pricing: Azure names the model behind a deployment). */
+  readonly model?: string;
+  /** The answer came from the cache (or an identical request in flight): its usage was saved, not spent. */
+  readonly cached?: boolean;
 }
 
-/** Told the usage of every answer that came from an upstream (not of cached ones). Must not throw. */
+/** Told the usage of every answer: from an upstream, or (`cached`) from the cache. Must not throw. */
 export type UsageSink = (report: UsageReport) => void;
 
 /** Settles the budget and reports usage; returns the answer to hand on (a stream watched on its way). */
@@ -35,24 +39,70 @@ export function recordUsage(
   sinks: readonly UsageSink[],
 ): Answer {
   const { answer, pick } = served;
-  const report = (usage: Record<string, unknown> | undefined) => {
+  const report = (usage: Record<string, unknown> | undefined, model?: string) => {
     const tokens = usage && usageTokens({ usage });
     if (pick.reservation) budgets.settleTokens(pick.reservation, tokens);
     for (const sink of sinks) {
-      sink({ request, endpoint: pick.endpoint.id, status: answer.status, usage, tokens });
+      sink({ request, endpoint: pick.endpoint.id, status: answer.status, usage, tokens, model });
     }
   };
   const body = answer.body;
   if (body.kind !== "stream") {
-    if (pick.reservation || sinks.length > 0) report(body.kind === "json" ? usageOf(body.parsed) : undefined);
+    if (pick.reservation || sinks.length > 0) {
+      const parsed = body.kind === "json" ? body.parsed : undefined;
+      report(usageOf(parsed), modelOf(parsed));
+    }
     return answer;
   }
   // Only a tpm budget or a sink needs the stream's usage report; other streams are not looked into.
   if (pick.reservation?.endpoint.tpm === undefined && sinks.length === 0) return answer;
-  const usage = new StreamUsage();
-  const stream = tapStream(body.stream, (chunk) => usage.push(chunk), (complete) => {
-    if (complete) report(usage.usage);
-    else if (sinks.length > 0) report(undefined);
-  });
-  return { ...answer, body: { kind: "stream", stream } };
+  return { ...answer, body: { kind: "stream", stream: watchUsage(body.stream, report, sinks.length > 0) } };
 }
+
+/** Reports a cached (or coalesced) answer's usage to the sinks: the tokens it saved. */
+export function recordCachedUsage(
+  request: Admitted<GenerationRequest>,
+  answer: Answer,
+  sinks: readonly UsageSink[],
+): Answer {
+  if (sinks.length === 0) return answer;
+  const report = (usage: Record<string, unknown> | undefined, model?: string) => {
+    const tokens = usage && usageTokens({ usage });
+    for (const sink of sinks) {
+      sink({
+        request,
+        endpoint: answer.meta.endpoint,
+        status: answer.status,
+        usage,
+        tokens,
+        model,
+        cached: true,
+      });
+    }
+  };
+  const body = answer.body;
+  if (body.kind === "stream") {
+    return { ...answer, body: { kind: "stream", stream: watchUsage(body.stream, report, true) } };
+  }
+  let parsed: unknown;
+  try {
+    parsed = body.kind === "json" ? body.parsed : JSON.parse(new TextDecoder().decode(toBytes(body.bytes)));
+  } catch { /* not JSON: no usage */ }
+  report(usageOf(parsed), modelOf(parsed));
+  return answer;
+}
+
+function watchUsage(
+  source: ReadableStream<Uint8Array>,
+  report: (usage: Record<string, unknown> | undefined, model?: string) => void,
+  always: boolean,
+): ReadableStream<Uint8Array> {
+  const usage = new StreamUsage();
+  return tapStream(source, (chunk) => usage.push(chunk), (complete) => {
+    if (complete) report(usage.usage, usage.model);
+    else if (always) report(undefined);
+  });
+}
+
+const toBytes = (bytes: Uint8Array | string) =>
+  typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;

@@ -10,6 +10,12 @@ import { usageTokens } from "./budget.ts";
 export class StreamUsage {
   readonly #scanner = new SseScanner();
   #usage: Record<string, unknown> | undefined;
+  #model: string | undefined;
+
+  /** The model the usage report names (the chunk's or the response's `model`), when it names one. */
+  get model(): string | undefined {
+    return this.#model;
+  }
 
   /** The last `usage` object reported; undefined when the stream has reported none. */
   get usage(): Record<string, unknown> | undefined {
@@ -25,8 +31,12 @@ export class StreamUsage {
     for (const event of this.#scanner.push(chunk)) {
       if (event.data === null || !event.data.includes('"usage"')) continue;
       try {
-        const usage = usageOf(JSON.parse(event.data));
-        if (usage && usageTokens({ usage }) !== undefined) this.#usage = usage;
+        const data = JSON.parse(event.data);
+        const usage = usageOf(data);
+        if (usage && usageTokens({ usage }) !== undefined) {
+          this.#usage = usage;
+          this.#model = modelOf(data);
+        }
       } catch { /* not JSON: not a usage report */ }
     }
   }
@@ -38,6 +48,13 @@ export function usageOf(answer: unknown): Record<string, unknown> | undefined {
   if (isRecord(answer.usage)) return answer.usage;
   if (isRecord(answer.response) && isRecord(answer.response.usage)) return answer.response.usage;
   return undefined;
+}
+
+/** The `model` an answer (or a Responses event's response) names. */
+export function modelOf(answer: unknown): string | undefined {
+  if (!isRecord(answer)) return undefined;
+  const holder = isRecord(answer.response) ? answer.response : answer;
+  return typeof holder.model === "string" && holder.model !== "" ? holder.model : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -6,7 +6,8 @@
  */
 
 import type { Answer } from "../core/answer.ts";
-import type { GenerationRequest, ItemRequest } from "../core/request.ts";
+import type { Admitted, GenerationRequest, ItemRequest } from "../core/request.ts";
+import type { ResponseOwners } from "../keys/owners.ts";
 import type { EndpointConfig, Settings } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
@@ -29,6 +30,16 @@ export interface Conversation {
 /** Proxy errors that mean "the owner could not serve this", so the conversation may move. */
 const OWNER_DOWN = new Set([429, 503, 504]);
 
+/** A response another key owns is answered as OpenAI answers an id it does not know. */
+const previousNotFound = (id: string) =>
+  new ProxyError(
+    400,
+    "invalid_request_error",
+    "previous_response_not_found",
+    `Previous response with id '${id.slice(0, 200)}' not found.`,
+    { param: "previous_response_id" },
+  );
+
 const conversationUnavailable = (message: string) =>
   new ProxyError(409, "invalid_request_error", "conversation_unavailable", message, {
     param: "previous_response_id",
@@ -38,20 +49,27 @@ export class ResponsesLayer {
   readonly #affinity: ResponseAffinity;
   readonly #settings: Settings;
   readonly #logger: Logger;
+  readonly #owners: ResponseOwners | undefined;
 
-  constructor(affinity: ResponseAffinity, settings: Settings, logger: Logger) {
+  /** `owners`: which key created each response (absent: responses are open to every caller). */
+  constructor(affinity: ResponseAffinity, settings: Settings, logger: Logger, owners?: ResponseOwners) {
     this.#affinity = affinity;
     this.#settings = settings;
     this.#logger = logger;
+    this.#owners = owners;
   }
 
   /** The routing stage: pins the request to the endpoint that owns its conversation, when it is in the group. */
-  async route(request: GenerationRequest): Promise<Conversation> {
+  async route(request: Admitted<GenerationRequest>): Promise<Conversation> {
     const previous = typeof request.body.previous_response_id === "string"
       ? request.body.previous_response_id
       : undefined;
     const input = inputItems(request.body.input);
-    const owner = await this.#owner(previous, encryptedBlobs(input));
+    const [owner, allowed] = await Promise.all([
+      this.#owner(previous, encryptedBlobs(input)),
+      previous && this.#owners ? this.#owners.allows(previous, request.identity) : true,
+    ]);
+    if (!allowed) throw previousNotFound(previous!);
     const inGroup = owner !== undefined && request.group.endpoints.some((endpoint) => endpoint.id === owner);
     return { previous, input, pinned: inGroup ? owner : undefined, replayed: false };
   }
@@ -95,7 +113,11 @@ export class ResponsesLayer {
   }
 
   /** Records the turn once the answer is complete: at once for JSON (before the reply), at `response.completed` for streams. */
-  async record(request: GenerationRequest, conversation: Conversation, answer: Answer): Promise<Answer> {
+  async record(
+    request: Admitted<GenerationRequest>,
+    conversation: Conversation,
+    answer: Answer,
+  ): Promise<Answer> {
     if (conversation.replayed) answer = { ...answer, meta: { ...answer.meta, conversation: "replayed" } };
     if (answer.status !== 200) return answer;
     const endpoint = answer.meta.endpoint;
@@ -104,7 +126,10 @@ export class ResponsesLayer {
       const output = Array.isArray(value.output) ? (value.output as Item[]) : [];
       const turn: Turn = { endpoint, previous: conversation.previous, input: conversation.input, output };
       try {
-        await this.#affinity.record(value.id, turn, encryptedBlobs(output));
+        await Promise.all([
+          this.#affinity.record(value.id, turn, encryptedBlobs(output)),
+          this.#owners?.claim(value.id, request.identity),
+        ]);
       } catch (error) {
         this.#logger.warn("could not record Responses affinity", { request_id: request.requestId, error });
       }
@@ -113,7 +138,10 @@ export class ResponsesLayer {
     if (body.kind === "stream") {
       return {
         ...answer,
-        body: { kind: "stream", stream: this.#observeStream(body.stream, endpoint, record) },
+        body: {
+          kind: "stream",
+          stream: this.#observeStream(body.stream, endpoint, record, request.identity),
+        },
       };
     }
     const parsed = body.kind === "json" ? body.parsed : parseJson(body.bytes);
@@ -122,10 +150,16 @@ export class ResponsesLayer {
   }
 
   /** The routing stage of `/responses/{id}` calls: the endpoint that owns the response, or a 404. */
-  async owner(request: ItemRequest, endpoints: ReadonlyMap<string, EndpointConfig>): Promise<EndpointConfig> {
+  async owner(
+    request: Admitted<ItemRequest>,
+    endpoints: ReadonlyMap<string, EndpointConfig>,
+  ): Promise<EndpointConfig> {
     const id = request.responseId;
-    const owner = await this.#affinity.ownerOf(id);
-    const endpoint = owner ? endpoints.get(owner) : undefined;
+    const [owner, allowed] = await Promise.all([
+      this.#affinity.ownerOf(id),
+      this.#owners ? this.#owners.allows(id, request.identity) : true,
+    ]);
+    const endpoint = owner && allowed ? endpoints.get(owner) : undefined;
     if (endpoint) return endpoint;
     throw new ProxyError(
       404,
@@ -141,7 +175,10 @@ export class ResponsesLayer {
   /** The record stage of `/responses/{id}` calls: a response deleted upstream is forgotten here too. */
   async recordItem(request: ItemRequest, answer: Answer): Promise<void> {
     if (request.method === "DELETE" && request.suffix === "" && answer.status >= 200 && answer.status < 300) {
-      await this.#affinity.forget(request.responseId);
+      await Promise.all([
+        this.#affinity.forget(request.responseId),
+        this.#owners?.forget(request.responseId),
+      ]);
     }
   }
 
@@ -171,9 +208,11 @@ export class ResponsesLayer {
     stream: ReadableStream<Uint8Array>,
     endpoint: string,
     record: (answer: Record<string, unknown>) => Promise<void>,
+    caller: Admitted["identity"],
   ): ReadableStream<Uint8Array> {
     const scanner = new SseScanner();
     const affinity = this.#affinity;
+    const owners = this.#owners;
     const observer = new TransformStream<Uint8Array, Uint8Array>({
       async transform(chunk, controller) {
         for (const event of scanner.push(chunk)) {
@@ -184,7 +223,10 @@ export class ResponsesLayer {
             if (!data.response) continue;
             // Known from the first event, so a cut stream's id still routes to its endpoint.
             if (type === "response.created" && typeof data.response.id === "string") {
-              await affinity.remember(data.response.id, endpoint).catch(() => {});
+              await Promise.all([
+                affinity.remember(data.response.id, endpoint),
+                owners?.claim(data.response.id, caller),
+              ]).catch(() => {});
             } else if (type === "response.completed") await record(data.response);
           } catch { /* malformed event: passed through untouched */ }
         }

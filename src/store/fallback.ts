@@ -13,9 +13,12 @@ import { MemoryStore } from "./memory.ts";
 import { ALL_NODES, Outages, within } from "./outages.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
+  ChargeReply,
   CooldownReason,
+  Counter,
   EndpointHealth,
   FailureOptions,
+  Lease,
   NodeTarget,
   PrefixUsage,
   ReadOrLock,
@@ -155,6 +158,38 @@ export class FallbackStore implements Store {
     now: number,
   ): Promise<WindowReply> {
     return this.#call({ window: scope }, (store) => store.addToWindows(scope, counters, windowMs, now));
+  }
+
+  charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply> {
+    return this.#call({ window: scope }, (store) => store.charge(scope, counters, lease));
+  }
+
+  release(scope: string, name: string, token: string): Promise<void> {
+    return this.#call({ window: scope }, (store) => store.release(scope, name, token));
+  }
+
+  addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+    return this.#call({ key }, (store) => store.addToTally(key, amounts, ttlMs));
+  }
+
+  readTally(key: string): Promise<Record<string, number>> {
+    return this.#call({ key }, (store) => store.readTally(key));
+  }
+
+  /** Dropped while the primary is away: a stream for billing pipelines lives only in Redis. */
+  async appendToStream(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
+    if (this.#primary.status() === "degraded" || !this.#primary.appendToStream) return;
+    await this.#primary.appendToStream(key, fields, maxLen);
+  }
+
+  subscribe(channel: string, onMessage: (message: string | null) => void): () => Promise<void> {
+    return this.#primary.subscribe?.(channel, onMessage) ?? (() => Promise.resolve());
+  }
+
+  /** Not sent while the primary is away: there is no one to tell but this instance. */
+  async publish(channel: string, message: string): Promise<void> {
+    if (this.#primary.status() === "degraded" || !this.#primary.publish) return;
+    await this.#primary.publish(channel, message);
   }
 
   /** "degraded" while the primary is disconnected or any of its nodes is served locally. */

@@ -4,6 +4,7 @@
  * on every write, so no timer keeps the process alive.
  */
 
+import { type ChargeReply, type Counter, type Lease, MemoryCounters } from "./counters.ts";
 import { applyCooldown, applyFailure, applySuccess } from "./health_transitions.ts";
 import { type LruBounds, LruValues } from "./lru.ts";
 import {
@@ -51,12 +52,30 @@ export class MemoryStore implements Store {
   #windowSweep: Iterator<[string, Entry<number>]> | null = null;
   readonly #lru: LruValues | null;
   readonly #lruPrefix: string;
+  readonly #counters: MemoryCounters;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.namespace = options.namespace ?? "llmproxy";
     this.#now = options.now ?? Date.now;
     this.#lru = options.bounded ? new LruValues(options.bounded, this.#now) : null;
     this.#lruPrefix = options.bounded?.prefix ?? "";
+    this.#counters = new MemoryCounters(this.#now);
+  }
+
+  charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply> {
+    return this.#counters.charge(scope, counters, lease);
+  }
+
+  release(scope: string, name: string, token: string): Promise<void> {
+    return this.#counters.release(scope, name, token);
+  }
+
+  addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+    return this.#counters.addToTally(key, amounts, ttlMs);
+  }
+
+  readTally(key: string): Promise<Record<string, number>> {
+    return this.#counters.readTally(key);
   }
 
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
@@ -234,7 +253,8 @@ export class MemoryStore implements Store {
 
   /** Entries held, expired ones not yet swept included (for tests and metrics). */
   get size(): number {
-    return this.#health.size + this.#values.size + this.#windows.size + (this.#lru?.size ?? 0);
+    return this.#health.size + this.#values.size + this.#windows.size + (this.#lru?.size ?? 0) +
+      this.#counters.size;
   }
 
   /** Forgets everything. */
@@ -243,6 +263,7 @@ export class MemoryStore implements Store {
     this.#values.clear();
     this.#windows.clear();
     this.#lru?.clear();
+    this.#counters.clear();
     this.#valueSweep = null;
     this.#windowSweep = null;
   }

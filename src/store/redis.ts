@@ -44,6 +44,7 @@ import {
 } from "./redis_client.ts";
 import { deleteOnNode, escapeGlob, usageOnNode } from "./redis_scan.ts";
 import { ConnectionWatch } from "./redis_watch.ts";
+import { RedisCounters } from "./redis_counters.ts";
 
 export type { RedisStoreOptions, StoreLogger } from "./redis_client.ts";
 
@@ -55,6 +56,7 @@ export class RedisStore implements Store {
   readonly #watch: ConnectionWatch;
   /** Where we connect, without credentials: the one node's name when not a Cluster. */
   readonly #target: string;
+  readonly #counters: RedisCounters;
   /** Key counts for which an `llmproxyAddToWindows${n}` command is defined. */
   readonly #windowCommands = new Set<number>();
 
@@ -76,6 +78,7 @@ export class RedisStore implements Store {
     this.#scripts = this.#client as unknown as Scripts;
     this.#target = describeTarget(options);
     this.#watch = new ConnectionWatch(this.#client, this.#target, options.logger ?? noLog);
+    this.#counters = new RedisCounters(this.#client, this.#ns);
   }
 
   async readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
@@ -227,12 +230,23 @@ export class RedisStore implements Store {
     return this.#watch.nodesDown();
   }
 
+  charge: Store["charge"] = (scope, counters, lease) => this.#counters.charge(scope, counters, lease);
+  release: Store["release"] = (scope, name, token) => this.#counters.release(scope, name, token);
+  addToTally: Store["addToTally"] = (key, amounts, ttlMs) => this.#counters.addToTally(key, amounts, ttlMs);
+  readTally: Store["readTally"] = (key) => this.#counters.readTally(key);
+  appendToStream = (key: string, fields: Readonly<Record<string, string>>, maxLen: number) =>
+    this.#counters.appendToStream(key, fields, maxLen);
+  subscribe = (channel: string, onMessage: (message: string | null) => void) =>
+    this.#counters.subscribe(channel, onMessage);
+  publish = (channel: string, message: string) => this.#counters.publish(channel, message);
+
   status(): StoreStatus {
     return this.#client.status === "ready" ? "ok" : "degraded";
   }
 
   /** Quits (or drops a connection that is not up) and waits until the socket and every timer are gone. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.#counters.close();
     return this.#watch.close();
   }
 

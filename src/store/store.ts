@@ -7,6 +7,10 @@
  * atomic scripts run unchanged on Redis Cluster.
  */
 
+import type { ChargeReply, Counter, Lease } from "./counters.ts";
+
+export type { ChargeReply, Counter, Lease } from "./counters.ts";
+
 export type CooldownReason = "failures" | "rate_limit";
 
 /** Health of one endpoint as every instance sees it. */
@@ -138,6 +142,33 @@ export interface Store {
   nodeOf?(target: NodeTarget): string;
   /** Optional: nodes known to be down right now (names as `nodeOf` gives them); empty while all answer. */
   nodesDown?(): string[];
+
+  /**
+   * Per-key limits (`src/keys/`): adds to counters of one `scope` (a key), each with its own expiry, and takes a
+   * `lease` (a place among concurrent requests), all or nothing: when a counter's limit or the lease's refuses,
+   * nothing changes. Atomic across instances; one round trip on Redis, where the scope is the hash tag.
+   */
+  charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply>;
+  /** Gives back the lease `token` holds on `name` in `scope`. */
+  release(scope: string, name: string, token: string): Promise<void>;
+  /** Adds integer `amounts` to the named fields of the tally at `key` (usage per day); it lives `ttlMs` more. */
+  addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void>;
+  /** The fields of the tally at `key`; empty when absent. */
+  readTally(key: string): Promise<Record<string, number>>;
+  /**
+   * Optional: appends `fields` to the Redis Stream at `key` (as written, not namespaced), trimmed to about `maxLen`
+   * entries (XADD MAXLEN ~). Absent on stores without streams.
+   */
+  appendToStream?(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void>;
+
+  /**
+   * Optional: calls `onMessage` with every message `publish`ed on `channel` by any instance, and with null after
+   * each (re)connect, when messages may have been missed. Returns a function that stops it. Absent on stores
+   * that one process owns alone.
+   */
+  subscribe?(channel: string, onMessage: (message: string | null) => void): () => Promise<void>;
+  /** Optional: sends `message` to every instance subscribed to `channel`. */
+  publish?(channel: string, message: string): Promise<void>;
 
   /** "ok" while the backing service answers; "degraded" while it does not (memory is always "ok"). */
   status(): StoreStatus;

@@ -564,6 +564,7 @@ const EXAMPLE_ENV = envOf({
   REDIS_PASSWORD: "pw",
   LLMPROXY_KEY: "client-key",
   LLMPROXY_ADMIN_KEY: "admin-key",
+  TEAM_A_KEY: "team-a-key",
 });
 
 const exampleText = () => Deno.readTextFile(new URL("../../llmproxy.yaml.example", import.meta.url));
@@ -588,7 +589,7 @@ test("llmproxy.yaml.example loads and shows each kind of endpoint", async () => 
 test("llmproxy.yaml.example: its commented-out options are valid and every option is documented", async () => {
   const text = await exampleText();
   // A commented-out option is a line `# key: value`; explanations never take that form.
-  const uncommented = text.replace(/^(\s*)# (\s*[a-z_]+:(?: |$))/gm, "$1$2");
+  const uncommented = text.replace(/^(\s*)# (\s*(?:- )?[a-z_]+:(?: |$))/gm, "$1$2");
   const config = parseConfig(uncommented, "llmproxy.yaml.example", EXAMPLE_ENV);
   assert.equal(config.settings.redis?.url, "redis://localhost:6379");
   assert.deepEqual(config.settings.redis?.clusterNodes, ["10.0.0.1:6379", "10.0.0.2:6379"]);
@@ -596,6 +597,8 @@ test("llmproxy.yaml.example: its commented-out options are valid and every optio
   assert.deepEqual(config.settings.adminKeys, ["admin-key"]);
   assert.equal(config.groups[0].endpoints[2].headers["OpenAI-Project"], "proj-1");
   assert.equal(config.settings.maxBodyBytes, 10485760);
+  assert.deepEqual(config.keys.entries.map((key) => key.name), ["team-a"]);
+  assert.equal(config.keys.prices.get("gpt-4o-mini")?.cachedInput, 0.075);
 
   for (const key of Object.values(KNOWN_KEYS).flat()) {
     assert.match(text, new RegExp(`^[\\s#-]*${key}:`, "m"), `option ${key} is missing from the example`);

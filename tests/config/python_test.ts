@@ -117,13 +117,13 @@ general_settings:
   redis_host: a.internal
   redis_port: 6379
   cache_params: { host: b.internal, port: 6379, password: other }
-  usage_stream: { enabled: true, stream_key: "llmproxy-telemetry:usage" }
+  usage_stream: { enabled: true, stream_key: "llmproxy-telemetry:usage", caller_headers: [x-team] }
 `;
   const config = parseConfig(text, "x", noEnv);
   assert.deepEqual(keysOf(config), [
     "model_groups[0].models[0].params.max_retries",
     "model_groups[0].models[0].params.websocket_base_url",
-    "general_settings.usage_stream",
+    "general_settings.usage_stream.caller_headers",
     "general_settings.cache_params.host",
     "general_settings.cache_params.password",
   ]);

@@ -6,6 +6,7 @@
 import type { Context } from "hono";
 import { ModelNames } from "../../balancer/model_names.ts";
 import { ProxyError } from "../../errors.ts";
+import type { KeyPolicy } from "../../keys/policy.ts";
 import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { Route } from "../../core/route.ts";
 import { overheadHeader } from "../../metrics/request_trace.ts";
@@ -14,6 +15,7 @@ import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.
 import { mergeExtraBody } from "../extra_body.ts";
 import { withPythonMarkers } from "../python_markers.ts";
 import { respond } from "../respond.ts";
+import { askForUsage, asksForUsage, withoutUsageChunk } from "../../usage/stream_usage_option.ts";
 
 export type AppEnv = {
   Variables: {
@@ -22,6 +24,8 @@ export type AppEnv = {
     group: string;
     /** Set by the observing middleware; the pipeline adds upstream time to it. */
     trace: RequestTrace;
+    /** The caller's key, set by the auth middleware; undefined when the proxy needs none and none was sent. */
+    key: KeyPolicy | undefined;
   };
 };
 
@@ -51,24 +55,35 @@ export function generationHandler(services: Services, route: Route) {
   const names = models.listed();
   return async (c: Context<AppEnv>): Promise<Response> => {
     const body = mergeExtraBody(parseJsonObject(await readBodyText(c.req.raw, config.settings.maxBodyBytes)));
-    const group = typeof body.model === "string" ? models.resolve(body.model) : undefined;
-    if (!group) throw modelNotFound(body.model, names);
+    const key = c.get("key");
+    const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;
+    // A group the key may not use answers exactly like one that does not exist, listing only the key's groups.
+    const group = found && (!key || key.allows(found.name)) ? found : undefined;
+    if (!group) {
+      throw modelNotFound(
+        body.model,
+        key ? names.filter((name) => key.allows(models.resolve(name)?.name ?? name)) : names,
+      );
+    }
     c.set("group", group.name);
     const stream = streamFlag(body);
     checkFields(route, body);
     const requestId = c.get("requestId");
     const trace = c.get("trace");
-    const answer = await pipeline.generate({
+    // A key's streamed chat is counted: its usage is asked of the upstream and taken out again for the client.
+    const countStream = key !== undefined && stream && route === "chat" && !asksForUsage(body);
+    const asked = await pipeline.generate({
       kind: "generation",
       route,
       group,
-      body,
+      body: countStream ? askForUsage(body) : body,
       stream,
       clientHeaders: c.req.raw.headers,
       requestId,
       signal: c.req.raw.signal,
       trace,
     });
+    const answer = countStream ? withoutUsageChunk(asked) : asked;
     const now = performance.now();
     const marked = await withPythonMarkers(respond(answer, requestId, trace), {
       served: trace.served,

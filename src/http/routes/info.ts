@@ -12,16 +12,22 @@ import { pythonHealth, pythonStats } from "./python_info.ts";
 
 export function modelsHandler(services: Services) {
   const created = Math.floor(services.stats.startedAt / 1000);
-  const body = JSON.stringify({
-    object: "list",
-    data: new ModelNames(services.config.groups).listed().map((name) => ({
-      id: name,
-      object: "model",
-      created,
-      owned_by: "llmproxy",
-    })),
-  });
-  return (c: Context<AppEnv>) => c.body(body, 200, { "content-type": "application/json" });
+  const list = (names: readonly string[]) =>
+    JSON.stringify({
+      object: "list",
+      data: names.map((name) => ({ id: name, object: "model", created, owned_by: "llmproxy" })),
+    });
+  const models = new ModelNames(services.config.groups);
+  const names = models.listed();
+  const body = list(names);
+  return (c: Context<AppEnv>) => {
+    // A key limited to some groups sees only those (and their listed aliases).
+    const key = c.get("key");
+    const own = key && !key.models.includes("*")
+      ? list(names.filter((name) => key.allows(models.resolve(name)?.name ?? name)))
+      : body;
+    return c.body(own, 200, { "content-type": "application/json" });
+  };
 }
 
 export function healthHandler(services: Services) {
@@ -102,6 +108,7 @@ export function statsHandler(services: Services) {
       endpoints,
       cache: await services.cache.figures(),
       realtime: { open_sessions: services.realtime.open, sessions: services.realtime.opened },
+      usage_today: await services.usage.today().catch(() => null),
     });
   };
 }

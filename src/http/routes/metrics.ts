@@ -30,6 +30,7 @@ export function metricsHandler(services: Services) {
         idle: services.upstream.idleConnections,
       },
     });
-    return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+    // Usage per key (labelled by key name, never the key).
+    return c.body(text + services.usage.metrics.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   };
 }

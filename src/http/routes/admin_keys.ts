@@ -1,0 +1,88 @@
+/**
+ * Key management and usage, for admin keys only (the auth middleware checks): `POST /admin/keys` creates a key
+ * (the key is in this answer only; the proxy keeps its SHA-256), `GET /admin/keys` lists keys (never a key),
+ * `PATCH /admin/keys/{name}` changes a runtime key's policy, `DELETE /admin/keys/{name}` revokes it, and
+ * `GET /admin/usage?from=YYYY-MM-DD&to=YYYY-MM-DD[&key=NAME]` reads usage per day.
+ */
+
+import type { Context } from "hono";
+import type { z } from "zod";
+import { invalidRequest } from "../../errors.ts";
+import { policyView } from "../../keys/policy.ts";
+import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
+import type { Services } from "../../services.ts";
+import { parseJsonObject, readBodyText } from "../body.ts";
+import type { AppEnv } from "./generation.ts";
+
+/** The longest range `GET /admin/usage` reads at once. */
+const MAX_USAGE_DAYS = 366;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+function invalidPolicy(error: z.ZodError): Error {
+  const problems = error.issues.map((issue) => {
+    const path = issue.path.join(".");
+    return issue.code === "unrecognized_keys"
+      ? `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((key) => `'${key}'`).join(", ")}`
+      : `${path === "" ? "body" : `'${path}'`} ${issue.message}`;
+  });
+  return invalidRequest(`Invalid key policy: ${problems.join("; ")}`, String(error.issues[0]?.path[0] ?? ""));
+}
+
+async function readPolicy<T extends z.ZodType>(c: Context<AppEnv>, services: Services, schema: T) {
+  const body = parseJsonObject(await readBodyText(c.req.raw, services.config.settings.maxBodyBytes));
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw invalidPolicy(parsed.error);
+  return parsed.data as z.output<T>;
+}
+
+export function createKeyHandler(services: Services) {
+  return async (c: Context<AppEnv>) => {
+    const { name, ...fields } = await readPolicy(c, services, CreateKeySchema);
+    const created = await services.keys.create(name, fields);
+    services.logger.info("key created", { request_id: c.get("requestId"), key_name: name });
+    return c.json({ ...policyView(services.keys.byName(name)!), key: created.key }, 201);
+  };
+}
+
+export function listKeysHandler(services: Services) {
+  return (c: Context<AppEnv>) => c.json({ data: services.keys.list().map(policyView) });
+}
+
+export function patchKeyHandler(services: Services) {
+  return async (c: Context<AppEnv>) => {
+    const name = c.req.param("name") ?? "";
+    const patch = await readPolicy(c, services, PatchKeySchema);
+    const policy = await services.keys.update(name, patch);
+    services.logger.info("key changed", { request_id: c.get("requestId"), key_name: name });
+    return c.json(policyView(policy));
+  };
+}
+
+export function deleteKeyHandler(services: Services) {
+  return async (c: Context<AppEnv>) => {
+    const name = c.req.param("name") ?? "";
+    await services.keys.revoke(name);
+    services.logger.info("key revoked", { request_id: c.get("requestId"), key_name: name });
+    return c.json({ name, deleted: true });
+  };
+}
+
+export function usageHandler(services: Services) {
+  return async (c: Context<AppEnv>) => {
+    const today = new Date(services.clock.now()).toISOString().slice(0, 10);
+    const from = c.req.query("from") ?? today;
+    const to = c.req.query("to") ?? from;
+    for (const [param, value] of [["from", from], ["to", to]]) {
+      if (!DATE.test(value) || !Number.isFinite(Date.parse(`${value}T00:00:00Z`))) {
+        throw invalidRequest(`'${param}' must be a date YYYY-MM-DD, got '${value.slice(0, 40)}'`, param);
+      }
+    }
+    const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+    if (days < 1) throw invalidRequest(`'from' (${from}) must not be after 'to' (${to})`, "from");
+    if (days > MAX_USAGE_DAYS) {
+      throw invalidRequest(`The range is ${days} days; at most ${MAX_USAGE_DAYS} are read at once`, "to");
+    }
+    const key = c.req.query("key");
+    return c.json({ data: await services.usage.query(from, to, key === "" ? undefined : key) });
+  };
+}

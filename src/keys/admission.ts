@@ -1,0 +1,80 @@
+/**
+ * The per-key admission rule: names the caller by its key (the auth middleware already refused unknown and expired
+ * keys) and starts the key's limit checks without waiting for them, so their store call goes out with the
+ * request's first store lookup; the pipeline waits for them before it serves anything (`Identity.pending`).
+ * `KeyIdentity` carries the key's policy to the later stages: its private cache scope, the usage record and the
+ * end of the request (a place among `max_parallel` given back).
+ */
+
+import type { Identity, IncomingRequest } from "../core/request.ts";
+import type { AdmissionRule, AdmissionVerdict } from "../proxy/admission.ts";
+import { estimateTokens } from "../ratelimit/budget.ts";
+import type { UsageMetrics } from "../usage/metrics.ts";
+import type { Admission, KeyLimits, Spent } from "./limits.ts";
+import { KeyLimitError } from "./limits.ts";
+import type { KeyPolicy } from "./policy.ts";
+import type { KeyRegistry } from "./registry.ts";
+
+export class KeyIdentity implements Identity {
+  readonly id: string;
+  readonly policy: KeyPolicy;
+  readonly cacheScope?: string;
+  readonly pending?: Promise<Readonly<Record<string, string>>>;
+  readonly #admission: Promise<Admission> | undefined;
+  readonly #limits: KeyLimits;
+  #finished = false;
+
+  /** `ownEntries`: cache entries of its own for this request (a `private` key, or a stateful Responses request). */
+  constructor(policy: KeyPolicy, limits: KeyLimits, ownEntries: boolean, admission?: Promise<Admission>) {
+    this.id = policy.name;
+    this.policy = policy;
+    this.#limits = limits;
+    if (policy.cache === "private" || ownEntries) this.cacheScope = `key:${policy.name}`;
+    this.#admission = admission;
+    if (admission) {
+      this.pending = admission.then((admitted) => admitted.headers);
+      // Handled here at once: a refusal may arrive before the pipeline gets to waiting for it.
+      this.pending.catch(() => {});
+    }
+  }
+
+  /** Charges what the request used to the key's budgets (after its answer). */
+  settle(spent: Spent): void {
+    this.#admission?.then((admitted) => this.#limits.settle(admitted, spent), () => {});
+  }
+
+  readonly finish = (): void => {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#admission?.then((admitted) => this.#limits.finish(admitted), () => {});
+  };
+}
+
+export interface KeyAdmissionOptions {
+  readonly registry: KeyRegistry;
+  readonly limits: KeyLimits;
+  readonly metrics: UsageMetrics;
+}
+
+const ADMIT: AdmissionVerdict = { admit: true };
+
+export function keyAdmission(options: KeyAdmissionOptions): AdmissionRule {
+  const { registry, limits, metrics } = options;
+  return (request: IncomingRequest): AdmissionVerdict => {
+    const policy = registry.identify(request.clientHeaders);
+    if (!policy) return ADMIT;
+    // `/responses/{id}` calls are not charged: they only read (or delete) what a charged request made.
+    if (request.kind !== "generation") {
+      return { admit: true, identity: new KeyIdentity(policy, limits, false) };
+    }
+    // A Responses answer is an object the key owns (its id): never handed to another key from the cache.
+    const own = request.route === "responses";
+    if (!policy.limited) return { admit: true, identity: new KeyIdentity(policy, limits, own) };
+    const tokens = policy.tpm !== undefined ? estimateTokens(request.route, request.body) : 0;
+    const admission = limits.admit(policy, tokens);
+    admission.catch((error) => {
+      if (error instanceof KeyLimitError) metrics.refused(policy.name, error.limit);
+    });
+    return { admit: true, identity: new KeyIdentity(policy, limits, own, admission) };
+  };
+}

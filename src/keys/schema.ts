@@ -1,0 +1,89 @@
+/**
+ * The zod schema of the top-level `keys:` list and `prices:` map of `llmproxy.yaml`, and of the policy the admin
+ * routes accept (`POST /admin/keys`, `PATCH /admin/keys/{name}`). Values substituted from the environment are
+ * strings, so numbers also accept their string forms, and `models` also one comma-separated string.
+ */
+
+import { z } from "zod";
+
+function numeric<T extends z.ZodType>(inner: T) {
+  return z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
+    inner,
+  );
+}
+
+const positiveCount = numeric(z.number().int().positive());
+const usd = numeric(z.number().positive());
+const price = numeric(z.number().min(0));
+
+/** A key name: what `/metrics`, `/stats`, usage and the admin routes call the key. Never the key itself. */
+export const keyName = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
+  "must be 1-64 characters of letters, digits and . _ @ - (starting with a letter or digit)",
+);
+
+/** Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). */
+const models = z.preprocess(
+  (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
+  z.array(z.string().min(1)),
+);
+
+/** `YYYY-MM-DD` (the key stops working at 00:00 UTC that day) or an ISO 8601 date and time. */
+const expires = z.preprocess(
+  (v) => (v instanceof Date ? v.toISOString() : v),
+  z.string().refine(
+    (s) => /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && Number.isFinite(Date.parse(s)),
+    "must be a date (YYYY-MM-DD) or an ISO 8601 date and time",
+  ),
+);
+
+/** The policy fields of a key, shared by the config file and the admin routes. */
+export const policyShape = {
+  models: models.optional(),
+  rpm: positiveCount.optional(),
+  tpm: positiveCount.optional(),
+  max_parallel: positiveCount.optional(),
+  tokens_per_day: positiveCount.optional(),
+  tokens_per_month: positiveCount.optional(),
+  usd_per_month: usd.optional(),
+  expires: expires.optional(),
+  cache: z.enum(["shared", "private"]).optional(),
+};
+
+/** One entry of `keys:`. Exactly one of `key` (best as `os.environ/NAME`) and `key_sha256` is given. */
+export const KeyEntrySchema = z.strictObject({
+  name: keyName,
+  key: z.string().min(1).optional(),
+  key_sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (a SHA-256)").optional(),
+  ...policyShape,
+});
+
+/** USD per million tokens; `cached_input` defaults to `input`. */
+export const PriceSchema = z.strictObject({
+  input: price,
+  cached_input: price.optional(),
+  output: price,
+});
+
+export const KeysSchema = z.preprocess((v) => (v === null ? [] : v), z.array(KeyEntrySchema));
+export const PricesSchema = z.preprocess(
+  (v) => (v === null ? {} : v),
+  z.record(z.string().min(1), PriceSchema),
+);
+
+/** `POST /admin/keys`: a name and a policy; the key is generated. */
+export const CreateKeySchema = z.strictObject({ name: keyName, ...policyShape });
+
+/** `PATCH /admin/keys/{name}`: the fields to change; `null` removes a limit (or the expiry). */
+export const PatchKeySchema = z.strictObject(
+  Object.fromEntries(Object.entries(policyShape).map(([field, schema]) => [field, schema.nullable()])) as {
+    [K in keyof typeof policyShape]: z.ZodNullable<(typeof policyShape)[K]>;
+  },
+);
+
+export type KeyEntry = z.output<typeof KeyEntrySchema>;
+export type PolicyFields = z.output<z.ZodObject<typeof policyShape>>;
+export type PriceEntry = z.output<typeof PriceSchema>;
+
+export const KEY_FIELDS = Object.keys(KeyEntrySchema.shape);

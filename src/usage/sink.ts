@@ -1,0 +1,32 @@
+/**
+ * The record stage's usage sink for accounting: every answer (from an upstream, or saved by the cache) is counted
+ * in the usage ledger under its key's name (`anonymous` for a caller without a key, where the proxy lets them in:
+ * only admin keys configured), and what it spent is charged to the key's budgets.
+ */
+
+import { KeyIdentity } from "../keys/admission.ts";
+import type { UsageReport, UsageSink } from "../proxy/usage.ts";
+import { usageOf } from "./figures.ts";
+import type { UsageLedger } from "./ledger.ts";
+
+export const ANONYMOUS = "anonymous";
+
+export function usageSink(ledger: UsageLedger): UsageSink {
+  return (report: UsageReport) => {
+    const { request } = report;
+    const identity = request.identity;
+    const endpoint = request.group.endpoints.find((candidate) => candidate.id === report.endpoint);
+    const spent = ledger.record({
+      key: identity?.id ?? ANONYMOUS,
+      group: request.group.name,
+      endpoint: report.endpoint,
+      endpointModel: endpoint?.model,
+      route: request.route,
+      status: report.status,
+      cacheHit: report.cached === true,
+      figures: report.usage ? usageOf({ usage: report.usage, model: report.model }) : undefined,
+      requestId: request.requestId,
+    });
+    if (identity instanceof KeyIdentity && !report.cached) identity.settle(spent);
+  };
+}
