@@ -6,7 +6,10 @@
  * it also times 50-chunk streams (first chunk, interleaved) and opens N streams at once per build (peak RSS).
  *
  *   deno run -A bench/ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 3] [--duration 5]
- *                           [--streams 1000] [--cache]
+ *                           [--streams 1000] [--cache] [--otel]
+ *
+ * `--otel` adds the last build once more with tracing on (`OTEL_DENO=true`), exporting OTLP/HTTP to a sink this
+ * script serves (it reads and drops every export), to show what tracing costs.
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     duration: { type: "string", default: "5" },
     cache: { type: "boolean", default: false },
     streams: { type: "string", default: "0" },
+    otel: { type: "boolean", default: false },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -51,6 +55,13 @@ const label = (path: string) => basename(dirname(path));
 
 await ensureWrk();
 const servers: ServerProcess[] = [];
+// The OTLP sink of `--otel`: answers every export with an empty success after reading it.
+const sink = values.otel
+  ? Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    await request.arrayBuffer();
+    return new Response(null, { status: 200 });
+  })
+  : undefined;
 try {
   const upstream = await startServer("fake upstream", {
     args: ["run", "-A", `${HERE}upstream_server.ts`],
@@ -72,6 +83,20 @@ try {
     });
     servers.push(server);
     targets.push({ name: `${label(main)}`, server });
+  }
+  if (sink) {
+    const main = mains[mains.length - 1];
+    const server = await startServer(`${label(main)}+otel`, {
+      args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
+      cwd: dirname(main),
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.addr.port}`,
+        OTEL_DENO_CONSOLE: "ignore",
+      },
+    });
+    servers.push(server);
+    targets.push({ name: `${label(main)}+otel`, server });
   }
   await Deno.remove(config);
   const wrk = (server: ServerProcess, connections: number, seconds: number) =>
@@ -159,4 +184,5 @@ try {
   );
 } finally {
   for (const server of servers.reverse()) await server.stop();
+  await sink?.shutdown();
 }
