@@ -8,7 +8,7 @@
  *   deno run -A bench/ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 3] [--duration 5]
  *                           [--streams 1000] [--cache] [--otel]
  *
- * `--otel` adds the last build once more with tracing on (`OTEL_DENO=true`), exporting OTLP/HTTP to a sink this
+ * `--otel` adds every build once more with tracing on (`OTEL_DENO=true`), exporting OTLP/HTTP to a sink this
  * script serves (it reads and drops every export), to show what tracing costs.
  */
 
@@ -84,14 +84,13 @@ try {
     servers.push(server);
     targets.push({ name: `${label(main)}`, server });
   }
-  if (sink) {
-    const main = mains[mains.length - 1];
+  for (const main of sink ? mains : []) {
     const server = await startServer(`${label(main)}+otel`, {
       args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
       cwd: dirname(main),
       env: {
         OTEL_DENO: "true",
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.addr.port}`,
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink!.addr.port}`,
         OTEL_DENO_CONSOLE: "ignore",
       },
     });

@@ -20,6 +20,7 @@ export type RouteLabel =
   | "images"
   | "moderations"
   | "realtime"
+  | "ui"
   | "other";
 
 const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
@@ -41,6 +42,7 @@ const FAMILY_LABELS: Readonly<Record<string, RouteLabel>> = {
   batches: "batches",
   audio: "audio",
   images: "images",
+  ui: "ui",
 };
 
 /** The route label of a request path, with or without `/v1`. */

@@ -25,6 +25,7 @@ import {
   trace,
   type Tracer,
 } from "@opentelemetry/api";
+import type { EndpointConfig } from "../config/config.ts";
 import type { UsageSink } from "../proxy/usage.ts";
 import type { AttemptObserver, AttemptWatch } from "../upstream/attempt.ts";
 import type { UpstreamRequest } from "../upstream/client.ts";
@@ -201,15 +202,15 @@ class AttemptSpan implements AttemptWatch {
       attempt = ++owner.attempts;
       owner.provider = provider;
     }
-    const url = new URL(endpoint.baseUrl);
+    const server = serverOf(endpoint);
     this.#span = tracer.startSpan(`${operation} ${endpoint.model}`, {
       kind: SpanKind.CLIENT,
       attributes: {
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": endpoint.model,
-        "server.address": url.hostname,
-        "server.port": Number(url.port) || (url.protocol === "https:" ? 443 : 80),
+        "server.address": server.address,
+        "server.port": server.port,
         "llmproxy.endpoint": endpoint.id,
         "llmproxy.group": endpoint.group,
         "llmproxy.attempt": attempt,
@@ -238,3 +239,16 @@ class AttemptSpan implements AttemptWatch {
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** An endpoint's host and port, parsed once per endpoint (never its path or query: they may carry secrets). */
+const servers = new WeakMap<EndpointConfig, { address: string; port: number }>();
+
+function serverOf(endpoint: EndpointConfig): { address: string; port: number } {
+  let server = servers.get(endpoint);
+  if (!server) {
+    const url = new URL(endpoint.baseUrl);
+    server = { address: url.hostname, port: Number(url.port) || (url.protocol === "https:" ? 443 : 80) };
+    servers.set(endpoint, server);
+  }
+  return server;
+}

@@ -67,6 +67,7 @@ test("route labels and failover reasons come from fixed sets", () => {
   assert.equal(routeLabel("/v1/responses/resp_123/input_items"), "responses_item");
   assert.equal(routeLabel("/v1/metrics"), "metrics");
   assert.equal(routeLabel("/v1/sk-some-user-text"), "other");
+  assert.equal(routeLabel("/ui/data"), "ui");
   assert.equal(failoverReason({ kind: "status", status: 429 }), "http_429");
   assert.equal(failoverReason({ kind: "status", status: 599 }), "http_5xx");
   assert.equal(failoverReason({ kind: "status", status: 302 }), "http_3xx");

@@ -1,7 +1,7 @@
 /**
  * The front door of every request: gives it an id (a sane client `x-request-id` is echoed, else one is made up;
- * every answer carries it), and observes it once answered: one access-log line (info; `/health` and `/metrics` at
- * debug) and the request series of `/metrics`. It reads what the route left behind: the model group (context),
+ * every answer carries it), and observes it once answered: one access-log line (info; `/health`, `/metrics` and
+ * `/ui` at debug) and the request series of `/metrics`. It reads what the route left behind: the model group (context),
  * what served the answer and the upstream time (the request's trace, filled by the pipeline and the cache; for
  * other routes the `x-llmproxy-*` response headers). For streams the figures are taken when the answer starts
  * (after the first upstream chunk).
@@ -76,7 +76,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> 
         seconds: elapsedMs / 1000,
         overheadSeconds: overhead === null ? null : overhead / 1000,
       });
-      const level = route === "health" || route === "metrics" ? "debug" : "info";
+      const level = route === "health" || route === "metrics" || route === "ui" ? "debug" : "info";
       if (logger.enabled(level)) {
         logger.log(level, "request", {
           request_id: requestId,
