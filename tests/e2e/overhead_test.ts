@@ -29,16 +29,22 @@ test("x-llmproxy-overhead-ms: the proxy's own time, without the upstream's, on m
   await miss.body?.cancel();
   assert.equal(miss.headers.get("x-llmproxy-cache"), "MISS");
   assert.ok(elapsed >= UPSTREAM_MS);
-  // The upstream's 200 ms are not the proxy's: what is left is small even on a loaded machine.
-  assert.ok(overhead(miss) < UPSTREAM_MS / 2, `miss overhead ${overhead(miss)} ms of ${elapsed} ms`);
+  // The upstream's 200 ms are not the proxy's: the header leaves them out, however loaded the machine is (the
+  // client's elapsed time includes everything the proxy measured, and more).
+  assert.ok(overhead(miss) <= elapsed - UPSTREAM_MS, `miss overhead ${overhead(miss)} ms of ${elapsed} ms`);
 
+  // A hit never went upstream: all of its time is the proxy's.
+  const hitStarted = performance.now();
   const hit = await chat(url, "hello");
+  const hitElapsed = performance.now() - hitStarted;
   await hit.body?.cancel();
   assert.equal(hit.headers.get("x-llmproxy-cache"), "HIT");
-  assert.ok(overhead(hit) < UPSTREAM_MS / 2);
+  assert.ok(overhead(hit) <= hitElapsed);
 
+  const streamStarted = performance.now();
   const stream = await chat(url, "a stream", true);
-  assert.ok(overhead(stream) < UPSTREAM_MS / 2);
+  const streamElapsed = performance.now() - streamStarted;
+  assert.ok(overhead(stream) <= streamElapsed - UPSTREAM_MS, `stream overhead ${overhead(stream)} ms`);
   await stream.text();
 
   const metrics = await (await fetch(`${url}/metrics`)).text();
