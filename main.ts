@@ -10,6 +10,8 @@ import { openRelayWarning } from "./src/http/middleware/auth.ts";
 import { LiveApp } from "./src/live_app.ts";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./src/logger.ts";
 import { tracingWanted } from "./src/telemetry/wanted.ts";
+import { serve, type Server } from "./src/serve/server.ts";
+import { serveOptions } from "./src/serve/serve_options.ts";
 import { VERSION } from "./src/version.ts";
 
 const USAGE =
@@ -83,17 +85,28 @@ export async function main(args: string[]): Promise<number> {
   const hostname = flags.host ?? settings.host;
   const live = await LiveApp.start(config, { logger, tracing: tracingWanted((name) => Deno.env.get(name)) });
 
-  let server: Deno.HttpServer;
+  let server: Server;
   try {
-    server = Deno.serve({
-      hostname,
-      port: port ?? settings.port,
-      onListen: ({ hostname, port }) => {
-        const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-        console.log(`Listening on http://${shown}:${port}`);
-        if (flags.demo) printDemoHelp(`http://${shown}:${port}`);
-      },
-    }, live.fetch);
+    // The proxy's own accept loop: connection cap, idle and header timeouts, survives running out of descriptors.
+    server = serve(
+      serveOptions(
+        {
+          hostname,
+          port: port ?? settings.port,
+          onListen: ({ hostname, port }) => {
+            const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+            console.log(`Listening on http://${shown}:${port}`);
+            if (flags.demo) printDemoHelp(`http://${shown}:${port}`);
+          },
+        },
+        settings.limits,
+        logger,
+      ),
+      live.fetch,
+    );
+    if (!server.limited) {
+      logger.warn("this Deno cannot serve per connection: client connection limits are off");
+    }
   } catch (error) {
     // Port taken, address not on this machine, no permission: one clear line, not a stack trace.
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);

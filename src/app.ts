@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { ClientGone, errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
+import { inflightBodies } from "./http/middleware/inflight_bodies.ts";
 import { observe } from "./http/middleware/observe.ts";
 import { tracing } from "./http/middleware/tracing.ts";
 import {
@@ -33,6 +34,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.use(headerLimit());
   // Always: even with no key configured, `/admin/*` must answer 401.
   app.use(auth({ registry: services.keys, now: services.clock.now }));
+  const { maxBodyBytes, limits } = services.config.settings;
+  app.use(inflightBodies({ maxBytes: limits.maxInflightBodyBytes, maxBodyBytes }));
 
   for (const prefix of ["/v1", ""]) {
     app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));

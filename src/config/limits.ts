@@ -23,7 +23,7 @@ export const LIMIT_KEYS = {
   keepalive_timeout: positiveSeconds.default(30),
   header_timeout: positiveSeconds.default(10),
   body_timeout: positiveSeconds.default(60),
-  /** Unset: 48 MiB, or `max_body_bytes` if that is larger (one body of the largest size always fits). */
+  /** Unset: four bodies of the largest size (`max_body_bytes`), 40 MiB by default. */
   max_inflight_body_bytes: positiveCount.optional(),
   max_response_bytes: positiveCount.default(64 * MiB),
   connect_timeout: positiveSeconds.default(10),
@@ -54,7 +54,7 @@ export function resolveLimits(gs: LimitKeys, maxBodyBytes: number): Limits {
     keepaliveTimeoutMs: Math.round(gs.keepalive_timeout * 1000),
     headerTimeoutMs: Math.round(gs.header_timeout * 1000),
     bodyTimeoutMs: Math.round(gs.body_timeout * 1000),
-    maxInflightBodyBytes: gs.max_inflight_body_bytes ?? Math.max(48 * MiB, maxBodyBytes),
+    maxInflightBodyBytes: gs.max_inflight_body_bytes ?? 4 * maxBodyBytes,
     maxResponseBytes: gs.max_response_bytes,
     connectTimeoutMs: Math.round(gs.connect_timeout * 1000),
   };

@@ -5,7 +5,7 @@ import { type Deadline, deadlines } from "../util/deadlines.ts";
 
 const decoder = new TextDecoder();
 
-/** How long a client may take to upload its body before it gets a 408. */
+/** How long a client may take to upload its body before it gets a 408 (default of `general_settings.body_timeout`). */
 export const BODY_TIMEOUT_MS = 60_000;
 
 /**

@@ -97,10 +97,15 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** Runs `deno run main.ts ARGS` and waits for its `Listening on` line. */
 export async function startProxyProcess(
   args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; openFileLimit?: number } = {},
 ): Promise<ProxyProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", V8_FLAGS, MAIN, ...args],
+  const deno = [Deno.execPath(), "run", "--allow-all", V8_FLAGS, MAIN, ...args];
+  // With `openFileLimit`, the proxy runs under `ulimit -n N` (bash then execs deno: the pid stays the proxy's).
+  const command = options.openFileLimit === undefined
+    ? deno
+    : ["bash", "-c", `ulimit -n ${options.openFileLimit} && exec "$@"`, "bash", ...deno];
+  const child = new Deno.Command(command[0], {
+    args: command.slice(1),
     env: options.env,
     stdout: "piped",
     stderr: "piped",

@@ -156,7 +156,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
       keepaliveTimeoutMs: 30_000,
       headerTimeoutMs: 10_000,
       bodyTimeoutMs: 60_000,
-      maxInflightBodyBytes: 48 * MiB,
+      maxInflightBodyBytes: 40 * MiB,
       maxResponseBytes: 64 * MiB,
       connectTimeoutMs: 10_000,
     },

@@ -64,7 +64,11 @@ export function createFileHandler(services: Services) {
 /** `POST /v1/batches`: sent to the endpoint that holds `input_file_id`. */
 export function createBatchHandler(services: Services) {
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const text = await readBodyText(c.req.raw, services.config.settings.maxBodyBytes);
+    const text = await readBodyText(
+      c.req.raw,
+      services.config.settings.maxBodyBytes,
+      services.config.settings.limits.bodyTimeoutMs,
+    );
     const body = parseJsonObject(text);
     const fileId = body.input_file_id;
     if (typeof fileId !== "string" || fileId === "") {

@@ -54,7 +54,11 @@ export function generationHandler(services: Services, route: Route) {
   const models = new ModelNames(config.groups);
   const names = models.listed();
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const body = mergeExtraBody(parseJsonObject(await readBodyText(c.req.raw, config.settings.maxBodyBytes)));
+    const body = mergeExtraBody(
+      parseJsonObject(
+        await readBodyText(c.req.raw, config.settings.maxBodyBytes, config.settings.limits.bodyTimeoutMs),
+      ),
+    );
     const key = c.get("key");
     const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;
     // A group the key may not use answers exactly like one that does not exist, listing only the key's groups.

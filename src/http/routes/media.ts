@@ -24,7 +24,13 @@ export type FormMedia = "audio/transcriptions" | "audio/translations" | "images/
 /** A JSON request: `model` names the group (or the header does); each endpoint gets its own model. */
 export function jsonMediaHandler(services: Services, path: JsonMedia) {
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const body = parseJsonObject(await readBodyText(c.req.raw, services.config.settings.maxBodyBytes));
+    const body = parseJsonObject(
+      await readBodyText(
+        c.req.raw,
+        services.config.settings.maxBodyBytes,
+        services.config.settings.limits.bodyTimeoutMs,
+      ),
+    );
     const model = typeof body.model === "string" ? body.model : null;
     if (body.model !== undefined && model === null) throw invalidRequest("'model' must be a string", "model");
     const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, model);

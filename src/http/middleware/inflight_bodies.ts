@@ -1,0 +1,52 @@
+/**
+ * Bounds the request body bytes held across all requests in flight (`general_settings.max_inflight_body_bytes`).
+ * Each request reserves its declared `content-length` (a body of unknown length: `max_body_bytes`, the most it may
+ * be) before anything reads it, and gives it back when its handler is done. A request that does not fit gets 503
+ * with `Retry-After` without its body being read, so forty clients sending 9 MiB at once cost memory for the few
+ * that fit, not for all of them.
+ */
+
+import type { MiddlewareHandler } from "hono";
+import { ProxyError } from "../../errors.ts";
+
+export interface InflightBodiesOptions {
+  /** Bytes of request bodies held at once. */
+  readonly maxBytes: number;
+  /** The largest body accepted at all (a larger declared one is left to the 413 of the body reader). */
+  readonly maxBodyBytes: number;
+  /** Default 1. */
+  readonly retryAfterSeconds?: number;
+}
+
+export function inflightBodies(options: InflightBodiesOptions): MiddlewareHandler {
+  const { maxBytes, maxBodyBytes } = options;
+  const retryAfter = String(options.retryAfterSeconds ?? 1);
+  let held = 0;
+  return async (c, next) => {
+    const headers = c.req.raw.headers;
+    const declared = headers.get("content-length");
+    // No length: chunked (or nothing); reserved at the most it may grow to. `request.body` is not touched here:
+    // that would cost the runtime's fast path for bodies that arrived whole.
+    let size = declared !== null ? Number(declared) : headers.has("transfer-encoding") ? maxBodyBytes : 0;
+    if (!Number.isFinite(size) || size < 0) size = maxBodyBytes;
+    size = Math.min(size, maxBodyBytes);
+    if (size === 0) return await next();
+    if (held + size > maxBytes) {
+      await c.req.raw.body?.cancel().catch(() => {});
+      throw new ProxyError(
+        503,
+        "service_unavailable",
+        "server_busy",
+        `The proxy is holding ${held} bytes of request bodies, and this one (${size} bytes) would pass the limit ` +
+          `of ${maxBytes} (general_settings.max_inflight_body_bytes); retry shortly`,
+        { headers: { "retry-after": retryAfter } },
+      );
+    }
+    held += size;
+    try {
+      await next();
+    } finally {
+      held -= size;
+    }
+  };
+}

@@ -1,0 +1,40 @@
+/** The server's options from the resolved settings: limits, the derived connection cap, and where trouble is logged. */
+
+import type { Limits } from "../config/limits.ts";
+import type { Logger } from "../logger.ts";
+import { defaultMaxConnections, openFileLimit } from "./fd_limit.ts";
+import type { ServeOptions, Trouble } from "./server.ts";
+
+const TROUBLE_MESSAGES: Readonly<Record<Trouble["kind"], string>> = {
+  out_of_descriptors: "out of file descriptors: not accepting new connections until some close",
+  max_connections: "max_connections reached: new client connections refused",
+  accept_failed: "accepting a connection failed",
+};
+
+export function serveOptions(
+  where: { hostname: string; port: number; onListen?: (addr: Deno.NetAddr) => void },
+  limits: Limits,
+  logger: Logger,
+): ServeOptions {
+  const fdLimit = openFileLimit();
+  const maxConnections = limits.maxConnections ?? defaultMaxConnections(fdLimit);
+  logger.info("client connection limits", {
+    max_connections: maxConnections,
+    open_file_limit: fdLimit === undefined || !Number.isFinite(fdLimit) ? null : fdLimit,
+    keepalive_timeout_s: limits.keepaliveTimeoutMs / 1000,
+    header_timeout_s: limits.headerTimeoutMs / 1000,
+  });
+  return {
+    ...where,
+    maxConnections,
+    keepaliveTimeoutMs: limits.keepaliveTimeoutMs,
+    headerTimeoutMs: limits.headerTimeoutMs,
+    onTrouble: (trouble) =>
+      logger.warn(TROUBLE_MESSAGES[trouble.kind], {
+        times: trouble.count,
+        open_connections: trouble.open,
+        max_connections: maxConnections,
+        ...(trouble.message ? { error: trouble.message } : {}),
+      }),
+  };
+}

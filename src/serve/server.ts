@@ -1,0 +1,246 @@
+/**
+ * The proxy's HTTP server: its own accept loop over `Deno.listen`, each connection served by Deno's HTTP engine.
+ *
+ * Why not `Deno.serve`: its accept loop runs inside the runtime and ends on the first accept error, so a process
+ * out of file descriptors (EMFILE) stops serving and exits on the unhandled rejection; and it has no idle or
+ * header timeouts and no connection cap. Here the loop is the proxy's own:
+ *
+ * - out of descriptors on accept: logged once per interval, retried every `retryMs` while connections already open
+ *   keep being served; accepting resumes as soon as descriptors free up;
+ * - past `maxConnections` open client connections, a new one is closed at once, unread;
+ * - a connection that has not sent a whole request head within `headerTimeoutMs` of being accepted, or sits idle
+ *   between requests for `keepaliveTimeoutMs`, is closed (one sweep timer for all of them).
+ *
+ * Each accepted connection is handed to the runtime's `serveHttpOnConnection`, the same engine `Deno.serve` runs
+ * per connection (HTTP/1.1 and h2c). Deno ships it as an internal: where it is missing, `serve` falls back to
+ * `Deno.serve` and says so (`limited: false`).
+ */
+
+export interface ServeOptions {
+  readonly hostname: string;
+  readonly port: number;
+  readonly maxConnections: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly headerTimeoutMs: number;
+  readonly onListen?: (addr: Deno.NetAddr) => void;
+  /** Told about refused connections and accept failures, at most once per `reportEveryMs` per kind. */
+  readonly onTrouble?: (trouble: Trouble) => void;
+  /** Default 10 s. */
+  readonly reportEveryMs?: number;
+  /** Pause before accepting again when out of descriptors. Default 50 ms. */
+  readonly retryMs?: number;
+}
+
+export interface Trouble {
+  readonly kind: "out_of_descriptors" | "max_connections" | "accept_failed";
+  /** How many times it happened since the last report. */
+  readonly count: number;
+  readonly open: number;
+  readonly message?: string;
+}
+
+export type Handler = (
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+export interface Server extends AsyncDisposable {
+  readonly addr: Deno.NetAddr;
+  /** False when the runtime lacks per-connection serving and this is plain `Deno.serve` (no limits). */
+  readonly limited: boolean;
+  /** Open client connections. */
+  readonly connections: number;
+  /** Stops accepting, lets requests in flight finish, closes idle connections. */
+  shutdown(): Promise<void>;
+}
+
+interface ConnectionServer {
+  readonly finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+type ServeOnConnection = (
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  handler: Handler,
+  onError: (error: unknown) => Response,
+  onListen: () => void,
+) => ConnectionServer;
+
+/** One open client connection. */
+interface Open {
+  inflight: number;
+  served: number;
+  /** Sweep tick at which it last became idle (or was accepted). */
+  idleSince: number;
+  readonly abort: AbortController;
+  server?: ConnectionServer;
+}
+
+function serveOnConnection(): ServeOnConnection | undefined {
+  const deno = Deno as unknown as Record<symbol, Record<string, unknown> | undefined> & { internal?: symbol };
+  const internal = deno.internal ? deno[deno.internal] : undefined;
+  const serveOn = internal?.serveHttpOnConnection;
+  return typeof serveOn === "function" ? serveOn as ServeOnConnection : undefined;
+}
+
+const onError = (error: unknown): Response => {
+  console.error("request handler failed", error);
+  return new Response("Internal Server Error", { status: 500 });
+};
+
+export function serve(options: ServeOptions, handler: Handler): Server {
+  const serveOn = serveOnConnection();
+  if (!serveOn) {
+    const server = Deno.serve(
+      { hostname: options.hostname, port: options.port, onListen: () => {} },
+      handler,
+    );
+    options.onListen?.(server.addr);
+    return {
+      addr: server.addr,
+      limited: false,
+      connections: 0,
+      shutdown: () => server.shutdown(),
+      [Symbol.asyncDispose]: () => server.shutdown(),
+    };
+  }
+  return new LimitedServer(options, handler, serveOn);
+}
+
+class LimitedServer implements Server {
+  readonly addr: Deno.NetAddr;
+  readonly limited = true;
+  readonly #listener: Deno.TcpListener;
+  readonly #open = new Set<Open>();
+  readonly #options: ServeOptions;
+  readonly #handler: Handler;
+  readonly #serveOn: ServeOnConnection;
+  readonly #sweeper: ReturnType<typeof setInterval>;
+  readonly #accepting: Promise<void>;
+  readonly #troubles = new Map<Trouble["kind"], { count: number; reported: number; message?: string }>();
+  #tick = 0;
+  #closed = false;
+
+  constructor(options: ServeOptions, handler: Handler, serveOn: ServeOnConnection) {
+    this.#options = options;
+    this.#handler = handler;
+    this.#serveOn = serveOn;
+    this.#listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+    this.addr = this.#listener.addr;
+    const every = Math.min(
+      1000,
+      Math.max(50, Math.min(options.keepaliveTimeoutMs, options.headerTimeoutMs) / 4),
+    );
+    this.#sweeper = setInterval(() => this.#sweep(every), every);
+    options.onListen?.(this.addr);
+    this.#accepting = this.#accept();
+  }
+
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  async #accept(): Promise<void> {
+    const retryMs = this.#options.retryMs ?? 50;
+    while (!this.#closed) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (error) {
+        if (this.#closed || error instanceof Deno.errors.BadResource) return;
+        const message = error instanceof Error ? error.message : String(error);
+        const exhausted = /os error (24|23)\b|too many open files/i.test(message);
+        this.#trouble(exhausted ? "out_of_descriptors" : "accept_failed", message);
+        await pause(exhausted ? retryMs : 10);
+        continue;
+      }
+      // At the cap, closes already under way get a moment to land before this one is refused.
+      if (this.#open.size >= this.#options.maxConnections) await pause(1);
+      if (this.#open.size >= this.#options.maxConnections) {
+        close(conn);
+        this.#trouble("max_connections");
+        continue;
+      }
+      this.#track(conn);
+    }
+  }
+
+  #track(conn: Deno.TcpConn): void {
+    const open: Open = { inflight: 0, served: 0, idleSince: this.#tick, abort: new AbortController() };
+    this.#open.add(open);
+    const done = () => {
+      open.inflight--;
+      open.idleSince = this.#tick;
+    };
+    const handler: Handler = (request, info) => {
+      open.inflight++;
+      open.served++;
+      info.completed.then(done, done);
+      return this.#handler(request, info);
+    };
+    try {
+      open.server = this.#serveOn(conn, open.abort.signal, handler, onError, () => {});
+    } catch (error) {
+      this.#open.delete(open);
+      close(conn);
+      this.#trouble("accept_failed", error instanceof Error ? error.message : String(error));
+      return;
+    }
+    open.server.finished.catch(() => {}).finally(() => this.#open.delete(open));
+  }
+
+  /** Closes connections idle past their limit: the header timeout before a first request, keep-alive after. */
+  #sweep(every: number): void {
+    this.#tick += every;
+    const { headerTimeoutMs, keepaliveTimeoutMs } = this.#options;
+    for (const open of this.#open) {
+      if (open.inflight > 0) continue;
+      const limit = open.served === 0 ? headerTimeoutMs : keepaliveTimeoutMs;
+      if (this.#tick - open.idleSince >= limit) {
+        this.#open.delete(open);
+        open.abort.abort();
+      }
+    }
+  }
+
+  #trouble(kind: Trouble["kind"], message?: string): void {
+    let seen = this.#troubles.get(kind);
+    if (!seen) this.#troubles.set(kind, seen = { count: 0, reported: -Infinity });
+    seen.count++;
+    seen.message = message;
+    const now = performance.now();
+    if (now - seen.reported < (this.#options.reportEveryMs ?? 10_000)) return;
+    this.#options.onTrouble?.({ kind, count: seen.count, open: this.#open.size, message: seen.message });
+    seen.reported = now;
+    seen.count = 0;
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      clearInterval(this.#sweeper);
+      try {
+        this.#listener.close();
+      } catch {
+        // closed already
+      }
+    }
+    await this.#accepting;
+    await Promise.all([...this.#open].map((open) => open.server?.shutdown().catch(() => {})));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+function close(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // closed already
+  }
+}
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,77 @@
+/**
+ * Many large request bodies at once: memory stays bounded by `max_inflight_body_bytes` (the rest get 503 with
+ * Retry-After, unread). The proxy runs as a subprocess so its own peak RSS can be read.
+ */
+
+import assert from "node:assert/strict";
+import { peakRssMib, rssMib } from "../_support/process_memory.ts";
+import { endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+const MiB = 1024 * 1024;
+
+/** A chat body of about `size` bytes. */
+function bigChat(size: number, tag: string): string {
+  return JSON.stringify({
+    model: "gpt-test",
+    messages: [{ role: "user", content: tag + "x".repeat(size - 100) }],
+  });
+}
+
+/** An upstream that reads each body whole without parsing it and answers a small chat completion. */
+function drainingUpstream(): Deno.HttpServer<Deno.NetAddr> & { url: string } {
+  const answer = JSON.stringify({
+    id: "c",
+    object: "chat.completion",
+    choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    await request.arrayBuffer();
+    return new Response(answer, { headers: { "content-type": "application/json" } });
+  });
+  return Object.assign(server, { url: `http://127.0.0.1:${server.addr.port}` });
+}
+
+async function proxyProcess(base: string, settings: string[] = []) {
+  const path = await Deno.makeTempFile({ suffix: ".yaml" });
+  await Deno.writeTextFile(path, groupYaml([endpointYaml(base)], settings));
+  const proxy = await startProxyProcess(["--config", path, "--port", "0", "--log-level", "error"]);
+  return {
+    proxy,
+    [Symbol.asyncDispose]: async () => {
+      await proxy[Symbol.asyncDispose]();
+      await Deno.remove(path);
+    },
+  };
+}
+
+test("40 concurrent 9 MiB bodies: peak RSS under 400 MiB, each gets 200 or 503 with Retry-After", {
+  timeout: 60_000,
+}, async () => {
+  await using sim = drainingUpstream();
+  await using running = await proxyProcess(sim.url);
+  const { proxy } = running;
+  const before = await rssMib(proxy.child.pid);
+  const statuses = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: bigChat(9 * MiB, `client ${i}: `),
+    });
+    const body = await response.json();
+    if (response.status === 503) {
+      assert.equal(response.headers.get("retry-after"), "1");
+      assert.equal(body.error.code, "server_busy");
+      assert.match(body.error.message, /max_inflight_body_bytes/);
+    } else assert.equal(response.status, 200, JSON.stringify(body).slice(0, 300));
+    return response.status;
+  }));
+  const peak = await peakRssMib(proxy.child.pid);
+  const ok = statuses.filter((status) => status === 200).length;
+  console.log(
+    `40 x 9 MiB: ${ok} answered, ${40 - ok} got 503; proxy RSS ${Math.round(before)} MiB before, ` +
+      `peak ${Math.round(peak)} MiB`,
+  );
+  assert.ok(ok >= 1, "some were served");
+  assert.ok(peak < 400, `peak RSS ${peak} MiB`);
+});
