@@ -19,16 +19,27 @@ import type { Admitted, GenerationRequest } from "../core/request.ts";
 import type { GroupConfig, Settings } from "../config/config.ts";
 import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import type { EndpointHealth, PrefixUsage, Store } from "../store/store.ts";
-import { type Flight, Flights, type Followed, lockKey, lockOrWait, unlock } from "./coalesce.ts";
+import type { EndpointHealth, Store } from "../store/store.ts";
+import {
+  type Flight,
+  Flights,
+  type Followed,
+  followerAnswer,
+  lockKey,
+  lockOrWait,
+  unlock,
+} from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
-import { CACHE_PREFIX, type CachedAnswer, decodeEntry, entryKey } from "./entry.ts";
+import { CACHE_PREFIX, type CachedAnswer, decodeEntry } from "./entry.ts";
+import { type CacheFigures, StoreUsage } from "./figures.ts";
 import { cacheKey } from "./key.ts";
+import { EntryReader, type Found } from "./read.ts";
 import { replayAnswer, type ReplayStatus } from "./replay.ts";
 import { CacheTicket, Lead } from "./ticket.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
 
 export { CACHE_PREFIX } from "./entry.ts";
+export type { CacheFigures } from "./figures.ts";
 export type { CacheCounters } from "./writer.ts";
 
 export type { CacheTicket } from "./ticket.ts";
@@ -45,14 +56,6 @@ export type CacheLookup =
     /** The group's endpoint health, read alongside the entry on a shared store (for the plan). */
     readonly health?: Promise<EndpointHealth[]>;
   };
-
-/** `/stats` figures: this instance's counters; entries and bytes from the (shared) store. */
-export interface CacheFigures extends Readonly<CacheCounters> {
-  readonly enabled: boolean;
-  /** Null when the store cannot count them. */
-  readonly entries: number | null;
-  readonly bytes: number | null;
-}
 
 export interface CacheOptions {
   readonly store: Store;
@@ -75,20 +78,6 @@ const MAX_LOCK_MS = 30_000;
 /** Rounds a follower whose leader failed may join a new flight before going upstream on its own. */
 const FOLLOW_ROUNDS = 3;
 
-/** What reading the entry found, and what it started for a miss. */
-interface Found {
-  readonly answer: CachedAnswer | null;
-  /** The read took the cross-instance lock as well (a JSON request on a shared store, entry absent). */
-  readonly locked: boolean;
-  /** The read tried the lock: another holder has it, so a leader goes straight to waiting for its entry. */
-  readonly triedLock: boolean;
-  /** The group's health, read alongside on a shared store. */
-  readonly health?: Promise<EndpointHealth[]>;
-}
-
-/** How long `/stats` reuses a count of entries and bytes (counting may scan the store). */
-const USAGE_REUSE_MS = 1_000;
-
 export class ResponseCache {
   readonly #store: Store;
   readonly #settings: Settings;
@@ -96,10 +85,10 @@ export class ResponseCache {
   readonly #clock: Clock;
   readonly #flights = new Flights();
   readonly #writer: EntryWriter;
-  readonly #readHealth: CacheOptions["readHealth"];
+  readonly #reader: EntryReader;
+  readonly #usage: StoreUsage;
   readonly #token = crypto.randomUUID();
   readonly #lockTtlMs: number;
-  #usage: { at: number; value: Promise<PrefixUsage | null> } | null = null;
   readonly #counts: CacheCounters;
 
   constructor(options: CacheOptions) {
@@ -109,8 +98,9 @@ export class ResponseCache {
     this.#clock = options.clock;
     this.#counts = options.counters ?? newCounters();
     this.#writer = new EntryWriter({ ...options, counters: this.#counts });
-    this.#readHealth = options.readHealth;
     this.#lockTtlMs = Math.min(MAX_LOCK_MS, options.settings.httpTimeoutMs);
+    this.#reader = new EntryReader({ ...options, token: this.#token, lockTtlMs: this.#lockTtlMs });
+    this.#usage = new StoreUsage(options.store, options.clock);
   }
 
   get counters(): CacheCounters {
@@ -144,7 +134,7 @@ export class ResponseCache {
     for (let round = 0; round < FOLLOW_ROUNDS; round++) {
       let flight = this.#flights.get(key);
       if (!flight) {
-        const found = await this.#read(key, request, control);
+        const found = await this.#reader.read(key, request, control);
         if (found.answer) {
           this.#counts.hits++;
           return { kind: "answer", answer: this.#replay(found.answer, "HIT") };
@@ -169,14 +159,14 @@ export class ResponseCache {
 
   /** Drops every cached answer (never routing or affinity state); returns how many went. */
   async clear(): Promise<number> {
-    this.#usage = null;
+    this.#usage.forget();
     const deleted = await this.#store.deleteByPrefix(CACHE_PREFIX);
-    this.#usage = null;
+    this.#usage.forget();
     return deleted;
   }
 
   async figures(): Promise<CacheFigures> {
-    const usage = await this.#storeUsage();
+    const usage = await this.#usage.read();
     return {
       enabled: this.#settings.cache,
       ...this.#counts,
@@ -223,19 +213,9 @@ export class ResponseCache {
       this.#counts.coalesced++;
       return this.#replay(shared.answer, "COALESCED");
     }
-    let body: Answer["body"];
-    if (shared.kind === "stream") {
-      const stream = shared.broadcast.join();
-      if (!stream) return null;
-      body = { kind: "stream", stream };
-    } else body = { kind: "bytes", bytes: shared.bytes };
-    this.#counts.coalesced++;
-    return {
-      status: 200,
-      headers: shared.headers,
-      body,
-      meta: { ...shared.meta, cache: "COALESCED" },
-    };
+    const answer = followerAnswer(shared);
+    if (answer) this.#counts.coalesced++;
+    return answer;
   }
 
   /**
@@ -296,47 +276,5 @@ export class ResponseCache {
       lead.finish();
       throw error;
     }
-  }
-
-  /**
-   * The cached answer for `key`, or none (also when the store cannot be read: a miss, logged). On a shared store
-   * the group's health is read at the same time, and a JSON request that may write takes the coalescing lock in
-   * the same script as the read, so a miss needs no second round trip before the upstream call.
-   */
-  async #read(key: string, request: GenerationRequest, control: CacheControl): Promise<Found> {
-    const shared = this.#store.kind !== "memory";
-    const health = shared ? this.#readHealth?.(request.group) : undefined;
-    const lockable = shared && control.write && !request.stream;
-    let text: string | null;
-    let locked = false;
-    try {
-      if (lockable) {
-        ({ value: text, locked } = await this.#store.readOrLock(
-          entryKey(key),
-          lockKey(key),
-          this.#token,
-          this.#lockTtlMs,
-        ));
-      } else text = await this.#store.get(entryKey(key));
-    } catch (error) {
-      this.#logger.warn("cache read failed; treating it as a miss", {
-        request_id: request.requestId,
-        error: error instanceof Error ? error.message : String(error),
-      });
-      return { answer: null, locked: false, triedLock: false, health };
-    }
-    const answer = text === null ? null : decodeEntry(text);
-    const usable = answer && answer.stream === request.stream ? answer : null;
-    return { answer: usable, locked, triedLock: lockable && text === null, health };
-  }
-
-  #storeUsage(): Promise<PrefixUsage | null> {
-    const now = this.#clock.now();
-    if (this.#usage && now - this.#usage.at < USAGE_REUSE_MS) return this.#usage.value;
-    const value = this.#store.usage
-      ? this.#store.usage(CACHE_PREFIX).catch(() => null)
-      : Promise.resolve(null);
-    this.#usage = { at: now, value };
-    return value;
   }
 }

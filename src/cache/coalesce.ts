@@ -13,7 +13,7 @@
  * upstream itself.
  */
 
-import type { AnswerMeta } from "../core/answer.ts";
+import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
@@ -33,6 +33,20 @@ export type Shared =
     readonly broadcast: Broadcast;
   }
   | { readonly kind: "entry"; readonly answer: CachedAnswer };
+
+/**
+ * The leader's live answer as a follower's (marked COALESCED); null when it can no longer be shared (a stream
+ * past what is kept for late joiners). A stored entry is replayed by the caller instead.
+ */
+export function followerAnswer(shared: Exclude<Shared, { kind: "entry" }>): Answer | null {
+  let body: Answer["body"];
+  if (shared.kind === "stream") {
+    const stream = shared.broadcast.join();
+    if (!stream) return null;
+    body = { kind: "stream", stream };
+  } else body = { kind: "bytes", bytes: shared.bytes };
+  return { status: 200, headers: shared.headers, body, meta: { ...shared.meta, cache: "COALESCED" } };
+}
 
 /** What a follower got: the shared answer, null when the leader failed, "gone" when its own client left. */
 export type Followed = Shared | null | "gone";

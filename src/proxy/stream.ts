@@ -6,7 +6,7 @@
  */
 
 import { EventFramer } from "../sse/frame.ts";
-import { chunkReader } from "./chunks.ts";
+import { type ChunkReader, chunkReader } from "./chunks.ts";
 import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -14,8 +14,6 @@ export type StreamEnd = "complete" | "failed" | "cancelled";
 export interface StreamHooks {
   /** Called once when the stream ends, however it ends. */
   onEnd(end: StreamEnd, error?: unknown): void;
-  /** Sees every chunk forwarded to the client (for watchers such as a tpm budget's usage reader). */
-  onChunk?(chunk: Uint8Array): void;
 }
 
 export type FirstChunk =
@@ -58,32 +56,45 @@ export async function openStream(
   const framer = new EventFramer();
   let first: Uint8Array | undefined;
   try {
-    while (!first) {
-      const value = await reader.read();
-      if (!value) {
-        first = framer.rest();
-        break;
-      }
-      first = framer.push(value);
-    }
+    first = await firstEvents(reader, framer);
   } catch (error) {
     reader.releaseLock();
     const timeout = error instanceof Error && error.name === "TimeoutError";
     return { ok: false, message: error instanceof Error ? error.name : "stream error", timeout };
   }
   if (!first) return { ok: false, message: "stream ended before its first byte" };
+  return { ok: true, body: passThrough(first, reader, framer, route, hooks) };
+}
 
+/** The first whole events (or, for a stream that ends before a blank line, what it sent); none for an empty one. */
+async function firstEvents(reader: ChunkReader, framer: EventFramer): Promise<Uint8Array | undefined> {
+  while (true) {
+    const value = await reader.read();
+    if (!value) return framer.rest();
+    const events = framer.push(value);
+    if (events) return events;
+  }
+}
+
+/** The client's stream: `first`, then whole events as the client pulls them, then an error event if it is cut. */
+function passThrough(
+  first: Uint8Array,
+  reader: ChunkReader,
+  framer: EventFramer,
+  route: Route,
+  hooks: StreamHooks,
+): ReadableStream<Uint8Array> {
   let ended = false;
   const end = (how: StreamEnd, error?: unknown) => {
     if (ended) return;
     ended = true;
     hooks.onEnd(how, error);
   };
-  const firstChunk = first;
-  const body = new ReadableStream<Uint8Array>({
+  const forward = (controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array) =>
+    controller.enqueue(chunk);
+  return new ReadableStream<Uint8Array>({
     start(controller) {
-      hooks.onChunk?.(firstChunk);
-      controller.enqueue(firstChunk);
+      forward(controller, first);
     },
     async pull(controller) {
       try {
@@ -91,20 +102,13 @@ export async function openStream(
           const value = await reader.read();
           if (!value) {
             const rest = framer.rest();
-            if (rest) {
-              hooks.onChunk?.(rest);
-              controller.enqueue(rest);
-            }
+            if (rest) forward(controller, rest);
             end("complete");
             controller.close();
             return;
           }
           const events = framer.push(value);
-          if (events) {
-            hooks.onChunk?.(events);
-            controller.enqueue(events);
-            return;
-          }
+          if (events) return forward(controller, events);
         }
       } catch (error) {
         if (ended) return;
@@ -118,5 +122,4 @@ export async function openStream(
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
-  return { ok: true, body };
 }

@@ -6,7 +6,9 @@
 
 import { type ChargeReply, type Counter, type Lease, MemoryCounters } from "./counters.ts";
 import { applyCooldown, applyFailure, applySuccess } from "./health_transitions.ts";
+import { type Entry, sweep } from "./expiring.ts";
 import { type LruBounds, LruValues } from "./lru.ts";
+import { MemoryWindows } from "./memory_windows.ts";
 import {
   type CooldownReason,
   type EndpointHealth,
@@ -32,24 +34,14 @@ export interface MemoryStoreOptions {
   readonly bounded?: LruBounds & { readonly prefix: string };
 }
 
-interface Entry<T> {
-  value: T;
-  /** Epoch milliseconds; 0 means never. */
-  expiresAt: number;
-}
-
-/** Entries the sweep inspects per write: enough to keep pace with insertions, small enough to stay cheap. */
-const SWEEP_STEP = 8;
-
 export class MemoryStore implements Store {
   readonly kind = "memory" as const;
   readonly namespace: string;
   readonly #now: () => number;
   readonly #health = new Map<string, EndpointHealth>();
   readonly #values = new Map<string, Entry<string>>();
-  readonly #windows = new Map<string, Entry<number>>();
+  readonly #windows: MemoryWindows;
   #valueSweep: Iterator<[string, Entry<string>]> | null = null;
-  #windowSweep: Iterator<[string, Entry<number>]> | null = null;
   readonly #lru: LruValues | null;
   readonly #lruPrefix: string;
   readonly #counters: MemoryCounters;
@@ -57,6 +49,7 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = {}) {
     this.namespace = options.namespace ?? "llmproxy";
     this.#now = options.now ?? Date.now;
+    this.#windows = new MemoryWindows(this.#now);
     this.#lru = options.bounded ? new LruValues(options.bounded, this.#now) : null;
     this.#lruPrefix = options.bounded?.prefix ?? "";
     this.#counters = new MemoryCounters(this.#now);
@@ -170,21 +163,7 @@ export class MemoryStore implements Store {
   }
 
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
-    if (!(windowMs > 0)) {
-      return Promise.reject(new RangeError(`addToWindow '${key}': windowMs must be > 0, got ${windowMs}`));
-    }
-    const clock = this.#now();
-    this.#sweepWindows(clock);
-    const windowKey = `${key}\u0000${Math.floor(now / windowMs) * windowMs}`;
-    const add = Math.round(amount);
-    const entry = this.#windows.get(windowKey);
-    if (entry === undefined || entry.expiresAt <= clock) {
-      this.#windows.set(windowKey, { value: add, expiresAt: clock + windowMs });
-      return Promise.resolve(add);
-    }
-    entry.value += add;
-    entry.expiresAt = clock + windowMs;
-    return Promise.resolve(entry.value);
+    return this.#windows.add(key, amount, windowMs, now);
   }
 
   addToWindows(
@@ -193,40 +172,7 @@ export class MemoryStore implements Store {
     windowMs: number,
     now: number,
   ): Promise<WindowReply> {
-    if (!(windowMs > 0)) {
-      return Promise.reject(new RangeError(`addToWindows '${scope}': windowMs must be > 0, got ${windowMs}`));
-    }
-    const clock = this.#now();
-    this.#sweepWindows(clock);
-    // \u0001 keeps these apart from addToWindow's keys.
-    const prefix = `\u0001${scope}\u0001`;
-    const suffix = `\u0000${Math.floor(now / windowMs) * windowMs}`;
-    const entries = counters.map((counter) => {
-      const entry = this.#windows.get(prefix + counter.name + suffix);
-      return entry !== undefined && entry.expiresAt > clock ? entry : undefined;
-    });
-    const totals = entries.map((entry) => entry?.value ?? 0);
-    const added = counters.every((counter, i) =>
-      !refuses(totals[i], Math.round(counter.amount), counter.limit)
-    );
-    if (added) {
-      counters.forEach((counter, i) => {
-        const amount = Math.round(counter.amount);
-        if (amount === 0) return;
-        totals[i] += amount;
-        const entry = entries[i];
-        if (entry === undefined) {
-          this.#windows.set(prefix + counter.name + suffix, {
-            value: totals[i],
-            expiresAt: clock + windowMs,
-          });
-        } else {
-          entry.value = totals[i];
-          entry.expiresAt = clock + windowMs;
-        }
-      });
-    }
-    return Promise.resolve({ added, totals });
+    return this.#windows.addAll(scope, counters, windowMs, now);
   }
 
   usage(prefix: string): Promise<PrefixUsage> {
@@ -265,7 +211,6 @@ export class MemoryStore implements Store {
     this.#lru?.clear();
     this.#counters.clear();
     this.#valueSweep = null;
-    this.#windowSweep = null;
   }
 
   close(): Promise<void> {
@@ -309,33 +254,4 @@ export class MemoryStore implements Store {
   #sweepValues(now: number): void {
     this.#valueSweep = sweep(this.#values, this.#valueSweep, now);
   }
-
-  #sweepWindows(now: number): void {
-    this.#windowSweep = sweep(this.#windows, this.#windowSweep, now);
-  }
-}
-
-/** The limit rule of `addToWindows` (the Redis script mirrors it). */
-function refuses(total: number, amount: number, limit: number | undefined): boolean {
-  return limit !== undefined && amount > 0 && total > 0 && total + amount > limit;
-}
-
-/**
- * Inspects up to SWEEP_STEP entries from where the last sweep stopped, deleting expired ones. Map iterators stay
- * valid across deletes and inserts, so one iterator walks the map in rounds; returns it (null when a round ends).
- */
-function sweep<T>(
-  map: Map<string, Entry<T>>,
-  iterator: Iterator<[string, Entry<T>]> | null,
-  now: number,
-): Iterator<[string, Entry<T>]> | null {
-  if (map.size === 0) return null;
-  const it = iterator ?? map.entries();
-  for (let i = 0; i < SWEEP_STEP; i++) {
-    const step = it.next();
-    if (step.done) return null;
-    const [key, entry] = step.value;
-    if (entry.expiresAt !== 0 && entry.expiresAt <= now) map.delete(key);
-  }
-  return it;
 }
