@@ -19,46 +19,10 @@ import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import type { Plan } from "./plan.ts";
 import type { Stats } from "./stats.ts";
+import type { Served, UpstreamCall } from "./call.ts";
 import { openStream } from "./stream.ts";
+import { tapStream } from "./tap.ts";
 import { callerError, forwardedHeaders } from "./upstream_answer.ts";
-
-/** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
-export interface UpstreamCall {
-  readonly method: "GET" | "POST" | "DELETE";
-  /** Path below `/v1`. */
-  readonly path: string;
-  readonly query?: string;
-  /**
-   * The request body for an endpoint (its own `model`); none for GET and DELETE. A stream is an upload passed
-   * through as it arrives (see `surface/upload.ts`).
-   */
-  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array>;
-  /** The body's content type; default `application/json`. */
-  readonly contentType?: string;
-  /** A 2xx is a server-sent-event stream of this route (else a whole body). */
-  readonly stream?: Route;
-  /** A 2xx body streams to the client as it arrives, unread (binary audio, file content). */
-  readonly passThrough?: boolean;
-  /** A 2xx must parse as JSON, else it is the endpoint's failure (generation answers). */
-  readonly json: boolean;
-  /** Whether an upstream status is the endpoint's failure (the plan moves on) rather than an answer. */
-  readonly failure: (status: number) => boolean;
-  /** Caller errors are wrapped in the OpenAI envelope when they are not one (generation requests). */
-  readonly wrapErrors: boolean;
-  /** The model group, for metrics; "" when none. */
-  readonly group: string;
-  readonly clientHeaders: Headers;
-  readonly requestId: string;
-  /** The signal of the call: the client's, or a coalesced flight's (aborted once every follower left). */
-  readonly signal: AbortSignal;
-  readonly trace?: RequestTrace;
-}
-
-/** An answer from an upstream, and the pick that produced it (its budget reservation is settled when recorded). */
-export interface Served {
-  readonly answer: Answer;
-  readonly pick: Pick;
-}
 
 export interface AttemptDeps {
   readonly health: HealthTracker;
@@ -208,7 +172,7 @@ export class Attempts {
       pick.lease.end();
     };
     const body: Answer["body"] = response.body
-      ? { kind: "stream", stream: endingWith(response.body, ended) }
+      ? { kind: "stream", stream: tapStream(response.body, () => {}, ended) }
       : { kind: "bytes", bytes: "" };
     if (!response.body) ended();
     return {
@@ -291,34 +255,6 @@ interface Got {
   readonly meta: AnswerMeta;
   readonly sentAt: number;
   readonly answeredAt: number;
-}
-
-/** `body` unchanged, calling `ended` once when it ends, fails or is cancelled. */
-function endingWith(body: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let done = false;
-  const end = () => {
-    if (!done) ended();
-    done = true;
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const chunk = await reader.read();
-        if (chunk.done) {
-          end();
-          controller.close();
-        } else controller.enqueue(chunk.value);
-      } catch (error) {
-        end();
-        controller.error(error);
-      }
-    },
-    cancel(reason) {
-      end();
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
 }
 
 /** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */

@@ -9,7 +9,7 @@ import type { Answer } from "../core/answer.ts";
 import type { Admitted, GenerationRequest } from "../core/request.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import { modelOf, StreamUsage, usageOf } from "../ratelimit/stream_usage.ts";
-import type { Served } from "./attempts.ts";
+import type { Served } from "./call.ts";
 import { tapStream } from "./tap.ts";
 import { usageTokens } from "../ratelimit/budget.ts";
 

@@ -7,7 +7,7 @@ import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import type { RelayRequest } from "../core/request.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
-import type { UpstreamCall } from "../proxy/attempts.ts";
+import type { UpstreamCall } from "../proxy/call.ts";
 
 /** What every upstream call of one client request shares. */
 export interface CallContext {

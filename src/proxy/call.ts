@@ -1,0 +1,49 @@
+/**
+ * What the attempts stage is asked to do and what it hands back: one upstream call (method, path, a body per
+ * endpoint, how its answer is read, which statuses are the endpoint's failure), made to each endpoint of a plan in
+ * turn; and the answer with the pick that produced it. A new upstream route is a new `UpstreamCall`.
+ */
+
+import type { Pick } from "../balancer/balancer.ts";
+import type { EndpointConfig } from "../config/config.ts";
+import type { Answer } from "../core/answer.ts";
+import type { Route } from "../core/route.ts";
+import type { RequestTrace } from "../metrics/metrics.ts";
+
+/** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
+export interface UpstreamCall {
+  readonly method: "GET" | "POST" | "DELETE";
+  /** Path below `/v1`. */
+  readonly path: string;
+  readonly query?: string;
+  /**
+   * The request body for an endpoint (its own `model`); none for GET and DELETE. A stream is an upload passed
+   * through as it arrives (see `surface/upload.ts`).
+   */
+  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array>;
+  /** The body's content type; default `application/json`. */
+  readonly contentType?: string;
+  /** A 2xx is a server-sent-event stream of this route (else a whole body). */
+  readonly stream?: Route;
+  /** A 2xx body streams to the client as it arrives, unread (binary audio, file content). */
+  readonly passThrough?: boolean;
+  /** A 2xx must parse as JSON, else it is the endpoint's failure (generation answers). */
+  readonly json: boolean;
+  /** Whether an upstream status is the endpoint's failure (the plan moves on) rather than an answer. */
+  readonly failure: (status: number) => boolean;
+  /** Caller errors are wrapped in the OpenAI envelope when they are not one (generation requests). */
+  readonly wrapErrors: boolean;
+  /** The model group, for metrics; "" when none. */
+  readonly group: string;
+  readonly clientHeaders: Headers;
+  readonly requestId: string;
+  /** The signal of the call: the client's, or a coalesced flight's (aborted once every follower left). */
+  readonly signal: AbortSignal;
+  readonly trace?: RequestTrace;
+}
+
+/** An answer from an upstream, and the pick that produced it (its budget reservation is settled when recorded). */
+export interface Served {
+  readonly answer: Answer;
+  readonly pick: Pick;
+}
