@@ -2,8 +2,18 @@
 
 import { ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { type Deadline, deadlines } from "../util/deadlines.ts";
+import { checkJsonShape } from "./json_shape.ts";
 
-const decoder = new TextDecoder();
+// Fatal: a body that is not UTF-8 is refused (400) rather than forwarded with U+FFFD in place of its bytes.
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function decode(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw invalidJson("Request body is not valid UTF-8");
+  }
+}
 
 /** How long a client may take to upload its body before it gets a 408 (default of `general_settings.body_timeout`). */
 export const BODY_TIMEOUT_MS = 60_000;
@@ -68,7 +78,13 @@ function readWhole(request: Request, limit: number, timeoutMs: number): Promise<
     request.bytes().then((bytes) => {
       timer.cancel();
       if (bytes.byteLength > limit) reject(tooLarge(limit));
-      else resolve(decoder.decode(bytes));
+      else {
+        try {
+          resolve(decode(bytes));
+        } catch (error) {
+          reject(error);
+        }
+      }
     }, () => {
       timer.cancel();
       reject(new ClientGone());
@@ -99,14 +115,14 @@ async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limi
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return decoder.decode(chunks[0]);
+  if (chunks.length === 1) return decode(chunks[0]);
   const joined = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
     joined.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return decoder.decode(joined);
+  return decode(joined);
 }
 
 /** Parses a JSON object body; anything else is a 400 `invalid_json`. */
@@ -118,6 +134,7 @@ export function parseJsonObject(text: string): Record<string, unknown> {
   } catch (error) {
     throw invalidJson(`Request body is not valid JSON: ${(error as Error).message}`);
   }
+  if (typeof value === "object" && value !== null) checkJsonShape(value);
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw invalidJson(
       `Request body must be a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`,
