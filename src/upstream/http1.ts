@@ -238,7 +238,11 @@ export class Http1Agent {
     return new Connection(conn, target.origin);
   }
 
-  async #exchange(connection: Connection, message: Uint8Array, init: Http1Init): Promise<Response> {
+  async #exchange(
+    connection: Connection,
+    message: Uint8Array | readonly Uint8Array[],
+    init: Http1Init,
+  ): Promise<Response> {
     const { signal } = init;
     const onAbort = () => connection.close();
     signal.addEventListener("abort", onAbort);

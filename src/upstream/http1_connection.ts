@@ -65,12 +65,17 @@ export class Connection {
     return this.#end - this.#start;
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
+  async write(message: Uint8Array | readonly Uint8Array[]): Promise<void> {
     this.answered = false;
     this.sent = false;
+    if (message instanceof Uint8Array) await this.#writeAll(message);
+    else for (const bytes of message) await this.#writeAll(bytes);
+    this.sent = true;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
     let written = 0;
     while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
-    this.sent = true;
   }
 
   /** Reads more bytes into the buffer; false at the end of the stream. */
