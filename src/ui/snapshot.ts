@@ -54,12 +54,17 @@ export interface DashboardSnapshot {
     readonly entries: number | null;
     readonly bytes: number | null;
   };
+  /** Today's usage (UTC) per key name, all instances together (`/stats` `usage_today`); null when unreadable. */
+  readonly keys: Record<string, Record<string, number>> | null;
 }
 
 export async function dashboardSnapshot(services: Services): Promise<DashboardSnapshot> {
   const now = services.clock.now();
   const groups = await Promise.all(services.config.groups.map((group) => groupView(services, group, now)));
-  const figures = await services.cache.figures();
+  const [figures, keys] = await Promise.all([
+    services.cache.figures(),
+    services.usage.today().catch(() => null),
+  ]);
   const served = figures.hits + figures.coalesced;
   const lookups = served + figures.misses;
   return {
@@ -78,6 +83,7 @@ export async function dashboardSnapshot(services: Services): Promise<DashboardSn
       entries: figures.entries,
       bytes: figures.bytes,
     },
+    keys,
   };
 }
 

@@ -86,7 +86,9 @@ test("tracing: GenAI spans per request and attempt over OTLP/HTTP, failover, str
         endpointYaml(fallback.url, { name: "fallback", weight: 0 }),
         "general_settings:",
         "  cache: false",
-        `  api_keys: [${CLIENT_KEY}]`,
+        "keys:",
+        "  - name: team-a",
+        `    key: ${CLIENT_KEY}`,
       ].join("\n") + "\n",
     );
     await using proxy = await startProxyProcess(["--config", config, "--port", "0"], {
@@ -139,6 +141,7 @@ test("tracing: GenAI spans per request and attempt over OTLP/HTTP, failover, str
     assert.ok((one["gen_ai.usage.input_tokens"] as number) > 0);
     assert.ok((one["gen_ai.usage.output_tokens"] as number) > 0);
     assert.equal(one["llmproxy.endpoint"], "primary");
+    assert.equal(one["llmproxy.key.name"], "team-a");
     assert.equal(one["http.response.status_code"], 200);
     const [attempt] = children(first);
     const a = attributes(attempt.attributes);
@@ -163,6 +166,7 @@ test("tracing: GenAI spans per request and attempt over OTLP/HTTP, failover, str
     const third = requests.find((span) => attributes(span.attributes)["llmproxy.stream"] === true);
     assert.ok(third, "the stream's span");
     assert.ok((attributes(third.attributes)["gen_ai.usage.output_tokens"] as number) > 0);
+    assert.equal(attributes(third.attributes)["llmproxy.key.name"], "team-a");
 
     // 4. The GenAI histograms (exported every 500 ms here), with the token type split.
     const metrics = await waitFor("the GenAI histograms", () => {

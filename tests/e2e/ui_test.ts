@@ -15,6 +15,7 @@ const includes = (text: string, part: string) =>
   assert.ok(text.includes(part), `no "${part}" in: ${text.slice(0, 300)}`);
 
 const ADMIN_KEY = "sk-admin-dashboard-test";
+const TEAM_KEY = "sk-team-a-dashboard-test";
 
 function config(primary: string, fallback: string, other: string): string {
   return [
@@ -27,17 +28,20 @@ function config(primary: string, fallback: string, other: string): string {
     "    models:",
     endpointYaml(other, { name: "embed", weight: 1 }),
     "general_settings:",
-    "  cooldown_time: 2",
+    "  cooldown_time: 4",
     "  allowed_fails: 1",
     "  cache: true",
     `  admin_keys: [${ADMIN_KEY}]`,
+    "keys:",
+    "  - name: team-a",
+    `    key: ${TEAM_KEY}`,
   ].join("\n") + "\n";
 }
 
 async function chat(url: string, content: string): Promise<number> {
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${TEAM_KEY}` },
     body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }] }),
   });
   await response.body?.cancel();
@@ -82,6 +86,9 @@ test({
     includes(eastText, "tier 0");
     includes(eastText, "rpm budget");
     assert.deepEqual(await page.evaluate<number>(`document.querySelectorAll(".uplot").length`), 6);
+    // Per-key usage: the named key's requests today (the cache answered some of the warm-up).
+    await page.waitFor("the key's usage row", `document.querySelector('[data-key="team-a"]') !== null`);
+    includes(await page.evaluate<string>(`document.getElementById("keys-panel").innerText`), "team-a");
     // The key is kept for the session only, and nowhere in the page.
     assert.deepEqual(await page.evaluate(`sessionStorage.getItem("llmproxy.adminKey")`), ADMIN_KEY);
     assert(!(await page.evaluate<string>("document.documentElement.outerHTML")).includes(ADMIN_KEY));
@@ -107,9 +114,9 @@ test({
     const out = Deno.env.get("UI_SCREENSHOT");
     if (out) await Deno.writeFile(out, screenshot);
 
-    // It comes back once its 2 s cooldown is over (the page polls every 1.5 s).
+    // It comes back once its 4 s cooldown is over (the page polls every 1.5 s).
     primary.reset();
-    await page.waitFor("east available again", `${cardState("east")} === "available"`, 6_000);
+    await page.waitFor("east available again", `${cardState("east")} === "available"`, 8_000);
     assert.deepEqual(page.errors, []);
 
     // Phone width: one column, nothing wider than the screen.
@@ -152,6 +159,7 @@ test("ui: the page is open, its data needs the admin key, and nothing secret is 
   const body = await data.text();
   assert(!body.includes("sk-test-"), "an upstream key leaked into /ui/data");
   assert(!body.includes(ADMIN_KEY));
+  assert(!body.includes(TEAM_KEY));
   const snapshot = JSON.parse(body);
   assert.deepEqual(snapshot.groups[0].endpoints.map((e: { id: string }) => e.id), ["east", "west-fallback"]);
   assert.deepEqual(snapshot.groups[0].endpoints[0].history.p50_ms.length, 150);

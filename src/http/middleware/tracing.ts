@@ -7,8 +7,8 @@
 
 import type { MiddlewareHandler } from "hono";
 import { routeLabel } from "../../metrics/labels.ts";
-import { readAnswer, StreamFacts } from "../../telemetry/genai.ts";
-import type { RequestOutcome, RequestSpan, Telemetry } from "../../telemetry/telemetry.ts";
+import { type AnswerFacts, readAnswer, StreamFacts } from "../../telemetry/genai.ts";
+import type { Telemetry } from "../../telemetry/telemetry.ts";
 import type { AppEnv } from "../routes/generation.ts";
 
 const TRACED = new Set(["chat", "responses", "embeddings"]);
@@ -40,19 +40,21 @@ export function tracing(telemetry: Telemetry): MiddlewareHandler<AppEnv> {
       span.end({ ...outcome, facts: readAnswer(trace?.answer) });
       return;
     }
-    c.res = new Response(watched(response.body!, span, outcome), response);
+    // The caller's key name is noted by the record stage, which for a stream runs at its end: read it then.
+    const end = (facts: AnswerFacts, errorType?: string) =>
+      span.end({ ...outcome, keyName: trace?.keyName, facts, errorType });
+    c.res = new Response(watched(response.body!, end), response);
   };
 }
 
 /** The stream as it was, its facts noted on the way; the span ends with it. */
 function watched(
   body: ReadableStream<Uint8Array>,
-  span: RequestSpan,
-  outcome: Omit<RequestOutcome, "facts">,
+  finish: (facts: AnswerFacts, errorType?: string) => void,
 ): ReadableStream<Uint8Array> {
   const watcher = new StreamFacts();
   const reader = body.getReader();
-  const end = (errorType?: string) => span.end({ ...outcome, facts: watcher.facts, errorType });
+  const end = (errorType?: string) => finish(watcher.facts, errorType);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let chunk: ReadableStreamReadResult<Uint8Array>;

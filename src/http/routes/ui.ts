@@ -28,10 +28,13 @@ const serve = (c: Context<AppEnv>, asset: Asset) =>
 
 /** The page, told whether its data needs a key (so it asks before its first poll instead of after a 401). */
 export function uiPageHandler(services: Services) {
-  const { adminKeys, apiKeys } = services.config.settings;
-  const needed = adminKeys.length > 0 || apiKeys.length > 0;
-  const page = { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", needed ? "yes" : "no") };
-  return (c: Context<AppEnv>) => serve(c, page);
+  const asking = { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", "yes") };
+  const open = { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", "no") };
+  // Runtime keys (`/admin/keys`) can appear at any time: asked per request.
+  return (c: Context<AppEnv>) => {
+    const { keys } = services;
+    return serve(c, keys.hasAdminKeys || keys.clientKeysRequired ? asking : open);
+  };
 }
 
 export function uiAssetHandler() {

@@ -151,6 +151,7 @@ function render(data) {
     ` in flight · store ${data.store.kind} ${data.store.status} · up ${duration(data.uptime_seconds)}`,
   );
   renderGroups(data);
+  renderKeys(data.keys);
   const cache = data.cache;
   $("cache-panel").hidden = !cache.enabled;
   $("cache").replaceChildren(
@@ -167,6 +168,32 @@ function render(data) {
     }),
   );
   $("status").textContent = `updated ${time(data.now)}`;
+}
+
+const KEY_COLUMNS = [
+  ["requests", "requests"],
+  ["input_tokens", "input tokens"],
+  ["output_tokens", "output tokens"],
+  ["cache_hits", "cache hits"],
+  ["usd", "USD"],
+];
+
+function renderKeys(keys) {
+  const names = Object.keys(keys ?? {}).sort();
+  $("keys-panel").hidden = names.length === 0;
+  if (names.length === 0) return;
+  const head = element("tr");
+  head.append(element("th", {}, "key"), ...KEY_COLUMNS.map(([, title]) => element("th", {}, title)));
+  const rows = names.map((name) => {
+    const row = element("tr", { "data-key": name });
+    const cells = KEY_COLUMNS.map(([field]) => {
+      const value = keys[name][field];
+      return element("td", {}, field === "usd" && value !== undefined ? value.toFixed(4) : number(value));
+    });
+    row.append(element("td", {}, name), ...cells);
+    return row;
+  });
+  $("keys").replaceChildren(head, ...rows);
 }
 
 function askForKey(message) {
