@@ -9,6 +9,7 @@ import type { EndpointConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
+import type { StreamedBody } from "../upstream/http1.ts";
 
 /** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
 export interface UpstreamCall {
@@ -18,9 +19,9 @@ export interface UpstreamCall {
   readonly query?: string;
   /**
    * The request body for an endpoint (its own `model`); none for GET and DELETE. A stream is an upload passed
-   * through as it arrives (see `surface/upload.ts`).
+   * through as it arrives; chunks may share one buffer (see `surface/upload.ts`).
    */
-  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array>;
+  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array> | StreamedBody;
   /** The body's content type; default `application/json`. */
   readonly contentType?: string;
   /** A 2xx is a server-sent-event stream of this route (else a whole body). */

@@ -8,6 +8,7 @@ import type { Answer } from "../core/answer.ts";
 import type { RelayRequest } from "../core/request.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { UpstreamCall } from "../proxy/call.ts";
+import type { StreamedBody } from "../upstream/http1.ts";
 
 /** What every upstream call of one client request shares. */
 export interface CallContext {
@@ -22,7 +23,7 @@ export interface CallSpec {
   /** Path below `/v1`. */
   readonly path: string;
   readonly query?: string;
-  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array>;
+  readonly body?: (endpoint: EndpointConfig) => string | ReadableStream<Uint8Array> | StreamedBody;
   readonly contentType?: string;
   /** The answer streams to the client unread (audio, file content); else it is read whole. */
   readonly passThrough?: boolean;

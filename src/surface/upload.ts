@@ -7,6 +7,7 @@
 
 import { invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { type MultipartEvent, MultipartScanner } from "../multipart/scanner.ts";
+import { ChunkSource } from "./chunk_source.ts";
 
 /** A body whose declared length is at most this is read whole first, so every attempt can send it. */
 export const HOLD_WHOLE_BYTES = 4 * 1024 * 1024;
@@ -18,13 +19,13 @@ const decoder = new TextDecoder();
 
 export class UploadBody {
   readonly #held: Uint8Array[];
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | null;
+  readonly #source: ChunkSource | null;
   #pulled = false;
 
-  /** `held` chunks come first; `reader` (null when the body was read whole) gives the rest. */
-  constructor(held: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array> | null) {
+  /** `held` chunks come first; `source` (null when the body was read whole) gives the rest. */
+  constructor(held: Uint8Array[], source: ChunkSource | null) {
     this.#held = held;
-    this.#reader = reader;
+    this.#source = source;
   }
 
   /** True while no attempt has taken bytes beyond the held ones. */
@@ -32,28 +33,34 @@ export class UploadBody {
     return !this.#pulled;
   }
 
-  /** A fresh stream for one attempt: the held bytes, then the rest of the client's body. */
+  /** The rest of the client's body; each chunk may share a buffer with the next (see `ChunkSource`). */
+  async #next(): Promise<Uint8Array | null> {
+    if (!this.#source) return null;
+    this.#pulled = true;
+    return await readFrom(this.#source);
+  }
+
+  /** The held bytes, then the rest of the client's body: a chunk is valid until the next one is asked for. */
+  async *chunks(): AsyncGenerator<Uint8Array> {
+    yield* this.#held;
+    for (let chunk = await this.#next(); chunk !== null; chunk = await this.#next()) yield chunk;
+  }
+
+  /** A fresh stream for one attempt, of chunks it may keep: the held bytes, then the rest of the body. */
   stream(): ReadableStream<Uint8Array> {
     let index = 0;
-    const reader = this.#reader;
+    const copies = this.#source?.reuses ?? false;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         if (index < this.#held.length) return controller.enqueue(this.#held[index++]);
-        if (!reader) return controller.close();
-        this.#pulled = true;
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
+        const chunk = await this.#next();
+        if (chunk === null) controller.close();
+        else controller.enqueue(copies ? chunk.slice() : chunk);
       },
       cancel: (reason) => {
-        if (this.#pulled) return reader?.cancel(reason);
+        if (this.#pulled) return this.#source?.cancel(reason);
       },
     }, { highWaterMark: 0 });
-  }
-
-  /** Gives the client's body up (the request ended without sending it all). */
-  async discard(): Promise<void> {
-    await this.#reader?.cancel().catch(() => {});
   }
 }
 
@@ -63,9 +70,9 @@ export async function openUpload(
   length: number | null,
 ): Promise<UploadBody> {
   if (!body) return new UploadBody([], null);
-  const reader = body.getReader();
-  if (length === null || length > HOLD_WHOLE_BYTES) return new UploadBody([], reader);
-  return new UploadBody(await readAll(reader, HOLD_WHOLE_BYTES), null);
+  const source = new ChunkSource(body);
+  if (length === null || length > HOLD_WHOLE_BYTES) return new UploadBody([], source);
+  return new UploadBody(await readAll(source, HOLD_WHOLE_BYTES), null);
 }
 
 /**
@@ -78,7 +85,7 @@ export async function openForm(
   length: number | null,
 ): Promise<{ upload: UploadBody; model: string | null }> {
   if (!body) throw invalidRequest("The multipart/form-data body is empty");
-  const reader = body.getReader();
+  const source = new ChunkSource(body);
   const scanner = new MultipartScanner(boundary);
   const held: Uint8Array[] = [];
   let heldBytes = 0;
@@ -86,11 +93,12 @@ export async function openForm(
   let inModel = false;
   const whole = length !== null && length <= HOLD_WHOLE_BYTES;
   while (true) {
-    const { done, value } = await read(reader);
-    if (done) {
+    const chunk = await readFrom(source);
+    if (chunk === null) {
       scanner.finish();
       return { upload: new UploadBody(held, null), model };
     }
+    const value = source.reuses ? chunk.slice() : chunk;
     held.push(value);
     heldBytes += value.length;
     let found = false;
@@ -103,9 +111,9 @@ export async function openForm(
       inModel = event.kind === "part" && event.name === "model" && event.filename === null;
       if (inModel) model = "";
     }
-    if (found && !whole) return { upload: new UploadBody(held, reader), model };
+    if (found && !whole) return { upload: new UploadBody(held, source), model };
     if (heldBytes > HOLD_FORM_BYTES) {
-      await reader.cancel().catch(() => {});
+      await source.cancel();
       throw new ProxyError(
         413,
         "invalid_request_error",
@@ -156,9 +164,10 @@ export function replaceField(
   }, { highWaterMark: 0 });
 }
 
-async function read(reader: ReadableStreamDefaultReader<Uint8Array>) {
+/** The source's next chunk; a client that went away mid-upload is a 499. */
+async function readFrom(source: ChunkSource): Promise<Uint8Array | null> {
   try {
-    return await reader.read();
+    return await source.read();
   } catch (error) {
     throw new ProxyError(
       499,
@@ -172,21 +181,17 @@ async function read(reader: ReadableStreamDefaultReader<Uint8Array>) {
   }
 }
 
-async function readAll(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  limit: number,
-): Promise<Uint8Array[]> {
+async function readAll(source: ChunkSource, limit: number): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   while (true) {
-    const { done, value } = await read(reader);
-    if (done) return chunks;
-    bytes += value.length;
+    const chunk = await readFrom(source);
+    if (chunk === null) return chunks;
+    bytes += chunk.length;
     if (bytes > limit) {
-      // More than declared: stream the rest instead of holding it.
-      await reader.cancel().catch(() => {});
+      await source.cancel();
       throw tooLarge(limit);
     }
-    chunks.push(value);
+    chunks.push(source.reuses ? chunk.slice() : chunk);
   }
 }

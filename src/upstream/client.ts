@@ -6,7 +6,7 @@
 import type { EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
-import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
+import { Http1Agent, type Http1Init, type StreamedBody, UpstreamProtocolError } from "./http1.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 import type { EntraTokens } from "../entra/entra_tokens.ts";
 import { ProxyError } from "../errors.ts";
@@ -54,7 +54,7 @@ export interface UpstreamRequest {
   /** Query string to append (without `?`), e.g. for `input_items` paging. */
   readonly query?: string;
   /** A stream (an upload passed through as it arrives) always goes through fetch: the http1 client sends strings. */
-  readonly body?: string | ReadableStream<Uint8Array>;
+  readonly body?: string | ReadableStream<Uint8Array> | StreamedBody;
   /** The body's content type; default `application/json`. */
   readonly contentType?: string;
   readonly clientHeaders: Headers;
@@ -127,6 +127,19 @@ export class UpstreamClient {
   }
 
   /**
+   * A body of chunks that may share one buffer: the http1 client writes each before taking the next; fetch may
+   * hold them longer, so it gets copies.
+   */
+  #streamed(url: string, init: Http1Init & { body: StreamedBody }): Promise<Response> {
+    if (this.#agent) return this.#agent.fetch(url, init);
+    const { guard, body, ...rest } = init;
+    const copies = ReadableStream.from((async function* () {
+      for await (const chunk of body) yield chunk.slice();
+    })());
+    return guardedFetch(url, { ...rest, body: copies }, guard);
+  }
+
+  /**
    * The headers of a call to `endpoint` that carries no client headers (a WebSocket handshake): its extra headers,
    * its key or Entra ID token, and the request id. Not ok when no token could be had.
    */
@@ -190,9 +203,12 @@ export class UpstreamClient {
     const guard = new AnswerGuard(this.#limits.maxResponseBytes, this.#maskFor(endpoint, headers));
     try {
       const { body } = request;
-      const response = typeof body === "object"
-        ? await guardedFetch(url, { method: request.method, headers, body, signal: controller.signal }, guard)
-        : await this.#send(url, { method: request.method, headers, body, signal: controller.signal, guard });
+      const init = { method: request.method, headers, signal: controller.signal };
+      const response = body instanceof ReadableStream
+        ? await guardedFetch(url, { ...init, body }, guard)
+        : typeof body === "object"
+        ? await this.#streamed(url, { ...init, body, guard })
+        : await this.#send(url, { ...init, body, guard });
       watch?.answered(response.status);
       return { kind: "response", response, release };
     } catch (error) {

@@ -16,6 +16,7 @@
  * rejects, and a body being read errors, with the signal's reason.
  */
 
+import { type StreamedBody, writeChunked } from "./http1_chunked.ts";
 import { BodyReader, Connection, readHead } from "./http1_connection.ts";
 import { ProxyError } from "../errors.ts";
 import { deadlines } from "../util/deadlines.ts";
@@ -31,12 +32,14 @@ import {
 } from "./http1_wire.ts";
 
 export { UpstreamProtocolError } from "./http1_wire.ts";
+export type { StreamedBody } from "./http1_chunked.ts";
 
 export interface Http1Init {
   readonly method: string;
   /** Lower-case names. `host`, `content-length` and `connection` are set here. */
   readonly headers: Readonly<Record<string, string>>;
-  readonly body?: string;
+  /** A string, or chunks (`http1_chunked.ts`): those take a new connection, never retried nor reused. */
+  readonly body?: string | StreamedBody;
   readonly signal: AbortSignal;
   /** Caps the answer's size and masks the request's credentials in it. */
   readonly guard?: AnswerGuard;
@@ -98,10 +101,11 @@ export class Http1Agent {
     const { signal } = init;
     signal.throwIfAborted();
     const target = this.#target(url);
-    const message = requestBytes(init.method, target.start, init.headers, init.body);
+    const streamed = typeof init.body === "object";
+    const message = requestBytes(init.method, target.start, init.headers, streamed ? "chunked" : init.body);
     for (let attempt = 0;; attempt++) {
       // A retry always takes a new connection: the pool may hold more that the server has closed.
-      const reused = attempt === 0 ? this.#take(target.origin) : undefined;
+      const reused = attempt === 0 && !streamed ? this.#take(target.origin) : undefined;
       const connection = reused ?? await this.#connect(target, signal);
       try {
         return await this.#exchange(connection, message, init);
@@ -250,7 +254,9 @@ export class Http1Agent {
     try {
       // The head is read while the request is still being written: an upstream that refuses a large body early
       // (a 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
-      connection.write(message).catch(() => connection.close());
+      const sent = init.body;
+      (typeof sent === "object" ? writeChunked(connection, message, sent) : connection.write(message))
+        .catch(() => connection.close());
       const head = await readHead(connection);
       const framing = bodyFraming(init.method, head);
       const guard = init.guard;
@@ -290,7 +296,7 @@ export class Http1Agent {
 
   /** An answer read to its end: the connection is reused if both sides allow it and nothing extra arrived. */
   #finish(connection: Connection, head: Head): void {
-    if (head.keepAlive && connection.sent && connection.available === 0) {
+    if (head.keepAlive && connection.sent && connection.available === 0 && !connection.streamed) {
       this.#park(connection, head.keepAliveMs);
     } else connection.close();
   }

@@ -29,6 +29,8 @@ export class Connection {
   answered = false;
   /** Set once the request of this use is fully written. */
   sent = false;
+  /** A request with a streamed body went out on it: never parked for reuse. */
+  streamed = false;
   /** While parked: when it stops being reusable (`performance.now()` ms). */
   expiresAt = 0;
   /** The read kept pending while the connection is parked. */

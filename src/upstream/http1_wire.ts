@@ -30,7 +30,8 @@ export function requestBytes(
   /** The request line and `host` after the method: ` /path?query HTTP/1.1\r\nhost: h\r\n`. */
   start: string,
   headers: Readonly<Record<string, string>>,
-  body: string | undefined,
+  /** `chunked`: the head of a body that follows in chunks (`transfer-encoding: chunked`). */
+  body: string | undefined | "chunked",
 ): Uint8Array | readonly [Uint8Array, Uint8Array] {
   let head = method + start;
   for (const name in headers) {
@@ -46,6 +47,7 @@ export function requestBytes(
   }
   // The answer is parsed here (JSON, SSE): ask for it uncompressed.
   if (!("accept-encoding" in headers)) head += "accept-encoding: identity\r\n";
+  if (body === "chunked") return headBytes(head + "transfer-encoding: chunked\r\n\r\n");
   // A POST without a body still says so (some front ends answer 411 otherwise), as fetch does.
   if (body === undefined) {
     return headBytes(head + (method === "GET" || method === "HEAD" ? "\r\n" : "content-length: 0\r\n\r\n"));

@@ -3,6 +3,7 @@ import OpenAI, { NotFoundError, toFile } from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
+import { generatedUpload } from "../_support/upload.ts";
 
 const jsonl = (ids: string[]) =>
   ids.map((id) =>
@@ -129,39 +130,6 @@ function twoGroups(one: string[], two: string): string {
   );
 }
 
-/** A multipart upload of `size` bytes generated as it is sent, for fetch. */
-function bigUpload(
-  size: number,
-  boundary = "llmproxy-test-boundary",
-): { body: ReadableStream<Uint8Array>; type: string } {
-  const encoder = new TextEncoder();
-  const head = encoder.encode(
-    `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n` +
-      "Content-Type: application/octet-stream\r\n\r\n",
-  );
-  const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
-  const piece = new Uint8Array(64 * 1024).fill(120);
-  let sent = 0;
-  let stage = 0;
-  const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (stage === 0) {
-        stage = 1;
-        return controller.enqueue(head);
-      }
-      if (sent < size) {
-        const n = Math.min(piece.length, size - sent);
-        sent += n;
-        return controller.enqueue(n === piece.length ? piece.slice() : piece.slice(0, n));
-      }
-      controller.enqueue(tail);
-      controller.close();
-    },
-  });
-  return { body, type: `multipart/form-data; boundary=${boundary}` };
-}
-
 test("files: the model group comes from the header; an unsent upload fails over, a sent one cannot", async () => {
   await using east = await SimUpstream.start({ name: "east", quiet: true });
   await using west = await SimUpstream.start({ name: "west", quiet: true });
@@ -203,7 +171,7 @@ test("files: the model group comes from the header; an unsent upload fails over,
   west.reset();
   east.always({ kind: "status", status: 500 });
   west.always({ kind: "status", status: 500 });
-  const { body, type } = bigUpload(6 * 1024 * 1024);
+  const { body, type } = generatedUpload(6 * 1024 * 1024);
   const response = await fetch(proxy.url + "/v1/files", {
     method: "POST",
     headers: { "content-type": type, "x-llmproxy-model-group": "one", authorization: "Bearer k" },

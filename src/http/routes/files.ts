@@ -52,7 +52,8 @@ export function createFileHandler(services: Services) {
     const call = upstreamCall(context, group, {
       method: "POST",
       path: "files",
-      body: () => upload.stream(),
+      // Chunks written out one by one through one buffer: the upload leaves no garbage per chunk behind.
+      body: () => upload.chunks(),
       contentType: contentType!,
       failure: isFailoverStatus,
     });
