@@ -16,7 +16,7 @@ const encoder = new TextEncoder();
 /** Writes the head, then each chunk framed (`size CRLF data CRLF`), then the last chunk. */
 export async function writeChunked(
   connection: Connection,
-  head: Uint8Array,
+  head: Uint8Array | readonly Uint8Array[],
   body: StreamedBody,
 ): Promise<void> {
   connection.streamed = true;
