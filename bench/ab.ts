@@ -6,10 +6,14 @@
  * it also times 50-chunk streams (first chunk, interleaved) and opens N streams at once per build (peak RSS).
  *
  *   deno run -A bench/ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 3] [--duration 5]
- *                           [--streams 1000] [--cache] [--otel]
+ *                           [--streams 1000] [--cache] [--otel] [--keys 100 [--key-limits]]
  *
  * `--otel` adds every build once more with tracing on (`OTEL_DENO=true`), exporting OTLP/HTTP to a sink this
  * script serves (it reads and drops every export), to show what tracing costs.
+ *
+ * `--keys N` also runs each build with N named client keys configured (`name+keys`), every request authenticated
+ * by one of them; `--key-limits` gives those keys limits (checked in the store on every request) that the load
+ * never reaches.
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -40,6 +44,8 @@ const { values } = parseArgs({
     cache: { type: "boolean", default: false },
     streams: { type: "string", default: "0" },
     otel: { type: "boolean", default: false },
+    keys: { type: "string", default: "0" },
+    "key-limits": { type: "boolean", default: false },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -76,13 +82,25 @@ try {
   });
   servers.push(bare);
   targets.push({ name: "bare", server: bare });
+  const keyCount = Number(values.keys);
+  const keyed = keyCount > 0
+    ? await writeConfig({
+      upstreamUrl: upstream.url,
+      cache: values.cache,
+      keys: keyCount,
+      keyLimits: values["key-limits"],
+    })
+    : undefined;
   for (const main of mains) {
-    const server = await startServer(label(main), {
-      args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
-      cwd: dirname(main),
-    });
-    servers.push(server);
-    targets.push({ name: `${label(main)}`, server });
+    for (const [suffix, path] of [["", config], ["+keys", keyed]] as const) {
+      if (path === undefined) continue;
+      const server = await startServer(label(main) + suffix, {
+        args: ["run", "-A", V8_FLAGS, main, "--config", path, "--port", "0", "--log-level", "error"],
+        cwd: dirname(main),
+      });
+      servers.push(server);
+      targets.push({ name: `${label(main)}${suffix}`, server });
+    }
   }
   for (const main of sink ? mains : []) {
     const server = await startServer(`${label(main)}+otel`, {
@@ -98,6 +116,7 @@ try {
     targets.push({ name: `${label(main)}+otel`, server });
   }
   await Deno.remove(config);
+  if (keyed) await Deno.remove(keyed);
   const wrk = (server: ServerProcess, connections: number, seconds: number) =>
     runWrk({
       url: `${server.url}/v1/chat/completions`,

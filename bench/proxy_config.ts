@@ -5,6 +5,10 @@ export interface BenchConfig {
   readonly cache: boolean;
   /** Absent: the in-memory store. */
   readonly redisUrl?: string;
+  /** Named client keys configured (`keys:`), the bench client's key (`sk-bench-client`) among them. */
+  readonly keys?: number;
+  /** The keys have limits (rpm, tpm, max_parallel, budgets) far above what the bench reaches. */
+  readonly keyLimits?: boolean;
 }
 
 /** Deno flags the proxy runs with, as the tasks and the compiled binary run it (V8's young generation size). */
@@ -28,7 +32,25 @@ export function configYaml(config: BenchConfig): string {
     "  bind_address: 127.0.0.1",
     `  cache: ${config.cache}`,
     ...(config.redisUrl ? [`  redis_url: ${config.redisUrl}`] : []),
+    ...keysYaml(config.keys ?? 0, config.keyLimits ?? false),
   ].join("\n") + "\n";
+}
+
+/** `count` keys, the last one the bench client's. */
+function keysYaml(count: number, limits: boolean): string[] {
+  if (count === 0) return [];
+  const policy = limits
+    ? ", rpm: 100000000, tpm: 1000000000000, max_parallel: 100000, tokens_per_day: 1000000000000, " +
+      "usd_per_month: 1000000"
+    : "";
+  return [
+    "keys:",
+    ...Array.from(
+      { length: count },
+      (_, i) =>
+        `  - {name: team-${i}, key: ${i === count - 1 ? "sk-bench-client" : `sk-bench-key-${i}`}${policy}}`,
+    ),
+  ];
 }
 
 /** Writes the YAML to a temporary file and returns its path (the caller removes it). */

@@ -62,6 +62,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`;
 
 type Client = Redis | Cluster;
+
+/** Most keys one `charge` touches: a key's six limits and its lease set, with room to spare. */
+const MAX_CHARGE_KEYS = 12;
 type Command = (...args: (string | number)[]) => Promise<number[]>;
 
 export const counterKey = (ns: string, scope: string, name: string) => `${ns}:{${scope}}:c:${name}`;
@@ -71,19 +74,23 @@ export const leaseKey = (ns: string, scope: string, name: string) => `${ns}:{${s
 export class RedisCounters {
   readonly #client: Client;
   readonly #ns: string;
-  /** Key counts for which an `llmproxyCharge${n}` command is defined. */
-  readonly #chargeCommands = new Set<number>();
   readonly #subscriptions = new Set<() => Promise<void>>();
 
   constructor(client: Client, ns: string) {
     this.#client = client;
     this.#ns = ns;
     client.defineCommand("llmproxyAddToTally", { lua: ADD_TO_TALLY, numberOfKeys: 1 });
+    // Defined up front: an auto-pipeline made before a command is defined has no method for it, and a command
+    // defined while one is open for the tick breaks that batch's replies inside ioredis.
+    for (let n = 1; n <= MAX_CHARGE_KEYS; n++) {
+      client.defineCommand(`llmproxyCharge${n}`, { lua: CHARGE, numberOfKeys: n });
+    }
   }
 
   async charge(scope: string, counters: readonly Counter[], lease: Lease | undefined): Promise<ChargeReply> {
     const keys = counters.map((counter) => counterKey(this.#ns, scope, counter.name));
     if (lease) keys.push(leaseKey(this.#ns, scope, lease.name));
+    if (keys.length === 0) return { admitted: true, refused: -1, totals: [], leases: 0 };
     const args: (string | number)[] = [counters.length];
     for (const counter of counters) {
       args.push(Math.round(counter.amount), counter.limit ?? "", Math.max(1, Math.ceil(counter.ttlMs)));
@@ -139,16 +146,12 @@ export class RedisCounters {
   }
 
   /**
-   * The charge script defined for `n` keys: a Lua command must be defined with its key count, so that a Cluster
+   * The charge script for `n` keys: a Lua command must be defined with its key count, so that a Cluster
    * auto-pipeline groups it by its keys' slot (the scope's hash tag).
    */
   #command(n: number): Command {
-    const name = `llmproxyCharge${n}`;
-    if (!this.#chargeCommands.has(n)) {
-      this.#client.defineCommand(name, { lua: CHARGE, numberOfKeys: n });
-      this.#chargeCommands.add(n);
-    }
+    if (n < 1 || n > MAX_CHARGE_KEYS) throw new RangeError(`charge: 1 to ${MAX_CHARGE_KEYS} keys, got ${n}`);
     const client = this.#client as unknown as Record<string, Command>;
-    return client[name].bind(client);
+    return client[`llmproxyCharge${n}`].bind(client);
   }
 }

@@ -32,6 +32,7 @@ function config(simUrl: string, redisUrl: string): string {
     "  cache: false",
     `  redis_url: ${redisUrl}`,
     `  admin_keys: [${ADMIN}]`,
+    "  usage_stream: {enabled: true, stream_key: test-usage, max_len: 1000}",
     "keys:",
     `  - {name: team-a, key: ${KEY_A}, rpm: 5}`,
     `  - {name: team-b, key: ${KEY_B}, tokens_per_day: 100}`,
@@ -195,4 +196,64 @@ test({
       assert.ok(next.id);
     });
   },
+});
+
+test("one instance: max_parallel, an expired key, a changed limit, a private cache", async () => {
+  await using sim = await SimUpstream.start({ quiet: true, chunks: 4, chunkDelayMs: 150 });
+  const yaml = [
+    "model_groups:",
+    "  - model_group: gpt-test",
+    "    models:",
+    endpointYaml(sim.url, { name: "east" }),
+    "general_settings:",
+    "  cache: true",
+    `  admin_keys: [${ADMIN}]`,
+    "keys:",
+    `  - {name: team-a, key: ${KEY_A}, max_parallel: 1}`,
+    `  - {name: team-b, key: ${KEY_B}, expires: 2001-01-01}`,
+    `  - {name: team-c, key: ${KEY_C}, cache: private}`,
+  ].join("\n") + "\n";
+  await using proxy = await startProxy(yaml);
+
+  // A stream holds team-a's one place until its last byte.
+  const open = await fetch(`${proxy.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY_A}` },
+    body: JSON.stringify({ model: "gpt-test", stream: true, messages: [{ role: "user", content: "slow" }] }),
+  });
+  assert.equal(open.status, 200);
+  const second = await chat(proxy, KEY_A, { messages: [{ role: "user", content: "meanwhile" }] });
+  assert.equal(second.status, 429);
+  assert.match(second.json().error.message, /max_parallel/);
+  await open.text();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal((await chat(proxy, KEY_A, { messages: [{ role: "user", content: "after" }] })).status, 200);
+
+  const expired = await chat(proxy, KEY_B);
+  assert.equal(expired.status, 401);
+  assert.match(expired.json().error.message, /expired on 2001-01-01/);
+
+  // A private key neither reads nor writes the entries other keys share.
+  const question = { messages: [{ role: "user", content: "cached?" }] };
+  assert.equal((await chat(proxy, ADMIN, question)).headers.get("x-llmproxy-cache"), "MISS");
+  await proxy.services.cache.settled();
+  assert.equal((await chat(proxy, ADMIN, question)).headers.get("x-llmproxy-cache"), "HIT");
+  assert.equal((await chat(proxy, KEY_C, question)).headers.get("x-llmproxy-cache"), "MISS");
+  await proxy.services.cache.settled();
+  assert.equal((await chat(proxy, KEY_C, question)).headers.get("x-llmproxy-cache"), "HIT", "its own entry");
+
+  // A runtime key's limit changed through PATCH applies to its next request.
+  const created = await fetch(`${proxy.url}/admin/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}` },
+    body: JSON.stringify({ name: "runtime", rpm: 100 }),
+  });
+  const { key } = await created.json();
+  assert.equal((await chat(proxy, key)).headers.get("x-ratelimit-limit-requests"), "100");
+  await (await fetch(`${proxy.url}/admin/keys/runtime`, {
+    method: "PATCH",
+    headers: { authorization: `Bearer ${ADMIN}` },
+    body: JSON.stringify({ rpm: 1 }),
+  })).body?.cancel();
+  assert.equal((await chat(proxy, key)).status, 429);
 });
