@@ -1,19 +1,24 @@
 /**
- * The proxy's own cost per request, without sockets: requests go straight into the app's `fetch` handler and the
- * upstream is an in-process `fetch` that answers at once. No other process shares the CPU, so differences of a
+ * The proxy's own cost per request, without client sockets: requests go straight into the app's `fetch` handler,
+ * and the upstream is a server in this process on loopback that answers at once. No other process shares the CPU, so differences of a
  * few microseconds between builds show, where the socket bench (bench.ts, ab.ts) swings by tens of percent on a
  * shared machine. Several builds (each a checkout's root, e.g. snapshots before and after a change) load into one
  * process and run in interleaved rounds.
  *
  *   deno run -A bench/inproc.ts [--root DIR]... [--rounds 7] [--requests 20000] [--concurrency 64] [--cache]
- *                               [--unique] [--stream]
+ *                               [--unique] [--stream] [--keys 100 [--key-limits]]
  *
  * Without `--root` it measures this checkout. `--cache` turns the cache on; `--unique` makes every body unique
  * (with `--cache`: all misses); `--stream` asks for 50-chunk streams (all chunks at once) and reads them whole.
- * Prints, per build, the median over rounds of microseconds per request (wall time of the whole batch / requests).
+ * `--keys N` also loads each build with N named client keys (`+keys`), every request authenticated by one of them;
+ * `--key-limits` gives the keys limits that are checked on every request and never reached.
+ * Prints, per build, the median over rounds of this process's CPU microseconds per request (user plus system time
+ * of the whole batch / requests; the loopback upstream's share is the same for every build): CPU time, unlike wall
+ * time, does not grow while other processes hold the machine's cores.
  */
 
 import { resolve } from "node:path";
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, configYaml } from "./proxy_config.ts";
@@ -29,6 +34,8 @@ const { values } = parseArgs({
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
     stream: { type: "boolean", default: false },
+    keys: { type: "string", default: "0" },
+    "key-limits": { type: "boolean", default: false },
   },
 });
 const roots = (values.root ?? [new URL("..", import.meta.url).pathname]).map((root) => resolve(root));
@@ -92,22 +99,34 @@ function upstreamFetch(_input: Request | URL | string, init?: RequestInit): Prom
   return Promise.resolve(new Response(body, { headers: { "content-type": "text/event-stream" } }));
 }
 
+/** The upstream on loopback (the proxy's fetch can no longer be swapped): the same for every build. */
+const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+  const body = await request.text();
+  return await upstreamFetch(request.url, { body });
+});
+const upstreamUrl = `http://127.0.0.1:${upstream.addr.port}`;
+
 interface Build {
   readonly name: string;
   readonly handle: (request: Request) => Response | Promise<Response>;
 }
 
-async function load(root: string, index: number): Promise<Build> {
+async function load(root: string, index: number, keys = 0): Promise<Build> {
   const { parseConfig } = await import(`file://${root}/src/config/load.ts`);
   const { buildServices } = await import(`file://${root}/src/services.ts`);
   const { createApp } = await import(`file://${root}/src/app.ts`);
   const { createLogger } = await import(`file://${root}/src/logger.ts`);
-  const yaml = configYaml({ upstreamUrl: "http://127.0.0.1:9", cache: values.cache });
+  const yaml = configYaml({
+    upstreamUrl,
+    cache: values.cache,
+    keys,
+    keyLimits: values["key-limits"],
+  });
   const config = parseConfig(yaml, "inproc.yaml", () => undefined);
   const logger = createLogger({ level: "error", write: () => {} });
-  const services = await buildServices(config, { logger, fetch: upstreamFetch });
+  const services = await buildServices(config, { logger });
   const app = createApp(services);
-  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}`;
+  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}${keys > 0 ? "+keys" : ""}`;
   return { name, handle: (request) => app.fetch(request) };
 }
 
@@ -138,13 +157,17 @@ async function run(build: Build): Promise<number> {
       await response.arrayBuffer();
     }
   };
-  const started = performance.now();
+  const started = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return (performance.now() - started) * 1000 / requests;
+  const used = process.cpuUsage(started);
+  return (used.user + used.system) / requests;
 }
 
 const builds: Build[] = [];
-for (const [i, root] of roots.entries()) builds.push(await load(root, i));
+for (const [i, root] of roots.entries()) {
+  builds.push(await load(root, i));
+  if (Number(values.keys) > 0) builds.push(await load(root, i, Number(values.keys)));
+}
 for (const build of builds) await run(build); // warm up each (JIT)
 const figures = new Map(builds.map((build) => [build.name, [] as number[]]));
 for (let round = 0; round < rounds; round++) {
@@ -159,7 +182,7 @@ console.log(
   `${requests} requests x ${rounds} rounds, ${concurrency} at a time, cache ${values.cache ? "on" : "off"}` +
     `${values.unique ? ", unique bodies" : ""}${values.stream ? ", 50-chunk streams" : ""}`,
 );
-console.log("| build | us/req (median) | min | max | vs first |");
+console.log("| build | CPU us/req (median) | min | max | vs first |");
 console.log("|---|---|---|---|---|");
 for (const build of builds) {
   const values = figures.get(build.name)!;

@@ -25,6 +25,8 @@ const LOCK_TTL_MS = 5_000;
 const LOCK_TRIES = 100;
 const LOCK_WAIT_MS = 20;
 const CHANNEL = "keys:changed";
+/** Matched key strings remembered at most (then forgotten all at once). */
+const MAX_KNOWN = 4096;
 
 /** One runtime key as stored: its digest and policy, never the key. */
 interface StoredKey {
@@ -56,6 +58,11 @@ export class KeyRegistry {
   #runtime: KeyPolicy[] = [];
   #byDigest = new Map<string, KeyPolicy>();
   readonly #seen = new WeakMap<Headers, { index: Map<string, KeyPolicy>; policy: KeyPolicy | undefined }>();
+  /**
+   * Presented keys that matched, with their digest, so a key in use is hashed once, not on every request (a
+   * SHA-256 costs about as much as 3% of a request). Only keys that matched; bounded; in this process only.
+   */
+  readonly #known = new Map<string, string>();
   #admins = new Set<string>();
   #clients = 0;
   #version: string | null = null;
@@ -109,8 +116,15 @@ export class KeyRegistry {
     if (seen !== undefined && seen.index === this.#byDigest) return seen.policy;
     let policy: KeyPolicy | undefined;
     for (const key of presentedKeys(headers)) {
-      policy = this.#byDigest.get(digestOf(key));
-      if (policy) break;
+      const known = this.#known.get(key);
+      const digest = known ?? digestOf(key);
+      policy = this.#byDigest.get(digest);
+      if (!policy) continue;
+      if (known === undefined) {
+        if (this.#known.size >= MAX_KNOWN) this.#known.clear();
+        this.#known.set(key, digest);
+      }
+      break;
     }
     this.#seen.set(headers, { index: this.#byDigest, policy });
     return policy;

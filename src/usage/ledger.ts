@@ -1,8 +1,9 @@
 /**
  * Usage and cost per key, model group and endpoint: each finished request adds to the day's tally in the shared
- * store (`usage:YYYY-MM-DD`, one hash; kept 400 days), to this instance's `/metrics` series (labelled by key name,
- * never the key), and, with `general_settings.usage_stream`, to a Redis Stream for billing pipelines. Writes are off
- * the response path and never fail a request. `GET /admin/usage` reads the tallies back per day.
+ * store (`usage:YYYY-MM-DD`, one hash; kept 400 days; counts are gathered for up to 500 ms and written together),
+ * to this instance's `/metrics` series (labelled by key name, never the key), and, with
+ * `general_settings.usage_stream`, to a Redis Stream for billing pipelines. Writes are off the response path and
+ * never fail a request. `GET /admin/usage` reads the tallies back per day.
  */
 
 import type { KeysConfig } from "../keys/config.ts";
@@ -56,6 +57,8 @@ export type UsageRow = {
 
 const KEEP_MS = 400 * 86_400_000;
 const SEP = "\t";
+/** Counts are gathered here and written to the store at most this often (one write per day's tally). */
+const FLUSH_MS = 500;
 
 export interface LedgerOptions {
   readonly now: () => number;
@@ -69,6 +72,11 @@ export class UsageLedger {
   #config: KeysConfig;
   readonly metrics: UsageMetrics;
   readonly #pending = new Set<Promise<unknown>>();
+  /** Counts not yet written: day -> tally field -> amount. */
+  readonly #batch = new Map<string, Map<string, number>>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #day = "";
+  #dayEnd = 0;
 
   constructor(store: Store, config: KeysConfig, options: LedgerOptions) {
     this.#store = store;
@@ -99,16 +107,47 @@ export class UsageLedger {
     }
     this.metrics.count(event, amounts, spent.usd);
     const now = this.#now();
-    const day = new Date(now).toISOString().slice(0, 10);
-    const prefix = [event.key, event.group, event.endpoint].join(SEP) + SEP;
-    const fields = Object.fromEntries(Object.entries(amounts).map(([name, value]) => [prefix + name, value]));
-    this.#track(this.#store.addToTally(`usage:${day}`, fields, KEEP_MS), "usage could not be counted");
+    this.#add(this.#dayOf(now), `${event.key}${SEP}${event.group}${SEP}${event.endpoint}${SEP}`, amounts);
     const stream = this.#config.usageStream;
     if (stream && this.#store.appendToStream) {
       const entry = streamEntry(event, amounts, spent.usd, now);
       this.#track(this.#store.appendToStream(stream.key, entry, stream.maxLen), "usage stream append failed");
     }
     return spent;
+  }
+
+  /** Writes the counts gathered so far to the store (one tally write per day). */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const [day, fields] of this.#batch) {
+      const write = this.#store.addToTally(`usage:${day}`, Object.fromEntries(fields), KEEP_MS);
+      this.#track(write, "usage could not be counted");
+    }
+    this.#batch.clear();
+  }
+
+  #add(day: string, prefix: string, amounts: Readonly<Record<string, number>>): void {
+    let fields = this.#batch.get(day);
+    if (!fields) this.#batch.set(day, fields = new Map());
+    for (const name in amounts) {
+      const field = prefix + name;
+      fields.set(field, (fields.get(field) ?? 0) + amounts[name]);
+    }
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
+      Deno.unrefTimer(this.#timer);
+    }
+  }
+
+  /** The UTC day of `now`, as YYYY-MM-DD (computed once a day). */
+  #dayOf(now: number): string {
+    if (now >= this.#dayEnd || now < this.#dayEnd - 86_400_000) {
+      const start = Math.floor(now / 86_400_000) * 86_400_000;
+      this.#day = new Date(start).toISOString().slice(0, 10);
+      this.#dayEnd = start + 86_400_000;
+    }
+    return this.#day;
   }
 
   /** Takes the prices and stream settings of a reloaded config. */
@@ -118,6 +157,8 @@ export class UsageLedger {
 
   /** Rows per day, key, model group and endpoint, from `from` to `to` (YYYY-MM-DD, inclusive); optionally one key. */
   async query(from: string, to: string, key?: string): Promise<UsageRow[]> {
+    // This instance's latest counts first, so what it just served is in the answer.
+    await this.settled();
     const days: string[] = [];
     for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
       days.push(new Date(t).toISOString().slice(0, 10));
@@ -141,6 +182,7 @@ export class UsageLedger {
 
   /** Waits for the writes still running (shutdown, tests). */
   async settled(): Promise<void> {
+    this.flush();
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
   }
 

@@ -1,9 +1,9 @@
 /**
  * This instance's usage series on `/metrics`, labelled by key name (never the key), model group and endpoint:
  * requests, tokens by kind, cache hits and the tokens they saved, USD, and requests refused by a key's limits.
+ * A request adds to one record per (key, group, endpoint), found with one map lookup; the text is written at
+ * scrape time.
  */
-
-import { Counter, Registry } from "../metrics/registry.ts";
 
 export interface CountedEvent {
   readonly key: string;
@@ -11,66 +11,111 @@ export interface CountedEvent {
   readonly endpoint: string;
 }
 
+interface Series {
+  readonly labels: string;
+  readonly keyGroup: string;
+  requests: number;
+  input: number;
+  cached_input: number;
+  output: number;
+  reasoning: number;
+  hits: number;
+  saved: number;
+  usd: number;
+}
+
+const TOKEN_KINDS = ["input", "cached_input", "output", "reasoning"] as const;
+
+const label = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
 export class UsageMetrics {
-  readonly #registry = new Registry();
-  readonly #requests = this.#registry.register(
-    new Counter("llmproxy_key_requests_total", "Requests answered, per key", ["key", "group", "endpoint"]),
-  );
-  readonly #tokens = this.#registry.register(
-    new Counter(
-      "llmproxy_key_tokens_total",
-      "Tokens used, per key and kind (input, cached_input, output, reasoning)",
-      [
-        "key",
-        "group",
-        "endpoint",
-        "kind",
-      ],
-    ),
-  );
-  readonly #hits = this.#registry.register(
-    new Counter("llmproxy_key_cache_hits_total", "Answers served from the cache, per key", ["key", "group"]),
-  );
-  readonly #saved = this.#registry.register(
-    new Counter("llmproxy_key_cache_saved_tokens_total", "Tokens cache hits saved, per key", [
-      "key",
-      "group",
-    ]),
-  );
-  readonly #usd = this.#registry.register(
-    new Counter("llmproxy_key_cost_usd_total", "USD spent per key, from the prices table", [
-      "key",
-      "group",
-      "endpoint",
-    ]),
-  );
-  readonly #refused = this.#registry.register(
-    new Counter("llmproxy_key_limited_total", "Requests refused by a key's limit or budget", [
-      "key",
-      "limit",
-    ]),
-  );
+  readonly #series = new Map<string, Series>();
+  readonly #refused = new Map<string, number>();
 
   count(event: CountedEvent, amounts: Readonly<Record<string, number>>, usd: number): void {
-    const { key, group, endpoint } = event;
-    this.#requests.inc([key, group, endpoint]);
+    const id = `${event.key}\t${event.group}\t${event.endpoint}`;
+    let series = this.#series.get(id);
+    if (!series) {
+      const keyGroup = `key="${label(event.key)}",group="${label(event.group)}"`;
+      series = {
+        labels: `${keyGroup},endpoint="${label(event.endpoint)}"`,
+        keyGroup,
+        requests: 0,
+        input: 0,
+        cached_input: 0,
+        output: 0,
+        reasoning: 0,
+        hits: 0,
+        saved: 0,
+        usd: 0,
+      };
+      this.#series.set(id, series);
+    }
+    series.requests++;
     if (amounts.cache_hits) {
-      this.#hits.inc([key, group]);
-      this.#saved.inc([key, group], amounts.saved_tokens ?? 0);
+      series.hits++;
+      series.saved += amounts.saved_tokens ?? 0;
       return;
     }
-    for (const kind of ["input", "cached_input", "output", "reasoning"]) {
-      const amount = amounts[`${kind}_tokens`];
-      if (amount) this.#tokens.inc([key, group, endpoint, kind], amount);
-    }
-    if (usd > 0) this.#usd.inc([key, group, endpoint], usd);
+    series.input += amounts.input_tokens ?? 0;
+    series.cached_input += amounts.cached_input_tokens ?? 0;
+    series.output += amounts.output_tokens ?? 0;
+    series.reasoning += amounts.reasoning_tokens ?? 0;
+    series.usd += usd;
   }
 
   refused(key: string, limit: string): void {
-    this.#refused.inc([key, limit]);
+    const id = `key="${label(key)}",limit="${label(limit)}"`;
+    this.#refused.set(id, (this.#refused.get(id) ?? 0) + 1);
   }
 
   render(): string {
-    return this.#registry.render();
+    const out: string[] = [];
+    const family = (name: string, help: string, lines: string[]) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...lines);
+    };
+    const all = [...this.#series.values()];
+    family(
+      "llmproxy_key_requests_total",
+      "Requests answered, per key",
+      all.map((s) => `llmproxy_key_requests_total{${s.labels}} ${s.requests}`),
+    );
+    family(
+      "llmproxy_key_tokens_total",
+      "Tokens used, per key and kind (input, cached_input, output, reasoning)",
+      all.flatMap((s) =>
+        TOKEN_KINDS.filter((kind) => s[kind] > 0).map((kind) =>
+          `llmproxy_key_tokens_total{${s.labels},kind="${kind}"} ${s[kind]}`
+        )
+      ),
+    );
+    const perKeyGroup = (field: "hits" | "saved") => {
+      const sums = new Map<string, number>();
+      for (const s of all) if (s.hits > 0) sums.set(s.keyGroup, (sums.get(s.keyGroup) ?? 0) + s[field]);
+      return [...sums];
+    };
+    family(
+      "llmproxy_key_cache_hits_total",
+      "Answers served from the cache, per key",
+      perKeyGroup("hits").map(([labels, value]) => `llmproxy_key_cache_hits_total{${labels}} ${value}`),
+    );
+    family(
+      "llmproxy_key_cache_saved_tokens_total",
+      "Tokens cache hits saved, per key",
+      perKeyGroup("saved").map(([labels, value]) =>
+        `llmproxy_key_cache_saved_tokens_total{${labels}} ${value}`
+      ),
+    );
+    family(
+      "llmproxy_key_cost_usd_total",
+      "USD spent per key, from the prices table",
+      all.filter((s) => s.usd > 0).map((s) => `llmproxy_key_cost_usd_total{${s.labels}} ${s.usd}`),
+    );
+    family(
+      "llmproxy_key_limited_total",
+      "Requests refused by a key's limit or budget",
+      [...this.#refused].map(([labels, value]) => `llmproxy_key_limited_total{${labels}} ${value}`),
+    );
+    return out.join("\n") + "\n";
   }
 }
