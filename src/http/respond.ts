@@ -7,10 +7,16 @@
 import type { Answer } from "../core/answer.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 
-export function respond(answer: Answer, requestId: string, trace?: RequestTrace): Response {
+/** `extra`: more headers the route adds (the Python LLMProxy's `X-Proxy-*`, the proxy's overhead). */
+export function respond(
+  answer: Answer,
+  requestId: string,
+  trace?: RequestTrace,
+  extra?: Readonly<Record<string, string>>,
+): Response {
   const { meta, body, status } = answer;
   // A plain record (a copy: a coalesced answer's headers are shared): the Response validates it once.
-  const headers: Record<string, string> = { ...answer.headers };
+  const headers: Record<string, string> = { ...answer.headers, ...extra };
   headers["x-llmproxy-endpoint"] = meta.endpoint;
   headers["x-llmproxy-attempts"] = String(meta.attempts);
   headers["x-request-id"] = requestId;

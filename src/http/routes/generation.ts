@@ -13,7 +13,7 @@ import { overheadHeader } from "../../metrics/request_trace.ts";
 import type { Services } from "../../services.ts";
 import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
 import { mergeExtraBody } from "../extra_body.ts";
-import { withPythonMarkers } from "../python_markers.ts";
+import { pythonHeaders, withCacheMarker } from "../python_markers.ts";
 import { respond } from "../respond.ts";
 import { askForUsage, asksForUsage, withoutUsageChunk } from "../../usage/stream_usage_option.ts";
 
@@ -89,14 +89,10 @@ export function generationHandler(services: Services, route: Route) {
     });
     const answer = countStream ? withoutUsageChunk(asked) : asked;
     const now = performance.now();
-    const marked = await withPythonMarkers(respond(answer, requestId, trace), {
-      served: trace.served,
-      elapsedMs: now - trace.startedAt,
-      stream,
-      bodyMarker: config.settings.pythonCacheMarker,
-    });
+    const marked = config.settings.pythonCacheMarker && !stream ? withCacheMarker(answer) : answer;
+    const headers = pythonHeaders(answer.meta.cache, now - trace.startedAt);
     // The proxy's own share of the time to this answer's headers (Bifrost and LiteLLM offer the same figure).
-    marked.headers.set("x-llmproxy-overhead-ms", overheadHeader(trace, now));
-    return marked;
+    headers["x-llmproxy-overhead-ms"] = overheadHeader(trace, now);
+    return respond(marked, requestId, trace, headers);
   };
 }
