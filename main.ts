@@ -85,6 +85,13 @@ export async function main(args: string[]): Promise<number> {
   const hostname = flags.host ?? settings.host;
   const live = await LiveApp.start(config, { logger, tracing: tracingWanted((name) => Deno.env.get(name)) });
 
+  // Listened for before the Listening line and any warning: a supervisor (or a test) that stops the proxy as soon
+  // as it has spoken gets a graceful stop, not the signal's default action (exit code 143).
+  const stopped = new Promise<string>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => resolve(signal));
+    }
+  });
   let server: Server;
   try {
     // The proxy's own accept loop: connection cap, idle and header timeouts, survives running out of descriptors.
@@ -141,11 +148,6 @@ export async function main(args: string[]): Promise<number> {
     });
   }
 
-  const stopped = new Promise<string>((resolve) => {
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      Deno.addSignalListener(signal, () => resolve(signal));
-    }
-  });
   const signal = await stopped;
   stopping = true;
   const { shutdownTimeoutMs } = live.services.config.settings;
