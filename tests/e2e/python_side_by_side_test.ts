@@ -69,7 +69,12 @@ test({
         body: JSON.stringify({ model: "gpt-test", input: "remember me" }),
       });
       await created.body?.cancel();
-      const ours = await sorted(redis, "llmproxy-deno:*");
+      // The affinity record is written off the answer's path: wait for it (bounded).
+      let ours = await sorted(redis, "llmproxy-deno:*");
+      for (let i = 0; i < 100 && ours.length < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        ours = await sorted(redis, "llmproxy-deno:*");
+      }
       assert.ok(ours.some((key) => key.includes(":cache:")), ours.join());
       assert.ok(ours.length >= 2, ours.join());
 
