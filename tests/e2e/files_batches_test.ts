@@ -4,6 +4,7 @@ import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 import { generatedUpload } from "../_support/upload.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
 
 const jsonl = (ids: string[]) =>
   ids.map((id) =>
@@ -182,4 +183,50 @@ test("files: the model group comes from the header; an unsent upload fails over,
   assert.equal(error.code, "upstream_failed");
   assert.match(error.message, /(east|west) failed \(HTTP 500\) after the request body had been streamed/);
   assert.equal(east.count("/files") + west.count("/files"), 1);
+});
+
+test({
+  name: "files and batches: an id created through one instance is found by another on the same Redis",
+  ignore: !hasRedis,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using east = await SimUpstream.start({ name: "east", quiet: true });
+    await using west = await SimUpstream.start({ name: "west", quiet: true });
+    const yaml = groupYaml(
+      [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
+      [`redis_url: ${redis.url}`],
+    );
+    await using first = await startProxy(yaml);
+    await using second = await startProxy(yaml);
+    const via = (proxy: { url: string }) =>
+      new OpenAI({ baseURL: proxy.url + "/v1", apiKey: "k", maxRetries: 0 });
+    const files: OpenAI.FileObject[] = [];
+    for (let i = 0; i < 4; i++) {
+      files.push(
+        await via(first).files.create({
+          file: await toFile(new Blob([jsonl([`r${i}`])]), "in.jsonl"),
+          purpose: "batch",
+        }),
+      );
+    }
+    assert.deepEqual(new Set(files.map((f) => holder(f.id))), new Set(["east", "west"]));
+    east.requests.length = 0;
+    west.requests.length = 0;
+    for (const file of files) {
+      assert.equal((await via(second).files.retrieve(file.id)).id, file.id);
+      const batch = await via(second).batches.create({
+        input_file_id: file.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
+      assert.equal(holder(batch.id), holder(file.id));
+      assert.equal((await via(first).batches.retrieve(batch.id)).status, "completed");
+    }
+    // Each call went straight to the holder: no instance had to search.
+    for (const sim of [east, west]) {
+      for (const r of sim.requests) {
+        assert.ok(r.path.includes(`_${sim.name}_`) || r.method === "POST", `${r.method} ${r.path}`);
+      }
+    }
+  },
 });
