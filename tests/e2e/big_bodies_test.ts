@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { peakRssMib, rssMib } from "../_support/process_memory.ts";
-import { endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { endpointYaml, groupYaml, startProxy, startProxyProcess } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 
 const MiB = 1024 * 1024;
@@ -74,4 +74,51 @@ test("40 concurrent 9 MiB bodies: peak RSS under 400 MiB, each gets 200 or 503 w
   );
   assert.ok(ok >= 1, "some were served");
   assert.ok(peak < 400, `peak RSS ${peak} MiB`);
+});
+
+test("oversized bodies get 413 in the envelope however they arrive, even with the in-flight budget full", {
+  timeout: 30_000,
+}, async () => {
+  await using upstream = drainingUpstream();
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(upstream.url)], ["max_body_bytes: 100000", "max_inflight_body_bytes: 100000"]),
+  );
+  const url = `${proxy.url}/v1/chat/completions`;
+  // Hold the whole in-flight budget with a body that is still arriving.
+  const held = new TransformStream<Uint8Array, Uint8Array>();
+  const holding = fetch(url, { method: "POST", body: held.readable, headers: { "content-length": "90000" } })
+    .catch(() => undefined);
+  const writer = held.writable.getWriter();
+  await writer.write(new TextEncoder().encode('{"model":"gpt-test",'));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const big = bigChat(200_000, "big");
+  const trickled = () =>
+    new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const bytes = new TextEncoder().encode(big);
+        for (let at = 0; at < bytes.length; at += 50_000) {
+          controller.enqueue(bytes.subarray(at, at + 50_000));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        controller.close();
+      },
+    });
+  try {
+    const ways: [string, BodyInit][] = [["declared", big], ["chunked, slow", trickled()]];
+    for (const [way, body] of ways) {
+      const response = await fetch(url, { method: "POST", body });
+      const { error } = await response.json();
+      // A chunked body counts as max_body_bytes against the full budget: 503 before it is read, or 413.
+      if (way === "declared") assert.equal(response.status, 413, way);
+      else assert.ok([413, 503].includes(response.status), `${way}: ${response.status}`);
+      assert.ok(["request_too_large", "server_busy"].includes(error.code), way);
+    }
+  } finally {
+    await writer.abort().catch(() => {});
+    await holding;
+  }
+  // With the budget free again, a chunked oversized body is read up to the limit and refused with 413.
+  const response = await fetch(url, { method: "POST", body: trickled() });
+  assert.equal(response.status, 413);
+  assert.equal((await response.json()).error.code, "request_too_large");
 });
