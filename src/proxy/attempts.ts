@@ -23,6 +23,7 @@ import type { Served, UpstreamCall } from "./call.ts";
 import { openStream } from "./stream.ts";
 import { tapStream } from "./tap.ts";
 import { callerError, forwardedHeaders } from "./upstream_answer.ts";
+import { contentFilterRefusal, policyError } from "../upstream/content_filter.ts";
 
 export interface AttemptDeps {
   readonly health: HealthTracker;
@@ -35,10 +36,11 @@ export interface AttemptDeps {
   readonly metrics?: ProxyMetrics;
 }
 
-type Outcome = { readonly kind: "answer"; readonly answer: Answer } | {
-  readonly kind: "retry";
-  readonly outcome: AttemptOutcome;
-};
+type Outcome =
+  | { readonly kind: "answer"; readonly answer: Answer }
+  | { readonly kind: "retry"; readonly outcome: AttemptOutcome }
+  /** A content-filter refusal to try elsewhere; the answer if no other endpoint serves. */
+  | { readonly kind: "refused"; readonly answer: Answer };
 
 const decoder = new TextDecoder();
 
@@ -51,6 +53,7 @@ export class Attempts {
 
   /** Tries the plan's endpoints in turn until one answers; throws the plan's error when it runs out. */
   async run(call: UpstreamCall, plan: Plan): Promise<Served> {
+    let refused: Served | undefined;
     while (true) {
       let pick: Pick | undefined;
       try {
@@ -59,7 +62,11 @@ export class Attempts {
         if (call.signal.aborted) throw new ClientGone();
         throw error;
       }
-      if (!pick) throw await plan.exhaustedError();
+      if (!pick) {
+        // Every other endpoint failed or refused too: the refusal is the most telling answer.
+        if (refused) return refused;
+        throw await plan.exhaustedError();
+      }
       if (plan.attempts > 1) this.#deps.metrics?.retry(call.group);
       let outcome: Outcome | undefined;
       try {
@@ -69,6 +76,12 @@ export class Attempts {
         if (!(outcome?.kind === "answer" && outcome.answer.body.kind === "stream")) pick.lease.end();
       }
       if (outcome.kind === "answer") return { answer: outcome.answer, pick };
+      if (outcome.kind === "refused") {
+        refused = { answer: outcome.answer, pick };
+        this.#deps.metrics?.failover(pick.endpoint, "content_filter");
+        plan.failed(pick.endpoint, { kind: "status", status: outcome.answer.status });
+        continue;
+      }
       this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
       plan.failed(pick.endpoint, outcome.outcome);
     }
@@ -113,11 +126,27 @@ export class Attempts {
       return call.stream ? this.#stream(got, call.stream) : this.#whole(got);
     }
     if (call.failure(status)) return await this.#failure(got, spentUntil);
-    // The caller's own error (400, 413, 422, ...; a 404 of a stored response): its body goes back as it is.
+    return await this.#callerError(got);
+  }
+
+  /**
+   * The caller's own error (400, 413, 422, ...; a 404 of a stored response): its body goes back as it is, an Azure
+   * content-filter refusal as a policy error (tried elsewhere first with `content_filter_fallback`).
+   */
+  async #callerError(got: Got): Promise<Outcome> {
+    const { call, response, release, headers, meta } = got;
+    const status = response.status;
     const bytes = await response.bytes().catch(() => new Uint8Array(0));
     release();
-    if (call.wrapErrors) return { kind: "answer", answer: callerError(status, bytes, headers, meta) };
-    return { kind: "answer", answer: { status, headers, body: { kind: "bytes", bytes }, meta } };
+    if (!call.wrapErrors) {
+      return { kind: "answer", answer: { status, headers, body: { kind: "bytes", bytes }, meta } };
+    }
+    const refusal = contentFilterRefusal(status, bytes);
+    if (refusal) {
+      const answer = policyError(refusal, headers, meta);
+      return { kind: call.contentFilterFallback ? "refused" : "answer", answer };
+    }
+    return { kind: "answer", answer: callerError(status, bytes, headers, meta) };
   }
 
   /** A 2xx stream: committed once its first event arrived (a stream that dies before that fails over). */

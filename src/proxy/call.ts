@@ -34,6 +34,8 @@ export interface UpstreamCall {
   readonly failure: (status: number) => boolean;
   /** Caller errors are wrapped in the OpenAI envelope when they are not one (generation requests). */
   readonly wrapErrors: boolean;
+  /** An Azure content-filter refusal moves on to another endpoint (the group's `content_filter_fallback`). */
+  readonly contentFilterFallback?: boolean;
   /** The model group, for metrics; "" when none. */
   readonly group: string;
   readonly clientHeaders: Headers;

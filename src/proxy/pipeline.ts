@@ -198,6 +198,7 @@ function generationCall(request: Generation, signal: AbortSignal): UpstreamCall 
     json: true,
     failure: isFailoverStatus,
     wrapErrors: true,
+    contentFilterFallback: request.group.contentFilterFallback,
     group: request.group.name,
     clientHeaders: request.clientHeaders,
     requestId: request.requestId,
