@@ -23,8 +23,9 @@ export function tracing(telemetry: Telemetry): MiddlewareHandler<AppEnv> {
     const trace = c.get("trace");
     const served = c.error ? undefined : trace?.served;
     const status = response.status;
-    const stream = status === 200 && response.body !== null &&
-      (response.headers.get("content-type") ?? "").startsWith("text/event-stream");
+    // `body` last: reading it from a whole answer would turn the bytes Deno serves as they are into a stream.
+    const stream = status === 200 &&
+      (response.headers.get("content-type") ?? "").startsWith("text/event-stream") && response.body !== null;
     const outcome = {
       path: path.replace(/^\/v1\//, "").replace(/^\//, ""),
       group: c.get("group") ?? "",
