@@ -175,3 +175,28 @@ test("unknown /v1 routes: a 404 in the OpenAI envelope that names the routes ser
   const error2 = await ctx.client.vectorStores.list().catch((e) => e);
   assert.ok(error2 instanceof NotFoundError);
 });
+
+test("a key limited to some model groups reaches only those through these routes too", async () => {
+  await using sim = await SimUpstream.start({ name: "s", quiet: true });
+  const yaml = groupYaml([endpointYaml(sim.url, { name: "s" })], [], "voice").replace(
+    "general_settings:",
+    `  - model_group: other\n    models:\n${endpointYaml(sim.url, { name: "o" })}\n` +
+      "keys:\n  - {name: team-v, key: sk-team-v, models: [voice]}\ngeneral_settings:",
+  );
+  await using proxy = await startProxy(yaml);
+  const client = new OpenAI({ baseURL: proxy.url + "/v1", apiKey: "sk-team-v", maxRetries: 0 });
+  const audio = await toFile(new Uint8Array(4), "a.wav");
+  assert.equal(
+    (await client.audio.transcriptions.create({ file: audio, model: "voice" })).text,
+    "[s] heard 4 bytes of a.wav",
+  );
+  const refused = await client.audio.transcriptions.create({ file: audio, model: "other" }).catch((e) => e);
+  assert.ok(refused instanceof NotFoundError);
+  assert.doesNotMatch(refused.message, /'other'.*configured model groups: .*'other'/);
+  // With one usable group, an upload needs no header.
+  const file = await client.files.create({
+    file: await toFile(new Blob(["x"]), "x.txt"),
+    purpose: "user_data",
+  });
+  assert.equal(file.bytes, 1);
+});

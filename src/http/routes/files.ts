@@ -41,7 +41,7 @@ export const reply = (c: Context<AppEnv>, answer: Answer) =>
 /** `POST /v1/files`: the form streams upstream as it arrives. */
 export function createFileHandler(services: Services) {
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null);
+    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, null, c.get("key"));
     c.set("group", group.name);
     const contentType = c.req.header("content-type") ?? null;
     if (!boundaryOf(contentType)) throw invalidRequest("A file upload must be a multipart/form-data body");
@@ -129,7 +129,7 @@ export function listHandler(services: Services, collection: Collection) {
         }),
       );
     }
-    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null);
+    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, null, c.get("key"));
     c.set("group", group.name);
     return reply(c, await mergedList(services, group, collection, query, context));
   };

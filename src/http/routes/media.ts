@@ -33,7 +33,7 @@ export function jsonMediaHandler(services: Services, path: JsonMedia) {
     );
     const model = typeof body.model === "string" ? body.model : null;
     if (body.model !== undefined && model === null) throw invalidRequest("'model' must be a string", "model");
-    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, model);
+    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, model, c.get("key"));
     c.set("group", group.name);
     const context = callContext(c);
     const exclude = path === "moderations" ? azureOnly(group) : undefined;
@@ -81,7 +81,7 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     let model: string | null = null;
     if (header !== null) upload = await openUpload(c.req.raw.body, length);
     else ({ upload, model } = await openForm(c.req.raw.body, boundary, length));
-    const group = groupFor(services.config, header, model);
+    const group = groupFor(services.config, header, model, c.get("key"));
     c.set("group", group.name);
     const context = callContext(c);
     const request = relayRequest(context, group, path, { kind: "group" }, () => upload.replayable);

@@ -21,7 +21,12 @@ export function realtimeHandler(services: Services) {
         { headers: { upgrade: "websocket" } },
       );
     }
-    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, c.req.query("model") ?? null);
+    const group = groupFor(
+      services.config,
+      c.req.header(GROUP_HEADER) ?? null,
+      c.req.query("model") ?? null,
+      c.get("key"),
+    );
     c.set("group", group.name);
     const requestId = c.get("requestId");
     const { upstream, pick, attempts } = await openUpstream(
