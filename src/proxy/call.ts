@@ -9,7 +9,7 @@ import type { EndpointConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
-import type { StreamedBody } from "../upstream/http1.ts";
+import type { StreamedBody } from "../upstream/http1_chunked.ts";
 
 /** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
 export interface UpstreamCall {

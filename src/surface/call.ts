@@ -8,7 +8,7 @@ import type { Answer } from "../core/answer.ts";
 import type { RelayRequest } from "../core/request.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { UpstreamCall } from "../proxy/call.ts";
-import type { StreamedBody } from "../upstream/http1.ts";
+import type { StreamedBody } from "../upstream/http1_chunked.ts";
 
 /** What every upstream call of one client request shares. */
 export interface CallContext {

@@ -6,7 +6,8 @@
 import type { EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
-import { Http1Agent, type Http1Init, type StreamedBody, UpstreamProtocolError } from "./http1.ts";
+import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
+import type { StreamedBody } from "./http1_chunked.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 import type { EntraTokens } from "../entra/entra_tokens.ts";
 import { ProxyError } from "../errors.ts";

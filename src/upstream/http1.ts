@@ -16,7 +16,7 @@
  * rejects, and a body being read errors, with the signal's reason.
  */
 
-import { type StreamedBody, writeChunked } from "./http1_chunked.ts";
+import { type StreamedBody, writeRequest } from "./http1_chunked.ts";
 import { BodyReader, Connection, readHead } from "./http1_connection.ts";
 import { ProxyError } from "../errors.ts";
 import { deadlines } from "../util/deadlines.ts";
@@ -32,7 +32,6 @@ import {
 } from "./http1_wire.ts";
 
 export { UpstreamProtocolError } from "./http1_wire.ts";
-export type { StreamedBody } from "./http1_chunked.ts";
 
 export interface Http1Init {
   readonly method: string;
@@ -254,9 +253,7 @@ export class Http1Agent {
     try {
       // The head is read while the request is still being written: an upstream that refuses a large body early
       // (a 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
-      const sent = init.body;
-      (typeof sent === "object" ? writeChunked(connection, message, sent) : connection.write(message))
-        .catch(() => connection.close());
+      writeRequest(connection, message, init.body).catch(() => connection.close());
       const head = await readHead(connection);
       const framing = bodyFraming(init.method, head);
       const guard = init.guard;

@@ -29,3 +29,12 @@ export async function writeChunked(
   }
   await connection.write(LAST_CHUNK);
 }
+
+/** Writes a request: its bytes as built, or its head and then its chunks. */
+export function writeRequest(
+  connection: Connection,
+  message: Uint8Array | readonly Uint8Array[],
+  body: string | StreamedBody | undefined,
+): Promise<void> {
+  return typeof body === "object" ? writeChunked(connection, message, body) : connection.write(message);
+}

@@ -29,8 +29,7 @@ export class Connection {
   answered = false;
   /** Set once the request of this use is fully written. */
   sent = false;
-  /** A request with a streamed body went out on it: never parked for reuse. */
-  streamed = false;
+  streamed = false; // a request with a streamed body went out on it: never parked for reuse
   /** While parked: when it stops being reusable (`performance.now()` ms). */
   expiresAt = 0;
   /** The read kept pending while the connection is parked. */
