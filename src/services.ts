@@ -7,6 +7,7 @@ import { type Clock, systemClock } from "./core/clock.ts";
 import { CACHE_PREFIX, ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
 import { EntraTokens } from "./entra/entra_tokens.ts";
+import { HealthProber, type ProberOptions } from "./health/prober.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import { keyAdmission } from "./keys/admission.ts";
 import { KeyLimits } from "./keys/limits.ts";
@@ -49,6 +50,8 @@ export interface Services {
   readonly limits: UpstreamLimits;
   /** The `/metrics` series; kept across config reloads. */
   readonly metrics: ProxyMetrics;
+  /** Active health probes, when `health_probe_interval` is set. */
+  readonly prober?: HealthProber;
   /** The answer cache in front of the pipeline; its counters are kept across config reloads. */
   readonly cache: ResponseCache;
   /** OpenTelemetry spans and GenAI metrics; undefined when tracing is off. */
@@ -97,11 +100,12 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   // The connection pool outlives a reload unless the client kind changed.
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
   if (previous && !kept) previous.upstream.close();
-  // Entra ID tokens live with the client, so a reload keeps them while a credential is unchanged.
   const telemetry = previous ? previous.telemetry : await createTelemetry(options.tracing ?? false);
   const observer = observeAll([recentObserver(metrics.recent), telemetry?.attempts]);
+  // Entra ID tokens live with the client, so a reload keeps them while a credential is unchanged.
   const upstream = kept ??
     new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
+  const prober = await startProber(config, { store, health, upstream, logger, now: clock.now }, previous);
   const { maxResponseBytes, connectTimeoutMs } = settings.limits;
   upstream.setLimits({ maxResponseBytes, connectTimeoutMs });
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
@@ -184,13 +188,35 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     keys,
     keyLimits,
     usage,
+    prober,
     close: async () => {
+      await prober?.close();
       await keys.close();
       await Promise.all([cache.settled(), usage.settled()]);
       upstream.close();
       await store.close();
     },
   };
+}
+
+/** Active health probes (`health_probe_interval`), replacing those of the build this one reloads. */
+async function startProber(
+  config: Config,
+  deps: Pick<ProberOptions, "store" | "health" | "upstream" | "logger" | "now">,
+  previous: Services | undefined,
+): Promise<HealthProber | undefined> {
+  await previous?.prober?.close();
+  const intervalMs = config.settings.healthProbeIntervalMs ?? 0;
+  if (intervalMs <= 0) return undefined;
+  const prober = new HealthProber({
+    ...deps,
+    groups: config.groups,
+    intervalMs,
+    cooldownMs: config.settings.cooldownMs,
+  });
+  deps.health.useProbes(prober);
+  prober.start();
+  return prober;
 }
 
 /** Loaded only when tracing is on: with it off, no OpenTelemetry code is even imported. */

@@ -19,6 +19,7 @@ export class HealthTracker {
   readonly #now: () => number;
   readonly #logger: Logger;
   readonly #metrics: ProxyMetrics | undefined;
+  #probes: { revives(id: string, state: EndpointHealth): boolean } | undefined;
 
   constructor(
     store: Store,
@@ -34,10 +35,19 @@ export class HealthTracker {
     this.#metrics = metrics;
   }
 
+  /** Lets active health probes end cooldowns after failures (`health_probe_interval`). */
+  useProbes(probes: { revives(id: string, state: EndpointHealth): boolean }): void {
+    this.#probes = probes;
+  }
+
   /** Never throws: a store that answers with an error (not merely away) reads as "all healthy", with a warning. */
   async snapshot(endpoints: readonly EndpointConfig[]): Promise<EndpointHealth[]> {
     try {
-      return await this.#store.readHealth(endpoints.map((endpoint) => endpoint.id));
+      const states = await this.#store.readHealth(endpoints.map((endpoint) => endpoint.id));
+      const probes = this.#probes;
+      if (!probes) return states;
+      // An endpoint that answered a health probe since its cooldown after failures began is back in service.
+      return states.map((state, i) => probes.revives(endpoints[i].id, state) ? HEALTHY : state);
     } catch (error) {
       this.#logger.warn("could not read endpoint health; treating endpoints as healthy", { error });
       return endpoints.map(() => HEALTHY);

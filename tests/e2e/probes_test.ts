@@ -1,0 +1,91 @@
+/**
+ * Active health probes through the real proxy: a GET of the models list (never a completion), one prober per
+ * interval across instances sharing Redis, results shared, a cooled endpoint back as soon as it answers.
+ */
+
+import assert from "node:assert/strict";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
+
+const chat = async (url: string) => {
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+  });
+  await response.body?.cancel();
+  return { status: response.status, endpoint: response.headers.get("x-llmproxy-endpoint") };
+};
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(25);
+  }
+}
+
+test("a cooled endpoint serves again as soon as it answers its probe; probes are GETs of the models list", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  await using b = await SimUpstream.start({ name: "b", quiet: true });
+  await using proxy = await startProxy(
+    groupYaml([
+      endpointYaml(a.url, { name: "a", extra: "        priority: 0" }),
+      endpointYaml(b.url, { name: "b", extra: "        priority: 1" }),
+    ], ["health_probe_interval: 0.2"]).replace("cooldown_time: 30", "cooldown_time: 600"),
+  );
+  // a fails a request and its probes: it cools down for 10 minutes, b serves.
+  a.always({ kind: "status", status: 500 });
+  assert.equal((await chat(proxy.url)).endpoint, "b");
+  assert.equal((await chat(proxy.url)).endpoint, "b");
+  // a recovers: its next probe brings it back long before the cooldown would end.
+  a.always({ kind: "ok" });
+  const recoveredAt = Date.now();
+  await until("a to serve again", async () => (await chat(proxy.url)).endpoint === "a");
+  assert.ok(Date.now() - recoveredAt < 3000);
+  const probes = a.requests.filter((r) => r.method === "GET");
+  assert.ok(probes.length > 0);
+  assert.ok(probes.every((r) => r.path.endsWith("/models")), probes.map((r) => r.path).join());
+  assert.ok(a.requests.filter((r) => r.method === "POST").length >= 2);
+  assert.ok(proxy.logs.some((line) => line.includes("back in service")));
+});
+
+test({
+  name: "instances sharing Redis: one prober per interval, the others revive from its shared results",
+  timeout: 30_000,
+  async fn() {
+    await using redis = await startRedis();
+    await using a = await SimUpstream.start({ name: "a", quiet: true });
+    await using b = await SimUpstream.start({ name: "b", quiet: true });
+    const yaml = groupYaml([
+      endpointYaml(a.url, { name: "a", extra: "        priority: 0" }),
+      endpointYaml(b.url, { name: "b", extra: "        priority: 1" }),
+    ], ["health_probe_interval: 0.3", `redis_url: ${redis.url}`]).replace(
+      "cooldown_time: 30",
+      "cooldown_time: 600",
+    );
+    await using one = await startProxy(yaml);
+    await using two = await startProxy(yaml);
+    await using three = await startProxy(yaml);
+    const started = Date.now();
+    await delay(1600);
+    const elapsed = (Date.now() - started) / 300;
+    const probes = a.requests.filter((r) => r.method === "GET").length;
+    // At most one round per interval across the three (plus one at each start-up): never three per interval.
+    assert.ok(
+      probes >= 2 && probes <= Math.ceil(elapsed) + 2,
+      `${probes} probes in ${elapsed.toFixed(1)} intervals`,
+    );
+
+    a.always({ kind: "status", status: 500 });
+    assert.equal((await chat(one.url)).endpoint, "b");
+    // The cooldown is shared: the other instances send to b too.
+    assert.equal((await chat(two.url)).endpoint, "b");
+    a.always({ kind: "ok" });
+    for (const proxy of [one, two, three]) {
+      await until("a back on every instance", async () => (await chat(proxy.url)).endpoint === "a");
+    }
+  },
+});
