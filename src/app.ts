@@ -23,6 +23,7 @@ import { metricsHandler } from "./http/routes/metrics.ts";
 import { responseItemHandler } from "./http/routes/responses.ts";
 import { uiAssetHandler, uiDataHandler, uiPageHandler } from "./http/routes/ui.ts";
 import { servedRoutes, surfaceRoutes } from "./http/routes/surface.ts";
+import { pythonHeaders } from "./http/python_markers.ts";
 import type { Services } from "./services.ts";
 
 export function createApp(services: Services): Hono<AppEnv> {
@@ -80,7 +81,13 @@ export function createApp(services: Services): Hono<AppEnv> {
         error: proxyError.cause instanceof Error ? proxyError.cause.message : proxyError.message,
       });
     }
-    return errorResponse(proxyError, { "x-request-id": c.get("requestId") ?? "" });
+    const headers: Record<string, string> = { "x-request-id": c.get("requestId") ?? "" };
+    // A failed generation request still gets the Python LLMProxy's markers, as every generation answer does.
+    const trace = c.get("trace");
+    if (c.get("group") && trace) {
+      Object.assign(headers, pythonHeaders(null, performance.now() - trace.startedAt));
+    }
+    return errorResponse(proxyError, headers);
   });
   return app;
 }

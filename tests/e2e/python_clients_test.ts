@@ -113,6 +113,12 @@ test("X-Proxy-Cache-Hit and X-Proxy-Latency-Ms on every generation answer: chat,
     assert.ok(Number(seen[0].latency) >= 35, `${name}: miss latency ${seen[0].latency}`);
     assert.ok(Number(seen[1].latency) < Number(seen[0].latency), `${name}: hit faster than miss`);
   }
+  // A generation request the proxy answers with its own error carries them too.
+  s.sim.always({ kind: "status", status: 500 });
+  const { response } = await post(proxy.url, chat("fails", { cache: { "no-cache": true } }));
+  assert.ok(response.status >= 500, String(response.status));
+  assert.equal(response.headers.get("x-proxy-cache-hit"), "false");
+  assert.match(response.headers.get("x-proxy-latency-ms") ?? "", /^\d+$/);
 });
 
 test("python_cache_marker: true adds _proxy_cache_hit to non-streamed JSON answers only", async () => {
