@@ -63,14 +63,17 @@ export function keyAdmission(options: KeyAdmissionOptions): AdmissionRule {
   return (request: IncomingRequest): AdmissionVerdict => {
     const policy = registry.identify(request.clientHeaders);
     if (!policy) return ADMIT;
-    // `/responses/{id}` calls are not charged: they only read (or delete) what a charged request made.
-    if (request.kind !== "generation") {
-      return { admit: true, identity: new KeyIdentity(policy, limits, false) };
-    }
+    // Calls on what a charged request made (`/responses/{id}`, a file or batch by id, lists) are not charged;
+    // the routes that make something upstream (uploads, audio, images, moderations) are, like generation.
+    const charged = request.kind === "generation" ||
+      (request.kind === "relay" && request.target.kind === "group");
+    if (!charged) return { admit: true, identity: new KeyIdentity(policy, limits, false) };
     // A Responses answer is an object the key owns (its id): never handed to another key from the cache.
-    const own = request.route === "responses";
+    const own = request.kind === "generation" && request.route === "responses";
     if (!policy.limited) return { admit: true, identity: new KeyIdentity(policy, limits, own) };
-    const tokens = policy.tpm !== undefined ? estimateTokens(request.route, request.body) : 0;
+    const tokens = policy.tpm !== undefined && request.kind === "generation"
+      ? estimateTokens(request.route, request.body)
+      : 0;
     const admission = limits.admit(policy, tokens);
     admission.catch((error) => {
       if (error instanceof KeyLimitError) metrics.refused(policy.name, error.limit);

@@ -103,6 +103,19 @@ export class Pipeline {
    */
   async relay(incoming: RelayRequest, call: UpstreamCall): Promise<Served> {
     const request = await admit(this.#deps.admission, incoming); // 1. admission
+    const identity = request.identity;
+    if (!identity?.pending && !identity?.finish) return await this.#relay(request, call);
+    try {
+      await identity.pending; // the key's limits pass before anything goes upstream
+      const served = await this.#relay(request, call);
+      return { ...served, answer: await answerCaller(identity, served.answer) };
+    } catch (error) {
+      throw await failCaller(identity, error);
+    }
+  }
+
+  /** Stages 4 and 5 of a relay request. */
+  async #relay(request: Admitted<RelayRequest>, call: UpstreamCall): Promise<Served> {
     const { settings, balancer, health, attempts } = this.#deps;
     const { target } = request;
     const plan: Plan = target.kind === "holder" // 4. plan
