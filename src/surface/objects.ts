@@ -11,7 +11,7 @@ import type { Pipeline } from "../proxy/pipeline.ts";
 import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
 import { answerText, type CallContext, type CallSpec, relayRequest, upstreamCall } from "./call.ts";
-import { endpointById, GROUP_HEADER, groupFor } from "./groups.ts";
+import { endpointById, GROUP_HEADER, type GroupAccess, groupFor } from "./groups.ts";
 
 export interface ObjectDeps {
   readonly config: Config;
@@ -57,13 +57,15 @@ export async function ownerOf(
   collection: Collection,
   id: string,
   context: CallContext,
+  key?: GroupAccess,
 ): Promise<{ group: GroupConfig; endpoint: EndpointConfig }> {
   const known = await deps.objects.ownerOf(id);
   const found = known !== null ? endpointById(deps.config, known) : undefined;
-  if (found) return found;
+  // An object held in a group the caller's key may not use is answered like one that does not exist.
+  if (found && (!key || key.allows(found.group.name))) return found;
   const header = context.clientHeaders.get(GROUP_HEADER);
   const group = header !== null || deps.config.groups.length === 1
-    ? groupFor(deps.config, header)
+    ? groupFor(deps.config, header, null, key)
     : undefined;
   for (const endpoint of group ? resources(group) : []) {
     const path = `${collection}/${enc(id)}`;

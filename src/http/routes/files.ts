@@ -79,7 +79,7 @@ export function createBatchHandler(services: Services) {
       );
     }
     const context = callContext(c);
-    const holder = await ownerOf(services, "files", fileId, context);
+    const holder = await ownerOf(services, "files", fileId, context, c.get("key"));
     c.set("group", holder.group.name);
     const answer = await callHolder(services, holder, "files", fileId, context, {
       method: "POST",
@@ -118,7 +118,7 @@ export function listHandler(services: Services, collection: Collection) {
     const query = new URL(c.req.url).search.slice(1);
     const after = c.req.query("after");
     if (after) {
-      const holder = await ownerOf(services, collection, after, context);
+      const holder = await ownerOf(services, collection, after, context, c.get("key"));
       c.set("group", holder.group.name);
       return reply(
         c,
@@ -145,7 +145,7 @@ export function objectHandler(
   return async (c: Context<AppEnv>): Promise<Response> => {
     const id = c.req.param("id") ?? "";
     const context = callContext(c);
-    const holder = await ownerOf(services, collection, id, context);
+    const holder = await ownerOf(services, collection, id, context, c.get("key"));
     c.set("group", holder.group.name);
     const answer = await callHolder(services, holder, collection, id, context, {
       method,
