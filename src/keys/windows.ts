@@ -20,16 +20,22 @@ export function minuteWindow(now: number): Window {
   return { start, end: start + MINUTE_MS, label: String(start) };
 }
 
+// The last day and month computed: every request asks for them, and they change once a day or month.
+let lastDay: Window = { start: 0, end: 0, label: "" };
+let lastMonth: Window = { start: 0, end: 0, label: "" };
+
 export function dayWindow(now: number): Window {
+  if (now >= lastDay.start && now < lastDay.end) return lastDay;
   const start = Math.floor(now / DAY_MS) * DAY_MS;
-  return { start, end: start + DAY_MS, label: new Date(start).toISOString().slice(0, 10) };
+  return lastDay = { start, end: start + DAY_MS, label: new Date(start).toISOString().slice(0, 10) };
 }
 
 export function monthWindow(now: number): Window {
+  if (now >= lastMonth.start && now < lastMonth.end) return lastMonth;
   const date = new Date(now);
   const start = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1);
   const end = Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1);
-  return { start, end, label: new Date(start).toISOString().slice(0, 7) };
+  return lastMonth = { start, end, label: new Date(start).toISOString().slice(0, 7) };
 }
 
 /** A duration the way OpenAI's `x-ratelimit-reset-*` headers write it: `12ms`, `7s`, `6m0s`, `2h3m0s`. */
