@@ -130,8 +130,9 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   });
   const keys = previous?.keys ?? new KeyRegistry(config, { store, logger });
   if (previous) keys.configure(config);
-  else await keys.refresh().catch(() => {});
-  keys.start();
+  // Runtime keys are made through admin keys: an instance without any neither reads nor follows them.
+  else if (keys.hasAdminKeys) await keys.refresh().catch(() => {});
+  if (keys.hasAdminKeys) keys.start();
   // A place among a key's max_parallel lapses by itself after the longest a request can take.
   const leaseMs = settings.httpTimeoutMs * (settings.numRetries + 1) + settings.maxWaitForCapacityMs + 60_000;
   const keyLimits = new KeyLimits(store, { now: clock.now, logger, leaseMs });
