@@ -7,6 +7,7 @@
  *
  *   deno run -A bench/ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 3] [--duration 5]
  *                           [--streams 1000] [--cache] [--otel] [--keys 100 [--key-limits]]
+ *                           [--routing weighted,least_busy,latency,tiers]
  *
  * `--otel` adds every build once more with tracing on (`OTEL_DENO=true`), exporting OTLP/HTTP to a sink this
  * script serves (it reads and drops every export), to show what tracing costs.
@@ -14,6 +15,9 @@
  * `--keys N` also runs each build with N named client keys configured (`name+keys`), every request authenticated
  * by one of them; `--key-limits` gives those keys limits (checked in the store on every request) that the load
  * never reaches.
+ *
+ * `--routing` also runs each build once per listed strategy on a group of two endpoints (`name+latency`, ...;
+ * `tiers` is weighted with priorities 0 and 1), to compare what choosing costs.
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -46,6 +50,7 @@ const { values } = parseArgs({
     otel: { type: "boolean", default: false },
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
+    routing: { type: "string", default: "" },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -91,8 +96,16 @@ try {
       keyLimits: values["key-limits"],
     })
     : undefined;
+  const routed: [string, string][] = [];
+  for (const strategy of values.routing.split(",").filter((name) => name !== "")) {
+    const routing = strategy as "weighted" | "least_busy" | "latency" | "tiers";
+    routed.push([
+      `+${routing}`,
+      await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, routing }),
+    ]);
+  }
   for (const main of mains) {
-    for (const [suffix, path] of [["", config], ["+keys", keyed]] as const) {
+    for (const [suffix, path] of [["", config], ["+keys", keyed], ...routed] as const) {
       if (path === undefined) continue;
       const server = await startServer(label(main) + suffix, {
         args: ["run", "-A", V8_FLAGS, main, "--config", path, "--port", "0", "--log-level", "error"],
@@ -117,6 +130,7 @@ try {
   }
   await Deno.remove(config);
   if (keyed) await Deno.remove(keyed);
+  for (const [, path] of routed) await Deno.remove(path);
   const wrk = (server: ServerProcess, connections: number, seconds: number) =>
     runWrk({
       url: `${server.url}/v1/chat/completions`,

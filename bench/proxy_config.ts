@@ -9,6 +9,11 @@ export interface BenchConfig {
   readonly keys?: number;
   /** The keys have limits (rpm, tpm, max_parallel, budgets) far above what the bench reaches. */
   readonly keyLimits?: boolean;
+  /**
+   * Two endpoints on the upstream instead of one, chosen by this `routing` (`tiers`: weighted, with priorities 0
+   * and 1), so the choice itself is measured.
+   */
+  readonly routing?: "weighted" | "least_busy" | "latency" | "tiers";
 }
 
 /** Deno flags the proxy runs with, as the tasks and the compiled binary run it (V8's young generation size). */
@@ -18,16 +23,24 @@ export { V8_FLAGS } from "../scripts/compile.ts";
 export const BENCH_GROUP = "bench";
 
 export function configYaml(config: BenchConfig): string {
-  return [
-    "model_groups:",
-    `  - model_group: ${BENCH_GROUP}`,
-    "    models:",
+  const { routing } = config;
+  const endpoint = (name: string, priority: number) => [
     "      - model: gpt-4o-mini",
     "        weight: 1",
+    ...(routing === "tiers" ? [`        priority: ${priority}`] : []),
     "        params:",
     `          base_url: ${config.upstreamUrl}`,
     "          api_key: sk-bench-upstream",
     "          provider: openai",
+    ...(routing ? [`          name: ${name}`] : []),
+  ];
+  return [
+    "model_groups:",
+    `  - model_group: ${BENCH_GROUP}`,
+    ...(routing && routing !== "tiers" ? [`    routing: ${routing}`] : []),
+    "    models:",
+    ...endpoint("first", 0),
+    ...(routing ? endpoint("second", 1) : []),
     "general_settings:",
     "  bind_address: 127.0.0.1",
     `  cache: ${config.cache}`,
