@@ -32,7 +32,8 @@ import {
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer, decodeEntry } from "./entry.ts";
 import { type CacheFigures, StoreUsage } from "./figures.ts";
-import { cacheKey } from "./key.ts";
+import { cacheKeyAsync } from "./key.ts";
+import { sizeOf } from "../util/heavy.ts";
 import { EntryReader, type Found } from "./read.ts";
 import { replayAnswer, type ReplayStatus } from "./replay.ts";
 import { CacheTicket, Lead } from "./ticket.ts";
@@ -119,13 +120,13 @@ export class ResponseCache {
       this.#counts.bypasses++;
       return this.#miss(request, "BYPASS");
     }
-    const key = cacheKey({
+    const key = await cacheKeyAsync({
       route: request.route,
       group: request.group.name,
       stream: request.stream,
       body: request.body,
       scope: request.identity?.cacheScope,
-    });
+    }, sizeOf(request.body));
     const entry = control.write ? { key, control } : undefined;
     if (!control.read) {
       this.#counts.bypasses++;

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import type { Route } from "../core/route.ts";
+import { BIG_WORK, heavy } from "../util/heavy.ts";
 
 export interface KeyInput {
   readonly route: Route;
@@ -24,10 +25,30 @@ export function canonicalJson(value: unknown): string {
   return stringify(value) ?? "null";
 }
 
-/** The hex SHA-256 cache key of a request. */
-export function cacheKey(input: KeyInput): string {
+function canonicalInput(input: KeyInput): string {
   const { cache: _cache, stream: _stream, ...body } = input.body;
   const shared = { route: input.route, group: input.group, stream: input.stream, body };
-  const canonical = canonicalJson(input.scope === undefined ? shared : { ...shared, scope: input.scope });
-  return createHash("sha256").update(canonical).digest("hex");
+  return canonicalJson(input.scope === undefined ? shared : { ...shared, scope: input.scope });
+}
+
+/** The hex SHA-256 cache key of a request, computed on the calling thread. */
+export function cacheKey(input: KeyInput): string {
+  return createHash("sha256").update(canonicalInput(input)).digest("hex");
+}
+
+/**
+ * The same key as `cacheKey`. A small request (`size`: its body's text length; every ordinary one) is keyed at
+ * once; a big one is serialised as big work (`heavy`) and hashed by `crypto.subtle` off the event loop, so other
+ * requests are served meanwhile.
+ */
+export function cacheKeyAsync(input: KeyInput, size = 0): string | Promise<string> {
+  if (size < BIG_WORK) return cacheKey(input);
+  return (async () => {
+    const bytes = await heavy(size, () => new TextEncoder().encode(canonicalInput(input)));
+    return hex(await crypto.subtle.digest("SHA-256", bytes));
+  })();
+}
+
+function hex(digest: ArrayBuffer): string {
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }

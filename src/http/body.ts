@@ -3,6 +3,7 @@
 import { ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { type Deadline, deadlines } from "../util/deadlines.ts";
 import { checkJsonShape } from "./json_shape.ts";
+import { heavy } from "../util/heavy.ts";
 
 // Fatal: a body that is not UTF-8 is refused (400) rather than forwarded with U+FFFD in place of its bytes.
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -80,7 +81,7 @@ function readWhole(request: Request, limit: number, timeoutMs: number): Promise<
       if (bytes.byteLength > limit) reject(tooLarge(limit));
       else {
         try {
-          resolve(decode(bytes));
+          resolve(heavy(bytes.byteLength, () => decode(bytes)));
         } catch (error) {
           reject(error);
         }
@@ -115,14 +116,14 @@ async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limi
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return decode(chunks[0]);
+  if (chunks.length === 1) return await heavy(size, () => decode(chunks[0]));
   const joined = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
     joined.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return decode(joined);
+  return await heavy(size, () => decode(joined));
 }
 
 /** Parses a JSON object body; anything else is a 400 `invalid_json`. */

@@ -32,6 +32,7 @@ import { OwnerPlan, type Plan, ResendPlan } from "./plan.ts";
 import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
 import { recordCachedUsage, recordUsage, type UsageSink } from "./usage.ts";
 import { answerCaller, failCaller } from "./caller.ts";
+import { heavy, sizeOf } from "../util/heavy.ts";
 
 export interface PipelineDeps {
   readonly settings: Settings;
@@ -140,7 +141,7 @@ export class Pipeline {
     let served: Served;
     try {
       const plan = this.#plan(request, conversation, lookup); // 4. plan
-      served = await this.#deps.attempts.run(generationCall(request, lookup.signal), plan); // 5. attempts
+      served = await this.#deps.attempts.run(await generationCall(request, lookup.signal), plan); // 5. attempts
     } catch (error) {
       lookup.ticket.drop();
       throw error;
@@ -200,13 +201,18 @@ export class Pipeline {
   }
 }
 
-/** The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed. */
-function generationCall(request: Generation, signal: AbortSignal): UpstreamCall {
-  const { cache: _cache, ...forwarded } = request.body;
+/**
+ * The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed.
+ * The body is serialised once (as big work when big); each attempt only puts its endpoint's model in front.
+ */
+async function generationCall(request: Generation, signal: AbortSignal): Promise<UpstreamCall> {
+  const { cache: _cache, model: _model, ...forwarded } = request.body;
+  const rest = await heavy(sizeOf(request.body), () => JSON.stringify(forwarded));
   return {
     method: "POST",
     path: ROUTE_PATHS[request.route],
-    body: (endpoint) => JSON.stringify({ ...forwarded, model: endpoint.model }),
+    body: (endpoint) =>
+      `{"model":${JSON.stringify(endpoint.model)}${rest === "{}" ? "}" : "," + rest.slice(1)}`,
     stream: request.stream ? request.route : undefined,
     json: true,
     failure: isFailoverStatus,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cacheKey, canonicalJson } from "../../src/cache/key.ts";
+import { cacheKey, cacheKeyAsync, canonicalJson } from "../../src/cache/key.ts";
 import { test } from "../_support/test.ts";
 
 const base = { route: "chat" as const, group: "gpt-test", stream: false };
@@ -45,4 +45,14 @@ test("route, group, stream and any body value change the key", () => {
     cacheKey({ ...base, body: { ...body, stream_options: { include_usage: true } } }),
   ];
   assert.equal(new Set([plain, ...others]).size, others.length + 1);
+});
+
+test("a big body's key, hashed off the event loop, is the same as the one hashed at once", async () => {
+  const body = { model: "gpt-test", messages: [{ role: "user", content: "é".repeat(300_000) }] };
+  const small = cacheKeyAsync({ ...base, body }, 10);
+  assert.equal(typeof small, "string", "a small body is keyed with no await");
+  const big = cacheKeyAsync({ ...base, body }, 600_000);
+  assert.ok(big instanceof Promise);
+  assert.equal(await big, cacheKey({ ...base, body }));
+  assert.equal(small, cacheKey({ ...base, body }));
 });

@@ -11,6 +11,7 @@ import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { Route } from "../../core/route.ts";
 import { overheadHeader } from "../../metrics/request_trace.ts";
 import type { Services } from "../../services.ts";
+import { heavy, noteSize } from "../../util/heavy.ts";
 import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
 import { mergeExtraBody } from "../extra_body.ts";
 import { pythonHeaders, withCacheMarker } from "../python_markers.ts";
@@ -54,11 +55,12 @@ export function generationHandler(services: Services, route: Route) {
   const models = new ModelNames(config.groups);
   const names = models.listed();
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const body = mergeExtraBody(
-      parseJsonObject(
-        await readBodyText(c.req.raw, config.settings.maxBodyBytes, config.settings.limits.bodyTimeoutMs),
-      ),
+    const text = await readBodyText(
+      c.req.raw,
+      config.settings.maxBodyBytes,
+      config.settings.limits.bodyTimeoutMs,
     );
+    const body = noteSize(mergeExtraBody(await heavy(text.length, () => parseJsonObject(text))), text.length);
     const key = c.get("key");
     const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;
     // A group the key may not use answers exactly like one that does not exist, listing only the key's groups.
