@@ -60,7 +60,7 @@ export function generationHandler(services: Services, route: Route) {
       config.settings.maxBodyBytes,
       config.settings.limits.bodyTimeoutMs,
     );
-    const body = noteSize(mergeExtraBody(await heavy(text.length, () => parseJsonObject(text))), text.length);
+    const body = mergeExtraBody(await heavy(text.length, () => parseJsonObject(text)));
     const key = c.get("key");
     const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;
     // A group the key may not use answers exactly like one that does not exist, listing only the key's groups.
@@ -82,7 +82,7 @@ export function generationHandler(services: Services, route: Route) {
       kind: "generation",
       route,
       group,
-      body: countStream ? askForUsage(body) : body,
+      body: noteSize(countStream ? askForUsage(body) : body, text.length), // big bodies are worked on piece by piece
       stream,
       clientHeaders: c.req.raw.headers,
       requestId,
