@@ -24,6 +24,7 @@ Options:
   --host HOST        bind address (overrides general_settings.bind_address)
   --port PORT        bind port, 0 for a free one (overrides general_settings.bind_port)
   --log-level LEVEL  debug | info | warn | error (default: $LOG_LEVEL, else info)
+  --reuse-port       share the port with other llmproxy processes (SO_REUSEPORT, Linux; general_settings.reuse_port)
   --demo             serve a built-in simulated upstream; needs no config and no API key
   --help             show this text
   --version          print the version
@@ -36,6 +37,7 @@ export async function main(args: string[]): Promise<number> {
     host: { type: "string" },
     port: { type: "string" },
     "log-level": { type: "string" },
+    "reuse-port": { type: "boolean", default: false },
     demo: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
     version: { type: "boolean", default: false },
@@ -100,6 +102,8 @@ export async function main(args: string[]): Promise<number> {
         {
           hostname,
           port: port ?? settings.port,
+          // Several processes on one port (one per core), sharing state through Redis: README "One process per core".
+          reusePort: flags["reuse-port"] || settings.reusePort,
           onListen: ({ hostname, port }) => {
             const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
             console.log(`Listening on http://${shown}:${port}`);

@@ -94,6 +94,10 @@ export interface RedisSettings {
   readonly password?: string;
   readonly tls: boolean;
   readonly clusterNodes?: readonly string[];
+  readonly sentinels?: readonly string[];
+  readonly sentinelMaster?: string;
+  /** PEM files for TLS (read when the store connects). */
+  readonly tlsFiles?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }
 
 export interface Settings {
@@ -105,6 +109,8 @@ export interface Settings {
   readonly cooldownMs: number;
   /** Absent: in-memory state. */
   readonly redis?: RedisSettings;
+  /** `general_settings.reuse_port`: listen with SO_REUSEPORT, so several processes share the port. */
+  readonly reusePort: boolean;
   readonly cache: boolean;
   readonly cacheTtlSeconds: number;
   readonly namespace: string;

@@ -174,17 +174,26 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
     upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),
     apiKeys: gs.api_keys,
+    reusePort: gs.reuse_port,
     healthProbeIntervalMs: Math.round(gs.health_probe_interval * 1000),
     adminKeys: gs.admin_keys,
     pythonCacheMarker: gs.python_cache_marker,
   };
 }
 
+function tlsFiles(gs: ConfigFile["general_settings"]): Pick<RedisSettings, "tlsFiles"> {
+  const { redis_tls_ca_file: ca, redis_tls_cert_file: cert, redis_tls_key_file: key } = gs;
+  if (ca === undefined && cert === undefined && key === undefined) return {};
+  return { tlsFiles: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } };
+}
+
 /** Redis from `redis_url` / `redis_host` / `redis_cluster_nodes`, else the Python `cache_params` host; else none. */
 function resolveRedis(gs: ConfigFile["general_settings"]): { redis?: RedisSettings } {
   const cp = gs.cache_params;
   const nodes = gs.redis_cluster_nodes ?? [];
-  const own = gs.redis_url !== undefined || gs.redis_host !== undefined || nodes.length > 0;
+  const sentinels = gs.redis_sentinels ?? [];
+  const own = gs.redis_url !== undefined || gs.redis_host !== undefined || nodes.length > 0 ||
+    sentinels.length > 0;
   if (!own && cp.host === undefined) return {};
   const host = own ? gs.redis_host : cp.host;
   const port = own ? gs.redis_port : cp.port;
@@ -196,6 +205,8 @@ function resolveRedis(gs: ConfigFile["general_settings"]): { redis?: RedisSettin
     ...(password !== undefined ? { password } : {}),
     tls: gs.redis_ssl ?? gs.redis_url?.startsWith("rediss://") ?? false,
     ...(nodes.length > 0 ? { clusterNodes: nodes } : {}),
+    ...(sentinels.length > 0 ? { sentinels, sentinelMaster: gs.redis_sentinel_master ?? "mymaster" } : {}),
+    ...tlsFiles(gs),
   };
   return { redis };
 }

@@ -206,6 +206,18 @@ export const GeneralSettingsSchema = z.strictObject({
     z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, "must be host:port"),
   )
     .optional(),
+  /** Redis Sentinel: the sentinels (`host:port`) and the name of the master they watch. */
+  redis_sentinels: stringList(
+    z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, "must be host:port"),
+  )
+    .optional(),
+  redis_sentinel_master: optionalText,
+  /** TLS to Redis: PEM files of the CA to trust and of a client certificate and key. */
+  redis_tls_ca_file: optionalText,
+  redis_tls_cert_file: optionalText,
+  redis_tls_key_file: optionalText,
+  /** Several processes listen on one port (SO_REUSEPORT, Linux): one process per core. */
+  reuse_port: flag.default(false),
   cache: flag.default(true),
   cache_params: emptyAsDefault(CacheParamsSchema.default(CacheParamsSchema.parse({}))),
   response_affinity_ttl: positiveCount.default(21600),

@@ -12,7 +12,7 @@ const TROUBLE_MESSAGES: Readonly<Record<Trouble["kind"], string>> = {
 };
 
 export function serveOptions(
-  where: { hostname: string; port: number; onListen?: (addr: Deno.NetAddr) => void },
+  where: { hostname: string; port: number; reusePort?: boolean; onListen?: (addr: Deno.NetAddr) => void },
   limits: Limits,
   logger: Logger,
 ): ServeOptions {

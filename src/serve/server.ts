@@ -19,6 +19,8 @@
 export interface ServeOptions {
   readonly hostname: string;
   readonly port: number;
+  /** SO_REUSEPORT (Linux): several processes listen on one port and the kernel spreads connections over them. */
+  readonly reusePort?: boolean;
   readonly maxConnections: number;
   readonly keepaliveTimeoutMs: number;
   readonly headerTimeoutMs: number;
@@ -93,7 +95,7 @@ export function serve(options: ServeOptions, handler: Handler): Server {
   const serveOn = serveOnConnection();
   if (!serveOn) {
     const server = Deno.serve(
-      { hostname: options.hostname, port: options.port, onListen: () => {} },
+      { hostname: options.hostname, port: options.port, reusePort: options.reusePort, onListen: () => {} },
       handler,
     );
     options.onListen?.(server.addr);
@@ -126,7 +128,12 @@ class LimitedServer implements Server {
     this.#options = options;
     this.#handler = handler;
     this.#serveOn = serveOn;
-    this.#listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+    this.#listener = Deno.listen({
+      hostname: options.hostname,
+      port: options.port,
+      reusePort: options.reusePort,
+      transport: "tcp",
+    });
     this.addr = this.#listener.addr;
     const every = Math.min(
       1000,

@@ -39,6 +39,7 @@ import {
   type Client,
   createClient,
   describeTarget,
+  readTlsFiles,
   type RedisStoreOptions,
   type StoreLogger,
 } from "./redis_client.ts";
@@ -62,7 +63,7 @@ export class RedisStore implements Store {
 
   /** Connects and waits for the first attempt to end; a Redis that is away yields a degraded store that retries. */
   static async connect(options: RedisStoreOptions): Promise<RedisStore> {
-    const store = new RedisStore(options);
+    const store = new RedisStore(await readTlsFiles(options));
     await store.#watch.firstAttempt(options.connectTimeoutMs ?? 1000);
     return store;
   }

@@ -28,6 +28,8 @@ export interface RedisStoreOptions {
   readonly password?: string;
   /** TLS on every connection; `true` for the system's CAs, or PEM material. */
   readonly tls?: boolean | RedisTls;
+  /** PEM files to read for TLS (`redis_tls_*_file`); they turn TLS on. */
+  readonly tlsFiles?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
   /** Seed nodes (`host:port`) of a Redis Cluster; when given, a cluster client is used. */
   readonly clusterNodes?: readonly string[];
   /** Sentinels (`host:port`) that name the master `sentinelMaster`; when given, a Sentinel client is used. */
@@ -75,7 +77,9 @@ export function createClient(options: RedisStoreOptions): Client {
       retryDelayOnClusterDown: 0,
       redisOptions: common,
     };
-    return new Cluster(options.clusterNodes.map(hostPort), clusterOptions);
+    const cluster = new Cluster(options.clusterNodes.map(hostPort), clusterOptions);
+    cluster.on("+node", (node: Redis) => guardStreamErrors(node));
+    return cluster;
   }
   const standalone: RedisOptions = {
     ...common,
@@ -84,19 +88,64 @@ export function createClient(options: RedisStoreOptions): Client {
     retryStrategy: retry,
   };
   if (options.sentinels && options.sentinels.length > 0) {
-    return new Redis({
-      ...standalone,
-      sentinels: options.sentinels.map(hostPort),
-      name: options.sentinelMaster ?? "mymaster",
-      sentinelRetryStrategy: retry,
-      sentinelCommandTimeout: 500,
-      ...(tls ? { enableTLSForSentinelMode: true } : {}),
-      // Told by Sentinel that the master moved, the client reconnects to the new one at once.
-      failoverDetector: true,
-    });
+    return guardStreamErrors(
+      new Redis({
+        ...standalone,
+        sentinels: options.sentinels.map(hostPort),
+        name: options.sentinelMaster ?? "mymaster",
+        sentinelRetryStrategy: retry,
+        sentinelCommandTimeout: 500,
+        ...(tls ? { enableTLSForSentinelMode: true } : {}),
+        // Told by Sentinel that the master moved, the client reconnects to the new one at once.
+        failoverDetector: true,
+      }),
+    );
   }
-  if (options.url !== undefined) return new Redis(options.url, standalone);
-  return new Redis({ ...standalone, host: options.host ?? "127.0.0.1", port: options.port ?? 6379 });
+  if (options.url !== undefined) return guardStreamErrors(new Redis(options.url, standalone));
+  return guardStreamErrors(
+    new Redis({ ...standalone, host: options.host ?? "127.0.0.1", port: options.port ?? 6379 }),
+  );
+}
+
+interface Connector {
+  connect(...args: unknown[]): Promise<{ on(event: "error", listener: () => void): unknown }>;
+}
+
+/**
+ * ioredis listens for one `error` on each socket (`once`); a socket that fails twice (a TLS handshake the server
+ * refuses, then a write on it: EPIPE) would throw the second error out of the process. Each socket gets a lasting
+ * listener that drops errors; ioredis still hears the first one and handles it.
+ */
+function guardStreamErrors(client: Redis): Redis {
+  const connector = (client as unknown as { connector: Connector }).connector;
+  const connect = connector.connect.bind(connector);
+  connector.connect = (...args) =>
+    connect(...args).then((stream) => {
+      stream.on("error", () => {});
+      return stream;
+    });
+  return client;
+}
+
+/** `options` with its `tlsFiles` read into `tls`; a file that cannot be read fails with its key's name. */
+export async function readTlsFiles(options: RedisStoreOptions): Promise<RedisStoreOptions> {
+  const files = options.tlsFiles;
+  if (files === undefined) return options;
+  const read = async (path: string | undefined, key: string) => {
+    if (path === undefined) return undefined;
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      throw new Error(`general_settings.${key}: cannot read '${path}': ${(error as Error).message}`);
+    }
+  };
+  const [ca, cert, key] = await Promise.all([
+    read(files.ca, "redis_tls_ca_file"),
+    read(files.cert, "redis_tls_cert_file"),
+    read(files.key, "redis_tls_key_file"),
+  ]);
+  const pem: RedisTls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  return { ...options, tls: pem };
 }
 
 function tlsOptions(options: RedisStoreOptions): RedisOptions["tls"] | undefined {

@@ -12,6 +12,8 @@ import { available } from "./test.ts";
 
 export interface RedisServer {
   readonly port: number;
+  /** The TLS port when started with `tls` (the plain `port` stays open for the test's own commands). */
+  readonly tlsPort?: number;
   /** `redis://[:password@]127.0.0.1:port` */
   readonly url: string;
   /** Stops the server (SIGTERM) and waits for the process to exit. Safe to call twice. */
@@ -38,6 +40,8 @@ export interface StartRedisOptions {
   readonly cluster?: boolean | "node";
   /** More `redis-server` arguments, e.g. `["--cluster-node-timeout", "1000"]`. */
   readonly args?: readonly string[];
+  /** Also listens with TLS on `tlsPort` (clients must show a certificate the CA signed); PEM file paths. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
 }
 
 /** True where `redis-server` is on the PATH, and always in CI, where a missing server must fail loudly. */
@@ -48,7 +52,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   for (let attempt = 1;; attempt++) {
     const port = freePort();
     try {
-      return await serverOn(port, dir, options);
+      const tlsPort = options.tls ? freePort() : undefined;
+      return await serverOn(port, dir, { ...options, tlsPort });
     } catch (error) {
       if (attempt >= 5) {
         await Deno.remove(dir, { recursive: true });
@@ -58,7 +63,9 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   }
 }
 
-async function serverOn(port: number, dir: string, options: StartRedisOptions): Promise<RedisServer> {
+type Spawn = StartRedisOptions & { tlsPort?: number };
+
+async function serverOn(port: number, dir: string, options: Spawn): Promise<RedisServer> {
   let child: Deno.ChildProcess | null = await spawn(port, dir, options);
   const stop = async () => {
     if (child === null) return;
@@ -78,6 +85,7 @@ async function serverOn(port: number, dir: string, options: StartRedisOptions): 
   const { password } = options;
   return {
     port,
+    ...(options.tlsPort !== undefined ? { tlsPort: options.tlsPort } : {}),
     url: password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${password}@127.0.0.1:${port}`,
     stop,
     start,
@@ -99,7 +107,7 @@ async function serverOn(port: number, dir: string, options: StartRedisOptions): 
 }
 
 /** Spawns redis-server on `port` and resolves once it is up (and, for a cluster, serving all slots). */
-async function spawn(port: number, dir: string, options: StartRedisOptions): Promise<Deno.ChildProcess> {
+async function spawn(port: number, dir: string, options: Spawn): Promise<Deno.ChildProcess> {
   const args = [
     "--port",
     String(port),
@@ -117,6 +125,17 @@ async function spawn(port: number, dir: string, options: StartRedisOptions): Pro
   if (options.cluster) {
     args.push("--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`);
     args.push("--cluster-announce-ip", "127.0.0.1");
+  }
+  if (options.tls && options.tlsPort !== undefined) {
+    args.push("--tls-port", String(options.tlsPort), "--tls-cert-file", options.tls.cert);
+    args.push(
+      "--tls-key-file",
+      options.tls.key,
+      "--tls-ca-cert-file",
+      options.tls.ca,
+      "--tls-auth-clients",
+      "yes",
+    );
   }
   args.push(...options.args ?? []);
   const child = new Deno.Command("redis-server", { args, stdin: "null", stdout: "null", stderr: "null" })

@@ -16,7 +16,7 @@ import { available } from "./test.ts";
 export interface RedisCluster extends AsyncDisposable {
   /** Every node, masters first, in the order given to `--cluster create`. */
   readonly nodes: readonly RedisServer[];
-  /** `127.0.0.1:port` of every node, for `redis_cluster_nodes`. */
+  /** `127.0.0.1:port` of every node, for `redis_cluster_nodes` (the TLS ports when started with `tls`). */
   readonly seeds: string[];
   /** The node serving `slot` now (asks the first node that answers). */
   masterOf(slot: number): Promise<RedisServer | undefined>;
@@ -31,6 +31,11 @@ export interface StartClusterOptions {
   readonly nodeTimeoutMs?: number;
   /** More `redis-server` arguments for every node. */
   readonly args?: readonly string[];
+  /**
+   * TLS for clients and the cluster bus (`tls-cluster yes`): nodes then announce their TLS ports, and `seeds`
+   * name them. PEM file paths; the certificate must be good for both server and client use.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
 }
 
 /** `redis-cli` builds the cluster; see `available` for CI. */
@@ -46,10 +51,14 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
     "no",
     "--cluster-allow-reads-when-down",
     "no",
+    ...options.tls ? ["--tls-cluster", "yes", "--tls-replication", "yes"] : [],
     ...options.args ?? [],
   ];
   const nodes = await Promise.all(
-    Array.from({ length: masters * (1 + replicas) }, () => startRedis({ cluster: "node", args })),
+    Array.from(
+      { length: masters * (1 + replicas) },
+      () => startRedis({ cluster: "node", args, tls: options.tls }),
+    ),
   );
   const dispose = async () => void await Promise.all(nodes.map((node) => node[Symbol.asyncDispose]()));
   try {
@@ -57,10 +66,14 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
       args: [
         "--cluster",
         "create",
-        ...nodes.map((node) => `127.0.0.1:${node.port}`),
+        // With tls-cluster the cluster bus is found from the TLS port.
+        ...nodes.map((node) => `127.0.0.1:${node.tlsPort ?? node.port}`),
         "--cluster-replicas",
         String(replicas),
         "--cluster-yes",
+        ...options.tls
+          ? ["--tls", "--cacert", options.tls.ca, "--cert", options.tls.cert, "--key", options.tls.key]
+          : [],
       ],
       stdin: "null",
       stdout: "piped",
@@ -101,7 +114,7 @@ function clusterOf(nodes: RedisServer[], dispose: () => Promise<void>): RedisClu
           return slot >= from && slot <= (to ?? from);
         });
         const port = Number(fields[1]?.split(":")[1]?.split("@")[0]);
-        if (owns) return nodes.find((candidate) => candidate.port === port);
+        if (owns) return nodes.find((candidate) => candidate.port === port || candidate.tlsPort === port);
       }
       return undefined;
     }
@@ -109,7 +122,7 @@ function clusterOf(nodes: RedisServer[], dispose: () => Promise<void>): RedisClu
   };
   return {
     nodes,
-    seeds: nodes.map((node) => `127.0.0.1:${node.port}`),
+    seeds: nodes.map((node) => `127.0.0.1:${node.tlsPort ?? node.port}`),
     masterOf,
     waitOk,
     [Symbol.asyncDispose]: dispose,

@@ -150,6 +150,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     maxWaitForCapacityMs: 2000,
     maxBodyBytes: 10 * MiB,
     upstreamClient: "http1",
+    reusePort: false,
     shutdownTimeoutMs: 30_000,
     limits: {
       maxConnections: undefined,
