@@ -78,11 +78,13 @@ export function createClient(options: RedisStoreOptions): Client {
       redisOptions: common,
     };
     const cluster = new Cluster(options.clusterNodes.map(hostPort), clusterOptions);
-    cluster.on("+node", (node: Redis) => guardStreamErrors(node));
+    cluster.on("+node", (node: Redis) => guardStreamErrors(node, false));
     return cluster;
   }
   const standalone: RedisOptions = {
     ...common,
+    // Connected by `guardStreamErrors`, once it has wrapped the connector.
+    lazyConnect: true,
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     retryStrategy: retry,
@@ -116,7 +118,7 @@ interface Connector {
  * refuses, then a write on it: EPIPE) would throw the second error out of the process. Each socket gets a lasting
  * listener that drops errors; ioredis still hears the first one and handles it.
  */
-function guardStreamErrors(client: Redis): Redis {
+function guardStreamErrors(client: Redis, connectNow = true): Redis {
   const connector = (client as unknown as { connector: Connector }).connector;
   const connect = connector.connect.bind(connector);
   connector.connect = (...args) =>
@@ -124,6 +126,8 @@ function guardStreamErrors(client: Redis): Redis {
       stream.on("error", () => {});
       return stream;
     });
+  // A first attempt that fails is reported by the "error" and "close" events; the client keeps retrying.
+  if (connectNow) client.connect().catch(() => {});
   return client;
 }
 
