@@ -160,12 +160,18 @@ test({
         if (!back) await delay(100);
       }
       assert.ok(back, "every instance shares state again");
-      // Cache entries are shared again, on all three masters (20 keys: all on two of them has odds 3e-4).
-      const prompts = Array.from({ length: 20 }, (_, i) => `converged ${i}`);
-      await Promise.all(prompts.map((prompt) => ask(proxies[0], prompt)));
-      await proxies[0].services.cache.settled();
-      const again = await Promise.all(prompts.map((prompt) => ask(proxies[1], prompt)));
-      assert.deepEqual(again.map((reply) => reply.headers.get("x-llmproxy-cache")), Array(20).fill("HIT"));
+      // Cache entries are shared again, on all three masters (20 keys: all on two of them has odds 3e-4). A store
+      // call slower than the 250 ms bound is served locally, so on a saturated machine a round may miss: new keys
+      // are tried until one round is all shared.
+      let hits: (string | null)[] = [];
+      for (let round = 0; round < 10 && (round === 0 || hits.some((hit) => hit !== "HIT")); round++) {
+        const prompts = Array.from({ length: 20 }, (_, i) => `converged ${round}-${i}`);
+        await Promise.all(prompts.map((prompt) => ask(proxies[0], prompt)));
+        await proxies[0].services.cache.settled();
+        const again = await Promise.all(prompts.map((prompt) => ask(proxies[1], prompt)));
+        hits = again.map((reply) => reply.headers.get("x-llmproxy-cache"));
+      }
+      assert.deepEqual(hits, Array(20).fill("HIT"));
     } finally {
       await Promise.all(proxies.map((proxy) => proxy.close()));
       await Promise.all(sims.map((sim) => sim.close()));
