@@ -10,7 +10,7 @@
  */
 
 import { MemoryStore } from "./memory.ts";
-import { ALL_NODES, Outages, within } from "./outages.ts";
+import { ALL_NODES, Outages, StoreWaitError, within } from "./outages.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -218,13 +218,17 @@ export class FallbackStore implements Store {
     // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
     // (or a later one) takes can be removed by a delete owed from before.
     if (this.#owedCount > 0) this.#payOwed(node);
+    const pending = operation(this.#primary, node);
     let result: T;
     try {
-      result = await within(operation(this.#primary, node), this.#waitMs);
+      result = await within(pending, this.#waitMs);
     } catch (error) {
       // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
       if (isAnswer(error)) throw error;
       this.#outages.down(node, error instanceof Error ? error.message : String(error));
+      // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives; dead or
+      // hung, the command fails or never answers and the node stays down.
+      if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node), () => {});
       return operation(this.#local, node);
     }
     this.#outages.up(node);
