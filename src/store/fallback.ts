@@ -4,13 +4,14 @@
  * this instance's own state for those keys and on shared state for the rest (per node on a Redis Cluster: a lost
  * master costs only the keys that live on it).
  *
- * No call waits on the primary longer than `waitMs` (default 250 ms): one that gets no answer by then is served
- * locally, and its node is left alone for `retryAfterMs` (then one call tries it again). A primary that reports
+ * No call waits on the primary longer than `waitMs` (default 250 ms; more only where Redis's recent answers were
+ * slow, see `WaitBound`): one that gets no answer by then is served locally, and its node is left alone for
+ * `retryAfterMs` (then one call tries it again, or the late answer clears it). A primary that reports
  * itself disconnected is not waited on at all. One warning per node going down, one info line when it answers.
  */
 
 import { MemoryStore } from "./memory.ts";
-import { ALL_NODES, Outages, StoreWaitError, within } from "./outages.ts";
+import { ALL_NODES, Outages, StoreWaitError, WaitBound, within } from "./outages.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -35,7 +36,10 @@ export interface FallbackStoreOptions {
   readonly logger?: StoreLogger;
   /** How long to serve a node locally after a failed call before trying it again; default 1000 ms. */
   readonly retryAfterMs?: number;
-  /** The most a call waits on the primary before it is served locally; default 250 ms. */
+  /**
+   * The most a call waits on the primary before it is served locally; default 250 ms. Where Redis's recent
+   * answers were slow, twice the slowest of them, at most 1 s (`WaitBound`).
+   */
   readonly waitMs?: number;
   /** Epoch milliseconds; defaults to `Date.now`. */
   readonly now?: () => number;
@@ -48,7 +52,7 @@ export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
   readonly #outages: Outages;
-  readonly #waitMs: number;
+  readonly #bound: WaitBound;
   /** Conditional deletes served locally during an outage, for the primary once it is back: node -> key -> value. */
   readonly #owed = new Map<string, Map<string, string>>();
   #owedCount = 0;
@@ -56,7 +60,7 @@ export class FallbackStore implements Store {
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
     this.#local = options.local ?? new MemoryStore();
-    this.#waitMs = options.waitMs ?? 250;
+    this.#bound = new WaitBound(options.waitMs ?? 250);
     this.#outages = new Outages(
       options.primary.kind,
       options.logger ?? (() => {}),
@@ -218,10 +222,13 @@ export class FallbackStore implements Store {
     // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
     // (or a later one) takes can be removed by a delete owed from before.
     if (this.#owedCount > 0) this.#payOwed(node);
+    const started = performance.now();
     const pending = operation(this.#primary, node);
     let result: T;
     try {
-      result = await within(pending, this.#waitMs);
+      result = await within(pending, this.#bound.ms(started));
+      const now = performance.now();
+      this.#bound.answered(now - started, now);
     } catch (error) {
       // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
       if (isAnswer(error)) throw error;

@@ -104,3 +104,39 @@ export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
     );
   });
 }
+
+/**
+ * How long a store call may wait: `floorMs` (250 ms) while Redis answers fast, as it does on a healthy machine.
+ * Where its recent answers were slow (a saturated machine: Redis and this process compete for CPU), twice the
+ * slowest recent answer, at most `ceilingMs`, so a slow but working Redis is not mistaken for a lost one. "Recent"
+ * halves every 5 s.
+ */
+export class WaitBound {
+  readonly #floorMs: number;
+  readonly #ceilingMs: number;
+  #slowest = 0;
+  #at = 0;
+
+  constructor(floorMs: number, ceilingMs = Math.max(floorMs, 1000)) {
+    this.#floorMs = floorMs;
+    this.#ceilingMs = ceilingMs;
+  }
+
+  /** The bound for a call starting now (`performance.now()` milliseconds). */
+  ms(now: number): number {
+    if (this.#slowest * 2 <= this.#floorMs) return this.#floorMs;
+    return Math.min(this.#ceilingMs, Math.max(this.#floorMs, 2 * this.#decayed(now)));
+  }
+
+  /** A call answered after `ms`. */
+  answered(ms: number, now: number): void {
+    if (ms > this.#decayed(now)) {
+      this.#slowest = ms;
+      this.#at = now;
+    }
+  }
+
+  #decayed(now: number): number {
+    return this.#slowest * 0.5 ** ((now - this.#at) / 5000);
+  }
+}
