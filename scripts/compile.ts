@@ -30,6 +30,8 @@ export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8";
 export const COMPILE_FLAGS = [
   V8_FLAGS,
   "--unstable-no-legacy-abort",
+  // Deno.listen's reusePort (general_settings.reuse_port / --reuse-port).
+  "--unstable-net",
   "--allow-net",
   "--allow-env",
   "--allow-read",

@@ -273,7 +273,12 @@ export class FallbackStore implements Store {
   }
 }
 
+/** Replies that say the node cannot serve right now (a demoted master, a loading replica, a failover). */
+const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
 /** Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. */
 function isAnswer(error: unknown): boolean {
-  return error instanceof Error && (error.name === "ReplyError" || error instanceof RangeError);
+  if (!(error instanceof Error)) return false;
+  if (error.name === "ReplyError") return !UNAVAILABLE.test(error.message);
+  return error instanceof RangeError;
 }

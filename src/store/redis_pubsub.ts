@@ -23,6 +23,8 @@ export function subscribeOnRedis(
   subscriber.on("message", (from: string, message: string) => {
     if (from === channel) onMessage(message);
   });
+  // The store's clients are made with lazyConnect (see redis_client.ts), and a duplicate inherits it.
+  if (subscriber.status === "wait") subscriber.connect().catch(() => {});
   return async () => {
     if (subscriber.status === "end") return;
     // Between reconnect attempts there is no socket: ioredis clears its timer but never emits "end".

@@ -1,0 +1,87 @@
+/**
+ * Starts a Redis Sentinel setup for a test file: a master, one replica and three `redis-sentinel` processes that
+ * watch it as `mymaster` (down after 1 s, quorum 2), on free ports of 127.0.0.1. About a second to come up.
+ *
+ *   await using set = await startSentinels();
+ *   // general_settings: redis_sentinels: set.sentinels, redis_sentinel_master: mymaster
+ */
+
+import { freePort, query, type RedisServer, startRedis } from "./redis.ts";
+
+export interface SentinelSet extends AsyncDisposable {
+  readonly master: RedisServer;
+  readonly replica: RedisServer;
+  /** `127.0.0.1:port` of each sentinel. */
+  readonly sentinels: string[];
+  /** The port the sentinels name as master now (null while they do not agree or do not answer). */
+  masterPort(): Promise<number | null>;
+}
+
+export const MASTER_NAME = "mymaster";
+
+export async function startSentinels(): Promise<SentinelSet> {
+  const master = await startRedis();
+  const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(master.port)] });
+  const dir = await Deno.makeTempDir({ prefix: "llmproxy-sentinel-" });
+  const children: Deno.ChildProcess[] = [];
+  const ports: number[] = [];
+  const dispose = async () => {
+    for (const child of children) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await child.status;
+    }
+    await Promise.all([master[Symbol.asyncDispose](), replica[Symbol.asyncDispose]()]);
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = freePort();
+      const conf = `${dir}/sentinel-${port}.conf`;
+      await Deno.writeTextFile(
+        conf,
+        [
+          `port ${port}`,
+          "bind 127.0.0.1",
+          `dir ${dir}`,
+          `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${master.port} 2`,
+          `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+          `sentinel failover-timeout ${MASTER_NAME} 4000`,
+          `sentinel parallel-syncs ${MASTER_NAME} 1`,
+          "",
+        ].join("\n"),
+      );
+      children.push(
+        new Deno.Command("redis-sentinel", { args: [conf], stdin: "null", stdout: "null", stderr: "null" })
+          .spawn(),
+      );
+      ports.push(port);
+    }
+    // Up once every sentinel knows the replica and the other two sentinels.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const infos = await Promise.all(ports.map((port) => query(port, undefined, ["INFO", "sentinel"])));
+      if (infos.every((info) => info?.includes("status=ok") && info.includes("slaves=1,sentinels=3"))) break;
+      if (Date.now() > deadline) throw new Error(`sentinels not ready: ${infos.join(" | ")}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  const masterPort = async () => {
+    const infos = await Promise.all(ports.map((port) => query(port, undefined, ["INFO", "sentinel"])));
+    const named = infos.map((info) => info?.match(/address=127\.0\.0\.1:(\d+)/)?.[1]);
+    return named.every((port) => port !== undefined && port === named[0]) ? Number(named[0]) : null;
+  };
+  return {
+    master,
+    replica,
+    sentinels: ports.map((port) => `127.0.0.1:${port}`),
+    masterPort,
+    [Symbol.asyncDispose]: dispose,
+  };
+}
