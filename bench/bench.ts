@@ -13,6 +13,8 @@
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { hasRedis, startRedis } from "../tests/_support/redis.ts";
+import { hasRedisCli } from "../tests/_support/redis_cluster.ts";
+import { measureTopologies, topologyTable } from "./redis_topologies.ts";
 import { type CacheHits, measureCacheHits } from "./cache_hits.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import {
@@ -417,6 +419,10 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     cacheRedis = redisCache.hits;
     redisMissSequential = redisCache.sequential;
     redisMissLoad = redisCache.load;
+  }
+  if (hasRedis && hasRedisCli) {
+    log("Redis standalone next to a 3-master Redis Cluster: cache-hit latency, cache-miss throughput");
+    console.log(`\n${topologyTable(await measureTopologies(upstream.url, flags.durationS))}\n`);
   }
 
   let soakFigures;

@@ -62,7 +62,7 @@ test({
       kind: "redis",
       shared: true,
       open: async (namespace) =>
-        new FallbackStore({ primary: await RedisStore.connect({ url: redis.url, namespace }) }),
+        new FallbackStore({ primary: await RedisStore.connect({ url: redis.url, namespace }), waitMs: 5000 }),
       advance: sleep,
     });
   },
