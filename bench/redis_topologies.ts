@@ -4,9 +4,13 @@
  * lock script, an upstream call and a write). The proxy and the fake upstream are their own processes; Redis runs
  * with no persistence on 127.0.0.1. Part of `deno task bench`; alone:
  *
- *   deno run -A bench/redis_topologies.ts [--duration SECONDS]
+ *   deno run -A bench/redis_topologies.ts [--duration SECONDS] [--main PATH] [--standalone]
+ *
+ * `--main` measures another build's entry point (e.g. a snapshot before a change), with its own deno.json;
+ * `--standalone` skips the cluster (a build from before the cluster fixes would break its budgets there).
  */
 
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startRedis } from "../tests/_support/redis.ts";
 import { startCluster } from "../tests/_support/redis_cluster.ts";
@@ -38,12 +42,14 @@ async function measure(
   upstreamUrl: string,
   redisYaml: string[],
   durationS: number,
+  main: string,
 ): Promise<TopologyFigures> {
   const path = await Deno.makeTempFile({ prefix: "llmproxy-bench-", suffix: ".yaml" });
   await Deno.writeTextFile(path, configYaml({ upstreamUrl, cache: true }) + redisYaml.join("\n") + "\n");
   await using proxy = await startServer(`proxy (${topology})`, {
-    args: ["run", "-A", V8_FLAGS, `${ROOT}main.ts`, "--config", path, "--port", "0", "--log-level", "error"],
-    cwd: ROOT,
+    args: ["run", "-A", V8_FLAGS, main, "--config", path, "--port", "0", "--log-level", "error"],
+    // The entry's own directory, so its deno.json (imports, unstable flags) applies.
+    cwd: dirname(main),
   });
   await Deno.remove(path);
   const url = proxy.url + ROUTE;
@@ -62,16 +68,21 @@ async function measure(
 }
 
 /** Standalone, then the cluster, on one fake upstream; each Redis started here and stopped after. */
-export async function measureTopologies(upstreamUrl: string, durationS: number): Promise<TopologyFigures[]> {
+export async function measureTopologies(
+  upstreamUrl: string,
+  durationS: number,
+  options: { main?: string; standaloneOnly?: boolean } = {},
+): Promise<TopologyFigures[]> {
+  const main = resolve(options.main ?? `${ROOT}main.ts`);
   const rows: TopologyFigures[] = [];
   {
     await using redis = await startRedis();
-    rows.push(await measure("standalone", upstreamUrl, [`  redis_url: ${redis.url}`], durationS));
+    rows.push(await measure("standalone", upstreamUrl, [`  redis_url: ${redis.url}`], durationS, main));
   }
-  {
+  if (!options.standaloneOnly) {
     await using cluster = await startCluster();
     const nodes = ["  redis_cluster_nodes:", ...cluster.seeds.map((seed) => `    - ${seed}`)];
-    rows.push(await measure("cluster (3 masters)", upstreamUrl, nodes, durationS));
+    rows.push(await measure("cluster (3 masters)", upstreamUrl, nodes, durationS, main));
   }
   return rows;
 }
@@ -94,11 +105,22 @@ export function topologyTable(rows: readonly TopologyFigures[]): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ args: Deno.args, options: { duration: { type: "string", default: "5" } } });
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      duration: { type: "string", default: "5" },
+      main: { type: "string" },
+      standalone: { type: "boolean", default: false },
+    },
+  });
   await ensureWrk();
   await using upstream = await startServer("fake upstream", {
     args: ["run", "-A", `${ROOT}bench/upstream_server.ts`],
     cwd: ROOT,
   });
-  console.log(topologyTable(await measureTopologies(upstream.url, Number(values.duration))));
+  const rows = await measureTopologies(upstream.url, Number(values.duration), {
+    main: values.main,
+    standaloneOnly: values.standalone,
+  });
+  console.log(topologyTable(rows));
 }
