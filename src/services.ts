@@ -245,6 +245,7 @@ async function createStore(config: Config, logger: Logger, clock: Clock): Promis
   });
   return new FallbackStore({
     primary: redis,
+    waitMs: settings.redis.maxWaitMs,
     local,
     logger: (level, message, fields) => logger.log(level, message, fields),
   });

@@ -96,6 +96,8 @@ export interface RedisSettings {
   readonly clusterNodes?: readonly string[];
   readonly sentinels?: readonly string[];
   readonly sentinelMaster?: string;
+  /** `redis_max_wait` in ms: the most a store call waits on Redis before local state serves it. */
+  readonly maxWaitMs?: number;
   /** PEM files for TLS (read when the store connects). */
   readonly tlsFiles?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }

@@ -207,6 +207,7 @@ function resolveRedis(gs: ConfigFile["general_settings"]): { redis?: RedisSettin
     ...(nodes.length > 0 ? { clusterNodes: nodes } : {}),
     ...(sentinels.length > 0 ? { sentinels, sentinelMaster: gs.redis_sentinel_master ?? "mymaster" } : {}),
     ...tlsFiles(gs),
+    ...(gs.redis_max_wait !== undefined ? { maxWaitMs: Math.round(gs.redis_max_wait * 1000) } : {}),
   };
   return { redis };
 }

@@ -212,6 +212,8 @@ export const GeneralSettingsSchema = z.strictObject({
   )
     .optional(),
   redis_sentinel_master: optionalText,
+  /** Seconds a request waits on Redis at most before local state serves it (default 0.25). */
+  redis_max_wait: numeric(z.number().positive().max(60)).optional(),
   /** TLS to Redis: PEM files of the CA to trust and of a client certificate and key. */
   redis_tls_ca_file: optionalText,
   redis_tls_cert_file: optionalText,
