@@ -76,6 +76,8 @@ export class RedisStore implements Store {
     }
     this.#client.defineCommand("llmproxyReadOrLock", { lua: READ_OR_LOCK, numberOfKeys: 2 });
     this.#client.defineCommand("llmproxySetAndUnlock", { lua: SET_AND_UNLOCK, numberOfKeys: 2 });
+    // Up front: a command defined while an auto-pipeline is open breaks that batch inside ioredis.
+    for (let n = 1; n <= 4; n++) this.#windowsCommand(n);
     this.#scripts = this.#client as unknown as Scripts;
     this.#target = describeTarget(options);
     this.#watch = new ConnectionWatch(this.#client, this.#target, options.logger ?? noLog);
