@@ -34,6 +34,13 @@ export function callContext(c: Context<AppEnv>): CallContext {
   };
 }
 
+/** The client's query string for the upstream, never its `api-version` (the endpoint's own is set for Azure). */
+function clientQuery(c: Context<AppEnv>): string {
+  const params = new URL(c.req.url).searchParams;
+  params.delete("api-version");
+  return params.toString();
+}
+
 /** The answer as the client's Response, with the proxy's headers. */
 export const reply = (c: Context<AppEnv>, answer: Answer) =>
   respond(answer, c.get("requestId"), c.get("trace"));
@@ -115,7 +122,7 @@ async function remembered(deps: ObjectDeps, answer: Answer): Promise<Answer> {
 export function listHandler(services: Services, collection: Collection) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const context = callContext(c);
-    const query = new URL(c.req.url).search.slice(1);
+    const query = clientQuery(c);
     const after = c.req.query("after");
     if (after) {
       const holder = await ownerOf(services, collection, after, context, c.get("key"));
@@ -150,7 +157,7 @@ export function objectHandler(
     const answer = await callHolder(services, holder, collection, id, context, {
       method,
       path: `${collection}/${enc(id)}${suffix}`,
-      query: new URL(c.req.url).search.slice(1),
+      query: clientQuery(c),
       // A file's content may be large: it streams to the client as it arrives.
       passThrough: suffix === "/content",
     });
