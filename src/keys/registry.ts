@@ -15,6 +15,7 @@ import type { Config } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
+import { presentedKeys, randomText } from "./key_text.ts";
 import { buildPolicy, digestOf, type KeyPolicy } from "./policy.ts";
 import type { PolicyFields } from "./schema.ts";
 
@@ -285,19 +286,6 @@ export class KeyRegistry {
   }
 }
 
-/** The keys a request presents: the Bearer token and the `api-key` header, when present. */
-export function presentedKeys(headers: Headers): string[] {
-  const keys: string[] = [];
-  const authorization = headers.get("authorization");
-  if (authorization !== null) {
-    const match = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (match) keys.push(match[1]);
-  }
-  const apiKey = headers.get("api-key")?.trim();
-  if (apiKey) keys.push(apiKey);
-  return keys;
-}
-
 function parseDoc(text: string | null): RuntimeDoc {
   if (text === null) return { version: "", keys: [] };
   try {
@@ -306,9 +294,4 @@ function parseDoc(text: string | null): RuntimeDoc {
   } catch {
     return { version: "", keys: [] };
   }
-}
-
-function randomText(bytes: number): string {
-  const raw = crypto.getRandomValues(new Uint8Array(bytes));
-  return btoa(String.fromCharCode(...raw)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

@@ -14,7 +14,8 @@
 import type { MiddlewareHandler } from "hono";
 import { adminKeyRequired, invalidApiKey, ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
-import { type KeyRegistry, presentedKeys } from "../../keys/registry.ts";
+import { presentedKeys } from "../../keys/key_text.ts";
+import type { KeyRegistry } from "../../keys/registry.ts";
 
 export interface AuthOptions {
   readonly registry: KeyRegistry;
