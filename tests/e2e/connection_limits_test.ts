@@ -106,7 +106,10 @@ for (const variant of ["derived", "past the fd limit"] as const) {
           `fd ${fdLines}`,
       );
       assert.equal(response.status, 200);
-      assert.ok(took < 1000, `the fresh chat took ${took} ms`);
+      // Within 1 s of the attackers closing, plus at most one SYN retransmit: while descriptors were out, the
+      // kernel's accept queue could still be full when the fresh client connected, and Linux resends a dropped
+      // SYN after 1 s (seen as ~1.02-1.03 s in about one run in four).
+      assert.ok(took < 2500, `the fresh chat took ${took} ms`);
       assert.ok(fds <= 256);
       if (variant === "derived") {
         assert.match(logs, /"max_connections":96/);
