@@ -4,7 +4,14 @@
  * pieces, one per stream chunk, so a proxy that buffers it whole is seen to.
  */
 
-import { errorBody, type Json, Rejection, type SimContext, splitPieces } from "./content.ts";
+import {
+  errorBody,
+  type Json,
+  missingParameter,
+  Rejection,
+  type SimContext,
+  splitPieces,
+} from "./content.ts";
 import type { SimForm } from "./form.ts";
 
 const AUDIO_TYPES: Readonly<Record<string, string>> = {
@@ -27,8 +34,8 @@ export type Transcript =
 /** What `transcriptions` (or `translations`) answers for the form. */
 export function transcribe(form: SimForm, model: string, ctx: SimContext, translate: boolean): Transcript {
   const file = form.files.find((f) => f.field === "file");
-  if (!file) throw missing("file");
-  if (!model) throw missing("model");
+  if (!file) throw missingParameter("file");
+  if (!model) throw missingParameter("model");
   const verb = translate ? "translated" : "heard";
   const text = `[${ctx.name}] ${verb} ${file.bytes} bytes of ${file.filename}`;
   const format = form.fields.response_format ?? "json";
@@ -61,8 +68,8 @@ export function transcribe(form: SimForm, model: string, ctx: SimContext, transl
 
 /** Speech: `chunks` pieces of audio-looking bytes and their content type. */
 export function speech(body: Json, model: string, ctx: SimContext): { pieces: string[]; type: string } {
-  if (!model) throw missing("model");
-  if (typeof body.input !== "string" || body.input === "") throw missing("input");
+  if (!model) throw missingParameter("model");
+  if (typeof body.input !== "string" || body.input === "") throw missingParameter("input");
   const format = typeof body.response_format === "string" ? body.response_format : "mp3";
   const type = AUDIO_TYPES[format];
   if (!type) {
@@ -77,16 +84,4 @@ export function speech(body: Json, model: string, ctx: SimContext): { pieces: st
     pieces.push(head + String.fromCharCode(97 + (i % 26)).repeat(SPEECH_PIECE_BYTES - head.length));
   }
   return { pieces, type };
-}
-
-function missing(param: string): Rejection {
-  return new Rejection(
-    400,
-    errorBody(
-      `Missing required parameter: '${param}'.`,
-      "invalid_request_error",
-      "missing_required_parameter",
-      param,
-    ),
-  );
 }

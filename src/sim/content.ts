@@ -166,3 +166,16 @@ export class Rejection extends Error {
     this.body = body;
   }
 }
+
+/** The 400 OpenAI answers when a required parameter is absent. */
+export function missingParameter(param: string): Rejection {
+  return new Rejection(
+    400,
+    errorBody(
+      `Missing required parameter: '${param}'.`,
+      "invalid_request_error",
+      "missing_required_parameter",
+      param,
+    ),
+  );
+}

@@ -4,7 +4,7 @@
  * is a 404, which is what file affinity in the proxy must avoid.
  */
 
-import { errorBody, type Json, Rejection } from "./content.ts";
+import { errorBody, type Json, missingParameter, Rejection } from "./content.ts";
 import { fileText, type SimForm } from "./form.ts";
 
 const PURPOSES = new Set(["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]);
@@ -26,9 +26,9 @@ export class FileBook {
   /** Stores the form's `file` with its `purpose`; a 400 when either is missing. */
   upload(form: SimForm, id: (prefix: string) => string): Json {
     const file = form.files.find((f) => f.field === "file");
-    if (!file) throw missing("file");
+    if (!file) throw missingParameter("file");
     const purpose = form.fields.purpose;
-    if (!purpose) throw missing("purpose");
+    if (!purpose) throw missingParameter("purpose");
     if (!PURPOSES.has(purpose)) {
       throw new Rejection(
         400,
@@ -102,16 +102,4 @@ export function page(items: Json[], search: URLSearchParams, defaultLimit: numbe
     last_id: data.at(-1)?.id ?? null,
     has_more: rest.length > limit,
   };
-}
-
-function missing(param: string): Rejection {
-  return new Rejection(
-    400,
-    errorBody(
-      `Missing required parameter: '${param}'.`,
-      "invalid_request_error",
-      "missing_required_parameter",
-      param,
-    ),
-  );
 }

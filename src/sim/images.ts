@@ -3,7 +3,7 @@
  * (or URLs), moderations flag any input that contains "flag-me".
  */
 
-import { errorBody, type Json, Rejection, type SimContext } from "./content.ts";
+import { type Json, missingParameter, type SimContext } from "./content.ts";
 import type { SimForm } from "./form.ts";
 
 /** A 1x1 transparent PNG. */
@@ -15,9 +15,9 @@ export function images(request: Json | SimForm, model: string, ctx: SimContext):
   const form = "files" in request && "fields" in request ? request as SimForm : undefined;
   const fields: Json = form ? form.fields : request as Json;
   const prompt = fields.prompt;
-  if (typeof prompt !== "string" || prompt === "") throw missing("prompt");
+  if (typeof prompt !== "string" || prompt === "") throw missingParameter("prompt");
   if (form && !form.files.some((file) => file.field === "image" || file.field === "image[]")) {
-    throw missing("image");
+    throw missingParameter("image");
   }
   const n = Math.min(10, Math.max(1, Number(fields.n ?? 1) || 1));
   const url = fields.response_format === "url";
@@ -65,7 +65,7 @@ export function moderation(body: Json, ctx: SimContext): Json {
     : Array.isArray(input)
     ? input.map((item) => typeof item === "string" ? item : JSON.stringify(item))
     : undefined;
-  if (!texts) throw missing("input");
+  if (!texts) throw missingParameter("input");
   const results = texts.map((text) => {
     const flagged = text.includes("flag-me");
     const score = (category: string) => flagged && category === "violence";
@@ -81,16 +81,4 @@ export function moderation(body: Json, ctx: SimContext): Json {
     model: typeof body.model === "string" ? body.model : "omni-moderation-latest",
     results,
   };
-}
-
-function missing(param: string): Rejection {
-  return new Rejection(
-    400,
-    errorBody(
-      `Missing required parameter: '${param}'.`,
-      "invalid_request_error",
-      "missing_required_parameter",
-      param,
-    ),
-  );
 }
