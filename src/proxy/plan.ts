@@ -68,13 +68,7 @@ export class OwnerPlan implements Plan {
   exhaustedError(): Promise<ProxyError> {
     const outcome = this.#outcome;
     const timeout = outcome?.kind === "timeout";
-    const why = outcome === undefined
-      ? "no attempt"
-      : outcome.kind === "status"
-      ? `HTTP ${outcome.status}`
-      : outcome.kind === "connection"
-      ? outcome.message
-      : outcome.kind;
+    const why = outcome === undefined ? "no attempt" : describeOutcome(outcome);
     return Promise.resolve(
       new ProxyError(
         timeout ? 504 : 503,
@@ -121,11 +115,7 @@ export class ResendPlan implements Plan {
     if (!last || this.#resendable()) return this.#inner.exhaustedError();
     const { endpoint, outcome } = last;
     const timeout = outcome.kind === "timeout";
-    const why = outcome.kind === "status"
-      ? `HTTP ${outcome.status}`
-      : outcome.kind === "connection"
-      ? outcome.message
-      : outcome.kind;
+    const why = describeOutcome(outcome);
     return Promise.resolve(
       new ProxyError(
         timeout ? 504 : 502,
@@ -136,4 +126,10 @@ export class ResendPlan implements Plan {
       ),
     );
   }
+}
+
+/** An attempt's outcome in a few words, for the error that ends a plan. */
+function describeOutcome(outcome: AttemptOutcome): string {
+  if (outcome.kind === "status") return `HTTP ${outcome.status}`;
+  return outcome.kind === "connection" ? outcome.message : outcome.kind;
 }
