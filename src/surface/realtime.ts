@@ -58,14 +58,14 @@ export interface OpenSocket {
 async function connect(
   upstream: UpstreamClient,
   endpoint: EndpointConfig,
-  requestId: string,
-  signal: AbortSignal,
+  session: SessionRequest,
 ): Promise<OpenSocket> {
+  const { requestId, signal, protocols } = session;
   const credentials = await upstream.handshakeHeaders(endpoint, requestId);
   if (!credentials.ok) throw new Error(credentials.message);
   const { headers } = credentials;
   return await new Promise((resolve, reject) => {
-    const socket = new WebSocket(realtimeUrl(endpoint), { headers });
+    const socket = new WebSocket(realtimeUrl(endpoint), { headers, protocols: [...protocols] });
     socket.binaryType = "arraybuffer";
     const held: (string | ArrayBuffer)[] = [];
     socket.onmessage = (event) => held.push(event.data);
@@ -92,6 +92,14 @@ async function connect(
   });
 }
 
+/** What the client's upgrade asks of the upstream side. */
+export interface SessionRequest {
+  readonly requestId: string;
+  readonly signal: AbortSignal;
+  /** The subprotocols the client offered, to offer upstream (never one that carries the client's key). */
+  readonly protocols: readonly string[];
+}
+
 /**
  * Opens the upstream side of a session on the first endpoint of the plan whose handshake succeeds. Throws the
  * plan's exhausted error (503/504 naming each attempt) when none does.
@@ -99,9 +107,9 @@ async function connect(
 export async function openUpstream(
   deps: RealtimeDeps,
   group: GroupConfig,
-  requestId: string,
-  signal: AbortSignal,
+  session: SessionRequest,
 ): Promise<{ upstream: OpenSocket; pick: Pick; attempts: number }> {
+  const { signal } = session;
   const plan = deps.balancer.plan(group, {
     maxAttempts: deps.settings.numRetries + 1,
     maxWaitMs: deps.settings.maxWaitForCapacityMs,
@@ -117,7 +125,7 @@ export async function openUpstream(
     deps.stats.attempt(endpoint.id);
     const startedAt = performance.now();
     try {
-      const upstream = await connect(deps.upstream, endpoint, requestId, signal);
+      const upstream = await connect(deps.upstream, endpoint, session);
       deps.stats.success(endpoint.id, performance.now() - startedAt);
       await deps.health.success(endpoint, pick.health);
       return { upstream, pick, attempts: plan.attempts };

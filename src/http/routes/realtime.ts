@@ -1,10 +1,13 @@
 /**
  * `GET /v1/realtime?model=...`: a WebSocket upgrade. The client's key was checked by the auth middleware like any
- * request's; the upstream socket is opened (with failover) before the client's is accepted, then relayed.
+ * request's (browsers send it as the `openai-insecure-api-key.KEY` subprotocol); the session is charged to the
+ * key's limits, then the upstream socket is opened (with failover) before the client's is accepted, then relayed.
  */
 
 import type { Context } from "hono";
 import { ProxyError } from "../../errors.ts";
+import { admitSession } from "../../keys/session.ts";
+import { offeredProtocols, PROTOCOL_KEY_PREFIX } from "../../keys/key_text.ts";
 import type { Services } from "../../services.ts";
 import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
 import { openUpstream, pipeSockets } from "../../surface/realtime.ts";
@@ -21,21 +24,30 @@ export function realtimeHandler(services: Services) {
         { headers: { upgrade: "websocket" } },
       );
     }
+    const key = c.get("key");
     const group = groupFor(
       services.config,
       c.req.header(GROUP_HEADER) ?? null,
       c.req.query("model") ?? null,
-      c.get("key"),
+      key,
     );
     c.set("group", group.name);
-    const requestId = c.get("requestId");
-    const { upstream, pick, attempts } = await openUpstream(
-      { ...services, settings: services.config.settings },
-      group,
-      requestId,
-      c.req.raw.signal,
-    );
-    const offered = (c.req.header("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+    // The key's limits pass before any upstream socket is opened: a refusal is the handshake's 429.
+    const identity = await admitSession(services, key);
+    // The subprotocol carrying the client's key goes no further than here.
+    const offered = offeredProtocols(c.req.raw.headers).filter((p) => !p.startsWith(PROTOCOL_KEY_PREFIX));
+    let opened;
+    try {
+      opened = await openUpstream(
+        { ...services, settings: services.config.settings },
+        group,
+        { requestId: c.get("requestId"), signal: c.req.raw.signal, protocols: offered },
+      );
+    } catch (error) {
+      identity?.finish();
+      throw error;
+    }
+    const { upstream, pick, attempts } = opened;
     let upgraded: Deno.WebSocketUpgrade;
     try {
       upgraded = Deno.upgradeWebSocket(
@@ -45,6 +57,7 @@ export function realtimeHandler(services: Services) {
     } catch (error) {
       upstream.socket.close();
       pick.lease.end();
+      identity?.finish();
       throw new ProxyError(
         400,
         "invalid_request_error",
@@ -56,8 +69,11 @@ export function realtimeHandler(services: Services) {
       );
     }
     const { socket, response } = upgraded;
-    // The endpoint counts the session as in flight until it ends.
-    pipeSockets(socket, upstream, services.realtime, () => pick.lease.end());
+    // The endpoint counts the session as in flight until it ends; the key's place among max_parallel too.
+    pipeSockets(socket, upstream, services.realtime, () => {
+      pick.lease.end();
+      identity?.finish();
+    });
     response.headers.set("x-llmproxy-endpoint", pick.endpoint.id);
     response.headers.set("x-llmproxy-attempts", String(attempts));
     return response;

@@ -25,6 +25,20 @@ test("a request presents its Bearer token and its api-key header", () => {
   assert.deepEqual(presentedKeys(new Headers()), []);
 });
 
+test("a WebSocket upgrade presents the key of its openai-insecure-api-key subprotocol; other requests do not", () => {
+  const protocols = "realtime, openai-insecure-api-key.sk-web,openai-beta.realtime-v1";
+  const upgrade = { upgrade: "WebSocket", "sec-websocket-protocol": protocols };
+  assert.deepEqual(presentedKeys(new Headers(upgrade)), ["sk-web"]);
+  assert.deepEqual(presentedKeys(new Headers({ ...upgrade, authorization: "Bearer a" })), ["a", "sk-web"]);
+  assert.deepEqual(presentedKeys(new Headers({ "sec-websocket-protocol": protocols })), []);
+  assert.deepEqual(
+    presentedKeys(
+      new Headers({ upgrade: "websocket", "sec-websocket-protocol": "openai-insecure-api-key." }),
+    ),
+    [],
+  );
+});
+
 test("identify: whole keys only, from the Bearer token or api-key; named, flat and admin keys", () => {
   const yaml = [
     "model_groups: [{model_group: g, models: [{model: m, params: {base_url: http://127.0.0.1:1, api_key: x}}]}]",
