@@ -59,6 +59,8 @@ export interface RelayRequest {
     };
   /** False once the request's body has gone upstream and cannot be sent again (a streamed upload). */
   readonly resendable?: () => boolean;
+  /** Sent to a holder but makes something upstream (creating a batch): charged to the caller's key limits. */
+  readonly creates?: boolean;
   readonly clientHeaders: Headers;
   readonly requestId: string;
   readonly signal: AbortSignal;

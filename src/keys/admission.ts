@@ -64,9 +64,9 @@ export function keyAdmission(options: KeyAdmissionOptions): AdmissionRule {
     const policy = registry.identify(request.clientHeaders);
     if (!policy) return ADMIT;
     // Calls on what a charged request made (`/responses/{id}`, a file or batch by id, lists) are not charged;
-    // the routes that make something upstream (uploads, audio, images, moderations) are, like generation.
+    // the routes that make something upstream (uploads, audio, images, moderations, a batch) are, like generation.
     const charged = request.kind === "generation" ||
-      (request.kind === "relay" && request.target.kind === "group");
+      (request.kind === "relay" && (request.target.kind === "group" || request.creates === true));
     if (!charged) return { admit: true, identity: new KeyIdentity(policy, limits, false) };
     // A Responses answer is an object the key owns (its id): never handed to another key from the cache.
     const own = request.kind === "generation" && request.route === "responses";

@@ -1,15 +1,37 @@
 /**
- * Which endpoint holds a file or a batch: remembered in the shared store when the object is created (or seen in a
- * list), so every instance sends later calls for it to the endpoint that has it. Ids are the provider's own.
+ * Which endpoint holds a file or a batch, and which key owns it: remembered in the shared store when the object is
+ * created (or seen in a list), so every instance sends later calls for it to the endpoint that has it and answers
+ * them only for its owner. Ids are the provider's own. One store value per id: `OWNER\nENDPOINT`, or `ENDPOINT`
+ * for an object with no owner (made when no key was needed, found by an admin's search or list, or remembered
+ * before objects had owners). Key names never hold a line break, so the first one splits the two.
  */
 
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 
-/** How long an object's endpoint is remembered: longer than a batch's completion window and its files' use. */
+/** How long an object's record is kept after it was made or last used: longer than a batch's completion window. */
 export const OBJECT_AFFINITY_TTL_MS = 30 * 24 * 3600 * 1000;
 
 const key = (id: string) => `obj:${id}`;
+
+/** Where an object is and whose it is. */
+export interface Holder {
+  /** The id of the endpoint that holds it. */
+  readonly endpoint: string;
+  /** The name of the key that created it; null when it has no owner. */
+  readonly owner: string | null;
+}
+
+export function encodeHolder(holder: Holder): string {
+  return holder.owner === null ? holder.endpoint : `${holder.owner}\n${holder.endpoint}`;
+}
+
+export function decodeHolder(value: string): Holder {
+  const split = value.indexOf("\n");
+  return split < 0
+    ? { endpoint: value, owner: null }
+    : { endpoint: value.slice(split + 1), owner: value.slice(0, split) };
+}
 
 export class ObjectAffinity {
   readonly #store: Store;
@@ -20,10 +42,11 @@ export class ObjectAffinity {
     this.#logger = logger;
   }
 
-  /** The endpoint id that holds `id`; null when unknown, or when the store cannot say (logged). */
-  async ownerOf(id: string): Promise<string | null> {
+  /** Where `id` is and whose it is; null when unknown, or when the store cannot say (logged). */
+  async holderOf(id: string): Promise<Holder | null> {
     try {
-      return await this.#store.get(key(id));
+      const value = await this.#store.get(key(id));
+      return value === null ? null : decodeHolder(value);
     } catch (error) {
       this.#logger.warn("could not read file/batch affinity", {
         error: error instanceof Error ? error.message : String(error),
@@ -32,9 +55,14 @@ export class ObjectAffinity {
     }
   }
 
-  /** Records the endpoint of a new object; awaited, since the client's next call must find it. */
-  async remember(id: string, endpoint: string): Promise<void> {
-    await this.#store.set(key(id), endpoint, OBJECT_AFFINITY_TTL_MS);
+  /** Records a new object (or one used again, for another 30 days); awaited: the client's next call must find it. */
+  async remember(id: string, holder: Holder): Promise<void> {
+    await this.#store.set(key(id), encodeHolder(holder), OBJECT_AFFINITY_TTL_MS);
+  }
+
+  /** Records an object seen on an endpoint with no owner, unless it is known already (keeps its owner). */
+  async rememberFound(id: string, endpoint: string): Promise<void> {
+    await this.#store.setIfAbsent(key(id), endpoint, OBJECT_AFFINITY_TTL_MS);
   }
 
   async forget(id: string): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * Calls on files and batches that live on one endpoint: find the endpoint that holds an id (the store's affinity,
  * else asking each resource of the group once and remembering the one that has it), send a call there, and merge
- * the lists of all the group's resources into one.
+ * the lists of all the group's resources into one. A client key reaches only the objects it owns (`ownership.ts`).
  */
 
 import type { Config, EndpointConfig, GroupConfig } from "../config/config.ts";
@@ -11,7 +11,8 @@ import type { Pipeline } from "../proxy/pipeline.ts";
 import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
 import { answerText, type CallContext, type CallSpec, relayRequest, upstreamCall } from "./call.ts";
-import { endpointById, GROUP_HEADER, type GroupAccess, groupFor } from "./groups.ts";
+import { endpointById, GROUP_HEADER, groupFor } from "./groups.ts";
+import { mayUse, type ObjectCaller, ownOnly } from "./ownership.ts";
 
 export interface ObjectDeps {
   readonly config: Config;
@@ -33,7 +34,10 @@ export function resources(group: GroupConfig): EndpointConfig[] {
   return [...seen.values()];
 }
 
-/** Sends one call to the endpoint that holds object `id`; its answer passes through whatever it is. */
+/**
+ * Sends one call to the endpoint that holds object `id`; its answer passes through whatever it is. `creates`: the
+ * call makes something upstream (a batch), so it is charged to the caller's key like an upload.
+ */
 export async function callHolder(
   deps: ObjectDeps,
   holder: { group: GroupConfig; endpoint: EndpointConfig },
@@ -41,31 +45,42 @@ export async function callHolder(
   id: string,
   context: CallContext,
   spec: Omit<CallSpec, "failure">,
+  options: { readonly creates?: boolean } = {},
 ): Promise<Answer> {
   const target = { kind: "holder" as const, endpoint: holder.endpoint, id, what: WHAT[collection] };
-  const request = relayRequest(context, holder.group, spec.path, target);
+  const request = { ...relayRequest(context, holder.group, spec.path, target), creates: options.creates };
   const call = upstreamCall(context, holder.group, { ...spec, failure: isItemFailureStatus });
   return (await deps.pipeline.relay(request, call)).answer;
 }
 
+/** An object's endpoint, its group and its owner (null: none). */
+export interface HeldObject {
+  readonly group: GroupConfig;
+  readonly endpoint: EndpointConfig;
+  readonly owner: string | null;
+}
+
 /**
- * The endpoint that holds `id`. Unknown to the store: each resource of the group (the header's, or the only one)
- * is asked for it, and the first that has it is remembered.
+ * The endpoint that holds `id`, when the caller may use it. Unknown to the store: for an admin key or a keyless
+ * caller, each resource of the group (the header's, or the only one) is asked for it, and the first that has it is
+ * remembered; a client key is not searched for (its own objects are all recorded) and gets the 404.
  */
 export async function ownerOf(
   deps: ObjectDeps,
   collection: Collection,
   id: string,
   context: CallContext,
-  key?: GroupAccess,
-): Promise<{ group: GroupConfig; endpoint: EndpointConfig }> {
-  const known = await deps.objects.ownerOf(id);
-  const found = known !== null ? endpointById(deps.config, known) : undefined;
-  // An object held in a group the caller's key may not use is answered like one that does not exist.
-  if (found && (!key || key.allows(found.group.name))) return found;
+  caller: ObjectCaller | null,
+): Promise<HeldObject> {
+  const known = await deps.objects.holderOf(id);
+  const found = known !== null ? endpointById(deps.config, known.endpoint) : undefined;
+  // An object of another key, or in a group the caller's key may not use, is answered like one that does not exist.
+  if (found && known && mayUse(known, caller) && (!caller || caller.allows(found.group.name))) {
+    return { ...found, owner: known.owner };
+  }
   const header = context.clientHeaders.get(GROUP_HEADER);
-  const group = header !== null || deps.config.groups.length === 1
-    ? groupFor(deps.config, header, null, key)
+  const group = !ownOnly(caller) && (header !== null || deps.config.groups.length === 1)
+    ? groupFor(deps.config, header, null, caller ?? undefined)
     : undefined;
   for (const endpoint of group ? resources(group) : []) {
     const path = `${collection}/${enc(id)}`;
@@ -74,8 +89,8 @@ export async function ownerOf(
       path,
     }).catch(() => undefined);
     if (answer && answer.status === 200) {
-      await deps.objects.remember(id, endpoint.id);
-      return { group: group!, endpoint };
+      await deps.objects.rememberFound(id, endpoint.id);
+      return { group: group!, endpoint, owner: known?.owner ?? null };
     }
   }
   throw new ProxyError(
@@ -85,6 +100,8 @@ export async function ownerOf(
     `No ${WHAT[collection]} '${id.slice(0, 200)}' is known to this proxy${
       group
         ? ` or held by an endpoint of model group '${group.name}'`
+        : ownOnly(caller)
+        ? " for this key"
         : ` (send the '${GROUP_HEADER}' header to search a group)`
     }`,
     { param: `${WHAT[collection]}_id` },
@@ -106,6 +123,7 @@ export async function mergedList(
   collection: Collection,
   query: string,
   context: CallContext,
+  caller: ObjectCaller | null,
 ): Promise<Answer> {
   const endpoints = resources(group);
   const pages = await Promise.all(endpoints.map(async (endpoint) => {
@@ -136,12 +154,14 @@ export async function mergedList(
       }`,
     );
   }
-  const data = answered.flatMap((page) => page.data!.map((item) => ({ item, endpoint: page.endpoint })));
-  // Listed objects become reachable through the proxy (a bounded number per list, so a huge list stays cheap).
+  const listed = answered.flatMap((page) => page.data!.map((item) => ({ item, endpoint: page.endpoint })));
+  const data = ownOnly(caller) ? await ownedBy(deps, listed, caller) : listed;
+  // Listed objects become reachable through the proxy (a bounded number per list, so a huge list stays cheap);
+  // the record of one already known (its owner) is kept.
   await Promise.all(
     data.filter(({ item }) => typeof item.id === "string").slice(0, REMEMBER_LISTED).map((
       { item, endpoint },
-    ) => deps.objects.remember(item.id!, endpoint.id)),
+    ) => deps.objects.rememberFound(item.id!, endpoint.id)),
   );
   const sign = new URLSearchParams(query).get("order") === "asc" ? -1 : 1;
   const items = data.map(({ item }) => item).sort((a, b) =>
@@ -162,4 +182,16 @@ export async function mergedList(
     cache: null,
   };
   return { status: 200, headers, body: { kind: "bytes", bytes: JSON.stringify(body) }, meta };
+}
+
+/** The listed objects `caller` owns (one store read per item; on Redis they go out together). */
+async function ownedBy<T extends { item: { id?: string } }>(
+  deps: ObjectDeps,
+  listed: T[],
+  caller: ObjectCaller,
+): Promise<T[]> {
+  const holders = await Promise.all(
+    listed.map(({ item }) => typeof item.id === "string" ? deps.objects.holderOf(item.id) : null),
+  );
+  return listed.filter((_, i) => holders[i]?.owner === caller.name);
 }

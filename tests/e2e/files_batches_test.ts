@@ -117,7 +117,7 @@ test("files: an id the proxy never saw is found on the group's endpoints and rem
     purpose: "user_data",
   });
   assert.equal((await ctx.client.files.retrieve(file.id)).id, file.id);
-  assert.equal(await ctx.proxy.services.objects.ownerOf(file.id), "west");
+  assert.deepEqual(await ctx.proxy.services.objects.holderOf(file.id), { endpoint: "west", owner: null });
   const error = await ctx.client.files.retrieve("file-nowhere").catch((e) => e);
   assert.ok(error instanceof NotFoundError);
   assert.match(error.message, /No file 'file-nowhere'/);

@@ -1,7 +1,8 @@
 /**
  * Files and batches. An upload streams to an endpoint of its group (the `x-llmproxy-model-group` header, or the
- * only group) and the new file's id is remembered with that endpoint; a batch goes to the endpoint that holds its
- * input file; every later call for a file or batch goes to the endpoint that holds it; lists merge the group.
+ * only group) and the new file's id is remembered with that endpoint and the key that made it; a batch goes to the
+ * endpoint that holds its input file; every later call for a file or batch goes to the endpoint that holds it, for
+ * its owner only (`surface/ownership.ts`); lists merge the group and show a client key only its own objects.
  */
 
 import type { Context } from "hono";
@@ -20,6 +21,7 @@ import {
   type ObjectDeps,
   ownerOf,
 } from "../../surface/objects.ts";
+import { type ObjectCaller, objectCaller, ownerFor } from "../../surface/ownership.ts";
 import { openUpload } from "../../surface/upload.ts";
 import { parseJsonObject, readBodyText } from "../body.ts";
 import { respond } from "../respond.ts";
@@ -40,6 +42,10 @@ function clientQuery(c: Context<AppEnv>): string {
   params.delete("api-version");
   return params.toString();
 }
+
+/** The caller as ownership of files and batches sees it. */
+const callerOf = (services: Services, c: Context<AppEnv>): ObjectCaller | null =>
+  objectCaller(services.keys, c.get("key"));
 
 /** The answer as the client's Response, with the proxy's headers. */
 export const reply = (c: Context<AppEnv>, answer: Answer) =>
@@ -65,11 +71,11 @@ export function createFileHandler(services: Services) {
       failure: isFailoverStatus,
     });
     const { answer } = await services.pipeline.relay(request, call);
-    return reply(c, await remembered(services, answer));
+    return reply(c, await remembered(services, answer, ownerFor(callerOf(services, c))));
   };
 }
 
-/** `POST /v1/batches`: sent to the endpoint that holds `input_file_id`. */
+/** `POST /v1/batches`: sent to the endpoint that holds `input_file_id` (a file the caller may use). */
 export function createBatchHandler(services: Services) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const text = await readBodyText(
@@ -86,14 +92,16 @@ export function createBatchHandler(services: Services) {
       );
     }
     const context = callContext(c);
-    const holder = await ownerOf(services, "files", fileId, context, c.get("key"));
+    const caller = callerOf(services, c);
+    const holder = await ownerOf(services, "files", fileId, context, caller);
     c.set("group", holder.group.name);
+    // Creating a batch makes something upstream: charged to the key like an upload.
     const answer = await callHolder(services, holder, "files", fileId, context, {
       method: "POST",
       path: "batches",
       body: () => text,
-    });
-    return reply(c, await remembered(services, answer));
+    }, { creates: true });
+    return reply(c, await remembered(services, answer, ownerFor(caller)));
   };
 }
 
@@ -102,9 +110,9 @@ const HELD_FIELDS = ["id", "output_file_id", "error_file_id"];
 
 /**
  * Reads an object's small JSON answer and remembers the ids it names (its own, a batch's output and error files)
- * with the endpoint that answered.
+ * with the endpoint that answered and `owner` (the key that made it, or the batch's owner; null: none).
  */
-async function remembered(deps: ObjectDeps, answer: Answer): Promise<Answer> {
+async function remembered(deps: ObjectDeps, answer: Answer, owner: string | null): Promise<Answer> {
   if (answer.status < 200 || answer.status >= 300) return answer;
   const text = await answerText(answer);
   let object: Record<string, unknown> = {};
@@ -114,7 +122,8 @@ async function remembered(deps: ObjectDeps, answer: Answer): Promise<Answer> {
     // not JSON: passed on as it came
   }
   const ids = HELD_FIELDS.map((field) => object?.[field]).filter((id) => typeof id === "string" && id !== "");
-  await Promise.all(ids.map((id) => deps.objects.remember(id as string, answer.meta.endpoint)));
+  const holder = { endpoint: answer.meta.endpoint, owner };
+  await Promise.all(ids.map((id) => deps.objects.remember(id as string, holder)));
   return { ...answer, body: { kind: "bytes", bytes: text } };
 }
 
@@ -124,8 +133,9 @@ export function listHandler(services: Services, collection: Collection) {
     const context = callContext(c);
     const query = clientQuery(c);
     const after = c.req.query("after");
+    const caller = callerOf(services, c);
     if (after) {
-      const holder = await ownerOf(services, collection, after, context, c.get("key"));
+      const holder = await ownerOf(services, collection, after, context, caller);
       c.set("group", holder.group.name);
       return reply(
         c,
@@ -138,7 +148,7 @@ export function listHandler(services: Services, collection: Collection) {
     }
     const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, null, c.get("key"));
     c.set("group", group.name);
-    return reply(c, await mergedList(services, group, collection, query, context));
+    return reply(c, await mergedList(services, group, collection, query, context, caller));
   };
 }
 
@@ -152,7 +162,7 @@ export function objectHandler(
   return async (c: Context<AppEnv>): Promise<Response> => {
     const id = c.req.param("id") ?? "";
     const context = callContext(c);
-    const holder = await ownerOf(services, collection, id, context, c.get("key"));
+    const holder = await ownerOf(services, collection, id, context, callerOf(services, c));
     c.set("group", holder.group.name);
     const answer = await callHolder(services, holder, collection, id, context, {
       method,
@@ -162,6 +172,11 @@ export function objectHandler(
       passThrough: suffix === "/content",
     });
     if (method === "DELETE" && answer.status === 200) await services.objects.forget(id);
-    return reply(c, collection === "batches" ? await remembered(services, answer) : answer);
+    // A batch's files belong to the batch's owner (not to an admin reading it); a file in use is kept 30 days more.
+    if (collection === "batches") return reply(c, await remembered(services, answer, holder.owner));
+    if (method === "GET" && suffix === "" && answer.status === 200) {
+      await services.objects.remember(id, { endpoint: holder.endpoint.id, owner: holder.owner });
+    }
+    return reply(c, answer);
   };
 }
