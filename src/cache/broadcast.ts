@@ -38,6 +38,9 @@ export class Broadcast {
   #failure: unknown = undefined;
   #reading: Promise<void> | null = null;
   #roomWaiters: (() => void)[] = [];
+  #ended!: (end: BroadcastEnd) => void;
+  /** Settles once the source ended, failed, or was cancelled because every reader left. */
+  readonly ended: Promise<BroadcastEnd> = new Promise((resolve) => this.#ended = resolve);
 
   constructor(source: ReadableStream<Uint8Array>, options: BroadcastOptions) {
     this.#source = source.getReader();
@@ -135,6 +138,7 @@ export class Broadcast {
   #finish(end: BroadcastEnd): void {
     if (this.#end !== null) return;
     this.#end = end;
+    this.#ended(end);
     this.#wake();
     try {
       this.#onEnd(end);

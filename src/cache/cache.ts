@@ -36,6 +36,8 @@ import { cacheKeyAsync } from "./key.ts";
 import { sizeOf } from "../util/heavy.ts";
 import { EntryReader, type Found } from "./read.ts";
 import { replayAnswer, type ReplayStatus } from "./replay.ts";
+import { followRelay } from "./relay_reader.ts";
+import { offerRelay } from "./relay_writer.ts";
 import { CacheTicket, Lead } from "./ticket.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
 
@@ -243,19 +245,28 @@ export class ResponseCache {
     const held = { key: lockKey(key), token: this.#token };
     if (found.locked) lead.lock = held;
     try {
-      // One process needs no lock in the store: its flights already coalesce everything it serves. Streams do not
-      // wait for another instance either: its entry exists only once its stream has ended, and a streaming
-      // client must not wait that long for its first token.
+      // One process needs no lock in the store: its flights already coalesce everything it serves. A stream
+      // follows another instance's only through a relay (its entry exists only once its stream has ended).
       const ttlMs = this.#lockTtlMs;
-      const crossInstance = this.#store.kind !== "memory" && !request.stream;
-      const outcome = crossInstance && !found.locked
+      const store = this.#store;
+      const crossInstance = store.kind !== "memory" && (!request.stream || store.readRelay !== undefined);
+      let outcome = crossInstance && !found.locked
         ? await lockOrWait(
-          this.#store,
+          store,
           key,
-          { ttlMs, waitMs: ttlMs, token: this.#token, tried: found.triedLock },
+          { ttlMs, waitMs: ttlMs, token: this.#token, tried: found.triedLock, relay: request.stream },
           flight.signal,
         )
         : { kind: "lead" as const, locked: found.locked, waited: false };
+      if (outcome.kind === "relay") {
+        const maxBytes = this.#settings.cacheMaxEntryBytes;
+        const answer = await followRelay(store, key, outcome.id, request, lead, maxBytes);
+        if (answer) {
+          this.#counts.coalesced++;
+          return { kind: "answer", answer };
+        }
+        outcome = { kind: "lead", locked: false, waited: true };
+      }
       if (outcome.kind === "entry") {
         const answer = decodeEntry(outcome.text);
         if (answer) {
@@ -266,6 +277,10 @@ export class ResponseCache {
           return { kind: "answer", answer: this.#replay(answer, "COALESCED") };
         }
       } else lead.lock = outcome.locked ? held : undefined;
+      if (lead.lock && request.stream) {
+        const maxBytes = this.#settings.cacheMaxEntryBytes;
+        lead.relay = (broadcast, head) => offerRelay({ store, key, broadcast, head, maxBytes });
+      }
       this.#counts.misses++;
       const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict: "MISS", entry, lead });
       // The health read with the entry is current unless this request waited for another instance.

@@ -17,6 +17,7 @@ import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
+import { CLOSED, pause, relayPointer, WANT } from "./relay.ts";
 
 /** The leader's answer, as followers share it: its headers and metadata, and its body or a broadcast of it. */
 export type Shared =
@@ -138,19 +139,26 @@ export interface LockOptions {
   readonly token: string;
   /** The lock was just tried (with the entry read) and is held by another: wait for its entry at once. */
   readonly tried?: boolean;
+  /** A streamed request: ask the holder to relay its stream (`relay.ts`) and follow that rather than wait. */
+  readonly relay?: boolean;
 }
 
 /**
- * Leads (with the lock, or without it when the store could not be asked), or found the entry another made.
+ * Leads (with the lock, or without it when the store could not be asked, or the holder's stream cannot be joined),
+ * found the entry another made, or found the relay of the stream another instance is leading.
  */
 export type LockOutcome =
   | { readonly kind: "lead"; readonly locked: boolean; readonly waited: boolean }
-  | { readonly kind: "entry"; readonly text: string };
+  | { readonly kind: "entry"; readonly text: string }
+  | { readonly kind: "relay"; readonly id: string };
 
 /** The coalescing lock's store key: the entry's hash tag (see `entryKey`). */
 export const lockKey = (key: string): string => `coalesce:{${key}}`;
 
-/** Takes the cross-instance lock for `key`, or waits (bounded) for the entry whoever holds it will write. */
+/**
+ * Takes the cross-instance lock for `key`, or waits (bounded) for the entry whoever holds it will write (or, for a
+ * stream, for the relay of its answer).
+ */
 export async function lockOrWait(
   store: Store,
   key: string,
@@ -158,6 +166,7 @@ export async function lockOrWait(
   signal: AbortSignal,
 ): Promise<LockOutcome> {
   const take = () => store.setIfAbsent(lockKey(key), options.token, options.ttlMs);
+  const want = () => store.setIfAbsent(relayPointer(key), WANT, options.ttlMs).catch(() => false);
   if (!options.tried) {
     try {
       if (await take()) return { kind: "lead", locked: true, waited: false };
@@ -165,19 +174,27 @@ export async function lockOrWait(
       return { kind: "lead", locked: false, waited: false };
     }
   }
+  if (options.relay) void want();
   const deadline = Date.now() + options.waitMs;
-  let pause = 10;
+  let wait = 10;
   while (!signal.aborted && Date.now() < deadline) {
-    await sleep(Math.min(pause, deadline - Date.now()), signal);
-    pause = Math.min(pause * 2, 200);
+    await pause(Math.min(wait, deadline - Date.now()), signal);
+    wait = Math.min(wait * 2, options.relay ? 50 : 200);
     try {
-      const [entry, holder] = await Promise.all([store.get(entryKey(key)), store.get(lockKey(key))]);
+      const [entry, holder, pointer] = await Promise.all([
+        store.get(entryKey(key)),
+        store.get(lockKey(key)),
+        options.relay ? store.get(relayPointer(key)) : null,
+      ]);
       if (entry !== null) return { kind: "entry", text: entry };
+      if (pointer === CLOSED) return { kind: "lead", locked: false, waited: true };
+      if (pointer !== null && pointer !== WANT) return { kind: "relay", id: pointer };
       // This instance's own token while it has no other flight for the key (only one leader per key runs
       // here): a lock whose taking timed out after Redis ran it, or whose release failed. Released locks are
       // gone by now (one connection keeps commands in order), so it is this leader's to use, not to wait for.
       if (holder === options.token) return { kind: "lead", locked: true, waited: true };
       if (holder === null && await take()) return { kind: "lead", locked: true, waited: true };
+      if (options.relay && pointer === null) void want();
     } catch {
       break;
     }
@@ -192,16 +209,4 @@ export async function unlock(store: Store, key: string, token: string): Promise<
   } catch {
     // it expires by itself
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -45,7 +45,7 @@ export class EntryReader {
     const { store, logger, token, lockTtlMs, readHealth } = this.#options;
     const shared = store.kind !== "memory";
     const health = shared ? readHealth?.(request.group) : undefined;
-    const lockable = shared && control.write && !request.stream;
+    const lockable = shared && control.write && (!request.stream || store.readRelay !== undefined);
     let text: string | null;
     let locked = false;
     try {

@@ -10,6 +10,7 @@ import type { GenerationRequest } from "../core/request.ts";
 import { Broadcast } from "./broadcast.ts";
 import type { Flight } from "./coalesce.ts";
 import type { CacheControl } from "./control.ts";
+import type { RelayHead } from "./relay.ts";
 import type { EntryWriter, HeldLock, JsonBody } from "./writer.ts";
 
 /** A flight this request leads: closed (and its lock given back) once its answer is stored or given up. */
@@ -17,6 +18,8 @@ export class Lead {
   readonly flight: Flight;
   /** The cross-instance lock this leader holds, if any. */
   lock: HeldLock | undefined;
+  /** Offers a streamed answer to other instances (`relay_writer.ts`); set when the lock is held. */
+  relay: ((broadcast: Broadcast, head: RelayHead) => void) | undefined;
   readonly #close: () => void;
   readonly #release: () => void;
   readonly #stopAttending: () => void;
@@ -78,12 +81,14 @@ export class CacheTicket {
       this.#keepJson(entry.key, entry.control, stamped, body);
       return stamped;
     }
+    // Holding the lock, the entry's write gives it back in the same step, as for JSON.
     const recorder = this.#options.writer.stream(
       entry.key,
       this.#options.request,
       stamped,
       entry.control,
       lead?.finish,
+      lead?.lock,
     );
     const recorded = body.stream.pipeThrough(recorder);
     if (!lead) return { ...stamped, body: { kind: "stream", stream: recorded } };
@@ -95,6 +100,7 @@ export class CacheTicket {
       },
     });
     lead.flight.settle({ kind: "stream", headers: stamped.headers, meta: stamped.meta, broadcast });
+    lead.relay?.(broadcast, { headers: stamped.headers, meta: stamped.meta });
     return { ...stamped, body: { kind: "stream", stream: broadcast.join()! } };
   }
 

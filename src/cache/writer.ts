@@ -93,14 +93,15 @@ export class EntryWriter {
 
   /**
    * The pass-through recorder of a streamed answer: stores it once complete. `done` runs once the stream
-   * ended and its write (if any) settled; not when the stream is cancelled.
+   * ended and its write (if any) settled, told whether the write released `lock`; not when it is cancelled.
    */
   stream(
     key: string,
     request: GenerationRequest,
     answer: Answer,
     control: CacheControl,
-    done?: () => void,
+    done?: (lockReleased: boolean) => void,
+    lock?: HeldLock,
   ): TransformStream<Uint8Array, Uint8Array> {
     const { settings, clock, logger } = this.#options;
     return recordStream({
@@ -114,13 +115,13 @@ export class EntryWriter {
           body: recording.events.join(""),
           events: recording.events.map((event) => event.length),
           storedAt: clock.now(),
-        });
-        this.#track(done ? write.then(() => done()) : write);
+        }, lock);
+        this.#track(done ? write.then(done) : write);
       },
       onIncomplete: (reason) => {
         if (reason === "too_large") this.#tooLarge(request);
         else logger.debug("streamed answer not cached", { request_id: request.requestId, reason });
-        done?.();
+        done?.(false);
       },
     });
   }

@@ -23,6 +23,8 @@ import type {
   NodeTarget,
   PrefixUsage,
   ReadOrLock,
+  RelayAppend,
+  RelayEntry,
   Store,
   StoreStatus,
   WindowCounter,
@@ -196,6 +198,15 @@ export class FallbackStore implements Store {
     await this.#primary.publish(channel, message);
   }
 
+  /** Relays live only in Redis: refused while the key's node is served locally, bounded like every call. */
+  appendToRelay(key: string, entry: RelayAppend, ttlMs: number): Promise<string> {
+    return this.#onlyShared(key, (store) => store.appendToRelay?.(key, entry, ttlMs));
+  }
+
+  readRelay(key: string, after: string, count: number): Promise<RelayEntry[]> {
+    return this.#onlyShared(key, (store) => store.readRelay?.(key, after, count));
+  }
+
   /** "degraded" while the primary is disconnected or any of its nodes is served locally. */
   status(): StoreStatus {
     if (this.#primary.status() === "degraded") return "degraded";
@@ -240,6 +251,15 @@ export class FallbackStore implements Store {
     }
     this.#outages.up(node);
     return result;
+  }
+
+  async #onlyShared<T>(key: string, operation: (store: Store) => Promise<T> | undefined): Promise<T> {
+    const node = this.#primary.nodeOf?.({ key }) ?? ALL_NODES;
+    const pending = this.#primary.status() === "degraded" || this.#outages.skip(node)
+      ? undefined
+      : operation(this.#primary);
+    if (pending === undefined) throw new StoreWaitError(`no shared store for '${key}'`);
+    return await within(pending, this.#bound.ms(performance.now()));
   }
 
   /** A call that spans every node (SCAN-based): not bounded by `waitMs`; served locally only when it fails. */

@@ -14,27 +14,21 @@
 
 import { Cluster } from "ioredis";
 import calculateSlot from "cluster-key-slot";
-import {
-  type CooldownReason,
-  type EndpointHealth,
-  type FailureOptions,
-  HEALTHY,
-  type NodeTarget,
-  type PrefixUsage,
-  type ReadOrLock,
-  type Store,
-  type StoreStatus,
-  type WindowCounter,
-  type WindowReply,
+import type {
+  CooldownReason,
+  EndpointHealth,
+  FailureOptions,
+  NodeTarget,
+  PrefixUsage,
+  ReadOrLock,
+  Store,
+  StoreStatus,
+  WindowCounter,
+  WindowReply,
 } from "./store.ts";
-import {
-  ADD_TO_WINDOWS,
-  type HealthReply,
-  ONE_KEY_SCRIPTS,
-  READ_OR_LOCK,
-  type Scripts,
-  SET_AND_UNLOCK,
-} from "./redis_scripts.ts";
+import { ADD_TO_WINDOWS, fromScript, ONE_KEY_SCRIPTS, READ_OR_LOCK, type Scripts } from "./redis_scripts.ts";
+import { SET_AND_UNLOCK, toHealth } from "./redis_scripts.ts";
+import { appendToRelay, readRelay } from "./redis_relay.ts";
 import {
   type Client,
   createClient,
@@ -242,6 +236,10 @@ export class RedisStore implements Store {
   subscribe = (channel: string, onMessage: (message: string | null) => void) =>
     this.#counters.subscribe(channel, onMessage);
   publish = (channel: string, message: string) => this.#counters.publish(channel, message);
+  appendToRelay: Store["appendToRelay"] = (key, entry, ttl) =>
+    appendToRelay(this.#client, this.#key(key), entry, ttl);
+  readRelay: Store["readRelay"] = (key, after, count) =>
+    readRelay(this.#client, this.#key(key), after, count);
 
   status(): StoreStatus {
     return this.#client.status === "ready" ? "ok" : "degraded";
@@ -280,21 +278,3 @@ export class RedisStore implements Store {
 }
 
 const noLog: StoreLogger = () => {};
-
-function toHealth(reply: (string | null)[]): EndpointHealth {
-  const [failures, until, reason] = reply;
-  if (failures === null && until === null) return HEALTHY;
-  return {
-    failures: failures === null ? 0 : Number(failures),
-    cooldownUntil: until === null ? 0 : Number(until),
-    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
-  };
-}
-
-function fromScript([failures, until, reason]: HealthReply): EndpointHealth {
-  return {
-    failures: Number(failures),
-    cooldownUntil: Number(until),
-    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
-  };
-}

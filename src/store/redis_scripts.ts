@@ -3,7 +3,7 @@
  * tag, so they run unchanged on Redis Cluster.
  */
 
-import type { CooldownReason } from "./store.ts";
+import { type CooldownReason, type EndpointHealth, HEALTHY } from "./store.ts";
 
 // An endpoint's health hash lives a day past its cooldown's end (or past its last write), so the hashes of
 // endpoints that left the config do not stay in Redis for ever. TIME is allowed in scripts (effects replication).
@@ -134,4 +134,24 @@ export interface Scripts {
     ttlMs: number,
     token: string,
   ): Promise<number>;
+}
+
+/** One endpoint's health from its hash (HMGET failures, until, reason). */
+export function toHealth(reply: (string | null)[]): EndpointHealth {
+  const [failures, until, reason] = reply;
+  if (failures === null && until === null) return HEALTHY;
+  return {
+    failures: failures === null ? 0 : Number(failures),
+    cooldownUntil: until === null ? 0 : Number(until),
+    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
+  };
+}
+
+/** One endpoint's health from a health script's reply. */
+export function fromScript([failures, until, reason]: HealthReply): EndpointHealth {
+  return {
+    failures: Number(failures),
+    cooldownUntil: Number(until),
+    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
+  };
 }

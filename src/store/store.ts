@@ -67,6 +67,21 @@ export interface PrefixUsage {
   readonly bytes: number;
 }
 
+/** One entry for `appendToRelay`: text fields, and bytes stored under the field `d`. */
+export interface RelayAppend {
+  readonly fields: Readonly<Record<string, string>>;
+  readonly data?: Uint8Array;
+  /** Drop every entry whose id is lower than this one first (XADD MINID). */
+  readonly trimBefore?: string;
+}
+
+/** One entry `readRelay` found: its id, its text fields, and the bytes of its field `d`, if any. */
+export interface RelayEntry {
+  readonly id: string;
+  readonly fields: Readonly<Record<string, string>>;
+  readonly data?: Uint8Array;
+}
+
 /** What a store call touches, for `Store.nodeOf`: one plain key, one endpoint's health, or one window scope. */
 export type NodeTarget =
   | { readonly key: string; readonly health?: undefined; readonly window?: undefined }
@@ -160,6 +175,15 @@ export interface Store {
    * entries (XADD MAXLEN ~). Absent on stores without streams.
    */
   appendToStream?(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void>;
+
+  /**
+   * Optional: appends one entry to the relay stream at `key` (a Redis Stream, for one streamed answer shared live
+   * across instances: `cache/relay_writer.ts`), first dropping the entries before id `entry.trimBefore`, and makes
+   * the stream live `ttlMs` more. Returns the new entry's id. Absent on stores that one process owns alone.
+   */
+  appendToRelay?(key: string, entry: RelayAppend, ttlMs: number): Promise<string>;
+  /** Optional: up to `count` entries of the relay stream at `key` after id `after` ("0" for all); never blocks. */
+  readRelay?(key: string, after: string, count: number): Promise<RelayEntry[]>;
 
   /**
    * Optional: calls `onMessage` with every message `publish`ed on `channel` by any instance, and with null after

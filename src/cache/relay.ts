@@ -1,0 +1,74 @@
+/**
+ * Streamed coalescing across instances: the keys, bounds and messages shared by the two sides. The instance that
+ * leads a streamed flight (it holds `coalesce:{<key>}`) relays its answer through a Redis Stream once another
+ * instance asks for it (`relay_writer.ts`); the others read that stream live and serve it to their own clients
+ * (`relay_reader.ts`). Keys, all with the cache key as hash tag (one slot on a Cluster):
+ *
+ * - `relay:{<key>}`        the pointer: `want` (a follower asked), the relay's id, or `closed` (too long to join)
+ * - `relay:{<key>}:<id>`   the relay: entry `n`=0 carries the answer's headers and metadata (`m`), entries
+ *                          `n`=1.. its bytes (`d`) in order, `h` entries are heartbeats, `e` ends it (`done` or
+ *                          `cut`). It keeps at most `cache_params.max_entry_bytes` of bytes: older entries are
+ *                          trimmed, after which nobody may join and a reader that fell behind the trim gets an
+ *                          error event.
+ *
+ * Every key lives `RELAY_TTL_MS` past its last write.
+ */
+
+import type { AnswerMeta } from "../core/answer.ts";
+import type { Route } from "../core/route.ts";
+
+/** How long a relay (and its pointer) lives past its last write. */
+export const RELAY_TTL_MS = 60_000;
+/** How often a leader looks for a follower's `want` while it streams and nobody asked yet. */
+export const WANT_CHECK_MS = 50;
+/** A relay that has nothing to send says it is alive this often. */
+export const HEARTBEAT_MS = 1000;
+/** A reader that sees no entry (not even a heartbeat) this long ends its clients' streams with an error event. */
+export const SILENCE_MS = 5000;
+/** Longest pause between two reads of a relay that had nothing new. */
+export const POLL_MAX_MS = 16;
+/** Entries one read takes at most. */
+export const READ_COUNT = 128;
+
+export const WANT = "want";
+export const CLOSED = "closed";
+
+export const relayPointer = (key: string): string => `relay:{${key}}`;
+export const relayStream = (key: string, id: string): string => `relay:{${key}}:${id}`;
+
+/** What a follower needs besides the bytes: the leader's answer headers and metadata. */
+export interface RelayHead {
+  readonly headers: Readonly<Record<string, string>>;
+  readonly meta: AnswerMeta;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The SSE error event that ends a follower's stream when the relay it reads stops (the leading instance died, or
+ * this reader fell too far behind): as each route's clients read errors, so the OpenAI SDKs raise an APIError.
+ */
+export function relayLostEvent(route: Route): Uint8Array {
+  const message = "The instance streaming this shared answer stopped before it ended; retry the request";
+  const code = "coalesced_stream_lost";
+  const event = route === "responses"
+    ? `event: error\ndata: ${
+      JSON.stringify({ type: "error", code, message, param: null, sequence_number: -1 })
+    }\n\n`
+    : `data: ${JSON.stringify({ error: { message, type: "server_error", param: null, code } })}\n\n`;
+  return encoder.encode(event);
+}
+
+/** Waits `ms`, or less when `signal` aborts; leaves no timer behind. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,189 @@
+/**
+ * The leading instance's side of a relay (see `relay.ts`). While its stream runs and nobody asked, it looks for a
+ * follower's `want` every `WANT_CHECK_MS` (one GET; a stream no other instance asks for costs only that). Once
+ * asked, it reads the stream as another reader of its `Broadcast`, from the first byte, at the upstream's pace
+ * (not its own clients'), and appends what it read to the relay: one append in flight at a time, whatever
+ * arrived meanwhile going in the next one, so a slow Redis makes bigger entries, not a queue of commands.
+ * Nothing here can fail the leader's own clients: a relay that cannot be written stops, and its readers end
+ * with an error event once they hear nothing more.
+ */
+
+import type { Store } from "../store/store.ts";
+import type { Broadcast } from "./broadcast.ts";
+import {
+  CLOSED,
+  HEARTBEAT_MS,
+  RELAY_TTL_MS,
+  type RelayHead,
+  relayPointer,
+  relayStream,
+  WANT,
+  WANT_CHECK_MS,
+} from "./relay.ts";
+
+export interface RelayOffer {
+  readonly store: Store;
+  /** The cache key of the flight. */
+  readonly key: string;
+  readonly broadcast: Broadcast;
+  readonly head: RelayHead;
+  /** Most bytes the relay keeps (`cache_params.max_entry_bytes`). */
+  readonly maxBytes: number;
+}
+
+/** Relays the broadcast once a follower on another instance asks, until it ends; see the module comment. */
+export function offerRelay(offer: RelayOffer): void {
+  const { store, key, broadcast } = offer;
+  if (!store.appendToRelay) return;
+  let ended = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  broadcast.ended.then(() => {
+    ended = true;
+    clearTimeout(timer);
+  });
+  const check = async () => {
+    let pointer: string | null = null;
+    try {
+      pointer = await store.get(relayPointer(key));
+    } catch {
+      // Redis away: try again at the next check
+    }
+    if (ended) return;
+    if (pointer === WANT) return void relay(offer).catch(() => {});
+    timer = setTimeout(check, WANT_CHECK_MS);
+  };
+  void check();
+}
+
+async function relay(offer: RelayOffer): Promise<void> {
+  const { store, key, broadcast } = offer;
+  const stream = broadcast.join();
+  if (!stream) {
+    // Past what is kept for late joiners: followers make their own upstream call.
+    await store.set(relayPointer(key), CLOSED, RELAY_TTL_MS);
+    return;
+  }
+  const id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  const writer = new RelayWriter(store, relayStream(key, id), offer.maxBytes);
+  const reader = stream.getReader();
+  try {
+    await writer.append({ n: "0", m: JSON.stringify(offer.head) });
+    await store.set(relayPointer(key), id, RELAY_TTL_MS);
+    const heartbeat = setInterval(() => writer.beat(), HEARTBEAT_MS);
+    try {
+      while (!writer.failed) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        writer.push(value);
+      }
+    } finally {
+      clearInterval(heartbeat);
+    }
+    await writer.end(writer.failed ? "cut" : "done");
+  } catch {
+    await writer.end("cut").catch(() => {});
+  } finally {
+    reader.cancel().catch(() => {});
+    await store.deleteIfEquals(relayPointer(key), id).catch(() => {});
+  }
+}
+
+/** Appends to one relay stream in order, batching while an append is in flight, trimming to `maxBytes`. */
+class RelayWriter {
+  readonly #store: Store;
+  readonly #key: string;
+  readonly #maxBytes: number;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #flushing: Promise<void> | null = null;
+  #next = 1;
+  /** The entries with bytes still in the relay, oldest first, and their total. */
+  #kept: { id: string; bytes: number }[] = [];
+  #keptBytes = 0;
+  #lastWrite = 0;
+  #beat = false;
+  failed = false;
+
+  constructor(store: Store, key: string, maxBytes: number) {
+    this.#store = store;
+    this.#key = key;
+    this.#maxBytes = maxBytes;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.byteLength;
+    // Redis takes less than the stream brings: stop rather than hold the difference.
+    if (this.#pendingBytes > this.#maxBytes) this.failed = true;
+    else this.#kick();
+  }
+
+  /** A heartbeat, when nothing else was written for a while. */
+  beat(): void {
+    if (performance.now() - this.#lastWrite < HEARTBEAT_MS / 2) return;
+    this.#beat = true;
+    this.#kick();
+  }
+
+  async end(how: "done" | "cut"): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    await this.append({ e: how });
+  }
+
+  async append(fields: Record<string, string>, data?: Uint8Array): Promise<void> {
+    const bytes = data?.byteLength ?? 0;
+    let drop = 0;
+    let keptBytes = this.#keptBytes + bytes;
+    while (drop < this.#kept.length && keptBytes > this.#maxBytes) keptBytes -= this.#kept[drop++].bytes;
+    const trimBefore = drop === 0
+      ? undefined
+      : drop < this.#kept.length
+      ? this.#kept[drop].id
+      : after(this.#kept[drop - 1].id);
+    const id = await this.#store.appendToRelay!(this.#key, { fields, data, trimBefore }, RELAY_TTL_MS);
+    this.#lastWrite = performance.now();
+    if (drop > 0) this.#kept = this.#kept.slice(drop);
+    this.#keptBytes = keptBytes;
+    if (bytes > 0) this.#kept.push({ id, bytes });
+  }
+
+  #kick(): void {
+    this.#flushing ??= this.#flush().finally(() => this.#flushing = null);
+  }
+
+  /** Appends what is pending (or a heartbeat) until nothing is; a failed append stops the relay. */
+  async #flush(): Promise<void> {
+    try {
+      while (!this.failed && (this.#pending.length > 0 || this.#beat)) {
+        if (this.#pending.length === 0) {
+          this.#beat = false;
+          await this.append({ h: "1" });
+          continue;
+        }
+        const data = concat(this.#pending, this.#pendingBytes);
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        await this.append({ n: String(this.#next++) }, data);
+      }
+    } catch {
+      this.failed = true;
+    }
+  }
+}
+
+/** The stream entry id right after `id` (`ms-seq`): trimming before it drops `id` itself. */
+function after(id: string): string {
+  const [ms, seq] = id.split("-");
+  return `${ms}-${Number(seq) + 1}`;
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const joined = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return joined;
+}
