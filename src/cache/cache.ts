@@ -20,15 +20,7 @@ import type { GroupConfig, Settings } from "../config/config.ts";
 import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store } from "../store/store.ts";
-import {
-  type Flight,
-  Flights,
-  type Followed,
-  followerAnswer,
-  lockKey,
-  lockOrWait,
-  unlock,
-} from "./coalesce.ts";
+import { type Flight, Flights, type Followed, followerAnswer, lockKey, unlock } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer, decodeEntry } from "./entry.ts";
 import { type CacheFigures, StoreUsage } from "./figures.ts";
@@ -36,7 +28,7 @@ import { cacheKeyAsync } from "./key.ts";
 import { sizeOf } from "../util/heavy.ts";
 import { EntryReader, type Found } from "./read.ts";
 import { replayAnswer, type ReplayStatus } from "./replay.ts";
-import { followRelay } from "./relay_reader.ts";
+import { acrossInstances } from "./across.ts";
 import { offerRelay } from "./relay_writer.ts";
 import { CacheTicket, Lead } from "./ticket.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
@@ -245,27 +237,16 @@ export class ResponseCache {
     const held = { key: lockKey(key), token: this.#token };
     if (found.locked) lead.lock = held;
     try {
-      // One process needs no lock in the store: its flights already coalesce everything it serves. A stream
-      // follows another instance's only through a relay (its entry exists only once its stream has ended).
-      const ttlMs = this.#lockTtlMs;
-      const store = this.#store;
-      const crossInstance = store.kind !== "memory" && (!request.stream || store.readRelay !== undefined);
-      let outcome = crossInstance && !found.locked
-        ? await lockOrWait(
-          store,
-          key,
-          { ttlMs, waitMs: ttlMs, token: this.#token, tried: found.triedLock, relay: request.stream },
-          flight.signal,
-        )
-        : { kind: "lead" as const, locked: found.locked, waited: false };
-      if (outcome.kind === "relay") {
-        const maxBytes = this.#settings.cacheMaxEntryBytes;
-        const answer = await followRelay(store, key, outcome.id, request, lead, maxBytes);
-        if (answer) {
-          this.#counts.coalesced++;
-          return { kind: "answer", answer };
-        }
-        outcome = { kind: "lead", locked: false, waited: true };
+      const maxBytes = this.#settings.cacheMaxEntryBytes;
+      const outcome = await acrossInstances(key, request, found, lead, {
+        store: this.#store,
+        token: this.#token,
+        lockTtlMs: this.#lockTtlMs,
+        maxBytes,
+      });
+      if (outcome.kind === "answer") {
+        this.#counts.coalesced++;
+        return outcome;
       }
       if (outcome.kind === "entry") {
         const answer = decodeEntry(outcome.text);
@@ -277,10 +258,8 @@ export class ResponseCache {
           return { kind: "answer", answer: this.#replay(answer, "COALESCED") };
         }
       } else lead.lock = outcome.locked ? held : undefined;
-      if (lead.lock && request.stream) {
-        const maxBytes = this.#settings.cacheMaxEntryBytes;
-        lead.relay = (broadcast, head) => offerRelay({ store, key, broadcast, head, maxBytes });
-      }
+      // Holding the lock, a stream is offered to other instances that ask for it.
+      if (lead.lock && request.stream) lead.relay = offerRelay({ store: this.#store, key, maxBytes });
       this.#counts.misses++;
       const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict: "MISS", entry, lead });
       // The health read with the entry is current unless this request waited for another instance.

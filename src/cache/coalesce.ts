@@ -17,7 +17,8 @@ import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
-import { CLOSED, pause, relayPointer, WANT } from "./relay.ts";
+import { ASK_AGAIN_MS, CLOSED, pause, relayPointer } from "./relay.ts";
+import { askForRelay } from "./relay_wants.ts";
 
 /** The leader's answer, as followers share it: its headers and metadata, and its body or a broadcast of it. */
 export type Shared =
@@ -166,7 +167,12 @@ export async function lockOrWait(
   signal: AbortSignal,
 ): Promise<LockOutcome> {
   const take = () => store.setIfAbsent(lockKey(key), options.token, options.ttlMs);
-  const want = () => store.setIfAbsent(relayPointer(key), WANT, options.ttlMs).catch(() => false);
+  let asked = -Infinity;
+  const ask = () => {
+    if (Date.now() - asked < ASK_AGAIN_MS) return;
+    asked = Date.now();
+    askForRelay(store, key);
+  };
   if (!options.tried) {
     try {
       if (await take()) return { kind: "lead", locked: true, waited: false };
@@ -174,7 +180,7 @@ export async function lockOrWait(
       return { kind: "lead", locked: false, waited: false };
     }
   }
-  if (options.relay) void want();
+  if (options.relay) ask();
   const deadline = Date.now() + options.waitMs;
   let wait = 10;
   while (!signal.aborted && Date.now() < deadline) {
@@ -188,13 +194,13 @@ export async function lockOrWait(
       ]);
       if (entry !== null) return { kind: "entry", text: entry };
       if (pointer === CLOSED) return { kind: "lead", locked: false, waited: true };
-      if (pointer !== null && pointer !== WANT) return { kind: "relay", id: pointer };
+      if (pointer !== null) return { kind: "relay", id: pointer };
       // This instance's own token while it has no other flight for the key (only one leader per key runs
       // here): a lock whose taking timed out after Redis ran it, or whose release failed. Released locks are
       // gone by now (one connection keeps commands in order), so it is this leader's to use, not to wait for.
       if (holder === options.token) return { kind: "lead", locked: true, waited: true };
       if (holder === null && await take()) return { kind: "lead", locked: true, waited: true };
-      if (options.relay && pointer === null) void want();
+      if (options.relay) ask();
     } catch {
       break;
     }

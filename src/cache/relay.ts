@@ -1,10 +1,11 @@
 /**
  * Streamed coalescing across instances: the keys, bounds and messages shared by the two sides. The instance that
  * leads a streamed flight (it holds `coalesce:{<key>}`) relays its answer through a Redis Stream once another
- * instance asks for it (`relay_writer.ts`); the others read that stream live and serve it to their own clients
- * (`relay_reader.ts`). Keys, all with the cache key as hash tag (one slot on a Cluster):
+ * instance asks for it on the `relay-want` channel (`relay_wants.ts`, `relay_writer.ts`); the others read that
+ * stream live and serve it to their own clients (`relay_reader.ts`). Keys, all with the cache key as hash tag
+ * (one slot on a Cluster):
  *
- * - `relay:{<key>}`        the pointer: `want` (a follower asked), the relay's id, or `closed` (too long to join)
+ * - `relay:{<key>}`        the pointer: the relay's id, or `closed` (the stream is too long to join any more)
  * - `relay:{<key>}:<id>`   the relay: entry `n`=0 carries the answer's headers and metadata (`m`), entries
  *                          `n`=1.. its bytes (`d`) in order, `h` entries are heartbeats, `e` ends it (`done` or
  *                          `cut`). It keeps at most `cache_params.max_entry_bytes` of bytes: older entries are
@@ -19,8 +20,8 @@ import type { Route } from "../core/route.ts";
 
 /** How long a relay (and its pointer) lives past its last write. */
 export const RELAY_TTL_MS = 60_000;
-/** How often a leader looks for a follower's `want` while it streams and nobody asked yet. */
-export const WANT_CHECK_MS = 50;
+/** How often a follower asks again for a relay while none has started (pub/sub may drop a message). */
+export const ASK_AGAIN_MS = 250;
 /** A relay that has nothing to send says it is alive this often. */
 export const HEARTBEAT_MS = 1000;
 /** A reader that sees no entry (not even a heartbeat) this long ends its clients' streams with an error event. */
@@ -30,7 +31,6 @@ export const POLL_MAX_MS = 16;
 /** Entries one read takes at most. */
 export const READ_COUNT = 128;
 
-export const WANT = "want";
 export const CLOSED = "closed";
 
 export const relayPointer = (key: string): string => `relay:{${key}}`;

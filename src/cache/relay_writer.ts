@@ -1,7 +1,7 @@
 /**
- * The leading instance's side of a relay (see `relay.ts`). While its stream runs and nobody asked, it looks for a
- * follower's `want` every `WANT_CHECK_MS` (one GET; a stream no other instance asks for costs only that). Once
- * asked, it reads the stream as another reader of its `Broadcast`, from the first byte, at the upstream's pace
+ * The leading instance's side of a relay (see `relay.ts`). A streamed flight led with the lock is offered from the
+ * start (`relay_wants.ts`: nothing is sent to Redis until another instance asks). Once asked, and once the
+ * upstream answered, it reads the stream as another reader of its `Broadcast`, from the first byte, at the upstream's pace
  * (not its own clients'), and appends what it read to the relay: one append in flight at a time, whatever
  * arrived meanwhile going in the next one, so a slow Redis makes bigger entries, not a queue of commands.
  * Nothing here can fail the leader's own clients: a relay that cannot be written stops, and its readers end
@@ -10,52 +10,53 @@
 
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
-import {
-  CLOSED,
-  HEARTBEAT_MS,
-  RELAY_TTL_MS,
-  type RelayHead,
-  relayPointer,
-  relayStream,
-  WANT,
-  WANT_CHECK_MS,
-} from "./relay.ts";
+import { CLOSED, HEARTBEAT_MS, RELAY_TTL_MS, type RelayHead, relayPointer, relayStream } from "./relay.ts";
+import { relayWants } from "./relay_wants.ts";
 
-export interface RelayOffer {
+export interface RelayOptions {
   readonly store: Store;
   /** The cache key of the flight. */
   readonly key: string;
-  readonly broadcast: Broadcast;
-  readonly head: RelayHead;
   /** Most bytes the relay keeps (`cache_params.max_entry_bytes`). */
   readonly maxBytes: number;
 }
 
-/** Relays the broadcast once a follower on another instance asks, until it ends; see the module comment. */
-export function offerRelay(offer: RelayOffer): void {
-  const { store, key, broadcast } = offer;
-  if (!store.appendToRelay) return;
-  let ended = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  broadcast.ended.then(() => {
-    ended = true;
-    clearTimeout(timer);
-  });
-  const check = async () => {
-    let pointer: string | null = null;
-    try {
-      pointer = await store.get(relayPointer(key));
-    } catch {
-      // Redis away: try again at the next check
-    }
-    if (ended) return;
-    if (pointer === WANT) return void relay(offer).catch(() => {});
-    timer = setTimeout(check, WANT_CHECK_MS);
-  };
-  void check();
+/** A streamed flight this process leads, offered to other instances until it is withdrawn. */
+export interface RelayOffer {
+  /** The flight's answer is this broadcast: relay it if asked (or asked already). */
+  attach(broadcast: Broadcast, head: RelayHead): void;
+  /** No more relays start (the flight is over). */
+  withdraw(): void;
 }
 
-async function relay(offer: RelayOffer): Promise<void> {
+/** Offers the flight for `key` from now on; see the module comment. */
+export function offerRelay(options: RelayOptions): RelayOffer {
+  let wanted = false;
+  let attached: { broadcast: Broadcast; head: RelayHead } | undefined;
+  const start = () => {
+    withdraw();
+    if (attached) void relay({ ...options, ...attached }).catch(() => {});
+  };
+  const withdraw = relayWants(options.store).offer(options.key, () => {
+    wanted = true;
+    start();
+  });
+  return {
+    attach(broadcast, head) {
+      attached = { broadcast, head };
+      broadcast.ended.then(withdraw);
+      if (wanted) start();
+    },
+    withdraw,
+  };
+}
+
+interface Relay extends RelayOptions {
+  readonly broadcast: Broadcast;
+  readonly head: RelayHead;
+}
+
+async function relay(offer: Relay): Promise<void> {
   const { store, key, broadcast } = offer;
   const stream = broadcast.join();
   if (!stream) {

@@ -10,7 +10,7 @@ import type { GenerationRequest } from "../core/request.ts";
 import { Broadcast } from "./broadcast.ts";
 import type { Flight } from "./coalesce.ts";
 import type { CacheControl } from "./control.ts";
-import type { RelayHead } from "./relay.ts";
+import type { RelayOffer } from "./relay_writer.ts";
 import type { EntryWriter, HeldLock, JsonBody } from "./writer.ts";
 
 /** A flight this request leads: closed (and its lock given back) once its answer is stored or given up. */
@@ -18,8 +18,8 @@ export class Lead {
   readonly flight: Flight;
   /** The cross-instance lock this leader holds, if any. */
   lock: HeldLock | undefined;
-  /** Offers a streamed answer to other instances (`relay_writer.ts`); set when the lock is held. */
-  relay: ((broadcast: Broadcast, head: RelayHead) => void) | undefined;
+  /** The offer of a streamed answer to other instances (`relay_writer.ts`); made when the lock is held. */
+  relay: RelayOffer | undefined;
   readonly #close: () => void;
   readonly #release: () => void;
   readonly #stopAttending: () => void;
@@ -41,6 +41,7 @@ export class Lead {
   finish = (lockReleased = false): void => {
     if (this.#finished) return;
     this.#finished = true;
+    this.relay?.withdraw();
     this.#close();
     if (this.lock && !lockReleased) this.#release();
   };
@@ -100,7 +101,7 @@ export class CacheTicket {
       },
     });
     lead.flight.settle({ kind: "stream", headers: stamped.headers, meta: stamped.meta, broadcast });
-    lead.relay?.(broadcast, { headers: stamped.headers, meta: stamped.meta });
+    lead.relay?.attach(broadcast, { headers: stamped.headers, meta: stamped.meta });
     return { ...stamped, body: { kind: "stream", stream: broadcast.join()! } };
   }
 
