@@ -1,6 +1,6 @@
 /**
  * Reading a cache entry for the lookup stage. On a shared store (Redis) a lookup costs one round trip, hit or miss:
- * a JSON request that may write takes the coalescing lock in the same script as the read when the entry is absent,
+ * a request that may write takes the coalescing lock in the same script as the read when the entry is absent,
  * and the group's endpoint health is read alongside, for the plan to use on a miss. A store that cannot be read is
  * a miss (logged at warn).
  */
@@ -16,7 +16,7 @@ import { type CachedAnswer, decodeEntry, entryKey } from "./entry.ts";
 /** What reading the entry found, and what it started for a miss. */
 export interface Found {
   readonly answer: CachedAnswer | null;
-  /** The read took the cross-instance lock as well (a JSON request on a shared store, entry absent). */
+  /** The read took the cross-instance lock as well (a shared store that can relay streams, entry absent). */
   readonly locked: boolean;
   /** The read tried the lock: another holder has it, so a leader goes straight to waiting for its entry. */
   readonly triedLock: boolean;

@@ -5,7 +5,8 @@
  * - `${ns}:{${scope}}:w:${name}:${start}`   counters of one fixed window (`{${key}}:w:${start}` for one counter)
  * - `${ns}:${key}`                           plain values (cache entries, affinity, coalescing locks); a cache entry
  *                                            `cache:{sha}` and its lock `coalesce:{sha}` share the sha as hash tag,
- *                                            so `readOrLock` can touch both
+ *                                            so `readOrLock` can touch both; `relay:{sha}:<id>` are the Redis
+ *                                            Streams of `appendToRelay` / `readRelay`
  *
  * Every Lua command is defined with its key count, so ioredis routes it (and groups it into a Cluster
  * auto-pipeline) by its first key; every key one script touches carries the same hash tag, so the scripts run
