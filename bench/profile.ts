@@ -4,11 +4,13 @@
  * summary of bench/cpuprofile.ts.
  *
  *   deno run -A bench/profile.ts [--duration 10] [--connections 64] [--main PATH] [--out DIR] [--top 30]
- *                                [--cache] [--unique] [--redis] [--log-level error] [--bare]
+ *                                [--cache] [--unique] [--redis] [--log-level error] [--bare] [--streams N]
  *
  * `--cache` turns the proxy's cache on; `--unique` makes every request body unique (with `--cache`: all misses).
  * `--redis` puts the proxy's state on a `redis-server` started for the run.
  * `--bare` profiles the bare pass-through (bench/passthrough.ts) instead, for comparison.
+ * `--streams N` holds it under 50-chunk chat streams instead (chunks 10 ms apart, N at once, batch after batch for
+ * the duration); the summary then counts streams.
  */
 
 import { dirname, resolve } from "node:path";
@@ -17,6 +19,7 @@ import { type CpuProfile, formatSummary, summarize } from "./cpuprofile.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { startRedis } from "../tests/_support/redis.ts";
 import { startServer } from "./server_process.ts";
+import { timeStream } from "./streams.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     redis: { type: "boolean", default: false },
     "log-level": { type: "string", default: "error" },
     bare: { type: "boolean", default: false },
+    streams: { type: "string", default: "0" },
   },
 });
 const main = resolve(values.main);
@@ -71,27 +75,11 @@ const proxy = values.bare
   });
 let requests = 0;
 try {
-  const result = await runWrk({
-    url: `${proxy.url}/v1/chat/completions`,
-    connections,
-    threads: connections === 1 ? 1 : 2,
-    durationS: Number(values.duration),
-    body: JSON.stringify({
-      model: BENCH_GROUP,
-      messages: [{
-        role: "user",
-        content: values.unique ? "Question %UNIQUE%" : "Say hello to the benchmark.",
-      }],
-    }),
-    unique: values.unique,
-    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
-  });
-  requests = result.requests;
-  console.log(
-    `${result.requests} requests, ${
-      result.rps.toFixed(0)
-    } req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms (profiler on)`,
-  );
+  if (Number(values.streams) > 0) {
+    requests = await streamLoad(proxy.url, Number(values.streams), Number(values.duration));
+  } else {
+    requests = await jsonLoad(proxy.url);
+  }
 } finally {
   await proxy.stop(40_000);
   await Deno.remove(config);
@@ -105,3 +93,47 @@ if (!newest) throw new Error(`the proxy wrote no .cpuprofile to ${out}; did it e
 console.log(`profile: ${newest.path}\n`);
 const profile = JSON.parse(await Deno.readTextFile(newest.path)) as CpuProfile;
 console.log(formatSummary(summarize(profile, Number(values.top)), requests));
+
+/** wrk load of non-streamed chat requests; returns the requests served. */
+async function jsonLoad(url: string): Promise<number> {
+  const result = await runWrk({
+    url: `${url}/v1/chat/completions`,
+    connections,
+    threads: connections === 1 ? 1 : 2,
+    durationS: Number(values.duration),
+    body: JSON.stringify({
+      model: BENCH_GROUP,
+      messages: [{
+        role: "user",
+        content: values.unique ? "Question %UNIQUE%" : "Say hello to the benchmark.",
+      }],
+    }),
+    unique: values.unique,
+    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
+  });
+  console.log(
+    `${result.requests} requests, ${
+      result.rps.toFixed(0)
+    } req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms (profiler on)`,
+  );
+  return result.requests;
+}
+
+/** Batches of `count` concurrent 50-chunk streams for `seconds`; returns the streams served. */
+async function streamLoad(url: string, count: number, seconds: number): Promise<number> {
+  using client = Deno.createHttpClient({});
+  const request = {
+    url: `${url}/v1/chat/completions`,
+    body: JSON.stringify({ model: BENCH_GROUP, stream: true, messages: [{ role: "user", content: "Hi" }] }),
+    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
+    client,
+  };
+  const until = performance.now() + seconds * 1000;
+  let served = 0;
+  while (performance.now() < until) {
+    await Promise.all(Array.from({ length: count }, () => timeStream(request, 60_000)));
+    served += count;
+  }
+  console.log(`${served} streams of 50 chunks, ${count} at a time (profiler on)`);
+  return served;
+}

@@ -11,13 +11,14 @@
  * variable is set). Its attempts are traced by the proxy itself (src/telemetry/).
  *
  * The answer is a web `Response`, as from fetch: a body that arrived whole with its head is handed over as bytes
- * (and the connection goes straight back to the pool); anything longer is a stream that reads the socket as the
- * consumer pulls, so SSE events pass one by one. Aborting the signal closes the connection: a pending `fetch`
- * rejects, and a body being read errors, with the signal's reason.
+ * (the connection goes straight back to the pool); anything longer is a stream that reads the socket as the
+ * consumer pulls (`http1_body.ts`), so SSE events pass one by one. Aborting the signal closes the connection: a
+ * pending `fetch` rejects, and a body being read errors, with the signal's reason.
  */
 
 import { type StreamedBody, writeRequest } from "./http1_chunked.ts";
-import { BodyReader, Connection, readHead } from "./http1_connection.ts";
+import { BodyReader } from "./http1_body.ts";
+import { Connection, readHead } from "./http1_connection.ts";
 import { ProxyError } from "../errors.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
@@ -30,7 +31,6 @@ import {
   requestBytes,
   UpstreamProtocolError,
 } from "./http1_wire.ts";
-
 export { UpstreamProtocolError } from "./http1_wire.ts";
 
 export interface Http1Init {

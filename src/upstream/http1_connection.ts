@@ -1,13 +1,14 @@
 /**
- * One upstream socket of the proxy's HTTP/1.1 client (`http1.ts`) with its read buffer, parked reads and the
- * reading of an answer: its head, then its body as a stream the consumer pulls.
+ * One upstream socket of the proxy's HTTP/1.1 client (`http1.ts`) with its read buffer and parked reads, and the
+ * reading of an answer's head (its body: `http1_body.ts`).
  */
 
-import type { AnswerGuard } from "./answer_guard.ts";
-import { type Framing, type Head, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
+import { type Head, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
 
 /** Bytes read from the socket at most per read; also the buffer each connection keeps. */
 const READ_BYTES = 16 * 1024;
+/** With bytes lent out, a read needs at least this much room behind them, else it goes into a new buffer. */
+const MIN_READ_BYTES = 2 * 1024;
 
 /** Reads the answer's head, skipping interim (1xx) answers. */
 export async function readHead(connection: Connection): Promise<Head> {
@@ -36,6 +37,8 @@ export class Connection {
   #watch?: Promise<number | null>;
   /** The watch read settled while parked: the server closed, or sent bytes nobody asked for. */
   #spoiled = false;
+  /** Bytes of the buffer were lent out (`lend`): they must not be overwritten. */
+  #lent = false;
 
   constructor(readonly conn: Deno.Conn, readonly origin: string) {}
 
@@ -51,6 +54,7 @@ export class Connection {
   idle(expiresAt: number): void {
     this.expiresAt = expiresAt;
     this.#spoiled = false;
+    if (this.#lent) this.#renew(READ_BYTES);
     this.#start = this.#end = 0;
     const watch = this.conn.read(this.#buffer);
     this.#watch = watch;
@@ -81,20 +85,19 @@ export class Connection {
 
   /** Reads more bytes into the buffer; false at the end of the stream. */
   async fill(limit = READ_BYTES): Promise<boolean> {
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    else if (this.#end === this.#buffer.length) {
+    const buffer = this.#buffer;
+    if (this.#lent) {
+      // Bytes lent out stay as they are: reads go on behind them, then into a new buffer.
+      if (buffer.length - this.#end < MIN_READ_BYTES) {
+        this.#renew(Math.max(buffer.length, this.available + MIN_READ_BYTES));
+      }
+    } else if (this.#start === this.#end) this.#start = this.#end = 0;
+    else if (this.#end === buffer.length) {
       if (this.#start > 0) {
-        this.#buffer.copyWithin(0, this.#start, this.#end);
+        buffer.copyWithin(0, this.#start, this.#end);
         this.#end -= this.#start;
         this.#start = 0;
-      } else {
-        if (this.#buffer.length >= limit) {
-          throw new UpstreamProtocolError("a line of the upstream's answer is too long");
-        }
-        const larger = new Uint8Array(Math.min(limit, this.#buffer.length * 2));
-        larger.set(this.#buffer.subarray(0, this.#end));
-        this.#buffer = larger;
-      }
+      } else this.#renew(this.#grown(limit));
     }
     let read: number | null;
     const watch = this.#watch;
@@ -107,6 +110,24 @@ export class Connection {
     this.answered = true;
     this.#end += read;
     return true;
+  }
+
+  /** The size of a larger buffer for a line that does not fit; throws past `limit`. */
+  #grown(limit: number): number {
+    if (this.#buffer.length >= limit) {
+      throw new UpstreamProtocolError("a line of the upstream's answer is too long");
+    }
+    return Math.min(limit, this.#buffer.length * 2);
+  }
+
+  /** A new buffer of `size` bytes holding the bytes not yet consumed; the old one stays with who holds it. */
+  #renew(size: number): void {
+    const pending = this.#buffer.subarray(this.#start, this.#end);
+    this.#buffer = new Uint8Array(size);
+    this.#buffer.set(pending);
+    this.#start = 0;
+    this.#end = pending.length;
+    this.#lent = false;
   }
 
   /** Reads until the buffer holds a whole line; returns its length with the CRLF. */
@@ -171,6 +192,48 @@ export class Connection {
     return bytes;
   }
 
+  /**
+   * Consumes up to `length` buffered bytes as a view of the buffer, not a copy: those bytes are never written
+   * again (later reads go behind them, or into a new buffer), so the view stays valid for whoever holds it. For
+   * body chunks on their way to the client: a stream's events then cost no allocation each.
+   */
+  lend(length: number): Uint8Array<ArrayBuffer> {
+    const end = Math.min(this.#end, this.#start + length);
+    const bytes = this.#buffer.subarray(this.#start, end);
+    this.#start = end;
+    this.#lent = true;
+    return bytes;
+  }
+
+  /** Consumes `length` buffered bytes unread. */
+  skip(length: number): void {
+    this.#start = Math.min(this.#end, this.#start + length);
+  }
+
+  /**
+   * Consumes a chunk-size line of `length` bytes (CRLF included) and returns its size, read off the bytes:
+   * 1-12 hex digits, optional spaces or tabs, an optional `;` extension. Undefined when the line is not one.
+   */
+  takeChunkSize(length: number): number | undefined {
+    const buffer = this.#buffer;
+    const start = this.#start;
+    const end = start + length - 2;
+    this.#start += length;
+    let at = start;
+    let size = 0;
+    for (; at < end && at - start < 12; at++) {
+      const digit = hexValue(buffer[at]);
+      if (digit < 0) break;
+      size = size * 16 + digit;
+    }
+    if (at === start) return undefined;
+    while (at < end && (buffer[at] === 32 || buffer[at] === 9)) at++;
+    if (at === end) return size;
+    if (buffer[at] !== 59) return undefined; // ';'
+    for (at++; at < end; at++) if (buffer[at] === 13 || buffer[at] === 10) return undefined;
+    return size;
+  }
+
   byteAt(offset: number): number {
     return this.#buffer[this.#start + offset];
   }
@@ -186,115 +249,10 @@ export class Connection {
   }
 }
 
-/** Reads a body off a connection as its framing says, as a stream the consumer pulls. */
-export class BodyReader {
-  /** Bytes of the current chunk (or of the whole body, for a length) still to come. */
-  #left: number;
-  #state: "data" | "size" | "crlf" | "trailers" | "done";
-  #trailerBytes = 0;
-
-  constructor(
-    private readonly connection: Connection,
-    private readonly framing: Framing,
-    private readonly done: (complete: boolean) => void,
-    private readonly signal: AbortSignal,
-    private readonly guard?: AnswerGuard,
-  ) {
-    this.#left = framing.kind === "length" ? framing.length : framing.kind === "close" ? Infinity : 0;
-    this.#state = framing.kind === "chunked" ? "size" : "data";
-  }
-
-  stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
-    let ended = false;
-    const end = (complete: boolean) => {
-      if (ended) return;
-      ended = true;
-      this.done(complete);
-    };
-    return new ReadableStream<Uint8Array<ArrayBuffer>>({
-      pull: async (controller) => {
-        if (this.signal.aborted) {
-          // Bytes already buffered are not handed on after an abort: the body ends with the reason.
-          end(false);
-          controller.error(this.signal.reason);
-          return;
-        }
-        try {
-          for (;;) {
-            const chunk = await this.#next();
-            if (!chunk) break;
-            // The guard may hold back bytes that could begin a secret: read on until it passes some.
-            const passed = this.guard ? this.guard.chunk(chunk) : chunk;
-            if (passed) return controller.enqueue(passed);
-          }
-          const held = this.guard?.end();
-          if (held) controller.enqueue(held);
-          end(true);
-          controller.close();
-        } catch (error) {
-          end(false);
-          controller.error(this.signal.aborted ? this.signal.reason : error);
-        }
-      },
-      cancel: () => end(false),
-    }, { highWaterMark: 0 });
-  }
-
-  /** The next bytes of the body, as soon as any are there; undefined at its end. */
-  async #next(): Promise<Uint8Array<ArrayBuffer> | undefined> {
-    const connection = this.connection;
-    for (;;) {
-      switch (this.#state) {
-        case "data":
-          if (this.#left === 0) {
-            if (this.framing.kind !== "chunked") return undefined;
-            this.#state = "crlf";
-            continue;
-          }
-          if (connection.available === 0 && !await connection.fill()) {
-            if (this.framing.kind === "close") return undefined;
-            throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
-          } else if (connection.available > 0) {
-            const bytes = connection.take(this.#left);
-            this.#left -= bytes.length;
-            return bytes;
-          }
-          continue;
-        case "size": {
-          const length = await connection.readLine(READ_BYTES);
-          const line = connection.takeText(length);
-          const size = /^([0-9a-fA-F]{1,12})[ \t]*(;[^\r\n]*)?\r\n$/.exec(line);
-          if (!size) throw new UpstreamProtocolError("malformed chunk size from the upstream");
-          this.#left = parseInt(size[1], 16);
-          this.#state = this.#left === 0 ? "trailers" : "data";
-          continue;
-        }
-        case "crlf": {
-          while (connection.available < 2) {
-            if (!await connection.fill()) {
-              throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
-            }
-          }
-          if (connection.byteAt(0) !== 13 || connection.byteAt(1) !== 10) {
-            throw new UpstreamProtocolError("malformed chunk end from the upstream");
-          }
-          connection.take(2);
-          this.#state = "size";
-          continue;
-        }
-        case "trailers": {
-          const length = await connection.readLine(MAX_HEAD_BYTES);
-          connection.takeText(length);
-          this.#trailerBytes += length;
-          if (this.#trailerBytes > MAX_HEAD_BYTES) {
-            throw new UpstreamProtocolError("the upstream's trailers are too large");
-          }
-          if (length === 2) this.#state = "done";
-          continue;
-        }
-        case "done":
-          return undefined;
-      }
-    }
-  }
+/** The value of a hex digit's byte, -1 when it is not one. */
+function hexValue(byte: number): number {
+  if (byte >= 48 && byte <= 57) return byte - 48; // 0-9
+  if (byte >= 97 && byte <= 102) return byte - 87; // a-f
+  if (byte >= 65 && byte <= 70) return byte - 55; // A-F
+  return -1;
 }

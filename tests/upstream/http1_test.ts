@@ -552,3 +552,65 @@ test("http1: an upstream that refuses a large body before reading it is heard (i
   assert.equal(await response.text(), refusal);
   assert.equal(agent.idleConnections, 0, "a connection with a request half written is not reused");
 });
+
+test("http1: chunks handed on stay as they were while the connection reads on and carries the next answers", async () => {
+  // 400 events of about 100 bytes: several of the connection's 16 KiB read buffers, each event its own write.
+  const events = Array.from(
+    { length: 400 },
+    (_, i) => `data: {"n":${i},"text":"${"abcdefghij".repeat(8)}"}\n\n`,
+  );
+  const chunk = (text: string) => `${encoder.encode(text).length.toString(16)}\r\n${text}\r\n`;
+  await using server = scriptedServer(async (conn) => {
+    for (let answer = 0; answer < 3; answer++) {
+      await conn.request();
+      await conn.write(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+      );
+      for (const [i, event] of events.entries()) {
+        await conn.write(chunk(answer === 0 ? event : event.replaceAll("a", "Z")));
+        if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await conn.write("0\r\n\r\n");
+    }
+    await conn.request();
+  });
+  using agent = new Http1Agent();
+  const held: Uint8Array[] = [];
+  for (let answer = 0; answer < 3; answer++) {
+    const response = await post(agent, server.url);
+    // Every chunk is kept as it was handed on, not copied.
+    for await (const bytes of response.body!) if (answer === 0) held.push(bytes);
+  }
+  assert.equal(server.accepted, 1, "one connection carried all three answers");
+  assert.equal(held.map((bytes) => decoder.decode(bytes)).join(""), events.join(""));
+});
+
+test("http1: chunk sizes in either case, with spaces and extensions, are read; malformed ones fail the body", async () => {
+  const good =
+    "A\r\n0123456789\r\na \t\r\nabcdefghij\r\n5;name=value;x\r\nhello\r\n000000000002\r\nok\r\n0\r\n\r\n";
+  const bad = [
+    "g\r\nhello\r\n0\r\n\r\n",
+    " 5\r\nhello\r\n0\r\n\r\n",
+    "5 x\r\nhello\r\n0\r\n\r\n",
+    "0000000000005\r\nhello\r\n0\r\n\r\n",
+    "5;a\rb\r\nhello\r\n0\r\n\r\n",
+    "\r\nhello\r\n0\r\n\r\n",
+  ];
+  const answers = [good, ...bad];
+  await using server = scriptedServer(async (conn, index) => {
+    await conn.request();
+    await conn.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${answers[index]}`);
+    await conn.request();
+  });
+  using agent = new Http1Agent();
+  assert.equal(await (await post(agent, server.url)).text(), "0123456789abcdefghijhellook");
+  for (const answer of bad) {
+    const response = await post(agent, server.url);
+    await assert.rejects(response.text(), (error: Error) => {
+      assert.ok(error instanceof UpstreamProtocolError, `${JSON.stringify(answer)}: ${error}`);
+      assert.match(error.message, /malformed chunk size/);
+      return true;
+    });
+    assert.equal(agent.idleConnections, 0, "the connection of a malformed answer is not kept");
+  }
+});

@@ -1,0 +1,154 @@
+/**
+ * Before/after for the stream path: CPU per 50-chunk stream (chunks 10 ms apart, so every event is its own read,
+ * as from a real upstream) and time to the first streamed chunk, for several proxy builds and the bare
+ * pass-through on one fake upstream, in interleaved rounds so machine noise hits them alike.
+ *
+ *   deno run -A bench/stream_ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 5]
+ *                                  [--streams 200] [--first 15] [--keys 10] [--nginx]
+ *
+ * Per round: for each build `--streams` streams at once (the server's CPU time over them / streams), then
+ * `--first` single streams per build one after another, the builds taking turns (time to the first chunk, the
+ * stream then cancelled). Prints the medians. `--keys N` runs each build
+ * with N named client keys (the bench client's among them), so a key's streamed chat is counted.
+ */
+
+import { basename, dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { percentile } from "./percentiles.ts";
+import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
+import { cpuMs } from "./cpu_time.ts";
+import { startNginx } from "./nginx.ts";
+import { type ServerProcess, startServer } from "./server_process.ts";
+import { timeStream } from "./streams.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const HERE = new URL(".", import.meta.url).pathname;
+const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench-client" };
+const BODY = JSON.stringify({
+  model: BENCH_GROUP,
+  stream: true,
+  messages: [{ role: "user", content: "Hi" }],
+});
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    main: { type: "string", multiple: true },
+    rounds: { type: "string", default: "5" },
+    streams: { type: "string", default: "200" },
+    first: { type: "string", default: "15" },
+    keys: { type: "string", default: "0" },
+    nginx: { type: "boolean", default: false },
+  },
+});
+const mains = (values.main ?? []).map((path) => resolve(path));
+const rounds = Number(values.rounds);
+const streams = Number(values.streams);
+const firsts = Number(values.first);
+
+interface Target {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number;
+}
+
+const servers: { stop(): Promise<unknown> }[] = [];
+try {
+  const upstream = await startServer("fake upstream", {
+    args: ["run", "-A", `${HERE}upstream_server.ts`],
+    cwd: ROOT,
+  });
+  servers.push(upstream);
+  const targets: Target[] = [];
+  const bare = await startServer("bare", {
+    args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
+    cwd: ROOT,
+  });
+  servers.push(bare);
+  targets.push({ name: "bare", url: bare.url, pid: bare.pid });
+  if (values.nginx) {
+    const nginx = await startNginx(upstream.url);
+    if (typeof nginx === "string") console.error(`nginx: ${nginx}`);
+    else {
+      servers.push(nginx);
+      targets.push({ name: "nginx", url: nginx.url, pid: nginx.pid });
+    }
+  }
+  const config = await writeConfig({ upstreamUrl: upstream.url, cache: false, keys: Number(values.keys) });
+  for (const main of mains) {
+    const name = basename(dirname(main));
+    const server: ServerProcess = await startServer(name, {
+      args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
+      cwd: dirname(main),
+    });
+    servers.push(server);
+    targets.push({ name, url: server.url, pid: server.pid });
+  }
+  await Deno.remove(config);
+
+  const client = Deno.createHttpClient({});
+  const request = (url: string) => ({
+    url: `${url}/v1/chat/completions`,
+    body: BODY,
+    headers: HEADERS,
+    client,
+  });
+  const batch = async (target: Target) => {
+    const results = await Promise.all(
+      Array.from({ length: streams }, () => timeStream(request(target.url), 60_000)),
+    );
+    const incomplete = results.filter((result) => !result.complete).length;
+    if (incomplete > 0) throw new Error(`${target.name}: ${incomplete} streams incomplete`);
+  };
+  /** Milliseconds to the first chunk of one stream, which is then cancelled. */
+  const firstChunk = async (target: Target) => {
+    const started = performance.now();
+    const response = await fetch(`${target.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: HEADERS,
+      body: BODY,
+      client,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    const ms = performance.now() - started;
+    await reader.cancel();
+    return ms;
+  };
+  for (const target of targets) await batch(target); // warm up (JIT, connections)
+  const cpu = new Map(targets.map((target) => [target.name, [] as number[]]));
+  const first = new Map(targets.map((target) => [target.name, [] as number[]]));
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[(i + round) % targets.length];
+      const before = cpuMs(target.pid);
+      await batch(target);
+      cpu.get(target.name)!.push(((cpuMs(target.pid) - before) * 1000) / streams);
+    }
+    // One stream per target in turn, so a slow moment of the machine hits them alike.
+    for (let j = 0; j < firsts; j++) {
+      for (const target of targets) first.get(target.name)!.push(await firstChunk(target));
+    }
+    console.error(`round ${round + 1}/${rounds} done`);
+  }
+  client.close();
+  const bareCpu = percentile(cpu.get("bare")!, 50);
+  console.log(
+    `${streams} streams at once x ${rounds} rounds, ${firsts} single streams per round for the first chunk`,
+  );
+  console.log("| build | CPU us/stream (median) | min | max | / bare | first chunk p50 ms |");
+  console.log("|---|---|---|---|---|---|");
+  for (const { name } of targets) {
+    const list = cpu.get(name)!;
+    const median = percentile(list, 50);
+    console.log(
+      `| ${name} | ${median.toFixed(0)} | ${Math.min(...list).toFixed(0)} | ${
+        Math.max(...list).toFixed(0)
+      } | ${(median / bareCpu).toFixed(2)}x | ${percentile(first.get(name)!, 50).toFixed(3)} |`,
+    );
+  }
+} finally {
+  for (const server of servers.reverse()) await server.stop();
+}

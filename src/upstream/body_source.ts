@@ -1,0 +1,24 @@
+/**
+ * An answer body's chunks without its stream. The HTTP/1.1 client notes here each body it reads off a connection
+ * itself; a consumer that pulls chunk by chunk anyway (the SSE pass-through) takes them straight from the
+ * connection's reader. That saves a stream layer per chunk (a pull call, an enqueue and a read promise), where a
+ * stream's events are most of what the proxy does. Any other consumer reads the stream as usual.
+ */
+
+export interface ChunkSource {
+  /** The next chunk (bytes nothing overwrites later), or undefined at the end. */
+  read(): Promise<Uint8Array | undefined>;
+}
+
+const sources = new WeakMap<ReadableStream<Uint8Array>, ChunkSource>();
+
+/** Notes that `stream`'s chunks can be read from `source`; returns the stream. */
+export function withSource<S extends ReadableStream<Uint8Array>>(stream: S, source: ChunkSource): S {
+  sources.set(stream, source);
+  return stream;
+}
+
+/** The source behind `stream`, if it has one. Who reads from it must hold the stream's lock meanwhile. */
+export function sourceOf(stream: ReadableStream<Uint8Array>): ChunkSource | undefined {
+  return sources.get(stream);
+}

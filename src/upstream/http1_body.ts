@@ -1,0 +1,141 @@
+/**
+ * Reading an answer's body off an upstream connection (`http1_connection.ts`) as its framing says: by length, by
+ * chunks, or to the connection's close. The body is a stream the consumer pulls; its chunks can also be read
+ * without the stream (`body_source.ts`), as the SSE pass-through does. Chunk sizes and the line breaks between
+ * chunks are read off the bytes, and a chunk's data is lent from the connection's buffer (no copy, no allocation).
+ */
+
+import type { AnswerGuard } from "./answer_guard.ts";
+import { withSource } from "./body_source.ts";
+import type { Connection } from "./http1_connection.ts";
+import { type Framing, MAX_HEAD_BYTES, UpstreamProtocolError } from "./http1_wire.ts";
+
+/** Longest chunk-size line accepted (size, extensions, CRLF). */
+const MAX_SIZE_LINE = 16 * 1024;
+
+export class BodyReader {
+  /** Bytes of the current chunk (or of the whole body, for a length) still to come. */
+  #left: number;
+  #state: "data" | "size" | "crlf" | "trailers" | "done";
+  #trailerBytes = 0;
+  #ended = false;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly framing: Framing,
+    private readonly done: (complete: boolean) => void,
+    private readonly signal: AbortSignal,
+    private readonly guard?: AnswerGuard,
+  ) {
+    this.#left = framing.kind === "length" ? framing.length : framing.kind === "close" ? Infinity : 0;
+    this.#state = framing.kind === "chunked" ? "size" : "data";
+  }
+
+  /** The body as a stream the consumer pulls; its chunks may also be read with `read` (the stream locked). */
+  stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    const stream = new ReadableStream<Uint8Array<ArrayBuffer>>({
+      pull: async (controller) => {
+        try {
+          const chunk = await this.read();
+          if (chunk) controller.enqueue(chunk);
+          else controller.close();
+        } catch (error) {
+          controller.error(error);
+        }
+      },
+      cancel: () => this.#end(false),
+    }, { highWaterMark: 0 });
+    return withSource(stream, this);
+  }
+
+  /**
+   * The next bytes of the body as the guard passes them (bytes nothing overwrites later), as soon as any are
+   * there; undefined at the end. An error, or the signal's abort (bytes already buffered are not handed on then), ends the body too.
+   */
+  async read(): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    if (this.#ended) return undefined;
+    if (this.signal.aborted) {
+      this.#end(false);
+      throw this.signal.reason;
+    }
+    try {
+      for (;;) {
+        const chunk = await this.#next();
+        if (!chunk) break;
+        // The guard may hold back bytes that could begin a secret: read on until it passes some.
+        const passed = this.guard ? this.guard.chunk(chunk) : chunk;
+        if (passed) return passed;
+      }
+      const held = this.guard?.end();
+      this.#end(true);
+      return held;
+    } catch (error) {
+      this.#end(false);
+      throw this.signal.aborted ? this.signal.reason : error;
+    }
+  }
+
+  #end(complete: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.done(complete);
+  }
+
+  /** The next bytes of the body, as soon as any are there; undefined at its end. */
+  async #next(): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    const connection = this.connection;
+    for (;;) {
+      switch (this.#state) {
+        case "data":
+          if (this.#left === 0) {
+            if (this.framing.kind !== "chunked") return undefined;
+            this.#state = "crlf";
+            continue;
+          }
+          if (connection.available === 0 && !await connection.fill()) {
+            if (this.framing.kind === "close") return undefined;
+            throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
+          } else if (connection.available > 0) {
+            // A view, not a copy: the connection never writes over bytes it lent.
+            const bytes = connection.lend(this.#left);
+            this.#left -= bytes.length;
+            return bytes;
+          }
+          continue;
+        case "size": {
+          const length = await connection.readLine(MAX_SIZE_LINE);
+          const size = connection.takeChunkSize(length);
+          if (size === undefined) throw new UpstreamProtocolError("malformed chunk size from the upstream");
+          this.#left = size;
+          this.#state = size === 0 ? "trailers" : "data";
+          continue;
+        }
+        case "crlf": {
+          while (connection.available < 2) {
+            if (!await connection.fill()) {
+              throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
+            }
+          }
+          if (connection.byteAt(0) !== 13 || connection.byteAt(1) !== 10) {
+            throw new UpstreamProtocolError("malformed chunk end from the upstream");
+          }
+          connection.skip(2);
+          this.#state = "size";
+          continue;
+        }
+        case "trailers": {
+          const length = await connection.readLine(MAX_HEAD_BYTES);
+          connection.skip(length);
+          this.#trailerBytes += length;
+          if (this.#trailerBytes > MAX_HEAD_BYTES) {
+            throw new UpstreamProtocolError("the upstream's trailers are too large");
+          }
+          if (length === 2) this.#state = "done";
+          continue;
+        }
+        case "done":
+          return undefined;
+      }
+    }
+  }
+}
