@@ -5,6 +5,7 @@
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
+import type { Answer } from "./answer.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { Route } from "./route.ts";
 
@@ -61,6 +62,8 @@ export interface RelayRequest {
   readonly resendable?: () => boolean;
   /** Sent to a holder but makes something upstream (creating a batch): charged to the caller's key limits. */
   readonly creates?: boolean;
+  /** The record stage of the route (usage of audio, images, moderations): the answer from `endpoint`, watched. */
+  readonly record?: (answer: Answer, endpoint: string, identity: Identity | null) => Answer;
   readonly clientHeaders: Headers;
   readonly requestId: string;
   readonly signal: AbortSignal;

@@ -115,7 +115,7 @@ export class Pipeline {
     }
   }
 
-  /** Stages 4 and 5 of a relay request. */
+  /** Stages 4 to 6 of a relay request. */
   async #relay(request: Admitted<RelayRequest>, call: UpstreamCall): Promise<Served> {
     const { settings, balancer, health, attempts } = this.#deps;
     const { target } = request;
@@ -128,7 +128,12 @@ export class Pipeline {
         exclude: target.exclude,
         onWait: (ms) => this.#waiting(request, ms),
       });
-    return await attempts.run(call, request.resendable ? new ResendPlan(plan, request.resendable) : plan); // 5.
+    const { resendable, record } = request;
+    const served = await attempts.run(call, resendable ? new ResendPlan(plan, resendable) : plan); // 5.
+    // 6. record: the route's own (usage of audio, images, moderations)
+    return record
+      ? { ...served, answer: record(served.answer, served.pick.endpoint.id, request.identity) }
+      : served;
   }
 
   /** Stages 3 to 7 of a generation request. */

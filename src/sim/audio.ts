@@ -39,12 +39,13 @@ export function transcribe(form: SimForm, model: string, ctx: SimContext, transl
   const verb = translate ? "translated" : "heard";
   const text = `[${ctx.name}] ${verb} ${file.bytes} bytes of ${file.filename}`;
   const format = form.fields.response_format ?? "json";
+  const usage = transcriptUsage(model, file.bytes, text);
   if (form.fields.stream === "true" && !translate) {
     const frame = (event: Json) => `data: ${JSON.stringify(event)}\n\n`;
     const deltas = splitPieces(text, ctx.chunks).map((delta) =>
       frame({ type: "transcript.text.delta", delta })
     );
-    return { kind: "sse", frames: [...deltas, frame({ type: "transcript.text.done", text })] };
+    return { kind: "sse", frames: [...deltas, frame({ type: "transcript.text.done", text, usage })] };
   }
   if (format === "text") return { kind: "text", text };
   if (format === "srt" || format === "vtt") {
@@ -63,7 +64,24 @@ export function transcribe(form: SimForm, model: string, ctx: SimContext, transl
       },
     };
   }
-  return { kind: "json", value: { text, usage: { type: "duration", seconds: 1 } } };
+  return { kind: "json", value: { text, usage } };
+}
+
+/**
+ * The usage a transcription reports: tokens for the GPT-4o transcribe models (`gpt-...`: one audio token per 1000
+ * bytes, one output token per 4 characters), the audio's duration for `whisper-1` and the rest.
+ */
+function transcriptUsage(model: string, bytes: number, text: string): Json {
+  if (!model.startsWith("gpt-")) return { type: "duration", seconds: 1 };
+  const audio = Math.max(1, Math.ceil(bytes / 1000));
+  const output = Math.ceil(text.length / 4);
+  return {
+    type: "tokens",
+    input_tokens: audio + 1,
+    input_token_details: { text_tokens: 1, audio_tokens: audio },
+    output_tokens: output,
+    total_tokens: audio + 1 + output,
+  };
 }
 
 /** Speech: `chunks` pieces of audio-looking bytes and their content type. */

@@ -1,6 +1,6 @@
 /**
  * The Realtime API of the simulated upstream over WebSocket. It greets with `session.created`, answers
- * `response.create` with text deltas and `response.done`, echoes any other JSON event as `sim.echo`, sends binary
+ * `response.create` with text deltas and `response.done` (with its usage), echoes any other JSON event as `sim.echo`, sends binary
  * frames back unchanged, and closes with the code and reason of a `sim.close` event (an upstream that hangs up).
  */
 
@@ -55,9 +55,23 @@ export function realtimeSession(
     for (const delta of splitPieces(text, ctx.chunks)) {
       send({ type: "response.output_text.delta", response_id: id, delta });
     }
+    const output = Math.ceil(text.length / 4);
     send({
       type: "response.done",
-      response: { id, object: "realtime.response", status: "completed", output_text: text },
+      response: {
+        id,
+        object: "realtime.response",
+        status: "completed",
+        output_text: text,
+        // As the Realtime API reports it: `input_token_details`, singular.
+        usage: {
+          total_tokens: 10 + output,
+          input_tokens: 10,
+          output_tokens: output,
+          input_token_details: { cached_tokens: 4, text_tokens: 10, audio_tokens: 0 },
+          output_token_details: { text_tokens: output, audio_tokens: 0 },
+        },
+      },
     });
   };
   return response;

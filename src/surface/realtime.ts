@@ -147,12 +147,16 @@ export async function openUpstream(
 /** A close code one may send: 1000 or an application code; the reserved ones (1005, 1006, ...) become 1000. */
 const sendable = (code: number) => (code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000);
 
-/** Relays frames between the client's and the upstream's sockets until either closes. */
+/**
+ * Relays frames between the client's and the upstream's sockets until either closes. `onUpstreamText` is told each
+ * text frame the upstream sends once relaying began (usage is read from them).
+ */
 export function pipeSockets(
   client: WebSocket,
   opened: OpenSocket,
   sessions: RealtimeSessions,
   onEnd: () => void,
+  onUpstreamText?: (frame: string) => void,
 ): void {
   client.binaryType = "arraybuffer";
   const { socket: upstream, held } = opened;
@@ -171,6 +175,7 @@ export function pipeSockets(
     over = true;
   };
   upstream.onmessage = (event) => {
+    if (onUpstreamText && typeof event.data === "string") onUpstreamText(event.data);
     if (client.readyState === WebSocket.OPEN) client.send(event.data);
     else held.push(event.data);
   };

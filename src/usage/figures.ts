@@ -1,8 +1,10 @@
 /**
  * The tokens an answer reports, in one shape for every route: Chat Completions (`prompt_tokens`,
  * `completion_tokens`, `prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`), the
- * Responses API (`input_tokens`, `output_tokens` and their `_details`) and embeddings (`prompt_tokens`). Streams
- * report them in the `include_usage` chunk (chat) or in `response.completed` (Responses).
+ * Responses API (`input_tokens`, `output_tokens` and their `_details`), embeddings (`prompt_tokens`), and the same
+ * fields in image answers (gpt-image models), transcriptions (GPT-4o transcribe models; `whisper-1` reports seconds,
+ * which are no tokens) and realtime `response.done` events. Streams report them in the `include_usage` chunk (chat),
+ * in `response.completed` (Responses) or in `transcript.text.done` (transcriptions).
  */
 
 export interface UsageFigures {
@@ -30,8 +32,11 @@ export function usageOf(answer: unknown): UsageFigures | undefined {
   const output = count(usage.completion_tokens) ?? count(usage.output_tokens);
   const total = count(usage.total_tokens);
   if (input === undefined && output === undefined && total === undefined) return undefined;
-  const inputDetails = record(usage.prompt_tokens_details) ?? record(usage.input_tokens_details);
-  const outputDetails = record(usage.completion_tokens_details) ?? record(usage.output_tokens_details);
+  // The Realtime API names them `input_token_details` and `output_token_details`.
+  const inputDetails = record(usage.prompt_tokens_details) ?? record(usage.input_tokens_details) ??
+    record(usage.input_token_details);
+  const outputDetails = record(usage.completion_tokens_details) ?? record(usage.output_tokens_details) ??
+    record(usage.output_token_details);
   const inputTokens = input ?? Math.max(0, (total ?? 0) - (output ?? 0));
   return {
     input: inputTokens,

@@ -2,7 +2,8 @@
  * Audio, images and moderations, load balanced and failed over over the group's endpoints like chat, never
  * cached. JSON requests (speech, image generations, moderations) are read whole and sent with each endpoint's
  * model; forms (transcriptions, translations, image edits) stream upstream with their `model` field rewritten per
- * endpoint. Answers stream back as they arrive (speech's binary audio included).
+ * endpoint. Answers stream back as they arrive (speech's binary audio included). Their usage is counted per key
+ * like chat's (`usage/relay_usage.ts`).
  */
 
 import type { Context } from "hono";
@@ -14,6 +15,7 @@ import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
 import { relayRequest, upstreamCall } from "../../surface/call.ts";
 import { isFailoverStatus } from "../../proxy/upstream_answer.ts";
 import { openForm, openUpload, replaceField, type UploadBody } from "../../surface/upload.ts";
+import { relayUsage } from "../../usage/relay_usage.ts";
 import { parseJsonObject, readBodyText } from "../body.ts";
 import { callContext, reply } from "./files.ts";
 import type { AppEnv } from "./generation.ts";
@@ -37,7 +39,10 @@ export function jsonMediaHandler(services: Services, path: JsonMedia) {
     c.set("group", group.name);
     const context = callContext(c);
     const exclude = path === "moderations" ? azureOnly(group) : undefined;
-    const request = relayRequest(context, group, path, { kind: "group", exclude });
+    const request = {
+      ...relayRequest(context, group, path, { kind: "group", exclude }),
+      record: relayUsage(services, { group, route: path, requestId: context.requestId }),
+    };
     const call = upstreamCall(context, group, {
       method: "POST",
       path,
@@ -84,7 +89,10 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     const group = groupFor(services.config, header, model, c.get("key"));
     c.set("group", group.name);
     const context = callContext(c);
-    const request = relayRequest(context, group, path, { kind: "group" }, () => upload.replayable);
+    const request = {
+      ...relayRequest(context, group, path, { kind: "group" }, () => upload.replayable),
+      record: relayUsage(services, { group, route: path, requestId: context.requestId }),
+    };
     const call = upstreamCall(context, group, {
       method: "POST",
       path,

@@ -11,6 +11,7 @@ import { offeredProtocols, PROTOCOL_KEY_PREFIX } from "../../keys/key_text.ts";
 import type { Services } from "../../services.ts";
 import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
 import { openUpstream, pipeSockets } from "../../surface/realtime.ts";
+import { countsUsage, realtimeUsage } from "../../usage/relay_usage.ts";
 import type { AppEnv } from "./generation.ts";
 
 export function realtimeHandler(services: Services) {
@@ -70,10 +71,15 @@ export function realtimeHandler(services: Services) {
     }
     const { socket, response } = upgraded;
     // The endpoint counts the session as in flight until it ends; the key's place among max_parallel too.
+    // Each response of the session is counted with its usage, like a request (when the proxy counts usage).
+    const event = { group, route: "realtime", requestId: c.get("requestId") };
+    const usage = countsUsage(services)
+      ? realtimeUsage(services.usage, event, pick.endpoint.id, identity)
+      : undefined;
     pipeSockets(socket, upstream, services.realtime, () => {
       pick.lease.end();
       identity?.finish();
-    });
+    }, usage);
     response.headers.set("x-llmproxy-endpoint", pick.endpoint.id);
     response.headers.set("x-llmproxy-attempts", String(attempts));
     return response;
