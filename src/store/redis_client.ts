@@ -97,7 +97,8 @@ export function createClient(options: RedisStoreOptions): Client {
         name: options.sentinelMaster ?? "mymaster",
         sentinelRetryStrategy: retry,
         sentinelCommandTimeout: 500,
-        ...(tls ? { enableTLSForSentinelMode: true } : {}),
+        // TLS to the sentinels as well as to the master they name (the same CA and client certificate).
+        ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
         // Told by Sentinel that the master moved, the client reconnects to the new one at once.
         failoverDetector: true,
       }),

@@ -19,9 +19,21 @@ export interface SentinelSet extends AsyncDisposable {
 
 export const MASTER_NAME = "mymaster";
 
-export async function startSentinels(): Promise<SentinelSet> {
-  const master = await startRedis();
-  const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(master.port)] });
+/**
+ * With `tls` (PEM file paths; the certificate must be good for server and client use), every server and sentinel
+ * also listens with TLS, replication and the sentinels' own connections use it, the sentinels watch the master's
+ * TLS port, and `sentinels` names their TLS ports (the plain ports stay open for the test's own checks).
+ */
+export async function startSentinels(
+  options: { tls?: { readonly cert: string; readonly key: string; readonly ca: string } } = {},
+): Promise<SentinelSet> {
+  const tls = options.tls;
+  const master = await startRedis({ tls });
+  const replicaArgs = tls
+    ? ["--replicaof", "127.0.0.1", String(master.tlsPort), "--tls-replication", "yes"]
+    : ["--replicaof", "127.0.0.1", String(master.port)];
+  const replica = await startRedis({ tls, args: replicaArgs });
+  const tlsPorts: number[] = [];
   const dir = await Deno.makeTempDir({ prefix: "llmproxy-sentinel-" });
   const children: Deno.ChildProcess[] = [];
   const ports: number[] = [];
@@ -40,14 +52,25 @@ export async function startSentinels(): Promise<SentinelSet> {
   try {
     for (let i = 0; i < 3; i++) {
       const port = freePort();
+      const tlsPort = freePort();
       const conf = `${dir}/sentinel-${port}.conf`;
+      const tlsLines = tls
+        ? [
+          `tls-port ${tlsPort}`,
+          `tls-cert-file ${tls.cert}`,
+          `tls-key-file ${tls.key}`,
+          `tls-ca-cert-file ${tls.ca}`,
+          "tls-replication yes",
+        ]
+        : [];
       await Deno.writeTextFile(
         conf,
         [
           `port ${port}`,
           "bind 127.0.0.1",
           `dir ${dir}`,
-          `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${master.port} 2`,
+          ...tlsLines,
+          `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${tls ? master.tlsPort : master.port} 2`,
           `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
           `sentinel failover-timeout ${MASTER_NAME} 4000`,
           `sentinel parallel-syncs ${MASTER_NAME} 1`,
@@ -59,6 +82,7 @@ export async function startSentinels(): Promise<SentinelSet> {
           .spawn(),
       );
       ports.push(port);
+      tlsPorts.push(tlsPort);
     }
     // Up once every sentinel knows the replica and the other two sentinels.
     const deadline = Date.now() + 15_000;
@@ -80,7 +104,7 @@ export async function startSentinels(): Promise<SentinelSet> {
   return {
     master,
     replica,
-    sentinels: ports.map((port) => `127.0.0.1:${port}`),
+    sentinels: (tls ? tlsPorts : ports).map((port) => `127.0.0.1:${port}`),
     masterPort,
     [Symbol.asyncDispose]: dispose,
   };
