@@ -16,6 +16,9 @@
  * by one of them; `--key-limits` gives those keys limits (checked in the store on every request) that the load
  * never reaches.
  *
+ * `--v8 FLAGS` also runs every build with these V8 flags instead of the bench's (`name+v8`), e.g.
+ * `--max-semi-space-size=8,--optimize-for-size`, to weigh a flag's memory against its CPU.
+ *
  * `--routing` also runs each build once per listed strategy on a group of two endpoints (`name+latency`, ...;
  * `tiers` is weighted with priorities 0 and 1), to compare what choosing costs.
  */
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
     routing: { type: "string", default: "" },
+    v8: { type: "string" },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -114,6 +118,25 @@ try {
       servers.push(server);
       targets.push({ name: `${label(main)}${suffix}`, server });
     }
+  }
+  for (const main of values.v8 === undefined ? [] : mains) {
+    const server = await startServer(`${label(main)}+v8`, {
+      args: [
+        "run",
+        "-A",
+        `--v8-flags=${values.v8}`,
+        main,
+        "--config",
+        config,
+        "--port",
+        "0",
+        "--log-level",
+        "error",
+      ],
+      cwd: dirname(main),
+    });
+    servers.push(server);
+    targets.push({ name: `${label(main)}+v8`, server });
   }
   for (const main of sink ? mains : []) {
     const server = await startServer(`${label(main)}+otel`, {

@@ -5,7 +5,12 @@
 
 import { type Head, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
 
-/** Bytes read from the socket at most per read; also the buffer each connection keeps. */
+/**
+ * The read buffer a connection starts with: a stream event or a short answer fits, and 1,000 open streams keep
+ * 4 MiB of buffers instead of 16 (issue 22: RSS per open stream).
+ */
+const FIRST_READ_BYTES = 4 * 1024;
+/** A read that fills the buffer doubles the next one, up to this: a large answer still takes few reads. */
 const READ_BYTES = 16 * 1024;
 /** With bytes lent out, a read needs at least this much room behind them, else it goes into a new buffer. */
 const MIN_READ_BYTES = 2 * 1024;
@@ -22,9 +27,11 @@ export async function readHead(connection: Connection): Promise<Head> {
 
 /** A socket with a read buffer: the bytes read but not yet consumed are `buffer[start..end)`. */
 export class Connection {
-  #buffer = new Uint8Array(READ_BYTES);
+  #buffer = new Uint8Array(FIRST_READ_BYTES);
   #start = 0;
   #end = 0;
+  /** The last read filled the buffer to its end. */
+  #filled = false;
   #closed = false;
   /** Set once any byte of an answer has arrived on this use. */
   answered = false;
@@ -54,7 +61,7 @@ export class Connection {
   idle(expiresAt: number): void {
     this.expiresAt = expiresAt;
     this.#spoiled = false;
-    if (this.#lent) this.#renew(READ_BYTES);
+    if (this.#lent) this.#renew(this.#buffer.length);
     this.#start = this.#end = 0;
     const watch = this.conn.read(this.#buffer);
     this.#watch = watch;
@@ -89,10 +96,13 @@ export class Connection {
     if (this.#lent) {
       // Bytes lent out stay as they are: reads go on behind them, then into a new buffer.
       if (buffer.length - this.#end < MIN_READ_BYTES) {
-        this.#renew(Math.max(buffer.length, this.available + MIN_READ_BYTES));
+        this.#renew(Math.max(this.#nextSize(), this.available + MIN_READ_BYTES));
       }
-    } else if (this.#start === this.#end) this.#start = this.#end = 0;
-    else if (this.#end === buffer.length) {
+    } else if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      // Empty, so nothing to copy; not while parked: the pending read writes into the buffer it was given.
+      if (!this.#watch && this.#nextSize() > buffer.length) this.#buffer = new Uint8Array(this.#nextSize());
+    } else if (this.#end === buffer.length) {
       if (this.#start > 0) {
         buffer.copyWithin(0, this.#start, this.#end);
         this.#end -= this.#start;
@@ -109,7 +119,14 @@ export class Connection {
     if (read === null) return false;
     this.answered = true;
     this.#end += read;
+    this.#filled = this.#end === this.#buffer.length;
     return true;
+  }
+
+  /** The size of the next buffer: twice this one after a read that filled it, up to `READ_BYTES`. */
+  #nextSize(): number {
+    const size = this.#buffer.length;
+    return this.#filled && size < READ_BYTES ? Math.min(size * 2, READ_BYTES) : size;
   }
 
   /** The size of a larger buffer for a line that does not fit; throws past `limit`. */
