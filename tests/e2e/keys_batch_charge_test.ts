@@ -6,21 +6,14 @@
 
 import assert from "node:assert/strict";
 import OpenAI, { RateLimitError, toFile } from "openai";
-import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, startProxy } from "../_support/proxy.ts";
+import { minuteClock } from "../_support/minute_clock.ts";
 import { test } from "../_support/test.ts";
 import { refusedUpgrade } from "../_support/upgrade.ts";
 
 const RPM_KEY = "sk-batch-rpm-6a02";
 const BUDGET_KEY = "sk-batch-budget-9d7e";
-
-/** A clock 5 s into a UTC minute when the test starts, so its minute window does not end mid-test. */
-function minuteClock(): Clock {
-  const now = Date.now();
-  const offset = Math.ceil(now / 60_000) * 60_000 + 5_000 - now;
-  return { now: () => Date.now() + offset, sleep: systemClock.sleep };
-}
 
 const line = JSON.stringify({
   custom_id: "r1",

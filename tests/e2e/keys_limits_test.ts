@@ -8,10 +8,10 @@
 
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { minuteClock } from "../_support/minute_clock.ts";
 import { test } from "../_support/test.ts";
 
 const KEY_A = "sk-team-a-5b1e";
@@ -40,13 +40,6 @@ function config(simUrl: string, redisUrl: string): string {
     "prices:",
     "  upstream-model: {input: 1, output: 2}",
   ].join("\n") + "\n";
-}
-
-/** A clock 5 s into a UTC minute when the test starts, so its minute window does not end mid-test. */
-function minuteClock(): Clock {
-  const now = Date.now();
-  const offset = Math.ceil(now / 60_000) * 60_000 + 5_000 - now;
-  return { now: () => Date.now() + offset, sleep: systemClock.sleep };
 }
 
 async function chat(proxy: RunningProxy, key: string, body: Record<string, unknown> = {}) {

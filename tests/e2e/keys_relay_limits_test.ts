@@ -6,19 +6,12 @@
 
 import assert from "node:assert/strict";
 import OpenAI, { RateLimitError, toFile } from "openai";
-import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, startProxy } from "../_support/proxy.ts";
+import { minuteClock } from "../_support/minute_clock.ts";
 import { test } from "../_support/test.ts";
 
 const KEY = "sk-relay-limited-4c2a";
-
-/** A clock 5 s into a UTC minute when the test starts, so its minute window does not end mid-test. */
-function minuteClock(): Clock {
-  const now = Date.now();
-  const offset = Math.ceil(now / 60_000) * 60_000 + 5_000 - now;
-  return { now: () => Date.now() + offset, sleep: systemClock.sleep };
-}
 
 test(
   "rpm counts moderations, images and uploads; the request past it is a 429",

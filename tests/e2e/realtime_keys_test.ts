@@ -6,9 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, startProxy } from "../_support/proxy.ts";
+import { minuteClock } from "../_support/minute_clock.ts";
 import { test } from "../_support/test.ts";
 import { refusedUpgrade } from "../_support/upgrade.ts";
 
@@ -102,13 +102,6 @@ test(
     assert.doesNotMatch(logs, /sk-browser|insecure-api-key|sk-wrong/, "no key in the logs");
   },
 );
-
-/** A clock 5 s into a UTC minute when the test starts, so the rpm window does not end mid-test. */
-function minuteClock(): Clock {
-  const now = Date.now();
-  const offset = Math.ceil(now / 60_000) * 60_000 + 5_000 - now;
-  return { now: () => Date.now() + offset, sleep: systemClock.sleep };
-}
 
 test("realtime: a session counts against the key's rpm and holds a place among max_parallel until it ends", {
   timeout: 30_000,
