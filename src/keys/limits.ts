@@ -77,9 +77,10 @@ export class KeyLimits {
 
   /**
    * Checks and charges one request of `policy` estimated at `tokens`. The store call is issued before this
-   * returns. Rejects with a 429 naming the limit; a store that fails lets the request through (logged).
+   * returns. Rejects with a 429 naming the limit; a store that fails lets the request through (logged). A place
+   * among `max_parallel` lapses by itself after `leaseMs` (default: the longest a request can take).
    */
-  async admit(policy: KeyPolicy, tokens: number): Promise<Admission> {
+  async admit(policy: KeyPolicy, tokens: number, leaseMs = this.#leaseMs): Promise<Admission> {
     const now = this.#now();
     if (!policy.limited) return { policy, headers: {}, at: now, estimate: 0 };
     const checks = this.#checks(policy, now, tokens);
@@ -88,7 +89,7 @@ export class KeyLimits {
       keyScope(policy),
       checks.map((check) => check.counter),
       lease
-        ? { name: "parallel", token: lease, limit: policy.maxParallel!, now, until: now + this.#leaseMs }
+        ? { name: "parallel", token: lease, limit: policy.maxParallel!, now, until: now + leaseMs }
         : undefined,
     );
     let reply;

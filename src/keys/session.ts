@@ -11,6 +11,12 @@ import { KeyIdentity } from "./admission.ts";
 import { KeyLimitError, type KeyLimits } from "./limits.ts";
 import type { KeyPolicy } from "./policy.ts";
 
+/**
+ * How long a session's place among `max_parallel` is held if never given back (an instance that died): longer than
+ * a Realtime API session may last (60 minutes). A session that lasts longer loses its place.
+ */
+export const SESSION_LEASE_MS = 61 * 60_000;
+
 export interface SessionAdmissionDeps {
   readonly keyLimits: KeyLimits;
   readonly usage: { readonly metrics: UsageMetrics };
@@ -26,7 +32,7 @@ export async function admitSession(
 ): Promise<KeyIdentity | undefined> {
   if (!policy) return undefined;
   if (!policy.limited) return new KeyIdentity(policy, deps.keyLimits, false);
-  const admission = deps.keyLimits.admit(policy, 0);
+  const admission = deps.keyLimits.admit(policy, 0, SESSION_LEASE_MS);
   const identity = new KeyIdentity(policy, deps.keyLimits, false, admission);
   try {
     await identity.pending;

@@ -157,3 +157,34 @@ test("realtime: a session counts against the key's rpm and holds a place among m
   assert.match(metrics, /llmproxy_key_limited_total\{key="team",limit="rpm"\} 1/);
   assert.match(metrics, /llmproxy_key_limited_total\{key="team",limit="max_parallel"\} 1/);
 });
+
+test("realtime: a session keeps its place among max_parallel past the longest a request may take", {
+  timeout: 20_000,
+}, async () => {
+  await using sim = await SimUpstream.start({ name: "east", quiet: true });
+  const yaml = [
+    "model_groups:",
+    "  - model_group: voice",
+    "    models:",
+    endpointYaml(sim.url, { name: "east", model: "gpt-realtime" }),
+    "general_settings:",
+    // A request's place lapses after 1 s x 1 attempt + 2 s of waiting + 60 s.
+    "  http_timeout: 1",
+    "  num_retries: 0",
+    "keys:",
+    `  - {name: team, key: ${LIMITED_KEY}, max_parallel: 1}`,
+  ].join("\n") + "\n";
+  let offset = 0;
+  const clock = { now: () => Date.now() + offset, sleep: (ms: number) => delay(ms) };
+  await using proxy = await startProxy(yaml, { clock });
+  const url = ws(proxy.url) + "/v1/realtime?model=voice";
+  const session = await open(url, ["realtime", `openai-insecure-api-key.${LIMITED_KEY}`]);
+  // Twenty minutes into the session, it still holds the key's only place.
+  offset = 20 * 60_000;
+  const second = await refusedUpgrade(proxy.url, "/v1/realtime?model=voice", {
+    authorization: `Bearer ${LIMITED_KEY}`,
+  });
+  assert.equal(second.status, 429);
+  assert.match(second.body.error.message, /max_parallel/);
+  await session.close();
+});
