@@ -17,6 +17,7 @@ import { failoverReason, type ProxyMetrics, type RequestTrace } from "../metrics
 import { parseRetryAfter } from "../ratelimit/headers.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
+import type { Reply } from "../upstream/reply.ts";
 import type { Plan } from "./plan.ts";
 import type { Stats } from "./stats.ts";
 import type { Served, UpstreamCall } from "./call.ts";
@@ -278,7 +279,7 @@ export class Attempts {
 interface Got {
   readonly call: UpstreamCall;
   readonly pick: Pick;
-  readonly response: Response;
+  readonly response: Reply;
   readonly release: () => void;
   readonly headers: Record<string, string>;
   readonly meta: AnswerMeta;

@@ -46,7 +46,7 @@ function errorEvent(route: Route): Uint8Array {
 
 /** Waits for the upstream's first chunk; on success returns the client-facing stream. */
 export async function openStream(
-  upstream: Response,
+  upstream: { readonly body: ReadableStream<Uint8Array> | null },
   route: Route,
   hooks: StreamHooks,
 ): Promise<FirstChunk> {

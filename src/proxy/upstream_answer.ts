@@ -39,13 +39,16 @@ export function isItemFailureStatus(status: number): boolean {
 
 /**
  * The upstream's headers that travel on to the client (hop-by-hop and the like removed), as a plain record: the
- * client's Response validates it once, where a Headers object is validated on every set and again.
+ * client's Response validates it once, where a Headers object is validated on every set and again. A name that
+ * comes more than once has its values joined with ", ", as `Headers` lists them.
  */
-export function forwardedHeaders(upstream: Headers): Record<string, string> {
+export function forwardedHeaders(upstream: readonly (readonly [string, string])[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  upstream.forEach((value, name) => {
-    if (!DROPPED_RESPONSE_HEADERS.has(name)) headers[name] = value;
-  });
+  for (const [name, value] of upstream) {
+    if (DROPPED_RESPONSE_HEADERS.has(name)) continue;
+    const before = headers[name];
+    headers[name] = before === undefined ? value : `${before}, ${value}`;
+  }
   return headers;
 }
 

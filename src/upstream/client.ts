@@ -13,27 +13,26 @@ import type { EntraTokens } from "../entra/entra_tokens.ts";
 import { ProxyError } from "../errors.ts";
 import { AnswerGuard } from "./answer_guard.ts";
 import { SecretMask } from "./secret_mask.ts";
+import { headerPairs, type Reply, streamedReply } from "./reply.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
 export type UpstreamClientKind = "http1" | "fetch";
 
-type Transport = (url: string, init: Http1Init) => Promise<Response>;
+type Transport = (url: string, init: Http1Init) => Promise<Reply>;
 
 /** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
-async function guardedFetch(
-  url: string,
-  init: RequestInit,
-  guard: AnswerGuard | undefined,
-): Promise<Response> {
+async function guardedFetch(url: string, init: RequestInit, guard: AnswerGuard | undefined): Promise<Reply> {
   const response = await fetch(url, { ...init, redirect: "manual" });
-  if (!guard) return response;
-  const headers: [string, string][] = [];
-  response.headers.forEach((value, name) => headers.push([name, value]));
-  return new Response(response.body?.pipeThrough(guard.transform()), {
-    status: response.status,
-    statusText: response.statusText,
-    headers: guard.headers(headers),
-  });
+  const headers = headerPairs(response.headers);
+  const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
+  return guard
+    ? streamedReply(
+      response.status,
+      response.statusText,
+      guard.headers(headers),
+      body?.pipeThrough(guard.transform()) ?? null,
+    )
+    : streamedReply(response.status, response.statusText, headers, body);
 }
 
 const viaFetch: Transport = (url, { guard, ...init }) => guardedFetch(url, init, guard);
@@ -67,7 +66,7 @@ export interface UpstreamRequest {
 export type UpstreamResult =
   | {
     readonly kind: "response";
-    readonly response: Response;
+    readonly response: Reply;
     /** Clears the timeout and the client-abort listener; call once the body is read or given up. */
     readonly release: () => void;
   }
@@ -94,7 +93,7 @@ export class UpstreamClient {
     if (kind === "fetch") this.#send = viaFetch;
     else {
       this.#agent = new Http1Agent();
-      this.#send = this.#agent.fetch;
+      this.#send = this.#agent.request;
     }
   }
   setLimits(limits: UpstreamLimits): void {
@@ -131,8 +130,8 @@ export class UpstreamClient {
    * A body of chunks that may share one buffer: the http1 client writes each before taking the next; fetch may
    * hold them longer, so it gets copies.
    */
-  #streamed(url: string, init: Http1Init & { body: StreamedBody }): Promise<Response> {
-    if (this.#agent) return this.#agent.fetch(url, init);
+  #streamed(url: string, init: Http1Init & { body: StreamedBody }): Promise<Reply> {
+    if (this.#agent) return this.#agent.request(url, init);
     const { guard, body, ...rest } = init;
     const copies = ReadableStream.from((async function* () {
       for await (const chunk of body) yield chunk.slice();

@@ -29,8 +29,11 @@ import {
   type Head,
   isCompressed,
   requestBytes,
+  type Target,
+  targetOf,
   UpstreamProtocolError,
 } from "./http1_wire.ts";
+import { type Reply, toResponse } from "./reply.ts";
 export { UpstreamProtocolError } from "./http1_wire.ts";
 
 export interface Http1Init {
@@ -53,15 +56,6 @@ export interface Http1Options {
   readonly caCerts?: string[];
   /** How long a new connection (TCP and TLS handshakes) may take. Default 10 s. */
   readonly connectTimeoutMs?: number;
-}
-
-interface Target {
-  readonly origin: string;
-  readonly hostname: string;
-  readonly port: number;
-  readonly tls: boolean;
-  /** The start of the request: request line and `host`. */
-  readonly start: string;
 }
 
 export class Http1Agent {
@@ -95,8 +89,12 @@ export class Http1Agent {
     return count;
   }
 
+  /** Sends one request; resolves with the answer as a web `Response` once its head has arrived. */
+  readonly fetch = async (url: string, init: Http1Init): Promise<Response> =>
+    toResponse(await this.request(url, init));
+
   /** Sends one request; resolves with the answer once its head has arrived. */
-  readonly fetch = async (url: string, init: Http1Init): Promise<Response> => {
+  readonly request = async (url: string, init: Http1Init): Promise<Reply> => {
     const { signal } = init;
     signal.throwIfAborted();
     const target = this.#target(url);
@@ -137,24 +135,7 @@ export class Http1Agent {
   #target(url: string): Target {
     let target = this.#targets.get(url);
     if (target) return target;
-    const parsed = new URL(url);
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-      throw new TypeError(`unsupported upstream protocol ${parsed.protocol}`);
-    }
-    if (parsed.username || parsed.password) {
-      throw new TypeError("credentials in an upstream URL are not supported");
-    }
-    const tls = parsed.protocol === "https:";
-    const port = parsed.port ? Number(parsed.port) : tls ? 443 : 80;
-    // URL keeps IPv6 hosts in brackets; connect wants them bare.
-    const hostname = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-    target = {
-      origin: `${parsed.protocol}//${parsed.host}`,
-      hostname,
-      port,
-      tls,
-      start: ` ${parsed.pathname}${parsed.search} HTTP/1.1\r\nhost: ${parsed.host}\r\n`,
-    };
+    target = targetOf(url);
     // URLs come from the config (endpoint x route, plus paged ids); the map is bounded anyway.
     if (this.#targets.size >= 1024) this.#targets.clear();
     this.#targets.set(url, target);
@@ -245,7 +226,7 @@ export class Http1Agent {
     connection: Connection,
     message: Uint8Array | readonly Uint8Array[],
     init: Http1Init,
-  ): Promise<Response> {
+  ): Promise<Reply> {
     const { signal } = init;
     const onAbort = () => connection.close();
     signal.addEventListener("abort", onAbort);
@@ -259,18 +240,18 @@ export class Http1Agent {
       const guard = init.guard;
       // The answer is built before the connection goes back to the pool: building it can still fail.
       if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
-        const response = answer(head, null, guard);
+        const reply = answer(head, null, guard);
         this.#finish(connection, head);
-        return response;
+        return reply;
       }
       // A compressed body is guarded after decoding, by `answer`.
       const bodyGuard = isCompressed(head) ? undefined : guard;
       if (framing.kind === "length") bodyGuard?.checkLength(framing.length);
       if (framing.kind === "length" && connection.available >= framing.length) {
         const bytes = connection.take(framing.length);
-        const response = answer(head, bodyGuard ? bodyGuard.whole(bytes) : bytes, guard);
+        const reply = answer(head, bodyGuard ? bodyGuard.whole(bytes) : bytes, guard);
         this.#finish(connection, head);
-        return response;
+        return reply;
       }
       const body = new BodyReader(
         connection,
@@ -283,9 +264,9 @@ export class Http1Agent {
         signal,
         bodyGuard,
       );
-      const response = answer(head, body.stream(), guard);
+      const reply = answer(head, body.stream(), guard);
       handedOver = true;
-      return response;
+      return reply;
     } finally {
       if (!handedOver) signal.removeEventListener("abort", onAbort);
     }

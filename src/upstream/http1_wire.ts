@@ -1,9 +1,10 @@
 /**
  * The HTTP/1.1 message format for the proxy's upstream client (`http1.ts`): a request as bytes, an answer's head
- * parsed and checked, how its body is framed (RFC 9112, section 6.3), and the `Response` built from it.
+ * parsed and checked, how its body is framed (RFC 9112, section 6.3), and the reply (`reply.ts`) built from it.
  */
 
 import type { AnswerGuard } from "./answer_guard.ts";
+import { type Reply, streamedReply, wholeReply } from "./reply.ts";
 
 /** Largest answer head accepted (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -12,7 +13,7 @@ const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\r\n\0]/;
 const NON_ASCII = /[\u0080-\uffff]/;
-/** A reason phrase `Response` accepts: tab, space, visible ASCII and obs-text. */
+/** A reason phrase a web `Response` accepts: tab, space, visible ASCII and obs-text. */
 const REASON = /^[\t -~\u0080-\u00ff]*$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: |$)/;
 
@@ -73,6 +74,36 @@ function headBytes(head: string): Uint8Array {
     bytes[i] = code;
   }
   return bytes;
+}
+
+/** Where an upstream URL's requests go: the connection's address and the start of each request. */
+export interface Target {
+  readonly origin: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: boolean;
+  /** The start of the request after its method: request line and `host`. */
+  readonly start: string;
+}
+
+/** The target of an upstream URL; http and https only, no credentials in the URL. */
+export function targetOf(url: string): Target {
+  const parsed = new URL(url);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new TypeError(`unsupported upstream protocol ${parsed.protocol}`);
+  }
+  if (parsed.username || parsed.password) {
+    throw new TypeError("credentials in an upstream URL are not supported");
+  }
+  const tls = parsed.protocol === "https:";
+  return {
+    origin: `${parsed.protocol}//${parsed.host}`,
+    // URL keeps IPv6 hosts in brackets; connect wants them bare.
+    hostname: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: parsed.port ? Number(parsed.port) : tls ? 443 : 80,
+    tls,
+    start: ` ${parsed.pathname}${parsed.search} HTTP/1.1\r\nhost: ${parsed.host}\r\n`,
+  };
 }
 
 export interface Head {
@@ -186,20 +217,20 @@ export function isCompressed(head: Head): boolean {
 }
 
 /**
- * The answer as a `Response`. The guard masks the header values; a plain body has been guarded by the caller as it
- * was read, a compressed one is guarded here after decoding (its cap counts decoded bytes).
+ * The answer as a reply. The guard masks the header values; a plain body has been guarded by the caller as it was
+ * read, a compressed one is guarded here after decoding (its cap counts decoded bytes).
  */
 export function answer(
   head: Head,
   body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array<ArrayBuffer>> | null,
   guard?: AnswerGuard,
-): Response {
+): Reply {
   const { status, statusText } = head;
   const headers = guard ? guard.headers(head.headers) : head.headers;
   if (body === null || status === 205) {
     // A 205 has no content by definition: whatever framing it came with is dropped with its connection.
     if (body instanceof ReadableStream) body.cancel().catch(() => {});
-    return new Response(null, { status, statusText, headers });
+    return wholeReply(status, statusText, headers, null);
   }
   const coding = head.contentEncoding;
   if (isCompressed(head)) {
@@ -210,11 +241,9 @@ export function answer(
     const decoded = source.pipeThrough(
       new DecompressionStream(format) as TransformStream<Uint8Array, Uint8Array<ArrayBuffer>>,
     );
-    return new Response(guard ? decoded.pipeThrough(guard.transform()) : decoded, {
-      status,
-      statusText,
-      headers: plain,
-    });
+    return streamedReply(status, statusText, plain, guard ? decoded.pipeThrough(guard.transform()) : decoded);
   }
-  return new Response(body, { status, statusText, headers });
+  return body instanceof Uint8Array
+    ? wholeReply(status, statusText, headers, body)
+    : streamedReply(status, statusText, headers, body);
 }
