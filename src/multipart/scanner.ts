@@ -57,7 +57,16 @@ export class MultipartScanner {
     this.#buffer = this.#buffer.length === 0 ? chunk : concat(this.#buffer, chunk);
     const events: MultipartEvent[] = [];
     while (this.#step(events));
+    // What is kept for the next push is copied out of the chunk: its reader may reuse that buffer.
+    if (this.#buffer.length > 0 && this.#buffer.buffer === chunk.buffer) this.#buffer = this.#buffer.slice();
     return events;
+  }
+
+  /** Stops scanning: the bytes held back for the next push, which no event has covered yet. */
+  release(): Uint8Array {
+    const rest = this.#buffer;
+    this.#buffer = new Uint8Array(0) as Uint8Array;
+    return rest;
   }
 
   /** Checks that the body ended after its closing delimiter; returns the last bytes held. */

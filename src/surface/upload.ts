@@ -6,7 +6,7 @@
  */
 
 import { invalidRequest, ProxyError, tooLarge } from "../errors.ts";
-import { type MultipartEvent, MultipartScanner } from "../multipart/scanner.ts";
+import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
 
 /** A body whose declared length is at most this is read whole first, so every attempt can send it. */
@@ -14,7 +14,6 @@ export const HOLD_WHOLE_BYTES = 4 * 1024 * 1024;
 /** Most bytes of a form held while looking for its `model` field (a file sent ahead of it is held). */
 export const HOLD_FORM_BYTES = 32 * 1024 * 1024;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class UploadBody {
@@ -44,23 +43,6 @@ export class UploadBody {
   async *chunks(): AsyncGenerator<Uint8Array> {
     yield* this.#held;
     for (let chunk = await this.#next(); chunk !== null; chunk = await this.#next()) yield chunk;
-  }
-
-  /** A fresh stream for one attempt, of chunks it may keep: the held bytes, then the rest of the body. */
-  stream(): ReadableStream<Uint8Array> {
-    let index = 0;
-    const copies = this.#source?.reuses ?? false;
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        if (index < this.#held.length) return controller.enqueue(this.#held[index++]);
-        const chunk = await this.#next();
-        if (chunk === null) controller.close();
-        else controller.enqueue(copies ? chunk.slice() : chunk);
-      },
-      cancel: (reason) => {
-        if (this.#pulled) return this.#source?.cancel(reason);
-      },
-    }, { highWaterMark: 0 });
   }
 }
 
@@ -123,45 +105,6 @@ export async function openForm(
       );
     }
   }
-}
-
-/**
- * The form with the value of its text field `name` replaced by `value`; every other byte passes unchanged. Pulled
- * chunk by chunk, never reading ahead of its reader (a pipe would read the client's body before the upstream asks).
- */
-export function replaceField(
-  form: ReadableStream<Uint8Array>,
-  boundary: string,
-  name: string,
-  value: string,
-): ReadableStream<Uint8Array> {
-  const reader = form.getReader();
-  const scanner = new MultipartScanner(boundary);
-  let replacing = false;
-  let finished = false;
-  const rewrite = (events: MultipartEvent[], controller: ReadableStreamDefaultController<Uint8Array>) => {
-    let sent = false;
-    for (const event of events) {
-      if (event.kind !== "data") {
-        if (replacing) controller.enqueue(encoder.encode(value));
-        replacing = event.kind === "part" && event.name === name && event.filename === null;
-      } else if (replacing) continue;
-      controller.enqueue(event.raw);
-      sent = true;
-    }
-    return sent;
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      while (!finished) {
-        const { done, value: chunk } = await reader.read();
-        finished = done;
-        if (rewrite(done ? scanner.finish() : scanner.push(chunk), controller)) return;
-      }
-      controller.close();
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
 }
 
 /** The source's next chunk; a client that went away mid-upload is a 499. */

@@ -112,6 +112,23 @@ test({
         assert.ok(growth < RSS_GROWTH_LIMIT_MIB, `RSS grew ${growth.toFixed(1)} MB`);
       });
 
+      await t.step("an audio form, its model rewritten on the way", async () => {
+        const started = performance.now();
+        const { result, growth } = await rssGrowth(pid, async () => {
+          const upload = generatedUpload(UPLOAD_BYTES, { fields: { model: "fast" }, filename: "a.wav" });
+          const response = await fetch(proxy.url + "/v1/audio/transcriptions", {
+            method: "POST",
+            headers: { "content-type": upload.type, authorization: "Bearer k" },
+            body: upload.body,
+          });
+          return { status: response.status, body: await response.json() };
+        });
+        report(`${UPLOAD_BYTES / MiB} MB transcription form`, growth, (performance.now() - started) / 1000);
+        assert.equal(result.status, 200, JSON.stringify(result.body));
+        assert.match(result.body.text, new RegExp(`heard ${UPLOAD_BYTES} bytes`));
+        assert.ok(growth < RSS_GROWTH_LIMIT_MIB, `RSS grew ${growth.toFixed(1)} MB`);
+      });
+
       await t.step("a slow upstream slows the client down", async () => {
         const started = performance.now();
         const upload = rawUpload(proxy.url, { size: SLOW_UPLOAD_BYTES, group: "slow", chunk: 64 * 1024 });

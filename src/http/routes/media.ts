@@ -14,7 +14,8 @@ import type { Services } from "../../services.ts";
 import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
 import { relayRequest, upstreamCall } from "../../surface/call.ts";
 import { isFailoverStatus } from "../../proxy/upstream_answer.ts";
-import { openForm, openUpload, replaceField, type UploadBody } from "../../surface/upload.ts";
+import { replacedField } from "../../surface/form_field.ts";
+import { openForm, openUpload, type UploadBody } from "../../surface/upload.ts";
 import { relayUsage } from "../../usage/relay_usage.ts";
 import { parseJsonObject, readBodyText } from "../body.ts";
 import { callContext, reply } from "./files.ts";
@@ -96,7 +97,8 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     const call = upstreamCall(context, group, {
       method: "POST",
       path,
-      body: (endpoint) => replaceField(upload.stream(), boundary, "model", endpoint.model),
+      // Written out chunk by chunk through the upload's one buffer, like a file upload.
+      body: (endpoint) => replacedField(upload.chunks(), boundary, "model", endpoint.model),
       contentType: contentType!,
       // A transcription may stream (`stream: true`) or be text: passed on as it arrives.
       passThrough: true,
