@@ -80,7 +80,10 @@ export class UpstreamClient {
   readonly #send: Transport;
   /** Hears every attempt (dashboard histories, tracing). */
   readonly observer?: AttemptObserver;
-  readonly #masks = new WeakMap<EndpointConfig, { readonly key: string; readonly mask?: SecretMask }>();
+  readonly #masks = new WeakMap<
+    EndpointConfig,
+    { readonly auth?: string; readonly apiKey?: string; readonly mask?: SecretMask }
+  >();
   #limits: UpstreamLimits = DEFAULT_LIMITS;
 
   /** Entra ID tokens for endpoints with `params.azure_ad`. */
@@ -112,12 +115,13 @@ export class UpstreamClient {
   }
 
   #maskFor(endpoint: EndpointConfig, headers: Record<string, string>): SecretMask | undefined {
-    const secrets = secretsOf(endpoint, headers);
-    const key = secrets.join("\n");
+    const auth = headers["authorization"];
+    const apiKey = headers["api-key"];
     const known = this.#masks.get(endpoint);
-    if (known?.key === key) return known.mask;
-    const mask = SecretMask.of(secrets);
-    this.#masks.set(endpoint, { key, mask });
+    // The same values as last time (the usual case: the endpoint's key): the same mask.
+    if (known && known.auth === auth && known.apiKey === apiKey) return known.mask;
+    const mask = SecretMask.of(secretsOf(endpoint, headers));
+    this.#masks.set(endpoint, { auth, apiKey, mask });
     return mask;
   }
 

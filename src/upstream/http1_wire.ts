@@ -54,13 +54,17 @@ export function requestBytes(
     return headBytes(head + (method === "GET" || method === "HEAD" ? "\r\n" : "content-length: 0\r\n\r\n"));
   }
   const bytes = encoder.encode(body);
-  const headed = headBytes(`${head}content-length: ${bytes.length}\r\n\r\n`);
+  head += `content-length: ${bytes.length}\r\n\r\n`;
   // A large body is not copied (10 MiB cost tens of milliseconds of the event loop): two writes.
-  if (bytes.length > ONE_WRITE_BYTES) return [headed, bytes];
-  // One buffer, one write.
-  const message = new Uint8Array(headed.length + bytes.length);
-  message.set(headed);
-  message.set(bytes, headed.length);
+  if (bytes.length > ONE_WRITE_BYTES) return [headBytes(head), bytes];
+  // One buffer, one write; an ASCII head (the usual one) is encoded straight into it.
+  const ascii = !NON_ASCII.test(head);
+  const headed = ascii ? undefined : headBytes(head);
+  const headLength = headed?.length ?? head.length;
+  const message = new Uint8Array(headLength + bytes.length);
+  if (headed) message.set(headed);
+  else encoder.encodeInto(head, message);
+  message.set(bytes, headLength);
   return message;
 }
 
