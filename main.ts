@@ -5,7 +5,6 @@
 import { readFlags } from "./src/cli_flags.ts";
 import type { Config } from "./src/config/config.ts";
 import { ConfigError, loadConfig } from "./src/config/load.ts";
-import { startDemo } from "./src/demo.ts";
 import { openRelayWarning } from "./src/http/middleware/auth.ts";
 import { LiveApp } from "./src/live_app.ts";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./src/logger.ts";
@@ -67,6 +66,8 @@ export async function main(args: string[]): Promise<number> {
   let path: string | undefined;
   try {
     if (flags.demo) {
+      // Imported only for --demo: the simulated upstream is code a configured proxy never runs (issue 22: idle RSS).
+      const { startDemo } = await import("./src/demo.ts");
       const started = await startDemo();
       config = started.config;
       demo = started;

@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import { notFoundRoute } from "../../errors.ts";
 import type { Services } from "../../services.ts";
-import { type Asset, ASSETS, PAGE } from "../../ui/assets.ts";
+import type { Asset } from "../../ui/assets.ts";
 import { dashboardSnapshot } from "../../ui/snapshot.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -26,19 +26,33 @@ const serve = (c: Context<AppEnv>, asset: Asset) =>
     ...SECURITY_HEADERS,
   });
 
+/**
+ * The embedded files (uPlot alone is ~50 KB), imported at the first `/ui` request: a proxy nobody opens the
+ * dashboard of never holds them (issue 22: idle RSS). A static specifier, so `deno compile` still embeds them.
+ */
+const assets = () => import("../../ui/assets.ts");
+
 /** The page, told whether its data needs a key (so it asks before its first poll instead of after a 401). */
 export function uiPageHandler(services: Services) {
-  const asking = { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", "yes") };
-  const open = { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", "no") };
+  let pages: Promise<{ asking: Asset; open: Asset }> | undefined;
+  const load = async () => {
+    const { PAGE } = await assets();
+    return {
+      asking: { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", "yes") },
+      open: { ...PAGE, body: PAGE.body.replace("KEY_NEEDED", "no") },
+    };
+  };
   // Runtime keys (`/admin/keys`) can appear at any time: asked per request.
-  return (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
+    const { asking, open } = await (pages ??= load());
     const { keys } = services;
     return serve(c, keys.hasAdminKeys || keys.clientKeysRequired ? asking : open);
   };
 }
 
 export function uiAssetHandler() {
-  return (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
+    const { ASSETS } = await assets();
     const asset = ASSETS.get(c.req.param("name") ?? "");
     if (!asset) throw notFoundRoute(c.req.method, c.req.path);
     return serve(c, asset);
