@@ -11,7 +11,7 @@
  */
 
 import { MemoryStore } from "./memory.ts";
-import { ALL_NODES, Outages, StoreWaitError, WaitBound, within } from "./outages.ts";
+import { ALL_NODES, isAnswer, Outages, StoreWaitError, WaitBound, within } from "./outages.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -291,14 +291,4 @@ export class FallbackStore implements Store {
       this.#primary.deleteIfEquals(key, value).catch(() => this.#owe(node, key, value));
     }
   }
-}
-
-/** Replies that say the node cannot serve right now (a demoted master, a loading replica, a failover). */
-const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
-
-/** Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. */
-function isAnswer(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (error.name === "ReplyError") return !UNAVAILABLE.test(error.message);
-  return error instanceof RangeError;
 }

@@ -140,3 +140,13 @@ export class WaitBound {
     return this.#slowest * 0.5 ** ((now - this.#at) / 5000);
   }
 }
+
+/** Replies that say the node cannot serve right now (a demoted master, a loading replica, a failover). */
+const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/** Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. */
+export function isAnswer(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === "ReplyError") return !UNAVAILABLE.test(error.message);
+  return error instanceof RangeError;
+}

@@ -102,6 +102,22 @@ test({
       });
 
       await t.step(
+        "the leader's own client reading nothing holds up neither the relay nor its source",
+        async () => {
+          const { stream, state } = source(40, 2);
+          const broadcast = new Broadcast(stream, { maxBytes: 100_000 });
+          const own = broadcast.join()!; // A's own client: not read until the follower is done
+          const id = await relayed(redis, [a, b], "own slow", broadcast, 100_000);
+          const opened = await openRelay(b, "own slow", id, "chat", new AbortController().signal);
+          assert.ok(opened);
+          const followed = await readAll(opened.stream);
+          assert.equal(state.pulled, 40);
+          assert.equal(followed.split("\n\n").length, 41, "the follower got all 40 events");
+          assert.equal(await readAll(own), followed, "A's client then gets the same stream");
+        },
+      );
+
+      await t.step(
         "past maxBytes: older entries go, a late joiner is refused, a reader left behind gets an error event",
         async () => {
           const { stream } = source(30, 5);
