@@ -17,7 +17,7 @@ import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
-import { ASK_AGAIN_MS, CLOSED, pause, relayPointer } from "./relay.ts";
+import { ASK_AGAIN_MS, CLOSED, pause, PENDING, relayPointer } from "./relay.ts";
 import { askForRelay } from "./relay_wants.ts";
 
 /** The leader's answer, as followers share it: its headers and metadata, and its body or a broadcast of it. */
@@ -181,6 +181,7 @@ export async function lockOrWait(
     }
   }
   if (options.relay) ask();
+  let pending = false;
   const deadline = Date.now() + options.waitMs;
   let wait = 10;
   while (!signal.aborted && Date.now() < deadline) {
@@ -194,7 +195,10 @@ export async function lockOrWait(
       ]);
       if (entry !== null) return { kind: "entry", text: entry };
       if (pointer === CLOSED) return { kind: "lead", locked: false, waited: true };
-      if (pointer !== null) return { kind: "relay", id: pointer };
+      // The holder said it would relay, then went silent before it could: it died before its first byte.
+      if (pointer === null && pending && holder !== null && holder !== options.token) break;
+      pending = pointer === PENDING;
+      if (pointer !== null && !pending) return { kind: "relay", id: pointer };
       // This instance's own token while it has no other flight for the key (only one leader per key runs
       // here): a lock whose taking timed out after Redis ran it, or whose release failed. Released locks are
       // gone by now (one connection keeps commands in order), so it is this leader's to use, not to wait for.

@@ -5,7 +5,8 @@
  * stream live and serve it to their own clients (`relay_reader.ts`). Keys, all with the cache key as hash tag
  * (one slot on a Cluster):
  *
- * - `relay:{<key>}`        the pointer: the relay's id, or `closed` (the stream is too long to join any more)
+ * - `relay:{<key>}`        the pointer: the relay's id; `pending` (asked, the upstream has not answered yet); or
+ *                          `closed` (the stream is too long to join any more)
  * - `relay:{<key>}:<id>`   the relay: entry `n`=0 carries the answer's headers and metadata (`m`), entries
  *                          `n`=1.. its bytes (`d`) in order, `h` entries are heartbeats, `e` ends it (`done` or
  *                          `cut`). It keeps at most `cache_params.max_entry_bytes` of bytes: older entries are
@@ -32,6 +33,9 @@ export const POLL_MAX_MS = 16;
 export const READ_COUNT = 128;
 
 export const CLOSED = "closed";
+export const PENDING = "pending";
+/** How long a leader's `pending` lives unless said again: a follower that sees it go knows the leader died. */
+export const PENDING_MS = 1500;
 
 export const relayPointer = (key: string): string => `relay:{${key}}`;
 export const relayStream = (key: string, id: string): string => `relay:{${key}}:${id}`;

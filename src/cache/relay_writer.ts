@@ -10,7 +10,16 @@
 
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
-import { CLOSED, HEARTBEAT_MS, RELAY_TTL_MS, type RelayHead, relayPointer, relayStream } from "./relay.ts";
+import {
+  CLOSED,
+  HEARTBEAT_MS,
+  PENDING,
+  PENDING_MS,
+  RELAY_TTL_MS,
+  type RelayHead,
+  relayPointer,
+  relayStream,
+} from "./relay.ts";
 import { relayWants } from "./relay_wants.ts";
 
 export interface RelayOptions {
@@ -29,18 +38,37 @@ export interface RelayOffer {
   withdraw(): void;
 }
 
-/** Offers the flight for `key` from now on; see the module comment. */
+/**
+ * Offers the flight for `key` from now on; see the module comment. Asked before the upstream answered, it says
+ * so (the pointer reads `pending`, for `PENDING_MS`, said again while it waits): a follower that sees that go
+ * without a relay knows this instance died, and goes upstream itself instead of waiting out the lock.
+ */
 export function offerRelay(options: RelayOptions): RelayOffer {
-  let wanted = false;
+  const { store, key } = options;
   let attached: { broadcast: Broadcast; head: RelayHead } | undefined;
+  let wanted = false;
+  let over = false;
+  let pending: ReturnType<typeof setInterval> | undefined;
+  const say = () => void store.set(relayPointer(key), PENDING, PENDING_MS).catch(() => {});
   const start = () => {
-    withdraw();
-    if (attached) void relay({ ...options, ...attached }).catch(() => {});
+    if (over) return;
+    if (attached) {
+      withdraw();
+      void relay({ ...options, ...attached }).catch(() => {});
+    } else if (pending === undefined) {
+      say();
+      pending = setInterval(say, PENDING_MS / 3);
+    }
   };
-  const withdraw = relayWants(options.store).offer(options.key, () => {
+  const unregister = relayWants(store).offer(key, () => {
     wanted = true;
     start();
   });
+  const withdraw = () => {
+    over = true;
+    unregister();
+    clearInterval(pending);
+  };
   return {
     attach(broadcast, head) {
       attached = { broadcast, head };

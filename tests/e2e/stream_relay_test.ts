@@ -106,6 +106,35 @@ async function killLeader(sim: SimUpstream, proxies: ProxyProcess[], content: st
   return rest.map((r) => Math.round(r.ms));
 }
 
+/**
+ * The leader killed while its upstream call has not answered yet: the follower does not wait out the lock (up to
+ * 30 s), it goes upstream itself once the leader's `pending` lapses, and its client gets the whole stream.
+ */
+async function killLeaderEarly(sim: SimUpstream, leader: ProxyProcess, follower: ProxyProcess) {
+  const before = sim.count();
+  sim.latencyMs = 1500;
+  try {
+    const content = "leader killed before its first byte";
+    const first = ask(leader, content).then((response) => response.body?.cancel()).catch(() => {});
+    await delay(100);
+    const started = performance.now();
+    const second = streamed(follower, content);
+    await delay(300);
+    await leader.stop("SIGKILL");
+    await first;
+    const { status, text, cache } = await second;
+    const ms = performance.now() - started;
+    assert.equal(status, 200);
+    assert.ok(text.endsWith("data: [DONE]\n\n"), text.slice(-200));
+    assert.equal(cache, "MISS", "the follower made the call itself");
+    assert.equal(sim.count() - before, 2);
+    // PENDING_MS (1.5 s) + its own upstream call (1.5 s + the stream), far below the lock's 30 s.
+    assert.ok(ms < 10_000, `answered ${Math.round(ms)} ms after it was sent`);
+  } finally {
+    sim.latencyMs = 200;
+  }
+}
+
 test({
   name:
     "streams coalesce across 3 instances on standalone Redis: one upstream call, slow readers, a killed leader",
@@ -143,6 +172,11 @@ test({
         await delay(200);
         assert.equal(await slow.text(), others[0].text, "the slow reader still gets the whole stream");
       },
+    );
+
+    await t.step(
+      "C killed before its upstream answered: B goes upstream itself, without waiting out the lock",
+      () => killLeaderEarly(sim, proxies[2], proxies[1]),
     );
 
     await t.step(
