@@ -10,6 +10,7 @@ import { EntraTokens } from "./entra/entra_tokens.ts";
 import { HealthProber, type ProberOptions } from "./health/prober.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import { keyAdmission } from "./keys/admission.ts";
+import { fileRefAdmission } from "./keys/file_refs.ts";
 import { KeyLimits } from "./keys/limits.ts";
 import { ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
@@ -147,9 +148,14 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     limits,
     metrics,
   });
+  const objects = new ObjectAffinity(store, logger);
   const pipeline = new Pipeline({
     settings,
-    admission: [keyAdmission({ registry: keys, limits: keyLimits, metrics: usage.metrics })],
+    // Files named by a request are checked first: a refusal there charges nothing to the key.
+    admission: [
+      fileRefAdmission({ registry: keys, objects }),
+      keyAdmission({ registry: keys, limits: keyLimits, metrics: usage.metrics }),
+    ],
     responses,
     cache,
     balancer,
@@ -184,7 +190,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     metrics,
     cache,
     telemetry,
-    objects: new ObjectAffinity(store, logger),
+    objects,
     realtime: previous?.realtime ?? new RealtimeSessions(),
     keys,
     keyLimits,

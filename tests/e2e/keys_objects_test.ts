@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import OpenAI, { NotFoundError, toFile } from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
-import { endpointYaml, startProxyProcess } from "../_support/proxy.ts";
+import { endpointYaml, startProxy, startProxyProcess } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { test } from "../_support/test.ts";
 
@@ -130,4 +130,59 @@ test({
       await Deno.remove(path);
     }
   },
+});
+
+test("a generation request that names another key's file is a 404 before anything goes upstream", {
+  timeout: 20_000,
+}, async () => {
+  await using sim = await SimUpstream.start({ name: "east", quiet: true });
+  const yaml = [
+    "model_groups:",
+    "  - model_group: jobs",
+    "    models:",
+    endpointYaml(sim.url, { name: "east" }),
+    "general_settings:",
+    "  cache: false",
+    `  admin_keys: [${ADMIN}]`,
+    "keys:",
+    `  - {name: team-a, key: ${TEAM_A}, rpm: 100}`,
+    `  - {name: team-b, key: ${TEAM_B}, rpm: 100}`,
+  ].join("\n") + "\n";
+  await using proxy = await startProxy(yaml);
+  const client = (key: string) => new OpenAI({ baseURL: proxy.url + "/v1", apiKey: key, maxRetries: 0 });
+  const a = client(TEAM_A), b = client(TEAM_B);
+  const file = await a.files.create({
+    file: await toFile(new TextEncoder().encode("%PDF-1.4"), "a.pdf"),
+    purpose: "user_data",
+  });
+  const chat = (c: OpenAI) =>
+    c.chat.completions.create({
+      model: "jobs",
+      messages: [{
+        role: "user",
+        content: [{ type: "text", text: "read it" }, { type: "file", file: { file_id: file.id } }],
+      }],
+    });
+  const chats = () => sim.count("chat/completions");
+
+  const refused = await notFound(chat(b), "chat");
+  assert.equal(refused.code, "file_not_found");
+  assert.equal(refused.param, "messages[0].content[1].file.file_id");
+  await notFound(
+    b.responses.create({
+      model: "jobs",
+      input: [{ role: "user", content: [{ type: "input_file", file_id: file.id }] }],
+    }),
+    "responses",
+  );
+  assert.equal(chats(), 0, "nothing went upstream");
+  assert.equal(sim.count("/responses"), 0);
+  // Its owner and the admin key may name it.
+  await chat(a);
+  await chat(client(ADMIN));
+  assert.equal(chats(), 2);
+  // A refused request charged nothing: team B's rpm is untouched.
+  const fine = await b.chat.completions.create({ model: "jobs", messages: [{ role: "user", content: "hi" }] })
+    .withResponse();
+  assert.equal(fine.response.headers.get("x-ratelimit-remaining-requests"), "99");
 });
