@@ -437,6 +437,30 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     assert.equal(await a.get("affinity:resp_1"), null);
   });
 
+  await step(
+    "relay streams (stores that have them): in order, bytes intact, read after an id, trimmed, TTL",
+    async (open) => {
+      const store = await open();
+      if (!store.appendToRelay || !store.readRelay) return;
+      const key = "relay:{r}:1";
+      const bytes = new Uint8Array([0, 255, 10, 13, 0xe2, 0x82]); // not UTF-8: kept as bytes
+      const first = await store.appendToRelay(key, { fields: { n: "0", m: "{}" } }, 5000);
+      const second = await store.appendToRelay(key, { fields: { n: "1" }, data: bytes }, 5000);
+      const all = await store.readRelay(key, "0", 10);
+      assert.deepEqual(all.map((entry) => entry.id), [first, second]);
+      assert.deepEqual(all[0].fields, { n: "0", m: "{}" });
+      assert.deepEqual(all[1].data, bytes);
+      assert.deepEqual(await store.readRelay(key, second, 10), []);
+      assert.equal((await store.readRelay(key, "0", 1)).length, 1, "count bounds a read");
+      await store.appendToRelay(key, { fields: { n: "2" }, trimBefore: second }, 5000);
+      assert.deepEqual((await store.readRelay(key, "0", 10)).map((entry) => entry.fields.n), ["1", "2"]);
+      assert.deepEqual(await store.readRelay("relay:{r}:absent", "0", 10), []);
+      await store.appendToRelay("relay:{r}:short", { fields: { h: "1" } }, 80);
+      await backend.advance(150);
+      assert.deepEqual(await store.readRelay("relay:{r}:short", "0", 10), [], "every append sets the TTL");
+    },
+  );
+
   await step("failures and windows are atomic across clients", async (open) => {
     const a = await open();
     const b = await open();
