@@ -1,7 +1,8 @@
 /**
- * A pass-through that watches a byte stream without buffering: each chunk is handed on as the client pulls it, and
- * told to `onChunk` on the way; `onEnd` is told once whether the stream ran to its end (true) or was cancelled or
- * failed (false). A client that leaves cancels the source.
+ * Pass-throughs of a byte stream, one stream each (a `TransformStream` is two). `tapStream` watches it without
+ * buffering: each chunk is handed on as the client pulls it, and told to `onChunk` on the way; `onEnd` is told
+ * once whether the stream ran to its end (true) or was cancelled or failed (false). A client that leaves cancels
+ * the source.
  */
 
 export function tapStream(
@@ -35,5 +36,33 @@ export function tapStream(
       end(false);
       return reader.cancel(reason).catch(() => {});
     },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A pass-through that changes chunks as the client pulls them: `map` returns what to hand on for a chunk (nothing:
+ * the next chunk is read), `flush` what to add at the end. Lighter than a `TransformStream` (one stream, no
+ * writable side): a client that leaves cancels the source.
+ */
+export function mapStream(
+  source: ReadableStream<Uint8Array>,
+  map: (chunk: Uint8Array) => Uint8Array | undefined,
+  flush: () => Uint8Array | undefined,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          const rest = flush();
+          if (rest) controller.enqueue(rest);
+          return controller.close();
+        }
+        const out = map(value);
+        if (out) return controller.enqueue(out);
+      }
+    },
+    cancel: (reason) => reader.cancel(reason).catch(() => {}),
   }, { highWaterMark: 0 });
 }

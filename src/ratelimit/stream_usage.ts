@@ -7,8 +7,43 @@
 import { SseScanner } from "../sse/scanner.ts";
 import { usageTokens } from "./budget.ts";
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const USAGE_KEY = encoder.encode('"usage"');
+const NULL_VALUE = encoder.encode(":null");
+const G = USAGE_KEY.indexOf(103); // the rarest byte of `"usage"` in JSON: 'g'
+
+/** Whether `bytes` holds `part` at `at`. */
+function holds(bytes: Uint8Array, at: number, part: Uint8Array): boolean {
+  if (at < 0 || at + part.length > bytes.length) return false;
+  for (let i = 0; i < part.length; i++) if (bytes[at + i] !== part[i]) return false;
+  return true;
+}
+
+/**
+ * Whether an event may report usage: it names `"usage"` other than as a compact `"usage":null` (which every chunk
+ * of a stream asked for usage carries). Read off the bytes: the other events are neither decoded nor parsed.
+ */
+function mayReportUsage(raw: Uint8Array): boolean {
+  for (let at = raw.indexOf(103, G); at !== -1; at = raw.indexOf(103, at + 1)) {
+    const start = at - G;
+    if (holds(raw, start, USAGE_KEY) && !holds(raw, start + USAGE_KEY.length, NULL_VALUE)) return true;
+  }
+  return false;
+}
+
+/** The `data` lines of an event's text joined with `\n`, as the SSE scanner reads them; null when none. */
+function dataOf(text: string): string | null {
+  const lines: string[] = [];
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (line === "data") lines.push("");
+    else if (line.startsWith("data:")) lines.push(line.slice(line[5] === " " ? 6 : 5));
+  }
+  return lines.length > 0 ? lines.join("\n") : null;
+}
+
 export class StreamUsage {
-  readonly #scanner = new SseScanner();
+  readonly #scanner = new SseScanner({ fields: false });
   #usage: Record<string, unknown> | undefined;
   #model: string | undefined;
 
@@ -29,9 +64,11 @@ export class StreamUsage {
 
   push(chunk: Uint8Array): void {
     for (const event of this.#scanner.push(chunk)) {
-      if (event.data === null || !event.data.includes('"usage"')) continue;
+      if (!mayReportUsage(event.raw)) continue;
+      const text = dataOf(decoder.decode(event.raw));
+      if (text === null || !text.includes('"usage"')) continue;
       try {
-        const data = JSON.parse(event.data);
+        const data = JSON.parse(text);
         const usage = usageOf(data);
         if (usage && usageTokens({ usage }) !== undefined) {
           this.#usage = usage;

@@ -6,6 +6,7 @@
  */
 
 import type { Answer } from "../core/answer.ts";
+import { mapStream } from "../proxy/tap.ts";
 import { EventFramer } from "../sse/frame.ts";
 
 /** Whether the client asked for the usage chunk itself. */
@@ -26,19 +27,52 @@ export function askForUsage(body: Readonly<Record<string, unknown>>): Record<str
 /** A streamed answer without what asking for usage added; other answers unchanged. */
 export function withoutUsageChunk(answer: Answer): Answer {
   if (answer.body.kind !== "stream") return answer;
-  return { ...answer, body: { kind: "stream", stream: answer.body.stream.pipeThrough(usageStripper()) } };
+  const stripper = new UsageStripper();
+  const stream = mapStream(answer.body.stream, (chunk) => stripper.push(chunk), () => stripper.end());
+  return { ...answer, body: { kind: "stream", stream } };
+}
+
+/** The same as a `TransformStream`. */
+export function usageStripper(): TransformStream<Uint8Array, Uint8Array> {
+  const stripper = new UsageStripper();
+  const pass = (out: Uint8Array | undefined, controller: TransformStreamDefaultController<Uint8Array>) => {
+    if (out) controller.enqueue(out);
+  };
+  return new TransformStream({
+    transform: (chunk, controller) => pass(stripper.push(chunk), controller),
+    flush: (controller) => pass(stripper.end(), controller),
+  });
 }
 
 const USAGE = '"usage"';
 const BOUNDARY = /(\r\n\r\n|\n\n|\r\r)/;
+const encoder = new TextEncoder();
+/** How a chunk of a stream asked for usage ends (compact, `usage` last), and what it ends in once taken out. */
+const NULL_USAGE_END = encoder.encode(',"usage":null}\n\n');
+const PLAIN_END = encoder.encode("}\n\n");
+const DATA_START = encoder.encode("data: {");
 
-export function usageStripper(): TransformStream<Uint8Array, Uint8Array> {
-  const framer = new EventFramer();
-  const decoder = new TextDecoder();
-  const encoder = new TextEncoder();
-  const pass = (bytes: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>) => {
-    const text = decoder.decode(bytes);
-    if (!text.includes(USAGE)) return controller.enqueue(bytes);
+/** Whole events in, the same events out without what asking for usage added. */
+class UsageStripper {
+  readonly #framer = new EventFramer();
+  readonly #decoder = new TextDecoder();
+
+  push(chunk: Uint8Array): Uint8Array | undefined {
+    const events = this.#framer.push(chunk);
+    return events && this.#pass(events);
+  }
+
+  end(): Uint8Array | undefined {
+    const rest = this.#framer.rest();
+    return rest && this.#pass(rest);
+  }
+
+  #pass(bytes: Uint8Array): Uint8Array | undefined {
+    // Every chunk of such a stream is one `data: {...,"usage":null}` line: cut on its bytes, nothing decoded.
+    const cut = nullUsageCut(bytes);
+    if (cut) return cut;
+    const text = this.#decoder.decode(bytes);
+    if (!text.includes(USAGE)) return bytes;
     const parts = text.split(BOUNDARY);
     let out = "";
     // parts: event, boundary, event, boundary, ..., trailing ("" after the last boundary).
@@ -46,18 +80,26 @@ export function usageStripper(): TransformStream<Uint8Array, Uint8Array> {
       const event = stripEvent(parts[i]);
       if (event !== null) out += event + (parts[i + 1] ?? "");
     }
-    if (out !== "") controller.enqueue(encoder.encode(out));
-  };
-  return new TransformStream({
-    transform(chunk, controller) {
-      const events = framer.push(chunk);
-      if (events) pass(events, controller);
-    },
-    flush(controller) {
-      const rest = framer.rest();
-      if (rest) pass(rest, controller);
-    },
-  });
+    return out === "" ? undefined : encoder.encode(out);
+  }
+}
+
+/**
+ * One event of a single `data: {` line ending in `,"usage":null}` (as upstreams write every chunk once asked for
+ * usage), without that field: what `stripEvent` makes of it, read off the bytes. Undefined for anything else.
+ */
+function nullUsageCut(bytes: Uint8Array): Uint8Array | undefined {
+  const length = bytes.length;
+  const tail = NULL_USAGE_END.length;
+  if (length < DATA_START.length + tail || bytes.indexOf(10) !== length - 2 || bytes.indexOf(13) !== -1) {
+    return undefined;
+  }
+  for (let i = 0; i < DATA_START.length; i++) if (bytes[i] !== DATA_START[i]) return undefined;
+  for (let i = 0; i < tail; i++) if (bytes[length - tail + i] !== NULL_USAGE_END[i]) return undefined;
+  const out = new Uint8Array(length - tail + PLAIN_END.length);
+  out.set(bytes.subarray(0, length - tail));
+  out.set(PLAIN_END, length - tail);
+  return out;
 }
 
 /** One event without `"usage":null`; null for the usage chunk itself (dropped). */
