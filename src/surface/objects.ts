@@ -155,14 +155,16 @@ export async function mergedList(
     );
   }
   const listed = answered.flatMap((page) => page.data!.map((item) => ({ item, endpoint: page.endpoint })));
+  // A client key's list holds only what it owns, all of it recorded already. Anyone else's list makes its objects
+  // reachable through the proxy (a bounded number per list, so a huge list stays cheap), keeping known owners.
   const data = ownOnly(caller) ? await ownedBy(deps, listed, caller) : listed;
-  // Listed objects become reachable through the proxy (a bounded number per list, so a huge list stays cheap);
-  // the record of one already known (its owner) is kept.
-  await Promise.all(
-    data.filter(({ item }) => typeof item.id === "string").slice(0, REMEMBER_LISTED).map((
-      { item, endpoint },
-    ) => deps.objects.rememberFound(item.id!, endpoint.id)),
-  );
+  if (!ownOnly(caller)) {
+    await Promise.all(
+      data.filter(({ item }) => typeof item.id === "string").slice(0, REMEMBER_LISTED).map((
+        { item, endpoint },
+      ) => deps.objects.rememberFound(item.id!, endpoint.id)),
+    );
+  }
   const sign = new URLSearchParams(query).get("order") === "asc" ? -1 : 1;
   const items = data.map(({ item }) => item).sort((a, b) =>
     sign * ((b.created_at ?? 0) - (a.created_at ?? 0))

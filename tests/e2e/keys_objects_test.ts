@@ -101,6 +101,9 @@ test({
       assert.deepEqual(await ids(a2), [fileA.id]);
       assert.deepEqual(await ids(b2), [fileB.id]);
       assert.deepEqual(await ids(admin), [fileA.id, fileB.id].sort());
+      // What the admin listed keeps its owner.
+      await notFound(b2.files.retrieve(fileA.id), "after the admin's list");
+      assert.deepEqual(await ids(a2), [fileA.id]);
 
       // A batch belongs to its creator, and so does its output file.
       const batch = await a1.batches.create({
