@@ -1,11 +1,15 @@
 /**
- * The bench's memory figures alone, in about half a minute: RSS idle (after one request, as `deno task bench` reads
+ * The bench's memory figures alone, in under a minute: RSS idle (after one request, as `deno task bench` reads
  * it) and the RSS peak while N streams are open at once, for the bare pass-through and each proxy build, with the
  * bench's own config (cache off, memory store). RSS is not moved by other load on the machine, so this is the quick
  * loop for memory work; `deno task bench` stays the figure of record.
  *
- *   deno run -A bench/memory.ts [--main A/main.ts --main B/main.ts ...] [--concurrent 1000] [--v8-flags FLAGS]
+ *   deno run -A bench/memory.ts [--main A/main.ts --main B/main.ts ...] [--concurrent 1000] [--held]
+ *                               [--v8-flags FLAGS]
  *
+ * `--held` adds the memory per open stream without the garbage of a burst: fresh servers on an upstream that
+ * sends a chunk every 200 ms, N streams opened and read, RSS taken 2 s after the last one got its first chunk
+ * (each stream then has 8 s to go).
  * `--v8-flags` replaces the bench's V8 flags for the proxy builds (e.g. `--max-semi-space-size=8,--lazy`), to try one.
  */
 
@@ -20,6 +24,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const HERE = new URL(".", import.meta.url).pathname;
 const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench-client" };
 const messages = [{ role: "user", content: "Say hello to the benchmark." }];
+const STREAM_BODY = JSON.stringify({ model: BENCH_GROUP, stream: true, messages });
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -27,6 +32,7 @@ const { values } = parseArgs({
   options: {
     main: { type: "string", multiple: true },
     concurrent: { type: "string", default: "1000" },
+    held: { type: "boolean", default: false },
     "v8-flags": { type: "string" },
   },
 });
@@ -34,16 +40,30 @@ const mains = (values.main ?? [`${ROOT}main.ts`]).map((path) => resolve(path));
 const concurrent = Number(values.concurrent);
 const v8 = values["v8-flags"] === undefined ? V8_FLAGS : `--v8-flags=${values["v8-flags"]}`;
 const delay = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+const url = (server: ServerProcess) => `${server.url}/v1/chat/completions`;
 
-const servers: ServerProcess[] = [];
-try {
+interface Target {
+  readonly name: string;
+  readonly server: ServerProcess;
+}
+
+/** An upstream sending `chunkDelayMs` apart, the bare pass-through and every build in front of it. */
+async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Promise<Target[]> {
   const upstream = await startServer("fake upstream", {
-    args: ["run", "-A", `${HERE}upstream_server.ts`, "--chunks", "50", "--chunk-delay-ms", "10"],
+    args: [
+      "run",
+      "-A",
+      `${HERE}upstream_server.ts`,
+      "--chunks",
+      "50",
+      "--chunk-delay-ms",
+      String(chunkDelayMs),
+    ],
     cwd: ROOT,
   });
   servers.push(upstream);
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: false });
-  const targets: { name: string; server: ServerProcess }[] = [];
+  const targets: Target[] = [];
   const bare = await startServer("bare", {
     args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
     cwd: ROOT,
@@ -59,7 +79,6 @@ try {
     targets.push({ name: basename(dirname(main)), server });
   }
   await Deno.remove(config);
-  const url = (server: ServerProcess) => `${server.url}/v1/chat/completions`;
   for (const { name, server } of targets) {
     const response = await fetch(url(server), {
       method: "POST",
@@ -70,6 +89,41 @@ try {
     const text = await response.text();
     if (response.status !== 200) throw new Error(`${name} answered HTTP ${response.status}: ${text}`);
   }
+  return targets;
+}
+
+/** RSS with `count` slow streams open and flowing, 2 s after the last got its first chunk. */
+async function heldMiB(server: ServerProcess, count: number): Promise<number> {
+  using client = Deno.createHttpClient({});
+  const abort = new AbortController();
+  const readers = await Promise.all(Array.from({ length: count }, async () => {
+    const response = await fetch(url(server), {
+      method: "POST",
+      headers: HEADERS,
+      body: STREAM_BODY,
+      client,
+      signal: AbortSignal.any([abort.signal, AbortSignal.timeout(30_000)]),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    return reader;
+  }));
+  // Read on meanwhile, as a client does, so the streams flow.
+  const reading = readers.map(async (reader) => {
+    try {
+      while (!(await reader.read()).done);
+    } catch { /* cancelled */ }
+  });
+  await delay(2000);
+  const rss = readMemory(server.pid).rssMiB;
+  abort.abort();
+  await Promise.all(reading);
+  return rss;
+}
+
+const servers: ServerProcess[] = [];
+try {
+  const targets = await startTargets(servers, 10);
   await delay(1000);
   const idle = new Map(targets.map(({ name, server }) => [name, readMemory(server.pid).rssMiB]));
   const peak = new Map<string, number>();
@@ -77,12 +131,7 @@ try {
     const sampler = new RssSampler(server.pid, 100);
     using client = Deno.createHttpClient({});
     const result = await concurrentStreams(
-      {
-        url: url(server),
-        body: JSON.stringify({ model: BENCH_GROUP, stream: true, messages }),
-        headers: HEADERS,
-        client,
-      },
+      { url: url(server), body: STREAM_BODY, headers: HEADERS, client },
       concurrent,
       60_000,
     );
@@ -93,17 +142,28 @@ try {
     peak.set(name, sampler.maxMiB);
     await delay(500);
   }
-  const bareIdle = idle.get("bare")!;
-  const barePeak = peak.get("bare") ?? NaN;
-  console.log(`| build | RSS idle MiB | / bare | RSS peak, ${concurrent} streams MiB | / bare |`);
-  console.log("|---|---|---|---|---|");
+  const held = new Map<string, number>();
+  if (values.held) {
+    for (const server of servers.splice(0).reverse()) await server.stop();
+    const slow = await startTargets(servers, 200);
+    await delay(1000);
+    for (const { name, server } of slow) {
+      const before = readMemory(server.pid).rssMiB;
+      held.set(name, ((await heldMiB(server, concurrent)) - before) * 1024 * 1024 / concurrent / 1000);
+    }
+  }
+  const ratio = (map: Map<string, number>, name: string) => (map.get(name)! / map.get("bare")!).toFixed(2);
+  console.log(
+    `| build | RSS idle MiB | / bare | RSS peak, ${concurrent} streams MiB | / bare |` +
+      (values.held ? ` RSS per held stream KB | / bare |` : ""),
+  );
+  console.log("|---|---|---|---|---|" + (values.held ? "---|---|" : ""));
   for (const { name } of targets) {
-    const i = idle.get(name)!;
-    const p = peak.get(name) ?? NaN;
     console.log(
-      `| ${name} | ${i.toFixed(1)} | ${(i / bareIdle).toFixed(2)}x | ${p.toFixed(1)} | ${
-        (p / barePeak).toFixed(2)
-      }x |`,
+      `| ${name} | ${idle.get(name)!.toFixed(1)} | ${ratio(idle, name)}x | ${
+        (peak.get(name) ?? NaN).toFixed(1)
+      } | ${ratio(peak, name)}x |` +
+        (values.held ? ` ${held.get(name)!.toFixed(0)} | ${ratio(held, name)}x |` : ""),
     );
   }
 } finally {
