@@ -259,7 +259,10 @@ export class ResponseCache {
         }
       } else lead.lock = outcome.locked ? held : undefined;
       // Holding the lock, a stream is offered to other instances that ask for it.
-      if (lead.lock && request.stream) lead.relay = offerRelay({ store: this.#store, key, maxBytes });
+      if (lead.lock && request.stream) {
+        const lock = { token: this.#token, ttlMs: this.#lockTtlMs };
+        lead.relay = offerRelay({ store: this.#store, key, maxBytes, lock });
+      }
       this.#counts.misses++;
       const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict: "MISS", entry, lead });
       // The health read with the entry is current unless this request waited for another instance.

@@ -20,6 +20,7 @@ import {
   relayPointer,
   relayStream,
 } from "./relay.ts";
+import { lockKey } from "./coalesce.ts";
 import { relayWants } from "./relay_wants.ts";
 
 export interface RelayOptions {
@@ -28,6 +29,8 @@ export interface RelayOptions {
   readonly key: string;
   /** Most bytes the relay keeps (`cache_params.max_entry_bytes`). */
   readonly maxBytes: number;
+  /** The coalescing lock this instance holds for the flight: kept alive while the flight runs. */
+  readonly lock?: { readonly token: string; readonly ttlMs: number };
 }
 
 /** A streamed flight this process leads, offered to other instances until it is withdrawn. */
@@ -41,10 +44,14 @@ export interface RelayOffer {
 /**
  * Offers the flight for `key` from now on; see the module comment. Asked before the upstream answered, it says
  * so (the pointer reads `pending`, for `PENDING_MS`, said again while it waits): a follower that sees that go
- * without a relay knows this instance died, and goes upstream itself instead of waiting out the lock.
+ * without a relay knows this instance died, and goes upstream itself instead of waiting out the lock. The lock
+ * is kept alive until the flight is over, so a stream longer than the lock's TTL can still be followed.
  */
 export function offerRelay(options: RelayOptions): RelayOffer {
-  const { store, key } = options;
+  const { store, key, lock } = options;
+  const keep = lock && setInterval(() => {
+    store.extendIfEquals?.(lockKey(key), lock.token, lock.ttlMs).catch(() => {});
+  }, lock.ttlMs / 3);
   let attached: { broadcast: Broadcast; head: RelayHead } | undefined;
   let wanted = false;
   let over = false;
@@ -53,7 +60,9 @@ export function offerRelay(options: RelayOptions): RelayOffer {
   const start = () => {
     if (over) return;
     if (attached) {
-      withdraw();
+      over = true; // one relay per flight; the lock is still kept alive until the flight is over
+      unregister();
+      clearInterval(pending);
       void relay({ ...options, ...attached }).catch(() => {});
     } else if (pending === undefined) {
       say();
@@ -68,6 +77,7 @@ export function offerRelay(options: RelayOptions): RelayOffer {
     over = true;
     unregister();
     clearInterval(pending);
+    clearInterval(keep);
   };
   return {
     attach(broadcast, head) {

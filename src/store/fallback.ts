@@ -139,6 +139,12 @@ export class FallbackStore implements Store {
     });
   }
 
+  /** Served locally, false: a lock taken in this process is not kept alive (it only lasts an outage). */
+  extendIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const extend = (store: Store) => store.extendIfEquals?.(key, value, ttlMs) ?? Promise.resolve(false);
+    return this.#call({ key }, extend);
+  }
+
   /** Also removes the prefix locally, so a later outage never brings back what was deleted. */
   deleteByPrefix(prefix: string): Promise<number> {
     return this.#everyNode((store) => {
@@ -202,7 +208,6 @@ export class FallbackStore implements Store {
   appendToRelay(key: string, entry: RelayAppend, ttlMs: number): Promise<string> {
     return this.#onlyShared(key, (store) => store.appendToRelay?.(key, entry, ttlMs));
   }
-
   readRelay(key: string, after: string, count: number): Promise<RelayEntry[]> {
     return this.#onlyShared(key, (store) => store.readRelay?.(key, after, count));
   }

@@ -154,6 +154,14 @@ export class RedisStore implements Store {
     return (await this.#scripts.llmproxyDeleteIfEquals(this.#key(key), value)) > 0;
   }
 
+  async extendIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.#scripts.llmproxyExtendIfEquals(
+      this.#key(key),
+      value,
+      Math.max(1, Math.ceil(ttlMs)),
+    )) > 0;
+  }
+
   /** On a Cluster, every master that answers; fails only when none does (a lost master's keys went with it). */
   async deleteByPrefix(prefix: string): Promise<number> {
     const match = `${escapeGlob(this.#key(prefix))}*`;

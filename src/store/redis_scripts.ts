@@ -106,6 +106,10 @@ export const ONE_KEY_SCRIPTS = {
   llmproxyDeleteIfEquals: `
 if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
 return 0`,
+  // Makes the key live `ARGV[2]` ms more only while it still holds the caller's value (a lock its owner keeps).
+  llmproxyExtendIfEquals: `
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0`,
   llmproxyRecordFailure: RECORD_FAILURE,
   llmproxyCoolDown: COOL_DOWN,
   llmproxyRecordSuccess: RECORD_SUCCESS,
@@ -120,6 +124,7 @@ export interface Scripts {
   llmproxyCoolDown(key: string, until: number, reason: CooldownReason): Promise<HealthReply>;
   llmproxyRecordSuccess(key: string): Promise<number>;
   llmproxyDeleteIfEquals(key: string, value: string): Promise<number>;
+  llmproxyExtendIfEquals(key: string, value: string, ttlMs: number): Promise<number>;
   llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
   llmproxyReadOrLock(
     key: string,

@@ -125,6 +125,8 @@ export interface Store {
   delete(key: string): Promise<boolean>;
   /** Removes `key` only while it holds `value` (releasing a lock one still owns), atomically; true when removed. */
   deleteIfEquals(key: string, value: string): Promise<boolean>;
+  /** Optional: makes `key` live `ttlMs` more only while it holds `value` (a lock its owner keeps); true if so. */
+  extendIfEquals?(key: string, value: string, ttlMs: number): Promise<boolean>;
   /** Removes every key under a logical prefix (`cache:`) without blocking Redis; returns how many went. */
   deleteByPrefix(prefix: string): Promise<number>;
   /**

@@ -13,12 +13,12 @@ import { hasRedisCli, startCluster } from "../_support/redis_cluster.ts";
 import { test } from "../_support/test.ts";
 
 /** Three proxy processes of one config (the Redis lines given), sharing a fresh namespace. */
-async function trio(sim: SimUpstream, redis: string[]) {
+async function trio(sim: SimUpstream, redis: string[], endpointExtra?: string) {
   const dir = await Deno.makeTempDir({ prefix: "llmproxy-relay-" });
   const config = `${dir}/llmproxy.yaml`;
   await Deno.writeTextFile(
     config,
-    groupYaml([endpointYaml(sim.url, { name: "a" })], [
+    groupYaml([endpointYaml(sim.url, { name: "a", extra: endpointExtra })], [
       "cache: true",
       ...redis,
       "cache_params:",
@@ -204,10 +204,9 @@ test({
       chunks: 40,
       chunkDelayMs: 25,
     });
-    await using three = await trio(sim, [
-      "redis_cluster_nodes:",
-      ...cluster.seeds.map((seed) => `  - ${seed}`),
-    ]);
+    // A lock of 2 s (`http_timeout`; the endpoint's own timeout lets its streams run longer).
+    const redis = ["http_timeout: 2", "redis_cluster_nodes:", ...cluster.seeds.map((seed) => `  - ${seed}`)];
+    await using three = await trio(sim, redis, "          timeout: 30");
     const { proxies } = three;
     // Prompts whose keys land on different masters.
     for (const content of ["cluster one", "cluster two", "cluster three"]) {
@@ -216,6 +215,23 @@ test({
         () => tenStreams(sim, proxies, content),
       );
     }
+    await t.step(
+      "a stream longer than the lock's TTL is still followed: B asks 3 s into a 4 s stream",
+      async () => {
+        const before = sim.count();
+        sim.chunks = 80;
+        sim.chunkDelayMs = 50;
+        const content = "longer than the lock";
+        const [a, b] = proxies;
+        const leader = streamed(a, content);
+        await delay(3000);
+        const follower = await streamed(b, content);
+        assert.equal(follower.cache, "COALESCED");
+        assert.equal(follower.text, (await leader).text);
+        assert.equal(sim.count() - before, 1);
+      },
+    );
+
     await t.step("A killed mid-stream: B's clients get an error event", async () => {
       sim.chunks = 200;
       sim.chunkDelayMs = 50;

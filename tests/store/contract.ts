@@ -189,6 +189,17 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     assert.equal(await store.get("cache:{f}"), "kept", "ttl 0: no expiry");
   });
 
+  await step("extendIfEquals keeps a lock alive only for its owner (stores that have it)", async (open) => {
+    const store = await open();
+    if (!store.extendIfEquals) return;
+    assert.equal(await store.setIfAbsent("coalesce:{x}", "me", 400), true);
+    assert.equal(await store.extendIfEquals("coalesce:{x}", "you", 5000), false);
+    assert.equal(await store.extendIfEquals("coalesce:{x}", "me", 5000), true);
+    await backend.advance(600);
+    assert.equal(await store.get("coalesce:{x}"), "me", "extended past its first TTL");
+    assert.equal(await store.extendIfEquals("coalesce:{absent}", "me", 5000), false);
+  });
+
   await step("deleteIfEquals releases a lock only for its owner", async (open) => {
     const store = await open();
     assert.equal(await store.setIfAbsent("lock", "owner-a", 5000), true);
