@@ -20,6 +20,8 @@ async function trio(sim: SimUpstream, redis: string[], endpointExtra?: string) {
     config,
     groupYaml([endpointYaml(sim.url, { name: "a", extra: endpointExtra })], [
       "cache: true",
+      // The feature, not the wait bound: on a saturated machine a Redis call past the bound goes local.
+      "redis_max_wait: 5",
       ...redis,
       "cache_params:",
       `  namespace: r${crypto.randomUUID().slice(0, 8)}`,
