@@ -11,6 +11,8 @@
  * sends a chunk every 200 ms, N streams opened and read, RSS taken 2 s after the last one got its first chunk
  * (each stream then has 8 s to go).
  * `--v8-flags` replaces the bench's V8 flags for the proxy builds (e.g. `--max-semi-space-size=8,--lazy`), to try one.
+ * `--bundle` also runs each build bundled into one minified file (`deno bundle`, dynamic imports kept as chunks):
+ * what shipping a bundle would save (`name+bundle`).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -33,6 +35,7 @@ const { values } = parseArgs({
     main: { type: "string", multiple: true },
     concurrent: { type: "string", default: "1000" },
     held: { type: "boolean", default: false },
+    bundle: { type: "boolean", default: false },
     "v8-flags": { type: "string" },
   },
 });
@@ -71,12 +74,19 @@ async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Pro
   servers.push(bare);
   targets.push({ name: "bare", server: bare });
   for (const main of mains) {
-    const server = await startServer(basename(dirname(main)), {
-      args: ["run", "-A", v8, main, "--config", config, "--port", "0", "--log-level", "error"],
-      cwd: dirname(main),
-    });
-    servers.push(server);
-    targets.push({ name: basename(dirname(main)), server });
+    for (
+      const [suffix, entry] of [["", main], ...(values.bundle ? [["+bundle", await bundled(main)]] : [])]
+    ) {
+      const name = basename(dirname(main)) + suffix;
+      await warm(entry, dirname(main));
+      const server = await startServer(name, {
+        args: ["run", "-A", v8, entry, "--config", config, "--port", "0", "--log-level", "error"],
+        // The build's own directory, so its deno.json (unstable flags) applies to the bundle too.
+        cwd: dirname(main),
+      });
+      servers.push(server);
+      targets.push({ name, server });
+    }
   }
   await Deno.remove(config);
   for (const { name, server } of targets) {
@@ -90,6 +100,45 @@ async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Pro
     if (response.status !== 200) throw new Error(`${name} answered HTTP ${response.status}: ${text}`);
   }
   return targets;
+}
+
+/**
+ * Loads `entry` twice (`--version`): a build's first run transpiles and fills Deno's caches and reads ~15-30 MiB
+ * higher than every later run, which is what a deployed proxy sees.
+ */
+async function warm(entry: string, cwd: string): Promise<void> {
+  for (let run = 0; run < 2; run++) {
+    const { code } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", entry, "--version"], cwd })
+      .output();
+    if (code !== 0) throw new Error(`${entry} --version exited ${code}`);
+  }
+}
+
+/** `main` bundled into a temporary directory (made once per build); returns the bundle's entry. */
+const bundles = new Map<string, string>();
+async function bundled(main: string): Promise<string> {
+  const known = bundles.get(main);
+  if (known) return known;
+  const outdir = await Deno.makeTempDir({ prefix: "llmproxy-bundle-" });
+  const args = [
+    "bundle",
+    "--code-splitting",
+    "--format",
+    "esm",
+    "--platform",
+    "deno",
+    "--minify",
+    "--outdir",
+    outdir,
+  ];
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [...args, main],
+    cwd: dirname(main),
+  })
+    .output();
+  if (code !== 0) throw new Error(`deno bundle ${main} failed: ${new TextDecoder().decode(stderr)}`);
+  bundles.set(main, `${outdir}/main.js`);
+  return `${outdir}/main.js`;
 }
 
 /** RSS with `count` slow streams open and flowing, 2 s after the last got its first chunk. */
@@ -168,4 +217,5 @@ try {
   }
 } finally {
   for (const server of servers.reverse()) await server.stop();
+  for (const entry of bundles.values()) await Deno.remove(dirname(entry), { recursive: true });
 }
