@@ -11,10 +11,15 @@
  * - a connection that has not sent a whole request head within `headerTimeoutMs` of being accepted, or sits idle
  *   between requests for `keepaliveTimeoutMs`, is closed (one sweep timer for all of them).
  *
+ * - a connection upgraded to a WebSocket belongs to its socket (upgrade.ts): still counted, never swept as idle,
+ *   closed with 1001 at shutdown once the other connections have drained.
+ *
  * Each accepted connection is handed to the runtime's `serveHttpOnConnection`, the same engine `Deno.serve` runs
  * per connection (HTTP/1.1 and h2c). Deno ships it as an internal: where it is missing, `serve` falls back to
  * `Deno.serve` and says so (`limited: false`).
  */
+
+import { countServer, goingAway, socketEnded, UpgradeWatch } from "./upgrade.ts";
 
 export interface ServeOptions {
   readonly hostname: string;
@@ -77,6 +82,8 @@ interface Open {
   idleSince: number;
   readonly abort: AbortController;
   server?: ConnectionServer;
+  /** A WebSocket upgraded on it: the connection is the socket's from then on (upgrade.ts). */
+  socket?: WebSocket;
 }
 
 function serveOnConnection(): ServeOnConnection | undefined {
@@ -123,6 +130,7 @@ class LimitedServer implements Server {
   readonly #troubles = new Map<Trouble["kind"], { count: number; reported: number; message?: string }>();
   #tick = 0;
   #closed = false;
+  readonly #uncount = countServer();
 
   constructor(options: ServeOptions, handler: Handler, serveOn: ServeOnConnection) {
     this.#options = options;
@@ -176,6 +184,11 @@ class LimitedServer implements Server {
   #track(conn: Deno.TcpConn): void {
     const open: Open = { inflight: 0, served: 0, idleSince: this.#tick, abort: new AbortController() };
     this.#open.add(open);
+    const watch = new UpgradeWatch(conn, (socket) => {
+      // The connection is the socket's now: counted until it closes, never swept as idle.
+      open.socket = socket;
+      socketEnded(socket).then(() => this.#open.delete(open));
+    });
     const done = () => {
       open.inflight--;
       open.idleSince = this.#tick;
@@ -190,11 +203,16 @@ class LimitedServer implements Server {
       open.server = this.#serveOn(conn, open.abort.signal, handler, onError, () => {});
     } catch (error) {
       this.#open.delete(open);
+      watch.end();
       close(conn);
       this.#trouble("accept_failed", error instanceof Error ? error.message : String(error));
       return;
     }
-    open.server.finished.catch(() => {}).finally(() => this.#open.delete(open));
+    watch.served();
+    open.server.finished.catch(() => {}).finally(() => {
+      watch.end();
+      if (!open.socket) this.#open.delete(open);
+    });
   }
 
   /** Closes connections idle past their limit: the header timeout before a first request, keep-alive after. */
@@ -202,7 +220,7 @@ class LimitedServer implements Server {
     this.#tick += every;
     const { headerTimeoutMs, keepaliveTimeoutMs } = this.#options;
     for (const open of this.#open) {
-      if (open.inflight > 0) continue;
+      if (open.inflight > 0 || open.socket) continue;
       const limit = open.served === 0 ? headerTimeoutMs : keepaliveTimeoutMs;
       if (this.#tick - open.idleSince >= limit) {
         this.#open.delete(open);
@@ -226,6 +244,7 @@ class LimitedServer implements Server {
   async shutdown(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      this.#uncount();
       clearInterval(this.#sweeper);
       try {
         this.#listener.close();
@@ -235,6 +254,8 @@ class LimitedServer implements Server {
     }
     await this.#accepting;
     await Promise.all([...this.#open].map((open) => open.server?.shutdown().catch(() => {})));
+    // After the drain, the WebSocket sessions still open are told the server is going away.
+    await Promise.all([...this.#open].map((open) => open.socket && goingAway(open.socket)));
   }
 
   [Symbol.asyncDispose](): Promise<void> {

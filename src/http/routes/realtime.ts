@@ -11,6 +11,7 @@ import { offeredProtocols, PROTOCOL_KEY_PREFIX } from "../../keys/key_text.ts";
 import type { Services } from "../../services.ts";
 import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
 import { openUpstream, pipeSockets } from "../../surface/realtime.ts";
+import { upgradeWebSocket } from "../../serve/upgrade.ts";
 import { countsUsage, realtimeUsage } from "../../usage/relay_usage.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -51,8 +52,9 @@ export function realtimeHandler(services: Services) {
     const { upstream, pick, attempts } = opened;
     let upgraded: Deno.WebSocketUpgrade;
     try {
-      upgraded = Deno.upgradeWebSocket(
+      upgraded = upgradeWebSocket(
         c.req.raw,
+        c.env as Deno.ServeHandlerInfo | undefined,
         offered.includes("realtime") ? { protocol: "realtime" } : {},
       );
     } catch (error) {
