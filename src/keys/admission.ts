@@ -24,8 +24,17 @@ export class KeyIdentity implements Identity {
   readonly #limits: KeyLimits;
   #finished = false;
 
-  /** `ownEntries`: cache entries of its own for this request (a `private` key, or a stateful Responses request). */
-  constructor(policy: KeyPolicy, limits: KeyLimits, ownEntries: boolean, admission?: Promise<Admission>) {
+  /**
+   * `ownEntries`: cache entries of its own for this request (a `private` key, or a stateful Responses request).
+   * `session`: a realtime session, charged as each of its responses ends, long after it was admitted.
+   */
+  constructor(
+    policy: KeyPolicy,
+    limits: KeyLimits,
+    ownEntries: boolean,
+    admission?: Promise<Admission>,
+    readonly session = false,
+  ) {
     this.id = policy.name;
     this.policy = policy;
     this.#limits = limits;
@@ -38,9 +47,13 @@ export class KeyIdentity implements Identity {
     }
   }
 
-  /** Charges what the request used to the key's budgets (after its answer). */
+  /**
+   * Charges what the request used to the key's budgets (after its answer); a session's (`keys/session.ts`) to the
+   * windows of the moment each of its responses ends.
+   */
   settle(spent: Spent): void {
-    this.#admission?.then((admitted) => this.#limits.settle(admitted, spent), () => {});
+    const now = this.session;
+    this.#admission?.then((admitted) => this.#limits.settle(admitted, spent, now), () => {});
   }
 
   readonly finish = (): void => {

@@ -113,11 +113,15 @@ export class KeyLimits {
     };
   }
 
-  /** Charges what the request used to the key's tpm (the estimate corrected) and budgets; off the response path. */
-  settle(admission: Admission, spent: Spent): void {
+  /**
+   * Charges what the request used to the key's tpm (the estimate corrected) and budgets; off the response path.
+   * `now`: to the windows of this moment instead of the admission's (a realtime session's responses, spent minutes
+   * after it opened; such an admission estimates no tokens, so there is nothing to correct).
+   */
+  settle(admission: Admission, spent: Spent, now = false): void {
     const { policy } = admission;
     const counters: Counter[] = [];
-    const at = admission.at;
+    const at = now ? this.#now() : admission.at;
     const minute = minuteWindow(at);
     if (policy.tpm !== undefined && spent.tokens !== admission.estimate) {
       counters.push({

@@ -33,7 +33,7 @@ export async function admitSession(
   if (!policy) return undefined;
   if (!policy.limited) return new KeyIdentity(policy, deps.keyLimits, false);
   const admission = deps.keyLimits.admit(policy, 0, SESSION_LEASE_MS);
-  const identity = new KeyIdentity(policy, deps.keyLimits, false, admission);
+  const identity = new KeyIdentity(policy, deps.keyLimits, false, admission, true);
   try {
     await identity.pending;
   } catch (error) {
