@@ -17,7 +17,7 @@ import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
-import { ASK_AGAIN_MS, CLOSED, pause, PENDING, relayPointer } from "./relay.ts";
+import { ASK_AGAIN_MS, CLOSED, pause, PENDING, PENDING_MS, relayPointer } from "./relay.ts";
 import { askForRelay } from "./relay_wants.ts";
 
 /** The leader's answer, as followers share it: its headers and metadata, and its body or a broadcast of it. */
@@ -153,6 +153,12 @@ export type LockOutcome =
   | { readonly kind: "entry"; readonly text: string }
   | { readonly kind: "relay"; readonly id: string };
 
+/**
+ * How long a follower of a stream waits for a holder that says nothing (no relay, not `pending`) after it was asked
+ * for its stream: a holder that died before it was asked leaves its lock for up to its TTL (30 s) otherwise.
+ */
+const UNANSWERED_MS = 2 * PENDING_MS;
+
 /** The coalescing lock's store key: the entry's hash tag (see `entryKey`). */
 export const lockKey = (key: string): string => `coalesce:{${key}}`;
 
@@ -182,6 +188,8 @@ export async function lockOrWait(
   }
   if (options.relay) ask();
   let pending = false;
+  // The last time the holder said something about its stream (or this instance first asked for it).
+  let heard = Date.now();
   const deadline = Date.now() + options.waitMs;
   let wait = 10;
   while (!signal.aborted && Date.now() < deadline) {
@@ -196,7 +204,11 @@ export async function lockOrWait(
       if (entry !== null) return { kind: "entry", text: entry };
       if (pointer === CLOSED) return { kind: "lead", locked: false, waited: true };
       // The holder said it would relay, then went silent before it could: it died before its first byte.
-      if (pointer === null && pending && holder !== null && holder !== options.token) break;
+      const other = holder !== null && holder !== options.token;
+      if (pointer === null && pending && other) break;
+      // Asked, it never said a word: it died before (a live holder answers an ask within a round trip).
+      if (options.relay && pointer === null && other && Date.now() - heard > UNANSWERED_MS) break;
+      if (pointer !== null) heard = Date.now();
       pending = pointer === PENDING;
       if (pointer !== null && !pending) return { kind: "relay", id: pointer };
       // This instance's own token while it has no other flight for the key (only one leader per key runs

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { lockKey, lockOrWait } from "../../src/cache/coalesce.ts";
+import { PENDING, PENDING_MS, relayPointer } from "../../src/cache/relay.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { test } from "../_support/test.ts";
 
@@ -24,3 +25,52 @@ test("lockOrWait: another holder's lock is waited for, up to the bound, and then
   assert.ok(performance.now() - started >= 140);
   assert.equal(await store.get(lockKey("k")), "other instance");
 });
+
+test(
+  "lockOrWait, a stream: a holder that never answers the ask (it died before) is waited for 3 s, not its lock's 30 s",
+  {
+    timeout: 15_000,
+  },
+  async () => {
+    const store = new MemoryStore();
+    assert.equal(await store.setIfAbsent(lockKey("k"), "dead instance", 30_000), true);
+    const started = performance.now();
+    const outcome = await lockOrWait(
+      store,
+      "k",
+      { ...options("me", 10_000), relay: true },
+      new AbortController().signal,
+    );
+    const ms = performance.now() - started;
+    assert.deepEqual(outcome, { kind: "lead", locked: false, waited: true });
+    assert.ok(ms >= 2900 && ms < 6000, `took ${Math.round(ms)} ms`);
+  },
+);
+
+test(
+  "lockOrWait, a stream: a holder that keeps saying 'pending' is waited for",
+  { timeout: 15_000 },
+  async () => {
+    const store = new MemoryStore();
+    assert.equal(await store.setIfAbsent(lockKey("k"), "live instance", 30_000), true);
+    const say = () => store.set(relayPointer("k"), PENDING, PENDING_MS);
+    await say();
+    const saying = setInterval(say, PENDING_MS / 3);
+    try {
+      const started = performance.now();
+      const outcome = await lockOrWait(
+        store,
+        "k",
+        { ...options("me", 4500), relay: true },
+        new AbortController().signal,
+      );
+      assert.deepEqual(outcome, { kind: "lead", locked: false, waited: true });
+      assert.ok(
+        performance.now() - started >= 4400,
+        `gave up after ${Math.round(performance.now() - started)} ms`,
+      );
+    } finally {
+      clearInterval(saying);
+    }
+  },
+);
