@@ -127,8 +127,9 @@ test({
       const text = JSON.stringify(figures);
       // The figures hold on an idle machine (300 to 500 requests/s here before the kill). When other
       // tests saturate the 2 cores (under 200/s), the checks fall back to what still tells a working fallback
-      // from a stall of seconds (what happened before: throughput near 0 for 10 s, requests of 5 s).
-      const saturated = figures.before_per_s < 200;
+      // from a stall of seconds (what happened before: throughput near 0 for 10 s, requests of 5 s). Other tests
+      // may also saturate the cores only once the master is down: a load average above the core count says so.
+      const saturated = figures.before_per_s < 200 || Deno.loadavg()[0] > navigator.hardwareConcurrency;
       const sorted = [...polls].sort((x, y) => x - y);
       if (saturated) {
         console.log("machine saturated: the strict figures are not checked");
