@@ -108,7 +108,11 @@ async function relay(offer: Relay): Promise<void> {
   try {
     await writer.append({ n: "0", m: JSON.stringify(offer.head) });
     await store.set(relayPointer(key), id, RELAY_TTL_MS);
-    const heartbeat = setInterval(() => writer.beat(), HEARTBEAT_MS);
+    const heartbeat = setInterval(() => {
+      writer.beat();
+      // The pointer lives as long as the relay (the lock does too): a request minutes into a long stream finds it.
+      store.extendIfEquals?.(relayPointer(key), id, RELAY_TTL_MS).catch(() => {});
+    }, HEARTBEAT_MS);
     try {
       while (!writer.failed) {
         const { done, value } = await reader.read();

@@ -117,6 +117,18 @@ test({
         },
       );
 
+      await t.step("the pointer lives as long as the relay runs, past its first TTL", async () => {
+        const { stream } = source(40, 100);
+        const broadcast = new Broadcast(stream, { maxBytes: 100_000 });
+        const own = readAll(broadcast.join()!);
+        await relayed(redis, [a, b], "long", broadcast, 100_000);
+        await delay(3000);
+        // 3 s after it was set: refreshed since (with each heartbeat), it has nearly all of its 60 s left.
+        const ttl = Number(await redis.command("PTTL", "relay:relay:{long}"));
+        assert.ok(ttl > 57_800, `the pointer has ${ttl} ms left`);
+        await own;
+      });
+
       await t.step(
         "past maxBytes: older entries go, a late joiner is refused, a reader left behind gets an error event",
         async () => {
