@@ -70,7 +70,7 @@ const watches = new Map<string, UpgradeWatch>();
  * Watches one connection of the server for a WebSocket upgrade and keeps the socket alive when one comes.
  *
  * Which engine resource is the connection's: the first "http" resource made after the connection's own, looked up
- * at the upgrade (cheap per connection: listing resources costs ~1 ms per 1,000 open ones). An accept loop hands a
+ * only at an upgrade (listing the runtime's resources costs ~1 ms per 1,000 open ones). An accept loop hands a
  * connection to the engine before it accepts the next, so with one server a later connection's engine has a higher
  * id; with several servers in one process their accepts can interleave, so the engine is pinned right after it is
  * made instead (the newest "http" resource).
