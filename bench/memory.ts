@@ -19,7 +19,7 @@ import { basename, dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { readMemory, RssSampler } from "./rss.ts";
-import { type ServerProcess, startServer } from "./server_process.ts";
+import { type ServerProcess, startServer, warmEntry } from "./server_process.ts";
 import { concurrentStreams } from "./streams.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -78,7 +78,7 @@ async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Pro
       const [suffix, entry] of [["", main], ...(values.bundle ? [["+bundle", await bundled(main)]] : [])]
     ) {
       const name = basename(dirname(main)) + suffix;
-      await warm(entry, dirname(main));
+      await warmEntry(entry, dirname(main));
       const server = await startServer(name, {
         args: ["run", "-A", v8, entry, "--config", config, "--port", "0", "--log-level", "error"],
         // The build's own directory, so its deno.json (unstable flags) applies to the bundle too.
@@ -100,18 +100,6 @@ async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Pro
     if (response.status !== 200) throw new Error(`${name} answered HTTP ${response.status}: ${text}`);
   }
   return targets;
-}
-
-/**
- * Loads `entry` twice (`--version`): a build's first run transpiles and fills Deno's caches and reads ~15-30 MiB
- * higher than every later run, which is what a deployed proxy sees.
- */
-async function warm(entry: string, cwd: string): Promise<void> {
-  for (let run = 0; run < 2; run++) {
-    const { code } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", entry, "--version"], cwd })
-      .output();
-    if (code !== 0) throw new Error(`${entry} --version exited ${code}`);
-  }
 }
 
 /** `main` bundled into a temporary directory (made once per build); returns the bundle's entry. */
