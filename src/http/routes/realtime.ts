@@ -17,15 +17,7 @@ import type { AppEnv } from "./generation.ts";
 
 export function realtimeHandler(services: Services) {
   return async (c: Context<AppEnv>): Promise<Response> => {
-    if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket") {
-      throw new ProxyError(
-        426,
-        "invalid_request_error",
-        "upgrade_required",
-        "GET /v1/realtime is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)",
-        { headers: { upgrade: "websocket" } },
-      );
-    }
+    requireUpgrade(c);
     const key = c.get("key");
     const group = groupFor(
       services.config,
@@ -52,24 +44,12 @@ export function realtimeHandler(services: Services) {
     const { upstream, pick, attempts } = opened;
     let upgraded: Deno.WebSocketUpgrade;
     try {
-      upgraded = upgradeWebSocket(
-        c.req.raw,
-        c.env as Deno.ServeHandlerInfo | undefined,
-        offered.includes("realtime") ? { protocol: "realtime" } : {},
-      );
+      upgraded = acceptClient(c, offered);
     } catch (error) {
       upstream.socket.close();
       pick.lease.end();
       identity?.finish();
-      throw new ProxyError(
-        400,
-        "invalid_request_error",
-        "invalid_upgrade",
-        "The WebSocket upgrade request is invalid",
-        {
-          cause: error,
-        },
-      );
+      throw error;
     }
     const { socket, response } = upgraded;
     // The endpoint counts the session as in flight until it ends; the key's place among max_parallel too.
@@ -86,4 +66,37 @@ export function realtimeHandler(services: Services) {
     response.headers.set("x-llmproxy-attempts", String(attempts));
     return response;
   };
+}
+
+/** A plain GET (no `Upgrade: websocket`) is told what this route is: 426 with the header to send. */
+function requireUpgrade(c: Context<AppEnv>): void {
+  if ((c.req.header("upgrade") ?? "").toLowerCase() === "websocket") return;
+  throw new ProxyError(
+    426,
+    "invalid_request_error",
+    "upgrade_required",
+    "GET /v1/realtime is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)",
+    { headers: { upgrade: "websocket" } },
+  );
+}
+
+/** Accepts the client's socket (offering `realtime` back when it asked for it); a malformed upgrade is a 400. */
+function acceptClient(c: Context<AppEnv>, offered: readonly string[]): Deno.WebSocketUpgrade {
+  try {
+    return upgradeWebSocket(
+      c.req.raw,
+      c.env as Deno.ServeHandlerInfo | undefined,
+      offered.includes("realtime") ? { protocol: "realtime" } : {},
+    );
+  } catch (error) {
+    throw new ProxyError(
+      400,
+      "invalid_request_error",
+      "invalid_upgrade",
+      "The WebSocket upgrade request is invalid",
+      {
+        cause: error,
+      },
+    );
+  }
 }
