@@ -22,6 +22,7 @@ import {
 } from "./relay.ts";
 import { lockKey } from "./coalesce.ts";
 import { relayWants } from "./relay_wants.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 export interface RelayOptions {
   readonly store: Store;
@@ -203,7 +204,9 @@ class RelayWriter {
           await this.append({ h: "1" });
           continue;
         }
-        const data = concat(this.#pending, this.#pendingBytes);
+        const data = this.#pending.length === 1
+          ? this.#pending[0]
+          : joinBytes(this.#pending, this.#pendingBytes);
         this.#pending = [];
         this.#pendingBytes = 0;
         await this.append({ n: String(this.#next++) }, data);
@@ -218,15 +221,4 @@ class RelayWriter {
 function after(id: string): string {
   const [ms, seq] = id.split("-");
   return `${ms}-${Number(seq) + 1}`;
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const joined = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return joined;
 }

@@ -4,6 +4,7 @@ import { ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from ".
 import { type Deadline, deadlines } from "../util/deadlines.ts";
 import { checkJsonShape } from "./json_shape.ts";
 import { heavy } from "../util/heavy.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 // Fatal: a body that is not UTF-8 is refused (400) rather than forwarded with U+FFFD in place of its bytes.
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -117,12 +118,7 @@ async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limi
     chunks.push(value);
   }
   if (chunks.length === 1) return await heavy(size, () => decode(chunks[0]));
-  const joined = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const joined = joinBytes(chunks, size);
   return await heavy(size, () => decode(joined));
 }
 

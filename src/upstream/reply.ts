@@ -5,6 +5,8 @@
  * 10 us per answer on the bench machine, most of what the proxy's own HTTP/1.1 client saves over fetch).
  */
 
+import { joinBytes } from "../util/bytes.ts";
+
 export interface Reply {
   readonly status: number;
   readonly statusText: string;
@@ -59,13 +61,7 @@ export async function readAll(stream: ReadableStream<Uint8Array> | null): Promis
     chunks.push(chunk);
     length += chunk.length;
   }
-  const bytes = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
+  return joinBytes(chunks, length);
 }
 
 /** The header pairs of a web `Headers` (as it lists them: sorted, repeated names combined). */

@@ -16,6 +16,7 @@ import { StreamUsage } from "../ratelimit/stream_usage.ts";
 import { type UsageFigures, usageOf } from "./figures.ts";
 import type { UsageLedger } from "./ledger.ts";
 import { ANONYMOUS } from "./sink.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 export interface RelayUsageDeps {
   readonly usage: UsageLedger;
@@ -123,7 +124,7 @@ function watched(answer: Answer, report: (figures: UsageFigures | undefined) => 
     };
     figures = () =>
       bytes <= MAX_WATCHED_JSON
-        ? usageOf(parsed(new TextDecoder().decode(concat(chunks, bytes))))
+        ? usageOf(parsed(new TextDecoder().decode(joinBytes(chunks, bytes))))
         : undefined;
   }
   const stream = tapStream(body.stream, push, (complete) => report(complete ? figures() : undefined));
@@ -136,14 +137,4 @@ function parsed(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function concat(chunks: readonly Uint8Array[], length: number): Uint8Array {
-  const whole = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    whole.set(chunk, at);
-    at += chunk.length;
-  }
-  return whole;
 }
