@@ -11,12 +11,12 @@
  * sends a chunk every 200 ms, N streams opened and read, RSS taken 2 s after the last one got its first chunk
  * (each stream then has 8 s to go).
  * `--v8-flags` replaces the bench's V8 flags for the proxy builds (e.g. `--max-semi-space-size=8,--lazy`), to try one.
- * `--bundle` also runs each build bundled into one minified file (`deno bundle`, dynamic imports kept as chunks):
- * what shipping a bundle would save (`name+bundle`).
+ * `--bundle` also runs each build bundled as `deno task bundle` bundles it (`scripts/bundle.ts`): `name+bundle`.
  */
 
 import { basename, dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { bundle } from "../scripts/bundle.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { readMemory, RssSampler } from "./rss.ts";
 import { type ServerProcess, startServer, warmEntry } from "./server_process.ts";
@@ -107,26 +107,9 @@ const bundles = new Map<string, string>();
 async function bundled(main: string): Promise<string> {
   const known = bundles.get(main);
   if (known) return known;
-  const outdir = await Deno.makeTempDir({ prefix: "llmproxy-bundle-" });
-  const args = [
-    "bundle",
-    "--code-splitting",
-    "--format",
-    "esm",
-    "--platform",
-    "deno",
-    "--minify",
-    "--outdir",
-    outdir,
-  ];
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [...args, main],
-    cwd: dirname(main),
-  })
-    .output();
-  if (code !== 0) throw new Error(`deno bundle ${main} failed: ${new TextDecoder().decode(stderr)}`);
-  bundles.set(main, `${outdir}/main.js`);
-  return `${outdir}/main.js`;
+  const entry = await bundle(await Deno.makeTempDir({ prefix: "llmproxy-bundle-" }), main);
+  bundles.set(main, entry);
+  return entry;
 }
 
 /** RSS with `count` slow streams open and flowing, 2 s after the last got its first chunk. */

@@ -247,7 +247,7 @@ export class FallbackStore implements Store {
       this.#bound.answered(now - started, now);
     } catch (error) {
       // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
-      if (isAnswer(error)) throw error;
+      if (isAnswer(error, this.#primary)) throw error;
       this.#outages.down(node, error instanceof Error ? error.message : String(error));
       // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives; dead or
       // hung, the command fails or never answers and the node stays down.
@@ -273,7 +273,7 @@ export class FallbackStore implements Store {
     try {
       return await operation(this.#primary);
     } catch (error) {
-      if (isAnswer(error)) throw error;
+      if (isAnswer(error, this.#primary)) throw error;
       return operation(this.#local);
     }
   }

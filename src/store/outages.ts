@@ -6,6 +6,7 @@
  */
 
 import type { StoreLogger } from "./redis_client.ts";
+import type { Store } from "./store.ts";
 
 /** The whole primary (its client reports itself disconnected), as opposed to one node of it. */
 export const ALL_NODES = "*";
@@ -144,9 +145,12 @@ export class WaitBound {
 /** Replies that say the node cannot serve right now (a demoted master, a loading replica, a failover). */
 const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
 
-/** Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. */
-export function isAnswer(error: unknown): boolean {
+/**
+ * Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. The
+ * store tells its error replies by type where it can (a minified bundle renames the class the name comes from).
+ */
+export function isAnswer(error: unknown, store?: Pick<Store, "isReply">): boolean {
   if (!(error instanceof Error)) return false;
-  if (error.name === "ReplyError") return !UNAVAILABLE.test(error.message);
+  if (store?.isReply?.(error) ?? error.name === "ReplyError") return !UNAVAILABLE.test(error.message);
   return error instanceof RangeError;
 }

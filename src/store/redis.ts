@@ -13,7 +13,7 @@
  * unchanged on a cluster. `nodeOf` names the node a key lives on, for `FallbackStore`'s per-node fallback.
  */
 
-import { Cluster } from "ioredis";
+import { Cluster, ReplyError } from "ioredis";
 import calculateSlot from "cluster-key-slot";
 import type {
   CooldownReason,
@@ -217,6 +217,11 @@ export class RedisStore implements Store {
     const args = counters.flatMap((counter) => [Math.round(counter.amount), counter.limit ?? ""]);
     const [fits, ...totals] = await this.#windowsCommand(keys.length)(...keys, Math.ceil(windowMs), ...args);
     return { added: fits === 1, totals: totals.map(Number) };
+  }
+
+  /** ioredis's error reply (`ReplyError`), told by type: its `name` is its class's, renamed in a minified bundle. */
+  isReply(error: Error): boolean {
+    return error instanceof ReplyError;
   }
 
   /** Cluster: `host:port` of the master serving the target's slot. Otherwise the one server (or Sentinel set). */

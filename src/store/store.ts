@@ -159,6 +159,8 @@ export interface Store {
   nodeOf?(target: NodeTarget): string;
   /** Optional: nodes known to be down right now (names as `nodeOf` gives them); empty while all answer. */
   nodesDown?(): string[];
+  /** Optional: whether an error is the server's own error reply (it answered), by its client library's error type. */
+  isReply?(error: Error): boolean;
 
   /**
    * Per-key limits (`src/keys/`): adds to counters of one `scope` (a key), each with its own expiry, and takes a

@@ -94,12 +94,23 @@ export interface ProxyProcess extends AsyncDisposable {
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+export interface ProxyProcessOptions {
+  readonly env?: Record<string, string>;
+  readonly timeoutMs?: number;
+  readonly openFileLimit?: number;
+  /** The entry point to run (default the repo's main.ts), e.g. a bundle's main.js. */
+  readonly main?: string;
+  /** The flags `deno run` gets before it (default `--allow-all` and the V8 flags). */
+  readonly runFlags?: readonly string[];
+}
+
 /** Runs `deno run main.ts ARGS` and waits for its `Listening on` line. */
 export async function startProxyProcess(
   args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number; openFileLimit?: number } = {},
+  options: ProxyProcessOptions = {},
 ): Promise<ProxyProcess> {
-  const deno = [Deno.execPath(), "run", "--allow-all", V8_FLAGS, MAIN, ...args];
+  const flags = options.runFlags ?? ["--allow-all", V8_FLAGS];
+  const deno = [Deno.execPath(), "run", ...flags, options.main ?? MAIN, ...args];
   // With `openFileLimit`, the proxy runs under `ulimit -n N` (bash then execs deno: the pid stays the proxy's).
   const command = options.openFileLimit === undefined
     ? deno

@@ -1,0 +1,111 @@
+/**
+ * The bundle (`scripts/bundle.ts`), which the release binary is compiled from, run as the binary runs it (the
+ * compile flags and permissions, no `--allow-all`): chat, a stream, the dashboard's lazily loaded files, a SIGHUP
+ * reload, the Redis store's chunk and the demo's. A change that bundles badly (a lost chunk, a CommonJS package
+ * without `require`, a permission the binary lacks) fails here, not in a release.
+ */
+
+import assert from "node:assert/strict";
+import { COMPILE_FLAGS } from "../../scripts/compile.ts";
+import { bundle } from "../../scripts/bundle.ts";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
+
+// Bundled once for the file, removed when it ends.
+const dir = await Deno.makeTempDir({ prefix: "llmproxy-bundle-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+const main = await bundle(`${dir}/bundle`);
+const run = (args: string[]) => startProxyProcess(args, { main, runFlags: COMPILE_FLAGS });
+
+const ask = (url: string, model: string, stream = false) =>
+  fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, stream, messages: [{ role: "user", content: `hello ${model}` }] }),
+  });
+
+async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await delay(25);
+  }
+}
+
+test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { timeout: 40_000 }, async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const path = `${dir}/reload.yaml`;
+  await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })], [], "alpha"));
+  await using proxy = await run(["--config", path, "--port", "0", "--log-level", "info"]);
+
+  const chat = await ask(proxy.url, "alpha");
+  assert.equal(chat.status, 200);
+  assert.match((await chat.json()).choices[0].message.content, /hello alpha/);
+
+  const stream = await ask(proxy.url, "alpha", true);
+  assert.equal(stream.status, 200);
+  assert.equal(stream.headers.get("content-type")?.split(";")[0], "text/event-stream");
+  const events = await stream.text();
+  assert.match(events, /"delta"/);
+  assert.match(events, /data: \[DONE\]\n\n$/);
+
+  // The page and uPlot come from a chunk of their own, imported at the first /ui request.
+  const page = await fetch(`${proxy.url}/ui`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /\/ui\/assets\/uplot\.js/);
+  const script = await fetch(`${proxy.url}/ui/assets/uplot.js`);
+  assert.equal(script.status, 200);
+  assert.match(await script.text(), /uPlot/);
+
+  await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })], [], "beta"));
+  proxy.child.kill("SIGHUP");
+  await until(async () => {
+    const response = await ask(proxy.url, "beta");
+    await response.body?.cancel();
+    return response.status === 200;
+  });
+  const gone = await ask(proxy.url, "alpha");
+  assert.equal(gone.status, 404);
+  await gone.body?.cancel();
+  await until(() => Promise.resolve(proxy.output().includes("config reloaded")));
+  assert.equal(await proxy.stop("SIGTERM"), 0);
+});
+
+test("bundle: the Redis store's chunk shares the cache between two processes", {
+  ignore: !hasRedis,
+  timeout: 40_000,
+}, async () => {
+  await using redis = await startRedis();
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const path = `${dir}/redis.yaml`;
+  await Deno.writeTextFile(
+    path,
+    groupYaml([endpointYaml(sim.url, { name: "a" })], ["cache: true", `redis_url: ${redis.url}`]),
+  );
+  await using first = await run(["--config", path, "--port", "0"]);
+  await using second = await run(["--config", path, "--port", "0"]);
+  const miss = await ask(first.url, "gpt-test");
+  assert.equal(miss.status, 200);
+  assert.equal(miss.headers.get("x-llmproxy-cache"), "MISS");
+  await miss.body?.cancel();
+  // The entry is written off the response path: the other process sees it once it landed in Redis.
+  await until(async () => {
+    const response = await ask(second.url, "gpt-test");
+    await response.body?.cancel();
+    return response.headers.get("x-llmproxy-cache") === "HIT";
+  });
+  assert.equal(sim.count(), 1, "one upstream call for both processes");
+  assert.equal(await first.stop("SIGTERM"), 0);
+  assert.equal(await second.stop("SIGTERM"), 0);
+});
+
+test("bundle: --demo loads its simulated upstream from its chunk", { timeout: 40_000 }, async () => {
+  await using demo = await run(["--demo", "--port", "0"]);
+  const chat = await ask(demo.url, "demo");
+  assert.equal(chat.status, 200);
+  assert.equal(chat.headers.get("x-llmproxy-cache"), "MISS");
+  await chat.body?.cancel();
+  assert.equal(await demo.stop("SIGTERM"), 0);
+});
