@@ -8,9 +8,13 @@
  *   deno task bench --quick         3 s per wrk run, fewer streams: a smoke run
  *   deno task bench --soak 10       adds a 10-minute soak of the proxy with its RSS trend
  *   deno task bench --cpu-prof DIR  runs the proxy under `deno run --cpu-prof` and leaves the profile in DIR
+ *
+ * The proxy measured is the build users run in production: `--main`'s bundle (`scripts/bundle.ts`, what the
+ * binary is compiled from); the RSS idle of `deno run main.ts` is shown too. `--unbundled` measures main.ts itself.
  */
 
 import { dirname, resolve } from "node:path";
+import { bundle } from "../scripts/bundle.ts";
 import { parseArgs } from "node:util";
 import { hasRedis, startRedis } from "../tests/_support/redis.ts";
 import { hasRedisCli } from "../tests/_support/redis_cluster.ts";
@@ -45,7 +49,8 @@ import { absentConcurrent, absentMemory, absentStreams, absentWrk } from "./abse
 
 const USAGE =
   `Usage: deno task bench [--quick] [--soak MINUTES] [--duration SECONDS] [--rounds N] [--streams N]
-                       [--concurrent N] [--chunk-delay-ms MS] [--cpu-prof DIR] [--main PATH] [--json PATH]
+                       [--concurrent N] [--chunk-delay-ms MS] [--cpu-prof DIR] [--main PATH] [--unbundled]
+                       [--json PATH]
 
   --quick           3 s of wrk per measurement and 8 streams per target instead of 10 s and 30
   --soak MINUTES    after the measurements, hold the proxy under load this long and check its RSS stays flat
@@ -56,6 +61,7 @@ const USAGE =
   --chunk-delay-ms  pause between the fake upstream's stream chunks (default 10)
   --cpu-prof DIR    run the proxy with --cpu-prof; the .cpuprofile lands in DIR when it stops
   --main PATH       the proxy entry point to measure (default: this repo's main.ts), e.g. of a snapshot
+  --unbundled       measure deno run main.ts instead of its bundle (e.g. for readable --cpu-prof profiles)
   --json PATH       also write the raw results as JSON
 `;
 
@@ -86,6 +92,7 @@ interface Flags {
   readonly soakMinutes?: number;
   readonly cpuProfDir?: string;
   readonly main: string;
+  readonly unbundled: boolean;
   readonly json?: string;
 }
 
@@ -106,6 +113,7 @@ function parseFlags(args: string[]): Flags | string {
         "chunk-delay-ms": { type: "string" },
         "cpu-prof": { type: "string" },
         main: { type: "string" },
+        unbundled: { type: "boolean", default: false },
         json: { type: "string" },
         help: { type: "boolean", default: false },
       },
@@ -134,6 +142,7 @@ function parseFlags(args: string[]): Flags | string {
       soakMinutes: values.soak === undefined ? undefined : number("soak", values.soak, 0, 0.1),
       cpuProfDir: values["cpu-prof"],
       main: resolve(values.main ?? `${ROOT}main.ts`),
+      unbundled: values.unbundled,
       json: values.json,
     };
   } catch (error) {
@@ -141,14 +150,15 @@ function parseFlags(args: string[]): Flags | string {
   }
 }
 
-function startProxy(name: string, configPath: string, flags: Flags): Promise<ServerProcess> {
+/** The proxy from `entry` (main.ts or its bundle). */
+function startProxy(name: string, entry: string, configPath: string, flags: Flags): Promise<ServerProcess> {
   const profile = flags.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${flags.cpuProfDir}`] : [];
   const args = [
     "run",
     "-A",
     V8_FLAGS,
     ...profile,
-    flags.main,
+    entry,
     "--config",
     configPath,
     "--port",
@@ -156,8 +166,27 @@ function startProxy(name: string, configPath: string, flags: Flags): Promise<Ser
     "--log-level",
     "error",
   ];
-  // The entry's own directory, so its deno.json (imports, unstable flags) applies.
+  // The checkout's own directory, so its deno.json (imports, unstable flags) applies.
   return startServer(name, { args, cwd: dirname(flags.main) });
+}
+
+/** The bundle of `flags.main` in a temporary directory (removed by `cleanup`). */
+async function bundled(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "llmproxy-bench-bundle-" });
+  cleanup.push(() => Deno.remove(dir, { recursive: true }));
+  return await bundle(dir, flags.main);
+}
+
+/** RSS idle of `deno run main.ts` (shown next to the bundle's): started alone, one request, read 1 s later. */
+async function unbundledIdleMiB(configPath: string, flags: Flags): Promise<number> {
+  await warmEntry(flags.main, dirname(flags.main));
+  await using proxy = await startProxy("proxy (deno run main.ts)", flags.main, configPath, {
+    ...flags,
+    cpuProfDir: undefined,
+  });
+  await sanity("proxy (deno run main.ts)", proxy.url, true);
+  await delay(1000);
+  return readMemory(proxy.pid).rssMiB;
 }
 
 /** One request, to fail early (and clearly) when a server does not answer as the bench expects. */
@@ -234,9 +263,11 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   else log(`nginx: n/a (${nginx})`);
   const configPath = await writeConfig({ upstreamUrl: upstream.url, cache: false });
   cleanup.push(() => Deno.remove(configPath));
+  // The build users run in production: the bundle the binary is compiled from (or main.ts with --unbundled).
+  const entry = flags.unbundled ? flags.main : await bundled(flags, cleanup);
   // Not the first run of this build: that one transpiles and reads 15-30 MiB higher than a deployed proxy does.
-  await warmEntry(flags.main, dirname(flags.main));
-  const proxy = await startProxy("proxy", configPath, flags);
+  await warmEntry(entry, dirname(flags.main));
+  const proxy = await startProxy("proxy", entry, configPath, flags);
   cleanup.push(() => proxy.stop(flags.cpuProfDir ? 40_000 : 5000));
   log(
     `upstream ${upstream.url}, bare ${bare.url}, proxy ${proxy.url} (pid ${proxy.pid}, cache off, memory store)`,
@@ -262,6 +293,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   await delay(1000);
   const idle = { nginx: NaN } as Record<Server, number>;
   for (const s of present) idle[s] = readMemory(pids[s]).rssMiB;
+  const idleUnbundledMiB = flags.unbundled ? undefined : await unbundledIdleMiB(configPath, flags);
 
   const wrk = (t: Target, connections: number, durationS: number) =>
     runWrk({
@@ -388,7 +420,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   /** A proxy with the cache on: hit latency at 1 connection, then unique bodies (all misses). */
   const cachePhase = async (label: string, redisUrl?: string) => {
     const path = await writeConfig({ upstreamUrl: upstream.url, cache: true, redisUrl });
-    await using cached = await startProxy(label, path, { ...flags, cpuProfDir: undefined });
+    await using cached = await startProxy(label, entry, path, { ...flags, cpuProfDir: undefined });
     await Deno.remove(path);
     await sanity(label, cached.url, true);
     const hits = await measureCacheHits({
@@ -463,6 +495,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     redisMissLoad,
     redisMissSequential,
     soak: soakFigures,
+    idleUnbundledMiB,
   };
 }
 

@@ -57,6 +57,8 @@ export interface Results {
   readonly redisMissLoad?: WrkResult;
   readonly redisMissSequential?: WrkResult;
   readonly soak?: SoakFigures;
+  /** RSS idle of `deno run main.ts` when the proxy measured is its bundle. */
+  readonly idleUnbundledMiB?: number;
 }
 
 export interface Check {
@@ -144,6 +146,20 @@ export function table(r: Results): string {
     rows.push([name, "", mib(b), mib(g), mib(p), ratio(p, b), ratio(p, g), ""]);
   };
   memory("RSS idle (MiB)", (m) => m.idleMiB);
+  if (r.idleUnbundledMiB !== undefined) {
+    const [b, g] = [r.memory.bare.idleMiB, r.memory.nginx.idleMiB];
+    const p = r.idleUnbundledMiB;
+    rows.push([
+      "RSS idle, unbundled (deno run main.ts) (MiB)",
+      "",
+      mib(b),
+      mib(g),
+      mib(p),
+      ratio(p, b),
+      ratio(p, g),
+      "",
+    ]);
+  }
   memory("RSS 5 s after 64-conn run (MiB)", (m) => m.afterLoadMiB);
   memory("RSS 20 s after 64-conn run (MiB)", (m) => m.settledMiB);
   memory("RSS peak (VmHWM) after 64-conn run (MiB)", (m) => m.peakMiB);
