@@ -8,6 +8,7 @@ import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { inflightBodies } from "./http/middleware/inflight_bodies.ts";
 import { observe } from "./http/middleware/observe.ts";
+import { sequence } from "./http/middleware/sequence.ts";
 import { tracing } from "./http/middleware/tracing.ts";
 import {
   createKeyHandler,
@@ -32,11 +33,14 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   app.use(observe({ metrics: services.metrics, logger }));
   if (services.telemetry) app.use(tracing(services.telemetry));
-  app.use(headerLimit());
-  // Always: even with no key configured, `/admin/*` must answer 401.
-  app.use(auth({ registry: services.keys, now: services.clock.now }));
   const { maxBodyBytes, limits } = services.config.settings;
-  app.use(inflightBodies({ maxBytes: limits.maxInflightBodyBytes, maxBodyBytes }));
+  // Checks before the route, as one of Hono's steps (see sequence.ts). Auth always: even with no key configured,
+  // `/admin/*` must answer 401.
+  app.use(sequence(
+    headerLimit(),
+    auth({ registry: services.keys, now: services.clock.now }),
+    inflightBodies({ maxBytes: limits.maxInflightBodyBytes, maxBodyBytes }),
+  ));
 
   for (const prefix of ["/v1", ""]) {
     app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));

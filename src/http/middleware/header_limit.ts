@@ -16,13 +16,14 @@ export const DEFAULT_MAX_HEADER_BYTES = 32 * 1024;
 
 export function headerLimit(options: HeaderLimitOptions = {}): MiddlewareHandler {
   const limit = options.maxBytes ?? DEFAULT_MAX_HEADER_BYTES;
-  return async (c, next) => {
+  // Not async: nothing happens after `next()`, so no frame of its own waits for the request.
+  return (c, next) => {
     let size = 0;
     // forEach, not for-of: Deno's Headers iterator sorts a copy each time (~10 us for 10 headers; forEach ~1 us).
     c.req.raw.headers.forEach((value, name) => {
       size += name.length + value.length + 4;
     });
     if (size > limit) throw headersTooLarge(size, limit);
-    await next();
+    return next();
   };
 }
