@@ -7,7 +7,7 @@
  *   one `warn` line at start. Keys neither version knows stay errors (the schema is strict).
  */
 
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import type { IgnoredKey } from "./config.ts";
 import { type ConfigFile, ConfigFileSchema } from "./schema.ts";
 
@@ -16,14 +16,14 @@ export function withoutNulls(tree: unknown): unknown {
   return prune(tree, ConfigFileSchema);
 }
 
-function prune(node: unknown, schema: z.ZodType): unknown {
+function prune(node: unknown, schema: z.ZodMiniType): unknown {
   const inner = unwrap(schema);
-  const def = inner._zod.def as { type: string; element?: z.ZodType };
+  const def = inner._zod.def as { type: string; element?: z.ZodMiniType };
   if (Array.isArray(node)) {
     return def.type === "array" && def.element ? node.map((item) => prune(item, def.element!)) : node;
   }
   if (node === null || typeof node !== "object" || def.type !== "object") return node;
-  const shape = (inner as z.ZodObject).shape as Record<string, z.ZodType | undefined>;
+  const shape = (inner as z.ZodMiniObject).shape as Record<string, z.ZodMiniType | undefined>;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node)) {
     const field = Object.hasOwn(shape, key) ? shape[key] : undefined;
@@ -35,10 +35,10 @@ function prune(node: unknown, schema: z.ZodType): unknown {
 }
 
 /** Through optional, default, preprocess (a pipe) and the like, down to the schema that judges the value. */
-function unwrap(schema: z.ZodType): z.ZodType {
+function unwrap(schema: z.ZodMiniType): z.ZodMiniType {
   let current = schema;
   for (let depth = 0; depth < 16; depth++) {
-    const def = current._zod.def as { type: string; innerType?: z.ZodType; out?: z.ZodType };
+    const def = current._zod.def as { type: string; innerType?: z.ZodMiniType; out?: z.ZodMiniType };
     const next = def.type === "pipe" ? def.out : def.innerType;
     if (next === undefined) break;
     current = next;

@@ -4,29 +4,30 @@
  * keys are spread into the `general_settings` schema; `resolveLimits` turns them into the resolved settings.
  */
 
-import { z } from "zod";
+import * as z from "zod/mini";
+import { preprocess } from "./schema_parts.ts";
 
 const MiB = 1024 * 1024;
 
-const numeric = <T extends z.ZodType>(inner: T) =>
-  z.preprocess(
+const numeric = <T extends z.ZodMiniType>(inner: T) =>
+  preprocess(
     (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
     inner,
   );
-const positiveSeconds = numeric(z.number().positive());
-const positiveCount = numeric(z.number().int().positive());
+const positiveSeconds = numeric(z.number().check(z.positive()));
+const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 
 /** The `general_settings` keys, with their defaults. */
 export const LIMIT_KEYS = {
   /** Unset: derived from the process's open-file limit (`serve/fd_limit.ts`). */
-  max_connections: positiveCount.optional(),
-  keepalive_timeout: positiveSeconds.default(30),
-  header_timeout: positiveSeconds.default(10),
-  body_timeout: positiveSeconds.default(60),
+  max_connections: z.optional(positiveCount),
+  keepalive_timeout: z._default(positiveSeconds, 30),
+  header_timeout: z._default(positiveSeconds, 10),
+  body_timeout: z._default(positiveSeconds, 60),
   /** Unset: four bodies of the largest size (`max_body_bytes`), 40 MiB by default. */
-  max_inflight_body_bytes: positiveCount.optional(),
-  max_response_bytes: positiveCount.default(64 * MiB),
-  connect_timeout: positiveSeconds.default(10),
+  max_inflight_body_bytes: z.optional(positiveCount),
+  max_response_bytes: z._default(positiveCount, 64 * MiB),
+  connect_timeout: z._default(positiveSeconds, 10),
 };
 
 export interface Limits {
@@ -46,7 +47,7 @@ export interface Limits {
   readonly connectTimeoutMs: number;
 }
 
-type LimitKeys = z.output<z.ZodObject<typeof LIMIT_KEYS>>;
+type LimitKeys = z.output<z.ZodMiniObject<typeof LIMIT_KEYS>>;
 
 export function resolveLimits(gs: LimitKeys, maxBodyBytes: number): Limits {
   return {

@@ -3,7 +3,7 @@
  * `model_groups[0].models[1].weight must be >= 0, got -1`. Secret values never appear.
  */
 
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { KNOWN_KEYS } from "./schema.ts";
 
 export type Path = readonly PropertyKey[];

@@ -1,5 +1,5 @@
 /**
- * The zod schema of `llmproxy.yaml`: the Python LLMProxy file format, accepted unchanged, plus the keys of SPEC
+ * The zod schema (zod/mini, `schema_parts.ts`) of `llmproxy.yaml`: the Python LLMProxy file format, accepted unchanged, plus the keys of SPEC
  * section 3. Unknown keys are errors, so a typo never passes silently. This describes the file as written (after
  * `os.environ/NAME` substitution); `load.ts` resolves it into the `Config` the rest of the proxy reads.
  *
@@ -7,13 +7,14 @@
  * (`bind_port: os.environ/PORT`), and lists also accept one comma-separated string.
  */
 
-import { z } from "zod";
+import * as z from "zod/mini";
+import { preprocess } from "./schema_parts.ts";
 import { LIMIT_KEYS } from "./limits.ts";
 import { KEY_FIELDS, KeysSchema, PricesSchema } from "../keys/schema.ts";
 
 /** A numeric string becomes a number; anything else is left for the inner schema to judge. */
-function numeric<T extends z.ZodType>(inner: T) {
-  return z.preprocess(
+function numeric<T extends z.ZodMiniType>(inner: T) {
+  return preprocess(
     (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
     inner,
   );
@@ -31,7 +32,7 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
 };
 
 /** `true`/`false`, also as the strings `true|yes|on|1` and `false|no|off|0` (any case). */
-const flag = z.preprocess(
+const flag = preprocess(
   (
     v,
   ) => (typeof v === "string" && v.trim().toLowerCase() in BOOLEAN_WORDS
@@ -41,24 +42,24 @@ const flag = z.preprocess(
 );
 
 /** A list of strings, also given as one comma-separated string (what an env reference produces). */
-function stringList(item: z.ZodString = z.string().min(1)) {
-  return z.preprocess(
+function stringList(item: z.ZodMiniString = z.string().check(z.minLength(1))) {
+  return preprocess(
     (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
     z.array(item),
   );
 }
 
 /** An optional string where an empty value (an env var set to "") means "not given". */
-const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+const optionalText = preprocess((v) => (v === "" ? undefined : v), z.optional(z.string()));
 
-const port = numeric(z.number().int().min(0).max(65535));
-const seconds = numeric(z.number().min(0));
-const positiveSeconds = numeric(z.number().positive());
-const count = numeric(z.number().int().min(0));
-const positiveCount = numeric(z.number().int().positive());
+const port = numeric(z.number().check(z.int(), z.minimum(0), z.maximum(65535)));
+const seconds = numeric(z.number().check(z.minimum(0)));
+const positiveSeconds = numeric(z.number().check(z.positive()));
+const count = numeric(z.number().check(z.int(), z.minimum(0)));
+const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 
 /** A base URL: http(s), with no credentials, query or fragment (extra query parameters go in `default_query`). */
-const baseUrl = z.string().superRefine((s, ctx) => {
+const baseUrl = z.string().check(z.superRefine((s, ctx) => {
   let url: URL;
   try {
     url = new URL(s);
@@ -73,20 +74,22 @@ const baseUrl = z.string().superRefine((s, ctx) => {
     ? "must not contain a query or fragment (use params.default_query)"
     : undefined;
   if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+}));
 
 /** Text that can travel in an HTTP header: no control characters (a pasted newline), nothing beyond Latin-1. */
 const HEADER_SAFE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const headerValue = z.string().regex(HEADER_SAFE, "must not contain control characters or non-Latin-1 text");
+const headerValue = z.string().check(
+  z.regex(HEADER_SAFE, "must not contain control characters or non-Latin-1 text"),
+);
 
 const headerMap = z.record(
-  z.string().min(1).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid header name"),
-  z.preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), headerValue),
+  z.string().check(z.minLength(1), z.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid header name")),
+  preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), headerValue),
 );
 
 /** A mapping that may also be left empty in YAML (`general_settings:` with everything below commented out). */
-function emptyAsDefault<T extends z.ZodType>(inner: T) {
-  return z.preprocess((v) => (v === null ? undefined : v), inner);
+function emptyAsDefault<T extends z.ZodMiniType>(inner: T) {
+  return preprocess((v) => (v === null ? undefined : v), inner);
 }
 
 /**
@@ -105,59 +108,61 @@ export const AzureAdSchema = z.strictObject({
   tenant_id: optionalText,
   client_id: optionalText,
   client_secret: optionalText,
-  managed_identity: flag.optional(),
-  workload_identity: flag.optional(),
+  managed_identity: z.optional(flag),
+  workload_identity: z.optional(flag),
   federated_token_file: optionalText,
   /** Default `$AZURE_AUTHORITY_HOST`, else `https://login.microsoftonline.com`. */
-  authority_host: baseUrl.optional(),
+  authority_host: z.optional(baseUrl),
   /** Default `http://169.254.169.254/metadata/identity/oauth2/token`. */
-  imds_endpoint: baseUrl.optional(),
+  imds_endpoint: z.optional(baseUrl),
   /** Default `https://cognitiveservices.azure.com/.default`. */
   scope: optionalText,
 });
 
 export const ParamsSchema = z.strictObject({
   /** Absent: `https://api.openai.com` (the OpenAI client's default). */
-  base_url: baseUrl.optional(),
+  base_url: z.optional(baseUrl),
   /** Absent: `$OPENAI_API_KEY` (openai) or `$AZURE_OPENAI_API_KEY` (azure), like the OpenAI client. */
-  api_key: headerValue.min(1).optional(),
+  api_key: z.optional(headerValue.check(z.minLength(1))),
   api_version: optionalText,
-  provider: z.enum(["azure", "openai"]).optional(),
-  rpm: positiveCount.optional(),
-  tpm: positiveCount.optional(),
-  timeout: positiveSeconds.optional(),
-  headers: headerMap.optional(),
-  name: z.string().regex(
-    /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}$/,
-    "must be 1-64 characters of letters, digits and . _ : @ / - (no spaces or braces)",
-  ).optional(),
+  provider: z.optional(z.enum(["azure", "openai"])),
+  rpm: z.optional(positiveCount),
+  tpm: z.optional(positiveCount),
+  timeout: z.optional(positiveSeconds),
+  headers: z.optional(headerMap),
+  name: z.optional(
+    z.string().check(z.regex(
+      /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}$/,
+      "must be 1-64 characters of letters, digits and . _ : @ / - (no spaces or braces)",
+    )),
+  ),
   // OpenAI client options the Python LLMProxy passed through.
-  default_headers: headerMap.optional(),
-  default_query: headerMap.optional(),
+  default_headers: z.optional(headerMap),
+  default_query: z.optional(headerMap),
   organization: optionalText,
   project: optionalText,
-  max_retries: count.optional(),
-  websocket_base_url: z.string().optional(),
-  azure_ad: AzureAdSchema.optional(),
+  max_retries: z.optional(count),
+  websocket_base_url: z.optional(z.string()),
+  azure_ad: z.optional(AzureAdSchema),
 });
 
 export const EndpointSchema = z.strictObject({
-  model: z.string().min(1),
+  model: z.string().check(z.minLength(1)),
   /** The Python default is 1. */
-  weight: numeric(z.number().min(0)).default(1),
+  weight: z._default(numeric(z.number().check(z.minimum(0))), 1),
   /** Lower is preferred; traffic spills to the next tier only when a tier has no capacity. */
-  priority: numeric(z.number().int()).default(0),
-  params: ParamsSchema.default({}),
+  priority: z._default(numeric(z.number().check(z.int())), 0),
+  params: z._default(ParamsSchema, {}),
 });
 
 export const ModelGroupSchema = z.strictObject({
-  model_group: z.string().min(1),
-  models: z.array(EndpointSchema).min(1),
-  routing: z.enum(["weighted", "least_busy", "latency"]).default("weighted"),
+  model_group: z.string().check(z.minLength(1)),
+  models: z.array(EndpointSchema).check(z.minLength(1)),
+  routing: z._default(z.enum(["weighted", "least_busy", "latency"]), "weighted"),
   /** Extra names the group answers to; `*` matches any run of characters. */
-  aliases: stringList().default([]),
-  list_aliases: flag.default(false),
-  content_filter_fallback: flag.default(false),
+  aliases: z._default(stringList(), []),
+  list_aliases: z._default(flag, false),
+  content_filter_fallback: z._default(flag, false),
 });
 
 /**
@@ -165,98 +170,97 @@ export const ModelGroupSchema = z.strictObject({
  * here the cache uses the proxy's store, so they are used only as the Redis server when `general_settings` names none.
  */
 export const CacheParamsSchema = z.strictObject({
-  ttl: positiveCount.default(604800),
-  namespace: z.string().regex(/^[^\s{}]+$/, "must be non-empty, without spaces or braces").default(
+  ttl: z._default(positiveCount, 604800),
+  namespace: z._default(
+    z.string().check(z.regex(/^[^\s{}]+$/, "must be non-empty, without spaces or braces")),
     "llmproxy",
   ),
   /** Default 2 MiB (or the Python `general_settings.max_cache_entry_bytes`); applied by `load.ts`. */
-  max_entry_bytes: positiveCount.optional(),
-  max_entries: positiveCount.default(10000),
-  max_bytes: positiveCount.default(256 * 1024 * 1024),
-  type: z.string().optional(),
+  max_entry_bytes: z.optional(positiveCount),
+  max_entries: z._default(positiveCount, 10000),
+  max_bytes: z._default(positiveCount, 256 * 1024 * 1024),
+  type: z.optional(z.string()),
   host: optionalText,
-  port: port.optional(),
+  port: z.optional(port),
   password: optionalText,
 });
 
 /** Each finished request appended to a Redis Stream (`src/usage/`); `caller_headers` is accepted and ignored. */
 export const UsageStreamSchema = z.strictObject({
-  enabled: flag.optional(),
-  stream_key: z.string().optional(),
-  max_len: count.optional(),
-  caller_headers: stringList().optional(),
+  enabled: z.optional(flag),
+  stream_key: z.optional(z.string()),
+  max_len: z.optional(count),
+  caller_headers: z.optional(stringList()),
 });
 
+const HOST_PORT = z.string().check(
+  z.regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, "must be host:port"),
+);
+
 export const GeneralSettingsSchema = z.strictObject({
-  bind_address: z.string().min(1).default("127.0.0.1"),
-  bind_port: port.default(5000),
-  http_timeout: positiveSeconds.default(300),
-  num_retries: count.default(3),
-  allowed_fails: count.default(1),
-  cooldown_time: seconds.default(60),
-  redis_url: optionalText.refine(
+  bind_address: z._default(z.string().check(z.minLength(1)), "127.0.0.1"),
+  bind_port: z._default(port, 5000),
+  http_timeout: z._default(positiveSeconds, 300),
+  num_retries: z._default(count, 3),
+  allowed_fails: z._default(count, 1),
+  cooldown_time: z._default(seconds, 60),
+  redis_url: optionalText.check(z.refine(
     (s) => s === undefined || /^rediss?:\/\//.test(s),
     "must be a redis:// or rediss:// URL",
-  ),
+  )),
   redis_host: optionalText,
-  redis_port: port.optional(),
+  redis_port: z.optional(port),
   redis_password: optionalText,
-  redis_ssl: flag.optional(),
-  redis_cluster_nodes: stringList(
-    z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, "must be host:port"),
-  )
-    .optional(),
+  redis_ssl: z.optional(flag),
+  redis_cluster_nodes: z.optional(stringList(HOST_PORT)),
   /** Redis Sentinel: the sentinels (`host:port`) and the name of the master they watch. */
-  redis_sentinels: stringList(
-    z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d{1,5}$/, "must be host:port"),
-  )
-    .optional(),
+  redis_sentinels: z.optional(stringList(HOST_PORT)),
   redis_sentinel_master: optionalText,
   /** Seconds a request waits on Redis at most before local state serves it (default 0.25). */
-  redis_max_wait: numeric(z.number().positive().max(60)).optional(),
+  redis_max_wait: z.optional(numeric(z.number().check(z.positive(), z.maximum(60)))),
   /** TLS to Redis: PEM files of the CA to trust and of a client certificate and key. */
   redis_tls_ca_file: optionalText,
   redis_tls_cert_file: optionalText,
   redis_tls_key_file: optionalText,
   /** Several processes listen on one port (SO_REUSEPORT, Linux): one process per core. */
-  reuse_port: flag.default(false),
-  cache: flag.default(true),
-  cache_params: emptyAsDefault(CacheParamsSchema.default(CacheParamsSchema.parse({}))),
-  response_affinity_ttl: positiveCount.default(21600),
-  responses_failover: z.enum(["replay", "fail"]).default("replay"),
-  max_wait_for_capacity: seconds.default(2),
+  reuse_port: z._default(flag, false),
+  cache: z._default(flag, true),
+  cache_params: emptyAsDefault(z._default(CacheParamsSchema, CacheParamsSchema.parse({}))),
+  response_affinity_ttl: z._default(positiveCount, 21600),
+  responses_failover: z._default(z.enum(["replay", "fail"]), "replay"),
+  max_wait_for_capacity: z._default(seconds, 2),
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
-  max_body_bytes: positiveCount.optional(),
-  shutdown_timeout: seconds.default(30),
+  max_body_bytes: z.optional(positiveCount),
+  shutdown_timeout: z._default(seconds, 30),
   ...LIMIT_KEYS,
   /** Unset: `http1`, or `fetch` when a forward-proxy variable is set (`resolve.ts`). */
-  upstream_client: z.enum(["http1", "fetch"]).optional(),
-  api_keys: stringList().default([]),
+  upstream_client: z.optional(z.enum(["http1", "fetch"])),
+  api_keys: z._default(stringList(), []),
   /** Seconds between active health probes (a GET of each endpoint's models list); 0 or unset: off. */
-  health_probe_interval: seconds.default(0),
-  admin_keys: stringList().default([]),
+  health_probe_interval: z._default(seconds, 0),
+  admin_keys: z._default(stringList(), []),
   // Keys of the Python LLMProxy. Honoured where they have a meaning here, accepted and ignored otherwise.
   /** Older name of `max_body_bytes`. */
-  max_request_body_bytes: positiveCount.optional(),
+  max_request_body_bytes: z.optional(positiveCount),
   /** Older name of `cache_params.max_entry_bytes`. */
-  max_cache_entry_bytes: positiveCount.optional(),
+  max_cache_entry_bytes: z.optional(positiveCount),
   /** Ignored: upstream connections are pooled per origin without a cap (idle ones up to 256). */
-  http_max_connections: positiveCount.optional(),
+  http_max_connections: z.optional(positiveCount),
   /** Ignored: TLS certificates are always verified. */
   redis_ssl_cert_reqs: optionalText,
   /** `_proxy_cache_hit` in non-streamed JSON answers, as the Python version wrote it. Default false. */
-  python_cache_marker: flag.default(false),
+  python_cache_marker: z._default(flag, false),
   /** Finished requests appended to a Redis Stream for billing pipelines. */
-  usage_stream: UsageStreamSchema.optional(),
+  usage_stream: z.optional(UsageStreamSchema),
 });
 
 export const ConfigFileSchema = z.strictObject({
-  model_groups: z.array(ModelGroupSchema).min(1),
-  general_settings: emptyAsDefault(GeneralSettingsSchema.default(GeneralSettingsSchema.parse({}))),
+  model_groups: z.array(ModelGroupSchema).check(z.minLength(1)),
+  general_settings: emptyAsDefault(z._default(GeneralSettingsSchema, GeneralSettingsSchema.parse({}))),
   /** Client keys with names and policies (`src/keys/`). */
-  keys: KeysSchema.optional(),
+  keys: z.optional(KeysSchema),
   /** USD per million tokens, by model. */
-  prices: PricesSchema.optional(),
+  prices: z.optional(PricesSchema),
 });
 
 /** The validated file, defaults applied, before resolution. */

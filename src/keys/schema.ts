@@ -4,72 +4,75 @@
  * strings, so numbers also accept their string forms, and `models` also one comma-separated string.
  */
 
-import { z } from "zod";
+import * as z from "zod/mini";
+import { preprocess } from "../config/schema_parts.ts";
 
-function numeric<T extends z.ZodType>(inner: T) {
-  return z.preprocess(
+function numeric<T extends z.ZodMiniType>(inner: T) {
+  return preprocess(
     (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
     inner,
   );
 }
 
-const positiveCount = numeric(z.number().int().positive());
-const usd = numeric(z.number().positive());
-const price = numeric(z.number().min(0));
+const positiveCount = numeric(z.number().check(z.int(), z.positive()));
+const usd = numeric(z.number().check(z.positive()));
+const price = numeric(z.number().check(z.minimum(0)));
 
 /** A key name: what `/metrics`, `/stats`, usage and the admin routes call the key. Never the key itself. */
-export const keyName = z.string().regex(
+export const keyName = z.string().check(z.regex(
   /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
   "must be 1-64 characters of letters, digits and . _ @ - (starting with a letter or digit)",
-);
+));
 
 /** Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). */
-const models = z.preprocess(
+const models = preprocess(
   (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
-  z.array(z.string().min(1)),
+  z.array(z.string().check(z.minLength(1))),
 );
 
 /** `YYYY-MM-DD` (the key stops working at 00:00 UTC that day) or an ISO 8601 date and time. */
-const expires = z.preprocess(
+const expires = preprocess(
   (v) => (v instanceof Date ? v.toISOString() : v),
-  z.string().refine(
+  z.string().check(z.refine(
     (s) => /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && Number.isFinite(Date.parse(s)),
     "must be a date (YYYY-MM-DD) or an ISO 8601 date and time",
-  ),
+  )),
 );
 
 /** The policy fields of a key, shared by the config file and the admin routes. */
 export const policyShape = {
-  models: models.optional(),
-  rpm: positiveCount.optional(),
-  tpm: positiveCount.optional(),
-  max_parallel: positiveCount.optional(),
-  tokens_per_day: positiveCount.optional(),
-  tokens_per_month: positiveCount.optional(),
-  usd_per_month: usd.optional(),
-  expires: expires.optional(),
-  cache: z.enum(["shared", "private"]).optional(),
+  models: z.optional(models),
+  rpm: z.optional(positiveCount),
+  tpm: z.optional(positiveCount),
+  max_parallel: z.optional(positiveCount),
+  tokens_per_day: z.optional(positiveCount),
+  tokens_per_month: z.optional(positiveCount),
+  usd_per_month: z.optional(usd),
+  expires: z.optional(expires),
+  cache: z.optional(z.enum(["shared", "private"])),
 };
 
 /** One entry of `keys:`. Exactly one of `key` (best as `os.environ/NAME`) and `key_sha256` is given. */
 export const KeyEntrySchema = z.strictObject({
   name: keyName,
-  key: z.string().min(1).optional(),
-  key_sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (a SHA-256)").optional(),
+  key: z.optional(z.string().check(z.minLength(1))),
+  key_sha256: z.optional(
+    z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (a SHA-256)")),
+  ),
   ...policyShape,
 });
 
 /** USD per million tokens; `cached_input` defaults to `input`. */
 export const PriceSchema = z.strictObject({
   input: price,
-  cached_input: price.optional(),
+  cached_input: z.optional(price),
   output: price,
 });
 
-export const KeysSchema = z.preprocess((v) => (v === null ? [] : v), z.array(KeyEntrySchema));
-export const PricesSchema = z.preprocess(
+export const KeysSchema = preprocess((v) => (v === null ? [] : v), z.array(KeyEntrySchema));
+export const PricesSchema = preprocess(
   (v) => (v === null ? {} : v),
-  z.record(z.string().min(1), PriceSchema),
+  z.record(z.string().check(z.minLength(1)), PriceSchema),
 );
 
 /** `POST /admin/keys`: a name and a policy; the key is generated. */
@@ -77,13 +80,13 @@ export const CreateKeySchema = z.strictObject({ name: keyName, ...policyShape })
 
 /** `PATCH /admin/keys/{name}`: the fields to change; `null` removes a limit (or the expiry). */
 export const PatchKeySchema = z.strictObject(
-  Object.fromEntries(Object.entries(policyShape).map(([field, schema]) => [field, schema.nullable()])) as {
-    [K in keyof typeof policyShape]: z.ZodNullable<(typeof policyShape)[K]>;
+  Object.fromEntries(Object.entries(policyShape).map(([field, schema]) => [field, z.nullable(schema)])) as {
+    [K in keyof typeof policyShape]: z.ZodMiniNullable<(typeof policyShape)[K]>;
   },
 );
 
 export type KeyEntry = z.output<typeof KeyEntrySchema>;
-export type PolicyFields = z.output<z.ZodObject<typeof policyShape>>;
+export type PolicyFields = z.output<z.ZodMiniObject<typeof policyShape>>;
 export type PriceEntry = z.output<typeof PriceSchema>;
 
 export const KEY_FIELDS = Object.keys(KeyEntrySchema.shape);

@@ -6,7 +6,7 @@
  */
 
 import type { Context } from "hono";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { invalidRequest } from "../../errors.ts";
 import { policyView } from "../../keys/policy.ts";
 import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
@@ -18,7 +18,7 @@ import type { AppEnv } from "./generation.ts";
 const MAX_USAGE_DAYS = 366;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
-function invalidPolicy(error: z.ZodError): Error {
+function invalidPolicy(error: z.core.$ZodError): Error {
   const problems = error.issues.map((issue) => {
     const path = issue.path.join(".");
     return issue.code === "unrecognized_keys"
@@ -28,7 +28,7 @@ function invalidPolicy(error: z.ZodError): Error {
   return invalidRequest(`Invalid key policy: ${problems.join("; ")}`, String(error.issues[0]?.path[0] ?? ""));
 }
 
-async function readPolicy<T extends z.ZodType>(c: Context<AppEnv>, services: Services, schema: T) {
+async function readPolicy<T extends z.ZodMiniType>(c: Context<AppEnv>, services: Services, schema: T) {
   const body = parseJsonObject(await readBodyText(c.req.raw, services.config.settings.maxBodyBytes));
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw invalidPolicy(parsed.error);
