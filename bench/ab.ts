@@ -17,7 +17,8 @@
  * never reaches.
  *
  * `--v8 FLAGS` also runs every build with these V8 flags instead of the bench's (`name+v8`), e.g.
- * `--max-semi-space-size=8,--optimize-for-size`, to weigh a flag's memory against its CPU.
+ * `--max-semi-space-size=8,--optimize-for-size`, to weigh a flag's memory against its CPU. Given several times,
+ * one such run per flag set (`name+v8`, `name+v8b`, ...).
  *
  * `--routing` also runs each build once per listed strategy on a group of two endpoints (`name+latency`, ...;
  * `tiers` is weighted with priorities 0 and 1), to compare what choosing costs.
@@ -54,7 +55,7 @@ const { values } = parseArgs({
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
     routing: { type: "string", default: "" },
-    v8: { type: "string" },
+    v8: { type: "string", multiple: true },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -119,24 +120,28 @@ try {
       targets.push({ name: `${label(main)}${suffix}`, server });
     }
   }
-  for (const main of values.v8 === undefined ? [] : mains) {
-    const server = await startServer(`${label(main)}+v8`, {
-      args: [
-        "run",
-        "-A",
-        `--v8-flags=${values.v8}`,
-        main,
-        "--config",
-        config,
-        "--port",
-        "0",
-        "--log-level",
-        "error",
-      ],
-      cwd: dirname(main),
-    });
-    servers.push(server);
-    targets.push({ name: `${label(main)}+v8`, server });
+  for (const [index, flags] of (values.v8 ?? []).entries()) {
+    for (const main of mains) {
+      const name = `${label(main)}+v8${index === 0 ? "" : String.fromCharCode(97 + index)}`;
+      console.error(`${name}: --v8-flags=${flags}`);
+      const server = await startServer(name, {
+        args: [
+          "run",
+          "-A",
+          `--v8-flags=${flags}`,
+          main,
+          "--config",
+          config,
+          "--port",
+          "0",
+          "--log-level",
+          "error",
+        ],
+        cwd: dirname(main),
+      });
+      servers.push(server);
+      targets.push({ name, server });
+    }
   }
   for (const main of sink ? mains : []) {
     const server = await startServer(`${label(main)}+otel`, {

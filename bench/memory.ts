@@ -10,7 +10,8 @@
  * `--held` adds the memory per open stream without the garbage of a burst: fresh servers on an upstream that
  * sends a chunk every 200 ms, N streams opened and read, RSS taken 2 s after the last one got its first chunk
  * (each stream then has 8 s to go).
- * `--v8-flags` replaces the bench's V8 flags for the proxy builds (e.g. `--max-semi-space-size=8,--lazy`), to try one.
+ * `--v8-flags` replaces the bench's V8 flags for the proxy builds (e.g. `--max-semi-space-size=8,--lazy`), to try one;
+ * given several times, each build runs once per flag set (`name --max-semi-space-size=8`, ...), to weigh them.
  * `--bundle` also runs each build bundled as `deno task bundle` bundles it (`scripts/bundle.ts`): `name+bundle`.
  */
 
@@ -36,12 +37,13 @@ const { values } = parseArgs({
     concurrent: { type: "string", default: "1000" },
     held: { type: "boolean", default: false },
     bundle: { type: "boolean", default: false },
-    "v8-flags": { type: "string" },
+    "v8-flags": { type: "string", multiple: true },
   },
 });
 const mains = (values.main ?? [`${ROOT}main.ts`]).map((path) => resolve(path));
 const concurrent = Number(values.concurrent);
-const v8 = values["v8-flags"] === undefined ? V8_FLAGS : `--v8-flags=${values["v8-flags"]}`;
+/** The V8 flag sets each build runs with: the bench's, or each `--v8-flags` given (a target per set). */
+const flagSets = values["v8-flags"]?.map((flags) => `--v8-flags=${flags}`) ?? [V8_FLAGS];
 const delay = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 const url = (server: ServerProcess) => `${server.url}/v1/chat/completions`;
 
@@ -77,15 +79,17 @@ async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Pro
     for (
       const [suffix, entry] of [["", main], ...(values.bundle ? [["+bundle", await bundled(main)]] : [])]
     ) {
-      const name = basename(dirname(main)) + suffix;
       await warmEntry(entry, dirname(main));
-      const server = await startServer(name, {
-        args: ["run", "-A", v8, entry, "--config", config, "--port", "0", "--log-level", "error"],
-        // The build's own directory, so its deno.json (unstable flags) applies to the bundle too.
-        cwd: dirname(main),
-      });
-      servers.push(server);
-      targets.push({ name, server });
+      for (const v8 of flagSets) {
+        const name = basename(dirname(main)) + suffix + (flagSets.length > 1 ? ` ${v8.slice(11)}` : "");
+        const server = await startServer(name, {
+          args: ["run", "-A", v8, entry, "--config", config, "--port", "0", "--log-level", "error"],
+          // The build's own directory, so its deno.json (unstable flags) applies to the bundle too.
+          cwd: dirname(main),
+        });
+        servers.push(server);
+        targets.push({ name, server });
+      }
     }
   }
   await Deno.remove(config);

@@ -4,12 +4,13 @@
  * pass-through on one fake upstream, in interleaved rounds so machine noise hits them alike.
  *
  *   deno run -A bench/stream_ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 5]
- *                                  [--streams 200] [--first 15] [--keys 10] [--nginx]
+ *                                  [--streams 200] [--first 15] [--keys 10] [--nginx] [--v8 FLAGS ...]
  *
  * Per round: for each build `--streams` streams at once (the server's CPU time over them / streams), then
  * `--first` single streams per build one after another, the builds taking turns (time to the first chunk, the
  * stream then cancelled). Prints the medians. `--keys N` runs each build
- * with N named client keys (the bench client's among them), so a key's streamed chat is counted.
+ * with N named client keys (the bench client's among them), so a key's streamed chat is counted. `--v8 FLAGS`
+ * (repeatable) also runs every build with those V8 flags instead of the bench's (`name+v8`, `name+v8b`, ...).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     first: { type: "string", default: "15" },
     keys: { type: "string", default: "0" },
     nginx: { type: "boolean", default: false },
+    v8: { type: "string", multiple: true },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -76,14 +78,19 @@ try {
     }
   }
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: false, keys: Number(values.keys) });
-  for (const main of mains) {
-    const name = basename(dirname(main));
-    const server: ServerProcess = await startServer(name, {
-      args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
-      cwd: dirname(main),
-    });
-    servers.push(server);
-    targets.push({ name, url: server.url, pid: server.pid });
+  const flagSets = [V8_FLAGS, ...(values.v8 ?? []).map((flags) => `--v8-flags=${flags}`)];
+  for (const [index, v8] of flagSets.entries()) {
+    for (const main of mains) {
+      const name = basename(dirname(main)) +
+        (index === 0 ? "" : `+v8${index === 1 ? "" : String.fromCharCode(96 + index)}`);
+      if (index > 0) console.error(`${name}: ${v8}`);
+      const server: ServerProcess = await startServer(name, {
+        args: ["run", "-A", v8, main, "--config", config, "--port", "0", "--log-level", "error"],
+        cwd: dirname(main),
+      });
+      servers.push(server);
+      targets.push({ name, url: server.url, pid: server.pid });
+    }
   }
   await Deno.remove(config);
 
