@@ -15,6 +15,10 @@ export const READ_BUFFER_BYTES = 16 * 1024;
 export interface ChunkReader {
   /** The next chunk (its own copy), or undefined at the end. */
   read(): Promise<Uint8Array | undefined>;
+  /** The next chunk if it is at hand without waiting; null at the end; undefined: `wait` first. */
+  poll(): Uint8Array | null | undefined;
+  /** Resolves once `poll` may have more (rejects when reading failed). */
+  wait(): Promise<unknown>;
   cancel(reason?: unknown): Promise<void>;
   releaseLock(): void;
 }
@@ -26,6 +30,8 @@ export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
     const lock = body.getReader();
     return {
       read: () => source.read(),
+      poll: () => source.poll(),
+      wait: () => source.wait(),
       cancel: (reason) => lock.cancel(reason),
       releaseLock: () => lock.releaseLock(),
     };
@@ -38,28 +44,48 @@ export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
   }
   if (!byob) {
     const reader = body.getReader();
-    return {
-      read: async () => {
-        const { done, value } = await reader.read();
-        return done ? undefined : value;
-      },
-      cancel: (reason) => reader.cancel(reason),
-      releaseLock: () => reader.releaseLock(),
-    };
+    return slotted(async () => {
+      const { done, value } = await reader.read();
+      return done ? undefined : value;
+    }, reader);
   }
   const byteReader = byob;
   let buffer: ArrayBuffer | undefined = new ArrayBuffer(READ_BUFFER_BYTES);
+  return slotted(async () => {
+    // A read transfers the buffer to the stream and hands it back filled; it is reused for the next read.
+    const { done, value } = await byteReader.read(
+      new Uint8Array(buffer ?? new ArrayBuffer(READ_BUFFER_BYTES)),
+    );
+    buffer = value?.buffer as ArrayBuffer | undefined;
+    if (done || !value) return undefined;
+    return value.slice();
+  }, byteReader);
+}
+
+/** A reader whose `wait` reads one chunk into a slot that `poll` empties. */
+function slotted(
+  read: () => Promise<Uint8Array | undefined>,
+  lock: { cancel(reason?: unknown): Promise<void>; releaseLock(): void },
+): ChunkReader {
+  let slot: Uint8Array | null | undefined;
+  const poll = () => {
+    const chunk = slot;
+    if (chunk !== null) slot = undefined;
+    return chunk;
+  };
+  const wait = async () => {
+    slot = (await read()) ?? null;
+  };
   return {
     read: async () => {
-      // A read transfers the buffer to the stream and hands it back filled; it is reused for the next read.
-      const { done, value } = await byteReader.read(
-        new Uint8Array(buffer ?? new ArrayBuffer(READ_BUFFER_BYTES)),
-      );
-      buffer = value?.buffer as ArrayBuffer | undefined;
-      if (done || !value) return undefined;
-      return value.slice();
+      for (let chunk = poll();; chunk = poll()) {
+        if (chunk !== undefined) return chunk ?? undefined;
+        await wait();
+      }
     },
-    cancel: (reason) => byteReader.cancel(reason),
-    releaseLock: () => byteReader.releaseLock(),
+    poll,
+    wait,
+    cancel: (reason) => lock.cancel(reason),
+    releaseLock: () => lock.releaseLock(),
   };
 }

@@ -69,14 +69,23 @@ export async function openStream(
 /** The first whole events (or, for a stream that ends before a blank line, what it sent); none for an empty one. */
 async function firstEvents(reader: ChunkReader, framer: EventFramer): Promise<Uint8Array | undefined> {
   while (true) {
-    const value = await reader.read();
-    if (!value) return framer.rest();
+    const value = reader.poll();
+    if (value === undefined) {
+      await reader.wait();
+      continue;
+    }
+    if (value === null) return framer.rest();
     const events = framer.push(value);
     if (events) return events;
   }
 }
 
-/** The client's stream: `first`, then whole events as the client pulls them, then an error event if it is cut. */
+/**
+ * The client's stream: `first`, then whole events as the client pulls them, then an error event if it is cut. A
+ * pull whose events are buffered enqueues them at once; otherwise it waits for one read of the upstream and
+ * looks again. No async function and no promise beyond that read per event: a stream's events are most of what
+ * the proxy does, and what they allocate is what its garbage collector works through.
+ */
 function passThrough(
   first: Uint8Array,
   reader: ChunkReader,
@@ -90,33 +99,42 @@ function passThrough(
     ended = true;
     hooks.onEnd(how, error);
   };
-  const forward = (controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array) =>
-    controller.enqueue(chunk);
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      forward(controller, first);
-    },
-    async pull(controller) {
-      try {
-        while (true) {
-          const value = await reader.read();
-          if (!value) {
-            const rest = framer.rest();
-            if (rest) forward(controller, rest);
-            end("complete");
-            controller.close();
-            return;
-          }
-          const events = framer.push(value);
-          if (events) return forward(controller, events);
+  let controller: ReadableStreamDefaultController<Uint8Array>;
+  const fail = (error: unknown) => {
+    if (ended) return;
+    controller.enqueue(errorEvent(route));
+    controller.close();
+    end("failed", error);
+  };
+  /** Enqueues the next whole events if they are at hand; else a promise that does once more bytes arrived. */
+  const step = (): Promise<void> | undefined => {
+    try {
+      while (true) {
+        const value = reader.poll();
+        if (value === undefined) return reader.wait().then(step, fail);
+        if (value === null) {
+          const rest = framer.rest();
+          if (rest) controller.enqueue(rest);
+          end("complete");
+          controller.close();
+          return;
         }
-      } catch (error) {
-        if (ended) return;
-        controller.enqueue(errorEvent(route));
-        controller.close();
-        end("failed", error);
+        const events = framer.push(value);
+        if (events) {
+          controller.enqueue(events);
+          return;
+        }
       }
+    } catch (error) {
+      fail(error);
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    start(opened) {
+      controller = opened;
+      opened.enqueue(first);
     },
+    pull: step,
     cancel(reason) {
       end("cancelled");
       return reader.cancel(reason).catch(() => {});

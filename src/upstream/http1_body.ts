@@ -6,19 +6,23 @@
  */
 
 import type { AnswerGuard } from "./answer_guard.ts";
-import { withSource } from "./body_source.ts";
+import { type ChunkSource, withSource } from "./body_source.ts";
 import type { Connection } from "./http1_connection.ts";
 import { type Framing, MAX_HEAD_BYTES, UpstreamProtocolError } from "./http1_wire.ts";
 
 /** Longest chunk-size line accepted (size, extensions, CRLF). */
 const MAX_SIZE_LINE = 16 * 1024;
 
-export class BodyReader {
+export class BodyReader implements ChunkSource {
   /** Bytes of the current chunk (or of the whole body, for a length) still to come. */
   #left: number;
   #state: "data" | "size" | "crlf" | "trailers" | "done";
   #trailerBytes = 0;
   #ended = false;
+  /** How large the buffer may grow for the next read (a line being read); undefined: the connection's default. */
+  #limit: number | undefined;
+  /** Bytes of the line being read already searched for its end. */
+  #scanned = 0;
 
   constructor(
     private readonly connection: Connection,
@@ -53,27 +57,55 @@ export class BodyReader {
    * there; undefined at the end. An error, or the signal's abort (bytes already buffered are not handed on then), ends the body too.
    */
   async read(): Promise<Uint8Array<ArrayBuffer> | undefined> {
-    if (this.#ended) return undefined;
+    for (;;) {
+      const chunk = this.poll();
+      if (chunk !== undefined) return chunk ?? undefined;
+      await this.wait();
+    }
+  }
+
+  /**
+   * `read` without a promise when bytes are at hand: the next bytes the guard passes, null at the end, or undefined
+   * when `wait` must be awaited first. A stream's pass-through reads each event this way (one read of the socket
+   * per event, nothing else awaited).
+   */
+  poll(): Uint8Array<ArrayBuffer> | null | undefined {
+    if (this.#ended) return null;
     if (this.signal.aborted) {
       this.#end(false);
       throw this.signal.reason;
     }
     try {
       for (;;) {
-        const chunk = await this.#next();
-        if (!chunk) break;
+        const chunk = this.#take();
+        if (chunk === undefined) return undefined;
+        if (chunk === null) {
+          const held = this.guard?.end();
+          this.#end(true);
+          return held ?? null;
+        }
         // The guard may hold back bytes that could begin a secret: read on until it passes some.
         const passed = this.guard ? this.guard.chunk(chunk) : chunk;
         if (passed) return passed;
       }
-      const held = this.guard?.end();
-      this.#end(true);
-      return held;
     } catch (error) {
-      this.#end(false);
-      throw this.signal.aborted ? this.signal.reason : error;
+      return this.#failed(error);
     }
   }
+
+  /** Reads more of the answer off the connection, for `poll`. */
+  wait(): Promise<unknown> {
+    try {
+      return this.connection.fill(this.#limit, this.#failed);
+    } catch (error) {
+      return Promise.reject(error).catch(this.#failed);
+    }
+  }
+
+  readonly #failed = (error: unknown): never => {
+    this.#end(false);
+    throw this.signal.aborted ? this.signal.reason : error;
+  };
 
   #end(complete: boolean): void {
     if (this.#ended) return;
@@ -81,50 +113,48 @@ export class BodyReader {
     this.done(complete);
   }
 
-  /** The next bytes of the body, as soon as any are there; undefined at its end. */
-  async #next(): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  /**
+   * The next bytes of the body if they are buffered; null at its end; undefined when more must be read first
+   * (`#limit` then says how large the buffer may grow for it).
+   */
+  #take(): Uint8Array<ArrayBuffer> | null | undefined {
     const connection = this.connection;
     for (;;) {
       switch (this.#state) {
         case "data":
           if (this.#left === 0) {
-            if (this.framing.kind !== "chunked") return undefined;
+            if (this.framing.kind !== "chunked") return null;
             this.#state = "crlf";
             continue;
           }
-          if (connection.available === 0 && !await connection.fill()) {
-            if (this.framing.kind === "close") return undefined;
-            throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
-          } else if (connection.available > 0) {
+          if (connection.available > 0) {
             // A view, not a copy: the connection never writes over bytes it lent.
             const bytes = connection.lend(this.#left);
             this.#left -= bytes.length;
             return bytes;
           }
-          continue;
+          if (connection.ended && this.framing.kind === "close") return null;
+          return this.#more(undefined);
         case "size": {
-          const length = await connection.readLine(MAX_SIZE_LINE);
+          const length = this.#line(MAX_SIZE_LINE);
+          if (length < 0) return undefined;
           const size = connection.takeChunkSize(length);
           if (size === undefined) throw new UpstreamProtocolError("malformed chunk size from the upstream");
           this.#left = size;
           this.#state = size === 0 ? "trailers" : "data";
           continue;
         }
-        case "crlf": {
-          while (connection.available < 2) {
-            if (!await connection.fill()) {
-              throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
-            }
-          }
+        case "crlf":
+          if (connection.available < 2) return this.#more(undefined);
           if (connection.byteAt(0) !== 13 || connection.byteAt(1) !== 10) {
             throw new UpstreamProtocolError("malformed chunk end from the upstream");
           }
           connection.skip(2);
           this.#state = "size";
           continue;
-        }
         case "trailers": {
-          const length = await connection.readLine(MAX_HEAD_BYTES);
+          const length = this.#line(MAX_HEAD_BYTES);
+          if (length < 0) return undefined;
           connection.skip(length);
           this.#trailerBytes += length;
           if (this.#trailerBytes > MAX_HEAD_BYTES) {
@@ -134,8 +164,29 @@ export class BodyReader {
           continue;
         }
         case "done":
-          return undefined;
+          return null;
       }
     }
+  }
+
+  /** The length of the whole line buffered next, or -1 (more must be read, the buffer growing up to `limit`). */
+  #line(limit: number): number {
+    const length = this.connection.lineLength(this.#scanned);
+    if (length >= 0) {
+      this.#scanned = 0;
+      return length;
+    }
+    this.#scanned = Math.max(0, this.connection.available - 1);
+    this.#more(limit);
+    return -1;
+  }
+
+  /** More bytes are needed; the upstream closing instead is a cut answer. */
+  #more(limit: number | undefined): undefined {
+    if (this.connection.ended) {
+      throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
+    }
+    this.#limit = limit;
+    return undefined;
   }
 }

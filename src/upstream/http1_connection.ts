@@ -46,6 +46,7 @@ export class Connection {
   #spoiled = false;
   /** Bytes of the buffer were lent out (`lend`): they must not be overwritten. */
   #lent = false;
+  #ended = false;
 
   constructor(readonly conn: Deno.Conn, readonly origin: string) {}
 
@@ -90,8 +91,12 @@ export class Connection {
     while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
   }
 
-  /** Reads more bytes into the buffer; false at the end of the stream. */
-  async fill(limit = READ_BYTES): Promise<boolean> {
+  /**
+   * Reads more bytes into the buffer; false at the end of the stream (`ended` is set then). `onError` sees a failed
+   * read first (what it throws is the rejection). Not an async function: a stream's body is read with one of these
+   * per event, and its only allocation is the read's own promise.
+   */
+  fill(limit = READ_BYTES, onError?: (error: unknown) => never): Promise<boolean> {
     const buffer = this.#buffer;
     if (this.#lent) {
       // Bytes lent out stay as they are: reads go on behind them, then into a new buffer.
@@ -109,18 +114,27 @@ export class Connection {
         this.#start = 0;
       } else this.#renew(this.#grown(limit));
     }
-    let read: number | null;
     const watch = this.#watch;
-    if (watch) {
-      // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
-      this.#watch = undefined;
-      read = await watch;
-    } else read = await this.conn.read(this.#buffer.subarray(this.#end));
-    if (read === null) return false;
+    if (!watch) return this.conn.read(this.#buffer.subarray(this.#end)).then(this.#onRead, onError);
+    // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
+    this.#watch = undefined;
+    return watch.then(this.#onRead, onError);
+  }
+
+  readonly #onRead = (read: number | null): boolean => {
+    if (read === null) {
+      this.#ended = true;
+      return false;
+    }
     this.answered = true;
     this.#end += read;
     this.#filled = this.#end === this.#buffer.length;
     return true;
+  };
+
+  /** A read found the end of the stream: the bytes buffered are all that will come. */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** The size of the next buffer: twice this one after a read that filled it, up to `READ_BYTES`. */
@@ -147,17 +161,13 @@ export class Connection {
     this.#lent = false;
   }
 
-  /** Reads until the buffer holds a whole line; returns its length with the CRLF. */
-  async readLine(limit: number): Promise<number> {
-    let scanned = 0;
-    for (;;) {
-      const at = this.#indexOfCrlf(this.#start + scanned);
-      if (at >= 0) return at + 2 - this.#start;
-      scanned = Math.max(0, this.available - 1);
-      if (!await this.fill(limit)) {
-        throw new UpstreamProtocolError("the upstream closed the connection mid-answer");
-      }
-    }
+  /**
+   * The length (CRLF included) of the buffered line the next byte starts, or -1 when its end is not buffered yet.
+   * `scanned`: bytes already searched by an earlier call for the same line.
+   */
+  lineLength(scanned = 0): number {
+    const at = this.#indexOfCrlf(this.#start + scanned);
+    return at < 0 ? -1 : at + 2 - this.#start;
   }
 
   /** Reads until an empty line; returns the length of the block up to and including it. */

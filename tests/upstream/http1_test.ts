@@ -614,3 +614,41 @@ test("http1: chunk sizes in either case, with spaces and extensions, are read; m
     assert.equal(agent.idleConnections, 0, "the connection of a malformed answer is not kept");
   }
 });
+
+test("http1: a chunked answer read byte by byte is whole; cut anywhere before its end, the read fails", async () => {
+  const body = "5\r\nhello\r\n1a;x=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\ntrailer: yes\r\n\r\n";
+  const head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+  // Connection 0 sends the whole answer one byte per write; connection i > 0 sends its first i - 1 bytes and closes.
+  await using server = scriptedServer(async (conn, index) => {
+    await conn.request();
+    await conn.write(head);
+    if (index > 0) return await conn.write(body.slice(0, index - 1));
+    for (const byte of body) {
+      await conn.write(byte);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  });
+  using agent = new Http1Agent();
+  assert.equal(await (await post(agent, server.url)).text(), "helloabcdefghijklmnopqrstuvwxyz");
+  for (let cut = 0; cut < body.length; cut++) {
+    const response = await post(agent, server.url);
+    await assert.rejects(response.text(), (error: Error) => {
+      assert.ok(error instanceof UpstreamProtocolError, `cut at ${cut}: ${error}`);
+      assert.match(error.message, /closed the connection mid-answer/);
+      return true;
+    });
+  }
+});
+
+test("http1: an answer framed by the connection's close ends cleanly at the close", async () => {
+  await using server = scriptedServer(async (conn) => {
+    await conn.request();
+    await conn.write("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
+    for (const part of ["data: a\n\n", "data: b\n\n"]) {
+      await conn.write(part);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  });
+  using agent = new Http1Agent();
+  assert.equal(await (await post(agent, server.url)).text(), "data: a\n\ndata: b\n\n");
+});
