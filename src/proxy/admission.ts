@@ -15,16 +15,37 @@ export type AdmissionVerdict =
 
 export type AdmissionRule = (request: IncomingRequest) => AdmissionVerdict | Promise<AdmissionVerdict>;
 
-/** Runs the rules: the request with its identity, or the first rejection thrown. */
-export async function admit<R extends IncomingRequest>(
+/**
+ * Runs the rules: the request with its identity, or the first rejection thrown. Rules that decide at once are run
+ * at once (no await per rule); from the first one that returns a promise on, the rest wait their turn.
+ */
+export function admit<R extends IncomingRequest>(
   rules: readonly AdmissionRule[],
   request: R,
-): Promise<Admitted<R>> {
+): Admitted<R> | Promise<Admitted<R>> {
   let identity: Identity | null = null;
-  for (const rule of rules) {
-    const verdict = await rule(request);
-    if (!verdict.admit) throw verdict.error;
-    if (verdict.identity) identity = verdict.identity;
+  for (let i = 0; i < rules.length; i++) {
+    const verdict = rules[i](request);
+    if (verdict instanceof Promise) return admitLater(rules, i, verdict, request, identity);
+    identity = judged(verdict, identity);
   }
   return { ...request, identity };
+}
+
+async function admitLater<R extends IncomingRequest>(
+  rules: readonly AdmissionRule[],
+  at: number,
+  pending: Promise<AdmissionVerdict>,
+  request: R,
+  identity: Identity | null,
+): Promise<Admitted<R>> {
+  identity = judged(await pending, identity);
+  for (let i = at + 1; i < rules.length; i++) identity = judged(await rules[i](request), identity);
+  return { ...request, identity };
+}
+
+/** The identity after one verdict: a rejection is thrown, the last identity given wins. */
+function judged(verdict: AdmissionVerdict, identity: Identity | null): Identity | null {
+  if (!verdict.admit) throw verdict.error;
+  return verdict.identity ?? identity;
 }

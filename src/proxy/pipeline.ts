@@ -73,9 +73,13 @@ export class Pipeline {
     }
   }
 
-  /** Stages 2 to 7 of a generation request. */
-  async #generate(request: Generation): Promise<Answer> {
-    if (request.route !== "responses") return await this.#serve(request, null);
+  /** Stages 2 to 7 of a generation request (no frame of its own for chats and embeddings). */
+  #generate(request: Generation): Promise<Answer> {
+    return request.route === "responses" ? this.#respond(request) : this.#serve(request, null);
+  }
+
+  /** Stages 2 to 7 of a Responses request. */
+  async #respond(request: Generation): Promise<Answer> {
     const { responses } = this.#deps;
     const conversation = await responses.route(request); // 2. Responses routing
     try {
