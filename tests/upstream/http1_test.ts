@@ -432,6 +432,31 @@ test("http1: interim answers are skipped, a 204 has no body, a gzip body is deco
   assert.equal(server.accepted, 1);
 });
 
+test("http1: an answer's head is read one char per byte, ASCII or not (obs-text is Latin-1)", async () => {
+  await using server = scriptedServer(serveEach((_, count) => {
+    if (count === 0) return json("{}", "x-note: plain ascii\r\n");
+    // 0xE9 (é) and 0x85 (a control char in Latin-1, "…" in windows-1252) in a value; a reason phrase with 0xE9.
+    const head = Uint8Array.from(
+      "HTTP/1.1 200 Ol\xe9\r\nx-note: caf\xe9 \x85\r\ncontent-length: 2\r\n\r\n{}",
+      (char) => char.charCodeAt(0),
+    );
+    return head;
+  }));
+  using agent = new Http1Agent();
+  const headerOf = async () => {
+    const reply = await agent.request(server.url, {
+      method: "POST",
+      headers: {},
+      body: "{}",
+      signal: new AbortController().signal,
+    });
+    await reply.bytes();
+    return [reply.statusText, reply.headers.find(([name]) => name === "x-note")?.[1]];
+  };
+  assert.deepEqual(await headerOf(), ["OK", "plain ascii"]);
+  assert.deepEqual(await headerOf(), ["Ol\u00e9", "caf\u00e9 \u0085"]);
+});
+
 test("http1: a TLS upstream is verified against the given roots and its connection kept alive", async () => {
   const here = new URL("../_support/tls/", import.meta.url);
   const cert = await Deno.readTextFile(new URL("cert.pem", here));
