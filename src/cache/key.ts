@@ -5,10 +5,13 @@
  * are the same request; a streamed and a non-streamed request never share one. Pure.
  */
 
-import { createHash } from "node:crypto";
-import stringify from "safe-stable-stringify";
 import type { Route } from "../core/route.ts";
 import { BIG_WORK, heavy } from "../util/heavy.ts";
+import { sha256Hex } from "../util/sha256.ts";
+import { canonicalJson } from "./canonical_json.ts";
+
+/** Bodies from this size are hashed by `crypto.subtle` (native, off the event loop); smaller ones at once. */
+const NATIVE_HASH = 16 * 1024;
 
 export interface KeyInput {
   readonly route: Route;
@@ -20,11 +23,6 @@ export interface KeyInput {
   readonly scope?: string;
 }
 
-/** JSON with object keys sorted at every depth (undefined members dropped, as JSON.stringify does). */
-export function canonicalJson(value: unknown): string {
-  return stringify(value) ?? "null";
-}
-
 function canonicalInput(input: KeyInput): string {
   const { cache: _cache, stream: _stream, ...body } = input.body;
   const shared = { route: input.route, group: input.group, stream: input.stream, body };
@@ -33,20 +31,25 @@ function canonicalInput(input: KeyInput): string {
 
 /** The hex SHA-256 cache key of a request, computed on the calling thread. */
 export function cacheKey(input: KeyInput): string {
-  return createHash("sha256").update(canonicalInput(input)).digest("hex");
+  return sha256Hex(canonicalInput(input));
 }
 
 /**
- * The same key as `cacheKey`. A small request (`size`: its body's text length; every ordinary one) is keyed at
- * once; a big one is serialised as big work (`heavy`) and hashed by `crypto.subtle` off the event loop, so other
+ * The same key as `cacheKey`. A small request (`size`: its body's text length; most ordinary ones) is keyed at
+ * once; a longer one is hashed by `crypto.subtle`; a big one is also serialised as big work (`heavy`), so other
  * requests are served meanwhile.
  */
 export function cacheKeyAsync(input: KeyInput, size = 0): string | Promise<string> {
-  if (size < BIG_WORK) return cacheKey(input);
+  if (size < NATIVE_HASH) return cacheKey(input);
+  if (size < BIG_WORK) return hashNatively(canonicalInput(input));
   return (async () => {
     const bytes = await heavy(size, () => new TextEncoder().encode(canonicalInput(input)));
     return hex(await crypto.subtle.digest("SHA-256", bytes));
   })();
+}
+
+async function hashNatively(text: string): Promise<string> {
+  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 }
 
 function hex(digest: ArrayBuffer): string {

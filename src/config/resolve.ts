@@ -4,7 +4,6 @@
  * (duplicate names, a missing key) are collected into one `ConfigError`.
  */
 
-import { createHash } from "node:crypto";
 import type { Config, EndpointConfig, GroupConfig, Provider, RedisSettings, Settings } from "./config.ts";
 import { ConfigError } from "./error.ts";
 import { ignoredKeys } from "./legacy.ts";
@@ -12,6 +11,7 @@ import { resolveLimits } from "./limits.ts";
 import { checkAliases, groupRouting, resolveAzureAd } from "./routing.ts";
 import { resolveKeys } from "../keys/config.ts";
 import type { ConfigFile } from "./schema.ts";
+import { sha256Hex } from "../util/sha256.ts";
 
 export type EnvLookup = (name: string) => string | undefined;
 
@@ -136,7 +136,7 @@ function resolveEndpoint(
 /** First 10 hex digits of SHA-256 over (group, model, base URL, api version); never the key. */
 function stableId(group: string, model: string, baseUrl: string, apiVersion: string | undefined): string {
   const input = JSON.stringify([group, model, baseUrl, apiVersion ?? null]);
-  return createHash("sha256").update(input).digest("hex").slice(0, 10);
+  return sha256Hex(input).slice(0, 10);
 }
 
 /**

@@ -4,8 +4,8 @@
  * one of the flat `api_keys` / `admin_keys` (no limits).
  */
 
-import { createHash } from "node:crypto";
 import type { PolicyFields } from "./schema.ts";
+import { sha256Hex } from "../util/sha256.ts";
 
 export type KeySource = "config" | "runtime" | "api_keys" | "admin_keys";
 
@@ -36,7 +36,7 @@ export interface KeyPolicy {
 }
 
 /** SHA-256 of a key, hex. */
-export const digestOf = (key: string): string => createHash("sha256").update(key).digest("hex");
+export const digestOf = (key: string): string => sha256Hex(key);
 
 /** A matcher for model group patterns: exact names, `*` matching any run of characters. */
 export function modelMatcher(patterns: readonly string[]): (group: string) => boolean {

@@ -3,7 +3,6 @@
  * turns of each conversation (for failover replay), all in the shared store with `response_affinity_ttl`.
  */
 
-import { createHash } from "node:crypto";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { Turn } from "./conversation.ts";
@@ -11,7 +10,11 @@ import type { Turn } from "./conversation.ts";
 /** Longest chain of turns rebuilt for a replay. */
 const MAX_TURNS = 256;
 
-const blobKey = (blob: string) => `enc:${createHash("sha256").update(blob).digest("hex").slice(0, 40)}`;
+/** The store key of a reasoning blob (several KB each: hashed natively, off the event loop). */
+async function blobKey(blob: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(blob)));
+  return `enc:${Array.from(digest.subarray(0, 20), (byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+}
 
 export class ResponseAffinity {
   readonly #store: Store;
@@ -33,7 +36,7 @@ export class ResponseAffinity {
 
   /** Distinct owners of the given blobs (unknown blobs are left out). */
   async ownersOfBlobs(blobs: readonly string[]): Promise<string[]> {
-    const owners = await Promise.all(blobs.map((blob) => this.#read(blobKey(blob))));
+    const owners = await Promise.all(blobs.map(async (blob) => this.#read(await blobKey(blob))));
     return [...new Set(owners.filter((owner): owner is string => owner !== null))];
   }
 
@@ -64,7 +67,9 @@ export class ResponseAffinity {
         limit: this.#maxTurnBytes,
       });
     }
-    for (const blob of blobs) writes.push(this.#store.set(blobKey(blob), turn.endpoint, this.#ttlMs));
+    for (const blob of blobs) {
+      writes.push(blobKey(blob).then((key) => this.#store.set(key, turn.endpoint, this.#ttlMs)));
+    }
     await Promise.all(writes);
   }
 

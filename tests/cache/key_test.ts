@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { cacheKey, cacheKeyAsync, canonicalJson } from "../../src/cache/key.ts";
+import { canonicalJson } from "../../src/cache/canonical_json.ts";
+import { cacheKey, cacheKeyAsync } from "../../src/cache/key.ts";
 import { test } from "../_support/test.ts";
 
 const base = { route: "chat" as const, group: "gpt-test", stream: false };
