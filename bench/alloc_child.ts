@@ -1,0 +1,143 @@
+/**
+ * The process bench/alloc.ts starts per build: loads the build's app with a loopback upstream, warms it up, then
+ * either samples what the requests allocate (`sample`) or runs five times as many between two forced GCs while V8
+ * writes its GC trace (`gc`).
+ */
+
+import { Session } from "node:inspector";
+import { BENCH_GROUP, configYaml } from "./proxy_config.ts";
+
+interface ChildOptions {
+  readonly requests: number;
+  readonly top: string;
+  readonly cache: boolean;
+  readonly unique: boolean;
+}
+
+interface HeapNode {
+  readonly callFrame: { functionName: string; url: string; lineNumber: number };
+  readonly selfSize: number;
+  readonly children: HeapNode[];
+}
+
+const ANSWER = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1_764_000_000,
+  model: "gpt-4o-mini",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "Hello, benchmark! ".repeat(12).trim(), refusal: null },
+    logprobs: null,
+    finish_reason: "stop",
+  }],
+  usage: { prompt_tokens: 12, completion_tokens: 60, total_tokens: 72 },
+});
+
+export async function runChild(job: string, root: string, options: ChildOptions): Promise<void> {
+  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    await request.text();
+    return new Response(ANSWER, {
+      headers: { "content-type": "application/json", "x-ratelimit-remaining-requests": "9999" },
+    });
+  });
+  const fetchApp = await loadApp(root, `http://127.0.0.1:${upstream.addr.port}`, options.cache);
+  let sequence = 0;
+  const run = async (count: number) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        next++;
+        const content = options.unique ? `Say hello. #${sequence++}` : "Say hello.";
+        const body = JSON.stringify({ model: BENCH_GROUP, messages: [{ role: "user", content }] });
+        const response = await fetchApp(
+          new Request("http://127.0.0.1/v1/chat/completions", {
+            method: "POST",
+            headers: { "content-type": "application/json", "content-length": String(body.length) },
+            body,
+          }),
+        );
+        if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+        await response.arrayBuffer();
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+  };
+  await run(3000); // warm-up: the JIT, the pools, the young generation's size
+  if (job === "gc") {
+    // Two forced GCs mark where the measured requests begin and end in V8's own trace (its lines and this
+    // process's writes are not ordered on stdout).
+    const gc = (globalThis as unknown as { gc: () => void }).gc;
+    gc();
+    await run(options.requests * 5);
+    gc();
+  } else {
+    const profile = await sampled(() => run(options.requests));
+    console.log(summary(profile, options.requests, Number(options.top)));
+  }
+  await upstream.shutdown();
+}
+
+async function loadApp(root: string, upstreamUrl: string, cache: boolean) {
+  const { parseConfig } = await import(`file://${root}/src/config/load.ts`);
+  const { buildServices } = await import(`file://${root}/src/services.ts`);
+  const { createApp } = await import(`file://${root}/src/app.ts`);
+  const { createLogger } = await import(`file://${root}/src/logger.ts`);
+  const config = parseConfig(configYaml({ upstreamUrl, cache }), "alloc.yaml", () => undefined);
+  const services = await buildServices(config, { logger: createLogger({ level: "error", write: () => {} }) });
+  const app = createApp(services);
+  return (request: Request): Promise<Response> => Promise.resolve(app.fetch(request));
+}
+
+/** The heap profile of what `work` allocates, collected objects included. */
+async function sampled(work: () => Promise<void>): Promise<HeapNode> {
+  const session = new Session();
+  session.connect();
+  const post = <T>(method: string, params: object = {}) =>
+    new Promise<T>((resolve, reject) =>
+      session.post(
+        method,
+        params,
+        (error: unknown, result: unknown) => error ? reject(error) : resolve(result as T),
+      )
+    );
+  await post("HeapProfiler.enable");
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 128,
+    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMajorGC: true,
+  });
+  await work();
+  const { profile } = await post<{ profile: { head: HeapNode } }>("HeapProfiler.stopSampling");
+  session.disconnect();
+  return profile.head;
+}
+
+const short = (url: string) =>
+  url.replace(/^file:\/\/.*?\/(src|bench)\//, "$1/").replace(/^.*\/(npm|registry\.npmjs\.org)\//, "npm:");
+
+function summary(head: HeapNode, requests: number, top: number): string {
+  const byFile = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  let total = 0;
+  const add = (map: Map<string, number>, key: string, size: number) =>
+    map.set(key, (map.get(key) ?? 0) + size);
+  const walk = (node: HeapNode) => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    total += node.selfSize;
+    add(byFile, short(url) || functionName || "(native)", node.selfSize);
+    add(byFunction, `${functionName || "(anonymous)"}  ${short(url)}:${lineNumber + 1}`, node.selfSize);
+    for (const child of node.children) walk(child);
+  };
+  walk(head);
+  const rows = (map: Map<string, number>) =>
+    [...map].sort((a, b) => b[1] - a[1]).slice(0, top)
+      .map(([name, size]) => `${(size / requests).toFixed(0).padStart(8)}  ${name}`);
+  return [
+    `allocated ${(total / requests).toFixed(0)} B/request (${requests} requests, sampled every 128 bytes)`,
+    "by file (B/request):",
+    ...rows(byFile),
+    "by function (B/request, its own allocations):",
+    ...rows(byFunction),
+  ].join("\n");
+}
