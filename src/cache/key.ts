@@ -35,17 +35,21 @@ export function cacheKey(input: KeyInput): string {
 }
 
 /**
- * The same key as `cacheKey`. A small request (`size`: its body's text length; most ordinary ones) is keyed at
- * once; a longer one is hashed by `crypto.subtle`; a big one is also serialised as big work (`heavy`), so other
- * requests are served meanwhile.
+ * The same key as `cacheKey`. A small request (its canonical text under 16 KiB; most ordinary ones) is keyed at
+ * once; a longer one is hashed by `crypto.subtle`; a big one (`size`: its body's text length) is also serialised
+ * as big work (`heavy`), so other requests are served meanwhile.
  */
 export function cacheKeyAsync(input: KeyInput, size = 0): string | Promise<string> {
-  if (size < NATIVE_HASH) return cacheKey(input);
-  if (size < BIG_WORK) return hashNatively(canonicalInput(input));
-  return (async () => {
-    const bytes = await heavy(size, () => new TextEncoder().encode(canonicalInput(input)));
-    return hex(await crypto.subtle.digest("SHA-256", bytes));
-  })();
+  if (size >= BIG_WORK) {
+    return (async () => {
+      const bytes = await heavy(size, () => new TextEncoder().encode(canonicalInput(input)));
+      return hex(await crypto.subtle.digest("SHA-256", bytes));
+    })();
+  }
+  // The text's length decides, not `size`: a body with no noted size (0: a Responses conversation replayed after
+  // its owner failed is a new object) can be MiBs, which the JavaScript SHA-256 would hash on the event loop.
+  const text = canonicalInput(input);
+  return text.length < NATIVE_HASH ? sha256Hex(text) : hashNatively(text);
 }
 
 async function hashNatively(text: string): Promise<string> {
