@@ -26,10 +26,12 @@ export const BUNDLE_FLAGS = ["--code-splitting", "--format", "esm", "--platform"
 /**
  * Bundles `entry` (default the repo's main.ts) into `outdir`; returns the path of the bundle's entry file. Run in
  * the entry's directory, so its deno.json (imports, lock file) applies, as for a checkout of another commit.
+ * `signal` kills `deno bundle` (then this rejects).
  */
 export async function bundle(
   outdir: string,
   entry = new URL("../main.ts", import.meta.url).pathname,
+  signal?: AbortSignal,
 ): Promise<string> {
   outdir = outdir.startsWith("/") ? outdir : `${Deno.cwd()}/${outdir}`;
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -37,6 +39,7 @@ export async function bundle(
     cwd: entry.slice(0, entry.lastIndexOf("/")) || "/",
     stdout: "null",
     stderr: "piped",
+    signal,
   }).output();
   if (code !== 0) throw new Error(`deno bundle ${entry} failed:\n${new TextDecoder().decode(stderr)}`);
   return `${outdir}/main.js`;

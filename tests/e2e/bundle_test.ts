@@ -13,10 +13,15 @@ import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/p
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { test } from "../_support/test.ts";
 
-// Bundled once for the file, removed when it ends.
+// Bundled once for the file, removed when it ends. Outside any test's deadline, so bounded here: a `deno bundle`
+// that hangs (a lock on the npm cache held by another run) is killed and fails the file instead of the suite hanging.
 const dir = await Deno.makeTempDir({ prefix: "llmproxy-bundle-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-const main = await bundle(`${dir}/bundle`);
+const bundling = new AbortController();
+const bundleTimer = setTimeout(() => bundling.abort(), 180_000);
+const main = await bundle(`${dir}/bundle`, undefined, bundling.signal).finally(() =>
+  clearTimeout(bundleTimer)
+);
 const run = (args: string[]) => startProxyProcess(args, { main, runFlags: COMPILE_FLAGS });
 
 const ask = (url: string, model: string, stream = false) =>
