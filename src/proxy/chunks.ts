@@ -7,18 +7,14 @@
  * client's bodies without their stream (`upstream/body_source.ts`).
  */
 
-import { sourceOf } from "../upstream/body_source.ts";
+import { type ChunkSource, readSource, sourceOf } from "../upstream/body_source.ts";
 
 /** Bytes read at most per chunk (an event larger than this arrives in several reads; the framer joins them). */
 export const READ_BUFFER_BYTES = 16 * 1024;
 
-export interface ChunkReader {
+export interface ChunkReader extends ChunkSource {
   /** The next chunk (its own copy), or undefined at the end. */
   read(): Promise<Uint8Array | undefined>;
-  /** The next chunk if it is at hand without waiting; null at the end; undefined: `wait` first. */
-  poll(): Uint8Array | null | undefined;
-  /** Resolves once `poll` may have more (rejects when reading failed). */
-  wait(): Promise<unknown>;
   cancel(reason?: unknown): Promise<void>;
   releaseLock(): void;
 }
@@ -29,7 +25,7 @@ export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
     // The proxy's own HTTP/1.1 client: chunks straight off the connection, which never overwrites them.
     const lock = body.getReader();
     return {
-      read: () => source.read(),
+      read: () => readSource(source),
       poll: () => source.poll(),
       wait: () => source.wait(),
       cancel: (reason) => lock.cancel(reason),
@@ -62,29 +58,30 @@ export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
   }, byteReader);
 }
 
-/** A reader whose `wait` reads one chunk into a slot that `poll` empties. */
+/** A reader whose `wait` reads one chunk (or the failure) into a slot that `poll` empties. */
 function slotted(
   read: () => Promise<Uint8Array | undefined>,
   lock: { cancel(reason?: unknown): Promise<void>; releaseLock(): void },
 ): ChunkReader {
   let slot: Uint8Array | null | undefined;
-  const poll = () => {
-    const chunk = slot;
-    if (chunk !== null) slot = undefined;
-    return chunk;
-  };
-  const wait = async () => {
-    slot = (await read()) ?? null;
+  let failure: { error: unknown } | undefined;
+  const source: ChunkSource = {
+    poll: () => {
+      if (failure) throw failure.error;
+      const chunk = slot;
+      if (chunk !== null) slot = undefined;
+      return chunk;
+    },
+    wait: () =>
+      read().then((chunk) => {
+        slot = chunk ?? null;
+      }, (error) => {
+        failure = { error };
+      }),
   };
   return {
-    read: async () => {
-      for (let chunk = poll();; chunk = poll()) {
-        if (chunk !== undefined) return chunk ?? undefined;
-        await wait();
-      }
-    },
-    poll,
-    wait,
+    ...source,
+    read: () => readSource(source),
     cancel: (reason) => lock.cancel(reason),
     releaseLock: () => lock.releaseLock(),
   };

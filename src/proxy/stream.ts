@@ -7,6 +7,8 @@
 
 import { EventFramer } from "../sse/frame.ts";
 import { type ChunkReader, chunkReader } from "./chunks.ts";
+import { pipeStream } from "./tap.ts";
+import type { ChunkSource } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -84,7 +86,8 @@ async function firstEvents(reader: ChunkReader, framer: EventFramer): Promise<Ui
  * The client's stream: `first`, then whole events as the client pulls them, then an error event if it is cut. A
  * pull whose events are buffered enqueues them at once; otherwise it waits for one read of the upstream and
  * looks again. No async function and no promise beyond that read per event: a stream's events are most of what
- * the proxy does, and what they allocate is what its garbage collector works through.
+ * the proxy does, and what they allocate is what its garbage collector works through. The watchers stacked on
+ * it (`tap.ts`) read its events the same way, so the stack stays one stream layer.
  */
 function passThrough(
   first: Uint8Array,
@@ -99,45 +102,37 @@ function passThrough(
     ended = true;
     hooks.onEnd(how, error);
   };
-  let controller: ReadableStreamDefaultController<Uint8Array>;
-  const fail = (error: unknown) => {
-    if (ended) return;
-    controller.enqueue(errorEvent(route));
-    controller.close();
-    end("failed", error);
-  };
-  /** Enqueues the next whole events if they are at hand; else a promise that does once more bytes arrived. */
-  const step = (): Promise<void> | undefined => {
-    try {
-      while (true) {
-        const value = reader.poll();
-        if (value === undefined) return reader.wait().then(step, fail);
-        if (value === null) {
-          const rest = framer.rest();
-          if (rest) controller.enqueue(rest);
-          end("complete");
-          controller.close();
-          return;
-        }
-        const events = framer.push(value);
-        if (events) {
-          controller.enqueue(events);
-          return;
-        }
+  let next: Uint8Array | undefined = first;
+  const events: ChunkSource = {
+    poll: () => {
+      if (next) {
+        const chunk = next;
+        next = undefined;
+        return chunk;
       }
-    } catch (error) {
-      fail(error);
-    }
+      if (ended) return null;
+      try {
+        while (true) {
+          const value = reader.poll();
+          if (value === undefined) return undefined;
+          if (value === null) {
+            const rest = framer.rest();
+            end("complete");
+            return rest ?? null;
+          }
+          const whole = framer.push(value);
+          if (whole) return whole;
+        }
+      } catch (error) {
+        if (ended) return null;
+        end("failed", error);
+        return errorEvent(route);
+      }
+    },
+    wait: () => reader.wait(),
   };
-  return new ReadableStream<Uint8Array>({
-    start(opened) {
-      controller = opened;
-      opened.enqueue(first);
-    },
-    pull: step,
-    cancel(reason) {
-      end("cancelled");
-      return reader.cancel(reason).catch(() => {});
-    },
-  }, { highWaterMark: 0 });
+  return pipeStream(events, (reason) => {
+    end("cancelled");
+    return reader.cancel(reason).catch(() => {});
+  });
 }

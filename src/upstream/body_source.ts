@@ -3,16 +3,30 @@
  * itself; a consumer that pulls chunk by chunk anyway (the SSE pass-through) takes them straight from the
  * connection's reader. That saves a stream layer per chunk (a pull call, an enqueue and a read promise), where a
  * stream's events are most of what the proxy does; `poll` and `wait` save the promises of the reads that find
- * their bytes already buffered. Any other consumer reads the stream as usual.
+ * their bytes already buffered. The pass-through's own stream and the watchers stacked on it note theirs here too
+ * (`proxy/tap.ts`), so a stack of them is one stream layer for the runtime to pull. Any other consumer reads the
+ * stream as usual.
  */
 
 export interface ChunkSource {
-  /** The next chunk (bytes nothing overwrites later), or undefined at the end. */
-  read(): Promise<Uint8Array | undefined>;
-  /** The next chunk if it is at hand without waiting; null at the end; undefined: `wait` first. */
+  /**
+   * The next chunk if it is at hand (bytes nothing overwrites later); null at the end (and after it); undefined
+   * when `wait` must be awaited first. Throws what reading failed with.
+   */
   poll(): Uint8Array | null | undefined;
-  /** Resolves once `poll` may have more (rejects when reading failed). */
+  /** Resolves once `poll` has something to say: a chunk, the end, or the failure it throws. Never rejects. */
   wait(): Promise<unknown>;
+}
+
+/** The next chunk of `source` (waiting for it if need be), or undefined at the end. */
+export async function readSource<T extends Uint8Array>(
+  source: { poll(): T | null | undefined; wait(): Promise<unknown> },
+): Promise<T | undefined> {
+  for (;;) {
+    const chunk = source.poll();
+    if (chunk !== undefined) return chunk ?? undefined;
+    await source.wait();
+  }
 }
 
 const sources = new WeakMap<ReadableStream<Uint8Array>, ChunkSource>();

@@ -6,7 +6,7 @@
  */
 
 import type { AnswerGuard } from "./answer_guard.ts";
-import { type ChunkSource, withSource } from "./body_source.ts";
+import { type ChunkSource, readSource, withSource } from "./body_source.ts";
 import type { Connection } from "./http1_connection.ts";
 import { type Framing, MAX_HEAD_BYTES, UpstreamProtocolError } from "./http1_wire.ts";
 
@@ -23,6 +23,8 @@ export class BodyReader implements ChunkSource {
   #limit: number | undefined;
   /** Bytes of the line being read already searched for its end. */
   #scanned = 0;
+  /** A read of the connection failed: `poll` throws this. */
+  #readError: { error: unknown } | undefined;
 
   constructor(
     private readonly connection: Connection,
@@ -56,12 +58,8 @@ export class BodyReader implements ChunkSource {
    * The next bytes of the body as the guard passes them (bytes nothing overwrites later), as soon as any are
    * there; undefined at the end. An error, or the signal's abort (bytes already buffered are not handed on then), ends the body too.
    */
-  async read(): Promise<Uint8Array<ArrayBuffer> | undefined> {
-    for (;;) {
-      const chunk = this.poll();
-      if (chunk !== undefined) return chunk ?? undefined;
-      await this.wait();
-    }
+  read(): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    return readSource(this);
   }
 
   /**
@@ -76,6 +74,7 @@ export class BodyReader implements ChunkSource {
       throw this.signal.reason;
     }
     try {
+      if (this.#readError !== undefined) throw this.#readError.error;
       for (;;) {
         const chunk = this.#take();
         if (chunk === undefined) return undefined;
@@ -89,22 +88,24 @@ export class BodyReader implements ChunkSource {
         if (passed) return passed;
       }
     } catch (error) {
-      return this.#failed(error);
+      this.#end(false);
+      throw this.signal.aborted ? this.signal.reason : error;
     }
   }
 
-  /** Reads more of the answer off the connection, for `poll`. */
+  /** Reads more of the answer off the connection, for `poll` (which throws if the read failed). */
   wait(): Promise<unknown> {
     try {
       return this.connection.fill(this.#limit, this.#failed);
     } catch (error) {
-      return Promise.reject(error).catch(this.#failed);
+      this.#failed(error);
+      return Promise.resolve();
     }
   }
 
-  readonly #failed = (error: unknown): never => {
-    this.#end(false);
-    throw this.signal.aborted ? this.signal.reason : error;
+  readonly #failed = (error: unknown): boolean => {
+    this.#readError = { error };
+    return false;
   };
 
   #end(complete: boolean): void {

@@ -105,11 +105,11 @@ export class Connection {
   }
 
   /**
-   * Reads more bytes into the buffer; false at the end of the stream (`ended` is set then). `onError` sees a failed
-   * read first (what it throws is the rejection). Not an async function: a stream's body is read with one of these
+   * Reads more bytes into the buffer; false at the end of the stream (`ended` is set then). `onError` takes a failed
+   * read (what it returns or throws settles the promise). Not an async function: a stream's body is read with one of these
    * per event, and its only allocation is the read's own promise.
    */
-  fill(limit = READ_BYTES, onError?: (error: unknown) => never): Promise<boolean> {
+  fill(limit = READ_BYTES, onError?: (error: unknown) => boolean): Promise<boolean> {
     const buffer = this.#buffer;
     if (this.#lent) {
       // Bytes lent out stay as they are: reads go on behind them, then into a new buffer.

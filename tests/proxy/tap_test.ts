@@ -1,0 +1,127 @@
+/**
+ * Watchers stacked on an upstream body (tapStream, mapStream) through the proxy's own HTTP/1.1 client against a
+ * real server on loopback: they poll the body instead of pulling a stream each, and still see every chunk once,
+ * end once, cancel the upstream when the reader leaves and fail when the upstream is cut.
+ */
+
+import assert from "node:assert/strict";
+import { mapStream, tapStream } from "../../src/proxy/tap.ts";
+import { sourceOf } from "../../src/upstream/body_source.ts";
+import { Http1Agent } from "../../src/upstream/http1.ts";
+import { test } from "../_support/test.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const EVENTS = ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n", "data: [DONE]\n\n"];
+
+/** A server whose answer is `EVENTS`, one per chunk 5 ms apart; `cancelled` resolves when a client left early. */
+function eventServer() {
+  const cancelled = Promise.withResolvers<void>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    let index = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (index > 0) await new Promise((resolve) => timer = setTimeout(resolve, 5));
+        controller.enqueue(encoder.encode(EVENTS[index++]));
+        if (index === EVENTS.length) controller.close();
+      },
+      cancel() {
+        clearTimeout(timer);
+        cancelled.resolve();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  return { server, url: `http://127.0.0.1:${server.addr.port}/`, cancelled: cancelled.promise };
+}
+
+async function upstreamBody(agent: Http1Agent, url: string): Promise<ReadableStream<Uint8Array>> {
+  const reply = await agent.request(url, {
+    method: "GET",
+    headers: {},
+    signal: new AbortController().signal,
+  });
+  assert.ok(reply.body && sourceOf(reply.body), "the client's body can be polled");
+  return reply.body;
+}
+
+test("watchers stacked on an upstream body are one pollable layer: each sees every chunk once, the end once", async () => {
+  const { server, url } = eventServer();
+  await using _server = server;
+  using agent = new Http1Agent();
+  const seen: string[][] = [[], []];
+  const ends: boolean[][] = [[], []];
+  const first = tapStream(
+    await upstreamBody(agent, url),
+    (chunk) => seen[0].push(decoder.decode(chunk)),
+    (complete) => ends[0].push(complete),
+  );
+  const upper = mapStream(
+    first,
+    (chunk) => encoder.encode(decoder.decode(chunk).toUpperCase()),
+    () => encoder.encode(": end\n\n"),
+  );
+  const last = tapStream(
+    upper,
+    (chunk) => seen[1].push(decoder.decode(chunk)),
+    (complete) => ends[1].push(complete),
+  );
+  assert.ok(sourceOf(first) && sourceOf(upper) && sourceOf(last), "each watcher polls the one below");
+  const text = await new Response(last).text();
+  assert.equal(text, EVENTS.join("").toUpperCase() + ": end\n\n");
+  assert.deepEqual(seen[0], EVENTS);
+  assert.deepEqual(seen[1], [...EVENTS.map((event) => event.toUpperCase()), ": end\n\n"]);
+  assert.deepEqual(ends, [[true], [true]]);
+});
+
+test("a reader that leaves a stack of watchers cancels the upstream answer; each watcher is told once", async () => {
+  const { server, url, cancelled } = eventServer();
+  await using _server = server;
+  using agent = new Http1Agent();
+  const ends: boolean[][] = [[], []];
+  const first = tapStream(await upstreamBody(agent, url), () => {}, (complete) => ends[0].push(complete));
+  const last = tapStream(
+    mapStream(first, (chunk) => chunk, () => undefined),
+    () => {},
+    (complete) => ends[1].push(complete),
+  );
+  const reader = last.getReader();
+  assert.equal(decoder.decode((await reader.read()).value), EVENTS[0]);
+  await reader.cancel();
+  await cancelled;
+  assert.deepEqual(ends, [[false], [false]]);
+});
+
+test("an upstream cut mid-answer errors a stack of watchers; each is told it did not complete", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(4096));
+    const answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n9\r\ndata";
+    await conn.write(encoder.encode(answer));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    conn.close();
+  })();
+  try {
+    using agent = new Http1Agent();
+    const ends: boolean[][] = [[], []];
+    const body = await upstreamBody(agent, `http://127.0.0.1:${listener.addr.port}/`);
+    const first = tapStream(body, () => {}, (complete) => ends[0].push(complete));
+    const last = tapStream(first, () => {}, (complete) => ends[1].push(complete));
+    const reader = last.getReader();
+    let text = "";
+    await assert.rejects(async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        text += decoder.decode(value);
+      }
+    }, /closed the connection mid-answer/);
+    assert.equal(text, "data: 1\n\ndata", "what arrived before the cut is handed on");
+    assert.deepEqual(ends, [[false], [false]]);
+  } finally {
+    listener.close();
+    await serving;
+  }
+});
