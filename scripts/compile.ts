@@ -22,9 +22,11 @@ export const TARGETS = [
 ] as const;
 
 /**
- * V8's young generation capped at 8 MiB per semi-space: under load the proxy's RSS stays ~35 MiB lower than with
- * Deno's default, at the same CPU per request (bench/RESULTS.md). Every way of running the proxy uses it: the
- * `start`, `dev`, `demo` and `compile` tasks in deno.json, this script, and the bench.
+ * V8's young generation capped at 8 MiB per semi-space: under load the proxy's RSS stays lower than with Deno's
+ * default (5 s after load 121 vs 151 MiB) at the same CPU per request; 32 MiB costs the same CPU and keeps more.
+ * No heap-growth flag: each one tried lowers the 1,000-stream peak only by costing CPU per stream (README, "Ways
+ * to run it"; bench/RESULTS.md, session 7). Every way of running the proxy uses it: the `start`, `dev`, `demo`
+ * and `compile` tasks in deno.json, this script, and the bench.
  */
 export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8";
 
