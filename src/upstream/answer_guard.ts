@@ -27,11 +27,19 @@ export class AnswerGuard {
     if (length > this.maxBytes) throw responseTooLarge(this.maxBytes);
   }
 
-  /** Header values with the secrets masked. */
+  /** Header values with the secrets masked; the same list when none held one (the usual case: no copy). */
   headers(list: [string, string][]): [string, string][] {
     const mask = this.mask;
     if (!mask) return list;
-    return list.map(([name, value]) => [name, mask.text(value)]);
+    let masked = list;
+    for (let i = 0; i < list.length; i++) {
+      const [name, value] = list[i];
+      const text = mask.text(value);
+      if (text === value) continue;
+      if (masked === list) masked = list.slice();
+      masked[i] = [name, text];
+    }
+    return masked;
   }
 
   /** A body that arrived whole: counted and masked in place. */
