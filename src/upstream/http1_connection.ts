@@ -3,7 +3,7 @@
  * reading of an answer's head (its body: `http1_body.ts`).
  */
 
-import { type Head, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
+import { type Head, hexValue, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
 
 /**
  * The read buffer a connection starts with: a stream event or a short answer fits, and 1,000 open streams keep
@@ -291,12 +291,4 @@ export class Connection {
       // already closed by the runtime
     }
   }
-}
-
-/** The value of a hex digit's byte, -1 when it is not one. */
-function hexValue(byte: number): number {
-  if (byte >= 48 && byte <= 57) return byte - 48; // 0-9
-  if (byte >= 97 && byte <= 102) return byte - 87; // a-f
-  if (byte >= 65 && byte <= 70) return byte - 55; // A-F
-  return -1;
 }

@@ -214,6 +214,14 @@ export function bodyFraming(method: string, head: Head): Framing {
   return { kind: "close" };
 }
 
+/** The value of a hex digit's byte (a chunk size's), -1 when it is not one. */
+export function hexValue(byte: number): number {
+  if (byte >= 48 && byte <= 57) return byte - 48; // 0-9
+  if (byte >= 97 && byte <= 102) return byte - 87; // a-f
+  if (byte >= 65 && byte <= 70) return byte - 55; // A-F
+  return -1;
+}
+
 /** Whether the answer's body is compressed (decoded by `answer`, so guarded after decoding there). */
 export function isCompressed(head: Head): boolean {
   const coding = head.contentEncoding;
