@@ -114,3 +114,40 @@ test("bundle: --demo loads its simulated upstream from its chunk", { timeout: 40
   await chat.body?.cancel();
   assert.equal(await demo.stop("SIGTERM"), 0);
 });
+
+// A minified bundle renames classes, and ioredis's error replies take their `name` from their class: the store
+// tells them by type (RedisStore.isReply). An error reply (here OOM: Redis over its maxmemory refuses writes) is
+// Redis answering, so the proxy must not take it for Redis being away and switch to local state.
+test(
+  "bundle: a Redis error reply is an answer, not an outage",
+  { ignore: !hasRedis, timeout: 40_000 },
+  async () => {
+    await using redis = await startRedis();
+    await using sim = await SimUpstream.start({ name: "a", quiet: true });
+    const path = `${dir}/oom.yaml`;
+    await Deno.writeTextFile(
+      path,
+      groupYaml([endpointYaml(sim.url, { name: "a" })], ["cache: true", `redis_url: ${redis.url}`]),
+    );
+    await using proxy = await run(["--config", path, "--port", "0", "--log-level", "info"]);
+    const warm = await ask(proxy.url, "gpt-test");
+    assert.equal(warm.status, 200);
+    await warm.body?.cancel();
+    assert.equal(await redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction"), "OK");
+    assert.equal(await redis.command("CONFIG", "SET", "maxmemory", "1"), "OK");
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({
+          model: "gpt-test",
+          messages: [{ role: "user", content: `refused write ${i}` }],
+        }),
+      });
+      assert.equal(response.status, 200, "served while Redis refuses writes");
+      await response.body?.cancel();
+    }
+    await delay(300);
+    assert.doesNotMatch(proxy.output(), /redis store unavailable/, "an error reply is no outage");
+    assert.equal(await proxy.stop("SIGTERM"), 0);
+  },
+);
