@@ -4,6 +4,7 @@
  */
 
 import { type Head, hexValue, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
+import { socketRead } from "./socket_read.ts";
 
 /**
  * The read buffer a connection starts with: a stream event or a short answer fits, and 1,000 open streams keep
@@ -128,14 +129,14 @@ export class Connection {
       } else this.#renew(this.#grown(limit));
     }
     const watch = this.#watch;
-    if (!watch) return this.conn.read(this.#buffer.subarray(this.#end)).then(this.#onRead, onError);
+    if (!watch) return socketRead(this.conn, this.#buffer.subarray(this.#end)).then(this.#onRead, onError);
     // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
     this.#watch = undefined;
     return watch.then(this.#onRead, onError);
   }
 
   readonly #onRead = (read: number | null): boolean => {
-    if (read === null) {
+    if (!read) {
       this.#ended = true;
       return false;
     }
