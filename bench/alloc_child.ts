@@ -5,7 +5,7 @@
  */
 
 import { Session } from "node:inspector";
-import { BENCH_GROUP, configYaml } from "./proxy_config.ts";
+import { BENCH_GROUP, CHAT_ANSWER, configYaml } from "./proxy_config.ts";
 
 interface ChildOptions {
   readonly requests: number;
@@ -20,19 +20,7 @@ interface HeapNode {
   readonly children: HeapNode[];
 }
 
-const ANSWER = JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1_764_000_000,
-  model: "gpt-4o-mini",
-  choices: [{
-    index: 0,
-    message: { role: "assistant", content: "Hello, benchmark! ".repeat(12).trim(), refusal: null },
-    logprobs: null,
-    finish_reason: "stop",
-  }],
-  usage: { prompt_tokens: 12, completion_tokens: 60, total_tokens: 72 },
-});
+const ANSWER = CHAT_ANSWER;
 
 export async function runChild(job: string, root: string, options: ChildOptions): Promise<void> {
   const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {

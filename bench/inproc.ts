@@ -21,7 +21,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
-import { BENCH_GROUP, configYaml } from "./proxy_config.ts";
+import { BENCH_GROUP, CHAT_ANSWER, configYaml } from "./proxy_config.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -44,20 +44,7 @@ const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
 
 const encoder = new TextEncoder();
-const ANSWER = encoder.encode(JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1_764_000_000,
-  model: "gpt-4o-mini",
-  choices: [{
-    index: 0,
-    message: { role: "assistant", content: "Hello, benchmark! ".repeat(12).trim(), refusal: null },
-    logprobs: null,
-    finish_reason: "stop",
-  }],
-  usage: { prompt_tokens: 12, completion_tokens: 60, total_tokens: 72 },
-  system_fingerprint: "fp_bench",
-}));
+const ANSWER = encoder.encode(CHAT_ANSWER);
 const ANSWER_HEADERS = {
   "content-type": "application/json",
   "openai-processing-ms": "3",

@@ -72,3 +72,19 @@ export async function writeConfig(config: BenchConfig): Promise<string> {
   await Deno.writeTextFile(path, configYaml(config));
   return path;
 }
+
+/** The non-streamed chat answer the in-process benches' upstream gives (bench/inproc.ts, bench/alloc_child.ts). */
+export const CHAT_ANSWER = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1_764_000_000,
+  model: "gpt-4o-mini",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "Hello, benchmark! ".repeat(12).trim(), refusal: null },
+    logprobs: null,
+    finish_reason: "stop",
+  }],
+  usage: { prompt_tokens: 12, completion_tokens: 60, total_tokens: 72 },
+  system_fingerprint: "fp_bench",
+});
