@@ -30,7 +30,7 @@ import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { cpuMs } from "./cpu_time.ts";
 import { readMemory, RssSampler } from "./rss.ts";
-import { type ServerProcess, startServer } from "./server_process.ts";
+import { type ServerProcess, startServer, startUpstream } from "./server_process.ts";
 import { concurrentStreams, sequentialStreams, type StreamRequest } from "./streams.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
@@ -79,10 +79,7 @@ const sink = values.otel
   })
   : undefined;
 try {
-  const upstream = await startServer("fake upstream", {
-    args: ["run", "-A", `${HERE}upstream_server.ts`],
-    cwd: ROOT,
-  });
+  const upstream = await startUpstream();
   servers.push(upstream);
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache });
   const targets: { name: string; server: ServerProcess }[] = [];

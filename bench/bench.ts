@@ -35,7 +35,7 @@ import {
 import { startNginx } from "./nginx.ts";
 import { cpuMs } from "./cpu_time.ts";
 import { readMemory, RssSampler } from "./rss.ts";
-import { type ServerProcess, startServer, warmEntry } from "./server_process.ts";
+import { type ServerProcess, startServer, startUpstream, warmEntry } from "./server_process.ts";
 import { soak } from "./soak.ts";
 import {
   type ConcurrentResult,
@@ -239,18 +239,7 @@ async function main(args: string[]): Promise<number> {
 }
 
 async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<Results> {
-  const upstream = await startServer("fake upstream", {
-    args: [
-      "run",
-      "-A",
-      `${HERE}upstream_server.ts`,
-      "--chunks",
-      "50",
-      "--chunk-delay-ms",
-      String(flags.chunkDelayMs),
-    ],
-    cwd: ROOT,
-  });
+  const upstream = await startUpstream(["--chunks", "50", "--chunk-delay-ms", String(flags.chunkDelayMs)]);
   cleanup.push(() => upstream.stop());
   const bare = await startServer("bare pass-through", {
     args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],

@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { bundle } from "../scripts/bundle.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { readMemory, RssSampler } from "./rss.ts";
-import { type ServerProcess, startServer, warmEntry } from "./server_process.ts";
+import { type ServerProcess, startServer, startUpstream, warmEntry } from "./server_process.ts";
 import { concurrentStreams } from "./streams.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -54,18 +54,7 @@ interface Target {
 
 /** An upstream sending `chunkDelayMs` apart, the bare pass-through and every build in front of it. */
 async function startTargets(servers: ServerProcess[], chunkDelayMs: number): Promise<Target[]> {
-  const upstream = await startServer("fake upstream", {
-    args: [
-      "run",
-      "-A",
-      `${HERE}upstream_server.ts`,
-      "--chunks",
-      "50",
-      "--chunk-delay-ms",
-      String(chunkDelayMs),
-    ],
-    cwd: ROOT,
-  });
+  const upstream = await startUpstream(["--chunks", "50", "--chunk-delay-ms", String(chunkDelayMs)]);
   servers.push(upstream);
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: false });
   const targets: Target[] = [];

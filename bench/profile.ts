@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { type CpuProfile, formatSummary, summarize } from "./cpuprofile.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { startRedis } from "../tests/_support/redis.ts";
-import { startServer } from "./server_process.ts";
+import { startServer, startUpstream } from "./server_process.ts";
 import { timeStream } from "./streams.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
@@ -47,10 +47,7 @@ const out = values.out ?? await Deno.makeTempDir({ prefix: "llmproxy-cpuprof-" }
 const connections = Number(values.connections);
 
 await ensureWrk();
-await using upstream = await startServer("fake upstream", {
-  args: ["run", "-A", `${HERE}upstream_server.ts`],
-  cwd: ROOT,
-});
+await using upstream = await startUpstream();
 await using redis = values.redis ? await startRedis() : undefined;
 const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, redisUrl: redis?.url });
 const profiled = ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${out}`];

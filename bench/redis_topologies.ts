@@ -16,7 +16,7 @@ import { startRedis } from "../tests/_support/redis.ts";
 import { startCluster } from "../tests/_support/redis_cluster.ts";
 import { measureCacheHits } from "./cache_hits.ts";
 import { BENCH_GROUP, configYaml, V8_FLAGS } from "./proxy_config.ts";
-import { startServer } from "./server_process.ts";
+import { startServer, startUpstream } from "./server_process.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
 export interface TopologyFigures {
@@ -114,10 +114,7 @@ if (import.meta.main) {
     },
   });
   await ensureWrk();
-  await using upstream = await startServer("fake upstream", {
-    args: ["run", "-A", `${ROOT}bench/upstream_server.ts`],
-    cwd: ROOT,
-  });
+  await using upstream = await startUpstream();
   const rows = await measureTopologies(upstream.url, Number(values.duration), {
     main: values.main,
     standaloneOnly: values.standalone,

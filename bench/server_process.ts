@@ -23,6 +23,19 @@ export interface StartOptions {
   readonly startTimeoutMs?: number;
 }
 
+const HERE = new URL(".", import.meta.url).pathname;
+
+/**
+ * The bench's fake upstream (bench/upstream_server.ts) as its own process, run from the repo's root; `flags` are
+ * its own, e.g. `["--chunks", "50", "--chunk-delay-ms", "5"]`.
+ */
+export function startUpstream(flags: string[] = []): Promise<ServerProcess> {
+  return startServer("fake upstream", {
+    args: ["run", "-A", `${HERE}upstream_server.ts`, ...flags],
+    cwd: `${HERE}..`,
+  });
+}
+
 const LISTENING = /Listening on (http:\/\/\S+)/;
 /** Output kept per process, so a chatty child cannot grow the bench's memory. */
 const MAX_OUTPUT = 64 * 1024;

@@ -19,7 +19,7 @@ import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { cpuMs } from "./cpu_time.ts";
 import { startNginx } from "./nginx.ts";
-import { type ServerProcess, startServer } from "./server_process.ts";
+import { type ServerProcess, startServer, startUpstream } from "./server_process.ts";
 import { timeStream } from "./streams.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -57,10 +57,7 @@ interface Target {
 
 const servers: { stop(): Promise<unknown> }[] = [];
 try {
-  const upstream = await startServer("fake upstream", {
-    args: ["run", "-A", `${HERE}upstream_server.ts`],
-    cwd: ROOT,
-  });
+  const upstream = await startUpstream();
   servers.push(upstream);
   const targets: Target[] = [];
   const bare = await startServer("bare", {

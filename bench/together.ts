@@ -21,11 +21,9 @@ import { parseArgs } from "node:util";
 import { cpuMs } from "./cpu_time.ts";
 import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
-import { type ServerProcess, startServer } from "./server_process.ts";
+import { type ServerProcess, startServer, startUpstream } from "./server_process.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 import { startRedis } from "../tests/_support/redis.ts";
-
-const HERE = new URL(".", import.meta.url).pathname;
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -57,10 +55,7 @@ const body = JSON.stringify({
     content: values.redis ? "Say hello to %UNIQUE%." : "Say hello to the benchmark.",
   }],
 });
-await using upstream = await startServer("fake upstream", {
-  args: ["run", "-A", `${HERE}upstream_server.ts`],
-  cwd: resolve(HERE, ".."),
-});
+await using upstream = await startUpstream();
 await using redis = values.redis ? await startRedis() : undefined;
 const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.redis, redisUrl: redis?.url });
 const servers: ServerProcess[] = [];
