@@ -2,8 +2,9 @@
  * The Hono app: routes and middleware only, no I/O of its own. Every route is served with and without `/v1`.
  */
 
-import { Hono } from "hono";
+import { type ErrorHandler, Hono, type MiddlewareHandler } from "hono";
 import { ClientGone, errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
+import { type DirectRoute, directRoutes, type Fetch } from "./http/direct_routes.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { inflightBodies } from "./http/middleware/inflight_bodies.ts";
@@ -27,25 +28,40 @@ import { servedRoutes, surfaceRoutes } from "./http/routes/surface.ts";
 import { pythonHeaders } from "./http/python_markers.ts";
 import type { Services } from "./services.ts";
 
-export function createApp(services: Services): Hono<AppEnv> {
+/** The app: what `Deno.serve` calls. */
+export interface App {
+  readonly fetch: Fetch;
+}
+
+export function createApp(services: Services): App {
   const app = new Hono<AppEnv>();
   const { logger } = services;
 
-  app.use(observe({ metrics: services.metrics, logger }));
-  if (services.telemetry) app.use(tracing(services.telemetry));
+  const around: MiddlewareHandler<AppEnv>[] = [observe<AppEnv>({ metrics: services.metrics, logger })];
+  if (services.telemetry) around.push(tracing(services.telemetry));
   const { maxBodyBytes, limits } = services.config.settings;
   // Checks before the route, as one of Hono's steps (see sequence.ts). Auth always: even with no key configured,
   // `/admin/*` must answer 401.
-  app.use(sequence(
+  const checks: MiddlewareHandler<AppEnv> = sequence(
     headerLimit(),
     auth({ registry: services.keys, now: services.clock.now }),
     inflightBodies({ maxBytes: limits.maxInflightBodyBytes, maxBodyBytes }),
-  ));
+  );
+  for (const middleware of [...around, checks]) app.use(middleware);
 
+  // The generation routes are also served past Hono's chain (direct_routes.ts).
+  const generation = new Map<string, DirectRoute<AppEnv>>();
   for (const prefix of ["/v1", ""]) {
-    app.post(`${prefix}/chat/completions`, generationHandler(services, "chat"));
-    app.post(`${prefix}/responses`, generationHandler(services, "responses"));
-    app.post(`${prefix}/embeddings`, generationHandler(services, "embeddings"));
+    for (
+      const [path, route] of [["chat/completions", "chat"], ["responses", "responses"], [
+        "embeddings",
+        "embeddings",
+      ]] as const
+    ) {
+      const handler = generationHandler(services, route);
+      generation.set(`${prefix}/${path}`, handler);
+      app.post(`${prefix}/${path}`, handler);
+    }
     app.get(`${prefix}/models`, modelsHandler(services));
     app.get(`${prefix}/responses/:id`, responseItemHandler(services, "GET"));
     app.delete(`${prefix}/responses/:id`, responseItemHandler(services, "DELETE"));
@@ -75,7 +91,7 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   const served = servedRoutes(app);
   app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path, served)));
-  app.onError((error, c) => {
+  const onError: ErrorHandler<AppEnv> = (error, c) => {
     const proxyError = toProxyError(error);
     if (proxyError.status >= 500 && !(error instanceof ClientGone)) {
       logger.error("request failed", {
@@ -92,6 +108,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       Object.assign(headers, pythonHeaders(null, performance.now() - trace.startedAt));
     }
     return errorResponse(proxyError, headers);
-  });
-  return app;
+  };
+  app.onError(onError);
+  return { fetch: directRoutes(app, { around, checks, routes: generation, onError }) };
 }

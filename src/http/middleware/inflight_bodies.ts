@@ -44,7 +44,7 @@ export function inflightBodies(options: InflightBodiesOptions): MiddlewareHandle
     }
     held += size;
     try {
-      await next();
+      return await next();
     } finally {
       held -= size;
     }

@@ -38,7 +38,7 @@ function servedFromHeaders(headers: Headers): ServedBy {
   };
 }
 
-export function observe(options: ObserveOptions): MiddlewareHandler<ObserveEnv> {
+export function observe<E extends ObserveEnv = ObserveEnv>(options: ObserveOptions): MiddlewareHandler<E> {
   const { metrics, logger } = options;
   const now = options.now ?? (() => performance.now());
   const generateId = options.generateId ?? (() => crypto.randomUUID());

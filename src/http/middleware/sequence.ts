@@ -8,7 +8,10 @@
 
 import type { Env, MiddlewareHandler } from "hono";
 
-/** `handlers` answer by throwing or by calling `next()`, never with a Response of their own. */
+/**
+ * `handlers` answer by throwing or by calling `next()`, never with a Response of their own, and pass on what
+ * `next()` gave them (the route's answer, for direct_routes.ts).
+ */
 export function sequence<E extends Env>(...handlers: MiddlewareHandler<E>[]): MiddlewareHandler<E> {
   return handlers.reduceRight((inner, outer) => (c, next) => outer(c, () => inner(c, next) as Promise<void>));
 }
