@@ -2,9 +2,10 @@
  * The Hono app: routes and middleware only, no I/O of its own. Every route is served with and without `/v1`.
  */
 
-import { type ErrorHandler, Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { ClientGone, errorResponse, notFoundRoute, toProxyError } from "./errors.ts";
-import { type DirectRoute, directRoutes, type Fetch } from "./http/direct_routes.ts";
+import { type DirectErrorHandler, type DirectRoute, directRoutes, type Fetch } from "./http/direct_routes.ts";
+import type { Middleware } from "./http/request_context.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
 import { inflightBodies } from "./http/middleware/inflight_bodies.ts";
@@ -37,12 +38,12 @@ export function createApp(services: Services): App {
   const app = new Hono<AppEnv>();
   const { logger } = services;
 
-  const around: MiddlewareHandler<AppEnv>[] = [observe<AppEnv>({ metrics: services.metrics, logger })];
+  const around: Middleware<AppEnv>[] = [observe<AppEnv>({ metrics: services.metrics, logger })];
   if (services.telemetry) around.push(tracing(services.telemetry));
   const { maxBodyBytes, limits } = services.config.settings;
   // Checks before the route, as one of Hono's steps (see sequence.ts). Auth always: even with no key configured,
   // `/admin/*` must answer 401.
-  const checks: MiddlewareHandler<AppEnv> = sequence(
+  const checks: Middleware<AppEnv> = sequence(
     headerLimit(),
     auth({ registry: services.keys, now: services.clock.now }),
     inflightBodies({ maxBytes: limits.maxInflightBodyBytes, maxBodyBytes }),
@@ -91,7 +92,7 @@ export function createApp(services: Services): App {
 
   const served = servedRoutes(app);
   app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path, served)));
-  const onError: ErrorHandler<AppEnv> = (error, c) => {
+  const onError: DirectErrorHandler<AppEnv> = (error, c) => {
     const proxyError = toProxyError(error);
     if (proxyError.status >= 500 && !(error instanceof ClientGone)) {
       logger.error("request failed", {

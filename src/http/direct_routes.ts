@@ -1,14 +1,16 @@
 /**
  * The generation routes, taken before Hono's router. Hono runs a route that shares the app's middleware through
  * `compose`: one async dispatch step per middleware and one for the route, each a frame, a promise and a closure
- * held for the whole request. These routes carry nearly all the traffic, so a POST to one of their paths runs the
- * same middleware in the same order, chained here, and keeps what compose guarantees: an error thrown by a
- * middleware or by the route is rendered by the app's error handler, and set as `c.error` and `c.res`, before the
- * middleware around it resumes (the observing middleware logs and counts it as for any route). Every other
- * request goes to Hono, which keeps these routes too (for its 405 answers and its route list).
+ * held for the whole request, around a context of sixteen closures. These routes carry nearly all the traffic, so
+ * a POST to one of their paths runs the same middleware in the same order, chained here on a lighter context
+ * (request_context.ts), and keeps what compose guarantees: an error thrown by a middleware or by the route is
+ * rendered by the app's error handler, and set as `c.error` and `c.res`, before the middleware around it resumes
+ * (the observing middleware logs and counts it as for any route). Every other request goes to Hono, which keeps
+ * these routes too (for its 405 answers and its route list).
  */
 
-import { Context, type Env, type ErrorHandler, type Hono, type MiddlewareHandler } from "hono";
+import type { Env, Hono } from "hono";
+import { DirectContext, type Middleware, type RequestContext } from "./request_context.ts";
 
 /** What `Deno.serve` calls. */
 export type Fetch = (
@@ -16,38 +18,42 @@ export type Fetch = (
   info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
 ) => Response | Promise<Response>;
 
-export type DirectRoute<E extends Env> = (c: Context<E>) => Promise<Response>;
+export type DirectRoute<E extends Env> = (c: RequestContext<E>) => Promise<Response>;
+
+export type DirectErrorHandler<E extends Env> = (
+  error: Error,
+  c: RequestContext<E>,
+) => Response | Promise<Response>;
 
 export interface DirectOptions<E extends Env> {
   /** Middleware that look at the answer after `next()` (observe, tracing), outermost first. */
-  readonly around: readonly MiddlewareHandler<E>[];
+  readonly around: readonly Middleware<E>[];
   /** Middleware that only check the request before `next()` (sequence.ts), run right around the route. */
-  readonly checks: MiddlewareHandler<E>;
+  readonly checks: Middleware<E>;
   /** Handlers of POST requests, by path. */
   readonly routes: ReadonlyMap<string, DirectRoute<E>>;
   /** The app's error handler (its `onError`). */
-  readonly onError: ErrorHandler<E>;
+  readonly onError: DirectErrorHandler<E>;
 }
 
 /** `app.fetch`, with a POST to one of `routes`' paths served here. */
 export function directRoutes<E extends Env>(app: Hono<E>, options: DirectOptions<E>): Fetch {
   const { around, checks, routes, onError } = options;
-  const failed = async (c: Context<E>, error: unknown): Promise<void> => {
+  const failed = async (c: RequestContext<E>, error: unknown): Promise<void> => {
     if (!(error instanceof Error)) throw error; // what Hono does with a thrown non-Error
     c.error = error;
     c.res = await onError(error, c);
   };
   // The middleware at `index` (past them: the checks and the route), its errors rendered before the one around it
   // resumes. Promise callbacks rather than async functions: a request holds one less frame per step.
-  const step = (c: Context<E>, route: DirectRoute<E>, index: number): Promise<void> => {
+  const step = (c: RequestContext<E>, route: DirectRoute<E>, index: number): Promise<void> => {
     const fail = (error: unknown) => failed(c, error);
     try {
       if (index < around.length) {
         return around[index](c, () => step(c, route, index + 1)).then(undefined, fail);
       }
-      // Hono types `next()` as giving nothing; the checks pass on what the route answered (sequence.ts).
-      const answered = checks(c, () => route(c) as Promise<never>) as Promise<Response>;
-      return answered.then((answer) => void (c.res = answer), fail);
+      const answered = () => route(c).then((answer) => void (c.res = answer));
+      return checks(c, answered).then(undefined, fail);
     } catch (error) {
       return fail(error);
     }
@@ -57,7 +63,7 @@ export function directRoutes<E extends Env>(app: Hono<E>, options: DirectOptions
     const path = app.getPath(request, { env: info });
     const route = routes.get(path);
     if (!route) return app.fetch(request, info);
-    const c = new Context<E>(request, { path, env: info });
+    const c = new DirectContext<E>(request, path);
     return step(c, route, 0).then(() => c.res);
   };
 }

@@ -11,7 +11,7 @@
  * - `/health` is open. An expired key gets 401. Keys are never logged or echoed.
  */
 
-import type { MiddlewareHandler } from "hono";
+import type { Middleware } from "../request_context.ts";
 import { adminKeyRequired, invalidApiKey, ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
 import { presentedKeys } from "../../keys/key_text.ts";
@@ -59,7 +59,7 @@ const keyExpired = (policy: KeyPolicy) =>
 
 type AuthEnv = { Variables: { key: KeyPolicy | undefined } };
 
-export function auth(options: AuthOptions): MiddlewareHandler<AuthEnv> {
+export function auth<E extends AuthEnv = AuthEnv>(options: AuthOptions): Middleware<E> {
   const { registry, now } = options;
   // Not async: nothing happens after `next()`, so no frame of its own waits for the request.
   return (c, next) => {

@@ -4,7 +4,8 @@
  * with a bare 400; this gives a clear error below that.
  */
 
-import type { MiddlewareHandler } from "hono";
+import type { Env } from "hono";
+import type { Middleware } from "../request_context.ts";
 import { headersTooLarge } from "../../errors.ts";
 
 export interface HeaderLimitOptions {
@@ -14,7 +15,7 @@ export interface HeaderLimitOptions {
 
 export const DEFAULT_MAX_HEADER_BYTES = 32 * 1024;
 
-export function headerLimit(options: HeaderLimitOptions = {}): MiddlewareHandler {
+export function headerLimit<E extends Env = Env>(options: HeaderLimitOptions = {}): Middleware<E> {
   const limit = options.maxBytes ?? DEFAULT_MAX_HEADER_BYTES;
   // Not async: nothing happens after `next()`, so no frame of its own waits for the request.
   return (c, next) => {

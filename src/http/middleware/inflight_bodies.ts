@@ -6,7 +6,8 @@
  * that fit, not for all of them.
  */
 
-import type { MiddlewareHandler } from "hono";
+import type { Env } from "hono";
+import type { Middleware } from "../request_context.ts";
 import { ProxyError } from "../../errors.ts";
 
 export interface InflightBodiesOptions {
@@ -18,7 +19,7 @@ export interface InflightBodiesOptions {
   readonly retryAfterSeconds?: number;
 }
 
-export function inflightBodies(options: InflightBodiesOptions): MiddlewareHandler {
+export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptions): Middleware<E> {
   const { maxBytes, maxBodyBytes } = options;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   let held = 0;
@@ -44,7 +45,7 @@ export function inflightBodies(options: InflightBodiesOptions): MiddlewareHandle
     }
     held += size;
     try {
-      return await next();
+      await next();
     } finally {
       held -= size;
     }

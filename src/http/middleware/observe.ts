@@ -7,7 +7,7 @@
  * (after the first upstream chunk).
  */
 
-import type { MiddlewareHandler } from "hono";
+import type { Middleware } from "../request_context.ts";
 import type { Logger } from "../../logger.ts";
 import { type ProxyMetrics, type RequestTrace, routeLabel, type ServedBy } from "../../metrics/metrics.ts";
 import { overheadMs } from "../../metrics/request_trace.ts";
@@ -38,7 +38,7 @@ function servedFromHeaders(headers: Headers): ServedBy {
   };
 }
 
-export function observe<E extends ObserveEnv = ObserveEnv>(options: ObserveOptions): MiddlewareHandler<E> {
+export function observe<E extends ObserveEnv = ObserveEnv>(options: ObserveOptions): Middleware<E> {
   const { metrics, logger } = options;
   const now = options.now ?? (() => performance.now());
   const generateId = options.generateId ?? (() => crypto.randomUUID());

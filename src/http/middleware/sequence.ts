@@ -4,14 +4,13 @@
  * async frame, a promise and a closure held for the whole request). What Hono's steps did stays true for these:
  * an error one of them throws reaches Hono's error handler (through the ones before it, which do nothing after
  * `next()` but give back what they hold), and the route's own errors are caught at the route's step as before.
+ * The generation routes run the same sequence as their checks outside Hono (direct_routes.ts).
  */
 
-import type { Env, MiddlewareHandler } from "hono";
+import type { Env } from "hono";
+import type { Middleware } from "../request_context.ts";
 
-/**
- * `handlers` answer by throwing or by calling `next()`, never with a Response of their own, and pass on what
- * `next()` gave them (the route's answer, for direct_routes.ts).
- */
-export function sequence<E extends Env>(...handlers: MiddlewareHandler<E>[]): MiddlewareHandler<E> {
+/** `handlers` answer by throwing or by calling `next()`, never with a Response of their own. */
+export function sequence<E extends Env>(...handlers: Middleware<E>[]): Middleware<E> {
   return handlers.reduceRight((inner, outer) => (c, next) => outer(c, () => inner(c, next) as Promise<void>));
 }

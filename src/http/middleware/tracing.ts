@@ -5,7 +5,7 @@
  * watched as it passes, and its span ends when the stream ends (or the client leaves).
  */
 
-import type { MiddlewareHandler } from "hono";
+import type { Middleware } from "../request_context.ts";
 import { routeLabel } from "../../metrics/labels.ts";
 import { type AnswerFacts, readAnswer, StreamFacts } from "../../telemetry/genai.ts";
 import type { Telemetry } from "../../telemetry/telemetry.ts";
@@ -13,7 +13,7 @@ import type { AppEnv } from "../routes/generation.ts";
 
 const TRACED = new Set(["chat", "responses", "embeddings"]);
 
-export function tracing(telemetry: Telemetry): MiddlewareHandler<AppEnv> {
+export function tracing(telemetry: Telemetry): Middleware<AppEnv> {
   return async (c, next) => {
     const path = c.req.path;
     if (c.req.method !== "POST" || !TRACED.has(routeLabel(path))) return await next();

@@ -3,7 +3,7 @@
  * pipeline, and make its answer a Response.
  */
 
-import type { Context } from "hono";
+import type { RequestContext } from "../request_context.ts";
 import { ModelNames } from "../../balancer/model_names.ts";
 import { ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
@@ -54,7 +54,7 @@ export function generationHandler(services: Services, route: Route) {
   const { config, pipeline } = services;
   const models = new ModelNames(config.groups);
   const names = models.listed();
-  return async (c: Context<AppEnv>): Promise<Response> => {
+  return async (c: RequestContext<AppEnv>): Promise<Response> => {
     const text = await readBodyText(
       c.req.raw,
       config.settings.maxBodyBytes,
