@@ -8,10 +8,12 @@
  *
  * Code the start path does not need stays in chunks of their own, loaded on first use as in `deno run main.ts`
  * (the demo, the Redis store, tracing, the dashboard's files): `--code-splitting` keeps each dynamic import a
- * separate file, and its specifier static, so `deno compile` embeds every chunk.
+ * separate file, and its specifier static, so `deno compile` embeds every chunk. Node's compatibility layer, which
+ * CommonJS packages need, loads with the first chunk that needs it, not at start (`bundle_require.ts`).
  */
 
 import { parseArgs } from "node:util";
+import { dropBareRequireImports } from "./bundle_require.ts";
 
 /** Where `deno task bundle` writes; `deno task compile` compiles `dist/bundle/main.js`. */
 export const BUNDLE_DIR = "dist/bundle";
@@ -42,6 +44,7 @@ export async function bundle(
     signal,
   }).output();
   if (code !== 0) throw new Error(`deno bundle ${entry} failed:\n${new TextDecoder().decode(stderr)}`);
+  await dropBareRequireImports(outdir);
   return `${outdir}/main.js`;
 }
 

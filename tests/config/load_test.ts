@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig, parseConfig } from "../../src/config/load.ts";
+import { ConfigError, loadConfig, MAX_CONFIG_VALUES, parseConfig } from "../../src/config/load.ts";
 import { KNOWN_KEYS } from "../../src/config/schema.ts";
 import { test } from "../_support/test.ts";
 
@@ -472,10 +472,44 @@ test("a missing api_key falls back to OPENAI_API_KEY like the OpenAI client, els
 test("a YAML syntax error names the line and column", () => {
   assert.equal(
     errorOf("model_groups:\n  - model_group: g\n    models: [\n  bad: :\n"),
-    "Cannot load config 'llmproxy.yaml': YAML syntax error at line 4, column 3: " +
-      "Flow sequence in block collection must be sufficiently indented and end with a ]",
+    "Cannot load config 'llmproxy.yaml': YAML syntax error at line 4, column 8: " +
+      "missed comma between flow collection entries",
   );
-  assert.match(errorOf("a: 1\na: 2\n"), /YAML syntax error at line 2, column 1: Map keys must be unique/);
+  assert.equal(
+    errorOf("a: 1\na: 2\n"),
+    "Cannot load config 'llmproxy.yaml': YAML syntax error at line 2, column 1: duplicated mapping key",
+  );
+  assert.match(errorOf("a: 1\n---\nb: 2\n"), /YAML syntax error: expected a single document in the stream/);
+  assert.match(errorOf("a: !!binary aGk=\n"), /YAML syntax error at line 1, column \d+: unknown tag/);
+});
+
+test("YAML 1.2 core scalars: dates and yes/no stay strings, 0o/0x are numbers", () => {
+  const config = parseConfig(
+    MINIMAL.replace(
+      "api_key: sk-test",
+      "api_key: sk-test, headers: { x-day: 2024-01-01 }, timeout: 0x1e, rpm: 0o3",
+    ) +
+      "  - model_group: yes\n    models: [{ model: m, params: { api_key: k } }]\n",
+    "x",
+    noEnv,
+  );
+  const endpoint = config.groups[0].endpoints[0];
+  assert.equal(endpoint.headers["x-day"], "2024-01-01");
+  assert.equal(endpoint.timeoutMs, 30_000);
+  assert.equal(endpoint.rpm, 3);
+  assert.equal(config.groups[1].name, "yes");
+});
+
+test("nested aliases that expand past the value bound are refused, fast", () => {
+  // Ten levels of ten aliases each: 10^10 values once expanded, a few hundred bytes of YAML.
+  const levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"];
+  for (let i = 1; i < 10; i++) levels.push(`l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(", ")}]`);
+  const started = performance.now();
+  assert.equal(
+    errorOf(levels.join("\n") + "\n"),
+    `Cannot load config 'llmproxy.yaml': the file expands to more than ${MAX_CONFIG_VALUES} values (nested aliases?)`,
+  );
+  assert.ok(performance.now() - started < 5_000);
 });
 
 test("an empty file or a non-mapping is rejected", () => {

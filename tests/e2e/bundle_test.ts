@@ -39,6 +39,39 @@ async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<v
   }
 }
 
+/** Specifiers `file` imports statically (`import ... from "x"`, `import "x"`; not `import("x")`). */
+function staticImports(text: string): string[] {
+  return [...text.matchAll(/(?:\bfrom|\bimport)\s*"([\w./:@-]+)"/g)].map((match) => match[1]);
+}
+
+// Deno's Node compatibility layer costs ~3 MiB idle RSS (issue 22.4a): only a chunk loaded on demand may need it.
+test("bundle: nothing on the start path imports a node: module", async () => {
+  const seen = new Set<string>();
+  const node: string[] = [];
+  const visit = async (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    for (const specifier of staticImports(await Deno.readTextFile(`${dir}/bundle/${name}`))) {
+      if (specifier.startsWith("./")) await visit(specifier.slice(2));
+      else node.push(`${name} imports ${specifier}`);
+    }
+  };
+  await visit("main.js");
+  assert.ok(seen.size > 1, "main.js imports its shared chunks");
+  assert.deepEqual(node, []);
+  // The Redis store's chunk (ioredis, CommonJS) still gets its require.
+  const redis = [...Deno.readDirSync(`${dir}/bundle`)].find(({ name }) => name.startsWith("redis-"))!.name;
+  const required = new Set<string>();
+  const collect = async (name: string) => {
+    for (const specifier of staticImports(await Deno.readTextFile(`${dir}/bundle/${name}`))) {
+      if (specifier.startsWith("./")) await collect(specifier.slice(2));
+      else required.add(specifier);
+    }
+  };
+  await collect(redis);
+  assert.ok(required.has("node:module"), [...required].join(", "));
+});
+
 test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { timeout: 40_000 }, async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   const path = `${dir}/reload.yaml`;
