@@ -11,6 +11,7 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./src/logg
 import { tracingWanted } from "./src/telemetry/wanted.ts";
 import { serve, type Server } from "./src/serve/server.ts";
 import { serveOptions } from "./src/serve/serve_options.ts";
+import { settleAfterStart } from "./src/serve/settle.ts";
 import { VERSION } from "./src/version.ts";
 
 const USAGE =
@@ -95,6 +96,8 @@ export async function main(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, () => resolve(signal));
     }
   });
+  // Start-up garbage collected at the first quiet moments (idle RSS; needs --expose-gc, as the tasks run it).
+  using settling = settleAfterStart(live.fetch, { logger });
   let server: Server;
   try {
     // The proxy's own accept loop: connection cap, idle and header timeouts, survives running out of descriptors.
@@ -114,7 +117,7 @@ export async function main(args: string[]): Promise<number> {
         settings.limits,
         logger,
       ),
-      live.fetch,
+      settling.handler,
     );
     if (!server.limited) {
       logger.warn("this Deno cannot serve per connection: client connection limits are off");

@@ -25,10 +25,12 @@ export const TARGETS = [
  * V8's young generation capped at 8 MiB per semi-space: under load the proxy's RSS stays lower than with Deno's
  * default (5 s after load 121 vs 151 MiB) at the same CPU per request; 32 MiB costs the same CPU and keeps more.
  * No heap-growth flag: each one tried lowers the 1,000-stream peak only by costing CPU per stream (README, "Ways
- * to run it"; bench/RESULTS.md, session 7). Every way of running the proxy uses it: the `start`, `dev`, `demo`
- * and `compile` tasks in deno.json, this script, and the bench.
+ * to run it"; bench/RESULTS.md, session 7). `--expose-gc`: the proxy collects its start-up garbage at its
+ * first quiet moments instead of holding it until V8's memory reducer starts, 30 s in (src/serve/settle.ts).
+ * Every way of running the proxy uses them: the `start`, `dev`, `demo` and `compile` tasks in deno.json, this
+ * script, and the bench.
  */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8";
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--expose-gc";
 
 /** The permissions the binary runs with (it reads only its config file; no file writes, no subprocesses). */
 export const COMPILE_FLAGS = [

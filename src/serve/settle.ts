@@ -1,0 +1,87 @@
+/**
+ * A few full garbage collections in the proxy's first quiet moments after start (issue 22.4a, idle RSS).
+ *
+ * Loading the config, building the services and serving the first requests (V8 compiling the code they run) leave
+ * garbage in V8's old generation and a young generation grown for start-up. Nothing collects it until the heap
+ * grows enough for a major collection, or V8's memory reducer starts, 30 s in: an idle proxy holds ~3 MiB more
+ * meanwhile. Here a full collection runs as soon as the proxy is quiet (no new request for `quietMs`) after start,
+ * and again each time new requests have come and gone, at most `rounds` times in the first `windowMs`. It is V8's
+ * "last resort" collection (what the memory reducer aims at: old garbage freed, the young generation shrunk, free
+ * pages given back), two passes of ~5-15 ms each on this heap, in a moment with no request arriving.
+ *
+ * It needs V8's `gc()`, which `--expose-gc` (in the shipped V8 flags, scripts/compile.ts) makes global; without it
+ * this does nothing.
+ */
+
+import type { Logger } from "../logger.ts";
+import type { Handler } from "./server.ts";
+
+export interface SettleOptions {
+  /** Collect after this long without a new request. Default 250 ms. */
+  readonly quietMs?: number;
+  /** At most this many collections. Default 3. */
+  readonly rounds?: number;
+  /** Only this long after start. Default 60 s. */
+  readonly windowMs?: number;
+  /** V8's full collection; default the global `gc` that `--expose-gc` installs (none: nothing to do). */
+  readonly gc?: (options?: GcOptions) => void;
+  readonly logger?: Logger;
+}
+
+export interface Settling extends Disposable {
+  /** The handler to serve: `handler`, counting the requests it is given. */
+  readonly handler: Handler;
+  /** Collections run so far. */
+  readonly collections: number;
+}
+
+/** Wraps `handler` and collects at the quiet moments after start; dispose to stop early (shutdown). */
+export function settleAfterStart(handler: Handler, options: SettleOptions = {}): Settling {
+  const gc = options.gc ?? (globalThis as { gc?: (options?: GcOptions) => void }).gc;
+  if (typeof gc !== "function") return { handler, collections: 0, [Symbol.dispose]: () => {} };
+  const { quietMs = 250, rounds = 3, windowMs = 60_000, logger } = options;
+  let requests = 0;
+  let seen = 0;
+  let collectedAt = -1;
+  let collections = 0;
+  const started = performance.now();
+  const stop = () => clearInterval(timer);
+  const timer = setInterval(() => {
+    const quiet = requests === seen;
+    seen = requests;
+    if (quiet && requests !== collectedAt) {
+      collectedAt = requests;
+      collections++;
+      const before = logger?.enabled("debug") ? Deno.memoryUsage().heapUsed : 0;
+      gc({ type: "major", execution: "sync", flavor: "last-resort" });
+      if (before > 0) {
+        logger!.debug("start-up garbage collected", {
+          requests,
+          heap_used_mib: round(before),
+          heap_used_after_mib: round(Deno.memoryUsage().heapUsed),
+        });
+      }
+    }
+    if (collections >= rounds || performance.now() - started >= windowMs) stop();
+  }, quietMs);
+  Deno.unrefTimer(timer);
+  return {
+    handler: (request, info) => {
+      requests++;
+      return handler(request, info);
+    },
+    get collections() {
+      return collections;
+    },
+    [Symbol.dispose]: stop,
+  };
+}
+
+const round = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
+
+/** `gc()`'s options under `--expose-gc` (V8's gc extension). */
+export interface GcOptions {
+  readonly type?: "major" | "minor" | "major-snapshot";
+  readonly execution?: "sync" | "async";
+  readonly flavor?: "regular" | "last-resort";
+}

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { type GcOptions, settleAfterStart } from "../../src/serve/settle.ts";
+import type { Handler } from "../../src/serve/server.ts";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+const info = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } } as Deno.ServeHandlerInfo<
+  Deno.NetAddr
+>;
+const ok: Handler = () => new Response("ok");
+
+/** A recording `gc`: when it ran (ms since the test began) and with which options. */
+function recorder() {
+  const started = performance.now();
+  const calls: { atMs: number; options?: GcOptions }[] = [];
+  return {
+    calls,
+    gc: (options?: GcOptions) => void calls.push({ atMs: performance.now() - started, options }),
+  };
+}
+
+test("collects once quiet after start, again after the first requests, at most `rounds` times", async () => {
+  const { calls, gc } = recorder();
+  using settling = settleAfterStart(ok, { gc, quietMs: 40, rounds: 2 });
+  await delay(150);
+  assert.equal(calls.length, 1, "one collection after start, none more while nothing happens");
+  assert.deepEqual(calls[0].options, { type: "major", execution: "sync", flavor: "last-resort" });
+  assert.equal(await (await settling.handler(new Request("http://x/"), info)).text(), "ok");
+  await delay(150);
+  assert.equal(calls.length, 2, "one more once the request has come and gone");
+  await settling.handler(new Request("http://x/"), info);
+  await delay(150);
+  assert.equal(calls.length, 2, "rounds: 2");
+  assert.equal(settling.collections, 2);
+});
+
+test("no collection while requests keep coming; one once they stop", async () => {
+  const { calls, gc } = recorder();
+  using settling = settleAfterStart(ok, { gc, quietMs: 60 });
+  await delay(120);
+  assert.equal(calls.length, 1);
+  const busyUntil = performance.now() + 400;
+  while (performance.now() < busyUntil) {
+    await settling.handler(new Request("http://x/"), info);
+    await delay(10);
+  }
+  assert.equal(calls.length, 1, "busy: no collection");
+  await delay(200);
+  assert.equal(calls.length, 2);
+});
+
+test("nothing after the window, nor after dispose; without gc() the handler is left as it is", async () => {
+  const late = recorder();
+  {
+    using settling = settleAfterStart(ok, { gc: late.gc, quietMs: 30, windowMs: 50 });
+    await delay(100);
+    await settling.handler(new Request("http://x/"), info);
+    await delay(100);
+  }
+  assert.equal(late.calls.length, 1, "only the one inside the first 50 ms");
+  const stopped = recorder();
+  const settling = settleAfterStart(ok, { gc: stopped.gc, quietMs: 30 });
+  settling[Symbol.dispose]();
+  await delay(100);
+  assert.equal(stopped.calls.length, 0);
+  assert.equal(typeof (globalThis as { gc?: unknown }).gc, "undefined", "the test runner has no --expose-gc");
+  using plain = settleAfterStart(ok);
+  assert.equal(plain.handler, ok);
+});
+
+test(
+  "the proxy, run with the shipped V8 flags, collects its start-up garbage",
+  { timeout: 20_000 },
+  async () => {
+    await using sim = await SimUpstream.start({ name: "a", quiet: true });
+    const path = await Deno.makeTempFile({ suffix: ".yaml" });
+    try {
+      await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })]));
+      await using proxy = await startProxyProcess(["--config", path, "--port", "0", "--log-level", "debug"]);
+      const answer = await fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(answer.status, 200);
+      await answer.body?.cancel();
+      // One collection after start (unless the request came first), one after the request.
+      const deadline = Date.now() + 5000;
+      const collected = () =>
+        proxy.output().split("\n").filter((line) => line.includes("start-up garbage collected")).map((line) =>
+          JSON.parse(line)
+        );
+      while (!collected().some((line) => line.requests === 1) && Date.now() < deadline) await delay(50);
+      const after = collected().find((line) => line.requests === 1);
+      assert.ok(after, proxy.output());
+      assert.ok(after.heap_used_after_mib < after.heap_used_mib, JSON.stringify(after));
+    } finally {
+      await Deno.remove(path);
+    }
+  },
+);
