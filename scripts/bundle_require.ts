@@ -37,7 +37,8 @@ export async function dropBareRequireImports(outdir: string): Promise<string[]> 
   return changed;
 }
 
-/** The helper chunk imports `node:module` and nothing else (`import.meta` is no import). */
+/** The helper chunk imports `node:module` and nothing else. */
 function isRequireChunk(text: string): boolean {
-  return REQUIRE_CHUNK.test(text) && text.replaceAll("import.meta", "").split("import").length === 2;
+  const specifiers = [...text.matchAll(/(?:\bfrom|\bimport)\s*"([\w./:@-]+)"/g)].map((match) => match[1]);
+  return REQUIRE_CHUNK.test(text) && specifiers.length === 1 && specifiers[0] === "node:module";
 }
