@@ -2,7 +2,7 @@
  * Reading an answer's body off an upstream connection (`http1_connection.ts`) as its framing says: by length, by
  * chunks, or to the connection's close. The body is a stream the consumer pulls; its chunks can also be read
  * without the stream (`body_source.ts`), as the SSE pass-through does. Chunk sizes and the line breaks between
- * chunks are read off the bytes, and a chunk's data is lent from the connection's buffer (no copy, no allocation).
+ * chunks are read off the bytes, and a chunk's data is copied out of the connection's buffer as it is handed on.
  */
 
 import type { AnswerGuard } from "./answer_guard.ts";
@@ -129,8 +129,7 @@ export class BodyReader implements ChunkSource {
             continue;
           }
           if (connection.available > 0) {
-            // A view, not a copy: the connection never writes over bytes it lent.
-            const bytes = connection.lend(this.#left);
+            const bytes = connection.take(this.#left);
             this.#left -= bytes.length;
             return bytes;
           }
