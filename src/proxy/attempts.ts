@@ -155,13 +155,15 @@ export class Attempts {
     const { call, pick, response, release, meta } = got;
     const { endpoint } = pick;
     const { health, stats } = this.#deps;
+    // The hook lives as long as the stream: it holds the request id, not the call (its body, the client's headers).
+    const { requestId } = call;
     const opened = await openStream(response, route, {
       onEnd: (end, error) => {
         release();
         pick.lease.end();
         if (end !== "failed") return;
         this.#deps.logger.warn("upstream stream failed mid-way", {
-          request_id: call.requestId,
+          request_id: requestId,
           endpoint: endpoint.id,
           error: error instanceof Error ? error.name : undefined,
         });

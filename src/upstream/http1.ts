@@ -253,17 +253,8 @@ export class Http1Agent {
         this.#finish(connection, head);
         return reply;
       }
-      const body = new BodyReader(
-        connection,
-        framing,
-        (complete) => {
-          signal.removeEventListener("abort", onAbort);
-          if (complete && framing.kind !== "close") this.#finish(connection, head);
-          else connection.close();
-        },
-        signal,
-        bodyGuard,
-      );
+      const done = this.#bodyDone(connection, head, framing.kind !== "close", signal, onAbort);
+      const body = new BodyReader(connection, framing, done, signal, bodyGuard);
       const reply = answer(head, body.stream(), guard);
       handedOver = true;
       return reply;
@@ -272,8 +263,26 @@ export class Http1Agent {
     }
   }
 
+  /**
+   * What ends a body read off `connection`. Made here, not in `#exchange`, so it holds the two fields of the head
+   * it needs rather than the whole head for as long as a stream is open (issue 22.4c: memory per open stream).
+   */
+  #bodyDone(
+    connection: Connection,
+    { keepAlive, keepAliveMs }: Head,
+    framed: boolean,
+    signal: AbortSignal,
+    onAbort: () => void,
+  ): (complete: boolean) => void {
+    return (complete) => {
+      signal.removeEventListener("abort", onAbort);
+      if (complete && framed) this.#finish(connection, { keepAlive, keepAliveMs });
+      else connection.close();
+    };
+  }
+
   /** An answer read to its end: the connection is reused if both sides allow it and nothing extra arrived. */
-  #finish(connection: Connection, head: Head): void {
+  #finish(connection: Connection, head: Pick<Head, "keepAlive" | "keepAliveMs">): void {
     if (head.keepAlive && connection.sent && connection.available === 0 && !connection.streamed) {
       this.#park(connection, head.keepAliveMs);
     } else connection.close();
