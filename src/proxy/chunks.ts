@@ -4,7 +4,8 @@
  * those 64 KiB alive until the client has it: with a thousand slow streams open that is hundreds of MiB for
  * answers of a few hundred bytes per chunk. A BYOB reader fills one reusable buffer per stream instead, and each
  * chunk is copied out at its own size. Bodies that are not byte streams are read as they are; the HTTP/1.1
- * client's bodies without their stream (`upstream/body_source.ts`).
+ * client's bodies without their stream (`upstream/body_source.ts`). Either way the chunks are polled
+ * (`ChunkSource`): a reader of a stream is read into a slot that `poll` empties.
  */
 
 import { type ChunkSource, readSource, sourceOf } from "../upstream/body_source.ts";
@@ -13,38 +14,45 @@ import { type ChunkSource, readSource, sourceOf } from "../upstream/body_source.
 export const READ_BUFFER_BYTES = 16 * 1024;
 
 export interface ChunkReader extends ChunkSource {
-  /** The next chunk (its own copy), or undefined at the end. */
+  /** The next chunk, or undefined at the end. */
   read(): Promise<Uint8Array | undefined>;
   cancel(reason?: unknown): Promise<void>;
   releaseLock(): void;
 }
 
-export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
+/**
+ * `body`'s chunks as the stream hands them out (no copy): polled from its source where it has one (the proxy's
+ * own HTTP/1.1 client: chunks straight off the connection, which never overwrites them; a pass-through of
+ * `tap.ts`), else read one at a time with its default reader.
+ */
+export function pollReader(body: ReadableStream<Uint8Array>): ChunkReader {
   const source = sourceOf(body);
-  if (source) {
-    // The proxy's own HTTP/1.1 client: chunks straight off the connection, which never overwrites them.
-    const lock = body.getReader();
-    return {
-      read: () => readSource(source),
-      poll: () => source.poll(),
-      wait: () => source.wait(),
-      cancel: (reason) => lock.cancel(reason),
-      releaseLock: () => lock.releaseLock(),
-    };
+  const lock = body.getReader();
+  if (!source) {
+    return slotted(async () => {
+      const { done, value } = await lock.read();
+      return done ? undefined : value;
+    }, lock);
   }
+  return {
+    read: () => readSource(source),
+    poll: () => source.poll(),
+    wait: (then) => source.wait(then),
+    cancel: (reason) => lock.cancel(reason),
+    releaseLock: () => lock.releaseLock(),
+  };
+}
+
+/** `body`'s chunks, each its own copy of its bytes where the body is a byte stream (see above). */
+export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
+  if (sourceOf(body)) return pollReader(body);
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = body.getReader({ mode: "byob" });
   } catch {
     // not a byte stream
   }
-  if (!byob) {
-    const reader = body.getReader();
-    return slotted(async () => {
-      const { done, value } = await reader.read();
-      return done ? undefined : value;
-    }, reader);
-  }
+  if (!byob) return pollReader(body);
   const byteReader = byob;
   let buffer: ArrayBuffer | undefined = new ArrayBuffer(READ_BUFFER_BYTES);
   return slotted(async () => {
@@ -72,12 +80,15 @@ function slotted(
       if (chunk !== null) slot = undefined;
       return chunk;
     },
-    wait: () =>
+    wait: (then) => {
       read().then((chunk) => {
         slot = chunk ?? null;
+        then();
       }, (error) => {
         failure = { error };
-      }),
+        then();
+      });
+    },
   };
   return {
     ...source,

@@ -8,7 +8,7 @@
 import { EventFramer } from "../sse/frame.ts";
 import { type ChunkReader, chunkReader } from "./chunks.ts";
 import { pipeStream } from "./tap.ts";
-import type { ChunkSource } from "../upstream/body_source.ts";
+import { type ChunkSource, waitFor } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -73,7 +73,7 @@ async function firstEvents(reader: ChunkReader, framer: EventFramer): Promise<Ui
   while (true) {
     const value = reader.poll();
     if (value === undefined) {
-      await reader.wait();
+      await waitFor(reader);
       continue;
     }
     if (value === null) return framer.rest();
@@ -129,7 +129,7 @@ function passThrough(
         return errorEvent(route);
       }
     },
-    wait: () => reader.wait(),
+    wait: (then) => reader.wait(then),
   };
   return pipeStream(events, (reason) => {
     end("cancelled");

@@ -6,36 +6,70 @@
  *
  * A source whose chunks can be polled (`upstream/body_source.ts`: the upstream body, the SSE pass-through, these
  * pass-throughs themselves) is not pulled as a stream: the new stream polls it, and a stack of watchers is one
- * stream layer for the runtime to drain, each watcher a function call per chunk.
+ * stream layer for the runtime to drain, each watcher a function call per chunk. Any other source (a `fetch`
+ * answer) is read a chunk at a time into a slot that is polled the same way (`chunks.ts`, `pollReader`).
  */
 
-import { type ChunkSource, sourceOf, withSource } from "../upstream/body_source.ts";
+import { type ChunkSource, withSource } from "../upstream/body_source.ts";
+import { pollReader } from "./chunks.ts";
 
 /**
- * A stream that hands on `source`'s chunks as they are pulled: a chunk at hand is enqueued at once, otherwise one
- * `wait` is awaited. A failure `poll` throws errors the stream. Its chunks can be polled in turn.
+ * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: every chunk at hand
+ * is enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty), with the pull
+ * kept pending meanwhile; it settles when the consumer falls behind, and the next pull flows again. So a
+ * stream's events cost no pull each (the runtime's drain asks again while one is pending: a flag, no call), only
+ * the wait for the next read. A failure `poll` throws errors the stream. Its chunks can be polled in turn.
  */
 export function pipeStream(
   source: ChunkSource,
   cancel: (reason?: unknown) => Promise<void>,
 ): ReadableStream<Uint8Array> {
   let controller: ReadableStreamDefaultController<Uint8Array>;
-  const step = (): Promise<void> | undefined => {
+  let waiting = false;
+  let done = false;
+  /** Settles the pending pull, if one is pending. */
+  let release: (() => void) | undefined;
+  const settle = () => {
+    const pending = release;
+    release = undefined;
+    pending?.();
+  };
+  const flow = (): void => {
+    waiting = false;
+    if (done) return;
     try {
-      const chunk = source.poll();
-      if (chunk === undefined) return source.wait().then(step);
-      if (chunk === null) controller.close();
-      else controller.enqueue(chunk);
+      for (let chunk = source.poll(); chunk !== undefined; chunk = source.poll()) {
+        if (chunk === null) {
+          done = true;
+          controller.close();
+          return settle();
+        }
+        controller.enqueue(chunk);
+      }
     } catch (error) {
+      done = true;
       controller.error(error);
+      return settle();
     }
+    // Chunks queued that the consumer has not asked for yet: read no further until it pulls again.
+    if (controller.desiredSize! < 0) return settle();
+    waiting = true;
+    source.wait(flow);
   };
   const stream = new ReadableStream<Uint8Array>({
     start(opened) {
       controller = opened;
     },
-    pull: step,
-    cancel,
+    pull() {
+      if (!waiting) flow();
+      if (!waiting) return;
+      return new Promise<void>((resolve) => release = resolve);
+    },
+    cancel(reason) {
+      done = true;
+      settle();
+      return cancel(reason);
+    },
   }, { highWaterMark: 0 });
   return withSource(stream, source);
 }
@@ -51,48 +85,25 @@ export function tapStream(
     ended = true;
     onEnd(complete);
   };
-  const polled = sourceOf(source);
-  const reader = source.getReader();
-  if (polled) {
-    const tapped: ChunkSource = {
-      poll: () => {
-        try {
-          const chunk = polled.poll();
-          if (chunk === null) end(true);
-          else if (chunk) onChunk(chunk);
-          return chunk;
-        } catch (error) {
-          end(false);
-          throw error;
-        }
-      },
-      wait: () => polled.wait(),
-    };
-    return pipeStream(tapped, (reason) => {
-      end(false);
-      return reader.cancel(reason).catch(() => {});
-    });
-  }
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  const reader = pollReader(source);
+  const tapped: ChunkSource = {
+    poll: () => {
       try {
-        const { done, value } = await reader.read();
-        if (done) {
-          end(true);
-          return controller.close();
-        }
-        onChunk(value);
-        controller.enqueue(value);
+        const chunk = reader.poll();
+        if (chunk === null) end(true);
+        else if (chunk) onChunk(chunk);
+        return chunk;
       } catch (error) {
         end(false);
-        controller.error(error);
+        throw error;
       }
     },
-    cancel(reason) {
-      end(false);
-      return reader.cancel(reason).catch(() => {});
-    },
-  }, { highWaterMark: 0 });
+    wait: (then) => reader.wait(then),
+  };
+  return pipeStream(tapped, (reason) => {
+    end(false);
+    return reader.cancel(reason).catch(() => {});
+  });
 }
 
 /**
@@ -105,42 +116,23 @@ export function mapStream(
   map: (chunk: Uint8Array) => Uint8Array | undefined,
   flush: () => Uint8Array | undefined,
 ): ReadableStream<Uint8Array> {
-  const polled = sourceOf(source);
-  const reader = source.getReader();
-  const cancel = (reason: unknown) => reader.cancel(reason).catch(() => {});
-  if (polled) {
-    let flushed = false;
-    const mapped: ChunkSource = {
-      poll: () => {
-        for (;;) {
-          const chunk = polled.poll();
-          if (chunk === undefined) return undefined;
-          if (chunk === null) {
-            if (flushed) return null;
-            flushed = true;
-            return flush() ?? null;
-          }
-          const out = map(chunk);
-          if (out) return out;
-        }
-      },
-      wait: () => polled.wait(),
-    };
-    return pipeStream(mapped, cancel);
-  }
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  const reader = pollReader(source);
+  let flushed = false;
+  const mapped: ChunkSource = {
+    poll: () => {
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done) {
-          const rest = flush();
-          if (rest) controller.enqueue(rest);
-          return controller.close();
+        const chunk = reader.poll();
+        if (chunk === undefined) return undefined;
+        if (chunk === null) {
+          if (flushed) return null;
+          flushed = true;
+          return flush() ?? null;
         }
-        const out = map(value);
-        if (out) return controller.enqueue(out);
+        const out = map(chunk);
+        if (out) return out;
       }
     },
-    cancel,
-  }, { highWaterMark: 0 });
+    wait: (then) => reader.wait(then),
+  };
+  return pipeStream(mapped, (reason) => reader.cancel(reason).catch(() => {}));
 }

@@ -14,18 +14,26 @@ export interface ChunkSource {
    * when `wait` must be awaited first. Throws what reading failed with.
    */
   poll(): Uint8Array | null | undefined;
-  /** Resolves once `poll` has something to say: a chunk, the end, or the failure it throws. Never rejects. */
-  wait(): Promise<unknown>;
+  /**
+   * Calls `then` (later, once) when `poll` has something to say: a chunk, the end, or the failure it throws. A
+   * callback rather than a promise: a stream waits once per event, and the promise would be one more per event.
+   */
+  wait(then: () => void): void;
+}
+
+/** `source.wait` as a promise. */
+export function waitFor(source: ChunkSource): Promise<void> {
+  return new Promise((resolve) => source.wait(resolve));
 }
 
 /** The next chunk of `source` (waiting for it if need be), or undefined at the end. */
 export async function readSource<T extends Uint8Array>(
-  source: { poll(): T | null | undefined; wait(): Promise<unknown> },
+  source: { poll(): T | null | undefined; wait(then: () => void): void },
 ): Promise<T | undefined> {
   for (;;) {
     const chunk = source.poll();
     if (chunk !== undefined) return chunk ?? undefined;
-    await source.wait();
+    await waitFor(source);
   }
 }
 

@@ -93,18 +93,23 @@ export class BodyReader implements ChunkSource {
     }
   }
 
-  /** Reads more of the answer off the connection, for `poll` (which throws if the read failed). */
-  wait(): Promise<unknown> {
+  /** Reads more of the answer off the connection, then calls `then` (`poll` throws if the read failed). */
+  wait(then: () => void): void {
+    this.#then = then;
     try {
-      return this.connection.fill(this.#limit, this.#failed);
+      this.connection.fill(this.#limit, this.#failed, then);
     } catch (error) {
-      this.#failed(error);
-      return Promise.resolve();
+      this.#readError = { error };
+      queueMicrotask(then);
     }
   }
 
+  /** Whom the pending read tells when it failed. */
+  #then: (() => void) | undefined;
+
   readonly #failed = (error: unknown): boolean => {
     this.#readError = { error };
+    this.#then?.();
     return false;
   };
 

@@ -98,10 +98,10 @@ export class Connection {
 
   /**
    * Reads more bytes into the buffer; false at the end of the stream (`ended` is set then). `onError` takes a failed
-   * read (what it returns or throws settles the promise). Not an async function: a stream's body is read with one of these
-   * per event, and its only allocation is the read's own promise.
+   * read (what it returns or throws settles the promise); `after` is told once a read that did not fail is taken in.
+   * Not an async function: a stream's body is read with one of these per event (one promise: the read's).
    */
-  fill(limit = READ_BYTES, onError?: (error: unknown) => boolean): Promise<boolean> {
+  fill(limit = READ_BYTES, onError?: (error: unknown) => boolean, after?: () => void): Promise<boolean> {
     const buffer = this.#buffer;
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
@@ -114,6 +114,7 @@ export class Connection {
         this.#start = 0;
       } else this.#renew(this.#grown(limit));
     }
+    this.#after = after;
     const watch = this.#watch;
     if (!watch) return socketRead(this.conn, this.#buffer.subarray(this.#end)).then(this.#onRead, onError);
     // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
@@ -121,17 +122,21 @@ export class Connection {
     return watch.then(this.#onRead, onError);
   }
 
+  #after: (() => void) | undefined; // told once the pending read is taken in (`fill`)
+
   readonly #onRead = (read: number | null): boolean => {
-    if (!read) {
-      this.#ended = true;
-      return false;
+    const after = this.#after;
+    this.#after = undefined;
+    if (!read) this.#ended = true;
+    else {
+      this.answered = true;
+      // Only a read that filled a whole buffer asks for a larger one, not one that filled the room behind bytes
+      // still buffered.
+      this.#filled = read === this.#buffer.length;
+      this.#end += read;
     }
-    this.answered = true;
-    // Only a read that filled a whole buffer asks for a larger one, not one that filled the room behind bytes
-    // still buffered.
-    this.#filled = read === this.#buffer.length;
-    this.#end += read;
-    return true;
+    after?.();
+    return !!read;
   };
 
   /** A read found the end of the stream: the bytes buffered are all that will come. */

@@ -125,3 +125,74 @@ test("an upstream cut mid-answer errors a stack of watchers; each is told it did
     await serving;
   }
 });
+
+test("watchers stacked on a fetch answer (a stream that cannot be polled) see every chunk once, the end once", async () => {
+  const { server, url } = eventServer();
+  await using _server = server;
+  const response = await fetch(url);
+  assert.ok(response.body && !sourceOf(response.body), "fetch's body has no source");
+  const seen: string[] = [];
+  const ends: boolean[] = [];
+  const first = tapStream(response.body, (chunk) => seen.push(decoder.decode(chunk)), (ok) => ends.push(ok));
+  const upper = mapStream(
+    first,
+    (chunk) => encoder.encode(decoder.decode(chunk).toUpperCase()),
+    () => encoder.encode(": end\n\n"),
+  );
+  assert.ok(sourceOf(first) && sourceOf(upper), "the watchers on it can be polled");
+  assert.equal(await new Response(upper).text(), EVENTS.join("").toUpperCase() + ": end\n\n");
+  assert.deepEqual(seen, EVENTS);
+  assert.deepEqual(ends, [true]);
+});
+
+test("a reader that leaves watchers on a fetch answer cancels it; the watcher is told once", async () => {
+  const { server, url, cancelled } = eventServer();
+  await using _server = server;
+  const response = await fetch(url);
+  const ends: boolean[] = [];
+  const reader = tapStream(response.body!, () => {}, (ok) => ends.push(ok)).getReader();
+  assert.equal(decoder.decode((await reader.read()).value), EVENTS[0]);
+  await reader.cancel();
+  await cancelled;
+  assert.deepEqual(ends, [false]);
+});
+
+test("a reader that stops reading stops the reads of the upstream: the watchers see no more than it buffered", async () => {
+  const event = encoder.encode(`data: ${"x".repeat(1000)}\n\n`);
+  const total = 400;
+  const sent = Promise.withResolvers<void>();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    let index = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(event);
+        if (++index === total) {
+          controller.close();
+          sent.resolve();
+        }
+      },
+      cancel: () => sent.resolve(),
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  using agent = new Http1Agent();
+  let seen = 0;
+  const watched = tapStream(
+    await upstreamBody(agent, `http://127.0.0.1:${server.addr.port}/`),
+    (chunk) => seen += chunk.length,
+    () => {},
+  );
+  const reader = watched.getReader();
+  let read = (await reader.read()).value!.length;
+  // Time for the socket's buffers to fill: the server stops sending once they are full.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const everything = total * event.length;
+  assert.ok(
+    seen < 64 * 1024,
+    `the watcher saw ${seen} of ${everything} bytes before the reader asked for more`,
+  );
+  for (let next = await reader.read(); !next.done; next = await reader.read()) read += next.value.length;
+  assert.equal(read, everything);
+  assert.equal(seen, everything);
+  await sent.promise;
+});
