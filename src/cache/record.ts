@@ -1,7 +1,8 @@
 /**
- * Recording a streamed answer while it passes through: `recordStream` is one pass-through `TransformStream`
- * (the bytes reach the client unchanged, at the client's pace) that keeps a bounded copy, cut into the
- * stream's SSE events, and reports it only when the stream ended cleanly after its terminal event:
+ * Recording a streamed answer while it passes through: `recordStream` is a watcher (`proxy/tap.ts`: the bytes
+ * reach the client unchanged, at the client's pace, and the watchers stacked on a stream are one stream layer)
+ * that keeps a bounded copy, cut into the stream's SSE events, and reports it only when the stream ended cleanly
+ * after its terminal event:
  * `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. Never for a stream that
  * was cancelled, cut, carried an error event, had nothing before its terminal event, was not valid UTF-8, or
  * outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
@@ -10,6 +11,7 @@
 
 import type { Route } from "../core/route.ts";
 import { type SseEvent, SseScanner } from "../sse/scanner.ts";
+import { tapStream } from "../proxy/tap.ts";
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -27,9 +29,9 @@ export interface RecorderOptions {
   readonly route: Route;
   /** A stream larger than this is not recorded. */
   readonly maxBytes: number;
-  /** Called once, from `flush`, with the complete recording. */
+  /** Called once, when the stream ended, with the complete recording. */
   readonly onComplete: (recording: Recording) => void;
-  /** Called once, from `flush`, when the stream ended but cannot be stored (never for a cancelled stream). */
+  /** Called once when the stream ended but cannot be stored (never for a cancelled or failed stream). */
   readonly onIncomplete?: (reason: Unrecorded) => void;
 }
 
@@ -122,18 +124,16 @@ function dataType(data: string): string | null {
   }
 }
 
-/** A pass-through stream that records what flows through it; see the module comment. */
-export function recordStream(options: RecorderOptions): TransformStream<Uint8Array, Uint8Array> {
+/** `source` passed through, recorded on its way (a watcher of `proxy/tap.ts`); see the module comment. */
+export function recordStream(
+  source: ReadableStream<Uint8Array>,
+  options: RecorderOptions,
+): ReadableStream<Uint8Array> {
   const recorder = new SseRecorder(options.route, options.maxBytes);
-  return new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      controller.enqueue(chunk);
-      recorder.push(chunk);
-    },
-    flush() {
-      const recording = recorder.finish();
-      if (recording) options.onComplete(recording);
-      else options.onIncomplete?.(recorder.spoiled ?? "no_terminal_event");
-    },
+  return tapStream(source, (chunk) => recorder.push(chunk), (complete) => {
+    if (!complete) return;
+    const recording = recorder.finish();
+    if (recording) options.onComplete(recording);
+    else options.onIncomplete?.(recorder.spoiled ?? "no_terminal_event");
   });
 }

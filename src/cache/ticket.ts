@@ -83,7 +83,8 @@ export class CacheTicket {
       return stamped;
     }
     // Holding the lock, the entry's write gives it back in the same step, as for JSON.
-    const recorder = this.#options.writer.stream(
+    const recorded = this.#options.writer.stream(
+      body.stream,
       entry.key,
       this.#options.request,
       stamped,
@@ -91,7 +92,6 @@ export class CacheTicket {
       lead?.finish,
       lead?.lock,
     );
-    const recorded = body.stream.pipeThrough(recorder);
     if (!lead) return { ...stamped, body: { kind: "stream", stream: recorded } };
     const broadcast = new Broadcast(recorded, {
       maxBytes: this.#options.maxBytes,

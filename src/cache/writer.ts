@@ -1,8 +1,8 @@
 /**
  * Storing answers: only complete successes, off the response path, never fatal. A JSON answer is checked and
- * written after it was handed back; a stream is written from its recorder's `flush`, once the terminal event
- * went by. A write that fails (store down, value refused) is counted and logged at warn; the client never
- * notices. Every write is tracked, so shutdown can wait for them.
+ * written after it was handed back; a stream is written by its recorder once it ended after its terminal event.
+ * A write that fails (store down, value refused) is counted and logged at warn; the client never notices. Every
+ * write is tracked, so shutdown can wait for them.
  */
 
 import type { Answer, AnswerBody } from "../core/answer.ts";
@@ -92,19 +92,20 @@ export class EntryWriter {
   }
 
   /**
-   * The pass-through recorder of a streamed answer: stores it once complete. `done` runs once the stream
+   * A streamed answer's `body` passed through its recorder: stored once complete. `done` runs once the stream
    * ended and its write (if any) settled, told whether the write released `lock`; not when it is cancelled.
    */
   stream(
+    body: ReadableStream<Uint8Array>,
     key: string,
     request: GenerationRequest,
     answer: Answer,
     control: CacheControl,
     done?: (lockReleased: boolean) => void,
     lock?: HeldLock,
-  ): TransformStream<Uint8Array, Uint8Array> {
+  ): ReadableStream<Uint8Array> {
     const { settings, clock, logger } = this.#options;
-    return recordStream({
+    return recordStream(body, {
       route: request.route,
       maxBytes: settings.cacheMaxEntryBytes,
       onComplete: (recording) => {

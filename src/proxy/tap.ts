@@ -136,3 +136,39 @@ export function mapStream(
   };
   return pipeStream(mapped, (reason) => reader.cancel(reason).catch(() => {}));
 }
+
+/**
+ * A watcher that may hold a chunk back: `onChunk` returns a promise when the client must not see the chunk before
+ * it settles (a write the next request may depend on). The chunk is handed on once it has; nothing is read
+ * meanwhile. A client that leaves cancels the source.
+ */
+export function holdStream(
+  source: ReadableStream<Uint8Array>,
+  onChunk: (chunk: Uint8Array) => Promise<unknown> | undefined,
+): ReadableStream<Uint8Array> {
+  const reader = pollReader(source);
+  let held: Uint8Array | undefined;
+  let gate: Promise<void> | undefined;
+  const open = () => {
+    gate = undefined;
+  };
+  const holding: ChunkSource = {
+    poll: () => {
+      if (gate) return undefined;
+      if (held) {
+        const chunk = held;
+        held = undefined;
+        return chunk;
+      }
+      const chunk = reader.poll();
+      if (!chunk) return chunk;
+      const pending = onChunk(chunk);
+      if (!pending) return chunk;
+      held = chunk;
+      gate = pending.then(open, open);
+      return undefined;
+    },
+    wait: (then) => gate ? void gate.then(then) : reader.wait(then),
+  };
+  return pipeStream(holding, (reason) => reader.cancel(reason).catch(() => {}));
+}

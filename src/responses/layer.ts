@@ -13,6 +13,7 @@ import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type SseEvent, SseScanner } from "../sse/scanner.ts";
 import type { ResponseAffinity } from "./affinity.ts";
+import { holdStream } from "../proxy/tap.ts";
 import { encryptedBlobs, inputItems, type Item, replayInput, type Turn } from "./conversation.ts";
 
 /** Where a Responses request goes, as the routing stage decided, and what its turn is recorded with. */
@@ -213,27 +214,28 @@ export class ResponsesLayer {
     const scanner = new SseScanner();
     const affinity = this.#affinity;
     const owners = this.#owners;
-    const observer = new TransformStream<Uint8Array, Uint8Array>({
-      async transform(chunk, controller) {
-        for (const event of scanner.push(chunk)) {
-          const type = eventType(event);
-          if (type !== "response.created" && type !== "response.completed") continue;
-          try {
-            const data = JSON.parse(event.data!) as { response?: Record<string, unknown> };
-            if (!data.response) continue;
-            // Known from the first event, so a cut stream's id still routes to its endpoint.
-            if (type === "response.created" && typeof data.response.id === "string") {
-              await Promise.all([
-                affinity.remember(data.response.id, endpoint),
-                owners?.claim(data.response.id, caller),
-              ]).catch(() => {});
-            } else if (type === "response.completed") await record(data.response);
-          } catch { /* malformed event: passed through untouched */ }
-        }
-        controller.enqueue(chunk);
-      },
+    // A chunk carrying either event reaches the client once its writes are done, one after the other.
+    return holdStream(stream, (chunk) => {
+      let writes: Promise<unknown> | undefined;
+      for (const event of scanner.push(chunk)) {
+        const type = eventType(event);
+        if (type !== "response.created" && type !== "response.completed") continue;
+        let response: Record<string, unknown> | undefined;
+        try {
+          response = (JSON.parse(event.data!) as { response?: Record<string, unknown> }).response;
+        } catch { /* malformed event: passed through untouched */ }
+        if (!response) continue;
+        const id = response.id;
+        // Known from the first event, so a cut stream's id still routes to its endpoint.
+        const write: (() => Promise<unknown>) | undefined = type === "response.completed"
+          ? () => record(response)
+          : typeof id === "string"
+          ? () => Promise.all([affinity.remember(id, endpoint), owners?.claim(id, caller)])
+          : undefined;
+        if (write) writes = (writes ?? Promise.resolve<unknown>(undefined)).then(write).catch(() => {});
+      }
+      return writes;
     });
-    return stream.pipeThrough(observer);
   }
 }
 

@@ -21,7 +21,13 @@ async function run(
   let recording: Recording | null = null;
   let incomplete: Unrecorded | null = null;
   let calls = 0;
-  const recorder = recordStream({
+  const pieces: Uint8Array[] = [];
+  let last = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    pieces.push(bytes.slice(last, cut));
+    last = cut;
+  }
+  const recorded = recordStream(ReadableStream.from(pieces), {
     route: options.route ?? "chat",
     maxBytes: options.maxBytes ?? 1 << 20,
     onComplete: (r) => {
@@ -33,14 +39,7 @@ async function run(
       incomplete = reason;
     },
   });
-  const pieces: Uint8Array[] = [];
-  let last = 0;
-  for (const cut of [...cuts, bytes.length]) {
-    pieces.push(bytes.slice(last, cut));
-    last = cut;
-  }
-  const source = ReadableStream.from(pieces);
-  const out = new Uint8Array(await new Response(source.pipeThrough(recorder)).arrayBuffer());
+  const out = new Uint8Array(await new Response(recorded).arrayBuffer());
   assert.ok(calls <= 1, "reported once");
   return { passed: decoder.decode(out), recording, incomplete };
 }
@@ -134,14 +133,12 @@ test("bytes that are not UTF-8 are passed through but not recorded", async () =>
 
 test("a stream cancelled by its reader reports nothing", async () => {
   let reported = false;
-  const recorder = recordStream({
+  const reader = recordStream(ReadableStream.from(CHAT_EVENTS.map(text)), {
     route: "chat",
     maxBytes: 1 << 20,
     onComplete: () => reported = true,
     onIncomplete: () => reported = true,
-  });
-  const source = ReadableStream.from(CHAT_EVENTS.map(text));
-  const reader = source.pipeThrough(recorder).getReader();
+  }).getReader();
   await reader.read();
   await reader.cancel("client left");
   await new Promise((resolve) => setTimeout(resolve, 0));

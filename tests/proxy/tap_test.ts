@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { mapStream, tapStream } from "../../src/proxy/tap.ts";
+import { holdStream, mapStream, tapStream } from "../../src/proxy/tap.ts";
 import { sourceOf } from "../../src/upstream/body_source.ts";
 import { Http1Agent } from "../../src/upstream/http1.ts";
 import { test } from "../_support/test.ts";
@@ -195,4 +195,34 @@ test("a reader that stops reading stops the reads of the upstream: the watchers 
   assert.equal(read, everything);
   assert.equal(seen, everything);
   await sent.promise;
+});
+
+test("a holding watcher hands a chunk on only once its promise settled, rejected or not, and reads nothing meanwhile", async () => {
+  const { server, url } = eventServer();
+  await using _server = server;
+  using agent = new Http1Agent();
+  const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
+  const seen: string[] = [];
+  const held = holdStream(await upstreamBody(agent, url), (chunk) => {
+    seen.push(decoder.decode(chunk));
+    return seen.length <= 2 ? gates[seen.length - 1].promise : undefined;
+  });
+  const reader = held.getReader();
+  const first = reader.read();
+  const late = Symbol("not yet");
+  const settledYet = (read: Promise<unknown>) =>
+    Promise.race([read, new Promise((resolve) => setTimeout(() => resolve(late), 50))]);
+  assert.equal(await settledYet(first), late, "held while its write is pending");
+  assert.deepEqual(seen, [EVENTS[0]], "nothing read meanwhile");
+  gates[0].resolve();
+  assert.equal(decoder.decode((await first).value), EVENTS[0]);
+  const second = reader.read();
+  assert.equal(await settledYet(second), late);
+  gates[1].reject(new Error("the write failed"));
+  assert.equal(decoder.decode((await second).value), EVENTS[1]);
+  let rest = "";
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    rest += decoder.decode(next.value);
+  }
+  assert.equal(rest, EVENTS.slice(2).join(""));
 });
