@@ -14,15 +14,18 @@ import { ProxyError } from "../errors.ts";
 import { AnswerGuard } from "./answer_guard.ts";
 import { SecretMask } from "./secret_mask.ts";
 import { headerPairs, type Reply, streamedReply } from "./reply.ts";
+import { CallSignal } from "./call_signal.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
 export type UpstreamClientKind = "http1" | "fetch";
 
-type Transport = (url: string, init: Http1Init) => Promise<Reply>;
+type Transport = (url: string, init: Http1Init & { readonly signal: CallSignal }) => Promise<Reply>;
+
+type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
 
 /** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
-async function guardedFetch(url: string, init: RequestInit, guard: AnswerGuard | undefined): Promise<Reply> {
-  const response = await fetch(url, { ...init, redirect: "manual" });
+async function guardedFetch(url: string, init: FetchInit, guard: AnswerGuard | undefined): Promise<Reply> {
+  const response = await fetch(url, { ...init, signal: init.signal.abortSignal(), redirect: "manual" });
   const headers = headerPairs(response.headers);
   const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
   return guard
@@ -134,7 +137,7 @@ export class UpstreamClient {
    * A body of chunks that may share one buffer: the http1 client writes each before taking the next; fetch may
    * hold them longer, so it gets copies.
    */
-  #streamed(url: string, init: Http1Init & { body: StreamedBody }): Promise<Reply> {
+  #streamed(url: string, init: Http1Init & { body: StreamedBody; signal: CallSignal }): Promise<Reply> {
     if (this.#agent) return this.#agent.request(url, init);
     const { guard, body, ...rest } = init;
     const copies = ReadableStream.from((async function* () {
@@ -178,13 +181,13 @@ export class UpstreamClient {
     }
     let url = upstreamUrl(endpoint, request.path);
     if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
-    const controller = new AbortController();
+    const signal = new CallSignal();
     let timedOut = false;
     const deadline = deadlines.after(endpoint.timeoutMs, () => {
       timedOut = true;
-      controller.abort(new DOMException("The upstream request timed out", "TimeoutError"));
+      signal.abort(new DOMException("The upstream request timed out", "TimeoutError"));
     });
-    const onClientAbort = () => controller.abort(clientSignal.reason);
+    const onClientAbort = () => signal.abort(clientSignal.reason);
     if (clientSignal.aborted) onClientAbort();
     // No `{ once: true }`: `release` removes the listener, and the options object costs a conversion per call.
     else clientSignal.addEventListener("abort", onClientAbort);
@@ -207,7 +210,7 @@ export class UpstreamClient {
     const guard = new AnswerGuard(this.#limits.maxResponseBytes, this.#maskFor(endpoint, headers));
     try {
       const { body } = request;
-      const init = { method: request.method, headers, signal: controller.signal };
+      const init = { method: request.method, headers, signal };
       const response = body instanceof ReadableStream
         ? await guardedFetch(url, { ...init, body }, guard)
         : typeof body === "object"

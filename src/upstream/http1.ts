@@ -34,6 +34,7 @@ import {
   UpstreamProtocolError,
 } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
+import type { AbortLike } from "./call_signal.ts";
 export { UpstreamProtocolError } from "./http1_wire.ts";
 
 export interface Http1Init {
@@ -42,7 +43,7 @@ export interface Http1Init {
   readonly headers: Readonly<Record<string, string>>;
   /** A string, or chunks (`http1_chunked.ts`): those take a new connection, never retried nor reused. */
   readonly body?: string | StreamedBody;
-  readonly signal: AbortSignal;
+  readonly signal: AbortLike;
   /** Caps the answer's size and masks the request's credentials in it. */
   readonly guard?: AnswerGuard;
 }
@@ -193,7 +194,7 @@ export class Http1Agent {
   }
 
   /** A new connection, given up after `connectTimeoutMs` (an upstream that never answers a SYN) or on abort. */
-  async #connect(target: Target, signal: AbortSignal): Promise<Connection> {
+  async #connect(target: Target, signal: AbortLike): Promise<Connection> {
     const options = { hostname: target.hostname, port: target.port };
     const limit = this.connectTimeoutMs;
     const connecting = new AbortController();

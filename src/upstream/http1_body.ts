@@ -5,6 +5,7 @@
  * chunks are read off the bytes, and a chunk's data is copied out of the connection's buffer as it is handed on.
  */
 
+import type { AbortLike } from "./call_signal.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
 import { type ChunkSource, readSource, withSource } from "./body_source.ts";
 import type { Connection } from "./http1_connection.ts";
@@ -30,7 +31,7 @@ export class BodyReader implements ChunkSource {
     private readonly connection: Connection,
     private readonly framing: Framing,
     private readonly done: (complete: boolean) => void,
-    private readonly signal: AbortSignal,
+    private readonly signal: AbortLike,
     private readonly guard?: AnswerGuard,
   ) {
     this.#left = framing.kind === "length" ? framing.length : framing.kind === "close" ? Infinity : 0;
