@@ -18,7 +18,7 @@
 import type { Balancer } from "../balancer/balancer.ts";
 import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
-import type { Admitted, GenerationRequest, ItemRequest, RelayRequest } from "../core/request.ts";
+import type { Admitted, GenerationRequest, Identity, ItemRequest, RelayRequest } from "../core/request.ts";
 import { ROUTE_PATHS } from "../core/route.ts";
 import type { CacheLookup, ResponseCache } from "../cache/cache.ts";
 import type { HealthTracker } from "../health/tracker.ts";
@@ -61,11 +61,29 @@ export class Pipeline {
     this.#deps = deps;
   }
 
-  /** A generation request (chat completions, responses, embeddings), from admission to its answer. */
-  async generate(incoming: GenerationRequest): Promise<Answer> {
-    const request = await admit(this.#deps.admission, incoming); // 1. admission
+  /**
+   * A generation request (chat completions, responses, embeddings), from admission to its answer. Not async: a
+   * request admitted at once by rules that name no caller goes on to stage 2 without a frame of its own here.
+   */
+  generate(incoming: GenerationRequest): Promise<Answer> {
+    let admitted: Generation | Promise<Generation>;
+    try {
+      admitted = admit(this.#deps.admission, incoming); // 1. admission
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (admitted instanceof Promise) return admitted.then((request) => this.#afterAdmission(request));
+    return this.#afterAdmission(admitted);
+  }
+
+  /** Stages 2 to 7 of an admitted generation request; the caller's headers and finish when admission named one. */
+  #afterAdmission(request: Generation): Promise<Answer> {
     const identity = request.identity;
-    if (!identity?.pending && !identity?.finish) return await this.#generate(request);
+    if (!identity?.pending && !identity?.finish) return this.#generate(request);
+    return this.#forCaller(request, identity);
+  }
+
+  async #forCaller(request: Generation, identity: Identity): Promise<Answer> {
     try {
       return await answerCaller(identity, await this.#generate(request)); // the caller's headers, its finish
     } catch (error) {

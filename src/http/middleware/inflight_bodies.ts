@@ -23,7 +23,19 @@ export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptio
   const { maxBytes, maxBodyBytes } = options;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   let held = 0;
-  return async (c, next) => {
+  const refuse = async (body: ReadableStream | null, size: number): Promise<never> => {
+    await body?.cancel().catch(() => {});
+    throw new ProxyError(
+      503,
+      "service_unavailable",
+      "server_busy",
+      `The proxy is holding ${held} bytes of request bodies, and this one (${size} bytes) would pass the limit ` +
+        `of ${maxBytes} (general_settings.max_inflight_body_bytes); retry shortly`,
+      { headers: { "retry-after": retryAfter } },
+    );
+  };
+  // Not async: a request holds two callbacks while it waits, not a frame.
+  return (c, next) => {
     const headers = c.req.raw.headers;
     const declared = headers.get("content-length");
     // No length: chunked (or nothing); reserved at the most it may grow to. `request.body` is not touched here:
@@ -31,23 +43,21 @@ export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptio
     let size = declared !== null ? Number(declared) : headers.has("transfer-encoding") ? maxBodyBytes : 0;
     if (!Number.isFinite(size) || size < 0) size = maxBodyBytes;
     // Declared over the size limit: the body reader answers 413 without reading it, whatever the load.
-    if (size === 0 || size > maxBodyBytes) return await next();
-    if (held + size > maxBytes) {
-      await c.req.raw.body?.cancel().catch(() => {});
-      throw new ProxyError(
-        503,
-        "service_unavailable",
-        "server_busy",
-        `The proxy is holding ${held} bytes of request bodies, and this one (${size} bytes) would pass the limit ` +
-          `of ${maxBytes} (general_settings.max_inflight_body_bytes); retry shortly`,
-        { headers: { "retry-after": retryAfter } },
-      );
-    }
+    if (size === 0 || size > maxBodyBytes) return next();
+    if (held + size > maxBytes) return refuse(c.req.raw.body, size);
     held += size;
+    let answered: Promise<void>;
     try {
-      await next();
-    } finally {
+      answered = next();
+    } catch (error) {
       held -= size;
+      throw error;
     }
+    return answered.then(() => {
+      held -= size;
+    }, (error) => {
+      held -= size;
+      throw error;
+    });
   };
 }
