@@ -272,7 +272,7 @@ export class Http1Agent {
     connection: Connection,
     { keepAlive, keepAliveMs }: Head,
     framed: boolean,
-    signal: AbortSignal,
+    signal: AbortLike,
     onAbort: () => void,
   ): (complete: boolean) => void {
     return (complete) => {
