@@ -19,7 +19,7 @@ import type { Handler } from "./server.ts";
 export interface SettleOptions {
   /** Collect after this long without a new request. Default 250 ms. */
   readonly quietMs?: number;
-  /** At most this many collections. Default 3. */
+  /** At most this many collections. Default 2: after start, after the first requests. */
   readonly rounds?: number;
   /** Only this long after start. Default 60 s. */
   readonly windowMs?: number;
@@ -39,7 +39,7 @@ export interface Settling extends Disposable {
 export function settleAfterStart(handler: Handler, options: SettleOptions = {}): Settling {
   const gc = options.gc ?? (globalThis as { gc?: (options?: GcOptions) => void }).gc;
   if (typeof gc !== "function") return { handler, collections: 0, [Symbol.dispose]: () => {} };
-  const { quietMs = 250, rounds = 3, windowMs = 60_000, logger } = options;
+  const { quietMs = 250, rounds = 2, windowMs = 60_000, logger } = options;
   let requests = 0;
   let seen = 0;
   let collectedAt = -1;
