@@ -22,13 +22,33 @@ function isAscii(bytes: Uint8Array): boolean {
   return true;
 }
 
-/** Reads the answer's head, skipping interim (1xx) answers. */
-export async function readHead(connection: Connection): Promise<Head> {
-  for (;;) {
-    const end = await connection.readUntilBlankLine(MAX_HEAD_BYTES);
-    const head = parseHead(connection.takeText(end));
-    if (head.status >= 200) return head;
-    if (head.status === 101) throw new UpstreamProtocolError("the upstream switched protocols");
+/**
+ * Reads the answer's head, skipping interim (1xx) answers. Not async: a request waits for its answer in the socket
+ * read's promise alone, without frames of its own here (every request in flight holds them). `scanned`: bytes of
+ * the head already searched for its end.
+ */
+export function readHead(connection: Connection, scanned = 0): Promise<Head> {
+  try {
+    for (;;) {
+      const end = connection.blankLineEnd(MAX_HEAD_BYTES, scanned);
+      if (end < 0) {
+        const searched = Math.max(0, connection.available - 3);
+        return connection.fill(MAX_HEAD_BYTES + 4).then((more) => {
+          if (more) return readHead(connection, searched);
+          throw new UpstreamProtocolError(
+            connection.answered
+              ? "the upstream closed the connection mid-answer"
+              : "the upstream closed the connection",
+          );
+        });
+      }
+      scanned = 0;
+      const head = parseHead(connection.takeText(end));
+      if (head.status >= 200) return Promise.resolve(head);
+      if (head.status === 101) throw new UpstreamProtocolError("the upstream switched protocols");
+    }
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 
@@ -83,17 +103,24 @@ export class Connection {
     return this.#end - this.#start;
   }
 
-  async write(message: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  /** Writes a request (`sent` once all of it is written). One buffer takes one write, nearly always. */
+  write(message: Uint8Array | readonly Uint8Array[]): Promise<void> {
     this.answered = false;
     this.sent = false;
-    if (message instanceof Uint8Array) await this.#writeAll(message);
-    else for (const bytes of message) await this.#writeAll(bytes);
-    this.sent = true;
+    if (!(message instanceof Uint8Array)) return this.#writeParts(message);
+    // Not async: the write's own promise is the only one made when it takes the whole buffer.
+    return this.conn.write(message).then((written) => {
+      if (written === message.length) this.sent = true;
+      else return this.#writeParts([message.subarray(written)]);
+    });
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    let written = 0;
-    while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+  async #writeParts(parts: readonly Uint8Array[]): Promise<void> {
+    for (const bytes of parts) {
+      let written = 0;
+      while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+    }
+    this.sent = true;
   }
 
   /**
@@ -176,24 +203,17 @@ export class Connection {
     return at < 0 ? -1 : at + 2 - this.#start;
   }
 
-  /** Reads until an empty line; returns the length of the block up to and including it. */
-  async readUntilBlankLine(limit: number): Promise<number> {
-    let scanned = 0;
-    for (;;) {
-      const buffer = this.#buffer;
-      for (let at = this.#indexOfCrlf(this.#start + scanned); at >= 0; at = this.#indexOfCrlf(at + 2)) {
-        if (at + 3 < this.#end && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at + 4 - this.#start;
-      }
-      scanned = Math.max(0, this.available - 3);
-      if (this.available >= limit) throw new UpstreamProtocolError("the upstream's answer head is too large");
-      if (!await this.fill(limit + 4)) {
-        throw new UpstreamProtocolError(
-          this.answered
-            ? "the upstream closed the connection mid-answer"
-            : "the upstream closed the connection",
-        );
-      }
+  /**
+   * The length of the buffered block up to and including the empty line that ends it, or -1 while that line is not
+   * buffered (`scanned`: bytes already searched for it); throws once `limit` bytes are buffered without it.
+   */
+  blankLineEnd(limit: number, scanned = 0): number {
+    const buffer = this.#buffer;
+    for (let at = this.#indexOfCrlf(this.#start + scanned); at >= 0; at = this.#indexOfCrlf(at + 2)) {
+      if (at + 3 < this.#end && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at + 4 - this.#start;
     }
+    if (this.available >= limit) throw new UpstreamProtocolError("the upstream's answer head is too large");
+    return -1;
   }
 
   /** The offset of the next CRLF at or after `from` within the buffered bytes, or -1. */

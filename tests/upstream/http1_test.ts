@@ -346,6 +346,21 @@ test("http1: a new connection closed without an answer fails at once (no retry)"
   assert.equal(server.accepted, 1);
 });
 
+test("http1: an answer head past 64 KiB is refused, whole or arriving in pieces", async () => {
+  const header = `x-big: ${"b".repeat(70_000)}\r\n`;
+  await using server = scriptedServer(async (conn, index) => {
+    await conn.request();
+    if (index === 0) return await conn.write(`HTTP/1.1 200 OK\r\n${header}\r\n`);
+    await conn.write("HTTP/1.1 200 OK\r\n");
+    for (let at = 0; at < header.length; at += 8_000) await conn.write(header.slice(at, at + 8_000));
+    await conn.closedByClient();
+  });
+  using agent = new Http1Agent();
+  await assert.rejects(post(agent, server.url), /answer head is too large/);
+  await assert.rejects(post(agent, server.url), /answer head is too large/);
+  assert.equal(agent.idleConnections, 0);
+});
+
 test("http1: an abort before the answer rejects with the signal's reason and closes the connection", async () => {
   const closed = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
