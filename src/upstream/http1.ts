@@ -20,9 +20,8 @@ import { type StreamedBody, writeRequest } from "./http1_chunked.ts";
 import { BodyReader } from "./http1_body.ts";
 import { Connection, readHead } from "./http1_connection.ts";
 import { ProxyError } from "../errors.ts";
-import { deadlines } from "../util/deadlines.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
-import { closeQuietly, untilAborted } from "./until_aborted.ts";
+import { openSocket } from "./http1_connect.ts";
 import {
   answer,
   bodyFraming,
@@ -31,7 +30,6 @@ import {
   requestBytes,
   type Target,
   targetOf,
-  UpstreamProtocolError,
 } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
 import type { AbortLike } from "./call_signal.ts";
@@ -94,31 +92,50 @@ export class Http1Agent {
   readonly fetch = async (url: string, init: Http1Init): Promise<Response> =>
     toResponse(await this.request(url, init));
 
-  /** Sends one request; resolves with the answer once its head has arrived. */
-  readonly request = async (url: string, init: Http1Init): Promise<Reply> => {
-    const { signal } = init;
-    signal.throwIfAborted();
-    const target = this.#target(url);
+  /**
+   * Sends one request; resolves with the answer once its head has arrived. Not async: a request on a kept-alive
+   * connection waits in the exchange alone.
+   */
+  readonly request = (url: string, init: Http1Init): Promise<Reply> => {
+    let target: Target, message: Uint8Array | readonly Uint8Array[];
     const streamed = typeof init.body === "object";
-    const message = requestBytes(init.method, target.start, init.headers, streamed ? "chunked" : init.body);
-    for (let attempt = 0;; attempt++) {
-      // A retry always takes a new connection: the pool may hold more that the server has closed.
-      const reused = attempt === 0 && !streamed ? this.#take(target.origin) : undefined;
-      const connection = reused ?? await this.#connect(target, signal);
-      try {
-        return await this.#exchange(connection, message, init);
-      } catch (error) {
-        connection.close();
-        if (signal.aborted) throw signal.reason;
-        // A kept-alive connection that the server closed as it was taken (or just after the request went out on
-        // it) fails before any byte of an answer: the request goes once more, on a new connection. A server that
-        // closes an idle connection does so without reading what arrived on it, so even a POST is sent again; the
-        // proxy would otherwise fail it over to another endpoint and count a healthy one as failing.
-        if (reused && !connection.answered && !(error instanceof ProxyError)) continue;
-        throw error;
-      }
+    try {
+      init.signal.throwIfAborted();
+      target = this.#target(url);
+      message = requestBytes(init.method, target.start, init.headers, streamed ? "chunked" : init.body);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    const reused = streamed ? undefined : this.#take(target.origin);
+    if (!reused) return this.#onNewConnection(target, message, init);
+    return this.#exchange(reused, message, init).catch((error) => {
+      reused.close();
+      if (init.signal.aborted) throw init.signal.reason;
+      // A kept-alive connection that the server closed as it was taken (or just after the request went out on it)
+      // fails before any byte of an answer: the request goes once more, on a new connection (never one from the
+      // pool, which may hold more that the server closed). A server that closes an idle connection does so without
+      // reading what arrived on it, so even a POST is sent again; the proxy would otherwise fail it over to
+      // another endpoint and count a healthy one as failing.
+      if (!reused.answered && !(error instanceof ProxyError)) {
+        return this.#onNewConnection(target, message, init);
+      }
+      throw error;
+    });
   };
+
+  async #onNewConnection(
+    target: Target,
+    message: Uint8Array | readonly Uint8Array[],
+    init: Http1Init,
+  ): Promise<Reply> {
+    const connection = await this.#connect(target, init.signal);
+    try {
+      return await this.#exchange(connection, message, init);
+    } catch (error) {
+      connection.close();
+      throw init.signal.aborted ? init.signal.reason : error;
+    }
+  }
 
   [Symbol.dispose](): void {
     this.close();
@@ -195,35 +212,13 @@ export class Http1Agent {
 
   /** A new connection, given up after `connectTimeoutMs` (an upstream that never answers a SYN) or on abort. */
   async #connect(target: Target, signal: AbortLike): Promise<Connection> {
-    const options = { hostname: target.hostname, port: target.port };
-    const limit = this.connectTimeoutMs;
-    const connecting = new AbortController();
-    const onAbort = () => connecting.abort(signal.reason);
-    signal.addEventListener("abort", onAbort);
-    const timer = deadlines.after(limit, () => {
-      connecting.abort(new UpstreamProtocolError(`connect timeout: no connection within ${limit / 1000}s`));
-    });
-    let conn: Deno.Conn;
-    try {
-      if (target.tls) {
-        const pending = Deno.connectTls({ ...options, caCerts: this.#caCerts, alpnProtocols: ["http/1.1"] });
-        conn = await untilAborted(pending, connecting.signal, closeQuietly);
-      } else {
-        const tcp = await Deno.connect({ ...options, signal: connecting.signal });
-        tcp.setNoDelay(true);
-        conn = tcp;
-      }
-    } catch (error) {
-      throw connecting.signal.aborted ? connecting.signal.reason : error;
-    } finally {
-      timer.cancel();
-      signal.removeEventListener("abort", onAbort);
-    }
+    const conn = await openSocket(target, signal, this.connectTimeoutMs, this.#caCerts);
     this.#opened++;
     return new Connection(conn, target.origin);
   }
 
-  async #exchange(
+  /** Not async: a request waits for the answer's head in the socket read alone. */
+  #exchange(
     connection: Connection,
     message: Uint8Array | readonly Uint8Array[],
     init: Http1Init,
@@ -231,12 +226,20 @@ export class Http1Agent {
     const { signal } = init;
     const onAbort = () => connection.close();
     signal.addEventListener("abort", onAbort);
+    // The head is read while the request is still being written: an upstream that refuses a large body early (a
+    // 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
+    writeRequest(connection, message, init.body).catch(() => connection.close());
+    return readHead(connection).then((head) => this.#reply(connection, head, init, onAbort), (error) => {
+      signal.removeEventListener("abort", onAbort);
+      throw error;
+    });
+  }
+
+  /** The answer to `head`; the abort listener stays only with a body left to read. */
+  #reply(connection: Connection, head: Head, init: Http1Init, onAbort: () => void): Reply {
+    const { signal } = init;
     let handedOver = false;
     try {
-      // The head is read while the request is still being written: an upstream that refuses a large body early
-      // (a 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
-      writeRequest(connection, message, init.body).catch(() => connection.close());
-      const head = await readHead(connection);
       const framing = bodyFraming(init.method, head);
       const guard = init.guard;
       // The answer is built before the connection goes back to the pool: building it can still fail.

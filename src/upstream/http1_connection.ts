@@ -108,7 +108,8 @@ export class Connection {
     this.answered = false;
     this.sent = false;
     if (!(message instanceof Uint8Array)) return this.#writeParts(message);
-    // Not async: the write's own promise is the only one made when it takes the whole buffer.
+    // Not async: the write's own promise is the only one made when it takes the whole buffer (a failed write
+    // rejects it, never throws).
     return this.conn.write(message).then((written) => {
       if (written === message.length) this.sent = true;
       else return this.#writeParts([message.subarray(written)]);

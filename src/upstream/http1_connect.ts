@@ -1,0 +1,39 @@
+/**
+ * Opening a socket to an upstream for the HTTP/1.1 client (`http1.ts`): TCP (without Nagle's delay) or TLS,
+ * given up after a timeout (an upstream that never answers a SYN) or when the call's signal aborts.
+ */
+
+import { deadlines } from "../util/deadlines.ts";
+import type { AbortLike } from "./call_signal.ts";
+import { type Target, UpstreamProtocolError } from "./http1_wire.ts";
+import { closeQuietly, untilAborted } from "./until_aborted.ts";
+
+export async function openSocket(
+  target: Target,
+  signal: AbortLike,
+  timeoutMs: number,
+  /** Extra root certificates (PEM) for a TLS upstream. */
+  caCerts?: string[],
+): Promise<Deno.Conn> {
+  const options = { hostname: target.hostname, port: target.port };
+  const connecting = new AbortController();
+  const onAbort = () => connecting.abort(signal.reason);
+  signal.addEventListener("abort", onAbort);
+  const timer = deadlines.after(timeoutMs, () => {
+    connecting.abort(new UpstreamProtocolError(`connect timeout: no connection within ${timeoutMs / 1000}s`));
+  });
+  try {
+    if (target.tls) {
+      const pending = Deno.connectTls({ ...options, caCerts, alpnProtocols: ["http/1.1"] });
+      return await untilAborted(pending, connecting.signal, closeQuietly);
+    }
+    const tcp = await Deno.connect({ ...options, signal: connecting.signal });
+    tcp.setNoDelay(true);
+    return tcp;
+  } catch (error) {
+    throw connecting.signal.aborted ? connecting.signal.reason : error;
+  } finally {
+    timer.cancel();
+    signal.removeEventListener("abort", onAbort);
+  }
+}
