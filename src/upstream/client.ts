@@ -3,7 +3,7 @@
  * signal forwarded so a client that leaves cancels the upstream request.
  */
 
-import type { EndpointConfig } from "../config/config.ts";
+import type { AzureAdConfig, EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
 import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
@@ -170,21 +170,62 @@ export class UpstreamClient {
    * stream is cut when either fires. Call `release` once the body has been read or given up: it clears the timer
    * (an uncleared one would keep the request's objects alive for the whole timeout).
    */
-  async send(request: UpstreamRequest): Promise<UpstreamResult> {
-    const { endpoint, signal: clientSignal } = request;
-    let bearer: string | undefined;
-    if (endpoint.azureAd) {
-      // No token is the endpoint's failure, like a refused connection (the token source logged why).
-      const got = await this.#tokens?.token(endpoint, endpoint.azureAd);
-      if (!got?.ok) return { kind: "connection", message: got?.message ?? "Entra ID tokens are not set up" };
-      bearer = got.token;
+  send(request: UpstreamRequest): Promise<UpstreamResult> {
+    const { azureAd } = request.endpoint;
+    return azureAd ? this.#sendWithToken(request, azureAd) : this.#call(request, undefined);
+  }
+
+  async #sendWithToken(request: UpstreamRequest, azureAd: AzureAdConfig): Promise<UpstreamResult> {
+    // No token is the endpoint's failure, like a refused connection (the token source logged why).
+    const got = await this.#tokens?.token(request.endpoint, azureAd);
+    if (!got?.ok) return { kind: "connection", message: got?.message ?? "Entra ID tokens are not set up" };
+    return await this.#call(request, got.token);
+  }
+
+  /** Not async: a call waits for its answer in the transport's promise alone. */
+  #call(request: UpstreamRequest, bearer: string | undefined): Promise<UpstreamResult> {
+    const { endpoint, body } = request;
+    let url: string, headers: Record<string, string>, guard: AnswerGuard;
+    try {
+      url = upstreamUrl(endpoint, request.path);
+      if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
+      headers = upstreamHeaders(
+        endpoint,
+        request.clientHeaders,
+        request.requestId,
+        bearer,
+        request.contentType,
+      );
+      guard = new AnswerGuard(this.#limits.maxResponseBytes, this.#maskFor(endpoint, headers));
+    } catch (error) {
+      return Promise.reject(error);
     }
-    let url = upstreamUrl(endpoint, request.path);
-    if (request.query) url += (url.includes("?") ? "&" : "?") + request.query;
+    const { signal, release, failed, watch } = this.#track(request);
+    let answered: Promise<Reply>;
+    try {
+      const init = { method: request.method, headers, signal };
+      answered = body instanceof ReadableStream
+        ? guardedFetch(url, { ...init, body }, guard)
+        : typeof body === "object"
+        ? this.#streamed(url, { ...init, body, guard })
+        : this.#send(url, { ...init, body, guard });
+    } catch (error) {
+      return Promise.resolve().then(() => failed(error));
+    }
+    return answered.then((response): UpstreamResult => {
+      watch?.answered(response.status);
+      return { kind: "response", response, release };
+    }, failed);
+  }
+
+  /**
+   * The call's signal, aborted by its timeout or by the client's leaving; `release` (once) clears both and ends the
+   * attempt's watch; `failed` turns what the transport threw into the call's result (a guard's refusal is thrown on).
+   */
+  #track(request: UpstreamRequest) {
+    const { signal: clientSignal } = request;
     const signal = new CallSignal();
-    let timedOut = false;
-    const deadline = deadlines.after(endpoint.timeoutMs, () => {
-      timedOut = true;
+    const deadline = deadlines.after(request.endpoint.timeoutMs, () => {
       signal.abort(new DOMException("The upstream request timed out", "TimeoutError"));
     });
     const onClientAbort = () => signal.abort(clientSignal.reason);
@@ -200,40 +241,24 @@ export class UpstreamClient {
       clientSignal.removeEventListener("abort", onClientAbort);
       watch?.ended();
     };
-    const headers = upstreamHeaders(
-      endpoint,
-      request.clientHeaders,
-      request.requestId,
-      bearer,
-      request.contentType,
-    );
-    const guard = new AnswerGuard(this.#limits.maxResponseBytes, this.#maskFor(endpoint, headers));
-    try {
-      const { body } = request;
-      const init = { method: request.method, headers, signal };
-      const response = body instanceof ReadableStream
-        ? await guardedFetch(url, { ...init, body }, guard)
-        : typeof body === "object"
-        ? await this.#streamed(url, { ...init, body, guard })
-        : await this.#send(url, { ...init, body, guard });
-      watch?.answered(response.status);
-      return { kind: "response", response, release };
-    } catch (error) {
+    const failed = (error: unknown): UpstreamResult => {
       // An answer refused by the guard (declared too large) is the client's 502, not a reason to fail over.
       if (error instanceof ProxyError && !clientSignal.aborted) {
         watch?.failed("connection");
         release();
         throw error;
       }
+      // Not aborted by the client: an abort of the call's own signal is its timeout.
       const result: UpstreamResult = clientSignal.aborted
         ? { kind: "aborted" }
-        : timedOut
+        : signal.aborted
         ? { kind: "timeout" }
         : { kind: "connection", message: connectionMessage(error) };
       watch?.failed(result.kind);
       release();
       return result;
-    }
+    };
+    return { signal, release, failed, watch };
   }
 }
 
