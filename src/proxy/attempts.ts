@@ -259,7 +259,8 @@ export class Attempts {
   async #failure(got: Got, spentUntil: number | undefined): Promise<Outcome> {
     const { response, release, pick, headers } = got;
     const status = response.status;
-    await response.body?.cancel().catch(() => {});
+    if (response.source) response.source.cancel();
+    else await response.body?.cancel().catch(() => {});
     release();
     this.#deps.stats.failure(pick.endpoint.id);
     if (status === 429) {

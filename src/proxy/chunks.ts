@@ -8,7 +8,7 @@
  * (`ChunkSource`): a reader of a stream is read into a slot that `poll` empties.
  */
 
-import { type ChunkSource, readSource, sourceOf } from "../upstream/body_source.ts";
+import { type BodySource, type ChunkSource, readSource, sourceOf } from "../upstream/body_source.ts";
 
 /** Bytes read at most per chunk (an event larger than this arrives in several reads; the framer joins them). */
 export const READ_BUFFER_BYTES = 16 * 1024;
@@ -18,6 +18,17 @@ export interface ChunkReader extends ChunkSource {
   read(): Promise<Uint8Array | undefined>;
   cancel(reason?: unknown): Promise<void>;
   releaseLock(): void;
+}
+
+/** A body's chunks read straight off its source (no stream was made for it); `releaseLock` has nothing to do. */
+export function sourceReader(source: BodySource): ChunkReader {
+  return {
+    read: () => readSource(source),
+    poll: () => source.poll(),
+    wait: (then) => source.wait(then),
+    cancel: () => Promise.resolve(source.cancel()),
+    releaseLock: () => {},
+  };
 }
 
 /**

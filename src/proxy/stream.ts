@@ -6,9 +6,9 @@
  */
 
 import { EventFramer } from "../sse/frame.ts";
-import { type ChunkReader, chunkReader } from "./chunks.ts";
+import { type ChunkReader, chunkReader, sourceReader } from "./chunks.ts";
 import { pipeStream } from "./tap.ts";
-import { type ChunkSource, waitFor } from "../upstream/body_source.ts";
+import { type BodySource, type ChunkSource, waitFor } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -48,12 +48,15 @@ function errorEvent(route: Route): Uint8Array {
 
 /** Waits for the upstream's first chunk; on success returns the client-facing stream. */
 export async function openStream(
-  upstream: { readonly body: ReadableStream<Uint8Array> | null },
+  upstream: { readonly body: ReadableStream<Uint8Array> | null; readonly source?: BodySource },
   route: Route,
   hooks: StreamHooks,
 ): Promise<FirstChunk> {
-  if (!upstream.body) return { ok: false, message: "empty stream" };
-  const reader = chunkReader(upstream.body);
+  // The source when there is one: `body` would make a stream only to be read around.
+  let reader: ChunkReader;
+  if (upstream.source) reader = sourceReader(upstream.source);
+  else if (upstream.body) reader = chunkReader(upstream.body);
+  else return { ok: false, message: "empty stream" };
   // Only whole events are forwarded: a cut mid-event leaves nothing half-sent before the error event.
   const framer = new EventFramer();
   let first: Uint8Array | undefined;

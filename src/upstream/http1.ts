@@ -259,7 +259,7 @@ export class Http1Agent {
       }
       const done = this.#bodyDone(connection, head, framing.kind !== "close", signal, onAbort);
       const body = new BodyReader(connection, framing, done, signal, bodyGuard);
-      const reply = answer(head, body.stream(), guard);
+      const reply = answer(head, body, guard);
       handedOver = true;
       return reply;
     } finally {

@@ -7,14 +7,14 @@
 
 import type { AbortLike } from "./call_signal.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
-import { type ChunkSource, readSource, withSource } from "./body_source.ts";
+import { type BodySource, readSource, withSource } from "./body_source.ts";
 import type { Connection } from "./http1_connection.ts";
 import { type Framing, MAX_HEAD_BYTES, UpstreamProtocolError } from "./http1_wire.ts";
 
 /** Longest chunk-size line accepted (size, extensions, CRLF). */
 const MAX_SIZE_LINE = 16 * 1024;
 
-export class BodyReader implements ChunkSource {
+export class BodyReader implements BodySource {
   /** Bytes of the current chunk (or of the whole body, for a length) still to come. */
   #left: number;
   #state: "data" | "size" | "crlf" | "trailers" | "done";
@@ -50,9 +50,14 @@ export class BodyReader implements ChunkSource {
           controller.error(error);
         }
       },
-      cancel: () => this.#end(false),
+      cancel: () => this.cancel(),
     }, { highWaterMark: 0 });
     return withSource(stream, this);
+  }
+
+  /** Gives the body up unread: the connection is closed. */
+  cancel(): void {
+    this.#end(false);
   }
 
   /**

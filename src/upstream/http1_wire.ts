@@ -4,7 +4,8 @@
  */
 
 import type { AnswerGuard } from "./answer_guard.ts";
-import { type Reply, streamedReply, wholeReply } from "./reply.ts";
+import type { BodySource } from "./body_source.ts";
+import { type Reply, sourcedReply, streamedReply, wholeReply } from "./reply.ts";
 
 /** Largest answer head accepted (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -228,26 +229,29 @@ export function isCompressed(head: Head): boolean {
   return coding === "gzip" || coding === "x-gzip" || coding === "deflate";
 }
 
+/** A body still to be read off the connection (`http1_body.ts`): chunk by chunk, or as a stream. */
+export type StreamedAnswer = BodySource & { stream(): ReadableStream<Uint8Array<ArrayBuffer>> };
+
 /**
  * The answer as a reply. The guard masks the header values; a plain body has been guarded by the caller as it was
  * read, a compressed one is guarded here after decoding (its cap counts decoded bytes).
  */
 export function answer(
   head: Head,
-  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array<ArrayBuffer>> | null,
+  body: Uint8Array<ArrayBuffer> | StreamedAnswer | null,
   guard?: AnswerGuard,
 ): Reply {
   const { status, statusText } = head;
   const headers = guard ? guard.headers(head.headers) : head.headers;
   if (body === null || status === 205) {
     // A 205 has no content by definition: whatever framing it came with is dropped with its connection.
-    if (body instanceof ReadableStream) body.cancel().catch(() => {});
+    if (body !== null && !(body instanceof Uint8Array)) body.cancel();
     return wholeReply(status, statusText, headers, null);
   }
   const coding = head.contentEncoding;
   if (isCompressed(head)) {
     // Asked for identity; a server that compresses anyway is decoded here, as fetch would.
-    const source = body instanceof Uint8Array ? new Response(body).body! : body;
+    const source = body instanceof Uint8Array ? new Response(body).body! : body.stream();
     const plain = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
     const format = coding === "deflate" ? "deflate" : "gzip";
     const decoded = source.pipeThrough(
@@ -257,5 +261,5 @@ export function answer(
   }
   return body instanceof Uint8Array
     ? wholeReply(status, statusText, headers, body)
-    : streamedReply(status, statusText, headers, body);
+    : sourcedReply(status, statusText, headers, body);
 }

@@ -5,6 +5,7 @@
  * 10 us per answer on the bench machine, most of what the proxy's own HTTP/1.1 client saves over fetch).
  */
 
+import type { BodySource } from "./body_source.ts";
 import { joinBytes } from "../util/bytes.ts";
 
 export interface Reply {
@@ -14,6 +15,11 @@ export interface Reply {
   readonly headers: readonly (readonly [string, string])[];
   /** Null when the answer has none. */
   readonly body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
+  /**
+   * The body's chunks without its stream, where the client can give them (the HTTP/1.1 client's streamed bodies):
+   * the stream is then made only if `body` is asked for. Read one or the other, never both.
+   */
+  readonly source?: BodySource;
   /** The whole body (empty when none), read from `body` when it is a stream. */
   bytes(): Promise<Uint8Array<ArrayBuffer>>;
 }
@@ -50,6 +56,26 @@ export function streamedReply(
   body: ReadableStream<Uint8Array<ArrayBuffer>> | null,
 ): Reply {
   return { status, statusText, headers, body, bytes: () => readAll(body) };
+}
+
+/** A reply whose body is read off a source that makes its stream only when `body` is asked for. */
+export function sourcedReply(
+  status: number,
+  statusText: string,
+  headers: readonly (readonly [string, string])[],
+  source: BodySource & { stream(): ReadableStream<Uint8Array<ArrayBuffer>> },
+): Reply {
+  let body: ReadableStream<Uint8Array<ArrayBuffer>> | undefined;
+  return {
+    status,
+    statusText,
+    headers,
+    source,
+    get body() {
+      return body ??= source.stream();
+    },
+    bytes: () => readAll(body ??= source.stream()),
+  };
 }
 
 /** Reads a stream to its end into one buffer. */

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { Http1Agent, UpstreamProtocolError } from "../../src/upstream/http1.ts";
+import { waitFor } from "../../src/upstream/body_source.ts";
+import type { Reply } from "../../src/upstream/reply.ts";
 import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
@@ -593,6 +595,51 @@ test("http1: an upstream that refuses a large body before reading it is heard (i
   assert.equal(agent.idleConnections, 0, "a connection with a request half written is not reused");
 });
 
+test(
+  "http1: a streamed answer is read off its source without a stream; given up there, its connection closes",
+  {
+    timeout: 10_000,
+  },
+  async () => {
+    const next = Promise.withResolvers<void>();
+    await using server = scriptedServer(async (conn) => {
+      for (let answer = 0; answer < 2; answer++) {
+        await conn.request();
+        await conn.write(
+          "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        await conn.write("d\r\ndata: first\n\n\r\n");
+        if (answer === 1) return await conn.closedByClient();
+        await next.promise;
+        await conn.write("e\r\ndata: second\n\n\r\n0\r\n\r\n");
+      }
+    });
+    using agent = new Http1Agent();
+    const init = { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal };
+    const read = async (source: NonNullable<Reply["source"]>) => {
+      for (;;) {
+        const chunk = source.poll();
+        if (chunk !== undefined) return chunk && decoder.decode(chunk);
+        await waitFor(source);
+      }
+    };
+    const whole = await agent.request(server.url, init);
+    assert.ok(whole.source, "a streamed answer has a source");
+    assert.equal(await read(whole.source), "data: first\n\n", "before the server sends more");
+    next.resolve();
+    assert.equal(await read(whole.source), "data: second\n\n");
+    assert.equal(await read(whole.source), null);
+    assert.equal(agent.idleConnections, 1, "read to its end, the connection is reusable");
+
+    const left = await agent.request(server.url, init);
+    assert.equal(await read(left.source!), "data: first\n\n");
+    left.source!.cancel();
+    assert.equal(agent.idleConnections, 0, "given up, the connection is not parked");
+    assert.equal(server.accepted, 1);
+    assert.equal(await read(left.source!), null, "a source given up is at its end");
+  },
+);
+
 test("http1: chunks handed on stay as they were while the connection reads on and carries the next answers", async () => {
   // 400 events of about 100 bytes: several of the connection's 16 KiB read buffers, each event its own write.
   const events = Array.from(
@@ -618,7 +665,7 @@ test("http1: chunks handed on stay as they were while the connection reads on an
   const held: Uint8Array[] = [];
   for (let answer = 0; answer < 3; answer++) {
     const response = await post(agent, server.url);
-    // Every chunk is kept as it was handed on, not copied.
+    // Every chunk is kept as it was handed on.
     for await (const bytes of response.body!) if (answer === 0) held.push(bytes);
   }
   assert.equal(server.accepted, 1, "one connection carried all three answers");
