@@ -4,10 +4,12 @@
  * Loading the config, building the services and serving the first requests (V8 compiling the code they run) leave
  * garbage in V8's old generation and a young generation grown for start-up. Nothing collects it until the heap
  * grows enough for a major collection, or V8's memory reducer starts, 30 s in: an idle proxy holds ~3 MiB more
- * meanwhile. Here a full collection runs as soon as the proxy is quiet (no new request for `quietMs`) after start,
- * and again each time new requests have come and gone, at most `rounds` times in the first `windowMs`. It is V8's
- * "last resort" collection (what the memory reducer aims at: old garbage freed, the young generation shrunk, free
- * pages given back), two passes of ~5-15 ms each on this heap, in a moment with no request arriving.
+ * meanwhile. Here a full collection runs as soon as the proxy is quiet (no new request for `quietMs`, and none in
+ * flight: each one counts until its answer has been sent, streams included) after start, and again each time new
+ * requests have come and gone, at most `rounds` times in the first `windowMs`. It is V8's "last resort" collection
+ * (what the memory reducer aims at: old garbage freed, the young generation shrunk, free pages given back), two
+ * passes of ~5-15 ms each on this heap, but it stops the world: on the heap of 1,000 open streams it would stall
+ * every one of them for hundreds of ms, so it never runs while an answer is on its way.
  *
  * It needs V8's `gc()`, which `--expose-gc` (in the shipped V8 flags, scripts/compile.ts) makes global; without it
  * this does nothing.
@@ -42,12 +44,19 @@ export function settleAfterStart(handler: Handler, options: SettleOptions = {}):
   const { quietMs = 250, rounds = 2, windowMs = 60_000, logger } = options;
   let requests = 0;
   let seen = 0;
+  /** Requests whose answer is not sent yet; counted only while collections may still run. */
+  let inflight = 0;
+  let watching = true;
+  const answered = () => void inflight--;
   let collectedAt = -1;
   let collections = 0;
   const started = performance.now();
-  const stop = () => clearInterval(timer);
+  const stop = () => {
+    watching = false;
+    clearInterval(timer);
+  };
   const timer = setInterval(() => {
-    const quiet = requests === seen;
+    const quiet = requests === seen && inflight === 0;
     seen = requests;
     if (quiet && requests !== collectedAt) {
       collectedAt = requests;
@@ -68,6 +77,11 @@ export function settleAfterStart(handler: Handler, options: SettleOptions = {}):
   return {
     handler: (request, info) => {
       requests++;
+      // `completed` settles once the answer has been sent (or the client has gone).
+      if (watching && info?.completed) {
+        inflight++;
+        info.completed.then(answered, answered);
+      }
       return handler(request, info);
     },
     get collections() {
