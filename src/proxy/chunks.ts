@@ -20,15 +20,30 @@ export interface ChunkReader extends ChunkSource {
   releaseLock(): void;
 }
 
-/** A body's chunks read straight off its source (no stream was made for it); `releaseLock` has nothing to do. */
+/**
+ * A body's chunks read straight off its source (no stream was made for it); `releaseLock` has nothing to do. One
+ * object for as long as the stream is open, not five closures.
+ */
 export function sourceReader(source: BodySource): ChunkReader {
-  return {
-    read: () => readSource(source),
-    poll: () => source.poll(),
-    wait: (then) => source.wait(then),
-    cancel: () => Promise.resolve(source.cancel()),
-    releaseLock: () => {},
-  };
+  return new SourceReader(source);
+}
+
+class SourceReader implements ChunkReader {
+  constructor(private readonly source: BodySource) {}
+  read(): Promise<Uint8Array | undefined> {
+    return readSource(this.source);
+  }
+  poll(): Uint8Array | null | undefined {
+    return this.source.poll();
+  }
+  wait(then: () => void): void {
+    this.source.wait(then);
+  }
+  cancel(): Promise<void> {
+    this.source.cancel();
+    return Promise.resolve();
+  }
+  releaseLock(): void {}
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import type { AnswerGuard } from "./answer_guard.ts";
 import type { BodySource } from "./body_source.ts";
-import { type Reply, sourcedReply, streamedReply, wholeReply } from "./reply.ts";
+import { type Reply, SourcedReply, streamedReply, wholeReply } from "./reply.ts";
 
 /** Largest answer head accepted (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -261,5 +261,5 @@ export function answer(
   }
   return body instanceof Uint8Array
     ? wholeReply(status, statusText, headers, body)
-    : sourcedReply(status, statusText, headers, body);
+    : new SourcedReply(status, statusText, headers, body);
 }

@@ -58,24 +58,27 @@ export function streamedReply(
   return { status, statusText, headers, body, bytes: () => readAll(body) };
 }
 
-/** A reply whose body is read off a source that makes its stream only when `body` is asked for. */
-export function sourcedReply(
-  status: number,
-  statusText: string,
-  headers: readonly (readonly [string, string])[],
-  source: BodySource & { stream(): ReadableStream<Uint8Array<ArrayBuffer>> },
-): Reply {
-  let body: ReadableStream<Uint8Array<ArrayBuffer>> | undefined;
-  return {
-    status,
-    statusText,
-    headers,
-    source,
-    get body() {
-      return body ??= source.stream();
-    },
-    bytes: () => readAll(body ??= source.stream()),
-  };
+/**
+ * A reply whose body is read off a source that makes its stream only when `body` is asked for. A class: its
+ * getter and method are shared, where an object literal would make two closures per reply.
+ */
+export class SourcedReply implements Reply {
+  #body: ReadableStream<Uint8Array<ArrayBuffer>> | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+    readonly headers: readonly (readonly [string, string])[],
+    readonly source: BodySource & { stream(): ReadableStream<Uint8Array<ArrayBuffer>> },
+  ) {}
+
+  get body(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return this.#body ??= this.source.stream();
+  }
+
+  bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    return readAll(this.body);
+  }
 }
 
 /** Reads a stream to its end into one buffer. */
