@@ -409,6 +409,72 @@ test("http1: malformed answers are refused with a reason that names no URL", asy
   }
 });
 
+test("http1: a request's head goes as Latin-1 and its body as UTF-8, whichever of them is ASCII", {
+  timeout: 10_000,
+}, async () => {
+  // A raw socket, not the scripted server (which decodes what it reads as UTF-8): the bytes as they arrived.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const latin1 = new TextDecoder("latin1");
+  const readRequest = async (conn: Deno.Conn): Promise<Uint8Array> => {
+    let bytes = new Uint8Array(0);
+    const buffer = new Uint8Array(65536);
+    for (;;) {
+      const read = await conn.read(buffer);
+      if (read === null) return bytes;
+      const more = new Uint8Array(bytes.length + read);
+      more.set(bytes);
+      more.set(buffer.subarray(0, read), bytes.length);
+      bytes = more;
+      const text = latin1.decode(bytes);
+      const end = text.indexOf("\r\n\r\n");
+      const length = Number(/content-length: (\d+)/.exec(text)?.[1] ?? 0);
+      if (end >= 0 && bytes.length >= end + 4 + length) return bytes;
+    }
+  };
+  const cases = [
+    { agent: "caf\u00e9", body: '{"a":1}' },
+    { agent: "plain", body: '{"q":"h\u00e9"}' },
+    { agent: "caf\u00e9", body: '{"q":"\u2713"}' },
+  ];
+  const received: Uint8Array[] = [];
+  const serving = (async () => {
+    for (let i = 0; i < cases.length; i++) {
+      const conn = await listener.accept();
+      received.push(await readRequest(conn));
+      await conn.write(encoder.encode(json("{}")));
+      conn.close();
+    }
+  })();
+  try {
+    using agent = new Http1Agent();
+    const url = `http://127.0.0.1:${listener.addr.port}`;
+    for (const { agent: value, body } of cases) {
+      const signal = new AbortController().signal;
+      await (await agent.fetch(url, { method: "POST", headers: { "user-agent": value }, body, signal }))
+        .text();
+    }
+    await serving;
+  } finally {
+    listener.close();
+  }
+  for (const [i, { agent: value, body }] of cases.entries()) {
+    const head = latin1.decode(received[i]);
+    const end = head.indexOf("\r\n\r\n") + 4;
+    assert.match(
+      head,
+      new RegExp(`\r\nuser-agent: ${value}\r\n`),
+      `case ${i}: one byte per char in the head`,
+    );
+    const sent = encoder.encode(body);
+    assert.match(
+      head,
+      new RegExp(`\r\ncontent-length: ${sent.length}\r\n`),
+      `case ${i}: the length in bytes`,
+    );
+    assert.deepEqual(received[i].subarray(end), sent, `case ${i}: the body as UTF-8`);
+  }
+});
+
 test("http1: a header value that would split the request is refused before anything is sent", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
   using agent = new Http1Agent();
