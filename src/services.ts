@@ -11,6 +11,7 @@ import { HealthProber, type ProberOptions } from "./health/prober.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import { keyAdmission } from "./keys/admission.ts";
 import { fileRefAdmission } from "./keys/file_refs.ts";
+import { FileRouting } from "./surface/file_route.ts";
 import { KeyLimits } from "./keys/limits.ts";
 import { ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
@@ -149,6 +150,9 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     metrics,
   });
   const objects = new ObjectAffinity(store, logger);
+  const endpoints = new Map(
+    config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
+  );
   const pipeline = new Pipeline({
     settings,
     // Files named by a request are checked first: a refusal there charges nothing to the key.
@@ -157,6 +161,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
       keyAdmission({ registry: keys, limits: keyLimits, metrics: usage.metrics }),
     ],
     responses,
+    files: new FileRouting({ objects, endpoints, attempts, health, load: balancer.load }),
     cache,
     balancer,
     budgets,
@@ -168,9 +173,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
       ...(telemetry ? [telemetry.identities] : []),
       ...(keys.clientKeysRequired || keys.hasAdminKeys ? [usageSink(usage)] : []),
     ],
-    endpoints: new Map(
-      config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
-    ),
+    endpoints,
     metrics,
   });
   return {

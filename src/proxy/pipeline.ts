@@ -2,7 +2,8 @@
  * The one place where the order of a request lives. Read top to bottom, a generation request goes:
  *
  *   1. admission        rules that reject (a typed error) or name the caller          proxy/admission.ts
- *   2. Responses route  keep a conversation on the endpoint that owns it              responses/layer.ts
+ *   2. routing          files named: their endpoint; Responses: the conversation's    surface/file_route.ts,
+ *                       owner                                                         responses/layer.ts
  *   3. cache lookup     HIT, COALESCED with an identical request, or a miss ticket     cache/cache.ts
  *   4. plan             the endpoints to try, in order (the balancer)                  balancer/balancer.ts
  *   5. attempts         upstream call, classify, health, fail over                     proxy/attempts.ts
@@ -25,6 +26,8 @@ import type { HealthTracker } from "../health/tracker.ts";
 import type { ProxyMetrics, RequestTrace } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import type { Conversation, ResponsesLayer } from "../responses/layer.ts";
+import { fileRefs } from "../keys/file_refs.ts";
+import type { FilePin, FileRouting } from "../surface/file_route.ts";
 import { type AdmissionRule, admit } from "./admission.ts";
 import type { Attempts } from "./attempts.ts";
 import type { Served, UpstreamCall } from "./call.ts";
@@ -39,6 +42,8 @@ export interface PipelineDeps {
   /** Admission rules, run in order before anything else (see `admission.ts`). */
   readonly admission: readonly AdmissionRule[];
   readonly responses: ResponsesLayer;
+  /** Requests naming files go to the endpoint that holds them. */
+  readonly files: FileRouting;
   readonly cache: ResponseCache;
   readonly balancer: Balancer;
   /** rpm/tpm budgets: estimated before the call (charged by the plan), corrected from `usage` when recorded. */
@@ -93,16 +98,27 @@ export class Pipeline {
 
   /** Stages 2 to 7 of a generation request (no frame of its own for chats and embeddings). */
   #generate(request: Generation): Promise<Answer> {
+    const refs = request.route === "embeddings" ? [] : fileRefs(request.body);
+    if (refs.length > 0) {
+      return this.#deps.files.route(request, refs).then((pin) => this.#pinned(request, pin));
+    }
     return request.route === "responses" ? this.#respond(request) : this.#serve(request, null);
   }
 
+  /** Stages 3 to 7 of a request naming files, at the endpoint that holds them (2. routing: `pin`). */
+  #pinned(request: Generation, pin: FilePin): Promise<Answer> {
+    return request.route === "responses" ? this.#respond(request, pin) : this.#serve(request, null, pin);
+  }
+
   /** Stages 2 to 7 of a Responses request. */
-  async #respond(request: Generation): Promise<Answer> {
+  async #respond(request: Generation, pin?: FilePin): Promise<Answer> {
     const { responses } = this.#deps;
     const conversation = await responses.route(request); // 2. Responses routing
+    if (pin && conversation.pinned !== undefined) pin = this.#deps.files.withOwner(pin, conversation.pinned);
     try {
-      return await this.#serve(request, conversation);
+      return await this.#serve(request, conversation, pin);
     } catch (error) {
+      if (pin) throw error; // nowhere else holds its files
       const replay = await responses.reroute(request, conversation, error); // rethrows unless it may move
       return await this.#serve({ ...request, body: replay.request.body }, replay.conversation);
     }
@@ -159,7 +175,7 @@ export class Pipeline {
   }
 
   /** Stages 3 to 7 of a generation request. */
-  async #serve(request: Generation, conversation: Conversation | null): Promise<Answer> {
+  async #serve(request: Generation, conversation: Conversation | null, pin?: FilePin): Promise<Answer> {
     const lookup = await this.#admitted(request, await this.#deps.cache.lookup(request)); // 3. cache lookup
     if (lookup.kind === "answer") {
       const answer = recordCachedUsage(request, lookup.answer, this.#deps.usage); // 6. record: what it saved
@@ -167,7 +183,9 @@ export class Pipeline {
     }
     let served: Served;
     try {
-      const plan = this.#plan(request, conversation, lookup); // 4. plan
+      const plan = pin // 4. plan: the files' endpoint alone, whatever its health, or the balancer's
+        ? new OwnerPlan(pin.endpoint, pin.fileId, this.#deps.health, this.#deps.balancer.load, "file")
+        : this.#plan(request, conversation, lookup);
       served = await this.#deps.attempts.run(await generationCall(request, lookup.signal), plan); // 5. attempts
     } catch (error) {
       lookup.ticket.drop();

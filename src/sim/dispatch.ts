@@ -10,6 +10,7 @@ import { chatCompletion, chatStreamFrames } from "./chat.ts";
 import { isObject, type Json, type SimContext } from "./content.ts";
 import { embeddingList } from "./embeddings.ts";
 import type { FileBook } from "./files.ts";
+import { type FileRef, fileRefs } from "../keys/file_refs.ts";
 import type { SimForm } from "./form.ts";
 import { realtimeSession, type RealtimeSockets } from "./realtime.ts";
 import type { Replies } from "./reply.ts";
@@ -148,6 +149,17 @@ function jsonRoute(sim: SimState, target: Route, request: SimRequest, ctx: SimCo
     return replies.fail(400, "We could not parse the JSON body of your request.", "invalid_json");
   }
   const stream = body.stream === true;
+  const missing = target.kind === "responses" || target.kind === "chat"
+    ? missingFile(sim.files, body)
+    : undefined;
+  if (missing) {
+    return replies.fail(
+      400,
+      `Invalid file id '${missing.id}': no such file.`,
+      "invalid_value",
+      missing.param,
+    );
+  }
   switch (target.kind) {
     case "responses": {
       const response = sim.responses.create(body, ctx, stream);
@@ -176,4 +188,9 @@ function jsonRoute(sim: SimState, target: Route, request: SimRequest, ctx: SimCo
   return stream
     ? replies.sse(chatStreamFrames(body, model, ctx), sim.chunkDelayMs, request.cutAfter)
     : replies.json(200, chatCompletion(body, model, ctx));
+}
+
+/** The first file a generation body names that this sim does not hold: another resource's files are not here. */
+function missingFile(files: FileBook, body: Json): FileRef | undefined {
+  return fileRefs(body).find((ref) => files.get(ref.id) === undefined);
 }

@@ -1,7 +1,8 @@
 /**
  * Files of the simulated upstream: uploaded with `POST /files` (multipart), listed, retrieved, read back and
  * deleted. A file exists only on the sim it was uploaded to, as on a real provider: looking it up on another sim
- * is a 404, which is what file affinity in the proxy must avoid.
+ * is a 404, and a chat or Responses request naming a file the sim does not hold is a 400 (`dispatch.ts`), which is
+ * what file affinity in the proxy must avoid.
  */
 
 import { errorBody, type Json, missingParameter, Rejection } from "./content.ts";

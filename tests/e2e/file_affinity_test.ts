@@ -1,0 +1,183 @@
+/**
+ * Generation requests that name a file go to the endpoint that holds it (README "Files, batches, audio, images
+ * and realtime", Affinity): the real proxy, two simulated endpoints in one group (a sim answers 400 for a file it
+ * does not hold, as another resource would), the openai client.
+ */
+
+import assert from "node:assert/strict";
+import OpenAI, { APIError, toFile } from "openai";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
+
+/** The sim that made an id: ids read `prefix_name_tag_n`. */
+const holderOf = (id: string) => id.split("_")[1];
+
+async function setup(settings: string[] = [], tail = "") {
+  const east = await SimUpstream.start({ name: "east", quiet: true });
+  const west = await SimUpstream.start({ name: "west", quiet: true });
+  const yaml = groupYaml(
+    [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
+    settings,
+  ) + tail;
+  const proxy = await startProxy(yaml).catch(async (error) => {
+    await Promise.all([east.close(), west.close()]);
+    throw error;
+  });
+  return {
+    sims: { east, west } as Record<string, SimUpstream>,
+    proxy,
+    yaml,
+    client: (key = "k", url = proxy.url) => new OpenAI({ baseURL: url + "/v1", apiKey: key, maxRetries: 0 }),
+    [Symbol.asyncDispose]: async () => {
+      await proxy.close();
+      await Promise.all([east.close(), west.close()]);
+    },
+  };
+}
+
+const upload = async (client: OpenAI, name = "doc.pdf") =>
+  client.files.create({
+    file: await toFile(new TextEncoder().encode("%PDF-1.4"), name),
+    purpose: "user_data",
+  });
+
+const chatWith = (client: OpenAI, ...ids: string[]) =>
+  client.chat.completions.create({
+    model: "gpt-test",
+    messages: [{
+      role: "user",
+      content: [
+        { type: "text", text: "read it" },
+        ...ids.map((file_id) => ({ type: "file" as const, file: { file_id } })),
+      ],
+    }],
+  });
+
+async function refusal(promise: Promise<unknown>): Promise<APIError> {
+  const error = await promise.then(() => undefined, (e) => e);
+  assert.ok(error instanceof APIError, `expected an API error, got ${error}`);
+  return error;
+}
+
+/** Puts `sim`'s endpoint in a 30 s rate-limit cooldown through plain (balanced) chats; bounded. */
+async function coolDown(client: OpenAI, sim: SimUpstream): Promise<void> {
+  sim.next({ kind: "status", status: 429, headers: { "retry-after": "30" } });
+  for (let i = 0; i < 10 && sim.count("chat/completions") === 0; i++) {
+    await client.chat.completions.create({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] });
+  }
+  assert.equal(sim.count("chat/completions"), 1, "the holder took its 429");
+}
+
+test("files in generation requests: chats and Responses go to the file's endpoint, even while it cools down", async () => {
+  await using ctx = await setup();
+  const client = ctx.client();
+  const file = await upload(client);
+  const holder = ctx.sims[holderOf(file.id)];
+  const other = ctx.sims[holderOf(file.id) === "east" ? "west" : "east"];
+  await coolDown(client, holder);
+  const before = other.count("chat/completions");
+  for (let i = 0; i < 8; i++) {
+    const chat = await chatWith(client, file.id);
+    assert.match(chat.choices[0].message.content ?? "", new RegExp(`\\[${holder.name}\\]`));
+  }
+  const stream = await client.chat.completions.create({
+    model: "gpt-test",
+    stream: true,
+    messages: [{ role: "user", content: [{ type: "file", file: { file_id: file.id } }] }],
+  });
+  for await (const _ of stream) { /* drained */ }
+  assert.equal(holder.count("chat/completions"), 1 + 9, "every file chat at the holder");
+  assert.equal(other.count("chat/completions"), before, "none at the other endpoint");
+
+  for (let i = 0; i < 6; i++) {
+    const response = await client.responses.create({
+      model: "gpt-test",
+      input: [{
+        role: "user",
+        content: [{ type: "input_text", text: "summarise" }, { type: "input_file", file_id: file.id }],
+      }],
+    });
+    assert.equal(response.status, "completed");
+  }
+  assert.equal(holder.count("/responses"), 6);
+  assert.equal(other.count("/responses"), 0);
+});
+
+test("files in generation requests: two endpoints' files, a follow-up elsewhere, a failing holder, unknown ids", async () => {
+  await using ctx = await setup();
+  const client = ctx.client();
+  const files: OpenAI.FileObject[] = [];
+  for (let i = 0; i < 6 && new Set(files.map((f) => holderOf(f.id))).size < 2; i++) {
+    files.push(await upload(client));
+  }
+  const east = files.find((f) => holderOf(f.id) === "east")!;
+  const west = files.find((f) => holderOf(f.id) === "west")!;
+  const calls = () => ctx.sims.east.count("chat/completions") + ctx.sims.west.count("chat/completions");
+
+  const conflict = await refusal(chatWith(client, east.id, west.id));
+  assert.equal(conflict.status, 400);
+  assert.equal(conflict.code, "conflicting_files");
+  assert.equal(conflict.param, "messages[0].content[2].file.file_id");
+  assert.match(conflict.message, new RegExp(`'${east.id}'.*on east and '${west.id}'.*on west`));
+  assert.equal(calls(), 0, "nothing went upstream");
+
+  // A conversation on west cannot read east's file.
+  const first = await client.responses.create({
+    model: "gpt-test",
+    input: [{ role: "user", content: [{ type: "input_file", file_id: west.id }] }],
+  });
+  const elsewhere = await refusal(client.responses.create({
+    model: "gpt-test",
+    previous_response_id: first.id,
+    input: [{ role: "user", content: [{ type: "input_file", file_id: east.id }] }],
+  }));
+  assert.equal(elsewhere.status, 400);
+  assert.equal(elsewhere.code, "conflicting_files");
+
+  // The holder fails: a clear error, no failover to an endpoint without the file.
+  ctx.sims.east.next({ kind: "status", status: 500 });
+  const failed = await refusal(chatWith(client, east.id));
+  assert.equal(failed.status, 503);
+  assert.match(failed.message, new RegExp(`file '${east.id}' \\(east\\) could not answer: HTTP 500`));
+  assert.equal(ctx.sims.west.count("chat/completions"), 0);
+
+  // An id the proxy never saw is looked for on each resource of the group, remembered where found.
+  const direct = new OpenAI({ baseURL: ctx.sims.west.url + "/v1", apiKey: "sk-test-west", maxRetries: 0 });
+  const outside = await upload(direct, "outside.pdf");
+  const lookups = () =>
+    ctx.sims.east.count(`files/${outside.id}`) + ctx.sims.west.count(`files/${outside.id}`);
+  for (let i = 0; i < 4; i++) await chatWith(client, outside.id);
+  assert.ok(lookups() >= 1 && lookups() <= 2, `searched once: ${lookups()} lookups`);
+  assert.equal(ctx.sims.west.count("chat/completions"), 4);
+  // Found nowhere: a 404 before any chat goes upstream.
+  const chats = calls();
+  const unknown = await refusal(chatWith(client, "file-unknown"));
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.code, "file_not_found");
+  assert.equal(unknown.param, "messages[0].content[1].file.file_id");
+  assert.equal(ctx.sims.east.count("files/file-unknown") + ctx.sims.west.count("files/file-unknown"), 2);
+  assert.equal(calls(), chats);
+});
+
+test({
+  name:
+    "files in generation requests: a client key's file, uploaded through one instance, read through another on Redis",
+  ignore: !hasRedis,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using ctx = await setup(
+      [`redis_url: ${redis.url}`],
+      "keys:\n  - {name: team-a, key: team-a-key}\n",
+    );
+    await using second = await startProxy(ctx.yaml);
+    const file = await upload(ctx.client("team-a-key"));
+    const holder = ctx.sims[holderOf(file.id)];
+    const other = ctx.sims[holderOf(file.id) === "east" ? "west" : "east"];
+    const viaSecond = ctx.client("team-a-key", second.url);
+    for (let i = 0; i < 6; i++) await chatWith(viaSecond, file.id);
+    assert.equal(holder.count("chat/completions"), 6);
+    assert.equal(other.count("chat/completions"), 0);
+  },
+});
