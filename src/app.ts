@@ -27,7 +27,14 @@ import { responseItemHandler } from "./http/routes/responses.ts";
 import { uiAssetHandler, uiDataHandler, uiPageHandler } from "./http/routes/ui.ts";
 import { servedRoutes, surfaceRoutes } from "./http/routes/surface.ts";
 import { pythonHeaders } from "./http/python_markers.ts";
+import type { Logger } from "./logger.ts";
 import type { Services } from "./services.ts";
+
+/** The routes served before Hono's router (direct_routes.ts), under `/v1` and without it. */
+const GENERATION_ROUTES = [["chat/completions", "chat"], ["responses", "responses"], [
+  "embeddings",
+  "embeddings",
+]] as const;
 
 /** The app: what `Deno.serve` calls. */
 export interface App {
@@ -53,12 +60,7 @@ export function createApp(services: Services): App {
   // The generation routes are also served past Hono's chain (direct_routes.ts).
   const generation = new Map<string, DirectRoute<AppEnv>>();
   for (const prefix of ["/v1", ""]) {
-    for (
-      const [path, route] of [["chat/completions", "chat"], ["responses", "responses"], [
-        "embeddings",
-        "embeddings",
-      ]] as const
-    ) {
+    for (const [path, route] of GENERATION_ROUTES) {
       const handler = generationHandler(services, route);
       generation.set(`${prefix}/${path}`, handler);
       app.post(`${prefix}/${path}`, handler);
@@ -92,7 +94,14 @@ export function createApp(services: Services): App {
 
   const served = servedRoutes(app);
   app.notFound((c) => errorResponse(notFoundRoute(c.req.method, c.req.path, served)));
-  const onError: DirectErrorHandler<AppEnv> = (error, c) => {
+  const onError = errorHandler(logger);
+  app.onError(onError);
+  return { fetch: directRoutes(app, { around, checks, routes: generation, onError }) };
+}
+
+/** The app's error handler: the OpenAI envelope with the request id; 5xx logged (not a client that left). */
+function errorHandler(logger: Logger): DirectErrorHandler<AppEnv> {
+  return (error, c) => {
     const proxyError = toProxyError(error);
     if (proxyError.status >= 500 && !(error instanceof ClientGone)) {
       logger.error("request failed", {
@@ -110,6 +119,4 @@ export function createApp(services: Services): App {
     }
     return errorResponse(proxyError, headers);
   };
-  app.onError(onError);
-  return { fetch: directRoutes(app, { around, checks, routes: generation, onError }) };
 }
