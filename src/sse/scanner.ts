@@ -31,8 +31,13 @@ const decoder = new TextDecoder();
 
 export class SseScanner {
   readonly #fields: boolean;
-  /** Bytes of the event being read (from its start), kept between pushes; undefined when none. */
+  /**
+   * Bytes of the event being read (from its start), kept between pushes: `#carry[0, #carried)`; undefined when
+   * none. The room behind them takes the next chunks in place, and it doubles when outgrown: an event of many
+   * chunks costs a copy of each byte a bounded number of times, not one of everything so far per chunk.
+   */
   #carry: Uint8Array | undefined;
+  #carried = 0;
   /** In `#carry`: where the line being read starts, and how far the bytes were scanned. */
   #lineStart = 0;
   #scanned = 0;
@@ -50,12 +55,17 @@ export class SseScanner {
 
   /** Feeds bytes; returns the events they complete, in order (their `raw` views share one buffer). */
   push(chunk: Uint8Array): SseEvent[] {
-    const carry = this.#carry;
+    let carry = this.#carry;
     let buffer = chunk;
     if (carry) {
-      buffer = new Uint8Array(carry.length + chunk.length);
-      buffer.set(carry);
-      buffer.set(chunk, carry.length);
+      const length = this.#carried + chunk.length;
+      if (length > carry.length) {
+        const grown = new Uint8Array(Math.max(length, carry.length * 2));
+        grown.set(carry.subarray(0, this.#carried));
+        carry = grown;
+      }
+      carry.set(chunk, this.#carried);
+      buffer = carry.subarray(0, length);
     }
     const events: SseEvent[] = [];
     const end = buffer.length;
@@ -85,7 +95,14 @@ export class SseScanner {
       } else if (this.#fields) this.#field(buffer, lineStart, at);
       lineStart = i = next;
     }
-    this.#carry = eventStart < end ? buffer.slice(eventStart) : undefined;
+    // What is kept: nothing; the carry as it is (no event ended in it, so no view of it was handed out: it may be
+    // written on); or a copy of the tail (events handed out are views of what is before it).
+    this.#carry = eventStart === end
+      ? undefined
+      : eventStart === 0 && carry
+      ? carry
+      : buffer.slice(eventStart);
+    this.#carried = end - eventStart;
     this.#lineStart = lineStart - eventStart;
     this.#scanned = i - eventStart;
     return events;
@@ -96,7 +113,7 @@ export class SseScanner {
    * stream that ended without a blank line; no event, as for the SSE spec and the SDKs). Resets the scanner.
    */
   end(): { readonly events: SseEvent[]; readonly rest: Uint8Array | undefined } {
-    const carry = this.#carry;
+    const carry = this.#carry?.subarray(0, this.#carried);
     const at = this.#scanned;
     let events: SseEvent[] = [];
     let rest = carry;
@@ -107,7 +124,7 @@ export class SseScanner {
       } else if (this.#fields) this.#field(carry, this.#lineStart, at);
     }
     this.#carry = undefined;
-    this.#lineStart = this.#scanned = 0;
+    this.#lineStart = this.#scanned = this.#carried = 0;
     this.#event = null;
     this.#data = [];
     return { events, rest };
