@@ -46,15 +46,18 @@ export async function readSource<T extends Uint8Array>(
   }
 }
 
-const sources = new WeakMap<ReadableStream<Uint8Array>, ChunkSource>();
+/** Where a stream notes its source: a property of its own (a WeakMap entry costs more, to set and to collect). */
+const SOURCE = Symbol("chunk source");
+
+type Noted = { [SOURCE]?: ChunkSource };
 
 /** Notes that `stream`'s chunks can be read from `source`; returns the stream. */
 export function withSource<S extends ReadableStream<Uint8Array>>(stream: S, source: ChunkSource): S {
-  sources.set(stream, source);
+  (stream as unknown as Noted)[SOURCE] = source;
   return stream;
 }
 
 /** The source behind `stream`, if it has one. Who reads from it must hold the stream's lock meanwhile. */
 export function sourceOf(stream: ReadableStream<Uint8Array>): ChunkSource | undefined {
-  return sources.get(stream);
+  return (stream as unknown as Noted)[SOURCE];
 }

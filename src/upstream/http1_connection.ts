@@ -144,13 +144,15 @@ export class Connection {
     }
     this.#after = after;
     const watch = this.#watch;
-    if (!watch) return socketRead(this.conn, this.#buffer.subarray(this.#end)).then(this.#onRead, onError);
+    // An empty buffer (a stream's usual read: its last event was taken) is read into whole: no view to make.
+    if (!watch) return socketRead(this.conn, this.#room()).then(this.#onRead, onError);
     // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
     this.#watch = undefined;
     return watch.then(this.#onRead, onError);
   }
 
   #after: (() => void) | undefined; // told once the pending read is taken in (`fill`)
+  readonly #room = () => this.#end === 0 ? this.#buffer : this.#buffer.subarray(this.#end);
 
   readonly #onRead = (read: number | null): boolean => {
     const after = this.#after;
@@ -158,8 +160,7 @@ export class Connection {
     if (!read) this.#ended = true;
     else {
       this.answered = true;
-      // Only a read that filled a whole buffer asks for a larger one, not one that filled the room behind bytes
-      // still buffered.
+      // Only a read that filled a whole buffer asks for a larger one, not one behind bytes still buffered.
       this.#filled = read === this.#buffer.length;
       this.#end += read;
     }
