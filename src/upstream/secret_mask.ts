@@ -40,11 +40,16 @@ export class SecretMask {
   readonly #needles: Needle[];
   readonly #bytes: Uint8Array[];
   readonly #texts: string[];
+  /** 1 for each byte that some secret has before its last byte: only such a byte can end a secret's start. */
+  readonly #startBytes = new Uint8Array(256);
 
   private constructor(texts: string[]) {
     this.#texts = texts;
     this.#needles = texts.map(needle);
     this.#bytes = this.#needles.map((needle) => needle.bytes);
+    for (const secret of this.#bytes) {
+      for (let at = 0; at < secret.length - 1; at++) this.#startBytes[secret[at]] = 1;
+    }
   }
 
   /** A mask for the given values, or undefined when none is long enough to be one. */
@@ -88,6 +93,8 @@ export class SecretMask {
    * holds those back until it knows.
    */
   pendingTail(bytes: Uint8Array): number {
+    // A stream's chunk usually ends an event with a line break, which no secret holds: nothing to look for.
+    if (bytes.length === 0 || this.#startBytes[bytes[bytes.length - 1]] === 0) return 0;
     let held = 0;
     for (const secret of this.#bytes) {
       for (let length = Math.min(secret.length - 1, bytes.length); length > held; length--) {
