@@ -1,0 +1,201 @@
+/**
+ * The floor for the stream row: the least a gateway that sees every streamed event in JavaScript must do, and
+ * nothing else. It reads and parses the client's JSON body, sets `model`, writes the request to the first endpoint
+ * of the first model group over a kept-alive TCP connection of its own, reads the answer's chunked body one socket
+ * read at a time (`upstream/socket_read.ts`), copies each chunk's data out and enqueues it into the client's
+ * stream, which flows while the client keeps up (as the proxy's pass-through does). No framework, failover, SSE
+ * framing, masking, usage, deadlines or error handling beyond dropping a broken connection.
+ *
+ * What the proxy costs per stream above this is its own request path and per-stream state; what this costs above
+ * the bare pass-through (whose body never enters JavaScript) is the price of seeing the events at all. It takes
+ * the proxy's command line, so `bench/stream_ab.ts --main bench/stream_floor.ts --main main.ts` compares them:
+ *
+ *   deno run -A bench/stream_floor.ts --config FILE [--port 0] [--log-level LEVEL]
+ */
+
+import { parseArgs } from "node:util";
+import { loadConfig } from "../src/config/load.ts";
+import { upstreamUrl } from "../src/upstream/providers.ts";
+import { socketRead } from "../src/upstream/socket_read.ts";
+import { hexValue } from "../src/upstream/http1_wire.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: false,
+  options: { config: { type: "string" }, port: { type: "string", default: "0" } },
+});
+const config = await loadConfig(String(values.config), (name) => Deno.env.get(name));
+const endpoint = config.groups[0].endpoints[0];
+const url = new URL(upstreamUrl(endpoint, "chat/completions"));
+const encoder = new TextEncoder();
+const CR = 13;
+const LF = 10;
+const SEMICOLON = 59;
+
+/** An upstream connection and the bytes read from it but not yet consumed (`buffer[start..end)`). */
+class Upstream {
+  buffer = new Uint8Array(4096);
+  start = 0;
+  end = 0;
+  constructor(readonly conn: Deno.TcpConn) {}
+
+  /** One socket read behind the bytes buffered; resolves with the count, 0 at the end. */
+  read(): Promise<number> {
+    if (this.start === this.end) this.start = this.end = 0;
+    else if (this.end === this.buffer.length) {
+      this.buffer.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    return socketRead(this.conn, this.buffer.subarray(this.end)).then((read) => {
+      this.end += read ?? 0;
+      return read ?? 0;
+    });
+  }
+
+  /** The offset of the CRLF ending the line at `start`, or -1 when it is not buffered yet. */
+  lineEnd(): number {
+    for (let at = this.start; at < this.end - 1; at++) {
+      if (this.buffer[at] === CR && this.buffer[at + 1] === LF) return at;
+    }
+    return -1;
+  }
+}
+
+const idle: Upstream[] = [];
+
+async function readHead(upstream: Upstream): Promise<void> {
+  for (let from = upstream.start;;) {
+    const { buffer, end } = upstream;
+    for (let at = from; at + 3 < end; at++) {
+      if (buffer[at] === CR && buffer[at + 1] === LF && buffer[at + 2] === CR && buffer[at + 3] === LF) {
+        upstream.start = at + 4;
+        return;
+      }
+    }
+    from = Math.max(upstream.start, end - 3);
+    if (!await upstream.read()) throw new Error("the upstream closed the connection");
+  }
+}
+
+/** The answer's chunked body as a stream that flows: each chunk's data is copied out and enqueued. */
+function chunkedBody(upstream: Upstream): ReadableStream<Uint8Array> {
+  let left = 0;
+  let crlf = false; // the CRLF after a chunk's data is still to be skipped
+  let done = false;
+  let waiting = false;
+  let controller: ReadableStreamDefaultController<Uint8Array>;
+  let release: (() => void) | undefined;
+  /** The next chunk data buffered, null at the body's end, undefined when more must be read. */
+  const take = (): Uint8Array | null | undefined => {
+    for (;;) {
+      if (left > 0) {
+        if (upstream.start === upstream.end) return undefined;
+        const end = Math.min(upstream.end, upstream.start + left);
+        const data = upstream.buffer.slice(upstream.start, end);
+        left -= end - upstream.start;
+        upstream.start = end;
+        crlf = left === 0;
+        return data;
+      }
+      if (crlf) {
+        if (upstream.end - upstream.start < 2) return undefined;
+        upstream.start += 2;
+        crlf = false;
+      }
+      const at = upstream.lineEnd();
+      if (at < 0) return undefined;
+      // Hex digits up to the line's end or an extension (the bench's upstream sends plain sizes).
+      let size = 0;
+      for (let i = upstream.start; i < at && upstream.buffer[i] !== SEMICOLON; i++) {
+        size = size * 16 + hexValue(upstream.buffer[i]);
+      }
+      if (size === 0) {
+        if (upstream.end < at + 4) return undefined; // the blank line that ends the body
+        upstream.start = at + 4;
+        return null;
+      }
+      left = size;
+      upstream.start = at + 2;
+    }
+  };
+  const flow = (): void => {
+    waiting = false;
+    if (done) return;
+    for (let data = take(); data !== undefined; data = take()) {
+      if (data === null) {
+        done = true;
+        controller.close();
+        idle.push(upstream);
+        release?.();
+        return;
+      }
+      controller.enqueue(data);
+    }
+    if (controller.desiredSize! < 0) {
+      release?.();
+      release = undefined;
+      return;
+    }
+    waiting = true;
+    upstream.read().then((read) => read ? flow() : cut(), cut);
+  };
+  const cut = () => {
+    if (done) return;
+    done = true;
+    controller.error(new Error("the upstream stream was cut"));
+    upstream.conn.close();
+  };
+  return new ReadableStream<Uint8Array>({
+    start: (opened) => {
+      controller = opened;
+    },
+    pull: () => {
+      if (!waiting) flow();
+      if (waiting) return new Promise<void>((resolve) => release = resolve);
+    },
+    cancel: () => {
+      done = true;
+      upstream.conn.close();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Writes the request on `upstream` (a new connection when undefined) and reads the answer's head. */
+async function call(upstream: Upstream | undefined, json: Uint8Array): Promise<Upstream> {
+  upstream ??= new Upstream(await Deno.connect({ hostname: url.hostname, port: Number(url.port) }));
+  const head = encoder.encode(
+    `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${endpoint.apiKey}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${json.length}\r\n\r\n`,
+  );
+  const message = new Uint8Array(head.length + json.length);
+  message.set(head);
+  message.set(json, head.length);
+  try {
+    for (let written = 0; written < message.length;) {
+      written += await upstream.conn.write(message.subarray(written));
+    }
+    await readHead(upstream);
+    return upstream;
+  } catch (error) {
+    upstream.conn.close();
+    throw error;
+  }
+}
+
+Deno.serve({
+  hostname: "127.0.0.1",
+  port: Number(values.port),
+  onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
+}, async (request) => {
+  const body = JSON.parse(await request.text());
+  const json = encoder.encode(JSON.stringify({ ...body, model: endpoint.model }));
+  // A kept-alive connection the upstream closed meanwhile fails at once: the request goes again on a new one.
+  const reused = idle.pop();
+  const upstream = await (reused
+    ? call(reused, json).catch(() => call(undefined, json))
+    : call(undefined, json));
+  return new Response(chunkedBody(upstream), { headers: { "content-type": "text/event-stream" } });
+});
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
