@@ -181,3 +181,44 @@ test({
     assert.equal(other.count("chat/completions"), 0);
   },
 });
+
+test("files in generation requests: a file is read through another group's endpoint on its resource, else a 400", async () => {
+  await using east = await SimUpstream.start({ name: "east", quiet: true });
+  await using west = await SimUpstream.start({ name: "west", quiet: true });
+  const yaml = groupYaml(
+    [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
+  ).replace(
+    "general_settings:",
+    [
+      "  - model_group: other",
+      "    models:",
+      endpointYaml(east.url, { name: "east-other" }),
+      "general_settings:",
+    ]
+      .join("\n"),
+  );
+  await using proxy = await startProxy(yaml);
+  const client = new OpenAI({
+    baseURL: proxy.url + "/v1",
+    apiKey: "k",
+    maxRetries: 0,
+    defaultHeaders: { "x-llmproxy-model-group": "gpt-test" },
+  });
+  const files: OpenAI.FileObject[] = [];
+  for (let i = 0; i < 6 && new Set(files.map((f) => holderOf(f.id))).size < 2; i++) {
+    files.push(await upload(client));
+  }
+  const onEast = files.find((f) => holderOf(f.id) === "east")!;
+  const onWest = files.find((f) => holderOf(f.id) === "west")!;
+  const other = (id: string) =>
+    client.chat.completions.create({
+      model: "other",
+      messages: [{ role: "user", content: [{ type: "file", file: { file_id: id } }] }],
+    });
+  const chat = await other(onEast.id);
+  assert.match(chat.choices[0].message.content ?? "", /\[east\]/);
+  const refused = await refusal(other(onWest.id));
+  assert.equal(refused.status, 400);
+  assert.equal(refused.code, "file_not_in_model_group");
+  assert.equal(west.count("chat/completions"), 0);
+});
