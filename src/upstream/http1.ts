@@ -224,7 +224,8 @@ export class Http1Agent {
     init: Http1Init,
   ): Promise<Reply> {
     const { signal } = init;
-    const onAbort = () => connection.close();
+    // Not a closure of this frame: the listener stays as long as a stream's body, and this frame holds `init`.
+    const onAbort = closer(connection);
     signal.addEventListener("abort", onAbort);
     // The head is read while the request is still being written: an upstream that refuses a large body early (a
     // 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
@@ -292,3 +293,6 @@ export class Http1Agent {
     } else connection.close();
   }
 }
+
+/** Closes `connection` (an abort listener that holds nothing else). */
+const closer = (connection: Connection) => () => connection.close();
