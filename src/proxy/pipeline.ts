@@ -102,11 +102,11 @@ export class Pipeline {
     if (refs.length > 0) {
       return this.#deps.files.route(request, refs).then((pin) => this.#pinned(request, pin));
     }
-    return request.route === "responses" ? this.#respond(request) : this.#serve(request, null);
+    return this.#pinned(request, undefined);
   }
 
-  /** Stages 3 to 7 of a request naming files, at the endpoint that holds them (2. routing: `pin`). */
-  #pinned(request: Generation, pin: FilePin): Promise<Answer> {
+  /** Stages 3 to 7, at the endpoint that holds the files the request names (2. routing: `pin`), if any. */
+  #pinned(request: Generation, pin: FilePin | undefined): Promise<Answer> {
     return request.route === "responses" ? this.#respond(request, pin) : this.#serve(request, null, pin);
   }
 

@@ -3,8 +3,11 @@
  * `input_file` or `input_image` with `file_id`): a file exists only on the resource that holds it, so the request
  * goes to that endpoint, whatever its weight or health, as every call on the file itself does (`objects.ts`).
  * Files of two resources in one request are a 400: no endpoint can read both. An id this proxy never saw is looked
- * for once on each resource of the request's group and remembered where found, as on the files routes; found
- * nowhere, it is a 404 `file_not_found` (a client key naming one was refused at admission: it is never searched).
+ * for once on each resource of the request's group and remembered where found, as on the files routes; a 404 from
+ * every resource makes it a 404 `file_not_found` (a client key naming one was refused at admission: it is never
+ * searched). The search decides nothing it cannot know: a group of one resource is not searched, and when a
+ * lookup failed or was refused (a 5xx, a timeout, a 403 for a key scoped to model calls) the request is balanced
+ * as if it named no file, and the upstream judges the id.
  */
 
 import type { EndpointLoad } from "../balancer/load.ts";
@@ -43,8 +46,11 @@ export class FileRouting {
     this.#deps = deps;
   }
 
-  /** The endpoint of the request's group that holds every file it names (`refs`, at least one). */
-  async route(request: GenerationRequest, refs: readonly FileRef[]): Promise<FilePin> {
+  /**
+   * The endpoint of the request's group that holds every file it names (`refs`, at least one); `undefined` when no
+   * file's holder is known or could be found (the request is balanced as usual).
+   */
+  async route(request: GenerationRequest, refs: readonly FileRef[]): Promise<FilePin | undefined> {
     const { objects, endpoints } = this.#deps;
     const group = request.group;
     const holders = await Promise.all(refs.map((ref) => objects.holderOf(ref.id)));
@@ -52,14 +58,19 @@ export class FileRouting {
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i];
       const held = holders[i]?.endpoint;
-      const endpoint = held === undefined
-        ? await this.#search(request, ref)
-        : inGroup(group, endpoints.get(held), held);
-      if (!endpoint) throw notInGroup(ref, held!, group);
+      if (held === undefined) {
+        const found = await this.#search(request, ref);
+        if (!found) continue; // not known to be anywhere: the upstream judges it
+        if (pin && !sameResource(pin.endpoint, found)) throw conflicting(pin, { ...ref, endpoint: found });
+        pin ??= { endpoint: found, fileId: ref.id, param: ref.param };
+        continue;
+      }
+      const endpoint = inGroup(group, endpoints.get(held), held);
+      if (!endpoint) throw notInGroup(ref, held, group);
       if (pin && !sameResource(pin.endpoint, endpoint)) throw conflicting(pin, { ...ref, endpoint });
       pin ??= { endpoint, fileId: ref.id, param: ref.param };
     }
-    return { endpoint: pin!.endpoint, fileId: pin!.fileId };
+    return pin && { endpoint: pin.endpoint, fileId: pin.fileId };
   }
 
   /**
@@ -72,11 +83,17 @@ export class FileRouting {
     throw conversationElsewhere(pin, owner);
   }
 
-  /** The resource of the request's group that has file `ref` (remembered), asked one after the other; else a 404. */
-  async #search(request: GenerationRequest, ref: FileRef): Promise<EndpointConfig> {
+  /**
+   * The resource of the request's group that has file `ref` (remembered), asked one after the other. A 404 from
+   * each: a 404 to the client. `undefined` when there is nothing to choose (one resource) or a lookup did not say.
+   */
+  async #search(request: GenerationRequest, ref: FileRef): Promise<EndpointConfig | undefined> {
     const { objects, attempts, health, load } = this.#deps;
     const path = `files/${encodeURIComponent(ref.id)}`;
-    for (const endpoint of resources(request.group)) {
+    const candidates = resources(request.group);
+    if (candidates.length < 2) return undefined;
+    let unsure = false;
+    for (const endpoint of candidates) {
       const call = {
         method: "GET" as const,
         path,
@@ -94,12 +111,19 @@ export class FileRouting {
           if (request.signal.aborted) throw new ClientGone();
         },
       );
-      if (!served) continue;
+      if (!served) { // failed: down, 5xx, timeout
+        unsure = true;
+        continue;
+      }
       await answerText(served.answer); // read to its end: the connection is reused
-      if (served.answer.status !== 200) continue;
+      if (served.answer.status !== 200) {
+        unsure ||= served.answer.status !== 404; // refused (403...): it may be there all the same
+        continue;
+      }
       await objects.rememberFound(ref.id, endpoint.id);
       return endpoint;
     }
+    if (unsure) return undefined;
     throw new ProxyError(
       404,
       "invalid_request_error",

@@ -222,3 +222,43 @@ test("files in generation requests: a file is read through another group's endpo
   assert.equal(refused.code, "file_not_in_model_group");
   assert.equal(west.count("chat/completions"), 0);
 });
+
+test("files in generation requests: the search decides only what it knows (one resource, a lookup that failed)", async () => {
+  await using east = await SimUpstream.start({ name: "east", quiet: true });
+  await using west = await SimUpstream.start({ name: "west", quiet: true });
+  // west is the weight-0 fallback: a request the proxy does not pin goes to east.
+  const yaml = groupYaml([
+    endpointYaml(east.url, { name: "east" }),
+    endpointYaml(west.url, { name: "west", weight: 0 }),
+  ]).replace(
+    "general_settings:",
+    ["  - model_group: solo", "    models:", endpointYaml(east.url, { name: "solo" }), "general_settings:"]
+      .join(
+        "\n",
+      ),
+  );
+  await using proxy = await startProxy(yaml);
+  const client = new OpenAI({ baseURL: proxy.url + "/v1", apiKey: "k", maxRetries: 0 });
+  const direct = new OpenAI({ baseURL: east.url + "/v1", apiKey: "sk-test-east", maxRetries: 0 });
+  const chat = (model: string, id: string) =>
+    client.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: [{ type: "file", file: { file_id: id } }] }],
+    });
+
+  // A group of one resource: nothing to choose, nothing looked up; the upstream reads its own file.
+  const solo = await upload(direct, "solo.pdf");
+  const answer = await chat("solo", solo.id);
+  assert.match(answer.choices[0].message.content ?? "", /\[east\]/);
+  assert.equal(east.count(`files/${solo.id}`), 0, "no lookup in a group of one resource");
+
+  // east refuses the lookup (403: a key allowed model calls only), west says 404: not a 404 to the client (a
+  // refused or failed lookup is not "no such file"); the request is balanced as usual, reaches east, which holds
+  // the file.
+  const held = await upload(direct, "held.pdf");
+  east.next({ kind: "status", status: 403 });
+  const balanced = await chat("gpt-test", held.id);
+  assert.match(balanced.choices[0].message.content ?? "", /\[east\]/);
+  assert.equal(west.count(`files/${held.id}`), 1, "west was asked");
+  assert.equal(west.count("chat/completions"), 0);
+});
