@@ -10,24 +10,15 @@
  *   deno run -A bench/minimal_gateway.ts --config FILE [--port 0] [--log-level LEVEL]
  */
 
-import { parseArgs } from "node:util";
-import { loadConfig } from "../src/config/load.ts";
-import { upstreamUrl } from "../src/upstream/providers.ts";
+import { gatewayArgs } from "./gateway_args.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  strict: false,
-  options: { config: { type: "string" }, port: { type: "string", default: "0" } },
-});
-const config = await loadConfig(String(values.config), (name) => Deno.env.get(name));
-const endpoint = config.groups[0].endpoints[0];
-const url = upstreamUrl(endpoint, "chat/completions");
+const { port, endpoint, url } = await gatewayArgs();
 const decoder = new TextDecoder();
 const DROPPED = new Set(["host", "content-length", "authorization", "connection"]);
 
 Deno.serve({
   hostname: "127.0.0.1",
-  port: Number(values.port),
+  port,
   onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
 }, async (request) => {
   const body = JSON.parse(decoder.decode(await request.bytes()));

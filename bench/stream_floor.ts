@@ -13,20 +13,11 @@
  *   deno run -A bench/stream_floor.ts --config FILE [--port 0] [--log-level LEVEL]
  */
 
-import { parseArgs } from "node:util";
-import { loadConfig } from "../src/config/load.ts";
-import { upstreamUrl } from "../src/upstream/providers.ts";
+import { gatewayArgs } from "./gateway_args.ts";
 import { socketRead } from "../src/upstream/socket_read.ts";
 import { hexValue } from "../src/upstream/http1_wire.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  strict: false,
-  options: { config: { type: "string" }, port: { type: "string", default: "0" } },
-});
-const config = await loadConfig(String(values.config), (name) => Deno.env.get(name));
-const endpoint = config.groups[0].endpoints[0];
-const url = new URL(upstreamUrl(endpoint, "chat/completions"));
+const { port, endpoint, url } = await gatewayArgs();
 const encoder = new TextEncoder();
 const CR = 13;
 const LF = 10;
@@ -185,7 +176,7 @@ async function call(upstream: Upstream | undefined, json: Uint8Array): Promise<U
 
 Deno.serve({
   hostname: "127.0.0.1",
-  port: Number(values.port),
+  port,
   onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
 }, async (request) => {
   const body = JSON.parse(await request.text());

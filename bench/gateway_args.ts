@@ -1,0 +1,28 @@
+/**
+ * The command line of the bench's stand-in gateways (minimal_gateway.ts, stream_floor.ts): they take the proxy's
+ * own (`--config FILE --port N`, other flags ignored) so the A/B tools start them as they start the proxy, and
+ * forward to the first endpoint of the config's first group.
+ */
+
+import { parseArgs } from "node:util";
+import type { EndpointConfig } from "../src/config/config.ts";
+import { loadConfig } from "../src/config/load.ts";
+import { upstreamUrl } from "../src/upstream/providers.ts";
+
+export interface GatewayArgs {
+  readonly port: number;
+  readonly endpoint: EndpointConfig;
+  /** The endpoint's chat completions URL. */
+  readonly url: URL;
+}
+
+export async function gatewayArgs(args: string[] = Deno.args): Promise<GatewayArgs> {
+  const { values } = parseArgs({
+    args,
+    strict: false,
+    options: { config: { type: "string" }, port: { type: "string", default: "0" } },
+  });
+  const config = await loadConfig(String(values.config), (name) => Deno.env.get(name));
+  const endpoint = config.groups[0].endpoints[0];
+  return { port: Number(values.port), endpoint, url: new URL(upstreamUrl(endpoint, "chat/completions")) };
+}
