@@ -58,15 +58,10 @@ export class FileRouting {
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i];
       const held = holders[i]?.endpoint;
-      if (held === undefined) {
-        const found = await this.#search(request, ref);
-        if (!found) continue; // not known to be anywhere: the upstream judges it
-        if (pin && !sameResource(pin.endpoint, found)) throw conflicting(pin, { ...ref, endpoint: found });
-        pin ??= { endpoint: found, fileId: ref.id, param: ref.param };
-        continue;
-      }
-      const endpoint = inGroup(group, endpoints.get(held), held);
-      if (!endpoint) throw notInGroup(ref, held, group);
+      const endpoint = held === undefined
+        ? await this.#search(request, ref)
+        : inGroup(group, endpoints.get(held), held) ?? notInGroup(ref, held, group);
+      if (!endpoint) continue; // searched, not known to be anywhere: the upstream judges it
       if (pin && !sameResource(pin.endpoint, endpoint)) throw conflicting(pin, { ...ref, endpoint });
       pin ??= { endpoint, fileId: ref.id, param: ref.param };
     }
@@ -155,8 +150,8 @@ function inGroup(
 
 const short = (id: string) => id.slice(0, 200);
 
-function notInGroup(ref: FileRef, holder: string, group: GroupConfig): ProxyError {
-  return new ProxyError(
+function notInGroup(ref: FileRef, holder: string, group: GroupConfig): never {
+  throw new ProxyError(
     400,
     "invalid_request_error",
     "file_not_in_model_group",
