@@ -21,6 +21,7 @@ import { OwnerPlan } from "../proxy/plan.ts";
 import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
 import { answerText } from "./call.ts";
+import { searchHolder } from "./holder_search.ts";
 import { resources } from "./objects.ts";
 
 export interface FileRoutingDeps {
@@ -87,8 +88,7 @@ export class FileRouting {
     const path = `files/${encodeURIComponent(ref.id)}`;
     const candidates = resources(request.group);
     if (candidates.length < 2) return undefined;
-    let unsure = false;
-    for (const endpoint of candidates) {
+    const found = await searchHolder(objects, ref.id, candidates, async (endpoint) => {
       const call = {
         method: "GET" as const,
         path,
@@ -106,19 +106,11 @@ export class FileRouting {
           if (request.signal.aborted) throw new ClientGone();
         },
       );
-      if (!served) { // failed: down, 5xx, timeout
-        unsure = true;
-        continue;
-      }
+      if (!served) return undefined; // failed: down, 5xx, timeout
       await answerText(served.answer); // read to its end: the connection is reused
-      if (served.answer.status !== 200) {
-        unsure ||= served.answer.status !== 404; // refused (403...): it may be there all the same
-        continue;
-      }
-      await objects.rememberFound(ref.id, endpoint.id);
-      return endpoint;
-    }
-    if (unsure) return undefined;
+      return served.answer.status;
+    });
+    if (found !== "absent") return found === "unsure" ? undefined : found;
     throw new ProxyError(
       404,
       "invalid_request_error",

@@ -12,6 +12,7 @@ import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
 import { answerText, type CallContext, type CallSpec, relayRequest, upstreamCall } from "./call.ts";
 import { endpointById, GROUP_HEADER, groupFor } from "./groups.ts";
+import { searchHolder } from "./holder_search.ts";
 import { mayUse, type ObjectCaller, ownOnly } from "./ownership.ts";
 
 export interface ObjectDeps {
@@ -63,7 +64,8 @@ export interface HeldObject {
 /**
  * The endpoint that holds `id`, when the caller may use it. Unknown to the store: for an admin key or a keyless
  * caller, each resource of the group (the header's, or the only one) is asked for it, and the first that has it is
- * remembered; a client key is not searched for (its own objects are all recorded) and gets the 404.
+ * remembered (a 404 from every one: a 404; a lookup that failed or was refused: a 502, since it may exist); a client
+ * key is not searched for (its own objects are all recorded) and gets the 404.
  */
 export async function ownerOf(
   deps: ObjectDeps,
@@ -82,16 +84,32 @@ export async function ownerOf(
   const group = !ownOnly(caller) && (header !== null || deps.config.groups.length === 1)
     ? groupFor(deps.config, header, null, caller ?? undefined)
     : undefined;
-  for (const endpoint of group ? resources(group) : []) {
-    const path = `${collection}/${enc(id)}`;
-    const answer = await callHolder(deps, { group: group!, endpoint }, collection, id, context, {
-      method: "GET",
-      path,
-    }).catch(() => undefined);
-    if (answer && answer.status === 200) {
-      await deps.objects.rememberFound(id, endpoint.id);
-      return { group: group!, endpoint, owner: known?.owner ?? null };
-    }
+  const search = group
+    ? await searchHolder(deps.objects, id, resources(group), async (endpoint) => {
+      try {
+        const answer = await callHolder(deps, { group, endpoint }, collection, id, context, {
+          method: "GET",
+          path: `${collection}/${enc(id)}`,
+        });
+        await answerText(answer); // read to its end: the connection is reused
+        return answer.status;
+      } catch (error) {
+        if (context.signal.aborted) throw error;
+        return undefined;
+      }
+    })
+    : "absent";
+  if (group && typeof search === "object") return { group, endpoint: search, owner: known?.owner ?? null };
+  if (group && search === "unsure") {
+    throw new ProxyError(
+      502,
+      "server_error",
+      "upstream_failed",
+      `Could not tell whether ${WHAT[collection]} '${
+        id.slice(0, 200)
+      }' exists: looking for it on an endpoint of ` +
+        `model group '${group.name}' failed or was refused; try again`,
+    );
   }
   throw new ProxyError(
     404,

@@ -262,3 +262,26 @@ test("files in generation requests: the search decides only what it knows (one r
   assert.equal(west.count(`files/${held.id}`), 1, "west was asked");
   assert.equal(west.count("chat/completions"), 0);
 });
+
+test("files routes: an id no resource holds is a 404; a lookup that failed is a 502, since the file may exist", async () => {
+  await using ctx = await setup();
+  const client = ctx.client();
+  const missing = await refusal(client.files.retrieve("file-nowhere"));
+  assert.equal(missing.status, 404);
+  assert.equal(missing.code, "file_not_found");
+
+  ctx.sims.east.next({ kind: "status", status: 500 });
+  const failed = await refusal(client.files.retrieve("file-unsure"));
+  assert.equal(failed.status, 502);
+  assert.equal(failed.code, "upstream_failed");
+  assert.match(failed.message, /Could not tell whether file 'file-unsure' exists/);
+  assert.equal(ctx.sims.east.count("files/file-unsure") + ctx.sims.west.count("files/file-unsure"), 2);
+
+  // Found on the resource that holds it, and remembered there.
+  const direct = new OpenAI({ baseURL: ctx.sims.west.url + "/v1", apiKey: "sk-test-west", maxRetries: 0 });
+  const outside = await upload(direct, "outside.pdf");
+  for (let i = 0; i < 3; i++) assert.equal((await client.files.retrieve(outside.id)).id, outside.id);
+  // The search asks east at most once; each retrieve goes to west.
+  assert.ok(ctx.sims.east.count(`files/${outside.id}`) <= 1);
+  assert.ok(ctx.sims.west.count(`files/${outside.id}`) >= 3);
+});
