@@ -12,6 +12,7 @@ import { tracingWanted } from "./src/telemetry/wanted.ts";
 import { serve, type Server } from "./src/serve/server.ts";
 import { serveOptions } from "./src/serve/serve_options.ts";
 import { settleAfterStart } from "./src/serve/settle.ts";
+import { startTimer } from "./src/util/timer.ts";
 import { VERSION } from "./src/version.ts";
 
 const USAGE =
@@ -163,8 +164,7 @@ export async function main(args: string[]): Promise<number> {
   const drained = await Promise.race([
     server.shutdown().then(() => true),
     new Promise<false>((resolve) => {
-      const timer = setTimeout(() => resolve(false), shutdownTimeoutMs);
-      Deno.unrefTimer(timer);
+      startTimer(shutdownTimeoutMs, () => resolve(false), { ref: false });
     }),
   ]);
   if (!drained) logger.warn("shutdown timeout reached; exiting with requests still in flight");

@@ -7,6 +7,8 @@
  * exiting.
  */
 
+import { startTimer, type Timer } from "./util/timer.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const RANK: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -53,18 +55,18 @@ function writeAllStderr(bytes: Uint8Array): void {
 export class BatchedStderr {
   #lines: string[] = [];
   #size = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
 
   write(line: string, urgent = false): void {
     this.#lines.push(line);
     this.#size += line.length + 1;
     if (urgent || this.#size >= FLUSH_SIZE) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+    else this.#timer ??= startTimer(FLUSH_DELAY_MS, () => this.flush());
   }
 
   flush(): void {
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      this.#timer.cancel();
       this.#timer = undefined;
     }
     if (this.#lines.length === 0) return;

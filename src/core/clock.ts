@@ -2,6 +2,8 @@
  * Time, passed in: every layer that reads the time or waits takes a `Clock`, so tests can move it.
  */
 
+import { startTimer } from "../util/timer.ts";
+
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
@@ -14,12 +16,12 @@ export const systemClock: Clock = {
   sleep: (ms, signal) =>
     new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const timer = setTimeout(() => {
+      const timer = startTimer(ms, () => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
-      }, ms);
+      });
       const onAbort = () => {
-        clearTimeout(timer);
+        timer.cancel();
         reject(signal!.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });

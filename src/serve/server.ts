@@ -19,6 +19,7 @@
  * `Deno.serve` and says so (`limited: false`).
  */
 
+import { sleep, startTimer, type Timer } from "../util/timer.ts";
 import { countServer, goingAway, socketEnded, UpgradeWatch } from "./upgrade.ts";
 
 export interface ServeOptions {
@@ -125,7 +126,7 @@ class LimitedServer implements Server {
   readonly #options: ServeOptions;
   readonly #handler: Handler;
   readonly #serveOn: ServeOnConnection;
-  readonly #sweeper: ReturnType<typeof setInterval>;
+  readonly #sweeper: Timer;
   readonly #accepting: Promise<void>;
   readonly #troubles = new Map<Trouble["kind"], { count: number; reported: number; message?: string }>();
   #tick = 0;
@@ -147,7 +148,7 @@ class LimitedServer implements Server {
       1000,
       Math.max(50, Math.min(options.keepaliveTimeoutMs, options.headerTimeoutMs) / 4),
     );
-    this.#sweeper = setInterval(() => this.#sweep(every), every);
+    this.#sweeper = startTimer(every, () => this.#sweep(every), { repeat: true });
     options.onListen?.(this.addr);
     this.#accepting = this.#accept();
   }
@@ -167,11 +168,11 @@ class LimitedServer implements Server {
         const message = error instanceof Error ? error.message : String(error);
         const exhausted = /os error (24|23)\b|too many open files/i.test(message);
         this.#trouble(exhausted ? "out_of_descriptors" : "accept_failed", message);
-        await pause(exhausted ? retryMs : 10);
+        await sleep(exhausted ? retryMs : 10);
         continue;
       }
       // At the cap, closes already under way get a moment to land before this one is refused.
-      if (this.#open.size >= this.#options.maxConnections) await pause(1);
+      if (this.#open.size >= this.#options.maxConnections) await sleep(1);
       if (this.#open.size >= this.#options.maxConnections) {
         close(conn);
         this.#trouble("max_connections");
@@ -245,7 +246,7 @@ class LimitedServer implements Server {
     if (!this.#closed) {
       this.#closed = true;
       this.#uncount();
-      clearInterval(this.#sweeper);
+      this.#sweeper.cancel();
       try {
         this.#listener.close();
       } catch {
@@ -270,5 +271,3 @@ function close(conn: Deno.Conn): void {
     // closed already
   }
 }
-
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -16,6 +16,7 @@
  */
 
 import type { Logger } from "../logger.ts";
+import { startTimer } from "../util/timer.ts";
 import type { Handler } from "./server.ts";
 
 export interface SettleOptions {
@@ -53,9 +54,9 @@ export function settleAfterStart(handler: Handler, options: SettleOptions = {}):
   const started = performance.now();
   const stop = () => {
     watching = false;
-    clearInterval(timer);
+    timer.cancel();
   };
-  const timer = setInterval(() => {
+  const timer = startTimer(quietMs, () => {
     const quiet = requests === seen && inflight === 0;
     seen = requests;
     if (quiet && requests !== collectedAt) {
@@ -72,8 +73,7 @@ export function settleAfterStart(handler: Handler, options: SettleOptions = {}):
       }
     }
     if (collections >= rounds || performance.now() - started >= windowMs) stop();
-  }, quietMs);
-  Deno.unrefTimer(timer);
+  }, { repeat: true, ref: false });
   return {
     handler: (request, info) => {
       requests++;

@@ -33,6 +33,7 @@ import {
 } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
 import type { AbortLike } from "./call_signal.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 export { UpstreamProtocolError } from "./http1_wire.ts";
 
 export interface Http1Init {
@@ -65,7 +66,7 @@ export class Http1Agent {
   connectTimeoutMs: number;
   readonly #idle = new Map<string, Connection[]>();
   readonly #targets = new Map<string, Target>();
-  #sweeper?: ReturnType<typeof setInterval>;
+  #sweeper?: Timer;
   #closed = false;
   #opened = 0;
 
@@ -144,7 +145,7 @@ export class Http1Agent {
   /** Closes every idle connection; connections in use close when their answer ends. */
   close(): void {
     this.#closed = true;
-    clearInterval(this.#sweeper);
+    this.#sweeper?.cancel();
     this.#sweeper = undefined;
     for (const list of this.#idle.values()) for (const connection of list) connection.close();
     this.#idle.clear();
@@ -188,8 +189,9 @@ export class Http1Agent {
     this.#sweeper ??= this.#startSweeper();
   }
 
-  #startSweeper(): ReturnType<typeof setInterval> {
-    const id = setInterval(() => {
+  #startSweeper(): Timer {
+    // Neither the sweeper nor the parked connections' reads keep the process alive.
+    return startTimer(Math.max(1000, this.#idleMs / 2), () => {
       const now = performance.now();
       let left = 0;
       for (const [origin, list] of this.#idle) {
@@ -201,13 +203,10 @@ export class Http1Agent {
         left += kept.length;
       }
       if (left === 0) {
-        clearInterval(this.#sweeper);
+        this.#sweeper?.cancel();
         this.#sweeper = undefined;
       }
-    }, Math.max(1000, this.#idleMs / 2));
-    // Neither the sweeper nor the parked connections' reads keep the process alive.
-    Deno.unrefTimer(id);
-    return id;
+    }, { repeat: true, ref: false });
   }
 
   /** A new connection, given up after `connectTimeoutMs` (an upstream that never answers a SYN) or on abort. */

@@ -12,6 +12,7 @@ import type { Store } from "../store/store.ts";
 import { totalTokens, type UsageFigures } from "./figures.ts";
 import { UsageMetrics } from "./metrics.ts";
 import { costOf, priceFor } from "./prices.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 
 /** One finished request. */
 export interface UsageEvent {
@@ -74,7 +75,7 @@ export class UsageLedger {
   readonly #pending = new Set<Promise<unknown>>();
   /** Counts not yet written: day -> tally field -> amount. */
   readonly #batch = new Map<string, Map<string, number>>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   #day = "";
   #dayEnd = 0;
 
@@ -118,7 +119,7 @@ export class UsageLedger {
 
   /** Writes the counts gathered so far to the store (one tally write per day). */
   flush(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     for (const [day, fields] of this.#batch) {
       const write = this.#store.addToTally(`usage:${day}`, Object.fromEntries(fields), KEEP_MS);
@@ -135,8 +136,7 @@ export class UsageLedger {
       fields.set(field, (fields.get(field) ?? 0) + amounts[name]);
     }
     if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
-      Deno.unrefTimer(this.#timer);
+      this.#timer = startTimer(FLUSH_MS, () => this.flush(), { ref: false });
     }
   }
 

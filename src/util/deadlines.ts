@@ -8,8 +8,7 @@
  * when that head is cancelled the timer is left alone and, when it fires, simply re-arms for the new head.
  */
 
-/** The longest delay `setTimeout` takes (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS, startTimer, type Timer } from "./timer.ts";
 
 export interface Deadline {
   /** Cancels the deadline; safe to call more than once, and after it fired. */
@@ -47,7 +46,7 @@ class Queue {
 export class Deadlines {
   readonly #queues = new Map<number, Queue>();
   readonly #now: () => number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   #timerAt = Infinity;
   #armed = 0;
 
@@ -75,12 +74,12 @@ export class Deadlines {
         owner.unlink(entry);
         // Nothing left to wait for: the timer stays for the next deadline (usually a moment away) instead of being
         // cleared and set again, but no longer keeps the process alive.
-        if (--this.#armed === 0 && this.#timer !== undefined) Deno.unrefTimer(this.#timer);
+        if (--this.#armed === 0) this.#timer?.unref();
       },
     };
     queue.append(entry);
     if (entry.at < this.#timerAt) this.#arm(entry.at);
-    else if (this.#armed === 0) Deno.refTimer(this.#timer!);
+    else if (this.#armed === 0) this.#timer!.ref();
     this.#armed++;
     return entry;
   }
@@ -99,11 +98,11 @@ export class Deadlines {
     this.#disarm();
     this.#timerAt = at;
     // Timers overflow past 2^31 - 1 ms (and would fire at once): a longer deadline is re-armed when this one ends.
-    this.#timer = setTimeout(() => this.#expire(), Math.min(Math.max(0, at - this.#now()), MAX_TIMER_MS));
+    this.#timer = startTimer(Math.min(Math.max(0, at - this.#now()), MAX_TIMER_MS), () => this.#expire());
   }
 
   #disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     this.#timerAt = Infinity;
   }

@@ -10,6 +10,7 @@ import { COMPILE_FLAGS } from "../../scripts/compile.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { NODE_GLOBALS_WATCH } from "../_support/node_globals.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { test } from "../_support/test.ts";
 
@@ -109,6 +110,26 @@ test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { time
   await gone.body?.cancel();
   await until(() => Promise.resolve(proxy.output().includes("config reloaded")));
   assert.equal(await proxy.stop("SIGTERM"), 0);
+});
+
+// Deno 2.9's timer globals are Node's, and their first use loads Node's compatibility modules (1.7 MiB idle RSS).
+test("bundle: start, a chat, a stream and a stop use none of Deno's lazily loaded Node globals", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const path = `${dir}/globals.yaml`;
+  await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  await using proxy = await startProxyProcess(
+    [main, "--config", path, "--port", "0", "--log-level", "debug"],
+    { main: NODE_GLOBALS_WATCH, runFlags: COMPILE_FLAGS },
+  );
+  const chat = await ask(proxy.url, "gpt-test");
+  assert.equal(chat.status, 200);
+  await chat.body?.cancel();
+  const stream = await ask(proxy.url, "gpt-test", true);
+  assert.match(await stream.text(), /data: \[DONE\]\n\n$/);
+  // The timers of the start-up collection (settle.ts), the logger, the deadlines and the connection pool ran.
+  await until(() => Promise.resolve(proxy.output().includes("start-up garbage collected")));
+  assert.equal(await proxy.stop("SIGTERM"), 0);
+  assert.doesNotMatch(proxy.output(), /node global used/);
 });
 
 test("bundle: the Redis store's chunk shares the cache between two processes", {
