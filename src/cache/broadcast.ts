@@ -99,7 +99,9 @@ export class Broadcast {
       const { done, value } = await this.#source.read();
       if (this.#end !== null) return;
       if (done) return this.#finish("done");
-      this.#chunks.push(value);
+      // What is kept for late joiners is kept at its own size: a view of a larger buffer (an upstream chunk carved
+      // out of a shared slab, upstream/chunk_slab.ts) would keep all of that buffer.
+      this.#chunks.push(value.byteLength < value.buffer.byteLength ? value.slice() : value);
       this.#kept += value.byteLength;
       this.#total += value.byteLength;
       if (this.#total > this.#maxBytes) this.#joinable = false;

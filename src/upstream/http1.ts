@@ -252,7 +252,7 @@ export class Http1Agent {
       const bodyGuard = isCompressed(head) ? undefined : guard;
       if (framing.kind === "length") bodyGuard?.checkLength(framing.length);
       if (framing.kind === "length" && connection.available >= framing.length) {
-        const bytes = connection.take(framing.length);
+        const bytes = connection.take(framing.length, true);
         const reply = answer(head, bodyGuard ? bodyGuard.whole(bytes) : bytes, guard);
         this.#finish(connection, head);
         return reply;

@@ -66,3 +66,18 @@ test("past maxBytes nobody may join, and the source is cancelled when the last r
   assert.equal(src.cancelled(), true);
   assert.deepEqual(ends, ["abandoned"]);
 });
+
+test("what is kept for late joiners is a copy at its own size, not a view of a larger buffer", async () => {
+  const slab = encoder.encode("xxabcyy");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(slab.subarray(2, 5));
+      controller.close();
+    },
+  });
+  const broadcast = new Broadcast(stream, { maxBytes: 100 });
+  assert.equal(await readAll(broadcast.join()!), "abc");
+  const kept = (await broadcast.join()!.getReader().read()).value!;
+  assert.equal(decoder.decode(kept), "abc");
+  assert.equal(kept.buffer.byteLength, 3);
+});

@@ -1,0 +1,34 @@
+/**
+ * Copies of small byte ranges carved out of shared slabs. A streamed answer's chunks are copied out of their
+ * connection's read buffer (it is read into again), and each copy of its own is an `ArrayBuffer`: an allocation
+ * outside the JavaScript heap, a backing store the garbage collector tracks and frees one by one. A stream event
+ * is a few hundred bytes, so that is one such allocation per event, most of what copying costs. Here the copies
+ * of all streams are laid end to end in one slab until it is full, and each chunk is a view of its part: one
+ * `ArrayBuffer` for dozens of events. A slab is never written twice (a full one is left to its views and a new one
+ * started), so a view stays valid as long as it is held, and the slab is freed with its last view.
+ *
+ * Whoever keeps chunks for long (a coalesced stream's copy for late joiners) keeps the slabs they are part of:
+ * such a holder copies what it keeps (`Uint8Array.prototype.slice`).
+ */
+
+/** Bytes per slab: a few dozen chat events; held by its live views at most. */
+export const SLAB_BYTES = 8 * 1024;
+/** Ranges larger than this get an `ArrayBuffer` of their own (a large chunk would leave a slab mostly unused). */
+export const MAX_SLAB_COPY = 1024;
+
+let slab = new Uint8Array(SLAB_BYTES);
+let used = 0;
+
+/** A copy of `bytes` (a view of a slab, or of its own buffer when large). */
+export function slabCopy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const length = bytes.length;
+  if (length > MAX_SLAB_COPY) return bytes.slice();
+  if (used + length > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    used = 0;
+  }
+  slab.set(bytes, used);
+  const copy = slab.subarray(used, used + length);
+  used += length;
+  return copy;
+}
