@@ -46,12 +46,16 @@ function errorEvent(route: Route): Uint8Array {
   return encoder.encode(event);
 }
 
-/** Waits for the upstream's first chunk; on success returns the client-facing stream. */
-export async function openStream(
+/**
+ * The client-facing stream once the upstream's first whole events are there, or why there are none. Not async when
+ * they are at hand (the usual case: they came in the read that brought the answer's head), so the answer goes on
+ * without waiting for a turn of the event loop.
+ */
+export function openStream(
   upstream: { readonly body: ReadableStream<Uint8Array> | null; readonly source?: BodySource },
   route: Route,
   hooks: StreamHooks,
-): Promise<FirstChunk> {
+): FirstChunk | Promise<FirstChunk> {
   // The source when there is one: `body` would make a stream only to be read around.
   let reader: ChunkReader;
   if (upstream.source) reader = sourceReader(upstream.source);
@@ -59,83 +63,119 @@ export async function openStream(
   else return { ok: false, message: "empty stream" };
   // Only whole events are forwarded: a cut mid-event leaves nothing half-sent before the error event.
   const framer = new EventFramer();
-  let first: Uint8Array | undefined;
+  let first: Uint8Array | null | undefined;
   try {
-    first = await firstEvents(reader, framer);
+    first = firstEvents(reader, framer);
   } catch (error) {
-    reader.releaseLock();
-    const timeout = error instanceof Error && error.name === "TimeoutError";
-    return { ok: false, message: error instanceof Error ? error.name : "stream error", timeout };
+    return failedFirst(reader, error);
   }
-  if (!first) return { ok: false, message: "stream ended before its first byte" };
-  return { ok: true, body: passThrough(first, reader, framer, route, hooks) };
+  if (first === undefined) return awaitFirst(new EventRelay(reader, framer, route, hooks));
+  return opened(first, new EventRelay(reader, framer, route, hooks));
 }
 
-/** The first whole events (or, for a stream that ends before a blank line, what it sent); none for an empty one. */
-async function firstEvents(reader: ChunkReader, framer: EventFramer): Promise<Uint8Array | undefined> {
-  while (true) {
+/**
+ * The first whole events if they are buffered (or, for a stream that ends before a blank line, what it sent); null
+ * for a stream that ended with none; undefined when more must be read.
+ */
+function firstEvents(reader: ChunkReader, framer: EventFramer): Uint8Array | null | undefined {
+  for (;;) {
     const value = reader.poll();
-    if (value === undefined) {
-      await waitFor(reader);
-      continue;
-    }
-    if (value === null) return framer.rest();
+    if (value === undefined) return undefined;
+    if (value === null) return framer.rest() ?? null;
     const events = framer.push(value);
     if (events) return events;
   }
 }
 
+async function awaitFirst(relay: EventRelay): Promise<FirstChunk> {
+  const { reader, framer } = relay;
+  let first: Uint8Array | null | undefined;
+  try {
+    do {
+      await waitFor(reader);
+      first = firstEvents(reader, framer);
+    } while (first === undefined);
+  } catch (error) {
+    return failedFirst(reader, error);
+  }
+  return opened(first, relay);
+}
+
+function failedFirst(reader: ChunkReader, error: unknown): FirstChunk {
+  reader.releaseLock();
+  const timeout = error instanceof Error && error.name === "TimeoutError";
+  return { ok: false, message: error instanceof Error ? error.name : "stream error", timeout };
+}
+
+function opened(first: Uint8Array | null, relay: EventRelay): FirstChunk {
+  if (!first) return { ok: false, message: "stream ended before its first byte" };
+  relay.first(first);
+  return { ok: true, body: pipeStream(relay, (reason) => relay.cancel(reason)) };
+}
+
 /**
- * The client's stream: `first`, then whole events as the client pulls them, then an error event if it is cut. A
- * pull whose events are buffered enqueues them at once; otherwise it waits for one read of the upstream and
+ * The client's stream's source: `first`, then whole events as the client pulls them, then an error event if the
+ * upstream is cut. Events buffered are handed on at once; otherwise it waits for one read of the upstream and
  * looks again. No async function and no promise beyond that read per event: a stream's events are most of what
  * the proxy does, and what they allocate is what its garbage collector works through. The watchers stacked on
- * it (`tap.ts`) read its events the same way, so the stack stays one stream layer.
+ * it (`tap.ts`) read its events the same way, so the stack stays one stream layer. One object for as long as the
+ * stream is open, not a set of closures.
  */
-function passThrough(
-  first: Uint8Array,
-  reader: ChunkReader,
-  framer: EventFramer,
-  route: Route,
-  hooks: StreamHooks,
-): ReadableStream<Uint8Array> {
-  let ended = false;
-  const end = (how: StreamEnd, error?: unknown) => {
-    if (ended) return;
-    ended = true;
-    hooks.onEnd(how, error);
-  };
-  let next: Uint8Array | undefined = first;
-  const events: ChunkSource = {
-    poll: () => {
-      if (next) {
-        const chunk = next;
-        next = undefined;
-        return chunk;
-      }
-      if (ended) return null;
-      try {
-        while (true) {
-          const value = reader.poll();
-          if (value === undefined) return undefined;
-          if (value === null) {
-            const rest = framer.rest();
-            end("complete");
-            return rest ?? null;
-          }
-          const whole = framer.push(value);
-          if (whole) return whole;
+class EventRelay implements ChunkSource {
+  #next: Uint8Array | undefined;
+  #ended = false;
+
+  constructor(
+    readonly reader: ChunkReader,
+    readonly framer: EventFramer,
+    private readonly route: Route,
+    private readonly hooks: StreamHooks,
+  ) {}
+
+  /** The first events, handed on before anything else. */
+  first(events: Uint8Array): void {
+    this.#next = events;
+  }
+
+  poll(): Uint8Array | null | undefined {
+    const next = this.#next;
+    if (next) {
+      this.#next = undefined;
+      return next;
+    }
+    if (this.#ended) return null;
+    try {
+      for (;;) {
+        const value = this.reader.poll();
+        if (value === undefined) return undefined;
+        if (value === null) {
+          const rest = this.framer.rest();
+          this.#end("complete");
+          return rest ?? null;
         }
-      } catch (error) {
-        if (ended) return null;
-        end("failed", error);
-        return errorEvent(route);
+        const whole = this.framer.push(value);
+        if (whole) return whole;
       }
-    },
-    wait: (then) => reader.wait(then),
-  };
-  return pipeStream(events, (reason) => {
-    end("cancelled");
-    return reader.cancel(reason).catch(() => {});
-  });
+    } catch (error) {
+      if (this.#ended) return null;
+      this.#end("failed", error);
+      return errorEvent(this.route);
+    }
+  }
+
+  wait(then: () => void): void {
+    this.reader.wait(then);
+  }
+
+  /** The client left: the upstream body is given up. */
+  cancel(reason?: unknown): Promise<void> {
+    this.#end("cancelled");
+    return this.reader.cancel(reason).catch(() => {});
+  }
+
+  #end(how: StreamEnd, error?: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.hooks.onEnd(how, error);
+  }
 }

@@ -24,54 +24,72 @@ export function pipeStream(
   source: ChunkSource,
   cancel: (reason?: unknown) => Promise<void>,
 ): ReadableStream<Uint8Array> {
-  let controller: ReadableStreamDefaultController<Uint8Array>;
-  let waiting = false;
-  let done = false;
+  return withSource(new ReadableStream<Uint8Array>(new Pipe(source, cancel), { highWaterMark: 0 }), source);
+}
+
+/**
+ * The underlying source of `pipeStream`'s stream: one object per stream, its methods shared (an open stream
+ * holds it for as long as it lasts; closures would be one object each).
+ */
+class Pipe implements UnderlyingDefaultSource<Uint8Array> {
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #waiting = false;
+  #done = false;
   /** Settles the pending pull, if one is pending. */
-  let release: (() => void) | undefined;
-  const settle = () => {
-    const pending = release;
-    release = undefined;
+  #release: (() => void) | undefined;
+  /** What `source.wait` calls back: the next round of the flow. */
+  readonly #flow = () => this.#next();
+
+  constructor(
+    private readonly source: ChunkSource,
+    private readonly onCancel: (reason?: unknown) => Promise<void>,
+  ) {}
+
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller;
+  }
+
+  pull(): Promise<void> | undefined {
+    if (!this.#waiting) this.#next();
+    if (!this.#waiting) return;
+    return new Promise<void>((resolve) => this.#release = resolve);
+  }
+
+  cancel(reason?: unknown): Promise<void> {
+    this.#done = true;
+    this.#settle();
+    return this.onCancel(reason);
+  }
+
+  #settle(): void {
+    const pending = this.#release;
+    this.#release = undefined;
     pending?.();
-  };
-  const flow = (): void => {
-    waiting = false;
-    if (done) return;
+  }
+
+  #next(): void {
+    this.#waiting = false;
+    if (this.#done) return;
+    const controller = this.#controller;
     try {
-      for (let chunk = source.poll(); chunk !== undefined; chunk = source.poll()) {
+      for (let chunk = this.source.poll(); chunk !== undefined; chunk = this.source.poll()) {
         if (chunk === null) {
-          done = true;
+          this.#done = true;
           controller.close();
-          return settle();
+          return this.#settle();
         }
         controller.enqueue(chunk);
       }
     } catch (error) {
-      done = true;
+      this.#done = true;
       controller.error(error);
-      return settle();
+      return this.#settle();
     }
     // Chunks queued that the consumer has not asked for yet: read no further until it pulls again.
-    if (controller.desiredSize! < 0) return settle();
-    waiting = true;
-    source.wait(flow);
-  };
-  const stream = new ReadableStream<Uint8Array>({
-    start(opened) {
-      controller = opened;
-    },
-    pull() {
-      if (!waiting) flow();
-      if (!waiting) return;
-      return new Promise<void>((resolve) => release = resolve);
-    },
-    cancel(reason) {
-      done = true;
-      settle();
-      return cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-  return withSource(stream, source);
+    if (controller.desiredSize! < 0) return this.#settle();
+    this.#waiting = true;
+    this.source.wait(this.#flow);
+  }
 }
 
 export function tapStream(
