@@ -18,6 +18,7 @@
 
 import type { AnswerMeta } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
+import { startTimer } from "../util/timer.ts";
 
 /** How long a relay (and its pointer) lives past its last write. */
 export const RELAY_TTL_MS = 60_000;
@@ -68,11 +69,11 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const done = () => {
-      clearTimeout(timer);
+      timer.cancel();
       signal.removeEventListener("abort", done);
       resolve();
     };
-    const timer = setTimeout(done, Math.max(0, ms));
+    const timer = startTimer(Math.max(0, ms), done);
     signal.addEventListener("abort", done, { once: true });
   });
 }

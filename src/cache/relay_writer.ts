@@ -23,6 +23,7 @@ import {
 import { lockKey } from "./coalesce.ts";
 import { relayWants } from "./relay_wants.ts";
 import { joinBytes } from "../util/bytes.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 
 export interface RelayOptions {
   readonly store: Store;
@@ -50,24 +51,24 @@ export interface RelayOffer {
  */
 export function offerRelay(options: RelayOptions): RelayOffer {
   const { store, key, lock } = options;
-  const keep = lock && setInterval(() => {
+  const keep = lock && startTimer(lock.ttlMs / 3, () => {
     store.extendIfEquals?.(lockKey(key), lock.token, lock.ttlMs).catch(() => {});
-  }, lock.ttlMs / 3);
+  }, { repeat: true });
   let attached: { broadcast: Broadcast; head: RelayHead } | undefined;
   let wanted = false;
   let over = false;
-  let pending: ReturnType<typeof setInterval> | undefined;
+  let pending: Timer | undefined;
   const say = () => void store.set(relayPointer(key), PENDING, PENDING_MS).catch(() => {});
   const start = () => {
     if (over) return;
     if (attached) {
       over = true; // one relay per flight; the lock is still kept alive until the flight is over
       unregister();
-      clearInterval(pending);
+      pending?.cancel();
       void relay({ ...options, ...attached }).catch(() => {});
     } else if (pending === undefined) {
       say();
-      pending = setInterval(say, PENDING_MS / 3);
+      pending = startTimer(PENDING_MS / 3, say, { repeat: true });
     }
   };
   const unregister = relayWants(store).offer(key, () => {
@@ -77,8 +78,8 @@ export function offerRelay(options: RelayOptions): RelayOffer {
   const withdraw = () => {
     over = true;
     unregister();
-    clearInterval(pending);
-    clearInterval(keep);
+    pending?.cancel();
+    if (keep) keep.cancel();
   };
   return {
     attach(broadcast, head) {
@@ -109,11 +110,11 @@ async function relay(offer: Relay): Promise<void> {
   try {
     await writer.append({ n: "0", m: JSON.stringify(offer.head) });
     await store.set(relayPointer(key), id, RELAY_TTL_MS);
-    const heartbeat = setInterval(() => {
+    const heartbeat = startTimer(HEARTBEAT_MS, () => {
       writer.beat();
       // The pointer lives as long as the relay (the lock does too): a request minutes into a long stream finds it.
       store.extendIfEquals?.(relayPointer(key), id, RELAY_TTL_MS).catch(() => {});
-    }, HEARTBEAT_MS);
+    }, { repeat: true });
     try {
       while (!writer.failed) {
         const { done, value } = await reader.read();
@@ -121,7 +122,7 @@ async function relay(offer: Relay): Promise<void> {
         writer.push(value);
       }
     } finally {
-      clearInterval(heartbeat);
+      heartbeat.cancel();
     }
     await writer.end(writer.failed ? "cut" : "done");
   } catch {

@@ -11,6 +11,7 @@ import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store } from "../store/store.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import type { HealthTracker } from "./tracker.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 
 export const PROBE_LOCK_KEY = "probe:lock";
 export const PROBE_RESULTS_KEY = "probe:results";
@@ -34,7 +35,7 @@ export class HealthProber {
   readonly #options: ProberOptions;
   readonly #instance = crypto.randomUUID();
   #answered: ProbeResults = {};
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: Timer | undefined;
   #running: Promise<void> | undefined;
   #closed = false;
 
@@ -45,15 +46,13 @@ export class HealthProber {
   /** Probes every `intervalMs` from now on (the timer never keeps the process alive). */
   start(): void {
     if (this.#timer !== undefined || this.#closed) return;
-    const timer = setInterval(() => void this.tick(), this.#options.intervalMs);
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
+    this.#timer = startTimer(this.#options.intervalMs, () => void this.tick(), { repeat: true, ref: false });
     void this.tick();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer?.cancel();
     await this.#running;
   }
 

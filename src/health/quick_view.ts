@@ -7,6 +7,7 @@
 import type { EndpointConfig } from "../config/config.ts";
 import { type EndpointHealth, HEALTHY } from "../store/store.ts";
 import type { HealthTracker } from "./tracker.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 
 export class QuickHealthView {
   readonly #tracker: HealthTracker;
@@ -26,9 +27,9 @@ export class QuickHealthView {
         return states;
       })
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), this.#budgetMs));
-    const answered = await Promise.race([Promise.all(reads), late]).finally(() => clearTimeout(timer));
+    let timer: Timer | undefined;
+    const late = new Promise<null>((resolve) => timer = startTimer(this.#budgetMs, () => resolve(null)));
+    const answered = await Promise.race([Promise.all(reads), late]).finally(() => timer?.cancel());
     if (answered !== null) return answered;
     return groups.map((endpoints) => endpoints.map((endpoint) => this.#last.get(endpoint.id) ?? HEALTHY));
   }

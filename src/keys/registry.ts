@@ -18,6 +18,7 @@ import type { Store } from "../store/store.ts";
 import { presentedKeys, randomText } from "./key_text.ts";
 import { buildPolicy, digestOf, type KeyPolicy } from "./policy.ts";
 import type { PolicyFields } from "./schema.ts";
+import { sleep } from "../util/timer.ts";
 
 const DOC = "keys:runtime";
 const VERSION = "keys:version";
@@ -242,7 +243,7 @@ export class KeyRegistry {
     let locked = false;
     for (let i = 0; i < LOCK_TRIES && !locked; i++) {
       locked = await this.#store.setIfAbsent(LOCK, token, LOCK_TTL_MS);
-      if (!locked) await new Promise((resolve) => setTimeout(resolve, LOCK_WAIT_MS));
+      if (!locked) await sleep(LOCK_WAIT_MS);
     }
     if (!locked) {
       throw new ProxyError(

@@ -16,6 +16,8 @@
  * with 1001 at shutdown after the drain. Where the runtime lacks what this needs, sessions end as before.
  */
 
+import { startTimer, type Timer } from "../util/timer.ts";
+
 interface RuntimeCore {
   resources(): Record<string, string>;
   tryClose(rid: number): void;
@@ -124,9 +126,12 @@ export function socketEnded(socket: WebSocket): Promise<void> {
 export async function goingAway(socket: WebSocket): Promise<void> {
   if (socket.readyState === WebSocket.CLOSED) return;
   if (socket.readyState === WebSocket.OPEN) socket.close(1001, "server shutting down");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([socketEnded(socket), new Promise((resolve) => timer = setTimeout(resolve, 2000))]);
-  clearTimeout(timer);
+  let timer: Timer | undefined;
+  await Promise.race([
+    socketEnded(socket),
+    new Promise<void>((resolve) => timer = startTimer(2000, resolve)),
+  ]);
+  timer?.cancel();
 }
 
 /**

@@ -7,6 +7,7 @@
 
 import type { StoreLogger } from "./redis_client.ts";
 import type { Store } from "./store.ts";
+import { startTimer } from "../util/timer.ts";
 
 /** The whole primary (its client reports itself disconnected), as opposed to one node of it. */
 export const ALL_NODES = "*";
@@ -87,19 +88,19 @@ export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
     const expire = () => {
       if (!graced && performance.now() - due > 20) {
         graced = true;
-        timer = setTimeout(expire, 1);
+        timer = startTimer(1, expire);
         return;
       }
       reject(new StoreWaitError(`no answer within ${ms} ms`));
     };
-    let timer = setTimeout(expire, ms);
+    let timer = startTimer(ms, expire);
     promise.then(
       (value) => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve(value);
       },
       (error) => {
-        clearTimeout(timer);
+        timer.cancel();
         reject(error);
       },
     );

@@ -4,6 +4,7 @@
  */
 
 import type { Client, StoreLogger } from "./redis_client.ts";
+import { startTimer } from "../util/timer.ts";
 
 export class ConnectionWatch {
   readonly #client: Client;
@@ -36,11 +37,11 @@ export class ConnectionWatch {
     if (client.status === "ready") return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        timer.cancel();
         client.off("ready", done).off("error", done).off("close", done);
         resolve();
       };
-      const timer = setTimeout(done, timeoutMs + 500);
+      const timer = startTimer(timeoutMs + 500, done);
       client.on("ready", done).on("error", done).on("close", done);
     });
   }

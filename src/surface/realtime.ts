@@ -17,6 +17,7 @@ import type { ProxyMetrics } from "../metrics/metrics.ts";
 import type { Stats } from "../proxy/stats.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import { upstreamUrl } from "../upstream/providers.ts";
+import { startTimer } from "../util/timer.ts";
 
 export interface RealtimeDeps {
   readonly settings: Settings;
@@ -70,11 +71,11 @@ async function connect(
     const held: (string | ArrayBuffer)[] = [];
     socket.onmessage = (event) => held.push(event.data);
     const timeoutMs = Math.min(endpoint.timeoutMs, HANDSHAKE_TIMEOUT_MS);
-    const timer = setTimeout(() => fail("timeout"), timeoutMs);
+    const timer = startTimer(timeoutMs, () => fail("timeout"));
     const onAbort = () => fail("aborted");
     signal.addEventListener("abort", onAbort);
     function settle() {
-      clearTimeout(timer);
+      timer.cancel();
       signal.removeEventListener("abort", onAbort);
       socket.onopen = socket.onerror = socket.onclose = null;
     }

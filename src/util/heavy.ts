@@ -5,12 +5,14 @@
  * ordinary request) runs at once, with no extra await.
  */
 
+import { sleep } from "./timer.ts";
+
 /** Work on this many bytes (or UTF-16 characters) or more is big. */
 export const BIG_WORK = 256 * 1024;
 
 let queue: Promise<unknown> = Promise.resolve();
 
-const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+const turn = () => sleep(0);
 
 /**
  * Runs `work` now when `size` is small. Big work waits for the big work queued before it, then runs between two

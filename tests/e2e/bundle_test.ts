@@ -113,10 +113,11 @@ test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { time
 });
 
 // Deno 2.9's timer globals are Node's, and their first use loads Node's compatibility modules (1.7 MiB idle RSS).
-test("bundle: start, a chat, a stream and a stop use none of Deno's lazily loaded Node globals", async () => {
+test("bundle: start, requests, health probes and a stop use none of Deno's lazily loaded Node globals", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   const path = `${dir}/globals.yaml`;
-  await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  const settings = ["cache: true", "health_probe_interval: 1"];
+  await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })], settings));
   await using proxy = await startProxyProcess(
     [main, "--config", path, "--port", "0", "--log-level", "debug"],
     { main: NODE_GLOBALS_WATCH, runFlags: COMPILE_FLAGS },
@@ -126,6 +127,10 @@ test("bundle: start, a chat, a stream and a stop use none of Deno's lazily loade
   await chat.body?.cancel();
   const stream = await ask(proxy.url, "gpt-test", true);
   assert.match(await stream.text(), /data: \[DONE\]\n\n$/);
+  const health = await fetch(`${proxy.url}/health`);
+  assert.equal(health.status, 200);
+  await health.body?.cancel();
+  await until(() => Promise.resolve(sim.count() >= 3), 10_000);
   // The timers of the start-up collection (settle.ts), the logger, the deadlines and the connection pool ran.
   await until(() => Promise.resolve(proxy.output().includes("start-up garbage collected")));
   assert.equal(await proxy.stop("SIGTERM"), 0);
