@@ -8,30 +8,37 @@
  * with the proxy and the bare pass-through in interleaved rounds:
  *
  *   deno run -A bench/minimal_gateway.ts --config FILE [--port 0] [--log-level LEVEL]
+ *
+ * `bench/raw/minimal_gateway.ts` serves the same handler on a JavaScript HTTP/1.1 engine instead of `Deno.serve`.
  */
 
 import { gatewayArgs } from "./gateway_args.ts";
 
-const { port, endpoint, url } = await gatewayArgs();
+export const { port, endpoint, url } = await gatewayArgs();
 const decoder = new TextDecoder();
 const DROPPED = new Set(["host", "content-length", "authorization", "connection"]);
 
-Deno.serve({
-  hostname: "127.0.0.1",
-  port,
-  onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
-}, async (request) => {
+/** The gateway's handler, exported so `bench/raw/minimal_gateway.ts` serves it on the raw engine. */
+export async function minimalHandler(request: Request): Promise<Response> {
   const body = JSON.parse(decoder.decode(await request.bytes()));
+  const answer = await minimalCall(body, request.headers, request.signal);
+  return new Response(answer.body, answer);
+}
+
+/** The gateway's work on a parsed body: the upstream's answer, checked as JSON, with the headers to send back. */
+export async function minimalCall(
+  body: Record<string, unknown>,
+  from: Iterable<[string, string]>,
+  signal: AbortSignal,
+): Promise<{ status: number; headers: Record<string, string>; body: Uint8Array<ArrayBuffer> }> {
   const headers: Record<string, string> = {};
-  request.headers.forEach((value, name) => {
-    if (!DROPPED.has(name)) headers[name] = value;
-  });
+  for (const [name, value] of from) if (!DROPPED.has(name)) headers[name] = value;
   headers.authorization = `Bearer ${endpoint.apiKey}`;
   const answer = await fetch(url, {
     method: "POST",
     headers,
     body: JSON.stringify({ ...body, model: endpoint.model }),
-    signal: request.signal,
+    signal,
   });
   const bytes = await answer.bytes();
   JSON.parse(decoder.decode(bytes));
@@ -39,7 +46,14 @@ Deno.serve({
   answer.headers.forEach((value, name) => {
     if (name !== "content-length" && name !== "date") out[name] = value;
   });
-  return new Response(bytes, { status: answer.status, headers: out });
-});
+  return { status: answer.status, headers: out, body: bytes };
+}
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+if (import.meta.main) {
+  Deno.serve({
+    hostname: "127.0.0.1",
+    port,
+    onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
+  }, minimalHandler);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+}

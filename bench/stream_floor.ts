@@ -11,13 +11,15 @@
  * the proxy's command line, so `bench/stream_ab.ts --main bench/stream_floor.ts --main main.ts` compares them:
  *
  *   deno run -A bench/stream_floor.ts --config FILE [--port 0] [--log-level LEVEL]
+ *
+ * `bench/raw/stream_floor.ts` serves the same handler on a JavaScript HTTP/1.1 engine instead of `Deno.serve`.
  */
 
 import { gatewayArgs } from "./gateway_args.ts";
 import { socketRead } from "../src/upstream/socket_read.ts";
 import { hexValue } from "../src/upstream/http1_wire.ts";
 
-const { port, endpoint, url } = await gatewayArgs();
+export const { port, endpoint, url } = await gatewayArgs();
 const encoder = new TextEncoder();
 const CR = 13;
 const LF = 10;
@@ -174,19 +176,28 @@ async function call(upstream: Upstream | undefined, json: Uint8Array): Promise<U
   }
 }
 
-Deno.serve({
-  hostname: "127.0.0.1",
-  port,
-  onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
-}, async (request) => {
-  const body = JSON.parse(await request.text());
-  const json = encoder.encode(JSON.stringify({ ...body, model: endpoint.model }));
+/** The floor's handler, exported so `bench/raw/stream_floor.ts` serves the same gateway on the raw engine. */
+export async function floorHandler(request: Request): Promise<Response> {
+  const stream = await floorStream(JSON.parse(await request.text()));
+  return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+}
+
+/** The floor's work for a parsed request body: the upstream's answer as a stream of its chunks' data. */
+export async function floorStream(body: Record<string, unknown>): Promise<ReadableStream<Uint8Array>> {
+  // Every answer is asked streamed: memory.ts checks each build with a JSON request first.
+  const json = encoder.encode(JSON.stringify({ ...body, model: endpoint.model, stream: true }));
   // A kept-alive connection the upstream closed meanwhile fails at once: the request goes again on a new one.
   const reused = idle.pop();
-  const upstream = await (reused
-    ? call(reused, json).catch(() => call(undefined, json))
-    : call(undefined, json));
-  return new Response(chunkedBody(upstream), { headers: { "content-type": "text/event-stream" } });
-});
+  const upstream =
+    await (reused ? call(reused, json).catch(() => call(undefined, json)) : call(undefined, json));
+  return chunkedBody(upstream);
+}
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+if (import.meta.main) {
+  Deno.serve({
+    hostname: "127.0.0.1",
+    port,
+    onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
+  }, floorHandler);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+}
