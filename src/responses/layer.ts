@@ -11,7 +11,7 @@ import type { ResponseOwners } from "../keys/owners.ts";
 import type { EndpointConfig, Settings } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { type SseEvent, SseScanner } from "../sse/scanner.ts";
+import { TurnEvents } from "./turn_events.ts";
 import type { ResponseAffinity } from "./affinity.ts";
 import { holdStream } from "../proxy/tap.ts";
 import { encryptedBlobs, inputItems, type Item, replayInput, type Turn } from "./conversation.ts";
@@ -211,18 +211,16 @@ export class ResponsesLayer {
     record: (answer: Record<string, unknown>) => Promise<void>,
     caller: Admitted["identity"],
   ): ReadableStream<Uint8Array> {
-    const scanner = new SseScanner();
+    const turn = new TurnEvents();
     const affinity = this.#affinity;
     const owners = this.#owners;
     // A chunk carrying either event reaches the client once its writes are done, one after the other.
     return holdStream(stream, (chunk) => {
       let writes: Promise<unknown> | undefined;
-      for (const event of scanner.push(chunk)) {
-        const type = eventType(event);
-        if (type !== "response.created" && type !== "response.completed") continue;
+      for (const { type, data } of turn.push(chunk)) {
         let response: Record<string, unknown> | undefined;
         try {
-          response = (JSON.parse(event.data!) as { response?: Record<string, unknown> }).response;
+          response = (JSON.parse(data) as { response?: Record<string, unknown> }).response;
         } catch { /* malformed event: passed through untouched */ }
         if (!response) continue;
         const id = response.id;
@@ -246,13 +244,4 @@ function parseJson(bytes: Uint8Array | string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** The event's type from its `event:` line, or for streams that send none, from the `type` in its data. */
-function eventType(event: SseEvent): string | null {
-  if (event.data === null) return null;
-  if (event.event !== null) return event.event;
-  if (event.data.includes('"response.created"')) return "response.created";
-  if (event.data.includes('"response.completed"')) return "response.completed";
-  return null;
 }
