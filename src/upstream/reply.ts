@@ -5,7 +5,7 @@
  * 10 us per answer on the bench machine, most of what the proxy's own HTTP/1.1 client saves over fetch).
  */
 
-import type { BodySource } from "./body_source.ts";
+import { type BodySource, type ChunkSource, waitFor } from "./body_source.ts";
 import { joinBytes } from "../util/bytes.ts";
 
 export interface Reply {
@@ -76,9 +76,30 @@ export class SourcedReply implements Reply {
     return this.#body ??= this.source.stream();
   }
 
+  /** Read off the source when nobody asked for the stream: no stream, reader or promise per chunk at hand. */
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
-    return readAll(this.body);
+    return this.#body ? readAll(this.#body) : readSourceAll(this.source);
   }
+}
+
+/**
+ * Reads a source to its end into one buffer. A JSON answer whose head and body arrive in two reads (a server that
+ * writes them apart, as Deno's does, at one connection nearly always) is read here rather than through a web
+ * stream (its pull, a reader and its release: about 5 us per answer on the bench machine).
+ */
+export async function readSourceAll(source: ChunkSource): Promise<Uint8Array<ArrayBuffer>> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (;;) {
+    const chunk = source.poll();
+    if (chunk === null) break;
+    if (chunk === undefined) await waitFor(source);
+    else {
+      chunks.push(chunk);
+      length += chunk.length;
+    }
+  }
+  return joinBytes(chunks, length);
 }
 
 /** Reads a stream to its end into one buffer. */
