@@ -84,3 +84,29 @@ test("timers run without touching the Node timer globals", { timeout: 30_000 }, 
   `);
   assert.equal(output, "repeated\nonce");
 });
+
+/** The proxy's sources (src/ and main.ts, TypeScript), as paths relative to the repo's root. */
+async function sources(dir: URL, root: URL, into: string[] = []): Promise<string[]> {
+  for await (const entry of Deno.readDir(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) await sources(url, root, into);
+    else if (entry.name.endsWith(".ts")) into.push(url.pathname.slice(root.pathname.length));
+  }
+  return into;
+}
+
+test("the proxy arms its timers through startTimer, not the Node timer globals", async () => {
+  const root = new URL("../../", import.meta.url);
+  const files = ["main.ts", ...await sources(new URL("src/", root), root)];
+  // timer.ts falls back on them; the simulated upstream (a test and demo tool) may use them.
+  const allowed = new Set(["src/util/timer.ts"]);
+  const using: string[] = [];
+  for (const file of files) {
+    if (allowed.has(file) || file.startsWith("src/sim/")) continue;
+    const code = (await Deno.readTextFile(new URL(file, root))).replace(/^\s*(\/\/|\*|\/\*).*$/gm, "");
+    const found = code.match(/\b(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval)\s*\(/);
+    if (found) using.push(`${file}: ${found[1]}`);
+  }
+  assert.ok(files.length > 100, `found ${files.length} source files`);
+  assert.deepEqual(using, []);
+});
