@@ -4,13 +4,16 @@
  * pass-through on one fake upstream, in interleaved rounds so machine noise hits them alike.
  *
  *   deno run -A bench/stream_ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 5]
- *                                  [--streams 200] [--first 15] [--keys 10] [--nginx] [--v8 FLAGS ...]
+ *                                  [--streams 200] [--first 15] [--keys 10] [--nginx] [--v8 FLAGS ...] [--fresh]
  *
  * Per round: for each build `--streams` streams at once (the server's CPU time over them / streams), then
  * `--first` single streams per build one after another, the builds taking turns (time to the first chunk, the
  * stream then cancelled). Prints the medians. `--keys N` runs each build
  * with N named client keys (the bench client's among them), so a key's streamed chat is counted. `--v8 FLAGS`
  * (repeatable) also runs every build with those V8 flags instead of the bench's (`name+v8`, `name+v8b`, ...).
+ * `--fresh` opens every batch's streams on new connections (a client per batch, closed after it), as bench.ts's
+ * concurrent turn does: its CPU per stream then includes accepting and closing a client connection per stream;
+ * without it the batches reuse one pool's connections.
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -42,6 +45,7 @@ const { values } = parseArgs({
     keys: { type: "string", default: "0" },
     nginx: { type: "boolean", default: false },
     v8: { type: "string", multiple: true },
+    fresh: { type: "boolean", default: false },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -99,8 +103,12 @@ try {
     client,
   });
   const batch = async (target: Target) => {
+    using fresh = values.fresh ? Deno.createHttpClient({}) : undefined;
     const results = await Promise.all(
-      Array.from({ length: streams }, () => timeStream(request(target.url), 60_000)),
+      Array.from(
+        { length: streams },
+        () => timeStream({ ...request(target.url), client: fresh ?? client }, 60_000),
+      ),
     );
     const incomplete = results.filter((result) => !result.complete).length;
     if (incomplete > 0) throw new Error(`${target.name}: ${incomplete} streams incomplete`);
@@ -144,7 +152,10 @@ try {
   client.close();
   const bareCpu = percentile(cpu.get("bare")!, 50);
   console.log(
-    `${streams} streams at once x ${rounds} rounds, ${firsts} single streams per round for the first chunk`,
+    `${streams} streams at once${
+      values.fresh ? " (new connections)" : ""
+    } x ${rounds} rounds, ${firsts} single ` +
+      "streams per round for the first chunk",
   );
   console.log("| build | CPU us/stream (median) | min | max | / bare | first chunk p50 ms |");
   console.log("|---|---|---|---|---|---|");
