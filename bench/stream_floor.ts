@@ -66,8 +66,10 @@ async function readHead(upstream: Upstream): Promise<void> {
         return;
       }
     }
-    from = Math.max(upstream.start, end - 3);
+    // A read may move the buffered bytes to the buffer's start: what was scanned is kept relative to `start`.
+    const scanned = Math.max(0, end - 3 - upstream.start);
     if (!await upstream.read()) throw new Error("the upstream closed the connection");
+    from = upstream.start + scanned;
   }
 }
 

@@ -149,9 +149,10 @@ async function serveConnection(conn: Deno.Conn, answer: Answer): Promise<void> {
     let at = wire.headEnd(wire.start);
     while (at < 0) {
       if (wire.end - wire.start > MAX_HEAD_BYTES) throw new BadRequest();
-      const from = Math.max(wire.start, wire.end - 3);
+      // A fill may move the buffered bytes to the buffer's start: what was scanned is kept relative to `start`.
+      const scanned = Math.max(0, wire.end - 3 - wire.start);
       if (!await wire.fill()) return;
-      at = wire.headEnd(from);
+      at = wire.headEnd(wire.start + scanned);
     }
     const head = parseHead(latin1.decode(wire.buffer.subarray(wire.start, at)));
     wire.start = at + 4;
