@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { peakRssMib } from "../_support/process_memory.ts";
 import { delay, endpointYaml, groupYaml, startProxy, startProxyProcess } from "../_support/proxy.ts";
+import { rawServer } from "../_support/raw_server.ts";
 import { test } from "../_support/test.ts";
 
 const chat = JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] });
@@ -28,43 +29,11 @@ async function proxyProcess(base: string, settings: string[] = []) {
   };
 }
 
-/** A raw HTTP server: `answer` writes whatever it likes on each connection after the request head arrived. */
-function rawUpstream(answer: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const serving = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        const buffer = new Uint8Array(64 * 1024);
-        let head = "";
-        while (!head.includes("\r\n\r\n")) {
-          const n = await conn.read(buffer);
-          if (n === null) return;
-          head += new TextDecoder().decode(buffer.subarray(0, n));
-        }
-        await answer(conn);
-      })().catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
-    }
-  })().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    [Symbol.asyncDispose]: async () => {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await serving;
-    },
-  };
-}
+/** A raw HTTP server: `answer` writes whatever it likes on a connection once its first request has arrived. */
+const rawUpstream = (answer: (conn: Deno.Conn) => Promise<void>) =>
+  rawServer(async (conn, read) => {
+    if (await read()) await answer(conn);
+  });
 
 test("an upstream answer of 10 GB: 502 at max_response_bytes, connection dropped, RSS bounded", {
   timeout: 30_000,
@@ -194,7 +163,7 @@ test("a blackholed upstream (SYN never answered): connect_timeout fails over in 
  */
 function closingUpstream() {
   let served = 0;
-  const upstream = rawUpstreamLoop(async (conn, read) => {
+  const upstream = rawServer(async (conn, read) => {
     const body = JSON.stringify({
       id: "c",
       object: "chat.completion",
@@ -214,63 +183,6 @@ function closingUpstream() {
     }
   });
   return { ...upstream, served: () => served };
-}
-
-/** A raw server reading whole requests (head + content-length body) off each connection. */
-function rawUpstreamLoop(
-  serve: (conn: Deno.Conn, read: (() => Promise<boolean>) & { peek(): Promise<boolean> }) => Promise<void>,
-) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const serving = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      let buffered = "";
-      let pending: Promise<boolean> | undefined;
-      const more = async () => {
-        const buffer = new Uint8Array(16 * 1024);
-        const n = await conn.read(buffer);
-        if (n === null) return false;
-        buffered += new TextDecoder().decode(buffer.subarray(0, n));
-        return true;
-      };
-      /** Resolves true once any byte of a next request is there, false at the end. */
-      const peek = () => pending ??= buffered.length > 0 ? Promise.resolve(true) : more();
-      const read = Object.assign(async () => {
-        for (;;) {
-          const end = buffered.indexOf("\r\n\r\n");
-          if (end >= 0) {
-            const length = Number(/content-length: *(\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0);
-            if (buffered.length >= end + 4 + length) {
-              buffered = buffered.slice(end + 4 + length);
-              return true;
-            }
-          }
-          const got = pending ? await pending : await more();
-          pending = undefined;
-          if (!got) return false;
-        }
-      }, { peek });
-      serve(conn, read).catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
-    }
-  })().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    [Symbol.asyncDispose]: async () => {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await serving;
-    },
-  };
 }
 
 const LOAD_SECONDS = Number(Deno.env.get("HARDENING_LOAD_SECONDS") ?? 4);

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { rawServer } from "../_support/raw_server.ts";
 import { test } from "../_support/test.ts";
 
 const encoder = new TextEncoder();
@@ -20,47 +21,15 @@ const ANSWER = JSON.stringify({
 const CHAT = JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] });
 
 /** An upstream that answers every request with `pieces`: written apart, a few milliseconds between them. */
-function piecewiseUpstream(pieces: (string | Uint8Array)[]) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const serving = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        const buffer = new Uint8Array(64 * 1024);
-        for (;;) {
-          let head = "";
-          while (!head.includes("\r\n\r\n")) {
-            const n = await conn.read(buffer);
-            if (n === null) return;
-            head += new TextDecoder().decode(buffer.subarray(0, n));
-          }
-          for (const piece of pieces) {
-            await conn.write(typeof piece === "string" ? encoder.encode(piece) : piece);
-            await delay(5);
-          }
-        }
-      })().catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
-    }
-  })().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    [Symbol.asyncDispose]: async () => {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
+const piecewiseUpstream = (pieces: (string | Uint8Array)[]) =>
+  rawServer(async (conn, read) => {
+    while (await read()) {
+      for (const piece of pieces) {
+        await conn.write(typeof piece === "string" ? encoder.encode(piece) : piece);
+        await delay(5);
       }
-      await serving;
-    },
-  };
-}
+    }
+  });
 
 /** `bytes` cut in three, the second cut inside a two-byte character. */
 function thirds(bytes: Uint8Array): Uint8Array[] {
