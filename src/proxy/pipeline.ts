@@ -184,7 +184,7 @@ export class Pipeline {
     let served: Served;
     try {
       const plan = pin // 4. plan: the files' endpoint alone, whatever its health, or the balancer's
-        ? new OwnerPlan(pin.endpoint, pin.fileId, this.#deps.health, this.#deps.balancer.load, "file")
+        ? this.#filePlan(request, pin)
         : this.#plan(request, conversation, lookup);
       served = await this.#deps.attempts.run(await generationCall(request, lookup.signal), plan); // 5. attempts
     } catch (error) {
@@ -232,6 +232,13 @@ export class Pipeline {
       onWait: (ms) => this.#waiting(request, ms),
       health: lookup.health,
     });
+  }
+
+  /** The plan stage of a request naming files: their endpoint alone, charged to its rpm/tpm budget. */
+  #filePlan(request: Generation, pin: FilePin): Plan {
+    const { health, balancer, budgets } = this.#deps;
+    const tokens = budgets.estimate(request.group, request.route, request.body);
+    return new OwnerPlan(pin.endpoint, pin.fileId, health, balancer.load, "file", { budgets, tokens });
   }
 
   /** Responses: the turn is recorded (cached answers too: a hit refreshes the owner its response id needs). */

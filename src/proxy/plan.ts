@@ -10,6 +10,13 @@ import { ProxyError } from "../errors.ts";
 import type { EndpointLoad } from "../balancer/load.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { HEALTHY } from "../store/store.ts";
+import { type Budgets, hasBudget, type Reservation } from "../ratelimit/budget.ts";
+
+/** A generation request's charge to the owner's rpm/tpm budget: its estimated tokens. */
+export interface OwnerCharge {
+  readonly budgets: Budgets;
+  readonly tokens: number;
+}
 
 export interface Plan {
   /** Attempts made so far (the number of picks handed out). */
@@ -25,7 +32,9 @@ export interface Plan {
 /**
  * One attempt at the endpoint that owns response `responseId` (or the file or batch of that id: `what`), whatever
  * its health (nobody else can answer; its cooldown is for choosing among equals). Its failure is a 504 (timeout)
- * or 503.
+ * or 503. With `charge` (a generation request pinned to the endpoint holding its files) it charges the owner's
+ * rpm/tpm budget as a balanced request would, so the budget counts what the endpoint was sent; a spent budget does
+ * not hold it back (nobody else can answer it: the upstream's own limit decides).
  */
 export class OwnerPlan implements Plan {
   readonly #owner: EndpointConfig;
@@ -33,6 +42,7 @@ export class OwnerPlan implements Plan {
   readonly #health: HealthTracker;
   readonly #load: EndpointLoad;
   readonly #what: string;
+  readonly #charge: OwnerCharge | undefined;
   #attempts = 0;
   #outcome: AttemptOutcome | undefined;
 
@@ -42,8 +52,10 @@ export class OwnerPlan implements Plan {
     health: HealthTracker,
     load: EndpointLoad,
     what = "response",
+    charge?: OwnerCharge,
   ) {
     this.#what = what;
+    this.#charge = charge;
     this.#owner = owner;
     this.#responseId = responseId;
     this.#health = health;
@@ -57,8 +69,20 @@ export class OwnerPlan implements Plan {
   async next(): Promise<Pick | undefined> {
     if (this.#attempts > 0) return undefined;
     this.#attempts++;
-    const [health] = await this.#health.snapshot([this.#owner]).catch(() => [HEALTHY]);
-    return { endpoint: this.#owner, health, lease: this.#load.start(this.#owner.id) };
+    const [[health], reservation] = await Promise.all([
+      this.#health.snapshot([this.#owner]).catch(() => [HEALTHY]),
+      this.#reserve(),
+    ]);
+    const lease = this.#load.start(this.#owner.id);
+    return reservation
+      ? { endpoint: this.#owner, health, reservation, lease }
+      : { endpoint: this.#owner, health, lease };
+  }
+
+  #reserve(): Promise<Reservation | undefined> {
+    const charge = this.#charge;
+    if (!charge || !hasBudget(this.#owner)) return Promise.resolve(undefined);
+    return charge.budgets.reserve(this.#owner, charge.tokens);
   }
 
   failed(_endpoint: EndpointConfig, outcome: AttemptOutcome): void {

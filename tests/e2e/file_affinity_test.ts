@@ -14,11 +14,11 @@ import { test } from "../_support/test.ts";
 /** The sim that made an id: ids read `prefix_name_tag_n`. */
 const holderOf = (id: string) => id.split("_")[1];
 
-async function setup(settings: string[] = [], tail = "") {
+async function setup(settings: string[] = [], tail = "", extra?: string) {
   const east = await SimUpstream.start({ name: "east", quiet: true });
   const west = await SimUpstream.start({ name: "west", quiet: true });
   const yaml = groupYaml(
-    [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
+    [endpointYaml(east.url, { name: "east", extra }), endpointYaml(west.url, { name: "west", extra })],
     settings,
   ) + tail;
   const proxy = await startProxy(yaml).catch(async (error) => {
@@ -284,4 +284,32 @@ test("files routes: an id no resource holds is a 404; a lookup that failed is a 
   // The search asks east at most once; each retrieve goes to west.
   assert.ok(ctx.sims.east.count(`files/${outside.id}`) <= 1);
   assert.ok(ctx.sims.west.count(`files/${outside.id}`) >= 3);
+});
+
+test("files in generation requests: a chat sent to the file's endpoint is charged to its rpm/tpm budget", async () => {
+  await using ctx = await setup([], "", "          rpm: 1000\n          tpm: 1000000");
+  const client = ctx.client();
+  /** Each endpoint's budget use in /stats, by sim name (endpoint ids end with the endpoint's name). */
+  const budgets = async (): Promise<Record<string, { rpm: { used: number }; tpm: { used: number } }>> => {
+    const stats = await (await fetch(`${ctx.proxy.url}/stats`)).json();
+    const names = ["east", "west"];
+    return Object.fromEntries(stats.endpoints.map((e: { id: string; budget: unknown }) => [
+      names.find((name) => e.id.endsWith(name)),
+      e.budget,
+    ]));
+  };
+  const file = await upload(client); // balanced: charged like any request
+  const holder = holderOf(file.id);
+  const other = holder === "east" ? "west" : "east";
+  const before = await budgets();
+  await chatWith(client, file.id);
+  await chatWith(client, file.id);
+  const after = await budgets();
+  assert.equal(
+    after[holder].rpm.used - before[holder].rpm.used,
+    2,
+    "both chats counted against the holder's rpm",
+  );
+  assert.ok(after[holder].tpm.used > before[holder].tpm.used, "their tokens counted against its tpm");
+  assert.equal(after[other].rpm.used, before[other].rpm.used, "nothing charged to the other endpoint");
 });
