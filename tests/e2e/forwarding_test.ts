@@ -50,6 +50,43 @@ test("client headers: an allow-list; organization and project only from the endp
   assert.equal(headers["authorization"], "Bearer sk-test-key");
 });
 
+test("client headers as sent on the wire: any case, a header twice, hop-by-hop names in any case", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
+  const { hostname, port } = new URL(proxy.url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    const head = [
+      "POST /v1/chat/completions HTTP/1.1",
+      `Host: ${hostname}:${port}`,
+      "Content-Type: application/json",
+      `Content-Length: ${new TextEncoder().encode(chat).length}`,
+      "Connection: close, X-Stainless-OS",
+      "X-Stainless-Lang: js",
+      "X-Stainless-OS: Linux",
+      "Accept: application/json",
+      "ACCEPT: text/plain",
+      "X-Original-URL: /admin",
+      "User-Agent: raw",
+    ].join("\r\n");
+    await conn.write(new TextEncoder().encode(`${head}\r\n\r\n${chat}`));
+    const answer = new TextDecoder().decode(await new Response(conn.readable).bytes());
+    assert.match(answer, /^HTTP\/1\.1 200/);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed by reading to the end
+    }
+  }
+  const headers = sim.last!.headers;
+  assert.equal(headers["x-stainless-lang"], "js");
+  assert.equal(headers["x-stainless-os"], undefined, "named in Connection: hop-by-hop");
+  assert.equal(headers["accept"], "application/json, text/plain");
+  assert.equal(headers["user-agent"], "raw");
+  assert.equal(headers["x-original-url"], undefined);
+});
+
 test("query: only a route's documented parameters pass; api-version is always the endpoint's", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   const extra = ["          provider: azure", "          api_version: 2025-04-01-preview"].join("\n");

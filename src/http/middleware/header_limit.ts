@@ -7,6 +7,7 @@
 import type { Env } from "hono";
 import type { Middleware } from "../request_context.ts";
 import { headersTooLarge } from "../../errors.ts";
+import { headerPairs } from "../header_pairs.ts";
 
 export interface HeaderLimitOptions {
   /** Default 32 KiB: names, values and separators of every header. */
@@ -20,10 +21,8 @@ export function headerLimit<E extends Env = Env>(options: HeaderLimitOptions = {
   // Not async: nothing happens after `next()`, so no frame of its own waits for the request.
   return (c, next) => {
     let size = 0;
-    // forEach, not for-of: Deno's Headers iterator sorts a copy each time (~10 us for 10 headers; forEach ~1 us).
-    c.req.raw.headers.forEach((value, name) => {
-      size += name.length + value.length + 4;
-    });
+    // Not forEach or for...of: either leaves a sorted copy of the list on the request for its life (header_pairs.ts).
+    for (const [name, value] of headerPairs(c.req.raw.headers)) size += name.length + value.length + 4;
     if (size > limit) throw headersTooLarge(size, limit);
     return next();
   };
