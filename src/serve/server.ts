@@ -20,7 +20,8 @@
  */
 
 import { sleep, startTimer, type Timer } from "../util/timer.ts";
-import { countServer, goingAway, socketEnded, UpgradeWatch } from "./upgrade.ts";
+import { countServer, goingAway, UpgradeWatch } from "./upgrade.ts";
+import { Open, type Shared } from "./open_connection.ts";
 
 export interface ServeOptions {
   readonly hostname: string;
@@ -62,7 +63,7 @@ export interface Server extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
-interface ConnectionServer {
+export interface ConnectionServer {
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -74,18 +75,6 @@ type ServeOnConnection = (
   onError: (error: unknown) => Response,
   onListen: () => void,
 ) => ConnectionServer;
-
-/** One open client connection. */
-interface Open {
-  inflight: number;
-  served: number;
-  /** Sweep tick at which it last became idle (or was accepted). */
-  idleSince: number;
-  readonly abort: AbortController;
-  server?: ConnectionServer;
-  /** A WebSocket upgraded on it: the connection is the socket's from then on (upgrade.ts). */
-  socket?: WebSocket;
-}
 
 function serveOnConnection(): ServeOnConnection | undefined {
   const deno = Deno as unknown as Record<symbol, Record<string, unknown> | undefined> & { internal?: symbol };
@@ -123,19 +112,18 @@ class LimitedServer implements Server {
   readonly limited = true;
   readonly #listener: Deno.TcpListener;
   readonly #open = new Set<Open>();
+  readonly #shared: Shared;
   readonly #options: ServeOptions;
-  readonly #handler: Handler;
   readonly #serveOn: ServeOnConnection;
   readonly #sweeper: Timer;
   readonly #accepting: Promise<void>;
   readonly #troubles = new Map<Trouble["kind"], { count: number; reported: number; message?: string }>();
-  #tick = 0;
   #closed = false;
   readonly #uncount = countServer();
 
   constructor(options: ServeOptions, handler: Handler, serveOn: ServeOnConnection) {
     this.#options = options;
-    this.#handler = handler;
+    this.#shared = { open: this.#open, handler, tick: 0 };
     this.#serveOn = serveOn;
     this.#listener = Deno.listen({
       hostname: options.hostname,
@@ -183,25 +171,10 @@ class LimitedServer implements Server {
   }
 
   #track(conn: Deno.TcpConn): void {
-    const open: Open = { inflight: 0, served: 0, idleSince: this.#tick, abort: new AbortController() };
-    this.#open.add(open);
-    const watch = new UpgradeWatch(conn, (socket) => {
-      // The connection is the socket's now: counted until it closes, never swept as idle.
-      open.socket = socket;
-      socketEnded(socket).then(() => this.#open.delete(open));
-    });
-    const done = () => {
-      open.inflight--;
-      open.idleSince = this.#tick;
-    };
-    const handler: Handler = (request, info) => {
-      open.inflight++;
-      open.served++;
-      info.completed.then(done, done);
-      return this.#handler(request, info);
-    };
+    const open = new Open(this.#shared);
+    const watch = new UpgradeWatch(conn, open);
     try {
-      open.server = this.#serveOn(conn, open.abort.signal, handler, onError, () => {});
+      open.server = this.#serveOn(conn, open.abort.signal, open.handler, onError, () => {});
     } catch (error) {
       this.#open.delete(open);
       watch.end();
@@ -210,20 +183,18 @@ class LimitedServer implements Server {
       return;
     }
     watch.served();
-    open.server.finished.catch(() => {}).finally(() => {
-      watch.end();
-      if (!open.socket) this.#open.delete(open);
-    });
+    open.watch = watch;
+    open.server.finished.then(open.ended, open.ended);
   }
 
   /** Closes connections idle past their limit: the header timeout before a first request, keep-alive after. */
   #sweep(every: number): void {
-    this.#tick += every;
+    const tick = this.#shared.tick += every;
     const { headerTimeoutMs, keepaliveTimeoutMs } = this.#options;
     for (const open of this.#open) {
       if (open.inflight > 0 || open.socket) continue;
       const limit = open.served === 0 ? headerTimeoutMs : keepaliveTimeoutMs;
-      if (this.#tick - open.idleSince >= limit) {
+      if (tick - open.idleSince >= limit) {
         this.#open.delete(open);
         open.abort.abort();
       }

@@ -68,6 +68,11 @@ const addressKey = (addr: Deno.Addr) => "hostname" in addr ? `${addr.hostname}|$
 /** The connections of the proxy's servers, by the client's address and port. */
 const watches = new Map<string, UpgradeWatch>();
 
+/** What takes a connection's WebSocket over (the server's record of the connection). */
+export interface SocketOwner {
+  adopt(socket: WebSocket): void;
+}
+
 /**
  * Watches one connection of the server for a WebSocket upgrade and keeps the socket alive when one comes.
  *
@@ -80,13 +85,13 @@ const watches = new Map<string, UpgradeWatch>();
 export class UpgradeWatch {
   readonly #key: string;
   readonly #rid: number | undefined;
-  readonly #onSocket: (socket: WebSocket) => void;
+  readonly #owner: SocketOwner;
   #engine: number | undefined;
 
-  constructor(conn: Deno.TcpConn, onSocket: (socket: WebSocket) => void) {
+  constructor(conn: Deno.TcpConn, owner: SocketOwner) {
     this.#key = addressKey(conn.remoteAddr);
     this.#rid = connectionRid(conn);
-    this.#onSocket = onSocket;
+    this.#owner = owner;
     watches.set(this.#key, this);
   }
 
@@ -108,7 +113,7 @@ export class UpgradeWatch {
     socket.addEventListener("open", () => {
       if (core && engine !== undefined && Number.isFinite(engine)) core.tryClose(engine);
     });
-    this.#onSocket(socket);
+    this.#owner.adopt(socket);
   }
 }
 
