@@ -15,11 +15,32 @@ export interface Deadline {
   cancel(): void;
 }
 
-interface Entry extends Deadline {
-  readonly at: number;
-  fire: (() => void) | undefined;
-  prev: Entry | undefined;
-  next: Entry | undefined;
+/** What a deadline's `cancel` updates: the count of armed deadlines and the shared timer. */
+interface Armed {
+  count: number;
+  timer: Timer | undefined;
+}
+
+/** An armed deadline: a class, so `cancel` is a method and not a closure per deadline (one lives per open stream). */
+class Entry implements Deadline {
+  prev: Entry | undefined = undefined;
+  next: Entry | undefined = undefined;
+
+  constructor(
+    readonly at: number,
+    public fire: (() => void) | undefined,
+    readonly queue: Queue,
+    readonly armed: Armed,
+  ) {}
+
+  cancel(): void {
+    if (this.fire === undefined) return;
+    this.fire = undefined;
+    this.queue.unlink(this);
+    // Nothing left to wait for: the timer stays for the next deadline (usually a moment away) instead of being
+    // cleared and set again, but no longer keeps the process alive.
+    if (--this.armed.count === 0) this.armed.timer?.unref();
+  }
 }
 
 class Queue {
@@ -46,9 +67,9 @@ class Queue {
 export class Deadlines {
   readonly #queues = new Map<number, Queue>();
   readonly #now: () => number;
-  #timer: Timer | undefined;
   #timerAt = Infinity;
-  #armed = 0;
+  /** Deadlines armed, and the one timer for the earliest (shared with each entry's `cancel`). */
+  readonly #armed: Armed = { count: 0, timer: undefined };
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
@@ -62,53 +83,43 @@ export class Deadlines {
       queue = new Queue();
       this.#queues.set(duration, queue);
     }
-    const owner = queue;
-    const entry: Entry = {
-      at: this.#now() + duration,
-      fire,
-      prev: undefined,
-      next: undefined,
-      cancel: () => {
-        if (entry.fire === undefined) return;
-        entry.fire = undefined;
-        owner.unlink(entry);
-        // Nothing left to wait for: the timer stays for the next deadline (usually a moment away) instead of being
-        // cleared and set again, but no longer keeps the process alive.
-        if (--this.#armed === 0) this.#timer?.unref();
-      },
-    };
+    const armed = this.#armed;
+    const entry = new Entry(this.#now() + duration, fire, queue, armed);
     queue.append(entry);
     if (entry.at < this.#timerAt) this.#arm(entry.at);
-    else if (this.#armed === 0) this.#timer!.ref();
-    this.#armed++;
+    else if (armed.count === 0) armed.timer!.ref();
+    armed.count++;
     return entry;
   }
 
   /** How many deadlines are armed. */
   get pending(): number {
-    return this.#armed;
+    return this.#armed.count;
   }
 
   /** Whether the shared timer keeps the process alive (it does only while a deadline is pending). */
   get holdsProcess(): boolean {
-    return this.#timer !== undefined && this.#armed > 0;
+    return this.#armed.timer !== undefined && this.#armed.count > 0;
   }
 
   #arm(at: number): void {
     this.#disarm();
     this.#timerAt = at;
     // Timers overflow past 2^31 - 1 ms (and would fire at once): a longer deadline is re-armed when this one ends.
-    this.#timer = startTimer(Math.min(Math.max(0, at - this.#now()), MAX_TIMER_MS), () => this.#expire());
+    this.#armed.timer = startTimer(
+      Math.min(Math.max(0, at - this.#now()), MAX_TIMER_MS),
+      () => this.#expire(),
+    );
   }
 
   #disarm(): void {
-    this.#timer?.cancel();
-    this.#timer = undefined;
+    this.#armed.timer?.cancel();
+    this.#armed.timer = undefined;
     this.#timerAt = Infinity;
   }
 
   #expire(): void {
-    this.#timer = undefined;
+    this.#armed.timer = undefined;
     this.#timerAt = Infinity;
     const now = this.#now();
     let next = Infinity;
@@ -129,7 +140,7 @@ export class Deadlines {
       const fire = entry.fire;
       if (fire === undefined) continue;
       entry.fire = undefined;
-      this.#armed--;
+      this.#armed.count--;
       try {
         fire();
       } catch (error) {
