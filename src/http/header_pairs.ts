@@ -1,13 +1,13 @@
 /**
  * Every header of a client's request, read without leaving copies on the request.
  *
- * Why: iterating a served request's `Headers` (`forEach`, `for...of`) makes Deno build the whole header list and then
- * a sorted, combined copy of it, and keep both on the object (an immutable `Headers` caches its iteration) for as
- * long as the request lives: for a streamed answer, the whole stream. That is ~1.3 KB per open stream (two arrays per
- * header, both lists, the lower-cased names and the strings), which the garbage collector copies and promotes with
- * everything else a stream holds. Reading one header with `get()` asks the runtime for that header alone and keeps
- * nothing. A served request's `Headers` reads its list from the request's runtime side (Deno 2.9: its
- * `header target`, whose `headerList` getter makes a fresh list each time); where that is not reachable (another
+ * Why: iterating a served request's `Headers` (`forEach`, `for...of`) makes Deno build a sorted, combined copy of the
+ * header list and keep it on the object (an immutable `Headers` caches its iteration) for as long as the request
+ * lives: for a streamed answer, the whole stream. `has()` keeps the lower-cased names likewise. Together ~0.65 KB per
+ * open stream (heap snapshot of 1,000 held streams), which the garbage collector copies and promotes with everything
+ * else a stream holds. (The plain list Deno builds anyway when the handler returns, for a request whose headers were
+ * read.) A served request's `Headers` reads its list from the request's runtime side (Deno 2.9: its `header target`,
+ * whose `headerList` getter makes a fresh list each time, kept by nobody); where that is not reachable (another
  * runtime, a `Headers` made by hand, a list already built) the pairs come from `forEach` as before.
  *
  * The pairs are as the client sent them: a header sent twice comes twice (`forEach` would join the values with
