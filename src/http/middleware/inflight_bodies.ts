@@ -40,7 +40,9 @@ export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptio
     const declared = headers.get("content-length");
     // No length: chunked (or nothing); reserved at the most it may grow to. `request.body` is not touched here:
     // that would cost the runtime's fast path for bodies that arrived whole.
-    let size = declared !== null ? Number(declared) : headers.get("transfer-encoding") !== null ? maxBodyBytes : 0;
+    // get(), not has(): has() builds the header list's lower-cased names, which stay on the request (header_pairs.ts).
+    const chunked = headers.get("transfer-encoding") !== null;
+    let size = declared !== null ? Number(declared) : chunked ? maxBodyBytes : 0;
     if (!Number.isFinite(size) || size < 0) size = maxBodyBytes;
     // Declared over the size limit: the body reader answers 413 without reading it, whatever the load.
     if (size === 0 || size > maxBodyBytes) return next();
