@@ -107,13 +107,18 @@ export class ResponseCache {
    * instance (COALESCED), or a miss (MISS; BYPASS when the request said `no-cache` or the cache is off) with the
    * ticket the record stage stores the answer with.
    */
-  async lookup(request: Admitted<GenerationRequest>): Promise<CacheLookup> {
+  lookup(request: Admitted<GenerationRequest>): CacheLookup | Promise<CacheLookup> {
     // The client's Cache-Control is the proxy's: upstreamHeaders never forwards it, nor the body's `cache`.
     const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
+    // The cache off: a miss at once, no promise for the request to wait on.
     if (!this.#settings.cache) {
       this.#counts.bypasses++;
       return this.#miss(request, "BYPASS");
     }
+    return this.#lookup(request, control);
+  }
+
+  async #lookup(request: Admitted<GenerationRequest>, control: CacheControl): Promise<CacheLookup> {
     const key = await cacheKeyAsync({
       route: request.route,
       group: request.group.name,

@@ -98,10 +98,15 @@ export class HealthTracker {
     return state;
   }
 
-  /** Resets the failure count; skipped when the snapshot already showed none (no store write on the hot path). */
-  async success(endpoint: EndpointConfig, before: EndpointHealth | undefined): Promise<void> {
-    if (before && before.failures === 0) return;
-    await this.#guard(endpoint, () => this.#store.recordSuccess(endpoint.id).then(() => HEALTHY));
+  /**
+   * Resets the failure count. Skipped when the snapshot already showed none (no store write on the hot path): then
+   * undefined, not a promise, so a request's answer waits for nothing here.
+   */
+  success(endpoint: EndpointConfig, before: EndpointHealth | undefined): Promise<void> | undefined {
+    if (before && before.failures === 0) return undefined;
+    return this.#guard(endpoint, () => this.#store.recordSuccess(endpoint.id).then(() => HEALTHY)).then(
+      () => {},
+    );
   }
 
   /** A state write the store refused (it answered with an error) is logged; the request carries on. */

@@ -124,7 +124,7 @@ export class Attempts {
     const got: Got = { call, pick, response, release, headers, meta, sentAt, answeredAt };
     if (status >= 200 && status < 300) {
       if (call.passThrough) return await this.#passThrough(got);
-      return call.stream ? this.#stream(got, call.stream) : this.#whole(got);
+      return await (call.stream ? this.#stream(got, call.stream) : this.#whole(got)); // await: 2 ticks fewer
     }
     if (call.failure(status)) return await this.#failure(got, spentUntil);
     return await this.#callerError(got);
@@ -248,7 +248,8 @@ export class Attempts {
       }
     }
     this.#deps.stats.success(endpoint.id, readAt - got.sentAt);
-    await this.#deps.health.success(endpoint, pick.health);
+    const wrote = this.#deps.health.success(endpoint, pick.health);
+    if (wrote) await wrote;
     return {
       kind: "answer",
       answer: { status: response.status, headers: got.headers, body, meta: got.meta },

@@ -176,33 +176,34 @@ export class Pipeline {
 
   /** Stages 3 to 7 of a generation request. */
   async #serve(request: Generation, conversation: Conversation | null, pin?: FilePin): Promise<Answer> {
-    const lookup = await this.#admitted(request, await this.#deps.cache.lookup(request)); // 3. cache lookup
+    let lookup = this.#deps.cache.lookup(request); // 3. cache lookup (with the cache off: at once)
+    if (lookup instanceof Promise) lookup = await lookup;
+    if (request.identity?.pending) lookup = await this.#admitted(request, lookup, request.identity.pending);
     if (lookup.kind === "answer") {
       const answer = recordCachedUsage(request, lookup.answer, this.#deps.usage); // 6. record: what it saved
-      return await this.#recordTurn(request, conversation, answer);
+      return conversation ? await this.#recordTurn(request, conversation, answer) : answer;
     }
     let served: Served;
     try {
       const plan = pin // 4. plan: the files' endpoint alone, whatever its health, or the balancer's
         ? this.#filePlan(request, pin)
         : this.#plan(request, conversation, lookup);
-      served = await this.#deps.attempts.run(await generationCall(request, lookup.signal), plan); // 5. attempts
+      const call = generationCall(request, lookup.signal); // a promise only for a big body
+      served = await this.#deps.attempts.run(call instanceof Promise ? await call : call, plan); // 5. attempts
     } catch (error) {
       lookup.ticket.drop();
       throw error;
     }
     const { budgets, usage } = this.#deps;
     const answer = lookup.ticket.keep(recordUsage(request, served, budgets, usage)); // 6. record: usage, cache
-    return await this.#recordTurn(request, conversation, answer); // 6. record: the turn; 7. answer
+    return conversation ? await this.#recordTurn(request, conversation, answer) : answer; // 6. the turn; 7.
   }
 
   /**
    * Admission's checks still in flight (their store call went out with the lookup's) must pass before anything is
    * served: a rejection drops the lookup's flight. A miss's health read is started first, in the same round trip.
    */
-  async #admitted(request: Generation, lookup: CacheLookup): Promise<CacheLookup> {
-    const pending = request.identity?.pending;
-    if (!pending) return lookup;
+  async #admitted(request: Generation, lookup: CacheLookup, pending: Promise<unknown>): Promise<CacheLookup> {
     const miss = lookup.kind === "miss";
     const health = miss ? lookup.health ?? this.#deps.health.snapshot(request.group.endpoints) : undefined;
     try {
@@ -242,8 +243,7 @@ export class Pipeline {
   }
 
   /** Responses: the turn is recorded (cached answers too: a hit refreshes the owner its response id needs). */
-  async #recordTurn(request: Generation, conversation: Conversation | null, answer: Answer): Promise<Answer> {
-    if (!conversation) return answer;
+  async #recordTurn(request: Generation, conversation: Conversation, answer: Answer): Promise<Answer> {
     return await this.#deps.responses.record(request, conversation, answer);
   }
 
@@ -257,9 +257,15 @@ export class Pipeline {
  * The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed.
  * The body is serialised once (as big work when big); each attempt only puts its endpoint's model in front.
  */
-async function generationCall(request: Generation, signal: AbortSignal): Promise<UpstreamCall> {
+function generationCall(request: Generation, signal: AbortSignal): UpstreamCall | Promise<UpstreamCall> {
   const { cache: _cache, model: _model, ...forwarded } = request.body;
-  const rest = await heavy(sizeOf(request.body), () => JSON.stringify(forwarded));
+  const rest = heavy(sizeOf(request.body), () => JSON.stringify(forwarded));
+  return rest instanceof Promise
+    ? rest.then((text) => upstreamCall(request, signal, text))
+    : upstreamCall(request, signal, rest);
+}
+
+function upstreamCall(request: Generation, signal: AbortSignal, rest: string): UpstreamCall {
   return {
     method: "POST",
     path: ROUTE_PATHS[request.route],

@@ -60,7 +60,8 @@ export function generationHandler(services: Services, route: Route) {
       config.settings.maxBodyBytes,
       config.settings.limits.bodyTimeoutMs,
     );
-    const body = mergeExtraBody(await heavy(text.length, () => parseJsonObject(text)));
+    const parsed = heavy(text.length, () => parseJsonObject(text)); // a promise only for a big body
+    const body = mergeExtraBody(parsed instanceof Promise ? await parsed : parsed);
     const key = c.get("key");
     const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;
     // A group the key may not use answers exactly like one that does not exist, listing only the key's groups.
