@@ -6,10 +6,11 @@
 
 import type { Pick } from "../balancer/balancer.ts";
 import type { EndpointConfig } from "../config/config.ts";
-import type { Answer } from "../core/answer.ts";
+import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { StreamedBody } from "../upstream/http1_chunked.ts";
+import type { Reply } from "../upstream/reply.ts";
 
 /** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
 export interface UpstreamCall {
@@ -49,4 +50,23 @@ export interface UpstreamCall {
 export interface Served {
   readonly answer: Answer;
   readonly pick: Pick;
+}
+
+/** What one attempt got back before the attempts stage classified it. */
+export interface Got {
+  readonly call: UpstreamCall;
+  readonly pick: Pick;
+  readonly response: Reply;
+  readonly release: () => void;
+  readonly headers: Record<string, string>;
+  readonly meta: AnswerMeta;
+  readonly sentAt: number;
+  readonly answeredAt: number;
+}
+
+/** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */
+export function spent(trace: RequestTrace | undefined, since: number): number {
+  const now = performance.now();
+  if (trace) trace.upstreamMs += now - since;
+  return now;
 }

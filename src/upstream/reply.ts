@@ -22,6 +22,8 @@ export interface Reply {
   readonly source?: BodySource;
   /** The whole body (empty when none), read from `body` when it is a stream. */
   bytes(): Promise<Uint8Array<ArrayBuffer>>;
+  /** The whole body when it is at hand (it came with the head) and `body` was not asked for: no promise to wait. */
+  readonly whole?: Uint8Array<ArrayBuffer>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -45,6 +47,9 @@ export function wholeReply(
         : new Response(bytes).body as ReadableStream<Uint8Array<ArrayBuffer>>;
     },
     bytes: () => Promise.resolve(body === undefined ? bytes ?? EMPTY : readAll(body)),
+    get whole() {
+      return body === undefined ? bytes ?? EMPTY : undefined;
+    },
   };
 }
 
