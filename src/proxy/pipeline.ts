@@ -181,7 +181,8 @@ export class Pipeline {
     if (request.identity?.pending) lookup = await this.#admitted(request, lookup, request.identity.pending);
     if (lookup.kind === "answer") {
       const answer = recordCachedUsage(request, lookup.answer, this.#deps.usage); // 6. record: what it saved
-      return conversation ? await this.#recordTurn(request, conversation, answer) : answer;
+      // 6. record: the Responses turn (a hit refreshes the owner its response id needs)
+      return conversation ? await this.#deps.responses.record(request, conversation, answer) : answer;
     }
     let served: Served;
     try {
@@ -196,7 +197,8 @@ export class Pipeline {
     }
     const { budgets, usage } = this.#deps;
     const answer = lookup.ticket.keep(recordUsage(request, served, budgets, usage)); // 6. record: usage, cache
-    return conversation ? await this.#recordTurn(request, conversation, answer) : answer; // 6. the turn; 7.
+    // 6. record: the Responses turn; 7. answer
+    return conversation ? await this.#deps.responses.record(request, conversation, answer) : answer;
   }
 
   /**
@@ -240,11 +242,6 @@ export class Pipeline {
     const { health, balancer, budgets } = this.#deps;
     const tokens = budgets.estimate(request.group, request.route, request.body);
     return new OwnerPlan(pin.endpoint, pin.fileId, health, balancer.load, "file", { budgets, tokens });
-  }
-
-  /** Responses: the turn is recorded (cached answers too: a hit refreshes the owner its response id needs). */
-  async #recordTurn(request: Generation, conversation: Conversation, answer: Answer): Promise<Answer> {
-    return await this.#deps.responses.record(request, conversation, answer);
   }
 
   #waiting(request: { readonly group: GroupConfig; readonly trace?: RequestTrace }, ms: number): void {
