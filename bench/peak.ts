@@ -9,6 +9,9 @@
  *   deno run -A bench/peak.ts [--main A/main.ts --main B/main.ts ...] [--rounds 3] [--concurrent 1000]
  *                             [--v8-flags FLAGS ...] [--unbundled]
  *
+ * `--concurrent 0` opens no streams: it reads RSS idle instead (issue 22.4a), one second after the one request,
+ * as `deno task bench` reads it, with the same split.
+ *
  * At each new highest VmRSS (sampled every 100 ms) it also reads /proc/PID/smaps and splits the resident memory:
  * `v8+anon` (anonymous mappings: V8's heap pages, 256 KiB each, and thread stacks), `malloc` (glibc's main arena,
  * `[heap]`: Rust's allocations, ArrayBuffer contents), `arenas` (glibc's per-thread arenas, 64 MiB-aligned:
@@ -140,6 +143,9 @@ async function measure(target: Target): Promise<Peak> {
         parts = splitSmaps(Deno.readTextFileSync(`/proc/${pid}/smaps`), Deno.execPath());
       } catch { /* the process is gone: nothing to sample */ }
     };
+    // Idle, as the bench reads it; with no streams to open, that is the figure.
+    sample();
+    if (concurrent === 0) return { peakMiB, parts };
     const timer = setInterval(sample, 100);
     using client = Deno.createHttpClient({});
     const result = await concurrentStreams(
@@ -173,8 +179,9 @@ try {
   }
   const median = (name: string, of: (peak: Peak) => number) => percentile(peaks.get(name)!.map(of), 50);
   const bare = median("bare", (peak) => peak.peakMiB);
-  console.log(`RSS peak during ${concurrent} streams, fresh processes, ${rounds} rounds (MiB, medians)`);
-  console.log(`| target | peak | min-max | / bare | ${PARTS.join(" | ")} |`);
+  const what = concurrent === 0 ? "RSS idle, 1 s after one request" : `RSS peak during ${concurrent} streams`;
+  console.log(`${what}, fresh processes, ${rounds} rounds (MiB, medians)`);
+  console.log(`| target | ${concurrent === 0 ? "idle" : "peak"} | min-max | / bare | ${PARTS.join(" | ")} |`);
   console.log(`|---|---|---|---|${PARTS.map(() => "---|").join("")}`);
   for (const { name } of list) {
     const list = peaks.get(name)!.map((peak) => peak.peakMiB);
