@@ -63,6 +63,8 @@ export type AttemptOutcome =
 
 export class Balancer {
   readonly #rotations = new Map<string, SmoothWeighted>();
+  /** Per group config (a reload makes new ones): how its endpoints are chosen, made once, not per request. */
+  readonly #choices = new WeakMap<GroupConfig, ChoiceContext>();
   readonly #health: HealthTracker;
   readonly #clock: Clock;
   readonly #budgets: Budgets | undefined;
@@ -83,14 +85,13 @@ export class Balancer {
   }
 
   plan(group: GroupConfig, options: PlanOptions): AttemptPlan {
-    let rotation = this.#rotations.get(group.name);
-    if (!rotation) this.#rotations.set(group.name, rotation = new SmoothWeighted());
-    const choice: ChoiceContext = {
-      strategy: group.routing ?? "weighted",
-      rotation,
-      load: this.load,
-      random: this.#random,
-    };
+    let choice = this.#choices.get(group);
+    if (!choice) {
+      let rotation = this.#rotations.get(group.name);
+      if (!rotation) this.#rotations.set(group.name, rotation = new SmoothWeighted());
+      choice = { strategy: group.routing ?? "weighted", rotation, load: this.load, random: this.#random };
+      this.#choices.set(group, choice);
+    }
     return new AttemptPlan(group, choice, this.#health, this.#clock, options, this.#budgets);
   }
 }
@@ -102,15 +103,14 @@ export class AttemptPlan {
   readonly #clock: Clock;
   readonly #options: PlanOptions;
   readonly #budgets: Budgets | undefined;
-  readonly #tried = new Set<string>();
+  /** Made at the first pick (most requests make one), as is `#retryable`. */
+  #tried: Set<string> | undefined;
   /** Tried endpoints that answered 429: they may be tried again once their cooldown ends within the wait bound. */
-  readonly #retryable = new Set<string>();
+  #retryable: Set<string> | undefined;
   #attempts = 0;
   readonly #outcomes: { id: string; outcome: AttemptOutcome }[] = [];
   #waitedMs = 0;
   #prefetched: Promise<EndpointHealth[]> | undefined;
-  /** Health of the endpoints still open to this request, as last seen: what a wait for capacity waits for. */
-  #untried: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
 
   constructor(
     group: GroupConfig,
@@ -136,7 +136,7 @@ export class AttemptPlan {
   /** Records what an attempt got, for the final error. */
   failed(endpoint: EndpointConfig, outcome: AttemptOutcome): void {
     this.#outcomes.push({ id: endpoint.id, outcome });
-    if (outcome.kind === "status" && outcome.status === 429) this.#retryable.add(endpoint.id);
+    if (outcome.kind === "status" && outcome.status === 429) (this.#retryable ??= new Set()).add(endpoint.id);
   }
 
   /** The next endpoint to try, or undefined when the plan is exhausted (then call `exhaustedError`). */
@@ -147,15 +147,18 @@ export class AttemptPlan {
       const snapshot = await (this.#takePrefetched() ?? this.#health.snapshot(endpoints));
       const now = this.#clock.now();
       const open: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
-      this.#untried = [];
+      // The endpoints still open to this request, and when the first of those cooling down is back.
+      let untried = 0;
+      let earliest = Infinity;
       for (let i = 0; i < endpoints.length; i++) {
         const endpoint = endpoints[i];
-        if (this.#tried.has(endpoint.id) && !this.#retryable.has(endpoint.id)) continue;
+        if (this.#tried?.has(endpoint.id) && !this.#retryable?.has(endpoint.id)) continue;
         if (this.#excluded(endpoint.id)) continue;
         // Out of its rpm/tpm budget counts as rate limited until the window ends.
         const health = withBudget(snapshot[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0);
-        this.#untried.push({ endpoint, health });
+        untried++;
         if (health.cooldownUntil <= now) open.push({ endpoint, health });
+        else earliest = Math.min(earliest, health.cooldownUntil);
       }
       const tier = bestTier(open, this.#allFallbacks);
       if (tier.length > 0) {
@@ -171,13 +174,13 @@ export class AttemptPlan {
             continue;
           }
         }
-        this.#tried.add(chosen.endpoint.id);
-        this.#retryable.delete(chosen.endpoint.id);
+        (this.#tried ??= new Set()).add(chosen.endpoint.id);
+        this.#retryable?.delete(chosen.endpoint.id);
         this.#attempts++;
-        return { ...chosen, lease, ...(reservation ? { reservation } : {}) };
+        const { endpoint, health } = chosen;
+        return reservation ? { endpoint, health, lease, reservation } : { endpoint, health, lease };
       }
-      if (this.#untried.length === 0) return undefined;
-      const earliest = Math.min(...this.#untried.map((entry) => entry.health.cooldownUntil));
+      if (untried === 0) return undefined;
       const waitMs = Math.max(1, earliest - now);
       if (this.#waitedMs + waitMs > this.#options.maxWaitMs) return undefined;
       this.#waitedMs += waitMs;
@@ -216,7 +219,7 @@ export class AttemptPlan {
     const cooling = health.filter((state) => state.cooldownUntil > now);
     endpoints.forEach((endpoint, i) => {
       const state = health[i];
-      if (this.#tried.has(endpoint.id) || state.cooldownUntil <= now) return;
+      if (this.#tried?.has(endpoint.id) || state.cooldownUntil <= now) return;
       const seconds = Math.ceil((state.cooldownUntil - now) / 1000);
       const why = state.reason === "rate_limit" ? "rate limited" : "cooling down after failures";
       parts.push(`${endpoint.id}: ${why} for ${seconds}s`);
