@@ -18,7 +18,8 @@
 
 import { type StreamedBody, writeRequest } from "./http1_chunked.ts";
 import { BodyReader } from "./http1_body.ts";
-import { Connection, readHead } from "./http1_connection.ts";
+import { Connection } from "./http1_connection.ts";
+import { readHead } from "./http1_head.ts";
 import { ProxyError } from "../errors.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
 import { openSocket } from "./http1_connect.ts";

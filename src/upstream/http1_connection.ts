@@ -1,9 +1,9 @@
 /**
- * One upstream socket of the proxy's HTTP/1.1 client (`http1.ts`) with its read buffer and parked reads, and the
- * reading of an answer's head (its body: `http1_body.ts`).
+ * One upstream socket of the proxy's HTTP/1.1 client (`http1.ts`) with its read buffer and parked reads (an
+ * answer's head is read by `http1_head.ts`, its body by `http1_body.ts`).
  */
 
-import { type Head, hexValue, MAX_HEAD_BYTES, parseHead, UpstreamProtocolError } from "./http1_wire.ts";
+import { hexValue, UpstreamProtocolError } from "./http1_wire.ts";
 import { socketRead } from "./socket_read.ts";
 import { slabCopy } from "./chunk_slab.ts";
 
@@ -14,6 +14,14 @@ import { slabCopy } from "./chunk_slab.ts";
 const FIRST_READ_BYTES = 2 * 1024;
 /** A read that fills the buffer doubles the next one, up to this: a large answer still takes few reads. */
 const READ_BYTES = 16 * 1024;
+/**
+ * A stream's events come a few hundred bytes per read: after `SHRINK_AFTER` reads in a row that each took at most
+ * a quarter of the buffer, the next is half as large, down to this. An open stream then keeps 512 bytes, not 2 KiB
+ * (or the 16 KiB an earlier large answer grew it to); a parked connection gets `FIRST_READ_BYTES` again for the
+ * next answer's head.
+ */
+const MIN_READ_BYTES = 512;
+const SHRINK_AFTER = 8;
 
 /** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
 const asciiDecoder = new TextDecoder();
@@ -23,36 +31,6 @@ function isAscii(bytes: Uint8Array): boolean {
   return true;
 }
 
-/**
- * Reads the answer's head, skipping interim (1xx) answers. Not async: a request waits for its answer in the socket
- * read's promise alone, without frames of its own here (every request in flight holds them). `scanned`: bytes of
- * the head already searched for its end.
- */
-export function readHead(connection: Connection, scanned = 0): Promise<Head> {
-  try {
-    for (;;) {
-      const end = connection.blankLineEnd(MAX_HEAD_BYTES, scanned);
-      if (end < 0) {
-        const searched = Math.max(0, connection.available - 3);
-        return connection.fill(MAX_HEAD_BYTES + 4).then((more) => {
-          if (more) return readHead(connection, searched);
-          throw new UpstreamProtocolError(
-            connection.answered
-              ? "the upstream closed the connection mid-answer"
-              : "the upstream closed the connection",
-          );
-        });
-      }
-      scanned = 0;
-      const head = parseHead(connection.takeText(end));
-      if (head.status >= 200) return Promise.resolve(head);
-      if (head.status === 101) throw new UpstreamProtocolError("the upstream switched protocols");
-    }
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
 /** A socket with a read buffer: the bytes read but not yet consumed are `buffer[start..end)`. */
 export class Connection {
   #buffer = new Uint8Array(FIRST_READ_BYTES);
@@ -60,6 +38,8 @@ export class Connection {
   #end = 0;
   /** The last read filled the whole buffer (not only the room behind bytes lent or not yet consumed). */
   #filled = false;
+  /** Reads in a row that took at most a quarter of the buffer. */
+  #small = 0;
   #closed = false;
   /** Set once any byte of an answer has arrived on this use. */
   answered = false;
@@ -89,7 +69,9 @@ export class Connection {
     this.expiresAt = expiresAt;
     this.#spoiled = false;
     this.#filled = false;
+    this.#small = 0;
     this.#start = this.#end = 0;
+    if (this.#buffer.length < FIRST_READ_BYTES) this.#buffer = new Uint8Array(FIRST_READ_BYTES);
     const watch = this.conn.read(this.#buffer);
     this.#watch = watch;
     // A parked connection's read does not keep the process alive; `take` makes it count again.
@@ -98,6 +80,11 @@ export class Connection {
       if (this.#watch === watch) this.#spoiled = true;
     };
     watch.then(settled, settled);
+  }
+
+  /** The read buffer's size: what the connection keeps while it waits for bytes (an open stream's share). */
+  get bufferBytes(): number {
+    return this.#buffer.length;
   }
 
   get available(): number {
@@ -135,7 +122,13 @@ export class Connection {
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
       // Empty, so nothing to copy; not while parked: the pending read writes into the buffer it was given.
-      if (!this.#watch && this.#nextSize() > buffer.length) this.#buffer = new Uint8Array(this.#nextSize());
+      if (!this.#watch) {
+        const size = this.#nextSize();
+        if (size !== buffer.length) {
+          this.#buffer = new Uint8Array(size);
+          this.#small = 0;
+        }
+      }
     } else if (this.#end === buffer.length) {
       if (this.#start > 0) {
         buffer.copyWithin(0, this.#start, this.#end);
@@ -163,6 +156,7 @@ export class Connection {
       this.answered = true;
       // Only a read that filled a whole buffer asks for a larger one, not one behind bytes still buffered.
       this.#filled = read === this.#buffer.length;
+      this.#small = read * 4 <= this.#buffer.length ? this.#small + 1 : 0;
       this.#end += read;
     }
     after?.();
@@ -174,10 +168,14 @@ export class Connection {
     return this.#ended;
   }
 
-  /** The size of the next buffer: twice this one after a read that filled it, up to `READ_BYTES`. */
+  /**
+   * The size of the next buffer: twice this one after a read that filled it, up to `READ_BYTES`; half after
+   * `SHRINK_AFTER` small reads, down to `MIN_READ_BYTES`.
+   */
   #nextSize(): number {
     const size = this.#buffer.length;
-    return this.#filled && size < READ_BYTES ? Math.min(size * 2, READ_BYTES) : size;
+    if (this.#filled) return size < READ_BYTES ? Math.min(size * 2, READ_BYTES) : size;
+    return this.#small >= SHRINK_AFTER && size > MIN_READ_BYTES ? Math.max(MIN_READ_BYTES, size >> 1) : size;
   }
 
   /** The size of a larger buffer for a line that does not fit; throws past `limit`. */
