@@ -16,7 +16,7 @@ const FIRST_READ_BYTES = 2 * 1024;
 const READ_BYTES = 16 * 1024;
 /**
  * A stream's events come a few hundred bytes per read: after `SHRINK_AFTER` reads in a row that each took at most
- * a quarter of the buffer, the next is half as large, down to this. An open stream then keeps 512 bytes, not 2 KiB
+ * a third of the buffer, the next is half as large, down to this. An open stream then keeps 512 bytes, not 2 KiB
  * (or the 16 KiB an earlier large answer grew it to); a parked connection gets `FIRST_READ_BYTES` again for the
  * next answer's head.
  */
@@ -38,7 +38,7 @@ export class Connection {
   #end = 0;
   /** The last read filled the whole buffer (not only the room behind bytes lent or not yet consumed). */
   #filled = false;
-  /** Reads in a row that took at most a quarter of the buffer. */
+  /** Reads in a row that took at most a third of the buffer. */
   #small = 0;
   #closed = false;
   /** Set once any byte of an answer has arrived on this use. */
@@ -119,16 +119,13 @@ export class Connection {
    */
   fill(limit = READ_BYTES, onError?: (error: unknown) => boolean, after?: () => void): Promise<boolean> {
     const buffer = this.#buffer;
-    if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
-      // Empty, so nothing to copy; not while parked: the pending read writes into the buffer it was given.
-      if (!this.#watch) {
-        const size = this.#nextSize();
-        if (size !== buffer.length) {
-          this.#buffer = new Uint8Array(size);
-          this.#small = 0;
-        }
-      }
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    // Not while parked: the pending read writes into the buffer it was given.
+    const size = this.#watch ? buffer.length : this.#nextSize();
+    if (size !== buffer.length && this.available <= size >> 2) {
+      // Few bytes to carry over (a stream's usual read: none, or the last chunk's CRLF).
+      this.#renew(size);
+      this.#small = 0;
     } else if (this.#end === buffer.length) {
       if (this.#start > 0) {
         buffer.copyWithin(0, this.#start, this.#end);
@@ -156,7 +153,7 @@ export class Connection {
       this.answered = true;
       // Only a read that filled a whole buffer asks for a larger one, not one behind bytes still buffered.
       this.#filled = read === this.#buffer.length;
-      this.#small = read * 4 <= this.#buffer.length ? this.#small + 1 : 0;
+      this.#small = read * 3 <= this.#buffer.length ? this.#small + 1 : 0;
       this.#end += read;
     }
     after?.();

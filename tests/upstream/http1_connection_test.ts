@@ -12,13 +12,16 @@ test("http1 connection: a stream of small reads shrinks the buffer to 512 bytes,
   try {
     const sizes: number[] = [];
     const event = new Uint8Array(100).fill(97);
+    // Each read leaves two bytes behind (a chunked body's CRLF, taken with the next chunk).
     for (let i = 0; i < 30; i++) {
       await server.write(event);
-      assert.equal(await connection.fill(), true);
-      assert.equal(connection.available, 100);
-      connection.skip(100);
+      // A read into the room behind the bytes left may take part of the event: read until it is all here.
+      while (connection.available < (i === 0 ? 100 : 102)) assert.equal(await connection.fill(), true);
+      assert.equal(connection.available, i === 0 ? 100 : 102);
+      connection.skip(connection.available - 2);
       sizes.push(connection.bufferBytes);
     }
+    connection.skip(2);
     assert.equal(sizes[0], 2048);
     assert.ok(sizes.includes(1024), `halved on the way: ${sizes}`);
     assert.equal(sizes.at(-1), 512);
