@@ -21,7 +21,7 @@ const READ_BYTES = 16 * 1024;
  * next answer's head.
  */
 const MIN_READ_BYTES = 512;
-const SHRINK_AFTER = 8;
+const SHRINK_AFTER = 4;
 
 /** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
 const asciiDecoder = new TextDecoder();
