@@ -68,7 +68,8 @@ class Reader {
     while (text !== undefined) {
       const match: RegExpExecArray = KEY.exec(text) ?? outside();
       const key = match[1];
-      if (Object.hasOwn(out, key) || key === "__proto__") outside();
+      // js-yaml resolves a key like a value (`True:` is the key "true"): only keys that stay strings are read here.
+      if (Object.hasOwn(out, key) || key === "__proto__" || NULLS.has(key) || BOOLEANS.has(key)) outside();
       this.at++;
       out[key] = this.value(match[2], indent, true);
       const next: Line | undefined = this.lines[this.at];
@@ -148,8 +149,8 @@ function flowList(rest: string): unknown[] {
     } else {
       const end = rest.slice(i).search(/[,\]]/);
       const plain = end < 0 ? outside() : rest.slice(i, i + end).trimEnd();
-      // Nested collections, indicators, comments and `key: value` pairs are left to js-yaml.
-      if (plain === "" || /[[\]{}#]|: |:$/.test(plain) || /^([&*!|>%@`?,:]|-( |$))/.test(plain)) outside();
+      // Nested collections, indicators, comments, colons and quotes inside are left to js-yaml.
+      if (plain === "" || /[[\]{}#:'"]/.test(plain) || /^([&*!|>%@`?,]|-( |$))/.test(plain)) outside();
       out.push(resolvePlain(plain));
       i += end;
     }
