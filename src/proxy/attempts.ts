@@ -218,7 +218,7 @@ export class Attempts {
   #whole(got: Got): Outcome | Promise<Outcome> {
     got.pick.lease.firstByte(got.answeredAt - got.sentAt);
     const whole = got.response.whole;
-    return whole ? this.#read(got, whole) : this.#readLater(got);
+    return whole ? this.#read(got, whole, got.answeredAt) : this.#readLater(got); // read as it was answered
   }
 
   async #readLater(got: Got): Promise<Outcome> {
@@ -241,15 +241,14 @@ export class Attempts {
         : { kind: "connection", message: "answer cut before its end" };
       return await this.#failed(endpoint, timeout ? "timeout" : "body cut", outcome);
     }
-    return await this.#read(got, bytes);
+    return await this.#read(got, bytes, spent(call.trace, got.answeredAt));
   }
 
   /** The whole body read; for a generation request it must be JSON (the parse travels on with the answer). */
-  #read(got: Got, bytes: Uint8Array<ArrayBuffer>): Outcome | Promise<Outcome> {
+  #read(got: Got, bytes: Uint8Array<ArrayBuffer>, readAt: number): Outcome | Promise<Outcome> {
     const { call, pick, response } = got;
     const { endpoint } = pick;
     got.release();
-    const readAt = spent(call.trace, got.answeredAt);
     let body: Answer["body"] = { kind: "bytes", bytes };
     if (call.json) {
       // A 200 that is not JSON is the endpoint's failure, not an answer.
