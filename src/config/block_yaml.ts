@@ -47,11 +47,19 @@ export function readBlockYaml(text: string): { value: unknown } | undefined {
   }
 }
 
+/**
+ * Mappings and lists nested deeper than this are left to js-yaml, which refuses 100 levels and more (its `maxDepth`):
+ * then the reader never reads a file js-yaml refuses, and its recursion stays far from the stack's limit.
+ */
+const MAX_DEPTH = 50;
+
 const KEY = /^([A-Za-z_][\w./-]*):(?: +(.*))?$/;
 const isItem = (text: string) => text === "-" || text.startsWith("- ");
 
 class Reader {
   at = 0;
+  /** Mappings and lists open around the current line. */
+  depth = 0;
   constructor(private readonly lines: Line[]) {}
 
   /** The block that starts at the current line, indented `indent`. */
@@ -63,6 +71,7 @@ class Reader {
 
   /** A mapping whose keys sit at `indent`; `first` is the text of its first line. */
   mapping(indent: number, first: string): Record<string, unknown> {
+    if (++this.depth > MAX_DEPTH) outside();
     const out: Record<string, unknown> = {};
     let text: string | undefined = first;
     while (text !== undefined) {
@@ -75,11 +84,13 @@ class Reader {
       const next: Line | undefined = this.lines[this.at];
       text = next?.indent === indent && !isItem(next.text) ? next.text : undefined;
     }
+    this.depth--;
     return out;
   }
 
   /** A list whose `- ` marks sit at `indent`. */
   sequence(indent: number): unknown[] {
+    if (++this.depth > MAX_DEPTH) outside();
     const out: unknown[] = [];
     for (
       let line = this.lines[this.at];
@@ -96,6 +107,7 @@ class Reader {
       this.at++;
       out.push(this.value(after === "" ? undefined : after, indent, false));
     }
+    this.depth--;
     return out;
   }
 

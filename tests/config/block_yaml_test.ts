@@ -70,6 +70,13 @@ test("block YAML: each form is read as js-yaml reads it, or left to js-yaml", ()
   for (const text of left) assert.equal(agree(text), "left", text);
 });
 
+test("block YAML: nesting js-yaml refuses (100 levels) is left to it, and a very deep file does not overflow", () => {
+  const nested = (depth: number) => Array.from({ length: depth }, (_, i) => `${" ".repeat(i)}k:`).join("\n");
+  assert.equal(agree(nested(40)), "read");
+  assert.equal(agree(nested(100)), "left");
+  assert.equal(readBlockYaml(nested(3000)), undefined);
+});
+
 test("block YAML: 4,000 random documents, every one it reads is read as js-yaml reads it", () => {
   let seed = 42;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
