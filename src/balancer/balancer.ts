@@ -54,6 +54,9 @@ export interface PlanOptions {
   readonly health?: Promise<EndpointHealth[]>;
 }
 
+/** An endpoint open to a request, with its health as seen. */
+type Candidate = { readonly endpoint: EndpointConfig; readonly health: EndpointHealth };
+
 /** Why an attempt did not produce the answer: shown in errors, never containing URLs or keys. */
 export type AttemptOutcome =
   | { readonly kind: "status"; readonly status: number }
@@ -139,6 +142,21 @@ export class AttemptPlan {
     if (outcome.kind === "status" && outcome.status === 429) (this.#retryable ??= new Set()).add(endpoint.id);
   }
 
+  /**
+   * The pick at once when the store holds health in this process and an endpoint is open with no budget to charge
+   * (the usual first pick: no promise on the request's way); else undefined, nothing changed, and `next()` decides.
+   */
+  nextNow(): Pick | undefined {
+    const snapshot = this.#attempts < this.#options.maxAttempts && !this.#prefetched
+      ? this.#health.snapshotNow(this.#group.endpoints)
+      : undefined;
+    const tier = snapshot ? bestTier(this.#scan(snapshot, this.#clock.now()).open, this.#allFallbacks) : [];
+    // Choosing moves the rotation: only when the choice stands (a budget to charge is `next()`'s, async).
+    if (tier.length === 0 || (this.#budgets && tier.some(({ endpoint }) => hasBudget(endpoint)))) return;
+    const chosen = chooseInTier(tier, this.#choice);
+    return this.#picked(chosen, this.#choice.load.start(chosen.endpoint.id), undefined);
+  }
+
   /** The next endpoint to try, or undefined when the plan is exhausted (then call `exhaustedError`). */
   async next(): Promise<Pick | undefined> {
     if (this.#attempts >= this.#options.maxAttempts) return undefined;
@@ -146,20 +164,7 @@ export class AttemptPlan {
     while (true) {
       const snapshot = await (this.#takePrefetched() ?? this.#health.snapshot(endpoints));
       const now = this.#clock.now();
-      const open: { endpoint: EndpointConfig; health: EndpointHealth }[] = [];
-      // The endpoints still open to this request, and when the first of those cooling down is back.
-      let untried = 0;
-      let earliest = Infinity;
-      for (let i = 0; i < endpoints.length; i++) {
-        const endpoint = endpoints[i];
-        if (this.#tried?.has(endpoint.id) && !this.#retryable?.has(endpoint.id)) continue;
-        if (this.#excluded(endpoint.id)) continue;
-        // Out of its rpm/tpm budget counts as rate limited until the window ends.
-        const health = withBudget(snapshot[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0);
-        untried++;
-        if (health.cooldownUntil <= now) open.push({ endpoint, health });
-        else earliest = Math.min(earliest, health.cooldownUntil);
-      }
+      const { open, untried, earliest } = this.#scan(snapshot, now);
       const tier = bestTier(open, this.#allFallbacks);
       if (tier.length > 0) {
         const chosen = chooseInTier(tier, this.#choice);
@@ -174,11 +179,7 @@ export class AttemptPlan {
             continue;
           }
         }
-        (this.#tried ??= new Set()).add(chosen.endpoint.id);
-        this.#retryable?.delete(chosen.endpoint.id);
-        this.#attempts++;
-        const { endpoint, health } = chosen;
-        return reservation ? { endpoint, health, lease, reservation } : { endpoint, health, lease };
+        return this.#picked(chosen, lease, reservation);
       }
       if (untried === 0) return undefined;
       const waitMs = Math.max(1, earliest - now);
@@ -187,6 +188,33 @@ export class AttemptPlan {
       this.#options.onWait?.(waitMs);
       await this.#clock.sleep(waitMs, this.#options.signal);
     }
+  }
+
+  /** The endpoints still open to this request, those of them that can serve now, and when the first cooling is back. */
+  #scan(snapshot: readonly EndpointHealth[], now: number) {
+    const endpoints = this.#group.endpoints;
+    const open: Candidate[] = [];
+    let untried = 0;
+    let earliest = Infinity;
+    for (let i = 0; i < endpoints.length; i++) {
+      const endpoint = endpoints[i];
+      if (this.#tried?.has(endpoint.id) && !this.#retryable?.has(endpoint.id)) continue;
+      if (this.#excluded(endpoint.id)) continue;
+      // Out of its rpm/tpm budget counts as rate limited until the window ends.
+      const health = withBudget(snapshot[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0);
+      untried++;
+      if (health.cooldownUntil <= now) open.push({ endpoint, health });
+      else earliest = Math.min(earliest, health.cooldownUntil);
+    }
+    return { open, untried, earliest };
+  }
+
+  #picked(chosen: Candidate, lease: Lease, reservation: Reservation | undefined): Pick {
+    (this.#tried ??= new Set()).add(chosen.endpoint.id);
+    this.#retryable?.delete(chosen.endpoint.id);
+    this.#attempts++;
+    const { endpoint, health } = chosen;
+    return reservation ? { endpoint, health, lease, reservation } : { endpoint, health, lease };
   }
 
   /** The health read ahead for this request, once: later choices read it afresh. */

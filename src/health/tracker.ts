@@ -54,6 +54,17 @@ export class HealthTracker {
     }
   }
 
+  /** The snapshot at once when the store holds health in this process (the in-memory store); else undefined. */
+  snapshotNow(endpoints: readonly EndpointConfig[]): EndpointHealth[] | undefined {
+    const store = this.#store;
+    if (!store.readHealthNow) return undefined;
+    const states = store.readHealthNow(endpoints.map((endpoint) => endpoint.id));
+    const probes = this.#probes;
+    return probes
+      ? states.map((state, i) => probes.revives(endpoints[i].id, state) ? HEALTHY : state)
+      : states;
+  }
+
   /** Counts a failed attempt; cools the endpoint down once it reaches `allowed_fails`. */
   async failure(endpoint: EndpointConfig, cause: string): Promise<EndpointHealth> {
     const state = await this.#guard(endpoint, () =>

@@ -57,7 +57,7 @@ export class Attempts {
     while (true) {
       let pick: Pick | undefined;
       try {
-        pick = await plan.next();
+        pick = plan.nextNow?.() ?? await plan.next();
       } catch (error) {
         if (call.signal.aborted) throw new ClientGone();
         throw error;

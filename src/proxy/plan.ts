@@ -23,6 +23,11 @@ export interface Plan {
   readonly attempts: number;
   /** The next endpoint to try, or undefined when the plan ran out (then `exhaustedError`). */
   next(): Promise<Pick | undefined>;
+  /**
+   * The next pick when it can be made at once (health held in this process, no wait, no budget to charge); else
+   * undefined, having changed nothing, and `next()` decides.
+   */
+  nextNow?(): Pick | undefined;
   /** Records what an attempt got: it shapes the next pick and the final error. */
   failed(endpoint: EndpointConfig, outcome: AttemptOutcome): void;
   /** The error for a request whose plan ran out (with what each attempt got). */

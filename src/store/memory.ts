@@ -72,10 +72,14 @@ export class MemoryStore implements Store {
   }
 
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
+    return Promise.resolve(this.readHealthNow(ids));
+  }
+
+  readHealthNow(ids: readonly string[]): EndpointHealth[] {
     const health = this.#health;
     const out = new Array<EndpointHealth>(ids.length);
     for (let i = 0; i < ids.length; i++) out[i] = health.get(ids[i]) ?? HEALTHY;
-    return Promise.resolve(out);
+    return out;
   }
 
   recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {

@@ -93,6 +93,8 @@ export interface Store {
 
   /** Health of many endpoints at once (one round trip on Redis). Unknown ids are healthy. */
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]>;
+  /** The same, at once, from a store that holds health in this process (no promise on a request's way). */
+  readHealthNow?(ids: readonly string[]): EndpointHealth[];
   /**
    * Counts one failure. When the count reaches `allowedFails`, the endpoint cools down until `cooldownUntil`
    * (never shortening a later deadline already set) and the count starts again at 0. Atomic across instances.
