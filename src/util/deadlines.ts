@@ -135,6 +135,8 @@ export class Deadlines {
       else this.#queues.delete(duration);
     }
     if (next !== Infinity) this.#arm(next);
+    // From several queues when the timer ran late (a busy process): fire them in the order they fell due.
+    if (due.length > 1) due.sort(byDueTime);
     for (const entry of due) {
       // Checked at the call: an earlier callback of this batch may have cancelled it.
       const fire = entry.fire;
@@ -150,6 +152,8 @@ export class Deadlines {
     }
   }
 }
+
+const byDueTime = (a: Entry, b: Entry) => a.at - b.at;
 
 /** The process-wide deadlines. */
 export const deadlines = new Deadlines();

@@ -24,6 +24,19 @@ test("deadlines fire once each, in order, at about their time", async () => {
   assert.equal(deadlines.pending, 0);
 });
 
+test("deadlines past due together fire in the order they fell due, whatever their durations", async () => {
+  let now = 0;
+  const deadlines = new Deadlines(() => now);
+  const fired: string[] = [];
+  deadlines.after(60, () => fired.push("60a"));
+  deadlines.after(20, () => fired.push("20"));
+  deadlines.after(60, () => fired.push("60b"));
+  // A busy process: by the time the timer (armed for 20 ms) runs, all three are past due.
+  now = 100;
+  for (let waited = 0; fired.length < 3 && waited < 2000; waited += 10) await delay(10);
+  assert.deepEqual(fired, ["20", "60a", "60b"]);
+});
+
 test("a cancelled deadline never fires, and cancelling the earliest does not delay the rest", async () => {
   const deadlines = new Deadlines();
   const fired: string[] = [];
