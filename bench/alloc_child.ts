@@ -67,9 +67,7 @@ export async function runChild(job: string, root: string, options: ChildOptions)
 }
 
 async function loadApp(root: string, upstreamUrl: string, cache: boolean) {
-  // parse.ts since session 10; load.ts in older snapshots.
-  const parseConfig = (await import(`file://${root}/src/config/load.ts`)).parseConfig ??
-    (await import(`file://${root}/src/config/parse.ts`)).parseConfig;
+  const { parseConfig } = await import(`file://${root}/src/config/load.ts`);
   const { buildServices } = await import(`file://${root}/src/services.ts`);
   const { createApp } = await import(`file://${root}/src/app.ts`);
   const { createLogger } = await import(`file://${root}/src/logger.ts`);
