@@ -12,23 +12,14 @@ import { createLogger } from "../../src/logger.ts";
 import { Budgets } from "../../src/ratelimit/budget.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import type { Store } from "../../src/store/store.ts";
+import { testEndpoint } from "../_support/endpoint.ts";
 import { test } from "../_support/test.ts";
 
 const quiet = createLogger({ level: "error", write: () => {} });
 const now = () => 1_800_000_000_000;
 
-const endpoint = (id: string, weight: number, rpm?: number): EndpointConfig => ({
-  id,
-  group: "g",
-  model: "m",
-  weight,
-  provider: "openai",
-  baseUrl: "http://127.0.0.1:9",
-  apiKey: "sk-test",
-  timeoutMs: 1000,
-  headers: {},
-  ...(rpm ? { rpm } : {}),
-});
+const endpoint = (id: string, weight: number, rpm?: number): EndpointConfig =>
+  testEndpoint(id, rpm ? { weight, rpm } : { weight });
 
 function balancer(store: Store = new MemoryStore(), withBudgets = false): Balancer {
   const health = new HealthTracker(store, { allowedFails: 1, cooldownMs: 30_000 }, now, quiet);

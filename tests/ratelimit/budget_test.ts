@@ -16,24 +16,14 @@ import {
 } from "../../src/ratelimit/budget.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { HEALTHY, type Store } from "../../src/store/store.ts";
+import { testEndpoint } from "../_support/endpoint.ts";
 import { test } from "../_support/test.ts";
 
 const T = 31_666_666 * 60_000; // a window starts here (2030-03-17)
 const quiet = createLogger({ level: "error", write: () => {} });
 
 function endpoint(id: string, limits: { rpm?: number; tpm?: number } = {}, weight = 1): EndpointConfig {
-  return {
-    id,
-    group: "g",
-    model: "m",
-    weight,
-    provider: "openai",
-    baseUrl: "http://127.0.0.1:9",
-    apiKey: "sk-test",
-    timeoutMs: 1000,
-    headers: {},
-    ...limits,
-  };
+  return testEndpoint(id, { weight, ...limits });
 }
 
 test("windowStart and windowEnd: fixed windows aligned on multiples of the window length", () => {
