@@ -24,13 +24,11 @@ let targetSlot: symbol | null | undefined;
 
 /** The symbol under which Deno's `Headers` keeps its lazy source, found once (null: this runtime has none). */
 function slot(headers: Headers): symbol | null {
-  if (targetSlot === undefined) {
-    targetSlot = Object.getOwnPropertySymbols(headers).find((symbol) =>
-      symbol.description === "header target"
-    ) ??
-      null;
-  }
-  return targetSlot;
+  if (targetSlot !== undefined) return targetSlot;
+  const found = Object.getOwnPropertySymbols(headers).find((symbol) =>
+    symbol.description === "header target"
+  );
+  return targetSlot = found ?? null;
 }
 
 /** The request's headers as name/value pairs, in the client's order and case. */

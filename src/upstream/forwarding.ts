@@ -21,8 +21,8 @@ export const FORWARDED_CLIENT_HEADERS: ReadonlySet<string> = new Set([
 const FORWARDED_PREFIX = "x-stainless-";
 
 /**
- * Copies the allowed client headers into `into` (which holds none of them yet). Headers named in the client's `Connection` header are
- * hop-by-hop (RFC 9110, section 7.6.1) and never pass, even when allowed.
+ * Copies the allowed client headers into `into` (which holds none of them yet). Headers named in the client's
+ * `Connection` header are hop-by-hop (RFC 9110, section 7.6.1) and never pass, even when allowed.
  */
 export function copyClientHeaders(client: Headers, into: Record<string, string>): void {
   const connection = client.get("connection");
