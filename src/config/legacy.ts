@@ -7,7 +7,7 @@
  *   one `warn` line at start. Keys neither version knows stay errors (the schema is strict).
  */
 
-import type * as z from "zod/mini";
+import { type AnySchema, ArrayOf, StrictObject, Wrapper } from "../check/mod.ts";
 import type { IgnoredKey } from "./config.ts";
 import { type ConfigFile, ConfigFileSchema } from "./schema.ts";
 
@@ -16,14 +16,13 @@ export function withoutNulls(tree: unknown): unknown {
   return prune(tree, ConfigFileSchema);
 }
 
-function prune(node: unknown, schema: z.ZodMiniType): unknown {
+function prune(node: unknown, schema: AnySchema): unknown {
   const inner = unwrap(schema);
-  const def = inner._zod.def as { type: string; element?: z.ZodMiniType };
   if (Array.isArray(node)) {
-    return def.type === "array" && def.element ? node.map((item) => prune(item, def.element!)) : node;
+    return inner instanceof ArrayOf ? node.map((item) => prune(item, inner.element)) : node;
   }
-  if (node === null || typeof node !== "object" || def.type !== "object") return node;
-  const shape = (inner as z.ZodMiniObject).shape as Record<string, z.ZodMiniType | undefined>;
+  if (node === null || typeof node !== "object" || !(inner instanceof StrictObject)) return node;
+  const shape: Record<string, AnySchema> = inner.shape;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node)) {
     const field = Object.hasOwn(shape, key) ? shape[key] : undefined;
@@ -34,15 +33,10 @@ function prune(node: unknown, schema: z.ZodMiniType): unknown {
   return out;
 }
 
-/** Through optional, default, preprocess (a pipe) and the like, down to the schema that judges the value. */
-function unwrap(schema: z.ZodMiniType): z.ZodMiniType {
+/** Through optional, default, preprocess and the like, down to the schema that judges the value. */
+function unwrap(schema: AnySchema): AnySchema {
   let current = schema;
-  for (let depth = 0; depth < 16; depth++) {
-    const def = current._zod.def as { type: string; innerType?: z.ZodMiniType; out?: z.ZodMiniType };
-    const next = def.type === "pipe" ? def.out : def.innerType;
-    if (next === undefined) break;
-    current = next;
-  }
+  while (current instanceof Wrapper) current = current.inner;
   return current;
 }
 

@@ -4,16 +4,11 @@
  * keys are spread into the `general_settings` schema; `resolveLimits` turns them into the resolved settings.
  */
 
-import * as z from "zod/mini";
-import { preprocess } from "./schema_parts.ts";
+import * as z from "../check/mod.ts";
+import { numeric } from "./schema_parts.ts";
 
 const MiB = 1024 * 1024;
 
-const numeric = <T extends z.ZodMiniType>(inner: T) =>
-  preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
-    inner,
-  );
 const positiveSeconds = numeric(z.number().check(z.positive()));
 const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 
@@ -21,13 +16,13 @@ const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 export const LIMIT_KEYS = {
   /** Unset: derived from the process's open-file limit (`serve/fd_limit.ts`). */
   max_connections: z.optional(positiveCount),
-  keepalive_timeout: z._default(positiveSeconds, 30),
-  header_timeout: z._default(positiveSeconds, 10),
-  body_timeout: z._default(positiveSeconds, 60),
+  keepalive_timeout: z.withDefault(positiveSeconds, 30),
+  header_timeout: z.withDefault(positiveSeconds, 10),
+  body_timeout: z.withDefault(positiveSeconds, 60),
   /** Unset: four bodies of the largest size (`max_body_bytes`), 40 MiB by default. */
   max_inflight_body_bytes: z.optional(positiveCount),
-  max_response_bytes: z._default(positiveCount, 64 * MiB),
-  connect_timeout: z._default(positiveSeconds, 10),
+  max_response_bytes: z.withDefault(positiveCount, 64 * MiB),
+  connect_timeout: z.withDefault(positiveSeconds, 10),
 };
 
 export interface Limits {
@@ -47,7 +42,7 @@ export interface Limits {
   readonly connectTimeoutMs: number;
 }
 
-type LimitKeys = z.output<z.ZodMiniObject<typeof LIMIT_KEYS>>;
+type LimitKeys = z.ObjectOutput<typeof LIMIT_KEYS>;
 
 export function resolveLimits(gs: LimitKeys, maxBodyBytes: number): Limits {
   return {

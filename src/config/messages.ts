@@ -3,7 +3,7 @@
  * `model_groups[0].models[1].weight must be >= 0, got -1`. Secret values never appear.
  */
 
-import type * as z from "zod/mini";
+import type { FinalIssue } from "../check/mod.ts";
 import { KNOWN_KEYS } from "./schema.ts";
 
 export type Path = readonly PropertyKey[];
@@ -50,7 +50,7 @@ const EXPECTED: Record<string, string> = {
   record: "a mapping",
 };
 
-export function describeIssue(issue: z.core.$ZodIssue, tree: unknown): string[] {
+export function describeIssue(issue: FinalIssue, tree: unknown): string[] {
   const path = formatPath(issue.path);
   const value = valueAt(tree, issue.path);
   const got = `got ${formatValue(value, issue.path)}`;

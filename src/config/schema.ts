@@ -1,5 +1,5 @@
 /**
- * The zod schema (zod/mini, `schema_parts.ts`) of `llmproxy.yaml`: the Python LLMProxy file format, accepted unchanged, plus the keys of SPEC
+ * The schema (`src/check/`, `schema_parts.ts`) of `llmproxy.yaml`: the Python LLMProxy file format, accepted unchanged, plus the keys of SPEC
  * section 3. Unknown keys are errors, so a typo never passes silently. This describes the file as written (after
  * `os.environ/NAME` substitution); `load.ts` resolves it into the `Config` the rest of the proxy reads.
  *
@@ -7,18 +7,10 @@
  * (`bind_port: os.environ/PORT`), and lists also accept one comma-separated string.
  */
 
-import * as z from "zod/mini";
-import { preprocess } from "./schema_parts.ts";
+import * as z from "../check/mod.ts";
+import { numeric } from "./schema_parts.ts";
 import { LIMIT_KEYS } from "./limits.ts";
 import { KEY_FIELDS, KeysSchema, PricesSchema } from "../keys/schema.ts";
-
-/** A numeric string becomes a number; anything else is left for the inner schema to judge. */
-function numeric<T extends z.ZodMiniType>(inner: T) {
-  return preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
-    inner,
-  );
-}
 
 const BOOLEAN_WORDS: Record<string, boolean> = {
   true: true,
@@ -32,7 +24,7 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
 };
 
 /** `true`/`false`, also as the strings `true|yes|on|1` and `false|no|off|0` (any case). */
-const flag = preprocess(
+const flag = z.preprocess(
   (
     v,
   ) => (typeof v === "string" && v.trim().toLowerCase() in BOOLEAN_WORDS
@@ -42,15 +34,15 @@ const flag = preprocess(
 );
 
 /** A list of strings, also given as one comma-separated string (what an env reference produces). */
-function stringList(item: z.ZodMiniString = z.string().check(z.minLength(1))) {
-  return preprocess(
+function stringList(item: z.StringSchema = z.string().check(z.minLength(1))) {
+  return z.preprocess(
     (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
     z.array(item),
   );
 }
 
 /** An optional string where an empty value (an env var set to "") means "not given". */
-const optionalText = preprocess((v) => (v === "" ? undefined : v), z.optional(z.string()));
+const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.optional(z.string()));
 
 const port = numeric(z.number().check(z.int(), z.minimum(0), z.maximum(65535)));
 const seconds = numeric(z.number().check(z.minimum(0)));
@@ -84,12 +76,12 @@ const headerValue = z.string().check(
 
 const headerMap = z.record(
   z.string().check(z.minLength(1), z.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid header name")),
-  preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), headerValue),
+  z.preprocess((v) => (typeof v === "number" || typeof v === "boolean" ? String(v) : v), headerValue),
 );
 
 /** A mapping that may also be left empty in YAML (`general_settings:` with everything below commented out). */
-function emptyAsDefault<T extends z.ZodMiniType>(inner: T) {
-  return preprocess((v) => (v === null ? undefined : v), inner);
+function emptyAsDefault<T extends z.AnySchema>(inner: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), inner);
 }
 
 /**
@@ -125,7 +117,7 @@ export const ParamsSchema = z.strictObject({
   /** Absent: `$OPENAI_API_KEY` (openai) or `$AZURE_OPENAI_API_KEY` (azure), like the OpenAI client. */
   api_key: z.optional(headerValue.check(z.minLength(1))),
   api_version: optionalText,
-  provider: z.optional(z.enum(["azure", "openai"])),
+  provider: z.optional(z.oneOf(["azure", "openai"])),
   rpm: z.optional(positiveCount),
   tpm: z.optional(positiveCount),
   timeout: z.optional(positiveSeconds),
@@ -149,20 +141,20 @@ export const ParamsSchema = z.strictObject({
 export const EndpointSchema = z.strictObject({
   model: z.string().check(z.minLength(1)),
   /** The Python default is 1. */
-  weight: z._default(numeric(z.number().check(z.minimum(0))), 1),
+  weight: z.withDefault(numeric(z.number().check(z.minimum(0))), 1),
   /** Lower is preferred; traffic spills to the next tier only when a tier has no capacity. */
-  priority: z._default(numeric(z.number().check(z.int())), 0),
-  params: z._default(ParamsSchema, {}),
+  priority: z.withDefault(numeric(z.number().check(z.int())), 0),
+  params: z.withDefault(ParamsSchema, {}),
 });
 
 export const ModelGroupSchema = z.strictObject({
   model_group: z.string().check(z.minLength(1)),
   models: z.array(EndpointSchema).check(z.minLength(1)),
-  routing: z._default(z.enum(["weighted", "least_busy", "latency"]), "weighted"),
+  routing: z.withDefault(z.oneOf(["weighted", "least_busy", "latency"]), "weighted"),
   /** Extra names the group answers to; `*` matches any run of characters. */
-  aliases: z._default(stringList(), []),
-  list_aliases: z._default(flag, false),
-  content_filter_fallback: z._default(flag, false),
+  aliases: z.withDefault(stringList(), []),
+  list_aliases: z.withDefault(flag, false),
+  content_filter_fallback: z.withDefault(flag, false),
 });
 
 /**
@@ -170,15 +162,15 @@ export const ModelGroupSchema = z.strictObject({
  * here the cache uses the proxy's store, so they are used only as the Redis server when `general_settings` names none.
  */
 export const CacheParamsSchema = z.strictObject({
-  ttl: z._default(positiveCount, 604800),
-  namespace: z._default(
+  ttl: z.withDefault(positiveCount, 604800),
+  namespace: z.withDefault(
     z.string().check(z.regex(/^[^\s{}]+$/, "must be non-empty, without spaces or braces")),
     "llmproxy",
   ),
   /** Default 2 MiB (or the Python `general_settings.max_cache_entry_bytes`); applied by `load.ts`. */
   max_entry_bytes: z.optional(positiveCount),
-  max_entries: z._default(positiveCount, 10000),
-  max_bytes: z._default(positiveCount, 256 * 1024 * 1024),
+  max_entries: z.withDefault(positiveCount, 10000),
+  max_bytes: z.withDefault(positiveCount, 256 * 1024 * 1024),
   type: z.optional(z.string()),
   host: optionalText,
   port: z.optional(port),
@@ -198,12 +190,12 @@ const HOST_PORT = z.string().check(
 );
 
 export const GeneralSettingsSchema = z.strictObject({
-  bind_address: z._default(z.string().check(z.minLength(1)), "127.0.0.1"),
-  bind_port: z._default(port, 5000),
-  http_timeout: z._default(positiveSeconds, 300),
-  num_retries: z._default(count, 3),
-  allowed_fails: z._default(count, 1),
-  cooldown_time: z._default(seconds, 60),
+  bind_address: z.withDefault(z.string().check(z.minLength(1)), "127.0.0.1"),
+  bind_port: z.withDefault(port, 5000),
+  http_timeout: z.withDefault(positiveSeconds, 300),
+  num_retries: z.withDefault(count, 3),
+  allowed_fails: z.withDefault(count, 1),
+  cooldown_time: z.withDefault(seconds, 60),
   redis_url: optionalText.check(z.refine(
     (s) => s === undefined || /^rediss?:\/\//.test(s),
     "must be a redis:// or rediss:// URL",
@@ -223,22 +215,22 @@ export const GeneralSettingsSchema = z.strictObject({
   redis_tls_cert_file: optionalText,
   redis_tls_key_file: optionalText,
   /** Several processes listen on one port (SO_REUSEPORT, Linux): one process per core. */
-  reuse_port: z._default(flag, false),
-  cache: z._default(flag, true),
-  cache_params: emptyAsDefault(z._default(CacheParamsSchema, CacheParamsSchema.parse({}))),
-  response_affinity_ttl: z._default(positiveCount, 21600),
-  responses_failover: z._default(z.enum(["replay", "fail"]), "replay"),
-  max_wait_for_capacity: z._default(seconds, 2),
+  reuse_port: z.withDefault(flag, false),
+  cache: z.withDefault(flag, true),
+  cache_params: emptyAsDefault(z.withDefault(CacheParamsSchema, CacheParamsSchema.parse({}))),
+  response_affinity_ttl: z.withDefault(positiveCount, 21600),
+  responses_failover: z.withDefault(z.oneOf(["replay", "fail"]), "replay"),
+  max_wait_for_capacity: z.withDefault(seconds, 2),
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
   max_body_bytes: z.optional(positiveCount),
-  shutdown_timeout: z._default(seconds, 30),
+  shutdown_timeout: z.withDefault(seconds, 30),
   ...LIMIT_KEYS,
   /** Unset: `http1`, or `fetch` when a forward-proxy variable is set (`resolve.ts`). */
-  upstream_client: z.optional(z.enum(["http1", "fetch"])),
-  api_keys: z._default(stringList(), []),
+  upstream_client: z.optional(z.oneOf(["http1", "fetch"])),
+  api_keys: z.withDefault(stringList(), []),
   /** Seconds between active health probes (a GET of each endpoint's models list); 0 or unset: off. */
-  health_probe_interval: z._default(seconds, 0),
-  admin_keys: z._default(stringList(), []),
+  health_probe_interval: z.withDefault(seconds, 0),
+  admin_keys: z.withDefault(stringList(), []),
   // Keys of the Python LLMProxy. Honoured where they have a meaning here, accepted and ignored otherwise.
   /** Older name of `max_body_bytes`. */
   max_request_body_bytes: z.optional(positiveCount),
@@ -249,14 +241,14 @@ export const GeneralSettingsSchema = z.strictObject({
   /** Ignored: TLS certificates are always verified. */
   redis_ssl_cert_reqs: optionalText,
   /** `_proxy_cache_hit` in non-streamed JSON answers, as the Python version wrote it. Default false. */
-  python_cache_marker: z._default(flag, false),
+  python_cache_marker: z.withDefault(flag, false),
   /** Finished requests appended to a Redis Stream for billing pipelines. */
   usage_stream: z.optional(UsageStreamSchema),
 });
 
 export const ConfigFileSchema = z.strictObject({
   model_groups: z.array(ModelGroupSchema).check(z.minLength(1)),
-  general_settings: emptyAsDefault(z._default(GeneralSettingsSchema, GeneralSettingsSchema.parse({}))),
+  general_settings: emptyAsDefault(z.withDefault(GeneralSettingsSchema, GeneralSettingsSchema.parse({}))),
   /** Client keys with names and policies (`src/keys/`). */
   keys: z.optional(KeysSchema),
   /** USD per million tokens, by model. */
@@ -264,7 +256,7 @@ export const ConfigFileSchema = z.strictObject({
 });
 
 /** The validated file, defaults applied, before resolution. */
-export type ConfigFile = z.output<typeof ConfigFileSchema>;
+export type ConfigFile = z.Output<typeof ConfigFileSchema>;
 
 /** The keys each mapping of the file allows, by the name of the key that holds it (for "did you mean"). */
 export const KNOWN_KEYS = {

@@ -1,16 +1,14 @@
 /**
- * What the zod/mini schemas (`schema.ts`, `limits.ts`, `keys/schema.ts`) share. zod/mini, not classic zod: a bundle
- * keeps only the parts used, about 8 MiB less resident memory (bench/RESULTS.md, session 7). It sets no locale of
- * its own, so English is set here (as classic zod does), before any schema parses: the admin routes show zod's
- * messages (`'rpm' Too small: expected number to be >0`) and the config's messages fall back to them.
+ * What the schemas of the file (`schema.ts`, `limits.ts`, `keys/schema.ts`) share. They are built with the
+ * proxy's own validator (`src/check/`), not zod: no schema library is loaded at start (issue 22.4a, idle memory).
  */
 
-import * as z from "zod/mini";
-import en from "zod/v4/locales/en.js";
+import { type AnySchema, type Output, preprocess, type Wrapper } from "../check/mod.ts";
 
-z.config(en());
-
-/** Classic zod's `z.preprocess`: `fn` runs first, `inner` judges its result. */
-export function preprocess<T extends z.ZodMiniType>(fn: (value: unknown) => unknown, inner: T) {
-  return z.pipe(z.transform(fn), inner);
+/** A numeric string becomes a number (values from the environment are strings); the inner schema judges the rest. */
+export function numeric<S extends AnySchema>(inner: S): Wrapper<Output<S>, S["~opt"]> {
+  return preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
+    inner,
+  );
 }

@@ -1,18 +1,11 @@
 /**
- * The zod schema of the top-level `keys:` list and `prices:` map of `llmproxy.yaml`, and of the policy the admin
+ * The schema (`src/check/`) of the top-level `keys:` list and `prices:` map of `llmproxy.yaml`, and of the policy the admin
  * routes accept (`POST /admin/keys`, `PATCH /admin/keys/{name}`). Values substituted from the environment are
  * strings, so numbers also accept their string forms, and `models` also one comma-separated string.
  */
 
-import * as z from "zod/mini";
-import { preprocess } from "../config/schema_parts.ts";
-
-function numeric<T extends z.ZodMiniType>(inner: T) {
-  return preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
-    inner,
-  );
-}
+import * as z from "../check/mod.ts";
+import { numeric } from "../config/schema_parts.ts";
 
 const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 const usd = numeric(z.number().check(z.positive()));
@@ -25,13 +18,13 @@ export const keyName = z.string().check(z.regex(
 ));
 
 /** Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). */
-const models = preprocess(
+const models = z.preprocess(
   (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
   z.array(z.string().check(z.minLength(1))),
 );
 
 /** `YYYY-MM-DD` (the key stops working at 00:00 UTC that day) or an ISO 8601 date and time. */
-const expires = preprocess(
+const expires = z.preprocess(
   (v) => (v instanceof Date ? v.toISOString() : v),
   z.string().check(z.refine(
     (s) => /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && Number.isFinite(Date.parse(s)),
@@ -49,7 +42,7 @@ export const policyShape = {
   tokens_per_month: z.optional(positiveCount),
   usd_per_month: z.optional(usd),
   expires: z.optional(expires),
-  cache: z.optional(z.enum(["shared", "private"])),
+  cache: z.optional(z.oneOf(["shared", "private"])),
 };
 
 /** One entry of `keys:`. Exactly one of `key` (best as `os.environ/NAME`) and `key_sha256` is given. */
@@ -69,8 +62,8 @@ export const PriceSchema = z.strictObject({
   output: price,
 });
 
-export const KeysSchema = preprocess((v) => (v === null ? [] : v), z.array(KeyEntrySchema));
-export const PricesSchema = preprocess(
+export const KeysSchema = z.preprocess((v) => (v === null ? [] : v), z.array(KeyEntrySchema));
+export const PricesSchema = z.preprocess(
   (v) => (v === null ? {} : v),
   z.record(z.string().check(z.minLength(1)), PriceSchema),
 );
@@ -81,12 +74,12 @@ export const CreateKeySchema = z.strictObject({ name: keyName, ...policyShape })
 /** `PATCH /admin/keys/{name}`: the fields to change; `null` removes a limit (or the expiry). */
 export const PatchKeySchema = z.strictObject(
   Object.fromEntries(Object.entries(policyShape).map(([field, schema]) => [field, z.nullable(schema)])) as {
-    [K in keyof typeof policyShape]: z.ZodMiniNullable<(typeof policyShape)[K]>;
+    [K in keyof typeof policyShape]: z.Wrapper<z.Output<(typeof policyShape)[K]> | null, true>;
   },
 );
 
-export type KeyEntry = z.output<typeof KeyEntrySchema>;
-export type PolicyFields = z.output<z.ZodMiniObject<typeof policyShape>>;
-export type PriceEntry = z.output<typeof PriceSchema>;
+export type KeyEntry = z.Output<typeof KeyEntrySchema>;
+export type PolicyFields = z.ObjectOutput<typeof policyShape>;
+export type PriceEntry = z.Output<typeof PriceSchema>;
 
 export const KEY_FIELDS = Object.keys(KeyEntrySchema.shape);

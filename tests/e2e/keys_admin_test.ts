@@ -42,9 +42,18 @@ test("admin routes: create (key shown once), list, change, revoke; admin key req
 
   assert.equal((await call(admin, { key: TEAM })).status, 401, "a client key is not an admin key");
   assert.equal((await call(admin)).status, 401);
-  const refused = await call(admin, { method: "POST", key: ADMIN, json: { name: "bad", rpm: -1, color: 1 } });
+  const refused = await call(admin, {
+    method: "POST",
+    key: ADMIN,
+    json: { name: "bad", rpm: -1, tpm: 1.5, cache: "all", color: 1 },
+  });
   assert.equal(refused.status, 400);
-  assert.match(refused.json().error.message, /'color'|rpm/);
+  assert.equal(
+    refused.json().error.message,
+    "Invalid key policy: 'rpm' Too small: expected number to be >0; 'tpm' Invalid input: expected int, received " +
+      `number; 'cache' Invalid option: expected one of "shared"|"private"; unknown field 'color'`,
+    "the wording zod gave these problems",
+  );
 
   const created = await call(admin, {
     method: "POST",

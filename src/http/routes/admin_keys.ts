@@ -6,7 +6,7 @@
  */
 
 import type { Context } from "hono";
-import type * as z from "zod/mini";
+import type { AnySchema, FinalIssue, Output } from "../../check/mod.ts";
 import { invalidRequest } from "../../errors.ts";
 import { policyView } from "../../keys/policy.ts";
 import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
@@ -18,21 +18,21 @@ import type { AppEnv } from "./generation.ts";
 const MAX_USAGE_DAYS = 366;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
-function invalidPolicy(error: z.core.$ZodError): Error {
-  const problems = error.issues.map((issue) => {
+function invalidPolicy(issues: FinalIssue[]): Error {
+  const problems = issues.map((issue) => {
     const path = issue.path.join(".");
     return issue.code === "unrecognized_keys"
       ? `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((key) => `'${key}'`).join(", ")}`
       : `${path === "" ? "body" : `'${path}'`} ${issue.message}`;
   });
-  return invalidRequest(`Invalid key policy: ${problems.join("; ")}`, String(error.issues[0]?.path[0] ?? ""));
+  return invalidRequest(`Invalid key policy: ${problems.join("; ")}`, String(issues[0]?.path[0] ?? ""));
 }
 
-async function readPolicy<T extends z.ZodMiniType>(c: Context<AppEnv>, services: Services, schema: T) {
+async function readPolicy<T extends AnySchema>(c: Context<AppEnv>, services: Services, schema: T) {
   const body = parseJsonObject(await readBodyText(c.req.raw, services.config.settings.maxBodyBytes));
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw invalidPolicy(parsed.error);
-  return parsed.data as z.output<T>;
+  if (!parsed.success) throw invalidPolicy(parsed.error.issues);
+  return parsed.data as Output<T>;
 }
 
 export function createKeyHandler(services: Services) {
