@@ -67,7 +67,9 @@ export async function runChild(job: string, root: string, options: ChildOptions)
 }
 
 async function loadApp(root: string, upstreamUrl: string, cache: boolean) {
-  const { parseConfig } = await import(`file://${root}/src/config/load.ts`);
+  // parse.ts since session 10; load.ts in older snapshots.
+  const parseConfig = (await import(`file://${root}/src/config/load.ts`)).parseConfig ??
+    (await import(`file://${root}/src/config/parse.ts`)).parseConfig;
   const { buildServices } = await import(`file://${root}/src/services.ts`);
   const { createApp } = await import(`file://${root}/src/app.ts`);
   const { createLogger } = await import(`file://${root}/src/logger.ts`);

@@ -99,7 +99,9 @@ interface Build {
 }
 
 async function load(root: string, index: number, keys = 0): Promise<Build> {
-  const { parseConfig } = await import(`file://${root}/src/config/load.ts`);
+  // parse.ts since session 10; load.ts in older snapshots.
+  const parseConfig = (await import(`file://${root}/src/config/load.ts`)).parseConfig ??
+    (await import(`file://${root}/src/config/parse.ts`)).parseConfig;
   const { buildServices } = await import(`file://${root}/src/services.ts`);
   const { createApp } = await import(`file://${root}/src/app.ts`);
   const { createLogger } = await import(`file://${root}/src/logger.ts`);

@@ -4,7 +4,7 @@
  */
 
 import type { Config } from "./config/config.ts";
-import { parseConfig } from "./config/load.ts";
+import { parseConfig } from "./config/parse.ts";
 import { SimUpstream } from "./sim/upstream.ts";
 
 export interface Demo extends AsyncDisposable {

@@ -5,7 +5,7 @@
 
 import { createApp } from "../../src/app.ts";
 import type { Clock } from "../../src/core/clock.ts";
-import { parseConfig } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { createLogger, type Logger, type LogLevel } from "../../src/logger.ts";
 import { buildServices, type Services } from "../../src/services.ts";
 import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";

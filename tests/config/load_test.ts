@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig, MAX_CONFIG_VALUES, parseConfig } from "../../src/config/load.ts";
+import { ConfigError, loadConfig, MAX_CONFIG_VALUES } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { KNOWN_KEYS } from "../../src/config/schema.ts";
 import { test } from "../_support/test.ts";
 

@@ -1,7 +1,8 @@
 /** Config files of the Python LLMProxy (fixtures shaped like its example and test configs) load unchanged. */
 
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { test } from "../_support/test.ts";
 
 const fixture = (name: string) => Deno.readTextFile(new URL(`../fixtures/python/${name}`, import.meta.url));

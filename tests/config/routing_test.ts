@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseConfig } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { test } from "../_support/test.ts";
 
 const AZURE = "https://res.openai.azure.com";

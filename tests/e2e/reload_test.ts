@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { LiveApp } from "../../src/live_app.ts";
 import { createLogger } from "../../src/logger.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";

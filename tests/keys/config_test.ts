@@ -1,7 +1,8 @@
 /** The `keys:` list, `prices:` and `usage_stream` as a user writes them, and the messages for mistakes. */
 
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { digestOf, modelMatcher } from "../../src/keys/policy.ts";
 import { test } from "../_support/test.ts";
 

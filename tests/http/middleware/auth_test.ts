@@ -1,7 +1,7 @@
 /** Key parsing, constant-time matching and the open-relay warning, without a server. */
 
 import assert from "node:assert/strict";
-import { parseConfig } from "../../../src/config/load.ts";
+import { parseConfig } from "../../../src/config/parse.ts";
 import {
   identify,
   isAdminRoute,
