@@ -6,8 +6,9 @@
  * forms, tabs, non-ASCII text, errors of any kind): the caller then reads the file with js-yaml, which also words
  * every syntax error.
  *
- * Why: js-yaml builds its tables when its module loads; that and a parse at start cost the idle proxy 0.4-0.6 MiB
- * of RSS (issue 22.4a, bench/RESULTS.md session 10), so it is loaded only for files outside this subset.
+ * Why: with js-yaml loaded and run at start, V8 compiles some of it with its optimizing compiler at once; with the
+ * config schema also free of zod, reading plain files here cuts the idle proxy's RSS by ~0.8 MiB (issue 22.4a,
+ * bench/RESULTS.md session 11). Alone (zod still loaded) it reads no gain: zod keeps that compiler busy at start.
  */
 
 /** A line with content: its indentation and the text after it. */
@@ -163,12 +164,13 @@ function flowList(rest: string): unknown[] {
       out.push(value);
       i = end;
     } else {
-      const end = rest.slice(i).search(/[,\]]/);
-      const plain = end < 0 ? outside() : rest.slice(i, i + end).trimEnd();
+      let end = i;
+      while (end < rest.length && rest[end] !== "," && rest[end] !== "]") end++;
+      const plain = end === rest.length ? outside() : rest.slice(i, end).trimEnd();
       // Nested collections, indicators, comments, colons and quotes inside are left to js-yaml.
       if (plain === "" || /[[\]{}#:'"]/.test(plain) || /^([&*!|>%@`?,]|-( |$))/.test(plain)) outside();
       out.push(resolvePlain(plain));
-      i += end;
+      i = end;
     }
     skip();
     if (rest[i] === "]") return commentOnly(rest.slice(i + 1)) ? out : outside();
@@ -218,8 +220,10 @@ function resolvePlain(plain: string): unknown {
   if (NULLS.has(plain)) return null;
   const flag = BOOLEANS.get(plain);
   if (flag !== undefined) return flag;
-  // Binary, octal and hex integers, and anything a float might be.
+  // Binary, octal and hex integers, anything a float might be, and digits with `_` or `:` (YAML 1.1's `1_000` and
+  // `1:30`, numbers to some readers): js-yaml decides.
   if (/^[-+]?0[box]/.test(plain) || plain.startsWith(".") || plain === "<<") outside();
+  if (/^[-+]?[0-9][0-9._:]*$/.test(plain) && /[_:]/.test(plain)) outside();
   if (!FLOAT.test(plain)) return plain;
   const number = PLAIN_NUMBER.test(plain) ? Number(plain) : outside();
   return Object.is(number, -0) ? outside() : number;

@@ -66,6 +66,9 @@ test("block YAML: each form is read as js-yaml reads it, or left to js-yaml", ()
     "'quoted key': 1",
     "a: b: c",
     "a: 9999999999999999",
+    "a: 1_000",
+    "a: [1:30]",
+    "a: +1",
   ];
   for (const text of left) assert.equal(agree(text), "left", text);
 });
