@@ -7,8 +7,8 @@
 
 import { EventFramer } from "../sse/frame.ts";
 import { type ChunkReader, chunkReader, sourceReader } from "./chunks.ts";
-import { pipeStream } from "./tap.ts";
-import { type BodySource, type ChunkSource, waitFor } from "../upstream/body_source.ts";
+import { type PipeSource, pipeStream } from "./tap.ts";
+import { type BodySource, waitFor } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -110,7 +110,7 @@ function failedFirst(reader: ChunkReader, error: unknown): FirstChunk {
 function opened(first: Uint8Array | null, relay: EventRelay): FirstChunk {
   if (!first) return { ok: false, message: "stream ended before its first byte" };
   relay.first(first);
-  return { ok: true, body: pipeStream(relay, (reason) => relay.cancel(reason)) };
+  return { ok: true, body: pipeStream(relay) };
 }
 
 /**
@@ -121,7 +121,7 @@ function opened(first: Uint8Array | null, relay: EventRelay): FirstChunk {
  * it (`tap.ts`) read its events the same way, so the stack stays one stream layer. One object for as long as the
  * stream is open, not a set of closures.
  */
-class EventRelay implements ChunkSource {
+class EventRelay implements PipeSource {
   #next: Uint8Array | undefined;
   #ended = false;
 
