@@ -97,8 +97,6 @@ export async function main(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, () => resolve(signal));
     }
   });
-  // Start-up garbage collected at the first quiet moments (idle RSS; needs --expose-gc, as the tasks run it).
-  using settling = settleAfterStart(live.fetch, { logger });
   let server: Server;
   try {
     // The proxy's own accept loop: connection cap, idle and header timeouts, survives running out of descriptors.
@@ -118,7 +116,7 @@ export async function main(args: string[]): Promise<number> {
         settings.limits,
         logger,
       ),
-      settling.handler,
+      live.fetch,
     );
     if (!server.limited) {
       logger.warn("this Deno cannot serve per connection: client connection limits are off");
@@ -132,6 +130,8 @@ export async function main(args: string[]): Promise<number> {
     logger.flush();
     return 1;
   }
+  // Start-up garbage collected at the first quiet moments (idle RSS; needs --expose-gc, as the tasks run it).
+  using _settling = settleAfterStart(server, { logger });
   const warnIfOpen = () => {
     const warning = openRelayWarning(hostname, live.services.keys.clientKeysRequired);
     if (warning) logger.warn(warning);

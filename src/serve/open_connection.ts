@@ -9,6 +9,9 @@ export interface Shared {
   readonly handler: Handler;
   /** The sweep's clock. */
   tick: number;
+  /** Requests taken on all the connections, and those whose answer has not been sent yet (settle.ts reads them). */
+  requests: number;
+  inflight: number;
 }
 
 /**
@@ -38,12 +41,15 @@ export class Open implements SocketOwner {
   readonly handler: Handler = (request, info) => {
     this.inflight++;
     this.served++;
+    this.#shared.requests++;
+    this.#shared.inflight++;
     info.completed.then(this.#answered, this.#answered);
     return this.#shared.handler(request, info);
   };
 
   readonly #answered = () => {
     this.inflight--;
+    this.#shared.inflight--;
     this.idleSince = this.#shared.tick;
   };
 

@@ -53,7 +53,13 @@ export type Handler = (
   info: Deno.ServeHandlerInfo<Deno.NetAddr>,
 ) => Response | Promise<Response>;
 
-export interface Server extends AsyncDisposable {
+/** Requests a server has taken so far, and those whose answer has not been sent yet (streams: their last byte). */
+export interface Traffic {
+  readonly requests: number;
+  readonly inflight: number;
+}
+
+export interface Server extends AsyncDisposable, Traffic {
   readonly addr: Deno.NetAddr;
   /** False when the runtime lacks per-connection serving and this is plain `Deno.serve` (no limits). */
   readonly limited: boolean;
@@ -91,15 +97,29 @@ const onError = (error: unknown): Response => {
 export function serve(options: ServeOptions, handler: Handler): Server {
   const serveOn = serveOnConnection();
   if (!serveOn) {
+    // Plain `Deno.serve` counts nothing: its requests are counted here, each until its `completed`.
+    const traffic = { requests: 0, inflight: 0 };
+    const answered = () => void traffic.inflight--;
     const server = Deno.serve(
       { hostname: options.hostname, port: options.port, reusePort: options.reusePort, onListen: () => {} },
-      handler,
+      (request, info) => {
+        traffic.requests++;
+        traffic.inflight++;
+        info.completed.then(answered, answered);
+        return handler(request, info);
+      },
     );
     options.onListen?.(server.addr);
     return {
       addr: server.addr,
       limited: false,
       connections: 0,
+      get requests() {
+        return traffic.requests;
+      },
+      get inflight() {
+        return traffic.inflight;
+      },
       shutdown: () => server.shutdown(),
       [Symbol.asyncDispose]: () => server.shutdown(),
     };
@@ -123,7 +143,7 @@ class LimitedServer implements Server {
 
   constructor(options: ServeOptions, handler: Handler, serveOn: ServeOnConnection) {
     this.#options = options;
-    this.#shared = { open: this.#open, handler, tick: 0 };
+    this.#shared = { open: this.#open, handler, tick: 0, requests: 0, inflight: 0 };
     this.#serveOn = serveOn;
     this.#listener = Deno.listen({
       hostname: options.hostname,
@@ -143,6 +163,14 @@ class LimitedServer implements Server {
 
   get connections(): number {
     return this.#open.size;
+  }
+
+  get requests(): number {
+    return this.#shared.requests;
+  }
+
+  get inflight(): number {
+    return this.#shared.inflight;
   }
 
   async #accept(): Promise<void> {

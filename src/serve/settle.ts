@@ -17,7 +17,7 @@
 
 import type { Logger } from "../logger.ts";
 import { startTimer } from "../util/timer.ts";
-import type { Handler } from "./server.ts";
+import type { Traffic } from "./server.ts";
 
 export interface SettleOptions {
   /** Collect after this long without a new request. Default 250 ms. */
@@ -32,31 +32,25 @@ export interface SettleOptions {
 }
 
 export interface Settling extends Disposable {
-  /** The handler to serve: `handler`, counting the requests it is given. */
-  readonly handler: Handler;
   /** Collections run so far. */
   readonly collections: number;
 }
 
-/** Wraps `handler` and collects at the quiet moments after start; dispose to stop early (shutdown). */
-export function settleAfterStart(handler: Handler, options: SettleOptions = {}): Settling {
+/**
+ * Collects at the quiet moments after start of the server whose `traffic` it reads (its own counts: nothing is
+ * added to a request); dispose to stop early (shutdown).
+ */
+export function settleAfterStart(traffic: Traffic, options: SettleOptions = {}): Settling {
   const gc = options.gc ?? (globalThis as { gc?: (options?: GcOptions) => void }).gc;
-  if (typeof gc !== "function") return { handler, collections: 0, [Symbol.dispose]: () => {} };
+  if (typeof gc !== "function") return { collections: 0, [Symbol.dispose]: () => {} };
   const { quietMs = 250, rounds = 2, windowMs = 60_000, logger } = options;
-  let requests = 0;
   let seen = 0;
-  /** Requests whose answer is not sent yet; counted only while collections may still run. */
-  let inflight = 0;
-  let watching = true;
-  const answered = () => void inflight--;
   let collectedAt = -1;
   let collections = 0;
   const started = performance.now();
-  const stop = () => {
-    watching = false;
-    timer.cancel();
-  };
+  const stop = () => timer.cancel();
   const timer = startTimer(quietMs, () => {
+    const { requests, inflight } = traffic;
     const quiet = requests === seen && inflight === 0;
     seen = requests;
     if (quiet && requests !== collectedAt) {
@@ -75,15 +69,6 @@ export function settleAfterStart(handler: Handler, options: SettleOptions = {}):
     if (collections >= rounds || performance.now() - started >= windowMs) stop();
   }, { repeat: true, ref: false });
   return {
-    handler: (request, info) => {
-      requests++;
-      // `completed` settles once the answer has been sent (or the client has gone).
-      if (watching && info?.completed) {
-        inflight++;
-        info.completed.then(answered, answered);
-      }
-      return handler(request, info);
-    },
     get collections() {
       return collections;
     },

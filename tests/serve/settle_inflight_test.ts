@@ -1,12 +1,12 @@
 /**
  * The start-up collection is a full, stop-the-world one (hundreds of ms on a large heap): it must wait for a
- * quiet moment, not only for a pause between new requests. Through a real server on loopback: a long streamed
- * answer in flight holds it off, and it runs once the answer has been sent.
+ * quiet moment, not only for a pause between new requests. Through the proxy's own server on loopback, whose
+ * counts settle reads: a long streamed answer in flight holds it off, and it runs once the answer has been sent.
  */
 
 import assert from "node:assert/strict";
 import { type GcOptions, settleAfterStart } from "../../src/serve/settle.ts";
-import type { Handler } from "../../src/serve/server.ts";
+import { type Handler, serve } from "../../src/serve/server.ts";
 import { test } from "../_support/test.ts";
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -30,8 +30,9 @@ test("no start-up collection while an answer is still being sent; one once it ha
     });
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   };
-  using settling = settleAfterStart(slow, { gc, quietMs: 40, rounds: 5 });
-  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, settling.handler);
+  const limits = { maxConnections: 16, keepaliveTimeoutMs: 5000, headerTimeoutMs: 5000 };
+  await using server = serve({ hostname: "127.0.0.1", port: 0, ...limits }, slow);
+  using _settling = settleAfterStart(server, { gc, quietMs: 40, rounds: 5 });
   await delay(150);
   assert.equal(collectedAt.length, 1, "one collection while nothing is in flight after start");
   const requestedAt = performance.now() - started;

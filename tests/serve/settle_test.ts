@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { type GcOptions, settleAfterStart } from "../../src/serve/settle.ts";
-import type { Handler } from "../../src/serve/server.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 
-const info = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } } as Deno.ServeHandlerInfo<
-  Deno.NetAddr
->;
-const ok: Handler = () => new Response("ok");
+/** A server's counts as settle reads them; `request()` is one that came and was answered at once. */
+function traffic() {
+  const counts = { requests: 0, inflight: 0 };
+  return { counts, request: () => void counts.requests++ };
+}
 
 /** A recording `gc`: when it ran (ms since the test began) and with which options. */
 function recorder() {
@@ -22,14 +22,15 @@ function recorder() {
 
 test("collects once quiet after start, again after the first requests, at most `rounds` times", async () => {
   const { calls, gc } = recorder();
-  using settling = settleAfterStart(ok, { gc, quietMs: 40, rounds: 2 });
+  const { counts, request } = traffic();
+  using settling = settleAfterStart(counts, { gc, quietMs: 40, rounds: 2 });
   await delay(150);
   assert.equal(calls.length, 1, "one collection after start, none more while nothing happens");
   assert.deepEqual(calls[0].options, { type: "major", execution: "sync", flavor: "last-resort" });
-  assert.equal(await (await settling.handler(new Request("http://x/"), info)).text(), "ok");
+  request();
   await delay(150);
   assert.equal(calls.length, 2, "one more once the request has come and gone");
-  await settling.handler(new Request("http://x/"), info);
+  request();
   await delay(150);
   assert.equal(calls.length, 2, "rounds: 2");
   assert.equal(settling.collections, 2);
@@ -37,12 +38,13 @@ test("collects once quiet after start, again after the first requests, at most `
 
 test("no collection while requests keep coming; one once they stop", async () => {
   const { calls, gc } = recorder();
-  using settling = settleAfterStart(ok, { gc, quietMs: 60 });
+  const { counts, request } = traffic();
+  using _settling = settleAfterStart(counts, { gc, quietMs: 60 });
   await delay(120);
   assert.equal(calls.length, 1);
   const busyUntil = performance.now() + 400;
   while (performance.now() < busyUntil) {
-    await settling.handler(new Request("http://x/"), info);
+    request();
     await delay(10);
   }
   assert.equal(calls.length, 1, "busy: no collection");
@@ -50,23 +52,25 @@ test("no collection while requests keep coming; one once they stop", async () =>
   assert.equal(calls.length, 2);
 });
 
-test("nothing after the window, nor after dispose; without gc() the handler is left as it is", async () => {
+test("nothing after the window, nor after dispose, nor without gc()", async () => {
   const late = recorder();
   {
-    using settling = settleAfterStart(ok, { gc: late.gc, quietMs: 30, windowMs: 50 });
+    const { counts, request } = traffic();
+    using _settling = settleAfterStart(counts, { gc: late.gc, quietMs: 30, windowMs: 50 });
     await delay(100);
-    await settling.handler(new Request("http://x/"), info);
+    request();
     await delay(100);
   }
   assert.equal(late.calls.length, 1, "only the one inside the first 50 ms");
   const stopped = recorder();
-  const settling = settleAfterStart(ok, { gc: stopped.gc, quietMs: 30 });
+  const settling = settleAfterStart(traffic().counts, { gc: stopped.gc, quietMs: 30 });
   settling[Symbol.dispose]();
   await delay(100);
   assert.equal(stopped.calls.length, 0);
   assert.equal(typeof (globalThis as { gc?: unknown }).gc, "undefined", "the test runner has no --expose-gc");
-  using plain = settleAfterStart(ok);
-  assert.equal(plain.handler, ok);
+  using plain = settleAfterStart(traffic().counts, { quietMs: 10 });
+  await delay(50);
+  assert.equal(plain.collections, 0);
 });
 
 test(
