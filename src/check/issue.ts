@@ -8,7 +8,7 @@ export type IssuePath = PropertyKey[];
 
 interface Base {
   path: IssuePath;
-  /** The value judged (for the message's "received"); dropped from nothing, never shown as is. */
+  /** The value judged (for the English message's "received"); dropped when the parse ends. */
   input?: unknown;
   /** `true`: later checks of the same value still run; otherwise the value is judged done (zod's `continue`). */
   continue?: boolean;
