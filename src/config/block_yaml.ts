@@ -36,7 +36,8 @@ export function readBlockYaml(text: string): { value: unknown } | undefined {
     if (/^(---|\.\.\.|%)/.test(raw)) return undefined;
     lines.push({ indent: raw.length - body.length, text: body.trimEnd() });
   }
-  if (lines.length === 0) return { value: undefined };
+  // An empty file is `undefined` to js-yaml, one of comments only `null`: the latter is left to it.
+  if (lines.length === 0) return text.includes("#") ? undefined : { value: undefined };
   try {
     const reader = new Reader(lines);
     if (lines[0].indent !== 0) return undefined;

@@ -69,6 +69,7 @@ test("block YAML: each form is read as js-yaml reads it, or left to js-yaml", ()
     "a: 1_000",
     "a: [1:30]",
     "a: +1",
+    "# only a comment\n",
   ];
   for (const text of left) assert.equal(agree(text), "left", text);
 });
