@@ -8,20 +8,21 @@ import { socketRead } from "./socket_read.ts";
 import { slabCopy } from "./chunk_slab.ts";
 
 /**
- * The read buffer a connection starts with: an answer's head, a stream event or a short answer fits, and 1,000
- * open streams keep 2 MiB of buffers (issue 22.4c: RSS per open stream). A read that fills it grows the next.
+ * The read buffer a connection starts with (and gets back when parked): an answer's head, a stream event or a short
+ * answer fits. A read that fills it grows the next; a stream's small reads shrink it (issue 22.4c: RSS per stream).
  */
 const FIRST_READ_BYTES = 2 * 1024;
 /** A read that fills the buffer doubles the next one, up to this: a large answer still takes few reads. */
 const READ_BYTES = 16 * 1024;
 /**
  * After `SHRINK_AFTER` reads in a row that each took at most a third of the buffer (a stream's events come a few
- * hundred bytes per read), the next buffer is half as large, down to this: a stream on a connection that an earlier
- * large answer grew to 16 KiB keeps 2 KiB, not 16. Not below `FIRST_READ_BYTES`: a smaller buffer would free the
- * larger one only at V8's next full collection, which a burst of new streams does not run (the 1,000-stream peak
- * measured 1.5-2.6 MiB higher with 512 bytes), and a parked connection reads the next head into it.
+ * hundred bytes per read), the next buffer is half as large, down to this: an open stream keeps 512 bytes, not 2
+ * or 16 KiB. The buffer is resized in place (`ArrayBuffer.transfer`), so the larger one is released at once: a
+ * new buffer instead would free the old one only at V8's next full collection, which a burst of new streams does
+ * not run (the 1,000-stream peak measured 1.5-2.6 MiB higher that way). A parked connection gets
+ * `FIRST_READ_BYTES` back for the next answer's head.
  */
-const MIN_READ_BYTES = FIRST_READ_BYTES;
+const MIN_READ_BYTES = 512;
 const SHRINK_AFTER = 4;
 
 /** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
@@ -72,6 +73,8 @@ export class Connection {
     this.#filled = false;
     this.#small = 0;
     this.#start = this.#end = 0;
+    // The next answer's head is read into it: a stream's small buffer would take it in several reads.
+    if (this.#buffer.length < FIRST_READ_BYTES) this.#renew(FIRST_READ_BYTES);
     const watch = this.conn.read(this.#buffer);
     this.#watch = watch;
     // A parked connection's read does not keep the process alive; `take` makes it count again.
@@ -127,23 +130,22 @@ export class Connection {
       this.#renew(size);
       this.#small = 0;
     } else if (this.#end === buffer.length) {
-      if (this.#start > 0) {
-        buffer.copyWithin(0, this.#start, this.#end);
-        this.#end -= this.#start;
-        this.#start = 0;
-      } else this.#renew(this.#grown(limit));
+      // Full: the bytes not yet consumed move to the start, or (all of it unconsumed) the buffer grows.
+      this.#renew(this.#start > 0 ? buffer.length : this.#grown(limit));
     }
     this.#after = after;
     const watch = this.#watch;
     // An empty buffer (a stream's usual read: its last event was taken) is read into whole: no view to make.
-    if (!watch) return socketRead(this.conn, this.#room()).then(this.#onRead, onError);
+    if (!watch) {
+      const room = this.#end === 0 ? this.#buffer : this.#buffer.subarray(this.#end);
+      return socketRead(this.conn, room).then(this.#onRead, onError);
+    }
     // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
     this.#watch = undefined;
     return watch.then(this.#onRead, onError);
   }
 
   #after: (() => void) | undefined; // told once the pending read is taken in (`fill`)
-  readonly #room = () => this.#end === 0 ? this.#buffer : this.#buffer.subarray(this.#end);
 
   readonly #onRead = (read: number | null): boolean => {
     const after = this.#after;
@@ -183,13 +185,16 @@ export class Connection {
     return Math.min(limit, this.#buffer.length * 2);
   }
 
-  /** A new buffer of `size` bytes holding the bytes not yet consumed. */
+  /**
+   * The buffer at `size` bytes, the bytes not yet consumed moved to its start (never while a read is
+   * pending: the read writes into it). Resized in place: the old size's memory is released now (see above).
+   */
   #renew(size: number): void {
-    const pending = this.#buffer.subarray(this.#start, this.#end);
-    this.#buffer = new Uint8Array(size);
-    this.#buffer.set(pending);
+    const pending = this.#end - this.#start;
+    if (this.#start > 0) this.#buffer.copyWithin(0, this.#start, this.#end);
+    if (size !== this.#buffer.length) this.#buffer = new Uint8Array(this.#buffer.buffer.transfer(size));
     this.#start = 0;
-    this.#end = pending.length;
+    this.#end = pending;
   }
 
   /**

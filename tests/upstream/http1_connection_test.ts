@@ -1,10 +1,10 @@
-/** The upstream connection's read buffer follows what arrives: larger for big reads, back to 2 KiB for small ones. */
+/** The upstream connection's read buffer follows what arrives: larger for big reads, down to 512 bytes for small ones. */
 
 import assert from "node:assert/strict";
 import { Connection } from "../../src/upstream/http1_connection.ts";
 import { test } from "../_support/test.ts";
 
-test("http1 connection: big reads grow the buffer, a stream's small reads bring it back to 2 KiB", async () => {
+test("http1 connection: big reads grow the buffer, a stream's small reads shrink it to 512 bytes, parking brings back 2 KiB", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
   const server = await listener.accept();
@@ -27,19 +27,29 @@ test("http1 connection: big reads grow the buffer, a stream's small reads bring 
     assert.deepEqual(got, [...burst]);
     assert.ok(largest >= 8192, `grew for the large answer: ${largest}`);
 
-    // Then a stream's events, each read leaving two bytes behind (a chunked body's CRLF, taken with the next chunk).
+    // Then a stream's events, each read leaving two bytes behind (a chunked body's CRLF, taken with the next chunk):
+    // the buffer shrinks in place with those bytes kept, down to 512 bytes.
     const sizes: number[] = [];
-    const event = new Uint8Array(100).fill(97);
+    let behind = new Uint8Array(0);
     for (let i = 0; i < 30; i++) {
+      const event = new Uint8Array(100).map((_, at) => (i * 7 + at) % 256);
       await server.write(event);
       // A read into the room behind the bytes left may take part of the event: read until it is all here.
-      const expected = i === 0 ? 100 : 102;
-      while (connection.available < expected) assert.equal(await connection.fill(), true);
-      connection.skip(connection.available - 2);
+      while (connection.available < behind.length + 100) assert.equal(await connection.fill(), true);
+      const here = connection.take(connection.available - 2, true);
+      assert.deepEqual(
+        [...here],
+        [...behind, ...event.subarray(0, 98)],
+        `bytes kept across a resize (read ${i})`,
+      );
+      behind = event.subarray(98);
       sizes.push(connection.bufferBytes);
     }
-    assert.equal(sizes.at(-1), 2048, `shrunk back: ${sizes}`);
-    assert.ok(sizes.every((size) => size >= 2048), `never below 2 KiB: ${sizes}`);
+    assert.equal(sizes.at(-1), 512, `shrunk back: ${sizes}`);
+    assert.ok(sizes.every((size) => size >= 512), `never below 512 bytes: ${sizes}`);
+    // Parked, it gets 2 KiB back: the next answer's head is read into it.
+    connection.idle(performance.now() + 1000);
+    assert.equal(connection.bufferBytes, 2048);
   } finally {
     connection.close();
     server.close();
