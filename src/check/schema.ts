@@ -30,7 +30,9 @@ export abstract class Schema<Out, Opt extends boolean = false> {
   declare readonly "~opt": Opt;
   checks: readonly Check<never>[] = [];
 
+  /** How an enclosing object treats this key when it is absent (zod's `optin`). */
   abstract readonly optin: OptIn;
+  /** `optional`: the parsed value may be undefined, so an object may leave the key out (zod's `optout`). */
   abstract readonly optout: "optional" | undefined;
 
   /** The type and parts of the value, without the checks. */
