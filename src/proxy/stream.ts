@@ -8,7 +8,7 @@
 import { EventFramer } from "../sse/frame.ts";
 import { type ChunkReader, chunkReader, sourceReader } from "./chunks.ts";
 import { type PipeSource, pipeStream } from "./tap.ts";
-import { type BodySource, waitFor } from "../upstream/body_source.ts";
+import type { BodySource } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
@@ -87,18 +87,26 @@ function firstEvents(reader: ChunkReader, framer: EventFramer): Uint8Array | nul
   }
 }
 
-async function awaitFirst(relay: EventRelay): Promise<FirstChunk> {
+/**
+ * The first events once they have been read. A promise settled from the reader's callback, not an async function:
+ * a stream waiting for its first event keeps no suspended frame (issue 22.4c: a burst of new streams promotes it).
+ */
+function awaitFirst(relay: EventRelay): Promise<FirstChunk> {
   const { reader, framer } = relay;
-  let first: Uint8Array | null | undefined;
-  try {
-    do {
-      await waitFor(reader);
-      first = firstEvents(reader, framer);
-    } while (first === undefined);
-  } catch (error) {
-    return failedFirst(reader, error);
-  }
-  return opened(first, relay);
+  return new Promise<FirstChunk>((resolve) => {
+    // Looks again (the first time finding nothing new), then waits for the next read.
+    const next = (): void => {
+      let first: Uint8Array | null | undefined;
+      try {
+        first = firstEvents(reader, framer);
+        if (first === undefined) return reader.wait(next);
+      } catch (error) {
+        return resolve(failedFirst(reader, error));
+      }
+      resolve(opened(first, relay));
+    };
+    next();
+  });
 }
 
 function failedFirst(reader: ChunkReader, error: unknown): FirstChunk {
