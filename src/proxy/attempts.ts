@@ -46,7 +46,12 @@ export class Attempts {
    * Tries the plan's endpoints in turn until one answers; throws the plan's error when it runs out. Not async, nor
    * are the attempts: a request waiting for its upstream holds promise callbacks, not suspended frames (issue 22.4c).
    */
-  run(call: UpstreamCall, plan: Plan, refused?: Served): Promise<Served> {
+  run(call: UpstreamCall, plan: Plan): Promise<Served> {
+    return this.#next(call, plan, undefined);
+  }
+
+  /** The next pick's attempt; `refused`: a content-filter refusal, the answer if no other endpoint serves. */
+  #next(call: UpstreamCall, plan: Plan, refused: Served | undefined): Promise<Served> {
     let pick: Pick | undefined;
     try {
       pick = plan.nextNow?.();
@@ -81,11 +86,11 @@ export class Attempts {
       if (outcome.kind === "refused") {
         this.#deps.metrics?.failover(pick.endpoint, "content_filter");
         plan.failed(pick.endpoint, { kind: "status", status: outcome.answer.status });
-        return this.run(call, plan, { answer: outcome.answer, pick });
+        return this.#next(call, plan, { answer: outcome.answer, pick });
       }
       this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
       plan.failed(pick.endpoint, outcome.outcome);
-      return this.run(call, plan, refused);
+      return this.#next(call, plan, refused);
     }, (error) => {
       pick.lease.end();
       throw error;
