@@ -62,18 +62,15 @@ export class Attempts {
   }
 
   /** The next pick when the plan must wait for it (a store read, capacity, a budget), or the plan's end. */
-  async #pickLater(call: UpstreamCall, plan: Plan, refused: Served | undefined): Promise<Served> {
-    let pick: Pick | undefined;
-    try {
-      pick = await plan.next();
-    } catch (error) {
-      if (call.signal.aborted) throw new ClientGone();
-      throw error;
-    }
-    if (pick) return await this.#try(call, plan, pick, refused);
-    // Every other endpoint failed or refused too: the refusal is the most telling answer.
-    if (refused) return refused;
-    throw await plan.exhaustedError();
+  #pickLater(call: UpstreamCall, plan: Plan, refused: Served | undefined): Promise<Served> {
+    return plan.next().then((pick) => {
+      if (pick) return this.#try(call, plan, pick, refused);
+      // Every other endpoint failed or refused too: the refusal is the most telling answer.
+      if (refused) return refused;
+      return plan.exhaustedError().then((error) => Promise.reject(error));
+    }, (error) => {
+      throw call.signal.aborted ? new ClientGone() : error;
+    });
   }
 
   /** One attempt at `pick`: its answer, or the next pick. */

@@ -86,12 +86,10 @@ export class Pipeline {
     return this.#forCaller(request, identity);
   }
 
-  async #forCaller(request: Generation, identity: Identity): Promise<Answer> {
-    try {
-      return await answerCaller(identity, await this.#generate(request)); // the caller's headers, its finish
-    } catch (error) {
-      throw await failCaller(identity, error);
-    }
+  #forCaller(request: Generation, identity: Identity): Promise<Answer> {
+    return this.#generate(request)
+      .then((answer) => answerCaller(identity, answer)) // the caller's headers, its finish
+      .catch((error) => failCaller(identity, error).then((failed) => Promise.reject(failed)));
   }
 
   /** Stages 2 to 7 of a generation request (no frame of its own for chats and embeddings). */
@@ -109,17 +107,22 @@ export class Pipeline {
   }
 
   /** Stages 2 to 7 of a Responses request. */
-  async #respond(request: Generation, pin?: FilePin): Promise<Answer> {
-    const { responses } = this.#deps;
-    const conversation = await responses.route(request); // 2. Responses routing
-    if (pin && conversation.pinned !== undefined) pin = this.#deps.files.withOwner(pin, conversation.pinned);
-    try {
-      return await this.#serve(request, conversation, pin);
-    } catch (error) {
-      if (pin) throw error; // nowhere else holds its files
-      const replay = await responses.reroute(request, conversation, error); // rethrows unless it may move
-      return await this.#serve({ ...request, body: replay.request.body }, replay.conversation);
-    }
+  #respond(request: Generation, pin?: FilePin): Promise<Answer> {
+    return this.#deps.responses.route(request).then((conversation) =>
+      this.#converse(request, conversation, pin)
+    );
+  }
+
+  /** Stages 3 to 7 of a Responses request routed to its conversation's owner; replayed elsewhere if it may move. */
+  #converse(request: Generation, conversation: Conversation, pin?: FilePin): Promise<Answer> {
+    const { responses, files } = this.#deps;
+    if (pin && conversation.pinned !== undefined) pin = files.withOwner(pin, conversation.pinned);
+    const served = this.#serve(request, conversation, pin);
+    if (pin) return served; // nowhere else holds its files
+    return served.catch((error) =>
+      responses.reroute(request, conversation, error) // rethrows unless it may move
+        .then((replay) => this.#serve({ ...request, body: replay.request.body }, replay.conversation))
+    );
   }
 
   /** `/responses/{id}` (GET, DELETE, `input_items`, `cancel`), from admission to its answer. */
@@ -177,10 +180,14 @@ export class Pipeline {
    * alone (a suspended frame per stage is what a burst of requests keeps and promotes: issue 22.4c).
    */
   #serve(request: Generation, conversation: Conversation | null, pin?: FilePin): Promise<Answer> {
-    const lookup = this.#lookup(request); // 3. cache lookup (with the cache off and no check pending: at once)
-    return lookup instanceof Promise
-      ? lookup.then((found) => this.#found(request, conversation, pin, found))
-      : this.#found(request, conversation, pin, lookup);
+    try {
+      const lookup = this.#lookup(request); // 3. cache lookup (with the cache off and no check pending: at once)
+      return lookup instanceof Promise
+        ? lookup.then((found) => this.#found(request, conversation, pin, found))
+        : this.#found(request, conversation, pin, lookup);
+    } catch (error) {
+      return Promise.reject(error); // as from an async function: every error travels in the promise
+    }
   }
 
   /** 3. The cache's verdict, once admission's checks still in flight (if any) have passed. */
