@@ -16,11 +16,10 @@ const FIRST_READ_BYTES = 2 * 1024;
 const READ_BYTES = 16 * 1024;
 /**
  * After `SHRINK_AFTER` reads in a row that each took at most a third of the buffer (a stream's events come a few
- * hundred bytes per read), the next buffer is half as large, down to this: an open stream keeps 512 bytes, not 2
- * or 16 KiB. The buffer is resized in place (`ArrayBuffer.transfer`), so the larger one is released at once: a
- * new buffer instead would free the old one only at V8's next full collection, which a burst of new streams does
- * not run (the 1,000-stream peak measured 1.5-2.6 MiB higher that way). A parked connection gets
- * `FIRST_READ_BYTES` back for the next answer's head.
+ * hundred bytes per read), the next buffer is halved while those reads would still take at most a third, down to
+ * this: an open stream keeps 512 bytes, not 2 or 16 KiB. Resized in place (`ArrayBuffer.transfer`): the larger
+ * buffer is released at once, where a new one would free it only at V8's next full collection, which a burst of
+ * new streams does not run (the 1,000-stream peak read 1.5-2.6 MiB higher). Parked, it gets 2 KiB back.
  */
 const MIN_READ_BYTES = 512;
 const SHRINK_AFTER = 4;
@@ -40,8 +39,9 @@ export class Connection {
   #end = 0;
   /** The last read filled the whole buffer (not only the room behind bytes lent or not yet consumed). */
   #filled = false;
-  /** Reads in a row that took at most a third of the buffer. */
+  /** Reads in a row that took at most a third of the buffer, and the largest of them. */
   #small = 0;
+  #largest = 0;
   #closed = false;
   /** Set once any byte of an answer has arrived on this use. */
   answered = false;
@@ -71,7 +71,7 @@ export class Connection {
     this.expiresAt = expiresAt;
     this.#spoiled = false;
     this.#filled = false;
-    this.#small = 0;
+    this.#small = this.#largest = 0;
     this.#start = this.#end = 0;
     // The next answer's head is read into it: a stream's small buffer would take it in several reads.
     if (this.#buffer.length < FIRST_READ_BYTES) this.#renew(FIRST_READ_BYTES);
@@ -128,7 +128,7 @@ export class Connection {
     if (size !== buffer.length && this.available <= size >> 2) {
       // Few bytes to carry over (a stream's usual read: none, or the last chunk's CRLF).
       this.#renew(size);
-      this.#small = 0;
+      this.#small = this.#largest = 0;
     } else if (this.#end === buffer.length) {
       // Full: the bytes not yet consumed move to the start, or (all of it unconsumed) the buffer grows.
       this.#renew(this.#start > 0 ? buffer.length : this.#grown(limit));
@@ -156,6 +156,7 @@ export class Connection {
       // Only a read that filled a whole buffer asks for a larger one, not one behind bytes still buffered.
       this.#filled = read === this.#buffer.length;
       this.#small = read * 3 <= this.#buffer.length ? this.#small + 1 : 0;
+      this.#largest = this.#small ? Math.max(this.#largest, read) : 0;
       this.#end += read;
     }
     after?.();
@@ -167,14 +168,14 @@ export class Connection {
     return this.#ended;
   }
 
-  /**
-   * The size of the next buffer: twice this one after a read that filled it, up to `READ_BYTES`; half after
-   * `SHRINK_AFTER` small reads, down to `MIN_READ_BYTES`.
-   */
+  /** The next buffer's size: doubled after a read that filled it (up to `READ_BYTES`), less after small reads. */
   #nextSize(): number {
     const size = this.#buffer.length;
     if (this.#filled) return size < READ_BYTES ? Math.min(size * 2, READ_BYTES) : size;
-    return this.#small >= SHRINK_AFTER && size > MIN_READ_BYTES ? Math.max(MIN_READ_BYTES, size >> 1) : size;
+    if (this.#small < SHRINK_AFTER || size <= MIN_READ_BYTES) return size;
+    let next = size >> 1;
+    while (next > MIN_READ_BYTES && this.#largest * 3 <= next) next >>= 1;
+    return Math.max(MIN_READ_BYTES, next);
   }
 
   /** The size of a larger buffer for a line that does not fit; throws past `limit`. */
@@ -186,8 +187,8 @@ export class Connection {
   }
 
   /**
-   * The buffer at `size` bytes, the bytes not yet consumed moved to its start (never while a read is
-   * pending: the read writes into it). Resized in place: the old size's memory is released now (see above).
+   * The buffer resized in place to `size` (the old size freed now), the bytes not yet consumed moved to its start.
+   * Never while a read is pending: the read writes into it.
    */
   #renew(size: number): void {
     const pending = this.#end - this.#start;

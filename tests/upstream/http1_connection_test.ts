@@ -46,6 +46,7 @@ test("http1 connection: big reads grow the buffer, a stream's small reads shrink
       sizes.push(connection.bufferBytes);
     }
     assert.equal(sizes.at(-1), 512, `shrunk back: ${sizes}`);
+    assert.equal(new Set(sizes).size, 2, `in one resize, not one per halving: ${sizes}`);
     assert.ok(sizes.every((size) => size >= 512), `never below 512 bytes: ${sizes}`);
     // Parked, it gets 2 KiB back: the next answer's head is read into it.
     connection.idle(performance.now() + 1000);
