@@ -134,7 +134,9 @@ export function parseJsonObject(text: string): Record<string, unknown> {
   if (typeof value === "object" && value !== null) checkJsonShape(value);
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw invalidJson(
-      `Request body must be a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`,
+      `Request body must be a JSON object, got ${
+        value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
+      }`,
     );
   }
   return value as Record<string, unknown>;
