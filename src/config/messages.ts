@@ -19,12 +19,15 @@ export function formatPath(path: Path): string {
 }
 
 const SECRET_SEGMENT = /key|password|secret|token|auth|redis_url/i;
+/** Maps whose values may be secrets whatever their names (a cookie, a custom auth header, a signed query). */
+const SECRET_MAPS = new Set(["headers", "default_headers", "default_query"]);
 
 function formatValue(value: unknown, path: Path): string {
   if (path.some((part) => typeof part === "string" && SECRET_SEGMENT.test(part))) return "<redacted>";
   if (value === null || value === undefined) return "nothing";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
+  if (path.some((part) => typeof part === "string" && SECRET_MAPS.has(part))) return "<redacted>";
   if (typeof value !== "string") return String(value);
   // URL credentials and query strings may carry secrets too.
   const shown = value.replace(/\/\/[^/@\s]*@/, "//<redacted>@").replace(/\?.*$/, "?<redacted>");
