@@ -30,7 +30,10 @@ function formatValue(value: unknown, path: Path): string {
   if (path.some((part) => typeof part === "string" && SECRET_MAPS.has(part))) return "<redacted>";
   if (typeof value !== "string") return String(value);
   // URL credentials and query strings may carry secrets too.
-  const shown = value.replace(/\/\/[^/@\s]*@/, "//<redacted>@").replace(/\?.*$/, "?<redacted>");
+  const shown = value.replace(/\/\/[^/@\s]*@/, "//<redacted>@").replace(/\?.*$/, "?<redacted>").replace(
+    /#.*$/,
+    "#<redacted>",
+  );
   return JSON.stringify(shown.length > 80 ? `${shown.slice(0, 77)}...` : shown);
 }
 

@@ -37,3 +37,20 @@ test("an upstream header's or default_query's bad value is named, its text never
   assert.match(query, /params\.default_query\.sig must not contain control characters/);
   assert.ok(!query.includes("QUERYSECRET"), query);
 });
+
+test("a URL's fragment is not shown either (an access token pasted with it)", () => {
+  const yaml = [
+    "model_groups:",
+    "  - model_group: g",
+    "    models:",
+    "      - model: m",
+    "        params:",
+    '          base_url: "https://api.example/v1#access_token=FRAGSECRET"',
+    "          api_key: sk-test",
+  ].join("\n") + "\n";
+  assert.throws(
+    () => parseConfig(yaml, "test.yaml", () => undefined),
+    (error: Error) =>
+      /must not contain a query or fragment/.test(error.message) && !error.message.includes("FRAGSECRET"),
+  );
+});
