@@ -4,7 +4,7 @@
  * turn; and the answer with the pick that produced it. A new upstream route is a new `UpstreamCall`.
  */
 
-import type { AttemptOutcome, Pick } from "../balancer/balancer.ts";
+import type { Pick } from "../balancer/balancer.ts";
 import type { EndpointConfig } from "../config/config.ts";
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
@@ -63,13 +63,6 @@ export interface Got {
   readonly sentAt: number;
   readonly answeredAt: number;
 }
-
-/** What one attempt came to: an answer for the client, or on to the next pick. */
-export type Outcome =
-  | { readonly kind: "answer"; readonly answer: Answer }
-  | { readonly kind: "retry"; readonly outcome: AttemptOutcome }
-  /** A content-filter refusal to try elsewhere; the answer if no other endpoint serves. */
-  | { readonly kind: "refused"; readonly answer: Answer };
 
 /** Adds the time since `since` to the request's upstream time (the rest is the proxy's overhead); returns now. */
 export function spent(trace: RequestTrace | undefined, since: number): number {

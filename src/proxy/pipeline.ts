@@ -20,6 +20,7 @@ import type { Balancer } from "../balancer/balancer.ts";
 import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import type { Admitted, GenerationRequest, Identity, ItemRequest, RelayRequest } from "../core/request.ts";
+import { ROUTE_PATHS } from "../core/route.ts";
 import type { CacheLookup, ResponseCache } from "../cache/cache.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { ProxyMetrics, RequestTrace } from "../metrics/metrics.ts";
@@ -31,9 +32,10 @@ import { type AdmissionRule, admit } from "./admission.ts";
 import type { Attempts } from "./attempts.ts";
 import type { Served, UpstreamCall } from "./call.ts";
 import { OwnerPlan, type Plan, ResendPlan } from "./plan.ts";
+import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
 import { recordCachedUsage, recordUsage, type UsageSink } from "./usage.ts";
 import { answerCaller, failCaller } from "./caller.ts";
-import { generationCall, itemCall } from "./upstream_calls.ts";
+import { heavy, sizeOf } from "../util/heavy.ts";
 
 export interface PipelineDeps {
   readonly settings: Settings;
@@ -86,10 +88,12 @@ export class Pipeline {
     return this.#forCaller(request, identity);
   }
 
-  #forCaller(request: Generation, identity: Identity): Promise<Answer> {
-    return this.#generate(request)
-      .then((answer) => answerCaller(identity, answer)) // the caller's headers, its finish
-      .catch((error) => failCaller(identity, error).then((failed) => Promise.reject(failed)));
+  async #forCaller(request: Generation, identity: Identity): Promise<Answer> {
+    try {
+      return await answerCaller(identity, await this.#generate(request)); // the caller's headers, its finish
+    } catch (error) {
+      throw await failCaller(identity, error);
+    }
   }
 
   /** Stages 2 to 7 of a generation request (no frame of its own for chats and embeddings). */
@@ -107,22 +111,17 @@ export class Pipeline {
   }
 
   /** Stages 2 to 7 of a Responses request. */
-  #respond(request: Generation, pin?: FilePin): Promise<Answer> {
-    return this.#deps.responses.route(request).then((conversation) =>
-      this.#converse(request, conversation, pin)
-    );
-  }
-
-  /** Stages 3 to 7 of a Responses request routed to its conversation's owner; replayed elsewhere if it may move. */
-  #converse(request: Generation, conversation: Conversation, pin?: FilePin): Promise<Answer> {
-    const { responses, files } = this.#deps;
-    if (pin && conversation.pinned !== undefined) pin = files.withOwner(pin, conversation.pinned);
-    const served = this.#serve(request, conversation, pin);
-    if (pin) return served; // nowhere else holds its files
-    return served.catch((error) =>
-      responses.reroute(request, conversation, error) // rethrows unless it may move
-        .then((replay) => this.#serve({ ...request, body: replay.request.body }, replay.conversation))
-    );
+  async #respond(request: Generation, pin?: FilePin): Promise<Answer> {
+    const { responses } = this.#deps;
+    const conversation = await responses.route(request); // 2. Responses routing
+    if (pin && conversation.pinned !== undefined) pin = this.#deps.files.withOwner(pin, conversation.pinned);
+    try {
+      return await this.#serve(request, conversation, pin);
+    } catch (error) {
+      if (pin) throw error; // nowhere else holds its files
+      const replay = await responses.reroute(request, conversation, error); // rethrows unless it may move
+      return await this.#serve({ ...request, body: replay.request.body }, replay.conversation);
+    }
   }
 
   /** `/responses/{id}` (GET, DELETE, `input_items`, `cancel`), from admission to its answer. */
@@ -175,67 +174,31 @@ export class Pipeline {
       : served;
   }
 
-  /**
-   * Stages 3 to 7 of a generation request. Not async: a request waits for its upstream in the attempts' promise
-   * alone (a suspended frame per stage is what a burst of requests keeps and promotes: issue 22.4c).
-   */
-  #serve(request: Generation, conversation: Conversation | null, pin?: FilePin): Promise<Answer> {
-    try {
-      const lookup = this.#lookup(request); // 3. cache lookup (with the cache off and no check pending: at once)
-      return lookup instanceof Promise
-        ? lookup.then((found) => this.#found(request, conversation, pin, found))
-        : this.#found(request, conversation, pin, lookup);
-    } catch (error) {
-      return Promise.reject(error); // as from an async function: every error travels in the promise
-    }
-  }
-
-  /** 3. The cache's verdict, once admission's checks still in flight (if any) have passed. */
-  #lookup(request: Generation): CacheLookup | Promise<CacheLookup> {
-    const lookup = this.#deps.cache.lookup(request);
-    const pending = request.identity?.pending;
-    if (!pending) return lookup;
-    return lookup instanceof Promise
-      ? lookup.then((found) => this.#admitted(request, found, pending))
-      : this.#admitted(request, lookup, pending);
-  }
-
-  /** Stages 4 to 7 given the cache's verdict: a hit's record, or a miss's plan, attempts and record. */
-  #found(
-    request: Generation,
-    conversation: Conversation | null,
-    pin: FilePin | undefined,
-    lookup: CacheLookup,
-  ): Promise<Answer> {
+  /** Stages 3 to 7 of a generation request. */
+  async #serve(request: Generation, conversation: Conversation | null, pin?: FilePin): Promise<Answer> {
+    let lookup = this.#deps.cache.lookup(request); // 3. cache lookup (with the cache off: at once)
+    if (lookup instanceof Promise) lookup = await lookup;
+    if (request.identity?.pending) lookup = await this.#admitted(request, lookup, request.identity.pending);
     if (lookup.kind === "answer") {
       const answer = recordCachedUsage(request, lookup.answer, this.#deps.usage); // 6. record: what it saved
       // 6. record: the Responses turn (a hit refreshes the owner its response id needs)
-      return conversation
-        ? this.#deps.responses.record(request, conversation, answer)
-        : Promise.resolve(answer);
+      return conversation ? await this.#deps.responses.record(request, conversation, answer) : answer;
     }
-    const { attempts, budgets, usage } = this.#deps;
-    let served: Promise<Served>;
+    let served: Served;
     try {
       const plan = pin // 4. plan: the files' endpoint alone, whatever its health, or the balancer's
         ? this.#filePlan(request, pin)
         : this.#plan(request, conversation, lookup);
       const call = generationCall(request, lookup.signal); // a promise only for a big body
-      served = call instanceof Promise
-        ? call.then((ready) => attempts.run(ready, plan))
-        : attempts.run(call, plan); // 5.
+      served = await this.#deps.attempts.run(call instanceof Promise ? await call : call, plan); // 5. attempts
     } catch (error) {
       lookup.ticket.drop();
-      return Promise.reject(error);
-    }
-    return served.then((served) => {
-      const answer = lookup.ticket.keep(recordUsage(request, served, budgets, usage)); // 6. record: usage, cache
-      // 6. record: the Responses turn; 7. answer
-      return conversation ? this.#deps.responses.record(request, conversation, answer) : answer;
-    }, (error) => {
-      lookup.ticket.drop();
       throw error;
-    });
+    }
+    const { budgets, usage } = this.#deps;
+    const answer = lookup.ticket.keep(recordUsage(request, served, budgets, usage)); // 6. record: usage, cache
+    // 6. record: the Responses turn; 7. answer
+    return conversation ? await this.#deps.responses.record(request, conversation, answer) : answer;
   }
 
   /**
@@ -285,4 +248,52 @@ export class Pipeline {
     if (request.trace) request.trace.waitMs += ms;
     this.#deps.metrics?.capacityWait(request.group.name, ms / 1000);
   }
+}
+
+/**
+ * The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed.
+ * The body is serialised once (as big work when big); each attempt only puts its endpoint's model in front.
+ */
+function generationCall(request: Generation, signal: AbortSignal): UpstreamCall | Promise<UpstreamCall> {
+  const { cache: _cache, model: _model, ...forwarded } = request.body;
+  const rest = heavy(sizeOf(request.body), () => JSON.stringify(forwarded));
+  return rest instanceof Promise
+    ? rest.then((text) => upstreamCall(request, signal, text))
+    : upstreamCall(request, signal, rest);
+}
+
+function upstreamCall(request: Generation, signal: AbortSignal, rest: string): UpstreamCall {
+  return {
+    method: "POST",
+    path: ROUTE_PATHS[request.route],
+    body: (endpoint) =>
+      `{"model":${JSON.stringify(endpoint.model)}${rest === "{}" ? "}" : "," + rest.slice(1)}`,
+    stream: request.stream ? request.route : undefined,
+    json: true,
+    failure: isFailoverStatus,
+    wrapErrors: true,
+    contentFilterFallback: request.group.contentFilterFallback,
+    group: request.group.name,
+    clientHeaders: request.clientHeaders,
+    requestId: request.requestId,
+    signal,
+    trace: request.trace,
+  };
+}
+
+/** The upstream call of `/responses/{id}`: its answers are small JSON documents, read whole and passed on. */
+function itemCall(request: Admitted<ItemRequest>): UpstreamCall {
+  return {
+    method: request.method,
+    path: `responses/${encodeURIComponent(request.responseId)}${request.suffix}`,
+    query: request.query,
+    json: false,
+    failure: isItemFailureStatus,
+    wrapErrors: false,
+    group: "",
+    clientHeaders: request.clientHeaders,
+    requestId: request.requestId,
+    signal: request.signal,
+    trace: request.trace,
+  };
 }

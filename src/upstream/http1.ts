@@ -125,18 +125,18 @@ export class Http1Agent {
     });
   };
 
-  /** Not async: the request waits in the connect, then in the exchange alone. */
-  #onNewConnection(
+  async #onNewConnection(
     target: Target,
     message: Uint8Array | readonly Uint8Array[],
     init: Http1Init,
   ): Promise<Reply> {
-    return this.#connect(target, init.signal).then((connection) =>
-      this.#exchange(connection, message, init).catch((error) => {
-        connection.close();
-        throw init.signal.aborted ? init.signal.reason : error;
-      })
-    );
+    const connection = await this.#connect(target, init.signal);
+    try {
+      return await this.#exchange(connection, message, init);
+    } catch (error) {
+      connection.close();
+      throw init.signal.aborted ? init.signal.reason : error;
+    }
   }
 
   [Symbol.dispose](): void {
@@ -211,11 +211,10 @@ export class Http1Agent {
   }
 
   /** A new connection, given up after `connectTimeoutMs` (an upstream that never answers a SYN) or on abort. */
-  #connect(target: Target, signal: AbortLike): Promise<Connection> {
-    return openSocket(target, signal, this.connectTimeoutMs, this.#caCerts).then((conn) => {
-      this.#opened++;
-      return new Connection(conn, target.origin);
-    });
+  async #connect(target: Target, signal: AbortLike): Promise<Connection> {
+    const conn = await openSocket(target, signal, this.connectTimeoutMs, this.#caCerts);
+    this.#opened++;
+    return new Connection(conn, target.origin);
   }
 
   /** Not async: a request waits for the answer's head in the socket read alone. */

@@ -54,14 +54,14 @@ export function generationHandler(services: Services, route: Route) {
   const { config, pipeline } = services;
   const models = new ModelNames(config.groups);
   const names = models.listed();
-
-  /** The request once its body has been read and parsed: checked, handed to the pipeline, its answer a Response. */
-  const generate = (
-    c: RequestContext<AppEnv>,
-    size: number,
-    parsed: Record<string, unknown>,
-  ): Promise<Response> => {
-    const body = mergeExtraBody(parsed);
+  return async (c: RequestContext<AppEnv>): Promise<Response> => {
+    const text = await readBodyText(
+      c.req.raw,
+      config.settings.maxBodyBytes,
+      config.settings.limits.bodyTimeoutMs,
+    );
+    const parsed = heavy(text.length, () => parseJsonObject(text)); // a promise only for a big body
+    const body = mergeExtraBody(parsed instanceof Promise ? await parsed : parsed);
     const key = c.get("key");
     const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;
     // A group the key may not use answers exactly like one that does not exist, listing only the key's groups.
@@ -79,35 +79,23 @@ export function generationHandler(services: Services, route: Route) {
     const trace = c.get("trace");
     // A key's streamed chat is counted: its usage is asked of the upstream and taken out again for the client.
     const countStream = key !== undefined && stream && route === "chat" && !asksForUsage(body);
-    return pipeline.generate({
+    const asked = await pipeline.generate({
       kind: "generation",
       route,
       group,
-      body: noteSize(countStream ? askForUsage(body) : body, size), // big bodies are worked on piece by piece
+      body: noteSize(countStream ? askForUsage(body) : body, text.length), // big bodies are worked on piece by piece
       stream,
       clientHeaders: c.req.raw.headers,
       requestId,
       signal: c.req.raw.signal,
       trace,
-    }).then((asked) => {
-      const answer = countStream ? withoutUsageChunk(asked) : asked;
-      const now = performance.now();
-      const marked = config.settings.pythonCacheMarker && !stream ? withCacheMarker(answer) : answer;
-      const headers = pythonHeaders(answer.meta.cache, now - trace.startedAt);
-      // The proxy's own share of the time to this answer's headers (Bifrost and LiteLLM offer the same figure).
-      headers["x-llmproxy-overhead-ms"] = overheadHeader(trace, now);
-      return respond(marked, requestId, trace, headers);
     });
+    const answer = countStream ? withoutUsageChunk(asked) : asked;
+    const now = performance.now();
+    const marked = config.settings.pythonCacheMarker && !stream ? withCacheMarker(answer) : answer;
+    const headers = pythonHeaders(answer.meta.cache, now - trace.startedAt);
+    // The proxy's own share of the time to this answer's headers (Bifrost and LiteLLM offer the same figure).
+    headers["x-llmproxy-overhead-ms"] = overheadHeader(trace, now);
+    return respond(marked, requestId, trace, headers);
   };
-
-  // Promise callbacks, not an async function: a request waiting for its upstream holds no frame here (issue 22.4c).
-  return (c: RequestContext<AppEnv>): Promise<Response> =>
-    readBodyText(c.req.raw, config.settings.maxBodyBytes, config.settings.limits.bodyTimeoutMs).then(
-      (text) => {
-        const parsed = heavy(text.length, () => parseJsonObject(text)); // a promise only for a big body
-        return parsed instanceof Promise
-          ? parsed.then((body) => generate(c, text.length, body))
-          : generate(c, text.length, parsed);
-      },
-    );
 }
