@@ -25,7 +25,7 @@ const ask = async (proxy: RunningProxy, content: string) => {
 test({
   name: "Sentinel with TLS: instances find the master through TLS sentinels, share state, follow a failover",
   ignore: !hasRedis || !available("redis-sentinel") || !available("openssl"),
-  timeout: 45_000,
+  timeout: 60_000,
   async fn() {
     await using certs = await makeCerts();
     await using set = await startSentinels({
@@ -58,8 +58,9 @@ test({
     const deadline = Date.now() + 20_000;
     while ((await set.masterPort()) !== set.replica.tlsPort && Date.now() < deadline) await delay(100);
     assert.equal(await set.masterPort(), set.replica.tlsPort, "Sentinel promoted the replica");
-    // Both instances reconnect to the promoted replica over TLS (a READONLY answer meanwhile is an outage).
-    const until = Date.now() + 10_000;
+    // Both instances reconnect to the promoted replica over TLS (a READONLY answer meanwhile is an outage). The
+    // reconnect backs off up to 2 s per attempt while the master is gone; a loaded CI machine needed over 10 s.
+    const until = Date.now() + 20_000;
     let last = "";
     for (let i = 0; Date.now() < until; i++) {
       const prompt = `after the failover ${i}`;
