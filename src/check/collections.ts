@@ -1,6 +1,6 @@
 /** Lists of one schema, and records: mappings whose keys and values each have a schema. */
 
-import { isObject, type Payload, pushPrefixed } from "./issue.ts";
+import { isPlainObject, type Payload, pushPrefixed } from "./issue.ts";
 import { type AnySchema, type Output, Schema } from "./schema.ts";
 
 export class ArrayOf<S extends AnySchema> extends Schema<Output<S>[]> {
@@ -30,15 +30,6 @@ export class ArrayOf<S extends AnySchema> extends Schema<Output<S>[]> {
 
 export function array<S extends AnySchema>(element: S): ArrayOf<S> {
   return new ArrayOf(element);
-}
-
-/** A plain object (made by `{}` or with no prototype); a class instance is not a record. */
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (!isObject(value)) return false;
-  const ctor = value.constructor;
-  if (ctor === undefined || typeof ctor !== "function") return true;
-  const proto: unknown = ctor.prototype;
-  return isObject(proto) && Object.hasOwn(proto, "isPrototypeOf");
 }
 
 class RecordOf<K extends Schema<string>, V extends AnySchema> extends Schema<Record<Output<K>, Output<V>>> {

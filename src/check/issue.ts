@@ -59,3 +59,10 @@ export function pushPrefixed(into: Issue[], key: PropertyKey, issues: readonly I
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
+
+/** A plain mapping (made by `{}`, a parser, or with no prototype); a list or a class instance is not one. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (!isObject(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}

@@ -3,7 +3,7 @@
  * not judged), `nullable` (null passes) and `preprocess` (a function first, the inner schema judges its result).
  */
 
-import type { Payload } from "./issue.ts";
+import { isPlainObject, type Payload } from "./issue.ts";
 import { type AnySchema, type OptIn, type Output, Schema } from "./schema.ts";
 
 /** A wrapper's inner schema, for code that walks a schema tree (`config/legacy.ts`). */
@@ -38,7 +38,7 @@ export function optional<S extends AnySchema>(inner: S): Wrapper<Output<S> | und
 /** Plain objects and lists are copied, nested ones too, so no parse shares a default (or a part of one) with another. */
 function fresh<T>(value: T): T {
   if (Array.isArray(value)) return value.map(fresh) as T;
-  if (value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+  if (isPlainObject(value)) {
     return Object.fromEntries(Object.entries(value).map(([key, part]) => [key, fresh(part)])) as T;
   }
   return value;

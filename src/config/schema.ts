@@ -8,7 +8,7 @@
  */
 
 import * as z from "../check/mod.ts";
-import { numeric } from "./schema_parts.ts";
+import { numeric, stringList } from "./schema_parts.ts";
 import { LIMIT_KEYS } from "./limits.ts";
 import { KEY_FIELDS, KeysSchema, PricesSchema } from "../keys/schema.ts";
 
@@ -32,14 +32,6 @@ const flag = z.preprocess(
     : v),
   z.boolean(),
 );
-
-/** A list of strings, also given as one comma-separated string (what an env reference produces). */
-function stringList(item: z.StringSchema = z.string().check(z.minLength(1))) {
-  return z.preprocess(
-    (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
-    z.array(item),
-  );
-}
 
 /** An optional string where an empty value (an env var set to "") means "not given". */
 const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.optional(z.string()));

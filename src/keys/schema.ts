@@ -5,7 +5,7 @@
  */
 
 import * as z from "../check/mod.ts";
-import { numeric } from "../config/schema_parts.ts";
+import { numeric, stringList } from "../config/schema_parts.ts";
 
 const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 const usd = numeric(z.number().check(z.positive()));
@@ -18,10 +18,7 @@ export const keyName = z.string().check(z.regex(
 ));
 
 /** Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). */
-const models = z.preprocess(
-  (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : v),
-  z.array(z.string().check(z.minLength(1))),
-);
+const models = stringList();
 
 /** `YYYY-MM-DD` (the key stops working at 00:00 UTC that day) or an ISO 8601 date and time. */
 const expires = z.preprocess(
