@@ -24,10 +24,18 @@ const models = stringList();
 const expires = z.preprocess(
   (v) => (v instanceof Date ? v.toISOString() : v),
   z.string().check(z.refine(
-    (s) => /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && Number.isFinite(Date.parse(s)),
+    (s) =>
+      /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && Number.isFinite(Date.parse(s)) &&
+      realDay(s),
     "must be a date (YYYY-MM-DD) or an ISO 8601 date and time",
   )),
 );
+
+/** The `YYYY-MM-DD` part names a day of the calendar (`Date.parse` rolls `2030-02-30` over to March 2). */
+function realDay(s: string): boolean {
+  const [year, month, day] = [+s.slice(0, 4), +s.slice(5, 7), +s.slice(8, 10)];
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
+}
 
 /** The policy fields of a key, shared by the config file and the admin routes. */
 export const policyShape = {

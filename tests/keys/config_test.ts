@@ -36,7 +36,7 @@ test("keys: a key from the environment or as a SHA-256, policy fields, defaults"
       "    tokens_per_day: 100000",
       "    tokens_per_month: 2000000",
       "    usd_per_month: 12.5",
-      "    expires: 2027-01-01",
+      "    expires: 2028-02-29",
       "    cache: private",
       "  - name: team-b",
       `    key_sha256: ${hash}`,
@@ -54,7 +54,7 @@ test("keys: a key from the environment or as a SHA-256, policy fields, defaults"
     [a.rpm, a.tpm, a.maxParallel, a.tokensPerDay, a.tokensPerMonth, a.usdPerMonth, a.cache],
     [5, 1000, 2, 100000, 2000000, 12.5, "private"],
   );
-  assert.equal(a.expiresAt, Date.parse("2027-01-01T00:00:00Z"));
+  assert.equal(a.expiresAt, Date.parse("2028-02-29T00:00:00Z"), "a leap day is a day");
   assert.ok(a.allows("gpt-4o-mini") && a.allows("embed") && !a.allows("gpt-3.5") && !a.allows("embed-2"));
   assert.equal(b.digest, digestOf("sk-hashed"), "a hash is held lower-case");
   assert.deepEqual([b.models, b.cache, b.limited, a.limited], [["*"], "shared", false, true]);
@@ -79,6 +79,13 @@ test("keys: mistakes are named with their path, and no key text is shown", () =>
     problems("keys: [{name: a, key: k, expires: next week}]"),
     /keys\[0\]\.expires must be a date/,
   );
+  for (const day of ["2030-02-30", "2030-04-31T12:00:00Z", "2029-02-29"]) {
+    assert.match(
+      problems(`keys: [{name: a, key: k, expires: ${day}}]`),
+      /keys\[0\]\.expires must be a date/,
+      day,
+    );
+  }
   assert.match(
     problems("keys: [{name: a, key: k, cache: none}]"),
     /keys\[0\]\.cache must be one of "shared", "private"/,
