@@ -17,7 +17,7 @@ import { pollReader } from "./chunks.ts";
  * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: every chunk at hand
  * is enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty); it stops when
  * the consumer falls behind, and the next pull flows again. A pull never stays pending: one that comes while a
- * `wait` is out returns at once. A stream held open between events then keeps no pull promise and no reactions
+ * `wait` is out, or while chunks are handed on, returns at once. A stream held open between events then keeps no pull promise and no reactions
  * of the runtime on it (~0.6 KB per open stream with the closure `cancel` was, issue 22.4c), for one settled
  * pull per event. A failure `poll` throws errors the stream. Its chunks can be polled in turn.
  */
@@ -57,8 +57,11 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
   }
 
   #next(): void {
-    this.#waiting = false;
     if (this.#done) return;
+    // Busy until this round ends: a consumer that reads again from within `enqueue` (a `Response`'s `text()` does)
+    // pulls meanwhile, and that pull must not start a second round (two reads of the upstream at once, into the
+    // same bytes). This round reads on for it.
+    this.#waiting = true;
     const controller = this.#controller;
     try {
       for (let chunk = this.source.poll(); chunk !== undefined; chunk = this.source.poll()) {
@@ -73,8 +76,10 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
       return controller.error(error);
     }
     // Chunks queued that the consumer has not asked for yet: read no further until it pulls again.
-    if (controller.desiredSize! < 0) return;
-    this.#waiting = true;
+    if (controller.desiredSize! < 0) {
+      this.#waiting = false;
+      return;
+    }
     this.source.wait(this.#flow);
   }
 }

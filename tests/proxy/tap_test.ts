@@ -14,17 +14,20 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EVENTS = ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n", "data: [DONE]\n\n"];
 
-/** A server whose answer is `EVENTS`, one per chunk 5 ms apart; `cancelled` resolves when a client left early. */
-function eventServer() {
+/**
+ * A server whose answer is `events` (`EVENTS` unless given), one per chunk `gapMs` (5) ms apart; `cancelled`
+ * resolves when a client left early.
+ */
+function eventServer(events = EVENTS, gapMs = 5) {
   const cancelled = Promise.withResolvers<void>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
     let index = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        if (index > 0) await new Promise((resolve) => timer = setTimeout(resolve, 5));
-        controller.enqueue(encoder.encode(EVENTS[index++]));
-        if (index === EVENTS.length) controller.close();
+        if (index > 0) await new Promise((resolve) => timer = setTimeout(resolve, gapMs));
+        controller.enqueue(encoder.encode(events[index++]));
+        if (index === events.length) controller.close();
       },
       cancel() {
         clearTimeout(timer);
@@ -225,4 +228,24 @@ test("a holding watcher hands a chunk on only once its promise settled, rejected
     rest += decoder.decode(next.value);
   }
   assert.equal(rest, EVENTS.slice(2).join(""));
+});
+
+test("a reader that reads again from within the enqueue of a chunk (Response.text) gets every byte once", async () => {
+  // Each chunk that comes after a wait is handed to a read already pending, whose reader reads again at once: that
+  // pull comes while the watcher is still handing chunks on, and must not start a second read of the upstream
+  // (two reads at once wrote into the same bytes: events lost, doubled, then a malformed chunk).
+  const events = Array.from({ length: 30 }, (_, i) => `data: ${i}\n\n`);
+  const { server, url } = eventServer(events, 2);
+  await using _server = server;
+  using agent = new Http1Agent();
+  const seen: string[] = [];
+  const ends: boolean[] = [];
+  const tapped = tapStream(
+    await upstreamBody(agent, url),
+    (chunk) => seen.push(decoder.decode(chunk)),
+    (complete) => ends.push(complete),
+  );
+  assert.equal(await new Response(tapped).text(), events.join(""));
+  assert.deepEqual(seen, events);
+  assert.deepEqual(ends, [true]);
 });
