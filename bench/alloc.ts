@@ -4,7 +4,11 @@
  * with a loopback upstream, as bench/inproc.ts does, and runs chat requests 64 at a time straight into the app's
  * `fetch` (bodies with a content-length, as a client sends them).
  *
- *   deno run -A bench/alloc.ts [--root DIR]... [--requests 4000] [--top 25] [--cache] [--unique]
+ *   deno run -A bench/alloc.ts [--root DIR]... [--requests 4000] [--top 25] [--cache] [--unique] [--stream]
+ *
+ * `--stream` asks for 50-chunk chat streams instead, from the bench's fake upstream in a process of its own (chunks
+ * 2 ms apart, so each event is its own read as from a real upstream; its allocations are not counted), and reads
+ * them whole: the figures are then per stream.
  *
  * Per build it prints: bytes allocated per request (V8's sampling heap profiler, every 128 bytes, objects the GC
  * collected included), the top files and functions by bytes allocated; then, from a second run under the proxy's
@@ -15,6 +19,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { V8_FLAGS } from "./proxy_config.ts";
+import { startUpstream } from "./server_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -25,6 +30,9 @@ const { values } = parseArgs({
     top: { type: "string", default: "25" },
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
+    stream: { type: "boolean", default: false },
+    // Internal: the upstream's URL for `--stream`.
+    upstream: { type: "string" },
     // Internal: the child process's job.
     child: { type: "string" },
   },
@@ -39,12 +47,14 @@ if (values.child) {
 
 const roots = (values.root ?? [new URL("..", import.meta.url).pathname]).map((root) => resolve(root));
 const here = new URL("alloc.ts", import.meta.url).pathname;
+await using upstream = values.stream ? await startUpstream(["--chunk-delay-ms", "2"]) : undefined;
 
 async function child(job: "sample" | "gc", root: string, v8: string[]): Promise<string> {
   const args = ["run", "-A", `--config=${root}/deno.json`, ...v8, here, "--child", job, "--root", root];
   args.push("--requests", String(requests), "--top", values.top);
   if (values.cache) args.push("--cache");
   if (values.unique) args.push("--unique");
+  if (upstream) args.push("--stream", "--upstream", upstream.url);
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), { args }).output();
   const text = new TextDecoder().decode(stdout);
   if (code !== 0) throw new Error(`${root}: ${job} failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);

@@ -12,6 +12,9 @@ interface ChildOptions {
   readonly top: string;
   readonly cache: boolean;
   readonly unique: boolean;
+  readonly stream: boolean;
+  /** With `stream`: the fake upstream's URL (a process of its own). */
+  readonly upstream?: string;
 }
 
 interface HeapNode {
@@ -29,7 +32,8 @@ export async function runChild(job: string, root: string, options: ChildOptions)
       headers: { "content-type": "application/json", "x-ratelimit-remaining-requests": "9999" },
     });
   });
-  const fetchApp = await loadApp(root, `http://127.0.0.1:${upstream.addr.port}`, options.cache);
+  const upstreamUrl = options.upstream ?? `http://127.0.0.1:${upstream.addr.port}`;
+  const fetchApp = await loadApp(root, upstreamUrl, options.cache);
   let sequence = 0;
   const run = async (count: number) => {
     let next = 0;
@@ -37,7 +41,11 @@ export async function runChild(job: string, root: string, options: ChildOptions)
       while (next < count) {
         next++;
         const content = options.unique ? `Say hello. #${sequence++}` : "Say hello.";
-        const body = JSON.stringify({ model: BENCH_GROUP, messages: [{ role: "user", content }] });
+        const body = JSON.stringify({
+          model: BENCH_GROUP,
+          messages: [{ role: "user", content }],
+          ...(options.stream ? { stream: true } : {}),
+        });
         const response = await fetchApp(
           new Request("http://127.0.0.1/v1/chat/completions", {
             method: "POST",
@@ -45,7 +53,7 @@ export async function runChild(job: string, root: string, options: ChildOptions)
             body,
           }),
         );
-        if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+        if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
         await response.arrayBuffer();
       }
     };
