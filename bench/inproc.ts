@@ -6,12 +6,14 @@
  * process and run in interleaved rounds.
  *
  *   deno run -A bench/inproc.ts [--root DIR]... [--rounds 7] [--requests 20000] [--concurrency 64] [--cache]
- *                               [--unique] [--stream] [--keys 100 [--key-limits]]
+ *                               [--unique] [--stream] [--keys 100 [--key-limits]] [--cache-both]
  *
  * Without `--root` it measures this checkout. `--cache` turns the cache on; `--unique` makes every body unique
  * (with `--cache`: all misses); `--stream` asks for 50-chunk streams (all chunks at once) and reads them whole.
  * `--keys N` also loads each build with N named client keys (`+keys`), every request authenticated by one of them;
  * `--key-limits` gives the keys limits that are checked on every request and never reached.
+ * `--cache-both` loads each build twice, cache off and cache on (`+cache`), so what the cache adds to a request
+ * (with `--unique`: to a miss) is read as a paired ratio within one process.
  * Prints, per build, the median over rounds of this process's CPU microseconds per request (user plus system time
  * of the whole batch / requests; the loopback upstream's share is the same for every build): CPU time, unlike wall
  * time, does not grow while other processes hold the machine's cores.
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     stream: { type: "boolean", default: false },
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
+    "cache-both": { type: "boolean", default: false },
   },
 });
 const roots = (values.root ?? [new URL("..", import.meta.url).pathname]).map((root) => resolve(root));
@@ -98,7 +101,7 @@ interface Build {
   readonly handle: (request: Request) => Response | Promise<Response>;
 }
 
-async function load(root: string, index: number, keys = 0): Promise<Build> {
+async function load(root: string, index: number, keys = 0, cache = values.cache): Promise<Build> {
   // parse.ts since session 10; load.ts in older snapshots.
   const parseConfig = (await import(`file://${root}/src/config/load.ts`)).parseConfig ??
     (await import(`file://${root}/src/config/parse.ts`)).parseConfig;
@@ -107,7 +110,7 @@ async function load(root: string, index: number, keys = 0): Promise<Build> {
   const { createLogger } = await import(`file://${root}/src/logger.ts`);
   const yaml = configYaml({
     upstreamUrl,
-    cache: values.cache,
+    cache,
     keys,
     keyLimits: values["key-limits"],
   });
@@ -115,7 +118,8 @@ async function load(root: string, index: number, keys = 0): Promise<Build> {
   const logger = createLogger({ level: "error", write: () => {} });
   const services = await buildServices(config, { logger });
   const app = createApp(services);
-  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}${keys > 0 ? "+keys" : ""}`;
+  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}${keys > 0 ? "+keys" : ""}` +
+    (values["cache-both"] && cache ? "+cache" : "");
   return { name, handle: (request) => app.fetch(request) };
 }
 
@@ -161,7 +165,8 @@ async function run(build: Build): Promise<number> {
 
 const builds: Build[] = [];
 for (const [i, root] of roots.entries()) {
-  builds.push(await load(root, i));
+  builds.push(await load(root, i, 0, values.cache && !values["cache-both"]));
+  if (values["cache-both"]) builds.push(await load(root, i, 0, true));
   if (Number(values.keys) > 0) builds.push(await load(root, i, Number(values.keys)));
 }
 for (const build of builds) await run(build); // warm up each (JIT)
@@ -175,7 +180,9 @@ for (let round = 0; round < rounds; round++) {
 }
 const base = percentile(figures.get(builds[0].name)!, 50);
 console.log(
-  `${requests} requests x ${rounds} rounds, ${concurrency} at a time, cache ${values.cache ? "on" : "off"}` +
+  `${requests} requests x ${rounds} rounds, ${concurrency} at a time, cache ${
+    values["cache-both"] ? "off and on" : values.cache ? "on" : "off"
+  }` +
     `${values.unique ? ", unique bodies" : ""}${values.stream ? ", 50-chunk streams" : ""}`,
 );
 // Each round's builds run back to back: the ratio within a round is less shaken by the machine's load than
