@@ -30,13 +30,26 @@ const INITIAL = [
 const encoder = new TextEncoder();
 const W = new Int32Array(64);
 const H = new Int32Array(8);
+/** The character codes of the hex digits. */
+const DIGITS = Array.from("0123456789abcdef", (digit) => digit.charCodeAt(0));
+/** The digest's 64 hex digits as character codes, made into one string at once (not 32 joined pieces). */
+const HEX_CODES: number[] = new Array(64).fill(0);
+
+/**
+ * The padded message of every input that fits (a cache key's text, a client key): a new typed array per call cost
+ * more than hashing a short text. Longer inputs get one of their own.
+ */
+const SCRATCH = new Uint8Array(4096);
 
 /** The hex SHA-256 of `text` encoded as UTF-8. */
 export function sha256Hex(text: string): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes; room for the 0x80 byte and the 8-byte length, in whole 64-byte blocks.
-  const padded = new Uint8Array((((text.length * 3 + 8) >> 6) + 1) * 64);
-  const { written } = encoder.encodeInto(text, padded);
+  const room = (((text.length * 3 + 8) >> 6) + 1) * 64;
+  const padded = room <= SCRATCH.length ? SCRATCH : new Uint8Array(room);
+  let written = asciiInto(text, padded);
+  if (written < 0) written = encoder.encodeInto(text, padded).written;
   const end = (((written + 8) >> 6) + 1) * 64;
+  padded.fill(0, written, end);
   padded[written] = 0x80;
   const high = Math.floor(written / 0x20000000);
   const low = (written << 3) >>> 0;
@@ -46,9 +59,23 @@ export function sha256Hex(text: string): string {
   }
   H.set(INITIAL);
   for (let offset = 0; offset < end; offset += 64) compress(padded, offset);
-  let hex = "";
-  for (let i = 0; i < 8; i++) hex += (H[i] >>> 0).toString(16).padStart(8, "0");
-  return hex;
+  for (let i = 0; i < 8; i++) {
+    const word = H[i];
+    for (let digit = 0; digit < 8; digit++) {
+      HEX_CODES[i * 8 + digit] = DIGITS[(word >>> (28 - digit * 4)) & 15];
+    }
+  }
+  return String.fromCharCode.apply(null, HEX_CODES);
+}
+
+/** Copies an ASCII `text` into `bytes` (its UTF-8 is itself) and returns its length; -1 at the first other unit. */
+function asciiInto(text: string, bytes: Uint8Array): number {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit > 0x7f) return -1;
+    bytes[i] = unit;
+  }
+  return text.length;
 }
 
 function compress(bytes: Uint8Array, offset: number): void {
