@@ -37,10 +37,22 @@ function writeArray(items: readonly unknown[]): string {
   return out + "]";
 }
 
-function writeObject(object: Record<string, unknown>): string {
+/**
+ * `object` as canonical JSON without its members named in `omit`: what `canonicalJson` writes for a copy of it
+ * without them, with no copy made.
+ */
+export function canonicalObject(
+  object: Readonly<Record<string, unknown>>,
+  omit: readonly string[] = [],
+): string {
+  return writeObject(object, omit);
+}
+
+function writeObject(object: Readonly<Record<string, unknown>>, omit?: readonly string[]): string {
   const keys = Object.keys(object).sort();
   let out = "{";
   for (const key of keys) {
+    if (omit !== undefined && omit.includes(key)) continue;
     const text = write(object[key]);
     if (text === undefined) continue;
     out += (out.length === 1 ? "" : ",") + quote(key) + ":" + text;
@@ -52,6 +64,6 @@ function writeObject(object: Record<string, unknown>): string {
 // deno-lint-ignore no-control-regex -- the control characters are what JSON escapes
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
-function quote(text: string): string {
+export function quote(text: string): string {
   return text.length < 5000 && !NEEDS_ESCAPE.test(text) ? `"${text}"` : JSON.stringify(text);
 }

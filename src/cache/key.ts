@@ -8,7 +8,7 @@
 import type { Route } from "../core/route.ts";
 import { BIG_WORK, heavy } from "../util/heavy.ts";
 import { sha256Hex } from "../util/sha256.ts";
-import { canonicalJson } from "./canonical_json.ts";
+import { canonicalObject, quote } from "./canonical_json.ts";
 
 /** Bodies from this size are hashed by `crypto.subtle` (native, off the event loop); smaller ones at once. */
 const NATIVE_HASH = 16 * 1024;
@@ -23,10 +23,18 @@ export interface KeyInput {
   readonly scope?: string;
 }
 
+/** Members the key leaves out of the body: the proxy's own field, and `stream` (the key says it once). */
+const NOT_KEYED = ["cache", "stream"];
+
+/**
+ * The canonical JSON of `{ route, group, stream, body, scope }` (the body without `NOT_KEYED`), written in its
+ * sorted order without building that object: the same text, so keys (and entries stored under them) stay valid.
+ */
 function canonicalInput(input: KeyInput): string {
-  const { cache: _cache, stream: _stream, ...body } = input.body;
-  const shared = { route: input.route, group: input.group, stream: input.stream, body };
-  return canonicalJson(input.scope === undefined ? shared : { ...shared, scope: input.scope });
+  const scope = input.scope === undefined ? "" : `,"scope":${quote(input.scope)}`;
+  return `{"body":${canonicalObject(input.body, NOT_KEYED)},"group":${quote(input.group)},"route":${
+    quote(input.route)
+  }${scope},"stream":${input.stream}}`;
 }
 
 /** The hex SHA-256 cache key of a request, computed on the calling thread. */
