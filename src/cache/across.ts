@@ -27,6 +27,16 @@ export type Across = Exclude<LockOutcome, { kind: "relay" }> | {
   readonly answer: Answer;
 };
 
+/**
+ * The outcome at once when there is no other instance to ask (a store in this process, a stream on a store that
+ * cannot relay) or the read took the lock already; undefined when `acrossInstances` must ask.
+ */
+export function acrossAtOnce(store: Store, request: GenerationRequest, found: Found): Across | undefined {
+  // A stream can follow another instance's only through a relay: its entry exists once its stream has ended.
+  const shared = store.kind !== "memory" && (!request.stream || store.readRelay !== undefined);
+  return !shared || found.locked ? { kind: "lead", locked: found.locked, waited: false } : undefined;
+}
+
 export async function acrossInstances(
   key: string,
   request: GenerationRequest,
@@ -35,9 +45,8 @@ export async function acrossInstances(
   options: AcrossOptions,
 ): Promise<Across> {
   const { store, token, lockTtlMs: ttlMs } = options;
-  // A stream can follow another instance's only through a relay: its entry exists once its stream has ended.
-  const shared = store.kind !== "memory" && (!request.stream || store.readRelay !== undefined);
-  if (!shared || found.locked) return { kind: "lead", locked: found.locked, waited: false };
+  const atOnce = acrossAtOnce(store, request, found);
+  if (atOnce) return atOnce;
   const relay = request.stream;
   const lockOptions = { ttlMs, waitMs: ttlMs, token, tried: found.triedLock, relay };
   const outcome = await lockOrWait(store, key, lockOptions, lead.flight.signal);

@@ -20,17 +20,16 @@ import type { GroupConfig, Settings } from "../config/config.ts";
 import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store } from "../store/store.ts";
-import { type Flight, Flights, type Followed, followerAnswer, lockKey, unlock } from "./coalesce.ts";
+import { type Flight, Flights, type Followed, followerAnswer } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
-import { CACHE_PREFIX, type CachedAnswer, decodeEntry } from "./entry.ts";
+import { CACHE_PREFIX, type CachedAnswer } from "./entry.ts";
 import { type CacheFigures, StoreUsage } from "./figures.ts";
 import { cacheKeyAsync } from "./key.ts";
 import { sizeOf } from "../util/heavy.ts";
 import { EntryReader, type Found } from "./read.ts";
 import { replayAnswer, type ReplayStatus } from "./replay.ts";
-import { acrossInstances } from "./across.ts";
-import { offerRelay } from "./relay_writer.ts";
-import { CacheTicket, Lead } from "./ticket.ts";
+import { FlightLeader } from "./leader.ts";
+import { CacheTicket } from "./ticket.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
 
 export { CACHE_PREFIX } from "./entry.ts";
@@ -81,6 +80,7 @@ export class ResponseCache {
   readonly #flights = new Flights();
   readonly #writer: EntryWriter;
   readonly #reader: EntryReader;
+  readonly #leader: FlightLeader;
   readonly #usage: StoreUsage;
   readonly #token = crypto.randomUUID();
   readonly #lockTtlMs: number;
@@ -96,6 +96,15 @@ export class ResponseCache {
     this.#lockTtlMs = Math.min(MAX_LOCK_MS, options.settings.httpTimeoutMs);
     this.#reader = new EntryReader({ ...options, token: this.#token, lockTtlMs: this.#lockTtlMs });
     this.#usage = new StoreUsage(options.store, options.clock);
+    this.#leader = new FlightLeader({
+      ...options,
+      flights: this.#flights,
+      writer: this.#writer,
+      counters: this.#counts,
+      token: this.#token,
+      lockTtlMs: this.#lockTtlMs,
+      maxBytes: options.settings.cacheMaxEntryBytes,
+    });
   }
 
   get counters(): CacheCounters {
@@ -115,17 +124,27 @@ export class ResponseCache {
       this.#counts.bypasses++;
       return this.#miss(request, "BYPASS");
     }
-    return this.#lookup(request, control);
-  }
-
-  async #lookup(request: Admitted<GenerationRequest>, control: CacheControl): Promise<CacheLookup> {
-    const key = await cacheKeyAsync({
+    const key = cacheKeyAsync({
       route: request.route,
       group: request.group.name,
       stream: request.stream,
       body: request.body,
       scope: request.identity?.cacheScope,
     }, sizeOf(request.body));
+    // A store in this process and no identical request in flight: decided at once, no promise to wait on.
+    if (typeof key === "string" && control.read && !this.#flights.get(key)) {
+      const found = this.#reader.readNow(key, request);
+      if (found) return this.#decide(key, request, control, found);
+    }
+    return this.#lookup(request, control, key);
+  }
+
+  async #lookup(
+    request: Admitted<GenerationRequest>,
+    control: CacheControl,
+    keyed: string | Promise<string>,
+  ): Promise<CacheLookup> {
+    const key = await keyed;
     const entry = control.write ? { key, control } : undefined;
     if (!control.read) {
       this.#counts.bypasses++;
@@ -135,26 +154,34 @@ export class ResponseCache {
       let flight = this.#flights.get(key);
       if (!flight) {
         const found = await this.#reader.read(key, request, control);
-        if (found.answer) {
-          this.#counts.hits++;
-          return { kind: "answer", answer: this.#replay(found.answer, "HIT") };
-        }
-        flight = this.#flights.get(key);
-        if (!flight) {
-          if (!entry) {
-            this.#counts.misses++;
-            return this.#miss(request, "MISS", undefined, found.health);
-          }
-          return await this.#lead(key, request, entry, found);
-        }
+        flight = found.answer ? undefined : this.#flights.get(key);
+        if (!flight) return await this.#decide(key, request, control, found);
         // An identical request here opened a flight while this one read: it leads, so a lock taken goes back.
-        if (found.locked) this.#release(key);
+        if (found.locked) this.#leader.release(key);
       }
       const followed = await this.#follow(flight, request);
       if (followed) return { kind: "answer", answer: followed };
     }
     this.#counts.misses++;
     return this.#miss(request, "MISS", entry);
+  }
+
+  /** What a read found with no flight for `key` here: the hit, a miss, or a miss that leads a new flight. */
+  #decide(
+    key: string,
+    request: GenerationRequest,
+    control: CacheControl,
+    found: Found,
+  ): CacheLookup | Promise<CacheLookup> {
+    if (found.answer) {
+      this.#counts.hits++;
+      return { kind: "answer", answer: this.#replay(found.answer, "HIT") };
+    }
+    if (!control.write) {
+      this.#counts.misses++;
+      return this.#miss(request, "MISS", undefined, found.health);
+    }
+    return this.#leader.lead(key, request, { key, control }, found);
   }
 
   /** Drops every cached answer (never routing or affinity state); returns how many went. */
@@ -178,11 +205,6 @@ export class ResponseCache {
   /** Waits for the cache writes still running (shutdown, tests). */
   settled(): Promise<void> {
     return this.#writer.settled();
-  }
-
-  /** Gives back this instance's coalescing lock for `key`, off the response path. */
-  #release(key: string): void {
-    this.#writer.track(unlock(this.#store, key, this.#token));
   }
 
   #replay(answer: CachedAnswer, status: ReplayStatus): Answer {
@@ -216,68 +238,5 @@ export class ResponseCache {
     const answer = followerAnswer(shared);
     if (answer) this.#counts.coalesced++;
     return answer;
-  }
-
-  /**
-   * Leads a new flight, with the cross-instance lock (taken by the read, or now; or after waiting for another
-   * instance, which may instead have written the answer): a miss whose ticket shares the answer with followers.
-   */
-  async #lead(
-    key: string,
-    request: GenerationRequest,
-    entry: { key: string; control: CacheControl },
-    found: Found,
-  ): Promise<CacheLookup> {
-    if (request.signal.aborted) {
-      if (found.locked) this.#release(key);
-      throw new ClientGone();
-    }
-    const flight = this.#flights.open(key);
-    const lead = new Lead(
-      flight,
-      flight.attend(request.signal),
-      () => this.#flights.close(key, flight),
-      () => this.#release(key),
-    );
-    const held = { key: lockKey(key), token: this.#token };
-    if (found.locked) lead.lock = held;
-    try {
-      const maxBytes = this.#settings.cacheMaxEntryBytes;
-      const outcome = await acrossInstances(key, request, found, lead, {
-        store: this.#store,
-        token: this.#token,
-        lockTtlMs: this.#lockTtlMs,
-        maxBytes,
-      });
-      if (outcome.kind === "answer") {
-        this.#counts.coalesced++;
-        return outcome;
-      }
-      if (outcome.kind === "entry") {
-        const answer = decodeEntry(outcome.text);
-        if (answer) {
-          flight.settle({ kind: "entry", answer });
-          lead.stopAttending();
-          lead.finish();
-          this.#counts.coalesced++;
-          return { kind: "answer", answer: this.#replay(answer, "COALESCED") };
-        }
-      } else lead.lock = outcome.locked ? held : undefined;
-      // Holding the lock, a stream is offered to other instances that ask for it.
-      if (lead.lock && request.stream) {
-        const lock = { token: this.#token, ttlMs: this.#lockTtlMs };
-        lead.relay = offerRelay({ store: this.#store, key, maxBytes, lock });
-      }
-      this.#counts.misses++;
-      const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict: "MISS", entry, lead });
-      // The health read with the entry is current unless this request waited for another instance.
-      const health = outcome.kind === "lead" && !outcome.waited ? found.health : undefined;
-      return { kind: "miss", ticket, signal: flight.signal, health };
-    } catch (error) {
-      lead.stopAttending();
-      flight.settle(null);
-      lead.finish();
-      throw error;
-    }
   }
 }

@@ -55,13 +55,19 @@ export type Followed = Shared | null | "gone";
 
 export class Flight {
   readonly #controller = new AbortController();
-  readonly result: Promise<Shared | null>;
-  #resolve!: (shared: Shared | null) => void;
+  /** Made when a follower first waits: most flights have none. */
+  #result: Promise<Shared | null> | undefined;
+  #resolve: ((shared: Shared | null) => void) | undefined;
+  #shared: Shared | null = null;
   #attending = 0;
   #settled = false;
 
-  constructor() {
-    this.result = new Promise((resolve) => this.#resolve = resolve);
+  /** The shared answer, once settled (null: followers go their own way). */
+  get result(): Promise<Shared | null> {
+    if (this.#result) return this.#result;
+    return this.#result = this.#settled
+      ? Promise.resolve(this.#shared)
+      : new Promise((resolve) => this.#resolve = resolve);
   }
 
   /** For the upstream call: aborted once every request attending the flight has gone before it settled. */
@@ -82,7 +88,9 @@ export class Flight {
       onGone?.();
       if (--this.#attending === 0 && !this.#settled) this.#controller.abort();
     };
-    signal.addEventListener("abort", gone, { once: true });
+    // No `{ once: true }` (its options object costs a conversion per call): a signal aborts once, and the
+    // returned function removes the listener.
+    signal.addEventListener("abort", gone);
     return () => signal.removeEventListener("abort", gone);
   }
 
@@ -90,7 +98,8 @@ export class Flight {
   settle(shared: Shared | null): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#resolve(shared);
+    this.#shared = shared;
+    this.#resolve?.(shared);
   }
 
   /** Waits, as a follower, for the shared answer, or until the follower's own client leaves. */

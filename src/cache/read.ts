@@ -59,8 +59,22 @@ export class EntryReader {
       });
       return { answer: null, locked: false, triedLock: false, health };
     }
-    const answer = text === null ? null : decodeEntry(text);
-    const usable = answer && answer.stream === request.stream ? answer : null;
-    return { answer: usable, locked, triedLock: lockable && text === null, health };
+    return { answer: usable(text, request), locked, triedLock: lockable && text === null, health };
   }
+
+  /**
+   * The same read at once, from a store that holds its values in this process (no lock, no health to read
+   * alongside); undefined from any other store.
+   */
+  readNow(key: string, request: GenerationRequest): Found | undefined {
+    const { store } = this.#options;
+    if (store.getNow === undefined) return undefined;
+    return { answer: usable(store.getNow(entryKey(key)), request), locked: false, triedLock: false };
+  }
+}
+
+/** The answer in a stored entry, if it is one of the request's kind (JSON or stream). */
+function usable(text: string | null, request: GenerationRequest): CachedAnswer | null {
+  const answer = text === null ? null : decodeEntry(text);
+  return answer && answer.stream === request.stream ? answer : null;
 }

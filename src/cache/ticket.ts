@@ -37,6 +37,13 @@ export class Lead {
     this.#stopAttending();
   }
 
+  /** The lookup failed before a ticket was made: followers go their own way, the flight closes, the lock goes back. */
+  abandon(): void {
+    this.#stopAttending();
+    this.flight.settle(null);
+    this.finish();
+  }
+
   /** Closes the flight and gives back the lock, unless the entry's write already did (`lockReleased`). */
   finish = (lockReleased = false): void => {
     if (this.#finished) return;
@@ -107,11 +114,7 @@ export class CacheTicket {
 
   /** The attempts failed (or the answer is not shared): followers go their own way, the lock goes back. */
   drop(): void {
-    const lead = this.#options.lead;
-    if (!lead) return;
-    lead.stopAttending();
-    lead.flight.settle(null);
-    lead.finish();
+    this.#options.lead?.abandon();
   }
 
   #keepJson(key: string, control: CacheControl, answer: Answer, body: JsonBody): void {

@@ -76,7 +76,7 @@ export class EntryWriter {
     lock?: HeldLock,
   ): void {
     const { settings, clock } = this.#options;
-    let write = Promise.resolve(false);
+    let write: boolean | Promise<boolean> = false;
     if (body.bytes.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
     else if (isComplete(body)) {
       write = this.#write(key, request, control, {
@@ -88,7 +88,7 @@ export class EntryWriter {
         storedAt: clock.now(),
       }, lock);
     }
-    this.#track(done ? write.then(done) : write);
+    this.#then(write, done);
   }
 
   /**
@@ -117,7 +117,7 @@ export class EntryWriter {
           events: recording.events.map((event) => event.length),
           storedAt: clock.now(),
         }, lock);
-        this.#track(done ? write.then(done) : write);
+        this.#then(write, done);
       },
       onIncomplete: (reason) => {
         if (reason === "too_large") this.#tooLarge(request);
@@ -137,29 +137,61 @@ export class EntryWriter {
     while (this.#writes.size > 0) await Promise.all([...this.#writes]);
   }
 
-  /** Writes the entry (releasing `lock` in the same step when given); true when the lock was dealt with. */
-  async #write(
+  /** Runs `done` once `write` settled: at once when it is done already, else as a tracked write. */
+  #then(write: boolean | Promise<boolean>, done?: (lockReleased: boolean) => void): void {
+    if (write instanceof Promise) this.#track(done ? write.then(done) : write);
+    else done?.(write);
+  }
+
+  /**
+   * Writes the entry (releasing `lock` in the same step when given); true when the lock was dealt with. A store in
+   * this process with no lock to release writes at once: no promise.
+   */
+  #write(
     key: string,
     request: GenerationRequest,
     control: CacheControl,
     answer: CachedAnswer,
     lock?: HeldLock,
-  ): Promise<boolean> {
-    const { store, settings, counters, logger } = this.#options;
+  ): boolean | Promise<boolean> {
+    const { store, settings, counters } = this.#options;
     const ttlMs = (control.ttlSeconds ?? settings.cacheTtlSeconds) * 1000;
+    if (lock || !store.setNow) {
+      return this.#writeLater(entryKey(key), encodeEntry(answer), ttlMs, request, lock);
+    }
     try {
-      if (lock) await store.setAndUnlock(entryKey(key), encodeEntry(answer), ttlMs, lock.key, lock.token);
-      else await store.set(entryKey(key), encodeEntry(answer), ttlMs);
+      store.setNow(entryKey(key), encodeEntry(answer), ttlMs);
       counters.writes++;
+    } catch (error) {
+      this.#failed(request, error);
+    }
+    return false;
+  }
+
+  async #writeLater(
+    key: string,
+    value: string,
+    ttlMs: number,
+    request: GenerationRequest,
+    lock?: HeldLock,
+  ): Promise<boolean> {
+    try {
+      if (lock) await this.#options.store.setAndUnlock(key, value, ttlMs, lock.key, lock.token);
+      else await this.#options.store.set(key, value, ttlMs);
+      this.#options.counters.writes++;
       return lock !== undefined;
     } catch (error) {
-      counters.write_failures++;
-      logger.warn("cache write failed; the answer was served but not cached", {
-        request_id: request.requestId,
-        error: error instanceof Error ? error.message : String(error),
-      });
+      this.#failed(request, error);
       return false;
     }
+  }
+
+  #failed(request: GenerationRequest, error: unknown): void {
+    this.#options.counters.write_failures++;
+    this.#options.logger.warn("cache write failed; the answer was served but not cached", {
+      request_id: request.requestId,
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 
   #tooLarge(request: GenerationRequest): void {

@@ -104,15 +104,23 @@ export class MemoryStore implements Store {
     return Promise.resolve(this.#read(key));
   }
 
+  getNow(key: string): string | null {
+    return this.#read(key);
+  }
+
   set(key: string, value: string, ttlMs?: number): Promise<void> {
-    const lru = this.#lruFor(key);
     try {
-      if (lru) lru.set(key, value, ttlMs);
-      else this.#write(key, value, ttlMs);
+      this.setNow(key, value, ttlMs);
     } catch (error) {
       return Promise.reject(error);
     }
     return Promise.resolve();
+  }
+
+  setNow(key: string, value: string, ttlMs?: number): void {
+    const lru = this.#lruFor(key);
+    if (lru) lru.set(key, value, ttlMs);
+    else this.#write(key, value, ttlMs);
   }
 
   /** The read and the lock happen in one synchronous step (no await between them), as on Redis. */

@@ -107,8 +107,12 @@ export interface Store {
 
   /** Value stored at `key`, or null when absent or expired. */
   get(key: string): Promise<string | null>;
+  /** The same, at once, from a store that holds its values in this process (a cache lookup with no promise). */
+  getNow?(key: string): string | null;
   /** Stores `value` at `key`; `ttlMs` <= 0 or absent means no expiry. */
   set(key: string, value: string, ttlMs?: number): Promise<void>;
+  /** The same, at once, in a store that holds its values in this process; throws where `set` rejects. */
+  setNow?(key: string, value: string, ttlMs?: number): void;
   /** Stores only when absent (a lock). True when this call stored it. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { lockKey, lockOrWait } from "../../src/cache/coalesce.ts";
+import { Flight, lockKey, lockOrWait, type Shared } from "../../src/cache/coalesce.ts";
 import { PENDING, PENDING_MS, relayPointer } from "../../src/cache/relay.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { test } from "../_support/test.ts";
@@ -72,5 +72,43 @@ test(
     } finally {
       clearInterval(saying);
     }
+  },
+);
+
+test(
+  "Flight: followers get the answer whether they wait before or after it settles; the upstream call is aborted only when all left",
+  {
+    timeout: 5_000,
+  },
+  async () => {
+    const flight = new Flight();
+    const leader = new AbortController();
+    const early = new AbortController();
+    const stopLeader = flight.attend(leader.signal);
+    const waiting = flight.follow(early.signal);
+    const shared = { kind: "entry", answer: { body: "{}" } } as unknown as Shared;
+    leader.abort();
+    assert.equal(flight.signal.aborted, false, "a follower still attends");
+    flight.settle(shared);
+    flight.settle(null);
+    assert.equal(await waiting, shared);
+    // Joined after the settle (before the flight closed): the same answer, at once.
+    assert.equal(await flight.follow(new AbortController().signal), shared);
+    stopLeader();
+
+    // Settled before anyone followed (a flight's answer came before any identical request did): the same.
+    const unfollowed = new Flight();
+    unfollowed.settle(shared);
+    assert.equal(await unfollowed.follow(new AbortController().signal), shared);
+
+    const alone = new Flight();
+    const client = new AbortController();
+    alone.attend(client.signal);
+    client.abort();
+    assert.equal(alone.signal.aborted, true, "its only client left before it settled");
+    const gone = new AbortController();
+    const following = new Flight().follow(gone.signal);
+    gone.abort();
+    assert.equal(await following, "gone");
   },
 );

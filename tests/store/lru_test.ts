@@ -87,3 +87,25 @@ test("MemoryStore bounds keys under its bounded prefix only, and counts them for
     new MemoryStore({ bounded: { prefix: "c:", maxEntries: 9, maxBytes: 4 } }).set("c:x", "long")
   );
 });
+
+test("MemoryStore getNow and setNow (the cache's lookup and write at once) are get and set without the promise", async () => {
+  let now = 1_000;
+  const store = new MemoryStore({
+    bounded: { prefix: "cache:", maxEntries: 2, maxBytes: 1000 },
+    now: () => now,
+  });
+  store.setNow("cache:a", "1", 50);
+  assert.equal(await store.get("cache:a"), "1");
+  await store.set("cache:b", "2");
+  assert.equal(store.getNow("cache:b"), "2");
+  store.setNow("affinity:x", "x", 50);
+  assert.equal(store.getNow("affinity:x"), "x");
+  now += 50;
+  assert.equal(store.getNow("cache:a"), null, "expired");
+  assert.equal(store.getNow("affinity:x"), null, "expired");
+  store.setNow("cache:c", "3");
+  store.setNow("cache:d", "4");
+  assert.equal(store.getNow("cache:b"), null, "the least recently used went");
+  const small = new MemoryStore({ bounded: { prefix: "c:", maxEntries: 9, maxBytes: 4 } });
+  assert.throws(() => small.setNow("c:x", "long"), RangeError);
+});
