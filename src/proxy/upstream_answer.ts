@@ -44,8 +44,10 @@ export function isItemFailureStatus(status: number): boolean {
  */
 export function forwardedHeaders(upstream: readonly (readonly [string, string])[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const [name, value] of upstream) {
+  for (let i = 0; i < upstream.length; i++) {
+    const name = upstream[i][0];
     if (DROPPED_RESPONSE_HEADERS.has(name)) continue;
+    const value = upstream[i][1];
     const before = headers[name];
     headers[name] = before === undefined ? value : `${before}, ${value}`;
   }

@@ -33,11 +33,11 @@ export class AnswerGuard {
     if (!mask) return list;
     let masked = list;
     for (let i = 0; i < list.length; i++) {
-      const [name, value] = list[i];
+      const value = list[i][1];
       const text = mask.text(value);
       if (text === value) continue;
       if (masked === list) masked = list.slice();
-      masked[i] = [name, text];
+      masked[i] = [list[i][0], text];
     }
     return masked;
   }

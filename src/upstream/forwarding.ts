@@ -30,8 +30,11 @@ export function copyClientHeaders(client: Headers, into: Record<string, string>)
     connection.toLowerCase().split(",").map((name) => name.trim()),
   );
   // Not forEach: iterating a served request's Headers leaves two copies of its list on it for the stream's life.
-  for (const [sent, value] of headerPairs(client)) {
-    const name = sent.toLowerCase();
+  // Indexed, not destructured: an iterator and its results per pair otherwise (every upstream call).
+  const pairs = headerPairs(client);
+  for (let i = 0; i < pairs.length; i++) {
+    const name = pairs[i][0].toLowerCase();
+    const value = pairs[i][1];
     if (!FORWARDED_CLIENT_HEADERS.has(name) && !name.startsWith(FORWARDED_PREFIX)) continue;
     if (hopByHop?.has(name)) continue;
     // A header sent twice passes once, its values joined (as Headers joins them).

@@ -62,8 +62,9 @@ export class SecretMask {
 
   /** The text with every secret replaced by stars. */
   text(text: string): string {
-    for (const secret of this.#texts) {
-      if (text.includes(secret)) text = text.replaceAll(secret, "*".repeat(secret.length));
+    const texts = this.#texts;
+    for (let i = 0; i < texts.length; i++) {
+      if (text.includes(texts[i])) text = text.replaceAll(texts[i], "*".repeat(texts[i].length));
     }
     return text;
   }

@@ -22,7 +22,9 @@ export function headerLimit<E extends Env = Env>(options: HeaderLimitOptions = {
   return (c, next) => {
     let size = 0;
     // Not forEach or for...of: either leaves a sorted copy of the list on the request for its life (header_pairs.ts).
-    for (const [name, value] of headerPairs(c.req.raw.headers)) size += name.length + value.length + 4;
+    // Indexed, not destructured: an iterator and its results per pair otherwise (hot code, every request).
+    const pairs = headerPairs(c.req.raw.headers);
+    for (let i = 0; i < pairs.length; i++) size += pairs[i][0].length + pairs[i][1].length + 4;
     if (size > limit) throw headersTooLarge(size, limit);
     return next();
   };
