@@ -120,14 +120,16 @@ function summary(head: HeapNode, requests: number, top: number): string {
   let total = 0;
   const add = (map: Map<string, number>, key: string, size: number) =>
     map.set(key, (map.get(key) ?? 0) + size);
-  const walk = (node: HeapNode) => {
+  // A builtin (`subarray`, `then`: no url) is listed with the function that called it.
+  const walk = (node: HeapNode, caller: string) => {
     const { functionName, url, lineNumber } = node.callFrame;
     total += node.selfSize;
+    const name = `${functionName || "(anonymous)"}  ${short(url)}:${lineNumber + 1}`;
     add(byFile, short(url) || functionName || "(native)", node.selfSize);
-    add(byFunction, `${functionName || "(anonymous)"}  ${short(url)}:${lineNumber + 1}`, node.selfSize);
-    for (const child of node.children) walk(child);
+    add(byFunction, url ? name : `${functionName || "(native)"} <- ${caller}`, node.selfSize);
+    for (const child of node.children) walk(child, url ? name : caller);
   };
-  walk(head);
+  walk(head, "(root)");
   const rows = (map: Map<string, number>) =>
     [...map].sort((a, b) => b[1] - a[1]).slice(0, top)
       .map(([name, size]) => `${(size / requests).toFixed(0).padStart(8)}  ${name}`);

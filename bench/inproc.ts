@@ -10,6 +10,9 @@
  *
  * Without `--root` it measures this checkout. `--cache` turns the cache on; `--unique` makes every body unique
  * (with `--cache`: all misses); `--stream` asks for 50-chunk streams (all chunks at once) and reads them whole.
+ * `--paced MS` takes the answers from the bench's fake upstream in a process of its own instead, streams' chunks MS
+ * ms apart (each event its own read, as from a real upstream; with `--stream`): this process's CPU is then the
+ * proxy's alone, per event as in production. Use fewer `--requests` (a stream then lasts ~50 x MS ms).
  * `--keys N` also loads each build with N named client keys (`+keys`), every request authenticated by one of them;
  * `--key-limits` gives the keys limits that are checked on every request and never reached.
  * `--cache-both` loads each build twice, cache off and cache on (`+cache`), so what the cache adds to a request
@@ -24,6 +27,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, CHAT_ANSWER, configYaml } from "./proxy_config.ts";
+import { startUpstream } from "./server_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
     stream: { type: "boolean", default: false },
+    paced: { type: "string" },
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
     "cache-both": { type: "boolean", default: false },
@@ -94,7 +99,10 @@ const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {}
   const body = await request.text();
   return await upstreamFetch(request.url, { body });
 });
-const upstreamUrl = `http://127.0.0.1:${upstream.addr.port}`;
+const paced = values.paced === undefined
+  ? undefined
+  : await startUpstream(["--chunk-delay-ms", values.paced]);
+const upstreamUrl = paced?.url ?? `http://127.0.0.1:${upstream.addr.port}`;
 
 interface Build {
   readonly name: string;
@@ -183,7 +191,8 @@ console.log(
   `${requests} requests x ${rounds} rounds, ${concurrency} at a time, cache ${
     values["cache-both"] ? "off and on" : values.cache ? "on" : "off"
   }` +
-    `${values.unique ? ", unique bodies" : ""}${values.stream ? ", 50-chunk streams" : ""}`,
+    `${values.unique ? ", unique bodies" : ""}${values.stream ? ", 50-chunk streams" : ""}` +
+    `${paced ? `, upstream in its own process (chunks ${values.paced} ms apart)` : ""}`,
 );
 // Each round's builds run back to back: the ratio within a round is less shaken by the machine's load than
 // either figure alone (paired rounds; the quartiles say how much the pairs still disagree).
@@ -202,4 +211,5 @@ for (const build of builds) {
     }-${percentile(ratios, 75).toFixed(3)}) |`,
   );
 }
+await paced?.stop();
 Deno.exit(0);
