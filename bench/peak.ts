@@ -7,7 +7,7 @@
  * later read higher in bench/memory.ts, which keeps its servers for the whole run.
  *
  *   deno run -A bench/peak.ts [--main A/main.ts --main B/main.ts ...] [--rounds 3] [--concurrent 1000]
- *                             [--v8-flags FLAGS ...] [--unbundled]
+ *                             [--v8-flags FLAGS ...] [--unbundled] [--trace DIR]
  *
  * `--concurrent 0` opens no streams: it reads RSS idle instead (issue 22.4a), one second after the one request,
  * as `deno task bench` reads it, with the same split.
@@ -17,6 +17,11 @@
  * `[heap]`: Rust's allocations, ArrayBuffer contents), `arenas` (glibc's per-thread arenas, 64 MiB-aligned:
  * V8's compiler and GC threads), `jit` (V8's code range) and `binary` (the deno executable's pages). Medians over
  * the rounds; min-max of the peak.
+ *
+ * `--trace DIR` keeps, per round and target, `DIR/ROUND-TARGET.log`: everything the server printed (with
+ * `--v8-flags=...,--trace-gc-nvp`, its GC timeline) followed by its VmRSS samples (`MS rss MIB`, milliseconds
+ * since the server was started) and the times the burst began and ended (`MS burst-start`, `MS burst-end`), to
+ * line the peak up with the collections (V8 stamps each GC line with milliseconds since its own start).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -46,6 +51,7 @@ const { values } = parseArgs({
     concurrent: { type: "string", default: "1000" },
     "v8-flags": { type: "string", multiple: true },
     unbundled: { type: "boolean", default: false },
+    trace: { type: "string" },
   },
 });
 const rounds = Number(values.rounds);
@@ -120,13 +126,23 @@ interface Peak {
   readonly parts: Record<Part, number>;
 }
 
-/** One measurement on fresh processes: the highest VmRSS during `concurrent` streams, and its split. */
-async function measure(target: Target): Promise<Peak> {
+/**
+ * One measurement on fresh processes: the highest VmRSS during `concurrent` streams, and its split. With
+ * `traceFile`, the server's output and the RSS timeline go there.
+ */
+async function measure(target: Target, traceFile?: string): Promise<Peak> {
   await using upstream = await startUpstream(["--chunks", "50", "--chunk-delay-ms", "10"]);
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: false });
   let server: ServerProcess | undefined;
+  const started = performance.now();
+  const timeline: string[] = [];
+  const mark = (what: string) => timeline.push(`${(performance.now() - started).toFixed(0)} ${what}`);
   try {
-    server = await startServer(target.name, { args: target.args(upstream.url, config), cwd: target.cwd });
+    server = await startServer(target.name, {
+      args: target.args(upstream.url, config),
+      cwd: target.cwd,
+      outputFile: traceFile,
+    });
     const url = `${server.url}/v1/chat/completions`;
     const answer = await fetch(url, { method: "POST", headers: HEADERS, body: BODY });
     await answer.text();
@@ -138,6 +154,7 @@ async function measure(target: Target): Promise<Peak> {
     const sample = () => {
       try {
         const { rssMiB } = readMemory(pid);
+        if (traceFile) mark(`rss ${rssMiB.toFixed(1)}`);
         if (rssMiB <= peakMiB) return;
         peakMiB = rssMiB;
         parts = splitSmaps(Deno.readTextFileSync(`/proc/${pid}/smaps`), Deno.execPath());
@@ -147,6 +164,7 @@ async function measure(target: Target): Promise<Peak> {
     sample();
     if (concurrent === 0) return { peakMiB, parts };
     const timer = setInterval(sample, 100);
+    mark("burst-start");
     using client = Deno.createHttpClient({});
     const result = await concurrentStreams(
       { url, body: STREAM_BODY, headers: HEADERS, client },
@@ -154,6 +172,7 @@ async function measure(target: Target): Promise<Peak> {
       60_000,
     )
       .finally(() => clearInterval(timer));
+    mark("burst-end");
     if (result.completed !== concurrent) {
       throw new Error(
         `${target.name}: ${result.completed}/${concurrent} streams (${result.errors.join("; ")})`,
@@ -163,6 +182,7 @@ async function measure(target: Target): Promise<Peak> {
   } finally {
     await server?.stop();
     await Deno.remove(config);
+    if (traceFile) await Deno.writeTextFile(traceFile, timeline.join("\n") + "\n", { append: true });
   }
 }
 
@@ -172,9 +192,15 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < list.length; i++) {
       const target = list[(i + round) % list.length];
-      const peak = await measure(target);
+      const traceFile = values.trace &&
+        `${values.trace}/${round + 1}-${target.name.replace(/[^\w.-]+/g, "_")}.log`;
+      const peak = await measure(target, traceFile);
       peaks.get(target.name)!.push(peak);
-      console.error(`round ${round + 1}/${rounds} ${target.name}: ${peak.peakMiB.toFixed(1)} MiB`);
+      const { "v8+anon": v8, malloc } = peak.parts;
+      console.error(
+        `round ${round + 1}/${rounds} ${target.name}: ${peak.peakMiB.toFixed(1)} MiB` +
+          ` (v8+anon ${v8.toFixed(1)}, malloc ${malloc.toFixed(1)})`,
+      );
     }
   }
   const median = (name: string, of: (peak: Peak) => number) => percentile(peaks.get(name)!.map(of), 50);

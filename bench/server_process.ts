@@ -21,6 +21,8 @@ export interface StartOptions {
   readonly env?: Record<string, string>;
   /** Give up waiting for the `Listening on` line after this long. Default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Also append everything the process prints (stdout and stderr, whole) to this file, e.g. a GC trace. */
+  readonly outputFile?: string;
 }
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -52,14 +54,20 @@ export async function startServer(name: string, options: StartOptions): Promise<
   let text = "";
   let onText: (() => void) | undefined;
   const decoder = new TextDecoder();
+  const file = options.outputFile
+    ? await Deno.open(options.outputFile, { append: true, create: true })
+    : undefined;
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) {
+      for (let done = 0; file && done < chunk.length;) done += file.writeSync(chunk.subarray(done));
       text += decoder.decode(chunk, { stream: true });
       if (text.length > MAX_OUTPUT) text = text.slice(-MAX_OUTPUT);
       onText?.();
     }
   };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {}).finally(() =>
+    file?.close()
+  );
 
   let exitCode: number | undefined;
   const stop = async (graceMs = 5000) => {
