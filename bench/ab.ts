@@ -7,7 +7,7 @@
  *
  *   deno run -A bench/ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 3] [--duration 5]
  *                           [--streams 1000] [--cache] [--otel] [--keys 100 [--key-limits]]
- *                           [--routing weighted,least_busy,latency,tiers]
+ *                           [--routing weighted,least_busy,latency,tiers] [--unique] [--cache-both]
  *
  * `--otel` adds every build once more with tracing on (`OTEL_DENO=true`), exporting OTLP/HTTP to a sink this
  * script serves (it reads and drops every export), to show what tracing costs.
@@ -22,6 +22,10 @@
  *
  * `--routing` also runs each build once per listed strategy on a group of two endpoints (`name+latency`, ...;
  * `tiers` is weighted with priorities 0 and 1), to compare what choosing costs.
+ *
+ * `--unique` makes every request body unique (with the cache on: all misses, as the bench's all-miss row);
+ * `--cache-both` runs each build with the cache off and once more with it on (`name+cache`), so what the cache
+ * adds to a request reads within one run.
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -40,6 +44,7 @@ const BODY = JSON.stringify({
   model: BENCH_GROUP,
   messages: [{ role: "user", content: "Say hello to the benchmark." }],
 });
+const UNIQUE_BODY = BODY.replace("benchmark.", "benchmark. %UNIQUE%");
 const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench-client" };
 
 const { values } = parseArgs({
@@ -56,6 +61,8 @@ const { values } = parseArgs({
     "key-limits": { type: "boolean", default: false },
     routing: { type: "string", default: "" },
     v8: { type: "string", multiple: true },
+    unique: { type: "boolean", default: false },
+    "cache-both": { type: "boolean", default: false },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -106,8 +113,11 @@ try {
       await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, routing }),
     ]);
   }
+  const cached = values["cache-both"]
+    ? await writeConfig({ upstreamUrl: upstream.url, cache: true })
+    : undefined;
   for (const main of mains) {
-    for (const [suffix, path] of [["", config], ["+keys", keyed], ...routed] as const) {
+    for (const [suffix, path] of [["", config], ["+cache", cached], ["+keys", keyed], ...routed] as const) {
       if (path === undefined) continue;
       const server = await startServer(label(main) + suffix, {
         args: ["run", "-A", V8_FLAGS, main, "--config", path, "--port", "0", "--log-level", "error"],
@@ -155,6 +165,7 @@ try {
   }
   await Deno.remove(config);
   if (keyed) await Deno.remove(keyed);
+  if (cached) await Deno.remove(cached);
   for (const [, path] of routed) await Deno.remove(path);
   const wrk = (server: ServerProcess, connections: number, seconds: number) =>
     runWrk({
@@ -162,7 +173,8 @@ try {
       connections,
       threads: connections === 1 ? 1 : 2,
       durationS: seconds,
-      body: BODY,
+      body: values.unique ? UNIQUE_BODY : BODY,
+      unique: values.unique,
       headers: HEADERS,
     });
   for (const { server } of targets) await wrk(server, 64, 2);
