@@ -5,7 +5,7 @@
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
-import { type Clock, systemClock } from "../core/clock.ts";
+import { type AbortLike, type Clock, systemClock } from "../core/clock.ts";
 import { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";
@@ -38,7 +38,7 @@ export interface PlanOptions {
   readonly maxAttempts: number;
   /** How long this request may wait in total for an endpoint to come back. */
   readonly maxWaitMs: number;
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortLike;
   /** Estimated tokens of the request, charged to `tpm` budgets. */
   readonly tokens?: number;
   /** Only this endpoint may be tried (Responses affinity: the endpoint that owns a conversation). */

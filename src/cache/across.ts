@@ -49,7 +49,7 @@ export async function acrossInstances(
   if (atOnce) return atOnce;
   const relay = request.stream;
   const lockOptions = { ttlMs, waitMs: ttlMs, token, tried: found.triedLock, relay };
-  const outcome = await lockOrWait(store, key, lockOptions, lead.flight.signal);
+  const outcome = await lockOrWait(store, key, lockOptions, lead.flight.abortSignal);
   if (outcome.kind !== "relay") return outcome;
   const answer = await followRelay(store, key, outcome.id, request, lead, options.maxBytes);
   return answer ? { kind: "answer", answer } : { kind: "lead", locked: false, waited: true };

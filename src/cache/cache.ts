@@ -20,6 +20,7 @@ import type { GroupConfig, Settings } from "../config/config.ts";
 import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store } from "../store/store.ts";
+import type { AbortLike } from "../upstream/call_signal.ts";
 import { type Flight, Flights, type Followed, followerAnswer } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer } from "./entry.ts";
@@ -46,7 +47,7 @@ export type CacheLookup =
     /** For the record stage: stores and shares the answer (`keep`), or gives up the flight (`drop`). */
     readonly ticket: CacheTicket;
     /** The upstream call's signal: a led flight's is aborted only once every request following it left. */
-    readonly signal: AbortSignal;
+    readonly signal: AbortLike;
     /** The group's endpoint health, read alongside the entry on a shared store (for the plan). */
     readonly health?: Promise<EndpointHealth[]>;
   };

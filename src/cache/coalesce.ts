@@ -15,6 +15,7 @@
 
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
+import { type AbortLike, CallSignal } from "../upstream/call_signal.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
 import { ASK_AGAIN_MS, CLOSED, pause, PENDING, PENDING_MS, relayPointer } from "./relay.ts";
@@ -54,7 +55,9 @@ export function followerAnswer(shared: Exclude<Shared, { kind: "entry" }>): Answ
 export type Followed = Shared | null | "gone";
 
 export class Flight {
-  readonly #controller = new AbortController();
+  /** A plain signal, not an `AbortController`'s: one per miss, and only the upstream call listens to it. */
+  readonly #signal = new CallSignal();
+  #abortSignal: AbortSignal | undefined;
   /** Made when a follower first waits: most flights have none. */
   #result: Promise<Shared | null> | undefined;
   #resolve: ((shared: Shared | null) => void) | undefined;
@@ -71,8 +74,13 @@ export class Flight {
   }
 
   /** For the upstream call: aborted once every request attending the flight has gone before it settled. */
-  get signal(): AbortSignal {
-    return this.#controller.signal;
+  get signal(): AbortLike {
+    return this.#signal;
+  }
+
+  /** The same as an `AbortSignal` (waiting for another instance, following its relay), made on first use. */
+  get abortSignal(): AbortSignal {
+    return this.#abortSignal ??= this.#signal.abortSignal();
   }
 
   /**
@@ -86,7 +94,9 @@ export class Flight {
     this.#attending++;
     const gone = () => {
       onGone?.();
-      if (--this.#attending === 0 && !this.#settled) this.#controller.abort();
+      if (--this.#attending === 0 && !this.#settled) {
+        this.#signal.abort(new DOMException("Every client of the flight left", "AbortError"));
+      }
     };
     // No `{ once: true }` (its options object costs a conversion per call): a signal aborts once, and the
     // returned function removes the listener.

@@ -150,7 +150,7 @@ export async function followRelay(
   lead: Lead,
   maxBytes: number,
 ): Promise<Answer | null> {
-  const opened = await openRelay(store, key, id, request.route, lead.flight.signal);
+  const opened = await openRelay(store, key, id, request.route, lead.flight.abortSignal);
   if (!opened) return null;
   const broadcast = new Broadcast(opened.stream, { maxBytes, onEnd: () => lead.finish() });
   const shared = { kind: "stream", ...opened.head, broadcast } as const;

@@ -2,13 +2,16 @@
  * Time, passed in: every layer that reads the time or waits takes a `Clock`, so tests can move it.
  */
 
+import type { AbortLike } from "../upstream/call_signal.ts";
 import { startTimer } from "../util/timer.ts";
+
+export type { AbortLike };
 
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
   /** Waits `ms`; rejects with the signal's reason when it aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  sleep(ms: number, signal?: AbortLike): Promise<void>;
 }
 
 export const systemClock: Clock = {
@@ -24,6 +27,7 @@ export const systemClock: Clock = {
         timer.cancel();
         reject(signal!.reason);
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
+      // A signal aborts once: no `{ once: true }`, which an `AbortLike` (a coalesced flight's signal) does not take.
+      signal?.addEventListener("abort", onAbort);
     }),
 };

@@ -9,8 +9,11 @@ import type { EndpointConfig } from "../config/config.ts";
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
+import type { AbortLike } from "../upstream/call_signal.ts";
 import type { StreamedBody } from "../upstream/http1_chunked.ts";
 import type { Reply } from "../upstream/reply.ts";
+
+export type { AbortLike };
 
 /** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
 export interface UpstreamCall {
@@ -42,7 +45,7 @@ export interface UpstreamCall {
   readonly clientHeaders: Headers;
   readonly requestId: string;
   /** The signal of the call: the client's, or a coalesced flight's (aborted once every follower left). */
-  readonly signal: AbortSignal;
+  readonly signal: AbortLike;
   readonly trace?: RequestTrace;
 }
 

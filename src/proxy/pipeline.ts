@@ -30,7 +30,7 @@ import { fileRefs } from "../keys/file_refs.ts";
 import type { FilePin, FileRouting } from "../surface/file_route.ts";
 import { type AdmissionRule, admit } from "./admission.ts";
 import type { Attempts } from "./attempts.ts";
-import type { Served, UpstreamCall } from "./call.ts";
+import type { AbortLike, Served, UpstreamCall } from "./call.ts";
 import { OwnerPlan, type Plan, ResendPlan } from "./plan.ts";
 import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
 import { recordCachedUsage, recordUsage, type UsageSink } from "./usage.ts";
@@ -254,7 +254,7 @@ export class Pipeline {
  * The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed.
  * The body is serialised once (as big work when big); each attempt only puts its endpoint's model in front.
  */
-function generationCall(request: Generation, signal: AbortSignal): UpstreamCall | Promise<UpstreamCall> {
+function generationCall(request: Generation, signal: AbortLike): UpstreamCall | Promise<UpstreamCall> {
   const { cache: _cache, model: _model, ...forwarded } = request.body;
   const rest = heavy(sizeOf(request.body), () => JSON.stringify(forwarded));
   return rest instanceof Promise
@@ -262,7 +262,7 @@ function generationCall(request: Generation, signal: AbortSignal): UpstreamCall 
     : upstreamCall(request, signal, rest);
 }
 
-function upstreamCall(request: Generation, signal: AbortSignal, rest: string): UpstreamCall {
+function upstreamCall(request: Generation, signal: AbortLike, rest: string): UpstreamCall {
   return {
     method: "POST",
     path: ROUTE_PATHS[request.route],

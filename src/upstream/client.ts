@@ -14,7 +14,7 @@ import { ProxyError } from "../errors.ts";
 import { AnswerGuard } from "./answer_guard.ts";
 import { SecretMask } from "./secret_mask.ts";
 import { headerPairs, type Reply, streamedReply } from "./reply.ts";
-import { CallSignal } from "./call_signal.ts";
+import { type AbortLike, CallSignal } from "./call_signal.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
 export type UpstreamClientKind = "http1" | "fetch";
@@ -62,8 +62,8 @@ export interface UpstreamRequest {
   readonly contentType?: string;
   readonly clientHeaders: Headers;
   readonly requestId: string;
-  /** The client's signal: aborted when the client disconnects. */
-  readonly signal: AbortSignal;
+  /** The client's signal: aborted when the client disconnects (or every client following a coalesced flight). */
+  readonly signal: AbortLike;
 }
 
 export type UpstreamResult =

@@ -168,6 +168,73 @@ test("the leader's client leaving mid-stream does not cut its followers, and the
   assert.equal(sim.count(), 1);
 });
 
+test("a JSON flight's upstream call is cancelled once every client following it left, not when its leader did", async () => {
+  // An upstream that holds each call until it is released or the proxy gives it up (closes the connection).
+  let calls = 0;
+  let cancelled = 0;
+  let release = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  await using upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      calls++;
+      await request.text();
+      const gone = new Promise<"gone">((resolve) =>
+        request.signal.addEventListener("abort", () => resolve("gone"))
+      );
+      if (await Promise.race([released.then(() => "answer" as const), gone]) === "gone") {
+        cancelled++;
+        return new Response(null, { status: 499 });
+      }
+      return Response.json({
+        id: "chatcmpl-held",
+        object: "chat.completion",
+        created: 1,
+        model: "upstream-model",
+        choices: [{ index: 0, message: { role: "assistant", content: "held" }, finish_reason: "stop" }],
+      });
+    },
+  );
+  const proxy = await startProxy(
+    groupYaml([endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "a" })], ["cache: true"]),
+  );
+  try {
+    const ask = (signal: AbortSignal) =>
+      fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: body("held"), signal }).catch(() =>
+        null
+      );
+    const leader = new AbortController();
+    const follower = new AbortController();
+    const asked = [ask(leader.signal)];
+    while (calls === 0) await delay(5);
+    asked.push(ask(follower.signal));
+    // Both in flight (the scrape itself is the third), then a margin for the follower to join the flight.
+    const inFlight = async () => {
+      const text = await (await fetch(`${proxy.url}/metrics`)).text();
+      return Number(/^llmproxy_requests_in_flight (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    while (await inFlight() < 3) await delay(10);
+    await delay(200);
+    leader.abort();
+    await delay(300);
+    assert.equal(cancelled, 0, "the follower still waits for the answer");
+    follower.abort();
+    const until = Date.now() + 5_000;
+    while (cancelled === 0 && Date.now() < until) await delay(10);
+    assert.equal(cancelled, 1, "with no one left, the upstream call was given up");
+    await Promise.all(asked);
+    // The flight closed: the same request goes upstream again and is answered.
+    release();
+    const again = await answer(proxy, "held");
+    assert.equal(again.status, 200);
+    assert.equal(again.cache, "MISS");
+    assert.equal(calls, 2);
+  } finally {
+    release();
+    await proxy.close();
+  }
+});
+
 test("when the leader fails, its followers are not left hanging: they retry (and coalesce again)", async () => {
   await using s = await setup({ latencyMs: 150 });
   const { proxy, sim } = s;
