@@ -5,15 +5,24 @@
  */
 
 import { parseArgs } from "node:util";
-import type { EndpointConfig } from "../src/config/config.ts";
+import type { Config, EndpointConfig } from "../src/config/config.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { upstreamUrl } from "../src/upstream/providers.ts";
 
-export interface GatewayArgs {
-  readonly port: number;
+/** Where a stand-in gateway forwards: the first endpoint of the config's first group. */
+export interface GatewayTarget {
   readonly endpoint: EndpointConfig;
   /** The endpoint's chat completions URL. */
   readonly url: URL;
+}
+
+export interface GatewayArgs extends GatewayTarget {
+  readonly port: number;
+}
+
+export function gatewayTarget(config: Config): GatewayTarget {
+  const endpoint = config.groups[0].endpoints[0];
+  return { endpoint, url: new URL(upstreamUrl(endpoint, "chat/completions")) };
 }
 
 export async function gatewayArgs(args: string[] = Deno.args): Promise<GatewayArgs> {
@@ -28,6 +37,5 @@ export async function gatewayArgs(args: string[] = Deno.args): Promise<GatewayAr
     options: { config: { type: "string" }, port: { type: "string", default: "0" } },
   });
   const config = await loadConfig(String(values.config), (name) => Deno.env.get(name));
-  const endpoint = config.groups[0].endpoints[0];
-  return { port: Number(values.port), endpoint, url: new URL(upstreamUrl(endpoint, "chat/completions")) };
+  return { port: Number(values.port), ...gatewayTarget(config) };
 }

@@ -13,6 +13,8 @@
  * `--paced MS` takes the answers from the bench's fake upstream in a process of its own instead, streams' chunks MS
  * ms apart (each event its own read, as from a real upstream; with `--stream`): this process's CPU is then the
  * proxy's alone, per event as in production. Use fewer `--requests` (a stream then lasts ~50 x MS ms).
+ * `--floor` (with `--stream`) adds the stream floor (bench/stream_floor.ts: the least a gateway that sees every
+ * event does) as a build of its own, so the proxy's own share per stream reads as a paired ratio to it.
  * `--keys N` also loads each build with N named client keys (`+keys`), every request authenticated by one of them;
  * `--key-limits` gives the keys limits that are checked on every request and never reached.
  * `--cache-both` loads each build twice, cache off and cache on (`+cache`), so what the cache adds to a request
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     unique: { type: "boolean", default: false },
     stream: { type: "boolean", default: false },
     paced: { type: "string" },
+    floor: { type: "boolean", default: false },
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
     "cache-both": { type: "boolean", default: false },
@@ -131,6 +134,18 @@ async function load(root: string, index: number, keys = 0, cache = values.cache)
   return { name, handle: (request) => app.fetch(request) };
 }
 
+/** The stream floor's handler, forwarding to the same upstream as the builds. */
+async function floorBuild(): Promise<Build> {
+  if (!values.stream) throw new Error("--floor needs --stream: the floor streams every answer");
+  const { parseConfig } = await import("../src/config/parse.ts");
+  const { gatewayTarget } = await import("./gateway_args.ts");
+  const { floorHandler, useTarget } = await import("./stream_floor.ts");
+  useTarget(
+    gatewayTarget(parseConfig(configYaml({ upstreamUrl, cache: false }), "floor.yaml", () => undefined)),
+  );
+  return { name: "floor", handle: floorHandler };
+}
+
 let sequence = 0;
 function request(): Request {
   const content = values.unique
@@ -177,6 +192,7 @@ for (const [i, root] of roots.entries()) {
   if (values["cache-both"]) builds.push(await load(root, i, 0, true));
   if (Number(values.keys) > 0) builds.push(await load(root, i, Number(values.keys)));
 }
+if (values.floor) builds.push(await floorBuild());
 for (const build of builds) await run(build); // warm up each (JIT)
 const figures = new Map(builds.map((build) => [build.name, [] as number[]]));
 for (let round = 0; round < rounds; round++) {

@@ -12,14 +12,21 @@
  *
  *   deno run -A bench/stream_floor.ts --config FILE [--port 0] [--log-level LEVEL]
  *
+ * `bench/inproc.ts --stream --floor` loads its handler in-process beside the proxy's builds (`useTarget`).
+ *
  * `bench/raw/stream_floor.ts` serves the same handler on a JavaScript HTTP/1.1 engine instead of `Deno.serve`.
  */
 
-import { gatewayArgs } from "./gateway_args.ts";
+import { gatewayArgs, type GatewayTarget } from "./gateway_args.ts";
 import { socketRead } from "../src/upstream/socket_read.ts";
 import { hexValue } from "../src/upstream/http1_wire.ts";
 
-export const { port, endpoint, url } = await gatewayArgs();
+/** Where the floor forwards: the command line's config when it runs, `useTarget` when loaded in a process. */
+let target: GatewayTarget | undefined;
+
+export function useTarget(to: GatewayTarget): void {
+  target = to;
+}
 const encoder = new TextEncoder();
 const CR = 13;
 const LF = 10;
@@ -158,6 +165,7 @@ function chunkedBody(upstream: Upstream): ReadableStream<Uint8Array> {
 
 /** Writes the request on `upstream` (a new connection when undefined) and reads the answer's head. */
 async function call(upstream: Upstream | undefined, json: Uint8Array): Promise<Upstream> {
+  const { url, endpoint } = target!;
   upstream ??= new Upstream(await Deno.connect({ hostname: url.hostname, port: Number(url.port) }));
   const head = encoder.encode(
     `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${endpoint.apiKey}\r\n` +
@@ -187,7 +195,7 @@ export async function floorHandler(request: Request): Promise<Response> {
 /** The floor's work for a parsed request body: the upstream's answer as a stream of its chunks' data. */
 export async function floorStream(body: Record<string, unknown>): Promise<ReadableStream<Uint8Array>> {
   // Every answer is asked streamed: memory.ts checks each build with a JSON request first.
-  const json = encoder.encode(JSON.stringify({ ...body, model: endpoint.model, stream: true }));
+  const json = encoder.encode(JSON.stringify({ ...body, model: target!.endpoint.model, stream: true }));
   // A kept-alive connection the upstream closed meanwhile fails at once: the request goes again on a new one.
   const reused = idle.pop();
   const upstream =
@@ -196,9 +204,11 @@ export async function floorStream(body: Record<string, unknown>): Promise<Readab
 }
 
 if (import.meta.main) {
+  const args = await gatewayArgs();
+  useTarget(args);
   Deno.serve({
     hostname: "127.0.0.1",
-    port,
+    port: args.port,
     onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
   }, floorHandler);
   for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));

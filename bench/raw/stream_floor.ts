@@ -5,9 +5,12 @@
  *   deno run -A bench/stream_ab.ts --nginx --main bench/stream_floor.ts --main bench/raw/stream_floor.ts
  */
 
-import { floorHandler, port } from "../stream_floor.ts";
+import { floorHandler, useTarget } from "../stream_floor.ts";
+import { gatewayArgs } from "../gateway_args.ts";
 import { serveRaw } from "./http1_server.ts";
 
-const addr = serveRaw("127.0.0.1", port, floorHandler);
+const args = await gatewayArgs();
+useTarget(args);
+const addr = serveRaw("127.0.0.1", args.port, floorHandler);
 console.log(`Listening on http://127.0.0.1:${addr.port}`);
 for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));

@@ -6,11 +6,14 @@
  *   deno run -A bench/stream_ab.ts --nginx --main bench/stream_floor.ts --main bench/raw/lean/stream_floor.ts
  */
 
-import { floorStream, port } from "../../stream_floor.ts";
+import { floorStream, useTarget } from "../../stream_floor.ts";
+import { gatewayArgs } from "../../gateway_args.ts";
 import { serveLean } from "../http1_server.ts";
 
 const decoder = new TextDecoder();
-const addr = serveLean("127.0.0.1", port, async (request) => ({
+const args = await gatewayArgs();
+useTarget(args);
+const addr = serveLean("127.0.0.1", args.port, async (request) => ({
   status: 200,
   headers: { "content-type": "text/event-stream" },
   body: await floorStream(JSON.parse(decoder.decode(request.body))),
