@@ -12,7 +12,9 @@
  * (with `--cache`: all misses); `--stream` asks for 50-chunk streams (all chunks at once) and reads them whole.
  * `--paced MS` takes the answers from the bench's fake upstream in a process of its own instead, streams' chunks MS
  * ms apart (each event its own read, as from a real upstream; with `--stream`): this process's CPU is then the
- * proxy's alone, per event as in production. Use fewer `--requests` (a stream then lasts ~50 x MS ms).
+ * proxy's alone, per event as in production. Use fewer `--requests` (a stream then lasts ~50 x MS ms). `--chunks N`
+ * sets its content chunks per stream (default 50; a stream is N + 3 events): two runs apart, what a stream costs
+ * once and what each event costs.
  * `--floor` (with `--stream`) adds the stream floor (bench/stream_floor.ts: the least a gateway that sees every
  * event does) as a build of its own, so the proxy's own share per stream reads as a paired ratio to it.
  * `--keys N` also loads each build with N named client keys (`+keys`), every request authenticated by one of them;
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     unique: { type: "boolean", default: false },
     stream: { type: "boolean", default: false },
     paced: { type: "string" },
+    chunks: { type: "string", default: "50" },
     floor: { type: "boolean", default: false },
     keys: { type: "string", default: "0" },
     "key-limits": { type: "boolean", default: false },
@@ -104,7 +107,7 @@ const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {}
 });
 const paced = values.paced === undefined
   ? undefined
-  : await startUpstream(["--chunk-delay-ms", values.paced]);
+  : await startUpstream(["--chunk-delay-ms", values.paced, "--chunks", values.chunks]);
 const upstreamUrl = paced?.url ?? `http://127.0.0.1:${upstream.addr.port}`;
 
 interface Build {
@@ -207,7 +210,9 @@ console.log(
   `${requests} requests x ${rounds} rounds, ${concurrency} at a time, cache ${
     values["cache-both"] ? "off and on" : values.cache ? "on" : "off"
   }` +
-    `${values.unique ? ", unique bodies" : ""}${values.stream ? ", 50-chunk streams" : ""}` +
+    `${values.unique ? ", unique bodies" : ""}${
+      values.stream ? `, ${paced ? values.chunks : 50}-chunk streams` : ""
+    }` +
     `${paced ? `, upstream in its own process (chunks ${values.paced} ms apart)` : ""}`,
 );
 // Each round's builds run back to back: the ratio within a round is less shaken by the machine's load than
