@@ -17,9 +17,9 @@ import { pollReader } from "./chunks.ts";
  * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: every chunk at hand
  * is enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty); it stops when
  * the consumer falls behind, and the next pull flows again. A pull never stays pending: one that comes while a
- * `wait` is out, or while chunks are handed on, returns at once. A stream held open between events then keeps no pull promise and no reactions
- * of the runtime on it (~0.6 KB per open stream with the closure `cancel` was, issue 22.4c), for one settled
- * pull per event. A failure `poll` throws errors the stream. Its chunks can be polled in turn.
+ * `wait` is out, or while chunks are handed on, returns at once. A stream held open between events then keeps no
+ * pull promise and no reactions of the runtime on it (~0.6 KB per open stream with the closure `cancel` was, issue
+ * 22.4c), for one settled pull per event. A failure `poll` throws errors the stream. Its chunks can be polled in turn.
  */
 export function pipeStream(source: PipeSource): ReadableStream<Uint8Array> {
   return withSource(new ReadableStream<Uint8Array>(new Pipe(source), { highWaterMark: 0 }), source);
