@@ -8,7 +8,8 @@
  *
  * `--stream` asks for 50-chunk chat streams instead, from the bench's fake upstream in a process of its own (chunks
  * 2 ms apart, so each event is its own read as from a real upstream; its allocations are not counted), and reads
- * them whole: the figures are then per stream.
+ * them whole: the figures are then per stream. Builds before c883a9a fail it: their pipe read the upstream twice at
+ * once under a reader that reads again from inside `enqueue`, as `Response.arrayBuffer()` does.
  *
  * Per build it prints: bytes allocated per request (V8's sampling heap profiler, every 128 bytes, objects the GC
  * collected included), the top files and functions by bytes allocated; then, from a second run under the proxy's

@@ -12,9 +12,9 @@
  * (with `--cache`: all misses); `--stream` asks for 50-chunk streams (all chunks at once) and reads them whole.
  * `--paced MS` takes the answers from the bench's fake upstream in a process of its own instead, streams' chunks MS
  * ms apart (each event its own read, as from a real upstream; with `--stream`): this process's CPU is then the
- * proxy's alone, per event as in production. Use fewer `--requests` (a stream then lasts ~50 x MS ms). `--chunks N`
- * sets its content chunks per stream (default 50; a stream is N + 3 events): two runs apart, what a stream costs
- * once and what each event costs.
+ * proxy's alone, per event as in production (builds before c883a9a fail it, as in bench/alloc.ts). Use fewer
+ * `--requests` (a stream then lasts ~50 x MS ms). `--chunks N` sets its content chunks per stream (default 50; a
+ * stream is N + 3 events): two runs apart, what a stream costs once and what each event costs.
  * `--floor` (with `--stream`) adds the stream floor (bench/stream_floor.ts: the least a gateway that sees every
  * event does) as a build of its own, so the proxy's own share per stream reads as a paired ratio to it.
  * `--keys N` also loads each build with N named client keys (`+keys`), every request authenticated by one of them;
