@@ -46,8 +46,7 @@ export function sha256Hex(text: string): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes; room for the 0x80 byte and the 8-byte length, in whole 64-byte blocks.
   const room = (((text.length * 3 + 8) >> 6) + 1) * 64;
   const padded = room <= SCRATCH.length ? SCRATCH : new Uint8Array(room);
-  let written = asciiInto(text, padded);
-  if (written < 0) written = encoder.encodeInto(text, padded).written;
+  const { written } = encoder.encodeInto(text, padded);
   const end = (((written + 8) >> 6) + 1) * 64;
   padded.fill(0, written, end);
   padded[written] = 0x80;
@@ -66,16 +65,6 @@ export function sha256Hex(text: string): string {
     }
   }
   return String.fromCharCode.apply(null, HEX_CODES);
-}
-
-/** Copies an ASCII `text` into `bytes` (its UTF-8 is itself) and returns its length; -1 at the first other unit. */
-function asciiInto(text: string, bytes: Uint8Array): number {
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit > 0x7f) return -1;
-    bytes[i] = unit;
-  }
-  return text.length;
 }
 
 function compress(bytes: Uint8Array, offset: number): void {
