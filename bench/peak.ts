@@ -21,7 +21,8 @@
  * `--trace DIR` keeps, per round and target, `DIR/ROUND-TARGET.log`: everything the server printed (with
  * `--v8-flags=...,--trace-gc-nvp`, its GC timeline) followed by its VmRSS samples (`MS rss MIB`, milliseconds
  * since the server was started) and the times the burst began and ended (`MS burst-start`, `MS burst-end`), to
- * line the peak up with the collections (V8 stamps each GC line with milliseconds since its own start).
+ * line the peak up with the collections (V8 stamps each GC line with milliseconds since its own start); and
+ * `DIR/ROUND-TARGET.smaps`, the server's /proc/PID/smaps at its peak.
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -157,7 +158,9 @@ async function measure(target: Target, traceFile?: string): Promise<Peak> {
         if (traceFile) mark(`rss ${rssMiB.toFixed(1)}`);
         if (rssMiB <= peakMiB) return;
         peakMiB = rssMiB;
-        parts = splitSmaps(Deno.readTextFileSync(`/proc/${pid}/smaps`), Deno.execPath());
+        const smaps = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+        parts = splitSmaps(smaps, Deno.execPath());
+        if (traceFile) Deno.writeTextFileSync(traceFile.replace(/\.log$/, ".smaps"), smaps);
       } catch { /* the process is gone: nothing to sample */ }
     };
     // Idle, as the bench reads it; with no streams to open, that is the figure.
