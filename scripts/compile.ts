@@ -27,10 +27,14 @@ export const TARGETS = [
  * No heap-growth flag: each one tried lowers the 1,000-stream peak only by costing CPU per stream (README, "Ways
  * to run it"; bench/RESULTS.md, session 7). `--expose-gc`: the proxy collects its start-up garbage at its
  * first quiet moments instead of holding it until V8's memory reducer starts, 30 s in (src/serve/settle.ts).
+ * `--no-allocation-site-pretenuring`: during a burst of streams, V8 decided in some runs to allocate from a few
+ * of the runtime's object literals (Deno's per-connection serving, the drain of a response body, headers, event
+ * targets) straight into the old generation; what those sites allocate per chunk then died there, and the
+ * 1,000-stream peak read ~8 MiB higher (its "high mode": bench/RESULTS.md, session 12). No CPU cost resolvable.
  * Every way of running the proxy uses them: the `start`, `dev`, `demo` and `compile` tasks in deno.json, this
  * script, and the bench.
  */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--expose-gc";
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--expose-gc,--no-allocation-site-pretenuring";
 
 /** The permissions the binary runs with (it reads only its config file; no file writes, no subprocesses). */
 export const COMPILE_FLAGS = [
