@@ -37,3 +37,20 @@ test("sha256: the same digest as WebCrypto at every padding edge, for multi-byte
     assert.equal(sha256Hex(text), await native(text), JSON.stringify(text.slice(0, 40)));
   }
 });
+
+test("sha256: multi-byte text around the reused 4 KiB buffer's bound, and a short text after a long one", async () => {
+  // Texts up to 1,362 UTF-16 units (room for 3 bytes each) use the buffer; longer ones get an array of their own.
+  const texts: string[] = [];
+  for (const length of [1361, 1362, 1363, 1366, 2100]) {
+    texts.push("日".repeat(length), "😀".repeat(length >> 1), "\ud800".repeat(length), "é".repeat(length));
+    texts.push("a".repeat(length - 1) + "€", "€" + "a".repeat(length - 1));
+  }
+  for (const text of texts) {
+    assert.equal(sha256Hex(text), await native(text), `${text.length} x ${JSON.stringify(text.slice(0, 2))}`);
+    assert.equal(
+      sha256Hex("abc"),
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+      "after it",
+    );
+  }
+});
