@@ -3,10 +3,10 @@
  * here or on another instance (COALESCED), or returns a miss (MISS; BYPASS when the request said `no-cache` or the
  * cache is off) whose ticket the record stage uses to store the answer when it is a complete success.
  *
- * Writes are off the response path: a JSON answer is stored after it is handed back, a stream from the
- * recorder's `flush` once its terminal event went by. A write that fails is logged at warn and changes
- * nothing for the client. Entries live in the store under `cache:{<sha256>}`, so `clear()` is one
- * `deleteByPrefix("cache:")`.
+ * Writes are off the response path (nothing waits for Redis): a JSON answer is stored as it is handed back (on
+ * the memory store at once), a stream from the recorder's `flush` once its terminal event went by. A write that
+ * fails is logged at warn and changes nothing for the client. Entries live in the store under `cache:{<sha256>}`,
+ * so `clear()` is one `deleteByPrefix("cache:")`.
  *
  * On a shared store (Redis) a lookup costs one round trip, hit or miss: a JSON request's entry read also takes the
  * coalescing lock when the entry is absent (one script), and the group's endpoint health is read alongside, for

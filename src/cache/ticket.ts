@@ -1,6 +1,6 @@
 /**
  * What a cache miss leaves for the record stage. `keep(answer)` stamps the cache's verdict on the answer, stores it
- * when it is a complete success (a JSON answer after it is handed back, a stream from its recorder's `flush`), and
+ * when it is a complete success (a JSON answer as it is handed back, a stream from its recorder's `flush`), and
  * shares it with the requests following this one's flight; `drop()` says the attempts failed: followers go their
  * own way and the coalescing lock goes back.
  */

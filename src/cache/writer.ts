@@ -1,8 +1,8 @@
 /**
  * Storing answers: only complete successes, off the response path, never fatal. A JSON answer is checked and
- * written after it was handed back; a stream is written by its recorder once it ended after its terminal event.
- * A write that fails (store down, value refused) is counted and logged at warn; the client never notices. Every
- * write is tracked, so shutdown can wait for them.
+ * written as it is handed back (nothing waits for a write to Redis); a stream is written by its recorder once it
+ * ended after its terminal event. A write that fails (store down, value refused) is counted and logged at warn;
+ * the client never notices. A write not done at once (Redis) is tracked, so shutdown can wait for it.
  */
 
 import type { Answer, AnswerBody } from "../core/answer.ts";
