@@ -1,6 +1,7 @@
 /**
  * The lookup stage's promise-free path (issue 22.2b): on the in-process store, with no identical request in flight,
- * a lookup decides at once. Nothing else observes it, so a change that loses it would otherwise pass every test.
+ * a lookup decides at once, and an entry is written at once and counted. Nothing else observes either, so a change
+ * that loses them would otherwise pass every test.
  */
 
 import assert from "node:assert/strict";
@@ -18,7 +19,15 @@ test("memory store: a hit, a miss that leads a flight and a no-store miss are de
     body: JSON.stringify(body("stored")),
   });
   assert.equal(await stored.text() !== "" && stored.headers.get("x-llmproxy-cache"), "MISS");
+  const streamed = await fetch(`${proxy.url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({ ...body("stored"), stream: true }),
+  });
+  assert.match(await streamed.text(), /data: \[DONE\]\n\n$/);
   await proxy.services.cache.settled();
+  // Written at once on this store (Store.setNow), and counted as /stats shows them.
+  const stats = await (await fetch(`${proxy.url}/stats`)).json();
+  assert.deepEqual([stats.cache.writes, stats.cache.write_failures, stats.cache.entries], [2, 0, 2]);
   const request = (content: string, headers: Record<string, string> = {}): Admitted<GenerationRequest> => ({
     kind: "generation",
     route: "chat",
