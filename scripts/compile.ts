@@ -31,10 +31,14 @@ export const TARGETS = [
  * of the runtime's object literals (Deno's per-connection serving, the drain of a response body, headers, event
  * targets) straight into the old generation; what those sites allocate per chunk then died there, and the
  * 1,000-stream peak read ~8 MiB higher (its "high mode": bench/RESULTS.md, session 12). No CPU cost resolvable.
+ * `--no-concurrent-recompilation`: TurboFan compiles on the main thread, not on a background one whose glibc
+ * arena kept ~7 MiB of compiler zones resident through a burst (the peak's "arenas": 8.8 -> 1.6 MiB). The same
+ * work on another thread: CPU per request and stream unchanged within the noise (session 12).
  * Every way of running the proxy uses them: the `start`, `dev`, `demo` and `compile` tasks in deno.json, this
  * script, and the bench.
  */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--expose-gc,--no-allocation-site-pretenuring";
+export const V8_FLAGS =
+  "--v8-flags=--max-semi-space-size=8,--expose-gc,--no-allocation-site-pretenuring,--no-concurrent-recompilation";
 
 /** The permissions the binary runs with (it reads only its config file; no file writes, no subprocesses). */
 export const COMPILE_FLAGS = [
