@@ -420,10 +420,31 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     });
     await unique(cached.url, 64, flags.warmupS);
     const sequential = redisUrl ? await unique(cached.url, 1, flags.durationS) : undefined;
-    const cpuBefore = cpuMs(cached.pid);
-    const load = await unique(cached.url, 64, flags.durationS);
-    const cpuUs = ((cpuMs(cached.pid) - cpuBefore) * 1000) / load.requests;
-    return { hits, sequential, load, cpuUs };
+    return { hits, sequential, ...await missesBesideBare(cached.url, cached.pid) };
+  };
+
+  /**
+   * 64 connections of unique bodies on the cache-on proxy, in `rounds` slices that take turns with the same load
+   * on the bare (order alternating), so 22.2b divides two CPU figures taken in the same minutes, not one from
+   * the interleaved phase long before (the VM's speed drifts between phases).
+   */
+  const missesBesideBare = async (url: string, pid: number) => {
+    const sliceS = Math.max(1, Math.round(flags.durationS / flags.rounds));
+    const slices: WrkResult[] = [];
+    const cpu = { bare: 0, proxy: 0 };
+    let bareRequests = 0;
+    for (let round = 0; round < flags.rounds; round++) {
+      for (const side of round % 2 === 0 ? ["proxy", "bare"] as const : ["bare", "proxy"] as const) {
+        const at = side === "bare" ? cpuPid.bare : pid;
+        const before = cpuMs(at);
+        const result = await unique(side === "bare" ? base.bare : url, 64, sliceS);
+        cpu[side] += cpuMs(at) - before;
+        if (side === "bare") bareRequests += result.requests;
+        else slices.push(result);
+      }
+    }
+    const load = combineRuns(slices);
+    return { load, cpuUs: (cpu.proxy * 1000) / load.requests, bareCpuUs: (cpu.bare * 1000) / bareRequests };
   };
 
   log("cache, memory store: hit latency, then 64 connections of misses");
@@ -431,6 +452,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   const cacheMemory = memoryCache.hits;
   const missLoad = memoryCache.load;
   const missCpuUs = memoryCache.cpuUs;
+  const missBareCpuUs = memoryCache.bareCpuUs;
 
   let cacheRedis: CacheHits = { ok: false, reason: "redis-server is not installed" };
   let redisMissLoad: WrkResult | undefined;
@@ -481,6 +503,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     cacheRedis,
     missLoad,
     missCpuUs,
+    missBareCpuUs,
     redisMissLoad,
     redisMissSequential,
     soak: soakFigures,

@@ -54,6 +54,8 @@ export interface Results {
   readonly missLoad?: WrkResult;
   /** CPU per request of the proxy during `missLoad`. */
   readonly missCpuUs?: number;
+  /** The bare's CPU per request under the same unique bodies, in slices taking turns with `missLoad`'s. */
+  readonly missBareCpuUs?: number;
   readonly redisMissLoad?: WrkResult;
   readonly redisMissSequential?: WrkResult;
   readonly soak?: SoakFigures;
@@ -193,7 +195,7 @@ export function table(r: Results): string {
     ]);
   }
   if (r.missCpuUs !== undefined) {
-    const b = r.cpuUsPerRequest.load.bare;
+    const b = r.missBareCpuUs ?? r.cpuUsPerRequest.load.bare;
     const name = "cache on, all misses: CPU per request, 64 conn (memory store) (us)";
     rows.push([name, "", int(b), "", int(r.missCpuUs), ratio(r.missCpuUs, b), "", ""]);
   }
@@ -244,7 +246,11 @@ export function checks(r: Results): Check[] {
 
   const cpu = r.cpuUsPerRequest.load;
   atMost("22.2a CPU per non-streamed request <= 1.0x bare (64 conn)", cpu.proxy / cpu.bare, 1);
-  atMost("22.2b cache on, all misses: CPU per request <= 1.2x bare", (r.missCpuUs ?? NaN) / cpu.bare, 1.2);
+  atMost(
+    "22.2b cache on, all misses: CPU per request <= 1.2x bare",
+    (r.missCpuUs ?? NaN) / (r.missBareCpuUs ?? cpu.bare),
+    1.2,
+  );
   atMost("22.3a CPU per streamed request <= 1.0x bare", r.cpuUsPerStream.proxy / r.cpuUsPerStream.bare, 1);
   const overNginx = r.streams.proxy.firstP50Ms - r.streams.nginx.firstP50Ms;
   if (r.nginxAbsent) add("22.3b first streamed byte <= nginx's + 0.3 ms", null, `n/a: ${r.nginxAbsent}`);
