@@ -1,11 +1,11 @@
 /**
- * The plan of endpoints one request tries: the best priority tier that can serve (weight-0 fallbacks after every
- * tier), one endpoint of it chosen by the group's `routing`, each endpoint at most once, waiting a bounded time for
- * capacity when everything is cooling down. What each attempt got is kept for the final error message.
+ * The endpoints one request tries: the best tier that can serve (weight-0 fallbacks last), each chosen by `routing`
+ * and tried at most once, a bounded wait when all cool down; each attempt's outcome kept for the final error.
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
-import { type AbortLike, type Clock, systemClock } from "../core/clock.ts";
+import type { AbortLike } from "../core/abort_like.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";

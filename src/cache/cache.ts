@@ -20,7 +20,7 @@ import type { GroupConfig, Settings } from "../config/config.ts";
 import { ClientGone } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store } from "../store/store.ts";
-import type { AbortLike } from "../upstream/call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
 import { type Flight, Flights, type Followed, followerAnswer } from "./coalesce.ts";
 import { type CacheControl, parseCacheControl } from "./control.ts";
 import { CACHE_PREFIX, type CachedAnswer } from "./entry.ts";

@@ -15,7 +15,8 @@
 
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Store } from "../store/store.ts";
-import { type AbortLike, CallSignal } from "../upstream/call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
+import { CallSignal } from "../upstream/call_signal.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type CachedAnswer, entryKey } from "./entry.ts";
 import { ASK_AGAIN_MS, CLOSED, pause, PENDING, PENDING_MS, relayPointer } from "./relay.ts";

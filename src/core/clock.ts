@@ -2,10 +2,8 @@
  * Time, passed in: every layer that reads the time or waits takes a `Clock`, so tests can move it.
  */
 
-import type { AbortLike } from "../upstream/call_signal.ts";
+import type { AbortLike } from "./abort_like.ts";
 import { startTimer } from "../util/timer.ts";
-
-export type { AbortLike };
 
 export interface Clock {
   /** Epoch milliseconds. */

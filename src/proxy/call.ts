@@ -9,11 +9,9 @@ import type { EndpointConfig } from "../config/config.ts";
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 import type { Route } from "../core/route.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
-import type { AbortLike } from "../upstream/call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
 import type { StreamedBody } from "../upstream/http1_chunked.ts";
 import type { Reply } from "../upstream/reply.ts";
-
-export type { AbortLike };
 
 /** One upstream call, as the attempts stage makes it to each endpoint of the plan. */
 export interface UpstreamCall {

@@ -5,14 +5,7 @@
  * its option parsing) per call. `fetch` needs a real `AbortSignal`: `abortSignal()` makes one that follows this.
  */
 
-/** What the HTTP/1.1 client needs of a signal: an `AbortSignal` is one too. */
-export interface AbortLike {
-  readonly aborted: boolean;
-  readonly reason: unknown;
-  throwIfAborted(): void;
-  addEventListener(type: "abort", listener: () => void): void;
-  removeEventListener(type: "abort", listener: () => void): void;
-}
+import type { AbortLike } from "../core/abort_like.ts";
 
 export class CallSignal implements AbortLike {
   aborted = false;

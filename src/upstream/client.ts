@@ -14,7 +14,8 @@ import { ProxyError } from "../errors.ts";
 import { AnswerGuard } from "./answer_guard.ts";
 import { SecretMask } from "./secret_mask.ts";
 import { headerPairs, type Reply, streamedReply } from "./reply.ts";
-import { type AbortLike, CallSignal } from "./call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
+import { CallSignal } from "./call_signal.ts";
 
 /** Which HTTP client carries upstream calls (`general_settings.upstream_client`). */
 export type UpstreamClientKind = "http1" | "fetch";

@@ -33,7 +33,7 @@ import {
   targetOf,
 } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
-import type { AbortLike } from "./call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
 import { startTimer, type Timer } from "../util/timer.ts";
 export { UpstreamProtocolError } from "./http1_wire.ts";
 

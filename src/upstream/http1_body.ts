@@ -5,7 +5,7 @@
  * chunks are read off the bytes, and a chunk's data is copied out of the connection's buffer as it is handed on.
  */
 
-import type { AbortLike } from "./call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
 import { type BodySource, readSource, withSource } from "./body_source.ts";
 import type { Connection } from "./http1_connection.ts";

@@ -4,7 +4,7 @@
  */
 
 import { deadlines } from "../util/deadlines.ts";
-import type { AbortLike } from "./call_signal.ts";
+import type { AbortLike } from "../core/abort_like.ts";
 import { type Target, UpstreamProtocolError } from "./http1_wire.ts";
 import { closeQuietly, untilAborted } from "./until_aborted.ts";
 
