@@ -37,6 +37,7 @@ export function acrossAtOnce(store: Store, request: GenerationRequest, found: Fo
   return !shared || found.locked ? { kind: "lead", locked: found.locked, waited: false } : undefined;
 }
 
+/** Takes the lock or waits for the instance holding it; only when `acrossAtOnce` had no outcome. */
 export async function acrossInstances(
   key: string,
   request: GenerationRequest,
@@ -45,8 +46,6 @@ export async function acrossInstances(
   options: AcrossOptions,
 ): Promise<Across> {
   const { store, token, lockTtlMs: ttlMs } = options;
-  const atOnce = acrossAtOnce(store, request, found);
-  if (atOnce) return atOnce;
   const relay = request.stream;
   const lockOptions = { ttlMs, waitMs: ttlMs, token, tried: found.triedLock, relay };
   const outcome = await lockOrWait(store, key, lockOptions, lead.flight.abortSignal);
