@@ -11,6 +11,11 @@
  * them whole: the figures are then per stream. Builds before c883a9a fail it: their pipe read the upstream twice at
  * once under a reader that reads again from inside `enqueue`, as `Response.arrayBuffer()` does.
  *
+ * `--served S` serves the app instead (`Deno.serve` on loopback, the handler the proxy's own server runs) and
+ * loads it with wrk (64 connections, one thread, in its own process) for S seconds per measurement: the figures
+ * then include what the runtime's server allocates per request (the served request, its headers and signal, the
+ * answer's headers), which requests made in-process (`new Request`) do not show. Needs wrk; per request served.
+ *
  * Per build it prints: bytes allocated per request (V8's sampling heap profiler, every 128 bytes, objects the GC
  * collected included), the top files and functions by bytes allocated; then, from a second run under the proxy's
  * V8 flags with `--trace-gc-nvp`: scavenges, bytes that survived a scavenge (copied) and bytes promoted, per
@@ -32,6 +37,7 @@ const { values } = parseArgs({
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
     stream: { type: "boolean", default: false },
+    served: { type: "string" },
     // Internal: the upstream's URL for `--stream`.
     upstream: { type: "string" },
     // Internal: the child process's job.
@@ -56,6 +62,7 @@ async function child(job: "sample" | "gc", root: string, v8: string[]): Promise<
   if (values.cache) args.push("--cache");
   if (values.unique) args.push("--unique");
   if (upstream) args.push("--stream", "--upstream", upstream.url);
+  if (values.served) args.push("--served", values.served);
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), { args }).output();
   const text = new TextDecoder().decode(stdout);
   if (code !== 0) throw new Error(`${root}: ${job} failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
@@ -66,7 +73,9 @@ for (const root of roots) {
   console.log(`## ${root}`);
   console.log(await child("sample", root, []));
   const trace = await child("gc", root, [`${V8_FLAGS},--trace-gc-nvp,--expose-gc`]);
-  console.log(gcSummary(trace, requests * 5));
+  // Served: the child says how many requests it served between its two forced GCs.
+  const served = Number(/served (\d+)/.exec(trace)?.[1] ?? NaN);
+  console.log(gcSummary(trace, values.served ? served : requests * 5));
 }
 
 /** Scavenges, survivors and promotions between the child's two forced GCs, per request. */

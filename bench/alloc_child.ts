@@ -15,6 +15,8 @@ interface ChildOptions {
   readonly stream: boolean;
   /** With `stream`: the fake upstream's URL (a process of its own). */
   readonly upstream?: string;
+  /** Seconds of wrk load on the served app per measurement (see bench/alloc.ts `--served`). */
+  readonly served?: string;
 }
 
 interface HeapNode {
@@ -34,6 +36,11 @@ export async function runChild(job: string, root: string, options: ChildOptions)
   });
   const upstreamUrl = options.upstream ?? `http://127.0.0.1:${upstream.addr.port}`;
   const fetchApp = await loadApp(root, upstreamUrl, options.cache);
+  if (options.served) {
+    await runServed(job, root, fetchApp, options);
+    await upstream.shutdown();
+    return;
+  }
   let sequence = 0;
   const run = async (count: number) => {
     let next = 0;
@@ -72,6 +79,50 @@ export async function runChild(job: string, root: string, options: ChildOptions)
     console.log(summary(profile, options.requests, Number(options.top)));
   }
   await upstream.shutdown();
+}
+
+/** `--served`: the app behind the root's own server, loaded by wrk; the same measurements per request served. */
+async function runServed(
+  job: string,
+  root: string,
+  fetchApp: (request: Request) => Promise<Response>,
+  options: ChildOptions,
+): Promise<void> {
+  const { serve } = await import(`file://${root}/src/serve/server.ts`);
+  const server = serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      maxConnections: 10_000,
+      keepaliveTimeoutMs: 60_000,
+      headerTimeoutMs: 10_000,
+    },
+    fetchApp,
+  );
+  const { runWrk } = await import("./wrk.ts");
+  const load = (seconds: number) =>
+    runWrk({
+      url: `http://127.0.0.1:${server.addr.port}/v1/chat/completions`,
+      connections: 64,
+      threads: 1,
+      durationS: seconds,
+      body: JSON.stringify({ model: BENCH_GROUP, messages: [{ role: "user", content: "Say hello." }] }),
+      headers: { "content-type": "application/json" },
+    });
+  const seconds = Number(options.served);
+  await load(3); // warm-up
+  const before = server.requests;
+  if (job === "gc") {
+    const gc = (globalThis as unknown as { gc: () => void }).gc;
+    gc();
+    await load(seconds * 2);
+    gc();
+    console.log(`served ${server.requests - before}`);
+  } else {
+    const profile = await sampled(() => load(seconds).then(() => {}));
+    console.log(summary(profile, server.requests - before, Number(options.top)));
+  }
+  await server.shutdown();
 }
 
 async function loadApp(root: string, upstreamUrl: string, cache: boolean) {
