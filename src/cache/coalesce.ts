@@ -87,7 +87,7 @@ export class Flight {
   /**
    * Counts the request of `signal` as attending until the flight settles; returns the function that stops it.
    */
-  attend(signal: AbortSignal, onGone?: () => void): () => void {
+  attend(signal: AbortLike, onGone?: () => void): () => void {
     if (signal.aborted) {
       onGone?.();
       return () => {};
@@ -114,7 +114,7 @@ export class Flight {
   }
 
   /** Waits, as a follower, for the shared answer, or until the follower's own client leaves. */
-  async follow(signal: AbortSignal): Promise<Followed> {
+  async follow(signal: AbortLike): Promise<Followed> {
     let gone!: () => void;
     const left = new Promise<"gone">((resolve) => gone = () => resolve("gone"));
     const stop = this.attend(signal, gone);

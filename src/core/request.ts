@@ -8,6 +8,7 @@ import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "./answer.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { Route } from "./route.ts";
+import type { AbortLike } from "./abort_like.ts";
 
 /** A generation request (chat completions, responses, embeddings), its body read and checked. */
 export interface GenerationRequest {
@@ -20,7 +21,7 @@ export interface GenerationRequest {
   readonly clientHeaders: Headers;
   readonly requestId: string;
   /** Aborted when the client leaves. */
-  readonly signal: AbortSignal;
+  readonly signal: AbortLike;
   /** The request's timings (set by the observing middleware): attempts add upstream time and waits to it. */
   readonly trace?: RequestTrace;
 }

@@ -16,6 +16,7 @@ import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.
 import { mergeExtraBody } from "../extra_body.ts";
 import { pythonHeaders, withCacheMarker } from "../python_markers.ts";
 import { respond } from "../respond.ts";
+import { clientSignal } from "../served_request.ts";
 import { askForUsage, asksForUsage, withoutUsageChunk } from "../../usage/stream_usage_option.ts";
 
 export type AppEnv = {
@@ -87,7 +88,7 @@ export function generationHandler(services: Services, route: Route) {
       stream,
       clientHeaders: c.req.raw.headers,
       requestId,
-      signal: c.req.raw.signal,
+      signal: clientSignal(c.req.raw),
       trace,
     });
     const answer = countStream ? withoutUsageChunk(asked) : asked;

@@ -1,0 +1,45 @@
+/**
+ * What the generation routes read of a request `Deno.serve` (or the proxy's own server) handed them, read from the
+ * runtime's side of the request where that costs less than the `Request` API.
+ *
+ * The client's leaving. `request.signal` makes an `AbortSignal` per request (an `EventTarget` with its records,
+ * and each listener added to it another record), and Deno asks its server to report a cancelled request only to
+ * abort that signal. Here the report goes to the proxy's plain call signal (upstream/call_signal.ts) instead:
+ * ~2.4 us less CPU per request served (a trivial server under wrk, 9 rounds) and no `EventTarget` per request.
+ *
+ * Deno 2.9 keeps the runtime's side of a served `Request` under the symbol "request" (its `InnerRequest`, whose
+ * `onCancel(callback)` calls `callback` once the client has gone while the request is answered; with Deno's legacy
+ * abort, also once it is answered, as `request.signal` then aborts too). Where it is not there (another runtime, a
+ * `Request` made in process), `request.signal` is used as before. A Deno internal: re-check on a Deno upgrade.
+ */
+
+import type { AbortLike } from "../core/abort_like.ts";
+import { CallSignal } from "../upstream/call_signal.ts";
+
+interface InnerRequest {
+  onCancel?: unknown;
+}
+
+let innerSlot: symbol | null | undefined;
+
+/** The runtime's side of a served request, found once by its symbol's name; undefined when there is none. */
+function innerOf(request: Request): InnerRequest | undefined {
+  if (innerSlot === undefined) {
+    innerSlot = Object.getOwnPropertySymbols(request).find((symbol) => symbol.description === "request") ??
+      null;
+  }
+  if (innerSlot === null) return undefined;
+  const inner = (request as unknown as Record<symbol, InnerRequest | null | undefined>)[innerSlot];
+  return inner ?? undefined;
+}
+
+/** Aborted when the client leaves before its answer is sent (with an `AbortError`, as `request.signal`). */
+export function clientSignal(request: Request): AbortLike {
+  const inner = innerOf(request);
+  if (typeof inner?.onCancel !== "function") return request.signal;
+  const signal = new CallSignal();
+  (inner.onCancel as (callback: () => void) => void).call(inner, () => {
+    signal.abort(new DOMException("The client closed the request", "AbortError"));
+  });
+  return signal;
+}
