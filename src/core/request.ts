@@ -4,6 +4,7 @@
  * to read back: each returns what it decided.
  */
 
+import type { HeaderReader } from "./header_reader.ts";
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "./answer.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
@@ -18,7 +19,7 @@ export interface GenerationRequest {
   /** The client's parsed body (with the proxy-only `cache` field, which the attempts never forward). */
   readonly body: Record<string, unknown>;
   readonly stream: boolean;
-  readonly clientHeaders: Headers;
+  readonly clientHeaders: HeaderReader;
   readonly requestId: string;
   /** Aborted when the client leaves. */
   readonly signal: AbortLike;
@@ -35,7 +36,7 @@ export interface ItemRequest {
   readonly suffix: "" | "/input_items" | "/cancel";
   /** The client's query string, without `?` (paging of `input_items`). */
   readonly query: string;
-  readonly clientHeaders: Headers;
+  readonly clientHeaders: HeaderReader;
   readonly requestId: string;
   readonly signal: AbortSignal;
   readonly trace?: RequestTrace;
@@ -65,7 +66,7 @@ export interface RelayRequest {
   readonly creates?: boolean;
   /** The record stage of the route (usage of audio, images, moderations): the answer from `endpoint`, watched. */
   readonly record?: (answer: Answer, endpoint: string, identity: Identity | null) => Answer;
-  readonly clientHeaders: Headers;
+  readonly clientHeaders: HeaderReader;
   readonly requestId: string;
   readonly signal: AbortSignal;
   readonly trace?: RequestTrace;

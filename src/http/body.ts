@@ -1,5 +1,6 @@
 /** Reading and checking a client's JSON body: size limit, JSON object, field types. */
 
+import type { HeaderReader } from "../core/header_reader.ts";
 import { ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { type Deadline, deadlines } from "../util/deadlines.ts";
 import { checkJsonShape } from "./json_shape.ts";
@@ -25,8 +26,13 @@ export const BODY_TIMEOUT_MS = 60_000;
  * mid-upload is `ClientGone` (499, not logged as the proxy's error); one that trickles its body for longer than
  * `timeoutMs` gets a 408 instead of holding the request forever.
  */
-export function readBodyText(request: Request, limit: number, timeoutMs = BODY_TIMEOUT_MS): Promise<string> {
-  const declared = request.headers.get("content-length");
+export function readBodyText(
+  request: Request,
+  limit: number,
+  timeoutMs = BODY_TIMEOUT_MS,
+  headers: HeaderReader = request.headers,
+): Promise<string> {
+  const declared = headers.get("content-length");
   if (declared !== null && Number(declared) > limit) return refuse(request, limit);
   // A declared length within the limit is read whole at once: Deno hands over a body that has fully arrived
   // without a stream (the usual case: SDKs send small bodies in one go). That path is lost once `request.body` has

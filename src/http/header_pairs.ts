@@ -14,7 +14,28 @@
  * ", "), and a name keeps the client's case (`forEach` lower-cases): compare names lower-cased.
  */
 
+import type { HeaderReader } from "../core/header_reader.ts";
+
 export type HeaderPair = readonly [name: string, value: string];
+
+/**
+ * A request's headers read from their pairs, made once per request (served_request.ts): `get` looks a name up in
+ * them (lower-case names; the client's case does not matter), no runtime call and no `Headers` object per request.
+ */
+export class PairHeaders implements HeaderReader {
+  constructor(readonly pairs: readonly HeaderPair[]) {}
+
+  get(name: string): string | null {
+    let found: string | null = null;
+    const pairs = this.pairs;
+    for (let i = 0; i < pairs.length; i++) {
+      const key = pairs[i][0];
+      if (key.length !== name.length || (key !== name && key.toLowerCase() !== name)) continue;
+      found = found === null ? pairs[i][1] : `${found}, ${pairs[i][1]}`;
+    }
+    return found;
+  }
+}
 
 interface HeaderTarget {
   readonly headerList: readonly HeaderPair[];
@@ -32,7 +53,9 @@ function slot(headers: Headers): symbol | null {
 }
 
 /** The request's headers as name/value pairs, in the client's order and case. */
-export function headerPairs(headers: Headers): readonly HeaderPair[] {
+export function headerPairs(reader: HeaderReader): readonly HeaderPair[] {
+  if (reader instanceof PairHeaders) return reader.pairs;
+  const headers = reader as Headers;
   const at = slot(headers);
   const target = at === null ? null : (headers as unknown as Record<symbol, HeaderTarget | null>)[at];
   if (target != null) {

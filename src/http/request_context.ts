@@ -5,6 +5,9 @@
  */
 
 import type { Context, Env, Next } from "hono";
+import type { HeaderReader } from "../core/header_reader.ts";
+import type { PairHeaders } from "./header_pairs.ts";
+import { servedHeaders } from "./served_request.ts";
 
 /** The part of Hono's `Context` the generation routes use (Hono's own contexts fit it). */
 export interface RequestContext<E extends Env> {
@@ -54,15 +57,27 @@ export class DirectContext<E extends Env> implements RequestContext<E> {
 }
 
 class DirectRequest {
+  #headers: PairHeaders | undefined;
+
   constructor(readonly raw: Request, readonly path: string) {}
 
   get method(): string {
     return this.raw.method;
   }
 
-  header(name: string): string | undefined {
-    return this.raw.headers.get(name) ?? undefined;
+  /** Every reader of the request's headers on the direct path reads this one list (served_request.ts). */
+  get headers(): PairHeaders {
+    return this.#headers ??= servedHeaders(this.raw);
   }
+
+  header(name: string): string | undefined {
+    return this.headers.get(name) ?? undefined;
+  }
+}
+
+/** The request's headers: on the direct path its one list, on Hono's the request's `Headers`. */
+export function headersOf<E extends Env>(c: RequestContext<E>): HeaderReader {
+  return c.req instanceof DirectRequest ? c.req.headers : c.req.raw.headers;
 }
 
 /** A middleware the direct path can run: it uses only the `RequestContext` part of Hono's context. */

@@ -1,5 +1,7 @@
 /** The text of client keys: the keys a request presents, and the random part of a new key. */
 
+import type { HeaderReader } from "../core/header_reader.ts";
+
 /**
  * The subprotocol that carries a browser's key on a WebSocket upgrade (browsers cannot set headers there):
  * `Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.KEY`, as OpenAI's Realtime API takes it.
@@ -7,7 +9,7 @@
 export const PROTOCOL_KEY_PREFIX = "openai-insecure-api-key.";
 
 /** The subprotocols a WebSocket upgrade offers, in order. */
-export function offeredProtocols(headers: Headers): string[] {
+export function offeredProtocols(headers: HeaderReader): string[] {
   const offered = headers.get("sec-websocket-protocol");
   if (offered === null) return [];
   return offered.split(",").map((protocol) => protocol.trim()).filter((protocol) => protocol !== "");
@@ -17,7 +19,7 @@ export function offeredProtocols(headers: Headers): string[] {
  * The keys a request presents: the Bearer token, the `api-key` header and, on a WebSocket upgrade, the
  * `openai-insecure-api-key.` subprotocol, when present.
  */
-export function presentedKeys(headers: Headers): string[] {
+export function presentedKeys(headers: HeaderReader): string[] {
   const keys: string[] = [];
   const authorization = headers.get("authorization");
   if (authorization !== null) {

@@ -12,6 +12,7 @@
  */
 
 import type { Config } from "../config/config.ts";
+import type { HeaderReader } from "../core/header_reader.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
@@ -59,7 +60,7 @@ export class KeyRegistry {
   #fixed: KeyPolicy[] = [];
   #runtime: KeyPolicy[] = [];
   #byDigest = new Map<string, KeyPolicy>();
-  readonly #seen = new WeakMap<Headers, { index: Map<string, KeyPolicy>; policy: KeyPolicy | undefined }>();
+  readonly #seen = new WeakMap<object, { index: Map<string, KeyPolicy>; policy: KeyPolicy | undefined }>();
   /**
    * Presented keys that matched, with their digest, so a key in use is hashed once, not on every request (a
    * SHA-256 costs about as much as 3% of a request). Only keys that matched; bounded; in this process only.
@@ -110,9 +111,9 @@ export class KeyRegistry {
 
   /**
    * The policy of the first key the request presents that is known; undefined when none is. Remembered per
-   * request (its `Headers`), so the auth middleware and the admission stage hash the key once between them.
+   * request (its headers), so the auth middleware and the admission stage hash the key once between them.
    */
-  identify(headers: Headers): KeyPolicy | undefined {
+  identify(headers: HeaderReader): KeyPolicy | undefined {
     if (this.#byDigest.size === 0) return undefined;
     const seen = this.#seen.get(headers);
     if (seen !== undefined && seen.index === this.#byDigest) return seen.policy;

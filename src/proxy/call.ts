@@ -4,6 +4,7 @@
  * turn; and the answer with the pick that produced it. A new upstream route is a new `UpstreamCall`.
  */
 
+import type { HeaderReader } from "../core/header_reader.ts";
 import type { Pick } from "../balancer/balancer.ts";
 import type { EndpointConfig } from "../config/config.ts";
 import type { Answer, AnswerMeta } from "../core/answer.ts";
@@ -40,7 +41,7 @@ export interface UpstreamCall {
   readonly contentFilterFallback?: boolean;
   /** The model group, for metrics; "" when none. */
   readonly group: string;
-  readonly clientHeaders: Headers;
+  readonly clientHeaders: HeaderReader;
   readonly requestId: string;
   /** The signal of the call: the client's, or a coalesced flight's (aborted once every follower left). */
   readonly signal: AbortLike;

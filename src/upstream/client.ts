@@ -3,6 +3,7 @@
  * signal forwarded so a client that leaves cancels the upstream request.
  */
 
+import type { HeaderReader } from "../core/header_reader.ts";
 import type { AzureAdConfig, EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
@@ -61,7 +62,7 @@ export interface UpstreamRequest {
   readonly body?: string | ReadableStream<Uint8Array> | StreamedBody;
   /** The body's content type; default `application/json`. */
   readonly contentType?: string;
-  readonly clientHeaders: Headers;
+  readonly clientHeaders: HeaderReader;
   readonly requestId: string;
   /** The client's signal: aborted when the client disconnects (or every client following a coalesced flight). */
   readonly signal: AbortLike;

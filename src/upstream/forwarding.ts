@@ -4,6 +4,7 @@
  * billed, smuggle routing headers to a front end, or override the endpoint's `api-version`.
  */
 
+import type { HeaderReader } from "../core/header_reader.ts";
 import { headerPairs } from "../http/header_pairs.ts";
 
 /**
@@ -24,7 +25,7 @@ const FORWARDED_PREFIX = "x-stainless-";
  * Copies the allowed client headers into `into` (which holds none of them yet). Headers named in the client's
  * `Connection` header are hop-by-hop (RFC 9110, section 7.6.1) and never pass, even when allowed.
  */
-export function copyClientHeaders(client: Headers, into: Record<string, string>): void {
+export function copyClientHeaders(client: HeaderReader, into: Record<string, string>): void {
   const connection = client.get("connection");
   const hopByHop = connection === null ? undefined : new Set(
     connection.toLowerCase().split(",").map((name) => name.trim()),

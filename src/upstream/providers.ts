@@ -3,6 +3,7 @@
  * per provider, so adding one means adding a row.
  */
 
+import type { HeaderReader } from "../core/header_reader.ts";
 import type { EndpointConfig, Provider } from "../config/config.ts";
 import { copyClientHeaders } from "./forwarding.ts";
 
@@ -77,7 +78,7 @@ export function upstreamUrl(endpoint: EndpointConfig, path: string): string {
  */
 export function upstreamHeaders(
   endpoint: EndpointConfig,
-  client: Headers,
+  client: HeaderReader,
   requestId: string,
   /** An Entra ID token: sent as `Authorization: Bearer` instead of the endpoint's key. */
   bearer?: string,

@@ -11,7 +11,8 @@
  * - `/health` is open. An expired key gets 401. Keys are never logged or echoed.
  */
 
-import type { Middleware } from "../request_context.ts";
+import { headersOf, type Middleware } from "../request_context.ts";
+import type { HeaderReader } from "../../core/header_reader.ts";
 import { adminKeyRequired, invalidApiKey, ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
 import { presentedKeys } from "../../keys/key_text.ts";
@@ -42,7 +43,7 @@ export const isKeyAdminRoute = (path: string) => withoutV1(path).startsWith("/ad
 export { presentedKeys };
 
 /** The first presented key the registry knows; undefined when none is known. */
-export function identify(registry: KeyRegistry, headers: Headers): KeyPolicy | undefined {
+export function identify(registry: KeyRegistry, headers: HeaderReader): KeyPolicy | undefined {
   return registry.identify(headers);
 }
 
@@ -65,7 +66,7 @@ export function auth<E extends AuthEnv = AuthEnv>(options: AuthOptions): Middlew
   return (c, next) => {
     const path = c.req.path;
     if (isOpen(path)) return next();
-    const policy = identify(registry, c.req.raw.headers);
+    const policy = identify(registry, headersOf(c));
     const admin = policy !== undefined && registry.isAdmin(policy);
     const method = c.req.method;
     if (isKeyAdminRoute(path)) {

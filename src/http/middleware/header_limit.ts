@@ -5,7 +5,7 @@
  */
 
 import type { Env } from "hono";
-import type { Middleware } from "../request_context.ts";
+import { headersOf, type Middleware } from "../request_context.ts";
 import { headersTooLarge } from "../../errors.ts";
 import { headerPairs } from "../header_pairs.ts";
 
@@ -23,7 +23,7 @@ export function headerLimit<E extends Env = Env>(options: HeaderLimitOptions = {
     let size = 0;
     // Not forEach or for...of: either leaves a sorted copy of the list on the request for its life (header_pairs.ts).
     // Indexed, not destructured: an iterator and its results per pair otherwise (hot code, every request).
-    const pairs = headerPairs(c.req.raw.headers);
+    const pairs = headerPairs(headersOf(c));
     for (let i = 0; i < pairs.length; i++) size += pairs[i][0].length + pairs[i][1].length + 4;
     if (size > limit) throw headersTooLarge(size, limit);
     return next();

@@ -7,7 +7,7 @@
  */
 
 import type { Env } from "hono";
-import type { Middleware } from "../request_context.ts";
+import { headersOf, type Middleware } from "../request_context.ts";
 import { ProxyError } from "../../errors.ts";
 
 export interface InflightBodiesOptions {
@@ -36,7 +36,7 @@ export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptio
   };
   // Not async: a request holds two callbacks while it waits, not a frame.
   return (c, next) => {
-    const headers = c.req.raw.headers;
+    const headers = headersOf(c);
     const declared = headers.get("content-length");
     // No length: chunked (or nothing); reserved at the most it may grow to. `request.body` is not touched here:
     // that would cost the runtime's fast path for bodies that arrived whole.

@@ -3,7 +3,7 @@
  * pipeline, and make its answer a Response.
  */
 
-import type { RequestContext } from "../request_context.ts";
+import { headersOf, type RequestContext } from "../request_context.ts";
 import { ModelNames } from "../../balancer/model_names.ts";
 import { ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
@@ -60,6 +60,7 @@ export function generationHandler(services: Services, route: Route) {
       c.req.raw,
       config.settings.maxBodyBytes,
       config.settings.limits.bodyTimeoutMs,
+      headersOf(c),
     );
     const parsed = heavy(text.length, () => parseJsonObject(text)); // a promise only for a big body
     const body = mergeExtraBody(parsed instanceof Promise ? await parsed : parsed);
@@ -86,7 +87,7 @@ export function generationHandler(services: Services, route: Route) {
       group,
       body: noteSize(countStream ? askForUsage(body) : body, text.length), // big bodies are worked on piece by piece
       stream,
-      clientHeaders: c.req.raw.headers,
+      clientHeaders: headersOf(c),
       requestId,
       signal: clientSignal(c.req.raw),
       trace,
