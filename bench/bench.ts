@@ -4,7 +4,7 @@
  * on 127.0.0.1. Prints a table with the proxy's ratios to the bare and to nginx, checks the targets of issues 22
  * and 7 and exits 1 when one is missed (2 on bad flags).
  *
- *   deno task bench                 full run (10 s per wrk run), about 3 minutes
+ *   deno task bench                 full run (10 s per wrk run), about 7 minutes
  *   deno task bench --quick         3 s per wrk run, fewer streams: a smoke run
  *   deno task bench --soak 10       adds a 10-minute soak of the proxy with its RSS trend
  *   deno task bench --cpu-prof DIR  runs the proxy under `deno run --cpu-prof` and leaves the profile in DIR
@@ -54,7 +54,8 @@ const USAGE =
 
   --quick           3 s of wrk per measurement and 8 streams per target instead of 10 s and 30
   --soak MINUTES    after the measurements, hold the proxy under load this long and check its RSS stays flat
-  --duration S      seconds of wrk per target and measurement (overrides --quick)
+  --duration S      seconds of wrk per target and measurement (overrides --quick); the 64-connection phase
+                    runs twice as long, in twice the slices
   --rounds N        interleaved slices those seconds are cut into (default 5, quick 3)
   --streams N       sequential 50-chunk streams per target (default 30, quick 8)
   --concurrent N    streams open at once per target (default 1000)
@@ -86,6 +87,8 @@ interface Flags {
   /** Interleaved slices each wrk measurement is cut into. */
   readonly rounds: number;
   readonly warmupS: number;
+  /** Seconds of unique bodies at 64 connections a cache-on proxy gets before its measured misses. */
+  readonly missWarmupS: number;
   readonly streams: number;
   readonly concurrent: number;
   readonly chunkDelayMs: number;
@@ -136,6 +139,7 @@ function parseFlags(args: string[]): Flags | string {
       durationS: Math.round(number("duration", values.duration, quick ? 3 : 10, 1)),
       rounds: Math.round(number("rounds", values.rounds, quick ? 3 : 5, 1)),
       warmupS: quick ? 1 : 3,
+      missWarmupS: quick ? 1 : 10,
       streams: Math.round(number("streams", values.streams, quick ? 8 : 30, 1)),
       concurrent: Math.round(number("concurrent", values.concurrent, 1000, 1)),
       chunkDelayMs: number("chunk-delay-ms", values["chunk-delay-ms"], 10, 0),
@@ -299,14 +303,14 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
    * `durationS` per target, cut into `rounds` slices that take turns (the order rotating each round), so a burst of
    * load from elsewhere on the machine lands on every target alike instead of on whichever ran then.
    */
-  const interleaved = async (phase: "sequential" | "load", connections: number) => {
+  const interleaved = async (phase: "sequential" | "load", connections: number, rounds: number) => {
     const sliceS = Math.max(1, Math.round(flags.durationS / flags.rounds));
     const slices = Object.fromEntries(targets.map((t) => [t, [] as WrkResult[]])) as Record<
       Target,
       WrkResult[]
     >;
     const cpu = { direct: 0, bare: 0, nginx: 0, proxy: 0 };
-    for (let round = 0; round < flags.rounds; round++) {
+    for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < targets.length; i++) {
         const t = targets[(i + round) % targets.length];
         const before = cpuMs(cpuPid[t]);
@@ -328,10 +332,18 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
 
   const slicing = `${flags.durationS} s per target in ${flags.rounds} interleaved slices`;
   log(`sequential latency: 1 connection, ${slicing}`);
-  const sequential = await interleaved("sequential", 1);
+  const sequential = await interleaved("sequential", 1, flags.rounds);
 
-  log(`throughput: 64 connections, ${slicing}`);
-  const load = await interleaved("load", 64);
+  // The 1-connection phase leaves the proxy's JIT with other type feedback (V8 re-optimizes, and deopts some
+  // functions, on the first 64-connection slices after it: `--trace-opt` counted 36-136 compiles in the first
+  // slice): a second warm-up, every target alike, so the measured slices find each server in its steady state.
+  log(`warm-up again: ${flags.warmupS} s at 64 connections per target`);
+  for (const t of targets) await wrk(t, 64, flags.warmupS);
+  // Twice the slices here: 22.2a's CPU per request is read from this phase, and five slices of one build swung
+  // 0.82-1.23x between runs (session 12).
+  const loadSlicing = `${2 * flags.durationS} s per target in ${2 * flags.rounds} interleaved slices`;
+  log(`throughput: 64 connections, ${loadSlicing}`);
+  const load = await interleaved("load", 64, 2 * flags.rounds);
   const peak = { nginx: NaN } as Record<Server, number>;
   for (const s of present) peak[s] = readMemory(pids[s]).peakMiB;
   // Each target's RSS is read 5 s after ITS OWN last slice: the slices take turns, so one target may have been idle
@@ -418,7 +430,9 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
       headers: HEADERS,
       durationS: flags.durationS,
     });
-    await unique(cached.url, 64, flags.warmupS);
+    // As long on misses at 64 connections as the main proxy was on its path before its measured slices (3 s +
+    // 10 s at 1 connection + 3 s): the hits above ran other code.
+    await unique(cached.url, 64, flags.missWarmupS);
     const sequential = redisUrl ? await unique(cached.url, 1, flags.durationS) : undefined;
     return { hits, sequential, ...await missesBesideBare(cached.url, cached.pid) };
   };
