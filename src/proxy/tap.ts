@@ -16,10 +16,13 @@ import { pollReader } from "./chunks.ts";
 /**
  * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: every chunk at hand
  * is enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty); it stops when
- * the consumer falls behind, and the next pull flows again. A pull never stays pending: one that comes while a
- * `wait` is out, or while chunks are handed on, returns at once. A stream held open between events then keeps no
- * pull promise and no reactions of the runtime on it (~0.6 KB per open stream with the closure `cancel` was, issue
- * 22.4c), for one settled pull per event. A failure `poll` throws errors the stream. Its chunks can be polled in turn.
+ * the consumer falls behind, and the next pull flows again. While it flows the pull that started it stays pending,
+ * so the consumer's reads meanwhile call no pull of their own: one pull per flow, not one per event (the runtime
+ * makes a promise and its reactions per pull: ~4 KB and a scavenge in 13 per 50-event stream, issue 22.3a). A
+ * stream held open between events keeps that promise (~0.5 KB; session 11 traded it the other way for the 22.4c
+ * peak, which has room since session 12). A pull that comes while chunks are handed on (a consumer that reads
+ * again from within `enqueue`) starts no second round. A failure `poll` throws errors the stream. Its chunks can
+ * be polled in turn.
  */
 export function pipeStream(source: PipeSource): ReadableStream<Uint8Array> {
   return withSource(new ReadableStream<Uint8Array>(new Pipe(source), { highWaterMark: 0 }), source);
@@ -47,13 +50,27 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
     this.#controller = controller;
   }
 
-  pull(): undefined {
+  /** Settles the pull kept pending while the pipe flows. */
+  #release: (() => void) | undefined;
+
+  pull(): Promise<void> | undefined {
     if (!this.#waiting) this.#next();
+    // Flowing (a `wait` is out): the pull stays pending until the flow stops, so the consumer's reads meanwhile
+    // find a pull under way and call none (the runtime's pull is a promise and its reactions each time).
+    if (this.#waiting && !this.#done) return new Promise<void>((resolve) => this.#release = resolve);
   }
 
   cancel(reason?: unknown): Promise<void> {
     this.#done = true;
+    this.#settle();
     return this.source.cancel(reason);
+  }
+
+  #settle(): void {
+    const release = this.#release;
+    if (release === undefined) return;
+    this.#release = undefined;
+    release();
   }
 
   #next(): void {
@@ -67,17 +84,20 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
       for (let chunk = this.source.poll(); chunk !== undefined; chunk = this.source.poll()) {
         if (chunk === null) {
           this.#done = true;
+          this.#settle();
           return controller.close();
         }
         controller.enqueue(chunk);
       }
     } catch (error) {
       this.#done = true;
+      this.#settle();
       return controller.error(error);
     }
     // Chunks queued that the consumer has not asked for yet: read no further until it pulls again.
     if (controller.desiredSize! < 0) {
       this.#waiting = false;
+      this.#settle();
       return;
     }
     this.source.wait(this.#flow);
