@@ -9,7 +9,11 @@
  * requests have come and gone, at most `rounds` times in the first `windowMs`. It is V8's "last resort" collection
  * (what the memory reducer aims at: old garbage freed, the young generation shrunk, free pages given back), two
  * passes of ~5-15 ms each on this heap, but it stops the world: on the heap of 1,000 open streams it would stall
- * every one of them for hundreds of ms, so it never runs while an answer is on its way.
+ * every one of them for hundreds of ms, so it never runs while an answer is on its way. Nor once the server has
+ * served more than `maxRequests`: its heap then holds what the traffic keeps (cached answers, pooled connections),
+ * not start-up garbage, and a last-resort collection of it costs ~150 ms (30 MiB with 10,000 cached answers) and
+ * shrinks the heap's limits just before the traffic comes back, which then pays more mark-compacts to grow them
+ * again (issue 22.2b: a proxy under load from its start had both collections land in its first minute of misses).
  *
  * It needs V8's `gc()`, which `--expose-gc` (in the shipped V8 flags, scripts/compile.ts) makes global; without it
  * this does nothing.
@@ -26,6 +30,8 @@ export interface SettleOptions {
   readonly rounds?: number;
   /** Only this long after start. Default 60 s. */
   readonly windowMs?: number;
+  /** Only while the server has served at most this many requests. Default 1,000. */
+  readonly maxRequests?: number;
   /** V8's full collection; default the global `gc` that `--expose-gc` installs (none: nothing to do). */
   readonly gc?: (options?: GcOptions) => void;
   readonly logger?: Logger;
@@ -43,7 +49,7 @@ export interface Settling extends Disposable {
 export function settleAfterStart(traffic: Traffic, options: SettleOptions = {}): Settling {
   const gc = options.gc ?? (globalThis as { gc?: (options?: GcOptions) => void }).gc;
   if (typeof gc !== "function") return { collections: 0, [Symbol.dispose]: () => {} };
-  const { quietMs = 250, rounds = 2, windowMs = 60_000, logger } = options;
+  const { quietMs = 250, rounds = 2, windowMs = 60_000, maxRequests = 1000, logger } = options;
   let seen = 0;
   let collectedAt = -1;
   let collections = 0;
@@ -51,6 +57,7 @@ export function settleAfterStart(traffic: Traffic, options: SettleOptions = {}):
   const stop = () => timer.cancel();
   const timer = startTimer(quietMs, () => {
     const { requests, inflight } = traffic;
+    if (requests > maxRequests) return stop();
     const quiet = requests === seen && inflight === 0;
     seen = requests;
     if (quiet && requests !== collectedAt) {

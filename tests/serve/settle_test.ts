@@ -52,6 +52,21 @@ test("no collection while requests keep coming; one once they stop", async () =>
   assert.equal(calls.length, 2);
 });
 
+test("none once the server has served more than maxRequests: its heap is the traffic's, not start-up's", async () => {
+  const { calls, gc } = recorder();
+  const { counts } = traffic();
+  using settling = settleAfterStart(counts, { gc, quietMs: 30, rounds: 3, maxRequests: 100 });
+  await delay(80);
+  assert.equal(calls.length, 1, "the collection after start");
+  counts.requests += 100;
+  await delay(100);
+  assert.equal(calls.length, 2, "100 requests served: still the first requests");
+  counts.requests += 1;
+  await delay(100);
+  assert.equal(calls.length, 2, "101: no third collection, though quiet and a round is left");
+  assert.equal(settling.collections, 2);
+});
+
 test("nothing after the window, nor after dispose, nor without gc()", async () => {
   const late = recorder();
   {
