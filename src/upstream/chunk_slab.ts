@@ -21,13 +21,32 @@ let used = 0;
 
 /** A copy of `bytes` (a view of a slab, or of its own buffer when large). */
 export function slabCopy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  const length = bytes.length;
-  if (length > MAX_SLAB_COPY) return bytes.slice();
-  if (used + length > SLAB_BYTES) {
+  return slabCopyRange(bytes, 0, bytes.length);
+}
+
+/**
+ * Sources up to this size are copied whole by `slabCopyRange`: a memcpy of at most 1 KiB costs less than the view
+ * of the range it saves (~100 bytes of garbage; a stream's connection buffer is 512 bytes, one range per event).
+ */
+export const WHOLE_COPY_BYTES = 1024;
+
+/**
+ * A copy of `source[from, to)`. A small source is copied whole and the copy is the view of the range within it:
+ * the bytes before the range are left unused in the slab, those after it are written over by the next copy (no view
+ * covers them), and no view of the source's range is made.
+ */
+export function slabCopyRange(source: Uint8Array, from: number, to: number): Uint8Array<ArrayBuffer> {
+  const length = to - from;
+  if (length > MAX_SLAB_COPY) return source.slice(from, to);
+  const whole = source.length <= WHOLE_COPY_BYTES;
+  if (used + (whole ? source.length : length) > SLAB_BYTES) {
     slab = new Uint8Array(SLAB_BYTES);
     used = 0;
   }
-  slab.set(bytes, used);
+  if (whole) {
+    slab.set(source, used);
+    used += from;
+  } else slab.set(source.subarray(from, to), used);
   const copy = slab.subarray(used, used + length);
   used += length;
   return copy;

@@ -5,7 +5,7 @@
 
 import { hexValue, UpstreamProtocolError } from "./http1_wire.ts";
 import { socketRead } from "./socket_read.ts";
-import { slabCopy } from "./chunk_slab.ts";
+import { slabCopyRange } from "./chunk_slab.ts";
 
 /**
  * The read buffer a connection starts with (and gets back when parked): an answer's head, a stream event or a short
@@ -249,10 +249,10 @@ export class Connection {
    * body's chunk is carved out of a shared slab (`chunk_slab.ts`); `own`: a buffer of its own (a whole answer).
    */
   take(length: number, own = false): Uint8Array<ArrayBuffer> {
-    const end = Math.min(this.#end, this.#start + length);
-    const range = this.#buffer.subarray(this.#start, end);
+    const start = this.#start;
+    const end = Math.min(this.#end, start + length);
     this.#start = end;
-    return own ? range.slice() : slabCopy(range);
+    return own ? this.#buffer.slice(start, end) : slabCopyRange(this.#buffer, start, end);
   }
 
   /** Consumes `length` buffered bytes unread. */
