@@ -246,6 +246,15 @@ try {
     );
   }
   console.log(lines.join("\n"));
+  // Each build's CPU per request over the first build's in the same round: the machine's drift between rounds
+  // moves both alike, so this ratio is steadier than the ratio of the medians.
+  const firstCpu = cpu.get(first)!;
+  console.log("\nCPU per request paired by round, / " + first + ": median (quartiles)");
+  for (const { name } of targets) {
+    const ratios = cpu.get(name)!.map((value, round) => value / firstCpu[round]);
+    const [q1, q2, q3] = [25, 50, 75].map((p) => percentile(ratios, p).toFixed(3));
+    console.log(`  ${name}: ${q2}x (${q1}-${q3})`);
+  }
   console.log(
     `\nrounds ${rounds}, ${durationS} s per 64-conn run; all rps: ${
       JSON.stringify(Object.fromEntries(rps))
