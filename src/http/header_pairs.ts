@@ -20,12 +20,13 @@ export type HeaderPair = readonly [name: string, value: string];
 
 /**
  * A request's headers read from their pairs, made once per request (served_request.ts): `get` looks a name up in
- * them (lower-case names; the client's case does not matter), no runtime call and no `Headers` object per request.
+ * them (in any case, as `Headers.get`), no runtime call and no `Headers` object per request.
  */
 export class PairHeaders implements HeaderReader {
   constructor(readonly pairs: readonly HeaderPair[]) {}
 
   get(name: string): string | null {
+    name = name.toLowerCase(); // the same string when it is (as every caller asks)
     let found: string | null = null;
     const pairs = this.pairs;
     for (let i = 0; i < pairs.length; i++) {

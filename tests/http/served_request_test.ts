@@ -22,7 +22,7 @@ test("a served request's headers are read from one list: by name in any case, re
   const seen: { values: (string | null)[]; names: string[]; headersMade: unknown }[] = [];
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
     const headers = servedHeaders(request);
-    const values = ["accept", "x-stainless-lang", "content-type", "ACCEPT"].map((name) => headers.get(name));
+    const values = ["accept", "x-stainless-lang", "content-type", "Accept"].map((name) => headers.get(name));
     const cache = Object.getOwnPropertySymbols(request).find((symbol) =>
       symbol.description === "headers cache"
     );
@@ -40,8 +40,8 @@ test("a served request's headers are read from one list: by name in any case, re
     "GET / HTTP/1.1\r\nHost: x\r\nX-Stainless-Lang: js\r\nAccept: a\r\naccept: b\r\nConnection: close\r\n\r\n",
   );
   assert.equal(seen.length, 1);
-  // As Headers.get answers (lower-case names asked): repeats joined with ", ", null when absent.
-  assert.deepEqual(seen[0].values.slice(0, 3), ["a, b", "js", null]);
+  // As Headers.get answers (a name asked in any case): repeats joined with ", ", null when absent.
+  assert.deepEqual(seen[0].values, ["a, b", "js", null, "a, b"]);
   assert.deepEqual(seen[0].names, [
     "host=x",
     "x-stainless-lang=js",
