@@ -37,6 +37,11 @@ interface Meta {
 }
 
 export function encodeEntry(answer: CachedAnswer): string {
+  return `${entryMeta(answer)}\n${answer.body}`;
+}
+
+/** The first line of `encodeEntry`'s text: the answer's metadata as JSON. */
+export function entryMeta(answer: CachedAnswer): string {
   const meta: Meta = {
     v: 1,
     stream: answer.stream,
@@ -45,7 +50,7 @@ export function encodeEntry(answer: CachedAnswer): string {
     events: [...answer.events],
     storedAt: answer.storedAt,
   };
-  return `${JSON.stringify(meta)}\n${answer.body}`;
+  return JSON.stringify(meta);
 }
 
 /** The answer in a stored string, or null when the string is not an entry this version wrote. */

@@ -12,7 +12,8 @@ import type { Settings } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { CacheControl } from "./control.ts";
-import { type CachedAnswer, encodeEntry, entryKey } from "./entry.ts";
+import { utf8Length } from "../store/lru.ts";
+import { type CachedAnswer, encodeEntry, entryKey, entryMeta } from "./entry.ts";
 import { recordStream } from "./record.ts";
 
 /** What the cache did since this instance started (kept across config reloads). */
@@ -79,14 +80,21 @@ export class EntryWriter {
     let write: boolean | Promise<boolean> = false;
     if (body.bytes.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
     else if (isComplete(body)) {
-      write = this.#write(key, request, control, {
-        stream: false,
-        contentType: answer.headers["content-type"] ?? "application/json",
-        endpoint: answer.meta.endpoint,
-        body: body.text,
-        events: [],
-        storedAt: clock.now(),
-      }, lock);
+      write = this.#write(
+        key,
+        request,
+        control,
+        {
+          stream: false,
+          contentType: answer.headers["content-type"] ?? "application/json",
+          endpoint: answer.meta.endpoint,
+          body: body.text,
+          events: [],
+          storedAt: clock.now(),
+        },
+        lock,
+        utf8Size(body),
+      );
     }
     this.#then(write, done);
   }
@@ -145,7 +153,8 @@ export class EntryWriter {
 
   /**
    * Writes the entry (releasing `lock` in the same step when given); true when the lock was dealt with. A store in
-   * this process with no lock to release writes at once: no promise.
+   * this process with no lock to release writes at once: no promise. `bodyBytes`: the UTF-8 size of the answer's
+   * body when known (a JSON answer's bytes), handed on so the store does not count the entry's bytes again.
    */
   #write(
     key: string,
@@ -153,6 +162,7 @@ export class EntryWriter {
     control: CacheControl,
     answer: CachedAnswer,
     lock?: HeldLock,
+    bodyBytes?: number,
   ): boolean | Promise<boolean> {
     const { store, settings, counters } = this.#options;
     const ttlMs = (control.ttlSeconds ?? settings.cacheTtlSeconds) * 1000;
@@ -160,7 +170,9 @@ export class EntryWriter {
       return this.#writeLater(entryKey(key), encodeEntry(answer), ttlMs, request, lock);
     }
     try {
-      store.setNow(entryKey(key), encodeEntry(answer), ttlMs);
+      const meta = entryMeta(answer);
+      const bytes = bodyBytes === undefined ? undefined : utf8Length(meta) + 1 + bodyBytes;
+      store.setNow(entryKey(key), `${meta}\n${answer.body}`, ttlMs, bytes);
       counters.writes++;
     } catch (error) {
       this.#failed(request, error);
@@ -225,4 +237,14 @@ function isComplete(answer: JsonBody): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The UTF-8 size of a complete JSON answer's text: its bytes, less a leading byte-order mark (the decoder drops
+ * it from the text). A complete answer's bytes are valid UTF-8 (`isComplete`), so its text encodes back to them.
+ */
+function utf8Size(body: JsonBody): number {
+  const { bytes } = body;
+  const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+  return bom ? bytes.byteLength - 3 : bytes.byteLength;
 }

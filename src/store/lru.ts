@@ -59,9 +59,11 @@ export class LruValues {
 
   /**
    * Stores `value`, evicting the least recently used entries past the bounds. Throws when it can never fit.
+   * `valueBytes`: the value's UTF-8 size when the caller knows it; else it is counted here (a scan of the value,
+   * which copies a value joined from pieces into one string first).
    */
-  set(key: string, value: string, ttlMs?: number): void {
-    const size = utf8Length(key) + utf8Length(value);
+  set(key: string, value: string, ttlMs?: number, valueBytes?: number): void {
+    const size = utf8Length(key) + (valueBytes ?? utf8Length(value));
     if (size > this.#bounds.maxBytes) {
       throw new RangeError(
         `'${key}' is ${size} bytes, more than the whole bound of ${this.#bounds.maxBytes}`,

@@ -117,9 +117,9 @@ export class MemoryStore implements Store {
     return Promise.resolve();
   }
 
-  setNow(key: string, value: string, ttlMs?: number): void {
+  setNow(key: string, value: string, ttlMs?: number, bytes?: number): void {
     const lru = this.#lruFor(key);
-    if (lru) lru.set(key, value, ttlMs);
+    if (lru) lru.set(key, value, ttlMs, bytes);
     else this.#write(key, value, ttlMs);
   }
 

@@ -111,8 +111,11 @@ export interface Store {
   getNow?(key: string): string | null;
   /** Stores `value` at `key`; `ttlMs` <= 0 or absent means no expiry. */
   set(key: string, value: string, ttlMs?: number): Promise<void>;
-  /** The same, at once, in a store that holds its values in this process; throws where `set` rejects. */
-  setNow?(key: string, value: string, ttlMs?: number): void;
+  /**
+   * The same, at once, in a store that holds its values in this process; throws where `set` rejects. `bytes`: the
+   * value's UTF-8 size when the caller knows it, so a store bounded in bytes need not scan (and copy) the value.
+   */
+  setNow?(key: string, value: string, ttlMs?: number, bytes?: number): void;
   /** Stores only when absent (a lock). True when this call stored it. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   /**
