@@ -42,8 +42,9 @@ function innerOf(request: Request): InnerRequest | undefined {
 }
 
 /**
- * The reason of every such abort, made once (as Deno's own for `request.signal`): under the legacy abort the
- * callback runs after every answer, and an error made per request would capture a stack each time.
+ * The reason of every such abort, made once (Deno 2.9 makes one per cancelled request for `request.signal`; the
+ * proxy never changes a reason, so one can be shared): under the legacy abort the callback runs after every answer,
+ * and an error made per request would capture a stack each time.
  */
 const CLIENT_LEFT = new DOMException("The client closed the request", "AbortError");
 
