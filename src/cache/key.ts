@@ -7,7 +7,8 @@
 
 import type { Route } from "../core/route.ts";
 import { BIG_WORK, heavy } from "../util/heavy.ts";
-import { sha256Hex } from "../util/sha256.ts";
+import { paddedLength, sha256Hex, sha256HexPadding } from "../util/sha256.ts";
+import { CanonicalBytes } from "./canonical_bytes.ts";
 import { canonicalObject, quote } from "./canonical_json.ts";
 
 /** Bodies from this size are hashed by `crypto.subtle` (native, off the event loop); smaller ones at once. */
@@ -37,6 +38,25 @@ function canonicalInput(input: KeyInput): string {
   }${scope},"stream":${input.stream}}`;
 }
 
+/** The same text as `canonicalInput`, as UTF-8 bytes in `sink` (reset first). */
+function writeInput(input: KeyInput, sink: CanonicalBytes): void {
+  sink.reset();
+  sink.ascii('{"body":');
+  sink.object(input.body, NOT_KEYED);
+  sink.ascii(',"group":');
+  sink.string(input.group);
+  sink.ascii(',"route":');
+  sink.string(input.route);
+  if (input.scope !== undefined) {
+    sink.ascii(',"scope":');
+    sink.string(input.scope);
+  }
+  sink.ascii(input.stream ? ',"stream":true}' : ',"stream":false}');
+}
+
+/** Where ordinary requests' canonical bytes are written (one at a time: nothing awaits in between). */
+const sink = new CanonicalBytes();
+
 /** The hex SHA-256 cache key of a request, computed on the calling thread. */
 export function cacheKey(input: KeyInput): string {
   return sha256Hex(canonicalInput(input));
@@ -54,14 +74,18 @@ export function cacheKeyAsync(input: KeyInput, size = 0): string | Promise<strin
       return hex(await crypto.subtle.digest("SHA-256", bytes));
     })();
   }
-  // The text's length decides, not `size`: a body with no noted size (0: a Responses conversation replayed after
-  // its owner failed is a new object) can be MiBs, which the JavaScript SHA-256 would hash on the event loop.
-  const text = canonicalInput(input);
-  return text.length < NATIVE_HASH ? sha256Hex(text) : hashNatively(text);
+  // The canonical bytes' length decides, not `size`: a body with no noted size (0: a Responses conversation
+  // replayed after its owner failed is a new object) can be MiBs, which the JavaScript SHA-256 would hash on the
+  // event loop. Written as bytes, not as a text then encoded (issue 22.2b: ~1.1 KB less per miss).
+  writeInput(input, sink);
+  const { length } = sink;
+  if (length >= NATIVE_HASH) return hashNatively(sink.bytes.slice(0, length));
+  sink.room(paddedLength(length) - length);
+  return sha256HexPadding(sink.bytes, length);
 }
 
-async function hashNatively(text: string): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+async function hashNatively(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  return hex(await crypto.subtle.digest("SHA-256", bytes));
 }
 
 function hex(digest: ArrayBuffer): string {

@@ -44,14 +44,25 @@ const SCRATCH = new Uint8Array(4096);
 /** The hex SHA-256 of `text` encoded as UTF-8. */
 export function sha256Hex(text: string): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes; room for the 0x80 byte and the 8-byte length, in whole 64-byte blocks.
-  const room = (((text.length * 3 + 8) >> 6) + 1) * 64;
+  const room = paddedLength(text.length * 3);
   const padded = room <= SCRATCH.length ? SCRATCH : new Uint8Array(room);
   const { written } = encoder.encodeInto(text, padded);
-  const end = (((written + 8) >> 6) + 1) * 64;
-  padded.fill(0, written, end);
-  padded[written] = 0x80;
-  const high = Math.floor(written / 0x20000000);
-  const low = (written << 3) >>> 0;
+  return sha256HexPadding(padded, written);
+}
+
+/** Bytes a message of `length` bytes takes once padded: the 0x80 byte and the 8-byte length, in 64-byte blocks. */
+export const paddedLength = (length: number): number => (((length + 8) >> 6) + 1) * 64;
+
+/**
+ * The hex SHA-256 of the first `length` bytes of `bytes`, padded in place: the buffer must hold
+ * `paddedLength(length)` bytes, and those past `length` are overwritten.
+ */
+export function sha256HexPadding(padded: Uint8Array, length: number): string {
+  const end = paddedLength(length);
+  padded.fill(0, length, end);
+  padded[length] = 0x80;
+  const high = Math.floor(length / 0x20000000);
+  const low = (length << 3) >>> 0;
   for (let i = 0; i < 4; i++) {
     padded[end - 8 + i] = high >>> (24 - i * 8);
     padded[end - 4 + i] = low >>> (24 - i * 8);
