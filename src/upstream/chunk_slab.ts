@@ -25,28 +25,33 @@ export function slabCopy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * Sources up to this size are copied whole by `slabCopyRange`: a memcpy of at most 1 KiB costs less than the view
- * of the range it saves (~100 bytes of garbage; a stream's connection buffer is 512 bytes, one range per event).
+ * Sources up to this size are copied whole by `slabCopyRange` when the range starts within `WHOLE_COPY_SKIP` bytes
+ * of their start: a memcpy of at most 1 KiB costs less than the view of the range it saves (~100 bytes of garbage;
+ * a stream's connection buffer is 512 bytes after its first reads, and holds one event per read: its chunk-size
+ * line, then the event).
  */
 export const WHOLE_COPY_BYTES = 1024;
+/** The most slab bytes a whole copy leaves unused before its range (a read that brought several events: none). */
+export const WHOLE_COPY_SKIP = 32;
 
 /**
- * A copy of `source[from, to)`. A small source is copied whole and the copy is the view of the range within it:
- * the bytes before the range are left unused in the slab, those after it are written over by the next copy (no view
- * covers them), and no view of the source's range is made.
+ * A copy of `source[from, to)`. A small source whose range starts near its start is copied whole while the slab has
+ * room for it, and the copy is the view of the range within it: the few bytes before the range are left unused,
+ * those after it are written over by the next copy (no view covers them), and no view of the source's range is made.
  */
 export function slabCopyRange(source: Uint8Array, from: number, to: number): Uint8Array<ArrayBuffer> {
   const length = to - from;
   if (length > MAX_SLAB_COPY) return source.slice(from, to);
-  const whole = source.length <= WHOLE_COPY_BYTES;
-  if (used + (whole ? source.length : length) > SLAB_BYTES) {
-    slab = new Uint8Array(SLAB_BYTES);
-    used = 0;
-  }
-  if (whole) {
+  if (source.length <= WHOLE_COPY_BYTES && from <= WHOLE_COPY_SKIP && used + source.length <= SLAB_BYTES) {
     slab.set(source, used);
     used += from;
-  } else slab.set(source.subarray(from, to), used);
+  } else {
+    if (used + length > SLAB_BYTES) {
+      slab = new Uint8Array(SLAB_BYTES);
+      used = 0;
+    }
+    slab.set(source.subarray(from, to), used);
+  }
   const copy = slab.subarray(used, used + length);
   used += length;
   return copy;
