@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { headerPairs } from "../../src/http/header_pairs.ts";
 import { test } from "../_support/test.ts";
+import { rawRequest } from "../_support/raw_request.ts";
 
 /** Whether Deno built and kept a list or a sorted copy on the Headers object (symbols named as in Deno 2.9). */
 function keptLists(headers: Headers): string[] {
@@ -26,19 +27,10 @@ test("a served request's headers are read as sent, and nothing is left cached on
     seen.push({ pairs, kept, keptAfterForEach: keptLists(request.headers) });
     return new Response("ok");
   });
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  try {
-    const head =
-      "GET / HTTP/1.1\r\nHost: x\r\nX-Stainless-Lang: js\r\nAccept: a\r\nAccept: b\r\nConnection: close\r\n\r\n";
-    await conn.write(new TextEncoder().encode(head));
-    await new Response(conn.readable).arrayBuffer();
-  } finally {
-    try {
-      conn.close();
-    } catch {
-      // closed by reading to the end
-    }
-  }
+  await rawRequest(
+    server.addr.port,
+    "GET / HTTP/1.1\r\nHost: x\r\nX-Stainless-Lang: js\r\nAccept: a\r\nAccept: b\r\nConnection: close\r\n\r\n",
+  );
   assert.equal(seen.length, 1);
   assert.deepEqual(seen[0].pairs.map(([name, value]) => `${name.toLowerCase()}=${value}`), [
     "host=x",

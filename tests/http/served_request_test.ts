@@ -1,22 +1,8 @@
 import assert from "node:assert/strict";
 import { clientSignal, servedHeaders } from "../../src/http/served_request.ts";
 import { CallSignal } from "../../src/upstream/call_signal.ts";
+import { rawRequest } from "../_support/raw_request.ts";
 import { test } from "../_support/test.ts";
-
-/** Sends `head` on a raw connection to `port` and reads until the server closes it. */
-async function rawRequest(port: number, head: string): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(new TextEncoder().encode(head));
-    await new Response(conn.readable).arrayBuffer();
-  } finally {
-    try {
-      conn.close();
-    } catch {
-      // closed by reading to the end
-    }
-  }
-}
 
 test("a served request's headers are read from one list: by name in any case, repeats joined, no Headers made", async () => {
   const seen: { values: (string | null)[]; names: string[]; headersMade: unknown }[] = [];
