@@ -1,8 +1,10 @@
 /**
- * Canonical JSON (`canonical_json.ts`) written straight into a reused byte buffer as UTF-8, for hashing a cache key:
- * the same bytes as encoding `canonicalJson`'s text, without building that text (a string per member, joined,
- * then copied into bytes: ~1.1 KB per request). ASCII strings with nothing to escape, most of a request, are
- * copied unit by unit; any other string is written as `JSON.stringify` quotes it, as the text would have it.
+ * Canonical JSON for cache keys, written straight into a reused byte buffer as UTF-8: object keys sorted at every
+ * depth (by UTF-16 code units, as `Array.prototype.sort` orders them), members JSON leaves out left out, no
+ * whitespace, otherwise as `JSON.stringify` writes it. The same bytes as the canonical text keys were hashed from
+ * before (tests/_support/canonical_json.ts, itself checked against `safe-stable-stringify`), without building a
+ * text (a string per member, joined, then copied into bytes: ~1.1 KB per request). ASCII strings with nothing to
+ * escape, most of a request, are copied unit by unit; any other string is written as `JSON.stringify` quotes it.
  */
 
 const encoder = new TextEncoder();

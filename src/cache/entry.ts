@@ -36,8 +36,9 @@ interface Meta {
   storedAt: number;
 }
 
-export function encodeEntry(answer: CachedAnswer): string {
-  return `${entryMeta(answer)}\n${answer.body}`;
+/** The stored text of `answer`: its metadata line (`meta`, when the caller made it already), then its body. */
+export function encodeEntry(answer: CachedAnswer, meta = entryMeta(answer)): string {
+  return `${meta}\n${answer.body}`;
 }
 
 /** The first line of `encodeEntry`'s text: the answer's metadata as JSON. */

@@ -7,9 +7,8 @@
 
 import type { Route } from "../core/route.ts";
 import { BIG_WORK, heavy } from "../util/heavy.ts";
-import { paddedLength, sha256Hex, sha256HexPadding } from "../util/sha256.ts";
+import { paddedLength, sha256HexPadding } from "../util/sha256.ts";
 import { CanonicalBytes } from "./canonical_bytes.ts";
-import { canonicalObject, quote } from "./canonical_json.ts";
 
 /** Bodies from this size are hashed by `crypto.subtle` (native, off the event loop); smaller ones at once. */
 const NATIVE_HASH = 16 * 1024;
@@ -28,17 +27,10 @@ export interface KeyInput {
 const NOT_KEYED = ["cache", "stream"];
 
 /**
- * The canonical JSON of `{ route, group, stream, body, scope }` (the body without `NOT_KEYED`), written in its
- * sorted order without building that object: the same text, so keys (and entries stored under them) stay valid.
+ * The canonical JSON of `{ route, group, stream, body, scope }` (the body without `NOT_KEYED`) as UTF-8 bytes in
+ * `sink` (reset first), written in its sorted order without building that object: the same bytes as the canonical
+ * text keys were hashed from before (tests/_support/canonical_json.ts), so entries stored under them stay valid.
  */
-function canonicalInput(input: KeyInput): string {
-  const scope = input.scope === undefined ? "" : `,"scope":${quote(input.scope)}`;
-  return `{"body":${canonicalObject(input.body, NOT_KEYED)},"group":${quote(input.group)},"route":${
-    quote(input.route)
-  }${scope},"stream":${input.stream}}`;
-}
-
-/** The same text as `canonicalInput`, as UTF-8 bytes in `sink` (reset first). */
 function writeInput(input: KeyInput, sink: CanonicalBytes): void {
   sink.reset();
   sink.ascii('{"body":');
@@ -59,7 +51,15 @@ const sink = new CanonicalBytes();
 
 /** The hex SHA-256 cache key of a request, computed on the calling thread. */
 export function cacheKey(input: KeyInput): string {
-  return sha256Hex(canonicalInput(input));
+  writeInput(input, sink);
+  return hashSink();
+}
+
+/** The SHA-256 (hex) of what `sink` holds, hashed in place (after room for the hash's padding). */
+function hashSink(): string {
+  const { length } = sink;
+  sink.room(paddedLength(length) - length);
+  return sha256HexPadding(sink.bytes, length);
 }
 
 /**
@@ -70,7 +70,11 @@ export function cacheKey(input: KeyInput): string {
 export function cacheKeyAsync(input: KeyInput, size = 0): string | Promise<string> {
   if (size >= BIG_WORK) {
     return (async () => {
-      const bytes = await heavy(size, () => new TextEncoder().encode(canonicalInput(input)));
+      const bytes = await heavy(size, () => {
+        const own = new CanonicalBytes(); // not the shared sink: it would keep a big body's buffer until a reset
+        writeInput(input, own);
+        return own.bytes.slice(0, own.length);
+      });
       return hex(await crypto.subtle.digest("SHA-256", bytes));
     })();
   }
@@ -78,10 +82,8 @@ export function cacheKeyAsync(input: KeyInput, size = 0): string | Promise<strin
   // replayed after its owner failed is a new object) can be MiBs, which the JavaScript SHA-256 would hash on the
   // event loop. Written as bytes, not as a text then encoded (issue 22.2b: ~1.1 KB less per miss).
   writeInput(input, sink);
-  const { length } = sink;
-  if (length >= NATIVE_HASH) return hashNatively(sink.bytes.slice(0, length));
-  sink.room(paddedLength(length) - length);
-  return sha256HexPadding(sink.bytes, length);
+  if (sink.length >= NATIVE_HASH) return hashNatively(sink.bytes.slice(0, sink.length));
+  return hashSink();
 }
 
 async function hashNatively(bytes: Uint8Array<ArrayBuffer>): Promise<string> {

@@ -172,7 +172,7 @@ export class EntryWriter {
     try {
       const meta = entryMeta(answer);
       const bytes = bodyBytes === undefined ? undefined : utf8Length(meta) + 1 + bodyBytes;
-      store.setNow(entryKey(key), `${meta}\n${answer.body}`, ttlMs, bytes);
+      store.setNow(entryKey(key), encodeEntry(answer, meta), ttlMs, bytes);
       counters.writes++;
     } catch (error) {
       this.#failed(request, error);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import stringify from "safe-stable-stringify";
-import { canonicalJson } from "../../src/cache/canonical_json.ts";
+import { canonicalJson } from "../_support/canonical_json.ts";
 import { test } from "../_support/test.ts";
 
 test("canonical JSON: keys sorted at every depth, undefined members left out, no whitespace", () => {

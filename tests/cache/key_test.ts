@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { canonicalJson } from "../../src/cache/canonical_json.ts";
+import { canonicalJson } from "../_support/canonical_json.ts";
 import { cacheKey, cacheKeyAsync } from "../../src/cache/key.ts";
 import { test } from "../_support/test.ts";
 

@@ -1,5 +1,6 @@
 /**
- * Canonical JSON for cache keys: object keys sorted at every depth (by UTF-16 code units, as `Array.prototype.sort`
+ * Canonical JSON as text, the reference the cache key's bytes (src/cache/canonical_bytes.ts) are checked against:
+ * object keys sorted at every depth (by UTF-16 code units, as `Array.prototype.sort`
  * orders them), members whose value is undefined, a function or a symbol left out, no whitespace; otherwise as
  * `JSON.stringify` writes it. For parsed JSON it is byte for byte what `safe-stable-stringify` wrote before it
  * (`tests/cache/canonical_json_test.ts` checks that), so cache keys did not change.
