@@ -264,21 +264,24 @@ test("/stats shows the last rate-limit headers, the budget use and the cooldown"
 });
 
 test("a 429's retry-after-ms, x-ms-retry-after-ms, HTTP-date retry-after or rate-limit reset sets the cooldown", async () => {
-  const variants: [Record<string, string>, number][] = [
-    [{ "retry-after-ms": "1500" }, 1500],
-    [{ "x-ms-retry-after-ms": "2500" }, 2500],
-    [{ "retry-after": new Date(Date.now() + 5000).toUTCString() }, 5000],
-    [{ "retry-after": "4" }, 4000],
+  // Each variant's headers are made when its 429 is queued: an HTTP date made before the proxy starts would be
+  // as old as that start by the time it is read (seconds on a loaded machine).
+  const variants: [() => Record<string, string>, number][] = [
+    [() => ({ "retry-after-ms": "1500" }), 1500],
+    [() => ({ "x-ms-retry-after-ms": "2500" }), 2500],
+    [() => ({ "retry-after": new Date(Date.now() + 5000).toUTCString() }), 5000],
+    [() => ({ "retry-after": "4" }), 4000],
     // No retry time: the reset of the spent limit rather than cooldown_time (30 s here).
-    [{ "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3s" }, 3000],
+    [() => ({ "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3s" }), 3000],
   ];
-  for (const [headers, expectedMs] of variants) {
+  for (const [makeHeaders, expectedMs] of variants) {
     await using a = await SimUpstream.start({ name: "a", quiet: true });
     await using b = await SimUpstream.start({ name: "b", quiet: true });
     await using proxy = await startProxy(groupYaml([
       endpointYaml(a.url, { name: "a", weight: 1 }),
       endpointYaml(b.url, { name: "b", weight: 0 }),
     ]));
+    const headers = makeHeaders();
     a.next({ kind: "status", status: 429, headers });
     const reply = await chat(proxy.url);
     assert.equal(reply.status, 200);
