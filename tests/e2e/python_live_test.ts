@@ -75,18 +75,21 @@ test({
 
     await t.step("caching: the second identical request is a hit, faster", async () => {
       const ask = async () => {
-        const started = performance.now();
         const { data, response } = await client.chat.completions
           .create({ model: MODEL, messages: [{ role: "user", content: "What is 2+2?" }] })
           .withResponse();
         await proxy.services.cache.settled();
-        return { data, hit: response.headers.get("x-proxy-cache-hit"), ms: performance.now() - started };
+        return { data, hit: response.headers.get("x-proxy-cache-hit") };
       };
+      const upstreamCalls = () => one.count() + two.count() + fallback.count();
       const first = await ask();
+      const callsAfterFirst = upstreamCalls();
       const second = await ask();
       assert.deepEqual([first.hit, second.hit], ["false", "true"]);
       assert.deepEqual(second.data, first.data);
-      assert.ok(second.ms < first.ms * 0.8, `${second.ms} ms vs ${first.ms} ms`);
+      // Faster because no upstream (30 ms each here) is asked; the time itself is not asserted, as on a loaded
+      // machine a hit once took as long as the miss (46 ms).
+      assert.equal(upstreamCalls(), callsAfterFirst, "the hit reached no upstream");
     });
 
     await t.step("Responses API: plain, streamed, and a streamed answer cached with cache: {}", async () => {
