@@ -6,12 +6,14 @@
 
 import { SseScanner } from "../sse/scanner.ts";
 import { usageTokens } from "./budget.ts";
+import { BytePattern } from "../util/bytes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const USAGE_KEY = encoder.encode('"usage"');
 const NULL_VALUE = encoder.encode(":null");
-const G = USAGE_KEY.indexOf(103); // the rarest byte of `"usage"` in JSON: 'g'
+const USAGE = new BytePattern(USAGE_KEY);
+const LF = 10;
 
 /** Whether `bytes` holds `part` at `at`. */
 function holds(bytes: Uint8Array, at: number, part: Uint8Array): boolean {
@@ -25,9 +27,8 @@ function holds(bytes: Uint8Array, at: number, part: Uint8Array): boolean {
  * of a stream asked for usage carries). Read off the bytes: the other events are neither decoded nor parsed.
  */
 function mayReportUsage(raw: Uint8Array): boolean {
-  for (let at = raw.indexOf(103, G); at !== -1; at = raw.indexOf(103, at + 1)) {
-    const start = at - G;
-    if (holds(raw, start, USAGE_KEY) && !holds(raw, start + USAGE_KEY.length, NULL_VALUE)) return true;
+  for (let at = USAGE.indexIn(raw); at !== -1; at = USAGE.indexIn(raw, at + 1)) {
+    if (!holds(raw, at + USAGE_KEY.length, NULL_VALUE)) return true;
   }
   return false;
 }
@@ -63,6 +64,14 @@ export class StreamUsage {
   }
 
   push(chunk: Uint8Array): void {
+    // Whole events with no event open (the usual chunk: one event, ending in its blank line) are cut into events
+    // only when one of them may report usage (the last one or two of a stream): the others are searched once.
+    const last = chunk.length - 1;
+    if (
+      this.#scanner.idle && last > 0 && chunk[last] === LF && chunk[last - 1] === LF && !mayReportUsage(chunk)
+    ) {
+      return;
+    }
     for (const event of this.#scanner.push(chunk)) {
       if (!mayReportUsage(event.raw)) continue;
       const text = dataOf(decoder.decode(event.raw));

@@ -17,6 +17,7 @@ export const SLAB_BYTES = 8 * 1024;
 export const MAX_SLAB_COPY = 1024;
 
 let slab = new Uint8Array(SLAB_BYTES);
+let slabBuffer = slab.buffer;
 let used = 0;
 
 /** A copy of `bytes` (a view of a slab, or of its own buffer when large). */
@@ -48,11 +49,13 @@ export function slabCopyRange(source: Uint8Array, from: number, to: number): Uin
   } else {
     if (used + length > SLAB_BYTES) {
       slab = new Uint8Array(SLAB_BYTES);
+      slabBuffer = slab.buffer;
       used = 0;
     }
     slab.set(source.subarray(from, to), used);
   }
-  const copy = slab.subarray(used, used + length);
+  // A view made on the buffer: `subarray` looks up the species constructor and costs ~40 ns more.
+  const copy = new Uint8Array(slabBuffer, used, length);
   used += length;
   return copy;
 }

@@ -4,40 +4,17 @@
  * Each occurrence is overwritten with `*` of the same length, in bytes as they arrive or in header text.
  */
 
+import { BytePattern } from "../util/bytes.ts";
+
 /** Shorter values are not treated as secrets: masking every `key` in a body would garble answers. */
 export const MIN_SECRET_LENGTH = 8;
 
 const STAR = 0x2a;
 const encoder = new TextEncoder();
 
-/**
- * How common a byte is in the JSON and SSE an upstream sends (lower is rarer): a secret is looked for by its rarest
- * byte, so a chunk is scanned with few false starts (an `s` of `sk-...` starts a dozen words per chat chunk).
- */
-function commonness(byte: number): number {
-  if (byte >= 97 && byte <= 122) return 3; // a-z
-  if (byte >= 65 && byte <= 90) return 1; // A-Z
-  if (byte === 95 || byte === 43 || byte === 47 || byte === 61) return 1; // _ + / =
-  return 2; // digits, '-', '.', and the rest
-}
-
-/** A secret's bytes and where in it its rarest byte is. */
-interface Needle {
-  readonly bytes: Uint8Array;
-  readonly anchor: number;
-}
-
-function needle(text: string): Needle {
-  const bytes = encoder.encode(text);
-  let anchor = 0;
-  for (let at = 1; at < bytes.length; at++) {
-    if (commonness(bytes[at]) < commonness(bytes[anchor])) anchor = at;
-  }
-  return { bytes, anchor };
-}
-
 export class SecretMask {
-  readonly #needles: Needle[];
+  /** Searched for by a shift table (`BytePattern`): a stream's event is scanned in ~70 ns, not ~350 (22.3a). */
+  readonly #needles: BytePattern[];
   readonly #bytes: Uint8Array[];
   readonly #texts: string[];
   /** 1 for each byte that some secret has before its last byte: only such a byte can end a secret's start. */
@@ -45,7 +22,7 @@ export class SecretMask {
 
   private constructor(texts: string[]) {
     this.#texts = texts;
-    this.#needles = texts.map(needle);
+    this.#needles = texts.map((text) => new BytePattern(encoder.encode(text)));
     this.#bytes = this.#needles.map((needle) => needle.bytes);
     for (const secret of this.#bytes) {
       for (let at = 0; at < secret.length - 1; at++) this.#startBytes[secret[at]] = 1;
@@ -69,22 +46,14 @@ export class SecretMask {
     return text;
   }
 
-  /** Overwrites every whole secret in `bytes` with stars, in place. */
+  /** Overwrites every whole secret in `bytes` with stars, in place (left to right, as `replaceAll` does). */
   bytes(bytes: Uint8Array): void {
-    for (const { bytes: secret, anchor } of this.#needles) {
-      const length = secret.length;
-      const key = secret[anchor];
-      // Each place the anchor byte is found, the secret would start `anchor` bytes before it.
-      let at = bytes.indexOf(key, anchor);
-      while (at >= 0) {
-        const start = at - anchor;
-        if (start + length > bytes.length) break;
-        let same = 0;
-        while (same < length && bytes[start + same] === secret[same]) same++;
-        if (same === length) {
-          bytes.fill(STAR, start, start + length);
-          at = bytes.indexOf(key, start + length + anchor);
-        } else at = bytes.indexOf(key, at + 1);
+    const needles = this.#needles;
+    for (let n = 0; n < needles.length; n++) {
+      const needle = needles[n];
+      const length = needle.bytes.length;
+      for (let at = needle.indexIn(bytes); at >= 0; at = needle.indexIn(bytes, at + length)) {
+        bytes.fill(STAR, at, at + length);
       }
     }
   }

@@ -58,3 +58,27 @@ test("Responses, spaced JSON, CRLF and multi-line data are read as the SSE spec 
     2,
   );
 });
+
+test("chunks of whole events are searched whole; one that ends an event begun before is cut into events", () => {
+  const report = 'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"total_tokens":4}}\n\n';
+  const events = [chunk("a"), chunk("usage"), report, "data: [DONE]\n\n"];
+  const watcher = new StreamUsage();
+  for (const event of events) watcher.push(encoder.encode(event));
+  assert.equal(watcher.tokens, 4);
+  // The usage event's end comes in a chunk of its own that ends in a blank line but names no usage.
+  const cut = report.length - 3;
+  for (
+    const pieces of [[report.slice(0, cut), report.slice(cut)], [
+      chunk("b") + report.slice(0, 40),
+      report.slice(40),
+    ]]
+  ) {
+    const split = new StreamUsage();
+    for (const piece of pieces) split.push(encoder.encode(piece));
+    assert.equal(split.tokens, 4, JSON.stringify(pieces));
+  }
+  // Two whole events in one chunk, the report second.
+  const two = new StreamUsage();
+  two.push(encoder.encode(chunk("c") + report));
+  assert.equal(two.tokens, 4);
+});

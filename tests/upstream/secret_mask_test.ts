@@ -70,6 +70,20 @@ test("masking agrees with a plain replacement on random texts built from pieces 
   }
 });
 
+test("secrets of every length are found by their shift table: repeated bytes, multi-byte, longer than 255 bytes", () => {
+  const long = "sk-" + "ab0_".repeat(80); // 323 bytes: its shifts are capped at 255
+  const secrets = [long, "aaaaaaaab", "ééééé-key", "xyxyxyxyxz"];
+  const mask = SecretMask.of(secrets)!;
+  const texts = [
+    `{"echo":"${long}"} ${long.slice(0, -1)} ${long}${long}`,
+    "aaaaaaaaaaaaaaaab aaaaaaaabaaaaaaaab aaaaaaaa",
+    "éééééé-keyéééé-key ééééé-ke",
+    "xyxyxyxyxyxyxyxzxyxyxyxyxz",
+    long.slice(1) + long.slice(0, 200) + long + "a".repeat(300),
+  ];
+  for (const text of texts) assert.equal(masked(mask, text), expected(text, secrets), JSON.stringify(text));
+});
+
 test("a secret cut across chunks is masked: the guard holds back a possible start until the next chunk", () => {
   const secret = "sk-proj-AbCdEf_123";
   const text = `data: {"echo":"Bearer ${secret}","n":"sk-proj"}\n\ndata: ${secret}${secret}\n\n`;

@@ -62,3 +62,17 @@ test("asking for usage keeps the client's other stream options", () => {
     stream_options: { continuous_usage_stats: false, include_usage: true },
   });
 });
+
+test('events that come one per chunk are cut on their bytes; two in one chunk lose both "usage":null', async () => {
+  const one = [chunk("a"), chunk("b"), USAGE_CHUNK, "data: [DONE]"].map((event) => bytes(`${event}\n\n`));
+  const plain = `${chunk("a", false)}\n\n${chunk("b", false)}\n\ndata: [DONE]\n\n`;
+  assert.equal(await strip(one), plain);
+  assert.equal(
+    await strip([bytes(`${chunk("a")}\n\n${chunk("b")}\n\n`)]),
+    `${chunk("a", false)}\n\n${chunk("b", false)}\n\n`,
+  );
+  assert.equal(
+    await strip([bytes(`${chunk("a")}\r\n${chunk("b")}\n\n`)]),
+    `${chunk("a", false)}\r\n${chunk("b")}\n\n`,
+  );
+});
