@@ -6,12 +6,15 @@
  */
 
 import { type SseEvent, SseScanner } from "../sse/scanner.ts";
+import { BytePattern } from "../util/bytes.ts";
 
 const encoder = new TextEncoder();
-const RESPONSE = encoder.encode("response");
+/** Both types start so: searched for by a shift table (an `indexOf` per `.` cost ~0.1 us each, issue 22.3a). */
+const TURN = new BytePattern(encoder.encode("response.c"));
+const TYPE_AT = "response.".length;
 const CREATED = encoder.encode("created");
 const COMPLETED = encoder.encode("completed");
-const DOT = 46;
+const LF = 10;
 const NONE: readonly TurnEvent[] = [];
 
 /** Whether `bytes` holds `part` at `at`. */
@@ -23,9 +26,8 @@ function holds(bytes: Uint8Array, at: number, part: Uint8Array): boolean {
 
 /** Whether the event's bytes name `response.created` or `response.completed` (in its `event:` line or its data). */
 function namesTurnEvent(raw: Uint8Array): boolean {
-  for (let at = raw.indexOf(DOT, RESPONSE.length); at !== -1; at = raw.indexOf(DOT, at + 1)) {
-    if (!holds(raw, at - RESPONSE.length, RESPONSE)) continue;
-    if (holds(raw, at + 1, CREATED) || holds(raw, at + 1, COMPLETED)) return true;
+  for (let at = TURN.indexIn(raw); at !== -1; at = TURN.indexIn(raw, at + 1)) {
+    if (holds(raw, at + TYPE_AT, CREATED) || holds(raw, at + TYPE_AT, COMPLETED)) return true;
   }
   return false;
 }
@@ -41,6 +43,14 @@ export class TurnEvents {
 
   /** The `response.created` and `response.completed` events a chunk completes. */
   push(chunk: Uint8Array): readonly TurnEvent[] {
+    // Whole events with no event open (the usual chunk: one delta event, ending in its blank line) are cut into
+    // events only when one of them may be either type: the others are searched once.
+    const last = chunk.length - 1;
+    if (
+      this.#scanner.idle && last > 0 && chunk[last] === LF && chunk[last - 1] === LF && !namesTurnEvent(chunk)
+    ) {
+      return NONE;
+    }
     let found: TurnEvent[] | undefined;
     for (const { raw } of this.#scanner.push(chunk)) {
       if (!namesTurnEvent(raw)) continue;

@@ -66,3 +66,25 @@ test("the created and completed events, and only they, with their fields, howeve
     }
   }
 });
+
+test("chunks of whole events are searched whole; one that ends an event begun before is cut into events", () => {
+  const text = stream(true, "\n");
+  const want = expected(text);
+  const events = text.split(/(?<=\n\n)/);
+  const one = new TurnEvents();
+  assert.deepEqual(
+    events.flatMap((event) => [...one.push(encoder.encode(event))]),
+    want,
+    "one event a chunk",
+  );
+  // The completed event's end comes alone: a chunk that ends in a blank line but names neither type.
+  const completed = events.findIndex((event) => event.startsWith("event: response.completed"));
+  const cut = events[completed].length - 5;
+  const pieces = [
+    ...events.slice(0, completed),
+    events[completed].slice(0, cut),
+    events[completed].slice(cut),
+  ];
+  const split = new TurnEvents();
+  assert.deepEqual(pieces.flatMap((piece) => [...split.push(encoder.encode(piece))]), want, "its end alone");
+});
