@@ -1,15 +1,20 @@
 /**
  * The proxy's own cost per streamed event, without sockets or the runtime's server: a connection whose reads are
- * served from memory (one chunk of the chunked body per read, as from a paced upstream) is read by the proxy's own
+ * served from memory (one chunk of the chunked body per read, as from a paced upstream, unless `--per-read`) is read by the proxy's own
  * body reader, guard (size cap, masking of the request's key), event framer and pipe (`openStream`), and the
  * client's stream is read by a default reader, as `Deno.serve` drains it. Nothing else runs in the process, so
  * differences of tens of nanoseconds per event show that `bench/inproc.ts` (the whole request, the runtime's
  * socket and server work included: ~17 us per event) cannot resolve. Several builds (checkouts' roots, e.g.
  * snapshots before and after a change) load into one process and run in interleaved rounds.
  *
- *   deno run -A --v8-flags=... bench/event_path.ts [--root DIR]... [--rounds 9] [--streams 2000]
+ *   deno run -A --v8-flags=... bench/event_path.ts [--root DIR]... [--rounds 9] [--streams 2000] [--per-read 1]
  *                                                  [--concurrency 64] [--events 50] [--keys] [--floor]
+ *                                                  [--batched N] [--served SECONDS]
  *
+ * `--per-read N` puts N events in each read, `--batched N` one more in every Nth read (a busy process finds several
+ * events in its socket). `--served S` serves each build's streams with `Deno.serve` in a process of its own and
+ * reads them with wrk (`--concurrency` connections, S seconds a round): the server's CPU then includes the runtime's
+ * drain of each chunk (a read, a write op and their promises), which a chunk fewer saves.
  * `--keys` stacks what a client key's streamed chat adds (its upstream is asked for usage): the usage watcher
  * (`proxy/usage.ts`), the caller's end tap (`proxy/caller.ts`) and the stripper of what asking for usage added
  * (`usage/stream_usage_option.ts`); the events then carry `"usage":null` and a usage chunk comes last. `--floor`
@@ -23,6 +28,8 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
+import { cpuMs } from "./cpu_time.ts";
+import { runWrk } from "./wrk.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,6 +42,12 @@ const { values } = parseArgs({
     events: { type: "string", default: "50" },
     keys: { type: "boolean", default: false },
     floor: { type: "boolean", default: false },
+    "per-read": { type: "string", default: "1" },
+    batched: { type: "string", default: "0" },
+    served: { type: "string" },
+    // Internal: serve the build at this root on `--port` (a child of `--served`).
+    "serve-root": { type: "string" },
+    port: { type: "string" },
   },
 });
 const roots = (values.root ?? [new URL("..", import.meta.url).pathname]).map((root) => resolve(root));
@@ -58,24 +71,41 @@ const events = [
   ...(values.keys ? [USAGE_CHUNK] : []),
   "data: [DONE]\n\n",
 ];
-/** What each read brings: one chunk of the chunked body (the last with the body's end). */
-const reads = events.map((event, i) =>
-  encoder.encode(
-    `${encoder.encode(event).length.toString(16)}\r\n${event}\r\n${
-      i === events.length - 1 ? "0\r\n\r\n" : ""
-    }`,
-  )
+const perRead = Number(values["per-read"]);
+const batched = Number(values.batched);
+/**
+ * What each read brings: `--per-read` chunks of the chunked body (the last read with the body's end); with
+ * `--batched N`, every Nth read one more.
+ */
+const chunked = events.map((event, i) =>
+  `${encoder.encode(event).length.toString(16)}\r\n${event}\r\n${i === events.length - 1 ? "0\r\n\r\n" : ""}`
 );
+const reads: Uint8Array[] = [];
+for (let at = 0; at < chunked.length;) {
+  const count = perRead + (batched > 0 && reads.length % batched === batched - 1 ? 1 : 0);
+  reads.push(encoder.encode(chunked.slice(at, at + count).join("")));
+  at += count;
+}
 const EVENTS_PER_STREAM = events.length;
 
 /** A connection whose reads come from `reads`, settled at once. */
 class MemoryConn {
   #next = 0;
+  /** Bytes of the current read's bytes already read (a read takes at most the buffer it is given, as a socket's). */
+  #at = 0;
   read(buffer: Uint8Array): Promise<number | null> {
-    const bytes = reads[this.#next++];
+    const bytes = reads[this.#next];
     if (!bytes) return Promise.resolve(null);
-    buffer.set(bytes);
-    return Promise.resolve(bytes.length);
+    const length = Math.min(buffer.length, bytes.length - this.#at);
+    buffer.set(
+      this.#at === 0 && length === bytes.length ? bytes : bytes.subarray(this.#at, this.#at + length),
+    );
+    this.#at += length;
+    if (this.#at === bytes.length) {
+      this.#next++;
+      this.#at = 0;
+    }
+    return Promise.resolve(length);
   }
   close(): void {}
   ref(): void {}
@@ -213,34 +243,120 @@ async function run(build: Build): Promise<number> {
   return (used.user + used.system) * 1000 / (streams * EVENTS_PER_STREAM);
 }
 
-const builds: Build[] = [];
-for (const [i, root] of roots.entries()) builds.push(await load(root, i));
-if (values.floor) builds.push(floorBuild());
-for (const build of builds) await run(build); // warm up each (JIT)
-const figures = builds.map(() => [] as number[]);
-for (let round = 0; round < rounds; round++) {
-  for (let i = 0; i < builds.length; i++) {
-    const at = (i + round) % builds.length;
-    figures[at].push(await run(builds[at]));
+const V8 =
+  "--v8-flags=--max-semi-space-size=8,--no-allocation-site-pretenuring,--no-concurrent-recompilation";
+
+if (values["serve-root"]) {
+  // A child of `--served`: the build's streams as the answers of `Deno.serve`, whose drain reads them.
+  const build = await load(resolve(values["serve-root"]), 0);
+  Deno.serve(
+    { hostname: "127.0.0.1", port: Number(values.port), onListen: () => console.log("ready") },
+    async () => new Response(await build.open(), { headers: { "content-type": "text/event-stream" } }),
+  );
+} else {
+  const figures = values.served ? await servedRounds(Number(values.served)) : await inProcessRounds();
+  const names = [...roots.map((root, i) => `${i}:${root.split("/").filter(Boolean).at(-1)}`)];
+  if (values.floor && !values.served) names.push("floor");
+  report(names, figures);
+}
+
+/** Each build in one process, read by a default reader: CPU ns per event per round. */
+async function inProcessRounds(): Promise<number[][]> {
+  const builds: Build[] = [];
+  for (const [i, root] of roots.entries()) builds.push(await load(root, i));
+  if (values.floor) builds.push(floorBuild());
+  for (const build of builds) await run(build); // warm up each (JIT)
+  const figures = builds.map(() => [] as number[]);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < builds.length; i++) {
+      const at = (i + round) % builds.length;
+      figures[at].push(await run(builds[at]));
+    }
+  }
+  if (values.keys && reported !== opened) {
+    throw new Error(`usage found in ${reported} of ${opened} keyed streams`);
+  }
+  return figures;
+}
+
+/**
+ * Each build served by `Deno.serve` in a process of its own (the runtime's drain of a stream: a read, a write op and
+ * their promises per chunk), wrk's connections reading the streams for `seconds` per round: the server's CPU ns per
+ * event per round.
+ */
+async function servedRounds(seconds: number): Promise<number[][]> {
+  const servers = roots.map((root, i) => {
+    const port = 47_000 + Math.floor(Math.random() * 2000) * 4 + i;
+    const args = [
+      "run",
+      "-A",
+      V8,
+      new URL(import.meta.url).pathname,
+      "--serve-root",
+      root,
+      "--port",
+      String(port),
+    ];
+    for (const flag of ["events", "per-read", "batched"] as const) args.push(`--${flag}`, values[flag]);
+    if (values.keys) args.push("--keys");
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" }).spawn();
+    return { child, url: `http://127.0.0.1:${port}/` };
+  });
+  try {
+    for (const { child } of servers) {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const ready = await Promise.race([
+        reader.read(),
+        new Promise((resolve) => setTimeout(resolve, 20_000)),
+      ]);
+      if (!ready) throw new Error("a served build did not start");
+      reader.releaseLock();
+    }
+    const figures = servers.map(() => [] as number[]);
+    for (let round = -1; round < rounds; round++) { // round -1 warms each up
+      for (let i = 0; i < servers.length; i++) {
+        const at = (i + Math.max(0, round)) % servers.length;
+        const { child, url } = servers[at];
+        const before = cpuMs(child.pid);
+        const result = await runWrk({
+          url,
+          connections: concurrency,
+          threads: 1,
+          durationS: seconds,
+          body: "",
+          headers: {},
+        });
+        if (result.non2xx > 0 || result.requests === 0) throw new Error(`${url}: ${result.raw}`);
+        if (round >= 0) {
+          figures[at].push((cpuMs(child.pid) - before) * 1e6 / (result.requests * EVENTS_PER_STREAM));
+        }
+      }
+    }
+    return figures;
+  } finally {
+    for (const { child } of servers) child.kill();
   }
 }
-console.log(
-  `${streams} streams x ${rounds} rounds, ${concurrency} at a time, ${EVENTS_PER_STREAM} events each` +
-    (values.keys ? ", a key's stack (usage watcher, caller tap, usage stripper)" : ""),
-);
-console.log("| build | CPU ns/event (median) | min | max | paired: median ratio (quartiles) |");
-console.log("|---|---|---|---|---|");
-for (const [i, build] of builds.entries()) {
-  const own = figures[i];
-  const ratios = own.map((value, round) => value / figures[0][round]);
+
+function report(names: string[], figures: number[][]): void {
   console.log(
-    `| ${build.name} | ${percentile(own, 50).toFixed(0)} | ${Math.min(...own).toFixed(0)} | ${
-      Math.max(...own).toFixed(0)
-    } | ${percentile(ratios, 50).toFixed(3)}x (${percentile(ratios, 25).toFixed(3)}-${
-      percentile(ratios, 75).toFixed(3)
-    }) |`,
+    `${values.served ? "" : `${streams} streams x `}${rounds} rounds, ${concurrency} at a time, ` +
+      `${EVENTS_PER_STREAM} events each, ` +
+      `${perRead} a read${batched > 0 ? `, every ${batched}th one more` : ""}` +
+      (values.served ? `, served (Deno.serve, wrk for ${values.served} s a round)` : "") +
+      (values.keys ? ", a key's stack (usage watcher, caller tap, usage stripper)" : ""),
   );
-}
-if (values.keys && reported !== opened) {
-  throw new Error(`usage found in ${reported} of the keyed streams`);
+  console.log("| build | CPU ns/event (median) | min | max | paired: median ratio (quartiles) |");
+  console.log("|---|---|---|---|---|");
+  for (const [i, name] of names.entries()) {
+    const own = figures[i];
+    const ratios = own.map((value, round) => value / figures[0][round]);
+    console.log(
+      `| ${name} | ${percentile(own, 50).toFixed(0)} | ${Math.min(...own).toFixed(0)} | ${
+        Math.max(...own).toFixed(0)
+      } | ${percentile(ratios, 50).toFixed(3)}x (${percentile(ratios, 25).toFixed(3)}-${
+        percentile(ratios, 75).toFixed(3)
+      }) |`,
+    );
+  }
 }

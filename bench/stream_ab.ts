@@ -5,6 +5,7 @@
  *
  *   deno run -A bench/stream_ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 5]
  *                                  [--streams 200] [--first 15] [--keys 10] [--nginx] [--v8 FLAGS ...] [--fresh]
+ *                                  [--chunk-delay-ms 10]
  *
  * Per round: for each build `--streams` streams at once (the server's CPU time over them / streams), then
  * `--first` single streams per build one after another, the builds taking turns (time to the first chunk, the
@@ -13,7 +14,8 @@
  * (repeatable) also runs every build with those V8 flags instead of the bench's (`name+v8`, `name+v8b`, ...).
  * `--fresh` opens every batch's streams on new connections (a client per batch, closed after it), as bench.ts's
  * concurrent turn does: its CPU per stream then includes accepting and closing a client connection per stream;
- * without it the batches reuse one pool's connections.
+ * without it the batches reuse one pool's connections. `--chunk-delay-ms` sets the upstream's pause between chunks
+ * (default 10; shorter, and a busy proxy finds several events per read).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     nginx: { type: "boolean", default: false },
     v8: { type: "string", multiple: true },
     fresh: { type: "boolean", default: false },
+    "chunk-delay-ms": { type: "string", default: "10" },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -61,7 +64,7 @@ interface Target {
 
 const servers: { stop(): Promise<unknown> }[] = [];
 try {
-  const upstream = await startUpstream();
+  const upstream = await startUpstream(["--chunk-delay-ms", values["chunk-delay-ms"]]);
   servers.push(upstream);
   const targets: Target[] = [];
   const bare = await startServer("bare", {

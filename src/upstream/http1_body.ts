@@ -79,6 +79,11 @@ export class BodyReader implements BodySource {
       this.#end(false);
       throw this.signal.reason;
     }
+    const pending = this.#pending;
+    if (pending) {
+      this.#pending = undefined;
+      return this.#joined(pending);
+    }
     try {
       if (this.#readError !== undefined) throw this.#readError.error;
       for (;;) {
@@ -91,11 +96,40 @@ export class BodyReader implements BodySource {
         }
         // The guard may hold back bytes that could begin a secret: read on until it passes some.
         const passed = this.guard ? this.guard.chunk(chunk) : chunk;
-        if (passed) return passed;
+        if (passed) return this.#joined(passed);
       }
     } catch (error) {
       this.#end(false);
       throw this.signal.aborted ? this.signal.reason : error;
+    }
+  }
+
+  /** A chunk passed but not handed on yet: it did not follow on from the one before (`#joined`). */
+  #pending: Uint8Array<ArrayBuffer> | undefined;
+
+  /**
+   * `first` and the chunks buffered after it as one view, where their copies lie end to end in the slab (chunks of
+   * one read do, `chunk_slab.ts`): the events of one read then reach the client in one write, not one each (the
+   * runtime's drain costs a read, a write and their promises per chunk; a busy process reads several events at
+   * once). A chunk that does not follow on is handed on by the next poll; the end, or a failure, too.
+   */
+  #joined(first: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+    let joined = first;
+    try {
+      for (;;) {
+        const chunk = this.#take();
+        if (!chunk) return joined;
+        const passed = this.guard ? this.guard.chunk(chunk) : chunk;
+        if (!passed) continue;
+        if (passed.buffer !== joined.buffer || passed.byteOffset !== joined.byteOffset + joined.length) {
+          this.#pending = passed;
+          return joined;
+        }
+        joined = new Uint8Array(joined.buffer, joined.byteOffset, joined.length + passed.length);
+      }
+    } catch (error) {
+      this.#readError = { error };
+      return joined;
     }
   }
 

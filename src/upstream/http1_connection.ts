@@ -15,14 +15,17 @@ const FIRST_READ_BYTES = 2 * 1024;
 /** A read that fills the buffer doubles the next one, up to this: a large answer still takes few reads. */
 const READ_BYTES = 16 * 1024;
 /**
- * After `SHRINK_AFTER` reads in a row that each took at most a third of the buffer (a stream's events come a few
- * hundred bytes per read), the next buffer is halved while those reads would still take at most a third, down to
- * this: an open stream keeps 512 bytes, not 2 or 16 KiB. Resized in place (`ArrayBuffer.transfer`): the larger
- * buffer is released at once, where a new one would free it only at V8's next full collection, which a burst of
- * new streams does not run (the 1,000-stream peak read 1.5-2.6 MiB higher). Parked, it gets 2 KiB back.
+ * After `SHRINK_AFTER` reads in a row that each took at most a `ROOM_READS`th of the buffer (a stream's events), the
+ * next buffer is halved while they still would, down to this: an open stream keeps 512 bytes to 1 KiB, not 2 or 16
+ * KiB. Resized in place (`ArrayBuffer.transfer`): the larger buffer is released at once, where a new one would free
+ * it only at V8's next full collection (the 1,000-stream peak read 1.5-2.6 MiB higher). Parked, it gets 2 KiB back.
+ * `ROOM_READS` reads fit: a busy process that finds two or three events in the socket reads them whole (with room
+ * for three, a 260-byte chat event's buffer was 512 bytes, and a read of two cut the second: copies for the framer
+ * and the mask, ~10 us, issue 22.3a).
  */
 const MIN_READ_BYTES = 512;
 const SHRINK_AFTER = 4;
+const ROOM_READS = 4;
 
 /** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
 const asciiDecoder = new TextDecoder();
@@ -155,7 +158,7 @@ export class Connection {
       this.answered = true;
       // Only a read that filled a whole buffer asks for a larger one, not one behind bytes still buffered.
       this.#filled = read === this.#buffer.length;
-      this.#small = read * 3 <= this.#buffer.length ? this.#small + 1 : 0;
+      this.#small = read * ROOM_READS <= this.#buffer.length ? this.#small + 1 : 0;
       this.#largest = this.#small ? Math.max(this.#largest, read) : 0;
       this.#end += read;
     }
@@ -174,7 +177,7 @@ export class Connection {
     if (this.#filled) return size < READ_BYTES ? Math.min(size * 2, READ_BYTES) : size;
     if (this.#small < SHRINK_AFTER || size <= MIN_READ_BYTES) return size;
     let next = size >> 1;
-    while (next > MIN_READ_BYTES && this.#largest * 3 <= next) next >>= 1;
+    while (next > MIN_READ_BYTES && this.#largest * ROOM_READS <= next) next >>= 1;
     return Math.max(MIN_READ_BYTES, next);
   }
 
@@ -260,10 +263,7 @@ export class Connection {
     this.#start = Math.min(this.#end, this.#start + length);
   }
 
-  /**
-   * Consumes a chunk-size line of `length` bytes (CRLF included) and returns its size, read off the bytes:
-   * 1-12 hex digits, optional spaces or tabs, an optional `;` extension. Undefined when the line is not one.
-   */
+  /** Consumes a chunk-size line of `length` bytes (CRLF included): its size, or undefined if it is not one. */
   takeChunkSize(length: number): number | undefined {
     const buffer = this.#buffer;
     const start = this.#start;

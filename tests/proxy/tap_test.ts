@@ -201,7 +201,8 @@ test("a reader that stops reading stops the reads of the upstream: the watchers 
 });
 
 test("a holding watcher hands a chunk on only once its promise settled, rejected or not, and reads nothing meanwhile", async () => {
-  const { server, url } = eventServer();
+  // Events 30 ms apart: the first comes alone (those that came meanwhile are read together, as one chunk).
+  const { server, url } = eventServer(EVENTS, 30);
   await using _server = server;
   using agent = new Http1Agent();
   const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
@@ -222,12 +223,14 @@ test("a holding watcher hands a chunk on only once its promise settled, rejected
   const second = reader.read();
   assert.equal(await settledYet(second), late);
   gates[1].reject(new Error("the write failed"));
-  assert.equal(decoder.decode((await second).value), EVENTS[1]);
+  const secondText = decoder.decode((await second).value);
+  assert.ok(secondText.startsWith(EVENTS[1]), secondText);
+  assert.deepEqual(seen, [EVENTS[0], secondText]);
   let rest = "";
   for (let next = await reader.read(); !next.done; next = await reader.read()) {
     rest += decoder.decode(next.value);
   }
-  assert.equal(rest, EVENTS.slice(2).join(""));
+  assert.equal(secondText + rest, EVENTS.slice(1).join(""));
 });
 
 test("a reader that reads again from within the enqueue of a chunk (Response.text) gets every byte once", async () => {

@@ -56,3 +56,27 @@ test("http1 connection: big reads grow the buffer, a stream's small reads shrink
     server.close();
   }
 });
+
+test("http1 connection: a stream's buffer keeps room for four of its reads (two or three events come whole)", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const server = await listener.accept();
+  const connection = new Connection(client, "test");
+  try {
+    for (const [size, kept] of [[260, 1024], [120, 512]]) {
+      for (let i = 0; i < 12; i++) {
+        await server.write(new Uint8Array(size).fill(i));
+        while (connection.available < size) assert.equal(await connection.fill(), true);
+        connection.take(size, true);
+      }
+      assert.equal(connection.bufferBytes, kept, `${size}-byte reads`);
+      // Three events waiting in the socket are read whole.
+      await server.write(new Uint8Array(size * 3).fill(7));
+      while (connection.available < size * 3) assert.equal(await connection.fill(), true);
+      assert.equal(connection.take(size * 3, true).length, size * 3);
+    }
+  } finally {
+    connection.close();
+    server.close();
+  }
+});

@@ -609,7 +609,8 @@ test("http1: the server's keep-alive timeout shortens how long its connections a
 test("http1: an abort mid-stream errors the body with the signal's reason, bytes already buffered or not", async () => {
   const answers = {
     "a read waiting on the socket": "6\r\nfirst\n\r\n",
-    "the rest of the body already buffered": "6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n",
+    // A chunk too large for the shared slab has a buffer of its own: it is not joined to the one before.
+    "the rest of the body already buffered": `6\r\nfirst\n\r\n7d0\r\n${"x".repeat(2000)}\r\n0\r\n\r\n`,
   };
   for (const [when, chunks] of Object.entries(answers)) {
     await using server = scriptedServer(async (conn) => {
@@ -766,6 +767,34 @@ test("http1: chunk sizes in either case, with spaces and extensions, are read; m
     });
     assert.equal(agent.idleConnections, 0, "the connection of a malformed answer is not kept");
   }
+});
+
+test("http1: the chunks of one read come as one; the rest, an error and the end after them, in order", async () => {
+  const large = "x".repeat(2000); // over the slab's largest copy: a buffer of its own, not joined
+  const answers = [
+    `6\r\nfirst\n\r\n7\r\nsecond\n\r\n7d0\r\n${large}\r\n5\r\nlast\n\r\n1\r\n!\r\n0\r\n\r\n`,
+    "6\r\nfirst\n\r\n7\r\nsecond\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+  ];
+  await using server = scriptedServer(async (conn, index) => {
+    await conn.request();
+    await conn.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${answers[index]}`);
+    await conn.request();
+  });
+  using agent = new Http1Agent();
+  const chunks = async (reader: ReadableStreamDefaultReader<Uint8Array>) => {
+    const read: string[] = [];
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      read.push(decoder.decode(next.value));
+    }
+    return read;
+  };
+  // The large chunk takes reads of its own (as many as the buffer needs), whose pieces come as they are read.
+  const read = await chunks((await post(agent, server.url)).body!.getReader());
+  assert.equal(read[0], "first\nsecond\n");
+  assert.equal(read.join(""), `first\nsecond\n${large}last\n!`);
+  const reader = (await post(agent, server.url)).body!.getReader();
+  assert.equal(decoder.decode((await reader.read()).value), "first\nsecond\n");
+  await assert.rejects(reader.read(), /malformed chunk size/);
 });
 
 test("http1: a chunked answer read byte by byte is whole; cut anywhere before its end, the read fails", async () => {
