@@ -13,6 +13,13 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\r\n\0]/;
+/**
+ * What an answer's header value may not hold: a control character other than tab, or DEL (RFC 9110 5.5). Deno's
+ * HTTP/1.1 writer (2.9.6) panics on such a value in a `Response` (whose constructor lets it through) and the whole
+ * process aborts: an upstream that sends one gets its answer refused here, as for CR, LF and NUL.
+ */
+// deno-lint-ignore no-control-regex
+const BAD_ANSWER_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
 const NON_ASCII = /[\u0080-\uffff]/;
 /** A header value that is either refused (`BAD_VALUE`) or not ASCII. */
 const UNUSUAL_VALUE = /[\r\n\0\u0080-\uffff]/;
@@ -165,7 +172,9 @@ export function parseHead(text: string): Head {
     const name = line.slice(0, colon).toLowerCase();
     if (!TOKEN.test(name)) throw new UpstreamProtocolError("malformed header name from the upstream");
     const value = line.slice(colon + 1).trim();
-    if (BAD_VALUE.test(value)) throw new UpstreamProtocolError("malformed header value from the upstream");
+    if (BAD_ANSWER_VALUE.test(value)) {
+      throw new UpstreamProtocolError("malformed header value from the upstream");
+    }
     switch (name) {
       case "content-length":
         if (contentLength !== undefined && contentLength !== value) {
