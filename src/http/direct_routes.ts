@@ -9,7 +9,7 @@
  * these routes too (for its 405 answers and its route list).
  */
 
-import type { Env, Hono } from "hono";
+import type { Env } from "hono";
 import { DirectContext, type Middleware, type RequestContext } from "./request_context.ts";
 
 /** What `Deno.serve` calls. */
@@ -36,8 +36,8 @@ export interface DirectOptions<E extends Env> {
   readonly onError: DirectErrorHandler<E>;
 }
 
-/** `app.fetch`, with a POST to one of `routes`' paths served here. */
-export function directRoutes<E extends Env>(app: Hono<E>, options: DirectOptions<E>): Fetch {
+/** `rest` (Hono's `app.fetch`), with a POST to one of `routes`' paths served here. */
+export function directRoutes<E extends Env>(rest: Fetch, options: DirectOptions<E>): Fetch {
   const { around, checks, routes, onError } = options;
   const failed = async (c: RequestContext<E>, error: unknown): Promise<void> => {
     if (!(error instanceof Error)) throw error; // what Hono does with a thrown non-Error
@@ -59,11 +59,26 @@ export function directRoutes<E extends Env>(app: Hono<E>, options: DirectOptions
     }
   };
   return (request, info) => {
-    if (request.method !== "POST") return app.fetch(request, info);
-    const path = app.getPath(request, { env: info });
+    if (request.method !== "POST") return rest(request, info);
+    const path = requestPath(request.url);
     const route = routes.get(path);
-    if (!route) return app.fetch(request, info);
+    if (!route) return rest(request, info);
     const c = new DirectContext<E>(request, path);
     return step(c, route, 0).then(() => c.res);
   };
+}
+
+/**
+ * The path of a request's URL as Hono's router reads it (`getPath`), for a path without a percent-escape: from the
+ * first `/` after the scheme and host up to a `?` or `#`. A path with one is not decoded here: it matches no direct
+ * route and goes to Hono, which decodes it and serves the same route.
+ */
+export function requestPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf(":") + 4);
+  let end = start;
+  for (; end < url.length; end++) {
+    const code = url.charCodeAt(end);
+    if (code === 63 || code === 35) break; // ? #
+  }
+  return url.slice(start, end);
 }

@@ -73,8 +73,8 @@ test("bundle: nothing on the start path imports a node: module", async () => {
   assert.ok(required.has("node:module"), [...required].join(", "));
 });
 
-// js-yaml builds its tables when it loads (0.4-0.6 MiB idle RSS, issue 22.4a): plain block YAML is read without it.
-test("bundle: js-yaml is not on the start path", async () => {
+/** The chunks loaded at start: main.js and what it imports statically, transitively. */
+async function startChunks(): Promise<Set<string>> {
   const start = new Set<string>();
   const visit = async (name: string) => {
     if (start.has(name)) return;
@@ -84,10 +84,34 @@ test("bundle: js-yaml is not on the start path", async () => {
     }
   };
   await visit("main.js");
-  const holding = [...Deno.readDirSync(`${dir}/bundle`)].map(({ name }) => name)
-    .filter((name) => Deno.readTextFileSync(`${dir}/bundle/${name}`).includes("YAMLException"));
-  assert.ok(holding.length > 0, "some chunk holds js-yaml");
-  assert.deepEqual(holding.filter((name) => start.has(name)), []);
+  return start;
+}
+
+/** The chunks whose text includes `marker`, and those of them loaded at start. */
+async function holding(marker: string): Promise<{ all: string[]; atStart: string[] }> {
+  const start = await startChunks();
+  const all = [...Deno.readDirSync(`${dir}/bundle`)].map(({ name }) => name)
+    .filter((name) => Deno.readTextFileSync(`${dir}/bundle/${name}`).includes(marker));
+  return { all, atStart: all.filter((name) => start.has(name)) };
+}
+
+// js-yaml builds its tables when it loads (0.4-0.6 MiB idle RSS, issue 22.4a): plain block YAML is read without it.
+test("bundle: js-yaml is not on the start path", async () => {
+  const { all, atStart } = await holding("YAMLException");
+  assert.ok(all.length > 0, "some chunk holds js-yaml");
+  assert.deepEqual(atStart, []);
+});
+
+// Hono and every route beyond generation load at the first request that needs them (~0.45 MiB idle RSS, issue
+// 22.4a); the dashboard, health and model requests of the next test load them.
+test("bundle: Hono's router and the routes beyond generation are not on the start path", async () => {
+  for (
+    const marker of ["Can not add a route since the matcher is already built", "Context is not finalized"]
+  ) {
+    const { all, atStart } = await holding(marker);
+    assert.ok(all.length > 0, `some chunk holds Hono's '${marker}'`);
+    assert.deepEqual(atStart, [], marker);
+  }
 });
 
 test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { timeout: 40_000 }, async () => {
@@ -114,6 +138,10 @@ test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { time
   const script = await fetch(`${proxy.url}/ui/assets/uplot.js`);
   assert.equal(script.status, 200);
   assert.match(await script.text(), /uPlot/);
+  // Hono's routes (their own chunk, loaded by the first of these requests): the model list.
+  const models = await fetch(`${proxy.url}/v1/models`);
+  assert.equal(models.status, 200);
+  assert.match(await models.text(), /"alpha"/);
 
   // Plain block YAML at start; the reload has an anchor, which only js-yaml reads: its chunk loads now.
   const anchored = groupYaml([endpointYaml(sim.url, { name: "a" })], [], "beta")

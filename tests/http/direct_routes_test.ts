@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { directRoutes, type Fetch } from "../../src/http/direct_routes.ts";
+import { directRoutes, type Fetch, requestPath } from "../../src/http/direct_routes.ts";
 import type { Middleware, RequestContext } from "../../src/http/request_context.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
@@ -46,7 +46,13 @@ function build(direct: boolean, seen: string[]): Fetch {
   app.get("/v1/go", () => new Response("hono's own"));
   app.onError(onError);
   if (!direct) return (request) => app.fetch(request);
-  return directRoutes(app, { around: [outer, inner], checks, routes: new Map([["/v1/go", route]]), onError });
+  const rest: Fetch = (request, info) => app.fetch(request, info);
+  return directRoutes(rest, {
+    around: [outer, inner],
+    checks,
+    routes: new Map([["/v1/go", route]]),
+    onError,
+  });
 }
 
 const CASES = ["ok", "check refuses", "route fails", "inner fails after", "route throws a string"];
@@ -122,4 +128,31 @@ test("the proxy's generation paths: POSTs served directly, other methods still a
   const get = await fetch(`${proxy.url}/v1/chat/completions`);
   assert.equal(get.status, 404);
   assert.match((await get.json()).error.message, /POST/);
+});
+
+test("a request's path as Hono's router reads it, when it has no percent-escape", () => {
+  for (
+    const url of [
+      "http://localhost/v1/go",
+      "http://h:8080/v1/go?x=1",
+      "https://h/v1/go#frag",
+      "http://[::1]:9/v1/go?a#b",
+    ]
+  ) {
+    assert.equal(requestPath(url), "/v1/go", url);
+  }
+  assert.equal(requestPath("http://h/"), "/");
+  assert.equal(requestPath("http://h/v1/g%6F"), "/v1/g%6F"); // not decoded: no direct route, Hono's to serve
+});
+
+test("Hono's routes load at the first request beyond generation; requests at once all wait for one load", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]), { logLevel: "info" });
+  const answers = await Promise.all(
+    ["/health", "/v1/models", "/v1/models", "/nowhere"].map((path) => fetch(`${proxy.url}${path}`)),
+  );
+  assert.deepEqual(answers.map((answer) => answer.status), [200, 200, 200, 404]);
+  const texts = await Promise.all(answers.map((answer) => answer.text()));
+  assert.match(texts[1], /gpt-test/);
+  assert.equal(texts[2], texts[1]);
 });
