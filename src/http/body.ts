@@ -7,12 +7,17 @@ import { checkJsonShape } from "./json_shape.ts";
 import { heavy } from "../util/heavy.ts";
 import { joinBytes } from "../util/bytes.ts";
 
-// Fatal: a body that is not UTF-8 is refused (400) rather than forwarded with U+FFFD in place of its bytes.
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// A body that is not UTF-8 is refused (400) rather than forwarded with U+FFFD in place of its bytes. The runtime's
+// lenient UTF-8 decode is its fast path (a fatal decoder takes the general one: ~1 us more per request, several
+// under load); only a text holding U+FFFD, which a bad byte always leaves, is decoded again strictly to tell.
+const lenient = new TextDecoder();
+const strict = new TextDecoder("utf-8", { fatal: true });
 
 function decode(bytes: Uint8Array): string {
+  const text = lenient.decode(bytes);
+  if (!text.includes("\uFFFD")) return text;
   try {
-    return decoder.decode(bytes);
+    return strict.decode(bytes);
   } catch {
     throw invalidJson("Request body is not valid UTF-8");
   }

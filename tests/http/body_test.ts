@@ -43,3 +43,26 @@ test("a body within the deadline and the limit is read whole; over the limit is 
     (error: unknown) => error instanceof ProxyError && error.status === 413,
   );
 });
+
+test("a body that is not UTF-8 is a 400; U+FFFD and a byte order mark as UTF-8 are read as such", async () => {
+  const make = (bytes: Uint8Array<ArrayBuffer>) =>
+    new Request("http://127.0.0.1/", {
+      method: "POST",
+      body: bytes,
+      headers: { "content-length": String(bytes.length) },
+    });
+  const invalidJson = (error: unknown) =>
+    error instanceof ProxyError && error.status === 400 && error.code === "invalid_json";
+  // A lone continuation byte, a truncated sequence, an overlong encoding: each refused, not passed on as U+FFFD.
+  for (const bad of [[0x80], [0xe2, 0x9c], [0xc0, 0xaf]]) {
+    await assert.rejects(readBodyText(make(new Uint8Array([0x22, ...bad, 0x22])), 1024, 1000), invalidJson);
+  }
+  // U+FFFD sent as its own UTF-8 bytes is text like any other.
+  assert.equal(
+    await readBodyText(make(encoder.encode('{"a":"\uFFFD \u00e9"}')), 1024, 1000),
+    '{"a":"\uFFFD \u00e9"}',
+  );
+  // A leading byte order mark is dropped, as a strict decoder drops it.
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...encoder.encode('{"a":1}')]);
+  assert.equal(await readBodyText(make(bom), 1024, 1000), '{"a":1}');
+});
