@@ -6,6 +6,7 @@
 
 import type { Answer } from "../core/answer.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
+import { streamResponse } from "./stream_response.ts";
 
 /** `extra`: more headers the route adds (the Python LLMProxy's `X-Proxy-*`, the proxy's overhead). */
 export function respond(
@@ -32,7 +33,7 @@ export function respond(
   if (body.kind !== "stream") return new Response(body.bytes, { status, headers });
   headers["cache-control"] = "no-cache";
   headers["x-accel-buffering"] = "no";
-  return new Response(body.stream, { status, headers });
+  return streamResponse(body.stream, status, headers);
 }
 
 /**
