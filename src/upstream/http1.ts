@@ -169,10 +169,7 @@ export class Http1Agent {
     const now = performance.now();
     let connection: Connection | undefined;
     while ((connection = list.pop())) {
-      if (connection.reusable && connection.expiresAt > now) {
-        connection.conn.ref();
-        return connection;
-      }
+      if (connection.reusable && connection.expiresAt > now) return connection;
       connection.close();
     }
     return undefined;

@@ -4,7 +4,7 @@
  */
 
 import { hexValue, UpstreamProtocolError } from "./http1_wire.ts";
-import { socketRead } from "./socket_read.ts";
+import { idleRead, socketRead, wakeRead } from "./socket_read.ts";
 import { slabCopyRange } from "./chunk_slab.ts";
 
 /**
@@ -78,10 +78,9 @@ export class Connection {
     this.#start = this.#end = 0;
     // The next answer's head is read into it: a stream's small buffer would take it in several reads.
     if (this.#buffer.length < FIRST_READ_BYTES) this.#renew(FIRST_READ_BYTES);
-    const watch = this.conn.read(this.#buffer);
+    // A parked connection's read does not keep the process alive; `fill` makes it count again.
+    const watch = idleRead(this.conn, this.#buffer);
     this.#watch = watch;
-    // A parked connection's read does not keep the process alive; `take` makes it count again.
-    this.conn.unref();
     const settled = () => {
       if (this.#watch === watch) this.#spoiled = true;
     };
@@ -145,6 +144,7 @@ export class Connection {
     }
     // Parked with an empty buffer, the watch read fills it from the start, where this read would have.
     this.#watch = undefined;
+    wakeRead(this.conn, watch);
     return watch.then(this.#onRead, onError);
   }
 

@@ -318,6 +318,38 @@ console.log("idle", agent.idleConnections);
   }
 });
 
+test("http1: a request on a parked connection keeps the process alive until its answer comes", async () => {
+  // The second answer comes 300 ms after its request, on the first one's connection: nothing else keeps the
+  // script alive meanwhile, so a parked read still unrefed would end it before the answer (exit code 1).
+  await using server = scriptedServer(async (conn) => {
+    for (let count = 0;; count++) {
+      if (!await conn.request()) return;
+      if (count === 1) await new Promise((resolve) => setTimeout(resolve, 300));
+      await conn.write(json(`{"n":${count}}`));
+    }
+  });
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  const module = new URL("../../src/upstream/http1.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    script,
+    `import { Http1Agent } from "${module}";
+const agent = new Http1Agent();
+const get = () => agent.fetch("${server.url}", { method: "GET", headers: {}, signal: new AbortController().signal });
+console.log(await (await get()).text());
+// Not awaited at the top level (a pending top-level await keeps any process alive): only the read does.
+get().then((response) => response.text()).then((text) => console.log(text, "opened", agent.connectionsOpened));
+`,
+  );
+  try {
+    const { code, stdout } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", script] })
+      .output();
+    assert.equal(new TextDecoder().decode(stdout).trim(), '{"n":0}\n{"n":1} opened 1');
+    assert.equal(code, 0);
+  } finally {
+    await Deno.remove(script);
+  }
+});
+
 test("http1: an idle connection past its age is closed, not reused", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
   using agent = new Http1Agent({ idleMs: 30 });
