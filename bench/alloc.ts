@@ -5,11 +5,13 @@
  * `fetch` (bodies with a content-length, as a client sends them).
  *
  *   deno run -A bench/alloc.ts [--root DIR]... [--requests 4000] [--top 25] [--cache] [--unique] [--stream]
+ *                              [--chunks 50]
  *
  * `--stream` asks for 50-chunk chat streams instead, from the bench's fake upstream in a process of its own (chunks
  * 2 ms apart, so each event is its own read as from a real upstream; its allocations are not counted), and reads
  * them whole: the figures are then per stream. Builds before c883a9a fail it: their pipe read the upstream twice at
- * once under a reader that reads again from inside `enqueue`, as `Response.arrayBuffer()` does.
+ * once under a reader that reads again from inside `enqueue`, as `Response.arrayBuffer()` does. `--chunks N` sets
+ * the content chunks per stream (a stream is N + 3 events; `--chunks 1`: what a stream costs once, its fixed cost).
  *
  * `--served S` serves the app instead (`Deno.serve` on loopback, the handler the proxy's own server runs) and
  * loads it with wrk (64 connections, one thread, in its own process) for S seconds per measurement: the figures
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     cache: { type: "boolean", default: false },
     unique: { type: "boolean", default: false },
     stream: { type: "boolean", default: false },
+    chunks: { type: "string", default: "50" },
     served: { type: "string" },
     // Internal: the upstream's URL for `--stream`.
     upstream: { type: "string" },
@@ -54,7 +57,9 @@ if (values.child) {
 
 const roots = (values.root ?? [new URL("..", import.meta.url).pathname]).map((root) => resolve(root));
 const here = new URL("alloc.ts", import.meta.url).pathname;
-await using upstream = values.stream ? await startUpstream(["--chunk-delay-ms", "2"]) : undefined;
+await using upstream = values.stream
+  ? await startUpstream(["--chunk-delay-ms", "2", "--chunks", values.chunks])
+  : undefined;
 
 async function child(job: "sample" | "gc", root: string, v8: string[]): Promise<string> {
   const args = ["run", "-A", `--config=${root}/deno.json`, ...v8, here, "--child", job, "--root", root];
