@@ -6,13 +6,17 @@
  * `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. Never for a stream that
  * was cancelled, cut, carried an error event, had nothing before its terminal event, was not valid UTF-8, or
  * outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
- * may be split anywhere across chunks: the events come from the one SSE scanner (`sse/scanner.ts`).
+ * may be split anywhere across chunks: the events come from the one SSE scanner (`sse/scanner.ts`), which only
+ * finds their boundaries here. Each event's bytes are decoded once (again, strictly, only when the text has a
+ * U+FFFD) and its `event` and `data` fields are read from that text (`sse/text_fields.ts`): no copy of its bytes.
  */
 
 import type { Route } from "../core/route.ts";
 import { type SseEvent, SseScanner } from "../sse/scanner.ts";
+import { TextFields } from "../sse/text_fields.ts";
 import { tapStream } from "../proxy/tap.ts";
 
+const decoder = new TextDecoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export interface Recording {
@@ -39,7 +43,8 @@ export interface RecorderOptions {
 export class SseRecorder {
   readonly #route: Route;
   readonly #maxBytes: number;
-  readonly #scanner = new SseScanner();
+  readonly #scanner = new SseScanner({ fields: false });
+  readonly #fields = new TextFields();
   #events: string[] = [];
   #bytes = 0;
   #answers = 0;
@@ -79,17 +84,31 @@ export class SseRecorder {
 
   #keep(event: SseEvent): void {
     if (this.#spoiled !== null) return;
-    this.#text(event.raw);
-    if (event.data !== null && this.#spoiled === null) this.#dispatch(event.event, event.data);
+    const raw = event.raw;
+    const text = this.#text(raw);
+    if (text === undefined || this.#terminal) return;
+    // A BOM first in the bytes is not in the text (the decoder drops it), yet it is part of the first field's name.
+    const fields = this.#fields;
+    fields.read(text, raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf);
+    if (fields.data !== null) this.#dispatch(fields.event, fields.data);
   }
 
   /** Keeps an event's text; a stream that is not valid UTF-8 is not stored (a replay must be byte-identical). */
-  #text(raw: Uint8Array): void {
-    try {
-      this.#events.push(strictDecoder.decode(raw));
-    } catch {
-      this.#spoil("not_utf8");
+  #text(raw: Uint8Array): string | undefined {
+    // The lenient decoder is twice as fast as the strict one here (~0.5 against ~1.1 us for a 260-byte event). It
+    // replaces each bad sequence with U+FFFD: text without one is what the strict decoder returns; text with one
+    // (bad bytes, or a U+FFFD that came as such) is decoded again, strictly, to tell which.
+    let text = decoder.decode(raw);
+    if (text.includes("\uFFFD")) {
+      try {
+        text = strictDecoder.decode(raw);
+      } catch {
+        this.#spoil("not_utf8");
+        return undefined;
+      }
     }
+    this.#events.push(text);
+    return text;
   }
 
   #spoil(reason: Unrecorded): void {
