@@ -16,18 +16,13 @@
  * no list), so only streams go this way. A Deno internal: re-check on a Deno upgrade.
  */
 
+import { rememberedTest } from "../util/pattern_memo.ts";
+
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A value the runtime keeps as it is: Latin-1, no control character but tab, no space or tab at either end. */
 const PLAIN_VALUE = /^(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$/;
-/** Names found to be tokens (names come from the code and the upstream's answers: a short list). */
-const TOKENS = new Set<string>();
-
-function isToken(name: string): boolean {
-  if (TOKENS.has(name)) return true;
-  if (!TOKEN.test(name)) return false;
-  if (TOKENS.size < 1024) TOKENS.add(name);
-  return true;
-}
+/** Whether a header name is a token (names come from the code and the upstream's answers: a short list). */
+const isToken = rememberedTest(TOKEN);
 
 interface InnerResponse {
   readonly headerList?: unknown;

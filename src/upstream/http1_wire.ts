@@ -6,6 +6,7 @@
 import type { AnswerGuard } from "./answer_guard.ts";
 import type { BodySource } from "./body_source.ts";
 import { type Reply, SourcedReply, streamedReply, wholeReply } from "./reply.ts";
+import { rememberedTest } from "../util/pattern_memo.ts";
 
 /** Largest answer head accepted (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -23,15 +24,8 @@ const BAD_ANSWER_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
 const NON_ASCII = /[\u0080-\uffff]/;
 /** A header value that is either refused (`BAD_VALUE`) or not ASCII. */
 const UNUSUAL_VALUE = /[\r\n\0\u0080-\uffff]/;
-/** Header names found to be tokens (names come from the config and a short list of client headers). */
-const TOKENS = new Set<string>();
-
-function isToken(name: string): boolean {
-  if (TOKENS.has(name)) return true;
-  if (!TOKEN.test(name)) return false;
-  if (TOKENS.size < 1024) TOKENS.add(name);
-  return true;
-}
+/** Whether a request header name is a token (names come from the config and a short list of client headers). */
+const isToken = rememberedTest(TOKEN);
 /** A reason phrase a web `Response` accepts: tab, space, visible ASCII and obs-text. */
 const REASON = /^[\t -~\u0080-\u00ff]*$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: |$)/;

@@ -288,34 +288,20 @@ test("http1: idle connections beyond the per-origin bound are closed", async () 
 
 test("http1: parked connections do not keep a process alive", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  const module = new URL("../../src/upstream/http1.ts", import.meta.url).href;
-  await Deno.writeTextFile(
-    script,
-    `import { Http1Agent } from "${module}";
-const agent = new Http1Agent();
-const response = await agent.fetch("${server.url}", { method: "GET", headers: {}, signal: new AbortController().signal });
+  const started = performance.now();
+  const { code, stdout } = await runAgentScript(
+    `const response = await agent.fetch("${server.url}", { method: "GET", headers: {}, signal: new AbortController().signal });
 await response.text();
 console.log("idle", agent.idleConnections);
 `,
   );
-  try {
-    const started = performance.now();
-    const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", script],
-      stderr: "inherit",
-    })
-      .output();
-    assert.equal(code, 0);
-    assert.equal(new TextDecoder().decode(stdout).trim(), "idle 1");
-    const ms = performance.now() - started;
-    assert.ok(
-      ms < 10_000,
-      `the script ended ${ms.toFixed(0)} ms after it started (idle connections last 30 s)`,
-    );
-  } finally {
-    await Deno.remove(script);
-  }
+  assert.equal(code, 0);
+  assert.equal(stdout, "idle 1");
+  const ms = performance.now() - started;
+  assert.ok(
+    ms < 10_000,
+    `the script ended ${ms.toFixed(0)} ms after it started (idle connections last 30 s)`,
+  );
 });
 
 test("http1: a request on a parked connection keeps the process alive until its answer comes", async () => {
@@ -328,27 +314,38 @@ test("http1: a request on a parked connection keeps the process alive until its 
       await conn.write(json(`{"n":${count}}`));
     }
   });
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  const module = new URL("../../src/upstream/http1.ts", import.meta.url).href;
-  await Deno.writeTextFile(
-    script,
-    `import { Http1Agent } from "${module}";
-const agent = new Http1Agent();
-const get = () => agent.fetch("${server.url}", { method: "GET", headers: {}, signal: new AbortController().signal });
+  const { code, stdout } = await runAgentScript(
+    `const get = () => agent.fetch("${server.url}", { method: "GET", headers: {}, signal: new AbortController().signal });
 console.log(await (await get()).text());
 // Not awaited at the top level (a pending top-level await keeps any process alive): only the read does.
 get().then((response) => response.text()).then((text) => console.log(text, "opened", agent.connectionsOpened));
 `,
   );
+  assert.equal(stdout, '{"n":0}\n{"n":1} opened 1');
+  assert.equal(code, 0);
+});
+
+/**
+ * Runs `body` as a script of its own after `const agent = new Http1Agent()`, in a process whose only work is that
+ * agent's: whether it ends or stays alive is the agent's doing. Returns its exit code and its trimmed output.
+ */
+async function runAgentScript(body: string): Promise<{ code: number; stdout: string }> {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  const module = new URL("../../src/upstream/http1.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    script,
+    `import { Http1Agent } from "${module}";\nconst agent = new Http1Agent();\n${body}`,
+  );
   try {
-    const { code, stdout } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", script] })
-      .output();
-    assert.equal(new TextDecoder().decode(stdout).trim(), '{"n":0}\n{"n":1} opened 1');
-    assert.equal(code, 0);
+    const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script],
+      stderr: "inherit",
+    }).output();
+    return { code, stdout: new TextDecoder().decode(stdout).trim() };
   } finally {
     await Deno.remove(script);
   }
-});
+}
 
 test("http1: an idle connection past its age is closed, not reused", async () => {
   await using server = scriptedServer(serveEach(() => json("{}")));
