@@ -8,7 +8,16 @@
  * chunks every reader has passed are dropped, and the fastest reader waits while the slowest is more than
  * `maxBytes` behind. When the last reader leaves before the end, the source is cancelled (which cancels the
  * upstream).
+ *
+ * Each reader is a pass-through of `proxy/tap.ts` (polled, not pulled: a reader that keeps up takes every chunk at
+ * hand in one flow, with no promise per chunk), and the source is polled the same way where it can be (the cache's
+ * recorder over the upstream's body). What is kept for late joiners is copied into blocks of this broadcast's own
+ * (an upstream chunk is a view of a slab shared with other streams: a view kept would keep the whole slab), a few
+ * growing blocks per stream instead of a buffer of its own per chunk.
  */
+
+import { type ChunkReader, pollReader } from "../proxy/chunks.ts";
+import { type PipeSource, pipeStream } from "../proxy/tap.ts";
 
 export type BroadcastEnd = "done" | "failed" | "abandoned";
 
@@ -18,16 +27,15 @@ export interface BroadcastOptions {
   readonly onEnd?: (end: BroadcastEnd) => void;
 }
 
-interface Cursor {
-  /** Absolute index of the next chunk this reader gets. */
-  position: number;
-}
+/** The first block that kept chunks are copied into; each next one is twice as large, up to `MAX_BLOCK`. */
+const FIRST_BLOCK = 1024;
+const MAX_BLOCK = 64 * 1024;
 
 export class Broadcast {
-  readonly #source: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #source: ChunkReader;
   readonly #maxBytes: number;
   readonly #onEnd: (end: BroadcastEnd) => void;
-  readonly #cursors = new Set<Cursor>();
+  readonly #readers = new Set<BroadcastReader>();
   #chunks: Uint8Array[] = [];
   /** Absolute index of `#chunks[0]`. */
   #first = 0;
@@ -36,14 +44,19 @@ export class Broadcast {
   #joinable = true;
   #end: BroadcastEnd | null = null;
   #failure: unknown = undefined;
-  #reading: Promise<void> | null = null;
-  #roomWaiters: (() => void)[] = [];
+  /** A `wait` on the source is out. */
+  #reading = false;
+  /** Readers' `then`s: told when a chunk came, the source ended, or room was made. */
+  #waiters: (() => void)[] = [];
+  /** The block kept chunks are copied into, and how much of it is used. */
+  #block: Uint8Array | undefined;
+  #used = 0;
   #ended!: (end: BroadcastEnd) => void;
   /** Settles once the source ended, failed, or was cancelled because every reader left. */
   readonly ended: Promise<BroadcastEnd> = new Promise((resolve) => this.#ended = resolve);
 
   constructor(source: ReadableStream<Uint8Array>, options: BroadcastOptions) {
-    this.#source = source.getReader();
+    this.#source = pollReader(source);
     this.#maxBytes = options.maxBytes;
     this.#onEnd = options.onEnd ?? (() => {});
   }
@@ -56,67 +69,100 @@ export class Broadcast {
   /** A new reader from the first byte, or null when it is too late to join. */
   join(): ReadableStream<Uint8Array> | null {
     if (!this.joinable) return null;
-    const cursor: Cursor = { position: 0 };
-    this.#cursors.add(cursor);
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        while (true) {
-          const index = cursor.position - this.#first;
-          if (index < this.#chunks.length) {
-            const chunk = this.#chunks[index];
-            cursor.position++;
-            this.#trim();
-            controller.enqueue(chunk);
-            return;
-          }
-          if (this.#end === "failed") {
-            this.#leave(cursor);
-            return controller.error(this.#failure);
-          }
-          if (this.#end !== null) {
-            this.#leave(cursor);
-            return controller.close();
-          }
-          await this.#more();
-        }
-      },
-      cancel: () => this.#leave(cursor),
-    }, { highWaterMark: 0 });
+    const reader = new BroadcastReader(this);
+    this.#readers.add(reader);
+    return pipeStream(reader);
   }
 
-  /** One more chunk from the source (shared by every reader waiting for it). */
-  #more(): Promise<void> {
-    this.#reading ??= this.#read().finally(() => this.#reading = null);
-    return this.#reading;
-  }
-
-  async #read(): Promise<void> {
-    while (this.#kept > this.#maxBytes && this.#end === null) {
-      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
-    }
-    if (this.#end !== null) return;
-    try {
-      const { done, value } = await this.#source.read();
-      if (this.#end !== null) return;
-      if (done) return this.#finish("done");
-      // What is kept for late joiners is kept at its own size: a view of a larger buffer (an upstream chunk carved
-      // out of a shared slab, upstream/chunk_slab.ts) would keep all of that buffer.
-      this.#chunks.push(value.byteLength < value.buffer.byteLength ? value.slice() : value);
-      this.#kept += value.byteLength;
-      this.#total += value.byteLength;
-      if (this.#total > this.#maxBytes) this.#joinable = false;
+  /** `reader`'s next chunk, null at the end, undefined when it must wait; throws the source's failure. */
+  next(reader: BroadcastReader): Uint8Array | null | undefined {
+    const index = reader.position - this.#first;
+    if (index < this.#chunks.length) {
+      reader.position++;
+      const chunk = this.#chunks[index];
       this.#trim();
+      return chunk;
+    }
+    if (this.#end === null && !this.#reading && this.#kept <= this.#maxBytes) this.#poll();
+    if (index < this.#chunks.length) return this.next(reader);
+    if (this.#end === "failed") {
+      this.leave(reader);
+      throw this.#failure;
+    }
+    if (this.#end !== null) {
+      this.leave(reader);
+      return null;
+    }
+    return undefined;
+  }
+
+  /** Calls `then` once `reader` may have more to take: a chunk came, the source ended, or room was made. */
+  wait(reader: BroadcastReader, then: () => void): void {
+    if (this.#end !== null || reader.position - this.#first < this.#chunks.length) {
+      queueMicrotask(then);
+      return;
+    }
+    this.#waiters.push(then);
+    if (this.#reading || this.#kept > this.#maxBytes) return;
+    this.#reading = true;
+    this.#source.wait(() => {
+      this.#reading = false;
+      this.#wake();
+    });
+  }
+
+  /** `reader` left (it ended, or its client cancelled): the last to leave before the end cancels the source. */
+  leave(reader: BroadcastReader): void {
+    if (!this.#readers.delete(reader)) return;
+    if (this.#readers.size === 0 && this.#end === null) {
+      this.#joinable = false;
+      this.#finish("abandoned");
+      this.#source.cancel().catch(() => {});
+      return;
+    }
+    this.#trim();
+  }
+
+  /** Takes what the source has at hand: one chunk, its end, or its failure. */
+  #poll(): void {
+    let chunk: Uint8Array | null | undefined;
+    try {
+      chunk = this.#source.poll();
     } catch (error) {
       this.#failure = error ?? new Error("stream failed");
-      this.#finish("failed");
+      return this.#finish("failed");
     }
+    if (chunk === undefined) return;
+    if (chunk === null) return this.#finish("done");
+    this.#chunks.push(this.#copy(chunk));
+    this.#kept += chunk.byteLength;
+    this.#total += chunk.byteLength;
+    if (this.#total > this.#maxBytes) this.#joinable = false;
+    this.#trim();
+    // Readers waiting meanwhile (their `wait` came before this poll) have it to take now.
+    if (this.#waiters.length > 0) this.#wake();
+  }
+
+  /** `chunk` copied into this broadcast's current block (a new one when it does not fit). */
+  #copy(chunk: Uint8Array): Uint8Array {
+    const length = chunk.byteLength;
+    let block = this.#block;
+    if (block === undefined || this.#used + length > block.byteLength) {
+      const size = block === undefined ? FIRST_BLOCK : Math.min(block.byteLength * 2, MAX_BLOCK);
+      block = this.#block = new Uint8Array(Math.max(size, length));
+      this.#used = 0;
+    }
+    const at = this.#used;
+    block.set(chunk, at);
+    this.#used = at + length;
+    return new Uint8Array(block.buffer, at, length);
   }
 
   /** Drops chunks every reader has passed, once late joiners are no longer served. */
   #trim(): void {
     if (this.#joinable) return;
     let lowest = Infinity;
-    for (const cursor of this.#cursors) lowest = Math.min(lowest, cursor.position);
+    for (const reader of this.#readers) lowest = Math.min(lowest, reader.position);
     if (lowest === Infinity) lowest = this.#first + this.#chunks.length;
     const drop = lowest - this.#first;
     if (drop <= 0) return;
@@ -126,20 +172,10 @@ export class Broadcast {
     if (this.#kept <= this.#maxBytes) this.#wake();
   }
 
-  #leave(cursor: Cursor): void {
-    if (!this.#cursors.delete(cursor)) return;
-    if (this.#cursors.size === 0 && this.#end === null) {
-      this.#joinable = false;
-      this.#finish("abandoned");
-      this.#source.cancel().catch(() => {});
-      return;
-    }
-    this.#trim();
-  }
-
   #finish(end: BroadcastEnd): void {
     if (this.#end !== null) return;
     this.#end = end;
+    this.#block = undefined;
     this.#ended(end);
     this.#wake();
     try {
@@ -150,8 +186,30 @@ export class Broadcast {
   }
 
   #wake(): void {
-    const waiters = this.#roomWaiters;
-    this.#roomWaiters = [];
-    for (const resolve of waiters) resolve();
+    const waiters = this.#waiters;
+    if (waiters.length === 0) return;
+    this.#waiters = [];
+    for (const then of waiters) then();
+  }
+}
+
+/** One reader of a broadcast: where it is, and the pass-through's source over it. */
+class BroadcastReader implements PipeSource {
+  /** Absolute index of the next chunk this reader gets. */
+  position = 0;
+
+  constructor(private readonly broadcast: Broadcast) {}
+
+  poll(): Uint8Array | null | undefined {
+    return this.broadcast.next(this);
+  }
+
+  wait(then: () => void): void {
+    this.broadcast.wait(this, then);
+  }
+
+  cancel(): Promise<void> {
+    this.broadcast.leave(this);
+    return Promise.resolve();
   }
 }

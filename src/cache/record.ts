@@ -24,6 +24,11 @@ export interface Recording {
   readonly events: readonly string[];
   /** Size of the stream in bytes. */
   readonly bytes: number;
+  /**
+   * The UTF-8 size of the events' text: the stream's bytes less a byte-order mark that opened an event (the
+   * decoder drops it from the text). What the entry's body weighs in the store, known without a scan of it.
+   */
+  readonly textBytes: number;
 }
 
 /** Why a stream that ended was not recorded. */
@@ -47,6 +52,7 @@ export class SseRecorder {
   readonly #fields = new TextFields();
   #events: string[] = [];
   #bytes = 0;
+  #textBytes = 0;
   #answers = 0;
   #terminal = false;
   /** Why this stream cannot be stored; null while it still may be. */
@@ -79,7 +85,7 @@ export class SseRecorder {
     if (this.#spoiled !== null) return null;
     if (!this.#terminal) return this.#spoil("no_terminal_event"), null;
     if (this.#answers === 0) return this.#spoil("empty"), null;
-    return { events: this.#events, bytes: this.#bytes };
+    return { events: this.#events, bytes: this.#bytes, textBytes: this.#textBytes };
   }
 
   #keep(event: SseEvent): void {
@@ -108,6 +114,9 @@ export class SseRecorder {
       }
     }
     this.#events.push(text);
+    // Valid UTF-8 (checked above), so the text encodes back to its bytes, less a leading BOM the decoder dropped.
+    const bom = raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf;
+    this.#textBytes += bom ? raw.byteLength - 3 : raw.byteLength;
     return text;
   }
 

@@ -121,10 +121,10 @@ export class EntryWriter {
           stream: true,
           contentType: answer.headers["content-type"] ?? "text/event-stream",
           endpoint: answer.meta.endpoint,
-          body: recording.events.join(""),
+          body: concatenated(recording.events),
           events: recording.events.map((event) => event.length),
           storedAt: clock.now(),
-        }, lock);
+        }, lock, recording.textBytes);
         this.#then(write, done);
       },
       onIncomplete: (reason) => {
@@ -154,7 +154,7 @@ export class EntryWriter {
   /**
    * Writes the entry (releasing `lock` in the same step when given); true when the lock was dealt with. A store in
    * this process with no lock to release writes at once: no promise. `bodyBytes`: the UTF-8 size of the answer's
-   * body when known (a JSON answer's bytes), handed on so the store does not count the entry's bytes again.
+   * body when known (a JSON answer's bytes, a stream's recorded text), handed on so the store does not scan the entry.
    */
   #write(
     key: string,
@@ -237,6 +237,17 @@ function isComplete(answer: JsonBody): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The events as one string without copying them: the runtime links the pieces (a rope) and copies them into one
+ * run only when the text is first read whole (a hit's replay), so a stream written and never read again costs no
+ * copy of its ~14 KB (`Array.join` makes one at once).
+ */
+function concatenated(events: readonly string[]): string {
+  let text = "";
+  for (const event of events) text += event;
+  return text;
 }
 
 /**

@@ -61,7 +61,8 @@ const CHAT = CHAT_EVENTS.join("");
 test("a whole chat stream passes through unchanged and is recorded event by event", async () => {
   const outcome = await run(text(CHAT), []);
   assert.equal(outcome.passed, CHAT);
-  assert.deepEqual(outcome.recording, { events: CHAT_EVENTS, bytes: text(CHAT).length });
+  const size = text(CHAT).length;
+  assert.deepEqual(outcome.recording, { events: CHAT_EVENTS, bytes: size, textBytes: size });
 });
 
 test("every single split point: \\r|\\n across chunks, JSON and multi-byte characters cut in two, [DO|NE]", async () => {
