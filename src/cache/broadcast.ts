@@ -46,8 +46,12 @@ export class Broadcast {
   #failure: unknown = undefined;
   /** A `wait` on the source is out. */
   #reading = false;
-  /** Readers' `then`s: told when a chunk came, the source ended, or room was made. */
-  #waiters: (() => void)[] = [];
+  /**
+   * Readers' `then`s, told when a chunk came, the source ended, or room was made: the first, then any others (one
+   * reader, the usual case, makes no array per event).
+   */
+  #waiter: (() => void) | undefined;
+  #waiters: (() => void)[] | undefined;
   /** The block kept chunks are copied into, and how much of it is used. */
   #block: Uint8Array | undefined;
   #used = 0;
@@ -102,7 +106,8 @@ export class Broadcast {
       queueMicrotask(then);
       return;
     }
-    this.#waiters.push(then);
+    if (this.#waiter === undefined) this.#waiter = then;
+    else (this.#waiters ??= []).push(then);
     if (this.#reading || this.#kept > this.#maxBytes) return;
     this.#reading = true;
     this.#source.wait(() => {
@@ -140,7 +145,7 @@ export class Broadcast {
     if (this.#total > this.#maxBytes) this.#joinable = false;
     this.#trim();
     // Readers waiting meanwhile (their `wait` came before this poll) have it to take now.
-    if (this.#waiters.length > 0) this.#wake();
+    if (this.#waiter !== undefined) this.#wake();
   }
 
   /** `chunk` copied into this broadcast's current block (a new one when it does not fit). */
@@ -186,10 +191,11 @@ export class Broadcast {
   }
 
   #wake(): void {
-    const waiters = this.#waiters;
-    if (waiters.length === 0) return;
-    this.#waiters = [];
-    for (const then of waiters) then();
+    const first = this.#waiter;
+    const others = this.#waiters;
+    this.#waiter = this.#waiters = undefined;
+    first?.();
+    if (others !== undefined) { for (const then of others) then(); }
   }
 }
 

@@ -86,6 +86,8 @@ export class ResponseCache {
   readonly #token = crypto.randomUUID();
   readonly #lockTtlMs: number;
   readonly #counts: CacheCounters;
+  /** The ticket of every request while the cache is off: it stamps BYPASS, stores and shares nothing. */
+  readonly #bypass: CacheTicket;
 
   constructor(options: CacheOptions) {
     this.#store = options.store;
@@ -97,6 +99,11 @@ export class ResponseCache {
     this.#lockTtlMs = Math.min(MAX_LOCK_MS, options.settings.httpTimeoutMs);
     this.#reader = new EntryReader({ ...options, token: this.#token, lockTtlMs: this.#lockTtlMs });
     this.#usage = new StoreUsage(options.store, options.clock);
+    this.#bypass = new CacheTicket({
+      verdict: "BYPASS",
+      writer: this.#writer,
+      maxBytes: options.settings.cacheMaxEntryBytes,
+    });
     this.#leader = new FlightLeader({
       ...options,
       flights: this.#flights,
@@ -118,13 +125,13 @@ export class ResponseCache {
    * ticket the record stage stores the answer with.
    */
   lookup(request: Admitted<GenerationRequest>): CacheLookup | Promise<CacheLookup> {
-    // The client's Cache-Control is the proxy's: upstreamHeaders never forwards it, nor the body's `cache`.
-    const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
-    // The cache off: a miss at once, no promise for the request to wait on.
+    // The cache off: a miss at once, no promise for the request to wait on, one ticket for every request.
     if (!this.#settings.cache) {
       this.#counts.bypasses++;
-      return this.#miss(request, "BYPASS");
+      return { kind: "miss", ticket: this.#bypass, signal: request.signal };
     }
+    // The client's Cache-Control is the proxy's: upstreamHeaders never forwards it, nor the body's `cache`.
+    const control = parseCacheControl(request.body.cache, request.clientHeaders.get("cache-control"));
     const key = cacheKeyAsync({
       route: request.route,
       group: request.group.name,

@@ -56,7 +56,8 @@ export class Lead {
 
 export interface TicketOptions {
   readonly verdict: Extract<CacheVerdict, "MISS" | "BYPASS">;
-  readonly request: GenerationRequest;
+  /** The request whose answer this is: needed only with `entry` (the cache off shares one ticket without it). */
+  readonly request?: GenerationRequest;
   /** Where a complete answer is stored; absent when it is not (cache off, `no-store`). */
   readonly entry?: { readonly key: string; readonly control: CacheControl };
   readonly lead?: Lead;
@@ -93,7 +94,7 @@ export class CacheTicket {
     const recorded = this.#options.writer.stream(
       body.stream,
       entry.key,
-      this.#options.request,
+      this.#options.request!,
       stamped,
       entry.control,
       lead?.finish,
@@ -120,6 +121,6 @@ export class CacheTicket {
   #keepJson(key: string, control: CacheControl, answer: Answer, body: JsonBody): void {
     const { writer, request, lead } = this.#options;
     // Holding the lock, the entry's write gives it back in the same step (one Redis round trip, not two).
-    writer.json(key, request, answer, body, control, lead?.finish, lead?.lock);
+    writer.json(key, request!, answer, body, control, lead?.finish, lead?.lock);
   }
 }

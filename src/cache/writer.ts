@@ -117,14 +117,21 @@ export class EntryWriter {
       route: request.route,
       maxBytes: settings.cacheMaxEntryBytes,
       onComplete: (recording) => {
-        const write = this.#write(key, request, control, {
-          stream: true,
-          contentType: answer.headers["content-type"] ?? "text/event-stream",
-          endpoint: answer.meta.endpoint,
-          body: concatenated(recording.events),
-          events: recording.events.map((event) => event.length),
-          storedAt: clock.now(),
-        }, lock, recording.textBytes);
+        const write = this.#write(
+          key,
+          request,
+          control,
+          {
+            stream: true,
+            contentType: answer.headers["content-type"] ?? "text/event-stream",
+            endpoint: answer.meta.endpoint,
+            body: concatenated(recording.events),
+            events: recording.events.map((event) => event.length),
+            storedAt: clock.now(),
+          },
+          lock,
+          recording.textBytes,
+        );
         this.#then(write, done);
       },
       onIncomplete: (reason) => {

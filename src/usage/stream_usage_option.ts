@@ -86,25 +86,55 @@ class UsageStripper {
 }
 
 /**
- * One event of a single `data: {` line ending in `,"usage":null}` (as upstreams write every chunk once asked for
- * usage), without that field: what `stripEvent` makes of it, read off the bytes. Undefined for anything else.
+ * Events of a single `data: {` line each, ending in `,"usage":null}` (as upstreams write every chunk once asked for
+ * usage), without that field: what `stripEvent` makes of them, read off the bytes. Several such events come in one
+ * chunk when the upstream's read brought them together. Undefined when any event of the chunk is not one.
  */
 function nullUsageCut(bytes: Uint8Array): Uint8Array | undefined {
   const length = bytes.length;
-  const tail = NULL_USAGE_END.length;
-  if (length < DATA_START.length + tail) return undefined;
-  for (let i = 0; i < DATA_START.length; i++) if (bytes[i] !== DATA_START[i]) return undefined;
-  for (let i = 0; i < tail; i++) if (bytes[length - tail + i] !== NULL_USAGE_END[i]) return undefined;
-  // One line: no line break before the blank line's (one loop: two `indexOf` calls cost more).
-  for (let i = DATA_START.length; i < length - tail; i++) {
-    if (bytes[i] < 14 && (bytes[i] === 10 || bytes[i] === 13)) return undefined;
+  const first = nullUsageEnd(bytes, 0);
+  if (first === -1) return undefined;
+  // Each event loses `,"usage":null}\n\n` and gains `}\n\n`.
+  const drop = NULL_USAGE_END.length - PLAIN_END.length;
+  let size = first - drop;
+  for (let at = first; at < length;) {
+    const end = nullUsageEnd(bytes, at);
+    if (end === -1) return undefined;
+    size += end - at - drop;
+    at = end;
   }
-  // A copy in a shared slab (no buffer of its own per event) of the event up to the cut and the bytes after it that
-  // `PLAIN_END` then overwrites (the tail is longer than it).
-  const cut = length - tail;
-  const out = slabCopyRange(bytes, 0, cut + PLAIN_END.length);
-  for (let i = 0; i < PLAIN_END.length; i++) out[cut + i] = PLAIN_END[i];
+  // A copy in a shared slab (no buffer of its own per event): the first event up to its cut and the bytes after it
+  // that `PLAIN_END` then overwrites (the tail is longer than it); each further event's cut part after it.
+  const out = slabCopyRange(bytes, 0, size);
+  let written = first - NULL_USAGE_END.length;
+  out.set(PLAIN_END, written);
+  written += PLAIN_END.length;
+  for (let at = first; at < length;) {
+    const end = nullUsageEnd(bytes, at);
+    const cut = end - NULL_USAGE_END.length;
+    out.set(bytes.subarray(at, cut), written);
+    written += cut - at;
+    out.set(PLAIN_END, written);
+    written += PLAIN_END.length;
+    at = end;
+  }
   return out;
+}
+
+/** The end (after its blank line) of the one-line `data: {...,"usage":null}` event at `at`; -1 when it is not one. */
+function nullUsageEnd(bytes: Uint8Array, at: number): number {
+  const length = bytes.length;
+  const tail = NULL_USAGE_END.length;
+  const start = at + DATA_START.length;
+  if (length - start < tail) return -1;
+  for (let i = 0; i < DATA_START.length; i++) if (bytes[at + i] !== DATA_START[i]) return -1;
+  // One line: its first line break is the blank line's (one loop: two `indexOf` calls cost more).
+  let i = start;
+  while (i < length && (bytes[i] >= 14 || (bytes[i] !== 10 && bytes[i] !== 13))) i++;
+  const end = i + 2;
+  if (end > length || end - tail < start) return -1;
+  for (let k = 0; k < tail; k++) if (bytes[end - tail + k] !== NULL_USAGE_END[k]) return -1;
+  return end;
 }
 
 /** One event without `"usage":null`; null for the usage chunk itself (dropped). */

@@ -86,7 +86,10 @@ test("what is kept for late joiners is a copy, not a view of the source's (share
 });
 
 test("a long stream is kept in a few blocks of its own, at most about twice its size", async () => {
-  const chunks = Array.from({ length: 400 }, (_, i) => `data: {"n":${i},"text":"${"x".repeat(i % 300)}"}\n\n`);
+  const chunks = Array.from(
+    { length: 400 },
+    (_, i) => `data: {"n":${i},"text":"${"x".repeat(i % 300)}"}\n\n`,
+  );
   const src = source(chunks);
   const broadcast = new Broadcast(src.stream, { maxBytes: 1 << 20 });
   const whole = chunks.join("");

@@ -76,3 +76,32 @@ test('events that come one per chunk are cut on their bytes; two in one chunk lo
     `${chunk("a", false)}\r\n${chunk("b")}\n\n`,
   );
 });
+
+test("events joined in one read, in any grouping, come out as they do one per read", async () => {
+  const events = [
+    ...["Hé", "llo ✓", "😀", "", "x".repeat(900), "and more"].map((content) => chunk(content)),
+    USAGE_CHUNK,
+    "data: [DONE]",
+  ].map((event) => `${event}\n\n`);
+  const plain = events.filter((event) => !event.startsWith(USAGE_CHUNK)).map((event) =>
+    event.replace(',"usage":null}', "}")
+  ).join("");
+  assert.equal(await strip(events.map(bytes)), plain, "one per read");
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let round = 0; round < 200; round++) {
+    const reads: Uint8Array[] = [];
+    for (let at = 0; at < events.length;) {
+      const take = 1 + Math.floor(random() * 4);
+      reads.push(bytes(events.slice(at, at + take).join("")));
+      at += take;
+    }
+    assert.equal(await strip(reads), plain, `round ${round}: ${reads.length} reads`);
+  }
+  // A joined read ending in the usage chunk: that chunk goes, the events before it lose their field.
+  const last = bytes(events.slice(4).join(""));
+  assert.equal(
+    await strip([last]),
+    events.slice(4).filter((e) => !e.startsWith(USAGE_CHUNK)).join("").replaceAll(',"usage":null}', "}"),
+  );
+});
