@@ -56,6 +56,11 @@ export class Broadcast {
   #block: Uint8Array | undefined;
   #used = 0;
   #ended!: (end: BroadcastEnd) => void;
+  /** What the source's `wait` calls back: one function for the broadcast, not a closure per wait. */
+  readonly #read = () => {
+    this.#reading = false;
+    this.#wake();
+  };
   /** Settles once the source ended, failed, or was cancelled because every reader left. */
   readonly ended: Promise<BroadcastEnd> = new Promise((resolve) => this.#ended = resolve);
 
@@ -110,10 +115,7 @@ export class Broadcast {
     else (this.#waiters ??= []).push(then);
     if (this.#reading || this.#kept > this.#maxBytes) return;
     this.#reading = true;
-    this.#source.wait(() => {
-      this.#reading = false;
-      this.#wake();
-    });
+    this.#source.wait(this.#read);
   }
 
   /** `reader` left (it ended, or its client cancelled): the last to leave before the end cancels the source. */

@@ -7,16 +7,18 @@
  * was cancelled, cut, carried an error event, had nothing before its terminal event, was not valid UTF-8, or
  * outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
  * may be split anywhere across chunks: the events come from the one SSE scanner (`sse/scanner.ts`), which only
- * finds their boundaries here. Each event's bytes are decoded once (again, strictly, only when the text has a
+ * finds their boundaries here (a chunk that is one whole event, the usual one, is told so by its text and skips
+ * it). Each event's bytes are decoded once (again, strictly, only when the text has a
  * U+FFFD) and its `event` and `data` fields are read from that text (`sse/text_fields.ts`): no copy of its bytes.
  */
 
 import type { Route } from "../core/route.ts";
-import { type SseEvent, SseScanner } from "../sse/scanner.ts";
+import { SseScanner } from "../sse/scanner.ts";
 import { TextFields } from "../sse/text_fields.ts";
 import { tapStream } from "../proxy/tap.ts";
 
 const decoder = new TextDecoder();
+const LF = 10;
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export interface Recording {
@@ -72,14 +74,21 @@ export class SseRecorder {
     if (this.#spoiled !== null) return;
     this.#bytes += chunk.byteLength;
     if (this.#bytes > this.#maxBytes) return this.#spoil("too_large");
-    for (const event of this.#scanner.push(chunk)) this.#keep(event);
+    // The usual chunk is one whole event (a paced upstream's read brings one): told so by its text, whose line breaks
+    // are the bytes' (a bad byte never takes a CR or LF into its U+FFFD), it skips the scanner.
+    const last = chunk.length - 1;
+    if (this.#scanner.idle && last > 1 && chunk[last] === LF && chunk[last - 1] === LF && chunk[0] !== LF) {
+      const text = decoder.decode(chunk);
+      if (text.indexOf("\n\n") === text.length - 2 && !text.includes("\r")) return this.#keep(chunk, text);
+    }
+    for (const event of this.#scanner.push(chunk)) this.#keep(event.raw);
   }
 
   /** The recording when the stream is complete and storable, else null. Call once, after the last chunk. */
   finish(): Recording | null {
     if (this.#spoiled !== null) return null;
     const { events, rest } = this.#scanner.end();
-    for (const event of events) this.#keep(event);
+    for (const event of events) this.#keep(event.raw);
     // Bytes after the last blank line are kept but end no event: the SSE spec (and the SDKs) drop them too.
     if (rest && this.#spoiled === null) this.#text(rest);
     if (this.#spoiled !== null) return null;
@@ -88,10 +97,10 @@ export class SseRecorder {
     return { events: this.#events, bytes: this.#bytes, textBytes: this.#textBytes };
   }
 
-  #keep(event: SseEvent): void {
+  /** An event's bytes, and their text as the lenient decoder made it when it did already. */
+  #keep(raw: Uint8Array, lenient?: string): void {
     if (this.#spoiled !== null) return;
-    const raw = event.raw;
-    const text = this.#text(raw);
+    const text = this.#text(raw, lenient);
     if (text === undefined || this.#terminal) return;
     // A BOM first in the bytes is not in the text (the decoder drops it), yet it is part of the first field's name.
     const fields = this.#fields;
@@ -100,11 +109,11 @@ export class SseRecorder {
   }
 
   /** Keeps an event's text; a stream that is not valid UTF-8 is not stored (a replay must be byte-identical). */
-  #text(raw: Uint8Array): string | undefined {
+  #text(raw: Uint8Array, lenient?: string): string | undefined {
     // The lenient decoder is twice as fast as the strict one here (~0.5 against ~1.1 us for a 260-byte event). It
     // replaces each bad sequence with U+FFFD: text without one is what the strict decoder returns; text with one
     // (bad bytes, or a U+FFFD that came as such) is decoded again, strictly, to tell which.
-    let text = decoder.decode(raw);
+    let text = lenient ?? decoder.decode(raw);
     if (text.includes("\uFFFD")) {
       try {
         text = strictDecoder.decode(raw);

@@ -127,3 +127,43 @@ test("a BOM first in an event is part of its first field's name; one first in a 
   const { recording } = record(bytes(valued), []);
   assert.deepEqual(recording?.events, [answer, `data: ${BOM}[DONE]\n\n`]);
 });
+
+test("a chunk of one whole event (read without the scanner) records what the scanner's cuts record", () => {
+  const bad = new Uint8Array([...bytes('data: {"x":"'), 0xff, 0x0a, 0xc3, ...bytes('"}\n\n')]);
+  const pieces: Uint8Array[] = [
+    ...EVENTS.map(bytes),
+    bytes("\n"),
+    bytes("data: a\n\n\n"),
+    bytes("data: b\n\n\r\n"),
+    bytes(`data: {"content":"${BOM}日本"}\n\n`),
+    bad,
+  ];
+  let seed = 11;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let round = 0; round < 300; round++) {
+    const chosen: Uint8Array[] = [];
+    const count = 1 + Math.floor(random() * 6);
+    for (let i = 0; i < count; i++) {
+      const piece = pieces[Math.floor(random() * pieces.length)];
+      if (piece !== bad || random() < 0.3) chosen.push(piece);
+    }
+    chosen.push(bytes('data: {"choices":[]}\n\n'), bytes("data: [DONE]\n\n"));
+    const stream = new Uint8Array(chosen.reduce((sum, piece) => sum + piece.length, 0));
+    const cuts: number[] = [];
+    let at = 0;
+    for (const piece of chosen) {
+      stream.set(piece, at);
+      at += piece.length;
+      cuts.push(at);
+    }
+    cuts.pop();
+    const label = JSON.stringify(new TextDecoder().decode(stream));
+    const whole = record(stream, cuts);
+    const byByte = record(stream, Array.from({ length: stream.length - 1 }, (_, i) => i + 1));
+    assert.deepEqual(whole, byByte, label);
+    if (whole.recording) {
+      const text = whole.recording.events.join("");
+      assert.equal(whole.recording.textBytes, bytes(text).length, label);
+    } else assert.ok(chosen.includes(bad) || whole.spoiled !== null, label);
+  }
+});
