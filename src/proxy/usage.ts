@@ -99,8 +99,10 @@ function watchUsage(
 ): ReadableStream<Uint8Array> {
   const usage = new StreamUsage();
   return tapStream(source, (chunk) => usage.push(chunk), (complete) => {
-    if (complete) report(usage.usage, usage.model);
-    else if (always) report(undefined);
+    if (complete) {
+      usage.end();
+      report(usage.usage, usage.model);
+    } else if (always) report(undefined);
   });
 }
 

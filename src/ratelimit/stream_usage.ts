@@ -4,7 +4,7 @@
  * endpoint's `tpm` budget, a usage recorder), so other streams pay nothing.
  */
 
-import { SseScanner } from "../sse/scanner.ts";
+import { type SseEvent, SseScanner } from "../sse/scanner.ts";
 import { usageTokens } from "./budget.ts";
 import { BytePattern } from "../util/bytes.ts";
 
@@ -72,7 +72,19 @@ export class StreamUsage {
     ) {
       return;
     }
-    for (const event of this.#scanner.push(chunk)) {
+    this.#read(this.#scanner.push(chunk));
+  }
+
+  /**
+   * The stream ended: an event that its last byte completes is read too (a final `\r` ends a blank line only once
+   * no `\n` can follow it). Call once, after the last chunk.
+   */
+  end(): void {
+    this.#read(this.#scanner.end().events);
+  }
+
+  #read(events: readonly SseEvent[]): void {
+    for (const event of events) {
       if (!mayReportUsage(event.raw)) continue;
       const text = dataOf(decoder.decode(event.raw));
       if (text === null || !text.includes('"usage"')) continue;

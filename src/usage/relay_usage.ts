@@ -114,7 +114,10 @@ function watched(answer: Answer, report: (figures: UsageFigures | undefined) => 
   if (type.includes("text/event-stream")) {
     const events = new StreamUsage();
     push = (chunk) => events.push(chunk);
-    figures = () => events.usage && usageOf({ usage: events.usage });
+    figures = () => {
+      events.end();
+      return events.usage && usageOf({ usage: events.usage });
+    };
   } else if (type.includes("json")) {
     const chunks: Uint8Array[] = [];
     let bytes = 0;

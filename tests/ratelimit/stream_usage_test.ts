@@ -82,3 +82,17 @@ test("chunks of whole events are searched whole; one that ends an event begun be
   two.push(encoder.encode(chunk("c") + report));
   assert.equal(two.tokens, 4);
 });
+
+test("a usage event that the stream's last byte completes (a final CR) is read at the end", () => {
+  const stream = 'data: {"model":"m","choices":[],"usage":{"total_tokens":9}}\r\r';
+  for (const size of [1, 4, stream.length]) {
+    const watcher = usageOf(stream, size);
+    assert.equal(watcher.tokens, undefined, "a final CR may still be the first half of CR LF");
+    watcher.end();
+    assert.equal(watcher.tokens, 9, `size ${size}`);
+    assert.equal(watcher.model, "m");
+  }
+  const cut = usageOf('data: {"usage":{"total_tokens":3}}\n', 5);
+  cut.end();
+  assert.equal(cut.usage, undefined, "an event the stream cut before its blank line is no report");
+});
