@@ -4,7 +4,7 @@
  * and without `/v1`.
  */
 
-import { ClientGone, errorResponse, toProxyError } from "./errors.ts";
+import { ClientGone, errorResponse, ProxyError, toProxyError } from "./errors.ts";
 import { type DirectErrorHandler, type DirectRoute, directRoutes, type Fetch } from "./http/direct_routes.ts";
 import type { Middleware } from "./http/request_context.ts";
 import { auth } from "./http/middleware/auth.ts";
@@ -62,12 +62,25 @@ export function createApp(services: Services): App {
 
 /**
  * Hono's router and every route beyond generation, imported and built at the first request that needs them (a
- * proxy serving only generation requests never loads them: issue 22.4a, idle RSS). An import that fails is tried
- * again at the next such request.
+ * proxy serving only generation requests never loads them: issue 22.4a, idle RSS). An import that fails (a file
+ * missing from a broken install) answers that request with the OpenAI error envelope (500, `routes_unavailable`),
+ * is logged the first time, and is tried again at the next such request.
  */
 function lazyRoutes(services: Services, parts: RouteParts): Fetch {
   let routes: Fetch | undefined;
   let loading: Promise<Fetch> | undefined;
+  let logged = false;
+  const unavailable = (error: unknown): Response => {
+    if (!logged) {
+      logged = true;
+      services.logger.error("cannot load the routes beyond generation; they answer 500 until it works", {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+    return errorResponse(
+      new ProxyError(500, "server_error", "routes_unavailable", "The proxy could not load this route's code"),
+    );
+  };
   const load = () =>
     loading ??= import("./http/routes_app.ts").then(
       ({ routesApp }) => routes = routesApp(services, parts),
@@ -76,7 +89,8 @@ function lazyRoutes(services: Services, parts: RouteParts): Fetch {
         throw error;
       },
     );
-  return (request, info) => routes ? routes(request, info) : load().then((fetch) => fetch(request, info));
+  return (request, info) =>
+    routes ? routes(request, info) : load().then((fetch) => fetch(request, info), unavailable);
 }
 
 /** The app's error handler: the OpenAI envelope with the request id; 5xx logged (not a client that left). */

@@ -160,6 +160,43 @@ test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { time
   assert.equal(await proxy.stop("SIGTERM"), 0);
 });
 
+// A chunk missing from an install (a partial copy, a broken package): the routes beyond generation cannot be
+// imported. Those requests get the OpenAI error envelope, the failure is logged once, generation still works.
+test("bundle: routes whose chunk cannot be imported answer an OpenAI-shaped 500, logged once", async () => {
+  const broken = `${dir}/broken`;
+  await Deno.mkdir(broken);
+  for (const { name } of Deno.readDirSync(`${dir}/bundle`)) {
+    await Deno.copyFile(`${dir}/bundle/${name}`, `${broken}/${name}`);
+  }
+  const { all, atStart } = await holding("Context is not finalized");
+  assert.ok(all.length > 0 && atStart.length === 0, "Hono's chunk is loaded on demand");
+  for (const name of all) await Deno.remove(`${broken}/${name}`);
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const path = `${dir}/broken.yaml`;
+  await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })], [], "alpha"));
+  await using proxy = await startProxyProcess(["--config", path, "--port", "0", "--log-level", "info"], {
+    main: `${broken}/main.js`,
+    runFlags: COMPILE_FLAGS,
+  });
+  for (const route of ["/v1/models", "/health", "/v1/models"]) {
+    const response = await fetch(`${proxy.url}${route}`);
+    assert.equal(response.status, 500, route);
+    assert.equal(response.headers.get("content-type"), "application/json");
+    const { error } = await response.json();
+    assert.deepEqual(
+      [error.type, error.code, typeof error.message],
+      ["server_error", "routes_unavailable", "string"],
+      route,
+    );
+  }
+  const chat = await ask(proxy.url, "alpha");
+  assert.equal(chat.status, 200);
+  await chat.body?.cancel();
+  const logged = proxy.output().split("cannot load the routes beyond generation").length - 1;
+  assert.equal(logged, 1, proxy.output());
+  assert.equal(await proxy.stop("SIGTERM"), 0);
+});
+
 // Deno 2.9's timer globals are Node's, and their first use loads Node's compatibility modules (1.7 MiB idle RSS).
 test("bundle: start, requests, health probes and a stop use none of Deno's lazily loaded Node globals", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
