@@ -74,14 +74,33 @@ export class SseRecorder {
     if (this.#spoiled !== null) return;
     this.#bytes += chunk.byteLength;
     if (this.#bytes > this.#maxBytes) return this.#spoil("too_large");
-    // The usual chunk is one whole event (a paced upstream's read brings one): told so by its text, whose line breaks
-    // are the bytes' (a bad byte never takes a CR or LF into its U+FFFD), it skips the scanner.
+    // The usual chunk is whole events (a paced upstream's read brings one, a busy process's a few): told so by its
+    // text, whose line breaks are the bytes' (a bad byte never takes a CR or LF into its U+FFFD), it skips the
+    // scanner when its events end in `\n\n` alone (no CR, no stray blank line).
     const last = chunk.length - 1;
     if (this.#scanner.idle && last > 1 && chunk[last] === LF && chunk[last - 1] === LF && chunk[0] !== LF) {
       const text = decoder.decode(chunk);
-      if (text.indexOf("\n\n") === text.length - 2 && !text.includes("\r")) return this.#keep(chunk, text);
+      if (!text.includes("\r")) {
+        if (text.indexOf("\n\n") === text.length - 2) return this.#keep(chunk, text);
+        if (chunk[0] !== 0xef && !/[\n][\n][\n]|[\uFEFF\uFFFD]/.test(text)) return this.#keepAll(chunk, text);
+      }
     }
     for (const event of this.#scanner.push(chunk)) this.#keep(event.raw);
+  }
+
+  /**
+   * Several whole events, each ending at a `\n\n`, whose text holds no BOM and no U+FFFD: it is theirs, event by
+   * event (valid UTF-8, no BOM for the decoder to drop), and the chunk's bytes are the text's UTF-8 size.
+   */
+  #keepAll(chunk: Uint8Array, text: string): void {
+    this.#textBytes += chunk.byteLength;
+    for (let at = 0; at < text.length && this.#spoiled === null;) {
+      const end = text.indexOf("\n\n", at) + 2;
+      const event = text.slice(at, end);
+      this.#events.push(event);
+      this.#read(event, false);
+      at = end;
+    }
   }
 
   /** The recording when the stream is complete and storable, else null. Call once, after the last chunk. */
@@ -101,10 +120,15 @@ export class SseRecorder {
   #keep(raw: Uint8Array, lenient?: string): void {
     if (this.#spoiled !== null) return;
     const text = this.#text(raw, lenient);
-    if (text === undefined || this.#terminal) return;
     // A BOM first in the bytes is not in the text (the decoder drops it), yet it is part of the first field's name.
+    if (text !== undefined) this.#read(text, raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf);
+  }
+
+  /** An event's fields, read from its text (`bom`: its bytes began with a BOM), and what they say. */
+  #read(text: string, bom: boolean): void {
+    if (this.#terminal) return;
     const fields = this.#fields;
-    fields.read(text, raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf);
+    fields.read(text, bom);
     if (fields.data !== null) this.#dispatch(fields.event, fields.data);
   }
 
