@@ -5,7 +5,7 @@
  *
  *   deno run -A bench/stream_ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 5]
  *                                  [--streams 200] [--first 15] [--keys 10] [--nginx] [--v8 FLAGS ...] [--fresh]
- *                                  [--chunk-delay-ms 10]
+ *                                  [--chunk-delay-ms 10] [--cache]
  *
  * Per round: for each build `--streams` streams at once (the server's CPU time over them / streams), then
  * `--first` single streams per build one after another, the builds taking turns (time to the first chunk, the
@@ -15,7 +15,8 @@
  * `--fresh` opens every batch's streams on new connections (a client per batch, closed after it), as bench.ts's
  * concurrent turn does: its CPU per stream then includes accepting and closing a client connection per stream;
  * without it the batches reuse one pool's connections. `--chunk-delay-ms` sets the upstream's pause between chunks
- * (default 10; shorter, and a busy proxy finds several events per read).
+ * (default 10; shorter, and a busy proxy finds several events per read). `--cache` runs the builds with the cache on
+ * (the default config's) and makes every request's body unique (all misses: each stream recorded and written).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -30,11 +31,14 @@ import { timeStream } from "./streams.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const HERE = new URL(".", import.meta.url).pathname;
 const HEADERS = { "content-type": "application/json", authorization: "Bearer sk-bench-client" };
-const BODY = JSON.stringify({
-  model: BENCH_GROUP,
-  stream: true,
-  messages: [{ role: "user", content: "Hi" }],
-});
+let sequence = 0;
+/** The request's body: the same each time, or with `--cache` one never sent before (a cache miss). */
+const body = () =>
+  JSON.stringify({
+    model: BENCH_GROUP,
+    stream: true,
+    messages: [{ role: "user", content: values.cache ? `Hi #${sequence++}` : "Hi" }],
+  });
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -49,6 +53,7 @@ const { values } = parseArgs({
     v8: { type: "string", multiple: true },
     fresh: { type: "boolean", default: false },
     "chunk-delay-ms": { type: "string", default: "10" },
+    cache: { type: "boolean", default: false },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -81,7 +86,7 @@ try {
       targets.push({ name: "nginx", url: nginx.url, pid: nginx.pid });
     }
   }
-  const config = await writeConfig({ upstreamUrl: upstream.url, cache: false, keys: Number(values.keys) });
+  const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, keys: Number(values.keys) });
   const flagSets = [V8_FLAGS, ...(values.v8 ?? []).map((flags) => `--v8-flags=${flags}`)];
   for (const [index, v8] of flagSets.entries()) {
     for (const main of mains) {
@@ -101,7 +106,7 @@ try {
   const client = Deno.createHttpClient({});
   const request = (url: string) => ({
     url: `${url}/v1/chat/completions`,
-    body: BODY,
+    body: body(),
     headers: HEADERS,
     client,
   });
@@ -122,7 +127,7 @@ try {
     const response = await fetch(`${target.url}/v1/chat/completions`, {
       method: "POST",
       headers: HEADERS,
-      body: BODY,
+      body: body(),
       client,
       signal: AbortSignal.timeout(30_000),
     });
