@@ -86,7 +86,11 @@ try {
       targets.push({ name: "nginx", url: nginx.url, pid: nginx.pid });
     }
   }
-  const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, keys: Number(values.keys) });
+  const config = await writeConfig({
+    upstreamUrl: upstream.url,
+    cache: values.cache,
+    keys: Number(values.keys),
+  });
   const flagSets = [V8_FLAGS, ...(values.v8 ?? []).map((flags) => `--v8-flags=${flags}`)];
   for (const [index, v8] of flagSets.entries()) {
     for (const main of mains) {
