@@ -73,12 +73,27 @@ async function tenStreams(sim: SimUpstream, proxies: ProxyProcess[], content: st
   assert.deepEqual(verdicts, ["COALESCED", ...Array(8).fill("COALESCED"), "MISS"].sort());
 }
 
+/**
+ * Waits until `sim` has had `calls` more calls than `before`: the request that leads a flight holds its coalescing
+ * lock by the time it calls upstream, so one asked after this follows it. (A fixed pause lost that race on a
+ * loaded machine: the other instance led instead.)
+ */
+async function upstreamCalled(sim: SimUpstream, before: number, calls = 1): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (sim.count() - before < calls) {
+    if (Date.now() > deadline) {
+      throw new Error(`no upstream call within 10 s (${sim.count() - before} of ${calls})`);
+    }
+    await delay(10);
+  }
+}
+
 /** A on its own first (it leads), then two clients on B once A's upstream call is under way; A killed mid-stream. */
 async function killLeader(sim: SimUpstream, proxies: ProxyProcess[], content: string) {
   const [a, b] = proxies;
   const before = sim.count();
   const leader = ask(a, content).then((response) => response.body?.cancel()).catch(() => {});
-  await delay(100);
+  await upstreamCalled(sim, before);
   const followers = await Promise.all([ask(b, content), ask(b, content)]);
   const readers = followers.map((response) => response.body!.getReader());
   const decoder = new TextDecoder();
@@ -118,7 +133,7 @@ async function killLeaderEarly(sim: SimUpstream, leader: ProxyProcess, follower:
   try {
     const content = "leader killed before its first byte";
     const first = ask(leader, content).then((response) => response.body?.cancel()).catch(() => {});
-    await delay(100);
+    await upstreamCalled(sim, before);
     const started = performance.now();
     const second = streamed(follower, content);
     await delay(300);
@@ -164,8 +179,9 @@ test({
       async () => {
         const [a, b] = proxies;
         const content = "one slow reader";
+        const before = sim.count();
         const leader = streamed(a, content);
-        await delay(100);
+        await upstreamCalled(sim, before);
         const slow = await ask(b, content);
         const others = await Promise.all([leader, streamed(b, content)]);
         // The stream takes ~1.2 s upstream (40 chunks, 25 ms apart, after 200 ms).
