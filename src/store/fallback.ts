@@ -242,15 +242,13 @@ export class FallbackStore implements Store {
     const pending = operation(this.#primary, node);
     let result: T;
     try {
-      result = await within(pending, this.#bound.ms(started));
-      const now = performance.now();
-      this.#bound.answered(now - started, now);
+      result = await this.#bound.wait(pending, started);
     } catch (error) {
       // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
       if (isAnswer(error, this.#primary)) throw error;
       this.#outages.down(node, error instanceof Error ? error.message : String(error));
-      // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives; dead or
-      // hung, the command fails or never answers and the node stays down.
+      // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives (which also
+      // raises the bound); dead or hung, the command fails or never answers and the node stays down.
       if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node), () => {});
       return operation(this.#local, node);
     }

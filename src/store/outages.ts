@@ -130,6 +130,18 @@ export class WaitBound {
     return Math.min(this.#ceilingMs, Math.max(this.#floorMs, 2 * this.#decayed(now)));
   }
 
+  /**
+   * `pending` bounded for a call that started at `started`. Its answer counts as a recent one whenever it comes:
+   * one past the bound too (the call went local), so the next call as slow waits for it instead.
+   */
+  wait<T>(pending: Promise<T>, started: number): Promise<T> {
+    pending.then(() => {
+      const now = performance.now();
+      this.answered(now - started, now);
+    }, () => {});
+    return within(pending, this.ms(started));
+  }
+
   /** A call answered after `ms`. */
   answered(ms: number, now: number): void {
     if (ms > this.#decayed(now)) {

@@ -9,6 +9,7 @@ import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore, type StoreLogger } from "../../src/store/redis.ts";
 import { HEALTHY } from "../../src/store/store.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { slowLink } from "../_support/slow_link.ts";
 import { health, sleep, storeContract, T } from "./contract.ts";
 import { test } from "../_support/test.ts";
 
@@ -213,6 +214,35 @@ test({
       ]);
     } finally {
       await store.close();
+    }
+  },
+});
+
+test({
+  name:
+    "FallbackStore: a Redis that turned slow is waited for once its late answer came, not skipped on every call",
+  ignore: !hasRedis,
+  async fn() {
+    await using redis = await startRedis();
+    // Every round trip takes 400 ms: past the 250 ms bound, as on a saturated machine.
+    await using link = slowLink(redis.port, 400);
+    const store = new FallbackStore({
+      primary: await RedisStore.connect({ url: `redis://127.0.0.1:${link.port}` }),
+    });
+    const observer = await RedisStore.connect({ url: redis.url });
+    try {
+      await observer.set("k", "shared");
+      // The first call waits out the bound and is served locally; its answer still comes, 400 ms after it was sent.
+      assert.equal(await store.get("k"), null);
+      await until(() => store.status() === "ok", 3000, "the late answer");
+      // That answer is Redis's slowest recent one: the bound is now twice it, and the next calls get shared state.
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await store.get("k"), "shared", `call ${i + 1} after the late answer`);
+      }
+      assert.equal(store.status(), "ok");
+    } finally {
+      await store.close();
+      await observer.close();
     }
   },
 });
