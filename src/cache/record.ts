@@ -27,8 +27,8 @@ export interface Recording {
   /** Size of the stream in bytes. */
   readonly bytes: number;
   /**
-   * The UTF-8 size of the events' text: the stream's bytes less a byte-order mark that opened an event (the
-   * decoder drops it from the text). What the entry's body weighs in the store, known without a scan of it.
+   * The UTF-8 size of the events' text (the stream's bytes, bytes after the last event included): what the
+   * entry's body weighs in the store, known without a scan of it.
    */
   readonly textBytes: number;
 }
@@ -146,10 +146,11 @@ export class SseRecorder {
         return undefined;
       }
     }
-    this.#events.push(text);
-    // Valid UTF-8 (checked above), so the text encodes back to its bytes, less a leading BOM the decoder dropped.
+    // Valid UTF-8 (checked above), so the text encodes back to its bytes; a BOM that opened them, which the decoder
+    // dropped, is put back in what is kept (a replay without it would turn `\uFEFFdata:` into a data field).
     const bom = raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf;
-    this.#textBytes += bom ? raw.byteLength - 3 : raw.byteLength;
+    this.#events.push(bom ? "\uFEFF" + text : text);
+    this.#textBytes += raw.byteLength;
     return text;
   }
 

@@ -126,6 +126,12 @@ test("a BOM first in an event is part of its first field's name; one first in a 
   const valued = `${answer}data: ${BOM}[DONE]\n\n`;
   const { recording } = record(bytes(valued), []);
   assert.deepEqual(recording?.events, [answer, `data: ${BOM}[DONE]\n\n`]);
+  // Kept, though: the recording is the stream byte for byte (its replay must not make `data:` of `\uFEFFdata:`).
+  const kept = `${answer}${BOM}: comment\n\n${BOM}data: x\r\n\r\ndata: [DONE]\n\n`;
+  for (const cuts of [[], [answer.length + 1], [answer.length + 2, answer.length + 20]]) {
+    const text = record(bytes(kept), cuts).recording?.events.join("");
+    assert.equal(text, kept, `cut at ${cuts}`);
+  }
 });
 
 test("chunks of whole events (read without the scanner) record what the scanner's cuts record", () => {
