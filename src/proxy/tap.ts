@@ -21,8 +21,8 @@ import { pollReader } from "./chunks.ts";
  * makes a promise and its reactions per pull: ~4 KB and a scavenge in 13 per 50-event stream, issue 22.3a). A
  * stream held open between events keeps that promise (~0.5 KB; session 11 traded it the other way for the 22.4c
  * peak, which has room since session 12). A pull that comes while chunks are handed on (a consumer that reads
- * again from within `enqueue`) starts no second round. A failure `poll` throws errors the stream. Its chunks can
- * be polled in turn.
+ * again from within `enqueue`) starts no second round. A failure `poll` throws errors the stream once the consumer
+ * has taken the chunks queued before it. Its chunks can be polled in turn.
  */
 export function pipeStream(source: PipeSource): ReadableStream<Uint8Array> {
   return withSource(new ReadableStream<Uint8Array>(new Pipe(source), { highWaterMark: 0 }), source);
@@ -41,6 +41,8 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #waiting = false;
   #done = false;
+  /** What `poll` threw while chunks were still queued: the stream errors once the consumer has taken them. */
+  #failure: { readonly error: unknown } | undefined;
   /** What `source.wait` calls back: the next round of the flow. */
   readonly #flow = () => this.#next();
 
@@ -54,6 +56,11 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
   #release: (() => void) | undefined;
 
   pull(): Promise<void> | undefined {
+    if (this.#failure !== undefined) {
+      this.#done = true;
+      this.#controller.error(this.#failure.error);
+      return;
+    }
     if (!this.#waiting) this.#next();
     // Flowing (a `wait` is out): the pull stays pending until the flow stops, so the consumer's reads meanwhile
     // find a pull under way and call none (the runtime's pull is a promise and its reactions each time).
@@ -90,8 +97,14 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
         controller.enqueue(chunk);
       }
     } catch (error) {
-      this.#done = true;
       this.#settle();
+      // Erroring the stream would drop the chunks still queued (a reader behind, given a backlog in one round).
+      if (controller.desiredSize! < 0) {
+        this.#failure = { error };
+        this.#waiting = false;
+        return;
+      }
+      this.#done = true;
       return controller.error(error);
     }
     // Chunks queued that the consumer has not asked for yet: read no further until it pulls again.

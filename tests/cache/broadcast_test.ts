@@ -106,3 +106,35 @@ test("a long stream is kept in a few blocks of its own, at most about twice its 
   assert.ok(buffers.size < 20, `${buffers.size} buffers for 400 chunks`);
   assert.ok(held <= 2 * bytes + 64 * 1024, `${held} bytes held for ${bytes}`);
 });
+
+test("a reader behind when the source fails gets every chunk before the failure, then the failure", async () => {
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent === 5) return controller.error(new Error("upstream cut"));
+      controller.enqueue(encoder.encode(`chunk${sent++};`));
+    },
+  }, { highWaterMark: 0 });
+  const broadcast = new Broadcast(stream, { maxBytes: 1000 });
+  const drain = async (reader: ReadableStream<Uint8Array>, pauseMs: number) => {
+    const chunks = reader.getReader();
+    let text = "";
+    try {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        const { done, value } = await chunks.read();
+        if (done) return `${text}<end>`;
+        text += decoder.decode(value);
+      }
+    } catch (error) {
+      return `${text}<${(error as Error).message}>`;
+    }
+  };
+  const all = "chunk0;chunk1;chunk2;chunk3;chunk4;<upstream cut>";
+  // The fast reader takes each chunk as it comes; the slow one finds them all at hand, and the failure after them.
+  assert.deepEqual(await Promise.all([drain(broadcast.join()!, 0), drain(broadcast.join()!, 20)]), [
+    all,
+    all,
+  ]);
+  assert.equal(await broadcast.ended, "failed");
+});
