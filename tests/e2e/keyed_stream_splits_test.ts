@@ -31,13 +31,17 @@ const delta = (content: string, usage: boolean) =>
 const USAGE = `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[],"usage":` +
   `{"prompt_tokens":3,"completion_tokens":4,"total_tokens":${TOKENS}}}`;
 
-/** The upstream's stream (asked for usage) and what the client must get, with `eol` line ends. */
-function streams(round: number, eol: string) {
+/**
+ * The upstream's stream (asked for usage) and what the client must get, with `eol` line ends; with `usageLast`, no
+ * `[DONE]`: the usage event ends the stream (with CR line ends, its last byte is the CR that ends it).
+ */
+function streams(round: number, eol: string, usageLast = false) {
   const words = Array.from({ length: 6 + (round % 5) }, (_, i) => `w${round}-${i} é`);
   const end = eol + eol;
+  const done = usageLast ? [] : ["data: [DONE]"];
   return {
-    asked: [...words.map((word) => delta(word, true)), USAGE, "data: [DONE]"].join(end) + end,
-    plain: [...words.map((word) => delta(word, false)), "data: [DONE]"].join(end) + end,
+    asked: [...words.map((word) => delta(word, true)), USAGE, ...done].join(end) + end,
+    plain: [...words.map((word) => delta(word, false)), ...done].join(end) + end,
   };
 }
 
@@ -107,3 +111,61 @@ test("a key's stream cut anywhere: the client's stream byte for byte, the last e
   assert.equal(refused.status, 429, "the budget is reached by the last stream's usage");
   assert.equal((await refused.json()).error.code, "insufficient_quota");
 });
+
+test(
+  "with the cache on, CR, CR-LF and LF line ends, and the usage event last: each stream's usage counted once",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const next = random(2718);
+    const shape = (round: number) => ({ eol: ["\r", "\r\n", "\n"][round % 3], usageLast: round % 4 < 2 });
+    let round = 0;
+    await using upstream = rawServer(async (conn, read) => {
+      while (await read()) {
+        const { eol, usageLast } = shape(round);
+        const { asked } = streams(round, eol, usageLast);
+        round++;
+        await conn.write(encoder.encode(
+          "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        ));
+        for (const piece of writes(encoder.encode(asked), next)) {
+          await conn.write(piece);
+          if (next() < 0.3) await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      }
+    });
+    const yaml = [
+      "model_groups:",
+      "  - model_group: gpt-test",
+      "    models:",
+      endpointYaml(upstream.url, { name: "east" }),
+      "general_settings:",
+      "  cache: true",
+      "keys:",
+      `  - {name: team-split, key: ${KEY}, tokens_per_day: ${TOKENS * ROUNDS}}`,
+    ].join("\n") + "\n";
+    await using proxy = await startProxy(yaml);
+    const ask = (i: number) =>
+      fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({
+          model: "gpt-test",
+          stream: true,
+          messages: [{ role: "user", content: `hi ${i}` }],
+        }),
+      });
+    for (let i = 0; i < ROUNDS; i++) {
+      const { eol, usageLast } = shape(i);
+      const response = await ask(i);
+      assert.equal(response.status, 200, `stream ${i}`);
+      assert.equal(response.headers.get("x-llmproxy-cache"), "MISS", `stream ${i}`);
+      assert.equal(await response.text(), streams(i, eol, usageLast).plain, `stream ${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const refused = await ask(ROUNDS);
+    assert.equal(refused.status, 429, "the budget is reached by the last stream's usage");
+    assert.equal((await refused.json()).error.code, "insufficient_quota");
+  },
+);
