@@ -64,14 +64,25 @@ function writes(body: Uint8Array, next: () => number): Uint8Array[] {
   return out;
 }
 
-test("a key's stream cut anywhere: the client's stream byte for byte, the last event's usage counted once", {
-  timeout: 60_000,
-}, async () => {
-  const next = random(314);
+interface Run {
+  readonly seed: number;
+  readonly cache: boolean;
+  /** Each round's line ends and whether its usage event ends the stream (no `[DONE]`). */
+  readonly shape: (round: number) => { eol: string; usageLast?: boolean };
+}
+
+/**
+ * `ROUNDS` streams of one key through the proxy, each cut by `writes`: each must reach the client as `plain`, and
+ * the next request after the last one is refused (the budget reached by exactly the streams' usage). Each request
+ * asks something new, so that with the cache on each is a MISS that goes upstream.
+ */
+async function run({ seed, cache, shape }: Run) {
+  const next = random(seed);
   let round = 0;
   await using upstream = rawServer(async (conn, read) => {
     while (await read()) {
-      const { asked } = streams(round, round % 2 ? "\r\n" : "\n");
+      const { eol, usageLast } = shape(round);
+      const { asked } = streams(round, eol, usageLast);
       round++;
       await conn.write(encoder.encode(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
@@ -88,84 +99,48 @@ test("a key's stream cut anywhere: the client's stream byte for byte, the last e
     "    models:",
     endpointYaml(upstream.url, { name: "east" }),
     "general_settings:",
-    "  cache: false",
+    `  cache: ${cache}`,
     "keys:",
     `  - {name: team-split, key: ${KEY}, tokens_per_day: ${TOKENS * ROUNDS}}`,
   ].join("\n") + "\n";
   await using proxy = await startProxy(yaml);
-  const ask = () =>
+  const ask = (i: number) =>
     fetch(`${proxy.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEY}` },
-      body: JSON.stringify({ model: "gpt-test", stream: true, messages: [{ role: "user", content: "hi" }] }),
+      body: JSON.stringify({
+        model: "gpt-test",
+        stream: true,
+        messages: [{ role: "user", content: `hi ${i}` }],
+      }),
     });
   for (let i = 0; i < ROUNDS; i++) {
-    const { plain } = streams(i, i % 2 ? "\r\n" : "\n");
-    const response = await ask();
+    const { eol, usageLast } = shape(i);
+    const response = await ask(i);
     assert.equal(response.status, 200, `stream ${i}`);
-    assert.equal(await response.text(), plain, `stream ${i}`);
+    assert.equal(response.headers.get("x-llmproxy-cache"), cache ? "MISS" : "BYPASS", `stream ${i}`);
+    assert.equal(await response.text(), streams(i, eol, usageLast).plain, `stream ${i}`);
     // The usage is recorded once the stream has ended; the next request reads the budget.
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  const refused = await ask();
+  const refused = await ask(ROUNDS);
   assert.equal(refused.status, 429, "the budget is reached by the last stream's usage");
   assert.equal((await refused.json()).error.code, "insufficient_quota");
-});
+}
+
+test("a key's stream cut anywhere: the client's stream byte for byte, the last event's usage counted once", {
+  timeout: 60_000,
+}, () => run({ seed: 314, cache: false, shape: (round) => ({ eol: round % 2 ? "\r\n" : "\n" }) }));
 
 test(
   "with the cache on, CR, CR-LF and LF line ends, and the usage event last: each stream's usage counted once",
   {
     timeout: 60_000,
   },
-  async () => {
-    const next = random(2718);
-    const shape = (round: number) => ({ eol: ["\r", "\r\n", "\n"][round % 3], usageLast: round % 4 < 2 });
-    let round = 0;
-    await using upstream = rawServer(async (conn, read) => {
-      while (await read()) {
-        const { eol, usageLast } = shape(round);
-        const { asked } = streams(round, eol, usageLast);
-        round++;
-        await conn.write(encoder.encode(
-          "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
-        ));
-        for (const piece of writes(encoder.encode(asked), next)) {
-          await conn.write(piece);
-          if (next() < 0.3) await new Promise((resolve) => setTimeout(resolve, 1));
-        }
-      }
-    });
-    const yaml = [
-      "model_groups:",
-      "  - model_group: gpt-test",
-      "    models:",
-      endpointYaml(upstream.url, { name: "east" }),
-      "general_settings:",
-      "  cache: true",
-      "keys:",
-      `  - {name: team-split, key: ${KEY}, tokens_per_day: ${TOKENS * ROUNDS}}`,
-    ].join("\n") + "\n";
-    await using proxy = await startProxy(yaml);
-    const ask = (i: number) =>
-      fetch(`${proxy.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${KEY}` },
-        body: JSON.stringify({
-          model: "gpt-test",
-          stream: true,
-          messages: [{ role: "user", content: `hi ${i}` }],
-        }),
-      });
-    for (let i = 0; i < ROUNDS; i++) {
-      const { eol, usageLast } = shape(i);
-      const response = await ask(i);
-      assert.equal(response.status, 200, `stream ${i}`);
-      assert.equal(response.headers.get("x-llmproxy-cache"), "MISS", `stream ${i}`);
-      assert.equal(await response.text(), streams(i, eol, usageLast).plain, `stream ${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    const refused = await ask(ROUNDS);
-    assert.equal(refused.status, 429, "the budget is reached by the last stream's usage");
-    assert.equal((await refused.json()).error.code, "insufficient_quota");
-  },
+  () =>
+    run({
+      seed: 2718,
+      cache: true,
+      shape: (round) => ({ eol: ["\r", "\r\n", "\n"][round % 3], usageLast: round % 4 < 2 }),
+    }),
 );
