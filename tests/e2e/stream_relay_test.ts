@@ -74,16 +74,14 @@ async function tenStreams(sim: SimUpstream, proxies: ProxyProcess[], content: st
 }
 
 /**
- * Waits until `sim` has had `calls` more calls than `before`: the request that leads a flight holds its coalescing
+ * Waits until `sim` has had a call since it counted `before`: the request that leads a flight holds its coalescing
  * lock by the time it calls upstream, so one asked after this follows it. (A fixed pause lost that race on a
  * loaded machine: the other instance led instead.)
  */
-async function upstreamCalled(sim: SimUpstream, before: number, calls = 1): Promise<void> {
+async function upstreamCalled(sim: SimUpstream, before: number): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (sim.count() - before < calls) {
-    if (Date.now() > deadline) {
-      throw new Error(`no upstream call within 10 s (${sim.count() - before} of ${calls})`);
-    }
+  while (sim.count() === before) {
+    if (Date.now() > deadline) throw new Error("no upstream call within 10 s");
     await delay(10);
   }
 }
