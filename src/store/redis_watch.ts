@@ -4,7 +4,10 @@
  */
 
 import type { Client, StoreLogger } from "./redis_client.ts";
-import { startTimer } from "../util/timer.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
+
+/** How long after ioredis gave up on its own the watch starts the client again. */
+const RESTART_MS = 200;
 
 export class ConnectionWatch {
   readonly #client: Client;
@@ -14,6 +17,7 @@ export class ConnectionWatch {
   #down = false;
   #everReady = false;
   #closing = false;
+  #restart: Timer | undefined;
 
   constructor(client: Client, target: string, log: StoreLogger) {
     this.#client = client;
@@ -24,6 +28,7 @@ export class ConnectionWatch {
       if (client.status !== "ready") this.#onDown(error.message);
     });
     client.on("close", () => this.#onDown("connection closed"));
+    client.on("end", () => this.#onEnd());
   }
 
   /** The whole client's target while it is not connected; nothing while it is. */
@@ -50,6 +55,7 @@ export class ConnectionWatch {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#restart?.cancel();
     const client = this.#client;
     if (client.status === "end") return;
     const ended = new Promise<void>((resolve) => client.once("end", () => resolve()));
@@ -78,6 +84,22 @@ export class ConnectionWatch {
     }
     this.#down = false;
     this.#everReady = true;
+  }
+
+  /**
+   * The client ended without being closed: ioredis stops reconnecting for good when its connector is closed under
+   * an attempt in flight. A Sentinel's failover message does that (ioredis's failover detector of the lost
+   * connection closes the connector), so on a loaded machine, where resolving the master through the sentinels
+   * takes a while, the proxy stayed on local state after a failover. The watch starts the client again.
+   */
+  #onEnd(): void {
+    if (this.#closing) return;
+    this.#onDown("connection ended");
+    this.#restart?.cancel();
+    this.#restart = startTimer(RESTART_MS, () => {
+      this.#restart = undefined;
+      if (!this.#closing && this.#client.status === "end") this.#client.connect().catch(() => {});
+    });
   }
 
   #onDown(reason: string): void {
