@@ -14,9 +14,10 @@ import { type ChunkSource, withSource } from "../upstream/body_source.ts";
 import { pollReader } from "./chunks.ts";
 
 /**
- * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: every chunk at hand
- * is enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty); it stops when
- * the consumer falls behind, and the next pull flows again. While it flows the pull that started it stays pending,
+ * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: the chunks at hand
+ * are enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty); it stops when
+ * the consumer falls behind (a chunk left queued: at most one beyond what was asked for), and the next pull flows
+ * again. While it flows the pull that started it stays pending,
  * so the consumer's reads meanwhile call no pull of their own: one pull per flow, not one per event (the runtime
  * makes a promise and its reactions per pull: ~4 KB and a scavenge in 13 per 50-event stream, issue 22.3a). A
  * stream held open between events keeps that promise (~0.5 KB; session 11 traded it the other way for the 22.4c
@@ -95,6 +96,9 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
           return controller.close();
         }
         controller.enqueue(chunk);
+        // Queued, not taken: poll no further until the consumer pulls again, so a consumer behind (a broadcast's
+        // follower) leaves its backlog with the source, which bounds it, instead of taking it all in one round.
+        if (controller.desiredSize! < 0) break;
       }
     } catch (error) {
       this.#settle();

@@ -51,6 +51,37 @@ test("a slow reader does not hold back a fast one", async () => {
   await slow.cancel();
 });
 
+test("a reader far behind holds the fast one back at maxBytes, not at twice that", async () => {
+  const src = source(Array.from({ length: 1000 }, () => "x".repeat(100)));
+  const broadcast = new Broadcast(src.stream, { maxBytes: 2000 });
+  const slow = broadcast.join()!.getReader();
+  const fast = broadcast.join()!.getReader();
+  /** Reads `fast` until it waits (for the slow reader); false if it never did. */
+  const runFast = async () => {
+    for (let i = 0; i < 1000; i++) {
+      const next = await Promise.race([
+        fast.read(),
+        new Promise<"stalled">((resolve) => setTimeout(() => resolve("stalled"), 50)),
+      ]);
+      if (next === "stalled") return true;
+    }
+    return false;
+  };
+  await slow.read();
+  assert.ok(await runFast(), "the fast reader waits for the slow one");
+  // The slow reader takes a few more chunks: its pass-through must not take the whole backlog off the broadcast with
+  // it (which would let the fast reader run a second maxBytes ahead).
+  for (let i = 0; i < 3; i++) await slow.read();
+  assert.ok(await runFast());
+  // What the source gave beyond the slow reader's four chunks: the bound, plus a chunk or two in flight (each
+  // reader's pass-through may hold one chunk its client has not asked for yet, and one read is pending).
+  const ahead = src.pulled() * 100 - 400;
+  assert.ok(ahead <= 2000 + 300, `the source ran ${ahead} bytes ahead of the slow reader (bound 2000)`);
+  await fast.cancel();
+  await slow.cancel();
+  assert.equal(src.cancelled(), true);
+});
+
 test("past maxBytes nobody may join, and the source is cancelled when the last reader leaves", async () => {
   const src = source(["xxxx", "yyyy", "zzzz"]);
   const ends: BroadcastEnd[] = [];
