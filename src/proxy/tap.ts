@@ -17,13 +17,13 @@ import { pollReader } from "./chunks.ts";
  * A stream that hands on `source`'s chunks as the consumer wants them. Once pulled, it flows: the chunks at hand
  * are enqueued, then one `wait` is awaited, and so on while the consumer keeps up (its queue empty); it stops when
  * the consumer falls behind (a chunk left queued: at most one beyond what was asked for), and the next pull flows
- * again. While it flows the pull that started it stays pending,
- * so the consumer's reads meanwhile call no pull of their own: one pull per flow, not one per event (the runtime
- * makes a promise and its reactions per pull: ~4 KB and a scavenge in 13 per 50-event stream, issue 22.3a). A
- * stream held open between events keeps that promise (~0.5 KB; session 11 traded it the other way for the 22.4c
- * peak, which has room since session 12). A pull that comes while chunks are handed on (a consumer that reads
- * again from within `enqueue`) starts no second round. A failure `poll` throws errors the stream once the consumer
- * has taken the chunks queued before it. Its chunks can be polled in turn.
+ * again. While it flows the pull that started it stays pending, so the consumer's reads meanwhile call no pull of
+ * their own: one pull per flow, not one per event (the runtime makes a promise and its reactions per pull: ~4 KB
+ * and a scavenge in 13 per 50-event stream, issue 22.3a). A stream held open between events keeps that promise
+ * (~0.5 KB; session 11 traded it the other way for the 22.4c peak, which has room since session 12). A pull that
+ * comes while chunks are handed on (a consumer that reads again from within `enqueue`) starts no second round. A
+ * failure `poll` throws errors the stream once the consumer has taken the chunks queued before it. Its chunks can
+ * be polled in turn.
  */
 export function pipeStream(source: PipeSource): ReadableStream<Uint8Array> {
   return withSource(new ReadableStream<Uint8Array>(new Pipe(source), { highWaterMark: 0 }), source);
