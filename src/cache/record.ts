@@ -16,6 +16,7 @@ import type { Route } from "../core/route.ts";
 import { SseScanner } from "../sse/scanner.ts";
 import { TextFields } from "../sse/text_fields.ts";
 import { tapStream } from "../proxy/tap.ts";
+import { startsWithBom } from "../util/bytes.ts";
 
 const decoder = new TextDecoder();
 const LF = 10;
@@ -119,9 +120,10 @@ export class SseRecorder {
   /** An event's bytes, and their text as the lenient decoder made it when it did already. */
   #keep(raw: Uint8Array, lenient?: string): void {
     if (this.#spoiled !== null) return;
-    const text = this.#text(raw, lenient);
     // A BOM first in the bytes is not in the text (the decoder drops it), yet it is part of the first field's name.
-    if (text !== undefined) this.#read(text, raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf);
+    const bom = startsWithBom(raw);
+    const text = this.#text(raw, lenient, bom);
+    if (text !== undefined) this.#read(text, bom);
   }
 
   /** An event's fields, read from its text (`bom`: its bytes began with a BOM), and what they say. */
@@ -133,7 +135,7 @@ export class SseRecorder {
   }
 
   /** Keeps an event's text; a stream that is not valid UTF-8 is not stored (a replay must be byte-identical). */
-  #text(raw: Uint8Array, lenient?: string): string | undefined {
+  #text(raw: Uint8Array, lenient?: string, bom = startsWithBom(raw)): string | undefined {
     // The lenient decoder is twice as fast as the strict one here (~0.5 against ~1.1 us for a 260-byte event). It
     // replaces each bad sequence with U+FFFD: text without one is what the strict decoder returns; text with one
     // (bad bytes, or a U+FFFD that came as such) is decoded again, strictly, to tell which.
@@ -148,7 +150,6 @@ export class SseRecorder {
     }
     // Valid UTF-8 (checked above), so the text encodes back to its bytes; a BOM that opened them, which the decoder
     // dropped, is put back in what is kept (a replay without it would turn `\uFEFFdata:` into a data field).
-    const bom = raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf;
     this.#events.push(bom ? "\uFEFF" + text : text);
     this.#textBytes += raw.byteLength;
     return text;

@@ -15,6 +15,7 @@ import type { CacheControl } from "./control.ts";
 import { utf8Length } from "../store/lru.ts";
 import { type CachedAnswer, encodeEntry, entryKey, entryMeta } from "./entry.ts";
 import { recordStream } from "./record.ts";
+import { startsWithBom } from "../util/bytes.ts";
 
 /** What the cache did since this instance started (kept across config reloads). */
 export interface CacheCounters {
@@ -263,6 +264,5 @@ function concatenated(events: readonly string[]): string {
  */
 function utf8Size(body: JsonBody): number {
   const { bytes } = body;
-  const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-  return bom ? bytes.byteLength - 3 : bytes.byteLength;
+  return startsWithBom(bytes) ? bytes.byteLength - 3 : bytes.byteLength;
 }

@@ -50,3 +50,8 @@ export class BytePattern {
     return -1;
   }
 }
+
+/** Whether `bytes` begin with a UTF-8 byte-order mark (EF BB BF), which a decoder drops from the text. */
+export function startsWithBom(bytes: Uint8Array): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
