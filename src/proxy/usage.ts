@@ -1,8 +1,8 @@
 /**
  * The usage part of the record stage: what an answer says it used is settled against the endpoint's `tpm` budget
  * (the plan charged an estimate) and reported to the usage sinks (e.g. per-key accounting). A JSON answer's usage
- * is read at once from its parse; a stream's from its usage event, once it ended; streams are looked into only when
- * a budget or a sink needs it.
+ * is read at once from its parse; a stream's from its usage event, once it ended (or once its client left, when
+ * the event came before); streams are looked into only when a budget or a sink needs it.
  */
 
 import type { Answer } from "../core/answer.ts";
@@ -99,10 +99,11 @@ function watchUsage(
 ): ReadableStream<Uint8Array> {
   const usage = new StreamUsage();
   return tapStream(source, (chunk) => usage.push(chunk), (complete) => {
-    if (complete) {
-      usage.end();
-      report(usage.usage, usage.model);
-    } else if (always) report(undefined);
+    if (complete) usage.end();
+    // A client may leave once it has what it wants, before the upstream's end (the `openai` client cancels at
+    // `[DONE]`): a usage report read by then is what the upstream used all the same.
+    if (complete || usage.usage !== undefined) report(usage.usage, usage.model);
+    else if (always) report(undefined);
   });
 }
 

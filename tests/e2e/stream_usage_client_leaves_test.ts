@@ -1,0 +1,92 @@
+/**
+ * The `openai` client stops reading a stream at `[DONE]` and cancels the body. An upstream that ends its stream a
+ * little after `[DONE]` (its last chunk of the HTTP body comes in a later read) has then reported its usage
+ * before the client leaves: that usage is counted all the same, in the key's tokens (`/metrics`), the key's budget
+ * and the endpoint's `tpm` budget (`/stats`).
+ */
+
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+import { type Clock, systemClock } from "../../src/core/clock.ts";
+import { BUDGET_WINDOW_MS, windowEnd } from "../../src/ratelimit/budget.ts";
+import { delay, endpointYaml } from "../_support/proxy.ts";
+import { startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+const KEY = "sk-team-leaves-4a1e";
+const ADMIN = "sk-admin-leaves-93b0";
+const encoder = new TextEncoder();
+const EVENTS = [
+  'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}',
+  'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[],' +
+  '"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}',
+  "data: [DONE]",
+].map((event) => event + "\n\n");
+
+test("a client that leaves at [DONE] before the upstream's end: the usage it was sent is counted", {
+  timeout: 20_000,
+}, async () => {
+  let ended = 0;
+  await using upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      await request.arrayBuffer();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const event of EVENTS) controller.enqueue(encoder.encode(event));
+          // The body's end comes later than its last event.
+          timer = setTimeout(() => {
+            ended++;
+            controller.close();
+          }, 300);
+        },
+        cancel: () => clearTimeout(timer),
+      });
+      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+    },
+  );
+  // Placed 0.5 s into a budget window, so the budget's correction lands in the window it was charged in.
+  const real = Date.now();
+  const offset = windowEnd(real, BUDGET_WINDOW_MS) + 500 - real;
+  const clock: Clock = { now: () => Date.now() + offset, sleep: systemClock.sleep };
+  const yaml = [
+    "model_groups:",
+    "  - model_group: gpt-test",
+    "    models:",
+    endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "east", extra: "          tpm: 50000" }),
+    "general_settings:",
+    "  cache: false",
+    `  admin_keys: [${ADMIN}]`,
+    "keys:",
+    `  - {name: team-leaves, key: ${KEY}, tokens_per_day: 14}`,
+  ].join("\n") + "\n";
+  await using proxy = await startProxy(yaml, { clock });
+  const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: KEY, maxRetries: 0 });
+  for (let i = 0; i < 2; i++) {
+    const chunks = [];
+    const stream = await client.chat.completions.create({
+      model: "gpt-test",
+      stream: true,
+      max_tokens: 100,
+      messages: [{ role: "user", content: `hi ${i}` }],
+    });
+    for await (const chunk of stream) chunks.push(chunk);
+    assert.deepEqual(chunks.map((chunk) => chunk.choices[0]?.delta.content), ["Hi"]);
+  }
+  await delay(50);
+  assert.equal(ended, 0, "the client left before the upstream's end");
+
+  const admin = { headers: { authorization: `Bearer ${ADMIN}` } };
+  const metrics = await (await fetch(`${proxy.url}/metrics`, admin)).text();
+  assert.match(metrics, /llmproxy_key_tokens_total\{key="team-leaves",[^}]*kind="input"\} 6\n/);
+  assert.match(metrics, /llmproxy_key_tokens_total\{key="team-leaves",[^}]*kind="output"\} 8\n/);
+  const stats = await (await fetch(`${proxy.url}/stats`, admin)).json();
+  const east = stats.endpoints.find((endpoint: { id: string }) => endpoint.id === "east");
+  assert.deepEqual(east.budget.tpm, { used: 14, limit: 50000 });
+  const refused = await client.chat.completions.create({
+    model: "gpt-test",
+    messages: [{ role: "user", content: "more" }],
+  }).catch((error) => error);
+  assert.equal(refused.status, 429, "the key's budget is spent by the two streams' usage");
+});
