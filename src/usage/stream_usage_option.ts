@@ -46,7 +46,11 @@ export function usageStripper(): TransformStream<Uint8Array, Uint8Array> {
 }
 
 const USAGE = '"usage"';
-const BOUNDARY = /(\r\n\r\n|\n\n|\r\r)/;
+/**
+ * A blank line: two line ends, each CR-LF, LF or CR, in any mix (`\n\r\n` is an LF line, then a CR-LF blank line).
+ * A CR followed by an LF is always one CR-LF: the chunks hold whole events, so none ends between the two.
+ */
+const BOUNDARY = /((?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n))/;
 const encoder = new TextEncoder();
 /** How a chunk of a stream asked for usage ends (compact, `usage` last), and what it ends in once taken out. */
 const NULL_USAGE_END = encoder.encode(',"usage":null}\n\n');

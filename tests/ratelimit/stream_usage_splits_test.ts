@@ -34,6 +34,11 @@ const STREAMS: Record<string, { text: string; tokens: number | undefined }> = {
     text: `${chunk("a")}\r\n\n:comment\n\ndata: {"choices":[],"usage":{"total_tokens":9}}\r\n\n`,
     tokens: 9,
   },
+  "mixed line ends: LF then CR-LF, CR-LF then CR, LF then CR, CR then CR-LF": {
+    text: `${chunk("a")}\n\r\n${chunk("b")}\r\n\r${chunk("c")}\n\r` +
+      'data: {"choices":[],"usage":{"total_tokens":4}}\r\r\ndata: [DONE]\n\r\n',
+    tokens: 4,
+  },
   "responses": {
     text: 'event: response.created\ndata: {"type":"response.created","response":{"usage":null}}\n\n' +
       'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"usage"}\n\n' +

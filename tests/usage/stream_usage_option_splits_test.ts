@@ -1,7 +1,8 @@
 /**
  * The usage stripper (`usageStripper`) at every pair of cuts of a stream: what the client gets is the stream
- * without what asking for usage added, byte for byte, however the upstream's bytes were cut, with the chunks it
- * hands out kept until the end (they are views of shared slabs: none may be written over by a later one).
+ * without what asking for usage added, byte for byte, however the upstream's bytes were cut and whatever its line
+ * ends (CR, LF, CR-LF, mixed), with the chunks it hands out kept until the end (they are views of shared slabs:
+ * none may be written over by a later one).
  */
 
 import assert from "node:assert/strict";
@@ -33,6 +34,11 @@ test("the stripped stream is the same at every pair of cuts, its chunks kept to 
       // CRLF, the usage chunk last, and a last event with no blank line after it.
       asked: [chunk("a"), ": keep-alive", USAGE_CHUNK].join("\r\n\r\n") + `\r\n\r\n${chunk("z")}`,
       plain: [chunk("a", false), ": keep-alive"].join("\r\n\r\n") + `\r\n\r\n${chunk("z", false)}`,
+    },
+    {
+      // Mixed line ends: an LF line then a CR-LF blank line, CR-LF then CR, LF then CR, CR then CR-LF.
+      asked: `${chunk("a")}\n\r\n${chunk("b")}\r\n\r${chunk("c")}\n\r${USAGE_CHUNK}\r\r\ndata: [DONE]\n\r\n`,
+      plain: `${chunk("a", false)}\n\r\n${chunk("b", false)}\r\n\r${chunk("c", false)}\n\rdata: [DONE]\n\r\n`,
     },
   ];
   for (const { asked, plain } of cases) {
