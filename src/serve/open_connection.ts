@@ -7,6 +7,8 @@ import { socketEnded, type SocketOwner, type UpgradeWatch } from "./upgrade.ts";
 export interface Shared {
   readonly open: Set<Open>;
   readonly handler: Handler;
+  /** Takes a connection out of `open` and gives its place to one waiting for it. */
+  readonly release: (open: Open) => void;
   /** The sweep's clock. */
   tick: number;
   /** Requests taken on all the connections, and those whose answer has not been sent yet (settle.ts reads them). */
@@ -56,12 +58,12 @@ export class Open implements SocketOwner {
   /** The engine is done with the connection. */
   readonly ended = () => {
     this.watch?.end();
-    if (!this.socket) this.#shared.open.delete(this);
+    if (!this.socket) this.#shared.release(this);
   };
 
   adopt(socket: WebSocket): void {
     // The connection is the socket's now: counted until it closes, never swept as idle.
     this.socket = socket;
-    socketEnded(socket).then(() => this.#shared.open.delete(this));
+    socketEnded(socket).then(() => this.#shared.release(this));
   }
 }

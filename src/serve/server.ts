@@ -7,7 +7,8 @@
  *
  * - out of descriptors on accept: logged once per interval, retried every `retryMs` while connections already open
  *   keep being served; accepting resumes as soon as descriptors free up;
- * - past `maxConnections` open client connections, a new one is closed at once, unread;
+ * - past `maxConnections` open client connections, a new one waits unread for a place, at most `waitMs` and at
+ *   most `maxWaiting` of them (the longest-waiting is closed when another comes; waiting.ts), then is closed;
  * - a connection that has not sent a whole request head within `headerTimeoutMs` of being accepted, or sits idle
  *   between requests for `keepaliveTimeoutMs`, is closed (one sweep timer for all of them).
  *
@@ -22,6 +23,7 @@
 import { sleep, startTimer, type Timer } from "../util/timer.ts";
 import { countServer, goingAway, UpgradeWatch } from "./upgrade.ts";
 import { Open, type Shared } from "./open_connection.ts";
+import { Waiting } from "./waiting.ts";
 
 export interface ServeOptions {
   readonly hostname: string;
@@ -29,6 +31,10 @@ export interface ServeOptions {
   /** SO_REUSEPORT (Linux): several processes listen on one port and the kernel spreads connections over them. */
   readonly reusePort?: boolean;
   readonly maxConnections: number;
+  /** How long a connection accepted at the cap waits for a place before it is closed. Default 1,000 ms. */
+  readonly waitMs?: number;
+  /** How many connections wait for a place at most. Default 16. */
+  readonly maxWaiting?: number;
   readonly keepaliveTimeoutMs: number;
   readonly headerTimeoutMs: number;
   readonly onListen?: (addr: Deno.NetAddr) => void;
@@ -137,13 +143,15 @@ class LimitedServer implements Server {
   readonly #serveOn: ServeOnConnection;
   readonly #sweeper: Timer;
   readonly #accepting: Promise<void>;
+  readonly #waiting: Waiting;
   readonly #troubles = new Map<Trouble["kind"], { count: number; reported: number; message?: string }>();
   #closed = false;
   readonly #uncount = countServer();
 
   constructor(options: ServeOptions, handler: Handler, serveOn: ServeOnConnection) {
     this.#options = options;
-    this.#shared = { open: this.#open, handler, tick: 0, requests: 0, inflight: 0 };
+    this.#shared = { open: this.#open, handler, release: this.#release, tick: 0, requests: 0, inflight: 0 };
+    this.#waiting = new Waiting(options.maxWaiting ?? 16, options.waitMs ?? 1000, this.#refuse);
     this.#serveOn = serveOn;
     this.#listener = Deno.listen({
       hostname: options.hostname,
@@ -187,16 +195,25 @@ class LimitedServer implements Server {
         await sleep(exhausted ? retryMs : 10);
         continue;
       }
-      // At the cap, closes already under way get a moment to land before this one is refused.
-      if (this.#open.size >= this.#options.maxConnections) await sleep(1);
-      if (this.#open.size >= this.#options.maxConnections) {
-        close(conn);
-        this.#trouble("max_connections");
-        continue;
-      }
-      this.#track(conn);
+      if (this.#open.size < this.#options.maxConnections) this.#track(conn);
+      else this.#waiting.add(conn);
     }
   }
+
+  /** A connection is no longer open: the longest-waiting one takes its place. */
+  readonly #release = (open: Open): void => {
+    this.#open.delete(open);
+    while (this.#open.size < this.#options.maxConnections && !this.#closed) {
+      const conn = this.#waiting.take();
+      if (!conn) return;
+      this.#track(conn);
+    }
+  };
+
+  readonly #refuse = (conn: Deno.TcpConn): void => {
+    close(conn);
+    this.#trouble("max_connections");
+  };
 
   #track(conn: Deno.TcpConn): void {
     const open = new Open(this.#shared);
@@ -223,7 +240,7 @@ class LimitedServer implements Server {
       if (open.inflight > 0 || open.socket) continue;
       const limit = open.served === 0 ? headerTimeoutMs : keepaliveTimeoutMs;
       if (tick - open.idleSince >= limit) {
-        this.#open.delete(open);
+        this.#release(open);
         open.abort.abort();
       }
     }
@@ -246,6 +263,7 @@ class LimitedServer implements Server {
       this.#closed = true;
       this.#uncount();
       this.#sweeper.cancel();
+      this.#waiting.close();
       try {
         this.#listener.close();
       } catch {
