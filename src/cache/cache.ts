@@ -30,7 +30,7 @@ import { sizeOf } from "../util/heavy.ts";
 import { EntryReader, type Found } from "./read.ts";
 import { replayAnswer, type ReplayStatus } from "./replay.ts";
 import { FlightLeader } from "./leader.ts";
-import { CacheTicket } from "./ticket.ts";
+import { CacheTicket, type EntryPlace } from "./ticket.ts";
 import { type CacheCounters, EntryWriter, newCounters } from "./writer.ts";
 
 export { CACHE_PREFIX } from "./entry.ts";
@@ -153,7 +153,7 @@ export class ResponseCache {
     keyed: string | Promise<string>,
   ): Promise<CacheLookup> {
     const key = await keyed;
-    const entry = control.write ? { key, control } : undefined;
+    const entry = control.write ? { key, control, request } : undefined;
     if (!control.read) {
       this.#counts.bypasses++;
       return this.#miss(request, "BYPASS", entry);
@@ -189,7 +189,7 @@ export class ResponseCache {
       this.#counts.misses++;
       return this.#miss(request, "MISS", undefined, found.health);
     }
-    return this.#leader.lead(key, request, { key, control }, found);
+    return this.#leader.lead(key, request, { key, control, request }, found);
   }
 
   /** Drops every cached answer (never routing or affinity state); returns how many went. */
@@ -223,15 +223,16 @@ export class ResponseCache {
   #miss(
     request: GenerationRequest,
     verdict: "MISS" | "BYPASS",
-    entry?: { key: string; control: CacheControl },
+    entry?: EntryPlace,
     health?: Promise<EndpointHealth[]>,
   ): CacheLookup {
-    const ticket = new CacheTicket({ ...this.#ticketBase(request), verdict, entry });
+    const ticket = new CacheTicket({
+      writer: this.#writer,
+      maxBytes: this.#settings.cacheMaxEntryBytes,
+      verdict,
+      entry,
+    });
     return { kind: "miss", ticket, signal: request.signal, health };
-  }
-
-  #ticketBase(request: GenerationRequest) {
-    return { request, writer: this.#writer, maxBytes: this.#settings.cacheMaxEntryBytes };
   }
 
   /** Follows a flight; null when its leader failed (the caller tries again). */

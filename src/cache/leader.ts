@@ -12,12 +12,11 @@ import type { Store } from "../store/store.ts";
 import { type Across, acrossAtOnce, acrossInstances } from "./across.ts";
 import type { CacheLookup } from "./cache.ts";
 import { type Flights, lockKey, unlock } from "./coalesce.ts";
-import type { CacheControl } from "./control.ts";
 import { decodeEntry } from "./entry.ts";
 import type { Found } from "./read.ts";
 import { offerRelay } from "./relay_writer.ts";
 import { replayAnswer } from "./replay.ts";
-import { CacheTicket, Lead } from "./ticket.ts";
+import { CacheTicket, type EntryPlace, Lead } from "./ticket.ts";
 import type { CacheCounters, EntryWriter } from "./writer.ts";
 
 export interface LeaderOptions {
@@ -53,7 +52,7 @@ export class FlightLeader {
   lead(
     key: string,
     request: GenerationRequest,
-    entry: { key: string; control: CacheControl },
+    entry: EntryPlace,
     found: Found,
   ): CacheLookup | Promise<CacheLookup> {
     if (request.signal.aborted) {
@@ -81,7 +80,7 @@ export class FlightLeader {
   async #across(
     key: string,
     request: GenerationRequest,
-    entry: { key: string; control: CacheControl },
+    entry: EntryPlace,
     found: Found,
     lead: Lead,
   ): Promise<CacheLookup> {
@@ -103,7 +102,7 @@ export class FlightLeader {
   #led(
     key: string,
     request: GenerationRequest,
-    entry: { key: string; control: CacheControl },
+    entry: EntryPlace,
     found: Found,
     lead: Lead,
     outcome: Across,
@@ -130,7 +129,6 @@ export class FlightLeader {
     }
     this.#options.counters.misses++;
     const ticket = new CacheTicket({
-      request,
       writer: this.#options.writer,
       maxBytes: this.#options.maxBytes,
       verdict: "MISS",

@@ -54,12 +54,17 @@ export class Lead {
   };
 }
 
+/** Where a complete answer is stored: its entry's key and cache control, and the request it answers. */
+export interface EntryPlace {
+  readonly key: string;
+  readonly control: CacheControl;
+  readonly request: GenerationRequest;
+}
+
 export interface TicketOptions {
   readonly verdict: Extract<CacheVerdict, "MISS" | "BYPASS">;
-  /** The request whose answer this is: needed only with `entry` (the cache off shares one ticket without it). */
-  readonly request?: GenerationRequest;
   /** Where a complete answer is stored; absent when it is not (cache off, `no-store`). */
-  readonly entry?: { readonly key: string; readonly control: CacheControl };
+  readonly entry?: EntryPlace;
   readonly lead?: Lead;
   readonly writer: EntryWriter;
   /** Largest stream kept for followers that join late (`cache_params.max_entry_bytes`). */
@@ -87,14 +92,14 @@ export class CacheTicket {
     }
     if (body.kind === "json") {
       lead?.flight.settle({ kind: "json", headers: stamped.headers, meta: stamped.meta, bytes: body.bytes });
-      this.#keepJson(entry.key, entry.control, stamped, body);
+      this.#keepJson(entry, stamped, body);
       return stamped;
     }
     // Holding the lock, the entry's write gives it back in the same step, as for JSON.
     const recorded = this.#options.writer.stream(
       body.stream,
       entry.key,
-      this.#options.request!,
+      entry.request,
       stamped,
       entry.control,
       lead?.finish,
@@ -118,9 +123,9 @@ export class CacheTicket {
     this.#options.lead?.abandon();
   }
 
-  #keepJson(key: string, control: CacheControl, answer: Answer, body: JsonBody): void {
-    const { writer, request, lead } = this.#options;
+  #keepJson(entry: EntryPlace, answer: Answer, body: JsonBody): void {
+    const { writer, lead } = this.#options;
     // Holding the lock, the entry's write gives it back in the same step (one Redis round trip, not two).
-    writer.json(key, request!, answer, body, control, lead?.finish, lead?.lock);
+    writer.json(entry.key, entry.request, answer, body, entry.control, lead?.finish, lead?.lock);
   }
 }
