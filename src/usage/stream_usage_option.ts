@@ -98,12 +98,15 @@ function nullUsageCut(bytes: Uint8Array): Uint8Array | undefined {
   const length = bytes.length;
   const first = nullUsageEnd(bytes, 0);
   if (first === -1) return undefined;
-  // Each event loses `,"usage":null}\n\n` and gains `}\n\n`.
+  // Each event loses `,"usage":null}\n\n` and gains `}\n\n`. The ends of the events after the first are kept for
+  // the copy (the chunk is scanned once).
   const drop = NULL_USAGE_END.length - PLAIN_END.length;
   let size = first - drop;
+  let count = 0;
   for (let at = first; at < length;) {
     const end = nullUsageEnd(bytes, at);
     if (end === -1) return undefined;
+    ends[count++] = end;
     size += end - at - drop;
     at = end;
   }
@@ -113,8 +116,8 @@ function nullUsageCut(bytes: Uint8Array): Uint8Array | undefined {
   let written = first - NULL_USAGE_END.length;
   out.set(PLAIN_END, written);
   written += PLAIN_END.length;
-  for (let at = first; at < length;) {
-    const end = nullUsageEnd(bytes, at);
+  for (let k = 0, at = first; k < count; k++) {
+    const end = ends[k];
     const cut = end - NULL_USAGE_END.length;
     out.set(bytes.subarray(at, cut), written);
     written += cut - at;
@@ -124,6 +127,9 @@ function nullUsageCut(bytes: Uint8Array): Uint8Array | undefined {
   }
   return out;
 }
+
+/** `nullUsageCut`'s ends of the events after a chunk's first (reused: a chunk is cut at once, start to end). */
+const ends: number[] = [];
 
 /** The end (after its blank line) of the one-line `data: {...,"usage":null}` event at `at`; -1 when it is not one. */
 function nullUsageEnd(bytes: Uint8Array, at: number): number {
