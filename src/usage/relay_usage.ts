@@ -97,7 +97,10 @@ export function realtimeUsage(
 
 const decoder = new TextDecoder();
 
-/** Reports the answer's usage: at once for a whole body, at its end for a stream (none when it was cut). */
+/**
+ * Reports the answer's usage: at once for a whole body, at its end for a stream (when it was cut or its client left,
+ * what its events had reported by then).
+ */
 function watched(answer: Answer, report: (figures: UsageFigures | undefined) => void): Answer {
   const { body } = answer;
   if (body.kind === "json") {
@@ -111,12 +114,15 @@ function watched(answer: Answer, report: (figures: UsageFigures | undefined) => 
   const type = answer.headers["content-type"] ?? "";
   let push: (chunk: Uint8Array) => void = () => {};
   let figures: () => UsageFigures | undefined = () => undefined;
+  /** What a stream cut or left by its client had reported by then (a client may stop at the usage event). */
+  let reported: () => UsageFigures | undefined = () => undefined;
   if (type.includes("text/event-stream")) {
     const events = new StreamUsage();
     push = (chunk) => events.push(chunk);
+    reported = () => events.usage && usageOf({ usage: events.usage });
     figures = () => {
       events.end();
-      return events.usage && usageOf({ usage: events.usage });
+      return reported();
     };
   } else if (type.includes("json")) {
     const chunks: Uint8Array[] = [];
@@ -130,7 +136,7 @@ function watched(answer: Answer, report: (figures: UsageFigures | undefined) => 
         ? usageOf(parsed(new TextDecoder().decode(joinBytes(chunks, bytes))))
         : undefined;
   }
-  const stream = tapStream(body.stream, push, (complete) => report(complete ? figures() : undefined));
+  const stream = tapStream(body.stream, push, (complete) => report(complete ? figures() : reported()));
   return { ...answer, body: { kind: "stream", stream } };
 }
 

@@ -2,11 +2,12 @@
  * The `openai` client stops reading a stream at `[DONE]` and cancels the body. An upstream that ends its stream a
  * little after `[DONE]` (its last chunk of the HTTP body comes in a later read) has then reported its usage
  * before the client leaves: that usage is counted all the same, in the key's tokens (`/metrics`), the key's budget
- * and the endpoint's `tpm` budget (`/stats`).
+ * and the endpoint's `tpm` budget (`/stats`). The same for a streamed transcription whose client stops reading at
+ * its `transcript.text.done` event.
  */
 
 import assert from "node:assert/strict";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { BUDGET_WINDOW_MS, windowEnd } from "../../src/ratelimit/budget.ts";
 import { delay, endpointYaml } from "../_support/proxy.ts";
@@ -95,3 +96,55 @@ test("a client that leaves at [DONE] before the upstream's end: the usage it was
   }).catch((error) => error);
   assert.equal(refused.status, 429, "the key's budget is spent by the two streams' usage");
 });
+
+test(
+  "a streamed transcription whose client stops at transcript.text.done: the usage it was sent is counted",
+  {
+    timeout: 20_000,
+  },
+  async () => {
+    await using upstream = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        await request.arrayBuffer();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(encoder.encode(
+              'data: {"type":"transcript.text.delta","delta":"Hi"}\n\n' +
+                'data: {"type":"transcript.text.done","text":"Hi","usage":{"type":"tokens","input_tokens":5,' +
+                '"output_tokens":2,"total_tokens":7}}\n\n',
+            ));
+            timer = setTimeout(() => controller.close(), 300);
+          },
+          cancel: () => clearTimeout(timer),
+        });
+        return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+      },
+    );
+    const yaml = [
+      "model_groups:",
+      "  - model_group: transcribe",
+      "    models:",
+      endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "east", model: "gpt-4o-transcribe" }),
+      "general_settings:",
+      `  admin_keys: [${ADMIN}]`,
+      "keys:",
+      `  - {name: team-leaves, key: ${KEY}}`,
+    ].join("\n") + "\n";
+    await using proxy = await startProxy(yaml);
+    const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    const file = await toFile(new Uint8Array(1000), "talk.wav");
+    const events = await client.audio.transcriptions.create({ file, model: "transcribe", stream: true });
+    for await (const event of events) if (event.type === "transcript.text.done") break;
+
+    let metrics = "";
+    for (let tries = 0; tries < 40 && !/team-leaves",[^}]*kind="output"\} 2\n/.test(metrics); tries++) {
+      if (tries > 0) await delay(50);
+      metrics = await (await fetch(`${proxy.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } }))
+        .text();
+    }
+    assert.match(metrics, /llmproxy_key_tokens_total\{key="team-leaves",[^}]*kind="input"\} 5\n/);
+    assert.match(metrics, /llmproxy_key_tokens_total\{key="team-leaves",[^}]*kind="output"\} 2\n/);
+  },
+);
