@@ -5,7 +5,15 @@
  */
 
 import { ClientGone, errorResponse, ProxyError, toProxyError } from "./errors.ts";
-import { type DirectErrorHandler, type DirectRoute, directRoutes, type Fetch } from "./http/direct_routes.ts";
+import {
+  type DirectErrorHandler,
+  type DirectRoute,
+  directRoutes,
+  type DirectServe,
+  directServe,
+  type Fetch,
+  requestPath,
+} from "./http/direct_routes.ts";
 import type { Middleware } from "./http/request_context.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
@@ -50,36 +58,31 @@ export function createApp(services: Services): App {
     }
   }
   const onError = errorHandler(logger);
-  return {
-    fetch: directRoutes(lazyRoutes(services, { middleware: [...around, checks], generation, onError }), {
-      around,
-      checks,
-      routes: generation,
-      onError,
-    }),
-  };
+  const parts = { middleware: [...around, checks], generation, onError };
+  const rest = lazyRoutes(services, parts, directServe({ around, checks, onError }));
+  return { fetch: directRoutes(rest, { around, checks, routes: generation, onError }) };
 }
 
 /**
  * Hono's router and every route beyond generation, imported and built at the first request that needs them (a
  * proxy serving only generation requests never loads them: issue 22.4a, idle RSS). An import that fails (a file
- * missing from a broken install) answers that request with the OpenAI error envelope (500, `routes_unavailable`),
- * is logged the first time, and is tried again at the next such request.
+ * missing from a broken install) answers that request with the OpenAI error envelope (500, `routes_unavailable`)
+ * through the same middleware as any other answer (`serve`: its request id, access-log line and series), is
+ * logged the first time, and is tried again at the next such request (in vain where the runtime keeps a failed
+ * import's error, as Deno 2.9 does for a missing file: the process then needs a restart).
  */
-function lazyRoutes(services: Services, parts: RouteParts): Fetch {
+function lazyRoutes(services: Services, parts: RouteParts, serve: DirectServe<AppEnv>): Fetch {
   let routes: Fetch | undefined;
   let loading: Promise<Fetch> | undefined;
   let logged = false;
-  const unavailable = (error: unknown): Response => {
+  const unavailable = (request: Request, error: unknown): Promise<Response> => {
     if (!logged) {
       logged = true;
       services.logger.error("cannot load the routes beyond generation; they answer 500 until it works", {
         error: error instanceof Error ? error.message : String(error),
       });
     }
-    return errorResponse(
-      new ProxyError(500, "server_error", "routes_unavailable", "The proxy could not load this route's code"),
-    );
+    return serve(request, requestPath(request.url), routesUnavailable);
   };
   const load = () =>
     loading ??= import("./http/routes_app.ts").then(
@@ -90,8 +93,16 @@ function lazyRoutes(services: Services, parts: RouteParts): Fetch {
       },
     );
   return (request, info) =>
-    routes ? routes(request, info) : load().then((fetch) => fetch(request, info), unavailable);
+    routes
+      ? routes(request, info)
+      : load().then((fetch) => fetch(request, info), (error) => unavailable(request, error));
 }
+
+/** The route of a request whose route's code could not be imported. */
+const routesUnavailable = (): Promise<Response> =>
+  Promise.reject(
+    new ProxyError(500, "server_error", "routes_unavailable", "The proxy could not load this route's code"),
+  );
 
 /** The app's error handler: the OpenAI envelope with the request id; 5xx logged (not a client that left). */
 function errorHandler(logger: Logger): DirectErrorHandler<AppEnv> {

@@ -36,9 +36,18 @@ export interface DirectOptions<E extends Env> {
   readonly onError: DirectErrorHandler<E>;
 }
 
-/** `rest` (Hono's `app.fetch`), with a POST to one of `routes`' paths served here. */
-export function directRoutes<E extends Env>(rest: Fetch, options: DirectOptions<E>): Fetch {
-  const { around, checks, routes, onError } = options;
+/** What a direct route is served through: the middleware and the error handler. */
+export type DirectChain<E extends Env> = Omit<DirectOptions<E>, "routes">;
+
+/** Serves a request by `route` through the chain's middleware; errors rendered as compose does (above). */
+export type DirectServe<E extends Env> = (
+  request: Request,
+  path: string,
+  route: DirectRoute<E>,
+) => Promise<Response>;
+
+export function directServe<E extends Env>(chain: DirectChain<E>): DirectServe<E> {
+  const { around, checks, onError } = chain;
   const failed = async (c: RequestContext<E>, error: unknown): Promise<void> => {
     if (!(error instanceof Error)) throw error; // what Hono does with a thrown non-Error
     c.error = error;
@@ -58,13 +67,22 @@ export function directRoutes<E extends Env>(rest: Fetch, options: DirectOptions<
       return fail(error);
     }
   };
+  return (request, path, route) => {
+    const c = new DirectContext<E>(request, path);
+    return step(c, route, 0).then(() => c.res);
+  };
+}
+
+/** `rest` (Hono's `app.fetch`), with a POST to one of `routes`' paths served here. */
+export function directRoutes<E extends Env>(rest: Fetch, options: DirectOptions<E>): Fetch {
+  const { routes } = options;
+  const serve = directServe(options);
   return (request, info) => {
     if (request.method !== "POST") return rest(request, info);
     const path = requestPath(request.url);
     const route = routes.get(path);
     if (!route) return rest(request, info);
-    const c = new DirectContext<E>(request, path);
-    return step(c, route, 0).then(() => c.res);
+    return serve(request, path, route);
   };
 }
 

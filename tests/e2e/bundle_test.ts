@@ -161,8 +161,11 @@ test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { time
 });
 
 // A chunk missing from an install (a partial copy, a broken package): the routes beyond generation cannot be
-// imported. Those requests get the OpenAI error envelope, the failure is logged once, generation still works.
-test("bundle: routes whose chunk cannot be imported answer an OpenAI-shaped 500, logged once", async () => {
+// imported. Those requests get the OpenAI error envelope with their request id, each goes through the same
+// middleware as any other answer (its access-log line, and the series of `/metrics` written with it, which this
+// process cannot serve: `/metrics` is one of those routes) and is logged as a 500, the failure to load is logged
+// once, and generation still works.
+test("bundle: routes whose chunk cannot be imported answer an OpenAI-shaped 500 with its id, logged", async () => {
   const broken = `${dir}/broken`;
   await Deno.mkdir(broken);
   for (const { name } of Deno.readDirSync(`${dir}/bundle`)) {
@@ -178,10 +181,17 @@ test("bundle: routes whose chunk cannot be imported answer an OpenAI-shaped 500,
     main: `${broken}/main.js`,
     runFlags: COMPILE_FLAGS,
   });
-  for (const route of ["/v1/models", "/health", "/v1/models"]) {
-    const response = await fetch(`${proxy.url}${route}`);
+  const ids: string[] = [];
+  // The first sends its own id (echoed), the others get one made up.
+  const asked = [["/v1/models", "broken-models-1"], ["/health", ""], ["/v1/models", ""]];
+  for (const [route, sent] of asked) {
+    const response = await fetch(`${proxy.url}${route}`, { headers: sent ? { "x-request-id": sent } : {} });
     assert.equal(response.status, 500, route);
     assert.equal(response.headers.get("content-type"), "application/json");
+    const id = response.headers.get("x-request-id");
+    if (sent) assert.equal(id, sent, route);
+    else assert.match(id ?? "", /^[\w-]{16,}$/, route);
+    ids.push(id!);
     const { error } = await response.json();
     assert.deepEqual(
       [error.type, error.code, typeof error.message],
@@ -194,6 +204,22 @@ test("bundle: routes whose chunk cannot be imported answer an OpenAI-shaped 500,
   await chat.body?.cancel();
   const logged = proxy.output().split("cannot load the routes beyond generation").length - 1;
   assert.equal(logged, 1, proxy.output());
+  // One access-log line per answer, with its id and status (`/health`'s at debug, as for any `/health`).
+  const lines = proxy.output().split("\n").filter((line) => line.includes('"msg":"request"'));
+  for (const id of [ids[0], ids[2]]) {
+    const line = lines.find((line) => line.includes(`"request_id":"${id}"`));
+    assert.ok(line, `no access-log line for ${id}:\n${proxy.output()}`);
+    assert.equal(JSON.parse(line).status, 500, line);
+    assert.equal(JSON.parse(line).path, "/v1/models", line);
+  }
+  // Every one is a 500 logged as the proxy's error, with its id, as any other (`/health`'s too).
+  for (const id of ids) {
+    const failed = proxy.output().split("\n").find((line) =>
+      line.includes(`"request_id":"${id}"`) &&
+      line.includes('"msg":"request failed"')
+    );
+    assert.ok(failed && JSON.parse(failed).code === "routes_unavailable", `${id}:\n${proxy.output()}`);
+  }
   assert.equal(await proxy.stop("SIGTERM"), 0);
 });
 
