@@ -1,7 +1,14 @@
 /**
  * Big bodies do not freeze everyone else: while four ~9.5 MiB chat bodies (just under the 10 MiB default limit)
- * are parsed, keyed for the cache and forwarded at once, `/health` keeps answering. The proxy and the simulated
- * upstream each run as their own subprocess, so neither one's work stalls the poller's clock here.
+ * are parsed, keyed for the cache and forwarded at once, `/health` keeps answering, and the proxy's own work
+ * ahead of each answer stays within a few pieces of one body's work. The proxy and the simulated upstream each
+ * run as their own subprocess, so neither one's work stalls the poller's clock here.
+ *
+ * What is asserted is the proxy's main thread's CPU time during each poll (Linux: `/proc/PID/task/PID/schedstat`),
+ * not the poll's wall time: on a machine shared with other runs (load ~15 on 2 cores) a poll's wall time is
+ * mostly the proxy waiting for a core. Measured so in session 16 (bench/RESULTS.md): worst polls of 350-1,080 ms
+ * were 25-65 ms of the proxy's CPU and the rest in the run queue; without the split of big work
+ * (util/heavy.ts) the busiest poll held 117-180 ms of its CPU. The wall times are printed.
  */
 
 import assert from "node:assert/strict";
@@ -10,24 +17,30 @@ import { test } from "../_support/test.ts";
 
 const MiB = 1024 * 1024;
 const SIM = new URL("../../src/sim/upstream.ts", import.meta.url).href;
-/**
- * The worst `/health` latency allowed: seven times what serialising one such body takes in this process right
- * now (`unitMs`, ~25 ms on a quiet 2-core machine), but at least 1 s. On a machine shared by many test runs
- * (load ~17 on 2 cores) single stalls of 0.4-0.75 s were seen with the work split and 0.23-1.15 s without it,
- * so the floor only catches the loop being blocked for several bodies' work at once; run alone, the figures
- * printed show the split (README: "CPU of a big body").
- */
-const boundMs = (unitMs: number) => Math.max(1000, 7 * unitMs);
 
-/** Median time to serialise a 9.5 MiB chat body here: the machine's speed under its current load. */
+/**
+ * The most CPU the proxy may spend during one `/health` poll: ten units of this machine's speed, at least 100 ms.
+ * Under load (~13-15 on 2 cores) the busiest poll held 52-76 ms with the split and 117-150 ms without it.
+ */
+const boundMs = (unitMs: number) => Math.max(100, 10 * unitMs);
+
+/** CPU and run-queue milliseconds of a thread so far (Linux scheduler statistics). */
+function schedMs(path: string): { cpu: number; wait: number } {
+  const [cpu, wait] = Deno.readTextFileSync(path).split(" ").map(Number);
+  return { cpu: cpu / 1e6, wait: wait / 1e6 };
+}
+
+/** A process's main thread. */
+const mainThread = (pid: number) => `/proc/${pid}/task/${pid}/schedstat`;
+
+/** This thread's least CPU time to serialise a 9.5 MiB chat body: the machine's speed, whatever its load. */
 function unitMs(): number {
   const body = { messages: [{ role: "user", content: "x".repeat(9.5 * MiB) }] };
-  const times = Array.from({ length: 3 }, () => {
-    const started = performance.now();
+  return Math.min(...Array.from({ length: 5 }, () => {
+    const started = schedMs("/proc/thread-self/schedstat").cpu;
     JSON.stringify(body);
-    return performance.now() - started;
-  }).sort((a, b) => a - b);
-  return times[1];
+    return schedMs("/proc/thread-self/schedstat").cpu - started;
+  }));
 }
 
 /** The simulated upstream in a subprocess; resolves once it prints its URL. */
@@ -74,62 +87,84 @@ function bigChat(size: number, tag: string): string {
   });
 }
 
-/** Polls `/health` every 10 ms until `done` settles; returns each round trip in ms. */
-async function pollHealth(url: string, done: Promise<unknown>): Promise<number[]> {
-  const times: number[] = [];
+interface Poll {
+  /** Round trip. */
+  readonly ms: number;
+  /** The proxy's main thread meanwhile: on a core, and waiting for one. */
+  readonly cpu: number;
+  readonly wait: number;
+}
+
+/** Polls `/health` every 10 ms until `done` settles. */
+async function pollHealth(url: string, pid: number, done: Promise<unknown>): Promise<Poll[]> {
+  const thread = mainThread(pid);
+  const polls: Poll[] = [];
   let finished = false;
   done.finally(() => finished = true).catch(() => {});
   const stop = Date.now() + 60_000;
   while (!finished && Date.now() < stop) {
+    const before = schedMs(thread);
     const started = performance.now();
     const response = await fetch(`${url}/health`);
     await response.body?.cancel();
-    times.push(performance.now() - started);
+    const ms = performance.now() - started;
+    const after = schedMs(thread);
+    polls.push({ ms, cpu: after.cpu - before.cpu, wait: after.wait - before.wait });
     await delay(10);
   }
-  return times;
+  return polls;
 }
 
-test("four 9.5 MiB bodies at once: /health keeps answering within a bound scaled to the machine's load", {
-  timeout: 90_000,
-}, async () => {
-  await using sim = await simProcess();
-  const path = await Deno.makeTempFile({ suffix: ".yaml" });
-  try {
-    await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })], ["cache: true"]));
-    await using proxy = await startProxyProcess(["--config", path, "--port", "0", "--log-level", "error"]);
-    const bodies = Array.from({ length: 4 }, (_, i) => bigChat(9.5 * MiB, `client ${i} ${Date.now()}: `));
-    const unit = unitMs();
-    const bound = boundMs(unit);
-    const warm = await fetch(`${proxy.url}/health`);
-    await warm.body?.cancel();
-    const sending = Promise.all(bodies.map(async (body) => {
-      const response = await fetch(`${proxy.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body,
-      });
-      const text = await response.text();
-      assert.equal(response.status, 200, text.slice(0, 300));
-      return JSON.parse(text).choices[0].message.content as string;
-    }));
-    const started = performance.now();
-    const times = await pollHealth(proxy.url, sending);
-    const total = performance.now() - started;
-    const answers = await sending;
-    assert.equal(answers.length, 4);
-    const worst = Math.max(...times);
-    const sorted = [...times].sort((a, b) => a - b);
-    console.log(
-      `/health during four 9.5 MiB bodies: ${times.length} polls, median ` +
-        `${sorted[sorted.length >> 1].toFixed(1)} ms, worst ${worst.toFixed(1)} ms (bound ${
-          bound.toFixed(0)
-        } ms from a ${unit.toFixed(0)} ms unit); ` +
-        `all four answered in ${total.toFixed(0)} ms, worst/total ${(worst / total).toFixed(2)}`,
-    );
-    assert.ok(times.length >= 3, `only ${times.length} polls`);
-    assert.ok(worst < bound, `worst /health latency ${worst.toFixed(0)} ms`);
-  } finally {
-    await Deno.remove(path);
-  }
-});
+test(
+  "four 9.5 MiB bodies at once: /health keeps answering, little of the proxy's work ahead of each answer",
+  {
+    timeout: 90_000,
+  },
+  async () => {
+    await using sim = await simProcess();
+    const path = await Deno.makeTempFile({ suffix: ".yaml" });
+    try {
+      await Deno.writeTextFile(path, groupYaml([endpointYaml(sim.url, { name: "a" })], ["cache: true"]));
+      await using proxy = await startProxyProcess(["--config", path, "--port", "0", "--log-level", "error"]);
+      const bodies = Array.from({ length: 4 }, (_, i) => bigChat(9.5 * MiB, `client ${i} ${Date.now()}: `));
+      const unit = unitMs();
+      const bound = boundMs(unit);
+      const warm = await fetch(`${proxy.url}/health`);
+      await warm.body?.cancel();
+      const sending = Promise.all(bodies.map(async (body) => {
+        const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        const text = await response.text();
+        assert.equal(response.status, 200, text.slice(0, 300));
+        return JSON.parse(text).choices[0].message.content as string;
+      }));
+      const started = performance.now();
+      const polls = await pollHealth(proxy.url, proxy.child.pid, sending);
+      const total = performance.now() - started;
+      const answers = await sending;
+      assert.equal(answers.length, 4);
+      const slowest = polls.reduce((a, b) => b.ms > a.ms ? b : a, polls[0]);
+      const busiest = polls.reduce((a, b) => b.cpu > a.cpu ? b : a, polls[0]);
+      const sorted = polls.map((poll) => poll.ms).sort((a, b) => a - b);
+      const ms = (value: number) => value.toFixed(0);
+      const median = sorted[sorted.length >> 1].toFixed(1);
+      const slow = `slowest ${ms(slowest.ms)} ms (proxy ${ms(slowest.cpu)} ms on a core, ${
+        ms(slowest.wait)
+      } waiting)`;
+      const cpu = `most proxy CPU in a poll ${ms(busiest.cpu)} ms (bound ${ms(bound)} from a ${
+        unit.toFixed(1)
+      } ms unit)`;
+      console.log(
+        `/health during four 9.5 MiB bodies: ${polls.length} polls, median ${median} ms, ${slow}; ${cpu}; ` +
+          `all four answered in ${ms(total)} ms`,
+      );
+      assert.ok(polls.length >= 3, `only ${polls.length} polls`);
+      assert.ok(busiest.cpu < bound, `the proxy spent ${ms(busiest.cpu)} ms of CPU during one /health poll`);
+    } finally {
+      await Deno.remove(path);
+    }
+  },
+);
