@@ -1,11 +1,12 @@
 /**
  * Recording a streamed answer while it passes through: `recordStream` is a watcher (`proxy/tap.ts`: the bytes
  * reach the client unchanged, at the client's pace, and the watchers stacked on a stream are one stream layer)
- * that keeps a bounded copy, cut into the stream's SSE events, and reports it only when the stream ended cleanly
- * after its terminal event:
- * `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. Never for a stream that
- * was cancelled, cut, carried an error event, had nothing before its terminal event, was not valid UTF-8, or
- * outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
+ * that keeps a bounded copy, cut into the stream's SSE events, and reports it only when it holds the stream's
+ * terminal event: `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. The stream
+ * ended cleanly after it, or was cancelled or cut after it on an event boundary (the `openai` client stops
+ * reading at `[DONE]` and cancels the body, whose end may come in a later read: the answer is whole). Never for a
+ * stream cancelled or cut before its terminal event, or that carried an error event, had nothing before its
+ * terminal event, was not valid UTF-8, or outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
  * may be split anywhere across chunks: the events come from the one SSE scanner (`sse/scanner.ts`), which only
  * finds their boundaries here (a chunk that is one whole event, the usual one, is told so by its text and skips
  * it). Each event's bytes are decoded once (again, strictly, only when the text has a
@@ -41,9 +42,9 @@ export interface RecorderOptions {
   readonly route: Route;
   /** A stream larger than this is not recorded. */
   readonly maxBytes: number;
-  /** Called once, when the stream ended, with the complete recording. */
+  /** Called once, when the stream ended (or was cancelled or cut after its terminal event), with the recording. */
   readonly onComplete: (recording: Recording) => void;
-  /** Called once when the stream ended but cannot be stored (never for a cancelled or failed stream). */
+  /** Called once when the stream ended but cannot be stored (never for one cancelled or cut before its end). */
   readonly onIncomplete?: (reason: Unrecorded) => void;
 }
 
@@ -102,6 +103,14 @@ export class SseRecorder {
       this.#read(event, false);
       at = end;
     }
+  }
+
+  /**
+   * Whether what was pushed so far is a whole answer although the stream did not end: its terminal event is in,
+   * and no event is partly read (a stream cancelled or cut here loses nothing of it).
+   */
+  get whole(): boolean {
+    return this.#terminal && this.#spoiled === null && this.#scanner.idle;
   }
 
   /** The recording when the stream is complete and storable, else null. Call once, after the last chunk. */
@@ -194,7 +203,7 @@ export function recordStream(
 ): ReadableStream<Uint8Array> {
   const recorder = new SseRecorder(options.route, options.maxBytes);
   return tapStream(source, (chunk) => recorder.push(chunk), (complete) => {
-    if (!complete) return;
+    if (!complete && !recorder.whole) return;
     const recording = recorder.finish();
     if (recording) options.onComplete(recording);
     else options.onIncomplete?.(recorder.spoiled ?? "no_terminal_event");

@@ -102,7 +102,8 @@ export class EntryWriter {
 
   /**
    * A streamed answer's `body` passed through its recorder: stored once complete. `done` runs once the stream
-   * ended and its write (if any) settled, told whether the write released `lock`; not when it is cancelled.
+   * ended and its write (if any) settled, told whether the write released `lock`; not when it is cancelled or cut
+   * before its terminal event.
    */
   stream(
     body: ReadableStream<Uint8Array>,

@@ -146,6 +146,42 @@ test("a stream cancelled by its reader reports nothing", async () => {
   assert.equal(reported, false);
 });
 
+test(
+  "a reader that leaves after the terminal event leaves a whole answer: recorded, not after a partial event",
+  {
+    timeout: 5_000,
+  },
+  async () => {
+    /** Reads `pieces` through a recorder until `[DONE]` is seen, then cancels (as the openai client does). */
+    const leaveAtDone = async (pieces: string[]) => {
+      let recording: Recording | null = null;
+      let reports = 0;
+      const reader = recordStream(
+        new ReadableStream({ start: (c) => pieces.forEach((p) => c.enqueue(text(p))) }),
+        {
+          route: "chat",
+          maxBytes: 1 << 20,
+          onComplete: (r) => (reports++, recording = r),
+          onIncomplete: () => reports++,
+        },
+      ).getReader();
+      let seen = "";
+      while (!seen.includes("[DONE]")) seen += decoder.decode((await reader.read()).value);
+      await reader.cancel("client left");
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      return { recording: recording as Recording | null, reports };
+    };
+    const whole = await leaveAtDone(CHAT_EVENTS);
+    assert.equal(whole.reports, 1);
+    assert.deepEqual(whole.recording?.events, CHAT_EVENTS);
+    assert.equal(whole.recording?.bytes, text(CHAT).length);
+    // Bytes of an event after [DONE] were in the same read: a replay would carry half an event, so none is kept.
+    const partial = await leaveAtDone([...CHAT_EVENTS.slice(0, -1), 'data: [DONE]\n\ndata: {"x"']);
+    assert.equal(partial.reports, 0);
+    assert.equal(partial.recording, null);
+  },
+);
+
 const RESPONSES_EVENTS = [
   'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1"}}\n\n',
   'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"hé"}\n\n',
