@@ -44,6 +44,41 @@ test("Deno[Deno.internal]: the core's reads, op refs, timers, resources and the 
   );
 });
 
+test(
+  "serveHttpOnConnection only adds an abort listener to its signal, and calling it closes the connection",
+  {
+    timeout: 10_000,
+  },
+  async () => {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted = listener.accept();
+    using client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const conn = await accepted;
+    // The server's connection record stands in for an AbortSignal (src/serve/open_connection.ts).
+    const added: string[] = [];
+    let abort: (() => void) | undefined;
+    const hook = new Proxy({
+      addEventListener(type: string, listener: () => void) {
+        added.push(type);
+        abort = listener;
+      },
+    }, {
+      get(target, key, receiver) {
+        if (key !== "addEventListener") added.push(`read ${String(key)}`);
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    const serveOn = internal!.serveHttpOnConnection as (
+      ...args: unknown[]
+    ) => { finished: Promise<void> };
+    const served = serveOn(conn, hook, () => new Response("ok"), () => new Response("failed"), () => {});
+    assert.deepEqual(added, ["abort"], "src/serve/open_connection.ts");
+    abort!();
+    assert.equal(await client.read(new Uint8Array(16)), null, "the forced close ends the connection");
+    await served.finished;
+  },
+);
+
 test("the op refs take the promise core.read returns, and a connection's rid is under core.internalRidSymbol", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();

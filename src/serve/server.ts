@@ -21,7 +21,7 @@
  */
 
 import { sleep, startTimer, type Timer } from "../util/timer.ts";
-import { countServer, goingAway, UpgradeWatch } from "./upgrade.ts";
+import { countServer, goingAway } from "./upgrade.ts";
 import { Open, type Shared } from "./open_connection.ts";
 import { Waiting } from "./waiting.ts";
 
@@ -80,9 +80,14 @@ export interface ConnectionServer {
   shutdown(): Promise<void>;
 }
 
+/** What the engine does with its abort signal: adds an "abort" listener, its forced close (open_connection.ts). */
+interface AbortHook {
+  addEventListener(type: "abort", listener: () => void, options?: unknown): void;
+}
+
 type ServeOnConnection = (
   conn: Deno.Conn,
-  signal: AbortSignal,
+  signal: AbortHook,
   handler: Handler,
   onError: (error: unknown) => Response,
   onListen: () => void,
@@ -146,13 +151,14 @@ class LimitedServer implements Server {
   readonly #waiting: Waiting;
   readonly #troubles = new Map<Trouble["kind"], { count: number; reported: number; message?: string }>();
   #closed = false;
-  readonly #uncount = countServer();
+  readonly #uncount: () => void;
 
   constructor(options: ServeOptions, handler: Handler, serveOn: ServeOnConnection) {
     this.#options = options;
     this.#shared = { open: this.#open, handler, release: this.#release, tick: 0, requests: 0, inflight: 0 };
     this.#waiting = new Waiting(options.maxWaiting ?? 16, options.waitMs ?? 1000, this.#refuse);
     this.#serveOn = serveOn;
+    this.#uncount = countServer(this.#open);
     this.#listener = Deno.listen({
       hostname: options.hostname,
       port: options.port,
@@ -216,19 +222,16 @@ class LimitedServer implements Server {
   };
 
   #track(conn: Deno.TcpConn): void {
-    const open = new Open(this.#shared);
-    const watch = new UpgradeWatch(conn, open);
+    const open = new Open(this.#shared, conn);
     try {
-      open.server = this.#serveOn(conn, open.abort.signal, open.handler, onError, () => {});
+      open.server = this.#serveOn(conn, open, open.handler, onError, () => {});
     } catch (error) {
       this.#open.delete(open);
-      watch.end();
       close(conn);
       this.#trouble("accept_failed", error instanceof Error ? error.message : String(error));
       return;
     }
-    watch.served();
-    open.watch = watch;
+    open.pin();
     open.server.finished.then(open.ended, open.ended);
   }
 
@@ -241,7 +244,7 @@ class LimitedServer implements Server {
       const limit = open.served === 0 ? headerTimeoutMs : keepaliveTimeoutMs;
       if (tick - open.idleSince >= limit) {
         this.#release(open);
-        open.abort.abort();
+        open.close();
       }
     }
   }

@@ -44,17 +44,13 @@ export function connectionRid(conn: Deno.Conn): number | undefined {
   return typeof rid === "number" ? rid : undefined;
 }
 
-/** The proxy servers running in this process (their accept loops could interleave). */
-let servers = 0;
+/** The open connections of each proxy server running in this process (their accept loops could interleave). */
+const servers = new Set<ReadonlySet<Upgradable>>();
 
-/** Counts a running server; the function returned uncounts it. */
-export function countServer(): () => void {
-  servers++;
-  let counted = true;
-  return () => {
-    if (counted) servers--;
-    counted = false;
-  };
+/** Counts a running server, whose connections `upgradeWebSocket` looks in; the function returned uncounts it. */
+export function countServer(open: ReadonlySet<Upgradable>): () => void {
+  servers.add(open);
+  return () => void servers.delete(open);
 }
 
 /** The "http" resources of the runtime (the engines of connections and `Deno.serve` servers), by id. */
@@ -63,58 +59,59 @@ function engines(): number[] {
   return Object.entries(core.resources()).filter(([, name]) => name === "http").map(([rid]) => Number(rid));
 }
 
-const addressKey = (addr: Deno.Addr) => "hostname" in addr ? `${addr.hostname}|${addr.port}` : "";
-
-/** The connections of the proxy's servers, by the client's address and port. */
-const watches = new Map<string, UpgradeWatch>();
-
-/** What takes a connection's WebSocket over (the server's record of the connection). */
-export interface SocketOwner {
+/**
+ * The server's record of one connection, as an upgrade needs it: the client's address, the runtime's resource id
+ * of the connection, and whether a request is being answered on it.
+ */
+export interface Upgradable {
+  readonly remote: Deno.NetAddr;
+  readonly rid: number | undefined;
+  /** The connection's engine, when pinned right after it was made (`pinnedEngine`). */
+  readonly engine: number | undefined;
+  readonly inflight: number;
+  readonly socket?: WebSocket;
+  /** Takes the WebSocket over (counted until it closes, never swept as idle). */
   adopt(socket: WebSocket): void;
 }
 
 /**
- * Watches one connection of the server for a WebSocket upgrade and keeps the socket alive when one comes.
- *
- * Which engine resource is the connection's: the first "http" resource made after the connection's own, looked up
+ * Which engine resource is a connection's: the first "http" resource made after the connection's own, looked up
  * only at an upgrade (listing the runtime's resources costs ~1 ms per 1,000 open ones). An accept loop hands a
  * connection to the engine before it accepts the next, so with one server a later connection's engine has a higher
  * id; with several servers in one process their accepts can interleave, so the engine is pinned right after it is
- * made instead (the newest "http" resource).
+ * made instead (the newest "http" resource): call this then.
  */
-export class UpgradeWatch {
-  readonly #key: string;
-  readonly #rid: number | undefined;
-  readonly #owner: SocketOwner;
-  #engine: number | undefined;
+export function pinnedEngine(): number | undefined {
+  return servers.size > 1 && core ? Math.max(-1, ...engines()) : undefined;
+}
 
-  constructor(conn: Deno.TcpConn, owner: SocketOwner) {
-    this.#key = addressKey(conn.remoteAddr);
-    this.#rid = connectionRid(conn);
-    this.#owner = owner;
-    watches.set(this.#key, this);
+/**
+ * The connection a request being answered came on: nothing is registered per connection (an upgrade is rare, a
+ * new connection is not), the servers' open connections are searched by the client's address at an upgrade.
+ */
+function connectionOf(addr: Deno.Addr): Upgradable | undefined {
+  if (!("hostname" in addr)) return undefined;
+  for (const open of servers) {
+    for (const connection of open) {
+      const { remote } = connection;
+      if (
+        remote.port === addr.port && remote.hostname === addr.hostname && connection.inflight > 0 &&
+        !connection.socket
+      ) return connection;
+    }
   }
+  return undefined;
+}
 
-  /** Right after the connection was handed to the engine. */
-  served(): void {
-    if (servers > 1 && core) this.#engine = Math.max(-1, ...engines());
-  }
-
-  /** The connection's HTTP ended (a socket it carries lives on). */
-  end(): void {
-    if (watches.get(this.#key) === this) watches.delete(this.#key);
-  }
-
-  /** Called by `upgradeWebSocket` while the upgrade request is handled (so the engine is still there). */
-  adopt(socket: WebSocket): void {
-    const rid = this.#rid;
-    const engine = this.#engine ??
-      (rid === undefined ? undefined : Math.min(...engines().filter((e) => e > rid)));
-    socket.addEventListener("open", () => {
-      if (core && engine !== undefined && Number.isFinite(engine)) core.tryClose(engine);
-    });
-    this.#owner.adopt(socket);
-  }
+/** Keeps `socket` alive past the engine's ending and gives it to the connection's record (see above). */
+function keepAlive(connection: Upgradable, socket: WebSocket): void {
+  const rid = connection.rid;
+  const engine = connection.engine ??
+    (rid === undefined ? undefined : Math.min(...engines().filter((e) => e > rid)));
+  socket.addEventListener("open", () => {
+    if (core && engine !== undefined && Number.isFinite(engine)) core.tryClose(engine);
+  });
+  connection.adopt(socket);
 }
 
 /** Resolves when the socket has closed, or failed before it opened (which brings no close event). */
@@ -149,8 +146,8 @@ export function upgradeWebSocket(
   options?: Deno.UpgradeWebSocketOptions,
 ): Deno.WebSocketUpgrade {
   // Read first: an upgraded request's info no longer answers.
-  const watch = info?.remoteAddr ? watches.get(addressKey(info.remoteAddr)) : undefined;
+  const connection = info?.remoteAddr ? connectionOf(info.remoteAddr) : undefined;
   const upgraded = Deno.upgradeWebSocket(request, options);
-  watch?.adopt(upgraded.socket);
+  if (connection) keepAlive(connection, upgraded.socket);
   return upgraded;
 }
