@@ -264,7 +264,6 @@ class LimitedServer implements Server {
   async shutdown(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      this.#uncount();
       this.#sweeper.cancel();
       this.#waiting.close();
       try {
@@ -277,6 +276,8 @@ class LimitedServer implements Server {
     await Promise.all([...this.#open].map((open) => open.server?.shutdown().catch(() => {})));
     // After the drain, the WebSocket sessions still open are told the server is going away.
     await Promise.all([...this.#open].map((open) => open.socket && goingAway(open.socket)));
+    // Only now: a request still answered in the drain may upgrade (upgrade.ts searches the counted servers).
+    this.#uncount();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
