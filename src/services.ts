@@ -33,6 +33,8 @@ import type { Store } from "./store/store.ts";
 import { ObjectAffinity } from "./surface/affinity.ts";
 import { RealtimeSessions } from "./surface/realtime.ts";
 import { UpstreamClient } from "./upstream/client.ts";
+import { upstreamConnectionBudget } from "./upstream/connection_budget.ts";
+import { openFileLimit } from "./serve/fd_limit.ts";
 import { UsageLedger } from "./usage/ledger.ts";
 import { usageSink } from "./usage/sink.ts";
 
@@ -108,8 +110,9 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const upstream = kept ??
     new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
   const prober = await startProber(config, { store, health, upstream, logger, now: clock.now }, previous);
-  const { maxResponseBytes, connectTimeoutMs } = settings.limits;
-  upstream.setLimits({ maxResponseBytes, connectTimeoutMs });
+  const { maxResponseBytes, connectTimeoutMs, maxConnections } = settings.limits;
+  const maxOpenConnections = upstreamConnectionBudget(openFileLimit(), maxConnections);
+  upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,

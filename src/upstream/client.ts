@@ -47,9 +47,15 @@ export interface UpstreamLimits {
   readonly maxResponseBytes: number;
   /** How long opening a connection may take (the `http1` client; `fetch` has only the total timeout). */
   readonly connectTimeoutMs: number;
+  /** Connections the `http1` client keeps open for reuse at most (`connection_budget.ts`). */
+  readonly maxOpenConnections: number;
 }
 
-const DEFAULT_LIMITS: UpstreamLimits = { maxResponseBytes: 64 * 1024 * 1024, connectTimeoutMs: 10_000 };
+const DEFAULT_LIMITS: UpstreamLimits = {
+  maxResponseBytes: 64 * 1024 * 1024,
+  connectTimeoutMs: 10_000,
+  maxOpenConnections: 1024,
+};
 
 export interface UpstreamRequest {
   readonly endpoint: EndpointConfig;
@@ -106,7 +112,9 @@ export class UpstreamClient {
   }
   setLimits(limits: UpstreamLimits): void {
     this.#limits = limits;
-    if (this.#agent) this.#agent.connectTimeoutMs = limits.connectTimeoutMs;
+    if (!this.#agent) return;
+    this.#agent.connectTimeoutMs = limits.connectTimeoutMs;
+    this.#agent.maxOpen = limits.maxOpenConnections;
   }
 
   /** Upstream connections the `http1` client opened (0 with `fetch`, which does not tell). */

@@ -51,8 +51,8 @@ export interface Http1Init {
 export interface Http1Options {
   /** An idle connection older than this is closed rather than reused. Default 30 s. */
   readonly idleMs?: number;
-  /** Idle connections kept per origin. Default 256. */
-  readonly maxIdlePerOrigin?: number;
+  /** An ended answer's connection is kept for reuse only while at most this many are open. Default 1,024. */
+  readonly maxOpen?: number;
   /** Extra root certificates (PEM) for TLS upstreams, for tests with a self-signed one. */
   readonly caCerts?: string[];
   /** How long a new connection (TCP and TLS handshakes) may take. Default 10 s. */
@@ -61,19 +61,22 @@ export interface Http1Options {
 
 export class Http1Agent {
   readonly #idleMs: number;
-  readonly #maxIdle: number;
   readonly #caCerts?: string[];
   /** Settable: a config reload changes it for the connections opened after. */
   connectTimeoutMs: number;
+  /** Settable: connections open (in use and parked, all origins) beyond which an ended answer's is closed. */
+  maxOpen: number;
   readonly #idle = new Map<string, Connection[]>();
   readonly #targets = new Map<string, Target>();
   #sweeper?: Timer;
-  #closed = false;
+  #shut = false;
   #opened = 0;
+  #closed = 0;
+  readonly #onClosed = () => void this.#closed++;
 
   constructor(options: Http1Options = {}) {
     this.#idleMs = options.idleMs ?? 30_000;
-    this.#maxIdle = options.maxIdlePerOrigin ?? 256;
+    this.maxOpen = options.maxOpen ?? 1024;
     this.#caCerts = options.caCerts;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   }
@@ -145,7 +148,7 @@ export class Http1Agent {
 
   /** Closes every idle connection; connections in use close when their answer ends. */
   close(): void {
-    this.#closed = true;
+    this.#shut = true;
     this.#sweeper?.cancel();
     this.#sweeper = undefined;
     for (const list of this.#idle.values()) for (const connection of list) connection.close();
@@ -178,10 +181,10 @@ export class Http1Agent {
   #park(connection: Connection, keepAliveMs: number): void {
     // The server's own idle timeout (`keep-alive: timeout=N`), less a second, if it is shorter than ours.
     const idleMs = Math.min(this.#idleMs, keepAliveMs - 1000);
-    if (this.#closed || idleMs <= 0 || !connection.reusable) return connection.close();
+    const open = this.#opened - this.#closed;
+    if (this.#shut || idleMs <= 0 || !connection.reusable || open > this.maxOpen) return connection.close();
     let list = this.#idle.get(connection.origin);
     if (!list) this.#idle.set(connection.origin, list = []);
-    if (list.length >= this.#maxIdle) return connection.close();
     connection.idle(performance.now() + idleMs);
     list.push(connection);
     this.#sweeper ??= this.#startSweeper();
@@ -211,7 +214,7 @@ export class Http1Agent {
   async #connect(target: Target, signal: AbortLike): Promise<Connection> {
     const conn = await openSocket(target, signal, this.connectTimeoutMs, this.#caCerts);
     this.#opened++;
-    return new Connection(conn, target.origin);
+    return new Connection(conn, target.origin, this.#onClosed);
   }
 
   /** Not async: a request waits for the answer's head in the socket read alone. */

@@ -6,6 +6,7 @@
 import { hexValue, UpstreamProtocolError } from "./http1_wire.ts";
 import { idleRead, socketRead, wakeRead } from "./socket_read.ts";
 import { slabCopyRange } from "./chunk_slab.ts";
+import { isAscii } from "../util/bytes.ts";
 
 /**
  * The read buffer a connection starts with (and gets back when parked): an answer's head, a stream event or a short
@@ -30,12 +31,10 @@ const ROOM_READS = 4;
 /** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
 const asciiDecoder = new TextDecoder();
 
-function isAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
-  return true;
-}
-
-/** A socket with a read buffer: the bytes read but not yet consumed are `buffer[start..end)`. */
+/**
+ * A socket with a read buffer: the bytes read but not yet consumed are `buffer[start..end)`. `onClose` is told once,
+ * when it is closed.
+ */
 export class Connection {
   #buffer = new Uint8Array(FIRST_READ_BYTES);
   #start = 0;
@@ -59,7 +58,7 @@ export class Connection {
   #spoiled = false;
   #ended = false;
 
-  constructor(readonly conn: Deno.Conn, readonly origin: string) {}
+  constructor(readonly conn: Deno.Conn, readonly origin: string, private readonly onClose?: () => void) {}
 
   get reusable(): boolean {
     return !this.#closed && !this.#spoiled;
@@ -291,6 +290,7 @@ export class Connection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.onClose?.();
     try {
       this.conn.close();
     } catch {

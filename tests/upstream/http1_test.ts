@@ -268,7 +268,7 @@ test("http1: a reused connection that drops a fully written request: sent again 
   }
 });
 
-test("http1: idle connections beyond the per-origin bound are closed", async () => {
+test("http1: an ended answer's connection is closed, not parked, while more than maxOpen are open", async () => {
   const release = Promise.withResolvers<void>();
   await using server = scriptedServer(async (conn) => {
     for (;;) {
@@ -277,13 +277,40 @@ test("http1: idle connections beyond the per-origin bound are closed", async () 
       await conn.write(json("{}"));
     }
   });
-  using agent = new Http1Agent({ maxIdlePerOrigin: 1 });
+  using agent = new Http1Agent({ maxOpen: 1 });
   const both = [post(agent, server.url), post(agent, server.url)];
   await new Promise((resolve) => setTimeout(resolve, 20));
   release.resolve();
   for (const response of await Promise.all(both)) await response.text();
   assert.equal(server.accepted, 2, "two at once need two connections");
   assert.equal(agent.idleConnections, 1, "only one is kept");
+  await (await post(agent, server.url)).text();
+  assert.equal(agent.idleConnections, 1, "the closed one no longer counts: the one reused is parked again");
+  assert.equal(server.accepted, 2);
+});
+
+test("http1: a burst of 300 calls at once leaves 300 connections that the next burst reuses", async () => {
+  const burst = 300;
+  let waiting: PromiseWithResolvers<void> = Promise.withResolvers<void>();
+  let arrived = 0;
+  await using server = scriptedServer(async (conn) => {
+    for (;;) {
+      if (!await conn.request()) return;
+      // Each answer waits until the whole burst has arrived, so the burst needs as many connections.
+      if (++arrived % burst === 0) waiting.resolve();
+      await waiting.promise;
+      await conn.write(json("{}"));
+    }
+  });
+  using agent = new Http1Agent();
+  for (let round = 0; round < 2; round++) {
+    const answers = await Promise.all(Array.from({ length: burst }, () => post(agent, server.url)));
+    for (const response of answers) await response.text();
+    assert.equal(agent.idleConnections, burst, "every connection of the burst is parked");
+    waiting = Promise.withResolvers<void>();
+  }
+  assert.equal(server.accepted, burst, "the second burst took the first one's connections");
+  assert.equal(agent.connectionsOpened, burst);
 });
 
 test("http1: parked connections do not keep a process alive", async () => {
