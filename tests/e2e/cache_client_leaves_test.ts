@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { lingeringUpstream } from "../_support/lingering_upstream.ts";
 import { test } from "../_support/test.ts";
 
-const encoder = new TextEncoder();
 const EVENTS = [
   'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}]}',
   'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" there"}}]}',
@@ -20,29 +20,13 @@ const EVENTS = [
 test("a stream whose client leaves at [DONE] before the upstream's end is stored; one left earlier is not", {
   timeout: 20_000,
 }, async () => {
-  let calls = 0;
-  await using upstream = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (request) => {
-      await request.arrayBuffer();
-      calls++;
-      const timers: ReturnType<typeof setTimeout>[] = [];
-      const stream = new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(encoder.encode(EVENTS[0]));
-          // The rest 50 ms later, and the body's end later than its last event.
-          timers.push(
-            setTimeout(() => EVENTS.slice(1).forEach((e) => controller.enqueue(encoder.encode(e))), 50),
-          );
-          timers.push(setTimeout(() => controller.close(), 400));
-        },
-        cancel: () => timers.forEach(clearTimeout),
-      });
-      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
-    },
-  );
+  // The first event at once, the rest 50 ms later, and the body's end later than its last event.
+  await using upstream = lingeringUpstream([
+    { afterMs: 0, text: EVENTS[0] },
+    { afterMs: 50, text: EVENTS.slice(1).join("") },
+  ], 400);
   await using proxy = await startProxy(
-    groupYaml([endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "a" })], ["cache: true"]),
+    groupYaml([endpointYaml(upstream.url, { name: "a" })], ["cache: true"]),
   );
   const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "x", maxRetries: 0 });
   const ask = (content: string) =>
@@ -65,7 +49,7 @@ test("a stream whose client leaves at [DONE] before the upstream's end is stored
     again = await read("hello");
   }
   assert.deepEqual(again, { texts: ["Hi", " there"], cache: "HIT" });
-  assert.equal(calls, 1, "the HIT did not call the upstream");
+  assert.equal(upstream.calls, 1, "the HIT did not call the upstream");
   const raw = await fetch(`${proxy.url}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -80,5 +64,5 @@ test("a stream whose client leaves at [DONE] before the upstream's end is stored
   await delay(100);
   await proxy.services.cache.settled();
   assert.equal((await read("leave early")).cache, "MISS");
-  assert.equal(calls, 3);
+  assert.equal(upstream.calls, 3);
 });

@@ -12,11 +12,11 @@ import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { BUDGET_WINDOW_MS, windowEnd } from "../../src/ratelimit/budget.ts";
 import { delay, endpointYaml } from "../_support/proxy.ts";
 import { startProxy } from "../_support/proxy.ts";
+import { lingeringUpstream } from "../_support/lingering_upstream.ts";
 import { test } from "../_support/test.ts";
 
 const KEY = "sk-team-leaves-4a1e";
 const ADMIN = "sk-admin-leaves-93b0";
-const encoder = new TextEncoder();
 const EVENTS = [
   'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}',
   'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[],' +
@@ -27,26 +27,8 @@ const EVENTS = [
 test("a client that leaves at [DONE] before the upstream's end: the usage it was sent is counted", {
   timeout: 20_000,
 }, async () => {
-  let ended = 0;
-  await using upstream = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (request) => {
-      await request.arrayBuffer();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stream = new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (const event of EVENTS) controller.enqueue(encoder.encode(event));
-          // The body's end comes later than its last event.
-          timer = setTimeout(() => {
-            ended++;
-            controller.close();
-          }, 300);
-        },
-        cancel: () => clearTimeout(timer),
-      });
-      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
-    },
-  );
+  // The body's end comes later than its last event.
+  await using upstream = lingeringUpstream([{ afterMs: 0, text: EVENTS.join("") }], 300);
   // Placed 0.5 s into a budget window, so the budget's correction lands in the window it was charged in.
   const real = Date.now();
   const offset = windowEnd(real, BUDGET_WINDOW_MS) + 500 - real;
@@ -55,7 +37,7 @@ test("a client that leaves at [DONE] before the upstream's end: the usage it was
     "model_groups:",
     "  - model_group: gpt-test",
     "    models:",
-    endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "east", extra: "          tpm: 50000" }),
+    endpointYaml(upstream.url, { name: "east", extra: "          tpm: 50000" }),
     "general_settings:",
     "  cache: false",
     `  admin_keys: [${ADMIN}]`,
@@ -76,7 +58,7 @@ test("a client that leaves at [DONE] before the upstream's end: the usage it was
     assert.deepEqual(chunks.map((chunk) => chunk.choices[0]?.delta.content), ["Hi"]);
   }
   await delay(50);
-  assert.equal(ended, 0, "the client left before the upstream's end");
+  assert.equal(upstream.ended, 0, "the client left before the upstream's end");
 
   const admin = { headers: { authorization: `Bearer ${ADMIN}` } };
   // The client's leaving reaches the proxy a moment after its last read (later on a loaded machine).
@@ -103,30 +85,17 @@ test(
     timeout: 20_000,
   },
   async () => {
-    await using upstream = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      async (request) => {
-        await request.arrayBuffer();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const stream = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(encoder.encode(
-              'data: {"type":"transcript.text.delta","delta":"Hi"}\n\n' +
-                'data: {"type":"transcript.text.done","text":"Hi","usage":{"type":"tokens","input_tokens":5,' +
-                '"output_tokens":2,"total_tokens":7}}\n\n',
-            ));
-            timer = setTimeout(() => controller.close(), 300);
-          },
-          cancel: () => clearTimeout(timer),
-        });
-        return new Response(stream, { headers: { "content-type": "text/event-stream" } });
-      },
-    );
+    await using upstream = lingeringUpstream([{
+      afterMs: 0,
+      text: 'data: {"type":"transcript.text.delta","delta":"Hi"}\n\n' +
+        'data: {"type":"transcript.text.done","text":"Hi","usage":{"type":"tokens","input_tokens":5,' +
+        '"output_tokens":2,"total_tokens":7}}\n\n',
+    }], 300);
     const yaml = [
       "model_groups:",
       "  - model_group: transcribe",
       "    models:",
-      endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "east", model: "gpt-4o-transcribe" }),
+      endpointYaml(upstream.url, { name: "east", model: "gpt-4o-transcribe" }),
       "general_settings:",
       `  admin_keys: [${ADMIN}]`,
       "keys:",
