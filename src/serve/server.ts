@@ -201,6 +201,8 @@ class LimitedServer implements Server {
         await sleep(exhausted ? retryMs : 10);
         continue;
       }
+      // Accepted in the turn `shutdown` ran: its waiting list is closed already.
+      if (this.#closed) return close(conn);
       if (this.#open.size < this.#options.maxConnections) this.#track(conn);
       else this.#waiting.add(conn);
     }

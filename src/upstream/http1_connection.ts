@@ -19,7 +19,7 @@ const READ_BYTES = 16 * 1024;
  * After `SHRINK_AFTER` reads in a row that each took at most a `ROOM_READS`th of the buffer (a stream's events), the
  * next buffer is halved while they still would, down to this: an open stream keeps 512 bytes to 1 KiB, not 2 or 16
  * KiB. Resized in place (`ArrayBuffer.transfer`): the larger buffer is released at once, where a new one would free
- * it only at V8's next full collection (the 1,000-stream peak read 1.5-2.6 MiB higher). Parked, it gets 2 KiB back.
+ * it only at V8's next full collection (the 1,000-stream peak read 1.5-2.6 MiB higher). Parked, one under 2 KiB grows back.
  * `ROOM_READS` reads fit: a busy process that finds two or three events in the socket reads them whole (with room
  * for three, a 260-byte chat event's buffer was 512 bytes, and a read of two cut the second: copies for the framer
  * and the mask, ~10 us, issue 22.3a).
