@@ -111,7 +111,9 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
   const prober = await startProber(config, { store, health, upstream, logger, now: clock.now }, previous);
   const { maxResponseBytes, connectTimeoutMs, maxConnections } = settings.limits;
-  const maxOpenConnections = upstreamConnectionBudget(openFileLimit(), maxConnections);
+  // Read at start-up, like the client-connection cap it leaves room for: a reload keeps both.
+  const maxOpenConnections = previous?.upstream.limits.maxOpenConnections ??
+    upstreamConnectionBudget(openFileLimit(), maxConnections);
   upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   const affinity = new ResponseAffinity(store, {

@@ -110,6 +110,9 @@ export class UpstreamClient {
       this.#send = this.#agent.request;
     }
   }
+  get limits(): UpstreamLimits {
+    return this.#limits;
+  }
   setLimits(limits: UpstreamLimits): void {
     this.#limits = limits;
     if (!this.#agent) return;
