@@ -4,7 +4,13 @@
  * OpenAI: `x-ratelimit-limit|remaining|reset-requests|tokens`, resets as durations (`1s`, `6m0s`, `12ms`, `59.5s`).
  * Azure: `x-ratelimit-remaining-requests|tokens`, `-1` meaning unknown. On 429s: `retry-after-ms`,
  * `x-ms-retry-after-ms`, `retry-after` (seconds or an HTTP date).
+ *
+ * Every wait is capped at `MAX_WAIT_MS`: a wait of 10^20 s, or a date in 2099, would cool an endpoint for ever, and
+ * one past what a `Date` holds failed every request that logged or showed it (a 500 for an answer the client paid).
  */
+
+/** The longest wait an upstream's headers can impose: one hour (a 429 then costs one more try an hour). */
+export const MAX_WAIT_MS = 3_600_000;
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
@@ -38,21 +44,28 @@ function nonNegativeNumber(value: string | null | undefined): number | undefined
   return Number.isFinite(number) && number >= 0 ? number : undefined;
 }
 
+/** A wait in milliseconds from a number of `unitMs` (too large for a double: the cap), or undefined. */
+function waitOf(value: string | null, unitMs: number): number | undefined {
+  if (value == null || value.trim() === "") return undefined;
+  const number = Number(value);
+  return number >= 0 ? Math.min(MAX_WAIT_MS, Math.round(number * unitMs)) : undefined;
+}
+
 /**
  * Milliseconds the upstream asks us to wait, from `retry-after-ms`, `x-ms-retry-after-ms` or `retry-after`
  * (delta seconds or an HTTP date, relative to `now`). Undefined when absent or malformed.
  */
 export function parseRetryAfter(headers: HeaderSource, now: number): number | undefined {
-  const ms = nonNegativeNumber(header(headers, "retry-after-ms")) ??
-    nonNegativeNumber(header(headers, "x-ms-retry-after-ms"));
-  if (ms !== undefined) return Math.round(ms);
+  const ms = waitOf(header(headers, "retry-after-ms"), 1) ??
+    waitOf(header(headers, "x-ms-retry-after-ms"), 1);
+  if (ms !== undefined) return ms;
   const value = header(headers, "retry-after");
   if (value == null) return undefined;
-  const seconds = nonNegativeNumber(value);
-  if (seconds !== undefined) return Math.round(seconds * 1000);
+  const seconds = waitOf(value, 1000);
+  if (seconds !== undefined) return seconds;
   if (!/[a-z]/i.test(value)) return undefined;
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  return Number.isNaN(date) ? undefined : Math.min(MAX_WAIT_MS, Math.max(0, date - now));
 }
 
 export interface RateLimitSnapshot {
@@ -79,10 +92,10 @@ export function parseRateLimitHeaders(headers: HeaderSource, now: number): RateL
   const resetTokens = parseDuration(header(headers, "x-ratelimit-reset-tokens"));
   if (limitRequests !== undefined) snapshot.limitRequests = limitRequests;
   if (remainingRequests !== undefined) snapshot.remainingRequests = remainingRequests;
-  if (resetRequests !== undefined) snapshot.resetRequestsAt = now + resetRequests;
+  if (resetRequests !== undefined) snapshot.resetRequestsAt = now + Math.min(MAX_WAIT_MS, resetRequests);
   if (limitTokens !== undefined) snapshot.limitTokens = limitTokens;
   if (remainingTokens !== undefined) snapshot.remainingTokens = remainingTokens;
-  if (resetTokens !== undefined) snapshot.resetTokensAt = now + resetTokens;
+  if (resetTokens !== undefined) snapshot.resetTokensAt = now + Math.min(MAX_WAIT_MS, resetTokens);
   return snapshot;
 }
 
