@@ -23,15 +23,8 @@ import { readHead } from "./http1_head.ts";
 import { ProxyError } from "../errors.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
 import { openSocket } from "./http1_connect.ts";
-import {
-  answer,
-  bodyFraming,
-  type Head,
-  isCompressed,
-  requestBytes,
-  type Target,
-  targetOf,
-} from "./http1_wire.ts";
+import { answer, isCompressed } from "./http1_answer.ts";
+import { bodyFraming, type Head, requestBytes, type Target, targetOf } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
 import type { AbortLike } from "../core/abort_like.ts";
 import { startTimer, type Timer } from "../util/timer.ts";
