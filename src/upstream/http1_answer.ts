@@ -5,13 +5,24 @@
 
 import type { AnswerGuard } from "./answer_guard.ts";
 import type { BodySource } from "./body_source.ts";
-import type { Head } from "./http1_wire.ts";
+import { type Head, UpstreamProtocolError } from "./http1_wire.ts";
 import { type Reply, SourcedReply, streamedReply, wholeReply } from "./reply.ts";
 
-/** Whether the answer's body is compressed (decoded by `answer`, so guarded after decoding there). */
+/** The content codings decoded here, by their `DecompressionStream` format. */
+const FORMATS: Readonly<Record<string, CompressionFormat>> = {
+  gzip: "gzip",
+  "x-gzip": "gzip",
+  deflate: "deflate",
+  br: "brotli",
+};
+
+/**
+ * Whether the answer's body is in a content coding (decoded by `answer`, so guarded after decoding there; one it
+ * cannot decode fails the answer there).
+ */
 export function isCompressed(head: Head): boolean {
   const coding = head.contentEncoding;
-  return coding === "gzip" || coding === "x-gzip" || coding === "deflate";
+  return coding !== undefined && coding !== "identity" && coding !== "";
 }
 
 /** A body still to be read off the connection (`http1_body.ts`): chunk by chunk, or as a stream. */
@@ -33,12 +44,17 @@ export function answer(
     if (body !== null && !(body instanceof Uint8Array)) body.cancel();
     return wholeReply(status, statusText, headers, null);
   }
-  const coding = head.contentEncoding;
   if (isCompressed(head)) {
-    // Asked for identity; a server that compresses anyway is decoded here, as fetch would.
+    // Asked for identity; a server that compresses anyway is decoded here, as fetch would. A coding that cannot be
+    // (zstd, two codings) fails the answer: with `content-encoding` dropped on the way, its bytes would reach the
+    // client as if they were plain (a corrupt file or audio, a JSON answer that does not parse).
+    const format = FORMATS[head.contentEncoding!];
+    if (format === undefined) {
+      if (!(body instanceof Uint8Array)) body.cancel();
+      throw new UpstreamProtocolError("unsupported content coding from the upstream");
+    }
     const source = body instanceof Uint8Array ? new Response(body).body! : body.stream();
     const plain = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
-    const format = coding === "deflate" ? "deflate" : "gzip";
     const decoded = source.pipeThrough(
       new DecompressionStream(format) as TransformStream<Uint8Array, Uint8Array<ArrayBuffer>>,
     );

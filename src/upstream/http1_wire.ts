@@ -181,7 +181,10 @@ export function parseHead(text: string): Head {
         connection += `${value.toLowerCase()},`;
         break;
       case "content-encoding":
-        contentEncoding = value.toLowerCase();
+        // Codings given in two lines are two codings, as in one line.
+        contentEncoding = contentEncoding === undefined
+          ? value.toLowerCase()
+          : `${contentEncoding}, ${value}`;
         break;
       case "keep-alive": {
         const timeout = /(?:^|[\s,])timeout=(\d+)/i.exec(value);
