@@ -47,13 +47,17 @@ const core: CoreTimers | undefined = typeof found?.createTimer === "function" &&
   ? found as CoreTimers
   : undefined;
 
-/** The longest delay a timer takes (about 24.8 days); longer (and shorter than 1 ms) fires after 1 ms. */
+/** The longest delay the runtime's timers take (about 24.8 days); they fire a longer one after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Calls `fire` after `ms` milliseconds (every `ms` with `repeat`) until cancelled. */
+/**
+ * Calls `fire` after `ms` milliseconds (every `ms` with `repeat`) until cancelled. A delay past `MAX_TIMER_MS`
+ * (a `shutdown_timeout` of a month, meaning "wait") waits `MAX_TIMER_MS`, not the runtime's 1 ms.
+ */
 export function startTimer(ms: number, fire: () => void, options: TimerOptions = {}): Timer {
   const { repeat = false, ref = true } = options;
-  return core ? new CoreTimer(core, ms, fire, repeat, ref) : new GlobalTimer(ms, fire, repeat, ref);
+  const delay = ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms;
+  return core ? new CoreTimer(core, delay, fire, repeat, ref) : new GlobalTimer(delay, fire, repeat, ref);
 }
 
 /** Resolves after `ms` milliseconds; the wait keeps the process alive. */

@@ -77,33 +77,40 @@ test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 pic
   });
 });
 
-test("SIGTERM lets an in-flight stream finish, then exits 0", async () => {
-  await using sim = await SimUpstream.start({ quiet: true, chunks: 8, chunkDelayMs: 100 });
-  await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
-    await using proc = await startProxyProcess(["--config", path, "--port", "0"]);
-    const response = await fetch(`${proc.url}/v1/chat/completions`, {
-      method: "POST",
-      body: JSON.stringify({
-        model: "gpt-test",
-        stream: true,
-        messages: [{ role: "user", content: "drain" }],
-      }),
-    });
-    const reader = response.body!.getReader();
-    await reader.read();
-    const stopping = proc.stop("SIGTERM");
-    let text = "";
-    const decoder = new TextDecoder();
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value);
-    }
-    assert.match(text, /data: \[DONE\]/, "the stream finished after the signal");
-    assert.equal(await stopping, 0);
-    assert.match(proc.output(), /shutting down/);
+// A shutdown_timeout past the runtime's longest timer (2^31 - 1 ms, ~24.8 days), written to mean "wait": it cut
+// every stream at once, its timer firing after 1 ms.
+for (const settings of [[], ["shutdown_timeout: 2592000"]]) {
+  test(`SIGTERM lets an in-flight stream finish, then exits 0 (${settings[0] ?? "default shutdown_timeout"})`, async () => {
+    await using sim = await SimUpstream.start({ quiet: true, chunks: 8, chunkDelayMs: 100 });
+    await withConfigFile(groupYaml([endpointYaml(sim.url)], settings), (path) => stopMidStream(path));
   });
-});
+}
+
+async function stopMidStream(path: string): Promise<void> {
+  await using proc = await startProxyProcess(["--config", path, "--port", "0"]);
+  const response = await fetch(`${proc.url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({
+      model: "gpt-test",
+      stream: true,
+      messages: [{ role: "user", content: "drain" }],
+    }),
+  });
+  const reader = response.body!.getReader();
+  await reader.read();
+  const stopping = proc.stop("SIGTERM");
+  let text = "";
+  const decoder = new TextDecoder();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  assert.match(text, /data: \[DONE\]/, "the stream finished after the signal");
+  assert.equal(await stopping, 0);
+  assert.match(proc.output(), /shutting down/);
+  assert.ok(!proc.output().includes("shutdown timeout reached"), proc.output());
+}
 
 test("deno task demo serves with no API key", async () => {
   await using proc = await startProxyProcess(["--demo", "--port", "0"]);
