@@ -42,7 +42,7 @@ function unwrap(schema: AnySchema): AnySchema {
 
 const REASONS = {
   http_max_connections:
-    "connections to upstreams are pooled per origin with no cap on concurrent ones (up to 256 idle kept per origin)",
+    "connections to upstreams are pooled per origin with no cap on concurrent ones (idle ones kept within the open-file budget)",
   redis_ssl_cert_reqs: 'the certificate of a TLS Redis server is always verified (as with "required")',
   caller_headers: "usage stream entries name the key, not caller headers",
   cache_type:

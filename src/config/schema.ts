@@ -228,7 +228,7 @@ export const GeneralSettingsSchema = z.strictObject({
   max_request_body_bytes: z.optional(positiveCount),
   /** Older name of `cache_params.max_entry_bytes`. */
   max_cache_entry_bytes: z.optional(positiveCount),
-  /** Ignored: upstream connections are pooled per origin without a cap (idle ones up to 256). */
+  /** Ignored: upstream connections are pooled per origin without a cap (README "Upstream connections"). */
   http_max_connections: z.optional(positiveCount),
   /** Ignored: TLS certificates are always verified. */
   redis_ssl_cert_reqs: optionalText,
