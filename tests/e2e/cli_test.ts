@@ -29,6 +29,12 @@ test("--help, --version and unknown flags", async () => {
   assert.match(unknown.output, /Usage:/);
   const badPort = await runCli(["--port", "http"]);
   assert.equal(badPort.code, 2);
+  // Every flag --help lists is in README's flag table.
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const table = readme.slice(readme.indexOf("| flag "), readme.indexOf("When the proxy is ready"));
+  const flags = [...help.output.matchAll(/^ {2}(--[a-z-]+)/gm)].map(([, flag]) => flag);
+  assert.ok(flags.length >= 8, help.output);
+  assert.deepEqual(flags.filter((flag) => !table.includes(`\`${flag}`)), [], "flags missing from README");
 });
 
 test("config problems stop start-up with exit code 2 and a message naming file, path and value", async () => {

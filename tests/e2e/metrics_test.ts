@@ -81,6 +81,23 @@ test("requests, upstream latency, TTFT, overhead, failovers, retries, cooldowns 
   assert.ok(!text.includes("plain 0") && !text.includes("unknown/"), "no request text in labels");
 });
 
+test("every series /metrics serves, and its type, is in README's Metrics section", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)]));
+  await (await chat(proxy.url, "counted")).body?.cancel();
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const section = readme.slice(readme.indexOf("\n## Metrics"), readme.indexOf("\n## Tracing"));
+  const served = [...text.matchAll(/^# TYPE (\w+) (\w+)$/gm)].map(([, name, type]) => [name, type]);
+  assert.ok(served.length > 20, text);
+  const missing = served.filter(([name, type]) =>
+    !new RegExp(`^\\| \`${name}\`\\s+\\| ${type} `, "m").test(section) &&
+    // Per-key series are listed, with their labels, under "Usage and cost".
+    !(name.startsWith("llmproxy_key_") && readme.includes(`\`${name}{`))
+  );
+  assert.deepEqual(missing, [], "series missing from README");
+});
+
 test("a wait for capacity after a 429 shows as a rate-limit cooldown, a wait and a retry", async () => {
   await using sim = await SimUpstream.start({ name: "only", quiet: true });
   await using proxy = await startProxy(
