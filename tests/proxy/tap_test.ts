@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { pollReader } from "../../src/proxy/chunks.ts";
 import { holdStream, mapStream, tapStream } from "../../src/proxy/tap.ts";
 import { sourceOf } from "../../src/upstream/body_source.ts";
 import { Http1Agent } from "../../src/upstream/http1.ts";
@@ -76,6 +77,30 @@ test("watchers stacked on an upstream body are one pollable layer: each sees eve
   assert.deepEqual(seen[0], EVENTS);
   assert.deepEqual(seen[1], [...EVENTS.map((event) => event.toUpperCase()), ": end\n\n"]);
   assert.deepEqual(ends, [[true], [true]]);
+});
+
+test("watchers stacked, then read through their source (as a coalescing broadcast reads them): each sees every chunk once", async () => {
+  const { server, url } = eventServer();
+  await using _server = server;
+  using agent = new Http1Agent();
+  const seen: string[] = [];
+  const ends: boolean[] = [];
+  const first = tapStream(
+    await upstreamBody(agent, url),
+    (chunk) => seen.push(decoder.decode(chunk)),
+    (complete) => ends.push(complete),
+  );
+  const upper = mapStream(
+    first,
+    (chunk) => encoder.encode(decoder.decode(chunk).toUpperCase()),
+    () => encoder.encode(": end\n\n"),
+  );
+  const reader = pollReader(upper);
+  let text = "";
+  for (let chunk = await reader.read(); chunk; chunk = await reader.read()) text += decoder.decode(chunk);
+  assert.equal(text, EVENTS.join("").toUpperCase() + ": end\n\n");
+  assert.deepEqual(seen, EVENTS);
+  assert.deepEqual(ends, [true]);
 });
 
 test("a reader that leaves a stack of watchers cancels the upstream answer; each watcher is told once", async () => {
