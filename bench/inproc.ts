@@ -112,6 +112,8 @@ const upstreamUrl = paced?.url ?? `http://127.0.0.1:${upstream.addr.port}`;
 
 interface Build {
   readonly name: string;
+  /** What the build is loaded with (`+keys`, `+cache`, nothing): its paired ratio is also read to the first of its kind. */
+  readonly kind: string;
   readonly handle: (request: Request) => Response | Promise<Response>;
 }
 
@@ -132,9 +134,9 @@ async function load(root: string, index: number, keys = 0, cache = values.cache)
   const logger = createLogger({ level: "error", write: () => {} });
   const services = await buildServices(config, { logger });
   const app = createApp(services);
-  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}${keys > 0 ? "+keys" : ""}` +
-    (values["cache-both"] && cache ? "+cache" : "");
-  return { name, handle: (request) => app.fetch(request) };
+  const kind = `${keys > 0 ? "+keys" : ""}${values["cache-both"] && cache ? "+cache" : ""}`;
+  const name = `${index}:${root.split("/").filter(Boolean).at(-1)}${kind}`;
+  return { name, kind, handle: (request) => app.fetch(request) };
 }
 
 /** The stream floor's handler, forwarding to the same upstream as the builds. */
@@ -146,7 +148,7 @@ async function floorBuild(): Promise<Build> {
   useTarget(
     gatewayTarget(parseConfig(configYaml({ upstreamUrl, cache: false }), "floor.yaml", () => undefined)),
   );
-  return { name: "floor", handle: floorHandler };
+  return { name: "floor", kind: "floor", handle: floorHandler };
 }
 
 let sequence = 0;
@@ -217,19 +219,27 @@ console.log(
 );
 // Each round's builds run back to back: the ratio within a round is less shaken by the machine's load than
 // either figure alone (paired rounds; the quartiles say how much the pairs still disagree).
-console.log("| build | CPU us/req (median) | min | max | vs first | paired: median ratio (quartiles) |");
-console.log("|---|---|---|---|---|---|");
+// The last column pairs each build with the first build of its kind (a keyed build with the first keyed one): the
+// before/after of a change to what the kind adds.
+console.log(
+  "| build | CPU us/req (median) | min | max | vs first | paired: median ratio (quartiles) | paired to the first of its kind |",
+);
+console.log("|---|---|---|---|---|---|---|");
 const first = figures.get(builds[0].name)!;
+const paired = (values: number[], to: number[]) => {
+  const ratios = values.map((value, round) => value / to[round]);
+  return `${percentile(ratios, 50).toFixed(3)}x (${percentile(ratios, 25).toFixed(3)}-${
+    percentile(ratios, 75).toFixed(3)
+  })`;
+};
 for (const build of builds) {
   const values = figures.get(build.name)!;
   const median = percentile(values, 50);
-  const ratios = values.map((value, round) => value / first[round]);
+  const firstOfKind = figures.get(builds.find((other) => other.kind === build.kind)!.name)!;
   console.log(
     `| ${build.name} | ${median.toFixed(1)} | ${Math.min(...values).toFixed(1)} | ${
       Math.max(...values).toFixed(1)
-    } | ${(median / base).toFixed(3)}x | ${percentile(ratios, 50).toFixed(3)}x (${
-      percentile(ratios, 25).toFixed(3)
-    }-${percentile(ratios, 75).toFixed(3)}) |`,
+    } | ${(median / base).toFixed(3)}x | ${paired(values, first)} | ${paired(values, firstOfKind)} |`,
   );
 }
 await paced?.stop();
