@@ -20,6 +20,7 @@ import {
   patchKeyHandler,
   usageHandler,
 } from "./routes/admin_keys.ts";
+import { headRequest } from "./middleware/head_request.ts";
 import { clearCacheHandler } from "./routes/cache.ts";
 import type { AppEnv } from "./routes/generation.ts";
 import { healthHandler, modelsHandler, statsHandler } from "./routes/info.ts";
@@ -40,6 +41,7 @@ export interface RouteParts {
 /** Hono's app for `services`: what serves every request the direct routes do not. */
 export function routesApp(services: Services, parts: RouteParts): Fetch {
   const app = new Hono<AppEnv>();
+  app.use(headRequest);
   for (const middleware of parts.middleware) app.use(middleware);
   for (const prefix of ["/v1", ""]) {
     for (const [path, handler] of parts.generation) {

@@ -1,0 +1,59 @@
+/**
+ * Requests a careless or hostile client may send that are valid HTTP but odd for this API: HEAD on routes whose
+ * GET answer streams from an upstream, and paths named after what every JavaScript object has (`constructor`,
+ * `__proto__`, `toString`). Each is answered and leaves nothing behind: no attempt counted in flight forever, no
+ * upstream connection held, no metric series of its own.
+ */
+
+import assert from "node:assert/strict";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+import { generatedUpload } from "../_support/upload.ts";
+
+async function inFlight(url: string): Promise<number> {
+  const stats = await (await fetch(`${url}/stats`)).json();
+  return stats.endpoints[0].in_flight;
+}
+
+test("HEAD on a file's content: headers only, the upstream answer is dropped, nothing stays in flight", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  // 2 MiB: far more than the sockets between the sim and the proxy buffer.
+  const upload = generatedUpload(2 * 1024 * 1024);
+  const created = await fetch(`${proxy.url}/v1/files`, {
+    method: "POST",
+    headers: { "content-type": upload.type, "content-length": String(upload.length) },
+    body: upload.body,
+  });
+  assert.equal(created.status, 200);
+  const { id } = await created.json();
+
+  for (let i = 0; i < 5; i++) {
+    const head = await fetch(`${proxy.url}/v1/files/${id}/content`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("x-llmproxy-endpoint"), "a");
+    assert.equal(await head.text(), "");
+  }
+  // Each HEAD's upstream answer is cancelled: its attempt ends and its connection is let go.
+  const deadline = Date.now() + 3000;
+  while (await inFlight(proxy.url) > 0 && Date.now() < deadline) await delay(20);
+  assert.equal(await inFlight(proxy.url), 0, "no attempt left in flight by a HEAD");
+
+  const content = await fetch(`${proxy.url}/v1/files/${id}/content`);
+  assert.equal((await content.arrayBuffer()).byteLength, 2 * 1024 * 1024);
+  assert.equal(await inFlight(proxy.url), 0);
+});
+
+test("paths named after what every object has get 404s and no metric series of their own", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  for (const path of ["/constructor", "/v1/__proto__/x", "/toString", "/v1/hasOwnProperty/x", "/valueOf"]) {
+    const response = await fetch(`${proxy.url}${path}`);
+    assert.equal(response.status, 404, path);
+    assert.equal((await response.json()).error.code, "not_found", path);
+  }
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  const routes = new Set([...text.matchAll(/route="([^"]*)"/g)].map((match) => match[1]));
+  assert.deepEqual([...routes], ["other"]);
+});
