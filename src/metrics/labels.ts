@@ -36,14 +36,18 @@ const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
   "/realtime": "realtime",
 };
 
-/** Route families with ids or sub-routes: the first segment names them. */
-const FAMILY_LABELS: Readonly<Record<string, RouteLabel>> = {
-  files: "files",
-  batches: "batches",
-  audio: "audio",
-  images: "images",
-  ui: "ui",
-};
+/**
+ * Route families with ids or sub-routes: the first segment names them. A Map, not an object literal: a segment such
+ * as `constructor` or `toString` would find what every object inherits and make a series of its own (the keys
+ * above all start with `/`, which nothing inherited does).
+ */
+const FAMILY_LABELS: ReadonlyMap<string, RouteLabel> = new Map([
+  ["files", "files"],
+  ["batches", "batches"],
+  ["audio", "audio"],
+  ["images", "images"],
+  ["ui", "ui"],
+]);
 
 /** The route label of a request path, with or without `/v1`. */
 export function routeLabel(path: string): RouteLabel {
@@ -51,7 +55,7 @@ export function routeLabel(path: string): RouteLabel {
   const known = ROUTE_LABELS[rest];
   if (known) return known;
   if (rest.startsWith("/responses/")) return "responses_item";
-  return FAMILY_LABELS[rest.split("/")[1]] ?? "other";
+  return FAMILY_LABELS.get(rest.split("/")[1]) ?? "other";
 }
 
 export const CACHE_RESULTS: Readonly<Record<string, string>> = {
