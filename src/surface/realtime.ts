@@ -145,6 +145,16 @@ export async function openUpstream(
   }
 }
 
+/**
+ * Bytes a socket of a session may have waiting to be sent. Deno's WebSocket queues what `send` is given without
+ * bound, so a side that stops reading (a client that sends and never reads, an upstream that stops taking frames)
+ * would otherwise make the proxy hold whatever the other side sends; past this the session is closed instead.
+ */
+export const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+
+/** The close code both sides get when one of them fell more than `MAX_UNSENT_BYTES` behind. */
+export const FELL_BEHIND = 4008;
+
 /** A close code one may send: 1000 or an application code; the reserved ones (1005, 1006, ...) become 1000. */
 const sendable = (code: number) => (code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000);
 
@@ -175,9 +185,16 @@ export function pipeSockets(
     if (!over) onEnd();
     over = true;
   };
+  /** Sends `data` on `to` unless `to` has too much waiting already: then the session ends (closing the queue). */
+  const relay = (to: WebSocket, data: string | ArrayBuffer, who: string) => {
+    if (to.bufferedAmount <= MAX_UNSENT_BYTES) return to.send(data);
+    const reason = `the ${who} fell more than ${MAX_UNSENT_BYTES / 1024 / 1024} MiB behind`;
+    close(upstream, FELL_BEHIND, reason);
+    close(client, FELL_BEHIND, reason);
+  };
   upstream.onmessage = (event) => {
     if (onUpstreamText && typeof event.data === "string") onUpstreamText(event.data);
-    if (client.readyState === WebSocket.OPEN) client.send(event.data);
+    if (client.readyState === WebSocket.OPEN) relay(client, event.data, "client");
     else held.push(event.data);
   };
   upstream.onclose = (event) => {
@@ -193,7 +210,7 @@ export function pipeSockets(
     counted = true;
   };
   client.onmessage = (event) => {
-    if (upstream.readyState === WebSocket.OPEN) upstream.send(event.data);
+    if (upstream.readyState === WebSocket.OPEN) relay(upstream, event.data, "upstream");
   };
   client.onclose = (event) => {
     close(upstream, event.code, event.reason);
