@@ -14,7 +14,8 @@ import type { EntraTokens } from "../entra/entra_tokens.ts";
 import { ProxyError } from "../errors.ts";
 import { AnswerGuard } from "./answer_guard.ts";
 import { SecretMask } from "./secret_mask.ts";
-import { headerPairs, type Reply, streamedReply } from "./reply.ts";
+import type { Reply } from "./reply.ts";
+import { fetchStreamed, fetchWhole, guardedFetch } from "./fetch_transport.ts";
 import type { AbortLike } from "../core/abort_like.ts";
 import { CallSignal } from "./call_signal.ts";
 
@@ -23,24 +24,6 @@ export type UpstreamClientKind = "http1" | "fetch";
 
 type Transport = (url: string, init: Http1Init & { readonly signal: CallSignal }) => Promise<Reply>;
 
-type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
-
-/** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
-async function guardedFetch(url: string, init: FetchInit, guard: AnswerGuard | undefined): Promise<Reply> {
-  const response = await fetch(url, { ...init, signal: init.signal.abortSignal(), redirect: "manual" });
-  const headers = headerPairs(response.headers);
-  const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
-  return guard
-    ? streamedReply(
-      response.status,
-      response.statusText,
-      guard.headers(headers),
-      body?.pipeThrough(guard.transform()) ?? null,
-    )
-    : streamedReply(response.status, response.statusText, headers, body);
-}
-
-const viaFetch: Transport = (url, { guard, ...init }) => guardedFetch(url, init, guard);
 /** Limits of upstream calls; settable, so a config reload changes them without dropping the pool. */
 export interface UpstreamLimits {
   /** Bytes of one answer (decoded); over it the answer fails with a 502 and its connection is dropped. */
@@ -104,7 +87,7 @@ export class UpstreamClient {
     this.kind = kind;
     this.observer = observer;
     this.#tokens = tokens;
-    if (kind === "fetch") this.#send = viaFetch;
+    if (kind === "fetch") this.#send = fetchWhole;
     else {
       this.#agent = new Http1Agent();
       this.#send = this.#agent.request;
@@ -151,12 +134,7 @@ export class UpstreamClient {
    * hold them longer, so it gets copies.
    */
   #streamed(url: string, init: Http1Init & { body: StreamedBody; signal: CallSignal }): Promise<Reply> {
-    if (this.#agent) return this.#agent.request(url, init);
-    const { guard, body, ...rest } = init;
-    const copies = ReadableStream.from((async function* () {
-      for await (const chunk of body) yield chunk.slice();
-    })());
-    return guardedFetch(url, { ...rest, body: copies }, guard);
+    return this.#agent ? this.#agent.request(url, init) : fetchStreamed(url, init);
   }
 
   /**

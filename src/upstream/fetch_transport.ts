@@ -1,0 +1,47 @@
+/**
+ * Upstream calls through Deno's fetch (`upstream_client: fetch`, and a body the caller hands over as a web stream),
+ * their answers passed through the answer guard as the HTTP/1.1 client's are.
+ */
+
+import type { AnswerGuard } from "./answer_guard.ts";
+import type { CallSignal } from "./call_signal.ts";
+import type { Http1Init } from "./http1.ts";
+import type { StreamedBody } from "./http1_chunked.ts";
+import { headerPairs, type Reply, streamedReply } from "./reply.ts";
+
+type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
+
+/** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
+export async function guardedFetch(
+  url: string,
+  init: FetchInit,
+  guard: AnswerGuard | undefined,
+): Promise<Reply> {
+  const response = await fetch(url, { ...init, signal: init.signal.abortSignal(), redirect: "manual" });
+  const headers = headerPairs(response.headers);
+  const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
+  return guard
+    ? streamedReply(
+      response.status,
+      response.statusText,
+      guard.headers(headers),
+      body?.pipeThrough(guard.transform()) ?? null,
+    )
+    : streamedReply(response.status, response.statusText, headers, body);
+}
+
+/** A call with a body given whole (or none). */
+export const fetchWhole = (url: string, { guard, ...init }: Http1Init & { readonly signal: CallSignal }) =>
+  guardedFetch(url, init, guard);
+
+/** A body of chunks that may share one buffer: fetch may hold them longer than the next read, so it gets copies. */
+export function fetchStreamed(
+  url: string,
+  init: Http1Init & { readonly body: StreamedBody; readonly signal: CallSignal },
+): Promise<Reply> {
+  const { guard, body, ...rest } = init;
+  const copies = ReadableStream.from((async function* () {
+    for await (const chunk of body) yield chunk.slice();
+  })());
+  return guardedFetch(url, { ...rest, body: copies }, guard);
+}
