@@ -8,7 +8,7 @@ import type { AzureAdConfig, EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
 import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
-import type { StreamedBody } from "./http1_chunked.ts";
+import { RequestBodyFailed, type StreamedBody } from "./http1_chunked.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 import type { EntraTokens } from "../entra/entra_tokens.ts";
 import { ProxyError } from "../errors.ts";
@@ -239,8 +239,9 @@ export class UpstreamClient {
         release();
         throw error;
       }
-      // Not aborted by the client: an abort of the call's own signal is its timeout.
-      const result: UpstreamResult = clientSignal.aborted
+      // Not aborted by the client: an abort of the call's own signal is its timeout. A streamed body that failed
+      // is the client's leaving too, though its signal may not say so yet.
+      const result: UpstreamResult = clientSignal.aborted || error instanceof RequestBodyFailed
         ? { kind: "aborted" }
         : signal.aborted
         ? { kind: "timeout" }

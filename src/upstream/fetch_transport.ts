@@ -6,7 +6,7 @@
 import type { AnswerGuard } from "./answer_guard.ts";
 import type { CallSignal } from "./call_signal.ts";
 import type { Http1Init } from "./http1.ts";
-import type { StreamedBody } from "./http1_chunked.ts";
+import { RequestBodyFailed, type StreamedBody } from "./http1_chunked.ts";
 import { headerPairs, type Reply, streamedReply } from "./reply.ts";
 
 type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
@@ -34,14 +34,24 @@ export async function guardedFetch(
 export const fetchWhole = (url: string, { guard, ...init }: Http1Init & { readonly signal: CallSignal }) =>
   guardedFetch(url, init, guard);
 
-/** A body of chunks that may share one buffer: fetch may hold them longer than the next read, so it gets copies. */
+/**
+ * A body of chunks that may share one buffer: fetch may hold them longer than the next read, so it gets copies.
+ * When the body fails (its client left), the call fails with `RequestBodyFailed`, not as a broken connection.
+ */
 export function fetchStreamed(
   url: string,
   init: Http1Init & { readonly body: StreamedBody; readonly signal: CallSignal },
 ): Promise<Reply> {
   const { guard, body, ...rest } = init;
+  let failed: RequestBodyFailed | undefined;
   const copies = ReadableStream.from((async function* () {
-    for await (const chunk of body) yield chunk.slice();
+    try {
+      for await (const chunk of body) yield chunk.slice();
+    } catch (error) {
+      throw failed = new RequestBodyFailed(error);
+    }
   })());
-  return guardedFetch(url, { ...rest, body: copies }, guard);
+  return guardedFetch(url, { ...rest, body: copies }, guard).catch((error) => {
+    throw failed ?? error;
+  });
 }

@@ -16,7 +16,7 @@
  * pending `fetch` rejects, and a body being read errors, with the signal's reason.
  */
 
-import { type StreamedBody, writeRequest } from "./http1_chunked.ts";
+import { bodyFailure, type StreamedBody, writeRequest } from "./http1_chunked.ts";
 import { BodyReader } from "./http1_body.ts";
 import { Connection } from "./http1_connection.ts";
 import { readHead } from "./http1_head.ts";
@@ -225,7 +225,8 @@ export class Http1Agent {
     writeRequest(connection, message, init.body).catch(() => connection.close());
     return readHead(connection).then((head) => this.#reply(connection, head, init, onAbort), (error) => {
       signal.removeEventListener("abort", onAbort);
-      throw error;
+      // A streamed body that failed (its client left) closed the connection: not the endpoint's failure.
+      throw bodyFailure(connection) ?? error;
     });
   }
 

@@ -13,6 +13,23 @@ const CRLF = new Uint8Array([13, 10]);
 const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
 const encoder = new TextEncoder();
 
+/**
+ * The body failed, not the connection: what reading the client's upload threw (its client went away) is `cause`.
+ * The attempt is then not the endpoint's failure.
+ */
+export class RequestBodyFailed extends Error {
+  constructor(cause: unknown) {
+    super("the request body failed", { cause });
+  }
+}
+
+/** Connections whose streamed body failed, noted only then: a request that goes well pays nothing for it. */
+const failedBodies = new WeakMap<Connection, RequestBodyFailed>();
+
+/** Why `connection`'s request body failed, if it did. */
+export const bodyFailure = (connection: Connection): RequestBodyFailed | undefined =>
+  failedBodies.get(connection);
+
 /** Writes the head, then each chunk framed (`size CRLF data CRLF`), then the last chunk. */
 export async function writeChunked(
   connection: Connection,
@@ -21,7 +38,18 @@ export async function writeChunked(
 ): Promise<void> {
   connection.streamed = true;
   await connection.write(head);
-  for await (const chunk of body) {
+  const chunks = body[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Uint8Array>;
+    try {
+      next = await chunks.next();
+    } catch (error) {
+      const failed = new RequestBodyFailed(error);
+      failedBodies.set(connection, failed);
+      throw failed;
+    }
+    if (next.done) break;
+    const chunk = next.value;
     if (chunk.length === 0) continue;
     await connection.write(encoder.encode(`${chunk.length.toString(16)}\r\n`));
     await connection.write(chunk);
