@@ -10,6 +10,7 @@ import { type ChunkReader, chunkReader, sourceReader } from "./chunks.ts";
 import { type PipeSource, pipeStream } from "./tap.ts";
 import type { BodySource } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
+import { upstreamErrorFirst } from "./first_error.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
 
@@ -117,6 +118,12 @@ function failedFirst(reader: ChunkReader, error: unknown): FirstChunk {
 
 function opened(first: Uint8Array | null, relay: EventRelay): FirstChunk {
   if (!first) return { ok: false, message: "stream ended before its first byte" };
+  // The upstream's own error first: the client has had nothing yet, so the stream is given up and fails over.
+  const error = upstreamErrorFirst(first, relay.route);
+  if (error !== undefined) {
+    relay.reader.cancel().catch(() => {});
+    return { ok: false, message: error };
+  }
   relay.first(first);
   return { ok: true, body: pipeStream(relay) };
 }
@@ -136,7 +143,7 @@ class EventRelay implements PipeSource {
   constructor(
     readonly reader: ChunkReader,
     readonly framer: EventFramer,
-    private readonly route: Route,
+    readonly route: Route,
     private readonly hooks: StreamHooks,
   ) {}
 

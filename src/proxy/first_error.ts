@@ -1,0 +1,57 @@
+/**
+ * Whether a stream's first events begin with the upstream's own error: `data: {"error": ...}` (Chat Completions) or
+ * an `error` event (Responses). Such a stream has sent the client nothing yet, so it fails over like one that died
+ * before its first byte; unless the error is the caller's (a request another endpoint would refuse as well).
+ */
+
+import type { Route } from "../core/route.ts";
+
+const decoder = new TextDecoder();
+/** `data:`, then an optional space, opening every data-first event. */
+const DATA = [100, 97, 116, 97, 58];
+/** The start of an `error` event of the Responses API. */
+const ERROR_EVENT = /^event: ?error\r?\n/;
+const CHAT_ERROR = /^data: ?\{\s*"error"\s*:/;
+/** What makes an error the caller's: its type or code. */
+const CALLERS = /^(invalid|context_length|content_filter|content_policy)/;
+
+/**
+ * The upstream's error that opens `first` (the stream's first whole events), when it is not the caller's; else
+ * undefined. Costs a few byte comparisons for a stream that does not start with an error.
+ */
+export function upstreamErrorFirst(first: Uint8Array, route: Route): string | undefined {
+  if (route === "responses") {
+    // `event: ` and the first letter of its name: `e` for `error`, `r` for the `response.*` events.
+    if (first[0] !== 101 || first[7] !== 101) return undefined;
+  } else {
+    if (!DATA.every((byte, i) => first[i] === byte)) return undefined;
+    const brace = first[5] === 32 ? 6 : 5;
+    if (first[brace] !== 123 || first[brace + 1] === 34 && first[brace + 2] !== 101) return undefined; // {"e
+  }
+  const text = decoder.decode(first.subarray(0, eventEnd(first)));
+  if (!(route === "responses" ? ERROR_EVENT : CHAT_ERROR).test(text)) return undefined;
+  const data = text.split(/\r?\n/).filter((line) => line.startsWith("data:")).map((line) =>
+    line.slice(5).trim()
+  );
+  let error: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(data.join("\n"));
+    error = route === "responses" ? parsed : parsed.error;
+  } catch {
+    // an error that does not parse: the upstream's
+  }
+  const type = typeof error?.type === "string" && error.type !== "error" ? error.type : "";
+  const code = typeof error?.code === "string" ? error.code : "";
+  if (CALLERS.test(type) || CALLERS.test(code)) return undefined;
+  return `stream began with an error event (${(code || type || "unknown").slice(0, 60)})`;
+}
+
+/** Where the first event of `bytes` ends (after its blank line), or their length. */
+function eventEnd(bytes: Uint8Array): number {
+  for (let at = 1; at < bytes.length; at++) {
+    if (bytes[at] === 10 && (bytes[at - 1] === 10 || (bytes[at - 1] === 13 && bytes[at - 2] === 10))) {
+      return at + 1;
+    }
+  }
+  return bytes.length;
+}
