@@ -23,6 +23,7 @@ import { sequence } from "./http/middleware/sequence.ts";
 import { tracing } from "./http/middleware/tracing.ts";
 import { type AppEnv, generationHandler } from "./http/routes/generation.ts";
 import { pythonHeaders } from "./http/python_markers.ts";
+import { unsupportedCoding } from "./http/body.ts";
 import type { RouteParts } from "./http/routes_app.ts";
 import type { Logger } from "./logger.ts";
 import type { Services } from "./services.ts";
@@ -107,7 +108,7 @@ const routesUnavailable = (): Promise<Response> =>
 /** The app's error handler: the OpenAI envelope with the request id; 5xx logged (not a client that left). */
 function errorHandler(logger: Logger): DirectErrorHandler<AppEnv> {
   return (error, c) => {
-    const proxyError = toProxyError(error);
+    const proxyError = unsupportedCoding(toProxyError(error), c.req.header("content-encoding"));
     if (proxyError.status >= 500 && !(error instanceof ClientGone)) {
       logger.error("request failed", {
         request_id: c.get("requestId"),

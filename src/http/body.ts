@@ -133,6 +133,22 @@ async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limi
   return await heavy(size, () => decode(joined));
 }
 
+/**
+ * What a body that did not read as JSON gets when it came in a content coding (`Content-Encoding: gzip`, ...): the
+ * proxy reads bodies as sent, so it failed for its coding, not as malformed JSON. 415 naming the coding, with
+ * `Accept-Encoding: identity` (RFC 9110, 15.5.16). Only looked at on that error: a request that parses pays nothing.
+ */
+export function unsupportedCoding(error: ProxyError, coding: string | undefined): ProxyError {
+  if (error.code !== "invalid_json" || !coding || /^\s*identity\s*$/i.test(coding)) return error;
+  return new ProxyError(
+    415,
+    "invalid_request_error",
+    "unsupported_content_encoding",
+    `Content-Encoding '${coding.slice(0, 40)}' is not supported: send the request body uncompressed`,
+    { headers: { "accept-encoding": "identity" } },
+  );
+}
+
 /** Parses a JSON object body; anything else is a 400 `invalid_json`. */
 export function parseJsonObject(text: string): Record<string, unknown> {
   if (text.trim() === "") throw invalidJson("Request body is empty; expected a JSON object");

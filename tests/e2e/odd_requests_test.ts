@@ -57,3 +57,33 @@ test("paths named after what every object has get 404s and no metric series of t
   const routes = new Set([...text.matchAll(/route="([^"]*)"/g)].map((match) => match[1]));
   assert.deepEqual([...routes], ["other"]);
 });
+
+test("a compressed request body (Content-Encoding) gets 415 naming the coding, not a JSON error", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  const json = JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] });
+  for (const coding of ["gzip", "deflate"] as const) {
+    const body = await new Response(
+      new Blob([json]).stream().pipeThrough(new CompressionStream(coding)),
+    ).arrayBuffer();
+    for (const path of ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]) {
+      const response = await fetch(`${proxy.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": coding },
+        body,
+      });
+      const { error } = await response.json();
+      assert.equal(response.status, 415, `${coding} ${path}: ${error.message}`);
+      assert.equal(error.code, "unsupported_content_encoding");
+      assert.match(error.message, new RegExp(`'${coding}'`));
+      assert.equal(response.headers.get("accept-encoding"), "identity");
+    }
+  }
+  // The same body uncompressed, and a body declared `identity`, are served.
+  for (const headers of [{}, { "content-encoding": "identity" }] as Record<string, string>[]) {
+    const response = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers, body: json });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  }
+  assert.equal(sim.count(), 2, "no compressed body went upstream");
+});
