@@ -52,6 +52,21 @@ export class ClientGone extends ProxyError {
   }
 }
 
+/**
+ * What reading a client's body failed with, as the client's answer: the engine's parse error (`invalid HTTP/1
+ * request`: malformed chunk sizes, a chunk extension past its limit) is a 400 to a client still there; anything
+ * else is the client gone (499).
+ */
+export function bodyReadFailed(error: unknown): ProxyError {
+  if (!(error instanceof Error) || !/^invalid HTTP/i.test(error.message)) return new ClientGone();
+  return new ProxyError(
+    400,
+    "invalid_request_error",
+    "invalid_request",
+    "The request body is malformed: its chunked transfer coding could not be read",
+  );
+}
+
 export const invalidJson = (message: string) =>
   new ProxyError(400, "invalid_request_error", "invalid_json", message);
 

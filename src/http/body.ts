@@ -1,7 +1,7 @@
 /** Reading and checking a client's JSON body: size limit, JSON object, field types. */
 
 import type { HeaderReader } from "../core/header_reader.ts";
-import { ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
+import { bodyReadFailed, ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { type Deadline, deadlines } from "../util/deadlines.ts";
 import { checkJsonShape } from "./json_shape.ts";
 import { heavy } from "../util/heavy.ts";
@@ -74,7 +74,7 @@ async function readStreamed(
     return await Promise.race([read, deadline]);
   } catch (error) {
     if (error instanceof ProxyError) throw error;
-    throw new ClientGone();
+    throw bodyReadFailed(error);
   } finally {
     timer?.cancel();
   }

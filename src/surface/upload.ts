@@ -5,7 +5,7 @@
  * endpoint; after that the body is gone, and the request cannot fail over.
  */
 
-import { invalidRequest, ProxyError, tooLarge } from "../errors.ts";
+import { bodyReadFailed, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
 
@@ -107,20 +107,12 @@ export async function openForm(
   }
 }
 
-/** The source's next chunk; a client that went away mid-upload is a 499. */
+/** The source's next chunk; a client that went away mid-upload is a 499, a malformed chunked body a 400. */
 async function readFrom(source: ChunkSource): Promise<Uint8Array | null> {
   try {
     return await source.read();
   } catch (error) {
-    throw new ProxyError(
-      499,
-      "invalid_request_error",
-      "client_closed_request",
-      "The client closed the request",
-      {
-        cause: error,
-      },
-    );
+    throw bodyReadFailed(error);
   }
 }
 

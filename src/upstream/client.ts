@@ -233,6 +233,9 @@ export class UpstreamClient {
       watch?.ended();
     };
     const failed = (error: unknown): UpstreamResult => {
+      // A body that failed for what the client sent (a malformed chunk: 400) is that answer, as a guard's refusal.
+      const { cause } = error instanceof RequestBodyFailed ? error : {};
+      if (cause instanceof ProxyError && cause.status !== 499) error = cause;
       // An answer refused by the guard (declared too large) is the client's 502, not a reason to fail over.
       if (error instanceof ProxyError && !clientSignal.aborted) {
         watch?.failed("connection");

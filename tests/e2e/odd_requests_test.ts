@@ -87,3 +87,67 @@ test("a compressed request body (Content-Encoding) gets 415 naming the coding, n
   }
   assert.equal(sim.count(), 2, "no compressed body went upstream");
 });
+
+/** Sends `head`, then `body`; returns the answer's status line and body (" " when none came). */
+async function rawAnswer(base: string, head: string, body: string): Promise<string> {
+  const url = new URL(base);
+  const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  try {
+    const write = async (bytes: Uint8Array) => {
+      for (let at = 0; at < bytes.length;) {
+        at += await conn.write(bytes.subarray(at)).catch(() => bytes.length);
+      }
+    };
+    // Read while writing: the proxy answers and closes before taking all of a long bad body, and the reset the
+    // rest then brings would drop an answer not read yet. The body after a pause: the proxy is reading it when
+    // the bad bytes come (else Deno may refuse the request before handing it over, with a bare 400 or none).
+    let text = "";
+    const decoder = new TextDecoder();
+    const reading = (async () => {
+      const buffer = new Uint8Array(65536);
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        text += decoder.decode(buffer.subarray(0, n));
+      }
+    })().catch(() => {});
+    await write(new TextEncoder().encode(head));
+    await delay(50);
+    await write(new TextEncoder().encode(body));
+    await reading;
+    return `${text.split("\r\n")[0]} ${text.slice(text.indexOf("\r\n\r\n") + 4)}`;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed by reading to the end
+    }
+  }
+}
+
+test("a malformed chunked body gets 400 in the envelope, not 499 (the client is still there)", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  const bodies = {
+    "a chunk size of 70,000 zeros": `${"0".repeat(70_000)}1\r\n{\r\n0\r\n\r\n`,
+    "a chunk extension of 300 KB": `1;${"x".repeat(300_000)}\r\n{\r\n0\r\n\r\n`,
+  };
+  const routes = [
+    ["/v1/chat/completions", "application/json"],
+    ["/v1/audio/transcriptions", "multipart/form-data; boundary=b"], // read until its `model` field
+    ["/v1/files", "multipart/form-data; boundary=b"], // streamed upstream from its first byte
+  ];
+  for (const [path, type] of routes) {
+    for (const [name, body] of Object.entries(bodies)) {
+      const head =
+        `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n` +
+        "Connection: close\r\n\r\n";
+      const answer = await rawAnswer(proxy.url, head, body);
+      assert.match(answer, /^HTTP\/1\.1 400 /, `${path}, ${name}: ${answer.slice(0, 200)}`);
+      assert.match(
+        answer,
+        /chunked transfer coding could not be read.*"code":"invalid_request"/,
+        `${path}, ${name}`,
+      );
+    }
+  }
+  assert.equal(sim.count(), 0);
+});
