@@ -44,13 +44,15 @@ export function jsonMediaHandler(services: Services, path: JsonMedia) {
       ...relayRequest(context, group, path, { kind: "group", exclude }),
       record: relayUsage(services, { group, route: path, requestId: context.requestId }),
     };
+    const streams = path === "audio/speech" || body.stream === true;
     const call = upstreamCall(context, group, {
       method: "POST",
       path,
       body: (endpoint) => JSON.stringify({ ...body, model: endpoint.model }),
-      // Speech is binary audio, passed on as it arrives.
-      passThrough: path === "audio/speech",
-      json: path !== "audio/speech",
+      // Speech is binary audio, and an image generation asked to stream (gpt-image's partial images) is events:
+      // both passed on as they arrive, not read whole as JSON (a stream is no malformed answer of the endpoint).
+      passThrough: streams,
+      json: !streams,
       failure: isFailoverStatus,
     });
     return reply(c, (await services.pipeline.relay(request, call)).answer);
