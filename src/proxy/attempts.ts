@@ -22,7 +22,7 @@ import type { Stats } from "./stats.ts";
 import { type Got, type Served, spent, type UpstreamCall } from "./call.ts";
 import { openStream } from "./stream.ts";
 import { tapStream } from "./tap.ts";
-import { callerError, forwardedHeaders } from "./upstream_answer.ts";
+import { callerError, envelopeError, forwardedHeaders } from "./upstream_answer.ts";
 import { contentFilterRefusal, policyError } from "../upstream/content_filter.ts";
 
 export interface AttemptDeps {
@@ -257,6 +257,11 @@ export class Attempts {
         body = { kind: "json", bytes, text, parsed: JSON.parse(text) };
       } catch {
         return this.#failed(endpoint, "malformed answer", { kind: "malformed" });
+      }
+      // An error envelope in a 2xx (a gateway's before the endpoint) is no answer either, unless it is the caller's.
+      const error = envelopeError(body.parsed);
+      if (error) {
+        return this.#failed(endpoint, `error in a ${response.status}: ${error}`, { kind: "malformed" });
       }
     }
     this.#deps.stats.success(endpoint.id, readAt - got.sentAt);

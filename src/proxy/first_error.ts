@@ -40,10 +40,19 @@ export function upstreamErrorFirst(first: Uint8Array, route: Route): string | un
   } catch {
     // an error that does not parse: the upstream's
   }
+  const named = errorName(error);
+  return named === undefined ? undefined : `stream began with an error event (${named})`;
+}
+
+/**
+ * What names an upstream's error object (its code, else its type), or undefined when the error is the caller's: a
+ * request another endpoint would refuse as well.
+ */
+export function errorName(error: Record<string, unknown> | undefined): string | undefined {
   const type = typeof error?.type === "string" && error.type !== "error" ? error.type : "";
   const code = typeof error?.code === "string" ? error.code : "";
   if (CALLERS.test(type) || CALLERS.test(code)) return undefined;
-  return `stream began with an error event (${(code || type || "unknown").slice(0, 60)})`;
+  return (code || type || "unknown").slice(0, 60);
 }
 
 /** Where the first event of `bytes` ends (after its blank line), or their length. */
