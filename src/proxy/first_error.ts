@@ -36,7 +36,8 @@ export function upstreamErrorFirst(first: Uint8Array, route: Route): string | un
   let error: Record<string, unknown> = {};
   try {
     const parsed = JSON.parse(data.join("\n"));
-    error = route === "responses" ? parsed : parsed.error;
+    // A Responses error event names its error at the top, or (newer) in an `error` object of its own.
+    error = route === "responses" ? parsed.error ?? parsed : parsed.error;
   } catch {
     // an error that does not parse: the upstream's
   }

@@ -101,3 +101,33 @@ test("a caller's error as a stream's first event reaches the client unchanged, w
   assert.equal(response.headers.get("x-llmproxy-endpoint"), "bad");
   assert.equal(good.count(), 0);
 });
+
+test(
+  "a Responses error event naming the caller's error (flat or nested) reaches the client, without a failover",
+  {
+    timeout: 20_000,
+  },
+  async () => {
+    const events = [
+      `event: error\ndata: {"type":"error","code":"invalid_prompt","message":"bad prompt","param":null,` +
+      `"sequence_number":0}\n\n`,
+      `event: error\ndata: {"type":"error","error":{"type":"invalid_request_error","code":null,` +
+      `"message":"bad prompt","param":"input"},"sequence_number":0}\n\n`,
+    ];
+    for (const event of events) {
+      await using bad = erringUpstream([event]);
+      await using good = await SimUpstream.start({ name: "good", quiet: true });
+      await using proxy = await startProxy(groupYaml([
+        endpointYaml(bad.url, { name: "bad", weight: 1000 }),
+        endpointYaml(good.url, { name: "good", weight: 1 }),
+      ], ["num_retries: 1"]));
+      const response = await fetch(`${proxy.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-test", input: "hi", stream: true }),
+      });
+      assert.equal(await response.text(), event);
+      assert.equal(good.count(), 0);
+    }
+  },
+);
