@@ -9,7 +9,7 @@ import { ConfigError } from "./error.ts";
 import { ignoredKeys } from "./legacy.ts";
 import { resolveLimits } from "./limits.ts";
 import { checkAliases, groupRouting, resolveAzureAd } from "./routing.ts";
-import { resolveKeys } from "../keys/config.ts";
+import { resolveKeys, unmatchedModels } from "../keys/config.ts";
 import type { ConfigFile } from "./schema.ts";
 import { sha256Hex } from "../util/sha256.ts";
 
@@ -67,7 +67,7 @@ export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup):
   }
 
   const keys = resolveKeys(file.keys, file.prices, file.general_settings.usage_stream);
-  problems.push(...keys.problems);
+  problems.push(...keys.problems, ...unmatchedModels(file.keys, groups.map((group) => group.name)));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return {
     source,

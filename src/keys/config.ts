@@ -3,7 +3,7 @@
  * into what the key registry, the limits and the usage ledger read.
  */
 
-import { buildPolicy, digestOf, type KeyPolicy } from "./policy.ts";
+import { buildPolicy, digestOf, type KeyPolicy, modelMatcher } from "./policy.ts";
 import type { KeyEntry, PriceEntry } from "./schema.ts";
 
 /** USD per million tokens of one model. */
@@ -81,4 +81,19 @@ export function resolveKeys(
     }
     : undefined;
   return { keys: { entries, prices: table, ...(stream ? { usageStream: stream } : {}) }, problems };
+}
+
+/**
+ * A `models` entry of `keys:` that matches no model group of the file: a typo (`gpt4o` for `gpt-4o`) that would
+ * leave the key refused by the groups it was meant for, with nothing in the log.
+ */
+export function unmatchedModels(keys: readonly KeyEntry[] | undefined, groups: readonly string[]): string[] {
+  const shown = groups.length > 10 ? `${groups.slice(0, 10).join(", ")}, ...` : groups.join(", ");
+  return (keys ?? []).flatMap((entry, i) =>
+    (entry.models ?? []).flatMap((pattern, m) =>
+      groups.some(modelMatcher([pattern])) ? [] : [
+        `keys[${i}].models[${m}] must match a model group, got ${JSON.stringify(pattern)} (groups: ${shown})`,
+      ]
+    )
+  );
 }

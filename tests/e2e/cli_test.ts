@@ -60,6 +60,18 @@ test("config problems stop start-up with exit code 2 and a message naming file, 
     assert.equal(result.code, 2);
     assert.match(result.output, /SURELY_UNSET_VAR/);
   });
+
+  // A key's models naming no group (a typo) locked the key out of the group it was meant for, silently.
+  const typo = groupYaml([endpointYaml("http://127.0.0.1:1")]) +
+    "keys: [{name: team, key: k, models: [gpt-tset]}]\n";
+  await withConfigFile(typo, async (path) => {
+    const result = await runCli(["--config", path]);
+    assert.equal(result.code, 2, result.output);
+    assert.match(
+      result.output,
+      /keys\[0\]\.models\[0\] must match a model group, got "gpt-tset" \(groups: gpt-test\)/,
+    );
+  });
 });
 
 test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 picks a free port", async () => {

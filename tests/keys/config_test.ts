@@ -6,8 +6,10 @@ import { parseConfig } from "../../src/config/parse.ts";
 import { digestOf, modelMatcher } from "../../src/keys/policy.ts";
 import { test } from "../_support/test.ts";
 
-const GROUPS =
-  "model_groups: [{model_group: g, models: [{model: m, params: {base_url: http://127.0.0.1:1, api_key: x}}]}]\n";
+const GROUPS = "model_groups:\n" +
+  ["g", "gpt-4o-mini", "embed"].map((group) =>
+    `  - {model_group: ${group}, models: [{model: m, params: {base_url: http://127.0.0.1:1, api_key: x}}]}\n`
+  ).join("");
 
 const parse = (yaml: string, env: Record<string, string> = {}) =>
   parseConfig(GROUPS + yaml, "keys.yaml", (name) => env[name]);
@@ -61,6 +63,17 @@ test("keys: a key from the environment or as a SHA-256, policy fields, defaults"
   assert.deepEqual(config.keys.prices.get("gpt-4o-mini"), { input: 0.15, cachedInput: 0.15, output: 0.6 });
   assert.deepEqual(config.keys.usageStream, { key: "llmproxy-telemetry:usage", maxLen: 500 });
   assert.equal(parse("").keys.entries.length, 0);
+});
+
+test("keys: a models entry that matches no model group is an error naming it and the groups", () => {
+  const message = problems("keys: [{name: a, key: k, models: [g, gpt4o-mini, 'gpt-5*']}]");
+  assert.match(
+    message,
+    /keys\[0\]\.models\[1\] must match a model group, got "gpt4o-mini" \(groups: g, gpt-4o-mini, embed\)/,
+  );
+  assert.match(message, /keys\[0\]\.models\[2\] must match a model group, got "gpt-5\*"/);
+  assert.ok(!/models\[0\]/.test(message), message);
+  assert.equal(parse("keys: [{name: a, key: k, models: 'gpt-4o*, embed'}]").keys.entries.length, 1);
 });
 
 test("keys: mistakes are named with their path, and no key text is shown", () => {
