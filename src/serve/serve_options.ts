@@ -11,6 +11,13 @@ const TROUBLE_MESSAGES: Readonly<Record<Trouble["kind"], string>> = {
   accept_failed: "accepting a connection failed",
 };
 
+/**
+ * On Linux, Deno lets a process read `/proc/self/limits` only under `--allow-all`, which the tasks and the binary
+ * do not grant: there the cap is the fallback, whatever `ulimit -n` (or systemd's `LimitNOFILE`) allows.
+ */
+const UNREAD_LIMIT = "the open-file limit could not be read (on Linux, Deno allows /proc/self/limits only " +
+  "under --allow-all), so max_connections is the fallback; set general_settings.max_connections to use more";
+
 export function serveOptions(
   where: { hostname: string; port: number; reusePort?: boolean; onListen?: (addr: Deno.NetAddr) => void },
   limits: Limits,
@@ -21,6 +28,7 @@ export function serveOptions(
   logger.info("client connection limits", {
     max_connections: maxConnections,
     open_file_limit: fdLimit === undefined || !Number.isFinite(fdLimit) ? null : fdLimit,
+    ...(fdLimit === undefined && limits.maxConnections === undefined ? { note: UNREAD_LIMIT } : {}),
     keepalive_timeout_s: limits.keepaliveTimeoutMs / 1000,
     header_timeout_s: limits.headerTimeoutMs / 1000,
   });
