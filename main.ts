@@ -26,6 +26,7 @@ Options:
   --port PORT        bind port, 0 for a free one (overrides general_settings.bind_port)
   --log-level LEVEL  debug | info | warn | error (default: $LOG_LEVEL, else info)
   --reuse-port       share the port with other llmproxy processes (SO_REUSEPORT, Linux; general_settings.reuse_port)
+  --check            load and check the config as a start would, then exit: 0 if it loads, 2 if not
   --demo             serve a built-in simulated upstream; needs no config and no API key
   --help             show this text
   --version          print the version
@@ -40,6 +41,7 @@ export async function main(args: string[]): Promise<number> {
     "log-level": { type: "string" },
     "reuse-port": { type: "boolean", default: false },
     demo: { type: "boolean", default: false },
+    check: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
     version: { type: "boolean", default: false },
   }, USAGE);
@@ -62,6 +64,8 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   const logger = createLogger({ level: level as LogLevel });
+  const configPath = flags.config ?? Deno.env.get("LLMPROXY_CONFIG") ?? "llmproxy.yaml";
+  if (flags.check) return await check(flags.demo ? undefined : configPath, logger);
 
   let config: Config;
   let demo: AsyncDisposable | undefined;
@@ -74,7 +78,7 @@ export async function main(args: string[]): Promise<number> {
       config = started.config;
       demo = started;
     } else {
-      path = flags.config ?? Deno.env.get("LLMPROXY_CONFIG") ?? "llmproxy.yaml";
+      path = configPath;
       config = await loadConfig(path, (name) => Deno.env.get(name));
     }
   } catch (error) {
@@ -173,6 +177,32 @@ export async function main(args: string[]): Promise<number> {
   logger.info("stopped");
   logger.flush();
   return 0;
+}
+
+/**
+ * `--check`: loads the file as a start (or a SIGHUP reload) would, environment included, and says what it holds;
+ * nothing is bound or connected. The systemd units run it before signalling a reload.
+ */
+async function check(path: string | undefined, logger: Logger): Promise<number> {
+  if (path === undefined) {
+    console.error(`--check checks a config file; --demo has none\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const config = warnIgnored(await loadConfig(path, (name) => Deno.env.get(name)), logger);
+    logger.flush();
+    const endpoints = config.groups.reduce((sum, group) => sum + group.endpoints.length, 0);
+    console.log(
+      `Config '${path}' is valid: ${config.groups.length} model groups, ${endpoints} endpoints, ` +
+        `${config.keys.entries.length} named keys`,
+    );
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    logger.flush();
+    console.error(error.message);
+    return 2;
+  }
 }
 
 /** One `warn` line per key the Python LLMProxy reads and this proxy accepts without using. */

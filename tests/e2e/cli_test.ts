@@ -74,6 +74,25 @@ test("config problems stop start-up with exit code 2 and a message naming file, 
   });
 });
 
+test("--check: 0 and what the file holds when it loads, 2 and the message when not; never listens", async () => {
+  const good = groupYaml([endpointYaml("http://127.0.0.1:1"), endpointYaml("http://127.0.0.1:2")]);
+  await withConfigFile(good, async (path) => {
+    const result = await runCli(["--config", path, "--check"]);
+    assert.equal(result.code, 0, result.output);
+    assert.match(result.output, /is valid: 1 model groups, 2 endpoints, 0 named keys/);
+    assert.ok(!result.output.includes("Listening on"), result.output);
+  });
+  await withConfigFile(good.replace("cooldown_time: 30", "cooldown_tme: 30"), async (path) => {
+    const result = await runCli(["--check"], { LLMPROXY_CONFIG: path });
+    assert.equal(result.code, 2, result.output);
+    assert.match(
+      result.output,
+      /general_settings\.cooldown_tme is not a known key \(did you mean 'cooldown_time'\?\)/,
+    );
+  });
+  assert.equal((await runCli(["--check", "--demo"])).code, 2);
+});
+
 test("serves a real config from --config and from $LLMPROXY_CONFIG; --port 0 picks a free port", async () => {
   await using sim = await SimUpstream.start({ quiet: true });
   await withConfigFile(groupYaml([endpointYaml(sim.url)]), async (path) => {
