@@ -5,6 +5,9 @@
 
 import type { FinalIssue } from "../check/mod.ts";
 import { KNOWN_KEYS } from "./schema.ts";
+import { PriceSchema } from "../keys/schema.ts";
+
+const PRICE_FIELDS = Object.keys(PriceSchema.shape);
 
 export type Path = readonly PropertyKey[];
 
@@ -89,8 +92,15 @@ export function describeIssue(issue: FinalIssue, tree: unknown): string[] {
 /** ` (did you mean 'bind_port'?)` when a known key of that mapping is close to the typo. */
 function suggest(key: string, at: Path): string {
   const last = at.at(-1);
-  const holder = at.length === 0 ? "top" : String(typeof last === "number" ? at.at(-2) : last);
-  const known: readonly string[] = KNOWN_KEYS[holder as keyof typeof KNOWN_KEYS] ?? [];
+  // A price is held by its model's name: `prices.gpt-4o.ouput`.
+  const holder = at.length === 0
+    ? "top"
+    : at.length === 2 && at[0] === "prices"
+    ? "prices"
+    : String(typeof last === "number" ? at.at(-2) : last);
+  const known: readonly string[] = holder === "prices"
+    ? PRICE_FIELDS
+    : KNOWN_KEYS[holder as keyof typeof KNOWN_KEYS] ?? [];
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
   for (const candidate of known) {

@@ -89,6 +89,10 @@ test("keys: mistakes are named with their path, and no key text is shown", () =>
     /keys\[0\]\.rmp is not a known key \(did you mean 'rpm'\?\)/,
   );
   assert.match(
+    problems("prices: {gpt-4o: {input: 1, ouput: 2}}"),
+    /prices\.gpt-4o\.ouput is not a known key \(did you mean 'output'\?\)/,
+  );
+  assert.match(
     problems("keys: [{name: a, key: k, expires: next week}]"),
     /keys\[0\]\.expires must be a date/,
   );
