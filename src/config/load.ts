@@ -1,6 +1,7 @@
 /**
  * File -> YAML -> `os.environ/NAME` references -> nulls dropped -> schema -> resolved `Config`, with one readable
- * message per problem: `Cannot load config 'llmproxy.yaml': model_groups[0].models[1].weight must be >= 0, got -1`.
+ * message per problem: `Cannot load config 'llmproxy.yaml': model_groups[0].models[1].weight must be >= 0, got -1
+ * (line 12)`.
  * Secret values (keys, passwords, Redis URLs) never appear in a message.
  */
 
@@ -26,9 +27,9 @@ export async function loadConfig(path: string, env: EnvLookup): Promise<Config> 
     throw new ConfigError(path, [`cannot read the file (${error instanceof Error ? error.message : error})`]);
   }
   const block = readBlockYaml(text);
-  if (block) return configFromTree(block.value, path, env);
+  if (block) return configFromTree(block.value, path, env, text);
   const { parseYaml } = await import("./yaml.ts");
-  return configFromTree(parseYaml(text, path), path, env);
+  return configFromTree(parseYaml(text, path), path, env, text);
 }
 
 /** What a first run without a config needs to hear: where to start from. */

@@ -12,5 +12,5 @@ import { parseYaml } from "./yaml.ts";
 /** `source` names the file in messages; `env` supplies `os.environ/NAME` references. */
 export function parseConfig(text: string, source: string, env: EnvLookup): Config {
   const block = readBlockYaml(text);
-  return configFromTree(block ? block.value : parseYaml(text, source), source, env);
+  return configFromTree(block ? block.value : parseYaml(text, source), source, env, text);
 }

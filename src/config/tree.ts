@@ -6,19 +6,34 @@
 import type { Config } from "./config.ts";
 import { ConfigError } from "./error.ts";
 import { withoutNulls } from "./legacy.ts";
+import { lineOf } from "./line_of.ts";
 import { describeIssue, formatPath, type Path } from "./messages.ts";
 import { type EnvLookup, resolveConfig } from "./resolve.ts";
 import { ConfigFileSchema } from "./schema.ts";
 
-/** The config in `parsed` (the YAML document's value); `source` names the file in messages. */
-export function configFromTree(parsed: unknown, source: string, env: EnvLookup): Config {
-  const tree = withoutNulls(substituteEnv(parsed, [], env, source));
+/**
+ * The config in `parsed` (the YAML document's value); `source` names the file in messages, and `text`, the file as
+ * written, gives them the line of each path: `general_settings.cache must be true or false, got "maybe" (line 8)`.
+ */
+export function configFromTree(parsed: unknown, source: string, env: EnvLookup, text?: string): Config {
+  const at = (path: Path, message: string) => {
+    const line = text === undefined || path.length === 0 ? undefined : lineOf(text, path);
+    return line === undefined ? message : `${message} (line ${line})`;
+  };
+  const tree = withoutNulls(substituteEnv(parsed, [], env, source, at));
   if (tree === null || tree === undefined) {
     throw new ConfigError(source, ["the file is empty; it needs at least model_groups"]);
   }
   const result = ConfigFileSchema.safeParse(tree);
   if (!result.success) {
-    throw new ConfigError(source, result.error.issues.flatMap((issue) => describeIssue(issue, tree)));
+    throw new ConfigError(
+      source,
+      result.error.issues.flatMap((issue) =>
+        describeIssue(issue, tree).map((message, i) =>
+          at(issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[i]] : issue.path, message)
+        )
+      ),
+    );
   }
   return resolveConfig(result.data, source, env);
 }
@@ -31,7 +46,13 @@ const ENV_REF = /^os\.environ\/(.+)$/;
 export const MAX_CONFIG_VALUES = 1_000_000;
 
 /** Replaces every string value `os.environ/NAME` in the tree; lists every unset variable at once. */
-function substituteEnv(tree: unknown, at: Path, env: EnvLookup, source: string): unknown {
+function substituteEnv(
+  tree: unknown,
+  root: Path,
+  env: EnvLookup,
+  source: string,
+  at: (path: Path, message: string) => string,
+): unknown {
   const missing: string[] = [];
   let budget = MAX_CONFIG_VALUES;
   const walk = (node: unknown, path: Path): unknown => {
@@ -44,7 +65,9 @@ function substituteEnv(tree: unknown, at: Path, env: EnvLookup, source: string):
       const name = ENV_REF.exec(node)?.[1];
       if (name === undefined) return node;
       const value = env(name);
-      if (value === undefined) missing.push(`${formatPath(path)}: environment variable ${name} is not set`);
+      if (value === undefined) {
+        missing.push(at(path, `${formatPath(path)}: environment variable ${name} is not set`));
+      }
       return value;
     }
     if (Array.isArray(node)) return node.map((item, i) => walk(item, [...path, i]));
@@ -53,7 +76,7 @@ function substituteEnv(tree: unknown, at: Path, env: EnvLookup, source: string):
     }
     return node;
   };
-  const result = walk(tree, at);
+  const result = walk(tree, root);
   if (missing.length > 0) throw new ConfigError(source, missing);
   return result;
 }

@@ -319,20 +319,20 @@ test("identical endpoints get distinct ids in file order", () => {
 test("unknown keys are errors naming their path", () => {
   assert.equal(
     errorOf(MINIMAL + "general_setting: {}\n"),
-    "Cannot load config 'llmproxy.yaml': general_setting is not a known key (did you mean 'general_settings'?)",
+    "Cannot load config 'llmproxy.yaml': general_setting is not a known key (did you mean 'general_settings'?) (line 7)",
   );
   assert.equal(
     errorOf(MINIMAL + "general_settings: { bind_prot: 5000 }\n"),
-    "Cannot load config 'llmproxy.yaml': general_settings.bind_prot is not a known key (did you mean 'bind_port'?)",
+    "Cannot load config 'llmproxy.yaml': general_settings.bind_prot is not a known key (did you mean 'bind_port'?) (line 7)",
   );
   assert.equal(
     errorOf(MINIMAL.replace("api_key: sk-test", "api_key: sk-test, base_ur: x")),
     "Cannot load config 'llmproxy.yaml': model_groups[0].models[0].params.base_ur is not a known key " +
-      "(did you mean 'base_url'?)",
+      "(did you mean 'base_url'?) (line 6)",
   );
   assert.match(
     errorOf(MINIMAL + "general_settings: { cache_params: { ttl: 1, zzz: 2 } }\n"),
-    /general_settings\.cache_params\.zzz is not a known key$/,
+    /general_settings\.cache_params\.zzz is not a known key \(line 7\)$/,
   );
 });
 
@@ -346,7 +346,7 @@ model_groups:
 `;
   assert.equal(
     errorOf(text),
-    "Cannot load config 'llmproxy.yaml': model_groups[0].models[1].weight must be >= 0, got -1",
+    "Cannot load config 'llmproxy.yaml': model_groups[0].models[1].weight must be >= 0, got -1 (line 6)",
   );
 });
 
@@ -361,10 +361,10 @@ general_settings: { responses_failover: retry, num_retries: 1.5, cache: maybe }
     message,
     [
       "Cannot load config 'llmproxy.yaml': 4 problems",
-      "  model_groups[0].models must have at least 1 entry",
-      "  general_settings.num_retries must be an integer, got 1.5",
-      '  general_settings.cache must be true or false, got "maybe"',
-      '  general_settings.responses_failover must be one of "replay", "fail", got "retry"',
+      "  model_groups[0].models must have at least 1 entry (line 4)",
+      "  general_settings.num_retries must be an integer, got 1.5 (line 5)",
+      '  general_settings.cache must be true or false, got "maybe" (line 5)',
+      '  general_settings.responses_failover must be one of "replay", "fail", got "retry" (line 5)',
     ].join("\n"),
   );
 });
@@ -404,8 +404,8 @@ test("an unset environment variable names the path and the variable", () => {
     errorOf(text),
     [
       "Cannot load config 'llmproxy.yaml': 2 problems",
-      "  model_groups[0].models[0].params.api_key: environment variable MY_KEY is not set",
-      "  general_settings.bind_port: environment variable PORT is not set",
+      "  model_groups[0].models[0].params.api_key: environment variable MY_KEY is not set (line 6)",
+      "  general_settings.bind_port: environment variable PORT is not set (line 7)",
     ].join("\n"),
   );
 });
@@ -444,7 +444,7 @@ general_settings:
   assert.deepEqual(config.settings.apiKeys, ["a", "b"]);
   assert.equal(
     errorOf(MINIMAL + "general_settings: { bind_port: os.environ/PORT }\n", envOf({ PORT: "abc" })),
-    "Cannot load config 'llmproxy.yaml': general_settings.bind_port must be a number, got \"abc\"",
+    "Cannot load config 'llmproxy.yaml': general_settings.bind_port must be a number, got \"abc\" (line 7)",
   );
 });
 
