@@ -17,7 +17,7 @@ interface Content {
 
 function contents(text: string): Content[] {
   const out: Content[] = [];
-  text.split("\n").forEach((raw, at) => {
+  text.split(/\r?\n/).forEach((raw, at) => {
     const trimmed = raw.trimStart();
     if (trimmed === "" || trimmed.startsWith("#")) return;
     const indent = raw.length - trimmed.length;

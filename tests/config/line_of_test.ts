@@ -45,3 +45,9 @@ test("lineOf: keys, list items at either indentation, one-line values, and the d
   ];
   for (const [path, line] of cases) assert.equal(lineOf(FILE, path), line, JSON.stringify(path));
 });
+
+test("lineOf: a file with CRLF line ends (read by js-yaml) gives the same lines", () => {
+  const crlf = FILE.replaceAll("\n", "\r\n");
+  assert.equal(lineOf(crlf, ["model_groups", 1, "models", 0, "params", "api_key"]), 15);
+  assert.equal(lineOf(crlf, ["general_settings", "cache_params", "ttl"]), 19);
+});
