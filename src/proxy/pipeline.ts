@@ -20,23 +20,20 @@ import type { Balancer } from "../balancer/balancer.ts";
 import type { EndpointConfig, GroupConfig, Settings } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import type { Admitted, GenerationRequest, Identity, ItemRequest, RelayRequest } from "../core/request.ts";
-import { ROUTE_PATHS } from "../core/route.ts";
 import type { CacheLookup, ResponseCache } from "../cache/cache.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { ProxyMetrics, RequestTrace } from "../metrics/metrics.ts";
 import type { Budgets } from "../ratelimit/budget.ts";
 import type { Conversation, ResponsesLayer } from "../responses/layer.ts";
 import { fileRefs } from "../keys/file_refs.ts";
-import type { AbortLike } from "../core/abort_like.ts";
 import type { FilePin, FileRouting } from "../surface/file_route.ts";
 import { type AdmissionRule, admit } from "./admission.ts";
 import type { Attempts } from "./attempts.ts";
 import type { Served, UpstreamCall } from "./call.ts";
 import { OwnerPlan, type Plan, ResendPlan } from "./plan.ts";
-import { isFailoverStatus, isItemFailureStatus } from "./upstream_answer.ts";
 import { recordCachedUsage, recordUsage, type UsageSink } from "./usage.ts";
+import { generationCall, itemCall } from "./upstream_calls.ts";
 import { answerCaller, failCaller } from "./caller.ts";
-import { heavy, sizeOf } from "../util/heavy.ts";
 
 export interface PipelineDeps {
   readonly settings: Settings;
@@ -249,52 +246,4 @@ export class Pipeline {
     if (request.trace) request.trace.waitMs += ms;
     this.#deps.metrics?.capacityWait(request.group.name, ms / 1000);
   }
-}
-
-/**
- * The upstream call of a generation request: its body with each endpoint's model, proxy-only fields removed.
- * The body is serialised once (as big work when big); each attempt only puts its endpoint's model in front.
- */
-function generationCall(request: Generation, signal: AbortLike): UpstreamCall | Promise<UpstreamCall> {
-  const { cache: _cache, model: _model, ...forwarded } = request.body;
-  const rest = heavy(sizeOf(request.body), () => JSON.stringify(forwarded));
-  return rest instanceof Promise
-    ? rest.then((text) => upstreamCall(request, signal, text))
-    : upstreamCall(request, signal, rest);
-}
-
-function upstreamCall(request: Generation, signal: AbortLike, rest: string): UpstreamCall {
-  return {
-    method: "POST",
-    path: ROUTE_PATHS[request.route],
-    body: (endpoint) =>
-      `{"model":${JSON.stringify(endpoint.model)}${rest === "{}" ? "}" : "," + rest.slice(1)}`,
-    stream: request.stream ? request.route : undefined,
-    json: true,
-    failure: isFailoverStatus,
-    wrapErrors: true,
-    contentFilterFallback: request.group.contentFilterFallback,
-    group: request.group.name,
-    clientHeaders: request.clientHeaders,
-    requestId: request.requestId,
-    signal,
-    trace: request.trace,
-  };
-}
-
-/** The upstream call of `/responses/{id}`: its answers are small JSON documents, read whole and passed on. */
-function itemCall(request: Admitted<ItemRequest>): UpstreamCall {
-  return {
-    method: request.method,
-    path: `responses/${encodeURIComponent(request.responseId)}${request.suffix}`,
-    query: request.query,
-    json: false,
-    failure: isItemFailureStatus,
-    wrapErrors: false,
-    group: "",
-    clientHeaders: request.clientHeaders,
-    requestId: request.requestId,
-    signal: request.signal,
-    trace: request.trace,
-  };
 }
