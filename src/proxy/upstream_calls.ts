@@ -43,12 +43,17 @@ function upstreamCall(request: Generation, signal: AbortLike, rest: string): Ups
   };
 }
 
-/** The upstream call of `/responses/{id}`: its answers are small JSON documents, read whole and passed on. */
+/**
+ * The upstream call of `/responses/{id}`: small JSON documents, read whole and passed on, but for `?stream=true`
+ * (the SDK's `retrieve(id, { stream: true })`): a background response's events, passed on as they come for as
+ * long as it runs.
+ */
 export function itemCall(request: Admitted<ItemRequest>): UpstreamCall {
   return {
     method: request.method,
     path: `responses/${encodeURIComponent(request.responseId)}${request.suffix}`,
     query: request.query,
+    passThrough: /(?:^|&)stream=true(?:&|$)/.test(request.query),
     json: false,
     failure: isItemFailureStatus,
     wrapErrors: false,
