@@ -22,7 +22,8 @@ import type { Stats } from "./stats.ts";
 import { type Got, type Served, spent, type UpstreamCall } from "./call.ts";
 import { openStream } from "./stream.ts";
 import { tapStream } from "./tap.ts";
-import { callerError, envelopeError, forwardedHeaders } from "./upstream_answer.ts";
+import { callerError, forwardedHeaders } from "./upstream_answer.ts";
+import { envelopeError } from "./first_error.ts";
 import { contentFilterRefusal, policyError } from "../upstream/content_filter.ts";
 
 export interface AttemptDeps {

@@ -1,7 +1,8 @@
 /**
  * Whether a stream's first events begin with the upstream's own error: `data: {"error": ...}` (Chat Completions) or
- * an `error` event (Responses). Such a stream has sent the client nothing yet, so it fails over like one that died
- * before its first byte; unless the error is the caller's (a request another endpoint would refuse as well).
+ * an `error` event (Responses), or whether an answer (a stream's, or a whole JSON one) is an error envelope. Such a
+ * stream has sent the client nothing yet, so it fails over like one that died before its first byte, and such an
+ * answer like one that is not JSON; unless the error is the caller's (a request another endpoint would refuse too).
  */
 
 import type { Route } from "../core/route.ts";
@@ -20,6 +21,8 @@ const CALLERS = /^(invalid|context_length|content_filter|content_policy)/;
  * undefined. Costs a few byte comparisons for a stream that does not start with an error.
  */
 export function upstreamErrorFirst(first: Uint8Array, route: Route): string | undefined {
+  // No stream at all but a JSON body (a gateway's answer to a stream request, with a 200): an error envelope fails.
+  if (first[0] === 123) return envelopeText(first);
   if (route === "responses") {
     // `event: ` and the first letter of its name: `e` for `error`, `r` for the `response.*` events.
     if (first[0] !== 101 || first[7] !== 101) return undefined;
@@ -43,6 +46,30 @@ export function upstreamErrorFirst(first: Uint8Array, route: Route): string | un
   }
   const named = errorName(error);
   return named === undefined ? undefined : `stream began with an error event (${named})`;
+}
+
+/**
+ * The name of the upstream's error when a parsed JSON answer is an OpenAI error envelope (an `error` object, no
+ * `object` of its own: a failed Responses object carries an `error` too, and is an answer) that is not the
+ * caller's; else undefined.
+ */
+export function envelopeError(parsed: unknown): string | undefined {
+  if (typeof parsed !== "object" || parsed === null) return undefined;
+  const { error, object } = parsed as Record<string, unknown>;
+  if (typeof error !== "object" || error === null || object !== undefined) return undefined;
+  return errorName(error as Record<string, unknown>);
+}
+
+/** `envelopeError` of a whole JSON body's bytes (undefined when they do not parse). */
+function envelopeText(bytes: Uint8Array): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  const named = envelopeError(parsed);
+  return named === undefined ? undefined : `a 200 with an error envelope (${named})`;
 }
 
 /**

@@ -4,7 +4,6 @@
  */
 
 import type { Answer, AnswerMeta } from "../core/answer.ts";
-import { errorName } from "./first_error.ts";
 
 /** Response headers never copied from the upstream to the client. */
 const DROPPED_RESPONSE_HEADERS = new Set([
@@ -53,18 +52,6 @@ export function forwardedHeaders(upstream: readonly (readonly [string, string])[
     headers[name] = before === undefined ? value : `${before}, ${value}`;
   }
   return headers;
-}
-
-/**
- * The name of the upstream's error when a parsed JSON answer is an OpenAI error envelope (an `error` object, no
- * `object` of its own: a failed Responses object carries an `error` too, and is an answer) that is not the
- * caller's; else undefined.
- */
-export function envelopeError(parsed: unknown): string | undefined {
-  if (typeof parsed !== "object" || parsed === null) return undefined;
-  const { error, object } = parsed as Record<string, unknown>;
-  if (typeof error !== "object" || error === null || object !== undefined) return undefined;
-  return errorName(error as Record<string, unknown>);
 }
 
 const decoder = new TextDecoder();

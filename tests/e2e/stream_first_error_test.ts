@@ -131,3 +131,29 @@ test(
     }
   },
 );
+
+test("a stream request answered by a 200 with a JSON error envelope instead of a stream fails over", {
+  timeout: 20_000,
+}, async () => {
+  const envelope = JSON.stringify({ error: { message: "Backend unavailable", type: "server_error" } });
+  await using bad = rawServer(async (conn, read) => {
+    while (await read()) {
+      const head =
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${envelope.length}\r\n\r\n`;
+      await conn.write(encoder.encode(head + envelope));
+    }
+  });
+  await using good = await SimUpstream.start({ name: "good", quiet: true });
+  await using proxy = await startProxy(groupYaml([
+    endpointYaml(bad.url, { name: "bad", weight: 1000 }),
+    endpointYaml(good.url, { name: "good", weight: 1 }),
+  ], ["num_retries: 1"]));
+  const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-test", stream: true, messages: [{ role: "user", content: "hi" }] }),
+  });
+  const text = await response.text();
+  assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
+  assert.match(text, /data: \[DONE\]/);
+});
