@@ -114,6 +114,8 @@ interface Build {
   readonly name: string;
   /** What the build is loaded with (`+keys`, `+cache`, nothing): its paired ratio is also read to the first of its kind. */
   readonly kind: string;
+  /** The checkout (its index among the roots); the floor's is -1. */
+  readonly root: number;
   readonly handle: (request: Request) => Response | Promise<Response>;
 }
 
@@ -136,7 +138,7 @@ async function load(root: string, index: number, keys = 0, cache = values.cache)
   const app = createApp(services);
   const kind = `${keys > 0 ? "+keys" : ""}${values["cache-both"] && cache ? "+cache" : ""}`;
   const name = `${index}:${root.split("/").filter(Boolean).at(-1)}${kind}`;
-  return { name, kind, handle: (request) => app.fetch(request) };
+  return { name, kind, root: index, handle: (request) => app.fetch(request) };
 }
 
 /** The stream floor's handler, forwarding to the same upstream as the builds. */
@@ -148,7 +150,7 @@ async function floorBuild(): Promise<Build> {
   useTarget(
     gatewayTarget(parseConfig(configYaml({ upstreamUrl, cache: false }), "floor.yaml", () => undefined)),
   );
-  return { name: "floor", kind: "floor", handle: floorHandler };
+  return { name: "floor", kind: "floor", root: -1, handle: floorHandler };
 }
 
 let sequence = 0;
@@ -219,12 +221,13 @@ console.log(
 );
 // Each round's builds run back to back: the ratio within a round is less shaken by the machine's load than
 // either figure alone (paired rounds; the quartiles say how much the pairs still disagree).
-// The last column pairs each build with the first build of its kind (a keyed build with the first keyed one): the
-// before/after of a change to what the kind adds.
+// The last columns pair each build with the first build of its kind (a keyed build with the first keyed one: the
+// before/after of a change to what the kind adds), and with its own checkout's first build (what keys or the cache
+// add to that checkout).
 console.log(
-  "| build | CPU us/req (median) | min | max | vs first | paired: median ratio (quartiles) | paired to the first of its kind |",
+  "| build | CPU us/req (median) | min | max | vs first | paired: median ratio (quartiles) | paired to the first of its kind | paired to its checkout's first |",
 );
-console.log("|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|");
 const first = figures.get(builds[0].name)!;
 const paired = (values: number[], to: number[]) => {
   const ratios = values.map((value, round) => value / to[round]);
@@ -236,10 +239,13 @@ for (const build of builds) {
   const values = figures.get(build.name)!;
   const median = percentile(values, 50);
   const firstOfKind = figures.get(builds.find((other) => other.kind === build.kind)!.name)!;
+  const checkoutFirst = figures.get(builds.find((other) => other.root === build.root)!.name)!;
   console.log(
     `| ${build.name} | ${median.toFixed(1)} | ${Math.min(...values).toFixed(1)} | ${
       Math.max(...values).toFixed(1)
-    } | ${(median / base).toFixed(3)}x | ${paired(values, first)} | ${paired(values, firstOfKind)} |`,
+    } | ${(median / base).toFixed(3)}x | ${paired(values, first)} | ${paired(values, firstOfKind)} | ${
+      paired(values, checkoutFirst)
+    } |`,
   );
 }
 await paced?.stop();
