@@ -13,8 +13,14 @@ const DATA = [100, 97, 116, 97, 58];
 /** The start of an `error` event of the Responses API. */
 const ERROR_EVENT = /^event: ?error\r?\n/;
 const CHAT_ERROR = /^data: ?\{\s*"error"\s*:/;
-/** What makes an error the caller's: its type or code. */
-const CALLERS = /^(invalid|context_length|content_filter|content_policy)/;
+/**
+ * What makes an error the caller's: its type or code (OpenAI's, the Responses API's image and policy codes,
+ * Azure's PascalCase ones), a `param` it names, or an Azure `status` that is the caller's (400, 413, 415,
+ * 422).
+ */
+const CALLERS =
+  /^(invalid|context_length|content_filter|content_policy|string_above|image_|unsupported|empty_|failed_to_download|bio_policy|misalignment)/i;
+const CALLERS_STATUS = new Set([400, 413, 415, 422]);
 
 /**
  * The upstream's error that opens `first` (the stream's first whole events), when it is not the caller's; else
@@ -80,6 +86,8 @@ export function errorName(error: Record<string, unknown> | undefined): string | 
   const type = typeof error?.type === "string" && error.type !== "error" ? error.type : "";
   const code = typeof error?.code === "string" ? error.code : "";
   if (CALLERS.test(type) || CALLERS.test(code)) return undefined;
+  if (typeof error?.param === "string" && error.param !== "") return undefined;
+  if (CALLERS_STATUS.has(Number(error?.status))) return undefined;
   return (code || type || "unknown").slice(0, 60);
 }
 

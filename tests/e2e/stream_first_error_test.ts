@@ -157,3 +157,64 @@ test("a stream request answered by a 200 with a JSON error envelope instead of a
   assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
   assert.match(text, /data: \[DONE\]/);
 });
+
+test(
+  "callers' errors in OpenAI's and Azure's other shapes pass unchanged too (no failover, the endpoint not failed)",
+  { timeout: 20_000 },
+  async () => {
+    const cases: [path: string, event: string][] = [
+      // Responses: an image the caller sent that cannot be read.
+      [
+        "/v1/responses",
+        `event: error\ndata: {"type":"error","code":"image_parse_error","message":"The image could not be parsed.",` +
+        `"param":null,"sequence_number":0}\n\n`,
+      ],
+      // Responses: the prompt refused by policy.
+      [
+        "/v1/responses",
+        `event: error\ndata: {"type":"error","code":"bio_policy","message":"Refused.","param":null,` +
+        `"sequence_number":0}\n\n`,
+      ],
+      // Azure: a PascalCase code with the HTTP status it stands for.
+      [
+        "/v1/chat/completions",
+        `data: {"error":{"code":"BadRequest","message":"The messages are malformed.","status":400}}\n\n`,
+      ],
+      // A parameter of the request named.
+      [
+        "/v1/chat/completions",
+        `data: {"error":{"message":"Too many tools.","type":"server_error","param":"tools","code":null}}\n\n`,
+      ],
+    ];
+    let event = "";
+    await using bad = rawServer(async (conn, read) => {
+      while (await read()) await conn.write(encoder.encode(SSE_HEAD + chunk(event) + "0\r\n\r\n"));
+    });
+    await using good = await SimUpstream.start({ name: "good", quiet: true });
+    await using proxy = await startProxy(groupYaml([
+      endpointYaml(bad.url, { name: "bad", weight: 1000 }),
+      endpointYaml(good.url, { name: "good", weight: 1 }),
+    ], ["num_retries: 1", "allowed_fails: 1"]));
+    for (const [path, sent] of cases) {
+      event = sent;
+      const response = await fetch(`${proxy.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "gpt-test",
+          stream: true,
+          input: "hi",
+          messages: [{ role: "user", content: "hi" }],
+        }),
+      });
+      assert.equal(await response.text(), sent);
+      assert.equal(response.headers.get("x-llmproxy-endpoint"), "bad", sent);
+    }
+    assert.equal(good.count(), 0);
+    const stats = await (await fetch(`${proxy.url}/stats`)).json();
+    assert.notEqual(
+      stats.endpoints.find((endpoint: { id: string }) => endpoint.id === "bad").state,
+      "cooling_down",
+    );
+  },
+);
