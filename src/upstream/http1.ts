@@ -16,7 +16,7 @@
  * pending `fetch` rejects, and a body being read errors, with the signal's reason.
  */
 
-import { bodyFailure, type StreamedBody, writeRequest } from "./http1_chunked.ts";
+import { RequestBodyFailed, type StreamedBody, writeRequest } from "./http1_chunked.ts";
 import { BodyReader } from "./http1_body.ts";
 import { Connection } from "./http1_connection.ts";
 import { readHead } from "./http1_head.ts";
@@ -222,11 +222,16 @@ export class Http1Agent {
     signal.addEventListener("abort", onAbort);
     // The head is read while the request is still being written: an upstream that refuses a large body early (a
     // 413) is heard, where a write would block or break. Such a connection (not `sent`) is not reused.
-    writeRequest(connection, message, init.body).catch(() => connection.close());
+    // A streamed body that failed (its client left) closes the connection, and is what the read then fails with:
+    // not the endpoint's failure.
+    let bodyFailed: RequestBodyFailed | undefined;
+    writeRequest(connection, message, init.body).catch((error) => {
+      if (error instanceof RequestBodyFailed) bodyFailed = error;
+      connection.close();
+    });
     return readHead(connection).then((head) => this.#reply(connection, head, init, onAbort), (error) => {
       signal.removeEventListener("abort", onAbort);
-      // A streamed body that failed (its client left) closed the connection: not the endpoint's failure.
-      throw bodyFailure(connection) ?? error;
+      throw bodyFailed ?? error;
     });
   }
 

@@ -15,20 +15,13 @@ const encoder = new TextEncoder();
 
 /**
  * The body failed, not the connection: what reading the client's upload threw (its client went away) is `cause`.
- * The attempt is then not the endpoint's failure.
+ * The attempt is then not the endpoint's failure. `writeChunked` rejects with it.
  */
 export class RequestBodyFailed extends Error {
   constructor(cause: unknown) {
     super("the request body failed", { cause });
   }
 }
-
-/** Connections whose streamed body failed, noted only then: a request that goes well pays nothing for it. */
-const failedBodies = new WeakMap<Connection, RequestBodyFailed>();
-
-/** Why `connection`'s request body failed, if it did. */
-export const bodyFailure = (connection: Connection): RequestBodyFailed | undefined =>
-  failedBodies.get(connection);
 
 /** Writes the head, then each chunk framed (`size CRLF data CRLF`), then the last chunk. */
 export async function writeChunked(
@@ -44,9 +37,7 @@ export async function writeChunked(
     try {
       next = await chunks.next();
     } catch (error) {
-      const failed = new RequestBodyFailed(error);
-      failedBodies.set(connection, failed);
-      throw failed;
+      throw new RequestBodyFailed(error);
     }
     if (next.done) break;
     const chunk = next.value;
