@@ -5,8 +5,9 @@
  * terminal event: `data: [DONE]` for Chat Completions, a `response.completed` event for Responses. The stream
  * ended cleanly after it, or was cancelled or cut after it on an event boundary (the `openai` client stops
  * reading at `[DONE]` and cancels the body, whose end may come in a later read: the answer is whole). Never for a
- * stream cancelled or cut before its terminal event, or that carried an error event, had nothing before its
- * terminal event, was not valid UTF-8, or outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
+ * stream cancelled or cut before its terminal event, or that carried an error event or an event whose data is not
+ * a JSON object (`[DONE]` aside: a gateway's text, an object cut short), had nothing before its terminal event, was
+ * not valid UTF-8, or outgrew `maxBytes` (the copy is dropped at once then). Line breaks (`\n`, `\r\n`, `\r`) and characters
  * may be split anywhere across chunks: the events come from the one SSE scanner (`sse/scanner.ts`), which only
  * finds their boundaries here (a chunk that is one whole event, the usual one, is told so by its text and skips
  * it). Each event's bytes are decoded once (again, strictly, only when the text has a
@@ -36,7 +37,13 @@ export interface Recording {
 }
 
 /** Why a stream that ended was not recorded. */
-export type Unrecorded = "too_large" | "not_utf8" | "error_event" | "no_terminal_event" | "empty";
+export type Unrecorded =
+  | "too_large"
+  | "not_utf8"
+  | "not_json"
+  | "error_event"
+  | "no_terminal_event"
+  | "empty";
 
 export interface RecorderOptions {
   readonly route: Route;
@@ -171,6 +178,7 @@ export class SseRecorder {
 
   #dispatch(name: string | null, data: string): void {
     if (this.#terminal) return;
+    if (data !== "[DONE]" && !isObject(data)) return this.#spoil("not_json");
     if (this.#route === "responses") {
       const type = name ?? dataType(data);
       if (type === "response.completed") this.#terminal = true;
@@ -182,6 +190,20 @@ export class SseRecorder {
     if (data === "[DONE]") this.#terminal = true;
     else if (/^\s*\{\s*"error"\s*:/.test(data)) this.#spoil("error_event");
     else this.#answers++;
+  }
+}
+
+/**
+ * Whether an event's data is a JSON object: told by its first and last characters for the usual event (no parse;
+ * an object cut short does not end in `}`), by a parse for any other (whitespace around it).
+ */
+function isObject(data: string): boolean {
+  if (data.charCodeAt(0) === 123 && data.charCodeAt(data.length - 1) === 125) return true;
+  try {
+    const parsed: unknown = JSON.parse(data);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed);
+  } catch {
+    return false;
   }
 }
 

@@ -72,7 +72,7 @@ const CHAT_EVENTS = [
   'data: {"choices":[{"delta":{"content":"€ 日本"}}]}\n\n',
   ": keep-alive 👋\n\n",
   'data: {"choices":[{"delta":{"content":"👋\uFFFD"}}]}\r\r',
-  `data: {"choices":[{"delta":{"content":"${BOM}x"}}]}\ndata: "more"\n\n`,
+  `data: {"choices":[{"delta":{"content":"${BOM}x"}}],\ndata: "more":1}\n\n`,
   "data: [DONE]\n\n",
 ];
 const CHAT = bytes(CHAT_EVENTS.join(""));
