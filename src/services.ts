@@ -152,6 +152,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     logger,
     now: clock.now,
     limits,
+    budgets,
     metrics,
   });
   const objects = new ObjectAffinity(store, logger);

@@ -15,6 +15,7 @@ import type { Logger } from "../logger.ts";
 import { failoverReason, type ProxyMetrics } from "../metrics/metrics.ts";
 import { parseRetryAfter } from "../ratelimit/headers.ts";
 import type { UpstreamLimits } from "../ratelimit/upstream_limits.ts";
+import type { Budgets } from "../ratelimit/budget.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import type { Plan } from "./plan.ts";
 import type { Stats } from "./stats.ts";
@@ -31,6 +32,8 @@ export interface AttemptDeps {
   readonly now: () => number;
   /** The `x-ratelimit-*` headers of every answer. */
   readonly limits: UpstreamLimits;
+  /** Where a failed attempt gives back the tokens its pick charged to the endpoint's `tpm`. */
+  readonly budgets?: Budgets;
   readonly metrics?: ProxyMetrics;
 }
 
@@ -66,6 +69,8 @@ export class Attempts {
         if (!(outcome?.kind === "answer" && outcome.answer.body.kind === "stream")) pick.lease.end();
       }
       if (outcome.kind === "answer") return { answer: outcome.answer, pick };
+      // The attempt failed: the tokens estimated for it were not used.
+      if (pick.reservation) this.#deps.budgets?.settleTokens(pick.reservation, 0);
       if (outcome.kind === "refused") {
         refused = { answer: outcome.answer, pick };
         this.#deps.metrics?.failover(pick.endpoint, "content_filter");

@@ -17,6 +17,12 @@ export const BUDGET_WINDOW_MS = 60_000;
 export const DEFAULT_OUTPUT_TOKENS = 256;
 /** Characters per token in the prompt estimate (OpenAI's rule of thumb for English text). */
 export const CHARS_PER_TOKEN = 4;
+/**
+ * The most tokens one answer's usage may report: past it (a hundred times the largest context window) a figure is
+ * no count of tokens, and is ignored rather than spending a budget's window or failing its store (Redis `INCRBY`
+ * takes 64-bit integers only).
+ */
+export const MAX_USAGE_TOKENS = 100_000_000;
 
 /** Epoch ms when the window that contains `now` began. */
 export function windowStart(now: number, windowMs: number): number {
@@ -54,10 +60,10 @@ export function estimateTokens(route: Route, body: Readonly<Record<string, unkno
 export function usageTokens(answer: unknown): number | undefined {
   if (!isRecord(answer) || !isRecord(answer.usage)) return undefined;
   const usage = answer.usage;
-  if (isCount(usage.total_tokens)) return usage.total_tokens;
+  if (isCount(usage.total_tokens)) return Math.round(usage.total_tokens);
   const input = [usage.prompt_tokens, usage.input_tokens].find(isCount);
   const output = [usage.completion_tokens, usage.output_tokens].find(isCount);
-  return input === undefined && output === undefined ? undefined : (input ?? 0) + (output ?? 0);
+  return input === undefined && output === undefined ? undefined : Math.round((input ?? 0) + (output ?? 0));
 }
 
 /** The counters one request charges: a request against `rpm`, its estimated tokens against `tpm`. */
@@ -166,7 +172,9 @@ export class Budgets {
   /** Corrects the tokens charged by `reservation` to `used` (a stream's usage chunk); off the response path. */
   settleTokens(reservation: Reservation | undefined, used: number | undefined): void {
     if (reservation === undefined || reservation.endpoint.tpm === undefined) return;
-    if (used === undefined || used === reservation.tokens) return;
+    if (!isCount(used)) return;
+    used = Math.round(used);
+    if (used === reservation.tokens) return;
     if (windowStart(this.#now(), this.#windowMs) !== reservation.windowStart) return;
     const correction = [{ name: "tpm", amount: used - reservation.tokens }];
     this.#store.addToWindows(reservation.endpoint.id, correction, this.#windowMs, reservation.windowStart)
@@ -188,8 +196,9 @@ export class Budgets {
   }
 }
 
+/** A usage figure that can be counted: a number from 0 to MAX_USAGE_TOKENS (fractions are rounded where used). */
 function isCount(value: unknown): value is number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+  return typeof value === "number" && value >= 0 && value <= MAX_USAGE_TOKENS;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
