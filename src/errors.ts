@@ -19,6 +19,8 @@ export interface ProxyErrorOptions {
   /** Extra response headers, e.g. `Retry-After`. */
   readonly headers?: Readonly<Record<string, string>>;
   readonly cause?: unknown;
+  /** An upstream's own error handed on: its `type` and `code` as it named them, shown in place of the proxy's. */
+  readonly shown?: { readonly type: string; readonly code: string | null };
 }
 
 export class ProxyError extends Error {
@@ -27,6 +29,7 @@ export class ProxyError extends Error {
   readonly code: string;
   readonly param: string | null;
   readonly headers: Readonly<Record<string, string>>;
+  readonly shown?: { readonly type: string; readonly code: string | null };
 
   constructor(
     status: number,
@@ -42,6 +45,7 @@ export class ProxyError extends Error {
     this.code = code;
     this.param = options.param ?? null;
     this.headers = options.headers ?? {};
+    if (options.shown) this.shown = options.shown;
   }
 }
 
@@ -116,7 +120,10 @@ export const headersTooLarge = (size: number, limit: number) =>
 
 /** The envelope for any error; unknown errors become a generic 500 that reveals nothing internal. */
 export function errorEnvelope(error: ProxyError): { error: Record<string, unknown> } {
-  return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
+  const { message, param, shown } = error;
+  return {
+    error: { message, type: shown?.type ?? error.type, param, code: shown ? shown.code : error.code },
+  };
 }
 
 export function toProxyError(error: unknown): ProxyError {

@@ -11,13 +11,14 @@ import type { Route } from "../core/route.ts";
 import { ClientGone, ProxyError } from "../errors.ts";
 import type { AttemptDeps } from "./attempts.ts";
 import { type Got, spent } from "./call.ts";
-import { envelopeError } from "./first_error.ts";
+import { envelopeError, type UpstreamFault } from "./first_error.ts";
 import { openStream } from "./stream.ts";
 import { tapStream } from "./tap.ts";
 
 export type Outcome =
   | { readonly kind: "answer"; readonly answer: Answer }
-  | { readonly kind: "retry"; readonly outcome: AttemptOutcome }
+  /** The endpoint failed; `fault`: with an error of its own (in a 200), which the client gets if every one does. */
+  | { readonly kind: "retry"; readonly outcome: AttemptOutcome; readonly fault?: UpstreamFault }
   /** A content-filter refusal to try elsewhere; the answer if no other endpoint serves. */
   | { readonly kind: "refused"; readonly answer: Answer };
 
@@ -37,10 +38,11 @@ export async function failed(
   endpoint: EndpointConfig,
   cause: string,
   outcome: AttemptOutcome,
+  fault?: UpstreamFault,
 ): Promise<Outcome> {
   deps.stats.failure(endpoint.id);
   await deps.health.failure(endpoint, cause);
-  return { kind: "retry", outcome };
+  return fault ? { kind: "retry", outcome, fault } : { kind: "retry", outcome };
 }
 
 /** A 2xx stream: committed once its first event arrived (a stream that dies before that fails over). */
@@ -70,7 +72,7 @@ async function stream(deps: AttemptDeps, got: Got, route: Route): Promise<Outcom
     const outcome: AttemptOutcome = opened.timeout
       ? { kind: "timeout" }
       : { kind: "connection", message: opened.message };
-    return await failed(deps, endpoint, opened.message, outcome);
+    return await failed(deps, endpoint, opened.message, outcome, opened.fault);
   }
   const firstAt = spent(call.trace, got.answeredAt);
   pick.lease.firstByte(firstAt - got.sentAt);
@@ -156,9 +158,9 @@ function read(
       return failed(deps, endpoint, "malformed answer", { kind: "malformed" });
     }
     // An error envelope in a 2xx (a gateway's before the endpoint) is no answer either, unless it is the caller's.
-    const error = envelopeError(body.parsed);
-    if (error) {
-      return failed(deps, endpoint, `error in a ${response.status}: ${error}`, { kind: "malformed" });
+    const fault = envelopeError(body.parsed);
+    if (fault) {
+      return failed(deps, endpoint, `a ${response.status} with ${fault.cause}`, { kind: "malformed" }, fault);
     }
   }
   deps.stats.success(endpoint.id, readAt - got.sentAt);

@@ -21,6 +21,8 @@ import type { Plan } from "./plan.ts";
 import type { Stats } from "./stats.ts";
 import { type Got, type Served, spent, type UpstreamCall } from "./call.ts";
 import { answered, failed, type Outcome } from "./answered.ts";
+import type { UpstreamFault } from "./first_error.ts";
+import { faultError } from "./fault_error.ts";
 import { callerError, forwardedHeaders } from "./upstream_answer.ts";
 import { contentFilterRefusal, policyError } from "../upstream/content_filter.ts";
 
@@ -47,6 +49,9 @@ export class Attempts {
   /** Tries the plan's endpoints in turn until one answers; throws the plan's error when it runs out. */
   async run(call: UpstreamCall, plan: Plan): Promise<Served> {
     let refused: Served | undefined;
+    // The last upstream error inside a 200, and how many attempts ended with one.
+    let fault: { readonly fault: UpstreamFault; readonly endpoint: EndpointConfig } | undefined;
+    let faults = 0;
     while (true) {
       let pick: Pick | undefined;
       try {
@@ -58,6 +63,8 @@ export class Attempts {
       if (!pick) {
         // Every other endpoint failed or refused too: the refusal is the most telling answer.
         if (refused) return refused;
+        // Every endpoint answered with an error of its own: the client gets the upstream's (the last one).
+        if (fault && faults === plan.attempts) throw faultError(fault.fault, fault.endpoint);
         throw await plan.exhaustedError();
       }
       if (plan.attempts > 1) this.#deps.metrics?.retry(call.group);
@@ -76,6 +83,10 @@ export class Attempts {
         this.#deps.metrics?.failover(pick.endpoint, "content_filter");
         plan.failed(pick.endpoint, { kind: "status", status: outcome.answer.status });
         continue;
+      }
+      if (outcome.fault) {
+        fault = { fault: outcome.fault, endpoint: pick.endpoint };
+        faults++;
       }
       this.#deps.metrics?.failover(pick.endpoint, failoverReason(outcome.outcome));
       plan.failed(pick.endpoint, outcome.outcome);

@@ -10,7 +10,7 @@ import { type ChunkReader, chunkReader, sourceReader } from "./chunks.ts";
 import { type PipeSource, pipeStream } from "./tap.ts";
 import type { BodySource } from "../upstream/body_source.ts";
 import type { Route } from "../core/route.ts";
-import { upstreamErrorFirst } from "./first_error.ts";
+import { upstreamErrorFirst, type UpstreamFault } from "./first_error.ts";
 
 export type StreamEnd = "complete" | "failed" | "cancelled";
 
@@ -21,7 +21,13 @@ export interface StreamHooks {
 
 export type FirstChunk =
   | { readonly ok: true; readonly body: ReadableStream<Uint8Array> }
-  | { readonly ok: false; readonly message: string; readonly timeout?: boolean };
+  | {
+    readonly ok: false;
+    readonly message: string;
+    readonly timeout?: boolean;
+    /** The upstream's own error, when the stream began with one. */
+    readonly fault?: UpstreamFault;
+  };
 
 const encoder = new TextEncoder();
 
@@ -119,10 +125,10 @@ function failedFirst(reader: ChunkReader, error: unknown): FirstChunk {
 function opened(first: Uint8Array | null, relay: EventRelay): FirstChunk {
   if (!first) return { ok: false, message: "stream ended before its first byte" };
   // The upstream's own error first: the client has had nothing yet, so the stream is given up and fails over.
-  const error = upstreamErrorFirst(first, relay.route);
-  if (error !== undefined) {
+  const fault = upstreamErrorFirst(first, relay.route);
+  if (fault !== undefined) {
     relay.reader.cancel().catch(() => {});
-    return { ok: false, message: error };
+    return { ok: false, message: fault.cause, fault };
   }
   relay.first(first);
   return { ok: true, body: pipeStream(relay) };
