@@ -5,6 +5,7 @@
 
 import type { FinalIssue } from "../check/mod.ts";
 import { KNOWN_KEYS } from "./schema.ts";
+import { nonDecimal } from "./schema_parts.ts";
 import { PriceSchema } from "../keys/schema.ts";
 
 const PRICE_FIELDS = Object.keys(PriceSchema.shape);
@@ -19,6 +20,27 @@ export function formatPath(path: Path): string {
     else out += `[${JSON.stringify(String(part))}]`;
   }
   return out;
+}
+
+const PATH_HEAD = /^[A-Za-z_][\w-]*(?:\[\d+\]|\.[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])+/;
+
+/**
+ * The path a problem's message starts with, as `formatPath` wrote it (`keys[2].models[0] must match ...`):
+ * how a problem found after the schema (a duplicate name, a missing key) gets its line. Undefined when the
+ * message starts with no path of two parts or more (`the file is empty`).
+ */
+export function leadingPath(message: string): Path | undefined {
+  const head = PATH_HEAD.exec(message)?.[0];
+  if (head === undefined || !/^[\s:]|^$/.test(message.slice(head.length))) return undefined;
+  const path: PropertyKey[] = [];
+  for (
+    const [, name, index, quoted] of head.matchAll(
+      /(?:^|\.)([A-Za-z_][\w-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g,
+    )
+  ) {
+    path.push(name ?? (index !== undefined ? Number(index) : JSON.parse(quoted)));
+  }
+  return path;
 }
 
 const SECRET_SEGMENT = /key|password|secret|token|auth|redis_url/i;
@@ -71,6 +93,7 @@ export function describeIssue(issue: FinalIssue, tree: unknown): string[] {
       );
     case "invalid_type":
       if (value === undefined) return [`${subject} is required`];
+      if (nonDecimal(value)) return [`${subject} must be a number in decimal digits, ${got}`];
       return [`${subject} must be ${EXPECTED[issue.expected] ?? issue.expected}, ${got}`];
     case "too_small": {
       const min = Number(issue.minimum);

@@ -14,13 +14,21 @@ import {
   type Wrapper,
 } from "../check/mod.ts";
 
-/** A numeric string becomes a number (values from the environment are strings); the inner schema judges the rest. */
+/** A number in decimal digits: `12`, `-1.5`, `2e3`; not `0x10`, `0b1`, `Infinity` (which `Number` also reads). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/**
+ * A string of a decimal number becomes that number (values from the environment are strings); the inner schema
+ * judges the rest, so any other string (`"0x10"`) is refused as not a number.
+ */
 export function numeric<S extends AnySchema>(inner: S): Wrapper<Output<S>, S["~opt"]> {
-  return preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
-    inner,
-  );
+  return preprocess((v) => (typeof v === "string" && DECIMAL.test(v.trim()) ? Number(v) : v), inner);
 }
+
+/** A string that `Number` reads but `numeric` refuses: its message says what is wanted instead. */
+export const nonDecimal = (value: unknown): boolean =>
+  typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value)) &&
+  !DECIMAL.test(value.trim());
 
 /** A list of strings, also given as one comma-separated string (what an env reference produces). */
 export function stringList(item: StringSchema = string().check(minLength(1))) {

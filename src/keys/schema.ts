@@ -17,8 +17,15 @@ export const keyName = z.string().check(z.regex(
   "must be 1-64 characters of letters, digits and . _ @ - (starting with a letter or digit)",
 ));
 
-/** Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). */
-const models = stringList();
+/**
+ * Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). An empty list is refused: it reads as "no
+ * model" as much as "every model", and the key would be either useless or open; leaving `models` out (`null` in a
+ * PATCH) is what means every group.
+ */
+const models = stringList().check(z.refine(
+  (list: readonly string[]) => list.length > 0,
+  "must name at least one model group (leave it out for all of them)",
+));
 
 /** `YYYY-MM-DD` (the key stops working at 00:00 UTC that day) or an ISO 8601 date and time. */
 const expires = z.preprocess(

@@ -466,7 +466,7 @@ test("a missing api_key falls back to OPENAI_API_KEY like the OpenAI client, els
   );
   assert.equal(
     errorOf(text),
-    "Cannot load config 'llmproxy.yaml': model_groups[0].models[0].params.api_key is required (or set OPENAI_API_KEY)",
+    "Cannot load config 'llmproxy.yaml': model_groups[0].models[0].params.api_key is required (or set OPENAI_API_KEY) (line 1)",
   );
 });
 

@@ -27,6 +27,7 @@ test("key policy problems read as zod worded them: lengths, inclusive bounds, un
   assert.deepEqual(
     problems(CreateKeySchema, { name: "a", models: [], rpm: 1e300, tokens_per_day: 2.5, usd_per_month: 0 }),
     [
+      "'models' must name at least one model group (leave it out for all of them)",
       "'rpm' Too big: expected int to be <=9007199254740991",
       "'tokens_per_day' Invalid input: expected int, received number",
       "'usd_per_month' Too small: expected number to be >0",

@@ -7,6 +7,7 @@
 
 import type { Context } from "hono";
 import type { AnySchema, FinalIssue, Output } from "../../check/mod.ts";
+import { nonDecimal } from "../../config/schema_parts.ts";
 import { invalidRequest } from "../../errors.ts";
 import { policyView } from "../../keys/policy.ts";
 import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
@@ -18,12 +19,19 @@ import type { AppEnv } from "./generation.ts";
 const MAX_USAGE_DAYS = 366;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
-function invalidPolicy(issues: FinalIssue[]): Error {
+function invalidPolicy(issues: FinalIssue[], body: Record<string, unknown>): Error {
   const problems = issues.map((issue) => {
     const path = issue.path.join(".");
-    return issue.code === "unrecognized_keys"
-      ? `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((key) => `'${key}'`).join(", ")}`
-      : `${path === "" ? "body" : `'${path}'`} ${issue.message}`;
+    if (issue.code === "unrecognized_keys") {
+      return `unknown field${issue.keys.length > 1 ? "s" : ""} ${
+        issue.keys.map((key) => `'${key}'`).join(", ")
+      }`;
+    }
+    const value = issue.path.length === 1 ? body[String(issue.path[0])] : undefined;
+    const message = issue.code === "invalid_type" && nonDecimal(value)
+      ? `must be a number in decimal digits, got ${JSON.stringify(String(value).slice(0, 40))}`
+      : issue.message;
+    return `${path === "" ? "body" : `'${path}'`} ${message}`;
   });
   return invalidRequest(`Invalid key policy: ${problems.join("; ")}`, String(issues[0]?.path[0] ?? ""));
 }
@@ -31,7 +39,7 @@ function invalidPolicy(issues: FinalIssue[]): Error {
 async function readPolicy<T extends AnySchema>(c: Context<AppEnv>, services: Services, schema: T) {
   const body = parseJsonObject(await readBodyText(c.req.raw, services.config.settings.maxBodyBytes));
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw invalidPolicy(parsed.error.issues);
+  if (!parsed.success) throw invalidPolicy(parsed.error.issues, body);
   return parsed.data as Output<T>;
 }
 
