@@ -50,6 +50,18 @@ export async function startSentinels(
     await Deno.remove(dir, { recursive: true });
   };
   try {
+    // Sentinel learns of replicas from the master's INFO, which it asks for on connecting and then every 10 s: a
+    // replica not yet connected to the master (its TLS handshake is slow on a loaded machine) when the sentinels
+    // come up is seen only 10 s later, and the readiness check below could run out of time ("sentinels not
+    // ready"). Listed by the master is enough (its sync may still be waiting, ~5 s).
+    const listed = Date.now() + 15_000;
+    let replication: string | null = null;
+    while (
+      !(replication = await query(master.port, undefined, ["INFO", "replication"]))?.includes("slave0:")
+    ) {
+      if (Date.now() > listed) throw new Error(`the replica did not connect to the master: ${replication}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     for (let i = 0; i < 3; i++) {
       const port = freePort();
       const tlsPort = freePort();
