@@ -4,11 +4,8 @@
  * is found with one hash and one map lookup; a key is never held in clear. (A lookup by digest leaks no useful
  * timing: whoever guesses controls no bit of the digest.)
  *
- * Runtime keys live in the store as one document (`keys:runtime`) with a version (`keys:version`); changes take a
- * short lock and announce the new version on the store's `keys:changed` channel (Redis pub/sub, on a connection
- * of its own), and every instance reloads the document when it hears of a version it does not have, or after its
- * subscription (re)connects. So a key created, changed or revoked through any instance applies on every instance
- * within a Redis round trip or two. On the memory store they last until the process ends.
+ * Runtime keys live in the store as one document (`RuntimeDoc`, see runtime_doc.ts); every instance reloads it
+ * when it hears of a version it does not have. On the memory store they last until the process ends.
  */
 
 import type { Config } from "../config/config.ts";
@@ -19,30 +16,10 @@ import type { Store } from "../store/store.ts";
 import { presentedKeys, randomText } from "./key_text.ts";
 import { buildPolicy, digestOf, type KeyPolicy } from "./policy.ts";
 import type { PolicyFields } from "./schema.ts";
-import { sleep } from "../util/timer.ts";
+import { type RuntimeDoc, RuntimeDocStore, type StoredKey } from "./runtime_doc.ts";
 
-const DOC = "keys:runtime";
-const VERSION = "keys:version";
-const LOCK = "keys:lock";
-const LOCK_TTL_MS = 5_000;
-const LOCK_TRIES = 100;
-const LOCK_WAIT_MS = 20;
-const CHANNEL = "keys:changed";
 /** Matched key strings remembered at most (then forgotten all at once). */
 const MAX_KNOWN = 4096;
-
-/** One runtime key as stored: its digest and policy, never the key. */
-interface StoredKey {
-  readonly name: string;
-  readonly digest: string;
-  readonly created: string;
-  readonly policy: PolicyFields;
-}
-
-interface RuntimeDoc {
-  readonly version: string;
-  readonly keys: readonly StoredKey[];
-}
 
 export interface RegistryOptions {
   readonly store: Store;
@@ -55,8 +32,7 @@ export const keyNotFound = (name: string) =>
   new ProxyError(404, "invalid_request_error", "key_not_found", `No key named '${name.slice(0, 64)}'`);
 
 export class KeyRegistry {
-  readonly #store: Store;
-  readonly #logger: Logger;
+  readonly #doc: RuntimeDocStore;
   #fixed: KeyPolicy[] = [];
   #runtime: KeyPolicy[] = [];
   #byDigest = new Map<string, KeyPolicy>();
@@ -68,14 +44,9 @@ export class KeyRegistry {
   readonly #known = new Map<string, string>();
   #admins = new Set<string>();
   #clients = 0;
-  #version: string | null = null;
-  #unsubscribe: (() => Promise<void>) | undefined;
-  #reading: Promise<void> | null = null;
-  #again = false;
 
   constructor(config: Config, options: RegistryOptions) {
-    this.#store = options.store;
-    this.#logger = options.logger;
+    this.#doc = new RuntimeDocStore(options.store, options.logger, (doc) => this.#apply(doc));
     this.configure(config);
   }
 
@@ -194,42 +165,17 @@ export class KeyRegistry {
   }
 
   /** Reads the runtime keys when another instance changed them; a store that cannot answer changes nothing. */
-  async refresh(): Promise<void> {
-    if (this.#store.status() !== "ok") return;
-    const version = await this.#store.get(VERSION);
-    if (version === null || version === this.#version) return;
-    this.#apply(parseDoc(await this.#store.get(DOC)));
+  refresh(): Promise<void> {
+    return this.#doc.refresh();
   }
 
   /** Starts listening for other instances' changes (shared stores only). */
   start(): void {
-    if (this.#unsubscribe || !this.#store.subscribe) return;
-    this.#unsubscribe = this.#store.subscribe(CHANNEL, (version) => {
-      if (version === null || version !== this.#version) this.#reread();
-    });
+    this.#doc.watch();
   }
 
-  async close(): Promise<void> {
-    const unsubscribe = this.#unsubscribe;
-    this.#unsubscribe = undefined;
-    await unsubscribe?.();
-  }
-
-  /** Reads the runtime keys again; one read at a time, and one more when asked during a read. */
-  #reread(): void {
-    if (this.#reading) {
-      this.#again = true;
-      return;
-    }
-    this.#reading = this.refresh().catch((error) =>
-      this.#logger.warn("could not read runtime keys", { error: error instanceof Error ? error.message : "" })
-    ).finally(() => {
-      this.#reading = null;
-      if (this.#again) {
-        this.#again = false;
-        this.#reread();
-      }
-    });
+  close(): Promise<void> {
+    return this.#doc.close();
   }
 
   #refuseConfigKey(name: string, what: string): void {
@@ -238,40 +184,12 @@ export class KeyRegistry {
     }
   }
 
-  /** Applies `edit` to the stored runtime keys under the lock, then here at once. */
-  async #change(edit: (keys: readonly StoredKey[]) => StoredKey[]): Promise<void> {
-    const token = crypto.randomUUID();
-    let locked = false;
-    for (let i = 0; i < LOCK_TRIES && !locked; i++) {
-      locked = await this.#store.setIfAbsent(LOCK, token, LOCK_TTL_MS);
-      if (!locked) await sleep(LOCK_WAIT_MS);
-    }
-    if (!locked) {
-      throw new ProxyError(
-        503,
-        "service_unavailable",
-        "keys_busy",
-        "Runtime keys are being changed; try again",
-      );
-    }
-    try {
-      const doc = parseDoc(await this.#store.get(DOC));
-      const next: RuntimeDoc = { version: crypto.randomUUID(), keys: edit(doc.keys) };
-      await this.#store.set(DOC, JSON.stringify(next));
-      await this.#store.set(VERSION, next.version);
-      this.#apply(next);
-      await this.#store.publish?.(CHANNEL, next.version).catch((error) =>
-        this.#logger.warn("could not announce a key change; other instances see it on their next reconnect", {
-          error: error instanceof Error ? error.message : "",
-        })
-      );
-    } finally {
-      await this.#store.deleteIfEquals(LOCK, token).catch(() => false);
-    }
+  /** Applies `edit` to the stored runtime keys, then here at once. */
+  #change(edit: (keys: readonly StoredKey[]) => StoredKey[]): Promise<void> {
+    return this.#doc.change(edit);
   }
 
   #apply(doc: RuntimeDoc): void {
-    this.#version = doc.version;
     const fixedNames = new Set(this.#fixed.map((policy) => policy.name));
     this.#runtime = doc.keys.filter((stored) => !fixedNames.has(stored.name)).map((stored) =>
       buildPolicy(stored.name, stored.digest, "runtime", stored.policy, stored.created)
@@ -285,15 +203,5 @@ export class KeyRegistry {
     for (const policy of [...this.#runtime, ...this.#fixed]) byDigest.set(policy.digest, policy);
     this.#byDigest = byDigest;
     this.#clients = [...byDigest.values()].filter((policy) => policy.source !== "admin_keys").length;
-  }
-}
-
-function parseDoc(text: string | null): RuntimeDoc {
-  if (text === null) return { version: "", keys: [] };
-  try {
-    const doc = JSON.parse(text) as RuntimeDoc;
-    return Array.isArray(doc.keys) ? doc : { version: "", keys: [] };
-  } catch {
-    return { version: "", keys: [] };
   }
 }

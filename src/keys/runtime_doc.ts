@@ -1,0 +1,137 @@
+/**
+ * The runtime keys as the store keeps them: one document (`keys:runtime`) with a version (`keys:version`).
+ * Changes take a short lock and announce the new version on the store's `keys:changed` channel (Redis pub/sub, on
+ * a connection of its own); every instance reads the document again when it hears of a version it does not have,
+ * or after its subscription (re)connects. So a key created, changed or revoked through any instance applies on
+ * every instance within a Redis round trip or two.
+ */
+
+import { ProxyError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { Store } from "../store/store.ts";
+import type { PolicyFields } from "./schema.ts";
+import { sleep } from "../util/timer.ts";
+
+const DOC = "keys:runtime";
+const VERSION = "keys:version";
+const LOCK = "keys:lock";
+const LOCK_TTL_MS = 5_000;
+const LOCK_TRIES = 100;
+const LOCK_WAIT_MS = 20;
+const CHANNEL = "keys:changed";
+
+/** One runtime key as stored: its digest and policy, never the key. */
+export interface StoredKey {
+  readonly name: string;
+  readonly digest: string;
+  readonly created: string;
+  readonly policy: PolicyFields;
+}
+
+export interface RuntimeDoc {
+  readonly version: string;
+  readonly keys: readonly StoredKey[];
+}
+
+export class RuntimeDocStore {
+  readonly #store: Store;
+  readonly #logger: Logger;
+  /** Called with every document read or written; the registry indexes it. */
+  readonly #apply: (doc: RuntimeDoc) => void;
+  #version: string | null = null;
+  #unsubscribe: (() => Promise<void>) | undefined;
+  #reading: Promise<void> | null = null;
+  #again = false;
+
+  constructor(store: Store, logger: Logger, apply: (doc: RuntimeDoc) => void) {
+    this.#store = store;
+    this.#logger = logger;
+    this.#apply = apply;
+  }
+
+  /** Reads the document when another instance changed it; a store that cannot answer changes nothing. */
+  async refresh(): Promise<void> {
+    if (this.#store.status() !== "ok") return;
+    const version = await this.#store.get(VERSION);
+    if (version === null || version === this.#version) return;
+    this.#take(parseDoc(await this.#store.get(DOC)));
+  }
+
+  /** Starts listening for other instances' changes (shared stores only). */
+  watch(): void {
+    if (this.#unsubscribe || !this.#store.subscribe) return;
+    this.#unsubscribe = this.#store.subscribe(CHANNEL, (version) => {
+      if (version === null || version !== this.#version) this.#reread();
+    });
+  }
+
+  async close(): Promise<void> {
+    const unsubscribe = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    await unsubscribe?.();
+  }
+
+  /** Applies `edit` to the stored keys under the lock, then here at once. */
+  async change(edit: (keys: readonly StoredKey[]) => StoredKey[]): Promise<void> {
+    const token = crypto.randomUUID();
+    let locked = false;
+    for (let i = 0; i < LOCK_TRIES && !locked; i++) {
+      locked = await this.#store.setIfAbsent(LOCK, token, LOCK_TTL_MS);
+      if (!locked) await sleep(LOCK_WAIT_MS);
+    }
+    if (!locked) {
+      throw new ProxyError(
+        503,
+        "service_unavailable",
+        "keys_busy",
+        "Runtime keys are being changed; try again",
+      );
+    }
+    try {
+      const doc = parseDoc(await this.#store.get(DOC));
+      const next: RuntimeDoc = { version: crypto.randomUUID(), keys: edit(doc.keys) };
+      await this.#store.set(DOC, JSON.stringify(next));
+      await this.#store.set(VERSION, next.version);
+      this.#take(next);
+      await this.#store.publish?.(CHANNEL, next.version).catch((error) =>
+        this.#logger.warn("could not announce a key change; other instances see it on their next reconnect", {
+          error: error instanceof Error ? error.message : "",
+        })
+      );
+    } finally {
+      await this.#store.deleteIfEquals(LOCK, token).catch(() => false);
+    }
+  }
+
+  #take(doc: RuntimeDoc): void {
+    this.#version = doc.version;
+    this.#apply(doc);
+  }
+
+  /** Reads the document again; one read at a time, and one more when asked during a read. */
+  #reread(): void {
+    if (this.#reading) {
+      this.#again = true;
+      return;
+    }
+    this.#reading = this.refresh().catch((error) =>
+      this.#logger.warn("could not read runtime keys", { error: error instanceof Error ? error.message : "" })
+    ).finally(() => {
+      this.#reading = null;
+      if (this.#again) {
+        this.#again = false;
+        this.#reread();
+      }
+    });
+  }
+}
+
+function parseDoc(text: string | null): RuntimeDoc {
+  if (text === null) return { version: "", keys: [] };
+  try {
+    const doc = JSON.parse(text) as RuntimeDoc;
+    return Array.isArray(doc.keys) ? doc : { version: "", keys: [] };
+  } catch {
+    return { version: "", keys: [] };
+  }
+}
