@@ -94,7 +94,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const { previous } = options;
-  const store = previous?.store ?? await createStore(config, logger, clock);
+  const stores = previous ? undefined : await createStore(config, logger, clock);
+  const store = previous?.store ?? stores!.store;
   const metrics = previous?.metrics ?? new ProxyMetrics();
   const health = new HealthTracker(store, settings, clock.now, logger, metrics);
   const budgets = new Budgets(store, { now: clock.now, logger });
@@ -135,7 +136,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     counters: previous?.cache.counters,
     readHealth: (group) => health.snapshot(group.endpoints),
   });
-  const keys = previous?.keys ?? new KeyRegistry(config, { store, logger });
+  // Runtime keys never fork onto local state while Redis is away (see keys/runtime_doc.ts).
+  const keys = previous?.keys ?? new KeyRegistry(config, { store: stores!.shared, logger });
   if (previous) keys.configure(config);
   // Runtime keys are made through admin keys: an instance without any neither reads nor follows them.
   else if (keys.hasAdminKeys) await keys.refresh().catch(() => {});
@@ -242,14 +244,19 @@ async function createTelemetry(tracing: boolean): Promise<Telemetry | undefined>
   return new Telemetry();
 }
 
-async function createStore(config: Config, logger: Logger, clock: Clock): Promise<Store> {
+/** The store requests use, and the shared store alone (Redis without the local fallback) for runtime keys. */
+async function createStore(
+  config: Config,
+  logger: Logger,
+  clock: Clock,
+): Promise<{ store: Store; shared: Store }> {
   const { settings } = config;
   const local = new MemoryStore({
     namespace: settings.namespace,
     now: clock.now,
     bounded: { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
   });
-  if (!settings.redis) return local;
+  if (!settings.redis) return { store: local, shared: local };
   // Loaded only when Redis is configured: ioredis alone adds ~27 MiB to an in-memory proxy's resident memory.
   const { RedisStore } = await import("./store/redis.ts");
   const redis = await RedisStore.connect({
@@ -258,10 +265,11 @@ async function createStore(config: Config, logger: Logger, clock: Clock): Promis
     namespace: settings.namespace,
     logger: (level, message, fields) => logger.log(level, message, fields),
   });
-  return new FallbackStore({
+  const store = new FallbackStore({
     primary: redis,
     waitMs: settings.redis.maxWaitMs,
     local,
     logger: (level, message, fields) => logger.log(level, message, fields),
   });
+  return { store, shared: redis };
 }

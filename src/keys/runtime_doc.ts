@@ -2,15 +2,20 @@
  * The runtime keys as the store keeps them: one document (`keys:runtime`) with a version (`keys:version`).
  * Changes take a short lock and announce the new version on the store's `keys:changed` channel (Redis pub/sub, on
  * a connection of its own); every instance reads the document again when it hears of a version it does not have,
- * or after its subscription (re)connects. So a key created, changed or revoked through any instance applies on
- * every instance within a Redis round trip or two.
+ * after its subscription (re)connects, and when it finds a new version on its own check every 250 ms (an
+ * announcement is lost when Redis hangs between the write and the publish). So a key created, changed or revoked
+ * through any instance applies on every instance within a Redis round trip or two, 250 ms at most.
+ *
+ * With Redis, the store given here is Redis itself, never the local state that serves requests while it is away:
+ * a change made there would fork this instance from the others (and vanish once Redis answers again). A change
+ * while Redis does not answer is refused with a 503; the keys last read stay in force.
  */
 
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { PolicyFields } from "./schema.ts";
-import { sleep } from "../util/timer.ts";
+import { sleep, startTimer, type Timer } from "../util/timer.ts";
 
 const DOC = "keys:runtime";
 const VERSION = "keys:version";
@@ -19,6 +24,7 @@ const LOCK_TTL_MS = 5_000;
 const LOCK_TRIES = 100;
 const LOCK_WAIT_MS = 20;
 const CHANNEL = "keys:changed";
+const CHECK_EVERY_MS = 250;
 
 /** One runtime key as stored: its digest and policy, never the key. */
 export interface StoredKey {
@@ -40,6 +46,7 @@ export class RuntimeDocStore {
   readonly #apply: (doc: RuntimeDoc) => void;
   #version: string | null = null;
   #unsubscribe: (() => Promise<void>) | undefined;
+  #check: Timer | undefined;
   #reading: Promise<void> | null = null;
   #again = false;
 
@@ -63,20 +70,50 @@ export class RuntimeDocStore {
     this.#unsubscribe = this.#store.subscribe(CHANNEL, (version) => {
       if (version === null || version !== this.#version) this.#reread();
     });
+    // Quietly: a Redis that is away would otherwise log a warning four times a second.
+    this.#check = startTimer(CHECK_EVERY_MS, () => this.#reading ?? this.#reread(true), {
+      repeat: true,
+      ref: false,
+    });
   }
 
   async close(): Promise<void> {
+    this.#check?.cancel();
     const unsubscribe = this.#unsubscribe;
     this.#unsubscribe = undefined;
     await unsubscribe?.();
   }
 
-  /** Applies `edit` to the stored keys under the lock, then here at once. */
+  /**
+   * Applies `edit` to the stored keys under the lock, then here at once. A store that fails or does not answer
+   * (`commandTimeoutMs`, 1 s by default) refuses the change with a 503.
+   */
   async change(edit: (keys: readonly StoredKey[]) => StoredKey[]): Promise<void> {
+    try {
+      await this.#change(edit);
+    } catch (error) {
+      if (error instanceof ProxyError) throw error;
+      this.#logger.warn("runtime keys not changed: the store did not answer", {
+        error: error instanceof Error ? error.message : "",
+      });
+      throw new ProxyError(
+        503,
+        "service_unavailable",
+        "store_unavailable",
+        "Runtime keys cannot be changed while the shared store (Redis) does not answer; try again once it does",
+      );
+    }
+  }
+
+  async #change(edit: (keys: readonly StoredKey[]) => StoredKey[]): Promise<void> {
     const token = crypto.randomUUID();
     let locked = false;
     for (let i = 0; i < LOCK_TRIES && !locked; i++) {
-      locked = await this.#store.setIfAbsent(LOCK, token, LOCK_TTL_MS);
+      // A lock whose reply was lost may have been taken: given back at once rather than after its TTL.
+      locked = await this.#store.setIfAbsent(LOCK, token, LOCK_TTL_MS).catch((error) => {
+        this.#store.deleteIfEquals(LOCK, token).catch(() => false);
+        throw error;
+      });
       if (!locked) await sleep(LOCK_WAIT_MS);
     }
     if (!locked) {
@@ -109,14 +146,17 @@ export class RuntimeDocStore {
   }
 
   /** Reads the document again; one read at a time, and one more when asked during a read. */
-  #reread(): void {
+  #reread(quiet = false): void {
     if (this.#reading) {
       this.#again = true;
       return;
     }
-    this.#reading = this.refresh().catch((error) =>
-      this.#logger.warn("could not read runtime keys", { error: error instanceof Error ? error.message : "" })
-    ).finally(() => {
+    this.#reading = this.refresh().catch((error) => {
+      if (quiet) return;
+      this.#logger.warn("could not read runtime keys", {
+        error: error instanceof Error ? error.message : "",
+      });
+    }).finally(() => {
       this.#reading = null;
       if (this.#again) {
         this.#again = false;
