@@ -244,7 +244,7 @@ export class FallbackStore implements Store {
     try {
       result = await this.#bound.wait(pending, started);
     } catch (error) {
-      // The server answered (out of memory, wrong type, value too big): Redis is there, this call failed.
+      // The server answered (wrong type, value too big): Redis is there, this call failed.
       if (isAnswer(error, this.#primary)) throw error;
       this.#outages.down(node, error instanceof Error ? error.message : String(error));
       // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives (which also

@@ -155,8 +155,11 @@ export class WaitBound {
   }
 }
 
-/** Replies that say the node cannot serve right now (a demoted master, a loading replica, a failover). */
-const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+/**
+ * Replies that say the node cannot serve right now (a demoted master, a loading replica, a failover, or a server
+ * out of memory under `noeviction`: it refuses every write, so shared state cannot be kept there).
+ */
+const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM)\b/;
 
 /**
  * Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. The

@@ -1,0 +1,77 @@
+/**
+ * A Redis that answers but refuses writes: out of memory under `maxmemory-policy noeviction` (every write answers
+ * `OOM command not allowed ...`). That is an outage of the shared state, like a demoted master's `READONLY`: the
+ * proxy serves from local state, so a key's limits still hold (on this instance's counts) instead of every limit
+ * being let through and no usage charged, `/health` and `/metrics` say so, the log says it once rather than five
+ * warnings per request, and it is shared again once Redis takes writes.
+ */
+
+import assert from "node:assert/strict";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, startProxy } from "../_support/proxy.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
+import { test } from "../_support/test.ts";
+
+const KEY = "sk-team-a-90e1";
+const ADMIN = "sk-admin-3f7a";
+
+test({
+  name:
+    "Redis out of memory (noeviction): limits still hold on local state, /health degraded, one warning, back after",
+  ignore: !hasRedis,
+  timeout: 20_000,
+  async fn() {
+    await using redis = await startRedis();
+    await using sim = await SimUpstream.start({ name: "east", quiet: true });
+    await using proxy = await startProxy(
+      [
+        "model_groups:",
+        "  - model_group: gpt-test",
+        "    models:",
+        endpointYaml(sim.url, { name: "east" }),
+        "general_settings:",
+        "  cache: true",
+        `  redis_url: ${redis.url}`,
+        `  admin_keys: [${ADMIN}]`,
+        "keys:",
+        `  - {name: team-a, key: ${KEY}, rpm: 3}`,
+      ].join("\n") + "\n",
+      { logLevel: "warn" },
+    );
+    const chat = async (content: string) => {
+      const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content }] }),
+      });
+      await response.body?.cancel();
+      return response.status;
+    };
+    const health = async () => (await (await fetch(`${proxy.url}/health`)).json()).store;
+
+    assert.equal(await redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction"), "OK");
+    assert.equal(await redis.command("CONFIG", "SET", "maxmemory", "1"), "OK");
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push(await chat(`question ${i}`));
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429], "rpm 3 holds while Redis refuses writes");
+    const during = await health();
+    assert.equal(during.status, "degraded");
+    assert.deepEqual(during.nodes_down, [`127.0.0.1:${redis.port}`]);
+    const metrics =
+      await (await fetch(`${proxy.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } }))
+        .text();
+    assert.match(metrics, /llmproxy_store_up\{kind="redis"\} 0/);
+    const warnings = proxy.logs.map((line) => JSON.parse(line)).filter((line) => line.level === "warn");
+    assert.ok(warnings.length <= 3, `a few warnings, not some per request: ${JSON.stringify(warnings)}`);
+    assert.ok(!proxy.logs.some((line) => JSON.parse(line).level === "error"));
+
+    assert.equal(await redis.command("CONFIG", "SET", "maxmemory", "0"), "OK");
+    const deadline = Date.now() + 5000;
+    while ((await health()).status !== "ok") {
+      // Calls go local for a second, then one tries Redis again.
+      if (Date.now() > deadline) throw new Error("/health never said ok again");
+      await chat("after");
+      await delay(100);
+    }
+  },
+});
