@@ -14,8 +14,6 @@ type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => 
 
 export class LiveApp {
   #services: Services;
-  /** Earlier generations of services, replaced by reloads; their cache writes may still be running. */
-  readonly #retired = new Set<Services>();
   #handler: Handler;
   readonly #options: ServiceOptions;
   #queue: Promise<unknown> = Promise.resolve();
@@ -71,9 +69,8 @@ export class LiveApp {
       return false;
     }
     for (const warning of restartOnlyChanges(previous.config, config)) logger.warn(warning);
-    // Kept, not pruned: a stream that began before the reload starts its cache write only when it ends. A
-    // generation is a few objects, and reloads are rare.
-    this.#retired.add(previous);
+    // Nothing of `previous` is kept here (requests in flight hold what they use): its cache writes still to come
+    // (a stream that began before the reload writes when it ends) are tracked by the new cache's.
     this.#services = services;
     this.#handler = handlerOf(services);
     services.metrics.configReload("success");
@@ -86,12 +83,11 @@ export class LiveApp {
   }
 
   /**
-   * Waits for a reload under way and for the cache writes of every generation (a stream that began before a
-   * reload may still be writing), then closes the store they all share.
+   * Waits for a reload under way, then closes the services, which wait for the cache writes of every generation (a
+   * stream that began before a reload may still be writing) and close the store they all share.
    */
   async close(): Promise<void> {
     await this.#queue;
-    await Promise.all([...this.#retired].map((services) => services.cache.settled()));
     await this.#services.close();
   }
 }

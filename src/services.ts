@@ -134,6 +134,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     logger,
     clock,
     counters: previous?.cache.counters,
+    writes: previous?.cache.writes,
     readHealth: (group) => health.snapshot(group.endpoints),
   });
   // Runtime keys never fork onto local state while Redis is away (see keys/runtime_doc.ts).

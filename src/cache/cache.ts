@@ -60,6 +60,11 @@ export interface CacheOptions {
   /** Counters to continue (a config reload); default fresh ones. */
   readonly counters?: CacheCounters;
   /**
+   * The writes still running of the cache this one replaces (a config reload; a stream that began before it writes
+   * its entry when it ends), tracked with this one's, so `settled()` waits for every generation's.
+   */
+  readonly writes?: Set<Promise<unknown>>;
+  /**
    * Reads a group's endpoint health. On a shared store a lookup reads it at the same time as the entry, so a miss
    * costs one Redis round trip and the balancer does not read it again.
    */
@@ -117,6 +122,11 @@ export class ResponseCache {
 
   get counters(): CacheCounters {
     return this.#counts;
+  }
+
+  /** Writes still running, for the cache of the next config to keep tracking. */
+  get writes(): Set<Promise<unknown>> {
+    return this.#writer.writes;
   }
 
   /**

@@ -42,6 +42,8 @@ export interface WriterOptions {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly counters: CacheCounters;
+  /** Writes still running to keep tracking (a config reload's previous writer's), so shutdown waits for all. */
+  readonly writes?: Set<Promise<unknown>>;
 }
 
 /** A coalescing lock this instance holds: its store key and this instance's token. */
@@ -57,10 +59,16 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export class EntryWriter {
   readonly #options: WriterOptions;
-  readonly #writes = new Set<Promise<unknown>>();
+  readonly #writes: Set<Promise<unknown>>;
 
   constructor(options: WriterOptions) {
     this.#options = options;
+    this.#writes = options.writes ?? new Set();
+  }
+
+  /** The writes still running, for the writer of the next config to take over. */
+  get writes(): Set<Promise<unknown>> {
+    return this.#writes;
   }
 
   /**

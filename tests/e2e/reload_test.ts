@@ -5,6 +5,8 @@
  */
 
 import assert from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { ConfigError } from "../../src/config/load.ts";
 import { parseConfig } from "../../src/config/parse.ts";
 import { LiveApp } from "../../src/live_app.ts";
@@ -185,4 +187,47 @@ test("reload keeps the upstream connection pool for the same client, closes it o
     await live.close();
   }
   assert.equal(live.services.upstream.idleConnections, 0, "shutdown closes the pool");
+});
+
+/** V8's `gc()`, made reachable in this process (the proxy's own process runs with `--expose-gc`). */
+function exposedGc(): () => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc");
+}
+
+test("reloads keep no replaced generation alive: memory stays flat however often the config is reloaded", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true, chunks: 4, chunkDelayMs: 40 });
+  const yaml = groupYaml([endpointYaml(sim.url, { name: "a" })], ["cache: true"]);
+  const load = () => Promise.resolve(parseConfig(yaml, "test.yaml", () => undefined));
+  const logger = createLogger({ level: "error", write: () => {} });
+  const live = await LiveApp.start(await load(), { logger });
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, live.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  const gc = exposedGc();
+  try {
+    // A stream runs across the first reload: its generation lives until it ended, and its answer is still cached.
+    const streaming = await ask(url, "gpt-test", true);
+    const generations = [new WeakRef(live.services)];
+    for (let i = 0; i < 30; i++) {
+      assert.equal(await live.reload(load), true);
+      generations.push(new WeakRef(live.services));
+    }
+    assert.match(await streaming.text(), /data: \[DONE\]/);
+    await live.services.cache.settled();
+    const again = await ask(url, "gpt-test", true);
+    assert.equal(
+      again.headers.get("x-llmproxy-cache"),
+      "HIT",
+      "the stream begun before the reloads was cached",
+    );
+    await again.body?.cancel();
+
+    await delay(0);
+    gc();
+    const alive = generations.filter((ref) => ref.deref() !== undefined).length;
+    assert.equal(alive, 1, `only the live generation is kept; ${alive} of 31 are`);
+  } finally {
+    await server.shutdown();
+    await live.close();
+  }
 });
