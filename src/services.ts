@@ -25,7 +25,7 @@ import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
 import { UpstreamLimits } from "./ratelimit/upstream_limits.ts";
-import { ResponseAffinity } from "./responses/affinity.ts";
+import { ResponseAffinity, TURN_PREFIX } from "./responses/affinity.ts";
 import { ResponsesLayer } from "./responses/layer.ts";
 import { FallbackStore } from "./store/fallback.ts";
 import { MemoryStore } from "./store/memory.ts";
@@ -75,6 +75,11 @@ export interface Services {
 
 /** Largest conversation turn kept for Responses failover replay. */
 const MAX_TURN_BYTES = 1024 * 1024;
+/**
+ * The Responses turns kept in this process (the memory store, or the local state while Redis is away): least
+ * recently used out first past these, so a proxy serving the Responses API for hours keeps a bounded copy.
+ */
+const TURNS_IN_MEMORY = { prefix: TURN_PREFIX, maxEntries: 100_000, maxBytes: 64 * 1024 * 1024 };
 
 export interface ServiceOptions {
   readonly logger: Logger;
@@ -255,7 +260,10 @@ async function createStore(
   const local = new MemoryStore({
     namespace: settings.namespace,
     now: clock.now,
-    bounded: { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
+    bounded: [
+      { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
+      TURNS_IN_MEMORY,
+    ],
   });
   if (!settings.redis) return { store: local, shared: local };
   // Loaded only when Redis is configured: ioredis alone adds ~27 MiB to an in-memory proxy's resident memory.

@@ -7,6 +7,9 @@ import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import type { Turn } from "./conversation.ts";
 
+/** Where the turns live in the store (`turn:<response id>`). */
+export const TURN_PREFIX = "turn:";
+
 /** Longest chain of turns rebuilt for a replay. */
 const MAX_TURNS = 256;
 
@@ -59,7 +62,7 @@ export class ResponseAffinity {
     const writes: Promise<void>[] = [this.remember(responseId, turn.endpoint)];
     const text = JSON.stringify(turn);
     if (text.length <= this.#maxTurnBytes) {
-      writes.push(this.#store.set(`turn:${responseId}`, text, this.#ttlMs));
+      writes.push(this.#store.set(`${TURN_PREFIX}${responseId}`, text, this.#ttlMs));
     } else {
       this.#logger.warn("conversation turn too large to keep for failover", {
         response_id: responseId,
@@ -79,7 +82,7 @@ export class ResponseAffinity {
     let id: string | undefined = responseId;
     while (id !== undefined) {
       if (turns.length >= MAX_TURNS) return null;
-      const text = await this.#read(`turn:${id}`);
+      const text = await this.#read(`${TURN_PREFIX}${id}`);
       if (text === null) return null;
       const turn = JSON.parse(text) as Turn;
       turns.push(turn);
@@ -90,6 +93,9 @@ export class ResponseAffinity {
 
   /** Forgets a deleted response. */
   async forget(responseId: string): Promise<void> {
-    await Promise.all([this.#store.delete(`aff:${responseId}`), this.#store.delete(`turn:${responseId}`)]);
+    await Promise.all([
+      this.#store.delete(`aff:${responseId}`),
+      this.#store.delete(`${TURN_PREFIX}${responseId}`),
+    ]);
   }
 }

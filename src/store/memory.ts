@@ -28,11 +28,14 @@ export interface MemoryStoreOptions {
   /** Epoch milliseconds; defaults to `Date.now`. */
   readonly now?: () => number;
   /**
-   * Keys under `prefix` (the cache's `cache:`) are kept apart, bounded by entries and bytes, least recently used
-   * out first; a value that can never fit is refused (`set` rejects). Other keys are not bounded.
+   * Keys under each `prefix` (the cache's `cache:`, the Responses turns' `turn:`) are kept apart, bounded by entries
+   * and bytes, least recently used out first; a value that can never fit is refused (`set` rejects). Other keys are
+   * not bounded. The first area whose prefix a key starts with holds it.
    */
-  readonly bounded?: LruBounds & { readonly prefix: string };
+  readonly bounded?: BoundedArea | readonly BoundedArea[];
 }
+
+export type BoundedArea = LruBounds & { readonly prefix: string };
 
 export class MemoryStore implements Store {
   readonly kind = "memory" as const;
@@ -42,16 +45,18 @@ export class MemoryStore implements Store {
   readonly #values = new Map<string, Entry<string>>();
   readonly #windows: MemoryWindows;
   #valueSweep: Iterator<[string, Entry<string>]> | null = null;
-  readonly #lru: LruValues | null;
-  readonly #lruPrefix: string;
+  readonly #areas: readonly { readonly prefix: string; readonly lru: LruValues }[];
   readonly #counters: MemoryCounters;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.namespace = options.namespace ?? "llmproxy";
     this.#now = options.now ?? Date.now;
     this.#windows = new MemoryWindows(this.#now);
-    this.#lru = options.bounded ? new LruValues(options.bounded, this.#now) : null;
-    this.#lruPrefix = options.bounded?.prefix ?? "";
+    const { bounded = [] } = options;
+    this.#areas = ("prefix" in bounded ? [bounded] : bounded).map((area) => ({
+      prefix: area.prefix,
+      lru: new LruValues(area, this.#now),
+    }));
     this.#counters = new MemoryCounters(this.#now);
   }
 
@@ -165,7 +170,10 @@ export class MemoryStore implements Store {
 
   deleteByPrefix(prefix: string): Promise<number> {
     const now = this.#now();
-    let count = this.#lru && this.#overlaps(prefix) ? this.#lru.deleteByPrefix(prefix) : 0;
+    let count = 0;
+    for (const area of this.#areas) {
+      if (overlaps(area.prefix, prefix)) count += area.lru.deleteByPrefix(prefix);
+    }
     for (const [key, entry] of this.#values) {
       if (!key.startsWith(prefix)) continue;
       if (entry.expiresAt === 0 || entry.expiresAt > now) count++;
@@ -188,7 +196,8 @@ export class MemoryStore implements Store {
   }
 
   usage(prefix: string): Promise<PrefixUsage> {
-    if (this.#lru && prefix === this.#lruPrefix) return Promise.resolve(this.#lru.usage());
+    const exact = this.#areas.find((area) => area.prefix === prefix);
+    if (exact) return Promise.resolve(exact.lru.usage());
     const now = this.#now();
     let entries = 0;
     let bytes = 0;
@@ -197,8 +206,9 @@ export class MemoryStore implements Store {
       entries++;
       bytes += entry.value.length;
     }
-    if (this.#lru && this.#overlaps(prefix)) {
-      const lru = this.#lru.usage();
+    for (const area of this.#areas) {
+      if (!overlaps(area.prefix, prefix)) continue;
+      const lru = area.lru.usage();
       entries += lru.entries;
       bytes += lru.bytes;
     }
@@ -211,8 +221,8 @@ export class MemoryStore implements Store {
 
   /** Entries held, expired ones not yet swept included (for tests and metrics). */
   get size(): number {
-    return this.#health.size + this.#values.size + this.#windows.size + (this.#lru?.size ?? 0) +
-      this.#counters.size;
+    return this.#health.size + this.#values.size + this.#windows.size +
+      this.#areas.reduce((sum, area) => sum + area.lru.size, 0) + this.#counters.size;
   }
 
   /** Forgets everything. */
@@ -220,7 +230,7 @@ export class MemoryStore implements Store {
     this.#health.clear();
     this.#values.clear();
     this.#windows.clear();
-    this.#lru?.clear();
+    for (const area of this.#areas) area.lru.clear();
     this.#counters.clear();
     this.#valueSweep = null;
   }
@@ -242,14 +252,11 @@ export class MemoryStore implements Store {
     }
   }
 
-  /** The bounded map when `key` lies under its prefix. */
+  /** The bounded map when `key` lies under the prefix of one. */
   #lruFor(key: string): LruValues | null {
-    return this.#lru !== null && key.startsWith(this.#lruPrefix) ? this.#lru : null;
-  }
-
-  /** Whether keys under `prefix` may lie in the bounded map. */
-  #overlaps(prefix: string): boolean {
-    return prefix.startsWith(this.#lruPrefix) || this.#lruPrefix.startsWith(prefix);
+    const areas = this.#areas;
+    for (let i = 0; i < areas.length; i++) if (key.startsWith(areas[i].prefix)) return areas[i].lru;
+    return null;
   }
 
   /** The entry at `key` if present and not expired; an expired one is removed. */
@@ -266,4 +273,9 @@ export class MemoryStore implements Store {
   #sweepValues(now: number): void {
     this.#valueSweep = sweep(this.#values, this.#valueSweep, now);
   }
+}
+
+/** Whether keys under `prefix` may lie in the area of `areaPrefix`. */
+function overlaps(areaPrefix: string, prefix: string): boolean {
+  return prefix.startsWith(areaPrefix) || areaPrefix.startsWith(prefix);
 }
