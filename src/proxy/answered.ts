@@ -88,24 +88,38 @@ async function stream(deps: AttemptDeps, got: Got, route: Route): Promise<Outcom
   return { kind: "answer", answer };
 }
 
-/** A 2xx whose body streams to the client unread; the attempt (timer, lease) ends with the body. */
-async function passThrough(deps: AttemptDeps, got: Got): Promise<Outcome> {
-  const { pick, response, release } = got;
-  pick.lease.firstByte(got.answeredAt - got.sentAt);
-  deps.stats.success(pick.endpoint.id, got.answeredAt - got.sentAt);
-  await deps.health.success(pick.endpoint, pick.health);
-  const ended = () => {
+/**
+ * A 2xx whose body streams to the client unread; the attempt (timer, lease) ends with the body. It is the
+ * endpoint's success once the body ended (or its client left), its failure when the upstream cut it: the client's
+ * read fails then (the cut is passed on), and the endpoint's health counts it.
+ */
+function passThrough(deps: AttemptDeps, got: Got): Outcome {
+  const { call, pick, response, release } = got;
+  const { endpoint } = pick;
+  const { requestId } = call;
+  const answeredMs = got.answeredAt - got.sentAt;
+  pick.lease.firstByte(answeredMs);
+  const ended = (_complete: boolean, failure?: unknown) => {
     release();
     pick.lease.end();
+    if (failure === undefined) {
+      deps.stats.success(endpoint.id, answeredMs);
+      deps.health.success(endpoint, pick.health)?.catch(() => {});
+      return;
+    }
+    deps.logger.warn("upstream answer cut mid-body", {
+      request_id: requestId,
+      endpoint: endpoint.id,
+      error: failure instanceof Error ? failure.name : undefined,
+    });
+    deps.stats.failure(endpoint.id);
+    deps.health.failure(endpoint, "body cut").catch(() => {});
   };
   const body: Answer["body"] = response.body
     ? { kind: "stream", stream: tapStream(response.body, () => {}, ended) }
     : { kind: "bytes", bytes: "" };
-  if (!response.body) ended();
-  return {
-    kind: "answer",
-    answer: { status: response.status, headers: got.headers, body, meta: got.meta },
-  };
+  if (!response.body) ended(true);
+  return { kind: "answer", answer: { status: response.status, headers: got.headers, body, meta: got.meta } };
 }
 
 /** A 2xx read whole: at once when its bytes came with its head (no promise), else once they have arrived. */

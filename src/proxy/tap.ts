@@ -155,16 +155,20 @@ class Pipe implements UnderlyingDefaultSource<Uint8Array> {
   }
 }
 
+/**
+ * `source` watched on its way: `onChunk` told each chunk, `onEnd` told once how it ended: `complete`, or not (a
+ * client that left), and what it failed with when the source failed.
+ */
 export function tapStream(
   source: ReadableStream<Uint8Array>,
   onChunk: (chunk: Uint8Array) => void,
-  onEnd: (complete: boolean) => void,
+  onEnd: (complete: boolean, failure?: unknown) => void,
 ): ReadableStream<Uint8Array> {
   let ended = false;
-  const end = (complete: boolean) => {
+  const end = (complete: boolean, failure?: unknown) => {
     if (ended) return;
     ended = true;
-    onEnd(complete);
+    onEnd(complete, failure);
   };
   return stacked(source, (reader) => ({
     poll: () => {
@@ -174,7 +178,7 @@ export function tapStream(
         else if (chunk) onChunk(chunk);
         return chunk;
       } catch (error) {
-        end(false);
+        end(false, error ?? new Error("stream failed"));
         throw error;
       }
     },
