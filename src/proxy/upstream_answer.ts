@@ -5,13 +5,15 @@
 
 import type { Answer, AnswerMeta } from "../core/answer.ts";
 
-/** Response headers never copied from the upstream to the client. */
+/**
+ * Response headers never copied from the upstream to the client. `content-encoding` is: the upstream clients drop it
+ * from an answer they decoded, so one that is left labels the bytes the client gets.
+ */
 const DROPPED_RESPONSE_HEADERS = new Set([
   "connection",
   "keep-alive",
   "transfer-encoding",
   "content-length",
-  "content-encoding",
   "proxy-authenticate",
   "trailer",
   "upgrade",

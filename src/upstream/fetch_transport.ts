@@ -11,6 +11,13 @@ import { headerPairs, type Reply, streamedReply } from "./reply.ts";
 
 type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
 
+/**
+ * The content codings Deno's fetch decodes (2.9: gzip and brotli, not deflate nor zstd). It keeps their
+ * `content-encoding` header all the same, which must not reach the client with the decoded bytes; an answer in any
+ * other coding keeps it, so the client can decode what it gets (or know that it cannot).
+ */
+const DECODED = /^\s*(gzip|br)\s*$/i;
+
 /** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
 export async function guardedFetch(
   url: string,
@@ -18,7 +25,11 @@ export async function guardedFetch(
   guard: AnswerGuard | undefined,
 ): Promise<Reply> {
   const response = await fetch(url, { ...init, signal: init.signal.abortSignal(), redirect: "manual" });
-  const headers = headerPairs(response.headers);
+  let headers = headerPairs(response.headers);
+  const coding = response.headers.get("content-encoding");
+  if (coding !== null && DECODED.test(coding)) {
+    headers = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
+  }
   const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
   return guard
     ? streamedReply(

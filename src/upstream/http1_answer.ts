@@ -60,7 +60,11 @@ export function answer(
     );
     return streamedReply(status, statusText, plain, guard ? decoded.pipeThrough(guard.transform()) : decoded);
   }
+  // `identity` (or empty) says nothing; dropped, so the client's answer is no different from one without it.
+  const plain = head.contentEncoding === undefined
+    ? headers
+    : headers.filter(([name]) => name !== "content-encoding");
   return body instanceof Uint8Array
-    ? wholeReply(status, statusText, headers, body)
-    : new SourcedReply(status, statusText, headers, body);
+    ? wholeReply(status, statusText, plain, body)
+    : new SourcedReply(status, statusText, plain, body);
 }

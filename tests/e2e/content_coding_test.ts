@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { brotliCompressSync, gzipSync } from "node:zlib";
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { rawServer } from "../_support/raw_server.ts";
@@ -88,5 +88,33 @@ test("a coding the proxy cannot decode (zstd, or two codings) fails over; it nev
       `${coding}: gzip bytes passed on`,
     );
     assert.equal(sim.count(), 1);
+  }
+});
+
+test("upstream_client fetch: a coding fetch decodes arrives decoded; any other keeps its content-encoding", {
+  timeout: 20_000,
+}, async () => {
+  const cases = [
+    // fetch decodes gzip and brotli (and keeps their header, which must not reach the client then).
+    { coding: "gzip", sent: new Uint8Array(gzipSync(AUDIO)), received: AUDIO, header: null },
+    { coding: "br", sent: new Uint8Array(brotliCompressSync(AUDIO)), received: AUDIO, header: null },
+    // Others reach the client as sent, labelled: the client decodes them (or knows it cannot).
+    { coding: "deflate", sent: new Uint8Array(deflateSync(AUDIO)), header: "deflate" },
+    { coding: "zstd", sent: AUDIO.slice(0, 1000), header: "zstd" },
+  ];
+  for (const { coding, sent, received, header } of cases) {
+    await using upstream = codedUpstream("audio/mpeg", coding, sent);
+    await using proxy = await startProxy(
+      groupYaml([endpointYaml(upstream.url)], ["num_retries: 0", "upstream_client: fetch"]),
+    );
+    const spoken = await speech(proxy.url);
+    const bytes = new Uint8Array(await spoken.arrayBuffer());
+    assert.equal(spoken.status, 200, coding);
+    assert.equal(spoken.headers.get("content-encoding"), header, coding);
+    const expected = received ?? sent;
+    assert.ok(
+      bytes.length === expected.length && bytes.every((byte, i) => byte === expected[i]),
+      `${coding}: ${bytes.length} bytes`,
+    );
   }
 });
