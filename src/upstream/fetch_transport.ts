@@ -12,11 +12,12 @@ import { headerPairs, type Reply, streamedReply } from "./reply.ts";
 type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
 
 /**
- * The content codings Deno's fetch decodes (2.9: gzip and brotli, not deflate nor zstd). It keeps their
- * `content-encoding` header all the same, which must not reach the client with the decoded bytes; an answer in any
- * other coding keeps it, so the client can decode what it gets (or know that it cannot).
+ * The content codings whose label does not reach the client: those Deno's fetch decodes (2.9: gzip and brotli,
+ * not deflate nor zstd), whose `content-encoding` it keeps all the same although the bytes are decoded, and
+ * `identity` (no coding). An answer in any other coding keeps its label, so the client can decode what it gets
+ * (or know that it cannot).
  */
-const DECODED = /^\s*(gzip|br)\s*$/i;
+const UNLABELLED = /^\s*(gzip|br|identity)?\s*$/i;
 
 /** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
 export async function guardedFetch(
@@ -27,7 +28,7 @@ export async function guardedFetch(
   const response = await fetch(url, { ...init, signal: init.signal.abortSignal(), redirect: "manual" });
   let headers = headerPairs(response.headers);
   const coding = response.headers.get("content-encoding");
-  if (coding !== null && DECODED.test(coding)) {
+  if (coding !== null && UNLABELLED.test(coding)) {
     headers = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
   }
   const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;

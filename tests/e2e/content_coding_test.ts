@@ -118,3 +118,19 @@ test("upstream_client fetch: a coding fetch decodes arrives decoded; any other k
     );
   }
 });
+
+test("an answer labelled `content-encoding: identity` reaches the client as a plain one, without the label", {
+  timeout: 20_000,
+}, async () => {
+  for (const client of ["http1", "fetch"]) {
+    await using upstream = codedUpstream("audio/mpeg", "identity", AUDIO);
+    await using proxy = await startProxy(
+      groupYaml([endpointYaml(upstream.url)], ["num_retries: 0", `upstream_client: ${client}`]),
+    );
+    const spoken = await speech(proxy.url);
+    const bytes = new Uint8Array(await spoken.arrayBuffer());
+    assert.equal(spoken.status, 200, client);
+    assert.equal(spoken.headers.get("content-encoding"), null, client);
+    assert.equal(bytes.length, AUDIO.length, client);
+  }
+});
