@@ -88,6 +88,8 @@ export interface Identity {
   readonly pending?: Promise<Readonly<Record<string, string>>>;
   /** Called once, when the request's answer has ended (a stream: its last byte) or the request failed. */
   readonly finish?: () => void;
+  /** Called when the request failed with no answer: the tokens admission charged for it were not used. */
+  readonly unused?: () => void;
 }
 
 /** A request that passed admission, and who sent it (null when no rule identified the caller). */

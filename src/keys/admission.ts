@@ -23,6 +23,7 @@ export class KeyIdentity implements Identity {
   readonly #admission: Promise<Admission> | undefined;
   readonly #limits: KeyLimits;
   #finished = false;
+  #settled = false;
 
   /**
    * `ownEntries`: cache entries of its own for this request (a `private` key, or a stateful Responses request).
@@ -52,8 +53,14 @@ export class KeyIdentity implements Identity {
    * windows of the moment each of its responses ends.
    */
   settle(spent: Spent): void {
+    this.#settled = true;
     const now = this.session;
     this.#admission?.then((admitted) => this.#limits.settle(admitted, spent, now), () => {});
+  }
+
+  /** The request failed with no answer (nothing was settled): its token estimate is given back to `tpm`. */
+  unused(): void {
+    if (!this.#settled) this.settle(NOTHING);
   }
 
   readonly finish = (): void => {
@@ -70,6 +77,7 @@ export interface KeyAdmissionOptions {
 }
 
 const ADMIT: AdmissionVerdict = { admit: true };
+const NOTHING: Spent = { tokens: 0, usd: 0 };
 
 export function keyAdmission(options: KeyAdmissionOptions): AdmissionRule {
   const { registry, limits, metrics } = options;

@@ -6,7 +6,7 @@
 
 import type { Answer } from "../core/answer.ts";
 import type { Identity } from "../core/request.ts";
-import { ProxyError } from "../errors.ts";
+import { ClientGone, ProxyError } from "../errors.ts";
 import { tapStream } from "./tap.ts";
 
 /** The answer with the caller's headers, and `finish` called when it ends. */
@@ -29,9 +29,14 @@ export async function answerCaller(identity: Identity, answer: Answer): Promise<
   return { ...answer, headers, body: { kind: "stream", stream } };
 }
 
-/** The request failed: `finish`, and a proxy error gains the caller's headers (when admission passed). */
+/**
+ * The request failed: `finish`, its token estimate given back (`unused`), and a proxy error gains the caller's
+ * headers (when admission passed).
+ */
 export async function failCaller(identity: Identity, error: unknown): Promise<unknown> {
   identity.finish?.();
+  // No answer, no tokens used (a client that left may have had some spent upstream: its estimate stays).
+  if (!(error instanceof ClientGone)) identity.unused?.();
   // Exactly a ProxyError: subclasses (a client that left) keep their identity.
   if (!(error instanceof ProxyError) || error.constructor !== ProxyError || !identity.pending) return error;
   const extra = await identity.pending.catch(() => undefined);
