@@ -7,17 +7,16 @@ import type { AnswerGuard } from "./answer_guard.ts";
 import type { CallSignal } from "./call_signal.ts";
 import type { Http1Init } from "./http1.ts";
 import { RequestBodyFailed, type StreamedBody } from "./http1_chunked.ts";
+import { UpstreamProtocolError } from "./http1_wire.ts";
 import { headerPairs, type Reply, streamedReply } from "./reply.ts";
 
 type FetchInit = Omit<RequestInit, "signal"> & { readonly signal: CallSignal };
 
 /**
- * The content codings whose label does not reach the client: those Deno's fetch decodes (2.9: gzip and brotli,
- * not deflate nor zstd), whose `content-encoding` it keeps all the same although the bytes are decoded, and
- * `identity` (no coding). An answer in any other coding keeps its label, so the client can decode what it gets
- * (or know that it cannot).
+ * The content codings Deno's fetch decodes (2.9: gzip and brotli), whose `content-encoding` it keeps although the
+ * bytes are decoded, and `identity` (no coding): their label does not reach the client.
  */
-const UNLABELLED = /^\s*(gzip|br|identity)?\s*$/i;
+const DECODED = /^\s*(gzip|br|identity)?\s*$/i;
 
 /** Deno's fetch, its answer passed through the guard (fetch has decoded it already). */
 export async function guardedFetch(
@@ -27,11 +26,24 @@ export async function guardedFetch(
 ): Promise<Reply> {
   const response = await fetch(url, { ...init, signal: init.signal.abortSignal(), redirect: "manual" });
   let headers = headerPairs(response.headers);
+  let body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
   const coding = response.headers.get("content-encoding");
-  if (coding !== null && UNLABELLED.test(coding)) {
+  if (coding !== null) {
+    // Deflate is decoded here, as the HTTP/1.1 client does; a coding neither can decode (zstd, two codings) fails
+    // the answer, as there: passed on, its bytes would escape the guard's masking of the endpoint's key, and the
+    // proxy's own reading (an event stream's, a JSON answer's) would see compressed bytes.
+    const deflate = /^\s*deflate\s*$/i.test(coding);
+    if (!deflate && !DECODED.test(coding)) {
+      await body?.cancel().catch(() => {});
+      throw new UpstreamProtocolError("unsupported content coding from the upstream");
+    }
     headers = headers.filter(([name]) => name !== "content-encoding" && name !== "content-length");
+    if (deflate && body) {
+      body = body.pipeThrough(
+        new DecompressionStream("deflate") as TransformStream<Uint8Array, Uint8Array<ArrayBuffer>>,
+      );
+    }
   }
-  const body = response.body as ReadableStream<Uint8Array<ArrayBuffer>> | null;
   return guard
     ? streamedReply(
       response.status,
