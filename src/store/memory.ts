@@ -46,6 +46,7 @@ export class MemoryStore implements Store {
   readonly #windows: MemoryWindows;
   #valueSweep: Iterator<[string, Entry<string>]> | null = null;
   readonly #areas: readonly { readonly prefix: string; readonly lru: LruValues }[];
+  readonly #first: { readonly prefix: string; readonly lru: LruValues } | null;
   readonly #counters: MemoryCounters;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -57,6 +58,7 @@ export class MemoryStore implements Store {
       prefix: area.prefix,
       lru: new LruValues(area, this.#now),
     }));
+    this.#first = this.#areas[0] ?? null;
     this.#counters = new MemoryCounters(this.#now);
   }
 
@@ -252,10 +254,13 @@ export class MemoryStore implements Store {
     }
   }
 
-  /** The bounded map when `key` lies under the prefix of one. */
+  /** The bounded map when `key` lies under the prefix of one; the first (the cache's) is checked as before. */
   #lruFor(key: string): LruValues | null {
+    const first = this.#first;
+    if (first === null) return null;
+    if (key.startsWith(first.prefix)) return first.lru;
     const areas = this.#areas;
-    for (let i = 0; i < areas.length; i++) if (key.startsWith(areas[i].prefix)) return areas[i].lru;
+    for (let i = 1; i < areas.length; i++) if (key.startsWith(areas[i].prefix)) return areas[i].lru;
     return null;
   }
 
