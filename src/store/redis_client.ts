@@ -46,6 +46,8 @@ export interface RedisStoreOptions {
    * up to twice this long after it was issued (`FallbackStore` bounds the wait much lower).
    */
   readonly commandTimeoutMs?: number;
+  /** Drop the connection when commands wait and no byte came from Redis for this long; default 5000 ms. */
+  readonly socketTimeoutMs?: number;
 }
 
 export type Client = Redis | Cluster;
@@ -57,6 +59,11 @@ export function createClient(options: RedisStoreOptions): Client {
   const common: RedisOptions = {
     connectTimeout,
     commandTimeout: options.commandTimeoutMs ?? 1000,
+    // A Redis that hangs (SIGSTOP, a VM paused, a partition that drops packets) keeps the socket open: a command
+    // that timed out stays queued in the client until a reply, so the queue (and this process's memory) would grow
+    // with every command sent for as long as the hang lasts. With no byte from Redis this long while commands
+    // wait, the socket is dropped: the queue is emptied, the store serves locally, the client reconnects.
+    socketTimeout: options.socketTimeoutMs ?? 5000,
     // A command sent while disconnected fails at once; one in flight when the connection drops fails too.
     maxRetriesPerRequest: 0,
     keepAlive: 10_000,
