@@ -16,7 +16,9 @@ const MAX_MESSAGE = 2_000;
 /** The error for the client of `fault`, the last of the upstream's errors (from `endpoint`). */
 export function faultError(fault: UpstreamFault, endpoint: EndpointConfig): ProxyError {
   const { error } = fault;
-  const type = text(error.type) ?? "server_error";
+  // A Responses error event's own `type` is `error` (the event's), no error type.
+  const named = text(error.type);
+  const type = named === undefined || named === "error" ? "server_error" : named;
   const code = text(error.code) ?? null;
   const param = text(error.param) ?? null;
   const message = text(error.message) ?? `The upstream answered with an error (${code ?? type})`;

@@ -147,3 +147,23 @@ test("every endpoint's stream opens with an error: the SDK gets the upstream's e
     assert.ok(!/sk-test|127\.0\.0\.1/.test(message), message);
   }
 });
+
+test("every endpoint's Responses stream opens with an error event: the client gets it as an OpenAI error", {
+  timeout: 20_000,
+}, async () => {
+  const event =
+    `event: error\ndata: {"type":"error","code":"server_error","message":"The model is overloaded",` +
+    `"param":null,"sequence_number":0}\n\n`;
+  await using one = answering(() => event);
+  await using two = answering(() => event);
+  await using proxy = await startProxy(groupYaml([
+    endpointYaml(one.url, { name: "one" }),
+    endpointYaml(two.url, { name: "two" }),
+  ], ["num_retries: 1"]));
+  const response = await post(proxy.url, "responses", { input: "hi", stream: true });
+  const body = await response.json();
+  assert.equal(response.status, 502);
+  assert.deepEqual(body, {
+    error: { message: "The model is overloaded", type: "server_error", param: null, code: "server_error" },
+  });
+});
