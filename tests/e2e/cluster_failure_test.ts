@@ -52,6 +52,18 @@ function load(proxies: RunningProxy[], clients: number) {
   };
 }
 
+/**
+ * This thread's milliseconds in the run queue so far: runnable, waiting for a core (Linux scheduler statistics; 0
+ * where they are not readable). The instances, their clients and this test share the thread.
+ */
+function queuedMs(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[1]) / 1e6;
+  } catch {
+    return 0;
+  }
+}
+
 const between = (samples: Sample[], from: number, to: number) =>
   samples.filter((sample) => sample.at >= from && sample.at < to);
 
@@ -81,8 +93,12 @@ test({
       const victimName = `127.0.0.1:${victim.port}`;
 
       const running = load(proxies, 6);
-      await delay(2500);
+      await delay(1500);
+      const beforeAt = Date.now();
+      const queuedBefore = queuedMs();
+      await delay(1000);
       const killedAt = Date.now();
+      const queuedAtKill = queuedMs();
       await victim.signal("SIGKILL");
       const polls: number[] = [];
       let named = false;
@@ -92,15 +108,28 @@ test({
         named ||= probe.body.store.nodes_down.includes(victimName);
         await delay(50);
       }
+      const endedAt = Date.now();
+      const queuedAtEnd = queuedMs();
       await running.stop();
 
-      const before = between(running.samples, killedAt - 1000, killedAt);
-      const during = between(running.samples, killedAt, killedAt + 2500);
+      const before = between(running.samples, beforeAt, killedAt);
+      const during = between(running.samples, killedAt, endedAt);
       const rate = (samples: Sample[], ms: number) => samples.length / (ms / 1000);
+      // Requests per second of the time this thread could run: the wall time less its time in the run queue.
+      // Other processes taking the cores (the suite, busy loops) leave it in the queue and lower the wall-time
+      // rate in either window by whatever they took then (at load 12-14: during/before 0.24 to 7.96 in the same
+      // run of the same code); a stall on the lost node leaves it idle, not queued, and still shows (0.02-0.05).
+      const ran = (from: number, to: number, queued: number) => Math.max(1, to - from - queued);
+      const ranBefore = ran(beforeAt, killedAt, queuedAtKill - queuedBefore);
+      const ranDuring = ran(killedAt, endedAt, queuedAtEnd - queuedAtKill);
+      const held = rate(during, ranDuring) / rate(before, ranBefore);
       const slowest = Math.max(...during.map((sample) => sample.ms));
       const figures = {
-        before_per_s: Math.round(rate(before, 1000)),
-        during_per_s: Math.round(rate(during, 2500)),
+        before_per_s: Math.round(rate(before, killedAt - beforeAt)),
+        during_per_s: Math.round(rate(during, endedAt - killedAt)),
+        ran_before_ms: Math.round(ranBefore),
+        ran_during_ms: Math.round(ranDuring),
+        held: Number(held.toFixed(2)),
         slowest_during_ms: Math.round(slowest),
         slowest_before_ms: Math.round(Math.max(...before.map((sample) => sample.ms))),
         failed: during.filter((sample) => !sample.ok).length,
@@ -133,10 +162,10 @@ test({
       const sorted = [...polls].sort((x, y) => x - y);
       if (saturated) {
         console.log("machine saturated: the strict figures are not checked");
-        assert.ok(rate(during, 2500) >= 0.3 * rate(before, 1000), `throughput held: ${text}`);
+        assert.ok(held >= 0.3, `throughput held: ${text}`);
         assert.ok(slowest < figures.slowest_before_ms + 1500, `no long wait: ${text}`);
       } else {
-        assert.ok(rate(during, 2500) >= 0.7 * rate(before, 1000), `throughput held: ${text}`);
+        assert.ok(held >= 0.7, `throughput held: ${text}`);
         // 250 ms is the documented bound; the rest is margin for a loaded machine.
         assert.ok(slowest < 250 + figures.slowest_before_ms + 150, `no long wait: ${text}`);
         // /health waits at most 40 ms on Redis; one that waited on the lost node would take 250 ms or more.
