@@ -27,8 +27,10 @@ const EVENTS = [
 test("a client that leaves at [DONE] before the upstream's end: the usage it was sent is counted", {
   timeout: 20_000,
 }, async () => {
-  // The body's end comes later than its last event.
-  await using upstream = lingeringUpstream([{ afterMs: 0, text: EVENTS.join("") }], 300);
+  // The body's end comes later than its last event: 3 s, so that the client has left by then even on a loaded
+  // machine (with 300 ms, two streams of a fresh proxy at load ~9 outlasted it: "the client left before the
+  // upstream's end", 1 !== 0). Nothing waits for it: the client's leaving cancels the upstream's answer.
+  await using upstream = lingeringUpstream([{ afterMs: 0, text: EVENTS.join("") }], 3000);
   // Placed 0.5 s into a budget window, so the budget's correction lands in the window it was charged in.
   const real = Date.now();
   const offset = windowEnd(real, BUDGET_WINDOW_MS) + 500 - real;
