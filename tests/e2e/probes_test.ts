@@ -27,6 +27,9 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
   }
 }
 
+// The interval is 1 s, so a probe has 800 ms to be answered: with 0.2 s (160 ms), at load ~15 a probe of the
+// healthy endpoint b, answered by a simulated upstream on this test's own thread, timed out and cooled b down for
+// the test's 600 s (4 of 6 runs under three busy loops: "No healthy endpoint ... b: cooling down").
 test("a cooled endpoint serves again as soon as it answers its probe; probes are GETs of the models list", async () => {
   await using a = await SimUpstream.start({ name: "a", quiet: true });
   await using b = await SimUpstream.start({ name: "b", quiet: true });
@@ -34,7 +37,7 @@ test("a cooled endpoint serves again as soon as it answers its probe; probes are
     groupYaml([
       endpointYaml(a.url, { name: "a", extra: "        priority: 0" }),
       endpointYaml(b.url, { name: "b", extra: "        priority: 1" }),
-    ], ["health_probe_interval: 0.2"]).replace("cooldown_time: 30", "cooldown_time: 600"),
+    ], ["health_probe_interval: 1"]).replace("cooldown_time: 30", "cooldown_time: 600"),
   );
   // a fails a request and its probes: it cools down for 10 minutes, b serves.
   a.always({ kind: "status", status: 500 });
