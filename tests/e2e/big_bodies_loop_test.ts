@@ -19,25 +19,16 @@
 
 import assert from "node:assert/strict";
 import { delay, endpointYaml, groupYaml, startProxyProcess } from "../_support/proxy.ts";
+import { mainThread, schedMs, simProcess } from "../_support/sim_process.ts";
 import { test } from "../_support/test.ts";
 
 const MiB = 1024 * 1024;
-const SIM = new URL("../../src/sim/upstream.ts", import.meta.url).href;
 
 /**
  * The most CPU the proxy may spend during one `/health` poll: ten units of this machine's speed, at least 100 ms.
  * Under load (~13-15 on 2 cores) the busiest poll held 52-76 ms with the split and 117-150 ms without it.
  */
 const boundMs = (unitMs: number) => Math.max(100, 10 * unitMs);
-
-/** CPU and run-queue milliseconds of a thread so far (Linux scheduler statistics). */
-function schedMs(path: string): { cpu: number; wait: number } {
-  const [cpu, wait] = Deno.readTextFileSync(path).split(" ").map(Number);
-  return { cpu: cpu / 1e6, wait: wait / 1e6 };
-}
-
-/** A process's main thread. */
-const mainThread = (pid: number) => `/proc/${pid}/task/${pid}/schedstat`;
 
 /** This thread's least CPU time to serialise a 9.5 MiB chat body: the machine's speed, whatever its load. */
 function unitMs(): number {
@@ -47,42 +38,6 @@ function unitMs(): number {
     JSON.stringify(body);
     return schedMs("/proc/thread-self/schedstat").cpu - started;
   }));
-}
-
-/** The simulated upstream in a subprocess; resolves once it prints its URL. */
-async function simProcess() {
-  const script = `import { SimUpstream } from "${SIM}";
-const sim = await SimUpstream.start({ name: "a", quiet: true, record: false });
-console.log("SIM " + sim.url);
-await new Promise(() => {});`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", script],
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + 20_000;
-  while (!/SIM (\S+)/.test(text) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
-  const match = text.match(/SIM (\S+)/);
-  const dispose = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-  };
-  if (!match) {
-    await dispose();
-    throw new Error(`sim did not start: ${text}`);
-  }
-  return { url: match[1], [Symbol.asyncDispose]: dispose };
 }
 
 /** A chat body of about `size` bytes; `tag` makes each one its own cache entry. */
