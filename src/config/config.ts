@@ -123,6 +123,8 @@ export interface Settings {
   readonly responsesFailover: "replay" | "fail";
   readonly maxWaitForCapacityMs: number;
   readonly maxBodyBytes: number;
+  /** Objects, arrays and object members a JSON request body may hold. */
+  readonly maxBodyItems: number;
   /** Connection, timeout and memory limits (`limits.ts`). */
   readonly limits: Limits;
   readonly shutdownTimeoutMs: number;

@@ -170,6 +170,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     responsesFailover: gs.responses_failover,
     maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
     maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,
+    maxBodyItems: gs.max_body_items,
     limits: resolveLimits(gs, gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB),
     shutdownTimeoutMs: Math.round(gs.shutdown_timeout * 1000),
     upstreamClient: gs.upstream_client ?? (wantsFetch(env) ? "fetch" : "http1"),

@@ -215,6 +215,8 @@ export const GeneralSettingsSchema = z.strictObject({
   max_wait_for_capacity: z.withDefault(seconds, 2),
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */
   max_body_bytes: z.optional(positiveCount),
+  /** Objects, arrays and object members a JSON request body may hold (400 past it). */
+  max_body_items: z.withDefault(positiveCount, 100_000),
   shutdown_timeout: z.withDefault(seconds, 30),
   ...LIMIT_KEYS,
   /** Unset: `http1`, or `fetch` when a forward-proxy variable is set (`resolve.ts`). */

@@ -63,3 +63,61 @@ test("deep nesting, huge arrays, 1e999, lone surrogates, invalid UTF-8: an answe
   const errors = proxy.logs.filter((line) => JSON.parse(line).level === "error");
   assert.deepEqual(errors, []);
 });
+
+test(
+  "big bodies of many members: token arrays and long histories pass; past max_body_items a 400, the check kept",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    await using sim = await SimUpstream.start({ quiet: true, record: false });
+    await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], ["cache: true"]), {
+      logLevel: "warn",
+    });
+    const post = async (route: string, body: string) => {
+      const response = await fetch(`${proxy.url}/v1/${route}`, { method: "POST", body });
+      return { status: response.status, text: await response.text() };
+    };
+    // 8.8 MB: 1,500 token arrays of 1,000 tokens (an embeddings batch); 9.7 MB: 20,000 messages (60,001 items).
+    const tokens = Array.from(
+      { length: 1500 },
+      (_, j) => Array.from({ length: 1000 }, (_, i) => (i * 7919 + j) % 1e5),
+    );
+    const history = Array.from({ length: 20_000 }, (_, i) => ({
+      role: i % 2 ? "assistant" : "user",
+      content: `${"word ".repeat(90)}${i}`,
+    }));
+    const legit: [string, string][] = [
+      ["embeddings", JSON.stringify({ model: "gpt-test", input: tokens })],
+      ["chat/completions", JSON.stringify({ model: "gpt-test", messages: history })],
+    ];
+    for (const [route, body] of legit) {
+      for (const round of [1, 2]) {
+        const { status, text } = await post(route, body);
+        assert.equal(status, 200, `${route} (round ${round}): ${text.slice(0, 300)}`);
+      }
+    }
+    // 99,991 members and the rest of the body (3 objects, 1 array, 5 members) are 100,000: the most accepted.
+    const members = (n: number) => Array.from({ length: n }, (_, i) => `"m${i}":0`).join(",");
+    const chat = (extra: string) =>
+      `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],${extra}}`;
+    assert.equal((await post("chat/completions", chat(`"metadata_x":{${members(99_991)}}`))).status, 200);
+    const over = await post("chat/completions", chat(`"metadata_x":{${members(99_992)}}`));
+    assert.equal(over.status, 400, over.text.slice(0, 300));
+    assert.deepEqual(JSON.parse(over.text).error, {
+      message:
+        "Request body holds more than 100000 JSON objects, arrays and object members (the limit of this proxy)",
+      type: "invalid_request_error",
+      param: null,
+      code: "request_too_complex",
+    });
+    // A scanned body still gets the nesting and number checks' 400s.
+    const padding = `"pad":"${"x".repeat(300_000)}"`;
+    const deep = await post("chat/completions", chat(`${padding},"x":${"[".repeat(200)}${"]".repeat(200)}`));
+    assert.match(JSON.parse(deep.text).error.message, /nested more than 128 levels deep \(at 'x/);
+    const huge = await post("chat/completions", chat(`${padding},"x":[1,-1e999]`));
+    assert.match(JSON.parse(huge.text).error.message, /number out of range at 'x\[1\]'/);
+    const errors = proxy.logs.filter((line) => JSON.parse(line).level === "error");
+    assert.deepEqual(errors, []);
+  },
+);

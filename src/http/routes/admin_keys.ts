@@ -12,7 +12,7 @@ import { invalidRequest } from "../../errors.ts";
 import { policyView } from "../../keys/policy.ts";
 import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
 import type { Services } from "../../services.ts";
-import { parseJsonObject, readBodyText } from "../body.ts";
+import { parseJsonBody, readBodyText } from "../body.ts";
 import type { AppEnv } from "./generation.ts";
 
 /** The longest range `GET /admin/usage` reads at once. */
@@ -37,7 +37,8 @@ function invalidPolicy(issues: FinalIssue[], body: Record<string, unknown>): Err
 }
 
 async function readPolicy<T extends AnySchema>(c: Context<AppEnv>, services: Services, schema: T) {
-  const body = parseJsonObject(await readBodyText(c.req.raw, services.config.settings.maxBodyBytes));
+  const { maxBodyBytes, maxBodyItems } = services.config.settings;
+  const body = await parseJsonBody(await readBodyText(c.req.raw, maxBodyBytes), maxBodyItems);
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw invalidPolicy(parsed.error.issues, body);
   return parsed.data as Output<T>;

@@ -23,7 +23,7 @@ import {
 } from "../../surface/objects.ts";
 import { type ObjectCaller, objectCaller, ownerFor } from "../../surface/ownership.ts";
 import { openUpload } from "../../surface/upload.ts";
-import { parseJsonObject, readBodyText } from "../body.ts";
+import { parseJsonBody, readBodyText } from "../body.ts";
 import { respond } from "../respond.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -83,7 +83,7 @@ export function createBatchHandler(services: Services) {
       services.config.settings.maxBodyBytes,
       services.config.settings.limits.bodyTimeoutMs,
     );
-    const body = parseJsonObject(text);
+    const body = await parseJsonBody(text, services.config.settings.maxBodyItems);
     const fileId = body.input_file_id;
     if (typeof fileId !== "string" || fileId === "") {
       throw invalidRequest(

@@ -11,8 +11,8 @@ import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { Route } from "../../core/route.ts";
 import { overheadHeader } from "../../metrics/request_trace.ts";
 import type { Services } from "../../services.ts";
-import { heavy, noteSize } from "../../util/heavy.ts";
-import { checkFields, parseJsonObject, readBodyText, streamFlag } from "../body.ts";
+import { noteSize } from "../../util/heavy.ts";
+import { checkFields, parseJsonBody, readBodyText, streamFlag } from "../body.ts";
 import { mergeExtraBody } from "../extra_body.ts";
 import { pythonHeaders, withCacheMarker } from "../python_markers.ts";
 import { respond } from "../respond.ts";
@@ -62,7 +62,7 @@ export function generationHandler(services: Services, route: Route) {
       config.settings.limits.bodyTimeoutMs,
       headersOf(c),
     );
-    const parsed = heavy(text.length, () => parseJsonObject(text)); // a promise only for a big body
+    const parsed = parseJsonBody(text, config.settings.maxBodyItems); // a promise only for a big body
     const body = mergeExtraBody(parsed instanceof Promise ? await parsed : parsed);
     const key = c.get("key");
     const found = typeof body.model === "string" ? models.resolve(body.model) : undefined;

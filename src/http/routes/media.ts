@@ -17,7 +17,7 @@ import { isFailoverStatus } from "../../proxy/upstream_answer.ts";
 import { replacedField } from "../../surface/form_field.ts";
 import { openForm, openUpload, type UploadBody } from "../../surface/upload.ts";
 import { relayUsage } from "../../usage/relay_usage.ts";
-import { parseJsonObject, readBodyText } from "../body.ts";
+import { parseJsonBody, readBodyText } from "../body.ts";
 import { callContext, reply } from "./files.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -27,12 +27,13 @@ export type FormMedia = "audio/transcriptions" | "audio/translations" | "images/
 /** A JSON request: `model` names the group (or the header does); each endpoint gets its own model. */
 export function jsonMediaHandler(services: Services, path: JsonMedia) {
   return async (c: Context<AppEnv>): Promise<Response> => {
-    const body = parseJsonObject(
+    const body = await parseJsonBody(
       await readBodyText(
         c.req.raw,
         services.config.settings.maxBodyBytes,
         services.config.settings.limits.bodyTimeoutMs,
       ),
+      services.config.settings.maxBodyItems,
     );
     const model = typeof body.model === "string" ? body.model : null;
     if (body.model !== undefined && model === null) throw invalidRequest("'model' must be a string", "model");
