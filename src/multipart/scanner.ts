@@ -46,7 +46,14 @@ export class MultipartScanner {
   /** `\r\n--boundary`: what ends a part's content. */
   readonly #delimiter: Uint8Array;
   #state: State = "preamble";
+  /** The bytes no event has covered yet: a view of a push's chunk, or of `#store`. */
   #buffer: Uint8Array = new Uint8Array(0);
+  /** Where bytes held across pushes are gathered, with room to grow (doubled when full), so that a head sent a
+   * byte per push costs its length to gather, not its square. Views handed out in events are never written to:
+   * bytes are only added after the end of `#buffer`. */
+  #store: Uint8Array = new Uint8Array(0);
+  /** Bytes from `#buffer`'s start that the search for the end of a part head has looked at without finding it. */
+  #searched = 0;
 
   constructor(boundary: string) {
     this.#delimiter = encoder.encode(`\r\n--${boundary}`);
@@ -54,11 +61,13 @@ export class MultipartScanner {
 
   /** The events the bytes so far complete. Throws a 400 `ProxyError` on a malformed body. */
   push(chunk: Uint8Array): MultipartEvent[] {
-    this.#buffer = this.#buffer.length === 0 ? chunk : concat(this.#buffer, chunk);
+    this.#buffer = this.#buffer.length === 0 ? chunk : this.#append(this.#buffer, chunk);
     const events: MultipartEvent[] = [];
     while (this.#step(events));
     // What is kept for the next push is copied out of the chunk: its reader may reuse that buffer.
-    if (this.#buffer.length > 0 && this.#buffer.buffer === chunk.buffer) this.#buffer = this.#buffer.slice();
+    if (this.#buffer.length > 0 && this.#buffer.buffer === chunk.buffer) {
+      this.#buffer = this.#append(new Uint8Array(0), this.#buffer);
+    }
     return events;
   }
 
@@ -127,9 +136,10 @@ export class MultipartScanner {
       events.push({ kind: "other", raw: this.#take(start + 2) });
       return true;
     }
-    const end = indexOf(buffer, HEAD_END, start);
+    const end = indexOf(buffer, HEAD_END, Math.max(start, this.#searched - (HEAD_END.length - 1)));
     if (end < 0) {
       if (buffer.length > MAX_HEAD_BYTES) throw invalidRequest("A multipart/form-data part head is too long");
+      this.#searched = buffer.length;
       return false;
     }
     if (end + 4 > MAX_HEAD_BYTES) throw invalidRequest("A multipart/form-data part head is too long");
@@ -143,7 +153,24 @@ export class MultipartScanner {
   #take(length: number): Uint8Array {
     const taken = this.#buffer.subarray(0, length);
     this.#buffer = this.#buffer.subarray(length);
+    this.#searched = 0;
     return taken;
+  }
+
+  /** `held` followed by `chunk`, in `#store`: in place when `held` ends where the store's free room starts. */
+  #append(held: Uint8Array, chunk: Uint8Array): Uint8Array {
+    const store = this.#store;
+    const start = held.byteOffset - store.byteOffset;
+    const end = start + held.length + chunk.length;
+    if (held.length > 0 && held.buffer === store.buffer && end <= store.length) {
+      store.set(chunk, start + held.length);
+      return store.subarray(start, end);
+    }
+    const grown = new Uint8Array(Math.max(256, 2 * (held.length + chunk.length)));
+    grown.set(held);
+    grown.set(chunk, held.length);
+    this.#store = grown;
+    return grown.subarray(0, held.length + chunk.length);
   }
 }
 
@@ -171,13 +198,6 @@ function parameter(disposition: string, key: string): string | null {
   );
   if (!match) return null;
   return match[1] !== undefined ? match[1].replace(/\\(.)/g, "$1") : match[2];
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function startsWith(buffer: Uint8Array, prefix: Uint8Array): boolean {
