@@ -71,6 +71,16 @@ export function bodyReadFailed(error: unknown): ProxyError {
   );
 }
 
+/** The most characters of a client-supplied value (an id, a model name, a path) an error message repeats. */
+export const ECHO_CHARS = 100;
+
+/**
+ * A client-supplied value as an error message repeats it: whole up to `ECHO_CHARS` characters, else its start, an
+ * ellipsis and its length, so that a 200 KB id does not come back in the answer (nor in the access log).
+ */
+export const echoed = (value: string): string =>
+  value.length <= ECHO_CHARS ? value : `${value.slice(0, ECHO_CHARS)}... (${value.length} characters)`;
+
 export const invalidJson = (message: string) =>
   new ProxyError(400, "invalid_request_error", "invalid_json", message);
 
@@ -91,7 +101,7 @@ export const notFoundRoute = (method: string, path: string, served: readonly str
     404,
     "invalid_request_error",
     "not_found",
-    `No route for ${method} ${path.slice(0, 200)}` +
+    `No route for ${method} ${echoed(path)}` +
       (served.length > 0 ? `; served: ${served.join(", ")}` : ""),
   );
 

@@ -1,7 +1,15 @@
 /** Reading and checking a client's JSON body: size limit, JSON object, field types. */
 
 import type { HeaderReader } from "../core/header_reader.ts";
-import { bodyReadFailed, ClientGone, invalidJson, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
+import {
+  bodyReadFailed,
+  ClientGone,
+  echoed,
+  invalidJson,
+  invalidRequest,
+  ProxyError,
+  tooLarge,
+} from "../errors.ts";
 import { type Deadline, deadlines } from "../util/deadlines.ts";
 import { checkJsonShape, MAX_JSON_DEPTH } from "./json_shape.ts";
 import { newScan, scanJson } from "./json_scan.ts";
@@ -145,7 +153,7 @@ export function unsupportedCoding(error: ProxyError, coding: string | undefined)
     415,
     "invalid_request_error",
     "unsupported_content_encoding",
-    `Content-Encoding '${coding.slice(0, 40)}' is not supported: send the request body uncompressed`,
+    `Content-Encoding '${echoed(coding)}' is not supported: send the request body uncompressed`,
     { headers: { "accept-encoding": "identity" } },
   );
 }

@@ -6,7 +6,7 @@
  */
 
 import type { IncomingRequest } from "../core/request.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, ProxyError } from "../errors.ts";
 import type { AdmissionRule, AdmissionVerdict } from "../proxy/admission.ts";
 import type { ObjectAffinity } from "../surface/affinity.ts";
 import { mayUse, type ObjectCaller, objectCaller, ownOnly } from "../surface/ownership.ts";
@@ -49,7 +49,7 @@ async function checked(
     404,
     "invalid_request_error",
     "file_not_found",
-    `No file '${foreign.id.slice(0, 200)}' is known to this proxy for this key`,
+    `No file '${echoed(foreign.id)}' is known to this proxy for this key`,
     { param: foreign.param },
   );
   return { admit: false, error };

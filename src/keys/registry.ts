@@ -10,7 +10,7 @@
 
 import type { Config } from "../config/config.ts";
 import type { HeaderReader } from "../core/header_reader.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import { presentedKeys, randomText } from "./key_text.ts";
@@ -29,7 +29,7 @@ export interface RegistryOptions {
 export const keyConflict = (message: string) =>
   new ProxyError(409, "invalid_request_error", "key_conflict", message);
 export const keyNotFound = (name: string) =>
-  new ProxyError(404, "invalid_request_error", "key_not_found", `No key named '${name.slice(0, 64)}'`);
+  new ProxyError(404, "invalid_request_error", "key_not_found", `No key named '${echoed(name)}'`);
 
 export class KeyRegistry {
   readonly #doc: RuntimeDocStore;

@@ -6,7 +6,7 @@
 
 import type { AttemptOutcome, Pick } from "../balancer/balancer.ts";
 import type { EndpointConfig } from "../config/config.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, ProxyError } from "../errors.ts";
 import type { EndpointLoad } from "../balancer/load.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { HEALTHY } from "../store/store.ts";
@@ -104,7 +104,7 @@ export class OwnerPlan implements Plan {
         timeout ? "timeout" : "service_unavailable",
         timeout ? "upstream_timeout" : "no_healthy_endpoint",
         `The endpoint that owns ${this.#what} '${
-          this.#responseId.slice(0, 200)
+          echoed(this.#responseId)
         }' (${this.#owner.id}) could not answer: ${why}`,
       ),
     );

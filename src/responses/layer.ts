@@ -9,7 +9,7 @@ import type { Answer } from "../core/answer.ts";
 import type { Admitted, GenerationRequest, ItemRequest } from "../core/request.ts";
 import type { ResponseOwners } from "../keys/owners.ts";
 import type { EndpointConfig, Settings } from "../config/config.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { TurnEvents } from "./turn_events.ts";
 import type { ResponseAffinity } from "./affinity.ts";
@@ -37,7 +37,7 @@ const previousNotFound = (id: string) =>
     400,
     "invalid_request_error",
     "previous_response_not_found",
-    `Previous response with id '${id.slice(0, 200)}' not found.`,
+    `Previous response with id '${echoed(id)}' not found.`,
     { param: "previous_response_id" },
   );
 
@@ -87,7 +87,7 @@ export class ResponsesLayer {
     const owner = conversation.pinned;
     if (owner === undefined || !(error instanceof ProxyError) || !OWNER_DOWN.has(error.status)) throw error;
     const { previous, input } = conversation;
-    const what = previous ? `response '${previous}'` : "these reasoning items";
+    const what = previous ? `response '${echoed(previous)}'` : "these reasoning items";
     if (this.#settings.responsesFailover === "fail") {
       throw conversationUnavailable(
         `The endpoint that owns ${what} (${owner}) cannot serve now (${error.message}); responses_failover is 'fail'`,
@@ -167,7 +167,7 @@ export class ResponsesLayer {
       "invalid_request_error",
       "response_not_found",
       `No response with id '${
-        id.slice(0, 200)
+        echoed(id)
       }' went through this proxy in the last ${this.#settings.responseAffinityTtlSeconds}s`,
       { param: "response_id" },
     );

@@ -13,7 +13,7 @@
 import type { EndpointLoad } from "../balancer/load.ts";
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { GenerationRequest } from "../core/request.ts";
-import { ClientGone, ProxyError } from "../errors.ts";
+import { ClientGone, echoed, ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import type { FileRef } from "../keys/file_refs.ts";
 import type { Attempts } from "../proxy/attempts.ts";
@@ -140,7 +140,7 @@ function inGroup(
   );
 }
 
-const short = (id: string) => id.slice(0, 200);
+const short = echoed;
 
 function notInGroup(ref: FileRef, holder: string, group: GroupConfig): never {
   throw new ProxyError(

@@ -7,7 +7,7 @@
 
 import { ModelNames } from "../balancer/model_names.ts";
 import type { Config, GroupConfig } from "../config/config.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, ProxyError } from "../errors.ts";
 
 export const GROUP_HEADER = "x-llmproxy-model-group";
 
@@ -35,9 +35,7 @@ export function groupFor(
       404,
       "invalid_request_error",
       "model_not_found",
-      `The model group '${wanted.slice(0, 200)}' is not configured here; configured model groups: ${
-        list(usable)
-      }`,
+      `The model group '${echoed(wanted)}' is not configured here; configured model groups: ${list(usable)}`,
       { param: header !== null ? GROUP_HEADER : "model" },
     );
   }

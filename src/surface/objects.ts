@@ -6,7 +6,7 @@
 
 import type { Config, EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, ProxyError } from "../errors.ts";
 import type { Pipeline } from "../proxy/pipeline.ts";
 import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
@@ -105,9 +105,7 @@ export async function ownerOf(
       502,
       "server_error",
       "upstream_failed",
-      `Could not tell whether ${WHAT[collection]} '${
-        id.slice(0, 200)
-      }' exists: looking for it on an endpoint of ` +
+      `Could not tell whether ${WHAT[collection]} '${echoed(id)}' exists: looking for it on an endpoint of ` +
         `model group '${group.name}' failed or was refused; try again`,
     );
   }
@@ -115,7 +113,7 @@ export async function ownerOf(
     404,
     "invalid_request_error",
     `${WHAT[collection]}_not_found`,
-    `No ${WHAT[collection]} '${id.slice(0, 200)}' is known to this proxy${
+    `No ${WHAT[collection]} '${echoed(id)}' is known to this proxy${
       group
         ? ` or held by an endpoint of model group '${group.name}'`
         : ownOnly(caller)

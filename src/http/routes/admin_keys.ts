@@ -8,7 +8,7 @@
 import type { Context } from "hono";
 import type { AnySchema, FinalIssue, Output } from "../../check/mod.ts";
 import { nonDecimal } from "../../config/schema_parts.ts";
-import { invalidRequest } from "../../errors.ts";
+import { echoed, invalidRequest } from "../../errors.ts";
 import { policyView } from "../../keys/policy.ts";
 import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
 import type { Services } from "../../services.ts";
@@ -83,7 +83,7 @@ export function usageHandler(services: Services) {
     const to = c.req.query("to") ?? from;
     for (const [param, value] of [["from", from], ["to", to]]) {
       if (!DATE.test(value) || !Number.isFinite(Date.parse(`${value}T00:00:00Z`))) {
-        throw invalidRequest(`'${param}' must be a date YYYY-MM-DD, got '${value.slice(0, 40)}'`, param);
+        throw invalidRequest(`'${param}' must be a date YYYY-MM-DD, got '${echoed(value)}'`, param);
       }
     }
     const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;

@@ -5,7 +5,7 @@
 
 import { headersOf, type RequestContext } from "../request_context.ts";
 import { ModelNames } from "../../balancer/model_names.ts";
-import { ProxyError } from "../../errors.ts";
+import { echoed, ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
 import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { Route } from "../../core/route.ts";
@@ -46,7 +46,7 @@ function modelNotFound(model: unknown, groups: readonly string[]): ProxyError {
     404,
     "invalid_request_error",
     "model_not_found",
-    `The model '${model.slice(0, 200)}' is not configured here; configured model groups: ${known}`,
+    `The model '${echoed(model)}' is not configured here; configured model groups: ${known}`,
     { param: "model" },
   );
 }
