@@ -27,6 +27,10 @@ test("a number with an exponent or of more than 300 characters may be out of ran
   assert.equal(scanned('{"a":-1E5}', 3).bigNumber, true);
   assert.equal(scanned(`{"a":${"9".repeat(301)}}`, 3).bigNumber, true);
   assert.equal(scanned(`{"a":${"9".repeat(300)}}`, 3).bigNumber, false);
+  for (let piece = 1; piece < 8; piece++) { // however a number is cut between pieces
+    assert.equal(scanned('{"a":[1,25e5]}', piece).bigNumber, true, `pieces of ${piece}`);
+    assert.equal(scanned(`[${"9".repeat(301)}]`, piece).bigNumber, true, `pieces of ${piece}`);
+  }
 });
 
 test("stops once more than the cap is seen; a string left open ends the text", () => {
