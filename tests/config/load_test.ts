@@ -150,6 +150,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     responsesFailover: "replay",
     maxWaitForCapacityMs: 2000,
     maxBodyBytes: 10 * MiB,
+    maxBodyItems: 100_000,
     upstreamClient: "http1",
     reusePort: false,
     shutdownTimeoutMs: 30_000,

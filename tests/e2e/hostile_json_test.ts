@@ -121,3 +121,22 @@ test(
     assert.deepEqual(errors, []);
   },
 );
+
+test(
+  "max_body_items sets the cap: 1,000 items pass, 1,001 get the 400 naming it",
+  { timeout: 30_000 },
+  async () => {
+    await using sim = await SimUpstream.start({ quiet: true, record: false });
+    await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], ["max_body_items: 1000"]));
+    // 991 members and the rest of the body (3 objects, 1 array, 5 members) are 1,000 items.
+    const body = (members: number) =>
+      `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"metadata_x":{${
+        Array.from({ length: members }, (_, i) => `"m${i}":0`).join(",")
+      }}}`;
+    const ok = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: body(991) });
+    assert.equal(ok.status, 200, await ok.text());
+    const over = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: body(992) });
+    assert.equal(over.status, 400);
+    assert.match((await over.json()).error.message, /more than 1000 JSON objects, arrays and object members/);
+  },
+);
