@@ -16,9 +16,11 @@ import { test } from "../_support/test.ts";
 /**
  * The slowest `/health` or small chat allowed while hostile bodies arrive, in wall time on this loaded 2-core
  * machine. Six runs with 3 busy loops beside (load 8-10): 57-297 ms for /health, 41-346 ms for a chat; with the
- * scan turned off, two hostile bodies alone: 2.3-2.6 s and 5.8-15.4 s.
+ * scan turned off, two hostile bodies alone: 2.3-2.6 s and 5.8-15.4 s. Under the whole suite a poll's wall time
+ * is mostly waiting for a core (big_bodies_loop_test saw a 1,233 ms poll that held 63 ms of the proxy's CPU), so
+ * the bound leaves room for that; the CPU bound below is the sharp one.
  */
-const BOUND_MS = 1_500;
+const BOUND_MS = 2_000;
 /** The most CPU the proxy's main thread may spend during one of them: 25-78 ms seen; 679-1,617 ms without the scan. */
 const CPU_BOUND_MS = 150;
 
