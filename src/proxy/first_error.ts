@@ -13,6 +13,8 @@ const decoder = new TextDecoder();
 const DATA = [100, 97, 116, 97, 58];
 /** A Chat Completions event's data that is an error envelope. */
 const CHAT_ERROR = /^\{\s*"error"\s*:/;
+/** A data-only Responses event's data that is an `error` event. */
+const RESPONSES_ERROR = /^\{\s*"type"\s*:\s*"error"/;
 /** The fields of a first event that may be an error (read synchronously, so one reader serves every stream). */
 const fields = new TextFields();
 /**
@@ -45,8 +47,13 @@ export function upstreamErrorFirst(first: Uint8Array, route: Route): UpstreamFau
   // No stream at all but a JSON body (a gateway's answer to a stream request, with a 200): an error envelope fails.
   if (first[0] === 123) return envelopeText(first);
   if (route === "responses") {
-    // `event:`, its optional space and the first letter of its name: `e` for `error`, `r` for `response.*`.
-    if (first[0] !== 101 || first[first[6] === 32 ? 7 : 6] !== 101) return undefined;
+    // `event:`, its optional space and the first letter of its name: `e` for `error`, `r` for `response.*`; or a
+    // data-only event, which its `type` names (the SSE readers of the proxy and the SDKs take those too).
+    if (first[0] === 100) {
+      if (!DATA.every((byte, i) => first[i] === byte) || first[first[5] === 32 ? 6 : 5] !== 123) {
+        return undefined;
+      }
+    } else if (first[0] !== 101 || first[first[6] === 32 ? 7 : 6] !== 101) return undefined;
   } else {
     if (!DATA.every((byte, i) => first[i] === byte)) return undefined;
     const brace = first[5] === 32 ? 6 : 5;
@@ -55,7 +62,8 @@ export function upstreamErrorFirst(first: Uint8Array, route: Route): UpstreamFau
   // The event's fields as every reader of the proxy reads them (`event:error` and `event: error` alike).
   fields.read(decoder.decode(first.subarray(0, eventEnd(first))), false);
   const data = fields.data;
-  if (data === null || (route === "responses" ? fields.event !== "error" : !CHAT_ERROR.test(data))) {
+  const event = fields.event ?? (route === "responses" && RESPONSES_ERROR.test(data ?? "") ? "error" : null);
+  if (data === null || (route === "responses" ? event !== "error" : !CHAT_ERROR.test(data))) {
     return undefined;
   }
   let error: Record<string, unknown> = {};

@@ -1,9 +1,10 @@
 /**
  * How an upstream's error inside a 200 is told: a deployment missing on one endpoint (`model_not_found`, Azure's
  * `DeploymentNotFound`) is that endpoint's problem and fails over, as the same error with a 404 does; an
- * `event:error` without a space after the colon is an error event (SSE allows both); and when every endpoint's
- * answer opens with an error, the client gets the upstream's error (message, type, code, param) with a status that
- * fits it, the endpoint's key and URL masked, not the proxy's 503.
+ * `event:error` without a space after the colon is an error event (SSE allows both), and so is a data-only
+ * Responses event of type `error`; and when every endpoint's answer opens with an error, the client gets the
+ * upstream's error (message, type, code, param) with a status that fits it, the endpoint's key and URL masked, not
+ * the proxy's 503.
  */
 
 import assert from "node:assert/strict";
@@ -103,6 +104,21 @@ test("a Responses stream opening with `event:error` (no space) fails over", { ti
   const text = await response.text();
   assert.equal(response.status, 200);
   assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
+  assert.match(text, /response\.completed/);
+});
+
+test("a Responses stream opening with a data-only error event (no `event:` line) fails over", {
+  timeout: 20_000,
+}, async () => {
+  await using bad = answering(() =>
+    `data: {"type":"error","code":"server_error","message":"overloaded","param":null,"sequence_number":0}\n\n`
+  );
+  await using good = await SimUpstream.start({ name: "good", quiet: true });
+  await using proxy = await twoEndpoints(bad, good);
+  const response = await post(proxy.url, "responses", { input: "hi", stream: true });
+  const text = await response.text();
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("x-llmproxy-endpoint"), "good", text.slice(0, 200));
   assert.match(text, /response\.completed/);
 });
 
