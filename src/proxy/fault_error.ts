@@ -17,10 +17,10 @@ const MAX_MESSAGE = 2_000;
 export function faultError(fault: UpstreamFault, endpoint: EndpointConfig): ProxyError {
   const { error } = fault;
   // A Responses error event's own `type` is `error` (the event's), no error type.
-  const named = text(error.type);
+  const named = short(error.type, endpoint);
   const type = named === undefined || named === "error" ? "server_error" : named;
-  const code = text(error.code) ?? null;
-  const param = text(error.param) ?? null;
+  const code = short(error.code, endpoint) ?? null;
+  const param = short(error.param, endpoint) ?? null;
   const message = text(error.message) ?? `The upstream answered with an error (${code ?? type})`;
   return new ProxyError(
     faultStatus(error, `${code ?? ""} ${type}`),
@@ -34,13 +34,19 @@ export function faultError(fault: UpstreamFault, endpoint: EndpointConfig): Prox
   );
 }
 
+/** Statuses an upstream names that the client may see as they are; any other (401, 403: the endpoint's own key) is 502. */
+const HANDED_ON = new Set([404, 408, 429, 500, 502, 503, 504]);
+
 /**
- * A status for the upstream's error: the one it names (Azure's `status`), else one its code or type points to
- * (a missing model 404, a limit 429, a timeout 504, an overload 503), else 502: the upstream failed.
+ * A status for the upstream's error: the one it names (Azure's `status`) when it says the same to the client,
+ * else one its code or type points to (a missing model 404, a limit 429, a timeout 504, an overload 503), else
+ * 502: the upstream failed. A 401 or 403 named by the upstream is about the endpoint's credentials, not the
+ * client's: a 502.
  */
 function faultStatus(error: Readonly<Record<string, unknown>>, names: string): number {
   const status = Number(error.status);
-  if (Number.isInteger(status) && status >= 400 && status <= 599) return status;
+  if (HANDED_ON.has(status)) return status;
+  if (Number.isInteger(status) && status >= 400 && status <= 599) return 502;
   if (/model_not_found|deployment_?not_?found/i.test(names)) return 404;
   if (/rate_limit|too_many|quota|\brequests\b|\btokens\b/i.test(names)) return 429;
   if (/timeout|timed_out/i.test(names)) return 504;
@@ -62,3 +68,12 @@ function masked(message: string, endpoint: EndpointConfig): string {
 }
 
 const text = (value: unknown) => typeof value === "string" && value !== "" ? value : undefined;
+
+/** Most characters of the upstream's `type`, `code` or `param` handed on. */
+const MAX_NAME = 100;
+
+/** A `type`, `code` or `param` of the upstream's error as handed on: masked and at most `MAX_NAME` characters. */
+const short = (value: unknown, endpoint: EndpointConfig) => {
+  const name = text(value);
+  return name === undefined ? undefined : masked(name, endpoint).slice(0, MAX_NAME);
+};

@@ -73,9 +73,6 @@ test({
       await timed(proxy, "warm up");
       for (let i = 0; i < 3; i++) times["cache off"].push((await timed(proxy, `question ${i}`)).ms);
     }
-    console.log(
-      Object.entries(times).map(([what, values]) => `${what}: ${values.map(Math.round)} ms`).join("; "),
-    );
     for (const [what, values] of Object.entries(times)) {
       const rounds = median(values) / ROUND_TRIP_MS;
       assert.ok(rounds >= 0.9 && rounds < 1.8, `${what}: ${values.map(Math.round)} ms`);

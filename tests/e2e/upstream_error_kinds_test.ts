@@ -183,3 +183,37 @@ test("every endpoint's Responses stream opens with an error event: the client ge
     error: { message: "The model is overloaded", type: "server_error", param: null, code: "server_error" },
   });
 });
+
+test(
+  "every endpoint's error names a 401 of its own (its key refused): the client gets a 502, names masked and cut",
+  {
+    timeout: 20_000,
+  },
+  async () => {
+    // Azure names the status in the error; a 401 is about the endpoint's key, not the client's, and a code or type
+    // may quote what the message does.
+    const refused = (key: string) => () =>
+      chatError({
+        message: "Access denied due to invalid subscription key.",
+        type: `auth_${key}`,
+        code: `Denied${"x".repeat(300)}`,
+        param: null,
+        status: 401,
+      });
+    await using one = answering(refused("sk-test-one"));
+    await using two = answering(refused("sk-test-two"));
+    await using proxy = await startProxy(groupYaml([
+      endpointYaml(one.url, { name: "one" }),
+      endpointYaml(two.url, { name: "two" }),
+    ], ["num_retries: 1"]));
+    const response = await post(proxy.url, "chat/completions", {
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const { error } = await response.json();
+    assert.equal(response.status, 502);
+    assert.equal(error.message, "Access denied due to invalid subscription key.");
+    assert.ok(!/sk-test/.test(error.type), error.type);
+    assert.ok(error.code.startsWith("Denied") && error.code.length <= 100, error.code);
+  },
+);
