@@ -12,24 +12,29 @@ import type { UpstreamFault } from "./first_error.ts";
 
 /** Most characters of the upstream's message handed on. */
 const MAX_MESSAGE = 2_000;
+/** Most characters of the upstream's `type`, `code` or `param` handed on. */
+const MAX_NAME = 100;
 
 /** The error for the client of `fault`, the last of the upstream's errors (from `endpoint`). */
 export function faultError(fault: UpstreamFault, endpoint: EndpointConfig): ProxyError {
   const { error } = fault;
+  const mask = masker(endpoint);
+  /** A `type`, `code` or `param` as handed on: masked and at most `MAX_NAME` characters. */
+  const short = (value: unknown) => {
+    const name = text(value);
+    return name === undefined ? undefined : mask(name).slice(0, MAX_NAME);
+  };
   // A Responses error event's own `type` is `error` (the event's), no error type.
-  const named = short(error.type, endpoint);
+  const named = short(error.type);
   const type = named === undefined || named === "error" ? "server_error" : named;
-  const code = short(error.code, endpoint) ?? null;
-  const param = short(error.param, endpoint) ?? null;
+  const code = short(error.code) ?? null;
+  const param = short(error.param) ?? null;
   const message = text(error.message) ?? `The upstream answered with an error (${code ?? type})`;
   return new ProxyError(
     faultStatus(error, `${code ?? ""} ${type}`),
     "server_error",
     code ?? type,
-    masked(
-      message.slice(0, MAX_MESSAGE),
-      endpoint,
-    ),
+    mask(message.slice(0, MAX_MESSAGE)),
     { param, shown: { type, code } },
   );
 }
@@ -54,26 +59,20 @@ function faultStatus(error: Readonly<Record<string, unknown>>, names: string): n
   return 502;
 }
 
-/** `message` without the endpoint's credentials (as the answer guard masks them) or its URL. */
-function masked(message: string, endpoint: EndpointConfig): string {
-  const mask = SecretMask.of([endpoint.apiKey, ...Object.values(endpoint.headers)]);
-  let shown = mask ? mask.text(message) : message;
+/** Text without the endpoint's credentials (as the answer guard masks them) or its URL. */
+function masker(endpoint: EndpointConfig): (text: string) => string {
+  const secrets = SecretMask.of([endpoint.apiKey, ...Object.values(endpoint.headers)]);
   const url = endpoint.baseUrl.replace(/\/+$/, "");
   let host = "";
   try {
     host = new URL(url).host;
   } catch { /* a base URL that does not parse: its text is masked alone */ }
-  for (const part of [url, host]) if (part) shown = shown.replaceAll(part, "[endpoint]");
-  return shown;
+  const parts = [url, host].filter((part) => part !== "");
+  return (text) => {
+    let shown = secrets ? secrets.text(text) : text;
+    for (const part of parts) shown = shown.replaceAll(part, "[endpoint]");
+    return shown;
+  };
 }
 
 const text = (value: unknown) => typeof value === "string" && value !== "" ? value : undefined;
-
-/** Most characters of the upstream's `type`, `code` or `param` handed on. */
-const MAX_NAME = 100;
-
-/** A `type`, `code` or `param` of the upstream's error as handed on: masked and at most `MAX_NAME` characters. */
-const short = (value: unknown, endpoint: EndpointConfig) => {
-  const name = text(value);
-  return name === undefined ? undefined : masked(name, endpoint).slice(0, MAX_NAME);
-};

@@ -197,7 +197,7 @@ export class Budgets {
 }
 
 /** A usage figure that can be counted: a number from 0 to MAX_USAGE_TOKENS (fractions are rounded where used). */
-function isCount(value: unknown): value is number {
+export function isCount(value: unknown): value is number {
   return typeof value === "number" && value >= 0 && value <= MAX_USAGE_TOKENS;
 }
 

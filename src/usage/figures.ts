@@ -7,7 +7,7 @@
  * in `response.completed` (Responses) or in `transcript.text.done` (transcriptions).
  */
 
-import { MAX_USAGE_TOKENS } from "../ratelimit/budget.ts";
+import { isCount } from "../ratelimit/budget.ts";
 
 export interface UsageFigures {
   /** Input tokens, cached ones included. */
@@ -51,7 +51,7 @@ export function usageOf(answer: unknown): UsageFigures | undefined {
 
 /** A figure of tokens, rounded; none for one that is not (negative, not a number, past MAX_USAGE_TOKENS). */
 function count(value: unknown): number | undefined {
-  return typeof value === "number" && value >= 0 && value <= MAX_USAGE_TOKENS ? Math.round(value) : undefined;
+  return isCount(value) ? Math.round(value) : undefined;
 }
 
 function record(value: unknown): Record<string, unknown> | undefined {

@@ -29,7 +29,7 @@ function invalidPolicy(issues: FinalIssue[], body: Record<string, unknown>): Err
     }
     const value = issue.path.length === 1 ? body[String(issue.path[0])] : undefined;
     const message = issue.code === "invalid_type" && nonDecimal(value)
-      ? `must be a number in decimal digits, got ${JSON.stringify(String(value).slice(0, 40))}`
+      ? `must be a number in decimal digits, got ${JSON.stringify(echoed(String(value)))}`
       : issue.message;
     return `${path === "" ? "body" : `'${path}'`} ${message}`;
   });
