@@ -12,6 +12,7 @@
 
 import { MemoryStore } from "./memory.ts";
 import { ALL_NODES, isAnswer, Outages, StoreWaitError, WaitBound, within } from "./outages.ts";
+import { OwedDeletes } from "./owed_deletes.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -47,17 +48,13 @@ export interface FallbackStoreOptions {
   readonly now?: () => number;
 }
 
-/** Owed deletes kept at most (each is a lock key and a token, so a few hundred bytes). */
-const MAX_OWED = 10_000;
-
 export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
   readonly #outages: Outages;
   readonly #bound: WaitBound;
-  /** Conditional deletes served locally during an outage, for the primary once it is back: node -> key -> value. */
-  readonly #owed = new Map<string, Map<string, string>>();
-  #owedCount = 0;
+  /** Conditional deletes served locally during an outage, for the primary once it is back. */
+  readonly #owed = new OwedDeletes();
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
@@ -114,7 +111,7 @@ export class FallbackStore implements Store {
   /** The lock's release is owed to the primary when served locally, as for `deleteIfEquals`. */
   setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean> {
     return this.#call({ key }, (store, node) => {
-      if (store === this.#local) this.#owe(node, lock, token);
+      if (store === this.#local) this.#owed.owe(node, lock, token);
       return store.setAndUnlock(key, value, ttlMs, lock, token);
     });
   }
@@ -134,7 +131,7 @@ export class FallbackStore implements Store {
    */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return this.#call({ key }, (store, node) => {
-      if (store === this.#local) this.#owe(node, key, value);
+      if (store === this.#local) this.#owed.owe(node, key, value);
       return store.deleteIfEquals(key, value);
     });
   }
@@ -237,7 +234,7 @@ export class FallbackStore implements Store {
     if (this.#outages.skip(node)) return operation(this.#local, node);
     // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
     // (or a later one) takes can be removed by a delete owed from before.
-    if (this.#owedCount > 0) this.#payOwed(node);
+    if (this.#owed.size > 0) this.#owed.pay(node, this.#primary);
     const started = performance.now();
     const pending = operation(this.#primary, node);
     let result: T;
@@ -273,25 +270,6 @@ export class FallbackStore implements Store {
     } catch (error) {
       if (isAnswer(error, this.#primary)) throw error;
       return operation(this.#local);
-    }
-  }
-
-  #owe(node: string, key: string, value: string): void {
-    if (this.#owedCount >= MAX_OWED) return;
-    const owed = this.#owed.get(node) ?? new Map<string, string>();
-    this.#owed.set(node, owed);
-    if (!owed.has(key)) this.#owedCount++;
-    owed.set(key, value);
-  }
-
-  /** Sends what is owed to `node`, in the background; a delete that fails is owed again, for the next try. */
-  #payOwed(node: string): void {
-    const owed = this.#owed.get(node);
-    if (owed === undefined) return;
-    this.#owed.delete(node);
-    this.#owedCount -= owed.size;
-    for (const [key, value] of owed) {
-      this.#primary.deleteIfEquals(key, value).catch(() => this.#owe(node, key, value));
     }
   }
 }
