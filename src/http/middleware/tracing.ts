@@ -35,7 +35,8 @@ export function tracing(telemetry: Telemetry): Middleware<AppEnv> {
       attempts: served?.attempts,
       cache: served?.cache,
       keyName: trace?.keyName,
-      errorType: status >= 400 ? String(status) : undefined,
+      // 499: the client left before its answer, named as a stream's client leaving is.
+      errorType: status === 499 ? "client_closed" : status >= 400 ? String(status) : undefined,
     };
     if (!stream) {
       span.end({ ...outcome, facts: readAnswer(trace?.answer) });
@@ -44,7 +45,7 @@ export function tracing(telemetry: Telemetry): Middleware<AppEnv> {
     // The caller's key name is noted by the record stage, which for a stream runs at its end: read it then.
     const end = (facts: AnswerFacts, errorType?: string) =>
       span.end({ ...outcome, keyName: trace?.keyName, facts, errorType });
-    c.res = new Response(watched(response.body!, end), response);
+    c.res = new Response(watched(response.body!, end, () => trace?.cut === true), response);
   };
 }
 
@@ -52,6 +53,8 @@ export function tracing(telemetry: Telemetry): Middleware<AppEnv> {
 function watched(
   body: ReadableStream<Uint8Array>,
   finish: (facts: AnswerFacts, errorType?: string) => void,
+  /** Whether the upstream cut it: the proxy then ends the stream cleanly, with an error event. */
+  cut: () => boolean,
 ): ReadableStream<Uint8Array> {
   const watcher = new StreamFacts();
   const reader = body.getReader();
@@ -67,7 +70,7 @@ function watched(
         return;
       }
       if (chunk.done) {
-        end();
+        end(cut() ? "stream_cut" : undefined);
         controller.close();
         return;
       }

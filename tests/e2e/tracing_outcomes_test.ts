@@ -1,0 +1,175 @@
+/**
+ * OpenTelemetry spans of the requests that did not simply succeed, through the real proxy process exporting OTLP/HTTP
+ * JSON to a receiver this test starts: a stream the upstream cuts (the client gets a clean end with an error event,
+ * and the span says `stream_cut`), a stream and a JSON request the client leaves (`client_closed`), a cache hit,
+ * a request every endpoint failed.
+ */
+
+import assert from "node:assert/strict";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { delay, endpointYaml, startProxyProcess } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+type Attribute = { key: string; value: Record<string, unknown> };
+interface OtlpSpan {
+  name: string;
+  kind: number;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  attributes: Attribute[];
+  status?: { code?: number };
+}
+
+function attributes(list: Attribute[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key, value } of list) {
+    const [kind, raw] = Object.entries(value)[0] ?? [];
+    out[key] = kind === "intValue" ? Number(raw) : raw;
+  }
+  return out;
+}
+
+function startReceiver() {
+  const bodies: { path: string; text: string }[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    bodies.push({ path: new URL(request.url).pathname, text: await request.text() });
+    return Response.json({});
+  });
+  const spans = () =>
+    bodies.filter((body) => body.path === "/v1/traces").flatMap((body) =>
+      JSON.parse(body.text).resourceSpans.flatMap((r: { scopeSpans: { spans: OtlpSpan[] }[] }) =>
+        r.scopeSpans.flatMap((s) => s.spans)
+      )
+    ) as OtlpSpan[];
+  return { server, bodies, spans, url: `http://127.0.0.1:${server.addr.port}` };
+}
+
+async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
+    await delay(100);
+  }
+}
+
+const chat = (url: string, content: string, extra: Record<string, unknown> = {}, signal?: AbortSignal) =>
+  fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "gpt-test",
+      stream: false,
+      messages: [{ role: "user", content }],
+      ...extra,
+    }),
+    signal,
+  });
+
+test("tracing: a cut stream, a client leaving, a cache hit and a failure each end their span as they ended", {
+  timeout: 60_000,
+}, async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true, chunks: 20, chunkDelayMs: 50 });
+  await using other = await SimUpstream.start({ name: "b", quiet: true });
+  const receiver = startReceiver();
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/llmproxy.yaml`;
+    await Deno.writeTextFile(
+      config,
+      [
+        "model_groups:",
+        "  - model_group: gpt-test",
+        "    models:",
+        endpointYaml(sim.url, { name: "a" }),
+        "  - model_group: gpt-two",
+        "    models:",
+        endpointYaml(other.url, { name: "b" }),
+        "general_settings:",
+        "  cache: true",
+        "  allowed_fails: 100",
+      ].join("\n") + "\n",
+    );
+    await using proxy = await startProxyProcess(["--config", config, "--port", "0"], {
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_DENO_CONSOLE: "ignore",
+        OTEL_BSP_SCHEDULE_DELAY: "200",
+      },
+    });
+    // The client leaves a stream after its first chunk.
+    const left = await chat(proxy.url, "left", { stream: true });
+    const reader = left.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    // The same question twice: the second is a cache hit.
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await chat(proxy.url, "cached")).headers.get("x-llmproxy-cache"), i ? "HIT" : "MISS");
+    }
+    // The client leaves a JSON request while the upstream thinks.
+    sim.next({ kind: "hang" });
+    const controller = new AbortController();
+    const leaving = chat(proxy.url, "leaving", {}, controller.signal).catch(() => null);
+    await delay(300);
+    controller.abort();
+    await leaving;
+    // Every endpoint fails.
+    other.next({ kind: "status", status: 500 });
+    const failed = await chat(proxy.url, "failed", { model: "gpt-two" });
+    assert.equal(failed.status, 503);
+    await failed.body?.cancel();
+    // The upstream cuts a stream after three chunks: the client's stream ends with an error event.
+    sim.next({ kind: "cut", afterChunks: 3 });
+    const cut = await (await chat(proxy.url, "cut", { stream: true })).text();
+    assert.match(cut, /upstream_stream_error/);
+
+    const spans = await waitFor("five request spans", () => {
+      const found = receiver.spans().filter((span) => span.kind === 1 && span.name.startsWith("chat "));
+      return found.length >= 6 ? found : undefined;
+    });
+    const seen: Record<string, unknown>[] = spans.map((span) => ({
+      ...attributes(span.attributes),
+      error: span.status?.code === 2,
+    }));
+    const pick = (want: Record<string, unknown>) =>
+      seen.filter((span) => Object.entries(want).every(([name, value]) => span[name] === value));
+    // Each request's span says how it ended; only the successes carry no error.
+    assert.equal(
+      pick({ "llmproxy.stream": true, "error.type": "stream_cut", error: true }).length,
+      1,
+      "the cut stream",
+    );
+    assert.equal(
+      pick({ "llmproxy.stream": true, "error.type": "client_closed", error: true }).length,
+      1,
+      "the left stream",
+    );
+    assert.equal(
+      pick({ "llmproxy.stream": false, "error.type": "client_closed", error: true }).length,
+      1,
+      "the left JSON request",
+    );
+    assert.equal(
+      pick({ "llmproxy.cache": "HIT", "llmproxy.attempts": 0, error: false }).length,
+      1,
+      "the cache hit",
+    );
+    assert.equal(
+      pick({ "gen_ai.request.model": "gpt-two", "error.type": "503", error: true }).length,
+      1,
+      "the failure",
+    );
+    assert.equal(
+      seen.filter((span) => !span.error && span["error.type"] === undefined).length,
+      2,
+      "two successes",
+    );
+  } finally {
+    await receiver.server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
