@@ -1,8 +1,9 @@
 /**
  * One credential's access token: cached, refreshed before it expires (once under a tenth of its lifetime, at most
  * five minutes, is left), fetched once however many requests wait for it. While a still-valid token is being
- * refreshed, requests keep using it. After a failed fetch, requests fail at once for a short back-off instead of
- * each asking the token endpoint again.
+ * refreshed, requests keep using it. After a failed fetch, requests fail at once for a short back-off (or as long
+ * as the token endpoint's `Retry-After` asks, up to a minute) instead of each asking the token endpoint again. A
+ * token an endpoint rejects (401) is dropped, unless it is fresh, so the next request fetches another.
  */
 
 export interface AccessToken {
@@ -17,6 +18,10 @@ export interface AccessToken {
 export const MAX_REFRESH_MARGIN_MS = 5 * 60_000;
 /** How long a failed fetch is answered from memory before the token endpoint is asked again. */
 export const FAILURE_BACKOFF_MS = 2000;
+/** Longest back-off a `Retry-After` from the token endpoint gets. */
+export const MAX_BACKOFF_MS = 60_000;
+/** A token younger than this is kept when an endpoint rejects it: a fetch at most this often per credential. */
+export const MIN_AGE_TO_DROP_MS = 30_000;
 
 /** When a token should be refreshed: a tenth of its lifetime before expiry, at most five minutes before. */
 export function refreshAt(token: AccessToken): number {
@@ -49,6 +54,14 @@ export class CachedToken {
     return (await this.#refresh()).value;
   }
 
+  /** An endpoint answered 401 to `value`: unless it is fresh, the token is dropped and the next `get` fetches. */
+  reject(value: string): void {
+    const token = this.#token;
+    if (token?.value === value && this.#now() - token.obtainedAt >= MIN_AGE_TO_DROP_MS) {
+      this.#token = undefined;
+    }
+  }
+
   #backingOff(now: number): boolean {
     return this.#failure !== undefined && now < this.#failure.until;
   }
@@ -63,11 +76,19 @@ export class CachedToken {
         return token;
       },
       (error) => {
-        this.#failure = { error, until: this.#now() + FAILURE_BACKOFF_MS };
+        this.#failure = { error, until: this.#now() + backoffMs(error) };
         this.#pending = undefined;
         throw error;
       },
     );
     return this.#pending;
   }
+}
+
+/** The back-off after a failed fetch: 2 s, or the token endpoint's `Retry-After` up to a minute. */
+function backoffMs(error: unknown): number {
+  const asked = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof asked === "number"
+    ? Math.min(Math.max(asked, FAILURE_BACKOFF_MS), MAX_BACKOFF_MS)
+    : FAILURE_BACKOFF_MS;
 }

@@ -55,6 +55,11 @@ export class EntraTokens {
     }
   }
 
+  /** The endpoint answered 401 to `token`: the credential's token is dropped unless it is fresh. */
+  rejected(ad: AzureAdConfig, token: string): void {
+    this.#tokens.get(JSON.stringify(ad))?.reject(token);
+  }
+
   async #fetch(endpoint: EndpointConfig, ad: AzureAdConfig) {
     try {
       const token = await requestToken(ad, this.#deps);

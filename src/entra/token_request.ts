@@ -10,11 +10,20 @@ import type { AzureAdConfig } from "../config/config.ts";
 import type { AccessToken } from "./cached_token.ts";
 
 export class TokenError extends Error {
-  constructor(message: string) {
+  /** How long the identity platform asked to be left alone (`Retry-After` of a 429 or 503), in ms. */
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, retryAfterMs?: number) {
     super(message);
     this.name = "TokenError";
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
   }
 }
+
+/** Most of a token endpoint's answer read: a real one is ~2 KB; past this it is refused, not buffered. */
+export const MAX_ANSWER_BYTES = 64 * 1024;
+/** Longest lifetime believed (Entra ID tokens live 1 to 24 hours): a longer one is cut to this. */
+export const MAX_LIFETIME_MS = 24 * 3600_000;
 
 export interface TokenRequestDeps {
   readonly fetch: typeof fetch;
@@ -43,7 +52,10 @@ export async function requestToken(ad: AzureAdConfig, deps: TokenRequestDeps): P
     const timedOut = error instanceof DOMException && error.name === "TimeoutError";
     throw new TokenError(timedOut ? `no answer within ${deps.timeoutMs} ms` : "token endpoint unreachable");
   }
-  const text = await response.text().catch(() => "");
+  const text = await readCapped(response);
+  if (text === undefined) {
+    throw new TokenError(`HTTP ${response.status} with an answer over ${MAX_ANSWER_BYTES} bytes`);
+  }
   let body: Record<string, unknown> = {};
   try {
     const parsed = JSON.parse(text);
@@ -51,7 +63,9 @@ export async function requestToken(ad: AzureAdConfig, deps: TokenRequestDeps): P
   } catch {
     // not JSON: described below
   }
-  if (!response.ok) throw new TokenError(`HTTP ${response.status}${platformError(body)}`);
+  if (!response.ok) {
+    throw new TokenError(`HTTP ${response.status}${platformError(body)}`, retryAfterMs(response));
+  }
   const value = body.access_token;
   const lifetimeMs = lifetime(body, sentAt);
   if (typeof value !== "string" || value === "" || lifetimeMs === undefined) {
@@ -107,15 +121,55 @@ function resourceOf(scope: string): string {
   return scope.replace(/\/\.default$/, "");
 }
 
-/** Milliseconds the token lives: `expires_in` (a number, or a string from IMDS), else `expires_on` (epoch s). */
+/**
+ * Milliseconds the token lives: `expires_in` (a number, or a string from IMDS), else `expires_on` (epoch s); at
+ * most `MAX_LIFETIME_MS`.
+ */
 function lifetime(body: Record<string, unknown>, now: number): number | undefined {
   const expiresIn = Number(body.expires_in);
-  if (body.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0) return expiresIn * 1000;
+  if (body.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0) {
+    return Math.min(expiresIn * 1000, MAX_LIFETIME_MS);
+  }
   const expiresOn = Number(body.expires_on);
   if (body.expires_on !== undefined && Number.isFinite(expiresOn) && expiresOn * 1000 > now) {
-    return expiresOn * 1000 - now;
+    return Math.min(expiresOn * 1000 - now, MAX_LIFETIME_MS);
   }
   return undefined;
+}
+
+/** The answer's text, or undefined past `MAX_ANSWER_BYTES` (the rest is not read); "" when it breaks off. */
+async function readCapped(response: Response): Promise<string | undefined> {
+  if (!response.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_ANSWER_BYTES) {
+        reader.cancel().catch(() => {});
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return "";
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/** `Retry-After` in whole seconds (the identity platform's form), as ms; undefined when absent or not that. */
+function retryAfterMs(response: Response): number | undefined {
+  const value = response.headers.get("retry-after")?.trim();
+  return value && /^\d{1,6}$/.test(value) ? Number(value) * 1000 : undefined;
 }
 
 /** ` invalid_client (AADSTS7000215)`: the error code and the AADSTS number, no free text. */

@@ -170,7 +170,12 @@ export class UpstreamClient {
     // No token is the endpoint's failure, like a refused connection (the token source logged why).
     const got = await this.#tokens?.token(request.endpoint, azureAd);
     if (!got?.ok) return { kind: "connection", message: got?.message ?? "Entra ID tokens are not set up" };
-    return await this.#call(request, got.token);
+    const result = await this.#call(request, got.token);
+    // A token the endpoint rejects (revoked, or the identity changed) is not kept until it expires.
+    if (result.kind === "response" && result.response.status === 401) {
+      this.#tokens?.rejected(azureAd, got.token);
+    }
+    return result;
   }
 
   /** Not async: a call waits for its answer in the transport's promise alone. */

@@ -1,7 +1,7 @@
 /**
  * A stand-in for the Microsoft identity platform's token endpoint (`/{tenant}/oauth2/v2.0/token`) and the Azure
  * instance metadata token endpoint (`/metadata/identity/oauth2/token`), on 127.0.0.1: records what it was asked,
- * issues `tok-1`, `tok-2`, ... and can be told to refuse or to answer slowly.
+ * issues `tok-1`, `tok-2`, ... and can be told to refuse, to answer slowly, or to answer as a test says.
  */
 
 export interface TokenCall {
@@ -21,6 +21,8 @@ export interface TokenServer extends AsyncDisposable {
   delayMs: number;
   /** When set, every request gets this status with an identity-platform error body. */
   failWith: number | undefined;
+  /** When set, every request gets what it returns (given the number of the token it would have issued). */
+  reply: ((issued: number) => Response) | undefined;
 }
 
 export function startTokenServer(): TokenServer {
@@ -44,6 +46,7 @@ export function startTokenServer(): TokenServer {
       }, { status: state.failWith });
     }
     issued++;
+    if (state.reply) return state.reply(issued);
     const imds = url.pathname === "/metadata/identity/oauth2/token";
     if (imds && request.headers.get("metadata") !== "true") {
       return Response.json({
@@ -77,6 +80,7 @@ export function startTokenServer(): TokenServer {
     lifetimeSeconds: 3600,
     delayMs: 0,
     failWith: undefined,
+    reply: undefined,
     [Symbol.asyncDispose]: () => server.shutdown(),
   };
   return state;
