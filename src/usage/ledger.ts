@@ -170,14 +170,16 @@ export class UsageLedger {
   /** Today's usage (UTC) per key, all instances together, for `/stats`: `{key: {requests, ..., usd}}`. */
   async today(): Promise<Record<string, Record<string, number>>> {
     const day = new Date(this.#now()).toISOString().slice(0, 10);
-    const perKey: Record<string, Record<string, number>> = {};
+    // A Map, not an object: a key named `constructor` or `toString` would find Object's own and be lost.
+    const perKey = new Map<string, Record<string, number>>();
     for (const row of await this.query(day, day)) {
-      const total = perKey[row.key] ??= { requests: 0 };
+      let total = perKey.get(row.key);
+      if (!total) perKey.set(row.key, total = { requests: 0 });
       for (const [field, value] of Object.entries(row)) {
         if (typeof value === "number") total[field] = (total[field] ?? 0) + value;
       }
     }
-    return perKey;
+    return Object.fromEntries(perKey);
   }
 
   /** Waits for the writes still running (shutdown, tests). */
