@@ -1,7 +1,8 @@
 /**
  * Calls on files and batches that live on one endpoint: find the endpoint that holds an id (the store's affinity,
- * else asking each resource of the group once and remembering the one that has it), send a call there, and merge
- * the lists of all the group's resources into one. A client key reaches only the objects it owns (`ownership.ts`).
+ * else asking each resource of the group once and remembering the one that has it) and send a call there (lists of
+ * all the group's resources are merged in `merged_list.ts`). A client key reaches only the objects it owns
+ * (`ownership.ts`).
  */
 
 import type { Config, EndpointConfig, GroupConfig } from "../config/config.ts";
@@ -125,91 +126,3 @@ export async function ownerOf(
 }
 
 export const enc = encodeURIComponent;
-
-/** Most ids of one list remembered with their endpoint. */
-const REMEMBER_LISTED = 200;
-
-/**
- * `GET /files` or `/batches` over every resource of the group, merged newest first. Each listed id is remembered
- * with its endpoint. Resources that failed are named in `x-llmproxy-list-failed`; all failing is a 502.
- */
-export async function mergedList(
-  deps: ObjectDeps,
-  group: GroupConfig,
-  collection: Collection,
-  query: string,
-  context: CallContext,
-  caller: ObjectCaller | null,
-): Promise<Answer> {
-  const endpoints = resources(group);
-  const pages = await Promise.all(endpoints.map(async (endpoint) => {
-    try {
-      const answer = await callHolder(deps, { group, endpoint }, collection, "", context, {
-        method: "GET",
-        path: collection,
-        query,
-      });
-      const text = await answerText(answer);
-      if (answer.status !== 200) return { endpoint, error: `HTTP ${answer.status}` };
-      const page = JSON.parse(text) as { data?: { id?: string; created_at?: number }[]; has_more?: boolean };
-      return { endpoint, data: Array.isArray(page.data) ? page.data : [], hasMore: page.has_more === true };
-    } catch (error) {
-      if (context.signal.aborted) throw error;
-      return { endpoint, error: error instanceof ProxyError ? error.code : "invalid answer" };
-    }
-  }));
-  const answered = pages.filter((page) => page.data !== undefined);
-  const failed = pages.filter((page) => page.data === undefined);
-  if (answered.length === 0) {
-    throw new ProxyError(
-      502,
-      "server_error",
-      "upstream_failed",
-      `No endpoint of model group '${group.name}' could list its ${collection}: ${
-        failed.map((page) => `${page.endpoint.id}: ${page.error}`).join("; ")
-      }`,
-    );
-  }
-  const listed = answered.flatMap((page) => page.data!.map((item) => ({ item, endpoint: page.endpoint })));
-  // A client key's list holds only what it owns, all of it recorded already. Anyone else's list makes its objects
-  // reachable through the proxy (a bounded number per list, so a huge list stays cheap), keeping known owners.
-  const data = ownOnly(caller) ? await ownedBy(deps, listed, caller) : listed;
-  if (!ownOnly(caller)) {
-    await Promise.all(
-      data.filter(({ item }) => typeof item.id === "string").slice(0, REMEMBER_LISTED).map((
-        { item, endpoint },
-      ) => deps.objects.rememberFound(item.id!, endpoint.id)),
-    );
-  }
-  const sign = new URLSearchParams(query).get("order") === "asc" ? -1 : 1;
-  const items = data.map(({ item }) => item).sort((a, b) =>
-    sign * ((b.created_at ?? 0) - (a.created_at ?? 0))
-  );
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (failed.length > 0) headers["x-llmproxy-list-failed"] = failed.map((page) => page.endpoint.id).join(",");
-  const body = {
-    object: "list",
-    data: items,
-    first_id: items[0]?.id ?? null,
-    last_id: items.at(-1)?.id ?? null,
-    has_more: answered.some((page) => page.hasMore),
-  };
-  const meta = {
-    endpoint: answered.map((page) => page.endpoint.id).join(","),
-    attempts: pages.length,
-    cache: null,
-  };
-  return { status: 200, headers, body: { kind: "bytes", bytes: JSON.stringify(body) }, meta };
-}
-
-/** The listed objects `caller` owns (one store read per item; on Redis they go out together). */
-async function ownedBy<T extends { item: { id?: string } }>(
-  deps: ObjectDeps,
-  listed: T[],
-  caller: ObjectCaller,
-): Promise<T[]> {
-  const holders = await Promise.all(
-    listed.map(({ item }) => typeof item.id === "string" ? deps.objects.holderOf(item.id) : null),
-  );
-  return listed.filter((_, i) => holders[i]?.owner === caller.name);
-}

@@ -6,6 +6,7 @@
  */
 
 import type { Context } from "hono";
+import type { GroupConfig } from "../../config/config.ts";
 import type { Answer } from "../../core/answer.ts";
 import { invalidRequest } from "../../errors.ts";
 import { boundaryOf } from "../../multipart/scanner.ts";
@@ -13,14 +14,8 @@ import { isFailoverStatus } from "../../proxy/upstream_answer.ts";
 import type { Services } from "../../services.ts";
 import { answerText, type CallContext, relayRequest, upstreamCall } from "../../surface/call.ts";
 import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
-import {
-  callHolder,
-  type Collection,
-  enc,
-  mergedList,
-  type ObjectDeps,
-  ownerOf,
-} from "../../surface/objects.ts";
+import { callHolder, type Collection, enc, type ObjectDeps, ownerOf } from "../../surface/objects.ts";
+import { fromStart, type ListCursor, mergedList, savedCursors } from "../../surface/merged_list.ts";
 import { type ObjectCaller, objectCaller, ownerFor } from "../../surface/ownership.ts";
 import { openUpload } from "../../surface/upload.ts";
 import { parseJsonBody, readBodyText } from "../body.ts";
@@ -127,28 +122,29 @@ async function remembered(deps: ObjectDeps, answer: Answer, owner: string | null
   return { ...answer, body: { kind: "bytes", bytes: text } };
 }
 
-/** `GET /v1/files|batches`: every resource of the group, merged; with `after`, the page of the cursor's holder. */
+/**
+ * `GET /v1/files|batches`: every resource of the group, merged into one page. With `after`, the list goes on where
+ * the page that ended with it stood on each resource; an `after` it did not hand out pages its holder alone.
+ */
 export function listHandler(services: Services, collection: Collection) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const context = callContext(c);
     const query = clientQuery(c);
     const after = c.req.query("after");
     const caller = callerOf(services, c);
+    let list: { group: GroupConfig; cursors: ListCursor[] } | null;
     if (after) {
-      const holder = await ownerOf(services, collection, after, context, caller);
-      c.set("group", holder.group.name);
-      return reply(
-        c,
-        await callHolder(services, holder, collection, after, context, {
-          method: "GET",
-          path: collection,
-          query,
-        }),
-      );
+      list = await savedCursors(services, caller, query, after);
+      if (!list) {
+        const holder = await ownerOf(services, collection, after, context, caller);
+        list = { group: holder.group, cursors: [{ endpoint: holder.endpoint, after }] };
+      }
+    } else {
+      const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, null, c.get("key"));
+      list = { group, cursors: fromStart(group) };
     }
-    const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, null, c.get("key"));
-    c.set("group", group.name);
-    return reply(c, await mergedList(services, group, collection, query, context, caller));
+    c.set("group", list.group.name);
+    return reply(c, await mergedList(services, list.group, collection, query, list.cursors, context, caller));
   };
 }
 

@@ -1,0 +1,86 @@
+/**
+ * `files.list` and `batches.list` over a group of two resources, paged by the openai client as it pages: `after`
+ * is the last id of the page before. Every object comes exactly once, a page holds at most `limit`, and a client
+ * key's pages (its `after` ones too) hold only its own objects.
+ */
+
+import assert from "node:assert/strict";
+import OpenAI, { toFile } from "openai";
+import { SimUpstream } from "../../src/sim/upstream.ts";
+import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { test } from "../_support/test.ts";
+
+async function setup() {
+  const east = await SimUpstream.start({ name: "east", quiet: true });
+  const west = await SimUpstream.start({ name: "west", quiet: true });
+  const yaml = groupYaml(
+    [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
+    ["admin_keys: [sk-admin-lists]"],
+  ) + "keys:\n  - {name: team-a, key: sk-team-a-lists}\n  - {name: team-b, key: sk-team-b-lists}\n";
+  const proxy = await startProxy(yaml, { logLevel: "error" });
+  const client = (apiKey: string) => new OpenAI({ baseURL: proxy.url + "/v1", apiKey, maxRetries: 0 });
+  return {
+    east,
+    west,
+    a: client("sk-team-a-lists"),
+    b: client("sk-team-b-lists"),
+    admin: client("sk-admin-lists"),
+    [Symbol.asyncDispose]: async () => {
+      await proxy.close();
+      await Promise.all([east.close(), west.close()]);
+    },
+  };
+}
+
+const upload = async (client: OpenAI, name: string) =>
+  (await client.files.create({ file: await toFile(new Blob([`{"n":"${name}"}\n`]), name), purpose: "batch" }))
+    .id;
+
+/** Every page the client's auto-pagination reads, as the ids of each. */
+async function pages(list: Promise<OpenAI.FileObjectsPage> | OpenAI.FileObjectsPage): Promise<string[][]> {
+  const out: string[][] = [];
+  for (
+    let page: OpenAI.FileObjectsPage | null = await list;
+    page;
+    page = page.hasNextPage() ? await page.getNextPage() : null
+  ) {
+    out.push(page.data.map((file) => file.id));
+    assert.ok(out.length < 50, "paging ends");
+  }
+  return out;
+}
+
+test("files.list paged by the client over two resources: every file once, at most `limit` a page", async () => {
+  await using ctx = await setup();
+  const ids: string[] = [];
+  for (let i = 0; i < 9; i++) ids.push(await upload(ctx.admin, `f${i}.jsonl`));
+  assert.equal(new Set(ids.map((id) => id.split("_")[1])).size, 2, "uploads on both resources");
+  for (const limit of [2, 4, 100]) {
+    const seen = await pages(ctx.admin.files.list({ limit }));
+    for (const page of seen) assert.ok(page.length <= limit, `a page of ${page.length} for limit ${limit}`);
+    assert.deepEqual(seen.flat().toSorted(), ids.toSorted(), `limit ${limit}: every file once`);
+  }
+  // Oldest first too.
+  assert.deepEqual(
+    (await pages(ctx.admin.files.list({ limit: 3, order: "asc" }))).flat().toSorted(),
+    ids.toSorted(),
+  );
+});
+
+test("a client key's list pages, `after` ones included, hold only its own files, and all of them", async () => {
+  await using ctx = await setup();
+  const mine: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const id = await upload(i % 3 === 0 ? ctx.a : ctx.b, `${i % 3 === 0 ? "a" : "b"}${i}.jsonl`);
+    if (i % 3 === 0) mine.push(id);
+  }
+  const seen = await pages(ctx.a.files.list({ limit: 1 }));
+  assert.deepEqual(seen.flat().toSorted(), mine.toSorted(), "team A's pages: its own files, each once");
+  // An `after` the proxy did not hand out (team A's newest, asked by hand): still only team A's files.
+  for (const order of ["desc", "asc"] as const) {
+    const page = await ctx.a.files.list({ after: mine.at(order === "desc" ? -1 : 0), order });
+    for (const file of page.data) {
+      assert.ok(mine.includes(file.id), `${file.id} (${file.filename}) is not team A's`);
+    }
+  }
+});
