@@ -40,13 +40,12 @@ const REMEMBER_LISTED = 200;
 /** How long where a list stood is kept for its next page. */
 const CURSOR_TTL_MS = 3600 * 1000;
 
-const cursorKey = (caller: ObjectCaller | null, query: URLSearchParams, lastId: string) => {
-  const rest = new URLSearchParams(query);
-  rest.delete("after");
-  rest.delete("limit");
-  rest.sort();
-  return `lst:${caller?.name ?? ""}\n${rest}\n${lastId}`;
-};
+/**
+ * The record of where a list stood after the page that ended with `lastId`. Only the parameters that choose a
+ * list's objects and order are part of it, so a client cannot make records of its own beyond one per object.
+ */
+const cursorKey = (caller: ObjectCaller | null, query: URLSearchParams, lastId: string) =>
+  `lst:${caller?.name ?? ""}\n${query.get("order") ?? ""}\n${query.get("purpose") ?? ""}\n${lastId}`;
 
 /** Where the list that handed out `after` stood, for this caller and query; null when it was not handed out here. */
 export async function savedCursors(
