@@ -48,6 +48,7 @@ export function routesApp(services: Services, parts: RouteParts): Fetch {
       if (path.startsWith("/v1/") === (prefix === "/v1")) app.post(path, handler);
     }
     app.get(`${prefix}/models`, modelsHandler(services));
+    app.get(`${prefix}/models/:model{.+}`, modelsHandler(services));
     app.get(`${prefix}/responses/:id`, responseItemHandler(services, "GET"));
     app.delete(`${prefix}/responses/:id`, responseItemHandler(services, "DELETE"));
     app.get(`${prefix}/responses/:id/input_items`, responseItemHandler(services, "GET", "/input_items"));

@@ -42,6 +42,7 @@ const ROUTE_LABELS: Readonly<Record<string, RouteLabel>> = {
  * above all start with `/`, which nothing inherited does).
  */
 const FAMILY_LABELS: ReadonlyMap<string, RouteLabel> = new Map([
+  ["models", "models"],
   ["files", "files"],
   ["batches", "batches"],
   ["audio", "audio"],

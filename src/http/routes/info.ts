@@ -5,6 +5,7 @@ import { ModelNames } from "../../balancer/model_names.ts";
 import { tierNumbers } from "../../balancer/tiers.ts";
 import type { BudgetUse } from "../../ratelimit/budget.ts";
 import type { ObservedLimits } from "../../ratelimit/upstream_limits.ts";
+import { echoed, ProxyError } from "../../errors.ts";
 import { QuickHealthView } from "../../health/quick_view.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
@@ -12,17 +13,27 @@ import { pythonHealth, pythonStats } from "./python_info.ts";
 
 export function modelsHandler(services: Services) {
   const created = Math.floor(services.stats.startedAt / 1000);
-  const list = (names: readonly string[]) =>
-    JSON.stringify({
-      object: "list",
-      data: names.map((name) => ({ id: name, object: "model", created, owned_by: "llmproxy" })),
-    });
+  const model = (id: string) => ({ id, object: "model", created, owned_by: "llmproxy" });
+  const list = (names: readonly string[]) => JSON.stringify({ object: "list", data: names.map(model) });
   const models = new ModelNames(services.config.groups);
   const names = models.listed();
   const body = list(names);
   return (c: Context<AppEnv>) => {
     // A key limited to some groups sees only those (and their listed aliases).
     const key = c.get("key");
+    const id = c.req.param("model");
+    if (id !== undefined) {
+      // `models.retrieve`: a group or any alias of one the key may use, else OpenAI's 404 for a model.
+      const group = models.resolve(id);
+      if (group && (!key || key.allows(group.name))) return c.json(model(id));
+      throw new ProxyError(
+        404,
+        "invalid_request_error",
+        "model_not_found",
+        `The model '${echoed(id)}' does not exist here: it is not a configured model group or alias`,
+        { param: "model" },
+      );
+    }
     const own = key && !key.models.includes("*")
       ? list(names.filter((name) => key.allows(models.resolve(name)?.name ?? name)))
       : body;

@@ -33,7 +33,9 @@ export function surfaceRoutes(app: Hono<AppEnv>, services: Services, prefix: str
 export function servedRoutes(app: Hono<AppEnv>): string[] {
   const served = new Set<string>();
   for (const { method, path } of app.routes) {
-    if (method !== "ALL" && path.startsWith("/v1/")) served.add(`${method} ${path.replace(/:id/g, "{id}")}`);
+    if (method !== "ALL" && path.startsWith("/v1/")) {
+      served.add(`${method} ${path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`);
+    }
   }
   return [...served];
 }
