@@ -37,6 +37,7 @@ import { upstreamConnectionBudget } from "./upstream/connection_budget.ts";
 import { openFileLimit } from "./serve/fd_limit.ts";
 import { UsageLedger } from "./usage/ledger.ts";
 import { usageSink } from "./usage/sink.ts";
+import { countsUsage } from "./usage/relay_usage.ts";
 
 export interface Services {
   readonly config: Config;
@@ -181,11 +182,11 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     budgets,
     attempts,
     health,
-    // Usage is counted per key: a proxy with no key of any kind (none can be created without an admin key) pays
-    // nothing for it.
+    // Usage is counted per key: a proxy with no key of any kind (none can be created without an admin key) and no
+    // usage stream pays nothing for it.
     usage: [
       ...(telemetry ? [telemetry.identities] : []),
-      ...(keys.clientKeysRequired || keys.hasAdminKeys ? [usageSink(usage)] : []),
+      ...(countsUsage({ keys, usage }) ? [usageSink(usage)] : []),
     ],
     endpoints,
     metrics,

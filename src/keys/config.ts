@@ -74,7 +74,8 @@ export function resolveKeys(
       output: price.output,
     }]),
   );
-  const stream = usageStream?.enabled
+  // A `usage_stream` block turns the stream on unless it says `enabled: false` (as in the Python LLMProxy).
+  const stream = usageStream && usageStream.enabled !== false
     ? {
       key: usageStream.stream_key || DEFAULT_STREAM_KEY,
       maxLen: usageStream.max_len || DEFAULT_STREAM_MAX_LEN,

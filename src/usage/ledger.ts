@@ -150,6 +150,11 @@ export class UsageLedger {
     return this.#day;
   }
 
+  /** Whether finished requests go to a usage stream (they are then counted with or without keys). */
+  get streams(): boolean {
+    return this.#config.usageStream !== undefined;
+  }
+
   /** Takes the prices and stream settings of a reloaded config. */
   configure(config: KeysConfig): void {
     this.#config = config;

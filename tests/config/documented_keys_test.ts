@@ -65,7 +65,7 @@ function codeDefaults(): Map<string, unknown> {
     ["max_inflight_body_bytes", settings.limits.maxInflightBodyBytes],
     ["upstream_client", settings.upstreamClient],
     ["max_len", DEFAULT_STREAM_MAX_LEN],
-    ["enabled", false],
+    ["enabled", true],
   ]);
 }
 
