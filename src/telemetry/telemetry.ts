@@ -66,6 +66,9 @@ const DURATION_BUCKETS = [
   81.92,
 ];
 
+/** Most distinct `gen_ai.response.model` values the histograms carry. */
+export const MAX_RESPONSE_MODELS = 50;
+
 /** The request being handled, found by the attempt observer in the active context. */
 const REQUEST = createContextKey("llmproxy.request");
 
@@ -145,6 +148,8 @@ export class Telemetry {
   readonly #tracer = trace.getTracer("llmproxy", VERSION);
   readonly #tokens: Histogram;
   readonly #duration: Histogram;
+  /** The response models the histograms are labelled with (at most `MAX_RESPONSE_MODELS`). */
+  readonly #responseModels = new Set<string>();
 
   constructor() {
     const meter = metrics.getMeter("llmproxy", VERSION);
@@ -165,7 +170,17 @@ export class Telemetry {
     return new RequestSpan(this, this.#tracer);
   }
 
+  /**
+   * Records the histograms. The upstream names the response model, so it labels them only while few distinct
+   * names were seen: one that answers a new name each time would grow every export (by ~2 KB a name, up to the
+   * SDK's 2,000 series an instrument) and the memory behind it. Spans keep the name in every case.
+   */
   recordOperation(attributes: Attributes, seconds: number, facts: AnswerFacts): void {
+    const model = attributes["gen_ai.response.model"];
+    if (typeof model === "string" && !this.#responseModels.has(model)) {
+      if (this.#responseModels.size < MAX_RESPONSE_MODELS) this.#responseModels.add(model);
+      else delete attributes["gen_ai.response.model"];
+    }
     this.#duration.record(seconds, attributes);
     if (facts.inputTokens !== undefined) {
       this.#tokens.record(facts.inputTokens, { ...attributes, "gen_ai.token.type": "input" });

@@ -173,3 +173,72 @@ test("tracing: a cut stream, a client leaving, a cache hit and a failure each en
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+test("tracing: an upstream naming a new model in every answer labels the histograms with 50 names at most", {
+  timeout: 60_000,
+}, async () => {
+  let answered = 0;
+  await using upstream = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      await request.text();
+      answered++;
+      return Response.json({
+        id: `chatcmpl-${answered}`,
+        object: "chat.completion",
+        created: 1,
+        model: `model-of-the-moment-${answered}`,
+        choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+      });
+    },
+  );
+  const receiver = startReceiver();
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/llmproxy.yaml`;
+    await Deno.writeTextFile(
+      config,
+      [
+        "model_groups:",
+        "  - model_group: gpt-test",
+        "    models:",
+        endpointYaml(`http://127.0.0.1:${upstream.addr.port}`, { name: "a" }),
+        "general_settings:",
+        "  cache: false",
+      ].join("\n") + "\n",
+    );
+    await using proxy = await startProxyProcess(["--config", config, "--port", "0"], {
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_DENO_CONSOLE: "ignore",
+        OTEL_BSP_SCHEDULE_DELAY: "200",
+        OTEL_METRIC_EXPORT_INTERVAL: "300",
+      },
+    });
+    for (let i = 0; i < 120; i++) {
+      const answer = await chat(proxy.url, `question ${i}`);
+      assert.equal(answer.status, 200);
+      await answer.body?.cancel();
+    }
+    const names = (text: string) => new Set(text.match(/model-of-the-moment-\d+/g));
+    // Every span names its answer's model.
+    await waitFor("120 request spans", () => {
+      const spans = receiver.spans().filter((span) => span.kind === 1 && span.name === "chat gpt-test");
+      return names(JSON.stringify(spans)).size === 120 ? spans : undefined;
+    });
+    // The latest export of the histograms, taken after the last request's.
+    const exported = receiver.bodies.length;
+    const metrics = await waitFor("a metrics export", () => {
+      const later = receiver.bodies.slice(exported).filter((body) => body.path === "/v1/metrics");
+      return later.at(-1)?.text;
+    });
+    assert.ok(metrics.includes("gen_ai.client.operation.duration"));
+    assert.equal(names(metrics).size, 50);
+  } finally {
+    await receiver.server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
