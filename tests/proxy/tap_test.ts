@@ -16,17 +16,28 @@ const decoder = new TextDecoder();
 const EVENTS = ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n", "data: [DONE]\n\n"];
 
 /**
- * A server whose answer is `events` (`EVENTS` unless given), one per chunk `gapMs` (5) ms apart; `cancelled`
- * resolves when a client left early.
+ * A server whose answer is `events` (`EVENTS` unless given), one per chunk: each after the one before was
+ * `received()` by the client and `gapMs` (5) ms passed. Sent on a timer alone, two events read late come in one
+ * read (on a loaded machine), and the client rightly hands them on as one chunk; in lockstep every event is a chunk
+ * of its own. `cancelled` resolves when a client left early.
  */
 function eventServer(events = EVENTS, gapMs = 5) {
   const cancelled = Promise.withResolvers<void>();
+  let receipts = 0;
+  let wake: (() => void) | undefined;
+  const received = () => {
+    receipts++;
+    wake?.();
+  };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
     let index = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        if (index > 0) await new Promise((resolve) => timer = setTimeout(resolve, gapMs));
+        if (index > 0) {
+          await new Promise((resolve) => timer = setTimeout(resolve, gapMs));
+          while (receipts < index) await new Promise<void>((resolve) => wake = resolve);
+        }
         controller.enqueue(encoder.encode(events[index++]));
         if (index === events.length) controller.close();
       },
@@ -37,7 +48,7 @@ function eventServer(events = EVENTS, gapMs = 5) {
     });
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   });
-  return { server, url: `http://127.0.0.1:${server.addr.port}/`, cancelled: cancelled.promise };
+  return { server, url: `http://127.0.0.1:${server.addr.port}/`, cancelled: cancelled.promise, received };
 }
 
 async function upstreamBody(agent: Http1Agent, url: string): Promise<ReadableStream<Uint8Array>> {
@@ -51,14 +62,17 @@ async function upstreamBody(agent: Http1Agent, url: string): Promise<ReadableStr
 }
 
 test("watchers stacked on an upstream body are one pollable layer: each sees every chunk once, the end once", async () => {
-  const { server, url } = eventServer();
+  const { server, url, received } = eventServer();
   await using _server = server;
   using agent = new Http1Agent();
   const seen: string[][] = [[], []];
   const ends: boolean[][] = [[], []];
   const first = tapStream(
     await upstreamBody(agent, url),
-    (chunk) => seen[0].push(decoder.decode(chunk)),
+    (chunk) => {
+      seen[0].push(decoder.decode(chunk));
+      received();
+    },
     (complete) => ends[0].push(complete),
   );
   const upper = mapStream(
@@ -80,14 +94,17 @@ test("watchers stacked on an upstream body are one pollable layer: each sees eve
 });
 
 test("watchers stacked, then read through their source (as a coalescing broadcast reads them): each sees every chunk once", async () => {
-  const { server, url } = eventServer();
+  const { server, url, received } = eventServer();
   await using _server = server;
   using agent = new Http1Agent();
   const seen: string[] = [];
   const ends: boolean[] = [];
   const first = tapStream(
     await upstreamBody(agent, url),
-    (chunk) => seen.push(decoder.decode(chunk)),
+    (chunk) => {
+      seen.push(decoder.decode(chunk));
+      received();
+    },
     (complete) => ends.push(complete),
   );
   const upper = mapStream(
@@ -155,13 +172,20 @@ test("an upstream cut mid-answer errors a stack of watchers; each is told it did
 });
 
 test("watchers stacked on a fetch answer (a stream that cannot be polled) see every chunk once, the end once", async () => {
-  const { server, url } = eventServer();
+  const { server, url, received } = eventServer();
   await using _server = server;
   const response = await fetch(url);
   assert.ok(response.body && !sourceOf(response.body), "fetch's body has no source");
   const seen: string[] = [];
   const ends: boolean[] = [];
-  const first = tapStream(response.body, (chunk) => seen.push(decoder.decode(chunk)), (ok) => ends.push(ok));
+  const first = tapStream(
+    response.body,
+    (chunk) => {
+      seen.push(decoder.decode(chunk));
+      received();
+    },
+    (ok) => ends.push(ok),
+  );
   const upper = mapStream(
     first,
     (chunk) => encoder.encode(decoder.decode(chunk).toUpperCase()),
@@ -226,14 +250,15 @@ test("a reader that stops reading stops the reads of the upstream: the watchers 
 });
 
 test("a holding watcher hands a chunk on only once its promise settled, rejected or not, and reads nothing meanwhile", async () => {
-  // Events 30 ms apart: the first comes alone (those that came meanwhile are read together, as one chunk).
-  const { server, url } = eventServer(EVENTS, 30);
+  // Events 30 ms apart, each once the one before was seen: the first comes alone.
+  const { server, url, received } = eventServer(EVENTS, 30);
   await using _server = server;
   using agent = new Http1Agent();
   const gates = [Promise.withResolvers<void>(), Promise.withResolvers<void>()];
   const seen: string[] = [];
   const held = holdStream(await upstreamBody(agent, url), (chunk) => {
     seen.push(decoder.decode(chunk));
+    received();
     return seen.length <= 2 ? gates[seen.length - 1].promise : undefined;
   });
   const reader = held.getReader();
@@ -263,14 +288,17 @@ test("a reader that reads again from within the enqueue of a chunk (Response.tex
   // pull comes while the watcher is still handing chunks on, and must not start a second read of the upstream
   // (two reads at once wrote into the same bytes: events lost, doubled, then a malformed chunk).
   const events = Array.from({ length: 30 }, (_, i) => `data: ${i}\n\n`);
-  const { server, url } = eventServer(events, 2);
+  const { server, url, received } = eventServer(events, 2);
   await using _server = server;
   using agent = new Http1Agent();
   const seen: string[] = [];
   const ends: boolean[] = [];
   const tapped = tapStream(
     await upstreamBody(agent, url),
-    (chunk) => seen.push(decoder.decode(chunk)),
+    (chunk) => {
+      seen.push(decoder.decode(chunk));
+      received();
+    },
     (complete) => ends.push(complete),
   );
   assert.equal(await new Response(tapped).text(), events.join(""));
