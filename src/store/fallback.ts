@@ -48,6 +48,19 @@ export interface FallbackStoreOptions {
   readonly now?: () => number;
 }
 
+type Operation<T> = (store: Store, node: string) => Promise<T>;
+
+/**
+ * What a call does: `read`, only reads (an answer to it does not bring back a node that refused writes);
+ * `patienceMs`, a patient read (`getPatiently`).
+ */
+interface CallKind {
+  readonly read: boolean;
+  readonly patienceMs?: number;
+}
+const READ: CallKind = { read: true };
+const WRITE: CallKind = { read: false };
+
 export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
@@ -74,10 +87,10 @@ export class FallbackStore implements Store {
 
   /** One call per id, so each endpoint's health falls back with its own node (still one write per node). */
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
-    if (ids.length === 1) return this.#call({ health: ids[0] }, (store) => store.readHealth(ids));
-    return Promise.all(ids.map((id) => this.#call({ health: id }, (store) => store.readHealth([id])))).then(
-      (replies) => replies.map((reply) => reply[0]),
-    );
+    const read = (id: string, list: readonly string[] = [id]) =>
+      this.#call({ health: id }, (store) => store.readHealth(list), READ);
+    if (ids.length === 1) return read(ids[0], ids);
+    return Promise.all(ids.map((id) => read(id))).then((replies) => replies.map((reply) => reply[0]));
   }
 
   recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
@@ -93,7 +106,12 @@ export class FallbackStore implements Store {
   }
 
   get(key: string): Promise<string | null> {
-    return this.#call({ key }, (store) => store.get(key));
+    return this.#call({ key }, (store) => store.get(key), READ);
+  }
+
+  /** Asks the primary even while the key's node is served locally, and waits for it up to `waitMs` at least. */
+  getPatiently(key: string, waitMs: number): Promise<string | null> {
+    return this.#call({ key }, (store) => store.get(key), { read: true, patienceMs: waitMs });
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {
@@ -182,7 +200,7 @@ export class FallbackStore implements Store {
   }
 
   readTally(key: string): Promise<Record<string, number>> {
-    return this.#call({ key }, (store) => store.readTally(key));
+    return this.#call({ key }, (store) => store.readTally(key), READ);
   }
 
   /** Dropped while the primary is away: a stream for billing pipelines lives only in Redis. */
@@ -225,13 +243,15 @@ export class FallbackStore implements Store {
     await Promise.all([this.#primary.close(), this.#local.close()]);
   }
 
-  async #call<T>(target: NodeTarget, operation: (store: Store, node: string) => Promise<T>): Promise<T> {
+  /** A call to the target's node, or to local state (see the top). */
+  async #call<T>(target: NodeTarget, operation: Operation<T>, kind = WRITE): Promise<T> {
+    const { read, patienceMs } = kind;
     const node = this.#primary.nodeOf?.(target) ?? ALL_NODES;
     if (this.#primary.status() === "degraded") {
       this.#outages.down(ALL_NODES, "status degraded");
       return operation(this.#local, node);
     }
-    if (this.#outages.skip(node)) return operation(this.#local, node);
+    if (patienceMs === undefined && this.#outages.skip(node, read)) return operation(this.#local, node);
     // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
     // (or a later one) takes can be removed by a delete owed from before.
     if (this.#owed.size > 0) this.#owed.pay(node, this.#primary);
@@ -239,17 +259,17 @@ export class FallbackStore implements Store {
     const pending = operation(this.#primary, node);
     let result: T;
     try {
-      result = await this.#bound.wait(pending, started);
+      result = await this.#bound.wait(pending, started, patienceMs);
     } catch (error) {
       // The server answered (wrong type, value too big): Redis is there, this call failed.
       if (isAnswer(error, this.#primary)) throw error;
       this.#outages.down(node, error instanceof Error ? error.message : String(error));
       // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives (which also
       // raises the bound); dead or hung, the command fails or never answers and the node stays down.
-      if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node), () => {});
+      if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node, read), () => {});
       return operation(this.#local, node);
     }
-    this.#outages.up(node);
+    this.#outages.up(node, read);
     return result;
   }
 

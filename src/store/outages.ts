@@ -19,6 +19,8 @@ export class Outages {
   readonly #now: () => number;
   /** Node -> when a call may try it again (0: as soon as the primary reports itself up). */
   readonly #down = new Map<string, number>();
+  /** Nodes down because they refused a write (out of memory, a demoted master): a read they answer is no sign. */
+  readonly #refusing = new Set<string>();
 
   constructor(kind: string, log: StoreLogger, retryAfterMs: number, now: () => number) {
     this.#kind = kind;
@@ -31,11 +33,15 @@ export class Outages {
     return this.#down.size;
   }
 
-  /** True when a call to `node` should go local now; a call told false may be the one that tries it again. */
-  skip(node: string): boolean {
+  /**
+   * True when a call to `node` should go local now; a call told false may be the one that tries it again. A `read`
+   * never tries a node that refused a write (its answer would say nothing of writes).
+   */
+  skip(node: string, read = false): boolean {
     if (this.#down.size === 0) return false;
     const retryAt = this.#down.get(node);
     if (retryAt === undefined) return false;
+    if (read && this.#refusing.has(node)) return true;
     const now = this.#now();
     if (retryAt > now) return true;
     // This call tries the node; the others keep going local until it has answered (or for another period).
@@ -47,14 +53,20 @@ export class Outages {
   down(node: string, reason: string): void {
     const first = !this.#down.has(node);
     this.#down.set(node, node === ALL_NODES ? 0 : this.#now() + this.#retryAfterMs);
+    if (REFUSES_WRITES.test(reason)) this.#refusing.add(node);
     if (!first) return;
     const fields = node === ALL_NODES ? { reason } : { node, reason };
     this.#log("warn", `${this.#kind} store unavailable; serving local state`, fields);
   }
 
-  /** A call to `node` succeeded: it (and the whole primary, if it was marked) is shared again. */
-  up(node: string): void {
+  /**
+   * A call to `node` succeeded: it (and the whole primary, if it was marked) is shared again; a `read` only when
+   * the node went down for another reason than a refused write (it still answers reads while it refuses writes).
+   */
+  up(node: string, read = false): void {
     if (this.#down.size === 0) return;
+    if (read && this.#refusing.has(node)) return;
+    this.#refusing.delete(node);
     const mine = this.#down.delete(node);
     const all = this.#down.delete(ALL_NODES);
     if (mine || all) {
@@ -131,15 +143,16 @@ export class WaitBound {
   }
 
   /**
-   * `pending` bounded for a call that started at `started`. Its answer counts as a recent one whenever it comes:
-   * one past the bound too (the call went local), so the next call as slow waits for it instead.
+   * `pending` bounded for a call that started at `started` (by `atLeastMs` when that is longer). Its answer counts
+   * as a recent one whenever it comes: one past the bound too (the call went local), so the next call as slow waits
+   * for it instead.
    */
-  wait<T>(pending: Promise<T>, started: number): Promise<T> {
+  wait<T>(pending: Promise<T>, started: number, atLeastMs = 0): Promise<T> {
     pending.then(() => {
       const now = performance.now();
       this.answered(now - started, now);
     }, () => {});
-    return within(pending, this.ms(started));
+    return within(pending, Math.max(atLeastMs, this.ms(started)));
   }
 
   /** A call answered after `ms`. */
@@ -160,6 +173,8 @@ export class WaitBound {
  * out of memory under `noeviction`: it refuses every write, so shared state cannot be kept there).
  */
 const UNAVAILABLE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM)\b/;
+/** Of those, the replies of a node that still answers reads: it stays down until a write succeeds. */
+const REFUSES_WRITES = /^(READONLY|OOM)\b/;
 
 /**
  * Errors that are an answer from a reachable server or a bad argument, not a sign that the server is away. The

@@ -109,6 +109,13 @@ export interface Store {
   get(key: string): Promise<string | null>;
   /** The same, at once, from a store that holds its values in this process (a cache lookup with no promise). */
   getNow?(key: string): string | null;
+  /**
+   * Optional: `get` for a read whose answer from local state would refuse a client rather than serve it less well
+   * (whose a file is: no record is a 404). A store that falls back to local state (`FallbackStore`) asks the shared
+   * one even while it serves the key's node locally, and waits up to `waitMs` past its wait bound: a slow answer
+   * (a loaded machine, a Redis fork) is not an outage. Local state only when it is disconnected, fails or outlasts it.
+   */
+  getPatiently?(key: string, waitMs: number): Promise<string | null>;
   /** Stores `value` at `key`; `ttlMs` <= 0 or absent means no expiry. */
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   /**

@@ -12,6 +12,9 @@ import type { Store } from "../store/store.ts";
 /** How long an object's record is kept after it was made or last used: longer than a batch's completion window. */
 export const OBJECT_AFFINITY_TTL_MS = 30 * 24 * 3600 * 1000;
 
+/** How long a read of an object's record waits for a slow Redis before it falls back to local state. */
+const PATIENT_READ_MS = 2000;
+
 const key = (id: string) => `obj:${id}`;
 
 /** Where an object is and whose it is. */
@@ -45,7 +48,8 @@ export class ObjectAffinity {
   /** Where `id` is and whose it is; null when unknown, or when the store cannot say (logged). */
   async holderOf(id: string): Promise<Holder | null> {
     try {
-      const value = await this.#store.get(key(id));
+      // No record refuses a client key (404): a slow shared store is waited for, not read as "no such file".
+      const value = await (this.#store.getPatiently?.(key(id), PATIENT_READ_MS) ?? this.#store.get(key(id)));
       return value === null ? null : decodeHolder(value);
     } catch (error) {
       this.#logger.warn("could not read file/batch affinity", {

@@ -9,6 +9,7 @@ import OpenAI, { APIError, toFile } from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
+import { slowLink } from "../_support/slow_link.ts";
 import { test } from "../_support/test.ts";
 
 /** The sim that made an id: ids read `prefix_name_tag_n`. */
@@ -179,6 +180,26 @@ test({
     for (let i = 0; i < 6; i++) await chatWith(viaSecond, file.id);
     assert.equal(holder.count("chat/completions"), 6);
     assert.equal(other.count("chat/completions"), 0);
+  },
+});
+
+test({
+  name:
+    "files in generation requests: read through an instance whose Redis answers past its wait bound, a key's file is found, not a 404",
+  ignore: !hasRedis,
+  fn: async () => {
+    // The second instance reaches Redis through a link slower than its 250 ms wait bound: a slow answer, not an
+    // outage (a loaded machine, a Redis fork). Its own state has no record of a file made through the first.
+    await using redis = await startRedis();
+    await using link = slowLink(redis.port, 400);
+    await using ctx = await setup(
+      [`redis_url: ${redis.url}`],
+      "keys:\n  - {name: team-a, key: team-a-key}\n",
+    );
+    await using second = await startProxy(ctx.yaml.replace(redis.url, `redis://127.0.0.1:${link.port}`));
+    const file = await upload(ctx.client("team-a-key"));
+    const chat = await chatWith(ctx.client("team-a-key", second.url), file.id);
+    assert.match(chat.choices[0].message.content ?? "", new RegExp(`\\[${holderOf(file.id)}\\]`));
   },
 });
 
