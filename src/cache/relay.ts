@@ -49,13 +49,16 @@ export interface RelayHead {
 
 const encoder = new TextEncoder();
 
+/** The code of the error event that ends a follower's stream when the relay it reads stops. */
+export const RELAY_LOST_CODE = "coalesced_stream_lost";
+
 /**
  * The SSE error event that ends a follower's stream when the relay it reads stops (the leading instance died, or
  * this reader fell too far behind): as each route's clients read errors, so the OpenAI SDKs raise an APIError.
  */
 export function relayLostEvent(route: Route): Uint8Array {
   const message = "The instance streaming this shared answer stopped before it ended; retry the request";
-  const code = "coalesced_stream_lost";
+  const code = RELAY_LOST_CODE;
   const event = route === "responses"
     ? `event: error\ndata: ${
       JSON.stringify({ type: "error", code, message, param: null, sequence_number: -1 })

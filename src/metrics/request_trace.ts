@@ -22,8 +22,6 @@ export interface RequestTrace {
   answer?: unknown;
   /** Who sent the request (admission's identity: a key's name), noted for tracing by its usage sink. */
   keyName?: string;
-  /** The upstream cut the stream after it was committed (its client got an error event at the end). */
-  cut?: boolean;
 }
 
 /**

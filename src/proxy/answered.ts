@@ -50,15 +50,13 @@ async function stream(deps: AttemptDeps, got: Got, route: Route): Promise<Outcom
   const { call, pick, response, release, meta } = got;
   const { endpoint } = pick;
   const { health, stats } = deps;
-  // The hook lives as long as the stream: it holds the request id and trace, not the call (its body, the client's
-  // headers).
-  const { requestId, trace } = call;
+  // The hook lives as long as the stream: it holds the request id, not the call (its body, the client's headers).
+  const { requestId } = call;
   const opened = await openStream(response, route, {
     onEnd: (end, error) => {
       release();
       pick.lease.end();
       if (end !== "failed") return;
-      if (trace) trace.cut = true;
       deps.logger.warn("upstream stream failed mid-way", {
         request_id: requestId,
         endpoint: endpoint.id,

@@ -31,13 +31,16 @@ export type FirstChunk =
 
 const encoder = new TextEncoder();
 
+/** The code of the error event that ends a stream the upstream cut. */
+export const STREAM_CUT_CODE = "upstream_stream_error";
+
 /** The SSE error event each route's clients understand (the OpenAI SDKs raise it as an APIError). */
 function errorEvent(route: Route): Uint8Array {
   const error = {
     message: "The upstream connection failed mid-stream; the answer is incomplete",
     type: "server_error",
     param: null,
-    code: "upstream_stream_error",
+    code: STREAM_CUT_CODE,
   };
   const event = route === "responses"
     ? `event: error\ndata: ${

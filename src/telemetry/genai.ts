@@ -54,10 +54,22 @@ export class StreamFacts {
   readonly facts: AnswerFacts = {};
   readonly #scanner = new SseScanner();
   #seenFirst = false;
+  #errorCode: string | undefined;
+
+  /**
+   * The `code` of the last event when it is an error event (Chat Completions' `data: {"error": ...}`, the Responses
+   * API's `event: error`): how the proxy ends a stream the upstream cut, or a shared stream that was lost.
+   */
+  get errorCode(): string | undefined {
+    return this.#errorCode;
+  }
 
   push(chunk: Uint8Array): void {
     for (const event of this.#scanner.push(chunk)) {
       if (event.data === null) continue;
+      this.#errorCode = event.event === "error" || event.data.startsWith('{"error"')
+        ? codeOf(event.data)
+        : undefined;
       const first = !this.#seenFirst;
       if (!first && !event.data.includes('"usage"')) continue;
       if (event.data === "[DONE]") continue;
@@ -71,4 +83,17 @@ export class StreamFacts {
       readAnswer(isRecord(data) && isRecord(data.response) ? data.response : data, this.facts);
     }
   }
+}
+
+/** An error event's code: `{"error": {"code"}}` or the Responses API's `{"type": "error", "code"}`. */
+function codeOf(data: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(parsed)) return undefined;
+  const code = isRecord(parsed.error) ? parsed.error.code : parsed.code;
+  return typeof code === "string" ? code : undefined;
 }

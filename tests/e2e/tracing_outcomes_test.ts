@@ -1,8 +1,8 @@
 /**
  * OpenTelemetry spans of the requests that did not simply succeed, through the real proxy process exporting OTLP/HTTP
  * JSON to a receiver this test starts: a stream the upstream cuts (the client gets a clean end with an error event,
- * and the span says `stream_cut`), a stream and a JSON request the client leaves (`client_closed`), a cache hit,
- * a request every endpoint failed.
+ * and the span says `stream_cut`, as does that of an identical request that followed it, coalesced), a stream and a
+ * JSON request the client leaves (`client_closed`), a cache hit, a request every endpoint failed.
  */
 
 import assert from "node:assert/strict";
@@ -122,14 +122,20 @@ test("tracing: a cut stream, a client leaving, a cache hit and a failure each en
     const failed = await chat(proxy.url, "failed", { model: "gpt-two" });
     assert.equal(failed.status, 503);
     await failed.body?.cancel();
-    // The upstream cuts a stream after three chunks: the client's stream ends with an error event.
+    // The upstream cuts a stream after three chunks: the client's stream ends with an error event, and so does
+    // that of an identical request that joined it (coalesced) meanwhile.
     sim.next({ kind: "cut", afterChunks: 3 });
-    const cut = await (await chat(proxy.url, "cut", { stream: true })).text();
-    assert.match(cut, /upstream_stream_error/);
+    const cuts = await Promise.all([0, 1].map(async (i) => {
+      await delay(i * 30);
+      const answer = await chat(proxy.url, "cut", { stream: true });
+      return { cache: answer.headers.get("x-llmproxy-cache"), text: await answer.text() };
+    }));
+    assert.deepEqual(cuts.map((cut) => cut.cache), ["MISS", "COALESCED"]);
+    for (const cut of cuts) assert.match(cut.text, /upstream_stream_error/);
 
-    const spans = await waitFor("five request spans", () => {
+    const spans = await waitFor("seven request spans", () => {
       const found = receiver.spans().filter((span) => span.kind === 1 && span.name.startsWith("chat "));
-      return found.length >= 6 ? found : undefined;
+      return found.length >= 7 ? found : undefined;
     });
     const seen: Record<string, unknown>[] = spans.map((span) => ({
       ...attributes(span.attributes),
@@ -139,9 +145,20 @@ test("tracing: a cut stream, a client leaving, a cache hit and a failure each en
       seen.filter((span) => Object.entries(want).every(([name, value]) => span[name] === value));
     // Each request's span says how it ended; only the successes carry no error.
     assert.equal(
-      pick({ "llmproxy.stream": true, "error.type": "stream_cut", error: true }).length,
+      pick({ "llmproxy.stream": true, "error.type": "stream_cut", error: true, "llmproxy.cache": "MISS" })
+        .length,
       1,
       "the cut stream",
+    );
+    assert.equal(
+      pick({
+        "llmproxy.stream": true,
+        "error.type": "stream_cut",
+        error: true,
+        "llmproxy.cache": "COALESCED",
+      }).length,
+      1,
+      "the cut stream's follower",
     );
     assert.equal(
       pick({ "llmproxy.stream": true, "error.type": "client_closed", error: true }).length,

@@ -77,6 +77,17 @@ test("genai: a Responses stream gives the facts of response.completed", () => {
   });
 });
 
+test("genai: the code of a stream's closing error event, in either API's shape; none once more events follow", () => {
+  const chat =
+    'data: {"id":"c","choices":[]}\n\ndata: {"error":{"message":"m","type":"server_error","code":"upstream_stream_error"}}\n\n';
+  assert.equal(feed(chat).errorCode, "upstream_stream_error");
+  const responses = 'event: error\ndata: {"type":"error","code":"coalesced_stream_lost","message":"m"}\n\n';
+  assert.equal(feed(responses).errorCode, "coalesced_stream_lost");
+  assert.equal(feed(chat + "data: [DONE]\n\n").errorCode, undefined);
+  assert.equal(feed('data: {"id":"c","choices":[]}\n\ndata: [DONE]\n\n').errorCode, undefined);
+  assert.equal(feed('data: {"error": not json}\n\n').errorCode, undefined);
+});
+
 test("tracing is wanted only with OTEL_DENO on and the SDK not disabled", () => {
   const wanted = (env: Record<string, string>) => tracingWanted((name) => env[name]);
   assert.equal(wanted({}), false);

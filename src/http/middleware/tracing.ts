@@ -5,6 +5,8 @@
  * watched as it passes, and its span ends when the stream ends (or the client leaves).
  */
 
+import { RELAY_LOST_CODE } from "../../cache/relay.ts";
+import { STREAM_CUT_CODE } from "../../proxy/stream.ts";
 import type { Middleware } from "../request_context.ts";
 import { routeLabel } from "../../metrics/labels.ts";
 import { type AnswerFacts, readAnswer, StreamFacts } from "../../telemetry/genai.ts";
@@ -45,7 +47,7 @@ export function tracing(telemetry: Telemetry): Middleware<AppEnv> {
     // The caller's key name is noted by the record stage, which for a stream runs at its end: read it then.
     const end = (facts: AnswerFacts, errorType?: string) =>
       span.end({ ...outcome, keyName: trace?.keyName, facts, errorType });
-    c.res = new Response(watched(response.body!, end, () => trace?.cut === true), response);
+    c.res = new Response(watched(response.body!, end), response);
   };
 }
 
@@ -53,8 +55,6 @@ export function tracing(telemetry: Telemetry): Middleware<AppEnv> {
 function watched(
   body: ReadableStream<Uint8Array>,
   finish: (facts: AnswerFacts, errorType?: string) => void,
-  /** Whether the upstream cut it: the proxy then ends the stream cleanly, with an error event. */
-  cut: () => boolean,
 ): ReadableStream<Uint8Array> {
   const watcher = new StreamFacts();
   const reader = body.getReader();
@@ -70,7 +70,10 @@ function watched(
         return;
       }
       if (chunk.done) {
-        end(cut() ? "stream_cut" : undefined);
+        // A stream the upstream cut (or a shared one that was lost) ends cleanly, with the proxy's error event:
+        // the leader's and every follower's alike.
+        const code = watcher.errorCode;
+        end(code === STREAM_CUT_CODE || code === RELAY_LOST_CODE ? "stream_cut" : undefined);
         controller.close();
         return;
       }
