@@ -35,17 +35,42 @@ interface Item {
 const DEFAULT_LIMIT: Readonly<Record<Collection, number>> = { files: 10_000, batches: 20 };
 /** Rounds of pages read to fill one page with a client key's own objects. */
 const MAX_ROUNDS = 4;
+/**
+ * Fewest objects asked of each resource per round for a client key (OpenAI's largest batches page): its own may lie
+ * behind many of other keys', and a page it gets empty ends the SDKs' paging.
+ */
+const OWN_SCAN = 100;
 /** Most ids of one list remembered with their endpoint. */
 const REMEMBER_LISTED = 200;
 /** How long where a list stood is kept for its next page. */
 const CURSOR_TTL_MS = 3600 * 1000;
 
+/** The `purpose`s OpenAI and Azure give files: a list filtered by one has records of its own. */
+const PURPOSES = new Set([
+  "assistants",
+  "assistants_output",
+  "batch",
+  "batch_output",
+  "fine-tune",
+  "fine-tune-results",
+  "vision",
+  "user_data",
+  "evals",
+]);
+
 /**
- * The record of where a list stood after the page that ended with `lastId`. Only the parameters that choose a
- * list's objects and order are part of it, so a client cannot make records of its own beyond one per object.
+ * The record of where a list stood after the page that ended with `lastId`: per caller, order as the proxy merges
+ * (`asc` or `desc`), known `purpose` and object, whatever else the query says. A client varying `order`, or sending
+ * purposes of its own (an upstream may take either as it likes), makes no records beyond those: any other purpose
+ * shares one record, which keeps the purpose it was made for and is checked on reading it.
  */
-const cursorKey = (caller: ObjectCaller | null, query: URLSearchParams, lastId: string) =>
-  `lst:${caller?.name ?? ""}\n${query.get("order") ?? ""}\n${query.get("purpose") ?? ""}\n${lastId}`;
+function cursorKey(caller: ObjectCaller | null, query: URLSearchParams, lastId: string): string {
+  const order = query.get("order") === "asc" ? "asc" : "desc";
+  const purpose = query.get("purpose") ?? "";
+  return `lst:${caller?.name ?? ""}\n${order}\n${
+    purpose === "" || PURPOSES.has(purpose) ? purpose : "?"
+  }\n${lastId}`;
+}
 
 /** Where the list that handed out `after` stood, for this caller and query; null when it was not handed out here. */
 export async function savedCursors(
@@ -54,14 +79,17 @@ export async function savedCursors(
   query: string,
   after: string,
 ): Promise<{ group: GroupConfig; cursors: ListCursor[] } | null> {
-  const value = await deps.store.get(cursorKey(caller, new URLSearchParams(query), after)).catch(() => null);
-  let saved: { group: string; cursors: [string, string | null][] };
+  const params = new URLSearchParams(query);
+  const value = await deps.store.get(cursorKey(caller, params, after)).catch(() => null);
+  let saved: { group: string; purpose: string; cursors: [string, string | null][] };
   try {
     saved = JSON.parse(value ?? "null");
     if (!Array.isArray(saved?.cursors)) return null;
   } catch {
     return null;
   }
+  // The page was of another list of the caller's that ended on the same object: not where this one stood.
+  if (saved.purpose !== (params.get("purpose") ?? "")) return null;
   const group = deps.config.groups.find((g) => g.name === saved.group);
   if (!group || (caller && !caller.allows(group.name))) return null;
   const cursors = saved.cursors.flatMap(([id, after]) => {
@@ -100,10 +128,20 @@ export async function mergedList(
   const failed = new Map<string, { cursor: ListCursor; error: string }>();
   let open = [...cursors];
   const answered = new Set<string>();
+  const scan = ownOnly(caller) ? OWN_SCAN : 1;
   for (let round = 0; round < MAX_ROUNDS && open.length > 0 && page.length < limit; round++) {
     const fetched = await Promise.all(
       open.map((cursor) =>
-        fetchPage(deps, group, collection, params, cursor, limit - page.length, context, caller)
+        fetchPage(
+          deps,
+          group,
+          collection,
+          params,
+          cursor,
+          Math.max(limit - page.length, scan),
+          context,
+          caller,
+        )
       ),
     );
     const live: (Fetched & { error?: undefined })[] = [];
@@ -158,7 +196,8 @@ export async function mergedList(
   const left = [...open, ...[...failed.values()].map((one) => one.cursor)];
   const lastId = page.at(-1)?.item.id;
   if (left.length > 0 && typeof lastId === "string") {
-    const saved = { group: group.name, cursors: left.map((cursor) => [cursor.endpoint.id, cursor.after]) };
+    const cursors = left.map((cursor) => [cursor.endpoint.id, cursor.after]);
+    const saved = { group: group.name, purpose: params.get("purpose") ?? "", cursors };
     await deps.store.set(cursorKey(caller, params, lastId), JSON.stringify(saved), CURSOR_TTL_MS).catch(
       () => {},
     );

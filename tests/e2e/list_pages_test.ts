@@ -20,6 +20,7 @@ async function setup() {
   const proxy = await startProxy(yaml, { logLevel: "error" });
   const client = (apiKey: string) => new OpenAI({ baseURL: proxy.url + "/v1", apiKey, maxRetries: 0 });
   return {
+    proxy,
     east,
     west,
     a: client("sk-team-a-lists"),
@@ -83,4 +84,32 @@ test("a client key's list pages, `after` ones included, hold only its own files,
       assert.ok(mine.includes(file.id), `${file.id} (${file.filename}) is not team A's`);
     }
   }
+});
+
+test("a client key's file behind many of another key's is still listed, a page of one at a time", async () => {
+  await using ctx = await setup();
+  const mine = await upload(ctx.a, "a.jsonl");
+  for (let i = 0; i < 12; i++) await upload(ctx.b, `b${i}.jsonl`);
+  // Before, four rounds of one object a resource came up empty: the SDK got an empty page and stopped there.
+  assert.deepEqual((await pages(ctx.a.files.list({ limit: 1 }))).flat(), [mine]);
+});
+
+test("list cursor records: one per caller, order, purpose and object, whatever `order` the client sends", async () => {
+  await using ctx = await setup();
+  const ids: string[] = [];
+  for (let i = 0; i < 4; i++) ids.push(await upload(ctx.admin, `p${i}.jsonl`));
+  // The simulated upstream, like a lenient one, takes any order but `asc` as newest first.
+  for (let i = 0; i < 20; i++) {
+    const answer = await fetch(`${ctx.proxy.url}/v1/files?limit=1&order=newest-${i}`, {
+      headers: { authorization: "Bearer sk-admin-lists" },
+    });
+    assert.equal(answer.status, 200);
+    assert.equal((await answer.json()).data.length, 1);
+  }
+  assert.equal((await ctx.proxy.services.store.usage!("lst:")).entries, 1, "one record for one object");
+  // A filtered list ending on the same object as an unfiltered one keeps going on on every resource.
+  const filtered = ctx.admin.files.list({ limit: 1, purpose: "batch" });
+  const plain = await ctx.admin.files.list({ limit: 1 });
+  assert.deepEqual((await pages(filtered)).flat().toSorted(), ids.toSorted());
+  assert.deepEqual((await pages(plain)).flat().toSorted(), ids.toSorted());
 });
