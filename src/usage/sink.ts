@@ -1,7 +1,8 @@
 /**
  * The record stage's usage sink for accounting: every answer (from an upstream, or saved by the cache) is counted
  * in the usage ledger under its key's name (`anonymous` for a caller without a key, where the proxy lets them in:
- * only admin keys configured), and what it spent is charged to the key's budgets.
+ * only admin keys configured), and what it spent is charged to the key's budgets: its tpm estimate corrected to
+ * the tokens the upstream reported (none for a cache hit or an answer without usage, such as an upstream's 400).
  */
 
 import { KeyIdentity } from "../keys/admission.ts";
@@ -27,6 +28,7 @@ export function usageSink(ledger: UsageLedger): UsageSink {
       figures: report.usage ? usageOf({ usage: report.usage, model: report.model }) : undefined,
       requestId: request.requestId,
     });
-    if (identity instanceof KeyIdentity && !report.cached) identity.settle(spent);
+    // A cache hit spent nothing (`spent` is 0): its tpm estimate is given back; it still counts against rpm.
+    if (identity instanceof KeyIdentity) identity.settle(spent);
   };
 }
