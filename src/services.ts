@@ -13,7 +13,7 @@ import { keyAdmission } from "./keys/admission.ts";
 import { fileRefAdmission } from "./keys/file_refs.ts";
 import { FileRouting } from "./surface/file_route.ts";
 import { KeyLimits } from "./keys/limits.ts";
-import { ResponseOwners } from "./keys/owners.ts";
+import { OWNER_PREFIX, ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
@@ -25,10 +25,10 @@ import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
 import { UpstreamLimits } from "./ratelimit/upstream_limits.ts";
-import { ResponseAffinity, TURN_PREFIX } from "./responses/affinity.ts";
+import { AFFINITY_PREFIX, BLOB_PREFIX, ResponseAffinity, TURN_PREFIX } from "./responses/affinity.ts";
 import { ResponsesLayer } from "./responses/layer.ts";
 import { FallbackStore } from "./store/fallback.ts";
-import { MemoryStore } from "./store/memory.ts";
+import { type BoundedArea, MemoryStore } from "./store/memory.ts";
 import type { Store } from "./store/store.ts";
 import { ObjectAffinity } from "./surface/affinity.ts";
 import { RealtimeSessions } from "./surface/realtime.ts";
@@ -77,10 +77,23 @@ export interface Services {
 /** Largest conversation turn kept for Responses failover replay. */
 const MAX_TURN_BYTES = 1024 * 1024;
 /**
- * The Responses turns kept in this process (the memory store, or the local state while Redis is away): least
- * recently used out first past these, so a proxy serving the Responses API for hours keeps a bounded copy.
+ * What this process keeps of the Responses API (the memory store, or the local state while Redis is away): each
+ * response's endpoint, owner and turn, and each reasoning blob's endpoint, at most `maxEntries` of each, least
+ * recently used out first, so a proxy serving the Responses API for hours keeps a bounded copy. The turns are
+ * bounded to 64 MiB too; the rest to `ID_BYTES` a record on average (ids and endpoint and key names are short).
+ * A response whose owner went is unknown to every key (`keys/owners.ts`), whatever else is still held.
  */
-const TURNS_IN_MEMORY = { prefix: TURN_PREFIX, maxEntries: 100_000, maxBytes: 64 * 1024 * 1024 };
+function responsesInMemory(maxEntries: number): BoundedArea[] {
+  const ID_BYTES = 256;
+  return [
+    { prefix: TURN_PREFIX, maxEntries, maxBytes: 64 * 1024 * 1024 },
+    ...[AFFINITY_PREFIX, OWNER_PREFIX, BLOB_PREFIX].map((prefix) => ({
+      prefix,
+      maxEntries,
+      maxBytes: maxEntries * ID_BYTES,
+    })),
+  ];
+}
 
 export interface ServiceOptions {
   readonly logger: Logger;
@@ -263,7 +276,7 @@ async function createStore(
     now: clock.now,
     bounded: [
       { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
-      TURNS_IN_MEMORY,
+      ...responsesInMemory(settings.responseAffinityMaxEntries),
     ],
   });
   if (!settings.redis) return { store: local, shared: local };

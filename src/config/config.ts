@@ -120,6 +120,8 @@ export interface Settings {
   readonly cacheMaxEntries: number;
   readonly cacheMaxBytes: number;
   readonly responseAffinityTtlSeconds: number;
+  /** Responses ids (each with its endpoint, owner and turn) and reasoning items kept in this process at most. */
+  readonly responseAffinityMaxEntries: number;
   readonly responsesFailover: "replay" | "fail";
   readonly maxWaitForCapacityMs: number;
   readonly maxBodyBytes: number;

@@ -3,11 +3,18 @@
  * `previous_response_id`) belongs to the key that created it, and any other caller is answered as if it did not
  * exist. Kept in the store next to the affinity (`owner:<response id>`, same TTL); the first key to produce an id
  * owns it (a shared cache hit replays another key's id without taking it over). Responses created with no key
- * have no owner and stay open to every caller.
+ * have no owner and stay open to callers without a key.
+ *
+ * A key reaches only ids recorded as its own: an id with no owner on record (expired, pushed out of a bounded
+ * memory, created before keys were configured or never through this proxy, or one the store cannot read now) is
+ * unknown to every key. So a missing record never opens a response to every key.
  */
 
 import type { Identity } from "../core/request.ts";
 import type { Store } from "../store/store.ts";
+
+/** Where the owners live in the store (`owner:<response id>`). */
+export const OWNER_PREFIX = "owner:";
 
 export class ResponseOwners {
   readonly #store: Store;
@@ -21,16 +28,19 @@ export class ResponseOwners {
   /** Records `caller` as the owner of `responseId` unless someone already is. */
   async claim(responseId: string, caller: Identity | null): Promise<void> {
     if (!caller) return;
-    await this.#store.setIfAbsent(`owner:${responseId}`, caller.id, this.#ttlMs);
+    await this.#store.setIfAbsent(OWNER_PREFIX + responseId, caller.id, this.#ttlMs);
   }
 
-  /** Whether `caller` may see and continue `responseId`; a store that cannot say lets it (logged upstream). */
+  /**
+   * Whether `caller` may see and continue `responseId`: a key, only its own; no key, only those no key owns (or
+   * any, when the store cannot say: nothing a key owns is at stake for a proxy without keys).
+   */
   async allows(responseId: string, caller: Identity | null): Promise<boolean> {
-    const owner = await this.#store.get(`owner:${responseId}`).catch(() => null);
-    return owner === null || owner === caller?.id;
+    const owner = await this.#store.get(OWNER_PREFIX + responseId).catch(() => undefined);
+    return caller ? owner === caller.id : owner == null;
   }
 
   async forget(responseId: string): Promise<void> {
-    await this.#store.delete(`owner:${responseId}`);
+    await this.#store.delete(OWNER_PREFIX + responseId);
   }
 }

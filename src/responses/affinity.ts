@@ -9,6 +9,10 @@ import type { Turn } from "./conversation.ts";
 
 /** Where the turns live in the store (`turn:<response id>`). */
 export const TURN_PREFIX = "turn:";
+/** Where each response's endpoint lives (`aff:<response id>`). */
+export const AFFINITY_PREFIX = "aff:";
+/** Where each encrypted reasoning blob's endpoint lives (`enc:<hash of the blob>`). */
+export const BLOB_PREFIX = "enc:";
 
 /** Longest chain of turns rebuilt for a replay. */
 const MAX_TURNS = 256;
@@ -16,7 +20,9 @@ const MAX_TURNS = 256;
 /** The store key of a reasoning blob (several KB each: hashed natively, off the event loop). */
 async function blobKey(blob: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(blob)));
-  return `enc:${Array.from(digest.subarray(0, 20), (byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+  return `${BLOB_PREFIX}${
+    Array.from(digest.subarray(0, 20), (byte) => byte.toString(16).padStart(2, "0")).join("")
+  }`;
 }
 
 export class ResponseAffinity {
@@ -34,7 +40,7 @@ export class ResponseAffinity {
 
   /** The endpoint that produced `responseId`; null when unknown, or when the store cannot say (logged). */
   ownerOf(responseId: string): Promise<string | null> {
-    return this.#read(`aff:${responseId}`);
+    return this.#read(`${AFFINITY_PREFIX}${responseId}`);
   }
 
   /** Distinct owners of the given blobs (unknown blobs are left out). */
@@ -54,7 +60,7 @@ export class ResponseAffinity {
 
   /** Maps a new response id to its endpoint (awaited: the client's next turn must find it). */
   async remember(responseId: string, endpoint: string): Promise<void> {
-    await this.#store.set(`aff:${responseId}`, endpoint, this.#ttlMs);
+    await this.#store.set(`${AFFINITY_PREFIX}${responseId}`, endpoint, this.#ttlMs);
   }
 
   /** Keeps a finished turn and maps its reasoning blobs; too large turns are skipped with a warning. */
@@ -94,7 +100,7 @@ export class ResponseAffinity {
   /** Forgets a deleted response. */
   async forget(responseId: string): Promise<void> {
     await Promise.all([
-      this.#store.delete(`aff:${responseId}`),
+      this.#store.delete(`${AFFINITY_PREFIX}${responseId}`),
       this.#store.delete(`${TURN_PREFIX}${responseId}`),
     ]);
   }
