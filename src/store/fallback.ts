@@ -168,7 +168,9 @@ export class FallbackStore implements Store {
     });
   }
 
+  /** Local figures while any node is away: a SCAN on a hung node would hold `/stats` until its command timeout. */
   usage(prefix: string): Promise<PrefixUsage> {
+    if (this.status() === "degraded") return this.#local.usage(prefix);
     return this.#everyNode((store) =>
       store.usage ? store.usage(prefix) : Promise.resolve({ entries: 0, bytes: 0 })
     );
@@ -203,7 +205,11 @@ export class FallbackStore implements Store {
     return this.#call({ key }, (store) => store.readTally(key), READ);
   }
 
-  /** Dropped while the primary is away: a stream for billing pipelines lives only in Redis. */
+  /**
+   * Dropped while the primary is disconnected: a stream for billing pipelines lives only in Redis. Still sent to a
+   * node that hangs: it appends them when it resumes (within the socket timeout), and waiting on one holds nothing
+   * but its entry until the command timeout (the usage figures do not wait for it).
+   */
   async appendToStream(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
     if (this.#primary.status() === "degraded" || !this.#primary.appendToStream) return;
     await this.#primary.appendToStream(key, fields, maxLen);

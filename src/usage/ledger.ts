@@ -72,7 +72,11 @@ export class UsageLedger {
   readonly #logger: Logger;
   #config: KeysConfig;
   readonly metrics: UsageMetrics;
+  /** Tally writes running, which a query waits for; and usage stream appends, which only shutdown waits for. */
   readonly #pending = new Set<Promise<unknown>>();
+  readonly #appends = new Set<Promise<unknown>>();
+  /** Stream appends failed since the last one that worked (one warning per run of failures). */
+  #appendsFailed = 0;
   /** Counts not yet written: day -> tally field -> amount. */
   readonly #batch = new Map<string, Map<string, number>>();
   #timer: Timer | undefined;
@@ -112,7 +116,7 @@ export class UsageLedger {
     const stream = this.#config.usageStream;
     if (stream && this.#store.appendToStream) {
       const entry = streamEntry(event, amounts, spent.usd, now);
-      this.#track(this.#store.appendToStream(stream.key, entry, stream.maxLen), "usage stream append failed");
+      this.#append(this.#store.appendToStream(stream.key, entry, stream.maxLen));
     }
     return spent;
   }
@@ -162,8 +166,10 @@ export class UsageLedger {
 
   /** Rows per day, key, model group and endpoint, from `from` to `to` (YYYY-MM-DD, inclusive); optionally one key. */
   async query(from: string, to: string, key?: string): Promise<UsageRow[]> {
-    // This instance's latest counts first, so what it just served is in the answer.
-    await this.settled();
+    // This instance's latest counts first, so what it just served is in the answer (not its stream appends: a
+    // hung Redis holds each up to its command timeout, and the answer does not need them).
+    this.flush();
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
     const days: string[] = [];
     for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
       days.push(new Date(t).toISOString().slice(0, 10));
@@ -190,7 +196,24 @@ export class UsageLedger {
   /** Waits for the writes still running (shutdown, tests). */
   async settled(): Promise<void> {
     this.flush();
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    while (this.#pending.size + this.#appends.size > 0) {
+      await Promise.allSettled([...this.#pending, ...this.#appends]);
+    }
+  }
+
+  /** Tracks a stream append; warns once when appends start failing, and says how many failed once one works. */
+  #append(write: Promise<unknown>): void {
+    const tracked = write.then(() => {
+      if (this.#appendsFailed === 0) return;
+      this.#logger.info("usage stream appends work again", { failed: this.#appendsFailed });
+      this.#appendsFailed = 0;
+    }, (error) => {
+      if (this.#appendsFailed++ > 0) return;
+      this.#logger.warn("usage stream append failed", {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }).finally(() => this.#appends.delete(tracked));
+    this.#appends.add(tracked);
   }
 
   #track(write: Promise<unknown>, message: string): void {
