@@ -25,6 +25,8 @@ const LOCK_TRIES = 100;
 const LOCK_WAIT_MS = 20;
 const CHANNEL = "keys:changed";
 const CHECK_EVERY_MS = 250;
+const OWED_MS = 60_000;
+const MAX_OWED = 100;
 
 /** One runtime key as stored: its digest and policy, never the key. */
 export interface StoredKey {
@@ -49,6 +51,13 @@ export class RuntimeDocStore {
   #check: Timer | undefined;
   #reading: Promise<void> | null = null;
   #again = false;
+  /**
+   * Tokens of locks this instance may hold without knowing it (the reply to its SET, or to its release, was
+   * lost): given back as soon as the store answers, on the next check or change, not left to their TTL (5 s of
+   * 503 `keys_busy` for every instance). Token -> when it is forgotten: a hung Redis may run the SET when it
+   * resumes, so a token is kept a minute, not just the lock's TTL; `MAX_OWED` at most.
+   */
+  readonly #owed = new Map<string, number>();
 
   constructor(store: Store, logger: Logger, apply: (doc: RuntimeDoc) => void) {
     this.#store = store;
@@ -71,7 +80,10 @@ export class RuntimeDocStore {
       if (version === null || version !== this.#version) this.#reread();
     });
     // Quietly: a Redis that is away would otherwise log a warning four times a second.
-    this.#check = startTimer(CHECK_EVERY_MS, () => this.#reading ?? this.#reread(true), {
+    this.#check = startTimer(CHECK_EVERY_MS, () => {
+      if (this.#owed.size > 0 && this.#store.status() === "ok") void this.#giveBack();
+      return this.#reading ?? this.#reread(true);
+    }, {
       repeat: true,
       ref: false,
     });
@@ -106,12 +118,15 @@ export class RuntimeDocStore {
   }
 
   async #change(edit: (keys: readonly StoredKey[]) => StoredKey[]): Promise<void> {
+    await this.#giveBack();
     const token = crypto.randomUUID();
     let locked = false;
     for (let i = 0; i < LOCK_TRIES && !locked; i++) {
-      // A lock whose reply was lost may have been taken: given back at once rather than after its TTL.
+      // A lock whose reply was lost may have been taken: given back at once (or once the store answers again)
+      // rather than after its TTL.
       locked = await this.#store.setIfAbsent(LOCK, token, LOCK_TTL_MS).catch((error) => {
-        this.#store.deleteIfEquals(LOCK, token).catch(() => false);
+        this.#owe(token);
+        void this.#giveBack();
         throw error;
       });
       if (!locked) await sleep(LOCK_WAIT_MS);
@@ -136,8 +151,24 @@ export class RuntimeDocStore {
         })
       );
     } finally {
-      await this.#store.deleteIfEquals(LOCK, token).catch(() => false);
+      this.#owe(token);
+      await this.#giveBack();
     }
+  }
+
+  #owe(token: string): void {
+    if (this.#owed.size < MAX_OWED) this.#owed.set(token, Date.now() + OWED_MS);
+  }
+
+  /** Releases the owed locks; each stays owed while the store does not answer (their TTL ends them anyway). */
+  async #giveBack(): Promise<void> {
+    await Promise.all([...this.#owed].map(async ([token, expires]) => {
+      if (expires <= Date.now()) return void this.#owed.delete(token);
+      try {
+        await this.#store.deleteIfEquals(LOCK, token);
+        this.#owed.delete(token);
+      } catch { /* still owed: the next check or change tries again */ }
+    }));
   }
 
   #take(doc: RuntimeDoc): void {
