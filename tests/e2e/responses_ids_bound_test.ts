@@ -5,30 +5,43 @@
  * `response_affinity_max_entries` (least recently used out first), and a response whose owner record went is
  * unknown to every key: the proxy answers 400 `previous_response_not_found` (404 on `GET`) itself, as for an
  * expired id, instead of letting any key continue it upstream. A kept id still works for its key and only its key.
+ * The same bound holds the local state a Redis proxy serves from while Redis is away.
  */
 
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
 import { test } from "../_support/test.ts";
 
 const A = "sk-team-a-ids-5e1";
 const B = "sk-team-b-ids-9c0";
 const BOUND = 40;
 
-test({
-  name:
-    "memory store: Responses ids, owners and reasoning items are bounded; an evicted id is unknown to every key",
-  timeout: 60_000,
-  async fn() {
+for (const store of ["memory", "redis stopped"] as const) {
+  test({
+    name:
+      `${store}: Responses ids, owners and reasoning items are bounded; an evicted id is unknown to every key`,
+    ignore: store !== "memory" && !hasRedis,
+    timeout: 60_000,
+    fn: () => bounded(store),
+  });
+}
+
+async function bounded(store: "memory" | "redis stopped"): Promise<void> {
+  {
+    await using redis = store === "memory" ? undefined : await startRedis();
     // One endpoint: a follow-up routed by weight reaches the sim that still holds the response, so only the
     // proxy's own answer keeps another key out.
     await using sim = await SimUpstream.start({ name: "east", quiet: true });
     const yaml = groupYaml([endpointYaml(sim.url, { name: "east" })], [
       `response_affinity_max_entries: ${BOUND}`,
+      ...(redis ? [`redis_url: ${redis.url}`] : []),
     ]) + `keys:\n  - {name: team-a, key: ${A}}\n  - {name: team-b, key: ${B}}\n`;
     await using proxy = await startProxy(yaml, { logLevel: "error" });
+    // Every record below lives in the local state only.
+    await redis?.stop();
     const clientA = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: A, maxRetries: 0 });
     const clientB = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: B, maxRetries: 0 });
     const create = async (key: string, body: Record<string, unknown>) => {
@@ -56,12 +69,13 @@ test({
     }
     const last = await clientA.responses.create({ model: "gpt-test", input: "the last" });
 
-    const store = proxy.services.store;
+    const held = proxy.services.store;
+    if (redis) assert.equal(held.status(), "degraded");
     for (const prefix of ["aff:", "owner:", "turn:", "enc:"]) {
-      const held = await store.usage!(prefix);
-      assert.ok(held.entries <= BOUND, `${prefix} entries held: ${held.entries}, bound ${BOUND}`);
-      assert.ok(held.entries >= BOUND / 2, `${prefix} the most recent are kept: ${held.entries}`);
-      assert.ok(held.bytes <= BOUND * 256 || prefix === "turn:", `${prefix} bytes held: ${held.bytes}`);
+      const usage = await held.usage!(prefix);
+      assert.ok(usage.entries <= BOUND, `${prefix} entries held: ${usage.entries}, bound ${BOUND}`);
+      assert.ok(usage.entries >= BOUND / 2, `${prefix} the most recent are kept: ${usage.entries}`);
+      assert.ok(usage.bytes <= BOUND * 256 || prefix === "turn:", `${prefix} bytes held: ${usage.bytes}`);
     }
 
     // The first id went: the same answer for every key, from the proxy (the sim still holds the response).
@@ -97,5 +111,5 @@ test({
       clientB.responses.retrieve(last.id),
       (error: unknown) => error instanceof OpenAI.NotFoundError,
     );
-  },
-});
+  }
+}
