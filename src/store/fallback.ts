@@ -260,7 +260,12 @@ export class FallbackStore implements Store {
     if (patienceMs === undefined && this.#outages.skip(node, read)) return operation(this.#local, node);
     // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
     // (or a later one) takes can be removed by a delete owed from before.
-    if (this.#owed.size > 0) this.#owed.pay(node, this.#primary);
+    if (this.#owed.size > 0) {
+      const answered = (pending: Promise<unknown>) => this.#answered(pending, node);
+      if (!(await this.#owed.payAhead(node, this.#primary, this.#outages.isDown(node), answered))) {
+        return operation(this.#local, node);
+      }
+    }
     const started = performance.now();
     const pending = operation(this.#primary, node);
     let result: T;
@@ -277,6 +282,18 @@ export class FallbackStore implements Store {
     }
     this.#outages.up(node, read);
     return result;
+  }
+
+  /** Whether `pending` got an answer (an error reply is one) within the wait bound; else `node` is down. */
+  async #answered(pending: Promise<unknown>, node: string): Promise<boolean> {
+    try {
+      await this.#bound.wait(pending, performance.now());
+    } catch (error) {
+      if (isAnswer(error, this.#primary)) return true;
+      this.#outages.down(node, error instanceof Error ? error.message : String(error));
+      return false;
+    }
+    return true;
   }
 
   async #onlyShared<T>(key: string, operation: (store: Store) => Promise<T> | undefined): Promise<T> {

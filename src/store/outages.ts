@@ -49,6 +49,11 @@ export class Outages {
     return false;
   }
 
+  /** Whether `node` (or the whole primary) is served locally now; unlike `skip`, never makes this call a try. */
+  isDown(node: string): boolean {
+    return this.#down.size > 0 && (this.#down.has(node) || this.#down.has(ALL_NODES));
+  }
+
   /** `node` failed a call: serve it locally for `retryAfterMs` (the whole primary: until it reports itself up). */
   down(node: string, reason: string): void {
     const first = !this.#down.has(node);

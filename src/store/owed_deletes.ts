@@ -27,6 +27,32 @@ export class OwedDeletes {
     owed.set(key, value);
   }
 
+  /**
+   * Sends `node`'s owed deletes ahead of a call to it. When the call retries a node that is away (`retry`), one
+   * goes first, alone, as the probe (all were sent again with every retry), and the rest only once `answered`
+   * says it got an answer; false when it did not: the call goes local and the delete stays owed.
+   */
+  async payAhead(
+    node: string,
+    primary: Store,
+    retry: boolean,
+    answered: (pending: Promise<unknown>) => Promise<boolean>,
+  ): Promise<boolean> {
+    const owed = this.#owed.get(node);
+    if (owed === undefined) return true;
+    if (retry) {
+      const [key, value] = owed.entries().next().value!;
+      owed.delete(key);
+      this.#count--;
+      if (!(await answered(primary.deleteIfEquals(key, value)))) {
+        this.owe(node, key, value);
+        return false;
+      }
+    }
+    this.pay(node, primary);
+    return true;
+  }
+
   /** Sends what is owed to `node`, in the background; a delete that fails is owed again, for the next try. */
   pay(node: string, primary: Store): void {
     const owed = this.#owed.get(node);
