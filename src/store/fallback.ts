@@ -11,7 +11,8 @@
  */
 
 import { MemoryStore } from "./memory.ts";
-import { ALL_NODES, isAnswer, Outages, StoreWaitError, WaitBound, within } from "./outages.ts";
+import { NodeCalls, READ } from "./node_calls.ts";
+import { Outages, WaitBound } from "./outages.ts";
 import { OwedDeletes } from "./owed_deletes.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
@@ -21,7 +22,6 @@ import type {
   EndpointHealth,
   FailureOptions,
   Lease,
-  NodeTarget,
   PrefixUsage,
   ReadOrLock,
   RelayAppend,
@@ -48,19 +48,6 @@ export interface FallbackStoreOptions {
   readonly now?: () => number;
 }
 
-type Operation<T> = (store: Store, node: string) => Promise<T>;
-
-/**
- * What a call does: `read`, only reads (an answer to it does not bring back a node that refused writes);
- * `patienceMs`, a patient read (`getPatiently`).
- */
-interface CallKind {
-  readonly read: boolean;
-  readonly patienceMs?: number;
-}
-const READ: CallKind = { read: true };
-const WRITE: CallKind = { read: false };
-
 export class FallbackStore implements Store {
   readonly #primary: Store;
   readonly #local: MemoryStore;
@@ -68,6 +55,7 @@ export class FallbackStore implements Store {
   readonly #bound: WaitBound;
   /** Conditional deletes served locally during an outage, for the primary once it is back. */
   readonly #owed = new OwedDeletes();
+  readonly #calls: NodeCalls;
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
@@ -79,6 +67,7 @@ export class FallbackStore implements Store {
       options.retryAfterMs ?? 1000,
       options.now ?? Date.now,
     );
+    this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, this.#owed);
   }
 
   get kind(): Store["kind"] {
@@ -88,47 +77,47 @@ export class FallbackStore implements Store {
   /** One call per id, so each endpoint's health falls back with its own node (still one write per node). */
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
     const read = (id: string, list: readonly string[] = [id]) =>
-      this.#call({ health: id }, (store) => store.readHealth(list), READ);
+      this.#calls.call({ health: id }, (store) => store.readHealth(list), READ);
     if (ids.length === 1) return read(ids[0], ids);
     return Promise.all(ids.map((id) => read(id))).then((replies) => replies.map((reply) => reply[0]));
   }
 
   recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
-    return this.#call({ health: id }, (store) => store.recordFailure(id, options));
+    return this.#calls.call({ health: id }, (store) => store.recordFailure(id, options));
   }
 
   recordSuccess(id: string): Promise<void> {
-    return this.#call({ health: id }, (store) => store.recordSuccess(id));
+    return this.#calls.call({ health: id }, (store) => store.recordSuccess(id));
   }
 
   coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
-    return this.#call({ health: id }, (store) => store.coolDown(id, until, reason));
+    return this.#calls.call({ health: id }, (store) => store.coolDown(id, until, reason));
   }
 
   get(key: string): Promise<string | null> {
-    return this.#call({ key }, (store) => store.get(key), READ);
+    return this.#calls.call({ key }, (store) => store.get(key), READ);
   }
 
   /** Asks the primary even while the key's node is served locally, and waits for it up to `waitMs` at least. */
   getPatiently(key: string, waitMs: number): Promise<string | null> {
-    return this.#call({ key }, (store) => store.get(key), { read: true, patienceMs: waitMs });
+    return this.#calls.call({ key }, (store) => store.get(key), { read: true, patienceMs: waitMs });
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {
-    return this.#call({ key }, (store) => store.set(key, value, ttlMs));
+    return this.#calls.call({ key }, (store) => store.set(key, value, ttlMs));
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    return this.#call({ key }, (store) => store.setIfAbsent(key, value, ttlMs));
+    return this.#calls.call({ key }, (store) => store.setIfAbsent(key, value, ttlMs));
   }
 
   readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
-    return this.#call({ key }, (store) => store.readOrLock(key, lock, token, ttlMs));
+    return this.#calls.call({ key }, (store) => store.readOrLock(key, lock, token, ttlMs));
   }
 
   /** The lock's release is owed to the primary when served locally, as for `deleteIfEquals`. */
   setAndUnlock(key: string, value: string, ttlMs: number, lock: string, token: string): Promise<boolean> {
-    return this.#call({ key }, (store, node) => {
+    return this.#calls.call({ key }, (store, node) => {
       if (store === this.#local) this.#owed.owe(node, lock, token);
       return store.setAndUnlock(key, value, ttlMs, lock, token);
     });
@@ -136,7 +125,7 @@ export class FallbackStore implements Store {
 
   /** Also removes the key locally, so a later outage never brings back what was deleted. */
   delete(key: string): Promise<boolean> {
-    return this.#call({ key }, (store) => {
+    return this.#calls.call({ key }, (store) => {
       if (store !== this.#local) void this.#local.delete(key);
       return store.delete(key);
     });
@@ -148,7 +137,7 @@ export class FallbackStore implements Store {
    * instances would otherwise wait on it until its TTL.
    */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
-    return this.#call({ key }, (store, node) => {
+    return this.#calls.call({ key }, (store, node) => {
       if (store === this.#local) this.#owed.owe(node, key, value);
       return store.deleteIfEquals(key, value);
     });
@@ -157,12 +146,12 @@ export class FallbackStore implements Store {
   /** Served locally, false: a lock taken in this process is not kept alive (it only lasts an outage). */
   extendIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
     const extend = (store: Store) => store.extendIfEquals?.(key, value, ttlMs) ?? Promise.resolve(false);
-    return this.#call({ key }, extend);
+    return this.#calls.call({ key }, extend);
   }
 
   /** Also removes the prefix locally, so a later outage never brings back what was deleted. */
   deleteByPrefix(prefix: string): Promise<number> {
-    return this.#everyNode((store) => {
+    return this.#calls.everyNode((store) => {
       if (store !== this.#local) void this.#local.deleteByPrefix(prefix);
       return store.deleteByPrefix(prefix);
     });
@@ -171,13 +160,13 @@ export class FallbackStore implements Store {
   /** Local figures while any node is away: a SCAN on a hung node would hold `/stats` until its command timeout. */
   usage(prefix: string): Promise<PrefixUsage> {
     if (this.status() === "degraded") return this.#local.usage(prefix);
-    return this.#everyNode((store) =>
+    return this.#calls.everyNode((store) =>
       store.usage ? store.usage(prefix) : Promise.resolve({ entries: 0, bytes: 0 })
     );
   }
 
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {
-    return this.#call({ window: key }, (store) => store.addToWindow(key, amount, windowMs, now));
+    return this.#calls.call({ window: key }, (store) => store.addToWindow(key, amount, windowMs, now));
   }
 
   addToWindows(
@@ -186,23 +175,23 @@ export class FallbackStore implements Store {
     windowMs: number,
     now: number,
   ): Promise<WindowReply> {
-    return this.#call({ window: scope }, (store) => store.addToWindows(scope, counters, windowMs, now));
+    return this.#calls.call({ window: scope }, (store) => store.addToWindows(scope, counters, windowMs, now));
   }
 
   charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply> {
-    return this.#call({ window: scope }, (store) => store.charge(scope, counters, lease));
+    return this.#calls.call({ window: scope }, (store) => store.charge(scope, counters, lease));
   }
 
   release(scope: string, name: string, token: string): Promise<void> {
-    return this.#call({ window: scope }, (store) => store.release(scope, name, token));
+    return this.#calls.call({ window: scope }, (store) => store.release(scope, name, token));
   }
 
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
-    return this.#call({ key }, (store) => store.addToTally(key, amounts, ttlMs));
+    return this.#calls.call({ key }, (store) => store.addToTally(key, amounts, ttlMs));
   }
 
   readTally(key: string): Promise<Record<string, number>> {
-    return this.#call({ key }, (store) => store.readTally(key), READ);
+    return this.#calls.call({ key }, (store) => store.readTally(key), READ);
   }
 
   /**
@@ -227,10 +216,10 @@ export class FallbackStore implements Store {
 
   /** Relays live only in Redis: refused while the key's node is served locally, bounded like every call. */
   appendToRelay(key: string, entry: RelayAppend, ttlMs: number): Promise<string> {
-    return this.#onlyShared(key, (store) => store.appendToRelay?.(key, entry, ttlMs));
+    return this.#calls.onlyShared(key, (store) => store.appendToRelay?.(key, entry, ttlMs));
   }
   readRelay(key: string, after: string, count: number): Promise<RelayEntry[]> {
-    return this.#onlyShared(key, (store) => store.readRelay?.(key, after, count));
+    return this.#calls.onlyShared(key, (store) => store.readRelay?.(key, after, count));
   }
 
   /** "degraded" while the primary is disconnected or any of its nodes is served locally. */
@@ -247,72 +236,5 @@ export class FallbackStore implements Store {
 
   async close(): Promise<void> {
     await Promise.all([this.#primary.close(), this.#local.close()]);
-  }
-
-  /** A call to the target's node, or to local state (see the top). */
-  async #call<T>(target: NodeTarget, operation: Operation<T>, kind = WRITE): Promise<T> {
-    const { read, patienceMs } = kind;
-    const node = this.#primary.nodeOf?.(target) ?? ALL_NODES;
-    if (this.#primary.status() === "degraded") {
-      this.#outages.down(ALL_NODES, "status degraded");
-      return operation(this.#local, node);
-    }
-    if (patienceMs === undefined && this.#outages.skip(node, read)) return operation(this.#local, node);
-    // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
-    // (or a later one) takes can be removed by a delete owed from before.
-    if (this.#owed.size > 0) {
-      const answered = (pending: Promise<unknown>) => this.#answered(pending, node);
-      if (!(await this.#owed.payAhead(node, this.#primary, this.#outages.isDown(node), answered))) {
-        return operation(this.#local, node);
-      }
-    }
-    const started = performance.now();
-    const pending = operation(this.#primary, node);
-    let result: T;
-    try {
-      result = await this.#bound.wait(pending, started, patienceMs);
-    } catch (error) {
-      // The server answered (wrong type, value too big): Redis is there, this call failed.
-      if (isAnswer(error, this.#primary)) throw error;
-      this.#outages.down(node, error instanceof Error ? error.message : String(error));
-      // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives (which also
-      // raises the bound); dead or hung, the command fails or never answers and the node stays down.
-      if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node, read), () => {});
-      return operation(this.#local, node);
-    }
-    this.#outages.up(node, read);
-    return result;
-  }
-
-  /** Whether `pending` got an answer (an error reply is one) within the wait bound; else `node` is down. */
-  async #answered(pending: Promise<unknown>, node: string): Promise<boolean> {
-    try {
-      await this.#bound.wait(pending, performance.now());
-    } catch (error) {
-      if (isAnswer(error, this.#primary)) return true;
-      this.#outages.down(node, error instanceof Error ? error.message : String(error));
-      return false;
-    }
-    return true;
-  }
-
-  async #onlyShared<T>(key: string, operation: (store: Store) => Promise<T> | undefined): Promise<T> {
-    const node = this.#primary.nodeOf?.({ key }) ?? ALL_NODES;
-    const pending = this.#primary.status() === "degraded" || this.#outages.skip(node)
-      ? undefined
-      : operation(this.#primary);
-    if (pending === undefined) throw new StoreWaitError(`no shared store for '${key}'`);
-    return await within(pending, this.#bound.ms(performance.now()));
-  }
-
-  /** A call that spans every node (SCAN-based): not bounded by `waitMs`; served locally only when it fails. */
-  async #everyNode<T>(operation: (store: Store) => Promise<T>): Promise<T> {
-    if (this.#primary.status() === "degraded") return operation(this.#local);
-    try {
-      return await operation(this.#primary);
-    } catch (error) {
-      if (isAnswer(error, this.#primary)) throw error;
-      return operation(this.#local);
-    }
   }
 }
