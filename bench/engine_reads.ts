@@ -3,10 +3,14 @@
  * 19, "the engine's reads"): each case sends a request head to the proxy (a bundle or main.ts, run as its own
  * process), then up to `--mib` MiB more on the same connection in 1 MiB writes, for at most `--seconds`, while
  * the upstream holds its answer for `--hold-ms`. Sampled every 50 ms: the proxy's VmRSS; every 100 ms from another
- * connection: `/health`. A fresh proxy per case.
+ * connection: `/health`. A fresh proxy per case. A body longer than its declared length is `chat_then_junk`: the
+ * engine takes what follows the declared length as the next request.
+ *
+ * `--nginx` sends every case through nginx in front of the proxy (bench/nginx.ts's config: HTTP/1.1 keep-alive to
+ * the proxy, request bodies buffered, 10 MiB at most, WebSocket upgrades passed) and adds nginx's peak RSS.
  *
  *   deno run -A bench/engine_reads.ts [--main dist/bundle/main.js] [--mib 300] [--seconds 8] [--hold-ms 6000]
- *                                     [--case NAME ...]
+ *                                     [--nginx] [--case NAME ...]
  */
 
 import { parseArgs } from "node:util";
@@ -183,7 +187,7 @@ async function runCase(name: string, attack: Case) {
     args: ["run", "-A", V8_FLAGS, main, "--config", config, "--port", "0", "--log-level", "error"],
   });
   const front: ServerProcess | undefined = values.nginx
-    ? await startNginx(proxy.url).then((nginx) => {
+    ? await startNginx(proxy.url, { upgrades: true }).then((nginx) => {
       if (typeof nginx === "string") throw new Error(nginx);
       return nginx;
     })

@@ -8,13 +8,19 @@
 import type { ServerProcess } from "./server_process.ts";
 
 /** nginx on a free port of 127.0.0.1 in front of `upstreamUrl`, or why it could not be started. */
-export async function startNginx(upstreamUrl: string): Promise<ServerProcess | string> {
+export async function startNginx(
+  upstreamUrl: string,
+  options: { readonly upgrades?: boolean } = {},
+): Promise<ServerProcess | string> {
   const binary = await ensureNginx();
   if (!binary) return "nginx is not installed and could not be installed";
   const dir = await Deno.makeTempDir({ prefix: "llmproxy-bench-nginx-" });
   const port = freePort();
   const upstream = new URL(upstreamUrl);
-  await Deno.writeTextFile(`${dir}/nginx.conf`, config(dir, port, `${upstream.hostname}:${upstream.port}`));
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    config(dir, port, `${upstream.hostname}:${upstream.port}`, options.upgrades ?? false),
+  );
   const child = new Deno.Command(binary, {
     args: ["-p", dir, "-c", `${dir}/nginx.conf`],
     stdin: "null",
@@ -48,7 +54,12 @@ export async function startNginx(upstreamUrl: string): Promise<ServerProcess | s
   };
 }
 
-function config(dir: string, port: number, upstream: string): string {
+/** With `upgrades`, WebSocket upgrades pass too (nginx's documented `Upgrade`/`Connection` settings). */
+function config(dir: string, port: number, upstream: string, upgrades: boolean): string {
+  const connection = upgrades
+    ? `proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;`
+    : `proxy_set_header Connection "";`;
   return `daemon off;
 master_process off;
 worker_processes 1;
@@ -63,13 +74,15 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   keepalive_requests 1000000;
-  upstream fake { server ${upstream}; keepalive 256; keepalive_requests 1000000; }
+  upstream fake { server ${upstream}; keepalive 256; keepalive_requests 1000000; }${
+    upgrades ? '\n  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }' : ""
+  }
   server {
     listen 127.0.0.1:${port} backlog=4096;
     location / {
       proxy_pass http://fake;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${connection}
       proxy_buffering off;
       proxy_request_buffering on;
       client_max_body_size 10m;
