@@ -40,8 +40,10 @@ export class OwedDeletes {
   ): Promise<boolean> {
     const owed = this.#owed.get(node);
     if (owed === undefined) return true;
-    if (retry) {
-      const [key, value] = owed.entries().next().value!;
+    // Another call may have taken the only one as its probe: then there is none to probe with.
+    const first = retry ? owed.entries().next().value : undefined;
+    if (first !== undefined) {
+      const [key, value] = first;
       owed.delete(key);
       this.#count--;
       if (!(await answered(primary.deleteIfEquals(key, value)))) {
