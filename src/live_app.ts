@@ -112,5 +112,15 @@ export function restartOnlyChanges(before: Config, after: Config): string[] {
       "Redis settings or cache_params.namespace changed: a restart is needed to use the new store",
     );
   }
+  // The bounds of what this process keeps in memory are set when its store is made.
+  const bounds = [
+    ["cache_params.max_entries", a.cacheMaxEntries, b.cacheMaxEntries],
+    ["cache_params.max_bytes", a.cacheMaxBytes, b.cacheMaxBytes],
+    ["response_affinity_max_entries", a.responseAffinityMaxEntries, b.responseAffinityMaxEntries],
+  ] as const;
+  const changed = bounds.filter(([, was, now]) => was !== now).map(([name]) => name);
+  if (changed.length > 0) {
+    warnings.push(`${changed.join(", ")} changed: a restart is needed to apply the new in-memory bounds`);
+  }
   return warnings;
 }
