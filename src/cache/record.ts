@@ -194,17 +194,45 @@ export class SseRecorder {
 }
 
 /**
- * Whether an event's data is a JSON object: told by its first and last characters for the usual event (no parse;
- * an object cut short does not end in `}`), by a parse for any other (whitespace around it).
+ * Whether an event's data is a JSON object. The usual event opens with `{` and closes with `}`: one scan of its
+ * brackets outside strings tells whether that `}` closes the object (an object cut short at an inner `}` ends in
+ * one too, and a stream stored with it would replay the cut to every identical request). Any other is parsed
+ * (whitespace around it).
  */
 function isObject(data: string): boolean {
-  if (data.charCodeAt(0) === 123 && data.charCodeAt(data.length - 1) === 125) return true;
+  const last = data.length - 1;
+  if (data.charCodeAt(0) === 123 && data.charCodeAt(last) === 125) return closesAtEnd(data, last);
   try {
     const parsed: unknown = JSON.parse(data);
     return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed);
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether the bracket that opens `data` is closed at its last character (`last`), and not before: strings are
+ * skipped whole (`indexOf` to each closing quote, one after an odd run of backslashes being escaped).
+ */
+function closesAtEnd(data: string, last: number): boolean {
+  let depth = 0;
+  for (let i = 0; i <= last; i++) {
+    const c = data.charCodeAt(i);
+    if (c === 34) {
+      i = data.indexOf('"', i + 1);
+      while (i > 0 && escaped(data, i)) i = data.indexOf('"', i + 1);
+      if (i < 0) return false;
+    } else if (c === 123 || c === 91) depth++;
+    else if ((c === 125 || c === 93) && --depth === 0) return i === last;
+  }
+  return false;
+}
+
+/** Whether the quote at `at` is escaped: preceded by an odd number of backslashes. */
+function escaped(data: string, at: number): boolean {
+  let slashes = 0;
+  while (data.charCodeAt(at - 1 - slashes) === 92) slashes++;
+  return slashes % 2 === 1;
 }
 
 /** The `type` of a data-only Responses event, read only when it may be one that matters. */

@@ -1,6 +1,6 @@
 /**
  * A stream that is not what its route promises is not cached: a Chat Completions event whose data is not JSON (a
- * gateway's text, a chunk cut mid-object) or a Responses `response.completed` whose data does not parse. The
+ * gateway's text, a chunk cut mid-object, even exactly at an inner `}`) or a Responses `response.completed` whose data does not parse. The
  * client of the miss gets the bytes as they came; the next identical request goes upstream again instead of being
  * handed the broken stream as a good answer, and so does a request that waited on the first one.
  */
@@ -26,6 +26,16 @@ const CASES: { name: string; path: string; body: Record<string, unknown>; events
     path: "chat/completions",
     body: { messages: [{ role: "user", content: "hi" }] },
     events: [CHUNK, `data: {"id":"c","choices":[{"index":0,"delta":{"content":"hel\n\n`, "data: [DONE]\n\n"],
+  },
+  {
+    name: "a chat event cut exactly at an inner `}` (it opens with `{` and ends with `}`)",
+    path: "chat/completions",
+    body: { messages: [{ role: "user", content: "hi" }] },
+    events: [
+      CHUNK,
+      `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"lo"}\n\n`,
+      "data: [DONE]\n\n",
+    ],
   },
   {
     name: "a Responses response.completed whose data is not JSON",
@@ -114,3 +124,26 @@ for (const { name, path, body, events } of CASES) {
     },
   );
 }
+
+test("a stream whose events hold brackets, quotes and backslashes in their strings is whole: cached", {
+  timeout: 20_000,
+}, async () => {
+  const tricky = (content: string) =>
+    `data: ${
+      JSON.stringify({
+        id: "c",
+        object: "chat.completion.chunk",
+        choices: [{ index: 0, delta: { content } }],
+      })
+    }\n\n`;
+  const events = [tricky('}"]{'), tricky("\\"), tricky('\\"}'), tricky("{[}]"), "data: [DONE]\n\n"];
+  await using upstream = brokenUpstream(events);
+  await using proxy = await startProxy(groupYaml([endpointYaml(upstream.url)], ["cache: true"]));
+  const ask = asker(proxy.url, "chat/completions", { messages: [{ role: "user", content: "hi" }] });
+  assert.equal((await ask()).text, events.join(""));
+  await delay(50);
+  const again = await ask();
+  assert.equal(again.cache, "HIT");
+  assert.equal(again.text, events.join(""));
+  assert.equal(upstream.calls(), 1);
+});

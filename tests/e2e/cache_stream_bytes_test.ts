@@ -19,8 +19,8 @@ const READS = [
   `${event("a\uFFFDb")}\r\n\r\n${event("cr")}\r`, // CRLF; then CR, its blank line's CR in the next read
   `\r${BOM}: a comment that opens with a BOM\n\n`,
   `${BOM}data: {"ignored":"a client reads the field name \\uFEFFdata"}\n\n`,
-  `${event("cut ")}`, // an event cut across reads, mid-line
-  `across\\u00e9"}}]}\n\ndata: [DONE]\n\n`,
+  event("cut across\\u00e9").slice(0, -20), // an event cut across reads, mid-string
+  `${event("cut across\\u00e9").slice(-20)}\n\ndata: [DONE]\n\n`,
 ];
 const encoder = new TextEncoder();
 const STREAM = encoder.encode(READS.join(""));
