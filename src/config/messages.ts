@@ -22,25 +22,18 @@ export function formatPath(path: Path): string {
   return out;
 }
 
-const PATH_HEAD = /^[A-Za-z_][\w-]*(?:\[\d+\]|\.[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])+/;
-
 /**
- * The path a problem's message starts with, as `formatPath` wrote it (`keys[2].models[0] must match ...`):
- * how a problem found after the schema (a duplicate name, a missing key) gets its line. Undefined when the
- * message starts with no path of two parts or more (`the file is empty`).
+ * A problem found after the schema (a duplicate name, a missing key), about one place in the file: its `path`,
+ * which gives it its line, and its message, which names that path first (`keys[2].models[0] must match ...`).
  */
-export function leadingPath(message: string): Path | undefined {
-  const head = PATH_HEAD.exec(message)?.[0];
-  if (head === undefined || !/^[\s:]|^$/.test(message.slice(head.length))) return undefined;
-  const path: PropertyKey[] = [];
-  for (
-    const [, name, index, quoted] of head.matchAll(
-      /(?:^|\.)([A-Za-z_][\w-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g,
-    )
-  ) {
-    path.push(name ?? (index !== undefined ? Number(index) : JSON.parse(quoted)));
-  }
-  return path;
+export interface Problem {
+  readonly path: Path;
+  readonly message: string;
+}
+
+/** The problem at `path`, its message the path written out and then `rest` (` must be unique, got ...`). */
+export function problemAt(path: Path, rest: string): Problem {
+  return { path, message: `${formatPath(path)}${rest}` };
 }
 
 const SECRET_SEGMENT = /key|password|secret|token|auth|redis_url/i;

@@ -6,6 +6,7 @@
 
 import type { Config, EndpointConfig, GroupConfig, Provider, RedisSettings, Settings } from "./config.ts";
 import { ConfigError } from "./error.ts";
+import { formatPath, type Path, type Problem, problemAt } from "./messages.ts";
 import { ignoredKeys } from "./legacy.ts";
 import { resolveLimits } from "./limits.ts";
 import { checkAliases, groupRouting, resolveAzureAd } from "./routing.ts";
@@ -22,24 +23,25 @@ const MiB = 1024 * 1024;
 const DATED_API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
 
 export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup): Config {
-  const problems: string[] = [];
-  const groupSeen = new Map<string, string>();
-  const idSeen = new Map<string, string>();
-  const implicit: { endpoint: EndpointConfig; path: string }[] = [];
+  const problems: Problem[] = [];
+  const groupSeen = new Map<string, Path>();
+  const idSeen = new Map<string, Path>();
+  const implicit: { endpoint: EndpointConfig; path: Path }[] = [];
 
   const groups: GroupConfig[] = file.model_groups.map((group, g) => {
-    const groupPath = `model_groups[${g}]`;
+    const groupPath = ["model_groups", g];
     const first = groupSeen.get(group.model_group);
     if (first !== undefined) {
       problems.push(
-        `${groupPath}.model_group must be unique, got ${
-          JSON.stringify(group.model_group)
-        } again (first at ${first})`,
+        problemAt(
+          [...groupPath, "model_group"],
+          ` must be unique, got ${JSON.stringify(group.model_group)} again (first at ${formatPath(first)})`,
+        ),
       );
     } else groupSeen.set(group.model_group, groupPath);
 
     const endpoints = group.models.map((entry, m) => {
-      const path = `${groupPath}.models[${m}]`;
+      const path = [...groupPath, "models", m];
       const endpoint = resolveEndpoint(entry, group.model_group, path, file.general_settings, env, problems);
       const name = entry.params.name;
       if (name === undefined) {
@@ -48,7 +50,10 @@ export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup):
         const firstName = idSeen.get(name);
         if (firstName !== undefined) {
           problems.push(
-            `${path}.params.name must be unique, got ${JSON.stringify(name)} again (first at ${firstName})`,
+            problemAt(
+              [...path, "params", "name"],
+              ` must be unique, got ${JSON.stringify(name)} again (first at ${formatPath(firstName)})`,
+            ),
           );
         } else idSeen.set(name, path);
       }
@@ -81,10 +86,10 @@ export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup):
 function resolveEndpoint(
   entry: EndpointEntry,
   group: string,
-  path: string,
+  path: Path,
   gs: ConfigFile["general_settings"],
   env: EnvLookup,
-  problems: string[],
+  problems: Problem[],
 ): EndpointConfig {
   const p = entry.params;
   const url = new URL(p.base_url ?? OPENAI_BASE_URL);
@@ -105,7 +110,7 @@ function resolveEndpoint(
   const azureAd = resolveAzureAd(p.azure_ad, provider, path, env, problems);
   const apiKey = p.api_key ?? (azureAd ? "" : env(keyVar));
   if (!azureAd && (apiKey === undefined || apiKey === "")) {
-    problems.push(`${path}.params.api_key is required (or set ${keyVar})`);
+    problems.push(problemAt([...path, "params", "api_key"], ` is required (or set ${keyVar})`));
   }
 
   const headers: Record<string, string> = {

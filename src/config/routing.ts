@@ -6,6 +6,7 @@
 
 import type { AzureAdConfig, GroupConfig, Provider } from "./config.ts";
 import type { ConfigFile } from "./schema.ts";
+import { type Path, type Problem, problemAt } from "./messages.ts";
 
 type EnvLookup = (name: string) => string | undefined;
 type GroupFile = ConfigFile["model_groups"][number];
@@ -29,15 +30,17 @@ export function groupRouting(group: GroupFile): Omit<GroupConfig, "name" | "endp
 export function resolveAzureAd(
   ad: AzureAdFile | undefined,
   provider: Provider,
-  path: string,
+  path: Path,
   env: EnvLookup,
-  problems: string[],
+  problems: Problem[],
 ): AzureAdConfig | undefined {
   if (!ad) return undefined;
-  const at = `${path}.params.azure_ad`;
-  if (provider !== "azure") problems.push(`${at} needs an Azure endpoint (provider: azure), got ${provider}`);
+  const at = [...path, "params", "azure_ad"];
+  if (provider !== "azure") {
+    problems.push(problemAt(at, ` needs an Azure endpoint (provider: azure), got ${provider}`));
+  }
   if (ad.managed_identity && ad.workload_identity) {
-    problems.push(`${at} must set only one of managed_identity and workload_identity`);
+    problems.push(problemAt(at, " must set only one of managed_identity and workload_identity"));
   }
   const scope = ad.scope ?? DEFAULT_AZURE_SCOPE;
   if (ad.managed_identity) {
@@ -50,7 +53,7 @@ export function resolveAzureAd(
   }
   const required = (value: string | undefined, key: string, variable: string): string => {
     const found = value ?? nonEmpty(env(variable));
-    if (found === undefined) problems.push(`${at}.${key} is required (or set ${variable})`);
+    if (found === undefined) problems.push(problemAt([...at, key], ` is required (or set ${variable})`));
     return found ?? "";
   };
   const tenantId = required(ad.tenant_id, "tenant_id", "AZURE_TENANT_ID");
@@ -59,7 +62,10 @@ export function resolveAzureAd(
     .replace(/\/+$/, "");
   if (!/^[A-Za-z0-9.-]+$/.test(tenantId) && tenantId !== "") {
     problems.push(
-      `${at}.tenant_id must be a tenant id or domain, got ${JSON.stringify(tenantId.slice(0, 80))}`,
+      problemAt(
+        [...at, "tenant_id"],
+        ` must be a tenant id or domain, got ${JSON.stringify(tenantId.slice(0, 80))}`,
+      ),
     );
   }
   if (ad.workload_identity) {
@@ -74,14 +80,17 @@ export function resolveAzureAd(
  * Every name a client may send must lead to one group: an alias may not repeat a group name or another alias.
  * (Two wildcards may overlap; the first in file order wins.)
  */
-export function checkAliases(groups: readonly GroupConfig[], problems: string[]): void {
+export function checkAliases(groups: readonly GroupConfig[], problems: Problem[]): void {
   const owner = new Map<string, string>(groups.map((group) => [group.name, `group '${group.name}'`]));
   groups.forEach((group, g) => {
     (group.aliases ?? []).forEach((alias, a) => {
       const first = owner.get(alias);
       if (first !== undefined) {
         problems.push(
-          `model_groups[${g}].aliases[${a}] must be unique, got ${JSON.stringify(alias)} (already ${first})`,
+          problemAt(
+            ["model_groups", g, "aliases", a],
+            ` must be unique, got ${JSON.stringify(alias)} (already ${first})`,
+          ),
         );
       } else owner.set(alias, `an alias of '${group.name}'`);
     });

@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { ConfigError } from "./error.ts";
 import { withoutNulls } from "./legacy.ts";
 import { lineOf } from "./line_of.ts";
-import { describeIssue, formatPath, leadingPath, type Path } from "./messages.ts";
+import { describeIssue, formatPath, type Path } from "./messages.ts";
 import { type EnvLookup, resolveConfig } from "./resolve.ts";
 import { ConfigFileSchema } from "./schema.ts";
 
@@ -38,12 +38,12 @@ export function configFromTree(parsed: unknown, source: string, env: EnvLookup, 
   try {
     return resolveConfig(result.data, source, env);
   } catch (error) {
-    // What is found across entries (a duplicate name, a missing key) names its path first: give it its line too.
+    // What is found across entries (a duplicate name, a missing key) carries its path: give it its line too.
     if (!(error instanceof ConfigError) || text === undefined) throw error;
     throw new ConfigError(
       source,
-      error.problems.map((problem) => {
-        const path = leadingPath(problem);
+      error.problems.map((problem, i) => {
+        const path = error.paths[i];
         return path === undefined ? problem : at(path, problem);
       }),
     );

@@ -5,6 +5,7 @@
 
 import { buildPolicy, digestOf, type KeyPolicy, modelMatcher } from "./policy.ts";
 import type { KeyEntry, PriceEntry } from "./schema.ts";
+import { type Problem, problemAt } from "../config/messages.ts";
 
 /** USD per million tokens of one model. */
 export interface Price {
@@ -45,25 +46,28 @@ export function resolveKeys(
   keys: readonly KeyEntry[] | undefined,
   prices: Readonly<Record<string, PriceEntry>> | undefined,
   usageStream: UsageStreamEntry | undefined,
-): { keys: KeysConfig; problems: string[] } {
-  const problems: string[] = [];
+): { keys: KeysConfig; problems: Problem[] } {
+  const problems: Problem[] = [];
   const names = new Map<string, number>();
   const digests = new Map<string, number>();
   const entries = (keys ?? []).flatMap((entry, i) => {
-    const at = `keys[${i}]`;
+    const at = ["keys", i];
     if ((entry.key === undefined) === (entry.key_sha256 === undefined)) {
-      problems.push(`${at} needs exactly one of 'key' and 'key_sha256'`);
+      problems.push(problemAt(at, " needs exactly one of 'key' and 'key_sha256'"));
       return [];
     }
     const first = names.get(entry.name);
     if (first !== undefined) {
       problems.push(
-        `${at}.name must be unique, got ${JSON.stringify(entry.name)} again (first at keys[${first}])`,
+        problemAt(
+          [...at, "name"],
+          ` must be unique, got ${JSON.stringify(entry.name)} again (first at keys[${first}])`,
+        ),
       );
     } else names.set(entry.name, i);
     const digest = entry.key_sha256?.toLowerCase() ?? digestOf(entry.key!);
     const same = digests.get(digest);
-    if (same !== undefined) problems.push(`${at} has the same key as keys[${same}]`);
+    if (same !== undefined) problems.push(problemAt(at, ` has the same key as keys[${same}]`));
     else digests.set(digest, i);
     return [buildPolicy(entry.name, digest, "config", entry)];
   });
@@ -88,12 +92,15 @@ export function resolveKeys(
  * A `models` entry of `keys:` that matches no model group of the file: a typo (`gpt4o` for `gpt-4o`) that would
  * leave the key refused by the groups it was meant for, with nothing in the log.
  */
-export function unmatchedModels(keys: readonly KeyEntry[] | undefined, groups: readonly string[]): string[] {
+export function unmatchedModels(keys: readonly KeyEntry[] | undefined, groups: readonly string[]): Problem[] {
   const shown = groups.length > 10 ? `${groups.slice(0, 10).join(", ")}, ...` : groups.join(", ");
   return (keys ?? []).flatMap((entry, i) =>
     (entry.models ?? []).flatMap((pattern, m) =>
       groups.some(modelMatcher([pattern])) ? [] : [
-        `keys[${i}].models[${m}] must match a model group, got ${JSON.stringify(pattern)} (groups: ${shown})`,
+        problemAt(
+          ["keys", i, "models", m],
+          ` must match a model group, got ${JSON.stringify(pattern)} (groups: ${shown})`,
+        ),
       ]
     )
   );
