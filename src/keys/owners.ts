@@ -13,6 +13,9 @@
 import type { Identity } from "../core/request.ts";
 import type { Store } from "../store/store.ts";
 
+/** How long a key's read of an owner record waits for a slow Redis before it falls back to local state. */
+const PATIENT_READ_MS = 2000;
+
 /** Where the owners live in the store (`owner:<response id>`). */
 export const OWNER_PREFIX = "owner:";
 
@@ -36,7 +39,10 @@ export class ResponseOwners {
    * any, when the store cannot say: nothing a key owns is at stake for a proxy without keys).
    */
   async allows(responseId: string, caller: Identity | null): Promise<boolean> {
-    const owner = await this.#store.get(OWNER_PREFIX + responseId).catch(() => undefined);
+    const key = OWNER_PREFIX + responseId;
+    // For a key, no record refuses it: a slow shared store is waited for, not read as "not yours" (`getPatiently`).
+    const read = caller ? this.#store.getPatiently?.(key, PATIENT_READ_MS) : undefined;
+    const owner = await (read ?? this.#store.get(key)).catch(() => undefined);
     return caller ? owner === caller.id : owner == null;
   }
 
