@@ -103,7 +103,9 @@ test("a wait for capacity after a 429 shows as a rate-limit cooldown, a wait and
   await using proxy = await startProxy(
     groupYaml([endpointYaml(sim.url, { name: "only" })], ["max_wait_for_capacity: 2"]),
   );
-  sim.next({ kind: "status", status: 429, headers: { "retry-after-ms": "150" } });
+  // A cooldown long enough to still run when the retry is planned (a 150 ms one had ended on a loaded machine, and
+  // with it the wait: no capacity wait was counted).
+  sim.next({ kind: "status", status: 429, headers: { "retry-after-ms": "1000" } });
   const response = await chat(proxy.url, "wait for me");
   assert.equal(response.status, 200);
   await response.body?.cancel();
