@@ -136,6 +136,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     upstreamConnectionBudget(openFileLimit(), maxConnections);
   upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
+  if (telemetry && upstream.kind === "fetch") telemetry.warnFetchSpans(config.groups, logger);
   const affinity = new ResponseAffinity(store, {
     ttlSeconds: settings.responseAffinityTtlSeconds,
     maxTurnBytes: MAX_TURN_BYTES,

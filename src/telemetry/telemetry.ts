@@ -25,7 +25,8 @@ import {
   trace,
   type Tracer,
 } from "@opentelemetry/api";
-import type { EndpointConfig } from "../config/config.ts";
+import type { EndpointConfig, GroupConfig } from "../config/config.ts";
+import type { Logger } from "../logger.ts";
 import type { UsageSink } from "../proxy/usage.ts";
 import type { AttemptObserver, AttemptWatch } from "../upstream/attempt.ts";
 import type { UpstreamRequest } from "../upstream/client.ts";
@@ -195,6 +196,24 @@ export class Telemetry {
     const { identity, trace } = report.request;
     if (identity && trace) trace.keyName = identity.id;
   };
+
+  /**
+   * With the `fetch` upstream client, Deno's own instrumentation adds a span per call that carries the upstream
+   * URL with its query (`url.full`, `url.query`), and nothing lets the proxy leave it out. One warning names the
+   * endpoints whose URLs carry a query of their own (`default_query`, or one in `base_url`): its values may be
+   * secrets, and they are exported.
+   */
+  warnFetchSpans(groups: readonly GroupConfig[], logger: Logger): void {
+    const exposed = groups.flatMap((group) => group.endpoints)
+      .filter((endpoint) => Object.keys(endpoint.query ?? {}).length > 0 || endpoint.baseUrl.includes("?"))
+      .map((endpoint) => endpoint.id);
+    if (exposed.length === 0) return;
+    logger.warn(
+      "tracing with upstream_client fetch: Deno's own fetch spans export these endpoints' upstream URLs with " +
+        "their query strings (use the http1 client, or keep secrets out of their URLs)",
+      { endpoints: exposed },
+    );
+  }
 
   /** The upstream client's observer: a CLIENT span per attempt, a child of the active request's span. */
   readonly attempts: AttemptObserver = {

@@ -259,3 +259,65 @@ test("tracing: an upstream naming a new model in every answer labels the histogr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+test("tracing: with the fetch client, an endpoint whose URL has a query of its own is named in a warning", {
+  timeout: 60_000,
+}, async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const receiver = startReceiver();
+  const dir = await Deno.makeTempDir();
+  const SECRET = "function-key-5e0d";
+  try {
+    for (const client of ["http1", "fetch"]) {
+      const config = `${dir}/llmproxy.yaml`;
+      await Deno.writeTextFile(
+        config,
+        [
+          "model_groups:",
+          "  - model_group: gpt-test",
+          "    models:",
+          endpointYaml(sim.url, { name: "plain" }),
+          endpointYaml(sim.url, {
+            name: "keyed",
+            extra: ["          default_query:", `            code: ${SECRET}`].join("\n"),
+          }),
+          "general_settings:",
+          "  cache: false",
+          `  upstream_client: ${client}`,
+        ].join("\n") + "\n",
+      );
+      const before = receiver.bodies.length;
+      await using proxy = await startProxyProcess(["--config", config, "--port", "0"], {
+        env: {
+          OTEL_DENO: "true",
+          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_DENO_CONSOLE: "ignore",
+          OTEL_BSP_SCHEDULE_DELAY: "200",
+        },
+      });
+      for (let i = 0; i < 4; i++) {
+        const answer = await chat(proxy.url, `q ${i}`);
+        assert.equal(answer.status, 200);
+        await answer.body?.cancel();
+      }
+      const exported = await waitFor("the spans", () => {
+        const text = receiver.bodies.slice(before).map((body) => body.text).join("\n");
+        return text.includes("chat gpt-test") ? text : undefined;
+      });
+      const warning = proxy.output().split("\n").find((line) => line.includes("Deno's own fetch spans"));
+      assert.ok(!proxy.output().includes(SECRET), "the query's value in the proxy's output");
+      if (client === "http1") {
+        assert.equal(warning, undefined);
+        assert.ok(!exported.includes(SECRET), "the query's value exported with the http1 client");
+      } else {
+        // Deno's fetch span carries the URL as called: the proxy cannot leave the query out, so it says so.
+        assert.ok(exported.includes(SECRET));
+        assert.deepEqual(JSON.parse(warning!).endpoints, ["keyed"]);
+      }
+    }
+  } finally {
+    await receiver.server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
