@@ -54,6 +54,11 @@ export class CachedToken {
     return (await this.#refresh()).value;
   }
 
+  /** Whether a token valid now is held (`get` then answers with it at once). */
+  holdsValid(): boolean {
+    return this.#token !== undefined && this.#now() < this.#token.expiresAt;
+  }
+
   /** An endpoint answered 401 to `value`: unless it is fresh, the token is dropped and the next `get` fetches. */
   reject(value: string): void {
     const token = this.#token;

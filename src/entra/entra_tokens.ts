@@ -7,7 +7,8 @@
 import type { AzureAdConfig, EndpointConfig } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import { CachedToken } from "./cached_token.ts";
-import { requestToken, type TokenRequestDeps } from "./token_request.ts";
+import { requestToken, TokenError, type TokenRequestDeps } from "./token_request.ts";
+import { startTimer } from "../util/timer.ts";
 
 export type TokenResult = { readonly ok: true; readonly token: string } | {
   readonly ok: false;
@@ -48,7 +49,9 @@ export class EntraTokens {
       this.#tokens.set(key, cached);
     }
     try {
-      return { ok: true, token: await cached.get() };
+      const wait = cached.get();
+      // A token at hand comes at once; one being fetched is waited for no longer than the endpoint's timeout.
+      return { ok: true, token: await (cached.holdsValid() ? wait : within(wait, endpoint.timeoutMs)) };
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       return { ok: false, message: `Entra ID token unavailable: ${why}` };
@@ -79,4 +82,24 @@ export class EntraTokens {
       throw error;
     }
   }
+}
+
+/** `wait`, or a failure once `ms` have passed (the fetch goes on, for the requests after). */
+function within<T>(wait: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = startTimer(
+      ms,
+      () => reject(new TokenError(`none within the endpoint's timeout (${ms} ms)`)),
+      {
+        ref: false,
+      },
+    );
+    wait.then((value) => {
+      timer.cancel();
+      resolve(value);
+    }, (error) => {
+      timer.cancel();
+      reject(error);
+    });
+  });
 }

@@ -28,7 +28,7 @@ const chat = (url: string) =>
   }));
 
 /** `ptu`, an Azure endpoint with client credentials at `tokens`, and `payg` behind it (priority 1) with a key. */
-function config(tokens: TokenServer, ptu: string, payg?: string): string {
+function config(tokens: TokenServer, ptu: string, payg?: string, ptuParams: string[] = []): string {
   return [
     "model_groups:",
     "  - model_group: gpt-test",
@@ -44,6 +44,7 @@ function config(tokens: TokenServer, ptu: string, payg?: string): string {
     "            client_id: app-id",
     `            client_secret: ${SECRET}`,
     `            authority_host: ${tokens.url}`,
+    ...ptuParams.map((line) => `          ${line}`),
     ...(payg ? [endpointYaml(payg, { name: "payg", extra: "        priority: 1" })] : []),
     "general_settings:",
     "  cache: false",
@@ -211,4 +212,26 @@ test("a reload that changes the client secret fetches a token with the new one",
   } finally {
     await live.close();
   }
+});
+
+test("a token endpoint slower than the endpoint's timeout: the request moves on after that timeout", async () => {
+  await using tokens = startTokenServer();
+  await using ptu = await SimUpstream.start({ name: "ptu", quiet: true });
+  await using payg = await SimUpstream.start({ name: "payg", quiet: true });
+  tokens.delayMs = 4_000;
+  await using proxy = await startProxy(config(tokens, ptu.url, payg.url, ["timeout: 1"]));
+  const started = Date.now();
+  const answer = await chat(proxy.url);
+  const took = Date.now() - started;
+  assert.equal(answer.endpoint, "payg", answer.text);
+  assert.ok(took < 3_000, `the request waited ${took} ms for a token`);
+  // The token request went on: once it is answered, the endpoint serves with it.
+  tokens.delayMs = 0;
+  let next = await chat(proxy.url);
+  while (next.endpoint !== "ptu" && Date.now() - started < 8_000) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    next = await chat(proxy.url);
+  }
+  assert.equal(next.endpoint, "ptu", next.text);
+  assert.equal(ptu.last?.headers.authorization, "Bearer tok-1");
 });
