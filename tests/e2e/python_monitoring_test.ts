@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
-import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { test } from "../_support/test.ts";
 
@@ -158,4 +158,30 @@ test({
     assert.equal(body.redis_connected, false);
     assert.equal(body.status, "degraded");
   },
+});
+
+test("DELETE /cache?format=python: the Python shape, {timestamp, deleted_entries, status}", async () => {
+  await using sim = await SimUpstream.start({ quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url)], ["cache: true"]));
+  const ask = async (content: string) => {
+    const response = await fetch(`${proxy.url}/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content }] }),
+    });
+    await response.body?.cancel();
+    return response.headers.get("x-llmproxy-cache");
+  };
+  // Two answers cached (the write is made after the answer went out: asked again until it hits).
+  for (const content of ["one", "two"]) {
+    for (let i = 0; i < 40 && await ask(content) !== "HIT"; i++) await delay(25);
+  }
+  const response = await fetch(`${proxy.url}/cache?format=python`, { method: "DELETE" });
+  assert.equal(response.status, 200);
+  const body = await response.json();
+  assert.deepEqual(Object.keys(body).sort(), ["deleted_entries", "status", "timestamp"]);
+  assert.equal(body.deleted_entries, 2);
+  assert.equal(body.status, "success");
+  assert.match(body.timestamp, PY_TIME);
+  // The native shape stays.
+  assert.deepEqual(await (await fetch(`${proxy.url}/cache`, { method: "DELETE" })).json(), { deleted: 0 });
 });
