@@ -50,4 +50,14 @@ test("an owner's 500 on GET /responses/{id} is a 503 naming it, counted in its h
   assert.equal(fetched.status, 200);
   assert.equal((await fetched.json()).id, id);
   assert.equal(sims[other].count(), callsElsewhere, "no call ever went to the other endpoint");
+  // Counted under the group of the endpoint that answered, like the request that made the response.
+  const counted = await (await fetch(`${proxy.url}/metrics`)).text();
+  for (const status of [200, 404]) {
+    assert.match(
+      counted,
+      new RegExp(
+        `llmproxy_requests_total\\{route="responses_item",group="gpt-test",endpoint="${owner}",status="${status}"\\} 1`,
+      ),
+    );
+  }
 });

@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import type { ItemRequest } from "../../core/request.ts";
 import type { Services } from "../../services.ts";
+import { endpointById } from "../../surface/groups.ts";
 import { FORWARDED_QUERY, forwardedQuery } from "../../upstream/forwarding.ts";
 import { respond } from "../respond.ts";
 import type { AppEnv } from "./generation.ts";
@@ -31,6 +32,9 @@ export function responseItemHandler(
       signal: c.req.raw.signal,
       trace,
     });
+    // Its series and log line name the group of the endpoint that answered, as a generation request's do.
+    const held = endpointById(services.config, answer.meta.endpoint);
+    if (held) c.set("group", held.group.name);
     return respond(answer, requestId, trace);
   };
 }
