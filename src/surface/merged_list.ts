@@ -242,9 +242,13 @@ async function fetchPage(
     const text = await answerText(answer);
     if (answer.status !== 200) return { cursor, error: `HTTP ${answer.status}` };
     const parsed = JSON.parse(text) as { data?: unknown; has_more?: unknown };
-    const items = (Array.isArray(parsed.data) ? parsed.data : []).filter((item): item is Item =>
+    const listed = (Array.isArray(parsed.data) ? parsed.data : []).filter((item): item is Item =>
       item !== null && typeof item === "object"
     );
+    // An upstream that ignores `after` (an older API version) starts from the top again: what comes up to the
+    // cursor was given before.
+    const at = cursor.after === null ? -1 : listed.findIndex((item) => item.id === cursor.after);
+    const items = at < 0 ? listed : listed.slice(at + 1);
     return { cursor, items, own: await owned(deps, items, caller), hasMore: parsed.has_more === true };
   } catch (error) {
     if (context.signal.aborted) throw error;

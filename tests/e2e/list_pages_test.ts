@@ -113,3 +113,35 @@ test("list cursor records: one per caller, order, purpose and object, whatever `
   assert.deepEqual((await pages(filtered)).flat().toSorted(), ids.toSorted());
   assert.deepEqual((await pages(plain)).flat().toSorted(), ids.toSorted());
 });
+
+test("a resource that ignores `after` and `limit` (an older API) still gives each file once", async () => {
+  await using east = await SimUpstream.start({ name: "east", quiet: true });
+  // Always every file it has, newest first, whatever the query asks.
+  const old = Array.from({ length: 5 }, (_, i) => ({
+    id: `file-old-${i}`,
+    object: "file",
+    bytes: 1,
+    created_at: 1_700_000_000 - i,
+    filename: `old${i}.jsonl`,
+    purpose: "batch",
+  }));
+  await using legacy = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => Response.json({ object: "list", data: old, has_more: false }),
+  );
+  await using proxy = await startProxy(
+    groupYaml([
+      endpointYaml(east.url, { name: "east" }),
+      // Weight 0: uploads go to east; lists ask both.
+      endpointYaml(`http://127.0.0.1:${legacy.addr.port}`, { name: "legacy", weight: 0 }),
+    ]),
+    { logLevel: "error" },
+  );
+  const client = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  const ids = [...old.map((file) => file.id)];
+  for (let i = 0; i < 3; i++) ids.push(await upload(client, `new${i}.jsonl`));
+  for (const limit of [2, 3]) {
+    const seen = (await pages(client.files.list({ limit }))).flat();
+    assert.deepEqual(seen.toSorted(), ids.toSorted(), `limit ${limit}: every file once`);
+  }
+});
