@@ -36,8 +36,7 @@ import { UpstreamClient } from "./upstream/client.ts";
 import { upstreamConnectionBudget } from "./upstream/connection_budget.ts";
 import { openFileLimit } from "./serve/fd_limit.ts";
 import { UsageLedger } from "./usage/ledger.ts";
-import { usageSink } from "./usage/sink.ts";
-import { countsUsage } from "./usage/relay_usage.ts";
+import { countsUsage, usageSink } from "./usage/sink.ts";
 
 export interface Services {
   readonly config: Config;

@@ -15,7 +15,7 @@ import { tapStream } from "../proxy/tap.ts";
 import { StreamUsage } from "../ratelimit/stream_usage.ts";
 import { type UsageFigures, usageOf } from "./figures.ts";
 import type { UsageLedger } from "./ledger.ts";
-import { ANONYMOUS } from "./sink.ts";
+import { ANONYMOUS, countsUsage } from "./sink.ts";
 import { joinBytes } from "../util/bytes.ts";
 
 export interface RelayUsageDeps {
@@ -36,13 +36,6 @@ export type RelayRecord = (answer: Answer, endpoint: string, identity: Identity 
 
 /** Longest JSON answer read for its usage as it streams by (a transcription); a longer one counts as a request. */
 const MAX_WATCHED_JSON = 1024 * 1024;
-
-/**
- * Usage is counted only when the proxy has keys of some kind, or a usage stream to write (a Python LLMProxy config
- * has a stream and no keys: its requests go to the stream as `anonymous`).
- */
-export const countsUsage = (deps: RelayUsageDeps) =>
-  deps.keys.clientKeysRequired || deps.keys.hasAdminKeys || deps.usage.streams;
 
 /** The record stage for one relay request; undefined when nothing is counted. */
 export function relayUsage(deps: RelayUsageDeps, event: RelayEvent): RelayRecord | undefined {

@@ -12,6 +12,15 @@ import type { UsageLedger } from "./ledger.ts";
 
 export const ANONYMOUS = "anonymous";
 
+/**
+ * Usage is counted only when the proxy has keys of some kind, or a usage stream to write (a Python LLMProxy config
+ * has a stream and no keys: its requests go to the stream as `anonymous`).
+ */
+export const countsUsage = (deps: {
+  readonly usage: Pick<UsageLedger, "streams">;
+  readonly keys: { readonly clientKeysRequired: boolean; readonly hasAdminKeys: boolean };
+}) => deps.keys.clientKeysRequired || deps.keys.hasAdminKeys || deps.usage.streams;
+
 export function usageSink(ledger: UsageLedger): UsageSink {
   return (report: UsageReport) => {
     const { request } = report;

@@ -12,7 +12,8 @@ import type { Services } from "../../services.ts";
 import { GROUP_HEADER, groupFor } from "../../surface/groups.ts";
 import { openUpstream, pipeSockets } from "../../surface/realtime.ts";
 import { upgradeWebSocket } from "../../serve/upgrade.ts";
-import { countsUsage, realtimeUsage } from "../../usage/relay_usage.ts";
+import { realtimeUsage } from "../../usage/relay_usage.ts";
+import { countsUsage } from "../../usage/sink.ts";
 import type { AppEnv } from "./generation.ts";
 
 export function realtimeHandler(services: Services) {
