@@ -9,51 +9,7 @@ import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, startProxyProcess } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
-
-type Attribute = { key: string; value: Record<string, unknown> };
-interface OtlpSpan {
-  name: string;
-  kind: number;
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  attributes: Attribute[];
-  status?: { code?: number };
-}
-
-function attributes(list: Attribute[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const { key, value } of list) {
-    const [kind, raw] = Object.entries(value)[0] ?? [];
-    out[key] = kind === "intValue" ? Number(raw) : raw;
-  }
-  return out;
-}
-
-function startReceiver() {
-  const bodies: { path: string; text: string }[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    bodies.push({ path: new URL(request.url).pathname, text: await request.text() });
-    return Response.json({});
-  });
-  const spans = () =>
-    bodies.filter((body) => body.path === "/v1/traces").flatMap((body) =>
-      JSON.parse(body.text).resourceSpans.flatMap((r: { scopeSpans: { spans: OtlpSpan[] }[] }) =>
-        r.scopeSpans.flatMap((s) => s.spans)
-      )
-    ) as OtlpSpan[];
-  return { server, bodies, spans, url: `http://127.0.0.1:${server.addr.port}` };
-}
-
-async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
-    await delay(100);
-  }
-}
+import { attributes, startReceiver, waitFor } from "../_support/otlp_receiver.ts";
 
 const chat = (url: string, content: string, extra: Record<string, unknown> = {}, signal?: AbortSignal) =>
   fetch(`${url}/v1/chat/completions`, {
