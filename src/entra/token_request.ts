@@ -8,6 +8,7 @@
 
 import type { AzureAdConfig } from "../config/config.ts";
 import type { AccessToken } from "./cached_token.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 export class TokenError extends Error {
   /** How long the identity platform asked to be left alone (`Retry-After` of a 429 or 503), in ms. */
@@ -157,13 +158,7 @@ async function readCapped(response: Response): Promise<string | undefined> {
   } catch {
     return "";
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(joinBytes(chunks, size));
 }
 
 /** `Retry-After` in whole seconds (the identity platform's form), as ms; undefined when absent or not that. */

@@ -144,30 +144,13 @@ export async function mergedList(
         )
       ),
     );
-    const live: (Fetched & { error?: undefined })[] = [];
+    const live: Page = [];
     for (const one of fetched) {
       if (one.error !== undefined) failed.set(one.cursor.endpoint.id, one);
       else live.push(one);
     }
     for (const one of live) answered.add(one.cursor.endpoint.id);
-    // Merge while no resource with more to give has run out of what it gave: past that, its next page may
-    // hold objects that come first.
-    const next = live.map(() => 0);
-    while (page.length < limit) {
-      let best = -1;
-      let blocked = false;
-      for (let i = 0; i < live.length; i++) {
-        if (next[i] < live[i].items.length) {
-          if (best < 0 || sign * (time(live[i].items[next[i]]) - time(live[best].items[next[best]])) > 0) {
-            best = i;
-          }
-        } else if (live[i].hasMore) blocked = true;
-      }
-      if (best < 0 || blocked) break;
-      const item = live[best].items[next[best]];
-      if (live[best].own[next[best]]) page.push({ item, endpoint: live[best].cursor.endpoint });
-      next[best]++;
-    }
+    const next = mergeInto(page, live, sign, limit);
     open = live.flatMap((one, i) => {
       const last = one.items[next[i] - 1];
       const after = next[i] > 0 && typeof last.id === "string" ? last.id : one.cursor.after;
@@ -217,6 +200,37 @@ export async function mergedList(
 }
 
 const time = (item: Item) => typeof item.created_at === "number" ? item.created_at : 0;
+
+type Page = (Fetched & { error?: undefined })[];
+
+/**
+ * Adds the caller's objects of one round's pages to `page` in order, up to `limit`, while no resource with more to
+ * give has run out of what it gave (past that, its next page may hold objects that come first). Returns how many
+ * of each page's items were taken.
+ */
+function mergeInto(
+  page: { item: Item; endpoint: EndpointConfig }[],
+  live: Page,
+  sign: number,
+  limit: number,
+): number[] {
+  const next = live.map(() => 0);
+  while (page.length < limit) {
+    let best = -1;
+    for (let i = 0; i < live.length; i++) {
+      if (next[i] < live[i].items.length) {
+        if (best < 0 || sign * (time(live[i].items[next[i]]) - time(live[best].items[next[best]])) > 0) {
+          best = i;
+        }
+      } else if (live[i].hasMore) return next;
+    }
+    if (best < 0) return next;
+    const taken = live[best];
+    if (taken.own[next[best]]) page.push({ item: taken.items[next[best]], endpoint: taken.cursor.endpoint });
+    next[best]++;
+  }
+  return next;
+}
 
 /** One resource's page from its cursor, with which of its objects the caller may see. */
 async function fetchPage(
