@@ -1,10 +1,11 @@
 /**
- * buildServices(config): the ONLY place that picks the memory or Redis store and wires the rest together.
+ * buildServices(config): wires the services together over the store that create_store.ts picks (memory or Redis;
+ * the only place that picks it).
  */
 
 import { Balancer } from "./balancer/balancer.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
-import { CACHE_PREFIX, ResponseCache } from "./cache/cache.ts";
+import { ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
 import { EntraTokens } from "./entra/entra_tokens.ts";
 import { HealthProber, type ProberOptions } from "./health/prober.ts";
@@ -13,7 +14,7 @@ import { keyAdmission } from "./keys/admission.ts";
 import { fileRefAdmission } from "./keys/file_refs.ts";
 import { FileRouting } from "./surface/file_route.ts";
 import { KeyLimits } from "./keys/limits.ts";
-import { OWNER_PREFIX, ResponseOwners } from "./keys/owners.ts";
+import { ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
@@ -24,11 +25,10 @@ import { observeAll } from "./upstream/attempt.ts";
 import { Pipeline } from "./proxy/pipeline.ts";
 import { Stats } from "./proxy/stats.ts";
 import { Budgets } from "./ratelimit/budget.ts";
+import { createStore } from "./create_store.ts";
 import { UpstreamLimits } from "./ratelimit/upstream_limits.ts";
-import { AFFINITY_PREFIX, BLOB_PREFIX, ResponseAffinity, TURN_PREFIX } from "./responses/affinity.ts";
+import { ResponseAffinity } from "./responses/affinity.ts";
 import { ResponsesLayer } from "./responses/layer.ts";
-import { FallbackStore } from "./store/fallback.ts";
-import { type BoundedArea, MemoryStore } from "./store/memory.ts";
 import type { Store } from "./store/store.ts";
 import { ObjectAffinity } from "./surface/affinity.ts";
 import { RealtimeSessions } from "./surface/realtime.ts";
@@ -75,25 +75,6 @@ export interface Services {
 
 /** Largest conversation turn kept for Responses failover replay. */
 const MAX_TURN_BYTES = 1024 * 1024;
-/**
- * What this process keeps of the Responses API (the memory store, or the local state while Redis is away): each
- * response's endpoint, owner and turn, and each reasoning blob's endpoint, at most `maxEntries` of each, least
- * recently used out first, so a proxy serving the Responses API for hours keeps a bounded copy. The turns are
- * bounded to 64 MiB too; the rest to `ID_BYTES` a record on average (ids and endpoint and key names are short).
- * A response whose owner went is unknown to every key (`keys/owners.ts`), whatever else is still held.
- */
-function responsesInMemory(maxEntries: number): BoundedArea[] {
-  const ID_BYTES = 256;
-  return [
-    { prefix: TURN_PREFIX, maxEntries, maxBytes: 64 * 1024 * 1024 },
-    ...[AFFINITY_PREFIX, OWNER_PREFIX, BLOB_PREFIX].map((prefix) => ({
-      prefix,
-      maxEntries,
-      maxBytes: maxEntries * ID_BYTES,
-    })),
-  ];
-}
-
 export interface ServiceOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
@@ -262,37 +243,4 @@ async function createTelemetry(tracing: boolean): Promise<Telemetry | undefined>
   if (!tracing) return undefined;
   const { Telemetry } = await import("./telemetry/telemetry.ts");
   return new Telemetry();
-}
-
-/** The store requests use, and the shared store alone (Redis without the local fallback) for runtime keys. */
-async function createStore(
-  config: Config,
-  logger: Logger,
-  clock: Clock,
-): Promise<{ store: Store; shared: Store }> {
-  const { settings } = config;
-  const local = new MemoryStore({
-    namespace: settings.namespace,
-    now: clock.now,
-    bounded: [
-      { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
-      ...responsesInMemory(settings.responseAffinityMaxEntries),
-    ],
-  });
-  if (!settings.redis) return { store: local, shared: local };
-  // Loaded only when Redis is configured: ioredis alone adds ~27 MiB to an in-memory proxy's resident memory.
-  const { RedisStore } = await import("./store/redis.ts");
-  const redis = await RedisStore.connect({
-    ...settings.redis,
-    clusterNodes: settings.redis.clusterNodes ? [...settings.redis.clusterNodes] : undefined,
-    namespace: settings.namespace,
-    logger: (level, message, fields) => logger.log(level, message, fields),
-  });
-  const store = new FallbackStore({
-    primary: redis,
-    waitMs: settings.redis.maxWaitMs,
-    local,
-    logger: (level, message, fields) => logger.log(level, message, fields),
-  });
-  return { store, shared: redis };
 }

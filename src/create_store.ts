@@ -1,0 +1,66 @@
+/**
+ * createStore(config): the one place that picks the memory or the Redis store (with the local fallback while
+ * Redis is away) for `buildServices` (services.ts), and bounds what the memory store keeps.
+ */
+
+import { CACHE_PREFIX } from "./cache/cache.ts";
+import type { Clock } from "./core/clock.ts";
+import type { Config } from "./config/config.ts";
+import { OWNER_PREFIX } from "./keys/owners.ts";
+import type { Logger } from "./logger.ts";
+import { AFFINITY_PREFIX, BLOB_PREFIX, TURN_PREFIX } from "./responses/affinity.ts";
+import { FallbackStore } from "./store/fallback.ts";
+import { type BoundedArea, MemoryStore } from "./store/memory.ts";
+import type { Store } from "./store/store.ts";
+
+/**
+ * What this process keeps of the Responses API (the memory store, or the local state while Redis is away): each
+ * response's endpoint, owner and turn, and each reasoning blob's endpoint, at most `maxEntries` of each, least
+ * recently used out first, so a proxy serving the Responses API for hours keeps a bounded copy. The turns are
+ * bounded to 64 MiB too; the rest to `ID_BYTES` a record on average (ids and endpoint and key names are short).
+ * A response whose owner went is unknown to every key (`keys/owners.ts`), whatever else is still held.
+ */
+function responsesInMemory(maxEntries: number): BoundedArea[] {
+  const ID_BYTES = 256;
+  return [
+    { prefix: TURN_PREFIX, maxEntries, maxBytes: 64 * 1024 * 1024 },
+    ...[AFFINITY_PREFIX, OWNER_PREFIX, BLOB_PREFIX].map((prefix) => ({
+      prefix,
+      maxEntries,
+      maxBytes: maxEntries * ID_BYTES,
+    })),
+  ];
+}
+
+/** The store requests use, and the shared store alone (Redis without the local fallback) for runtime keys. */
+export async function createStore(
+  config: Config,
+  logger: Logger,
+  clock: Clock,
+): Promise<{ store: Store; shared: Store }> {
+  const { settings } = config;
+  const local = new MemoryStore({
+    namespace: settings.namespace,
+    now: clock.now,
+    bounded: [
+      { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
+      ...responsesInMemory(settings.responseAffinityMaxEntries),
+    ],
+  });
+  if (!settings.redis) return { store: local, shared: local };
+  // Loaded only when Redis is configured: ioredis alone adds ~27 MiB to an in-memory proxy's resident memory.
+  const { RedisStore } = await import("./store/redis.ts");
+  const redis = await RedisStore.connect({
+    ...settings.redis,
+    clusterNodes: settings.redis.clusterNodes ? [...settings.redis.clusterNodes] : undefined,
+    namespace: settings.namespace,
+    logger: (level, message, fields) => logger.log(level, message, fields),
+  });
+  const store = new FallbackStore({
+    primary: redis,
+    waitMs: settings.redis.maxWaitMs,
+    local,
+    logger: (level, message, fields) => logger.log(level, message, fields),
+  });
+  return { store, shared: redis };
+}
