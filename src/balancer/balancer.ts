@@ -6,14 +6,17 @@
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { AbortLike } from "../core/abort_like.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
-import { ProxyError } from "../errors.ts";
+import type { ProxyError } from "../errors.ts";
 import type { HealthTracker } from "../health/tracker.ts";
 import { type Budgets, hasBudget, type Reservation, withBudget } from "../ratelimit/budget.ts";
 import { type EndpointHealth, HEALTHY } from "../store/store.ts";
+import { type AttemptOutcome, exhaustedError } from "./exhausted.ts";
 import { EndpointLoad, type Lease } from "./load.ts";
 import { type ChoiceContext, chooseInTier } from "./strategy.ts";
 import { bestTier } from "./tiers.ts";
 import { SmoothWeighted } from "./weighted.ts";
+
+export type { AttemptOutcome };
 
 export interface Pick {
   readonly endpoint: EndpointConfig;
@@ -56,13 +59,6 @@ export interface PlanOptions {
 
 /** An endpoint open to a request, with its health as seen. */
 type Candidate = { readonly endpoint: EndpointConfig; readonly health: EndpointHealth };
-
-/** Why an attempt did not produce the answer: shown in errors, never containing URLs or keys. */
-export type AttemptOutcome =
-  | { readonly kind: "status"; readonly status: number }
-  | { readonly kind: "timeout" }
-  | { readonly kind: "malformed" }
-  | { readonly kind: "connection"; readonly message: string };
 
 export class Balancer {
   readonly #rotations = new Map<string, SmoothWeighted>();
@@ -243,58 +239,13 @@ export class AttemptPlan {
     const health = endpoints.map((endpoint, i) =>
       withBudget(states[i], this.#budgets?.blockedUntil(endpoint, now) ?? 0)
     );
-    const parts = this.#outcomes.map(({ id, outcome }) => `${id}: ${describe(outcome)}`);
-    const cooling = health.filter((state) => state.cooldownUntil > now);
-    endpoints.forEach((endpoint, i) => {
-      const state = health[i];
-      if (this.#tried?.has(endpoint.id) || state.cooldownUntil <= now) return;
-      const seconds = Math.ceil((state.cooldownUntil - now) / 1000);
-      const why = state.reason === "rate_limit" ? "rate limited" : "cooling down after failures";
-      parts.push(`${endpoint.id}: ${why} for ${seconds}s`);
+    return exhaustedError({
+      group: this.#group.name,
+      endpoints,
+      health,
+      now,
+      outcomes: this.#outcomes,
+      tried: this.#tried,
     });
-    const detail = parts.length > 0 ? `: ${parts.join("; ")}` : "";
-    const last = this.#outcomes.at(-1)?.outcome;
-    if (last?.kind === "timeout") {
-      return new ProxyError(
-        504,
-        "timeout",
-        "upstream_timeout",
-        `Upstream timed out for model group '${this.#group.name}'${detail}`,
-      );
-    }
-    // When capacity returns: the earliest cooldown end if every endpoint is cooling, else soon (retries ran out).
-    const everyCooling = endpoints.length > 0 && cooling.length === endpoints.length;
-    const earliest = everyCooling ? Math.min(...cooling.map((state) => state.cooldownUntil)) : now + 1000;
-    const headers = { "retry-after": String(Math.max(1, Math.ceil((earliest - now) / 1000))) };
-    const allRateLimited =
-      this.#outcomes.every(({ outcome }) => outcome.kind === "status" && outcome.status === 429) &&
-      cooling.every((state) => state.reason === "rate_limit") &&
-      this.#outcomes.length + cooling.length > 0;
-    if (allRateLimited) {
-      const message = everyCooling
-        ? `Every endpoint of model group '${this.#group.name}' is rate limited${detail}`
-        : `Model group '${this.#group.name}' is rate limited and its retries are used up${detail}`;
-      return new ProxyError(429, "service_unavailable", "no_healthy_endpoint", message, { headers });
-    }
-    return new ProxyError(
-      503,
-      "service_unavailable",
-      "no_healthy_endpoint",
-      `No healthy endpoint for model group '${this.#group.name}'${detail}`,
-      { headers },
-    );
-  }
-}
-
-function describe(outcome: AttemptOutcome): string {
-  switch (outcome.kind) {
-    case "status":
-      return `HTTP ${outcome.status}`;
-    case "timeout":
-      return "timed out";
-    case "malformed":
-      return "malformed answer";
-    case "connection":
-      return `connection failed (${outcome.message})`;
   }
 }
