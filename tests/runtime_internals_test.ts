@@ -40,7 +40,7 @@ test("Deno[Deno.internal]: the core's reads, op refs, timers, resources and the 
   assert.equal(
     typeof internal?.serveHttpOnConnection,
     "function",
-    "serveHttpOnConnection (src/serve/server.ts)",
+    "serveHttpOnConnection (src/serve/engine.ts)",
   );
 });
 

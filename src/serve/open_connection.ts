@@ -1,6 +1,7 @@
 /** The proxy's server's record of one open client connection (server.ts). */
 
-import type { ConnectionServer, Handler } from "./server.ts";
+import type { ConnectionServer } from "./engine.ts";
+import type { Handler } from "./server.ts";
 import { connectionRid, pinnedEngine, socketEnded, type Upgradable } from "./upgrade.ts";
 
 /** What the connections of one server share. */

@@ -17,13 +17,14 @@
  *
  * Each accepted connection is handed to the runtime's `serveHttpOnConnection`, the same engine `Deno.serve` runs
  * per connection (HTTP/1.1 and h2c). Deno ships it as an internal: where it is missing, `serve` falls back to
- * `Deno.serve` and says so (`limited: false`).
+ * `Deno.serve` and says so (`limited: false`; both in engine.ts).
  */
 
 import { sleep, startTimer, type Timer } from "../util/timer.ts";
 import { countServer, goingAway } from "./upgrade.ts";
 import { Open, type Shared } from "./open_connection.ts";
 import { Waiting } from "./waiting.ts";
+import { engineError, plainServe, type ServeOnConnection, serveOnConnection } from "./engine.ts";
 
 export interface ServeOptions {
   readonly hostname: string;
@@ -75,67 +76,9 @@ export interface Server extends AsyncDisposable, Traffic {
   shutdown(): Promise<void>;
 }
 
-export interface ConnectionServer {
-  readonly finished: Promise<void>;
-  shutdown(): Promise<void>;
-}
-
-/** What the engine does with its abort signal: adds an "abort" listener, its forced close (open_connection.ts). */
-interface AbortHook {
-  addEventListener(type: "abort", listener: () => void, options?: unknown): void;
-}
-
-type ServeOnConnection = (
-  conn: Deno.Conn,
-  signal: AbortHook,
-  handler: Handler,
-  onError: (error: unknown) => Response,
-  onListen: () => void,
-) => ConnectionServer;
-
-function serveOnConnection(): ServeOnConnection | undefined {
-  const deno = Deno as unknown as Record<symbol, Record<string, unknown> | undefined> & { internal?: symbol };
-  const internal = deno.internal ? deno[deno.internal] : undefined;
-  const serveOn = internal?.serveHttpOnConnection;
-  return typeof serveOn === "function" ? serveOn as ServeOnConnection : undefined;
-}
-
-const onError = (error: unknown): Response => {
-  console.error("request handler failed", error);
-  return new Response("Internal Server Error", { status: 500 });
-};
-
 export function serve(options: ServeOptions, handler: Handler): Server {
   const serveOn = serveOnConnection();
-  if (!serveOn) {
-    // Plain `Deno.serve` counts nothing: its requests are counted here, each until its `completed`.
-    const traffic = { requests: 0, inflight: 0 };
-    const answered = () => void traffic.inflight--;
-    const server = Deno.serve(
-      { hostname: options.hostname, port: options.port, reusePort: options.reusePort, onListen: () => {} },
-      (request, info) => {
-        traffic.requests++;
-        traffic.inflight++;
-        info.completed.then(answered, answered);
-        return handler(request, info);
-      },
-    );
-    options.onListen?.(server.addr);
-    return {
-      addr: server.addr,
-      limited: false,
-      connections: 0,
-      get requests() {
-        return traffic.requests;
-      },
-      get inflight() {
-        return traffic.inflight;
-      },
-      shutdown: () => server.shutdown(),
-      [Symbol.asyncDispose]: () => server.shutdown(),
-    };
-  }
-  return new LimitedServer(options, handler, serveOn);
+  return serveOn ? new LimitedServer(options, handler, serveOn) : plainServe(options, handler);
 }
 
 class LimitedServer implements Server {
@@ -226,7 +169,7 @@ class LimitedServer implements Server {
   #track(conn: Deno.TcpConn): void {
     const open = new Open(this.#shared, conn);
     try {
-      open.server = this.#serveOn(conn, open, open.handler, onError, () => {});
+      open.server = this.#serveOn(conn, open, open.handler, engineError, () => {});
     } catch (error) {
       this.#open.delete(open);
       close(conn);
