@@ -13,7 +13,7 @@ export type AttemptOutcome =
   | { readonly kind: "status"; readonly status: number }
   | { readonly kind: "timeout" }
   | { readonly kind: "malformed" }
-  | { readonly kind: "connection"; readonly message: string };
+  | { readonly kind: "connection"; readonly message: string; readonly unsent?: boolean };
 
 export interface Exhausted {
   /** The model group's name. */

@@ -10,6 +10,7 @@ import type { Answer } from "./answer.ts";
 import type { RequestTrace } from "../metrics/metrics.ts";
 import type { Route } from "./route.ts";
 import type { AbortLike } from "./abort_like.ts";
+import type { AttemptOutcome } from "../balancer/balancer.ts";
 
 /** A generation request (chat completions, responses, embeddings), its body read and checked. */
 export interface GenerationRequest {
@@ -60,8 +61,11 @@ export interface RelayRequest {
       readonly id: string;
       readonly what: string;
     };
-  /** False once the request's body has gone upstream and cannot be sent again (a streamed upload). */
-  readonly resendable?: () => boolean;
+  /**
+   * Why the request cannot go to another endpoint after an attempt that got `outcome` (its body was streamed away,
+   * or an upload may have been received); undefined while it can.
+   */
+  readonly unresendable?: (outcome: AttemptOutcome) => string | undefined;
   /** Sent to a holder but makes something upstream (creating a batch): charged to the caller's key limits. */
   readonly creates?: boolean;
   /** The record stage of the route (usage of audio, images, moderations): the answer from `endpoint`, watched. */

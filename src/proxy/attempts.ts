@@ -113,7 +113,8 @@ export class Attempts {
     if (result.kind === "aborted") throw new ClientGone();
     if (result.kind === "timeout") return await this.#failed(endpoint, "timeout", { kind: "timeout" });
     if (result.kind === "connection") {
-      return await this.#failed(endpoint, "connection", { kind: "connection", message: result.message });
+      const { message, unsent } = result;
+      return await this.#failed(endpoint, "connection", { kind: "connection", message, unsent });
     }
     const { response, release } = result;
     const status = response.status;

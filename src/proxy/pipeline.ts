@@ -164,8 +164,8 @@ export class Pipeline {
         exclude: target.exclude,
         onWait: (ms) => this.#waiting(request, ms),
       });
-    const { resendable, record } = request;
-    const served = await attempts.run(call, resendable ? new ResendPlan(plan, resendable) : plan); // 5.
+    const { unresendable, record } = request;
+    const served = await attempts.run(call, unresendable ? new ResendPlan(plan, unresendable) : plan); // 5.
     // 6. record: the route's own (usage of audio, images, moderations)
     return record
       ? { ...served, answer: record(served.answer, served.pick.endpoint.id, request.identity) }

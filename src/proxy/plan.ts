@@ -112,17 +112,18 @@ export class OwnerPlan implements Plan {
 }
 
 /**
- * A plan for a request whose body streams upstream: it ends as soon as the body has been taken by an attempt (it
- * cannot be sent again), with an error saying so.
+ * A plan for a request that cannot always go to another endpoint (a body streamed upstream, an upload that may
+ * have been received): it ends after an attempt whose outcome `unresendable` gives a reason for, with an error
+ * saying so.
  */
 export class ResendPlan implements Plan {
   readonly #inner: Plan;
-  readonly #resendable: () => boolean;
+  readonly #unresendable: (outcome: AttemptOutcome) => string | undefined;
   #last: { endpoint: EndpointConfig; outcome: AttemptOutcome } | undefined;
 
-  constructor(inner: Plan, resendable: () => boolean) {
+  constructor(inner: Plan, unresendable: (outcome: AttemptOutcome) => string | undefined) {
     this.#inner = inner;
-    this.#resendable = resendable;
+    this.#unresendable = unresendable;
   }
 
   get attempts(): number {
@@ -130,7 +131,7 @@ export class ResendPlan implements Plan {
   }
 
   next(): Promise<Pick | undefined> {
-    if (this.#last && !this.#resendable()) return Promise.resolve(undefined);
+    if (this.#last && this.#unresendable(this.#last.outcome) !== undefined) return Promise.resolve(undefined);
     return this.#inner.next();
   }
 
@@ -141,17 +142,16 @@ export class ResendPlan implements Plan {
 
   exhaustedError(): Promise<ProxyError> {
     const last = this.#last;
-    if (!last || this.#resendable()) return this.#inner.exhaustedError();
+    const reason = last && this.#unresendable(last.outcome);
+    if (!last || reason === undefined) return this.#inner.exhaustedError();
     const { endpoint, outcome } = last;
     const timeout = outcome.kind === "timeout";
-    const why = describeOutcome(outcome);
     return Promise.resolve(
       new ProxyError(
         timeout ? 504 : 502,
         timeout ? "timeout" : "server_error",
         timeout ? "upstream_timeout" : "upstream_failed",
-        `Endpoint ${endpoint.id} failed (${why}) after the request body had been streamed to it; a streamed body ` +
-          "cannot be sent to another endpoint: send the request again",
+        `Endpoint ${endpoint.id} failed (${describeOutcome(outcome)}) ${reason}`,
       ),
     );
   }

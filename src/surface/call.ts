@@ -38,9 +38,9 @@ export function relayRequest(
   group: GroupConfig,
   path: string,
   target: RelayRequest["target"],
-  resendable?: () => boolean,
+  unresendable?: RelayRequest["unresendable"],
 ): RelayRequest {
-  return { kind: "relay", path, group, target, resendable, ...context };
+  return { kind: "relay", path, group, target, unresendable, ...context };
 }
 
 export function upstreamCall(context: CallContext, group: GroupConfig, spec: CallSpec): UpstreamCall {

@@ -5,6 +5,7 @@
  * endpoint; after that the body is gone, and the request cannot fail over.
  */
 
+import type { AttemptOutcome } from "../balancer/balancer.ts";
 import { bodyReadFailed, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
@@ -27,10 +28,28 @@ export class UploadBody {
     this.#source = source;
   }
 
-  /** True while no attempt has taken bytes beyond the held ones. */
-  get replayable(): boolean {
-    return !this.#pulled;
-  }
+  /** Why the body cannot go to another endpoint (for a `ResendPlan`): once bytes beyond the held ones went. */
+  readonly unresendable = (): string | undefined =>
+    this.#pulled
+      ? "after the request body had been streamed to it; a streamed body cannot be sent to another endpoint: " +
+        "send the request again"
+      : undefined;
+
+  /**
+   * Why an upload that makes an object each time it is received (`POST /files`) cannot go to another endpoint
+   * after an attempt that got `outcome`. Only an answer that says the endpoint did not take it (a refusal below
+   * 500: 429, 401, 403, 404, 408, a redirect) or a connection that was never made moves it on; after a 5xx, a
+   * timeout or a connection lost mid-way, the endpoint may have made the file, and a second would be a duplicate.
+   */
+  readonly unresendableUpload = (outcome: AttemptOutcome): string | undefined => {
+    const streamed = this.unresendable();
+    if (streamed !== undefined) return streamed;
+    if (outcome.kind === "status" ? outcome.status < 500 : outcome.kind === "connection" && outcome.unsent) {
+      return undefined;
+    }
+    return "after the upload had been sent to it; it may have made the file, so the upload is not sent to " +
+      "another endpoint (that could make it twice): list the files before sending it again";
+  };
 
   /** The rest of the client's body; each chunk may share a buffer with the next (see `ChunkSource`). */
   async #next(): Promise<Uint8Array | null> {

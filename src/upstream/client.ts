@@ -13,6 +13,7 @@ import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 import type { EntraTokens } from "../entra/entra_tokens.ts";
 import { ProxyError } from "../errors.ts";
 import { AnswerGuard } from "./answer_guard.ts";
+import { neverConnected } from "./http1_connect.ts";
 import { SecretMask } from "./secret_mask.ts";
 import type { Reply } from "./reply.ts";
 import { fetchStreamed, fetchWhole, guardedFetch } from "./fetch_transport.ts";
@@ -66,7 +67,8 @@ export type UpstreamResult =
   }
   | { readonly kind: "timeout" }
   | { readonly kind: "aborted" }
-  | { readonly kind: "connection"; readonly message: string };
+  /** `unsent`: no connection was made (refused, connect timeout, no name, no TLS, no token): nothing went. */
+  | { readonly kind: "connection"; readonly message: string; readonly unsent?: boolean };
 
 export class UpstreamClient {
   readonly kind: UpstreamClientKind;
@@ -169,7 +171,9 @@ export class UpstreamClient {
   async #sendWithToken(request: UpstreamRequest, azureAd: AzureAdConfig): Promise<UpstreamResult> {
     // No token is the endpoint's failure, like a refused connection (the token source logged why).
     const got = await this.#tokens?.token(request.endpoint, azureAd);
-    if (!got?.ok) return { kind: "connection", message: got?.message ?? "Entra ID tokens are not set up" };
+    if (!got?.ok) {
+      return { kind: "connection", message: got?.message ?? "Entra ID tokens are not set up", unsent: true };
+    }
     const result = await this.#call(request, got.token);
     // A token the endpoint rejects (revoked, or the identity changed) is not kept until it expires.
     if (result.kind === "response" && result.response.status === 401) {
@@ -253,7 +257,7 @@ export class UpstreamClient {
         ? { kind: "aborted" }
         : signal.aborted
         ? { kind: "timeout" }
-        : { kind: "connection", message: connectionMessage(error) };
+        : { kind: "connection", message: connectionMessage(error), unsent: neverConnected(error) };
       watch?.failed(result.kind);
       release();
       return result;

@@ -31,9 +31,25 @@ export async function openSocket(
     tcp.setNoDelay(true);
     return tcp;
   } catch (error) {
-    throw connecting.signal.aborted ? connecting.signal.reason : error;
+    const thrown = connecting.signal.aborted ? connecting.signal.reason : error;
+    if (thrown instanceof Error) unconnected.add(thrown);
+    throw thrown;
   } finally {
     timer.cancel();
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** Errors of connections that were never made. */
+const unconnected = new WeakSet<Error>();
+
+/**
+ * Whether a call failed before it had a connection, so the upstream got nothing of it: a connection this module
+ * could not open, or one Deno's fetch could not (its error's cause names the `Connect` step).
+ */
+export function neverConnected(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (unconnected.has(error)) return true;
+  const cause = error.cause;
+  return cause instanceof Error && /client error \(Connect\)/.test(cause.message);
 }

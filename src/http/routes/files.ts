@@ -56,7 +56,7 @@ export function createFileHandler(services: Services) {
     const declared = c.req.header("content-length");
     const upload = await openUpload(c.req.raw.body, declared === undefined ? null : Number(declared));
     const context = callContext(c);
-    const request = relayRequest(context, group, "files", { kind: "group" }, () => upload.replayable);
+    const request = relayRequest(context, group, "files", { kind: "group" }, upload.unresendableUpload);
     const call = upstreamCall(context, group, {
       method: "POST",
       path: "files",

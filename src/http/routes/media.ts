@@ -94,7 +94,7 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     c.set("group", group.name);
     const context = callContext(c);
     const request = {
-      ...relayRequest(context, group, path, { kind: "group" }, () => upload.replayable),
+      ...relayRequest(context, group, path, { kind: "group" }, upload.unresendable),
       record: relayUsage(services, { group, route: path, requestId: context.requestId }),
     };
     const call = upstreamCall(context, group, {
