@@ -32,6 +32,7 @@ export interface SimState {
   readonly chunks: number;
   readonly chunkDelayMs: number;
   readonly id: (prefix: string) => string;
+  readonly lenientLists: boolean;
 }
 
 export interface SimRequest {
@@ -76,9 +77,14 @@ function objectRoute(
           data: [{ id: sim.model, object: "model", created: sim.created, owned_by: `sim-${sim.name}` }],
         });
       case "list-files":
-        return replies.json(200, files.list(search));
-      case "list-batches":
-        return replies.json(200, batches.list(search));
+      case "list-batches": {
+        // OpenAI's bounds: files pages of at most 10,000, batches of 100; `order` asc or desc (files only).
+        const refused = sim.lenientLists
+          ? undefined
+          : listRefusal(search, target.kind === "list-files" ? 10_000 : 100);
+        if (refused) return replies.fail(400, refused.message, refused.code, refused.param);
+        return replies.json(200, target.kind === "list-files" ? files.list(search) : batches.list(search));
+      }
       case "realtime": {
         const model = search.get("model") ?? search.get("deployment") ?? "";
         if (!model) return replies.fail(400, "Missing required query parameter 'model'", null, "model");
@@ -193,4 +199,46 @@ function jsonRoute(sim: SimState, target: Route, request: SimRequest, ctx: SimCo
 /** The first file a generation body names that this sim does not hold: another resource's files are not here. */
 function missingFile(files: FileBook, body: Json): FileRef | undefined {
   return fileRefs(body).find((ref) => files.get(ref.id) === undefined);
+}
+
+/** Why a list query is invalid, as OpenAI words it; undefined when it is valid. */
+function listRefusal(
+  search: URLSearchParams,
+  max: number,
+): { message: string; code: string; param: string } | undefined {
+  const limit = search.get("limit");
+  if (limit !== null) {
+    const n = Number(limit);
+    if (!Number.isInteger(n) || limit.trim() === "") {
+      return {
+        message: `Invalid 'limit': expected an integer, but got '${limit}' instead.`,
+        code: "invalid_type",
+        param: "limit",
+      };
+    }
+    if (n > max) {
+      return {
+        message:
+          `Invalid 'limit': integer above maximum value. Expected a value <= ${max}, but got ${n} instead.`,
+        code: "integer_above_max_value",
+        param: "limit",
+      };
+    }
+    if (n < 1) {
+      return {
+        message: `Invalid 'limit': integer below minimum value. Expected a value >= 1, but got ${n} instead.`,
+        code: "integer_below_min_value",
+        param: "limit",
+      };
+    }
+  }
+  const order = search.get("order");
+  if (order !== null && order !== "asc" && order !== "desc") {
+    return {
+      message: `Invalid value: '${order}'. Supported values are: 'asc' and 'desc'.`,
+      code: "invalid_value",
+      param: "order",
+    };
+  }
+  return undefined;
 }

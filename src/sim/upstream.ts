@@ -44,6 +44,8 @@ export interface SimUpstreamOptions {
   readonly model?: string;
   /** No start-up line and no error logs on stderr. Default false. */
   readonly quiet?: boolean;
+  /** Lists take any `limit` and `order` (an older or lenient API), where OpenAI refuses out of bounds. */
+  readonly lenientLists?: boolean;
 }
 
 const MALFORMED_JSON = '{"id": "chatcmpl-malformed", "choices": [{"message": ';
@@ -70,6 +72,7 @@ export class SimUpstream implements AsyncDisposable {
   readonly #model: string;
   readonly #created = Math.floor(Date.now() / 1000);
   readonly #quiet: boolean;
+  readonly #lenientLists: boolean;
   readonly #id: (prefix: string) => string;
   #queue: Behaviour[] = [];
   #always: Behaviour = OK;
@@ -93,6 +96,7 @@ export class SimUpstream implements AsyncDisposable {
     this.record = options.record ?? true;
     this.#model = options.model ?? "gpt-4o-mini";
     this.#quiet = options.quiet ?? false;
+    this.#lenientLists = options.lenientLists ?? false;
     this.#replies = new Replies(this.name, this.#closing.signal, () => this.cancelledStreams++);
     this.responseHeaders = options.responseHeaders ?? {};
     const idName = this.name.replace(/[^A-Za-z0-9-]/g, "-");
@@ -268,6 +272,7 @@ export class SimUpstream implements AsyncDisposable {
       chunks: this.chunks,
       chunkDelayMs: this.chunkDelayMs,
       id: this.#id,
+      lenientLists: this.#lenientLists,
     };
   }
 }

@@ -104,8 +104,15 @@ export const fromStart = (group: GroupConfig): ListCursor[] =>
   resources(group).map((endpoint) => ({ endpoint, after: null }));
 
 type Fetched =
-  | { cursor: ListCursor; items: Item[]; own: boolean[]; hasMore: boolean; error?: undefined }
-  | { cursor: ListCursor; error: string };
+  | {
+    cursor: ListCursor;
+    items: Item[];
+    own: boolean[];
+    hasMore: boolean;
+    error?: undefined;
+    refusal?: undefined;
+  }
+  | { cursor: ListCursor; error: string; refusal?: Answer };
 
 /**
  * One page of `collection` over `cursors`, merged. Resources that failed are named in `x-llmproxy-list-failed`
@@ -144,6 +151,9 @@ export async function mergedList(
         )
       ),
     );
+    // The client's own query refused by a resource (the same query went to each): its error, as it came.
+    const refusal = fetched.find((one) => one.refusal)?.refusal;
+    if (refusal) return refusal;
     const live: Page = [];
     for (const one of fetched) {
       if (one.error !== undefined) failed.set(one.cursor.endpoint.id, one);
@@ -254,6 +264,14 @@ async function fetchPage(
       query: query.toString(),
     });
     const text = await answerText(answer);
+    if (answer.status === 400 || answer.status === 422) {
+      // A `limit` above the upstream's most, an `order` it does not know: the client's error, not the endpoint's.
+      return {
+        cursor,
+        error: `HTTP ${answer.status}`,
+        refusal: { ...answer, body: { kind: "bytes", bytes: text } },
+      };
+    }
     if (answer.status !== 200) return { cursor, error: `HTTP ${answer.status}` };
     const parsed = JSON.parse(text) as { data?: unknown; has_more?: unknown };
     const listed = (Array.isArray(parsed.data) ? parsed.data : []).filter((item): item is Item =>

@@ -10,9 +10,9 @@ import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 
-async function setup() {
-  const east = await SimUpstream.start({ name: "east", quiet: true });
-  const west = await SimUpstream.start({ name: "west", quiet: true });
+async function setup(lenientLists = false) {
+  const east = await SimUpstream.start({ name: "east", quiet: true, lenientLists });
+  const west = await SimUpstream.start({ name: "west", quiet: true, lenientLists });
   const yaml = groupYaml(
     [endpointYaml(east.url, { name: "east" }), endpointYaml(west.url, { name: "west" })],
     ["admin_keys: [sk-admin-lists]"],
@@ -95,10 +95,10 @@ test("a client key's file behind many of another key's is still listed, a page o
 });
 
 test("list cursor records: one per caller, order, purpose and object, whatever `order` the client sends", async () => {
-  await using ctx = await setup();
+  await using ctx = await setup(true);
   const ids: string[] = [];
   for (let i = 0; i < 4; i++) ids.push(await upload(ctx.admin, `p${i}.jsonl`));
-  // The simulated upstream, like a lenient one, takes any order but `asc` as newest first.
+  // A lenient upstream takes any order but `asc` as newest first.
   for (let i = 0; i < 20; i++) {
     const answer = await fetch(`${ctx.proxy.url}/v1/files?limit=1&order=newest-${i}`, {
       headers: { authorization: "Bearer sk-admin-lists" },
@@ -144,4 +144,24 @@ test("a resource that ignores `after` and `limit` (an older API) still gives eac
     const seen = (await pages(client.files.list({ limit }))).flat();
     assert.deepEqual(seen.toSorted(), ids.toSorted(), `limit ${limit}: every file once`);
   }
+});
+
+test("a list query the upstreams refuse (a `limit` above their most, an unknown `order`) is the client's 400", async () => {
+  await using ctx = await setup();
+  const refused = async (list: () => Promise<unknown>) => await list().then(() => null, (error) => error);
+  for (const client of [ctx.a, ctx.admin]) {
+    const cases = [
+      [await refused(() => client.files.list({ limit: 10_001 })), "limit"],
+      [await refused(() => client.batches.list({ limit: 101 })), "limit"],
+      [await refused(() => client.files.list({ order: "sideways" as "asc" })), "order"],
+    ] as const;
+    for (const [error, param] of cases) {
+      assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+      assert.equal(error.status, 400);
+      assert.equal(error.type, "invalid_request_error");
+      assert.equal(error.param, param);
+    }
+  }
+  // Within the bounds, the same lists answer.
+  assert.deepEqual((await ctx.a.batches.list({ limit: 100 })).data, []);
 });
