@@ -11,11 +11,20 @@ const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 const usd = numeric(z.number().check(z.positive()));
 const price = numeric(z.number().check(z.minimum(0)));
 
+/** What usage, `/metrics` and `/stats` call a caller without a key (where the proxy lets one in): no key's name. */
+export const ANONYMOUS = "anonymous";
+
 /** A key name: what `/metrics`, `/stats`, usage and the admin routes call the key. Never the key itself. */
-export const keyName = z.string().check(z.regex(
-  /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
-  "must be 1-64 characters of letters, digits and . _ @ - (starting with a letter or digit)",
-));
+export const keyName = z.string().check(
+  z.regex(
+    /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
+    "must be 1-64 characters of letters, digits and . _ @ - (starting with a letter or digit)",
+  ),
+  z.refine(
+    (name: string) => name !== ANONYMOUS,
+    `must not be '${ANONYMOUS}': usage names the callers without a key so`,
+  ),
+);
 
 /**
  * Model group patterns: a name, or `*` wildcards (`gpt-4o*`, `*`). An empty list is refused: it reads as "no

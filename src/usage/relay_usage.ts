@@ -15,7 +15,8 @@ import { tapStream } from "../proxy/tap.ts";
 import { StreamUsage } from "../ratelimit/stream_usage.ts";
 import { type UsageFigures, usageOf } from "./figures.ts";
 import type { UsageLedger } from "./ledger.ts";
-import { ANONYMOUS, countsUsage } from "./sink.ts";
+import { ANONYMOUS } from "../keys/schema.ts";
+import { countsUsage } from "./sink.ts";
 import { joinBytes } from "../util/bytes.ts";
 
 export interface RelayUsageDeps {

@@ -6,11 +6,10 @@
  */
 
 import { KeyIdentity } from "../keys/admission.ts";
+import { ANONYMOUS } from "../keys/schema.ts";
 import type { UsageReport, UsageSink } from "../proxy/usage.ts";
 import { usageOf } from "./figures.ts";
 import type { UsageLedger } from "./ledger.ts";
-
-export const ANONYMOUS = "anonymous";
 
 /**
  * Usage is counted only when the proxy has keys of some kind, or a usage stream to write (a Python LLMProxy config
