@@ -96,6 +96,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const stores = previous ? undefined : await createStore(config, logger, clock);
   const store = previous?.store ?? stores!.store;
   const metrics = previous?.metrics ?? new ProxyMetrics();
+  metrics.known(config);
   const health = new HealthTracker(store, settings, clock.now, logger, metrics);
   const budgets = new Budgets(store, { now: clock.now, logger });
   const limits = previous?.limits ?? new UpstreamLimits(clock.now);

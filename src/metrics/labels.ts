@@ -71,6 +71,17 @@ export type FailoverReason = string;
 
 const FAILOVER_STATUSES = new Set([401, 403, 404, 408, 429, 500, 502, 503, 504]);
 
+/** Every reason `failoverReason` gives a failover status or outcome, and a content-filter refusal's. */
+export const FAILOVER_REASONS: readonly FailoverReason[] = [
+  ...[...FAILOVER_STATUSES].map((status) => `http_${status}`),
+  "http_3xx",
+  "http_5xx",
+  "timeout",
+  "connection",
+  "malformed",
+  "content_filter",
+];
+
 /** Whether an upstream status is the endpoint's failure (it moves a request on), not the caller's. */
 export const isEndpointFailure = (status: number): boolean => status >= 500 || FAILOVER_STATUSES.has(status);
 

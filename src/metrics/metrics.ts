@@ -7,11 +7,11 @@
  * describe shared state (cooling down, store up) are set when `/metrics` is scraped.
  */
 
-import type { EndpointConfig } from "../config/config.ts";
+import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import { VERSION } from "../version.ts";
-import { CACHE_RESULTS, type FailoverReason } from "./labels.ts";
+import { CACHE_RESULTS, FAILOVER_REASONS, type FailoverReason } from "./labels.ts";
 import { RecentWindows } from "./recent.ts";
-import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
+import { Counter, Gauge, Histogram, type LabelValue, Registry } from "./registry.ts";
 import type { RequestRecord } from "./request_trace.ts";
 import { RoutingSeries } from "./routing_series.ts";
 
@@ -36,6 +36,11 @@ const OVERHEAD_BUCKETS = [
   0.25,
   1,
 ];
+const COOLDOWN_REASONS = ["failures", "rate_limit"] as const;
+const RELOAD_RESULTS = ["success", "failure"] as const;
+/** The routes whose answers the cache serves (the `route` label of `llmproxy_cache_requests_total`). */
+const CACHED_ROUTES = ["chat", "responses", "embeddings"] as const;
+
 /** Seconds: 10 ms .. 30 s, for waits on capacity. */
 const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
 
@@ -174,6 +179,35 @@ export class ProxyMetrics {
     this.#started.set([], Math.floor(this.startedAt / 1000));
   }
 
+  /**
+   * Series at 0 for the label values known from `config`, so dashboards and alerts see them (and the first event's
+   * increase) before any traffic: each endpoint's failover reasons and cooldown reasons, each group's retries, the
+   * cache results of the cached routes, the reload results. Kept bounded across reloads: zeros of groups and
+   * endpoints no longer configured are forgotten (a series that counted something stays, as Prometheus wants).
+   */
+  known(config: { groups: readonly GroupConfig[]; settings: { cache: boolean } }): void {
+    const endpoints = new Set<string>();
+    for (const group of config.groups) {
+      this.#retries.labels(group.name);
+      for (const endpoint of group.endpoints) {
+        endpoints.add(`${group.name}\n${endpoint.id}`);
+        for (const reason of FAILOVER_REASONS) this.#failovers.labels(group.name, endpoint.id, reason);
+        for (const reason of COOLDOWN_REASONS) this.#cooldowns.labels(group.name, endpoint.id, reason);
+      }
+    }
+    const groups = new Set(config.groups.map((group) => group.name));
+    const gone = (values: readonly LabelValue[]) => !endpoints.has(`${values[0]}\n${values[1]}`);
+    this.#failovers.forgetZeros(gone);
+    this.#cooldowns.forgetZeros(gone);
+    this.#retries.forgetZeros((values) => !groups.has(String(values[0])));
+    if (config.settings.cache) {
+      for (const route of CACHED_ROUTES) {
+        for (const result of Object.values(CACHE_RESULTS)) this.#cache.labels(route, result);
+      }
+    }
+    for (const result of RELOAD_RESULTS) this.#reloads.labels(result);
+  }
+
   requestStarted(): void {
     this.#inFlight.labels().value++;
   }
@@ -206,7 +240,7 @@ export class ProxyMetrics {
     this.#retries.labels(group).value++;
   }
 
-  cooldown(endpoint: EndpointConfig, reason: "failures" | "rate_limit"): void {
+  cooldown(endpoint: EndpointConfig, reason: (typeof COOLDOWN_REASONS)[number]): void {
     this.#cooldowns.labels(endpoint.group, endpoint.id, reason).value++;
   }
 
@@ -214,7 +248,7 @@ export class ProxyMetrics {
     this.#waits.observeSeries(this.#waits.labels(group), seconds);
   }
 
-  configReload(result: "success" | "failure"): void {
+  configReload(result: (typeof RELOAD_RESULTS)[number]): void {
     this.#reloads.labels(result).value++;
   }
 

@@ -55,6 +55,22 @@ class SeriesTree<S> {
     this.#root.clear();
     this.#all.length = 0;
   }
+
+  /** Keeps only the series `keep` says yes to (the same objects, so a held series stays this tree's). */
+  retain(keep: (values: readonly LabelValue[], series: S) => boolean): void {
+    const kept = this.#all.filter((entry) => keep(entry.values, entry.series));
+    this.clear();
+    for (const entry of kept) {
+      let level = this.#root;
+      for (let i = 0; i < this.#depth - 1; i++) {
+        let next = level.get(entry.values[i]) as Map<LabelValue, unknown> | undefined;
+        if (!next) level.set(entry.values[i], next = new Map());
+        level = next;
+      }
+      level.set(entry.values[this.#depth - 1], entry.series);
+      this.#all.push(entry);
+    }
+  }
 }
 
 abstract class Metric {
@@ -124,6 +140,12 @@ abstract class ValueMetric extends Metric {
 
 export class Counter extends ValueMetric {
   readonly kind = "counter";
+
+  /** Forgets the series still at 0 that `stale` names (labelled by what is no longer configured). */
+  forgetZeros(stale: (values: readonly LabelValue[]) => boolean): void {
+    if (this.labelNames.length === 0) return;
+    this.series.retain((values, series) => series.value !== 0 || !stale(values));
+  }
 
   inc(values: readonly LabelValue[] = [], by = 1): void {
     this.series.get(values).value += by;

@@ -1,6 +1,9 @@
 /** GET /metrics after real traffic: every series the issue lists, valid text format, bounded labels. */
 
 import assert from "node:assert/strict";
+import { parseConfig } from "../../src/config/parse.ts";
+import { LiveApp } from "../../src/live_app.ts";
+import { createLogger } from "../../src/logger.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
@@ -127,4 +130,63 @@ test("a wait for capacity after a 429 shows as a rate-limit cooldown, a wait and
   assert.equal(line.endpoint, "only");
   assert.ok(line.latency_ms >= 100 && line.overhead_ms < line.latency_ms - 100, JSON.stringify(line));
   assert.ok(!proxy.logs.join("\n").includes("wait for me"), "no request text in the logs");
+});
+
+test("before any traffic, counters of known label values are 0 series; a reload forgets only stale zeros", async () => {
+  await using a = await SimUpstream.start({ name: "a", quiet: true });
+  await using failing = await SimUpstream.start({ name: "b", quiet: true });
+  failing.always({ kind: "status", status: 500 });
+  const yaml = (second: string) =>
+    groupYaml(
+      [endpointYaml(a.url, { name: "a" }), endpointYaml(failing.url, { name: second, weight: 1000 })],
+      ["cache: true"],
+    );
+  const live = await LiveApp.start(parseConfig(yaml("b"), "test.yaml", () => undefined), {
+    logger: createLogger({ level: "error", write: () => {} }),
+  });
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, live.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  const scrape = async () => await (await fetch(`${url}/metrics`)).text();
+  const lines = (text: string, prefix: string) => text.split("\n").filter((line) => line.startsWith(prefix));
+  try {
+    const before = await scrape();
+    for (const endpoint of ["a", "b"]) {
+      for (const reason of ["http_429", "http_500", "http_5xx", "timeout", "connection", "content_filter"]) {
+        const series = `llmproxy_failovers_total{group="gpt-test",endpoint="${endpoint}",reason="${reason}"}`;
+        assert.equal(value(before, series), 0, series);
+      }
+      for (const reason of ["failures", "rate_limit"]) {
+        const series = `llmproxy_cooldowns_total{group="gpt-test",endpoint="${endpoint}",reason="${reason}"}`;
+        assert.equal(value(before, series), 0, series);
+      }
+    }
+    assert.equal(value(before, `llmproxy_retries_total{group="gpt-test"}`), 0);
+    for (const route of ["chat", "responses", "embeddings"]) {
+      for (const result of ["hit", "miss", "coalesced", "bypass"]) {
+        assert.equal(value(before, `llmproxy_cache_requests_total{route="${route}",result="${result}"}`), 0);
+      }
+    }
+    for (const result of ["success", "failure"]) {
+      assert.equal(value(before, `llmproxy_config_reloads_total{result="${result}"}`), 0);
+    }
+    // b fails a request over to a, then is renamed c: what b counted stays, its zeros go, c's come.
+    const answer = await chat(url, "q");
+    assert.equal(answer.status, 200);
+    await answer.body?.cancel();
+    const b = 'llmproxy_failovers_total{group="gpt-test",endpoint="b"';
+    assert.equal(value(await scrape(), `${b},reason="http_500"}`), 1);
+    assert.ok(await live.reload(() => Promise.resolve(parseConfig(yaml("c"), "test.yaml", () => undefined))));
+    const after = await scrape();
+    assert.deepEqual(lines(after, b), [`${b},reason="http_500"} 1`]);
+    const c = 'llmproxy_failovers_total{group="gpt-test",endpoint="c"';
+    assert.equal(lines(after, c).length, lines(before, b).length);
+    assert.ok(lines(after, c).every((line) => line.endsWith(" 0")));
+    assert.equal(value(after, `llmproxy_config_reloads_total{result="success"}`), 1);
+    // Bounded: the same series as before the reload, plus what b counted.
+    const all = (text: string) => lines(text, "llmproxy_failovers_total{").length;
+    assert.equal(all(after), all(before) + 1);
+  } finally {
+    await server.shutdown();
+    await live.close();
+  }
 });
