@@ -55,20 +55,39 @@ export class MultipartScanner {
   /** Bytes from `#buffer`'s start that the search for the end of a part head has looked at without finding it. */
   #searched = 0;
 
+  /** For each byte value, how far the delimiter search may skip when it ends a window (Horspool). */
+  readonly #skip: Uint16Array;
+  /** Where a held carry and the next chunk's first bytes are joined to be searched. */
+  readonly #scratch: Uint8Array;
+
   constructor(boundary: string) {
     this.#delimiter = encoder.encode(`\r\n--${boundary}`);
+    this.#skip = skipTable(this.#delimiter);
+    this.#scratch = new Uint8Array(2 * this.#delimiter.length);
   }
 
   /** The events the bytes so far complete. Throws a 400 `ProxyError` on a malformed body. */
   push(chunk: Uint8Array): MultipartEvent[] {
-    this.#buffer = this.#buffer.length === 0 ? chunk : this.#append(this.#buffer, chunk);
     const events: MultipartEvent[] = [];
+    const held = this.#buffer;
+    if (held.length === 0) this.#buffer = chunk;
+    else if (this.#state === "body" && this.#noDelimiterFrom(held, chunk)) {
+      // Content held back only because it might begin a delimiter, and does not: it goes, and the chunk is
+      // scanned where it lies (not copied after it).
+      events.push({ kind: "data", raw: held });
+      this.#buffer = chunk;
+    } else this.#buffer = this.#append(held, chunk);
     while (this.#step(events));
     // What is kept for the next push is copied out of the chunk: its reader may reuse that buffer.
     if (this.#buffer.length > 0 && this.#buffer.buffer === chunk.buffer) {
       this.#buffer = this.#append(new Uint8Array(0), this.#buffer);
     }
     return events;
+  }
+
+  /** The bytes held back for the next push, which no event has covered yet (kept: scanning goes on). */
+  get held(): Uint8Array {
+    return this.#buffer;
   }
 
   /** Stops scanning: the bytes held back for the next push, which no event has covered yet. */
@@ -115,7 +134,7 @@ export class MultipartScanner {
   /** Emits bytes up to the next delimiter as `kind`, keeping a possible partial delimiter at the end. */
   #until(events: MultipartEvent[], kind: "data" | "other", next: State): boolean {
     const buffer = this.#buffer;
-    const at = indexOf(buffer, this.#delimiter);
+    const at = findDelimiter(buffer, this.#delimiter, this.#skip);
     if (at >= 0) {
       if (at > 0) events.push({ kind, raw: this.#take(at) });
       this.#state = next;
@@ -155,6 +174,17 @@ export class MultipartScanner {
     this.#buffer = this.#buffer.subarray(length);
     this.#searched = 0;
     return taken;
+  }
+
+  /** Whether no delimiter begins in `held` (a few bytes of content) when `chunk` follows it. */
+  #noDelimiterFrom(held: Uint8Array, chunk: Uint8Array): boolean {
+    const length = this.#delimiter.length;
+    if (held.length >= length || chunk.length < length - 1) return false;
+    const joined = this.#scratch;
+    joined.set(held);
+    joined.set(chunk.subarray(0, length - 1), held.length);
+    const at = findDelimiter(joined.subarray(0, held.length + length - 1), this.#delimiter, this.#skip);
+    return at < 0 || at >= held.length;
   }
 
   /** `held` followed by `chunk`, in `#store`: in place when `held` ends where the store's free room starts. */
@@ -216,6 +246,30 @@ export function indexOf(buffer: Uint8Array, pattern: Uint8Array, from = 0): numb
     while (i < pattern.length && buffer[at + i] === pattern[i]) i++;
     if (i === pattern.length) return at;
     at = buffer.indexOf(first, at + 1);
+  }
+  return -1;
+}
+
+/** The skips of a Horspool search for `pattern`: its length, less for the bytes it contains. */
+function skipTable(pattern: Uint8Array): Uint16Array {
+  const skip = new Uint16Array(256).fill(pattern.length);
+  for (let i = 0; i < pattern.length - 1; i++) skip[pattern[i]] = pattern.length - 1 - i;
+  return skip;
+}
+
+/**
+ * First index of `pattern` in `buffer`, a window at a time: a window's last byte decides how far the next one
+ * starts (most bytes of a file are in no delimiter, so most windows move a whole delimiter on). Over binary
+ * content, a search for the delimiter's first byte stops at every CR, one in 256 bytes.
+ */
+function findDelimiter(buffer: Uint8Array, pattern: Uint8Array, skip: Uint16Array): number {
+  const last = pattern.length - 1;
+  const end = pattern[last];
+  for (let at = last; at < buffer.length; at += skip[buffer[at]]) {
+    if (buffer[at] !== end) continue;
+    let i = last - 1;
+    while (i >= 0 && buffer[at - last + i] === pattern[i]) i--;
+    if (i < 0) return at - last;
   }
   return -1;
 }
