@@ -9,6 +9,7 @@ import type { AttemptOutcome } from "../balancer/balancer.ts";
 import { bodyReadFailed, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
+import { twice } from "./form_field.ts";
 
 /** A body whose declared length is at most this is read whole first, so every attempt can send it. */
 export const HOLD_WHOLE_BYTES = 4 * 1024 * 1024;
@@ -110,6 +111,10 @@ export async function openForm(
       }
       if (inModel) found = true;
       inModel = event.kind === "part" && event.name === "model" && event.filename === null;
+      if (inModel && model !== null) {
+        await source.cancel();
+        throw twice("model");
+      }
       if (inModel) model = "";
     }
     if (found && !whole) return { upload: new UploadBody(held, source), model };

@@ -200,3 +200,59 @@ test("a key limited to some model groups reaches only those through these routes
   });
   assert.equal(file.bytes, 1);
 });
+
+test("a form with a second `model` field is refused: the upstream never reads a model the key may not use", async () => {
+  await using sim = await SimUpstream.start({ name: "s", quiet: true });
+  const yaml = groupYaml([endpointYaml(sim.url, { name: "s" })], [], "voice") +
+    "keys:\n  - {name: team-v, key: sk-team-v, models: [voice]}\n";
+  await using proxy = await startProxy(yaml);
+  const boundary = "dup-model-boundary";
+  const field = (name: string, value: string) =>
+    `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  /** model=voice, a file of `size` bytes, then model=gpt-4o-transcribe (a model no group of the key names). */
+  const form = (size: number) => {
+    const encoder = new TextEncoder();
+    const pieces = [
+      encoder.encode(
+        field("model", "voice") +
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n`,
+      ),
+      ...Array.from({ length: Math.ceil(size / 65536) }, () => new Uint8Array(65536).fill(120)),
+      encoder.encode(`\r\n${field("model", "gpt-4o-transcribe")}--${boundary}--\r\n`),
+    ];
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = pieces.shift();
+        if (next) controller.enqueue(next);
+        else controller.close();
+      },
+    });
+  };
+  const send = async (body: ReadableStream<Uint8Array> | Blob, headers: Record<string, string> = {}) => {
+    const answer = await fetch(`${proxy.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer sk-team-v",
+        "content-type": `multipart/form-data; boundary=${boundary}`,
+        ...headers,
+      },
+      body,
+    });
+    return { status: answer.status, error: (await answer.json()).error };
+  };
+  const small = await new Response(form(4)).blob();
+  // Streamed (no length: the form is read only up to its first `model`), held whole, or named by the header.
+  for (
+    const [what, got] of [
+      ["streamed", await send(form(6 * 1024 * 1024))],
+      ["held whole", await send(small)],
+      ["header", await send(small, { "x-llmproxy-model-group": "voice" })],
+    ] as const
+  ) {
+    assert.equal(got.status, 400, what);
+    assert.equal(got.error.param, "model", what);
+    assert.match(got.error.message, /more than one 'model' field/, what);
+  }
+  const models = sim.requests.map((r) => (r.body as Record<string, unknown> | undefined)?.model);
+  assert.ok(!models.includes("gpt-4o-transcribe"), `the upstream read: ${models.join(", ")}`);
+});
