@@ -13,17 +13,12 @@ import type { Answer } from "../core/answer.ts";
 import { ProxyError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { answerText, type CallContext } from "./call.ts";
-import { callHolder, type Collection, type ObjectDeps, resources } from "./objects.ts";
+import { callHolder, type Collection, type ObjectDeps } from "./objects.ts";
 import { type ObjectCaller, ownOnly } from "./ownership.ts";
+import { type ListCursor, saveCursors } from "./list_cursors.ts";
 
 export interface ListDeps extends ObjectDeps {
   readonly store: Store;
-}
-
-/** Where a list goes on: each resource still to read and its cursor there (null: from its start). */
-export interface ListCursor {
-  readonly endpoint: EndpointConfig;
-  readonly after: string | null;
 }
 
 interface Item {
@@ -42,67 +37,6 @@ const MAX_ROUNDS = 4;
 const OWN_SCAN = 100;
 /** Most ids of one list remembered with their endpoint. */
 const REMEMBER_LISTED = 200;
-/** How long where a list stood is kept for its next page. */
-const CURSOR_TTL_MS = 3600 * 1000;
-
-/** The `purpose`s OpenAI and Azure give files: a list filtered by one has records of its own. */
-const PURPOSES = new Set([
-  "assistants",
-  "assistants_output",
-  "batch",
-  "batch_output",
-  "fine-tune",
-  "fine-tune-results",
-  "vision",
-  "user_data",
-  "evals",
-]);
-
-/**
- * The record of where a list stood after the page that ended with `lastId`: per caller, order as the proxy merges
- * (`asc` or `desc`), known `purpose` and object, whatever else the query says. A client varying `order`, or sending
- * purposes of its own (an upstream may take either as it likes), makes no records beyond those: any other purpose
- * shares one record, which keeps the purpose it was made for and is checked on reading it.
- */
-function cursorKey(caller: ObjectCaller | null, query: URLSearchParams, lastId: string): string {
-  const order = query.get("order") === "asc" ? "asc" : "desc";
-  const purpose = query.get("purpose") ?? "";
-  return `lst:${caller?.name ?? ""}\n${order}\n${
-    purpose === "" || PURPOSES.has(purpose) ? purpose : "?"
-  }\n${lastId}`;
-}
-
-/** Where the list that handed out `after` stood, for this caller and query; null when it was not handed out here. */
-export async function savedCursors(
-  deps: ListDeps,
-  caller: ObjectCaller | null,
-  query: string,
-  after: string,
-): Promise<{ group: GroupConfig; cursors: ListCursor[] } | null> {
-  const params = new URLSearchParams(query);
-  const value = await deps.store.get(cursorKey(caller, params, after)).catch(() => null);
-  let saved: { group: string; purpose: string; cursors: [string, string | null][] };
-  try {
-    saved = JSON.parse(value ?? "null");
-    if (!Array.isArray(saved?.cursors)) return null;
-  } catch {
-    return null;
-  }
-  // The page was of another list of the caller's that ended on the same object: not where this one stood.
-  if (saved.purpose !== (params.get("purpose") ?? "")) return null;
-  const group = deps.config.groups.find((g) => g.name === saved.group);
-  if (!group || (caller && !caller.allows(group.name))) return null;
-  const cursors = saved.cursors.flatMap(([id, after]) => {
-    const endpoint = group.endpoints.find((e) => e.id === id);
-    return endpoint ? [{ endpoint, after }] : [];
-  });
-  return { group, cursors };
-}
-
-/** The first page of a group's list: every resource from its start. */
-export const fromStart = (group: GroupConfig): ListCursor[] =>
-  resources(group).map((endpoint) => ({ endpoint, after: null }));
-
 type Fetched =
   | {
     cursor: ListCursor;
@@ -189,11 +123,7 @@ export async function mergedList(
   const left = [...open, ...[...failed.values()].map((one) => one.cursor)];
   const lastId = page.at(-1)?.item.id;
   if (left.length > 0 && typeof lastId === "string") {
-    const cursors = left.map((cursor) => [cursor.endpoint.id, cursor.after]);
-    const saved = { group: group.name, purpose: params.get("purpose") ?? "", cursors };
-    await deps.store.set(cursorKey(caller, params, lastId), JSON.stringify(saved), CURSOR_TTL_MS).catch(
-      () => {},
-    );
+    await saveCursors(deps.store, caller, params, lastId, group, left);
   }
   const data = page.map(({ item }) => item);
   const headers: Record<string, string> = { "content-type": "application/json" };
