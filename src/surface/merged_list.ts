@@ -10,7 +10,7 @@
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
-import { ProxyError } from "../errors.ts";
+import { echoed, invalidRequest, ProxyError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { answerText, type CallContext } from "./call.ts";
 import { callHolder, type Collection, type ObjectDeps } from "./objects.ts";
@@ -62,8 +62,7 @@ export async function mergedList(
   caller: ObjectCaller | null,
 ): Promise<Answer> {
   const params = new URLSearchParams(query);
-  const asked = Number(params.get("limit"));
-  const limit = Number.isInteger(asked) && asked > 0 ? asked : DEFAULT_LIMIT[collection];
+  const limit = pageLimit(params.get("limit"), collection);
   const sign = params.get("order") === "asc" ? -1 : 1;
   const page: { item: Item; endpoint: EndpointConfig }[] = [];
   const failed = new Map<string, { cursor: ListCursor; error: string }>();
@@ -137,6 +136,14 @@ export async function mergedList(
   };
   const meta = { endpoint: [...answered].join(","), attempts: cursors.length, cache: null };
   return { status: 200, headers, body: { kind: "bytes", bytes: JSON.stringify(body) }, meta };
+}
+
+/** The client's `limit`, or the default; one that is no positive integer is its 400, as OpenAI's. */
+function pageLimit(asked: string | null, collection: Collection): number {
+  if (asked === null) return DEFAULT_LIMIT[collection];
+  const limit = Number(asked);
+  if (asked.trim() !== "" && Number.isInteger(limit) && limit > 0) return limit;
+  throw invalidRequest(`Invalid 'limit': expected an integer of at least 1, got '${echoed(asked)}'`, "limit");
 }
 
 const time = (item: Item) => typeof item.created_at === "number" ? item.created_at : 0;

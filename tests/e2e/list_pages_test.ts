@@ -146,7 +146,7 @@ test("a resource that ignores `after` and `limit` (an older API) still gives eac
   }
 });
 
-test("a list query the upstreams refuse (a `limit` above their most, an unknown `order`) is the client's 400", async () => {
+test("a list query the upstreams refuse (a `limit` above their most, an unknown `order`), or no page size, is a 400", async () => {
   await using ctx = await setup();
   const refused = async (list: () => Promise<unknown>) => await list().then(() => null, (error) => error);
   for (const client of [ctx.a, ctx.admin]) {
@@ -154,6 +154,9 @@ test("a list query the upstreams refuse (a `limit` above their most, an unknown 
       [await refused(() => client.files.list({ limit: 10_001 })), "limit"],
       [await refused(() => client.batches.list({ limit: 101 })), "limit"],
       [await refused(() => client.files.list({ order: "sideways" as "asc" })), "order"],
+      // One the proxy sees is no page size, before any upstream is asked.
+      [await refused(() => client.files.list({ limit: 0 })), "limit"],
+      [await refused(() => client.batches.list({ limit: 2.5 })), "limit"],
     ] as const;
     for (const [error, param] of cases) {
       assert.ok(error instanceof OpenAI.BadRequestError, String(error));
@@ -162,6 +165,11 @@ test("a list query the upstreams refuse (a `limit` above their most, an unknown 
       assert.equal(error.param, param);
     }
   }
+  const text = await fetch(`${ctx.proxy.url}/v1/files?limit=ten`, {
+    headers: { authorization: "Bearer sk-admin-lists" },
+  });
+  assert.equal(text.status, 400);
+  assert.equal((await text.json()).error.param, "limit");
   // Within the bounds, the same lists answer.
   assert.deepEqual((await ctx.a.batches.list({ limit: 100 })).data, []);
 });
