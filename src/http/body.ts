@@ -158,6 +158,15 @@ export function unsupportedCoding(error: ProxyError, coding: string | undefined)
   );
 }
 
+/**
+ * Refuses a body in a content coding up front (the same 415) where the proxy passes it on rather than parse it (a
+ * form or file upload): the upstream would get the coded bytes, unlabelled, as the form.
+ */
+export function refuseCoding(coding: string | undefined): void {
+  const refused = unsupportedCoding(invalidJson(""), coding);
+  if (refused.status === 415) throw refused;
+}
+
 /** Most objects, arrays and object members a request body may hold (`general_settings.max_body_items`). */
 export const MAX_BODY_ITEMS = 100_000;
 

@@ -88,6 +88,41 @@ test("a compressed request body (Content-Encoding) gets 415 naming the coding, n
   assert.equal(sim.count(), 2, "no compressed body went upstream");
 });
 
+test("a compressed form or file upload gets the same 415 up front: its coded bytes never go upstream", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(groupYaml([endpointYaml(sim.url, { name: "a" })]));
+  const form = new FormData();
+  form.append("model", "gpt-test");
+  form.append("purpose", "user_data");
+  form.append("file", new Blob(["RIFF audio"]), "a.wav");
+  const plain = new Response(form);
+  const type = plain.headers.get("content-type")!;
+  const bytes = await plain.arrayBuffer();
+  for (const coding of ["gzip", "deflate"] as const) {
+    const body = await new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream(coding)))
+      .arrayBuffer();
+    for (const path of ["/v1/files", "/v1/audio/transcriptions", "/v1/images/edits"]) {
+      const response = await fetch(`${proxy.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": type, "content-encoding": coding },
+        body,
+      });
+      const { error } = await response.json();
+      assert.equal(response.status, 415, `${coding} ${path}: ${error.message}`);
+      assert.equal(error.code, "unsupported_content_encoding");
+      assert.equal(response.headers.get("accept-encoding"), "identity");
+    }
+  }
+  assert.equal(sim.count(), 0, "no compressed body went upstream");
+  const served = await fetch(`${proxy.url}/v1/files`, {
+    method: "POST",
+    headers: { "content-type": type, "content-encoding": "identity" },
+    body: bytes,
+  });
+  assert.equal(served.status, 200);
+  await served.body?.cancel();
+});
+
 /** Sends `head`, then `body`; returns the answer's status line and body (" " when none came). */
 async function rawAnswer(base: string, head: string, body: string): Promise<string> {
   const url = new URL(base);

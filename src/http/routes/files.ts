@@ -19,7 +19,7 @@ import { fromStart, type ListCursor, savedCursors } from "../../surface/list_cur
 import { mergedList } from "../../surface/merged_list.ts";
 import { type ObjectCaller, objectCaller, ownerFor } from "../../surface/ownership.ts";
 import { openUpload } from "../../surface/upload.ts";
-import { parseJsonBody, readBodyText } from "../body.ts";
+import { parseJsonBody, readBodyText, refuseCoding } from "../body.ts";
 import { respond } from "../respond.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -54,6 +54,7 @@ export function createFileHandler(services: Services) {
     c.set("group", group.name);
     const contentType = c.req.header("content-type") ?? null;
     if (!boundaryOf(contentType)) throw invalidRequest("A file upload must be a multipart/form-data body");
+    refuseCoding(c.req.header("content-encoding"));
     const declared = c.req.header("content-length");
     const upload = await openUpload(c.req.raw.body, declared === undefined ? null : Number(declared));
     const context = callContext(c);

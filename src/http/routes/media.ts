@@ -17,7 +17,7 @@ import { isFailoverStatus } from "../../proxy/upstream_answer.ts";
 import { replacedField } from "../../surface/form_field.ts";
 import { openForm, openUpload, type UploadBody } from "../../surface/upload.ts";
 import { relayUsage } from "../../usage/relay_usage.ts";
-import { parseJsonBody, readBodyText } from "../body.ts";
+import { parseJsonBody, readBodyText, refuseCoding } from "../body.ts";
 import { callContext, reply } from "./files.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -83,6 +83,7 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     const contentType = c.req.header("content-type") ?? null;
     const boundary = boundaryOf(contentType);
     if (!boundary) throw invalidRequest(`POST /v1/${path} takes a multipart/form-data body`);
+    refuseCoding(c.req.header("content-encoding"));
     const declared = c.req.header("content-length");
     const length = declared === undefined ? null : Number(declared);
     const header = c.req.header(GROUP_HEADER) ?? null;
