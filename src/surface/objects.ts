@@ -74,6 +74,8 @@ export async function ownerOf(
   id: string,
   context: CallContext,
   caller: ObjectCaller | null,
+  /** What the client called the id, for the 404's `param`: the object's own id by default. */
+  param = `${WHAT[collection]}_id`,
 ): Promise<HeldObject> {
   const known = await deps.objects.holderOf(id);
   const found = known !== null ? endpointById(deps.config, known.endpoint) : undefined;
@@ -121,7 +123,7 @@ export async function ownerOf(
         ? " for this key"
         : ` (send the '${GROUP_HEADER}' header to search a group)`
     }`,
-    { param: `${WHAT[collection]}_id` },
+    { param },
   );
 }
 

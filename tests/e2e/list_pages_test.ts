@@ -173,3 +173,21 @@ test("a list query the upstreams refuse (a `limit` above their most, an unknown 
   // Within the bounds, the same lists answer.
   assert.deepEqual((await ctx.a.batches.list({ limit: 100 })).data, []);
 });
+
+test("an id no resource holds is a 404 whose `param` is what the client called it", async () => {
+  await using ctx = await setup();
+  for (const client of [ctx.a, ctx.admin]) {
+    const batch = await client.batches.create({
+      input_file_id: "file-nowhere",
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    }).catch((error) => error);
+    assert.ok(batch instanceof OpenAI.NotFoundError, String(batch));
+    assert.equal(batch.param, "input_file_id");
+    const page = await client.files.list({ after: "file-nowhere" }).catch((error) => error);
+    assert.ok(page instanceof OpenAI.NotFoundError, String(page));
+    assert.equal(page.param, "after");
+    const file = await client.files.retrieve("file-nowhere").catch((error) => error);
+    assert.equal(file.param, "file_id");
+  }
+});

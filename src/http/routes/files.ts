@@ -90,7 +90,7 @@ export function createBatchHandler(services: Services) {
     }
     const context = callContext(c);
     const caller = callerOf(services, c);
-    const holder = await ownerOf(services, "files", fileId, context, caller);
+    const holder = await ownerOf(services, "files", fileId, context, caller, "input_file_id");
     c.set("group", holder.group.name);
     // Creating a batch makes something upstream: charged to the key like an upload.
     const answer = await callHolder(services, holder, "files", fileId, context, {
@@ -138,7 +138,7 @@ export function listHandler(services: Services, collection: Collection) {
     if (after) {
       list = await savedCursors(services, caller, query, after);
       if (!list) {
-        const holder = await ownerOf(services, collection, after, context, caller);
+        const holder = await ownerOf(services, collection, after, context, caller, "after");
         list = { group: holder.group, cursors: [{ endpoint: holder.endpoint, after }] };
       }
     } else {
