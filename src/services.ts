@@ -18,6 +18,7 @@ import { ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
+import { FormHold } from "./surface/form_hold.ts";
 import { recentObserver } from "./metrics/recent.ts";
 import { Attempts } from "./proxy/attempts.ts";
 import type { Telemetry } from "./telemetry/telemetry.ts";
@@ -70,6 +71,8 @@ export interface Services {
   readonly keyLimits: KeyLimits;
   /** Usage and cost per key, model group and endpoint. */
   readonly usage: UsageLedger;
+  /** Bytes of forms held while read up to their `model` field; kept across config reloads. */
+  readonly formHold: FormHold;
   close(): Promise<void>;
 }
 
@@ -160,6 +163,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     metrics,
   });
   const objects = new ObjectAffinity(store, logger);
+  const formHold = previous?.formHold ?? new FormHold(settings.limits.maxInflightBodyBytes);
+  formHold.max = settings.limits.maxInflightBodyBytes;
   const endpoints = new Map(
     config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
   );
@@ -187,6 +192,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     metrics,
   });
   return {
+    formHold,
     config,
     store,
     health,

@@ -10,6 +10,7 @@ import { bodyReadFailed, invalidRequest, ProxyError, tooLarge } from "../errors.
 import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
 import { twice } from "./form_field.ts";
+import type { FormHold } from "./form_hold.ts";
 
 /** A body whose declared length is at most this is read whole first, so every attempt can send it. */
 export const HOLD_WHOLE_BYTES = 4 * 1024 * 1024;
@@ -85,23 +86,47 @@ export async function openForm(
   body: ReadableStream<Uint8Array> | null,
   boundary: string,
   length: number | null,
-): Promise<{ upload: UploadBody; model: string | null }> {
+  hold: FormHold,
+): Promise<{ upload: UploadBody; model: string | null; holding: number }> {
   if (!body) throw invalidRequest("The multipart/form-data body is empty");
   const source = new ChunkSource(body);
+  // A body of at most HOLD_WHOLE_BYTES was counted by the request-body bound; a larger one is counted here.
+  const whole = length !== null && length <= HOLD_WHOLE_BYTES;
+  let holding = 0;
+  try {
+    const opened = await scanForm(source, boundary, whole, (bytes) => {
+      if (whole) return;
+      hold.take(bytes);
+      holding += bytes;
+    });
+    return { ...opened, holding };
+  } catch (error) {
+    hold.give(holding);
+    await source.cancel();
+    throw error;
+  }
+}
+
+async function scanForm(
+  source: ChunkSource,
+  boundary: string,
+  whole: boolean,
+  held: (bytes: number) => void,
+): Promise<{ upload: UploadBody; model: string | null }> {
   const scanner = new MultipartScanner(boundary);
-  const held: Uint8Array[] = [];
+  const chunks: Uint8Array[] = [];
   let heldBytes = 0;
   let model: string | null = null;
   let inModel = false;
-  const whole = length !== null && length <= HOLD_WHOLE_BYTES;
   while (true) {
     const chunk = await readFrom(source);
     if (chunk === null) {
       scanner.finish();
-      return { upload: new UploadBody(held, null), model };
+      return { upload: new UploadBody(chunks, null), model };
     }
     const value = source.reuses ? chunk.slice() : chunk;
-    held.push(value);
+    held(value.length);
+    chunks.push(value);
     heldBytes += value.length;
     let found = false;
     for (const event of scanner.push(value)) {
@@ -111,15 +136,11 @@ export async function openForm(
       }
       if (inModel) found = true;
       inModel = event.kind === "part" && event.name === "model" && event.filename === null;
-      if (inModel && model !== null) {
-        await source.cancel();
-        throw twice("model");
-      }
+      if (inModel && model !== null) throw twice("model");
       if (inModel) model = "";
     }
-    if (found && !whole) return { upload: new UploadBody(held, source), model };
+    if (found && !whole) return { upload: new UploadBody(chunks, source), model };
     if (heldBytes > HOLD_FORM_BYTES) {
-      await source.cancel();
       throw new ProxyError(
         413,
         "invalid_request_error",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import OpenAI, { BadRequestError, NotFoundError, toFile } from "openai";
 import { SPEECH_PIECE_BYTES } from "../../src/sim/audio.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
-import { endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
+import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 
 const azure = "          provider: azure\n          api_version: 2025-04-01-preview";
@@ -255,4 +255,68 @@ test("a form with a second `model` field is refused: the upstream never reads a 
   }
   const models = sim.requests.map((r) => (r.body as Record<string, unknown> | undefined)?.model);
   assert.ok(!models.includes("gpt-4o-transcribe"), `the upstream read: ${models.join(", ")}`);
+});
+
+test("forms held up to their `model` field (file first) are bounded together: past the bound, a 503 to retry", async () => {
+  await using sim = await SimUpstream.start({ name: "s", quiet: true });
+  const MiB = 1024 * 1024;
+  // Chunked bodies are reserved at max_body_bytes by the request-body bound; forms are held beyond it.
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(sim.url, { name: "s" })], [
+      `max_body_bytes: ${MiB}`,
+      `max_inflight_body_bytes: ${8 * MiB}`,
+    ]),
+  );
+  const boundary = "held-forms-boundary";
+  /** A form sending a 6 MiB file first, then `model` once `gate` resolves; no declared length (chunked). */
+  const form = (gate: Promise<void>) => {
+    const encoder = new TextEncoder();
+    let pieces = 6 * 16;
+    let started = false;
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!started) {
+          started = true;
+          const head =
+            `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n`;
+          return controller.enqueue(encoder.encode(head));
+        }
+        if (pieces-- > 0) return controller.enqueue(new Uint8Array(64 * 1024).fill(120));
+        await gate;
+        const tail = `\r\n--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-test\r\n` +
+          `--${boundary}--\r\n`;
+        controller.enqueue(encoder.encode(tail));
+        controller.close();
+      },
+    });
+  };
+  const send = (body: ReadableStream<Uint8Array>) =>
+    fetch(`${proxy.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+      body,
+    });
+  let open!: () => void;
+  const first = send(form(new Promise((resolve) => open = resolve)));
+  const hold = proxy.services.formHold;
+  try {
+    for (let i = 0; i < 400 && hold.held < 6 * MiB; i++) await delay(25);
+    assert.ok(hold.held >= 6 * MiB, `the first form's file is held: ${hold.held} bytes`);
+    const second = await send(form(Promise.resolve()));
+    assert.equal(second.status, 503);
+    assert.equal(second.headers.get("retry-after"), "1");
+    const { error } = await second.json();
+    assert.equal(error.code, "server_busy");
+    assert.match(error.message, /send 'model' before the file/);
+  } finally {
+    open();
+  }
+  const answered = await first;
+  assert.equal(answered.status, 200);
+  assert.match((await answered.json()).text, /heard \d+ bytes of a\.wav/);
+  assert.equal(hold.held, 0, "given back");
+  const third = await send(form(Promise.resolve()));
+  assert.equal(third.status, 200);
+  await third.body?.cancel();
+  assert.equal(hold.held, 0);
 });

@@ -89,25 +89,41 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     const header = c.req.header(GROUP_HEADER) ?? null;
     let upload: UploadBody;
     let model: string | null = null;
+    let holding = 0;
     if (header !== null) upload = await openUpload(c.req.raw.body, length);
-    else ({ upload, model } = await openForm(c.req.raw.body, boundary, length));
-    const group = groupFor(services.config, header, model, c.get("key"));
-    c.set("group", group.name);
-    const context = callContext(c);
-    const request = {
-      ...relayRequest(context, group, path, { kind: "group" }, upload.unresendable),
-      record: relayUsage(services, { group, route: path, requestId: context.requestId }),
-    };
-    const call = upstreamCall(context, group, {
-      method: "POST",
-      path,
-      // Written out chunk by chunk through the upload's one buffer, like a file upload.
-      body: (endpoint) => replacedField(upload.chunks(), boundary, "model", endpoint.model),
-      contentType: contentType!,
-      // A transcription may stream (`stream: true`) or be text: passed on as it arrives.
-      passThrough: true,
-      failure: isFailoverStatus,
-    });
-    return reply(c, (await services.pipeline.relay(request, call)).answer);
+    else ({ upload, model, holding } = await openForm(c.req.raw.body, boundary, length, services.formHold));
+    try {
+      return await relayForm(services, c, path, { upload, model, boundary, contentType: contentType! });
+    } finally {
+      services.formHold.give(holding);
+    }
   };
+}
+
+/** Sends an opened form to the group's endpoints in turn. */
+async function relayForm(
+  services: Services,
+  c: Context<AppEnv>,
+  path: FormMedia,
+  form: { upload: UploadBody; model: string | null; boundary: string; contentType: string },
+): Promise<Response> {
+  const { upload, model, boundary, contentType } = form;
+  const group = groupFor(services.config, c.req.header(GROUP_HEADER) ?? null, model, c.get("key"));
+  c.set("group", group.name);
+  const context = callContext(c);
+  const request = {
+    ...relayRequest(context, group, path, { kind: "group" }, upload.unresendable),
+    record: relayUsage(services, { group, route: path, requestId: context.requestId }),
+  };
+  const call = upstreamCall(context, group, {
+    method: "POST",
+    path,
+    // Written out chunk by chunk through the upload's one buffer, like a file upload.
+    body: (endpoint) => replacedField(upload.chunks(), boundary, "model", endpoint.model),
+    contentType,
+    // A transcription may stream (`stream: true`) or be text: passed on as it arrives.
+    passThrough: true,
+    failure: isFailoverStatus,
+  });
+  return reply(c, (await services.pipeline.relay(request, call)).answer);
 }
