@@ -89,6 +89,7 @@ export class UsageLedger {
     this.#now = options.now;
     this.#logger = options.logger;
     this.metrics = new UsageMetrics();
+    this.metrics.known(config.entries);
   }
 
   /** Counts one finished request; returns what it spent. */
@@ -162,6 +163,7 @@ export class UsageLedger {
   /** Takes the prices and stream settings of a reloaded config. */
   configure(config: KeysConfig): void {
     this.#config = config;
+    this.metrics.known(config.entries);
   }
 
   /** Rows per day, key, model group and endpoint, from `from` to `to` (YYYY-MM-DD, inclusive); optionally one key. */

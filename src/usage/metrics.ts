@@ -5,6 +5,8 @@
  * scrape time.
  */
 
+import type { KeyPolicy } from "../keys/policy.ts";
+
 export interface CountedEvent {
   readonly key: string;
   readonly group: string;
@@ -25,6 +27,16 @@ interface Series {
 }
 
 const TOKEN_KINDS = ["input", "cached_input", "output", "reasoning"] as const;
+
+/** A key's limits by the name its refusals carry (`keys/limits.ts`). */
+const limitsOf = (policy: KeyPolicy): [string, number | undefined][] => [
+  ["rpm", policy.rpm],
+  ["tpm", policy.tpm],
+  ["max_parallel", policy.maxParallel],
+  ["tokens_per_day", policy.tokensPerDay],
+  ["tokens_per_month", policy.tokensPerMonth],
+  ["usd_per_month", policy.usdPerMonth],
+];
 
 const label = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
@@ -62,6 +74,20 @@ export class UsageMetrics {
     series.output += amounts.output_tokens ?? 0;
     series.reasoning += amounts.reasoning_tokens ?? 0;
     series.usd += usd;
+  }
+
+  /**
+   * Zero `llmproxy_key_limited_total` series for each limit the configured keys have, so alerts see them before
+   * the first refusal; those of keys (or limits) no longer configured go, unless they counted something.
+   */
+  known(policies: readonly KeyPolicy[]): void {
+    for (const [id, value] of this.#refused) if (value === 0) this.#refused.delete(id);
+    for (const policy of policies) {
+      for (const [limit, value] of limitsOf(policy)) {
+        const id = `key="${label(policy.name)}",limit="${limit}"`;
+        if (value !== undefined && !this.#refused.has(id)) this.#refused.set(id, 0);
+      }
+    }
   }
 
   refused(key: string, limit: string): void {

@@ -190,3 +190,32 @@ test("before any traffic, counters of known label values are 0 series; a reload 
     await live.close();
   }
 });
+
+test("before any refusal, each configured key's limits are 0 series of llmproxy_key_limited_total", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(
+    groupYaml([endpointYaml(sim.url, { name: "a" })]) +
+      "keys:\n  - {name: team-a, key: sk-team-a-zero, rpm: 1, tokens_per_day: 1000}\n" +
+      "  - {name: team-b, key: sk-team-b-zero}\n",
+  );
+  const scrape = async () =>
+    await (await fetch(`${proxy.url}/metrics`, { headers: { authorization: "Bearer sk-team-a-zero" } }))
+      .text();
+  const limited = (text: string) =>
+    text.split("\n").filter((line) => line.startsWith("llmproxy_key_limited_total{"));
+  assert.deepEqual(limited(await scrape()).sort(), [
+    'llmproxy_key_limited_total{key="team-a",limit="rpm"} 0',
+    'llmproxy_key_limited_total{key="team-a",limit="tokens_per_day"} 0',
+  ]);
+  // The second request of the minute is refused: the series counts it.
+  for (let i = 0; i < 2; i++) {
+    const answer = await fetch(`${proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: "Bearer sk-team-a-zero", "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(answer.status, i === 0 ? 200 : 429);
+    await answer.body?.cancel();
+  }
+  assert.ok(limited(await scrape()).includes('llmproxy_key_limited_total{key="team-a",limit="rpm"} 1'));
+});
