@@ -90,12 +90,12 @@ export async function openForm(
 ): Promise<{ upload: UploadBody; model: string | null; holding: number }> {
   if (!body) throw invalidRequest("The multipart/form-data body is empty");
   const source = new ChunkSource(body);
-  // A body of at most HOLD_WHOLE_BYTES was counted by the request-body bound; a larger one is counted here.
+  // Every byte held is counted, a small body read whole too: the request-body bound leaves out those declared
+  // over `max_body_bytes`, which may be less than HOLD_WHOLE_BYTES.
   const whole = length !== null && length <= HOLD_WHOLE_BYTES;
   let holding = 0;
   try {
     const opened = await scanForm(source, boundary, whole, (bytes) => {
-      if (whole) return;
       hold.take(bytes);
       holding += bytes;
     });
