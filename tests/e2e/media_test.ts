@@ -202,8 +202,13 @@ test("a key limited to some model groups reaches only those through these routes
 });
 
 test("a form with a second `model` field is refused: the upstream never reads a model the key may not use", async () => {
+  for (const client of ["http1", "fetch"]) await secondModel(client);
+});
+
+/** A form naming `model` twice, through the `client` upstream client. */
+async function secondModel(client: string) {
   await using sim = await SimUpstream.start({ name: "s", quiet: true });
-  const yaml = groupYaml([endpointYaml(sim.url, { name: "s" })], [], "voice") +
+  const yaml = groupYaml([endpointYaml(sim.url, { name: "s" })], [`upstream_client: ${client}`], "voice") +
     "keys:\n  - {name: team-v, key: sk-team-v, models: [voice]}\n";
   await using proxy = await startProxy(yaml);
   const boundary = "dup-model-boundary";
@@ -249,13 +254,13 @@ test("a form with a second `model` field is refused: the upstream never reads a 
       ["header", await send(small, { "x-llmproxy-model-group": "voice" })],
     ] as const
   ) {
-    assert.equal(got.status, 400, what);
+    assert.equal(got.status, 400, `${client}, ${what}`);
     assert.equal(got.error.param, "model", what);
     assert.match(got.error.message, /more than one 'model' field/, what);
   }
   const models = sim.requests.map((r) => (r.body as Record<string, unknown> | undefined)?.model);
   assert.ok(!models.includes("gpt-4o-transcribe"), `the upstream read: ${models.join(", ")}`);
-});
+}
 
 test("forms held up to their `model` field (file first) are bounded together: past the bound, a 503 to retry", async () => {
   await using sim = await SimUpstream.start({ name: "s", quiet: true });
