@@ -1,6 +1,6 @@
 /**
- * Opening a socket to an upstream for the HTTP/1.1 client (`http1.ts`): TCP (without Nagle's delay) or TLS,
- * given up after a timeout (an upstream that never answers a SYN) or when the call's signal aborts.
+ * Opening a socket to an upstream for the HTTP/1.1 client (`http1.ts`): TCP (without Nagle's delay) or TLS (its
+ * handshake done), given up after a timeout (an upstream that never answers a SYN) or when the call's signal aborts.
  */
 
 import { deadlines } from "../util/deadlines.ts";
@@ -24,7 +24,9 @@ export async function openSocket(
   });
   try {
     if (target.tls) {
-      const pending = Deno.connectTls({ ...options, caCerts, alpnProtocols: ["http/1.1"] });
+      // The handshake now, not lazily at the first write: its failure is a connection never made (nothing of the
+      // request went), and it is within the connect timeout.
+      const pending = Deno.connectTls({ ...options, caCerts, alpnProtocols: ["http/1.1"] }).then(shaken);
       return await untilAborted(pending, connecting.signal, closeQuietly);
     }
     const tcp = await Deno.connect({ ...options, signal: connecting.signal });
@@ -37,6 +39,16 @@ export async function openSocket(
   } finally {
     timer.cancel();
     signal.removeEventListener("abort", onAbort);
+  }
+}
+
+async function shaken(tls: Deno.TlsConn): Promise<Deno.TlsConn> {
+  try {
+    await tls.handshake();
+    return tls;
+  } catch (error) {
+    closeQuietly(tls);
+    throw error;
   }
 }
 

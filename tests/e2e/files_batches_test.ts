@@ -237,6 +237,32 @@ test("files: a small upload moves on only when the endpoint surely did not take 
   }
 });
 
+test("files: a small upload moves on from a TLS endpoint whose certificate is refused (nothing of it went)", async () => {
+  // The test CA's certificate, which the proxy is not told to trust: the handshake fails before any byte of the
+  // request can go, so the upload is sent to the next endpoint (before, the http1 client shook hands only at its
+  // first write, and the client got a 502 saying the file might exist).
+  const tls = new URL("../_support/tls/", import.meta.url);
+  const [cert, key] = await Promise.all(
+    ["cert.pem", "key.pem"].map((name) => Deno.readTextFile(new URL(name, tls))),
+  );
+  let reached = 0;
+  await using refused = Deno.serve({ hostname: "127.0.0.1", port: 0, cert, key, onListen: () => {} }, () => {
+    reached++;
+    return new Response(null, { status: 500 });
+  });
+  await using west = await SimUpstream.start({ name: "west", quiet: true });
+  for (const client of ["http1", "fetch"]) {
+    west.reset();
+    const first = `https://127.0.0.1:${refused.addr.port}/v1`;
+    await using ctx = await firstThenWest(first, west, [`upstream_client: ${client}`]);
+    const got = await ctx.upload();
+    assert.ok("data" in got, `${client}: ${"error" in got ? got.error : ""}`);
+    assert.equal(holder(got.data.id), "west");
+    assert.equal(got.response.headers.get("x-llmproxy-attempts"), "2");
+  }
+  assert.equal(reached, 0, "no request got through the refused handshake");
+});
+
 test({
   name: "files and batches: an id created through one instance is found by another on the same Redis",
   ignore: !hasRedis,
