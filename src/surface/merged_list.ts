@@ -84,9 +84,10 @@ export async function mergedList(
         )
       ),
     );
-    // The client's own query refused by a resource (the same query went to each): its error, as it came.
-    const refusal = fetched.find((one) => one.refusal)?.refusal;
-    if (refusal) return refusal;
+    // The client's own query, refused by every resource (the same query went to each): the first one's error, as
+    // it came. One resource's refusal alone may be its own (a misconfigured one): it is named as failed.
+    const refusal = fetched[0]?.refusal;
+    if (refusal && answered.size === 0 && fetched.every((one) => one.refusal)) return refusal;
     const live: Page = [];
     for (const one of fetched) {
       if (one.error !== undefined) failed.set(one.cursor.endpoint.id, one);

@@ -191,3 +191,19 @@ test("an id no resource holds is a 404 whose `param` is what the client called i
     assert.equal(file.param, "file_id");
   }
 });
+
+test("one resource refusing every list (its own fault) does not refuse the list: the others' objects come", async () => {
+  await using ctx = await setup();
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) ids.push(await upload(ctx.admin, `r${i}.jsonl`));
+  const wests = ids.filter((id) => id.includes("_west_"));
+  assert.ok(wests.length > 0 && wests.length < ids.length, "uploads on both resources");
+  ctx.east.always({ kind: "status", status: 400 });
+  const answer = await fetch(`${ctx.proxy.url}/v1/files?limit=100`, {
+    headers: { authorization: "Bearer sk-admin-lists" },
+  });
+  assert.equal(answer.status, 200);
+  assert.equal(answer.headers.get("x-llmproxy-list-failed"), "east");
+  const listed = (await answer.json()).data.map((file: { id: string }) => file.id);
+  assert.deepEqual(listed.toSorted(), wests.toSorted());
+});
