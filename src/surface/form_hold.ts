@@ -2,7 +2,8 @@
  * Bytes of forms held across requests while each is read up to its `model` field (`openForm`): a form may send its
  * file first (the openai Node SDK sends fields in the order they are given, `file` usually first), and each such
  * form is held up to 32 MiB until its `model` arrives. The request-body bound of `max_inflight_body_bytes` leaves
- * uploads out (they are not bounded by `max_body_bytes`), so these held bytes have one of their own, as large.
+ * uploads out (they are not bounded by `max_body_bytes`), so these held bytes have one of their own, as large. Small
+ * uploads read whole first (`openUpload`: a file, a form whose group is named by the header) are counted here too.
  */
 
 import { ProxyError } from "../errors.ts";
@@ -27,9 +28,10 @@ export class FormHold {
         503,
         "service_unavailable",
         "server_busy",
-        `The proxy is holding ${this.#held} bytes of forms read up to their 'model' field, and this one would ` +
-          `pass the limit of ${this.max} (general_settings.max_inflight_body_bytes): send 'model' before the ` +
-          "file, or the model group in the x-llmproxy-model-group header, or retry shortly",
+        `The proxy is holding ${this.#held} bytes of uploads read ahead (forms up to their 'model' field, small ` +
+          `ones whole), and this one would pass the limit of ${this.max} (general_settings.max_inflight_body_bytes):` +
+          " retry shortly; for a form, send 'model' before the file, or the model group in the" +
+          " x-llmproxy-model-group header",
         { headers: { "retry-after": "1" } },
       );
     }

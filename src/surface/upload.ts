@@ -67,15 +67,33 @@ export class UploadBody {
   }
 }
 
-/** Reads a body of declared `length` (at most `HOLD_WHOLE_BYTES`) whole, or holds nothing of a larger one. */
+/**
+ * Reads a body of declared `length` (at most `HOLD_WHOLE_BYTES`) whole, its bytes counted in `hold` (`holding`, to
+ * give back when the request ends: the request-body bound leaves out a body declared over `max_body_bytes`, which
+ * may be less), or holds nothing of a larger one.
+ */
 export async function openUpload(
   body: ReadableStream<Uint8Array> | null,
   length: number | null,
-): Promise<UploadBody> {
-  if (!body) return new UploadBody([], null);
+  hold: FormHold,
+): Promise<{ upload: UploadBody; holding: number }> {
+  if (!body) return { upload: new UploadBody([], null), holding: 0 };
   const source = new ChunkSource(body);
-  if (length === null || length > HOLD_WHOLE_BYTES) return new UploadBody([], source);
-  return new UploadBody(await readAll(source, HOLD_WHOLE_BYTES), null);
+  if (length === null || !(length <= HOLD_WHOLE_BYTES)) {
+    return { upload: new UploadBody([], source), holding: 0 };
+  }
+  try {
+    hold.take(length);
+  } catch (error) {
+    await source.cancel();
+    throw error;
+  }
+  try {
+    return { upload: new UploadBody(await readAll(source, HOLD_WHOLE_BYTES), null), holding: length };
+  } catch (error) {
+    hold.give(length);
+    throw error;
+  }
 }
 
 /**

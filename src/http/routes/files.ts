@@ -56,7 +56,8 @@ export function createFileHandler(services: Services) {
     if (!boundaryOf(contentType)) throw invalidRequest("A file upload must be a multipart/form-data body");
     refuseCoding(c.req.header("content-encoding"));
     const declared = c.req.header("content-length");
-    const upload = await openUpload(c.req.raw.body, declared === undefined ? null : Number(declared));
+    const length = declared === undefined ? null : Number(declared);
+    const { upload, holding } = await openUpload(c.req.raw.body, length, services.formHold);
     const context = callContext(c);
     const request = relayRequest(context, group, "files", { kind: "group" }, upload.unresendableUpload);
     const call = upstreamCall(context, group, {
@@ -67,8 +68,12 @@ export function createFileHandler(services: Services) {
       contentType: contentType!,
       failure: isFailoverStatus,
     });
-    const { answer } = await services.pipeline.relay(request, call);
-    return reply(c, await remembered(services, answer, ownerFor(callerOf(services, c))));
+    try {
+      const { answer } = await services.pipeline.relay(request, call);
+      return reply(c, await remembered(services, answer, ownerFor(callerOf(services, c))));
+    } finally {
+      services.formHold.give(holding);
+    }
   };
 }
 
