@@ -7,7 +7,8 @@ import type { HeaderReader } from "../core/header_reader.ts";
 import type { AzureAdConfig, EndpointConfig } from "../config/config.ts";
 import { deadlines } from "../util/deadlines.ts";
 import type { AttemptObserver } from "./attempt.ts";
-import { Http1Agent, type Http1Init, UpstreamProtocolError } from "./http1.ts";
+import { Http1Agent, type Http1Init } from "./http1.ts";
+import { connectionMessage } from "./connection_message.ts";
 import { RequestBodyFailed, type StreamedBody } from "./http1_chunked.ts";
 import { upstreamHeaders, upstreamUrl } from "./providers.ts";
 import type { EntraTokens } from "../entra/entra_tokens.ts";
@@ -273,18 +274,4 @@ export class UpstreamClient {
 function secretsOf(endpoint: EndpointConfig, headers: Record<string, string>): string[] {
   const auth = headers["authorization"];
   return [endpoint.apiKey, auth?.replace(/^\S+\s+/, ""), headers["api-key"]].filter((v): v is string => !!v);
-}
-
-/** A short reason for a failed connection that never includes the upstream URL (it may carry credentials). */
-export function connectionMessage(error: unknown): string {
-  // fetch throws TypeErrors for requests it cannot build, and their text may quote a header value (the key).
-  if (error instanceof TypeError && /header/i.test(error.message)) return "invalid upstream request headers";
-  if (error instanceof UpstreamProtocolError) return error.message;
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  const cleaned = text.replace(/\(?\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*\)?/gi, "").replace(/\s+/g, " ").trim();
-  if (/refused/i.test(cleaned)) return "connection refused";
-  if (/reset|closed|broken pipe|eof/i.test(cleaned)) return "connection reset";
-  if (/dns|lookup|resolve|name or service/i.test(cleaned)) return "name resolution failed";
-  if (/certificate|tls|ssl/i.test(cleaned)) return "TLS error";
-  return cleaned.slice(0, 120) || "connection error";
 }

@@ -117,7 +117,7 @@ test("upstream headers: only allowed client headers pass, endpoint key and extra
 });
 
 test("connection failure messages never quote header values or URLs", async () => {
-  const { connectionMessage } = await import("../../src/upstream/client.ts");
+  const { connectionMessage } = await import("../../src/upstream/connection_message.ts");
   assert.equal(
     connectionMessage(new TypeError('Invalid header value: "Bearer sk-live-SECRET"')),
     "invalid upstream request headers",
