@@ -73,6 +73,7 @@ export class LiveApp {
     // (a stream that began before the reload writes when it ends) are tracked by the new cache's.
     this.#services = services;
     this.#handler = handlerOf(services);
+    services.upstream.keepTokensOf(config.groups.flatMap((group) => group.endpoints));
     services.metrics.configReload("success");
     logger.info("config reloaded", {
       source: config.source,

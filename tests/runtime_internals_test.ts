@@ -118,3 +118,17 @@ test("a served Request keeps its inner request under 'request', with onCancel", 
   assert.equal(await (await fetch(`http://127.0.0.1:${server.addr.port}/`)).text(), "ok");
   assert.equal(found, "function", "src/http/served_request.ts");
 });
+
+test("a WebSocket handshake answered 401 says the status in its error event's message", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("no", { status: 401 }),
+  );
+  const socket = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+  const closed = new Promise((resolve) => socket.onclose = resolve);
+  const message = await new Promise((resolve) =>
+    socket.onerror = (event) => resolve((event as ErrorEvent).message)
+  );
+  await closed;
+  assert.match(String(message), /Invalid status code: 401\b/, "src/surface/realtime.ts: handshakeStatus");
+});

@@ -58,6 +58,15 @@ export class EntraTokens {
     }
   }
 
+  /**
+   * Forgets the tokens of credentials no endpoint uses now (a reload replaced or removed them), and the secrets
+   * their map keys hold; a credential used again later fetches anew.
+   */
+  keepOnly(used: Iterable<AzureAdConfig>): void {
+    const keys = new Set(Array.from(used, (ad) => JSON.stringify(ad)));
+    for (const key of this.#tokens.keys()) if (!keys.has(key)) this.#tokens.delete(key);
+  }
+
   /** The endpoint answered 401 to `token`: the credential's token is dropped unless it is fresh. */
   rejected(ad: AzureAdConfig, token: string): void {
     this.#tokens.get(JSON.stringify(ad))?.reject(token);

@@ -25,6 +25,12 @@ export class TokenError extends Error {
 export const MAX_ANSWER_BYTES = 64 * 1024;
 /** Longest lifetime believed (Entra ID tokens live 1 to 24 hours): a longer one is cut to this. */
 export const MAX_LIFETIME_MS = 24 * 3600_000;
+/**
+ * Shortest lifetime believed: a token said to live less is used this long, so a token endpoint that hands out
+ * second-long tokens is asked about twice a minute per credential, not once per request. Should it really expire
+ * sooner, the endpoint's 401 fails the attempt over (a token that young is not dropped on a 401 either).
+ */
+export const MIN_LIFETIME_MS = 30_000;
 
 export interface TokenRequestDeps {
   readonly fetch: typeof fetch;
@@ -65,7 +71,12 @@ export async function requestToken(ad: AzureAdConfig, deps: TokenRequestDeps): P
     // not JSON: described below
   }
   if (!response.ok) {
-    throw new TokenError(`HTTP ${response.status}${platformError(body)}`, retryAfterMs(response));
+    // Only a 429 or 503 asks to be left alone (RFC 9110, RFC 6585); another status's Retry-After is not heeded.
+    const busy = response.status === 429 || response.status === 503;
+    throw new TokenError(
+      `HTTP ${response.status}${platformError(body)}`,
+      busy ? retryAfterMs(response) : undefined,
+    );
   }
   const value = body.access_token;
   const lifetimeMs = lifetime(body, sentAt);
@@ -123,19 +134,18 @@ function resourceOf(scope: string): string {
 }
 
 /**
- * Milliseconds the token lives: `expires_in` (a number, or a string from IMDS), else `expires_on` (epoch s); at
- * most `MAX_LIFETIME_MS`.
+ * Milliseconds the token lives: `expires_in` (a number, or a string from IMDS), else `expires_on` (epoch s);
+ * between `MIN_LIFETIME_MS` and `MAX_LIFETIME_MS`.
  */
 function lifetime(body: Record<string, unknown>, now: number): number | undefined {
   const expiresIn = Number(body.expires_in);
-  if (body.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0) {
-    return Math.min(expiresIn * 1000, MAX_LIFETIME_MS);
-  }
   const expiresOn = Number(body.expires_on);
-  if (body.expires_on !== undefined && Number.isFinite(expiresOn) && expiresOn * 1000 > now) {
-    return Math.min(expiresOn * 1000 - now, MAX_LIFETIME_MS);
-  }
-  return undefined;
+  const said = body.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0
+    ? expiresIn * 1000
+    : body.expires_on !== undefined && Number.isFinite(expiresOn) && expiresOn * 1000 > now
+    ? expiresOn * 1000 - now
+    : undefined;
+  return said === undefined ? undefined : Math.min(Math.max(said, MIN_LIFETIME_MS), MAX_LIFETIME_MS);
 }
 
 /** The answer's text, or undefined past `MAX_ANSWER_BYTES` (the rest is not read); "" when it breaks off. */

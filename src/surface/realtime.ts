@@ -64,7 +64,7 @@ async function connect(
   const { requestId, signal, protocols } = session;
   const credentials = await upstream.handshakeHeaders(endpoint, requestId);
   if (!credentials.ok) throw new Error(credentials.message);
-  const { headers } = credentials;
+  const { headers, bearer } = credentials;
   return await new Promise((resolve, reject) => {
     const socket = new WebSocket(realtimeUrl(endpoint), { headers, protocols: [...protocols] });
     socket.binaryType = "arraybuffer";
@@ -88,9 +88,24 @@ async function connect(
       settle();
       resolve({ socket, held });
     };
-    socket.onerror = () => fail("handshake failed");
+    socket.onerror = (event) => {
+      const status = handshakeStatus(event);
+      // A refused Entra ID token is not kept until it expires, as on HTTP (realtime-only endpoints would).
+      if (status === 401 && bearer) upstream.tokenRefused(endpoint, bearer);
+      fail(status ? `handshake answered HTTP ${status}` : "handshake failed");
+    };
     socket.onclose = () => fail("handshake failed");
   });
+}
+
+/**
+ * The HTTP status an upstream answered a handshake with, when it was not 101: Deno's WebSocket says it only in
+ * its error's message (`failed to connect to WebSocket: Invalid status code: 401`; tests/runtime_internals_test.ts).
+ */
+function handshakeStatus(event: Event): number | undefined {
+  const message = event instanceof ErrorEvent ? event.message : "";
+  const status = /Invalid status code: (\d{3})\b/.exec(message)?.[1];
+  return status ? Number(status) : undefined;
 }
 
 /** What the client's upgrade asks of the upstream side. */
@@ -136,7 +151,7 @@ export async function openUpstream(
       const reason = error instanceof Error ? error.message : "handshake failed";
       const outcome = reason === "timeout"
         ? { kind: "timeout" as const }
-        : { kind: "connection" as const, message: "WebSocket handshake failed" };
+        : { kind: "connection" as const, message: `WebSocket ${reason}` };
       deps.stats.failure(endpoint.id);
       await deps.health.failure(endpoint, `realtime ${reason}`);
       plan.failed(endpoint, outcome);

@@ -147,7 +147,9 @@ export class UpstreamClient {
   async handshakeHeaders(
     endpoint: EndpointConfig,
     requestId: string,
-  ): Promise<{ ok: true; headers: Record<string, string> } | { ok: false; message: string }> {
+  ): Promise<
+    { ok: true; headers: Record<string, string>; bearer?: string } | { ok: false; message: string }
+  > {
     let bearer: string | undefined;
     if (endpoint.azureAd) {
       const got = await this.#tokens?.token(endpoint, endpoint.azureAd);
@@ -156,7 +158,19 @@ export class UpstreamClient {
     }
     const headers = upstreamHeaders(endpoint, new Headers(), requestId, bearer);
     delete headers["content-type"];
-    return { ok: true, headers };
+    return { ok: true, headers, bearer };
+  }
+
+  /** `endpoint` answered 401 to its Entra ID token `bearer`: not kept until it expires (unless it is fresh). */
+  tokenRefused(endpoint: EndpointConfig, bearer: string): void {
+    if (endpoint.azureAd) this.#tokens?.rejected(endpoint.azureAd, bearer);
+  }
+
+  /** After a reload: the Entra ID tokens of credentials that `endpoints` no longer use are forgotten. */
+  keepTokensOf(endpoints: Iterable<EndpointConfig>): void {
+    this.#tokens?.keepOnly(
+      Array.from(endpoints, (endpoint) => endpoint.azureAd).filter((ad) => ad !== undefined),
+    );
   }
 
   /**
@@ -178,7 +192,7 @@ export class UpstreamClient {
     const result = await this.#call(request, got.token);
     // A token the endpoint rejects (revoked, or the identity changed) is not kept until it expires.
     if (result.kind === "response" && result.response.status === 401) {
-      this.#tokens?.rejected(azureAd, got.token);
+      this.tokenRefused(request.endpoint, got.token);
     }
     return result;
   }

@@ -5,58 +5,19 @@
  */
 
 import assert from "node:assert/strict";
-import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { parseConfig } from "../../src/config/parse.ts";
 import { LiveApp } from "../../src/live_app.ts";
 import { createLogger } from "../../src/logger.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
-import { endpointYaml, startProxy } from "../_support/proxy.ts";
+import { chat, entraConfig, movableClock } from "../_support/entra_proxy.ts";
+import { startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 import { startTokenServer, type TokenServer } from "../_support/token_server.ts";
 
 const SECRET = "entra-secret-value-4c1d";
 
-const chat = (url: string) =>
-  fetch(`${url}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
-  }).then(async (response) => ({
-    status: response.status,
-    endpoint: response.headers.get("x-llmproxy-endpoint"),
-    text: await response.text(),
-  }));
-
-/** `ptu`, an Azure endpoint with client credentials at `tokens`, and `payg` behind it (priority 1) with a key. */
-function config(tokens: TokenServer, ptu: string, payg?: string, ptuParams: string[] = []): string {
-  return [
-    "model_groups:",
-    "  - model_group: gpt-test",
-    "    models:",
-    "      - model: gpt-4o-deployment",
-    "        params:",
-    `          base_url: ${ptu}`,
-    "          provider: azure",
-    `          api_version: "2024-10-21"`,
-    "          name: ptu",
-    "          azure_ad:",
-    "            tenant_id: t1",
-    "            client_id: app-id",
-    `            client_secret: ${SECRET}`,
-    `            authority_host: ${tokens.url}`,
-    ...ptuParams.map((line) => `          ${line}`),
-    ...(payg ? [endpointYaml(payg, { name: "payg", extra: "        priority: 1" })] : []),
-    "general_settings:",
-    "  cache: false",
-    "  allowed_fails: 100",
-  ].join("\n") + "\n";
-}
-
-/** The system clock, moved on by `skip`. */
-function movableClock(): Clock & { skip(ms: number): void } {
-  let offset = 0;
-  return { now: () => Date.now() + offset, sleep: systemClock.sleep, skip: (ms) => void (offset += ms) };
-}
+const config = (tokens: TokenServer, ptu: string, payg?: string, ptuParams: string[] = []) =>
+  entraConfig(tokens, SECRET, ptu, payg, ptuParams);
 
 test("token lifetimes: an absurd expires_in is capped and served; a missing, negative or unreadable one is a clear failure", async () => {
   await using tokens = startTokenServer();

@@ -8,6 +8,7 @@ import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 import { startTokenServer } from "../_support/token_server.ts";
+import { movableClock } from "../_support/entra_proxy.ts";
 
 const SECRET = "entra-secret-value-9f8e";
 
@@ -153,9 +154,11 @@ test("workload identity: the federated token file is the client assertion, read 
   try {
     const file = `${dir}/azure-identity-token`;
     await Deno.writeTextFile(file, "jwt-one\n");
+    const clock = movableClock();
     await using proxy = await startProxy(
       config([azureEndpoint(sim.url, "aks", ["workload_identity: true"])]),
       {
+        clock,
         env: {
           AZURE_TENANT_ID: "tenant-x",
           AZURE_CLIENT_ID: "wi-client",
@@ -164,7 +167,6 @@ test("workload identity: the federated token file is the client assertion, read 
         },
       },
     );
-    tokens.lifetimeSeconds = 1; // refreshed 0.1 s before it expires
     assert.equal((await chat(proxy.url)).status, 200);
     assert.deepEqual(tokens.calls[0].params, {
       grant_type: "client_credentials",
@@ -175,7 +177,7 @@ test("workload identity: the federated token file is the client assertion, read 
     });
     assert.equal(tokens.calls[0].path, "/tenant-x/oauth2/v2.0/token");
     await Deno.writeTextFile(file, "jwt-two\n");
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    clock.skip(3_600_000); // the token (an hour's) expired
     assert.equal((await chat(proxy.url)).status, 200);
     assert.equal(tokens.calls.length, 2);
     assert.equal(tokens.calls[1].params.client_assertion, "jwt-two");
