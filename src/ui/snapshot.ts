@@ -9,6 +9,7 @@ import { type EndpointHistory, SLOT_MS } from "../metrics/recent.ts";
 import type { BudgetUse } from "../ratelimit/budget.ts";
 import type { Services } from "../services.ts";
 import type { EndpointHealth } from "../store/store.ts";
+import { type KeyUsage, keyUsage } from "./key_usage.ts";
 
 export interface EndpointView {
   readonly id: string;
@@ -54,8 +55,13 @@ export interface DashboardSnapshot {
     readonly entries: number | null;
     readonly bytes: number | null;
   };
-  /** Today's usage (UTC) per key name, all instances together (`/stats` `usage_today`); null when unreadable. */
-  readonly keys: Record<string, Record<string, number>> | null;
+  /**
+   * Today's usage (UTC) of the most used key names, all instances together (`/stats` `usage_today` has every
+   * key); null when unreadable.
+   */
+  readonly keys: KeyUsage["top"] | null;
+  /** The keys used today past those in `keys`: how many, their figures summed; null when none. */
+  readonly other_keys: KeyUsage["others"];
 }
 
 export async function dashboardSnapshot(services: Services): Promise<DashboardSnapshot> {
@@ -65,6 +71,7 @@ export async function dashboardSnapshot(services: Services): Promise<DashboardSn
     services.cache.figures(),
     services.usage.today().catch(() => null),
   ]);
+  const usage = keys ? keyUsage(keys) : undefined;
   const served = figures.hits + figures.coalesced;
   const lookups = served + figures.misses;
   return {
@@ -83,7 +90,8 @@ export async function dashboardSnapshot(services: Services): Promise<DashboardSn
       entries: figures.entries,
       bytes: figures.bytes,
     },
-    keys,
+    keys: usage?.top ?? null,
+    other_keys: usage?.others ?? null,
   };
 }
 

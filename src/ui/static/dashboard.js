@@ -151,7 +151,7 @@ function render(data) {
     ` in flight · store ${data.store.kind} ${data.store.status} · up ${duration(data.uptime_seconds)}`,
   );
   renderGroups(data);
-  renderKeys(data.keys);
+  renderKeys(data.keys, data.other_keys);
   const cache = data.cache;
   $("cache-panel").hidden = !cache.enabled;
   $("cache").replaceChildren(
@@ -178,21 +178,26 @@ const KEY_COLUMNS = [
   ["usd", "USD"],
 ];
 
-function renderKeys(keys) {
-  const names = Object.keys(keys ?? {}).sort();
+/** The most used keys first (the server sends at most 50), then one row summing the others. */
+function renderKeys(keys, others) {
+  const names = Object.keys(keys ?? {}).sort((a, b) =>
+    (keys[b].requests ?? 0) - (keys[a].requests ?? 0) || (a < b ? -1 : a > b ? 1 : 0)
+  );
   $("keys-panel").hidden = names.length === 0;
   if (names.length === 0) return;
   const head = element("tr");
   head.append(element("th", {}, "key"), ...KEY_COLUMNS.map(([, title]) => element("th", {}, title)));
-  const rows = names.map((name) => {
-    const row = element("tr", { "data-key": name });
+  const row = (label, figures, attributes) => {
+    const tr = element("tr", attributes);
     const cells = KEY_COLUMNS.map(([field]) => {
-      const value = keys[name][field];
+      const value = figures[field];
       return element("td", {}, field === "usd" && value !== undefined ? value.toFixed(4) : number(value));
     });
-    row.append(element("td", {}, name), ...cells);
-    return row;
-  });
+    tr.append(element("td", {}, label), ...cells);
+    return tr;
+  };
+  const rows = names.map((name) => row(name, keys[name], { "data-key": name }));
+  if (others) rows.push(row(`${number(others.keys)} other keys`, others.figures, { "data-others": "" }));
   $("keys").replaceChildren(head, ...rows);
 }
 
