@@ -45,7 +45,7 @@ export function healthHandler(services: Services) {
   // Never waits on Redis for more than a few tens of ms (src/health/quick_view.ts).
   const view = new QuickHealthView(services.health);
   return async (c: Context<AppEnv>) => {
-    if (c.req.query("format") === "python") return c.json(await pythonHealth(services));
+    if (c.req.query("format") === "python") return c.json(await pythonHealth(services, view));
     const now = services.clock.now();
     const groups: Record<string, { healthy: number; total: number }> = {};
     let usable = 0;
