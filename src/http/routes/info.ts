@@ -43,14 +43,14 @@ export function modelsHandler(services: Services) {
 
 export function healthHandler(services: Services) {
   // Never waits on Redis for more than a few tens of ms (src/health/quick_view.ts).
-  const view = new QuickHealthView(services.health);
+  const view = new QuickHealthView(services.health, services.config.groups.map((group) => group.endpoints));
   return async (c: Context<AppEnv>) => {
     if (c.req.query("format") === "python") return c.json(await pythonHealth(services, view));
     const now = services.clock.now();
     const groups: Record<string, { healthy: number; total: number }> = {};
     let usable = 0;
     let groupsWithout = 0;
-    const snapshots = await view.read(services.config.groups.map((group) => group.endpoints));
+    const snapshots = await view.read();
     const storeStatus = services.store.status();
     for (const [g, group] of services.config.groups.entries()) {
       const states = snapshots[g];

@@ -28,7 +28,7 @@ export async function pythonHealth(
   const now = services.clock.now();
   const { groups } = services.config;
   // Read as the native `/health` reads: never waiting on Redis past its budget, however many groups there are.
-  const snapshots = await view.read(groups.map((group) => group.endpoints));
+  const snapshots = await view.read();
   const storeOk = services.store.status() === "ok";
   const everyGroupServes = snapshots.every((states) => states.some((state) => state.cooldownUntil <= now));
   const shared = services.store.kind === "redis" && storeOk;
