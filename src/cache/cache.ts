@@ -163,7 +163,7 @@ export class ResponseCache {
     keyed: string | Promise<string>,
   ): Promise<CacheLookup> {
     const key = await keyed;
-    const entry = control.write ? { key, control, request } : undefined;
+    const entry = control.write ? { key, control, request, clears: this.#counts.clears } : undefined;
     if (!control.read) {
       this.#counts.bypasses++;
       return this.#miss(request, "BYPASS", entry);
@@ -199,11 +199,12 @@ export class ResponseCache {
       this.#counts.misses++;
       return this.#miss(request, "MISS", undefined, found.health);
     }
-    return this.#leader.lead(key, request, { key, control, request }, found);
+    return this.#leader.lead(key, request, { key, control, request, clears: this.#counts.clears }, found);
   }
 
   /** Drops every cached answer (never routing or affinity state); returns how many went. */
   async clear(): Promise<number> {
+    this.#counts.clears++;
     this.#usage.forget();
     const deleted = await this.#store.deleteByPrefix(CACHE_PREFIX);
     this.#usage.forget();

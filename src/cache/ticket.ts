@@ -59,6 +59,8 @@ export interface EntryPlace {
   readonly key: string;
   readonly control: CacheControl;
   readonly request: GenerationRequest;
+  /** The cache's `clears` count when the request looked up (an answer is not stored once it moved). */
+  readonly clears: number;
 }
 
 export interface TicketOptions {
@@ -96,15 +98,7 @@ export class CacheTicket {
       return stamped;
     }
     // Holding the lock, the entry's write gives it back in the same step, as for JSON.
-    const recorded = this.#options.writer.stream(
-      body.stream,
-      entry.key,
-      entry.request,
-      stamped,
-      entry.control,
-      lead?.finish,
-      lead?.lock,
-    );
+    const recorded = this.#options.writer.stream(body.stream, entry, stamped, lead?.finish, lead?.lock);
     if (!lead) return { ...stamped, body: { kind: "stream", stream: recorded } };
     const broadcast = new Broadcast(recorded, {
       maxBytes: this.#options.maxBytes,
@@ -126,6 +120,6 @@ export class CacheTicket {
   #keepJson(entry: EntryPlace, answer: Answer, body: JsonBody): void {
     const { writer, lead } = this.#options;
     // Holding the lock, the entry's write gives it back in the same step (one Redis round trip, not two).
-    writer.json(entry.key, entry.request, answer, body, entry.control, lead?.finish, lead?.lock);
+    writer.json(entry, answer, body, lead?.finish, lead?.lock);
   }
 }

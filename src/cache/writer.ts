@@ -11,7 +11,7 @@ import type { GenerationRequest } from "../core/request.ts";
 import type { Settings } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
-import type { CacheControl } from "./control.ts";
+import type { EntryPlace } from "./ticket.ts";
 import { utf8Length } from "../store/lru.ts";
 import { type CachedAnswer, encodeEntry, entryKey, entryMeta } from "./entry.ts";
 import { recordStream } from "./record.ts";
@@ -25,6 +25,8 @@ export interface CacheCounters {
   coalesced: number;
   writes: number;
   write_failures: number;
+  /** `DELETE /cache`s: an answer whose request looked up before the last one is not stored. */
+  clears: number;
 }
 
 export const newCounters = (): CacheCounters => ({
@@ -34,6 +36,7 @@ export const newCounters = (): CacheCounters => ({
   coalesced: 0,
   writes: 0,
   write_failures: 0,
+  clears: 0,
 });
 
 export interface WriterOptions {
@@ -77,22 +80,19 @@ export class EntryWriter {
    * that happened, so the caller releases it otherwise.
    */
   json(
-    key: string,
-    request: GenerationRequest,
+    place: EntryPlace,
     answer: Answer,
     body: JsonBody,
-    control: CacheControl,
     done?: (lockReleased: boolean) => void,
     lock?: HeldLock,
   ): void {
+    const { request } = place;
     const { settings, clock } = this.#options;
     let write: boolean | Promise<boolean> = false;
     if (body.bytes.byteLength > settings.cacheMaxEntryBytes) this.#tooLarge(request);
     else if (isComplete(body)) {
       write = this.#write(
-        key,
-        request,
-        control,
+        place,
         {
           stream: false,
           contentType: answer.headers["content-type"] ?? "application/json",
@@ -115,22 +115,19 @@ export class EntryWriter {
    */
   stream(
     body: ReadableStream<Uint8Array>,
-    key: string,
-    request: GenerationRequest,
+    place: EntryPlace,
     answer: Answer,
-    control: CacheControl,
     done?: (lockReleased: boolean) => void,
     lock?: HeldLock,
   ): ReadableStream<Uint8Array> {
     const { settings, clock, logger } = this.#options;
+    const { request } = place;
     return recordStream(body, {
       route: request.route,
       maxBytes: settings.cacheMaxEntryBytes,
       onComplete: (recording) => {
         const write = this.#write(
-          key,
-          request,
-          control,
+          place,
           {
             stream: true,
             contentType: answer.headers["content-type"] ?? "text/event-stream",
@@ -174,14 +171,20 @@ export class EntryWriter {
    * body when known (a JSON answer's bytes, a stream's recorded text), handed on so the store does not scan the entry.
    */
   #write(
-    key: string,
-    request: GenerationRequest,
-    control: CacheControl,
+    place: EntryPlace,
     answer: CachedAnswer,
     lock?: HeldLock,
     bodyBytes?: number,
   ): boolean | Promise<boolean> {
-    const { store, settings, counters } = this.#options;
+    const { store, settings, counters, logger } = this.#options;
+    const { key, request, control } = place;
+    // The cache was cleared since this request looked up: its answer may be what the clear meant to drop.
+    if (place.clears !== counters.clears) {
+      logger.debug("answer not cached: the cache was cleared while it was made", {
+        request_id: request.requestId,
+      });
+      return false;
+    }
     const ttlMs = (control.ttlSeconds ?? settings.cacheTtlSeconds) * 1000;
     if (lock || !store.setNow) {
       return this.#writeLater(entryKey(key), encodeEntry(answer), ttlMs, request, lock);
