@@ -31,6 +31,7 @@ export function absentStreams(): StreamSummary {
     eventsPerStream: NaN,
     batchedReads: NaN,
     incomplete: 0,
+    firsts: [],
   };
 }
 

@@ -8,6 +8,7 @@
  *   deno task bench --quick         3 s per wrk run, fewer streams: a smoke run
  *   deno task bench --soak 10       adds a 10-minute soak of the proxy with its RSS trend
  *   deno task bench --cpu-prof DIR  runs the proxy under `deno run --cpu-prof` and leaves the profile in DIR
+ *   deno task bench --only streams  the stream rows alone (after the warm-up), e.g. to see their spread
  *
  * The proxy measured is the build users run in production: `--main`'s bundle (`scripts/bundle.ts`, what the
  * binary is compiled from); the RSS idle of `deno run main.ts` is shown too. `--unbundled` measures main.ts itself.
@@ -34,12 +35,12 @@ import {
 } from "./report.ts";
 import { startNginx } from "./nginx.ts";
 import { cpuMs } from "./cpu_time.ts";
-import { readMemory, RssSampler } from "./rss.ts";
+import { readMemory } from "./rss.ts";
 import { type ServerProcess, startServer, startUpstream, warmEntry } from "./server_process.ts";
 import { soak } from "./soak.ts";
+import { streamRounds } from "./stream_rounds.ts";
 import {
   type ConcurrentResult,
-  concurrentStreams,
   sequentialStreams,
   type StreamRequest,
   type StreamSummary,
@@ -49,8 +50,8 @@ import { absentConcurrent, absentMemory, absentStreams, absentWrk } from "./abse
 
 const USAGE =
   `Usage: deno task bench [--quick] [--soak MINUTES] [--duration SECONDS] [--rounds N] [--streams N]
-                       [--concurrent N] [--chunk-delay-ms MS] [--cpu-prof DIR] [--main PATH] [--unbundled]
-                       [--json PATH]
+                       [--concurrent N] [--stream-rounds N] [--chunk-delay-ms MS] [--cpu-prof DIR]
+                       [--main PATH] [--unbundled] [--only streams] [--json PATH]
 
   --quick           3 s of wrk per measurement and 8 streams per target instead of 10 s and 30
   --soak MINUTES    after the measurements, hold the proxy under load this long and check its RSS stays flat
@@ -59,10 +60,14 @@ const USAGE =
   --rounds N        interleaved slices those seconds are cut into (default 5, quick 3)
   --streams N       sequential 50-chunk streams per target (default 30, quick 8)
   --concurrent N    streams open at once per target (default 1000)
+  --stream-rounds N rounds of those concurrent streams, the targets taking turns (default 5, quick 3); CPU
+                    per stream (22.3a) is the median of the rounds' proxy / bare ratios
   --chunk-delay-ms  pause between the fake upstream's stream chunks (default 10)
   --cpu-prof DIR    run the proxy with --cpu-prof; the .cpuprofile lands in DIR when it stops
   --main PATH       the proxy entry point to measure (default: this repo's main.ts), e.g. of a snapshot
   --unbundled       measure deno run main.ts instead of its bundle (e.g. for readable --cpu-prof profiles)
+  --only streams    after the first warm-up, only the streams (sequential, then concurrent rounds): their rows
+                    and checks, nothing else
   --json PATH       also write the raw results as JSON
 `;
 
@@ -91,6 +96,8 @@ interface Flags {
   readonly missWarmupS: number;
   readonly streams: number;
   readonly concurrent: number;
+  readonly streamRounds: number;
+  readonly onlyStreams: boolean;
   readonly chunkDelayMs: number;
   readonly soakMinutes?: number;
   readonly cpuProfDir?: string;
@@ -113,6 +120,8 @@ function parseFlags(args: string[]): Flags | string {
         rounds: { type: "string" },
         streams: { type: "string" },
         concurrent: { type: "string" },
+        "stream-rounds": { type: "string" },
+        only: { type: "string" },
         "chunk-delay-ms": { type: "string" },
         "cpu-prof": { type: "string" },
         main: { type: "string" },
@@ -142,6 +151,8 @@ function parseFlags(args: string[]): Flags | string {
       missWarmupS: quick ? 1 : 10,
       streams: Math.round(number("streams", values.streams, quick ? 8 : 30, 1)),
       concurrent: Math.round(number("concurrent", values.concurrent, 1000, 1)),
+      streamRounds: Math.round(number("stream-rounds", values["stream-rounds"], quick ? 3 : 5, 1)),
+      onlyStreams: only(values.only),
       chunkDelayMs: number("chunk-delay-ms", values["chunk-delay-ms"], 10, 0),
       soakMinutes: values.soak === undefined ? undefined : number("soak", values.soak, 0, 0.1),
       cpuProfDir: values["cpu-prof"],
@@ -152,6 +163,12 @@ function parseFlags(args: string[]): Flags | string {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+function only(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (value === "streams") return true;
+  throw new RangeError(`--only takes 'streams', got '${value}'`);
 }
 
 /** The proxy from `entry` (main.ts or its bundle). */
@@ -225,7 +242,7 @@ async function main(args: string[]): Promise<number> {
   try {
     const results = await run(flags, cleanup);
     console.log(`\n${table(results)}\n`);
-    const list = checks(results);
+    const list = checks(results).filter((c) => !flags.onlyStreams || /^(22\.3|22\.4c|7\.3)/.test(c.name));
     console.log(formatChecks(list));
     if (flags.json) await Deno.writeTextFile(flags.json, JSON.stringify(results, null, 2));
     const missed = list.filter((c) => c.pass === false);
@@ -286,7 +303,9 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   await delay(1000);
   const idle = { nginx: NaN } as Record<Server, number>;
   for (const s of present) idle[s] = readMemory(pids[s]).rssMiB;
-  const idleUnbundledMiB = flags.unbundled ? undefined : await unbundledIdleMiB(configPath, flags);
+  const idleUnbundledMiB = flags.unbundled || flags.onlyStreams
+    ? undefined
+    : await unbundledIdleMiB(configPath, flags);
 
   const wrk = (t: Target, connections: number, durationS: number) =>
     runWrk({
@@ -330,35 +349,41 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
   log(`warm-up: ${flags.warmupS} s at 64 connections per target`);
   for (const t of targets) await wrk(t, 64, flags.warmupS);
 
-  const slicing = `${flags.durationS} s per target in ${flags.rounds} interleaved slices`;
-  log(`sequential latency: 1 connection, ${slicing}`);
-  const sequential = await interleaved("sequential", 1, flags.rounds);
+  const absentPerServer = () => ({ bare: NaN, nginx: NaN, proxy: NaN });
+  let sequential = Object.fromEntries(TARGETS.map((t) => [t, absentWrk()])) as Record<Target, WrkResult>;
+  let load = sequential;
+  const peak = absentPerServer();
+  const afterLoadMiB = absentPerServer();
+  const settledMiB = absentPerServer();
+  if (!flags.onlyStreams) {
+    const slicing = `${flags.durationS} s per target in ${flags.rounds} interleaved slices`;
+    log(`sequential latency: 1 connection, ${slicing}`);
+    sequential = await interleaved("sequential", 1, flags.rounds);
 
-  // The 1-connection phase leaves the proxy's JIT with other type feedback (V8 re-optimizes, and deopts some
-  // functions, on the first 64-connection slices after it: `--trace-opt` counted 36-136 compiles in the first
-  // slice): a second warm-up, every target alike, so the measured slices find each server in its steady state.
-  log(`warm-up again: ${flags.warmupS} s at 64 connections per target`);
-  for (const t of targets) await wrk(t, 64, flags.warmupS);
-  // Twice the slices here: 22.2a's CPU per request is read from this phase, and five slices of one build swung
-  // 0.82-1.23x between runs (session 12).
-  const loadSlicing = `${2 * flags.durationS} s per target in ${2 * flags.rounds} interleaved slices`;
-  log(`throughput: 64 connections, ${loadSlicing}`);
-  const load = await interleaved("load", 64, 2 * flags.rounds);
-  const peak = { nginx: NaN } as Record<Server, number>;
-  for (const s of present) peak[s] = readMemory(pids[s]).peakMiB;
-  // Each target's RSS is read 5 s after ITS OWN last slice: the slices take turns, so one target may have been idle
-  // seconds longer than another when the phase ends, and V8 gives memory back about 8-10 s after load stops (the
-  // figures swung 1.0x-2.6x with the slice order before). A settled reading 20 s after follows, for information.
-  const afterLoadMiB = { bare: NaN, nginx: NaN, proxy: NaN };
-  const settledMiB = { bare: NaN, nginx: NaN, proxy: NaN };
-  const byEnd = present.toSorted((a, b) => loadEndedAt[a] - loadEndedAt[b]);
-  for (const t of byEnd) {
-    await delay(Math.max(0, loadEndedAt[t] + 5000 - performance.now()));
-    afterLoadMiB[t] = readMemory(pids[t]).rssMiB;
-  }
-  for (const t of byEnd) {
-    await delay(Math.max(0, loadEndedAt[t] + 20_000 - performance.now()));
-    settledMiB[t] = readMemory(pids[t]).rssMiB;
+    // The 1-connection phase leaves the proxy's JIT with other type feedback (V8 re-optimizes, and deopts some
+    // functions, on the first 64-connection slices after it: `--trace-opt` counted 36-136 compiles in the first
+    // slice): a second warm-up, every target alike, so the measured slices find each server in its steady state.
+    log(`warm-up again: ${flags.warmupS} s at 64 connections per target`);
+    for (const t of targets) await wrk(t, 64, flags.warmupS);
+    // Twice the slices here: 22.2a's CPU per request is read from this phase, and five slices of one build swung
+    // 0.82-1.23x between runs (session 12).
+    const loadSlicing = `${2 * flags.durationS} s per target in ${2 * flags.rounds} interleaved slices`;
+    log(`throughput: 64 connections, ${loadSlicing}`);
+    load = await interleaved("load", 64, 2 * flags.rounds);
+    for (const s of present) peak[s] = readMemory(pids[s]).peakMiB;
+    // Each target's RSS is read 5 s after ITS OWN last slice: the slices take turns, so one target may have been
+    // idle seconds longer than another when the phase ends, and V8 gives memory back about 8-10 s after load stops
+    // (the figures swung 1.0x-2.6x with the slice order before). A settled reading 20 s after follows, for
+    // information.
+    const byEnd = present.toSorted((a, b) => loadEndedAt[a] - loadEndedAt[b]);
+    for (const t of byEnd) {
+      await delay(Math.max(0, loadEndedAt[t] + 5000 - performance.now()));
+      afterLoadMiB[t] = readMemory(pids[t]).rssMiB;
+    }
+    for (const t of byEnd) {
+      await delay(Math.max(0, loadEndedAt[t] + 20_000 - performance.now()));
+      settledMiB[t] = readMemory(pids[t]).rssMiB;
+    }
   }
 
   log(`streams: ${flags.streams} sequential 50-chunk streams per target`);
@@ -377,25 +402,29 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     ...await sequentialStreams(streamTargets, flags.streams, 30_000),
   } as Record<Target, StreamSummary>;
 
-  log(`${flags.concurrent} concurrent streams per target`);
-  const concurrent = { nginx: absentConcurrent(flags.concurrent) } as Record<Target, ConcurrentResult>;
-  const streamsPeak = { bare: NaN, nginx: NaN, proxy: NaN };
+  log(`${flags.concurrent} concurrent streams per target, ${flags.streamRounds} rounds taking turns`);
   // Each server serves only its own streams while its turn runs, so its CPU over the turn is theirs: CPU per
   // stream from hundreds of streams, not a few sequential ones at 10 ms clock ticks (direct: the upstream serves
-  // everyone's, no figure).
-  const cpuUsPerStream = { direct: NaN, bare: NaN, nginx: NaN, proxy: NaN };
-  for (const t of targets) {
-    const sampler = t === "direct" ? undefined : new RssSampler(pids[t], 100);
-    using client = Deno.createHttpClient({});
-    const cpuBefore = cpuMs(cpuPid[t]);
-    concurrent[t] = await concurrentStreams(streamRequest(t, client), flags.concurrent, 60_000);
-    if (sampler && t !== "direct") {
-      cpuUsPerStream[t] = ((cpuMs(cpuPid[t]) - cpuBefore) * 1000) / concurrent[t].completed;
-      sampler.stop();
-      streamsPeak[t] = sampler.maxMiB;
-    }
-    await delay(500);
-  }
+  // everyone's, no figure). The first round is the single batch per server the bench took before session 20;
+  // the rounds after it take turns again, so 22.3a's ratio is read round by round (bench/stream_rounds.ts).
+  const rounds = await streamRounds({
+    targets,
+    rounds: flags.streamRounds,
+    count: flags.concurrent,
+    timeoutMs: 60_000,
+    request: streamRequest,
+    cpuPid: (t) => t === "direct" ? undefined : cpuPid[t],
+    rssPid: (t) => t === "direct" ? undefined : pids[t],
+    pauseMs: 500,
+  });
+  // nginx where it could not be started: no rounds, its figures n/a.
+  const concurrent: Record<Target, ConcurrentResult> = Object.assign(
+    { nginx: absentConcurrent(flags.concurrent) },
+    rounds.first,
+  );
+  const cpuUsPerStream: Record<Target, number[]> = Object.assign({ nginx: [] }, rounds.cpuUs);
+  const concurrentFailed: Record<Target, number> = Object.assign({ nginx: 0 }, rounds.failed);
+  const streamsPeak: Record<Target, number> = Object.assign({ nginx: NaN }, rounds.peakMiB);
   const memory = { nginx: absentMemory() } as Record<Server, MemoryFigures>;
   for (const t of present) {
     memory[t] = {
@@ -404,6 +433,24 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
       settledMiB: settledMiB[t],
       peakMiB: peak[t],
       streamsPeakMiB: streamsPeak[t],
+    };
+  }
+
+  if (flags.onlyStreams) {
+    const notRun: CacheHits = { ok: false, reason: "not run (--only streams)" };
+    return {
+      nginxAbsent,
+      sequential,
+      load,
+      cpuUsPerRequest,
+      cpuUsPerStream,
+      streams,
+      concurrent,
+      concurrentFailed,
+      memory,
+      cacheMemory: notRun,
+      cacheRedis: notRun,
+      onlyStreams: true,
     };
   }
 
@@ -512,6 +559,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     cpuUsPerStream,
     streams,
     concurrent,
+    concurrentFailed,
     memory,
     cacheMemory,
     cacheRedis,

@@ -95,6 +95,8 @@ export interface StreamSummary {
   /** Reads, over all streams, that carried more than one event. */
   readonly batchedReads: number;
   readonly incomplete: number;
+  /** Each stream's time to its first chunk, in the order they ran (round i of the targets' turns is index i). */
+  readonly firsts: readonly number[];
 }
 
 /** `count` streams per target, one at a time, the targets taking turns so drift hits them alike. */
@@ -124,6 +126,7 @@ export async function sequentialStreams(
       eventsPerStream: percentile(list.map((t) => t.events), 50),
       batchedReads: list.reduce((sum, t) => sum + t.batchedReads, 0),
       incomplete: list.filter((t) => !t.complete).length,
+      firsts: list.map((t) => t.firstMs),
     };
   }
   return summaries;
