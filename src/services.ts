@@ -8,7 +8,7 @@ import { type Clock, systemClock } from "./core/clock.ts";
 import { ResponseCache } from "./cache/cache.ts";
 import type { Config } from "./config/config.ts";
 import { EntraTokens } from "./entra/entra_tokens.ts";
-import { HealthProber, type ProberOptions } from "./health/prober.ts";
+import type { HealthProber, ProberOptions } from "./health/prober.ts";
 import { HealthTracker } from "./health/tracker.ts";
 import { keyAdmission } from "./keys/admission.ts";
 import { fileRefAdmission } from "./keys/file_refs.ts";
@@ -234,6 +234,8 @@ async function startProber(
   await previous?.prober?.close();
   const intervalMs = config.settings.healthProbeIntervalMs ?? 0;
   if (intervalMs <= 0) return undefined;
+  // Imported only when probes are configured: a proxy without them does not hold their code.
+  const { HealthProber } = await import("./health/prober.ts");
   const prober = new HealthProber({
     ...deps,
     groups: config.groups,
