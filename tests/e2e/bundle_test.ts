@@ -114,6 +114,17 @@ test("bundle: Hono's router and the routes beyond generation are not on the star
   }
 });
 
+// Code only some configs run is imported when the config asks for it (issue 22.4a): the local fallback of the Redis
+// store (its outage tracking) with Redis, the health prober with `health_probe_interval`. The Redis and probe tests
+// below load them.
+test("bundle: the Redis store's local fallback and the health prober are not on the start path", async () => {
+  for (const marker of ["store unavailable; serving local state", "health probe round failed"]) {
+    const { all, atStart } = await holding(marker);
+    assert.ok(all.length > 0, `some chunk holds '${marker}'`);
+    assert.deepEqual(atStart, [], marker);
+  }
+});
+
 test("bundle: chat, a stream, the dashboard's files and a SIGHUP reload", { timeout: 40_000 }, async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   const path = `${dir}/reload.yaml`;
