@@ -133,14 +133,14 @@ export function table(r: Results): string {
   timing("p99 at 64 conn (ms)", (t) => r.load[t].p99Ms);
   timing("stream first chunk p50 (ms)", (t) => r.streams[t].firstP50Ms);
   timing("stream first chunk p99 (ms)", (t) => r.streams[t].firstP99Ms);
-  const firstOverNginx = paired(r.streams.proxy.firsts, r.streams.nginx.firsts, (a, b) => a - b);
+  const overNginx = firstOverNginx(r);
   rows.push([
-    "stream first chunk, proxy - nginx, same round (ms)",
+    "stream first chunk, proxy - nginx, median of paired streams (ms)",
     "",
     "",
     "",
-    Number.isFinite(firstOverNginx.median)
-      ? `median ${diffMs(firstOverNginx.median, 0)} (${ms(firstOverNginx.q1)} to ${ms(firstOverNginx.q3)})`
+    Number.isFinite(overNginx.median)
+      ? `${diffMs(overNginx.median, 0)} (${ms(overNginx.q1)} to ${ms(overNginx.q3)})`
       : "n/a",
     "",
     "",
@@ -264,6 +264,11 @@ function streamRatio(r: Results, reference: Target) {
   return paired(r.cpuUsPerStream.proxy, r.cpuUsPerStream[reference]);
 }
 
+/** Each sequential round's proxy first chunk minus nginx's (22.3b). */
+function firstOverNginx(r: Results) {
+  return paired(r.streams.proxy.firsts, r.streams.nginx.firsts, (a, b) => a - b);
+}
+
 /** A median ratio with its quartiles. */
 function pairedText(p: { median: number; q1: number; q3: number }): string {
   return Number.isFinite(p.median) ? `${p.median.toFixed(2)}x (${p.q1.toFixed(2)}-${p.q3.toFixed(2)})` : "";
@@ -300,9 +305,20 @@ export function checks(r: Results): Check[] {
       perRound.q1.toFixed(2)
     }-${perRound.q3.toFixed(2)}; round 1 alone ${perRound.first.toFixed(2)}x)`,
   );
-  const overNginx = r.streams.proxy.firstP50Ms - r.streams.nginx.firstP50Ms;
+  // The streams take turns one by one: each round's proxy stream minus its nginx stream, the median of those.
+  const overNginx = firstOverNginx(r);
+  const p50s = r.streams.proxy.firstP50Ms - r.streams.nginx.firstP50Ms;
   if (r.nginxAbsent) add("22.3b first streamed byte <= nginx's + 0.3 ms", null, `n/a: ${r.nginxAbsent}`);
-  else atMost("22.3b first streamed byte <= nginx's + 0.3 ms", overNginx, 0.3, " ms over nginx");
+  else {
+    add(
+      "22.3b first streamed byte <= nginx's + 0.3 ms",
+      Number.isFinite(overNginx.median) ? overNginx.median <= 0.3 : null,
+      `${overNginx.median.toFixed(2)} ms over nginx, median of ${overNginx.each.length} paired streams ` +
+        `(quartiles ${overNginx.q1.toFixed(2)} to ${overNginx.q3.toFixed(2)}; the p50s' difference ${
+          p50s.toFixed(2)
+        })`,
+    );
+  }
   const memory = (get: (m: MemoryFigures) => number) => get(r.memory.proxy) / get(r.memory.bare);
   atMost("22.4a RSS idle <= 1.2x bare", memory((m) => m.idleMiB), 1.2);
   atMost("22.4b RSS 5 s after load <= 1.2x bare", memory((m) => m.afterLoadMiB), 1.2);
