@@ -113,3 +113,51 @@ test("llmproxy.yaml.example states each default the code applies, and only true 
   assert.match(example, /# Client keys\. Default: none/);
   assert.deepEqual(unstated, [], "keys with a default the example does not state");
 });
+
+/** The rows of README's settings tables: each key of the first cell (`a`, `b`) with the default cell's text. */
+function settingsRows(readme: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const table of readme.split(/\n(?=\| setting )/).slice(1)) {
+    for (const line of table.split("\n").slice(2)) {
+      if (!line.startsWith("|")) break;
+      const [keys, stated] = line.split("|").slice(1, 3);
+      for (const [, key] of keys.matchAll(/`(?:general_settings\.|cache_params\.|params\.)?([a-z_]+)`/g)) {
+        rows.set(key, stated.trim());
+      }
+    }
+  }
+  return rows;
+}
+
+test("README's settings tables name every key of a model group, an endpoint, its params, general_settings and cache_params, each default the code's", async () => {
+  const rows = settingsRows(await read("README.md"));
+  const named = (key: string) =>
+    rows.has(key) || key === "cache_params" || (key.startsWith("redis_") && rows.has("redis_url")) ||
+    ["max_request_body_bytes", "max_cache_entry_bytes", "http_max_connections", "redis_ssl_cert_reqs"]
+      .includes(key);
+  const keys = [
+    ...KNOWN_KEYS.model_groups,
+    ...KNOWN_KEYS.models,
+    ...KNOWN_KEYS.params,
+    ...KNOWN_KEYS.general_settings,
+    ...KNOWN_KEYS.cache_params.filter((key) => !PYTHON_CACHE_KEYS.has(key)),
+  ];
+  assert.deepEqual(keys.filter((key) => !named(key)), [], "settings no README table names");
+  const defaults = codeDefaults();
+  const wrong = [...rows].flatMap(([key, stated]) => {
+    if (defaults.get(key) === undefined) return [];
+    // `604800 (7 days)`: the number; `4 x max_body_bytes (40 MiB)`: the figure in brackets; `100,000`: 100000.
+    const plain = stated.replaceAll("`", "").replace(/(\d),(\d)/g, "$1$2");
+    const text = /^[\d.]+( MiB)?( \(|$)/.test(plain)
+      ? plain
+      : plain.match(/\(([^)]*\d[^)]*)\)/)?.[1] ?? plain;
+    const value = statedValue(text);
+    return JSON.stringify(value) === JSON.stringify(defaults.get(key)) ? [] : [
+      `${key}: README says ${JSON.stringify(value)}, the code applies ${JSON.stringify(defaults.get(key))}`,
+    ];
+  });
+  assert.deepEqual(wrong, [], "defaults README gets wrong");
+});
+
+/** The Python version's Redis keys in `cache_params`: README's "Coming from the Python LLMProxy" names them. */
+const PYTHON_CACHE_KEYS = new Set(["type", "host", "port", "password"]);
