@@ -1,14 +1,14 @@
 /**
  * The in-process store: the default, and the local fallback while Redis is away. Plain Maps on the request hot
- * path; expired entries behave as absent at once (checked on read) and are removed by a small sweep that advances
- * on every write, so no timer keeps the process alive.
+ * path; values live in bounded areas by prefix (`lru.ts`) or, for other keys, in `PlainValues` (expired entries
+ * behave as absent at once and are swept as writes go by, so no timer keeps the process alive).
  */
 
 import { type ChargeReply, type Counter, type Lease, MemoryCounters } from "./counters.ts";
 import { applyCooldown, applyFailure, applySuccess } from "./health_transitions.ts";
-import { type Entry, sweep } from "./expiring.ts";
 import { type LruBounds, LruValues } from "./lru.ts";
 import { MemoryWindows } from "./memory_windows.ts";
+import { PlainValues } from "./plain_values.ts";
 import {
   type CooldownReason,
   type EndpointHealth,
@@ -42,9 +42,8 @@ export class MemoryStore implements Store {
   readonly namespace: string;
   readonly #now: () => number;
   readonly #health = new Map<string, EndpointHealth>();
-  readonly #values = new Map<string, Entry<string>>();
+  readonly #values: PlainValues;
   readonly #windows: MemoryWindows;
-  #valueSweep: Iterator<[string, Entry<string>]> | null = null;
   readonly #areas: readonly { readonly prefix: string; readonly lru: LruValues }[];
   readonly #first: { readonly prefix: string; readonly lru: LruValues } | null;
   readonly #counters: MemoryCounters;
@@ -53,6 +52,7 @@ export class MemoryStore implements Store {
     this.namespace = options.namespace ?? "llmproxy";
     this.#now = options.now ?? Date.now;
     this.#windows = new MemoryWindows(this.#now);
+    this.#values = new PlainValues(this.#now);
     const { bounded = [] } = options;
     this.#areas = ("prefix" in bounded ? [bounded] : bounded).map((area) => ({
       prefix: area.prefix,
@@ -127,7 +127,7 @@ export class MemoryStore implements Store {
   setNow(key: string, value: string, ttlMs?: number, bytes?: number): void {
     const lru = this.#lruFor(key);
     if (lru) lru.set(key, value, ttlMs, bytes);
-    else this.#write(key, value, ttlMs);
+    else this.#values.set(key, value, ttlMs);
   }
 
   /** The read and the lock happen in one synchronous step (no await between them), as on Redis. */
@@ -143,7 +143,7 @@ export class MemoryStore implements Store {
 
   #read(key: string): string | null {
     const lru = this.#lruFor(key);
-    return lru ? lru.get(key) : this.#live(key)?.value ?? null;
+    return lru ? lru.get(key) : this.#values.get(key);
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -152,8 +152,8 @@ export class MemoryStore implements Store {
       if (lru.has(key)) return Promise.resolve(false);
       return this.set(key, value, ttlMs).then(() => true);
     }
-    if (this.#live(key) !== undefined) return Promise.resolve(false);
-    this.#write(key, value, ttlMs);
+    if (this.#values.has(key)) return Promise.resolve(false);
+    this.#values.set(key, value, ttlMs);
     return Promise.resolve(true);
   }
 
@@ -164,22 +164,13 @@ export class MemoryStore implements Store {
 
   delete(key: string): Promise<boolean> {
     const lru = this.#lruFor(key);
-    if (lru) return Promise.resolve(lru.delete(key));
-    const existed = this.#live(key) !== undefined;
-    this.#values.delete(key);
-    return Promise.resolve(existed);
+    return Promise.resolve(lru ? lru.delete(key) : this.#values.delete(key));
   }
 
   deleteByPrefix(prefix: string): Promise<number> {
-    const now = this.#now();
-    let count = 0;
+    let count = this.#values.deleteByPrefix(prefix);
     for (const area of this.#areas) {
       if (overlaps(area.prefix, prefix)) count += area.lru.deleteByPrefix(prefix);
-    }
-    for (const [key, entry] of this.#values) {
-      if (!key.startsWith(prefix)) continue;
-      if (entry.expiresAt === 0 || entry.expiresAt > now) count++;
-      this.#values.delete(key);
     }
     return Promise.resolve(count);
   }
@@ -200,14 +191,7 @@ export class MemoryStore implements Store {
   usage(prefix: string): Promise<PrefixUsage> {
     const exact = this.#areas.find((area) => area.prefix === prefix);
     if (exact) return Promise.resolve(exact.lru.usage());
-    const now = this.#now();
-    let entries = 0;
-    let bytes = 0;
-    for (const [key, entry] of this.#values) {
-      if (!key.startsWith(prefix) || (entry.expiresAt !== 0 && entry.expiresAt <= now)) continue;
-      entries++;
-      bytes += entry.value.length;
-    }
+    let { entries, bytes } = this.#values.usage(prefix);
     for (const area of this.#areas) {
       if (!overlaps(area.prefix, prefix)) continue;
       const lru = area.lru.usage();
@@ -234,24 +218,11 @@ export class MemoryStore implements Store {
     this.#windows.clear();
     for (const area of this.#areas) area.lru.clear();
     this.#counters.clear();
-    this.#valueSweep = null;
   }
 
   close(): Promise<void> {
     this.clear();
     return Promise.resolve();
-  }
-
-  #write(key: string, value: string, ttlMs: number | undefined): void {
-    const now = this.#now();
-    this.#sweepValues(now);
-    const expiresAt = ttlMs !== undefined && ttlMs > 0 ? now + ttlMs : 0;
-    const entry = this.#values.get(key);
-    if (entry === undefined) this.#values.set(key, { value, expiresAt });
-    else {
-      entry.value = value;
-      entry.expiresAt = expiresAt;
-    }
   }
 
   /** The bounded map when `key` lies under the prefix of one; the first (the cache's) is checked as before. */
@@ -262,21 +233,6 @@ export class MemoryStore implements Store {
     const areas = this.#areas;
     for (let i = 1; i < areas.length; i++) if (key.startsWith(areas[i].prefix)) return areas[i].lru;
     return null;
-  }
-
-  /** The entry at `key` if present and not expired; an expired one is removed. */
-  #live(key: string): Entry<string> | undefined {
-    const entry = this.#values.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt !== 0 && entry.expiresAt <= this.#now()) {
-      this.#values.delete(key);
-      return undefined;
-    }
-    return entry;
-  }
-
-  #sweepValues(now: number): void {
-    this.#valueSweep = sweep(this.#values, this.#valueSweep, now);
   }
 }
 

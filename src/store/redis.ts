@@ -38,7 +38,7 @@ import {
   type RedisStoreOptions,
   type StoreLogger,
 } from "./redis_client.ts";
-import { deleteOnNode, escapeGlob, usageOnNode } from "./redis_scan.ts";
+import { deleteByPrefix, usageByPrefix } from "./redis_scan.ts";
 import { ConnectionWatch } from "./redis_watch.ts";
 import { RedisCounters } from "./redis_counters.ts";
 
@@ -163,31 +163,13 @@ export class RedisStore implements Store {
   }
 
   /** On a Cluster, every master that answers; fails only when none does (a lost master's keys went with it). */
-  async deleteByPrefix(prefix: string): Promise<number> {
-    const match = `${escapeGlob(this.#key(prefix))}*`;
-    // An empty prefix must not take the health and window keys (`${ns}:{...`) with it.
-    const skip = prefix === "" ? `${this.#ns}:{` : null;
-    const client = this.#client;
-    const nodes = client instanceof Cluster ? client.nodes("master") : [client];
-    const counts = await Promise.allSettled(
-      nodes.map((node) => deleteOnNode(node, match, skip, node !== client)),
-    );
-    const done = counts.filter((count) => count.status === "fulfilled").map((count) => count.value);
-    if (done.length === 0) throw (counts[0] as PromiseRejectedResult).reason;
-    return done.reduce((a, b) => a + b, 0);
+  deleteByPrefix(prefix: string): Promise<number> {
+    return deleteByPrefix(this.#client, this.#ns, prefix);
   }
 
   /** SCANs for the prefix (never KEYS) and sums the values' STRLEN, page by page, on every master. */
-  async usage(prefix: string): Promise<PrefixUsage> {
-    const match = `${escapeGlob(this.#key(prefix))}*`;
-    const skip = prefix === "" ? `${this.#ns}:{` : null;
-    const client = this.#client;
-    const nodes = client instanceof Cluster ? client.nodes("master") : [client];
-    const usages = await Promise.all(nodes.map((node) => usageOnNode(node, match, skip)));
-    return usages.reduce((a, b) => ({ entries: a.entries + b.entries, bytes: a.bytes + b.bytes }), {
-      entries: 0,
-      bytes: 0,
-    });
+  usage(prefix: string): Promise<PrefixUsage> {
+    return usageByPrefix(this.#client, this.#ns, prefix);
   }
 
   addToWindow(key: string, amount: number, windowMs: number, now: number): Promise<number> {

@@ -1,9 +1,45 @@
 /** SCAN-based operations of the Redis store, run on every master (never KEYS): prefix deletes and usage figures. */
 
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import type { PrefixUsage } from "./store.ts";
 
 const SCAN_COUNT = 500;
+
+/**
+ * Removes every key under the logical `prefix` of namespace `ns`, on every master of a Cluster that answers; fails
+ * only when none does (a lost master's keys went with it).
+ */
+export async function deleteByPrefix(client: Redis | Cluster, ns: string, prefix: string): Promise<number> {
+  const match = `${escapeGlob(`${ns}:${prefix}`)}*`;
+  const skip = skipped(ns, prefix);
+  const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+  const counts = await Promise.allSettled(
+    nodes.map((node) => deleteOnNode(node, match, skip, node !== client)),
+  );
+  const done = counts.filter((count) => count.status === "fulfilled").map((count) => count.value);
+  if (done.length === 0) throw (counts[0] as PromiseRejectedResult).reason;
+  return done.reduce((a, b) => a + b, 0);
+}
+
+/** How many keys lie under the logical `prefix` of namespace `ns` and the bytes of their values, on every master. */
+export async function usageByPrefix(
+  client: Redis | Cluster,
+  ns: string,
+  prefix: string,
+): Promise<PrefixUsage> {
+  const match = `${escapeGlob(`${ns}:${prefix}`)}*`;
+  const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+  const usages = await Promise.all(nodes.map((node) => usageOnNode(node, match, skipped(ns, prefix))));
+  return usages.reduce((a, b) => ({ entries: a.entries + b.entries, bytes: a.bytes + b.bytes }), {
+    entries: 0,
+    bytes: 0,
+  });
+}
+
+/** An empty prefix must not take the health and window keys (`${ns}:{...`) with it. */
+function skipped(ns: string, prefix: string): string | null {
+  return prefix === "" ? `${ns}:{` : null;
+}
 
 /** SCANs one node for `match` and UNLINKs what it finds, page by page; returns how many keys went. */
 export async function deleteOnNode(
