@@ -162,7 +162,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     budgets,
     metrics,
   });
-  const objects = new ObjectAffinity(store, logger);
+  const objects = new ObjectAffinity(store);
   const formHold = previous?.formHold ?? new FormHold(settings.limits.maxInflightBodyBytes);
   formHold.max = settings.limits.maxInflightBodyBytes;
   const endpoints = new Map(

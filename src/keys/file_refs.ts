@@ -8,6 +8,7 @@
 import type { IncomingRequest } from "../core/request.ts";
 import { echoed, ProxyError } from "../errors.ts";
 import type { AdmissionRule, AdmissionVerdict } from "../proxy/admission.ts";
+import { isStoreUnavailable } from "../store/patient_read.ts";
 import type { ObjectAffinity } from "../surface/affinity.ts";
 import { mayUse, type ObjectCaller, objectCaller, ownOnly } from "../surface/ownership.ts";
 import type { KeyRegistry } from "./registry.ts";
@@ -42,7 +43,13 @@ async function checked(
   refs: FileRef[],
   caller: ObjectCaller,
 ): Promise<AdmissionVerdict> {
-  const holders = await Promise.all(refs.map((ref) => objects.holderOf(ref.id)));
+  let holders;
+  try {
+    holders = await Promise.all(refs.map((ref) => objects.holderOf(ref.id)));
+  } catch (error) {
+    if (isStoreUnavailable(error)) return { admit: false, error };
+    throw error;
+  }
   const foreign = refs.find((_, i) => holders[i] === null || !mayUse(holders[i]!, caller));
   if (!foreign) return ADMIT;
   const error = new ProxyError(

@@ -6,15 +6,14 @@
  * have no owner and stay open to callers without a key.
  *
  * A key reaches only ids recorded as its own: an id with no owner on record (expired, pushed out of a bounded
- * memory, created before keys were configured or never through this proxy, or one the store cannot read now) is
- * unknown to every key. So a missing record never opens a response to every key.
+ * memory, created before keys were configured or never through this proxy) is unknown to every key. So a missing
+ * record never opens a response to every key; and one the store cannot read now is a 503 `store_unavailable`.
  */
 
 import type { Identity } from "../core/request.ts";
+import { echoed } from "../errors.ts";
+import { readPatiently } from "../store/patient_read.ts";
 import type { Store } from "../store/store.ts";
-
-/** How long a key's read of an owner record waits for a slow Redis before it falls back to local state. */
-const PATIENT_READ_MS = 2000;
 
 /** Where the owners live in the store (`owner:<response id>`). */
 export const OWNER_PREFIX = "owner:";
@@ -36,14 +35,15 @@ export class ResponseOwners {
 
   /**
    * Whether `caller` may see and continue `responseId`: a key, only its own; no key, only those no key owns (or
-   * any, when the store cannot say: nothing a key owns is at stake for a proxy without keys).
+   * any, when the store cannot say: nothing a key owns is at stake for a proxy without keys). For a key, no record
+   * refuses it, so a slow store is waited for, and one that cannot tell is a 503 (`readPatiently`), not "not yours".
    */
   async allows(responseId: string, caller: Identity | null): Promise<boolean> {
     const key = OWNER_PREFIX + responseId;
-    // For a key, no record refuses it: a slow shared store is waited for, not read as "not yours" (`getPatiently`).
-    const read = caller ? this.#store.getPatiently?.(key, PATIENT_READ_MS) : undefined;
-    const owner = await (read ?? this.#store.get(key)).catch(() => undefined);
-    return caller ? owner === caller.id : owner == null;
+    if (caller) {
+      return await readPatiently(this.#store, key, `whose response '${echoed(responseId)}' is`) === caller.id;
+    }
+    return await this.#store.get(key).catch(() => null) === null;
   }
 
   async forget(responseId: string): Promise<void> {

@@ -3,7 +3,9 @@
  * turns of each conversation (for failover replay), all in the shared store with `response_affinity_ttl`.
  */
 
+import { echoed } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { readPatiently } from "../store/patient_read.ts";
 import type { Store } from "../store/store.ts";
 import type { Turn } from "./conversation.ts";
 
@@ -38,14 +40,25 @@ export class ResponseAffinity {
     this.#logger = options.logger;
   }
 
-  /** The endpoint that produced `responseId`; null when unknown, or when the store cannot say (logged). */
-  ownerOf(responseId: string): Promise<string | null> {
-    return this.#read(`${AFFINITY_PREFIX}${responseId}`);
+  /**
+   * The endpoint that produced `responseId`; null when unknown. `patient` (where a wrong guess is the client's
+   * error: more than one endpoint to choose from, or an item call): a slow store is waited for, and one that cannot
+   * tell throws a 503 `store_unavailable` (`readPatiently`). Otherwise null also when the store cannot say (logged).
+   */
+  ownerOf(responseId: string, patient = true): Promise<string | null> {
+    const key = `${AFFINITY_PREFIX}${responseId}`;
+    return patient
+      ? readPatiently(this.#store, key, `which endpoint holds response '${echoed(responseId)}'`)
+      : this.#read(key);
   }
 
-  /** Distinct owners of the given blobs (unknown blobs are left out). */
-  async ownersOfBlobs(blobs: readonly string[]): Promise<string[]> {
-    const owners = await Promise.all(blobs.map(async (blob) => this.#read(await blobKey(blob))));
+  /** Distinct owners of the given blobs (unknown blobs are left out); `patient` as for `ownerOf`. */
+  async ownersOfBlobs(blobs: readonly string[], patient = true): Promise<string[]> {
+    const read = (key: string) =>
+      patient
+        ? readPatiently(this.#store, key, "which endpoint produced these reasoning items")
+        : this.#read(key);
+    const owners = await Promise.all(blobs.map(async (blob) => read(await blobKey(blob))));
     return [...new Set(owners.filter((owner): owner is string => owner !== null))];
   }
 

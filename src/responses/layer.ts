@@ -66,8 +66,10 @@ export class ResponsesLayer {
       ? request.body.previous_response_id
       : undefined;
     const input = inputItems(request.body.input);
+    // With one endpoint to choose from, a wrong guess is impossible: the owner is not waited for.
+    const patient = request.group.endpoints.length > 1;
     const [owner, allowed] = await Promise.all([
-      this.#owner(previous, encryptedBlobs(input)),
+      this.#owner(previous, encryptedBlobs(input), patient),
       previous && this.#owners ? this.#owners.allows(previous, request.identity) : true,
     ]);
     if (!allowed) throw previousNotFound(previous!);
@@ -184,10 +186,10 @@ export class ResponsesLayer {
   }
 
   /** The endpoint that must serve this request, from `previous_response_id` or encrypted reasoning items. */
-  async #owner(previous: string | undefined, blobs: string[]): Promise<string | undefined> {
+  async #owner(previous: string | undefined, blobs: string[], patient: boolean): Promise<string | undefined> {
     const [byId, byBlobs] = await Promise.all([
-      previous ? this.#affinity.ownerOf(previous) : null,
-      blobs.length > 0 ? this.#affinity.ownersOfBlobs(blobs) : [],
+      previous ? this.#affinity.ownerOf(previous, patient) : null,
+      blobs.length > 0 ? this.#affinity.ownersOfBlobs(blobs, patient) : [],
     ]);
     const owners = new Set(byBlobs);
     if (byId) owners.add(byId);

@@ -31,6 +31,7 @@ import type {
   WindowCounter,
   WindowReply,
 } from "./store.ts";
+import { StoreUnavailableError } from "./store.ts";
 
 export interface FallbackStoreOptions {
   readonly primary: Store;
@@ -98,9 +99,16 @@ export class FallbackStore implements Store {
     return this.#calls.call({ key }, (store) => store.get(key), READ);
   }
 
-  /** Asks the primary even while the key's node is served locally, and waits for it up to `waitMs` at least. */
+  /**
+   * Asks the primary even while the key's node is served locally, and waits for it up to `waitMs` at least. Served
+   * locally with no record there: `StoreUnavailableError` (this instance cannot tell whether the record exists).
+   */
   getPatiently(key: string, waitMs: number): Promise<string | null> {
-    return this.#calls.call({ key }, (store) => store.get(key), { read: true, patienceMs: waitMs });
+    return this.#calls.call({ key }, async (store) => {
+      const value = await store.get(key);
+      if (value === null && store === this.#local) throw new StoreUnavailableError(key);
+      return value;
+    }, { read: true, patienceMs: waitMs });
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {

@@ -113,7 +113,8 @@ export interface Store {
    * Optional: `get` for a read whose answer from local state would refuse a client rather than serve it less well
    * (whose a file is: no record is a 404). A store that falls back to local state (`FallbackStore`) asks the shared
    * one even while it serves the key's node locally, and waits up to `waitMs` past its wait bound: a slow answer
-   * (a loaded machine, a Redis fork) is not an outage. Local state only when it is disconnected, fails or outlasts it.
+   * (a loaded machine, a Redis fork) is not an outage. Local state only when it is disconnected, fails or outlasts
+   * it; and when local state has no record then, it rejects with `StoreUnavailableError`: absent is not known.
    */
   getPatiently?(key: string, waitMs: number): Promise<string | null>;
   /** Stores `value` at `key`; `ttlMs` <= 0 or absent means no expiry. */
@@ -217,4 +218,12 @@ export interface Store {
   /** "ok" while the backing service answers; "degraded" while it does not (memory is always "ok"). */
   status(): StoreStatus;
   close(): Promise<void>;
+}
+
+/** `getPatiently`'s answer when the shared store cannot answer and local state holds no record: absent is unknown. */
+export class StoreUnavailableError extends Error {
+  constructor(key: string) {
+    super(`the shared store did not answer for '${key}', and this instance holds no record of it`);
+    this.name = "StoreUnavailableError";
+  }
 }

@@ -6,16 +6,17 @@
  * before objects had owners). Key names never hold a line break, so the first one splits the two.
  */
 
-import type { Logger } from "../logger.ts";
+import { echoed } from "../errors.ts";
+import { readPatiently } from "../store/patient_read.ts";
 import type { Store } from "../store/store.ts";
 
 /** How long an object's record is kept after it was made or last used: longer than a batch's completion window. */
 export const OBJECT_AFFINITY_TTL_MS = 30 * 24 * 3600 * 1000;
 
-/** How long a read of an object's record waits for a slow Redis before it falls back to local state. */
-const PATIENT_READ_MS = 2000;
+/** Where the records live in the store (`obj:<id>`). */
+export const OBJECT_PREFIX = "obj:";
 
-const key = (id: string) => `obj:${id}`;
+const key = (id: string) => OBJECT_PREFIX + id;
 
 /** Where an object is and whose it is. */
 export interface Holder {
@@ -38,25 +39,18 @@ export function decodeHolder(value: string): Holder {
 
 export class ObjectAffinity {
   readonly #store: Store;
-  readonly #logger: Logger;
 
-  constructor(store: Store, logger: Logger) {
+  constructor(store: Store) {
     this.#store = store;
-    this.#logger = logger;
   }
 
-  /** Where `id` is and whose it is; null when unknown, or when the store cannot say (logged). */
+  /**
+   * Where `id` is and whose it is; null when unknown. No record refuses a client key (404), so a slow shared store
+   * is waited for, and one that cannot tell throws a 503 `store_unavailable` (`readPatiently`), not "no such file".
+   */
   async holderOf(id: string): Promise<Holder | null> {
-    try {
-      // No record refuses a client key (404): a slow shared store is waited for, not read as "no such file".
-      const value = await (this.#store.getPatiently?.(key(id), PATIENT_READ_MS) ?? this.#store.get(key(id)));
-      return value === null ? null : decodeHolder(value);
-    } catch (error) {
-      this.#logger.warn("could not read file/batch affinity", {
-        error: error instanceof Error ? error.message : String(error),
-      });
-      return null;
-    }
+    const value = await readPatiently(this.#store, key(id), `where file or batch '${echoed(id)}' is`);
+    return value === null ? null : decodeHolder(value);
   }
 
   /** Records a new object (or one used again, for another 30 days); awaited: the client's next call must find it. */

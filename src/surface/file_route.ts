@@ -18,6 +18,7 @@ import type { HealthTracker } from "../health/tracker.ts";
 import type { FileRef } from "../keys/file_refs.ts";
 import type { Attempts } from "../proxy/attempts.ts";
 import { OwnerPlan } from "../proxy/plan.ts";
+import { isStoreUnavailable } from "../store/patient_read.ts";
 import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
 import { answerText } from "./call.ts";
@@ -54,7 +55,13 @@ export class FileRouting {
   async route(request: GenerationRequest, refs: readonly FileRef[]): Promise<FilePin | undefined> {
     const { objects, endpoints } = this.#deps;
     const group = request.group;
-    const holders = await Promise.all(refs.map((ref) => objects.holderOf(ref.id)));
+    // A holder the store cannot tell now is looked for as an unknown one (a client key's were checked at admission).
+    const holders = await Promise.all(refs.map((ref) =>
+      objects.holderOf(ref.id).catch((error) => {
+        if (isStoreUnavailable(error)) return null;
+        throw error;
+      })
+    ));
     let pin: (FilePin & { param: string }) | undefined;
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i];

@@ -11,6 +11,7 @@
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import { echoed, invalidRequest, ProxyError } from "../errors.ts";
+import { isStoreUnavailable } from "../store/patient_read.ts";
 import type { Store } from "../store/store.ts";
 import { answerText, type CallContext } from "./call.ts";
 import { callHolder, type Collection, type ObjectDeps } from "./objects.ts";
@@ -221,7 +222,8 @@ async function fetchPage(
     const items = at < 0 ? listed : listed.slice(at + 1);
     return { cursor, items, own: await owned(deps, items, caller), hasMore: parsed.has_more === true };
   } catch (error) {
-    if (context.signal.aborted) throw error;
+    // Whose the listed objects are, the store cannot tell now: the whole list is a 503, not a partial page.
+    if (context.signal.aborted || isStoreUnavailable(error)) throw error;
     return { cursor, error: error instanceof ProxyError ? error.code : "invalid answer" };
   }
 }

@@ -9,6 +9,7 @@ import type { Config, EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
 import { echoed, ProxyError } from "../errors.ts";
 import type { Pipeline } from "../proxy/pipeline.ts";
+import { isStoreUnavailable } from "../store/patient_read.ts";
 import { isItemFailureStatus } from "../proxy/upstream_answer.ts";
 import type { ObjectAffinity } from "./affinity.ts";
 import { answerText, type CallContext, type CallSpec, relayRequest, upstreamCall } from "./call.ts";
@@ -63,10 +64,11 @@ export interface HeldObject {
 }
 
 /**
- * The endpoint that holds `id`, when the caller may use it. Unknown to the store: for an admin key or a keyless
- * caller, each resource of the group (the header's, or the only one) is asked for it, and the first that has it is
- * remembered (a 404 from every one: a 404; a lookup that failed or was refused: a 502, since it may exist); a client
- * key is not searched for (its own objects are all recorded) and gets the 404.
+ * The endpoint that holds `id`, when the caller may use it. Unknown to the store (or the store cannot say now): for
+ * an admin key or a keyless caller, each resource of the group (the header's, or the only one) is asked for it, and
+ * the first that has it is remembered (a 404 from every one: a 404; a lookup that failed or was refused: a 502,
+ * since it may exist); a client key is not searched for (its own objects are all recorded) and gets the 404, or
+ * the 503 `store_unavailable` when the store cannot say (so does anyone when no group can be searched).
  */
 export async function ownerOf(
   deps: ObjectDeps,
@@ -77,7 +79,12 @@ export async function ownerOf(
   /** What the client called the id, for the 404's `param`: the object's own id by default. */
   param = `${WHAT[collection]}_id`,
 ): Promise<HeldObject> {
-  const known = await deps.objects.holderOf(id);
+  // A client key is not searched for: it is told when the store cannot say (503). Others are searched for.
+  const read = await deps.objects.holderOf(id).then((holder) => ({ holder, unknown: undefined }), (error) => {
+    if (!isStoreUnavailable(error) || ownOnly(caller)) throw error;
+    return { holder: null, unknown: error };
+  });
+  const known = read.holder;
   const found = known !== null ? endpointById(deps.config, known.endpoint) : undefined;
   // An object of another key, or in a group the caller's key may not use, is answered like one that does not exist.
   if (found && known && mayUse(known, caller) && (!caller || caller.allows(found.group.name))) {
@@ -112,6 +119,7 @@ export async function ownerOf(
         `model group '${group.name}' failed or was refused; try again`,
     );
   }
+  if (!group && read.unknown) throw read.unknown;
   throw new ProxyError(
     404,
     "invalid_request_error",
