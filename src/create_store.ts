@@ -11,16 +11,20 @@ import type { Logger } from "./logger.ts";
 import { AFFINITY_PREFIX, BLOB_PREFIX, TURN_PREFIX } from "./responses/affinity.ts";
 import { type BoundedArea, MemoryStore } from "./store/memory.ts";
 import type { Store } from "./store/store.ts";
+import { OBJECT_PREFIX } from "./surface/affinity.ts";
+import { CURSOR_PREFIX } from "./surface/list_cursors.ts";
+
+/** Bytes a record of ids and names (an endpoint, an owner) counts on average: ids and names are short. */
+const ID_BYTES = 256;
 
 /**
  * What this process keeps of the Responses API (the memory store, or the local state while Redis is away): each
  * response's endpoint, owner and turn, and each reasoning blob's endpoint, at most `maxEntries` of each, least
  * recently used out first, so a proxy serving the Responses API for hours keeps a bounded copy. The turns are
- * bounded to 64 MiB too; the rest to `ID_BYTES` a record on average (ids and endpoint and key names are short).
+ * bounded to 64 MiB too; the rest to `ID_BYTES` a record on average.
  * A response whose owner went is unknown to every key (`keys/owners.ts`), whatever else is still held.
  */
 function responsesInMemory(maxEntries: number): BoundedArea[] {
-  const ID_BYTES = 256;
   return [
     { prefix: TURN_PREFIX, maxEntries, maxBytes: 64 * 1024 * 1024 },
     ...[AFFINITY_PREFIX, OWNER_PREFIX, BLOB_PREFIX].map((prefix) => ({
@@ -28,6 +32,19 @@ function responsesInMemory(maxEntries: number): BoundedArea[] {
       maxEntries,
       maxBytes: maxEntries * ID_BYTES,
     })),
+  ];
+}
+
+/**
+ * Files' and batches' records (where each is, whose it is: 30 days each) and list cursors (an hour each), at most
+ * `maxEntries` of each, least recently used out first, so no client grows the process by making objects or pages.
+ * A record pushed out is an object the proxy does not know: a client key gets 404 for it, as for one past its 30
+ * days; others have it looked for on the group's endpoints. Cursors count ~1 KiB a record on average.
+ */
+function objectsInMemory(maxEntries: number): BoundedArea[] {
+  return [
+    { prefix: OBJECT_PREFIX, maxEntries, maxBytes: maxEntries * ID_BYTES },
+    { prefix: CURSOR_PREFIX, maxEntries, maxBytes: maxEntries * 1024 },
   ];
 }
 
@@ -44,6 +61,7 @@ export async function createStore(
     bounded: [
       { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
       ...responsesInMemory(settings.responseAffinityMaxEntries),
+      ...objectsInMemory(settings.objectRecordsMaxEntries),
     ],
   });
   if (!settings.redis) return { store: local, shared: local };

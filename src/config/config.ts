@@ -122,6 +122,8 @@ export interface Settings {
   readonly responseAffinityTtlSeconds: number;
   /** Responses ids (each with its endpoint, owner and turn) and reasoning items kept in this process at most. */
   readonly responseAffinityMaxEntries: number;
+  /** Files' and batches' records (endpoint and owner), and list cursors, kept in this process at most (each). */
+  readonly objectRecordsMaxEntries: number;
   readonly responsesFailover: "replay" | "fail";
   readonly maxWaitForCapacityMs: number;
   readonly maxBodyBytes: number;

@@ -30,6 +30,9 @@ const PURPOSES = new Set([
   "evals",
 ]);
 
+/** Where the cursor records live in the store (`lst:...`). */
+export const CURSOR_PREFIX = "lst:";
+
 /**
  * The record of where a list stood after the page that ended with `lastId`: per caller, order as the proxy merges
  * (`asc` or `desc`), known `purpose` and object, whatever else the query says. A client varying `order`, or sending
@@ -39,7 +42,7 @@ const PURPOSES = new Set([
 function cursorKey(caller: ObjectCaller | null, query: URLSearchParams, lastId: string): string {
   const order = query.get("order") === "asc" ? "asc" : "desc";
   const purpose = query.get("purpose") ?? "";
-  return `lst:${caller?.name ?? ""}\n${order}\n${
+  return `${CURSOR_PREFIX}${caller?.name ?? ""}\n${order}\n${
     purpose === "" || PURPOSES.has(purpose) ? purpose : "?"
   }\n${lastId}`;
 }

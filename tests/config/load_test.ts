@@ -150,6 +150,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     cacheMaxBytes: 256 * MiB,
     responseAffinityTtlSeconds: 21600,
     responseAffinityMaxEntries: 100_000,
+    objectRecordsMaxEntries: 100_000,
     responsesFailover: "replay",
     maxWaitForCapacityMs: 2000,
     maxBodyBytes: 10 * MiB,

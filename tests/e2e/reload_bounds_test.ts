@@ -11,13 +11,14 @@ import { SimUpstream } from "../../src/sim/upstream.ts";
 import { endpointYaml, groupYaml } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
 
-test("reload: new cache_params.max_entries and response_affinity_max_entries are named as needing a restart", async () => {
+test("reload: new cache_params.max_entries, response_affinity_max_entries and object_records_max_entries are named as needing a restart", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   const yaml = (entries: number) =>
     groupYaml([endpointYaml(sim.url, { name: "a" })], [
       "cache: true",
       `cache_params: {max_entries: ${entries}}`,
       `response_affinity_max_entries: ${entries}`,
+      `object_records_max_entries: ${entries}`,
     ]);
   const logs: string[] = [];
   const logger = createLogger({ level: "info", write: (line) => logs.push(line) });
@@ -34,6 +35,7 @@ test("reload: new cache_params.max_entries and response_affinity_max_entries are
     assert.ok(restart, `a warning names the bounds: ${JSON.stringify(warned)}`);
     assert.match(restart.msg, /cache_params\.max_entries/);
     assert.match(restart.msg, /response_affinity_max_entries/);
+    assert.match(restart.msg, /object_records_max_entries/);
     assert.doesNotMatch(restart.msg, /max_bytes/, "only what changed is named");
     // The old bound holds: five distinct answers, two kept.
     for (let i = 0; i < 5; i++) {
