@@ -74,14 +74,24 @@ export function resolveConfig(file: ConfigFile, source: string, env: EnvLookup):
   const keys = resolveKeys(file.keys, file.prices, file.general_settings.usage_stream);
   problems.push(...keys.problems, ...unmatchedModels(file.keys, groups.map((group) => group.name)));
   if (problems.length > 0) throw new ConfigError(source, problems);
+  const settings = resolveSettings(file.general_settings, env);
+  // A usage stream is a Redis Stream: with no Redis it would write nothing, so it is not turned on (and said so).
+  const { usageStream, ...keysWithoutStream } = keys.keys;
+  const streamless = usageStream !== undefined && settings.redis === undefined;
   return {
     source,
     groups,
-    settings: resolveSettings(file.general_settings, env),
-    ignored: ignoredKeys(file),
-    keys: keys.keys,
+    settings,
+    ignored: [...ignoredKeys(file), ...(streamless ? [STREAM_WITHOUT_REDIS] : [])],
+    keys: streamless ? keysWithoutStream : keys.keys,
   };
 }
+
+const STREAM_WITHOUT_REDIS = {
+  key: "general_settings.usage_stream",
+  reason:
+    "the usage stream is a Redis Stream, and no Redis is configured: nothing is written or counted for it",
+};
 
 function resolveEndpoint(
   entry: EndpointEntry,

@@ -30,6 +30,8 @@ export interface Admission {
 export interface Spent {
   readonly tokens: number;
   readonly usd: number;
+  /** A success that reported no usage: what it used is not known, so its `tpm` estimate stands. */
+  readonly unreported?: boolean;
 }
 
 export interface KeyLimitsOptions {
@@ -123,7 +125,7 @@ export class KeyLimits {
     const counters: Counter[] = [];
     const at = now ? this.#now() : admission.at;
     const minute = minuteWindow(at);
-    if (policy.tpm !== undefined && spent.tokens !== admission.estimate) {
+    if (policy.tpm !== undefined && !spent.unreported && spent.tokens !== admission.estimate) {
       counters.push({
         name: `tpm:${minute.label}`,
         amount: spent.tokens - admission.estimate,

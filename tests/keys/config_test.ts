@@ -46,6 +46,7 @@ test("keys: a key from the environment or as a SHA-256, policy fields, defaults"
       "  gpt-4o: {input: 2.5, cached_input: 1.25, output: 10}",
       "  gpt-4o-mini: {input: 0.15, output: 0.6}",
       "general_settings:",
+      "  redis_url: redis://127.0.0.1:6379",
       "  usage_stream: {enabled: true, max_len: 500}",
     ].join("\n"),
     { TEAM_A: "sk-team-a" },
