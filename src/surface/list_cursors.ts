@@ -4,6 +4,7 @@
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
+import { readPatiently } from "../store/patient_read.ts";
 import type { Store } from "../store/store.ts";
 import { resources } from "./objects.ts";
 import type { ObjectCaller } from "./ownership.ts";
@@ -47,7 +48,11 @@ function cursorKey(caller: ObjectCaller | null, query: URLSearchParams, lastId: 
   }\n${lastId}`;
 }
 
-/** Where the list that handed out `after` stood, for this caller and query; null when it was not handed out here. */
+/**
+ * Where the list that handed out `after` stood, for this caller and query; null when it was not handed out here.
+ * Read patiently: no record goes on on one resource only, so a slow store is waited for, and one that cannot tell
+ * is a 503 `store_unavailable` rather than a page that leaves the other resources out.
+ */
 export async function savedCursors(
   deps: { readonly store: Store; readonly config: { readonly groups: readonly GroupConfig[] } },
   caller: ObjectCaller | null,
@@ -55,7 +60,7 @@ export async function savedCursors(
   after: string,
 ): Promise<{ group: GroupConfig; cursors: ListCursor[] } | null> {
   const params = new URLSearchParams(query);
-  const value = await deps.store.get(cursorKey(caller, params, after)).catch(() => null);
+  const value = await readPatiently(deps.store, cursorKey(caller, params, after), "where this list stood");
   let saved: { group: string; purpose: string; cursors: [string, string | null][] };
   try {
     saved = JSON.parse(value ?? "null");
