@@ -157,6 +157,38 @@ test("a blackholed upstream (SYN never answered): connect_timeout fails over in 
   }
 });
 
+test("a TLS upstream that takes the connection but never shakes hands: connect_timeout fails over too", {
+  timeout: 20_000,
+}, async () => {
+  // Accepts and says nothing: the TCP connection opens, the TLS handshake never ends. Before, the http1 client
+  // shook hands lazily, at the request's first write, so the attempt waited for the endpoint's whole timeout.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })();
+  try {
+    await using sim = await SimUpstream.start({ quiet: true });
+    const yaml = groupYaml([
+      endpointYaml(`https://127.0.0.1:${silent.addr.port}`, { name: "silent", weight: 1000 }),
+      endpointYaml(sim.url, { name: "good", weight: 1 }),
+    ], ["http_timeout: 8", "connect_timeout: 0.5"]);
+    await using proxy = await startProxy(yaml);
+    const started = performance.now();
+    const response = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: chat });
+    const elapsed = performance.now() - started;
+    await response.body?.cancel();
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
+    assert.equal(response.headers.get("x-llmproxy-attempts"), "2");
+    assert.ok(elapsed > 450 && elapsed < 4_000, `answered after ${elapsed} ms`);
+  } finally {
+    silent.close();
+    await accepting.catch(() => {});
+    for (const conn of held) conn.close();
+  }
+});
+
 /**
  * A keep-alive upstream that closes each connection after a random 0-50 ms without a request, without reading
  * what may have arrived: the race every pooled client meets.
