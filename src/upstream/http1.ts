@@ -19,6 +19,7 @@
 import { RequestBodyFailed, type StreamedBody, writeRequest } from "./http1_chunked.ts";
 import { BodyReader } from "./http1_body.ts";
 import { Connection } from "./http1_connection.ts";
+import { IdlePool } from "./http1_pool.ts";
 import { readHead } from "./http1_head.ts";
 import { ProxyError } from "../errors.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
@@ -27,7 +28,6 @@ import { answer, isCompressed } from "./http1_answer.ts";
 import { bodyFraming, type Head, requestBytes, type Target, targetOf } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
 import type { AbortLike } from "../core/abort_like.ts";
-import { startTimer, type Timer } from "../util/timer.ts";
 export { UpstreamProtocolError } from "./http1_wire.ts";
 
 export interface Http1Init {
@@ -53,22 +53,20 @@ export interface Http1Options {
 }
 
 export class Http1Agent {
-  readonly #idleMs: number;
   readonly #caCerts?: string[];
   /** Settable: a config reload changes it for the connections opened after. */
   connectTimeoutMs: number;
   /** Settable: connections open (in use and parked, all origins) beyond which an ended answer's is closed. */
   maxOpen: number;
-  readonly #idle = new Map<string, Connection[]>();
+  readonly #pool: IdlePool;
   readonly #targets = new Map<string, Target>();
-  #sweeper?: Timer;
   #shut = false;
   #opened = 0;
   #closed = 0;
   readonly #onClosed = () => void this.#closed++;
 
   constructor(options: Http1Options = {}) {
-    this.#idleMs = options.idleMs ?? 30_000;
+    this.#pool = new IdlePool(options.idleMs ?? 30_000);
     this.maxOpen = options.maxOpen ?? 1024;
     this.#caCerts = options.caCerts;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
@@ -81,9 +79,7 @@ export class Http1Agent {
 
   /** Connections parked for reuse now. */
   get idleConnections(): number {
-    let count = 0;
-    for (const list of this.#idle.values()) count += list.length;
-    return count;
+    return this.#pool.size;
   }
 
   /** Sends one request; resolves with the answer as a web `Response` once its head has arrived. */
@@ -104,7 +100,7 @@ export class Http1Agent {
     } catch (error) {
       return Promise.reject(error);
     }
-    const reused = streamed ? undefined : this.#take(target.origin);
+    const reused = streamed ? undefined : this.#pool.take(target.origin);
     if (!reused) return this.#onNewConnection(target, message, init);
     return this.#exchange(reused, message, init).catch((error) => {
       reused.close();
@@ -142,10 +138,7 @@ export class Http1Agent {
   /** Closes every idle connection; connections in use close when their answer ends. */
   close(): void {
     this.#shut = true;
-    this.#sweeper?.cancel();
-    this.#sweeper = undefined;
-    for (const list of this.#idle.values()) for (const connection of list) connection.close();
-    this.#idle.clear();
+    this.#pool.close();
   }
 
   #target(url: string): Target {
@@ -158,49 +151,9 @@ export class Http1Agent {
     return target;
   }
 
-  /** The most recently parked connection that is still good: not expired, not closed or spoken to by the server. */
-  #take(origin: string): Connection | undefined {
-    const list = this.#idle.get(origin);
-    if (!list) return undefined;
-    const now = performance.now();
-    let connection: Connection | undefined;
-    while ((connection = list.pop())) {
-      if (connection.reusable && connection.expiresAt > now) return connection;
-      connection.close();
-    }
-    return undefined;
-  }
-
   #park(connection: Connection, keepAliveMs: number): void {
-    // The server's own idle timeout (`keep-alive: timeout=N`), less a second, if it is shorter than ours.
-    const idleMs = Math.min(this.#idleMs, keepAliveMs - 1000);
-    const open = this.#opened - this.#closed;
-    if (this.#shut || idleMs <= 0 || !connection.reusable || open > this.maxOpen) return connection.close();
-    let list = this.#idle.get(connection.origin);
-    if (!list) this.#idle.set(connection.origin, list = []);
-    connection.idle(performance.now() + idleMs);
-    list.push(connection);
-    this.#sweeper ??= this.#startSweeper();
-  }
-
-  #startSweeper(): Timer {
-    // Neither the sweeper nor the parked connections' reads keep the process alive.
-    return startTimer(Math.max(1000, this.#idleMs / 2), () => {
-      const now = performance.now();
-      let left = 0;
-      for (const [origin, list] of this.#idle) {
-        const kept = list.filter((connection) =>
-          (connection.reusable && connection.expiresAt > now) || (connection.close(), false)
-        );
-        if (kept.length === 0) this.#idle.delete(origin);
-        else this.#idle.set(origin, kept);
-        left += kept.length;
-      }
-      if (left === 0) {
-        this.#sweeper?.cancel();
-        this.#sweeper = undefined;
-      }
-    }, { repeat: true, ref: false });
+    if (this.#shut || this.#opened - this.#closed > this.maxOpen) connection.close();
+    else this.#pool.park(connection, keepAliveMs);
   }
 
   /** A new connection, given up after `connectTimeoutMs` (an upstream that never answers a SYN) or on abort. */
