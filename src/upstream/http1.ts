@@ -102,9 +102,11 @@ export class Http1Agent {
     }
     const reused = streamed ? undefined : this.#pool.take(target.origin);
     if (!reused) return this.#onNewConnection(target, message, init);
-    return this.#exchange(reused, message, init).catch((error) => {
+    return this.#exchange(reused, message, init, true).catch((error) => {
       reused.close();
       if (init.signal.aborted) throw init.signal.reason;
+      // The server's idle timeout crossed the request: it says so (408) and closes; it did not take the request.
+      if (error === CLOSED_IDLE) return this.#onNewConnection(target, message, init);
       // A kept-alive connection that the server closed as it was taken (or just after the request went out on it)
       // fails before any byte of an answer: the request goes once more, on a new connection (never one from the
       // pool, which may hold more that the server closed). A server that closes an idle connection does so without
@@ -168,6 +170,7 @@ export class Http1Agent {
     connection: Connection,
     message: Uint8Array | readonly Uint8Array[],
     init: Http1Init,
+    reused = false,
   ): Promise<Reply> {
     const { signal } = init;
     // Not a closure of this frame: the listener stays as long as a stream's body, and this frame holds `init`.
@@ -182,17 +185,21 @@ export class Http1Agent {
       if (error instanceof RequestBodyFailed) bodyFailed = error;
       connection.close();
     });
-    return readHead(connection).then((head) => this.#reply(connection, head, init, onAbort), (error) => {
-      signal.removeEventListener("abort", onAbort);
-      throw bodyFailed ?? error;
-    });
+    return readHead(connection).then(
+      (head) => this.#reply(connection, head, init, onAbort, reused),
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        throw bodyFailed ?? error;
+      },
+    );
   }
 
   /** The answer to `head`; the abort listener stays only with a body left to read. */
-  #reply(connection: Connection, head: Head, init: Http1Init, onAbort: () => void): Reply {
+  #reply(connection: Connection, head: Head, init: Http1Init, onAbort: () => void, reused: boolean): Reply {
     const { signal } = init;
     let handedOver = false;
     try {
+      if (reused && head.status === 408) throw CLOSED_IDLE;
       const framing = bodyFraming(init.method, head);
       const guard = init.guard;
       // The answer is built before the connection goes back to the pool: building it can still fail.
@@ -245,6 +252,13 @@ export class Http1Agent {
     } else connection.close();
   }
 }
+
+/**
+ * A 408 on a reused connection: the server timed it out as idle while the request was on its way (a 408 it sent
+ * before then spoils the parked connection instead, `Connection.idle`). It did not take the request, which RFC 9110
+ * (15.5.9) lets a client send again: it goes on a new connection, a POST too.
+ */
+const CLOSED_IDLE = new Error("the server closed the kept-alive connection as idle (408)");
 
 /** Closes `connection` (an abort listener that holds nothing else). */
 const closer = (connection: Connection) => () => connection.close();

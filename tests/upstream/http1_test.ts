@@ -649,6 +649,28 @@ test("http1: bytes from the server on an idle connection (a 408 as it closes) sp
   assert.deepEqual(served, [0, 1]);
 });
 
+test("http1: a 408 in answer to a request on a reused connection (its idle timeout crossed the request) is not the answer: the request goes again on a new one", async () => {
+  // The race of the test above, made certain: the server's 408 arrives only once the request went out.
+  const served: number[] = [];
+  const bodies: string[] = [];
+  await using server = scriptedServer(async (conn, index) => {
+    for (let count = 0; count < (index === 0 ? 2 : 1); count++) {
+      bodies.push((await conn.request())?.body ?? "");
+      served.push(index);
+      if (index === 0 && count === 1) {
+        await conn.write("HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      } else await conn.write(json(`{"conn":${index}}`));
+    }
+  });
+  using agent = new Http1Agent();
+  assert.deepEqual(await (await post(agent, server.url)).json(), { conn: 0 });
+  const second = await post(agent, server.url, '{"second":true}');
+  assert.equal(second.status, 200, "the 408 is not taken for the answer");
+  assert.deepEqual(await second.json(), { conn: 1 });
+  assert.deepEqual(served, [0, 0, 1]);
+  assert.deepEqual(bodies, ["{}", '{"second":true}', '{"second":true}'], "a POST goes again, whole");
+});
+
 test("http1: the server's keep-alive timeout shortens how long its connections are kept", async () => {
   let answered = 0;
   await using server = scriptedServer(
