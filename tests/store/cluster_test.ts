@@ -52,5 +52,43 @@ test({
         await store.close();
       }
     });
+
+    // Owed deletes on two nodes, one of them hung: a retry of it takes its only owed delete as the probe, and a
+    // patient read of it, not held back by the retry period, finds none left there (the other node's keep the
+    // count above 0). It sends none first; it failed on the empty list once (TypeError).
+    await t.step(
+      "a patient read finds its hung node's owed deletes taken by a retry's probe: it still reads",
+      async () => {
+        const primary = await open("owed");
+        const store = new FallbackStore({ primary });
+        const nodeOf = (key: string) => primary.nodeOf!({ key });
+        const server = (node: string) => cluster.nodes.find((server) => `127.0.0.1:${server.port}` === node)!;
+        const keys = Array.from({ length: 60 }, (_, i) => `k${i}`);
+        const a = nodeOf("k0");
+        const onA = keys.filter((key) => nodeOf(key) === a);
+        const onB = keys.find((key) => nodeOf(key) !== a)!;
+        const [lockA, readA, valueA] = onA;
+        try {
+          await store.set(valueA, "kept");
+          await server(nodeOf(onB)).signal("SIGSTOP");
+          await store.deleteIfEquals(onB, "token").finally(() => server(nodeOf(onB)).signal("SIGCONT"));
+          await server(a).signal("SIGSTOP");
+          let reads: Promise<string | null>[];
+          try {
+            await store.deleteIfEquals(lockA, "token");
+            assert.ok(store.nodesDown().includes(a));
+            await sleep(1100); // past the retry period: the next call to A is its retry
+            reads = [store.get(readA), store.getPatiently(valueA, 3000)];
+            await sleep(300);
+          } finally {
+            await server(a).signal("SIGCONT");
+          }
+          assert.equal((await Promise.all(reads))[1], "kept");
+        } finally {
+          await store.close();
+        }
+        await cluster.waitOk();
+      },
+    );
   },
 });
