@@ -59,9 +59,7 @@ export class NodeCalls {
     try {
       result = await this.#bound.wait(pending, started, patienceMs);
     } catch (error) {
-      // The server answered (wrong type, value too big): Redis is there, this call failed.
-      if (isAnswer(error, this.#primary)) throw error;
-      this.#outages.down(node, error instanceof Error ? error.message : String(error));
+      if (!this.#away(node, error)) throw error;
       // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives (which also
       // raises the bound); dead or hung, the command fails or never answers and the node stays down.
       if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node, read), () => {});
@@ -76,10 +74,19 @@ export class NodeCalls {
     try {
       await this.#bound.wait(pending, performance.now(), patienceMs);
     } catch (error) {
-      if (isAnswer(error, this.#primary)) return true;
-      this.#outages.down(node, error instanceof Error ? error.message : String(error));
-      return false;
+      return !this.#away(node, error);
     }
+    return true;
+  }
+
+  /**
+   * What a failed call says of its node: true when it is away (no answer in time, a closed connection, a refusal
+   * to keep state), and it is marked down; false when the server answered (wrong type, value too big): Redis is
+   * there, only the call failed.
+   */
+  #away(node: string, error: unknown): boolean {
+    if (isAnswer(error, this.#primary)) return false;
+    this.#outages.down(node, error instanceof Error ? error.message : String(error));
     return true;
   }
 
