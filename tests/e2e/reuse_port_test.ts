@@ -18,7 +18,8 @@ test({
     await using sim = await SimUpstream.start({ name: "a", quiet: true });
     const dir = await Deno.makeTempDir({ prefix: "llmproxy-reuse-" });
     try {
-      const settings = ["cache: true", `redis_url: ${redis.url}`];
+      // The sharing, not the 250 ms wait bound: a cache read past it on a loaded machine is a local miss.
+      const settings = ["cache: true", `redis_url: ${redis.url}`, "redis_max_wait: 5"];
       await Deno.writeTextFile(
         `${dir}/flag.yaml`,
         groupYaml([endpointYaml(sim.url, { name: "a" })], settings),
@@ -53,7 +54,12 @@ test({
       };
       const prompts = Array.from({ length: 30 }, (_, i) => `spread ${i}`);
       for (const prompt of prompts) assert.equal(await ask(prompt), "MISS");
-      await new Promise((resolve) => setTimeout(resolve, 300)); // cache writes land after the answers
+      // Cache writes land after the answers: all 30 entries in Redis before they are asked again.
+      const entries = () => redis.command("EVAL", "return #redis.call('KEYS', 'llmproxy:cache:*')", "0");
+      for (let tries = 0; tries < 100 && await entries() !== "30"; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(await entries(), "30");
       const again = [];
       for (const prompt of prompts) again.push(await ask(prompt));
       assert.deepEqual(again, Array(30).fill("HIT"), "shared through Redis, whichever process answered");
