@@ -148,14 +148,7 @@ async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limi
  * `Accept-Encoding: identity` (RFC 9110, 15.5.16). Only looked at on that error: a request that parses pays nothing.
  */
 export function unsupportedCoding(error: ProxyError, coding: string | undefined): ProxyError {
-  if (error.code !== "invalid_json" || !coding || /^\s*identity\s*$/i.test(coding)) return error;
-  return new ProxyError(
-    415,
-    "invalid_request_error",
-    "unsupported_content_encoding",
-    `Content-Encoding '${echoed(coding)}' is not supported: send the request body uncompressed`,
-    { headers: { "accept-encoding": "identity" } },
-  );
+  return error.code === "invalid_json" ? codingRefusal(coding) ?? error : error;
 }
 
 /**
@@ -163,8 +156,20 @@ export function unsupportedCoding(error: ProxyError, coding: string | undefined)
  * form or file upload): the upstream would get the coded bytes, unlabelled, as the form.
  */
 export function refuseCoding(coding: string | undefined): void {
-  const refused = unsupportedCoding(invalidJson(""), coding);
-  if (refused.status === 415) throw refused;
+  const refusal = codingRefusal(coding);
+  if (refusal) throw refusal;
+}
+
+/** The 415 for a body in `coding`; undefined for none or `identity`. */
+function codingRefusal(coding: string | undefined): ProxyError | undefined {
+  if (!coding || /^\s*identity\s*$/i.test(coding)) return undefined;
+  return new ProxyError(
+    415,
+    "invalid_request_error",
+    "unsupported_content_encoding",
+    `Content-Encoding '${echoed(coding)}' is not supported: send the request body uncompressed`,
+    { headers: { "accept-encoding": "identity" } },
+  );
 }
 
 /** Most objects, arrays and object members a request body may hold (`general_settings.max_body_items`). */

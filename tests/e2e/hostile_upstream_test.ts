@@ -137,20 +137,7 @@ test("a blackholed upstream (SYN never answered): connect_timeout fails over in 
   const hole = Deno.listen({ hostname: "127.0.0.1", port: 0, tcpBacklog: 0 } as Deno.TcpListenOptions);
   const filler = await Deno.connect({ hostname: "127.0.0.1", port: hole.addr.port });
   try {
-    await using sim = await SimUpstream.start({ quiet: true });
-    const yaml = groupYaml([
-      endpointYaml(`http://127.0.0.1:${hole.addr.port}`, { name: "hole", weight: 1000 }),
-      endpointYaml(sim.url, { name: "good", weight: 1 }),
-    ], ["http_timeout: 15", "connect_timeout: 0.5"]);
-    await using proxy = await startProxy(yaml);
-    const started = performance.now();
-    const response = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: chat });
-    const elapsed = performance.now() - started;
-    await response.body?.cancel();
-    assert.equal(response.status, 200);
-    assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
-    assert.equal(response.headers.get("x-llmproxy-attempts"), "2");
-    assert.ok(elapsed > 450 && elapsed < 5_000, `answered after ${elapsed} ms`);
+    await failsOverAfterConnectTimeout(`http://127.0.0.1:${hole.addr.port}`, 15, 5_000);
   } finally {
     filler.close();
     hole.close();
@@ -168,20 +155,7 @@ test("a TLS upstream that takes the connection but never shakes hands: connect_t
     for await (const conn of silent) held.push(conn);
   })();
   try {
-    await using sim = await SimUpstream.start({ quiet: true });
-    const yaml = groupYaml([
-      endpointYaml(`https://127.0.0.1:${silent.addr.port}`, { name: "silent", weight: 1000 }),
-      endpointYaml(sim.url, { name: "good", weight: 1 }),
-    ], ["http_timeout: 8", "connect_timeout: 0.5"]);
-    await using proxy = await startProxy(yaml);
-    const started = performance.now();
-    const response = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: chat });
-    const elapsed = performance.now() - started;
-    await response.body?.cancel();
-    assert.equal(response.status, 200);
-    assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
-    assert.equal(response.headers.get("x-llmproxy-attempts"), "2");
-    assert.ok(elapsed > 450 && elapsed < 4_000, `answered after ${elapsed} ms`);
+    await failsOverAfterConnectTimeout(`https://127.0.0.1:${silent.addr.port}`, 8, 4_000);
   } finally {
     silent.close();
     await accepting.catch(() => {});
@@ -249,3 +223,29 @@ test("an upstream closing idle keep-alive connections at random: no client error
   assert.equal(endpoint.failures, 0);
   assert.equal(endpoint.state, "available");
 });
+
+/**
+ * A chat through a group whose heavier endpoint at `url` never opens (connect_timeout 0.5 s, http_timeout
+ * `httpTimeoutS`): answered by the other endpoint, on the second attempt, after the connect timeout and within
+ * `withinMs`.
+ */
+async function failsOverAfterConnectTimeout(
+  url: string,
+  httpTimeoutS: number,
+  withinMs: number,
+): Promise<void> {
+  await using sim = await SimUpstream.start({ quiet: true });
+  const yaml = groupYaml([
+    endpointYaml(url, { name: "unopened", weight: 1000 }),
+    endpointYaml(sim.url, { name: "good", weight: 1 }),
+  ], [`http_timeout: ${httpTimeoutS}`, "connect_timeout: 0.5"]);
+  await using proxy = await startProxy(yaml);
+  const started = performance.now();
+  const response = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", body: chat });
+  const elapsed = performance.now() - started;
+  await response.body?.cancel();
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("x-llmproxy-endpoint"), "good");
+  assert.equal(response.headers.get("x-llmproxy-attempts"), "2");
+  assert.ok(elapsed > 450 && elapsed < withinMs, `answered after ${elapsed} ms`);
+}
