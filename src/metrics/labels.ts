@@ -66,24 +66,30 @@ export const CACHE_RESULTS: Readonly<Record<string, string>> = {
   BYPASS: "bypass",
 };
 
-/** Why an attempt moved on, as a bounded label. */
-export type FailoverReason = string;
+const FAILOVER_STATUSES = [401, 403, 404, 408, 429, 500, 502, 503, 504] as const;
+const FAILOVER_STATUS_SET: ReadonlySet<number> = new Set(FAILOVER_STATUSES);
 
-const FAILOVER_STATUSES = new Set([401, 403, 404, 408, 429, 500, 502, 503, 504]);
-
-/** Every reason `failoverReason` gives a failover status or outcome, and a content-filter refusal's. */
-export const FAILOVER_REASONS: readonly FailoverReason[] = [
-  ...[...FAILOVER_STATUSES].map((status) => `http_${status}`),
+/**
+ * Every reason a failover can be labelled with: the failover statuses, a class for any other status, and the
+ * outcomes without one. A fixed set, each at 0 per endpoint from the start (`ProxyMetrics.known`).
+ */
+export const FAILOVER_REASONS = [
+  ...FAILOVER_STATUSES.map((status) => `http_${status}` as const),
   "http_3xx",
+  "http_4xx",
   "http_5xx",
   "timeout",
   "connection",
   "malformed",
   "content_filter",
-];
+] as const;
+
+/** Why an attempt moved on, as a bounded label. */
+export type FailoverReason = (typeof FAILOVER_REASONS)[number];
 
 /** Whether an upstream status is the endpoint's failure (it moves a request on), not the caller's. */
-export const isEndpointFailure = (status: number): boolean => status >= 500 || FAILOVER_STATUSES.has(status);
+export const isEndpointFailure = (status: number): boolean =>
+  status >= 500 || FAILOVER_STATUS_SET.has(status);
 
 /** A bounded reason label for a failed attempt. */
 export function failoverReason(
@@ -91,6 +97,6 @@ export function failoverReason(
 ): FailoverReason {
   if (outcome.kind !== "status") return outcome.kind;
   const { status } = outcome;
-  if (FAILOVER_STATUSES.has(status)) return `http_${status}`;
-  return `http_${Math.floor(status / 100)}xx`;
+  if (FAILOVER_STATUS_SET.has(status)) return `http_${status as (typeof FAILOVER_STATUSES)[number]}`;
+  return status >= 500 ? "http_5xx" : status >= 400 ? "http_4xx" : "http_3xx";
 }

@@ -79,10 +79,10 @@ async function connect(
       signal.removeEventListener("abort", onAbort);
       socket.onopen = socket.onerror = socket.onclose = null;
     }
-    function fail(reason: string) {
+    function fail(reason: string, status?: number) {
       settle();
       if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) socket.close();
-      reject(new Error(reason));
+      reject(new HandshakeFailed(reason, status));
     }
     socket.onopen = () => {
       settle();
@@ -92,7 +92,7 @@ async function connect(
       const status = handshakeStatus(event);
       // A refused Entra ID token is not kept until it expires, as on HTTP (realtime-only endpoints would).
       if (status === 401 && bearer) upstream.tokenRefused(endpoint, bearer);
-      fail(status ? `handshake answered HTTP ${status}` : "handshake failed");
+      fail(status ? `handshake answered HTTP ${status}` : "handshake failed", status);
     };
     socket.onclose = () => fail("handshake failed");
   });
@@ -106,6 +106,13 @@ function handshakeStatus(event: Event): number | undefined {
   const message = event instanceof ErrorEvent ? event.message : "";
   const status = /Invalid status code: (\d{3})\b/.exec(message)?.[1];
   return status ? Number(status) : undefined;
+}
+
+/** Why a handshake failed, with the upstream's HTTP status when it answered one. */
+class HandshakeFailed extends Error {
+  constructor(message: string, readonly status: number | undefined) {
+    super(message);
+  }
 }
 
 /** What the client's upgrade asks of the upstream side. */
@@ -155,7 +162,9 @@ export async function openUpstream(
       deps.stats.failure(endpoint.id);
       await deps.health.failure(endpoint, `realtime ${reason}`);
       plan.failed(endpoint, outcome);
-      deps.metrics?.failover(endpoint, failoverReason(outcome));
+      // Labelled like an HTTP attempt's failover: by the status the handshake was answered with, when it was.
+      const status = error instanceof HandshakeFailed ? error.status : undefined;
+      deps.metrics?.failover(endpoint, failoverReason(status ? { kind: "status", status } : outcome));
     }
   }
 }

@@ -142,3 +142,30 @@ test("realtime: every endpoint failing its handshake leaves the client's socket 
   const stats = await (await fetch(proxy.url + "/stats")).json();
   assert.deepEqual(stats.realtime, { open_sessions: 0, sessions: 0 });
 });
+
+test("realtime: a handshake refused with a 4xx counts under the fixed, zero-initialised failover reasons", async () => {
+  await using bad = await SimUpstream.start({ name: "bad", quiet: true });
+  await using good = await SimUpstream.start({ name: "good", quiet: true });
+  bad.always({ kind: "status", status: 400 });
+  await using proxy = await startProxy(groupYaml([
+    endpointYaml(bad.url, { name: "bad", weight: 100 }),
+    endpointYaml(good.url, { name: "good" }),
+  ]));
+  const series = async (reason: string) => {
+    const text = await (await fetch(proxy.url + "/metrics")).text();
+    const name = `llmproxy_failovers_total{group="gpt-test",endpoint="bad",reason="${reason}"} `;
+    const line = text.split("\n").find((l) => l.startsWith(name));
+    return line === undefined ? undefined : Number(line.slice(name.length));
+  };
+  // Every label a failover can take is there at 0 before any traffic.
+  assert.equal(await series("http_4xx"), 0);
+  assert.equal(await series("http_401"), 0);
+  const client = connect(ws(proxy.url) + "/v1/realtime?model=gpt-test", {});
+  await client.opened;
+  assert.equal((await client.message(1)).type, "session.created");
+  client.socket.close();
+  await client.closed;
+  assert.equal(bad.count("/realtime"), 1);
+  assert.equal(await series("http_4xx"), 1);
+  assert.equal(await series("connection"), 0);
+});
