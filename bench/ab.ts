@@ -26,6 +26,9 @@
  * `--unique` makes every request body unique (with the cache on: all misses, as the bench's all-miss row);
  * `--cache-both` runs each build with the cache off and once more with it on (`name+cache`), so what the cache
  * adds to a request reads within one run.
+ *
+ * `--feature NAME,...` also runs each build once per listed feature (`name+feature`; bench/features.ts lists them:
+ * Redis, runtime keys, usage_stream, an Azure endpoint, log levels, the dashboard polling, Responses affinity...).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -33,6 +36,7 @@ import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { cpuMs } from "./cpu_time.ts";
+import { featureNames, FeatureRig } from "./features.ts";
 import { readMemory, RssSampler } from "./rss.ts";
 import { type ServerProcess, startServer, startUpstream } from "./server_process.ts";
 import { concurrentStreams, sequentialStreams, type StreamRequest } from "./streams.ts";
@@ -63,6 +67,7 @@ const { values } = parseArgs({
     v8: { type: "string", multiple: true },
     unique: { type: "boolean", default: false },
     "cache-both": { type: "boolean", default: false },
+    feature: { type: "string", multiple: true },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -75,6 +80,7 @@ if (mains.length === 0) {
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const label = (path: string) => basename(dirname(path));
+const features = featureNames(values.feature);
 
 await ensureWrk();
 const servers: ServerProcess[] = [];
@@ -85,11 +91,19 @@ const sink = values.otel
     return new Response(null, { status: 200 });
   })
   : undefined;
+let rig: FeatureRig | undefined;
 try {
   const upstream = await startUpstream();
   servers.push(upstream);
+  rig = new FeatureRig(upstream.url);
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache });
-  const targets: { name: string; server: ServerProcess }[] = [];
+  const targets: {
+    name: string;
+    server: ServerProcess;
+    path?: string;
+    body?: string;
+    headers?: Record<string, string>;
+  }[] = [];
   const bare = await startServer("bare", {
     args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
     cwd: ROOT,
@@ -163,21 +177,29 @@ try {
     servers.push(server);
     targets.push({ name: `${label(main)}+otel`, server });
   }
+  for (const feature of features) {
+    for (const main of mains) {
+      const body = values.unique ? UNIQUE_BODY : BODY;
+      targets.push(
+        await rig.start(`${label(main)}+${feature}`, main, feature, { cache: values.cache, body }),
+      );
+    }
+  }
   await Deno.remove(config);
   if (keyed) await Deno.remove(keyed);
   if (cached) await Deno.remove(cached);
   for (const [, path] of routed) await Deno.remove(path);
-  const wrk = (server: ServerProcess, connections: number, seconds: number) =>
+  const wrk = (target: typeof targets[number], connections: number, seconds: number) =>
     runWrk({
-      url: `${server.url}/v1/chat/completions`,
+      url: `${target.server.url}${target.path ?? "/v1/chat/completions"}`,
       connections,
       threads: connections === 1 ? 1 : 2,
       durationS: seconds,
-      body: values.unique ? UNIQUE_BODY : BODY,
+      body: target.body ?? (values.unique ? UNIQUE_BODY : BODY),
       unique: values.unique,
-      headers: HEADERS,
+      headers: target.headers ?? HEADERS,
     });
-  for (const { server } of targets) await wrk(server, 64, 2);
+  for (const target of targets) await wrk(target, 64, 2);
   const rps = new Map<string, number[]>();
   const p50 = new Map<string, number[]>();
   const p99 = new Map<string, number[]>();
@@ -185,14 +207,15 @@ try {
   for (const { name } of targets) [rps, p50, p99, cpu].forEach((map) => map.set(name, []));
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < targets.length; i++) {
-      const { name, server } = targets[(i + round) % targets.length];
+      const target = targets[(i + round) % targets.length];
+      const { name, server } = target;
       const before = cpuMs(server.pid);
-      const load = await wrk(server, 64, durationS);
+      const load = await wrk(target, 64, durationS);
       cpu.get(name)!.push(((cpuMs(server.pid) - before) * 1000) / load.requests);
       if (load.non2xx + load.socketErrors > 0) throw new Error(`${name}: errors under load\n${load.raw}`);
       rps.get(name)!.push(load.rps);
       p99.get(name)!.push(load.p99Ms);
-      p50.get(name)!.push((await wrk(server, 1, Math.max(2, Math.round(durationS / 2)))).p50Ms);
+      p50.get(name)!.push((await wrk(target, 1, Math.max(2, Math.round(durationS / 2)))).p50Ms);
     }
     console.error(`round ${round + 1}/${rounds} done`);
   }
@@ -200,21 +223,22 @@ try {
   const streamFigures = new Map<string, string>();
   const streamCount = Number(values.streams);
   if (streamCount > 0) {
-    const request = (server: ServerProcess, client?: Deno.HttpClient): StreamRequest => ({
-      url: `${server.url}/v1/chat/completions`,
+    const request = (target: typeof targets[number], client?: Deno.HttpClient): StreamRequest => ({
+      url: `${target.server.url}/v1/chat/completions`,
       body: JSON.stringify({ model: BENCH_GROUP, stream: true, messages: [{ role: "user", content: "Hi" }] }),
-      headers: HEADERS,
+      headers: target.headers ?? HEADERS,
       client,
     });
     const timed = await sequentialStreams(
-      Object.fromEntries(targets.map(({ name, server }) => [name, request(server)])),
+      Object.fromEntries(targets.map((target) => [target.name, request(target)])),
       15,
       30_000,
     );
-    for (const { name, server } of targets) {
+    for (const target of targets) {
+      const { name, server } = target;
       const sampler = new RssSampler(server.pid, 100);
       using client = Deno.createHttpClient({});
-      const result = await concurrentStreams(request(server, client), streamCount, 60_000);
+      const result = await concurrentStreams(request(target, client), streamCount, 60_000);
       sampler.stop();
       streamFigures.set(
         name,
@@ -261,6 +285,7 @@ try {
     }, cpu us/req: ${JSON.stringify(Object.fromEntries([...cpu].map(([k, v]) => [k, v.map(Math.round)])))}`,
   );
 } finally {
+  await rig?.[Symbol.asyncDispose]();
   for (const server of servers.reverse()) await server.stop();
   await sink?.shutdown();
 }

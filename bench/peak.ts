@@ -9,6 +9,8 @@
  *   deno run -A bench/peak.ts [--main A/main.ts --main B/main.ts ...] [--rounds 3] [--concurrent 1000]
  *                             [--v8-flags FLAGS ...] [--unbundled] [--trace DIR]
  *
+ * `--feature NAME,...` also measures each build once per listed feature (`name+feature`, bench/features.ts).
+ *
  * `--concurrent 0` opens no streams: it reads RSS idle instead (issue 22.4a), one second after the one request,
  * as `deno task bench` reads it, with the same split.
  *
@@ -33,6 +35,7 @@ import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { readMemory } from "./rss.ts";
 import { type ServerProcess, startServer, startUpstream, warmEntry } from "./server_process.ts";
 import { concurrentStreams } from "./streams.ts";
+import { featureNames, FeatureRig } from "./features.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HERE = new URL(".", import.meta.url).pathname;
@@ -53,10 +56,12 @@ const { values } = parseArgs({
     "v8-flags": { type: "string", multiple: true },
     unbundled: { type: "boolean", default: false },
     trace: { type: "string" },
+    feature: { type: "string", multiple: true },
   },
 });
 const rounds = Number(values.rounds);
 const concurrent = Number(values.concurrent);
+const features = featureNames(values.feature);
 const flagSets = values["v8-flags"]?.map((flags) => `--v8-flags=${flags}`) ?? [V8_FLAGS];
 const delay = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
@@ -65,6 +70,8 @@ interface Target {
   /** Arguments after `deno` given the fake upstream's URL and the config file's path. */
   readonly args: (upstreamUrl: string, config: string) => string[];
   readonly cwd: string;
+  /** Started by bench/features.ts with this feature on (the bench's V8 flags), instead of with `args`. */
+  readonly feature?: { readonly name: string; readonly entry: string };
 }
 
 /** Resident MiB per part of the address space, from /proc/PID/smaps. */
@@ -115,6 +122,14 @@ async function targets(): Promise<{ list: Target[]; cleanup: () => Promise<void>
         cwd: dirname(main),
       });
     }
+    for (const name of features) {
+      list.push({
+        name: `${basename(dirname(main))}+${name}`,
+        args: () => [],
+        cwd: "",
+        feature: { name, entry },
+      });
+    }
   }
   const cleanup = async () => {
     for (const dir of dirs) await Deno.remove(dir, { recursive: true });
@@ -135,17 +150,28 @@ async function measure(target: Target, traceFile?: string): Promise<Peak> {
   await using upstream = await startUpstream(["--chunks", "50", "--chunk-delay-ms", "10"]);
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: false });
   let server: ServerProcess | undefined;
+  await using rig = new FeatureRig(upstream.url);
+  let headers: Record<string, string> = HEADERS;
   const started = performance.now();
   const timeline: string[] = [];
   const mark = (what: string) => timeline.push(`${(performance.now() - started).toFixed(0)} ${what}`);
   try {
-    server = await startServer(target.name, {
-      args: target.args(upstream.url, config),
-      cwd: target.cwd,
-      outputFile: traceFile,
-    });
+    if (target.feature) {
+      const started = await rig.start(target.name, target.feature.entry, target.feature.name, {
+        cache: false,
+        body: "",
+      });
+      server = started.server;
+      headers = started.headers;
+    } else {
+      server = await startServer(target.name, {
+        args: target.args(upstream.url, config),
+        cwd: target.cwd,
+        outputFile: traceFile,
+      });
+    }
     const url = `${server.url}/v1/chat/completions`;
-    const answer = await fetch(url, { method: "POST", headers: HEADERS, body: BODY });
+    const answer = await fetch(url, { method: "POST", headers, body: BODY });
     await answer.text();
     if (answer.status !== 200) throw new Error(`${target.name} answered HTTP ${answer.status}`);
     await delay(1000);
@@ -170,7 +196,7 @@ async function measure(target: Target, traceFile?: string): Promise<Peak> {
     mark("burst-start");
     using client = Deno.createHttpClient({});
     const result = await concurrentStreams(
-      { url, body: STREAM_BODY, headers: HEADERS, client },
+      { url, body: STREAM_BODY, headers, client },
       concurrent,
       60_000,
     )

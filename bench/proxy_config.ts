@@ -5,6 +5,8 @@ export interface BenchConfig {
   readonly cache: boolean;
   /** Absent: the in-memory store. */
   readonly redisUrl?: string;
+  /** `cache_params.namespace`, so proxies on one Redis keep apart (their runtime keys among the rest). */
+  readonly namespace?: string;
   /** Named client keys configured (`keys:`), the bench client's key (`sk-bench-client`) among them. */
   readonly keys?: number;
   /** The keys have limits (rpm, tpm, max_parallel, budgets) far above what the bench reaches. */
@@ -14,7 +16,16 @@ export interface BenchConfig {
    * and 1), so the choice itself is measured.
    */
   readonly routing?: "weighted" | "least_busy" | "latency" | "tiers";
+  /** `admin_keys: [sk-bench-admin]`, for keys created at run time (`POST /admin/keys`). */
+  readonly adminKey?: boolean;
+  /** `usage_stream` on (it needs `redisUrl`). */
+  readonly usageStream?: boolean;
+  /** The endpoint is an Azure one (`provider: azure`, the v1 layout) on the same upstream. */
+  readonly azure?: boolean;
 }
+
+/** The admin key of configs with `adminKey`. */
+export const BENCH_ADMIN_KEY = "sk-bench-admin";
 
 /** Deno flags the proxy runs with, as the tasks and the compiled binary run it (V8's young generation size). */
 export { V8_FLAGS } from "../scripts/compile.ts";
@@ -31,7 +42,7 @@ export function configYaml(config: BenchConfig): string {
     "        params:",
     `          base_url: ${config.upstreamUrl}`,
     "          api_key: sk-bench-upstream",
-    "          provider: openai",
+    `          provider: ${config.azure ? "azure" : "openai"}`,
     ...(routing ? [`          name: ${name}`] : []),
   ];
   return [
@@ -45,6 +56,9 @@ export function configYaml(config: BenchConfig): string {
     "  bind_address: 127.0.0.1",
     `  cache: ${config.cache}`,
     ...(config.redisUrl ? [`  redis_url: ${config.redisUrl}`] : []),
+    ...(config.namespace ? [`  cache_params: {namespace: ${config.namespace}}`] : []),
+    ...(config.adminKey ? [`  admin_keys: [${BENCH_ADMIN_KEY}]`] : []),
+    ...(config.usageStream ? ["  usage_stream: {stream_key: bench-usage, max_len: 10000}"] : []),
     ...keysYaml(config.keys ?? 0, config.keyLimits ?? false),
   ].join("\n") + "\n";
 }

@@ -17,6 +17,8 @@
  * without it the batches reuse one pool's connections. `--chunk-delay-ms` sets the upstream's pause between chunks
  * (default 10; shorter, and a busy proxy finds several events per read). `--cache` runs the builds with the cache on
  * (the default config's) and makes every request's body unique (all misses: each stream recorded and written).
+ * `--feature NAME,...` also runs each build once per listed feature (`name+feature`, bench/features.ts; chat
+ * streams only, so not `responses` or `continuation`).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -24,6 +26,7 @@ import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { cpuMs } from "./cpu_time.ts";
+import { featureNames, FeatureRig } from "./features.ts";
 import { startNginx } from "./nginx.ts";
 import { type ServerProcess, startServer, startUpstream } from "./server_process.ts";
 import { timeStream } from "./streams.ts";
@@ -54,23 +57,28 @@ const { values } = parseArgs({
     fresh: { type: "boolean", default: false },
     "chunk-delay-ms": { type: "string", default: "10" },
     cache: { type: "boolean", default: false },
+    feature: { type: "string", multiple: true },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
 const rounds = Number(values.rounds);
 const streams = Number(values.streams);
 const firsts = Number(values.first);
+const features = featureNames(values.feature);
 
 interface Target {
   readonly name: string;
   readonly url: string;
   readonly pid: number;
+  readonly headers?: Record<string, string>;
 }
 
 const servers: { stop(): Promise<unknown> }[] = [];
+let rig: FeatureRig | undefined;
 try {
   const upstream = await startUpstream(["--chunk-delay-ms", values["chunk-delay-ms"]]);
   servers.push(upstream);
+  rig = new FeatureRig(upstream.url);
   const targets: Target[] = [];
   const bare = await startServer("bare", {
     args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
@@ -105,13 +113,20 @@ try {
       targets.push({ name, url: server.url, pid: server.pid });
     }
   }
+  for (const feature of features) {
+    for (const main of mains) {
+      const name = `${basename(dirname(main))}+${feature}`;
+      const { server, headers } = await rig.start(name, main, feature, { cache: values.cache, body: "" });
+      targets.push({ name, url: server.url, pid: server.pid, headers });
+    }
+  }
   await Deno.remove(config);
 
   const client = Deno.createHttpClient({});
-  const request = (url: string) => ({
-    url: `${url}/v1/chat/completions`,
+  const request = (target: Target) => ({
+    url: `${target.url}/v1/chat/completions`,
     body: body(),
-    headers: HEADERS,
+    headers: target.headers ?? HEADERS,
     client,
   });
   const batch = async (target: Target) => {
@@ -119,7 +134,7 @@ try {
     const results = await Promise.all(
       Array.from(
         { length: streams },
-        () => timeStream({ ...request(target.url), client: fresh ?? client }, 60_000),
+        () => timeStream({ ...request(target), client: fresh ?? client }, 60_000),
       ),
     );
     const incomplete = results.filter((result) => !result.complete).length;
@@ -130,7 +145,7 @@ try {
     const started = performance.now();
     const response = await fetch(`${target.url}/v1/chat/completions`, {
       method: "POST",
-      headers: HEADERS,
+      headers: target.headers ?? HEADERS,
       body: body(),
       client,
       signal: AbortSignal.timeout(30_000),
@@ -180,6 +195,18 @@ try {
       } | ${(median / bareCpu).toFixed(2)}x | ${percentile(first.get(name)!, 50).toFixed(3)} |`,
     );
   }
+  // Each build's CPU per stream over the first proxy build's in the same round (machine drift moves both alike).
+  const base = targets.find(({ name }) => name !== "bare" && name !== "nginx")?.name ?? "bare";
+  console.log(`\nCPU per stream paired by round, / ${base}: median (quartiles)`);
+  for (const { name } of targets) {
+    const ratios = cpu.get(name)!.map((value, round) => value / cpu.get(base)![round]);
+    const [q1, q2, q3] = [25, 50, 75].map((p) => percentile(ratios, p).toFixed(3));
+    console.log(`  ${name}: ${q2}x (${q1}-${q3})`);
+  }
+  console.log(
+    `cpu us/stream: ${JSON.stringify(Object.fromEntries([...cpu].map(([k, v]) => [k, v.map(Math.round)])))}`,
+  );
 } finally {
+  await rig?.[Symbol.asyncDispose]();
   for (const server of servers.reverse()) await server.stop();
 }

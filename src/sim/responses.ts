@@ -51,7 +51,8 @@ export class ResponseBook {
       );
     }
     const previous = body.previous_response_id;
-    if (typeof previous === "string" && !this.#entries.has(previous)) {
+    const continued = typeof previous === "string" ? this.#entries.get(previous) : undefined;
+    if (typeof previous === "string" && !continued) {
       throw new Rejection(
         400,
         errorBody(
@@ -61,6 +62,11 @@ export class ResponseBook {
           "previous_response_id",
         ),
       );
+    }
+    if (continued) {
+      // Continuing a response keeps it as long as a new one: the bound forgets what is no longer used.
+      this.#entries.delete(previous as string);
+      this.#entries.set(previous as string, continued);
     }
     const input = normalizeInput(body.input, ctx);
     for (const item of input) {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { brief, sampleFromSchema, splitPieces } from "../../src/sim/content.ts";
 import { vectorFor } from "../../src/sim/embeddings.ts";
+import { ResponseBook } from "../../src/sim/responses.ts";
 import { test } from "../_support/test.ts";
 
 test("splitPieces: exactly n non-empty pieces that join back, padding short texts", () => {
@@ -53,4 +54,18 @@ test("vectorFor: deterministic, text-dependent, float32-exact", () => {
   assert.equal(vectorFor("a", 32).length, 32);
   const v = vectorFor("some text");
   assert.deepEqual(Array.from(new Float32Array(v)), v);
+});
+
+test("ResponseBook: a continued response is kept like a new one; the unused oldest is forgotten first", () => {
+  const book = new ResponseBook(3);
+  let n = 0;
+  const ctx = { name: "east", id: (prefix: string) => `${prefix}_east_${n++}`, chunks: 1, bodyLength: 10 };
+  const create = (previous?: unknown) =>
+    book.create({ model: "m", input: "hi", previous_response_id: previous }, ctx, false).id;
+  const base = create();
+  const other = create();
+  for (let i = 0; i < 4; i++) create(base); // each continuation of `base` is newer than it, yet `base` stays
+  assert.ok(book.get(String(base)), "the continued response is still known");
+  assert.equal(book.get(String(other)), undefined, "the one never used again was forgotten");
+  assert.throws(() => create(other), /not found/);
 });

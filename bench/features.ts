@@ -1,0 +1,202 @@
+/**
+ * The features the before/after tools turn on one at a time (`--feature NAME,...` of bench/ab.ts,
+ * bench/stream_ab.ts and bench/peak.ts), to read what each costs beside the same build with the bench's config:
+ * each listed feature runs every build once more as `name+feature`.
+ *
+ * - `cache`: the cache on (memory store). `keys`: 100 named client keys in the config; `key-limits`: with limits
+ *   the load never reaches (checked in the store on every request).
+ * - `redis`: a standalone `redis-server` (started once, shared) as the store; `runtime-key`: on it, admin keys
+ *   configured and the client's key created by `POST /admin/keys` after the start; `runtime-key-limits`: that
+ *   key with limits; `usage-stream`: on Redis, `usage_stream` on (each answer appended to a Redis Stream).
+ * - `otel`: traces exported over OTLP/HTTP to a sink this module serves (it reads and drops every export).
+ * - `weighted`, `least_busy`, `latency`, `tiers`: two endpoints on the upstream, chosen by that routing.
+ * - `azure`: the endpoint is an Azure one (v1 layout, `api-key` header) on the same upstream.
+ * - `info`, `debug`: the log level (the bench's is `error`; `info`, the default, writes one access line a request).
+ * - `dashboard`: `/ui/data` asked every 1.5 s while the server runs, as an open dashboard page does.
+ * - `responses`: the request is `POST /v1/responses` (new conversations); `continuation`: each one continues a
+ *   response made at the start (`previous_response_id`: the affinity lookup, owner and turn checks). Non-streamed
+ *   only; compare the two with each other.
+ */
+
+import { dirname } from "node:path";
+import { type RedisServer, startRedis } from "../tests/_support/redis.ts";
+import { BENCH_ADMIN_KEY, BENCH_GROUP, type BenchConfig, V8_FLAGS, writeConfig } from "./proxy_config.ts";
+import { type ServerProcess, startServer } from "./server_process.ts";
+
+interface Feature {
+  readonly config?: Omit<Partial<BenchConfig>, "upstreamUrl" | "redisUrl">;
+  readonly redis?: boolean;
+  readonly otel?: boolean;
+  readonly logLevel?: string;
+  /** The client's key is created at run time, with limits or not. */
+  readonly runtimeKey?: "plain" | "limits";
+  readonly dashboard?: boolean;
+  readonly route?: "responses" | "continuation";
+}
+
+const LIMITS = {
+  rpm: 100_000_000,
+  tpm: 1_000_000_000_000,
+  max_parallel: 100_000,
+  tokens_per_day: 1_000_000_000_000,
+  usd_per_month: 1_000_000,
+};
+
+export const FEATURES: Readonly<Record<string, Feature>> = {
+  cache: { config: { cache: true } },
+  keys: { config: { keys: 100 } },
+  "key-limits": { config: { keys: 100, keyLimits: true } },
+  redis: { redis: true },
+  "runtime-key": { redis: true, config: { adminKey: true }, runtimeKey: "plain" },
+  "runtime-key-limits": { redis: true, config: { adminKey: true }, runtimeKey: "limits" },
+  "usage-stream": { redis: true, config: { usageStream: true } },
+  otel: { otel: true },
+  weighted: { config: { routing: "weighted" } },
+  least_busy: { config: { routing: "least_busy" } },
+  latency: { config: { routing: "latency" } },
+  tiers: { config: { routing: "tiers" } },
+  azure: { config: { azure: true } },
+  info: { logLevel: "info" },
+  debug: { logLevel: "debug" },
+  dashboard: { dashboard: true },
+  responses: { route: "responses" },
+  continuation: { route: "continuation" },
+};
+
+/** The names in a `--feature` list (comma-separated, repeatable); exits 2 on an unknown one. */
+export function featureNames(lists: string[] | undefined): string[] {
+  const names = (lists ?? []).flatMap((list) => list.split(",")).filter((name) => name !== "");
+  for (const name of names) {
+    if (!(name in FEATURES)) {
+      console.error(`unknown feature ${name}; known: ${Object.keys(FEATURES).join(", ")}`);
+      Deno.exit(2);
+    }
+  }
+  return names;
+}
+
+export interface FeatureServer {
+  readonly name: string;
+  readonly server: ServerProcess;
+  /** The request path and (non-streamed) body this server is measured with, and its headers. */
+  readonly path: string;
+  readonly body: string;
+  readonly headers: Record<string, string>;
+}
+
+const CLIENT_KEY = "sk-bench-client";
+
+/** Starts builds with a feature on; owns the Redis and the OTLP sink they share. Dispose to stop them all. */
+export class FeatureRig implements AsyncDisposable {
+  readonly #upstreamUrl: string;
+  readonly #servers: ServerProcess[] = [];
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  #redis?: Promise<RedisServer>;
+  #sink?: Deno.HttpServer<Deno.NetAddr>;
+
+  constructor(upstreamUrl: string) {
+    this.#upstreamUrl = upstreamUrl;
+  }
+
+  /**
+   * Starts `main` (a bundle or main.ts) as `name` with `feature` on (none: the bench's config), `cache` as the
+   * config's unless the feature sets it; `body` is the chat body the caller measures with.
+   */
+  async start(
+    name: string,
+    main: string,
+    feature: string | undefined,
+    options: { cache: boolean; body: string },
+  ): Promise<FeatureServer> {
+    const spec = feature ? FEATURES[feature] : {};
+    const redisUrl = spec.redis ? (await (this.#redis ??= startRedis())).url : undefined;
+    const config = await writeConfig({
+      upstreamUrl: this.#upstreamUrl,
+      cache: options.cache,
+      redisUrl,
+      namespace: redisUrl ? `bench${this.#servers.length}` : undefined,
+      ...spec.config,
+    });
+    let server: ServerProcess;
+    try {
+      server = await startServer(name, {
+        args: [
+          "run",
+          "-A",
+          V8_FLAGS,
+          main,
+          "--config",
+          config,
+          "--port",
+          "0",
+          "--log-level",
+          spec.logLevel ?? "error",
+        ],
+        cwd: dirname(main),
+        env: spec.otel ? this.#otelEnv() : undefined,
+      });
+    } finally {
+      await Deno.remove(config);
+    }
+    this.#servers.push(server);
+    const headers = { "content-type": "application/json", authorization: `Bearer ${CLIENT_KEY}` };
+    if (spec.runtimeKey) headers.authorization = `Bearer ${await createKey(server.url, spec.runtimeKey)}`;
+    if (spec.dashboard) this.#poll(server.url);
+    if (spec.route === undefined) {
+      return { name, server, path: "/v1/chat/completions", body: options.body, headers };
+    }
+    const input = { model: BENCH_GROUP, input: "Say hello to the benchmark." };
+    let body = JSON.stringify(input);
+    if (spec.route === "continuation") {
+      const first = await post(`${server.url}/v1/responses`, headers, body);
+      body = JSON.stringify({ ...input, previous_response_id: first.id });
+    }
+    return { name, server, path: "/v1/responses", body, headers };
+  }
+
+  #otelEnv(): Record<string, string> {
+    this.#sink ??= Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+      await request.arrayBuffer();
+      return new Response(null, { status: 200 });
+    });
+    return {
+      OTEL_DENO: "true",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${this.#sink.addr.port}`,
+      OTEL_DENO_CONSOLE: "ignore",
+    };
+  }
+
+  /** `/ui/data` every 1.5 s, as the dashboard page asks (no keys configured: it needs none). */
+  #poll(url: string) {
+    const ask = () =>
+      fetch(`${url}/ui/data`, { signal: AbortSignal.timeout(5000) }).then((answer) => answer.arrayBuffer())
+        .catch(() => {});
+    ask();
+    this.#timers.push(setInterval(ask, 1500));
+  }
+
+  async [Symbol.asyncDispose]() {
+    for (const timer of this.#timers) clearInterval(timer);
+    for (const server of this.#servers.reverse()) await server.stop();
+    if (this.#redis) await (await this.#redis)[Symbol.asyncDispose]();
+    await this.#sink?.shutdown();
+  }
+}
+
+async function post(url: string, headers: Record<string, string>, body: string) {
+  const answer = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+  const json = await answer.json();
+  if (!answer.ok) throw new Error(`${url}: HTTP ${answer.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** A client key made by `POST /admin/keys`, with limits the load never reaches or none. */
+async function createKey(url: string, kind: "plain" | "limits"): Promise<string> {
+  const policy = { name: `bench-${crypto.randomUUID().slice(0, 8)}`, ...(kind === "limits" ? LIMITS : {}) };
+  const created = await post(
+    `${url}/admin/keys`,
+    { "content-type": "application/json", authorization: `Bearer ${BENCH_ADMIN_KEY}` },
+    JSON.stringify(policy),
+  );
+  return created.key;
+}
