@@ -95,13 +95,21 @@ export class ResponseAffinity {
     await Promise.all(writes);
   }
 
-  /** The turns ending with `responseId`, oldest first; null when any link of the chain is not held. */
+  /**
+   * The turns ending with `responseId`, oldest first; null when any link of the chain is not held. Read patiently
+   * (a replay that leaves out turns the store could not give in time would be a different conversation): a store
+   * that cannot tell throws a 503 `store_unavailable`, not the 409 of a conversation this proxy does not hold.
+   */
   async turns(responseId: string): Promise<Turn[] | null> {
     const turns: Turn[] = [];
     let id: string | undefined = responseId;
     while (id !== undefined) {
       if (turns.length >= MAX_TURNS) return null;
-      const text = await this.#read(`${TURN_PREFIX}${id}`);
+      const text = await readPatiently(
+        this.#store,
+        `${TURN_PREFIX}${id}`,
+        `the earlier turns of response '${echoed(responseId)}'`,
+      );
       if (text === null) return null;
       const turn = JSON.parse(text) as Turn;
       turns.push(turn);
