@@ -102,7 +102,7 @@ export const notFoundRoute = (method: string, path: string, served: readonly str
     "invalid_request_error",
     "not_found",
     `No route for ${method} ${echoed(path)}` +
-      (served.length > 0 ? `; served: ${served.join(", ")}` : ""),
+      (served.length > 0 ? `; served: ${served.join(", ")} (each /v1 route also without /v1)` : ""),
   );
 
 export const invalidApiKey = () =>

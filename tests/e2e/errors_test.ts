@@ -68,7 +68,17 @@ test("bad input: invalid JSON, non-objects, bad model, bad stream, too large, un
 
   const route = await fetch(`${proxy.url}/v1/nothing-here`);
   assert.equal(route.status, 404);
-  assert.equal((await route.json()).error.code, "not_found");
+  const { error } = await route.json();
+  assert.equal(error.code, "not_found");
+  // What a user can call: the /v1 routes (each also without /v1) and the dashboard, which has no /v1 twin.
+  const served = error.message.slice(error.message.indexOf("served: ") + 8).split(/, | \(/);
+  for (
+    const line of ["POST /v1/chat/completions", "GET /v1/metrics", "DELETE /v1/admin/keys/{name}", "GET /ui"]
+  ) {
+    assert.ok(served.includes(line), `${line} in ${error.message}`);
+  }
+  assert.ok(!served.includes("GET /metrics"), "a route's twin without /v1 is said once, not listed");
+  assert.match(error.message, /each \/v1 route also without \/v1/);
 
   assert.equal(sim.count(), 0, "nothing reached the upstream");
 });

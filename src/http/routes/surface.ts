@@ -29,13 +29,18 @@ export function surfaceRoutes(app: Hono<AppEnv>, services: Services, prefix: str
   app.get(`${prefix}/realtime`, realtimeHandler(services));
 }
 
-/** The `/v1` routes an app serves, as `METHOD /path` lines (for the 404 of an unknown route). */
+/**
+ * The routes an app serves, as `METHOD /path` lines (for the 404 of an unknown route): each `/v1` route (also
+ * served without `/v1`, which the 404 says) and the routes with no `/v1` twin (the dashboard's).
+ */
 export function servedRoutes(app: Hono<AppEnv>): string[] {
-  const served = new Set<string>();
+  const lines = new Set<string>();
   for (const { method, path } of app.routes) {
-    if (method !== "ALL" && path.startsWith("/v1/")) {
-      served.add(`${method} ${path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`);
-    }
+    if (method !== "ALL") lines.add(`${method} ${path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`);
   }
-  return [...served];
+  const twinned = (line: string) => {
+    const [method, path] = line.split(" ");
+    return !path.startsWith("/v1/") && lines.has(`${method} /v1${path}`);
+  };
+  return [...lines].filter((line) => !twinned(line));
 }
