@@ -162,9 +162,15 @@ export async function openUpstream(
       deps.stats.failure(endpoint.id);
       await deps.health.failure(endpoint, `realtime ${reason}`);
       plan.failed(endpoint, outcome);
-      // Labelled like an HTTP attempt's failover: by the status the handshake was answered with, when it was.
+      // Labelled like an HTTP attempt's failover: by the status the handshake was answered with, when it was
+      // (a 1xx or 2xx that is not the upgrade is a malformed answer, as a 200 with a broken body is on HTTP).
       const status = error instanceof HandshakeFailed ? error.status : undefined;
-      deps.metrics?.failover(endpoint, failoverReason(status ? { kind: "status", status } : outcome));
+      const labelled = status === undefined
+        ? outcome
+        : status < 300
+        ? { kind: "malformed" as const }
+        : { kind: "status" as const, status };
+      deps.metrics?.failover(endpoint, failoverReason(labelled));
     }
   }
 }

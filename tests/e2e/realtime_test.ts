@@ -169,3 +169,26 @@ test("realtime: a handshake refused with a 4xx counts under the fixed, zero-init
   assert.equal(await series("http_4xx"), 1);
   assert.equal(await series("connection"), 0);
 });
+
+test("realtime: a handshake answered 200 (a page, not the upgrade) counts as malformed, not as a 3xx", async () => {
+  await using page = await SimUpstream.start({ name: "page", quiet: true });
+  await using good = await SimUpstream.start({ name: "good", quiet: true });
+  page.always({ kind: "status", status: 200, body: "<html>a web page</html>" });
+  await using proxy = await startProxy(groupYaml([
+    endpointYaml(page.url, { name: "page", weight: 100 }),
+    endpointYaml(good.url, { name: "good" }),
+  ]));
+  const client = connect(ws(proxy.url) + "/v1/realtime?model=gpt-test", {});
+  await client.opened;
+  assert.equal((await client.message(1)).type, "session.created");
+  client.socket.close();
+  await client.closed;
+  assert.equal(page.count("/realtime"), 1);
+  const text = await (await fetch(proxy.url + "/metrics")).text();
+  const failovers = text.split("\n").filter((line) =>
+    line.startsWith('llmproxy_failovers_total{group="gpt-test",endpoint="page",') && !line.endsWith(" 0")
+  );
+  assert.deepEqual(failovers, [
+    'llmproxy_failovers_total{group="gpt-test",endpoint="page",reason="malformed"} 1',
+  ]);
+});
