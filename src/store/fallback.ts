@@ -100,8 +100,9 @@ export class FallbackStore implements Store {
   }
 
   /**
-   * Asks the primary even while the key's node is served locally, and waits for it up to `waitMs` at least. Served
-   * locally with no record there: `StoreUnavailableError` (this instance cannot tell whether the record exists).
+   * Asks the primary even while the key's node is served locally, and waits for it up to `waitMs` at least; not a
+   * node silent for `waitMs` already (hung or gone), but for the one call a period that tries it. Served locally
+   * with no record there: `StoreUnavailableError` (this instance cannot tell whether the record exists).
    */
   getPatiently(key: string, waitMs: number): Promise<string | null> {
     return this.#calls.call({ key }, async (store) => {

@@ -38,13 +38,21 @@ export class NodeCalls {
 
   /** A call to the target's node, or to local state (see fallback.ts). */
   async call<T>(target: NodeTarget, operation: Operation<T>, kind = WRITE): Promise<T> {
-    const { read, patienceMs } = kind;
+    const { read } = kind;
+    let { patienceMs } = kind;
     const node = this.#primary.nodeOf?.(target) ?? ALL_NODES;
     if (this.#primary.status() === "degraded") {
       this.#outages.down(ALL_NODES, "status degraded");
       return operation(this.#local, node);
     }
-    if (patienceMs === undefined && this.#outages.skip(node, read)) return operation(this.#local, node);
+    if (patienceMs === undefined) {
+      if (this.#outages.skip(node, read)) return operation(this.#local, node);
+    } else if (this.#outages.silentFor(node, patienceMs)) {
+      // A patient read waits for a slow node, even one left alone; one silent for longer than it would wait is hung
+      // or gone: served locally at once, but for the one call a period that tries it again (with the usual bound).
+      if (this.#outages.skip(node, read)) return operation(this.#local, node);
+      patienceMs = undefined;
+    }
     // The node's owed deletes go first: commands reach a node in the order they are issued, so no lock this call
     // (or a later one) takes can be removed by a delete owed from before.
     if (this.#owed.size > 0) {

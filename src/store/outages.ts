@@ -21,6 +21,8 @@ export class Outages {
   readonly #down = new Map<string, number>();
   /** Nodes down because they refused a write (out of memory, a demoted master): a read they answer is no sign. */
   readonly #refusing = new Set<string>();
+  /** Node -> when it went down (the start of its outage; an answer from it ends that). */
+  readonly #since = new Map<string, number>();
 
   constructor(kind: string, log: StoreLogger, retryAfterMs: number, now: () => number) {
     this.#kind = kind;
@@ -54,12 +56,24 @@ export class Outages {
     return this.#down.size > 0 && (this.#down.has(node) || this.#down.has(ALL_NODES));
   }
 
+  /**
+   * Whether `node` has been down for `ms` or longer with no answer from it since: hung or gone, not merely slow (a
+   * slow node's late answers bring it back). Never a node that refused writes: it still answers reads.
+   */
+  silentFor(node: string, ms: number): boolean {
+    if (this.#down.size === 0 || this.#refusing.has(node)) return false;
+    const since = this.#since.get(node);
+    return since !== undefined && this.#now() - since >= ms;
+  }
+
   /** `node` failed a call: serve it locally for `retryAfterMs` (the whole primary: until it reports itself up). */
   down(node: string, reason: string): void {
     const first = !this.#down.has(node);
-    this.#down.set(node, node === ALL_NODES ? 0 : this.#now() + this.#retryAfterMs);
+    const now = this.#now();
+    this.#down.set(node, node === ALL_NODES ? 0 : now + this.#retryAfterMs);
     if (REFUSES_WRITES.test(reason)) this.#refusing.add(node);
     if (!first) return;
+    this.#since.set(node, now);
     const fields = node === ALL_NODES ? { reason } : { node, reason };
     this.#log("warn", `${this.#kind} store unavailable; serving local state`, fields);
   }
@@ -72,6 +86,8 @@ export class Outages {
     if (this.#down.size === 0) return;
     if (read && this.#refusing.has(node)) return;
     this.#refusing.delete(node);
+    this.#since.delete(node);
+    this.#since.delete(ALL_NODES);
     const mine = this.#down.delete(node);
     const all = this.#down.delete(ALL_NODES);
     if (mine || all) {
