@@ -2,7 +2,8 @@
  * The request handler the server calls, swapped atomically on a config reload (SIGHUP). A reload builds new
  * services and a new app for the new config around the SAME store, stats and metrics, so the health of endpoints
  * whose id did not change survives; requests already in flight finish on the app they started on. A config that
- * does not load is logged and the current one stays live.
+ * does not load, or whose services fail to build, is logged and the current one stays live as it was: nothing
+ * of it changes until the new build is whole (`Services.activate`).
  */
 
 import { createApp } from "./app.ts";
@@ -11,21 +12,29 @@ import { ConfigError } from "./config/load.ts";
 import { buildServices, type ServiceOptions, type Services } from "./services.ts";
 
 type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
+type Build = (config: Config, options: ServiceOptions) => Promise<Services>;
 
 export class LiveApp {
   #services: Services;
   #handler: Handler;
   readonly #options: ServiceOptions;
+  readonly #build: Build;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(services: Services, options: ServiceOptions) {
+  private constructor(services: Services, options: ServiceOptions, build: Build) {
     this.#services = services;
     this.#handler = handlerOf(services);
     this.#options = options;
+    this.#build = build;
   }
 
-  static async start(config: Config, options: ServiceOptions): Promise<LiveApp> {
-    return new LiveApp(await buildServices(config, options), options);
+  /** `build` makes the services of each config (`buildServices`; a test may wrap it). */
+  static async start(
+    config: Config,
+    options: ServiceOptions,
+    build: Build = buildServices,
+  ): Promise<LiveApp> {
+    return new LiveApp(await build(config, options), options, build);
   }
 
   /** The services now serving new requests. */
@@ -60,26 +69,33 @@ export class LiveApp {
       });
       return false;
     }
+    // Built whole before anything of the live config changes: a build that fails leaves it as it was.
     let services: Services;
+    let handler: Handler;
     try {
-      services = await buildServices(config, { ...this.#options, previous });
+      services = await this.#build(config, { ...this.#options, previous });
+      handler = handlerOf(services);
     } catch (error) {
       previous.metrics.configReload("failure");
       logger.error("config reload failed; the current config stays live", { error: describe(error) });
       return false;
     }
     for (const warning of restartOnlyChanges(previous.config, config)) logger.warn(warning);
-    // Nothing of `previous` is kept here (requests in flight hold what they use): its cache writes still to come
-    // (a stream that began before the reload writes when it ends) are tracked by the new cache's.
+    // One synchronous step: what the two configs share takes the new config's settings, and it serves. Nothing
+    // of `previous` is kept here (requests in flight hold what they use): its cache writes still to come (a
+    // stream that began before the reload writes when it ends) are tracked by the new cache's.
+    services.activate();
     this.#services = services;
-    this.#handler = handlerOf(services);
-    services.upstream.keepTokensOf(config.groups.flatMap((group) => group.endpoints));
+    this.#handler = handler;
     services.metrics.configReload("success");
     logger.info("config reloaded", {
       source: config.source,
       model_groups: config.groups.length,
       endpoints: config.groups.reduce((total, group) => total + group.endpoints.length, 0),
     });
+    // Then what the old config alone owned stops: its probes, and its upstream client when the kind changed.
+    await previous.prober?.close();
+    if (previous.upstream !== services.upstream) previous.upstream.close();
     return true;
   }
 

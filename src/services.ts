@@ -73,6 +73,12 @@ export interface Services {
   readonly usage: UsageLedger;
   /** Bytes of forms held while read up to their `model` field; kept across config reloads. */
   readonly formHold: FormHold;
+  /**
+   * Applies what this build shares with the one it replaces, in one synchronous step: the config's keys, usage
+   * settings, zero series, body bound and upstream limits; then starts its probes. A first build is active when
+   * built; a reload's (`LiveApp`) when it goes live, so a build that fails changes nothing of the live one.
+   */
+  activate(): void;
   close(): Promise<void>;
 }
 
@@ -99,7 +105,6 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const stores = previous ? undefined : await createStore(config, logger, clock);
   const store = previous?.store ?? stores!.store;
   const metrics = previous?.metrics ?? new ProxyMetrics();
-  metrics.known(config);
   const health = new HealthTracker(store, settings, clock.now, logger, metrics);
   const budgets = new Budgets(store, { now: clock.now, logger });
   const limits = previous?.limits ?? new UpstreamLimits(clock.now);
@@ -107,18 +112,16 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const stats = previous?.stats ?? new Stats();
   // The connection pool outlives a reload unless the client kind changed.
   const kept = previous?.upstream.kind === settings.upstreamClient ? previous.upstream : undefined;
-  if (previous && !kept) previous.upstream.close();
   const telemetry = previous ? previous.telemetry : await createTelemetry(options.tracing ?? false);
   const observer = observeAll([recentObserver(metrics.recent), telemetry?.attempts]);
   // Entra ID tokens live with the client, so a reload keeps them while a credential is unchanged.
   const upstream = kept ??
     new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
-  const prober = await startProber(config, { store, health, upstream, logger, now: clock.now }, previous);
+  const prober = await createProber(config, { store, health, upstream, logger, now: clock.now });
   const { maxResponseBytes, connectTimeoutMs, maxConnections } = settings.limits;
   // Read at start-up, like the client-connection cap it leaves room for: a reload keeps both.
   const maxOpenConnections = previous?.upstream.limits.maxOpenConnections ??
     upstreamConnectionBudget(openFileLimit(), maxConnections);
-  upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
   if (!kept) logger.info("upstream client", { upstream_client: upstream.kind });
   if (telemetry && upstream.kind === "fetch") telemetry.warnFetchSpans(config.groups, logger);
   const affinity = new ResponseAffinity(store, {
@@ -143,15 +146,12 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   });
   // Runtime keys never fork onto local state while Redis is away (see keys/runtime_doc.ts).
   const keys = previous?.keys ?? new KeyRegistry(config, { store: stores!.shared, logger });
-  if (previous) keys.configure(config);
   // Runtime keys are made through admin keys: an instance without any neither reads nor follows them.
-  else if (keys.hasAdminKeys) await keys.refresh().catch(() => {});
-  if (keys.hasAdminKeys) keys.start();
+  if (!previous && keys.hasAdminKeys) await keys.refresh().catch(() => {});
   // A place among a key's max_parallel lapses by itself after the longest a request can take.
   const leaseMs = settings.httpTimeoutMs * (settings.numRetries + 1) + settings.maxWaitForCapacityMs + 60_000;
   const keyLimits = new KeyLimits(store, { now: clock.now, logger, leaseMs });
   const usage = previous?.usage ?? new UsageLedger(store, config.keys, { now: clock.now, logger });
-  usage.configure(config.keys);
   const attempts = new Attempts({
     health,
     upstream,
@@ -164,7 +164,6 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   });
   const objects = new ObjectAffinity(store);
   const formHold = previous?.formHold ?? new FormHold(settings.limits.maxInflightBodyBytes);
-  formHold.max = settings.limits.maxInflightBodyBytes;
   const endpoints = new Map(
     config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
   );
@@ -186,12 +185,15 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     // usage stream pays nothing for it.
     usage: [
       ...(telemetry ? [telemetry.identities] : []),
-      ...(countsUsage({ keys, usage }) ? [usageSink(usage)] : []),
+      ...(countsUsage({ keys: keys.under(config), usage: { streams: config.keys.usageStream !== undefined } })
+        ? [usageSink(usage)]
+        : []),
     ],
     endpoints,
     metrics,
   });
-  return {
+  let active = false;
+  const services: Services = {
     formHold,
     config,
     store,
@@ -215,6 +217,18 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     keyLimits,
     usage,
     prober,
+    activate: () => {
+      if (active) return;
+      active = true;
+      metrics.known(config);
+      keys.configure(config);
+      if (keys.hasAdminKeys) keys.start();
+      usage.configure(config.keys);
+      formHold.max = settings.limits.maxInflightBodyBytes;
+      upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
+      upstream.keepTokensOf(config.groups.flatMap((group) => group.endpoints));
+      prober?.start();
+    },
     close: async () => {
       await prober?.close();
       await keys.close();
@@ -223,15 +237,15 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
       await store.close();
     },
   };
+  if (!previous) services.activate();
+  return services;
 }
 
-/** Active health probes (`health_probe_interval`), replacing those of the build this one reloads. */
-async function startProber(
+/** Active health probes (`health_probe_interval`), started when the services are activated. */
+async function createProber(
   config: Config,
   deps: Pick<ProberOptions, "store" | "health" | "upstream" | "logger" | "now">,
-  previous: Services | undefined,
 ): Promise<HealthProber | undefined> {
-  await previous?.prober?.close();
   const intervalMs = config.settings.healthProbeIntervalMs ?? 0;
   if (intervalMs <= 0) return undefined;
   // Imported only when probes are configured: a proxy without them does not hold their code.
@@ -243,7 +257,6 @@ async function startProber(
     cooldownMs: config.settings.cooldownMs,
   });
   deps.health.useProbes(prober);
-  prober.start();
   return prober;
 }
 

@@ -26,6 +26,8 @@ export interface EntraTokensOptions {
 
 export class EntraTokens {
   readonly #tokens = new Map<string, CachedToken>();
+  /** The credentials of the live config (map keys), once a reload said so: only those are cached. */
+  #live: ReadonlySet<string> | undefined;
   readonly #logger: Logger;
   readonly #deps: TokenRequestDeps;
 
@@ -46,7 +48,9 @@ export class EntraTokens {
     let cached = this.#tokens.get(key);
     if (!cached) {
       cached = new CachedToken(() => this.#fetch(endpoint, ad), this.#deps.now);
-      this.#tokens.set(key, cached);
+      // A credential a reload replaced, asked for by a request still running on the old config: its token serves
+      // that request and is not kept (nor the secret in its key).
+      if (this.#live === undefined || this.#live.has(key)) this.#tokens.set(key, cached);
     }
     try {
       const wait = cached.get();
@@ -64,6 +68,7 @@ export class EntraTokens {
    */
   keepOnly(used: Iterable<AzureAdConfig>): void {
     const keys = new Set(Array.from(used, (ad) => JSON.stringify(ad)));
+    this.#live = keys;
     for (const key of this.#tokens.keys()) if (!keys.has(key)) this.#tokens.delete(key);
   }
 

@@ -75,6 +75,16 @@ export class KeyRegistry {
     this.#index();
   }
 
+  /** What `clientKeysRequired` and `hasAdminKeys` will say once `config` is configured (runtime keys stay). */
+  under(config: Config): { clientKeysRequired: boolean; hasAdminKeys: boolean } {
+    const { apiKeys, adminKeys } = config.settings;
+    return {
+      clientKeysRequired: config.keys.entries.length > 0 || apiKeys.some((key) => key !== "") ||
+        this.#runtime.length > 0,
+      hasAdminKeys: adminKeys.some((key) => key !== ""),
+    };
+  }
+
   /** The policy of a presented key (a digest from `digestOf`); undefined when unknown. */
   lookup(digest: string): KeyPolicy | undefined {
     return this.#byDigest.get(digest);
