@@ -43,6 +43,7 @@ export class KeyRegistry {
    */
   readonly #known = new Map<string, string>();
   #admins = new Set<string>();
+  #names = new Set<string>();
   #clients = 0;
 
   constructor(config: Config, options: RegistryOptions) {
@@ -83,6 +84,11 @@ export class KeyRegistry {
         this.#runtime.length > 0,
       hasAdminKeys: adminKeys.some((key) => key !== ""),
     };
+  }
+
+  /** Whether `name` is a key known now (by its name, as usage counts it). */
+  named(name: string): boolean {
+    return this.#names.has(name);
   }
 
   /** The policy of a presented key (a digest from `digestOf`); undefined when unknown. */
@@ -212,6 +218,7 @@ export class KeyRegistry {
     // Config keys win over runtime keys with the same digest; admin keys over both.
     for (const policy of [...this.#runtime, ...this.#fixed]) byDigest.set(policy.digest, policy);
     this.#byDigest = byDigest;
+    this.#names = new Set([...byDigest.values()].map((policy) => policy.name));
     this.#clients = [...byDigest.values()].filter((policy) => policy.source !== "admin_keys").length;
   }
 }

@@ -2,7 +2,8 @@
  * This instance's usage series on `/metrics`, labelled by key name (never the key), model group and endpoint:
  * requests, tokens by kind, cache hits and the tokens they saved, USD, and requests refused by a key's limits.
  * A request adds to one record per (key, group, endpoint), found with one map lookup; the text is written at
- * scrape time.
+ * scrape time. The series of a key no longer known (revoked, or gone from the config) are written one last time,
+ * at the first scrape after its last request, then dropped: key churn does not grow `/metrics`.
  */
 
 import type { KeyPolicy } from "../keys/policy.ts";
@@ -14,6 +15,7 @@ export interface CountedEvent {
 }
 
 interface Series {
+  readonly key: string;
   readonly labels: string;
   readonly keyGroup: string;
   requests: number;
@@ -42,7 +44,8 @@ const label = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"
 
 export class UsageMetrics {
   readonly #series = new Map<string, Series>();
-  readonly #refused = new Map<string, number>();
+  /** `llmproxy_key_limited_total` by its labels, with the key they name. */
+  readonly #refused = new Map<string, { readonly key: string; value: number }>();
 
   count(event: CountedEvent, amounts: Readonly<Record<string, number>>, usd: number): void {
     const id = `${event.key}\t${event.group}\t${event.endpoint}`;
@@ -50,6 +53,7 @@ export class UsageMetrics {
     if (!series) {
       const keyGroup = `key="${label(event.key)}",group="${label(event.group)}"`;
       series = {
+        key: event.key,
         labels: `${keyGroup},endpoint="${label(event.endpoint)}"`,
         keyGroup,
         requests: 0,
@@ -81,21 +85,26 @@ export class UsageMetrics {
    * the first refusal; those of keys (or limits) no longer configured go, unless they counted something.
    */
   known(policies: readonly KeyPolicy[]): void {
-    for (const [id, value] of this.#refused) if (value === 0) this.#refused.delete(id);
+    for (const [id, { value }] of this.#refused) if (value === 0) this.#refused.delete(id);
     for (const policy of policies) {
       for (const [limit, value] of limitsOf(policy)) {
         const id = `key="${label(policy.name)}",limit="${limit}"`;
-        if (value !== undefined && !this.#refused.has(id)) this.#refused.set(id, 0);
+        if (value !== undefined && !this.#refused.has(id)) {
+          this.#refused.set(id, { key: policy.name, value: 0 });
+        }
       }
     }
   }
 
   refused(key: string, limit: string): void {
     const id = `key="${label(key)}",limit="${label(limit)}"`;
-    this.#refused.set(id, (this.#refused.get(id) ?? 0) + 1);
+    const refused = this.#refused.get(id);
+    if (refused) refused.value++;
+    else this.#refused.set(id, { key, value: 1 });
   }
 
-  render(): string {
+  /** The text of every series; then those of keys `known` no longer names are dropped (written this last time). */
+  render(known: (key: string) => boolean = () => true): string {
     const out: string[] = [];
     const family = (name: string, help: string, lines: string[]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...lines);
@@ -140,8 +149,10 @@ export class UsageMetrics {
     family(
       "llmproxy_key_limited_total",
       "Requests refused by a key's limit or budget",
-      [...this.#refused].map(([labels, value]) => `llmproxy_key_limited_total{${labels}} ${value}`),
+      [...this.#refused].map(([labels, { value }]) => `llmproxy_key_limited_total{${labels}} ${value}`),
     );
+    for (const [id, series] of this.#series) if (!known(series.key)) this.#series.delete(id);
+    for (const [id, refused] of this.#refused) if (!known(refused.key)) this.#refused.delete(id);
     return out.join("\n") + "\n";
   }
 }

@@ -3,6 +3,7 @@
 import type { Context } from "hono";
 import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/registry.ts";
 import { routingView } from "../../balancer/view.ts";
+import { ANONYMOUS } from "../../keys/schema.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -30,7 +31,8 @@ export function metricsHandler(services: Services) {
         idle: services.upstream.idleConnections,
       },
     });
-    // Usage per key (labelled by key name, never the key).
-    return c.body(text + services.usage.metrics.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+    // Usage per key (labelled by key name, never the key); the series of keys revoked or removed go after this.
+    const usage = services.usage.metrics.render((key) => key === ANONYMOUS || services.keys.named(key));
+    return c.body(text + usage, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   };
 }
