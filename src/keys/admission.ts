@@ -36,7 +36,7 @@ export class KeyIdentity implements Identity {
     admission?: Promise<Admission>,
     readonly session = false,
   ) {
-    this.id = policy.name;
+    this.id = policy.id;
     this.policy = policy;
     this.#limits = limits;
     if (policy.cache === "private" || ownEntries) this.cacheScope = `key:${policy.name}`;
@@ -97,7 +97,7 @@ export function keyAdmission(options: KeyAdmissionOptions): AdmissionRule {
       : 0;
     const admission = limits.admit(policy, tokens);
     admission.catch((error) => {
-      if (error instanceof KeyLimitError) metrics.refused(policy.name, error.limit);
+      if (error instanceof KeyLimitError) metrics.refused(policy.id, error.limit);
     });
     return { admit: true, identity: new KeyIdentity(policy, limits, own, admission) };
   };

@@ -4,13 +4,15 @@
  * one of the flat `api_keys` / `admin_keys` (no limits).
  */
 
-import type { PolicyFields } from "./schema.ts";
+import { ANONYMOUS, ANONYMOUS_KEY, type PolicyFields } from "./schema.ts";
 import { sha256Hex } from "../util/sha256.ts";
 
 export type KeySource = "config" | "runtime" | "api_keys" | "admin_keys";
 
 export interface KeyPolicy {
   readonly name: string;
+  /** What usage, `/metrics` and `/stats` count the key as: its name (`ANONYMOUS_KEY` for one named `anonymous`). */
+  readonly id: string;
   /** SHA-256 of the key, hex: the only form in which the proxy holds a key. */
   readonly digest: string;
   readonly source: KeySource;
@@ -73,6 +75,7 @@ export function buildPolicy(
   const set = Object.fromEntries(Object.entries(limits).filter(([, value]) => value !== undefined));
   return {
     name,
+    id: name === ANONYMOUS ? ANONYMOUS_KEY : name,
     digest,
     source,
     models,

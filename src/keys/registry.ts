@@ -14,6 +14,7 @@ import { echoed, ProxyError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/store.ts";
 import { presentedKeys, randomText } from "./key_text.ts";
+import { ANONYMOUS, ANONYMOUS_KEY } from "./schema.ts";
 import { buildPolicy, digestOf, type KeyPolicy } from "./policy.ts";
 import type { PolicyFields } from "./schema.ts";
 import { type RuntimeDoc, RuntimeDocStore, type StoredKey } from "./runtime_doc.ts";
@@ -43,10 +44,13 @@ export class KeyRegistry {
    */
   readonly #known = new Map<string, string>();
   #admins = new Set<string>();
-  #names = new Set<string>();
+  #ids = new Set<string>();
+  readonly #logger: Logger;
+  #warnedAnonymous = false;
   #clients = 0;
 
   constructor(config: Config, options: RegistryOptions) {
+    this.#logger = options.logger;
     this.#doc = new RuntimeDocStore(options.store, options.logger, (doc) => this.#apply(doc));
     this.configure(config);
   }
@@ -86,9 +90,9 @@ export class KeyRegistry {
     };
   }
 
-  /** Whether `name` is a key known now (by its name, as usage counts it). */
-  named(name: string): boolean {
-    return this.#names.has(name);
+  /** Whether `id` is a key known now, by the name usage counts it as (`KeyPolicy.id`). */
+  counts(id: string): boolean {
+    return this.#ids.has(id);
   }
 
   /** The policy of a presented key (a digest from `digestOf`); undefined when unknown. */
@@ -218,7 +222,15 @@ export class KeyRegistry {
     // Config keys win over runtime keys with the same digest; admin keys over both.
     for (const policy of [...this.#runtime, ...this.#fixed]) byDigest.set(policy.digest, policy);
     this.#byDigest = byDigest;
-    this.#names = new Set([...byDigest.values()].map((policy) => policy.name));
+    this.#ids = new Set([...byDigest.values()].map((policy) => policy.id));
+    if (!this.#warnedAnonymous && this.#ids.has(ANONYMOUS_KEY)) {
+      this.#warnedAnonymous = true;
+      this.#logger.warn(
+        `a key is named '${ANONYMOUS}', the name usage gives callers without a key: it works, and its usage is ` +
+          `counted as '${ANONYMOUS_KEY}'. Rename it: in the config file's keys: (then SIGHUP), or create a ` +
+          `runtime key under another name and revoke this one (DELETE /admin/keys/${ANONYMOUS})`,
+      );
+    }
     this.#clients = [...byDigest.values()].filter((policy) => policy.source !== "admin_keys").length;
   }
 }

@@ -14,12 +14,24 @@ const price = numeric(z.number().check(z.minimum(0)));
 /** What usage, `/metrics` and `/stats` call a caller without a key (where the proxy lets one in): no key's name. */
 export const ANONYMOUS = "anonymous";
 
-/** A key name: what `/metrics`, `/stats`, usage and the admin routes call the key. Never the key itself. */
-export const keyName = z.string().check(
+/**
+ * What usage, `/metrics` and `/stats` call a key named `anonymous` (one made before that name was refused): a
+ * label no key name can be (a space, parentheses), so it never mixes with the callers without a key.
+ */
+export const ANONYMOUS_KEY = "anonymous (key)";
+
+const keyNameText = z.string().check(
   z.regex(
     /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
     "must be 1-64 characters of letters, digits and . _ @ - (starting with a letter or digit)",
   ),
+);
+
+/**
+ * A new key's name: what `/metrics`, `/stats`, usage and the admin routes call the key. Never the key itself; never
+ * `anonymous` (a `keys:` entry of that name still loads, counted as `ANONYMOUS_KEY`, with a warning).
+ */
+export const keyName = keyNameText.check(
   z.refine(
     (name: string) => name !== ANONYMOUS,
     `must not be '${ANONYMOUS}': usage names the callers without a key so`,
@@ -68,7 +80,7 @@ export const policyShape = {
 
 /** One entry of `keys:`. Exactly one of `key` (best as `os.environ/NAME`) and `key_sha256` is given. */
 export const KeyEntrySchema = z.strictObject({
-  name: keyName,
+  name: keyNameText,
   key: z.optional(z.string().check(z.minLength(1))),
   key_sha256: z.optional(
     z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (a SHA-256)")),

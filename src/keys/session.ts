@@ -37,7 +37,7 @@ export async function admitSession(
   try {
     await identity.pending;
   } catch (error) {
-    if (error instanceof KeyLimitError) deps.usage.metrics.refused(policy.name, error.limit);
+    if (error instanceof KeyLimitError) deps.usage.metrics.refused(policy.id, error.limit);
     throw error;
   }
   return identity;

@@ -88,9 +88,9 @@ export class UsageMetrics {
     for (const [id, { value }] of this.#refused) if (value === 0) this.#refused.delete(id);
     for (const policy of policies) {
       for (const [limit, value] of limitsOf(policy)) {
-        const id = `key="${label(policy.name)}",limit="${limit}"`;
+        const id = `key="${label(policy.id)}",limit="${limit}"`;
         if (value !== undefined && !this.#refused.has(id)) {
-          this.#refused.set(id, { key: policy.name, value: 0 });
+          this.#refused.set(id, { key: policy.id, value: 0 });
         }
       }
     }

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { endpointYaml, startProxy } from "../_support/proxy.ts";
+import { digestOf } from "../../src/keys/policy.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { test } from "../_support/test.ts";
 
@@ -47,7 +48,7 @@ test("today's usage lists keys named constructor, toString and hasOwnProperty", 
   }
 });
 
-test("a caller without a key (admin keys only) is `anonymous` in every usage view; no key may take that name", async () => {
+test("a caller without a key (admin keys only) is `anonymous` in every usage view; no new key may take that name", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   const yaml = (keys: string[]) =>
     [
@@ -60,10 +61,6 @@ test("a caller without a key (admin keys only) is `anonymous` in every usage vie
       "  admin_keys: [admin-key-1]",
       ...keys,
     ].join("\n") + "\n";
-  await assert.rejects(
-    startProxy(yaml(["keys:", "  - name: anonymous", "    key: sk-anonymous-key"])),
-    /keys\[0\]\.name must not be 'anonymous'/,
-  );
   await using proxy = await startProxy(yaml([]));
   const admin = { authorization: "Bearer admin-key-1" };
   const created = await fetch(`${proxy.url}/admin/keys`, {
@@ -96,4 +93,107 @@ test("a caller without a key (admin keys only) is `anonymous` in every usage vie
   assert.deepEqual(usage.data.map((row: { key: string; requests: number }) => [row.key, row.requests]), [
     ["anonymous", 1],
   ]);
+});
+
+/** The usage views of `proxy`: `/stats` today, `/metrics` per-key requests, warnings about the name `anonymous`. */
+async function views(
+  proxy: { url: string; logs: string[]; services: { usage: { settled(): Promise<void> } } },
+) {
+  await proxy.services.usage.settled();
+  const admin = { authorization: "Bearer admin-key-1" };
+  const stats = await (await fetch(`${proxy.url}/stats`, { headers: admin })).json();
+  const metrics = await (await fetch(`${proxy.url}/metrics`, { headers: admin })).text();
+  return {
+    today: Object.fromEntries(
+      Object.entries(stats.usage_today as Record<string, { requests: number }>).map((
+        [key, v],
+      ) => [key, v.requests]),
+    ),
+    metrics: [...metrics.matchAll(/^llmproxy_key_requests_total\{key="([^"]+)",[^}]*\} (\d+)$/gm)].map((m) =>
+      `${m[1]} ${m[2]}`
+    ),
+    warnings: proxy.logs.filter((line) => line.includes("is named 'anonymous'")),
+  };
+}
+
+const ask = async (url: string, key?: string) => {
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: key ? { authorization: `Bearer ${key}` } : {},
+    body: JSON.stringify({ model: "gpt-test", messages: [{ role: "user", content: "hi" }] }),
+  });
+  await response.body?.cancel();
+  return response.status;
+};
+
+test("a keys: entry named `anonymous` loads (it did before): counted as `anonymous (key)`, one warning with the fix", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(
+    [
+      "model_groups:",
+      "  - model_group: gpt-test",
+      "    models:",
+      endpointYaml(sim.url, { name: "a" }),
+      "general_settings:",
+      "  cache: false",
+      "  admin_keys: [admin-key-1]",
+      "keys:",
+      "  - name: anonymous",
+      "    key: sk-anonymous-key",
+    ].join("\n") + "\n",
+  );
+  assert.equal(await ask(proxy.url, "sk-anonymous-key"), 200);
+  assert.equal(await ask(proxy.url), 401, "a client key exists: callers without one are refused");
+  const seen = await views(proxy);
+  assert.deepEqual(seen.today, { "anonymous (key)": 1 });
+  assert.deepEqual(seen.metrics, ["anonymous (key) 1"]);
+  assert.equal(seen.warnings.length, 1);
+  assert.match(seen.warnings[0], /Rename it/);
+});
+
+test("a runtime key named `anonymous` from an older version works, apart from keyless usage, until revoked", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(
+    [
+      "model_groups:",
+      "  - model_group: gpt-test",
+      "    models:",
+      endpointYaml(sim.url, { name: "a" }),
+      "general_settings:",
+      "  cache: false",
+      "  admin_keys: [admin-key-1]",
+    ].join("\n") + "\n",
+  );
+  assert.equal(await ask(proxy.url), 200, "no client key: callers without one are let in");
+  // What `POST /admin/keys {"name": "anonymous"}` of an older version left in the store.
+  const { store, keys } = proxy.services;
+  await store.set(
+    "keys:runtime",
+    JSON.stringify({
+      version: "old-1",
+      keys: [{
+        name: "anonymous",
+        digest: digestOf("sk-old-anonymous"),
+        created: "2026-11-01T00:00:00Z",
+        policy: {},
+      }],
+    }),
+  );
+  await store.set("keys:version", "old-1");
+  await keys.refresh();
+  assert.equal(await ask(proxy.url, "sk-old-anonymous"), 200);
+  assert.equal(await ask(proxy.url, "sk-old-anonymous"), 200);
+  const seen = await views(proxy);
+  assert.deepEqual(seen.today, { anonymous: 1, "anonymous (key)": 2 });
+  assert.deepEqual(seen.metrics.toSorted(), ["anonymous (key) 2", "anonymous 1"]);
+  assert.equal(seen.warnings.length, 1);
+  // Its name still finds it: revoked, callers without a key are let in again.
+  const admin = { authorization: "Bearer admin-key-1" };
+  const revoked = await fetch(`${proxy.url}/admin/keys/anonymous`, { method: "DELETE", headers: admin });
+  assert.equal(revoked.status, 200);
+  await revoked.body?.cancel();
+  assert.equal(await ask(proxy.url), 200);
+  const after = await views(proxy);
+  assert.deepEqual(after.today, { anonymous: 2, "anonymous (key)": 2 });
+  assert.equal(after.warnings.length, 1, "warned once");
 });

@@ -32,7 +32,7 @@ export function metricsHandler(services: Services) {
       },
     });
     // Usage per key (labelled by key name, never the key); the series of keys revoked or removed go after this.
-    const usage = services.usage.metrics.render((key) => key === ANONYMOUS || services.keys.named(key));
+    const usage = services.usage.metrics.render((key) => key === ANONYMOUS || services.keys.counts(key));
     return c.body(text + usage, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   };
 }
