@@ -254,7 +254,6 @@ async function createProber(
     ...deps,
     groups: config.groups,
     intervalMs,
-    cooldownMs: config.settings.cooldownMs,
   });
   deps.health.useProbes(prober);
   return prober;

@@ -1,9 +1,15 @@
 /**
  * Active health probes (`general_settings.health_probe_interval`): a `GET` of each endpoint's models list, never a
  * paid call. Each interval, one instance among those sharing the store takes a lock and probes; the others read the
- * results it shares. An endpoint cooling down after failures that answers its probe serves again at once (every
- * instance sees the result); one that fails its probe (5xx, timeout, no connection) counts a failure as traffic
- * would. A 4xx says the probe itself is refused (a key without list permission): noted, never held against it.
+ * results it shares. One that fails its probe (5xx, timeout, no connection) counts a failure as traffic would. An
+ * endpoint cooling down after failures serves again at once (every instance sees the result) when a probe answers
+ * after the probe before it failed: a probe ends only an outage it saw. One whose models list answers all along
+ * while its requests fail is left to cool down for the whole `cooldown_time` (a probe says nothing of what failed).
+ * A 4xx says the probe itself is refused (a key without list permission): noted, never held against it.
+ *
+ * No clocks are compared across instances: a probe that ends a cooldown shares that cooldown's deadline as the
+ * store holds it, and every instance treats exactly that cooldown as over (a later one, with a later deadline, is
+ * not).
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
@@ -16,8 +22,15 @@ import { startTimer, type Timer } from "../util/timer.ts";
 export const PROBE_LOCK_KEY = "probe:lock";
 export const PROBE_RESULTS_KEY = "probe:results";
 
-/** Epoch ms of each endpoint's last successful probe, as every instance sees it. */
-export type ProbeResults = Readonly<Record<string, number>>;
+/** What the probes found of an endpoint, as every instance sees it. */
+export interface ProbeResult {
+  /** The last probe failed: the next one that answers ends the endpoint's cooldown. */
+  readonly failing: boolean;
+  /** The deadline (`cooldownUntil`, as stored) of the cooldown a probe ended. */
+  readonly ended?: number;
+}
+
+export type ProbeResults = Readonly<Record<string, ProbeResult>>;
 
 export interface ProberOptions {
   readonly groups: readonly GroupConfig[];
@@ -27,14 +40,14 @@ export interface ProberOptions {
   readonly logger: Logger;
   readonly now: () => number;
   readonly intervalMs: number;
-  /** Passed to the health tracker, which revives endpoints from the shared results. */
-  readonly cooldownMs: number;
 }
 
 export class HealthProber {
   readonly #options: ProberOptions;
   readonly #instance = crypto.randomUUID();
-  #answered: ProbeResults = {};
+  #results: ProbeResults = {};
+  /** The cooldown each endpoint was last said to keep although it answered (logged once per cooldown). */
+  readonly #kept = new Map<string, number>();
   #timer: Timer | undefined;
   #running: Promise<void> | undefined;
   #closed = false;
@@ -57,14 +70,12 @@ export class HealthProber {
   }
 
   /**
-   * Whether `state` (a cooldown after failures) is over because the endpoint answered a probe after the cooldown
-   * began (`cooldownUntil - cooldown_time`). Rate-limit cooldowns are left alone: a models list says nothing of
-   * those.
+   * Whether `state` (a cooldown after failures) is the one a probe ended. Rate-limit cooldowns are left alone: a
+   * models list says nothing of those.
    */
   revives(id: string, state: EndpointHealth): boolean {
     if (state.reason !== "failures" || state.cooldownUntil === 0) return false;
-    const answeredAt = this.#answered[id];
-    return answeredAt !== undefined && answeredAt > state.cooldownUntil - this.#options.cooldownMs;
+    return this.#results[id]?.ended === state.cooldownUntil;
   }
 
   /** One round: probe if this instance holds the lock, else read what the holder shared. Never throws. */
@@ -83,23 +94,30 @@ export class HealthProber {
     const mine = await store.setIfAbsent(PROBE_LOCK_KEY, this.#instance, intervalMs);
     if (!mine) {
       const shared = await store.get(PROBE_RESULTS_KEY);
-      if (shared) this.#answered = parseResults(shared);
+      if (shared) this.#results = parseResults(shared);
       return;
     }
     const endpoints = this.#options.groups.flatMap((group) => group.endpoints);
-    const before = await this.#options.health.snapshot(endpoints);
-    const answered: Record<string, number> = { ...this.#answered };
+    // As stored: a cooldown a probe already ended is still the one a new probe may end again (or not).
+    const before = await store.readHealth(endpoints.map((endpoint) => endpoint.id));
+    const results: Record<string, ProbeResult> = { ...this.#results };
     await Promise.all(endpoints.map(async (endpoint, i) => {
-      const at = await this.#probe(endpoint, before[i]);
-      if (at !== undefined) answered[endpoint.id] = at;
+      const result = await this.#probe(endpoint, before[i], results[endpoint.id]);
+      if (result) results[endpoint.id] = result;
     }));
-    this.#answered = answered;
-    await store.set(PROBE_RESULTS_KEY, JSON.stringify(answered), intervalMs * 3);
+    this.#results = results;
+    await store.set(PROBE_RESULTS_KEY, JSON.stringify(results), intervalMs * 3);
   }
 
-  /** Probes one endpoint; the time it answered, or undefined when it did not. */
-  async #probe(endpoint: EndpointConfig, before: EndpointHealth): Promise<number | undefined> {
-    const { upstream, health, logger, now, intervalMs } = this.#options;
+  /** Probes one endpoint; what it found, or undefined when the probe was refused (it says nothing). */
+  async #probe(
+    endpoint: EndpointConfig,
+    before: EndpointHealth,
+    last: ProbeResult | undefined,
+  ): Promise<ProbeResult | undefined> {
+    const { upstream, health, logger, intervalMs } = this.#options;
+    // What an earlier probe ended stays ended.
+    const ended = last?.ended !== undefined ? { ended: last.ended } : {};
     const result = await upstream.send({
       endpoint,
       method: "GET",
@@ -113,32 +131,44 @@ export class HealthProber {
       result.release();
       const status = result.response.status;
       if (status >= 200 && status < 300) {
-        const answeredAt = now();
-        if (before.cooldownUntil > answeredAt && before.reason === "failures") {
-          logger.info("endpoint answered its health probe; back in service", { endpoint: endpoint.id });
-        }
         await health.success(endpoint, before);
-        return answeredAt;
+        const cooling = before.reason === "failures" && before.cooldownUntil > 0 &&
+          before.cooldownUntil !== last?.ended;
+        if (cooling && last?.failing) {
+          logger.info("endpoint answered its health probe; back in service", { endpoint: endpoint.id });
+          return { failing: false, ended: before.cooldownUntil };
+        }
+        // Said once per cooldown (and not of one over by this instance's clock, which only the log reads).
+        const kept = cooling && before.cooldownUntil > this.#options.now();
+        if (kept && this.#kept.get(endpoint.id) !== before.cooldownUntil) {
+          this.#kept.set(endpoint.id, before.cooldownUntil);
+          const message = "endpoint answers its health probe but its requests failed: it cools down in full";
+          logger.info(message, { endpoint: endpoint.id });
+        }
+        return { failing: false, ...ended };
       }
       if (status < 500) {
         if (status !== 429) logger.debug("health probe refused", { endpoint: endpoint.id, status });
         return undefined;
       }
       await health.failure(endpoint, `health probe: HTTP ${status}`);
-      return undefined;
+      return { failing: true, ...ended };
     }
     const why = result.kind === "connection" ? result.message : "timeout";
     await health.failure(endpoint, `health probe: ${why}`);
-    return undefined;
+    return { failing: true, ...ended };
   }
 }
 
+/** The shared results; anything else (an older version's epoch times) reads as nothing found. */
 function parseResults(text: string): ProbeResults {
   try {
     const parsed = JSON.parse(text);
     if (!parsed || typeof parsed !== "object") return {};
     return Object.fromEntries(
-      Object.entries(parsed).filter(([, at]) => typeof at === "number"),
+      Object.entries(parsed).filter(([, result]) =>
+        typeof result === "object" && result !== null && typeof (result as ProbeResult).failing === "boolean"
+      ),
     ) as ProbeResults;
   } catch {
     return {};

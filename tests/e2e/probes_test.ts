@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, startProxy } from "../_support/proxy.ts";
-import { startRedis } from "../_support/redis.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
 import { test } from "../_support/test.ts";
 
 const chat = async (url: string) => {
@@ -27,6 +27,13 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
   }
 }
 
+/** Waits for a probe of `sim` to come (and be answered as it is told now): a probe sees what its requests saw. */
+async function probed(sim: SimUpstream) {
+  const before = sim.requests.filter((r) => r.method === "GET").length;
+  await until("a probe", () => sim.requests.filter((r) => r.method === "GET").length > before);
+  await delay(50);
+}
+
 // The interval is 1 s, so a probe has 800 ms to be answered: with 0.2 s (160 ms), at load ~15 a probe of the
 // healthy endpoint b, answered by a simulated upstream on this test's own thread, timed out and cooled b down for
 // the test's 600 s (4 of 6 runs under three busy loops: "No healthy endpoint ... b: cooling down").
@@ -43,6 +50,7 @@ test("a cooled endpoint serves again as soon as it answers its probe; probes are
   a.always({ kind: "status", status: 500 });
   assert.equal((await chat(proxy.url)).endpoint, "b");
   assert.equal((await chat(proxy.url)).endpoint, "b");
+  await probed(a);
   // a recovers: its next probe brings it back long before the cooldown would end.
   a.always({ kind: "ok" });
   const recoveredAt = Date.now();
@@ -86,9 +94,84 @@ test({
     assert.equal((await chat(one.url)).endpoint, "b");
     // The cooldown is shared: the other instances send to b too.
     assert.equal((await chat(two.url)).endpoint, "b");
+    await probed(a);
     a.always({ kind: "ok" });
     for (const proxy of [one, two, three]) {
       await until("a back on every instance", async () => (await chat(proxy.url)).endpoint === "a");
     }
+  },
+});
+
+/** An upstream whose models list answers while its chat completions fail with 500. */
+function listsButFails() {
+  let chats = 0;
+  let lists = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    await request.body?.cancel();
+    if (request.method === "GET") {
+      lists++;
+      return Response.json({ object: "list", data: [{ id: "upstream-model", object: "model" }] });
+    }
+    chats++;
+    return Response.json({ error: { message: "broken", type: "server_error" } }, { status: 500 });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    chats: () => chats,
+    lists: () => lists,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+test("an endpoint whose models list answers while its requests fail cools down in full: probes do not revive it", async () => {
+  await using broken = listsButFails();
+  await using b = await SimUpstream.start({ name: "b", quiet: true });
+  await using proxy = await startProxy(
+    groupYaml([
+      endpointYaml(broken.url, { name: "broken", extra: "        priority: 0" }),
+      endpointYaml(b.url, { name: "b", extra: "        priority: 1" }),
+    ], ["health_probe_interval: 0.1", "allowed_fails: 1"]).replace("cooldown_time: 30", "cooldown_time: 600"),
+  );
+  assert.equal((await chat(proxy.url)).endpoint, "b");
+  assert.equal(broken.chats(), 1);
+  // Ten probe rounds, each answered: before, each one ended the cooldown and a request went to `broken` again.
+  const lists = broken.lists();
+  await until("ten probes", () => broken.lists() >= lists + 10);
+  for (let i = 0; i < 5; i++) assert.equal((await chat(proxy.url)).endpoint, "b");
+  assert.equal(broken.chats(), 1, "no request sent to the cooling endpoint");
+  assert.equal(proxy.logs.filter((line) => line.includes("it cools down in full")).length, 1);
+});
+
+test({
+  name:
+    "instances with clocks a minute apart: a probe ends only the outage it saw, whatever either clock says",
+  ignore: !hasRedis,
+  timeout: 30_000,
+  async fn() {
+    await using redis = await startRedis();
+    await using a = await SimUpstream.start({ name: "a", quiet: true });
+    await using b = await SimUpstream.start({ name: "b", quiet: true });
+    const yaml = (probes: boolean) =>
+      groupYaml([
+        endpointYaml(a.url, { name: "a", extra: "        priority: 0" }),
+        endpointYaml(b.url, { name: "b", extra: "        priority: 1" }),
+      ], [...(probes ? ["health_probe_interval: 0.1"] : []), `redis_url: ${redis.url}`, "allowed_fails: 1"])
+        .replace("cooldown_time: 30", "cooldown_time: 600");
+    // `ahead` probes with its clock a minute ahead; `plain` (no probes) serves the requests that fail.
+    await using ahead = await startProxy(yaml(true), {
+      clock: { now: () => Date.now() + 60_000, sleep: (ms) => delay(ms) },
+    });
+    await using plain = await startProxy(yaml(false));
+    await probed(a);
+    a.always({ kind: "status", status: 500 });
+    assert.equal((await chat(plain.url)).endpoint, "b");
+    const failed = a.requests.filter((r) => r.method === "POST").length;
+    // Before: the probe `ahead` had answered a minute "after" the cooldown began, which ended it at once.
+    for (let i = 0; i < 5; i++) assert.equal((await chat(ahead.url)).endpoint, "b");
+    assert.equal(a.requests.filter((r) => r.method === "POST").length, failed, "a still cools down");
+    // a comes back: the first probe that answers after one failed ends the cooldown on every instance.
+    await probed(a);
+    a.always({ kind: "ok" });
+    await until("a back through ahead", async () => (await chat(ahead.url)).endpoint === "a");
   },
 });
