@@ -14,6 +14,7 @@ import { MemoryStore } from "./memory.ts";
 import { NodeCalls, READ } from "./node_calls.ts";
 import { Outages, WaitBound } from "./outages.ts";
 import { OwedDeletes } from "./owed_deletes.ts";
+import { OwedTallies, withOwed } from "./owed_tallies.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -56,6 +57,8 @@ export class FallbackStore implements Store {
   readonly #bound: WaitBound;
   /** Conditional deletes served locally during an outage, for the primary once it is back. */
   readonly #owed = new OwedDeletes();
+  /** Tallies counted locally alone during an outage, for the primary once it is back. */
+  readonly #tallies = new OwedTallies();
   readonly #calls: NodeCalls;
 
   constructor(options: FallbackStoreOptions) {
@@ -68,7 +71,10 @@ export class FallbackStore implements Store {
       options.retryAfterMs ?? 1000,
       options.now ?? Date.now,
     );
-    this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, this.#owed);
+    this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, {
+      deletes: this.#owed,
+      tallies: this.#tallies,
+    });
   }
 
   get kind(): Store["kind"] {
@@ -195,12 +201,24 @@ export class FallbackStore implements Store {
     return this.#calls.call({ window: scope }, (store) => store.release(scope, name, token));
   }
 
+  /**
+   * Counted locally alone (the node left alone or the primary disconnected), the amounts are also owed to the
+   * primary, and sent once the node answers again; not those of a call that went out and outlived its wait.
+   */
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
-    return this.#calls.call({ key }, (store) => store.addToTally(key, amounts, ttlMs));
+    return this.#calls.call({ key }, (store, node, sent) => {
+      if (store === this.#local && !sent) this.#tallies.owe(node, key, amounts, ttlMs);
+      return store.addToTally(key, amounts, ttlMs);
+    });
   }
 
+  /** From the primary, with what it is still owed (not sent when this read went out) added. */
   readTally(key: string): Promise<Record<string, number>> {
-    return this.#calls.call({ key }, (store) => store.readTally(key), READ);
+    return this.#calls.call({ key }, async (store) => {
+      const owed = store === this.#local ? undefined : this.#tallies.of(key);
+      const tally = await store.readTally(key);
+      return owed === undefined ? tally : withOwed(tally, owed);
+    }, READ);
   }
 
   /**

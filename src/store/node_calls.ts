@@ -4,11 +4,21 @@
  */
 
 import type { MemoryStore } from "./memory.ts";
-import { ALL_NODES, isAnswer, type Outages, StoreWaitError, type WaitBound, within } from "./outages.ts";
+import {
+  ALL_NODES,
+  isAnswer,
+  mayStillRun,
+  type Outages,
+  StoreWaitError,
+  type WaitBound,
+  within,
+} from "./outages.ts";
 import type { OwedDeletes } from "./owed_deletes.ts";
+import type { OwedTallies } from "./owed_tallies.ts";
 import type { NodeTarget, Store } from "./store.ts";
 
-export type Operation<T> = (store: Store, node: string) => Promise<T>;
+/** `sent`: served locally, the call also went out to the node and may still run there (it outlived its wait). */
+export type Operation<T> = (store: Store, node: string, sent?: boolean) => Promise<T>;
 
 /**
  * What a call does: `read`, only reads (an answer to it does not bring back a node that refused writes);
@@ -27,13 +37,21 @@ export class NodeCalls {
   readonly #outages: Outages;
   readonly #bound: WaitBound;
   readonly #owed: OwedDeletes;
+  readonly #tallies: OwedTallies;
 
-  constructor(primary: Store, local: MemoryStore, outages: Outages, bound: WaitBound, owed: OwedDeletes) {
+  constructor(
+    primary: Store,
+    local: MemoryStore,
+    outages: Outages,
+    bound: WaitBound,
+    owed: { deletes: OwedDeletes; tallies: OwedTallies },
+  ) {
     this.#primary = primary;
     this.#local = local;
     this.#outages = outages;
     this.#bound = bound;
-    this.#owed = owed;
+    this.#owed = owed.deletes;
+    this.#tallies = owed.tallies;
   }
 
   /** A call to the target's node, or to local state (see fallback.ts). */
@@ -70,11 +88,17 @@ export class NodeCalls {
       if (!this.#away(node, error)) throw error;
       // Merely slow (a loaded machine), the node is shared again as soon as its late answer arrives (which also
       // raises the bound); dead or hung, the command fails or never answers and the node stays down.
-      if (error instanceof StoreWaitError) pending.then(() => this.#outages.up(node, read), () => {});
-      return operation(this.#local, node);
+      if (error instanceof StoreWaitError) pending.then(() => this.#back(node, read), () => {});
+      return operation(this.#local, node, mayStillRun(error));
     }
-    this.#outages.up(node, read);
+    this.#back(node, read);
     return result;
+  }
+
+  /** `node` answered a call: it is shared again, and gets the tallies counted locally while it was away. */
+  #back(node: string, read: boolean): void {
+    this.#outages.up(node, read);
+    if (this.#tallies.size > 0 && !this.#outages.isDown(node)) this.#tallies.pay(node, this.#primary);
   }
 
   /** Whether `pending` got an answer (an error reply is one) within the wait bound; else `node` is down. */

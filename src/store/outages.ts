@@ -111,6 +111,14 @@ export class StoreWaitError extends Error {
 }
 
 /**
+ * Whether a failed call may still run on its node: it went out and outlived a wait (the bound, or the client's
+ * command timeout), so a stalled node runs it when it resumes; a refused or closed connection never got it.
+ */
+export function mayStillRun(error: unknown): boolean {
+  return error instanceof StoreWaitError || (error instanceof Error && /\btimed out\b/.test(error.message));
+}
+
+/**
  * `promise`, or a `StoreWaitError` after `ms`. A timer that fires late means this process was busy, not that
  * Redis was slow: a reply may sit unread in the socket, so it gets one more turn of the event loop first.
  */
