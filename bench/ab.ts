@@ -103,6 +103,7 @@ try {
     path?: string;
     body?: string;
     headers?: Record<string, string>;
+    prepare?(): Promise<void>;
   }[] = [];
   const bare = await startServer("bare", {
     args: ["run", "-A", `${HERE}passthrough.ts`, upstream.url],
@@ -189,8 +190,9 @@ try {
   if (keyed) await Deno.remove(keyed);
   if (cached) await Deno.remove(cached);
   for (const [, path] of routed) await Deno.remove(path);
-  const wrk = (target: typeof targets[number], connections: number, seconds: number) =>
-    runWrk({
+  const wrk = async (target: typeof targets[number], connections: number, seconds: number) => {
+    await target.prepare?.();
+    return await runWrk({
       url: `${target.server.url}${target.path ?? "/v1/chat/completions"}`,
       connections,
       threads: connections === 1 ? 1 : 2,
@@ -199,6 +201,7 @@ try {
       unique: values.unique,
       headers: target.headers ?? HEADERS,
     });
+  };
   for (const target of targets) await wrk(target, 64, 2);
   const rps = new Map<string, number[]>();
   const p50 = new Map<string, number[]>();

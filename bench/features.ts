@@ -5,7 +5,8 @@
  *
  * - `cache`: the cache on (memory store). `keys`: 100 named client keys in the config; `key-limits`: with limits
  *   the load never reaches (checked in the store on every request).
- * - `redis`: a standalone `redis-server` (started once, shared) as the store; `runtime-key`: on it, admin keys
+ * - `redis`: a standalone `redis-server` (started once, shared) as the store; `redis-cache`: on it, the cache on
+ *   (each proxy its own namespace); `runtime-key`: on it, admin keys
  *   configured and the client's key created by `POST /admin/keys` after the start; `runtime-key-limits`: that
  *   key with limits; `usage-stream`: on Redis, `usage_stream` on (each answer appended to a Redis Stream).
  * - `otel`: traces exported over OTLP/HTTP to a sink this module serves (it reads and drops every export).
@@ -47,6 +48,7 @@ export const FEATURES: Readonly<Record<string, Feature>> = {
   keys: { config: { keys: 100 } },
   "key-limits": { config: { keys: 100, keyLimits: true } },
   redis: { redis: true },
+  "redis-cache": { redis: true, config: { cache: true } },
   "runtime-key": { redis: true, config: { adminKey: true }, runtimeKey: "plain" },
   "runtime-key-limits": { redis: true, config: { adminKey: true }, runtimeKey: "limits" },
   "usage-stream": { redis: true, config: { usageStream: true } },
@@ -80,8 +82,13 @@ export interface FeatureServer {
   readonly server: ServerProcess;
   /** The request path and (non-streamed) body this server is measured with, and its headers. */
   readonly path: string;
-  readonly body: string;
+  body: string;
   readonly headers: Record<string, string>;
+  /**
+   * Called before each load: a continuation starts from a response made just then (the upstream's book of
+   * responses forgets the oldest, and other builds' load on the same upstream fills it).
+   */
+  prepare?(): Promise<void>;
 }
 
 const CLIENT_KEY = "sk-bench-client";
@@ -100,13 +107,14 @@ export class FeatureRig implements AsyncDisposable {
 
   /**
    * Starts `main` (a bundle or main.ts) as `name` with `feature` on (none: the bench's config), `cache` as the
-   * config's unless the feature sets it; `body` is the chat body the caller measures with.
+   * config's unless the feature sets it; `body` is the chat body the caller measures with; `flags`: more for
+   * `deno run` (e.g. `--cpu-prof`).
    */
   async start(
     name: string,
     main: string,
     feature: string | undefined,
-    options: { cache: boolean; body: string },
+    options: { cache: boolean; body: string; flags?: string[] },
   ): Promise<FeatureServer> {
     const spec = feature ? FEATURES[feature] : {};
     const redisUrl = spec.redis ? (await (this.#redis ??= startRedis())).url : undefined;
@@ -123,6 +131,7 @@ export class FeatureRig implements AsyncDisposable {
         args: [
           "run",
           "-A",
+          ...options.flags ?? [],
           V8_FLAGS,
           main,
           "--config",
@@ -146,12 +155,20 @@ export class FeatureRig implements AsyncDisposable {
       return { name, server, path: "/v1/chat/completions", body: options.body, headers };
     }
     const input = { model: BENCH_GROUP, input: "Say hello to the benchmark." };
-    let body = JSON.stringify(input);
-    if (spec.route === "continuation") {
-      const first = await post(`${server.url}/v1/responses`, headers, body);
-      body = JSON.stringify({ ...input, previous_response_id: first.id });
-    }
-    return { name, server, path: "/v1/responses", body, headers };
+    const started: FeatureServer = {
+      name,
+      server,
+      path: "/v1/responses",
+      body: JSON.stringify(input),
+      headers,
+    };
+    if (spec.route !== "continuation") return started;
+    started.prepare = async () => {
+      const first = await post(`${server.url}/v1/responses`, headers, JSON.stringify(input));
+      started.body = JSON.stringify({ ...input, previous_response_id: first.id });
+    };
+    await started.prepare();
+    return started;
   }
 
   #otelEnv(): Record<string, string> {

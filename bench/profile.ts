@@ -5,12 +5,14 @@
  *
  *   deno run -A bench/profile.ts [--duration 10] [--connections 64] [--main PATH] [--out DIR] [--top 30]
  *                                [--cache] [--unique] [--redis] [--log-level error] [--bare] [--streams N]
+ *                                [--feature NAME]
  *
  * `--cache` turns the proxy's cache on; `--unique` makes every request body unique (with `--cache`: all misses).
  * `--redis` puts the proxy's state on a `redis-server` started for the run.
  * `--bare` profiles the bare pass-through (bench/passthrough.ts) instead, for comparison.
  * `--streams N` holds it under 50-chunk chat streams instead (chunks 10 ms apart, N at once, batch after batch for
  * the duration); the summary then counts streams.
+ * `--feature NAME` profiles the proxy with that feature of bench/features.ts on (its config, store, key and request).
  */
 
 import { dirname, resolve } from "node:path";
@@ -20,6 +22,7 @@ import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { startRedis } from "../tests/_support/redis.ts";
 import { startServer, startUpstream } from "./server_process.ts";
 import { timeStream } from "./streams.ts";
+import { featureNames, FeatureRig } from "./features.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -40,6 +43,7 @@ const { values } = parseArgs({
     "log-level": { type: "string", default: "error" },
     bare: { type: "boolean", default: false },
     streams: { type: "string", default: "0" },
+    feature: { type: "string" },
   },
 });
 const main = resolve(values.main);
@@ -51,7 +55,15 @@ await using upstream = await startUpstream();
 await using redis = values.redis ? await startRedis() : undefined;
 const config = await writeConfig({ upstreamUrl: upstream.url, cache: values.cache, redisUrl: redis?.url });
 const profiled = ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${out}`];
-const proxy = values.bare
+await using rig = new FeatureRig(upstream.url);
+const feature = values.feature === undefined
+  ? undefined
+  : await rig.start("proxy", main, featureNames([values.feature])[0], {
+    cache: values.cache,
+    body: jsonBody(),
+    flags: profiled.slice(2),
+  });
+const proxy = feature?.server ?? (values.bare
   ? await startServer("bare pass-through", {
     args: [...profiled, `${HERE}passthrough.ts`, upstream.url],
     cwd: ROOT,
@@ -69,7 +81,7 @@ const proxy = values.bare
       values["log-level"],
     ],
     cwd: dirname(main),
-  });
+  }));
 let requests = 0;
 try {
   if (Number(values.streams) > 0) {
@@ -94,19 +106,14 @@ console.log(formatSummary(summarize(profile, Number(values.top)), requests));
 /** wrk load of non-streamed chat requests; returns the requests served. */
 async function jsonLoad(url: string): Promise<number> {
   const result = await runWrk({
-    url: `${url}/v1/chat/completions`,
+    url: `${url}${feature?.path ?? "/v1/chat/completions"}`,
     connections,
     threads: connections === 1 ? 1 : 2,
     durationS: Number(values.duration),
-    body: JSON.stringify({
-      model: BENCH_GROUP,
-      messages: [{
-        role: "user",
-        content: values.unique ? "Question %UNIQUE%" : "Say hello to the benchmark.",
-      }],
-    }),
+    body: feature?.body ?? jsonBody(),
     unique: values.unique,
-    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
+    headers: feature?.headers ??
+      { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
   });
   console.log(
     `${result.requests} requests, ${
@@ -116,13 +123,24 @@ async function jsonLoad(url: string): Promise<number> {
   return result.requests;
 }
 
+function jsonBody(): string {
+  return JSON.stringify({
+    model: BENCH_GROUP,
+    messages: [{
+      role: "user",
+      content: values.unique ? "Question %UNIQUE%" : "Say hello to the benchmark.",
+    }],
+  });
+}
+
 /** Batches of `count` concurrent 50-chunk streams for `seconds`; returns the streams served. */
 async function streamLoad(url: string, count: number, seconds: number): Promise<number> {
   using client = Deno.createHttpClient({});
   const request = {
     url: `${url}/v1/chat/completions`,
     body: JSON.stringify({ model: BENCH_GROUP, stream: true, messages: [{ role: "user", content: "Hi" }] }),
-    headers: { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
+    headers: feature?.headers ??
+      { "content-type": "application/json", authorization: "Bearer sk-bench-client" },
     client,
   };
   const until = performance.now() + seconds * 1000;

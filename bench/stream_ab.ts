@@ -18,7 +18,7 @@
  * (default 10; shorter, and a busy proxy finds several events per read). `--cache` runs the builds with the cache on
  * (the default config's) and makes every request's body unique (all misses: each stream recorded and written).
  * `--feature NAME,...` also runs each build once per listed feature (`name+feature`, bench/features.ts; chat
- * streams only, so not `responses` or `continuation`).
+ * streams only, so not `responses` or `continuation`; with `cache` every body is unique, as with `--cache`).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { percentile } from "./percentiles.ts";
 import { BENCH_GROUP, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { cpuMs } from "./cpu_time.ts";
-import { featureNames, FeatureRig } from "./features.ts";
+import { featureNames, FeatureRig, FEATURES } from "./features.ts";
 import { startNginx } from "./nginx.ts";
 import { type ServerProcess, startServer, startUpstream } from "./server_process.ts";
 import { timeStream } from "./streams.ts";
@@ -40,7 +40,7 @@ const body = () =>
   JSON.stringify({
     model: BENCH_GROUP,
     stream: true,
-    messages: [{ role: "user", content: values.cache ? `Hi #${sequence++}` : "Hi" }],
+    messages: [{ role: "user", content: unique ? `Hi #${sequence++}` : "Hi" }],
   });
 
 const { values } = parseArgs({
@@ -65,6 +65,8 @@ const rounds = Number(values.rounds);
 const streams = Number(values.streams);
 const firsts = Number(values.first);
 const features = featureNames(values.feature);
+/** Every body one never sent before when a build has the cache on: all misses. */
+const unique = values.cache || features.some((name) => FEATURES[name].config?.cache);
 
 interface Target {
   readonly name: string;
