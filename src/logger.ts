@@ -8,6 +8,7 @@
  */
 
 import { startTimer, type Timer } from "./util/timer.ts";
+import { isoTime } from "./util/iso_time.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -89,7 +90,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const log = (lineLevel: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (RANK[lineLevel] < threshold) return;
     const record: Record<string, unknown> = {
-      time: new Date(now()).toISOString(),
+      time: isoTime(now()),
       level: lineLevel,
       msg: message,
     };

@@ -4,6 +4,8 @@
  * `Retry-After` and its reset) and a label.
  */
 
+import { isoDay } from "../util/iso_time.ts";
+
 export interface Window {
   /** Epoch ms. */
   readonly start: number;
@@ -27,7 +29,7 @@ let lastMonth: Window = { start: 0, end: 0, label: "" };
 export function dayWindow(now: number): Window {
   if (now >= lastDay.start && now < lastDay.end) return lastDay;
   const start = Math.floor(now / DAY_MS) * DAY_MS;
-  return lastDay = { start, end: start + DAY_MS, label: new Date(start).toISOString().slice(0, 10) };
+  return lastDay = { start, end: start + DAY_MS, label: isoDay(start) };
 }
 
 export function monthWindow(now: number): Window {
@@ -35,7 +37,7 @@ export function monthWindow(now: number): Window {
   const date = new Date(now);
   const start = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1);
   const end = Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1);
-  return lastMonth = { start, end, label: new Date(start).toISOString().slice(0, 7) };
+  return lastMonth = { start, end, label: isoDay(start).slice(0, 7) };
 }
 
 /** A duration the way OpenAI's `x-ratelimit-reset-*` headers write it: `12ms`, `7s`, `6m0s`, `2h3m0s`. */

@@ -13,6 +13,7 @@ import { totalTokens, type UsageFigures } from "./figures.ts";
 import { UsageMetrics } from "./metrics.ts";
 import { costOf, priceFor } from "./prices.ts";
 import { startTimer, type Timer } from "../util/timer.ts";
+import { isoDay, isoTime } from "../util/iso_time.ts";
 
 /** One finished request. */
 export interface UsageEvent {
@@ -149,7 +150,7 @@ export class UsageLedger {
   #dayOf(now: number): string {
     if (now >= this.#dayEnd || now < this.#dayEnd - 86_400_000) {
       const start = Math.floor(now / 86_400_000) * 86_400_000;
-      this.#day = new Date(start).toISOString().slice(0, 10);
+      this.#day = isoDay(start);
       this.#dayEnd = start + 86_400_000;
     }
     return this.#day;
@@ -174,7 +175,7 @@ export class UsageLedger {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
     const days: string[] = [];
     for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
-      days.push(new Date(t).toISOString().slice(0, 10));
+      days.push(isoDay(t));
     }
     const tallies = await Promise.all(days.map((day) => this.#store.readTally(`usage:${day}`)));
     return days.flatMap((day, i) => rowsOf(day, tallies[i], key));
@@ -182,7 +183,7 @@ export class UsageLedger {
 
   /** Today's usage (UTC) per key, all instances together, for `/stats`: `{key: {requests, ..., usd}}`. */
   async today(): Promise<Record<string, Record<string, number>>> {
-    const day = new Date(this.#now()).toISOString().slice(0, 10);
+    const day = isoDay(this.#now());
     // A Map, not an object: a key named `constructor` or `toString` would find Object's own and be lost.
     const perKey = new Map<string, Record<string, number>>();
     for (const row of await this.query(day, day)) {
@@ -254,7 +255,7 @@ function streamEntry(
   now: number,
 ): Record<string, string> {
   return {
-    time: new Date(now).toISOString(),
+    time: isoTime(now),
     request_id: event.requestId,
     key: event.key,
     model_group: event.group,
