@@ -1,35 +1,14 @@
 /**
  * One upstream socket of the proxy's HTTP/1.1 client (`http1.ts`) with its read buffer and parked reads (an
- * answer's head is read by `http1_head.ts`, its body by `http1_body.ts`).
+ * answer's head is read by `http1_head.ts`, its body by `http1_body.ts`). The buffer's size is `read_sizing.ts`'s
+ * call; the scans over its bytes are `http1_scan.ts`'s.
  */
 
-import { hexValue, UpstreamProtocolError } from "./http1_wire.ts";
+import { UpstreamProtocolError } from "./http1_wire.ts";
 import { idleRead, socketRead, wakeRead } from "./socket_read.ts";
 import { slabCopyRange } from "./chunk_slab.ts";
-import { isAscii } from "../util/bytes.ts";
-
-/**
- * The read buffer a connection starts with (and gets back when parked): an answer's head, a stream event or a short
- * answer fits. A read that fills it grows the next; a stream's small reads shrink it (issue 22.4c: RSS per stream).
- */
-const FIRST_READ_BYTES = 2 * 1024;
-/** A read that fills the buffer doubles the next one, up to this: a large answer still takes few reads. */
-const READ_BYTES = 16 * 1024;
-/**
- * After `SHRINK_AFTER` reads in a row that each took at most a `ROOM_READS`th of the buffer (a stream's events), the
- * next buffer is halved while they still would, down to this: an open stream keeps 512 bytes to 1 KiB, not 2 or 16
- * KiB. Resized in place (`ArrayBuffer.transfer`): the larger buffer is released at once, where a new one would free
- * it only at V8's next full collection (the 1,000-stream peak read 1.5-2.6 MiB higher). Parked, one under 2 KiB grows back.
- * `ROOM_READS` reads fit: a busy process that finds two or three events in the socket reads them whole (with room
- * for three, a 260-byte chat event's buffer was 512 bytes, and a read of two cut the second: copies for the framer
- * and the mask, ~10 us, issue 22.3a).
- */
-const MIN_READ_BYTES = 512;
-const SHRINK_AFTER = 4;
-const ROOM_READS = 4;
-
-/** Decodes ASCII bytes only (where UTF-8 and Latin-1 agree). */
-const asciiDecoder = new TextDecoder();
+import { FIRST_READ_BYTES, nextReadSize, READ_BYTES, ROOM_READS } from "./read_sizing.ts";
+import { chunkSizeOf, indexOfCrlf, latin1Text } from "./http1_scan.ts";
 
 /**
  * A socket with a read buffer: the bytes read but not yet consumed are `buffer[start..end)`. `onClose` is told once,
@@ -125,7 +104,9 @@ export class Connection {
     const buffer = this.#buffer;
     if (this.#start === this.#end) this.#start = this.#end = 0;
     // Not while parked: the pending read writes into the buffer it was given.
-    const size = this.#watch ? buffer.length : this.#nextSize();
+    const size = this.#watch
+      ? buffer.length
+      : nextReadSize(buffer.length, this.#filled, this.#small, this.#largest);
     if (size !== buffer.length && this.available <= size >> 2) {
       // Few bytes to carry over (a stream's usual read: none, or the last chunk's CRLF).
       this.#renew(size);
@@ -170,16 +151,6 @@ export class Connection {
     return this.#ended;
   }
 
-  /** The next buffer's size: doubled after a read that filled it (up to `READ_BYTES`), less after small reads. */
-  #nextSize(): number {
-    const size = this.#buffer.length;
-    if (this.#filled) return size < READ_BYTES ? Math.min(size * 2, READ_BYTES) : size;
-    if (this.#small < SHRINK_AFTER || size <= MIN_READ_BYTES) return size;
-    let next = size >> 1;
-    while (next > MIN_READ_BYTES && this.#largest * ROOM_READS <= next) next >>= 1;
-    return Math.max(MIN_READ_BYTES, next);
-  }
-
   /** The size of a larger buffer for a line that does not fit; throws past `limit`. */
   #grown(limit: number): number {
     if (this.#buffer.length >= limit) {
@@ -205,7 +176,7 @@ export class Connection {
    * `scanned`: bytes already searched by an earlier call for the same line.
    */
   lineLength(scanned = 0): number {
-    const at = this.#indexOfCrlf(this.#start + scanned);
+    const at = indexOfCrlf(this.#buffer, this.#start + scanned, this.#end);
     return at < 0 ? -1 : at + 2 - this.#start;
   }
 
@@ -215,20 +186,15 @@ export class Connection {
    */
   blankLineEnd(limit: number, scanned = 0): number {
     const buffer = this.#buffer;
-    for (let at = this.#indexOfCrlf(this.#start + scanned); at >= 0; at = this.#indexOfCrlf(at + 2)) {
-      if (at + 3 < this.#end && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at + 4 - this.#start;
+    const end = this.#end;
+    for (
+      let at = indexOfCrlf(buffer, this.#start + scanned, end);
+      at >= 0;
+      at = indexOfCrlf(buffer, at + 2, end)
+    ) {
+      if (at + 3 < end && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at + 4 - this.#start;
     }
     if (this.available >= limit) throw new UpstreamProtocolError("the upstream's answer head is too large");
-    return -1;
-  }
-
-  /** The offset of the next CRLF at or after `from` within the buffered bytes, or -1. */
-  #indexOfCrlf(from: number): number {
-    const buffer = this.#buffer;
-    const last = this.#end - 1;
-    for (let at = from; at < last; at++) {
-      if (buffer[at] === 13 && buffer[at + 1] === 10) return at;
-    }
     return -1;
   }
 
@@ -236,13 +202,7 @@ export class Connection {
   takeText(length: number): string {
     const bytes = this.#buffer.subarray(this.#start, this.#start + length);
     this.#start += length;
-    // An ASCII head (the usual one) is decoded natively: a third of the time, and no argument list of a char per byte.
-    if (isAscii(bytes)) return asciiDecoder.decode(bytes);
-    let text = "";
-    for (let at = 0; at < bytes.length; at += 8192) {
-      text += String.fromCharCode.apply(null, bytes.subarray(at, at + 8192) as unknown as number[]);
-    }
-    return text;
+    return latin1Text(bytes);
   }
 
   /**
@@ -264,23 +224,9 @@ export class Connection {
 
   /** Consumes a chunk-size line of `length` bytes (CRLF included): its size, or undefined if it is not one. */
   takeChunkSize(length: number): number | undefined {
-    const buffer = this.#buffer;
     const start = this.#start;
-    const end = start + length - 2;
     this.#start += length;
-    let at = start;
-    let size = 0;
-    for (; at < end && at - start < 12; at++) {
-      const digit = hexValue(buffer[at]);
-      if (digit < 0) break;
-      size = size * 16 + digit;
-    }
-    if (at === start) return undefined;
-    while (at < end && (buffer[at] === 32 || buffer[at] === 9)) at++;
-    if (at === end) return size;
-    if (buffer[at] !== 59) return undefined; // ';'
-    for (at++; at < end; at++) if (buffer[at] === 13 || buffer[at] === 10) return undefined;
-    return size;
+    return chunkSizeOf(this.#buffer, start, start + length - 2);
   }
 
   byteAt(offset: number): number {
