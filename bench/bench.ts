@@ -436,22 +436,21 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
     };
   }
 
+  /** What every run reports, `--only streams` too (its request rows then n/a). */
+  const measured = {
+    nginxAbsent,
+    sequential,
+    load,
+    cpuUsPerRequest,
+    cpuUsPerStream,
+    streams,
+    concurrent,
+    concurrentFailed,
+    memory,
+  };
   if (flags.onlyStreams) {
     const notRun: CacheHits = { ok: false, reason: "not run (--only streams)" };
-    return {
-      nginxAbsent,
-      sequential,
-      load,
-      cpuUsPerRequest,
-      cpuUsPerStream,
-      streams,
-      concurrent,
-      concurrentFailed,
-      memory,
-      cacheMemory: notRun,
-      cacheRedis: notRun,
-      onlyStreams: true,
-    };
+    return { ...measured, cacheMemory: notRun, cacheRedis: notRun, onlyStreams: true };
   }
 
   const unique = (url: string, connections: number, durationS: number) =>
@@ -552,15 +551,7 @@ async function run(flags: Flags, cleanup: (() => Promise<unknown>)[]): Promise<R
 
   if (flags.cpuProfDir) log(`stopping the proxy; its CPU profile goes to ${flags.cpuProfDir}`);
   return {
-    nginxAbsent,
-    sequential,
-    load,
-    cpuUsPerRequest,
-    cpuUsPerStream,
-    streams,
-    concurrent,
-    concurrentFailed,
-    memory,
+    ...measured,
     cacheMemory,
     cacheRedis,
     missLoad,
