@@ -43,6 +43,42 @@ test("every config key the loader knows is documented in README (or RESPONSES_AP
   assert.deepEqual(missing, [], "config keys the docs never name");
 });
 
+/**
+ * The text under a Markdown heading (`## Title`), its subsections included, up to the next heading of its level or
+ * higher; lines of fenced blocks are never taken for headings (a YAML comment starts with `# `).
+ */
+function section(markdown: string, heading: string): string {
+  const level = heading.indexOf(" ");
+  const lines = markdown.split("\n");
+  const start = lines.indexOf(heading);
+  assert.ok(start >= 0, `no heading '${heading}'`);
+  let fenced = false;
+  let end = start + 1;
+  for (; end < lines.length; end++) {
+    if (lines[end].startsWith("```")) fenced = !fenced;
+    const hashes = lines[end].match(/^(#+) /)?.[1].length;
+    if (!fenced && hashes !== undefined && hashes <= level) break;
+  }
+  return lines.slice(start, end).join("\n");
+}
+
+/** The fields of a config block, each with the README section that describes the block. */
+const BLOCK_SECTIONS: { block: string; fields: readonly string[]; heading: string }[] = [
+  { block: "params.azure_ad", fields: KNOWN_KEYS.azure_ad, heading: "## Azure Entra ID instead of API keys" },
+  { block: "keys", fields: KNOWN_KEYS.keys, heading: "## Teams and keys" },
+  { block: "general_settings.usage_stream", fields: KNOWN_KEYS.usage_stream, heading: "### Usage and cost" },
+  { block: "prices", fields: Object.keys(PriceSchema.shape), heading: "### Usage and cost" },
+];
+
+test("each field of azure_ad, keys, usage_stream and prices is documented in its block's README section", async () => {
+  const readme = await read("README.md");
+  const missing = BLOCK_SECTIONS.flatMap(({ block, fields, heading }) => {
+    const code = codeOf(section(readme, heading));
+    return fields.filter((field) => !documents(code, field)).map((field) => `${block}.${field} (${heading})`);
+  });
+  assert.deepEqual(missing, [], "fields their block's section never names");
+});
+
 /** What the code applies when a key is left out, by the key's name (`keys.` for the key policy's). */
 function codeDefaults(): Map<string, unknown> {
   const minimal =
