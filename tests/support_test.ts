@@ -2,8 +2,10 @@
 // goes through tests/_support/test.ts, so every test has that deadline.
 import assert from "node:assert/strict";
 import { test } from "./_support/test.ts";
+import { hasRedis } from "./_support/redis.ts";
 
 const HELPER = new URL("./_support/test.ts", import.meta.url).href;
+const REDIS = new URL("./_support/redis.ts", import.meta.url).href;
 
 test("a test that hangs fails at its timeout with a message naming it, and the run goes on", async () => {
   const dir = await Deno.makeTempDir({ prefix: "llmproxy-timeout-" });
@@ -50,4 +52,72 @@ test("every test file uses the deadline-keeping test(), never Deno.test directly
   };
   await walk(root, "");
   assert.deepEqual(offenders, [], "use test() from tests/_support/test.ts, which gives every test a timeout");
+});
+
+/** Whether process `pid` still runs (a zombie, or a pid gone, does not). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX] /.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
+}
+
+test({
+  name:
+    "a test that hangs, fails or passes with a helper's Redis still running leaves no redis-server behind",
+  ignore: !hasRedis,
+  timeout: 60_000,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "llmproxy-children-" });
+    try {
+      const file = `${dir}/leave_test.ts`;
+      // Each test prints its server's pid; the hung Redis (SIGSTOP) ignores SIGTERM until it runs again.
+      const started = `const redis = await startRedis();
+  const info = await redis.command("INFO", "server");
+  console.log("PID " + info?.match(/process_id:(\\d+)/)?.[1]);`;
+      const lax = "sanitizeOps: false, sanitizeResources: false";
+      await Deno.writeTextFile(
+        file,
+        [
+          `import { test } from ${JSON.stringify(HELPER)};`,
+          `import { startRedis } from ${JSON.stringify(REDIS)};`,
+          `test("hangs with its Redis hung", { timeout: 1500, ${lax} }, async () => {
+  ${started}
+  await redis.signal("SIGSTOP");
+  await new Promise(() => {});
+});`,
+          `test("fails with its Redis hung", { timeout: 10000, ${lax} }, async () => {
+  await using stopped = await (async () => { ${started}; return redis; })();
+  await stopped.signal("SIGSTOP");
+  throw new Error("failed on purpose");
+});`,
+          `test("passes and leaves its Redis", { ${lax} }, async () => {
+  ${started}
+});`,
+        ].join("\n"),
+      );
+      const run = await new Deno.Command(Deno.execPath(), {
+        args: ["test", "--no-check", "--allow-all", file],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const out = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
+      const pids = [...out.matchAll(/PID (\d+)/g)].map((match) => Number(match[1]));
+      assert.equal(pids.length, 3, out);
+      assert.deepEqual(pids.filter(alive), [], `redis-servers left running after the run:\n${out}`);
+      assert.match(out, /test "hangs with its Redis hung" did not finish within 1500 ms/);
+      // Its own cleanup stopped the hung server: the test failed with its error, not at its deadline.
+      assert.match(out, /Error: failed on purpose/);
+      assert.doesNotMatch(out, /test "fails with its Redis hung" did not finish/);
+      assert.match(
+        out,
+        /test "passes and leaves its Redis" left child processes running: redis-server \(pid \d+\)/,
+      );
+      assert.match(out, /0 passed.*3 failed/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

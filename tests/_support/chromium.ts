@@ -7,6 +7,7 @@
  */
 
 import { delay } from "./proxy.ts";
+import { tracked } from "./children.ts";
 
 type Pending = { resolve: (value: Record<string, unknown>) => void; reject: (error: Error) => void };
 
@@ -147,22 +148,25 @@ export class Chromium implements AsyncDisposable {
   /** Starts `chromium --headless` on a free DevTools port with a throw-away profile. */
   static async start(timeoutMs = 20_000): Promise<Chromium> {
     const profile = await Deno.makeTempDir({ prefix: "llmproxy-chromium-" });
-    const child = new Deno.Command("chromium", {
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-        `--user-data-dir=${profile}`,
-        "about:blank",
-      ],
-      stdout: "null",
-      stderr: "piped",
-      stdin: "null",
-    }).spawn();
+    const child = tracked(
+      "chromium",
+      new Deno.Command("chromium", {
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-dev-shm-usage",
+          "--no-first-run",
+          "--remote-debugging-address=127.0.0.1",
+          "--remote-debugging-port=0",
+          `--user-data-dir=${profile}`,
+          "about:blank",
+        ],
+        stdout: "null",
+        stderr: "piped",
+        stdin: "null",
+      }).spawn(),
+    );
     try {
       const url = await devtoolsUrl(child.stderr, timeoutMs);
       const browser = await Session.open(url);

@@ -10,6 +10,7 @@ import { createLogger, type Logger, type LogLevel } from "../../src/logger.ts";
 import { buildServices, type Services } from "../../src/services.ts";
 import { SimUpstream, type SimUpstreamOptions } from "../../src/sim/upstream.ts";
 import { V8_FLAGS } from "../../scripts/compile.ts";
+import { tracked } from "./children.ts";
 
 export interface RunningProxy extends AsyncDisposable {
   readonly url: string;
@@ -115,13 +116,16 @@ export async function startProxyProcess(
   const command = options.openFileLimit === undefined
     ? deno
     : ["bash", "-c", `ulimit -n ${options.openFileLimit} && exec "$@"`, "bash", ...deno];
-  const child = new Deno.Command(command[0], {
-    args: command.slice(1),
-    env: options.env,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
+  const child = tracked(
+    "proxy",
+    new Deno.Command(command[0], {
+      args: command.slice(1),
+      env: options.env,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn(),
+  );
   let text = "";
   const decoder = new TextDecoder();
   const pump = async (stream: ReadableStream<Uint8Array>) => {

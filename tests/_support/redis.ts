@@ -9,6 +9,7 @@
  */
 
 import { available } from "./test.ts";
+import { tracked } from "./children.ts";
 
 export interface RedisServer {
   readonly port: number;
@@ -73,6 +74,9 @@ async function serverOn(port: number, dir: string, options: Spawn): Promise<Redi
     child = null;
     try {
       running.kill("SIGTERM");
+      // A hung server (SIGSTOP) takes the SIGTERM only once it runs again: a test that failed while it hung
+      // would otherwise wait for its exit for ever, past its deadline, and leave it running.
+      running.kill("SIGCONT");
     } catch {
       // already exited
     }
@@ -138,8 +142,10 @@ async function spawn(port: number, dir: string, options: Spawn): Promise<Deno.Ch
     );
   }
   args.push(...options.args ?? []);
-  const child = new Deno.Command("redis-server", { args, stdin: "null", stdout: "null", stderr: "null" })
-    .spawn();
+  const child = tracked(
+    "redis-server",
+    new Deno.Command("redis-server", { args, stdin: "null", stdout: "null", stderr: "null" }).spawn(),
+  );
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;

@@ -7,6 +7,7 @@
  */
 
 import { freePort, query, type RedisServer, startRedis } from "./redis.ts";
+import { tracked } from "./children.ts";
 
 export interface SentinelSet extends AsyncDisposable {
   readonly master: RedisServer;
@@ -90,8 +91,11 @@ export async function startSentinels(
         ].join("\n"),
       );
       children.push(
-        new Deno.Command("redis-sentinel", { args: [conf], stdin: "null", stdout: "null", stderr: "null" })
-          .spawn(),
+        tracked(
+          "redis-sentinel",
+          new Deno.Command("redis-sentinel", { args: [conf], stdin: "null", stdout: "null", stderr: "null" })
+            .spawn(),
+        ),
       );
       ports.push(port);
       tlsPorts.push(tlsPort);

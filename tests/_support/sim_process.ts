@@ -3,6 +3,8 @@
  * subprocess's clock or the other's (the loop tests time the proxy's answers while it parses big bodies).
  */
 
+import { tracked } from "./children.ts";
+
 const SIM = new URL("../../src/sim/upstream.ts", import.meta.url).href;
 
 /** Starts the simulated upstream (recording off); resolves once it prints its URL. */
@@ -11,12 +13,15 @@ export async function simProcess(): Promise<{ url: string } & AsyncDisposable> {
 const sim = await SimUpstream.start({ name: "a", quiet: true, record: false });
 console.log("SIM " + sim.url);
 await new Promise(() => {});`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", script],
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
+  const child = tracked(
+    "simulated upstream",
+    new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      stdout: "piped",
+      stderr: "inherit",
+      stdin: "null",
+    }).spawn(),
+  );
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   const deadline = Date.now() + 20_000;

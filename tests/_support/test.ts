@@ -7,8 +7,12 @@
  *   test({ name: "name", ignore: !available("redis-server"), timeout: 20_000, async fn() { ... } });
  *
  * When the deadline passes, the test's own promise is left behind (it cannot be cancelled from outside); Deno's
- * sanitizers then report whatever it still holds, which is the point: something hung.
+ * sanitizers then report whatever it still holds, which is the point: something hung. The child processes the
+ * helpers started for the test (`children.ts`) are stopped then, and after a failed test too; a test that passes
+ * but leaves one running fails.
  */
+
+import { childMark, stopStartedSince } from "./children.ts";
 
 /** The default deadline of one test, steps included. */
 export const DEFAULT_TEST_TIMEOUT_MS = 30_000;
@@ -52,13 +56,22 @@ function withDeadline(name: string, timeoutMs: number, fn: TestFn): TestFn {
         timeoutMs,
       );
     });
+    const mark = childMark();
     const run = Promise.resolve().then(() => fn(t));
     // A run that fails after its deadline already failed the test must not surface as an unhandled rejection.
     run.catch(() => {});
+    let failed = true;
     try {
       await Promise.race([run, deadline]);
+      failed = false;
     } finally {
       clearTimeout(timer);
+      // What a helper started for this test and the test left running (it failed, or hung past its deadline
+      // before its own cleanup) is stopped here; a test that passed that way fails, naming it.
+      const left = await stopStartedSince(mark);
+      if (!failed && left.length > 0) {
+        throw new Error(`test "${name}" left child processes running: ${left.join(", ")}`);
+      }
     }
   };
 }
