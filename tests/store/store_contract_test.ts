@@ -191,22 +191,27 @@ test({
   async fn() {
     await using redis = await startRedis();
     const log = recordingLogger();
+    // Wide margins, so a loaded machine's stalls (100-300 ms at load 16-20) cannot pass for waits: a call that
+    // waits on Redis takes the 1 s command timeout, one that skips it far less; the skipping lasts 2 s, long
+    // enough for the three calls, and Redis answers again (2.5 s) before it ends.
     const store = new FallbackStore({
-      primary: await RedisStore.connect({ url: redis.url, commandTimeoutMs: 200 }),
+      primary: await RedisStore.connect({ url: redis.url, commandTimeoutMs: 1000 }),
       logger: log.logger,
-      retryAfterMs: 300,
+      retryAfterMs: 2000,
     });
     try {
       await store.set("k", "shared");
-      assert.equal(await redis.command("CLIENT", "PAUSE", "500", "ALL"), "OK");
+      assert.equal(await redis.command("CLIENT", "PAUSE", "2500", "ALL"), "OK");
       // The first call waits for the command timeout, then is served locally; later ones skip Redis at once.
-      assert.equal(await fast(store.get("k"), 450), null);
+      assert.equal(await fast(store.get("k"), 2000), null);
+      const down = performance.now();
       assert.equal(store.status(), "degraded");
       assert.deepEqual(store.nodesDown(), [`127.0.0.1:${redis.port}`]);
-      assert.equal(await fast(store.get("k"), 100), null);
-      await fast(store.set("k", "local"), 100);
-      assert.equal(await fast(store.get("k"), 100), "local");
-      await sleep(500);
+      assert.equal(await fast(store.get("k"), 500), null);
+      await fast(store.set("k", "local"), 500);
+      assert.equal(await fast(store.get("k"), 500), "local");
+      // Past the skipping (and the pause): the next call tries Redis again.
+      await sleep(Math.max(0, down + 2200 - performance.now()));
       assert.equal(await store.get("k"), "shared");
       assert.deepEqual(log.lines, [
         "warn: redis store unavailable; serving local state",
