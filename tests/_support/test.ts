@@ -60,19 +60,19 @@ function withDeadline(name: string, timeoutMs: number, fn: TestFn): TestFn {
     const run = Promise.resolve().then(() => fn(t));
     // A run that fails after its deadline already failed the test must not surface as an unhandled rejection.
     run.catch(() => {});
-    let failed = true;
     try {
       await Promise.race([run, deadline]);
-      failed = false;
+    } catch (error) {
+      // What a helper started for this test and the test left running (it failed, or hung past its deadline
+      // before its own cleanup) is stopped here.
+      await stopStartedSince(mark);
+      throw error;
     } finally {
       clearTimeout(timer);
-      // What a helper started for this test and the test left running (it failed, or hung past its deadline
-      // before its own cleanup) is stopped here; a test that passed that way fails, naming it.
-      const left = await stopStartedSince(mark);
-      if (!failed && left.length > 0) {
-        throw new Error(`test "${name}" left child processes running: ${left.join(", ")}`);
-      }
     }
+    // A test that passed while leaving one running fails, naming it.
+    const left = await stopStartedSince(mark);
+    if (left.length > 0) throw new Error(`test "${name}" left child processes running: ${left.join(", ")}`);
   };
 }
 
