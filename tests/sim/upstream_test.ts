@@ -463,7 +463,9 @@ test("behaviour hang: the client's timeout aborts it and nothing leaks", async (
     signal: AbortSignal.timeout(50),
   }).catch((e) => e);
   assert.equal(error.name, "TimeoutError");
-  const timedOut = await openai(sim).withOptions({ timeout: 50 }).models.list().then(
+  // The next request is answered: a second hang would take it to the 10 s timeout (not 50 ms, which a loaded
+  // machine's answer alone could pass, load 16-20 in session 20).
+  const timedOut = await openai(sim).withOptions({ timeout: 10_000, maxRetries: 0 }).models.list().then(
     () => undefined,
     (e) => e,
   );
