@@ -257,9 +257,12 @@ test("tracing: with the fetch client, an endpoint whose URL has a query of its o
         assert.equal(answer.status, 200);
         await answer.body?.cancel();
       }
+      // With the fetch client, also Deno's span of a call to "keyed": spans go out in batches, and on a loaded
+      // machine that one came in a later batch than the first chat span (the suite under 2 busy loops).
       const exported = await waitFor("the spans", () => {
         const text = receiver.bodies.slice(before).map((body) => body.text).join("\n");
-        return text.includes("chat gpt-test") ? text : undefined;
+        const keyedCall = client === "http1" || text.includes(SECRET);
+        return text.includes("chat gpt-test") && keyedCall ? text : undefined;
       });
       const warning = proxy.output().split("\n").find((line) => line.includes("Deno's own fetch spans"));
       assert.ok(!proxy.output().includes(SECRET), "the query's value in the proxy's output");
