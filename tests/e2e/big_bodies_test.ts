@@ -49,7 +49,7 @@ test("40 concurrent 9 MiB bodies: peak RSS under 400 MiB, each gets 200 or 503 w
   timeout: 60_000,
 }, async () => {
   await using sim = drainingUpstream();
-  // A 60 s header timeout: a connection whose head sat unread for 10 s while both processes were starved (the
+  // A 60 s header timeout: most likely a connection whose head sat unread 10 s while both processes starved (the
   // suite under 2 busy loops, load 10-14, the test running 27 s) was closed as a slow client, and its fetch failed
   // with "connection closed before message completed" (reproduced with a 0.2 s header timeout and this client's
   // loop stalled: 76 of 120). What is tested here is the memory bound and the 503s, not that timeout.
