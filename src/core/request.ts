@@ -82,6 +82,11 @@ export type IncomingRequest = GenerationRequest | ItemRequest | RelayRequest;
 export interface Identity {
   /** A stable id safe to log and to use as a label (a key's name or digest prefix). */
   readonly id: string;
+  /**
+   * What the Responses objects it creates are recorded under, when not `id`: a key's name, as its files are (a key
+   * named `anonymous` is counted apart from keyless callers, `KeyPolicy.id`, yet owns what it made before).
+   */
+  readonly owner?: string;
   /** Set when the caller's cache entries are its own (a `private` key): part of the cache key. */
   readonly cacheScope?: string;
   /**

@@ -17,6 +17,7 @@ import type { KeyRegistry } from "./registry.ts";
 
 export class KeyIdentity implements Identity {
   readonly id: string;
+  readonly owner: string;
   readonly policy: KeyPolicy;
   readonly cacheScope?: string;
   readonly pending?: Promise<Readonly<Record<string, string>>>;
@@ -37,6 +38,7 @@ export class KeyIdentity implements Identity {
     readonly session = false,
   ) {
     this.id = policy.id;
+    this.owner = policy.name;
     this.policy = policy;
     this.#limits = limits;
     if (policy.cache === "private" || ownEntries) this.cacheScope = `key:${policy.name}`;

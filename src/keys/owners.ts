@@ -30,7 +30,7 @@ export class ResponseOwners {
   /** Records `caller` as the owner of `responseId` unless someone already is. */
   async claim(responseId: string, caller: Identity | null): Promise<void> {
     if (!caller) return;
-    await this.#store.setIfAbsent(OWNER_PREFIX + responseId, caller.id, this.#ttlMs);
+    await this.#store.setIfAbsent(OWNER_PREFIX + responseId, caller.owner ?? caller.id, this.#ttlMs);
   }
 
   /**
@@ -41,7 +41,8 @@ export class ResponseOwners {
   async allows(responseId: string, caller: Identity | null): Promise<boolean> {
     const key = OWNER_PREFIX + responseId;
     if (caller) {
-      return await readPatiently(this.#store, key, `whose response '${echoed(responseId)}' is`) === caller.id;
+      const owner = await readPatiently(this.#store, key, `whose response '${echoed(responseId)}' is`);
+      return owner === (caller.owner ?? caller.id);
     }
     return await this.#store.get(key).catch(() => null) === null;
   }

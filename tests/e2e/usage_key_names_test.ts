@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import OpenAI, { APIError } from "openai";
 import { endpointYaml, startProxy } from "../_support/proxy.ts";
 import { digestOf } from "../../src/keys/policy.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
@@ -196,4 +197,49 @@ test("a runtime key named `anonymous` from an older version works, apart from ke
   const after = await views(proxy);
   assert.deepEqual(after.today, { anonymous: 2, "anonymous (key)": 2 });
   assert.equal(after.warnings.length, 1, "warned once");
+});
+
+test("a key named `anonymous` still reaches the responses it created before: owned by its name, as its files", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  await using proxy = await startProxy(
+    [
+      "model_groups:",
+      "  - model_group: gpt-test",
+      "    models:",
+      endpointYaml(sim.url, { name: "a" }),
+      "general_settings:",
+      "  cache: false",
+      "  admin_keys: [admin-key-1]",
+      "keys:",
+      "  - name: anonymous",
+      "    key: sk-anonymous-key",
+      "  - name: other",
+      "    key: sk-other-key",
+    ].join("\n") + "\n",
+  );
+  const client = (key: string) => new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: key, maxRetries: 0 });
+  // One made now, and one an older version recorded (owner: the key's name, which usage also called it then).
+  const made = await client("sk-anonymous-key").responses.create({ model: "gpt-test", input: "hi" });
+  const older = await (await fetch(`${sim.url}/v1/responses`, {
+    method: "POST",
+    headers: { authorization: "Bearer sk-test-a", "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-test", input: "from before" }),
+  })).json();
+  const { store } = proxy.services;
+  await store.set(`owner:${older.id}`, "anonymous", 60_000);
+  await store.set(`aff:${older.id}`, "a", 60_000);
+  for (const id of [made.id, older.id]) {
+    assert.equal((await client("sk-anonymous-key").responses.retrieve(id)).id, id);
+    const next = await client("sk-anonymous-key").responses.create({
+      model: "gpt-test",
+      previous_response_id: id,
+      input: "and then?",
+    });
+    assert.equal(next.status, "completed");
+    await assert.rejects(client("sk-other-key").responses.retrieve(id), (error) => {
+      assert.ok(error instanceof APIError);
+      assert.equal(error.status, 404, "still no other key's");
+      return true;
+    });
+  }
 });
