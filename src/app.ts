@@ -17,7 +17,7 @@ import {
 import type { Middleware } from "./http/request_context.ts";
 import { auth } from "./http/middleware/auth.ts";
 import { headerLimit } from "./http/middleware/header_limit.ts";
-import { inflightBodies } from "./http/middleware/inflight_bodies.ts";
+import { inflightBodies, UPLOAD_PATHS } from "./http/middleware/inflight_bodies.ts";
 import { observe } from "./http/middleware/observe.ts";
 import { sequence } from "./http/middleware/sequence.ts";
 import { tracing } from "./http/middleware/tracing.ts";
@@ -44,14 +44,13 @@ export function createApp(services: Services): App {
 
   const around: Middleware<AppEnv>[] = [observe<AppEnv>({ metrics: services.metrics, logger })];
   if (services.telemetry) around.push(tracing(services.telemetry));
-  const { maxBodyBytes, limits } = services.config.settings;
+  const { maxBodyBytes } = services.config.settings;
   // Checks before the route, as one of Hono's steps (see sequence.ts). Auth always: even with no key configured,
-  // `/admin/*` must answer 401.
-  const checks: Middleware<AppEnv> = sequence(
-    headerLimit(),
-    auth({ registry: services.keys, now: services.clock.now }),
-    inflightBodies({ maxBytes: limits.maxInflightBodyBytes, maxBodyBytes }),
-  );
+  // `/admin/*` must answer 401. Hono's routes have the uploads, which take what they hold from the pool themselves.
+  const first = [headerLimit<AppEnv>(), auth<AppEnv>({ registry: services.keys, now: services.clock.now })];
+  const pool = services.bodyPool;
+  const checks: Middleware<AppEnv> = sequence(...first, inflightBodies({ pool, maxBodyBytes }));
+  const routeChecks = sequence(...first, inflightBodies({ pool, maxBodyBytes, uploads: UPLOAD_PATHS }));
   const generation = new Map<string, DirectRoute<AppEnv>>();
   for (const prefix of ["/v1", ""]) {
     for (const [path, route] of GENERATION_ROUTES) {
@@ -59,7 +58,7 @@ export function createApp(services: Services): App {
     }
   }
   const onError = errorHandler(logger);
-  const parts = { middleware: [...around, checks], generation, onError };
+  const parts = { middleware: [...around, routeChecks], generation, onError };
   const rest = lazyRoutes(services, parts, directServe({ around, checks, onError }));
   return { fetch: directRoutes(rest, { around, checks, routes: generation, onError }) };
 }

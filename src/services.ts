@@ -18,7 +18,7 @@ import { ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
-import { FormHold } from "./surface/form_hold.ts";
+import { BodyPool } from "./http/body_pool.ts";
 import { recentObserver } from "./metrics/recent.ts";
 import { Attempts } from "./proxy/attempts.ts";
 import type { Telemetry } from "./telemetry/telemetry.ts";
@@ -71,8 +71,8 @@ export interface Services {
   readonly keyLimits: KeyLimits;
   /** Usage and cost per key, model group and endpoint. */
   readonly usage: UsageLedger;
-  /** Bytes of forms held while read up to their `model` field; kept across config reloads. */
-  readonly formHold: FormHold;
+  /** Request body bytes held in memory, JSON bodies and uploads (`max_inflight_body_bytes`); kept across reloads. */
+  readonly bodyPool: BodyPool;
   /**
    * Applies what this build shares with the one it replaces, in one synchronous step: the config's keys, usage
    * settings, zero series, body bound and upstream limits; then starts its probes. A first build is active when
@@ -163,7 +163,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
     metrics,
   });
   const objects = new ObjectAffinity(store);
-  const formHold = previous?.formHold ?? new FormHold(settings.limits.maxInflightBodyBytes);
+  const bodyPool = previous?.bodyPool ?? new BodyPool(settings.limits.maxInflightBodyBytes);
   const endpoints = new Map(
     config.groups.flatMap((group) => group.endpoints.map((endpoint) => [endpoint.id, endpoint])),
   );
@@ -194,7 +194,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   });
   let active = false;
   const services: Services = {
-    formHold,
+    bodyPool,
     config,
     store,
     health,
@@ -224,7 +224,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
       keys.configure(config);
       if (keys.hasAdminKeys) keys.start();
       usage.configure(config.keys);
-      formHold.max = settings.limits.maxInflightBodyBytes;
+      bodyPool.max = settings.limits.maxInflightBodyBytes;
       upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
       upstream.keepTokensOf(config.groups.flatMap((group) => group.endpoints));
       prober?.start();

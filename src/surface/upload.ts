@@ -10,7 +10,7 @@ import { bodyReadFailed, invalidRequest, ProxyError, tooLarge } from "../errors.
 import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
 import { twice } from "./form_field.ts";
-import type { FormHold } from "./form_hold.ts";
+import type { BodyPool } from "../http/body_pool.ts";
 
 /** A body whose declared length is at most this is read whole first, so every attempt can send it. */
 export const HOLD_WHOLE_BYTES = 4 * 1024 * 1024;
@@ -68,67 +68,69 @@ export class UploadBody {
 }
 
 /**
- * Reads a body of declared `length` (at most `HOLD_WHOLE_BYTES`) whole, its bytes counted in `hold` (`holding`, to
- * give back when the request ends: the request-body bound leaves out a body declared over `max_body_bytes`, which
- * may be less), or holds nothing of a larger one.
+ * Reads a body of declared `length` (at most `HOLD_WHOLE_BYTES`, and at most the whole pool) whole, its bytes taken
+ * from `pool` (`holding`, to give back when the request ends), or holds nothing of a larger one: it streams.
  */
 export async function openUpload(
   body: ReadableStream<Uint8Array> | null,
   length: number | null,
-  hold: FormHold,
+  pool: BodyPool,
 ): Promise<{ upload: UploadBody; holding: number }> {
   if (!body) return { upload: new UploadBody([], null), holding: 0 };
   const source = new ChunkSource(body);
-  if (length === null || !(length <= HOLD_WHOLE_BYTES)) {
+  if (length === null || !(length <= Math.min(HOLD_WHOLE_BYTES, pool.max))) {
     return { upload: new UploadBody([], source), holding: 0 };
   }
-  try {
-    hold.take(length);
-  } catch (error) {
+  if (!pool.take(length)) {
     await source.cancel();
-    throw error;
+    throw pool.refusal(length, "this upload, read whole to be sent again if its endpoint fails,");
   }
   try {
     return { upload: new UploadBody(await readAll(source, HOLD_WHOLE_BYTES), null), holding: length };
   } catch (error) {
-    hold.give(length);
+    pool.give(length);
     throw error;
   }
 }
 
 /**
  * Opens a form upload and finds its `model` field: read ahead until the field has passed (holding what came before
- * it, at most `HOLD_FORM_BYTES`), or the whole body when it is small. `model` is null when the form has none.
+ * it, at most `HOLD_FORM_BYTES` and at most the whole pool), or the whole body when it is small. `model` is null
+ * when the form has none. Every byte held is taken from `pool` as it is read (`holding`, to give back).
  */
 export async function openForm(
   body: ReadableStream<Uint8Array> | null,
   boundary: string,
   length: number | null,
-  hold: FormHold,
+  pool: BodyPool,
 ): Promise<{ upload: UploadBody; model: string | null; holding: number }> {
   if (!body) throw invalidRequest("The multipart/form-data body is empty");
   const source = new ChunkSource(body);
-  // Every byte held is counted, a small body read whole too: the request-body bound leaves out those declared
-  // over `max_body_bytes`, which may be less than HOLD_WHOLE_BYTES.
-  const whole = length !== null && length <= HOLD_WHOLE_BYTES;
+  const whole = length !== null && length <= Math.min(HOLD_WHOLE_BYTES, pool.max);
   let holding = 0;
   try {
-    const opened = await scanForm(source, boundary, whole, (bytes) => {
-      hold.take(bytes);
+    const opened = await scanForm(source, boundary, whole, Math.min(HOLD_FORM_BYTES, pool.max), (bytes) => {
+      if (!pool.take(bytes)) {
+        throw pool.refusal(holding + bytes, "this form read ahead to its 'model' field", SEND_MODEL_FIRST);
+      }
       holding += bytes;
     });
     return { ...opened, holding };
   } catch (error) {
-    hold.give(holding);
+    pool.give(holding);
     await source.cancel();
     throw error;
   }
 }
 
+const SEND_MODEL_FIRST =
+  "send 'model' before the file, or name the model group in the x-llmproxy-model-group header";
+
 async function scanForm(
   source: ChunkSource,
   boundary: string,
   whole: boolean,
+  limit: number,
   held: (bytes: number) => void,
 ): Promise<{ upload: UploadBody; model: string | null }> {
   const scanner = new MultipartScanner(boundary);
@@ -142,10 +144,21 @@ async function scanForm(
       scanner.finish();
       return { upload: new UploadBody(chunks, null), model };
     }
+    heldBytes += chunk.length;
+    if (heldBytes > limit) {
+      // Final: the same form is held as far at every try.
+      throw new ProxyError(
+        413,
+        "invalid_request_error",
+        "request_too_large",
+        `The form's 'model' field did not come within its first ${limit} bytes, the most the proxy holds of a ` +
+          `form read ahead (${HOLD_FORM_BYTES} bytes, or general_settings.max_inflight_body_bytes when less): ` +
+          SEND_MODEL_FIRST,
+      );
+    }
+    held(chunk.length);
     const value = source.reuses ? chunk.slice() : chunk;
-    held(value.length);
     chunks.push(value);
-    heldBytes += value.length;
     let found = false;
     for (const event of scanner.push(value)) {
       if (event.kind === "data") {
@@ -158,15 +171,6 @@ async function scanForm(
       if (inModel) model = "";
     }
     if (found && !whole) return { upload: new UploadBody(chunks, source), model };
-    if (heldBytes > HOLD_FORM_BYTES) {
-      throw new ProxyError(
-        413,
-        "invalid_request_error",
-        "request_too_large",
-        `The form's 'model' field did not come within its first ${HOLD_FORM_BYTES} bytes: send it before the ` +
-          "file, or name the model group in the x-llmproxy-model-group header",
-      );
-    }
   }
 }
 

@@ -303,7 +303,7 @@ test("forms held up to their `model` field (file first) are bounded together: pa
     });
   let open!: () => void;
   const first = send(form(new Promise((resolve) => open = resolve)));
-  const hold = proxy.services.formHold;
+  const hold = proxy.services.bodyPool;
   try {
     for (let i = 0; i < 400 && hold.held < 6 * MiB; i++) await delay(25);
     assert.ok(hold.held >= 6 * MiB, `the first form's file is held: ${hold.held} bytes`);

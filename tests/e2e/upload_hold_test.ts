@@ -65,6 +65,6 @@ test("uploads read whole are bounded by max_inflight_body_bytes when max_body_by
     assert.ok(statuses.includes(503), what);
     assert.ok(statuses.filter((status) => status === 504).length >= 1, what);
     assert.ok(sim.count(`/${path}`) <= 2, `${what}; the upstream got ${sim.count(`/${path}`)}`);
-    assert.equal(proxy.services.formHold.held, 0, `${what}: given back`);
+    assert.equal(proxy.services.bodyPool.held, 0, `${what}: given back`);
   }
 });

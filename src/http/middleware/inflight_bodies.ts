@@ -1,37 +1,41 @@
 /**
- * Bounds the request body bytes held across all requests in flight (`general_settings.max_inflight_body_bytes`).
- * Each request reserves its declared `content-length` (a body of unknown length: `max_body_bytes`, the most it may
- * be) before anything reads it, and gives it back when its handler is done. A request that does not fit gets 503
- * with `Retry-After` without its body being read, so forty clients sending 9 MiB at once cost memory for the few
- * that fit, not for all of them.
+ * Reserves the request body bytes of each request in the proxy's one pool of `max_inflight_body_bytes`
+ * (`body_pool.ts`). Each request reserves its declared `content-length` (a body of unknown length: `max_body_bytes`,
+ * the most it may be) before anything reads it, and gives it back when its handler is done. A request that does
+ * not fit gets 503 with `Retry-After` without its body being read, so forty clients sending 9 MiB at once cost
+ * memory for the few that fit, not for all of them; one that could never fit (larger than the whole pool) gets 413.
+ * The upload routes (`UPLOAD_PATHS`) are left to take what they hold themselves: most of an upload is never held.
  */
 
 import type { Env } from "hono";
 import { headersOf, type Middleware } from "../request_context.ts";
-import { ProxyError } from "../../errors.ts";
+import type { BodyPool } from "../body_pool.ts";
 
 export interface InflightBodiesOptions {
-  /** Bytes of request bodies held at once. */
-  readonly maxBytes: number;
+  /** The pool the bytes are reserved in. */
+  readonly pool: BodyPool;
   /** The largest body accepted at all (a larger declared one is left to the 413 of the body reader). */
   readonly maxBodyBytes: number;
-  /** Default 1. */
-  readonly retryAfterSeconds?: number;
+  /** Paths whose POST bodies are not reserved here (the upload routes, on Hono's router); none when unset. */
+  readonly uploads?: ReadonlySet<string>;
 }
 
+/** The routes whose bodies stream upstream, holding only what they take from the pool (surface/upload.ts). */
+export const UPLOAD_PATHS: ReadonlySet<string> = new Set(
+  ["files", "audio/transcriptions", "audio/translations", "images/edits"].flatMap((path) => [
+    `/v1/${path}`,
+    `/${path}`,
+  ]),
+);
+
 export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptions): Middleware<E> {
-  const { maxBytes, maxBodyBytes } = options;
-  const retryAfter = String(options.retryAfterSeconds ?? 1);
-  let held = 0;
-  const refuse = async (body: ReadableStream | null, size: number): Promise<never> => {
+  const { pool, maxBodyBytes, uploads } = options;
+  const refuse = async (body: ReadableStream | null, size: number, chunked: boolean): Promise<never> => {
     await body?.cancel().catch(() => {});
-    throw new ProxyError(
-      503,
-      "service_unavailable",
-      "server_busy",
-      `The proxy is holding ${held} bytes of request bodies, and this one (${size} bytes) would pass the limit ` +
-        `of ${maxBytes} (general_settings.max_inflight_body_bytes); retry shortly`,
-      { headers: { "retry-after": retryAfter } },
+    throw pool.refusal(
+      size,
+      chunked ? "this body of unknown length, counted as max_body_bytes," : "this body",
+      chunked ? "send it with a content-length" : "",
     );
   };
   // Not async: a request holds two callbacks while it waits, not a frame.
@@ -46,19 +50,19 @@ export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptio
     if (!Number.isFinite(size) || size < 0) size = maxBodyBytes;
     // Declared over the size limit: the body reader answers 413 without reading it, whatever the load.
     if (size === 0 || size > maxBodyBytes) return next();
-    if (held + size > maxBytes) return refuse(c.req.raw.body, size);
-    held += size;
+    if (uploads !== undefined && c.req.method === "POST" && uploads.has(c.req.path)) return next();
+    if (!pool.take(size)) return refuse(c.req.raw.body, size, declared === null);
     let answered: Promise<void>;
     try {
       answered = next();
     } catch (error) {
-      held -= size;
+      pool.give(size);
       throw error;
     }
     return answered.then(() => {
-      held -= size;
+      pool.give(size);
     }, (error) => {
-      held -= size;
+      pool.give(size);
       throw error;
     });
   };

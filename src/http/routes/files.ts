@@ -57,7 +57,7 @@ export function createFileHandler(services: Services) {
     refuseCoding(c.req.header("content-encoding"));
     const declared = c.req.header("content-length");
     const length = declared === undefined ? null : Number(declared);
-    const { upload, holding } = await openUpload(c.req.raw.body, length, services.formHold);
+    const { upload, holding } = await openUpload(c.req.raw.body, length, services.bodyPool);
     const context = callContext(c);
     const request = relayRequest(context, group, "files", { kind: "group" }, upload.unresendableUpload);
     const call = upstreamCall(context, group, {
@@ -72,7 +72,7 @@ export function createFileHandler(services: Services) {
       const { answer } = await services.pipeline.relay(request, call);
       return reply(c, await remembered(services, answer, ownerFor(callerOf(services, c))));
     } finally {
-      services.formHold.give(holding);
+      services.bodyPool.give(holding);
     }
   };
 }

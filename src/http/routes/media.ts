@@ -90,12 +90,12 @@ export function formMediaHandler(services: Services, path: FormMedia) {
     let upload: UploadBody;
     let model: string | null = null;
     let holding = 0;
-    if (header !== null) ({ upload, holding } = await openUpload(c.req.raw.body, length, services.formHold));
-    else ({ upload, model, holding } = await openForm(c.req.raw.body, boundary, length, services.formHold));
+    if (header !== null) ({ upload, holding } = await openUpload(c.req.raw.body, length, services.bodyPool));
+    else ({ upload, model, holding } = await openForm(c.req.raw.body, boundary, length, services.bodyPool));
     try {
       return await relayForm(services, c, path, { upload, model, boundary, contentType: contentType! });
     } finally {
-      services.formHold.give(holding);
+      services.bodyPool.give(holding);
     }
   };
 }
