@@ -3,7 +3,8 @@
  * Chunks pass as they come and are written out before the next is asked for, so they may share the reader's one
  * buffer: nothing is copied per chunk. After that field, chunks pass as they are, only watched for a second field
  * of the name: a form that has one is refused (400), since an upstream that reads the last value would read the
- * client's own, unchecked (a model the key may not use).
+ * client's own, unchecked (a model the key may not use). A file part of the name, wherever it comes, is refused
+ * too: an upstream may read it as the field.
  */
 
 import { invalidRequest } from "../errors.ts";
@@ -50,8 +51,17 @@ export async function* replacedField(
   yield scanner.release();
 }
 
-const isField = (event: { kind: string; name?: string; filename?: string | null }, name: string) =>
-  event.kind === "part" && event.name === name && event.filename === null;
+/** Whether `event` begins the text field `name`; a file part of that name is refused (400). */
+export function isField(
+  event: { kind: string; name?: string; filename?: string | null },
+  name: string,
+): boolean {
+  if (event.kind !== "part" || event.name !== name) return false;
+  if (event.filename !== null) {
+    throw invalidRequest(`The form's '${name}' is a file part: send it once, as a text field`, name);
+  }
+  return true;
+}
 
 /** A form that names field `name` twice. */
 export const twice = (name: string) =>

@@ -9,7 +9,7 @@ import type { AttemptOutcome } from "../balancer/balancer.ts";
 import { bodyReadFailed, invalidRequest, ProxyError, tooLarge } from "../errors.ts";
 import { MultipartScanner } from "../multipart/scanner.ts";
 import { ChunkSource } from "./chunk_source.ts";
-import { twice } from "./form_field.ts";
+import { isField, twice } from "./form_field.ts";
 import type { BodyPool } from "../http/body_pool.ts";
 
 /** A body whose declared length is at most this is read whole first, so every attempt can send it. */
@@ -166,7 +166,7 @@ async function scanForm(
         continue;
       }
       if (inModel) found = true;
-      inModel = event.kind === "part" && event.name === "model" && event.filename === null;
+      inModel = isField(event, "model");
       if (inModel && model !== null) throw twice("model");
       if (inModel) model = "";
     }

@@ -201,7 +201,7 @@ test("a key limited to some model groups reaches only those through these routes
   assert.equal(file.bytes, 1);
 });
 
-test("a form with a second `model` field is refused: the upstream never reads a model the key may not use", async () => {
+test("a form with a second `model` field, or a file part named `model`, is refused: the upstream never reads a model the key may not use", async () => {
   for (const client of ["http1", "fetch"]) await secondModel(client);
 });
 
@@ -214,8 +214,11 @@ async function secondModel(client: string) {
   const boundary = "dup-model-boundary";
   const field = (name: string, value: string) =>
     `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
-  /** model=voice, a file of `size` bytes, then model=gpt-4o-transcribe (a model no group of the key names). */
-  const form = (size: number) => {
+  /**
+   * model=voice, a file of `size` bytes, then model=gpt-4o-transcribe (a model no group of the key names), as a
+   * text field or as a file part named `model`.
+   */
+  const form = (size: number, asFile = false) => {
     const encoder = new TextEncoder();
     const pieces = [
       encoder.encode(
@@ -223,7 +226,14 @@ async function secondModel(client: string) {
           `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n`,
       ),
       ...Array.from({ length: Math.ceil(size / 65536) }, () => new Uint8Array(65536).fill(120)),
-      encoder.encode(`\r\n${field("model", "gpt-4o-transcribe")}--${boundary}--\r\n`),
+      encoder.encode(
+        `\r\n${
+          asFile
+            ? `--${boundary}\r\nContent-Disposition: form-data; name="model"; filename="m.txt"\r\n\r\n` +
+              "gpt-4o-transcribe\r\n"
+            : field("model", "gpt-4o-transcribe")
+        }--${boundary}--\r\n`,
+      ),
     ];
     return new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -245,18 +255,25 @@ async function secondModel(client: string) {
     });
     return { status: answer.status, error: (await answer.json()).error };
   };
-  const small = await new Response(form(4)).blob();
-  // Streamed (no length: the form is read only up to its first `model`), held whole, or named by the header.
-  for (
-    const [what, got] of [
-      ["streamed", await send(form(6 * 1024 * 1024))],
-      ["held whole", await send(small)],
-      ["header", await send(small, { "x-llmproxy-model-group": "voice" })],
-    ] as const
-  ) {
-    assert.equal(got.status, 400, `${client}, ${what}`);
-    assert.equal(got.error.param, "model", what);
-    assert.match(got.error.message, /more than one 'model' field/, what);
+  // Streamed (no length: the form is read only up to its first `model`), held whole, or named by the header; the
+  // second `model` a text field or a file part.
+  for (const asFile of [false, true]) {
+    const small = await new Response(form(4, asFile)).blob();
+    for (
+      const [what, got] of [
+        ["streamed", await send(form(6 * 1024 * 1024, asFile))],
+        ["held whole", await send(small)],
+        ["header", await send(small, { "x-llmproxy-model-group": "voice" })],
+      ] as const
+    ) {
+      assert.equal(got.status, 400, `${client}, ${what}, file part: ${asFile}`);
+      assert.equal(got.error.param, "model", what);
+      assert.match(
+        got.error.message,
+        asFile ? /'model' is a file part/ : /more than one 'model' field/,
+        what,
+      );
+    }
   }
   const models = sim.requests.map((r) => (r.body as Record<string, unknown> | undefined)?.model);
   assert.ok(!models.includes("gpt-4o-transcribe"), `the upstream read: ${models.join(", ")}`);
