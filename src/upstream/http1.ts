@@ -23,7 +23,7 @@ import { IdlePool } from "./http1_pool.ts";
 import { readHead } from "./http1_head.ts";
 import { ProxyError } from "../errors.ts";
 import type { AnswerGuard } from "./answer_guard.ts";
-import { openSocket } from "./http1_connect.ts";
+import { maybeSent, openSocket } from "./http1_connect.ts";
 import { answer, isCompressed } from "./http1_answer.ts";
 import { bodyFraming, type Head, requestBytes, type Target, targetOf } from "./http1_wire.ts";
 import { type Reply, toResponse } from "./reply.ts";
@@ -112,8 +112,10 @@ export class Http1Agent {
       // pool, which may hold more that the server closed). A server that closes an idle connection does so without
       // reading what arrived on it, so even a POST is sent again; the proxy would otherwise fail it over to
       // another endpoint and count a healthy one as failing.
+      // The server may have taken it before the connection failed: a resend that cannot connect is "maybe sent",
+      // not "never sent" (an upload would move on to another endpoint, a possible duplicate file).
       if (!reused.answered && !(error instanceof ProxyError)) {
-        return this.#onNewConnection(target, message, init);
+        return this.#onNewConnection(target, message, init).catch(maybeSent);
       }
       throw error;
     });

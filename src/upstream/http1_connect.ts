@@ -65,3 +65,9 @@ export function neverConnected(error: unknown): boolean {
   const cause = error.cause;
   return cause instanceof Error && /client error \(Connect\)/.test(cause.message);
 }
+
+/** `error`, of a resend whose first sending may have reached the server: no longer "never connected". Throws. */
+export function maybeSent(error: unknown): never {
+  if (error instanceof Error) unconnected.delete(error);
+  throw error;
+}

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { Http1Agent, UpstreamProtocolError } from "../../src/upstream/http1.ts";
+import { neverConnected } from "../../src/upstream/http1_connect.ts";
 import { waitFor } from "../../src/upstream/body_source.ts";
 import type { Reply } from "../../src/upstream/reply.ts";
 import { test } from "../_support/test.ts";
@@ -86,6 +87,7 @@ function scriptedServer(script: (conn: ServerConn, index: number) => Promise<voi
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: ServerConn[] = [];
   const running: Promise<void>[] = [];
+  let listening = true;
   const accepting = (async () => {
     for await (const conn of listener) {
       const serverConn = new ServerConn(conn);
@@ -95,11 +97,17 @@ function scriptedServer(script: (conn: ServerConn, index: number) => Promise<voi
   })();
   return {
     url: `http://127.0.0.1:${listener.addr.port}`,
+    /** Takes no more connections: the next one is refused. */
+    stopListening() {
+      if (!listening) return;
+      listening = false;
+      listener.close();
+    },
     get accepted() {
       return conns.length;
     },
     async [Symbol.asyncDispose]() {
-      listener.close();
+      this.stopListening();
       for (const conn of conns) conn.close();
       await accepting.catch(() => {});
       await Promise.all(running);
@@ -266,6 +274,30 @@ test("http1: a reused connection that drops a fully written request: sent again 
     assert.deepEqual(received, ["POST", method, method], `the ${method} went again, on a new connection`);
     assert.equal(server.accepted, 2);
   }
+});
+
+test("http1: a reused connection that drops a written request, then a refused resend: maybe sent, not never sent", async () => {
+  // What an upload is told by `neverConnected`: never sent moves it on to another endpoint (a possible duplicate
+  // file, since the first server may have taken it before its connection died).
+  let received = 0;
+  await using server = scriptedServer(async (conn) => {
+    for (let count = 0;; count++) {
+      const request = await conn.request();
+      if (!request) return;
+      received++;
+      if (count === 1) {
+        server.stopListening();
+        return;
+      }
+      await conn.write(json("{}"));
+    }
+  });
+  using agent = new Http1Agent();
+  await (await post(agent, server.url)).text();
+  const error = await post(agent, server.url).then(() => undefined, (error) => error);
+  assert.ok(error instanceof Error, "the resend is refused");
+  assert.equal(received, 2, "the second request reached the server");
+  assert.equal(neverConnected(error), false, `${error.message}: marked never sent`);
 });
 
 test("http1: an ended answer's connection is closed, not parked, while more than maxOpen are open", async () => {
