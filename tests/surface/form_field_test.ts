@@ -67,7 +67,7 @@ test("after the field, chunks pass as they are: not copied", async () => {
   assert.ok(passed >= 300 / 16, `only ${passed} chunks passed through as they were`);
 });
 
-test("only a text field is replaced; a second one is refused, and a form without one passes unchanged", async () => {
+test("only a text field is replaced; a second one, or a file part of the name, is refused; a form without one passes unchanged", async () => {
   // A second field after a file, at every split (a delimiter or head across two chunks is still seen).
   const twice = await encode([["model", "a"], ["file", audio()], ["model", "b"]]);
   for (let size = 1; size <= twice.bytes.length; size += size < 80 ? 1 : 13) {
@@ -77,8 +77,18 @@ test("only a text field is replaced; a second one is refused, and a form without
       `pieces of ${size}`,
     );
   }
-  const filePart = await encode([["model", new File(["whisper-1"], "model.txt")], ["file", audio()]]);
-  assert.equal((await replaced(filePart.bytes, filePart.boundary, 5)).text, decoder.decode(filePart.bytes));
+  // A file part of the name is refused wherever it comes: an upstream may read it as the field.
+  for (const fields of [[["model", "a"]], []] as [string, string][][]) {
+    const filePart = await encode([...fields, ["model", new File(["whisper-1"], "model.txt")], [
+      "file",
+      audio(),
+    ]]);
+    await assert.rejects(
+      replaced(filePart.bytes, filePart.boundary, 5),
+      (error: ProxyError) =>
+        error.status === 400 && error.param === "model" && /file part/.test(error.message),
+    );
+  }
   const none = await encode([["purpose", "x"], ["file", audio()]]);
   assert.equal((await replaced(none.bytes, none.boundary, 3)).text, decoder.decode(none.bytes));
 });
