@@ -6,6 +6,9 @@
  */
 
 import assert from "node:assert/strict";
+import { parseConfig } from "../../src/config/parse.ts";
+import { LiveApp } from "../../src/live_app.ts";
+import { createLogger } from "../../src/logger.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { delay, endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
 import { test } from "../_support/test.ts";
@@ -247,4 +250,40 @@ test("a body larger than the whole bound is a final 413, or streams when it can;
   });
   await tooLarge(chunked, "chunked JSON", /send it with a content-length/);
   assert.equal(proxy.services.bodyPool.held, 0);
+});
+
+test("bytes held across a config reload still count: requests on the new config see the old ones'", async () => {
+  await using sim = await SimUpstream.start({ name: "s", quiet: true });
+  const yaml = (max: number) =>
+    groupYaml([endpointYaml(sim.url, { name: "s" })], [
+      `max_body_bytes: ${6 * MiB}`,
+      `max_inflight_body_bytes: ${max}`,
+    ]);
+  const load = (max: number) => () => Promise.resolve(parseConfig(yaml(max), "test.yaml", () => undefined));
+  const live = await LiveApp.start(await load(8 * MiB)(), {
+    logger: createLogger({ level: "error", write: () => {} }),
+  });
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, live.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  const send = (padding: number) =>
+    fetch(`${url}/v1/chat/completions`, { method: "POST", body: chat(padding) });
+  try {
+    // 5 MiB held through a reload (to a bound of 9 MiB): 5 MiB more does not fit on the new config's app.
+    sim.latencyMs = 1500;
+    const first = send(5 * MiB);
+    await until("the first body is reserved", () => live.services.bodyPool.held >= 5 * MiB);
+    assert.ok(await live.reload(load(9 * MiB)));
+    await busy(await send(5 * MiB), "5 MiB beside 5 MiB held from before the reload");
+    sim.latencyMs = 0;
+    const answered = await first;
+    assert.equal(answered.status, 200);
+    await answered.body?.cancel();
+    await until("given back", () => live.services.bodyPool.held === 0);
+    const after = await send(5 * MiB);
+    assert.equal(after.status, 200);
+    await after.body?.cancel();
+  } finally {
+    sim.latencyMs = 0;
+    await live.close();
+  }
 });
