@@ -131,7 +131,9 @@ export class HealthProber {
       result.release();
       const status = result.response.status;
       if (status >= 200 && status < 300) {
-        await health.success(endpoint, before);
+        // Failures counted by traffic while the probes answered are not forgiven by a models list either: only
+        // a probe that answers after one failed (it saw them) clears the count.
+        if (last?.failing) await health.success(endpoint, before);
         const cooling = before.reason === "failures" && before.cooldownUntil > 0 &&
           before.cooldownUntil !== last?.ended;
         if (cooling && last?.failing) {

@@ -175,3 +175,22 @@ test({
     await until("a back through ahead", async () => (await chat(ahead.url)).endpoint === "a");
   },
 });
+
+test("failures counted by requests are not forgiven by probes that answer: the endpoint still reaches its cooldown", async () => {
+  await using broken = listsButFails();
+  await using b = await SimUpstream.start({ name: "b", quiet: true });
+  await using proxy = await startProxy(
+    groupYaml([
+      endpointYaml(broken.url, { name: "broken", extra: "        priority: 0" }),
+      endpointYaml(b.url, { name: "b", extra: "        priority: 1" }),
+    ], ["health_probe_interval: 0.1", "allowed_fails: 2"]).replace("cooldown_time: 30", "cooldown_time: 600"),
+  );
+  // One failing request per probe interval or so: before, each answered probe set the count back to 0, so the
+  // endpoint never cooled down and every request paid a failed attempt on it first.
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await chat(proxy.url)).endpoint, "b");
+    const lists = broken.lists();
+    await until("two probes", () => broken.lists() >= lists + 2);
+  }
+  assert.equal(broken.chats(), 2, "cooling down after its second failed request");
+});
