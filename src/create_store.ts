@@ -36,15 +36,16 @@ function responsesInMemory(maxEntries: number): BoundedArea[] {
 }
 
 /**
- * Files' and batches' records (where each is, whose it is: 30 days each) and list cursors (an hour each), at most
- * `maxEntries` of each, least recently used out first, so no client grows the process by making objects or pages.
- * A record pushed out is an object the proxy does not know: a client key gets 404 for it, as for one past its 30
- * days; others have it looked for on the group's endpoints. Cursors count ~1 KiB a record on average.
+ * Files' and batches' records (where each is, whose it is: 30 days each), at most `records`, and list cursors (an
+ * hour each), at most `cursors` and 1 KiB of key and value each on average (a group's resources each add one to a
+ * cursor), least recently used out first in each area, so no client grows the process by making objects or pages,
+ * and paging never pushes out a file's record. A record pushed out is an object the proxy does not know: a client
+ * key gets 404 for it, as for one past its 30 days; others have it looked for on the group's endpoints.
  */
-function objectsInMemory(maxEntries: number): BoundedArea[] {
+function objectsInMemory(records: number, cursors: number): BoundedArea[] {
   return [
-    { prefix: OBJECT_PREFIX, maxEntries, maxBytes: maxEntries * ID_BYTES },
-    { prefix: CURSOR_PREFIX, maxEntries, maxBytes: maxEntries * 1024 },
+    { prefix: OBJECT_PREFIX, maxEntries: records, maxBytes: records * ID_BYTES },
+    { prefix: CURSOR_PREFIX, maxEntries: cursors, maxBytes: cursors * 1024 },
   ];
 }
 
@@ -61,7 +62,7 @@ export async function createStore(
     bounded: [
       { prefix: CACHE_PREFIX, maxEntries: settings.cacheMaxEntries, maxBytes: settings.cacheMaxBytes },
       ...responsesInMemory(settings.responseAffinityMaxEntries),
-      ...objectsInMemory(settings.objectRecordsMaxEntries),
+      ...objectsInMemory(settings.objectRecordsMaxEntries, settings.listCursorsMaxEntries),
     ],
   });
   if (!settings.redis) return { store: local, shared: local };

@@ -135,6 +135,7 @@ export function restartOnlyChanges(before: Config, after: Config): string[] {
     ["cache_params.max_bytes", a.cacheMaxBytes, b.cacheMaxBytes],
     ["response_affinity_max_entries", a.responseAffinityMaxEntries, b.responseAffinityMaxEntries],
     ["object_records_max_entries", a.objectRecordsMaxEntries, b.objectRecordsMaxEntries],
+    ["list_cursors_max_entries", a.listCursorsMaxEntries, b.listCursorsMaxEntries],
   ] as const;
   const changed = bounds.filter(([, was, now]) => was !== now).map(([name]) => name);
   if (changed.length > 0) {

@@ -122,8 +122,10 @@ export interface Settings {
   readonly responseAffinityTtlSeconds: number;
   /** Responses ids (each with its endpoint, owner and turn) and reasoning items kept in this process at most. */
   readonly responseAffinityMaxEntries: number;
-  /** Files' and batches' records (endpoint and owner), and list cursors, kept in this process at most (each). */
+  /** Files' and batches' records (endpoint and owner) kept in this process at most. */
   readonly objectRecordsMaxEntries: number;
+  /** List cursors kept in this process at most (and 1 KiB of key and value each on average). */
+  readonly listCursorsMaxEntries: number;
   readonly responsesFailover: "replay" | "fail";
   readonly maxWaitForCapacityMs: number;
   readonly maxBodyBytes: number;

@@ -184,6 +184,7 @@ function resolveSettings(gs: ConfigFile["general_settings"], env: EnvLookup): Se
     responseAffinityTtlSeconds: gs.response_affinity_ttl,
     responseAffinityMaxEntries: gs.response_affinity_max_entries,
     objectRecordsMaxEntries: gs.object_records_max_entries,
+    listCursorsMaxEntries: gs.list_cursors_max_entries,
     responsesFailover: gs.responses_failover,
     maxWaitForCapacityMs: Math.round(gs.max_wait_for_capacity * 1000),
     maxBodyBytes: gs.max_body_bytes ?? gs.max_request_body_bytes ?? 10 * MiB,

@@ -213,8 +213,10 @@ export const GeneralSettingsSchema = z.strictObject({
   response_affinity_ttl: z.withDefault(positiveCount, 21600),
   /** Responses ids this process keeps in its own memory (memory store, or while Redis is away). */
   response_affinity_max_entries: z.withDefault(positiveCount, 100_000),
-  /** Files' and batches' records, and list cursors, this process keeps in its own memory (each). */
+  /** Files' and batches' records this process keeps in its own memory. */
   object_records_max_entries: z.withDefault(positiveCount, 100_000),
+  /** List cursors (where a files or batches list stood, an hour each) this process keeps in its own memory. */
+  list_cursors_max_entries: z.withDefault(positiveCount, 10_000),
   responses_failover: z.withDefault(z.oneOf(["replay", "fail"]), "replay"),
   max_wait_for_capacity: z.withDefault(seconds, 2),
   /** Default 10 MiB (or the Python `max_request_body_bytes`); applied by `load.ts`. */

@@ -151,6 +151,7 @@ test("defaults fill every setting a minimal file leaves out", () => {
     responseAffinityTtlSeconds: 21600,
     responseAffinityMaxEntries: 100_000,
     objectRecordsMaxEntries: 100_000,
+    listCursorsMaxEntries: 10_000,
     responsesFailover: "replay",
     maxWaitForCapacityMs: 2000,
     maxBodyBytes: 10 * MiB,

@@ -19,6 +19,7 @@ test("reload: new cache_params.max_entries, response_affinity_max_entries and ob
       `cache_params: {max_entries: ${entries}}`,
       `response_affinity_max_entries: ${entries}`,
       `object_records_max_entries: ${entries}`,
+      `list_cursors_max_entries: ${entries}`,
     ]);
   const logs: string[] = [];
   const logger = createLogger({ level: "info", write: (line) => logs.push(line) });
@@ -36,6 +37,7 @@ test("reload: new cache_params.max_entries, response_affinity_max_entries and ob
     assert.match(restart.msg, /cache_params\.max_entries/);
     assert.match(restart.msg, /response_affinity_max_entries/);
     assert.match(restart.msg, /object_records_max_entries/);
+    assert.match(restart.msg, /list_cursors_max_entries/);
     assert.doesNotMatch(restart.msg, /max_bytes/, "only what changed is named");
     // The old bound holds: five distinct answers, two kept.
     for (let i = 0; i < 5; i++) {
