@@ -49,20 +49,22 @@ test("today's usage lists keys named constructor, toString and hasOwnProperty", 
   }
 });
 
+/** One group on `simUrl`, no cache, the admin key `admin-key-1`, and `lines` after (a `keys:` block). */
+const oneGroupConfig = (simUrl: string, ...lines: string[]) =>
+  [
+    "model_groups:",
+    "  - model_group: gpt-test",
+    "    models:",
+    endpointYaml(simUrl, { name: "a" }),
+    "general_settings:",
+    "  cache: false",
+    "  admin_keys: [admin-key-1]",
+    ...lines,
+  ].join("\n") + "\n";
+
 test("a caller without a key (admin keys only) is `anonymous` in every usage view; no new key may take that name", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
-  const yaml = (keys: string[]) =>
-    [
-      "model_groups:",
-      "  - model_group: gpt-test",
-      "    models:",
-      endpointYaml(sim.url, { name: "a" }),
-      "general_settings:",
-      "  cache: false",
-      "  admin_keys: [admin-key-1]",
-      ...keys,
-    ].join("\n") + "\n";
-  await using proxy = await startProxy(yaml([]));
+  await using proxy = await startProxy(oneGroupConfig(sim.url));
   const admin = { authorization: "Bearer admin-key-1" };
   const created = await fetch(`${proxy.url}/admin/keys`, {
     method: "POST",
@@ -130,18 +132,7 @@ const ask = async (url: string, key?: string) => {
 test("a keys: entry named `anonymous` loads (it did before): counted as `anonymous (key)`, one warning with the fix", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   await using proxy = await startProxy(
-    [
-      "model_groups:",
-      "  - model_group: gpt-test",
-      "    models:",
-      endpointYaml(sim.url, { name: "a" }),
-      "general_settings:",
-      "  cache: false",
-      "  admin_keys: [admin-key-1]",
-      "keys:",
-      "  - name: anonymous",
-      "    key: sk-anonymous-key",
-    ].join("\n") + "\n",
+    oneGroupConfig(sim.url, "keys:", "  - name: anonymous", "    key: sk-anonymous-key"),
   );
   assert.equal(await ask(proxy.url, "sk-anonymous-key"), 200);
   assert.equal(await ask(proxy.url), 401, "a client key exists: callers without one are refused");
@@ -154,17 +145,7 @@ test("a keys: entry named `anonymous` loads (it did before): counted as `anonymo
 
 test("a runtime key named `anonymous` from an older version works, apart from keyless usage, until revoked", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
-  await using proxy = await startProxy(
-    [
-      "model_groups:",
-      "  - model_group: gpt-test",
-      "    models:",
-      endpointYaml(sim.url, { name: "a" }),
-      "general_settings:",
-      "  cache: false",
-      "  admin_keys: [admin-key-1]",
-    ].join("\n") + "\n",
-  );
+  await using proxy = await startProxy(oneGroupConfig(sim.url));
   assert.equal(await ask(proxy.url), 200, "no client key: callers without one are let in");
   // What `POST /admin/keys {"name": "anonymous"}` of an older version left in the store.
   const { store, keys } = proxy.services;
@@ -202,20 +183,14 @@ test("a runtime key named `anonymous` from an older version works, apart from ke
 test("a key named `anonymous` still reaches the responses it created before: owned by its name, as its files", async () => {
   await using sim = await SimUpstream.start({ name: "a", quiet: true });
   await using proxy = await startProxy(
-    [
-      "model_groups:",
-      "  - model_group: gpt-test",
-      "    models:",
-      endpointYaml(sim.url, { name: "a" }),
-      "general_settings:",
-      "  cache: false",
-      "  admin_keys: [admin-key-1]",
+    oneGroupConfig(
+      sim.url,
       "keys:",
       "  - name: anonymous",
       "    key: sk-anonymous-key",
       "  - name: other",
       "    key: sk-other-key",
-    ].join("\n") + "\n",
+    ),
   );
   const client = (key: string) => new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: key, maxRetries: 0 });
   // One made now, and one an older version recorded (owner: the key's name, which usage also called it then).
