@@ -76,6 +76,7 @@ export async function createStore(
     ...settings.redis,
     clusterNodes: settings.redis.clusterNodes ? [...settings.redis.clusterNodes] : undefined,
     namespace: settings.namespace,
+    now: clock.now,
     logger: (level, message, fields) => logger.log(level, message, fields),
   });
   const store = new FallbackStore({

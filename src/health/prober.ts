@@ -8,8 +8,8 @@
  * A 4xx says the probe itself is refused (a key without list permission): noted, never held against it.
  *
  * No clocks are compared across instances: a probe that ends a cooldown shares that cooldown's deadline as the
- * store holds it, and every instance treats exactly that cooldown as over (a later one, with a later deadline, is
- * not).
+ * store holds it (`storedUntil`, in Redis's clock), and every instance treats exactly that cooldown as over (a
+ * later one, with a later deadline, is not).
  */
 
 import type { EndpointConfig, GroupConfig } from "../config/config.ts";
@@ -26,7 +26,7 @@ export const PROBE_RESULTS_KEY = "probe:results";
 export interface ProbeResult {
   /** The last probe failed: the next one that answers ends the endpoint's cooldown. */
   readonly failing: boolean;
-  /** The deadline (`cooldownUntil`, as stored) of the cooldown a probe ended. */
+  /** The deadline (`storedUntil`: as stored) of the cooldown a probe ended. */
   readonly ended?: number;
 }
 
@@ -75,7 +75,7 @@ export class HealthProber {
    */
   revives(id: string, state: EndpointHealth): boolean {
     if (state.reason !== "failures" || state.cooldownUntil === 0) return false;
-    return this.#results[id]?.ended === state.cooldownUntil;
+    return this.#results[id]?.ended === stored(state);
   }
 
   /** One round: probe if this instance holds the lock, else read what the holder shared. Never throws. */
@@ -135,15 +135,15 @@ export class HealthProber {
         // a probe that answers after one failed (it saw them) clears the count.
         if (last?.failing) await health.success(endpoint, before);
         const cooling = before.reason === "failures" && before.cooldownUntil > 0 &&
-          before.cooldownUntil !== last?.ended;
+          stored(before) !== last?.ended;
         if (cooling && last?.failing) {
           logger.info("endpoint answered its health probe; back in service", { endpoint: endpoint.id });
-          return { failing: false, ended: before.cooldownUntil };
+          return { failing: false, ended: stored(before) };
         }
-        // Said once per cooldown (and not of one over by this instance's clock, which only the log reads).
+        // Said once per cooldown (and not of one already over).
         const kept = cooling && before.cooldownUntil > this.#options.now();
-        if (kept && this.#kept.get(endpoint.id) !== before.cooldownUntil) {
-          this.#kept.set(endpoint.id, before.cooldownUntil);
+        if (kept && this.#kept.get(endpoint.id) !== stored(before)) {
+          this.#kept.set(endpoint.id, stored(before));
           const message = "endpoint answers its health probe but its requests failed: it cools down in full";
           logger.info(message, { endpoint: endpoint.id });
         }
@@ -161,6 +161,9 @@ export class HealthProber {
     return { failing: true, ...ended };
   }
 }
+
+/** A cooldown's deadline as the store holds it: the same on every instance and every read of that cooldown. */
+const stored = (state: EndpointHealth): number => state.storedUntil ?? state.cooldownUntil;
 
 /** The shared results; anything else (an older version's epoch times) reads as nothing found. */
 function parseResults(text: string): ProbeResults {

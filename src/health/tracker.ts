@@ -7,6 +7,7 @@ import type { EndpointConfig } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import type { ProxyMetrics } from "../metrics/metrics.ts";
 import { type EndpointHealth, HEALTHY, type Store } from "../store/store.ts";
+import { isoTime } from "../util/iso_time.ts";
 
 export interface HealthSettings {
   readonly allowedFails: number;
@@ -70,7 +71,7 @@ export class HealthTracker {
     const state = await this.#guard(endpoint, () =>
       this.#store.recordFailure(endpoint.id, {
         allowedFails: this.#settings.allowedFails,
-        cooldownUntil: this.#now() + this.#settings.cooldownMs,
+        cooldownMs: this.#settings.cooldownMs,
       }));
     if (state.cooldownUntil > this.#now() && state.failures === 0) {
       this.#metrics?.cooldown(endpoint, "failures");
@@ -78,7 +79,7 @@ export class HealthTracker {
         endpoint: endpoint.id,
         group: endpoint.group,
         cause,
-        until: new Date(state.cooldownUntil).toISOString(),
+        until: isoTime(state.cooldownUntil),
       });
     }
     return state;
@@ -86,25 +87,26 @@ export class HealthTracker {
 
   /** A 429: cool down at once until the upstream's retry time, else `cooldown_time`. */
   rateLimited(endpoint: EndpointConfig, retryAfterMs: number | undefined): Promise<EndpointHealth> {
-    return this.rateLimitedUntil(
-      endpoint,
-      this.#now() + (retryAfterMs ?? this.#settings.cooldownMs),
-      "HTTP 429",
-    );
+    return this.#rateLimitedFor(endpoint, retryAfterMs ?? this.#settings.cooldownMs, "HTTP 429");
   }
 
   /**
-   * Cools the endpoint down for its rate limit until the epoch ms `until` (a 429's retry time, or the reset of a
-   * limit its headers report as spent). Extends a shorter cooldown, never shortens a longer one.
+   * Cools the endpoint down for its rate limit until the epoch ms `until` of this instance's clock (the reset of
+   * a limit its headers report as spent). Extends a shorter cooldown, never shortens a longer one.
    */
-  async rateLimitedUntil(endpoint: EndpointConfig, until: number, cause: string): Promise<EndpointHealth> {
-    const state = await this.#guard(endpoint, () => this.#store.coolDown(endpoint.id, until, "rate_limit"));
+  rateLimitedUntil(endpoint: EndpointConfig, until: number, cause: string): Promise<EndpointHealth> {
+    return this.#rateLimitedFor(endpoint, until - this.#now(), cause);
+  }
+
+  /** The store gets the time left, not a deadline: it measures the cooldown by its own clock. */
+  async #rateLimitedFor(endpoint: EndpointConfig, forMs: number, cause: string): Promise<EndpointHealth> {
+    const state = await this.#guard(endpoint, () => this.#store.coolDown(endpoint.id, forMs, "rate_limit"));
     this.#metrics?.cooldown(endpoint, "rate_limit");
     this.#logger.info("endpoint rate limited", {
       endpoint: endpoint.id,
       group: endpoint.group,
       cause,
-      until: new Date(state.cooldownUntil).toISOString(),
+      until: isoTime(state.cooldownUntil),
     });
     return state;
   }

@@ -97,8 +97,8 @@ export class FallbackStore implements Store {
     return this.#calls.call({ health: id }, (store) => store.recordSuccess(id));
   }
 
-  coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
-    return this.#calls.call({ health: id }, (store) => store.coolDown(id, until, reason));
+  coolDown(id: string, forMs: number, reason: CooldownReason): Promise<EndpointHealth> {
+    return this.#calls.call({ health: id }, (store) => store.coolDown(id, forMs, reason));
   }
 
   get(key: string): Promise<string | null> {

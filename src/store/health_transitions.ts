@@ -12,13 +12,12 @@
  * Functions return the input object itself when nothing changes, so callers can skip writes.
  */
 
-import type { CooldownReason, EndpointHealth, FailureOptions } from "./store.ts";
+import type { CooldownReason, EndpointHealth } from "./store.ts";
 
-export function applyFailure(state: EndpointHealth, options: FailureOptions): EndpointHealth {
+/** `until`: the epoch ms the cooldown this failure may start lasts until (the store's now plus `cooldownMs`). */
+export function applyFailure(state: EndpointHealth, allowedFails: number, until: number): EndpointHealth {
   const failures = state.failures + 1;
-  if (failures >= options.allowedFails) {
-    return applyCooldown(state, options.cooldownUntil, "failures");
-  }
+  if (failures >= allowedFails) return applyCooldown(state, until, "failures");
   return { failures, cooldownUntil: state.cooldownUntil, reason: state.reason };
 }
 

@@ -90,7 +90,11 @@ export class MemoryStore implements Store {
   }
 
   recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
-    const next = applyFailure(this.#health.get(id) ?? HEALTHY, options);
+    const next = applyFailure(
+      this.#health.get(id) ?? HEALTHY,
+      options.allowedFails,
+      this.#now() + options.cooldownMs,
+    );
     this.#health.set(id, next);
     return Promise.resolve(next);
   }
@@ -101,8 +105,8 @@ export class MemoryStore implements Store {
     return Promise.resolve();
   }
 
-  coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
-    const next = applyCooldown(this.#health.get(id) ?? HEALTHY, until, reason);
+  coolDown(id: string, forMs: number, reason: CooldownReason): Promise<EndpointHealth> {
+    const next = applyCooldown(this.#health.get(id) ?? HEALTHY, this.#now() + forMs, reason);
     this.#health.set(id, next);
     return Promise.resolve(next);
   }

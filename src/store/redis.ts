@@ -1,7 +1,8 @@
 /**
  * The shared store over Redis (standalone, Cluster or Sentinel) with ioredis. Key layout, all under `${namespace}:`:
  *
- * - `${ns}:{${id}}:health`                  hash { failures, until, reason } of one endpoint
+ * - `${ns}:{${id}}:health`                  hash { failures, until, reason } of one endpoint; `until` in Redis's
+ *                                            clock (TIME), which the instances never compare with their own
  * - `${ns}:{${scope}}:w:${name}:${start}`   counters of one fixed window (`{${key}}:w:${start}` for one counter)
  * - `${ns}:${key}`                           plain values (cache entries, affinity, coalescing locks); a cache entry
  *                                            `cache:{sha}` and its lock `coalesce:{sha}` share the sha as hash tag,
@@ -28,7 +29,7 @@ import type {
   WindowReply,
 } from "./store.ts";
 import { ADD_TO_WINDOWS, fromScript, ONE_KEY_SCRIPTS, READ_OR_LOCK, type Scripts } from "./redis_scripts.ts";
-import { SET_AND_UNLOCK, toHealth } from "./redis_scripts.ts";
+import { SET_AND_UNLOCK } from "./redis_scripts.ts";
 import { appendToRelay, readRelay } from "./redis_relay.ts";
 import {
   type Client,
@@ -49,6 +50,7 @@ export class RedisStore implements Store {
   readonly #client: Client;
   readonly #scripts: Scripts;
   readonly #ns: string;
+  readonly #now: () => number;
   readonly #watch: ConnectionWatch;
   /** Where we connect, without credentials: the one node's name when not a Cluster. */
   readonly #target: string;
@@ -65,6 +67,7 @@ export class RedisStore implements Store {
 
   private constructor(options: RedisStoreOptions) {
     this.#ns = options.namespace ?? "llmproxy";
+    this.#now = options.now ?? Date.now;
     this.#client = createClient(options);
     for (const [name, lua] of Object.entries(ONE_KEY_SCRIPTS)) {
       this.#client.defineCommand(name, { lua, numberOfKeys: 1 });
@@ -83,28 +86,32 @@ export class RedisStore implements Store {
     if (ids.length === 0) return [];
     // Auto-pipelining sends these, and whatever else this tick asks for (the cache's lock script), in one write
     // (one per node on a Cluster).
-    const client = this.#client;
-    const replies = await Promise.all(
-      ids.map((id) => client.hmget(this.#healthKey(id), "failures", "until", "reason")),
-    );
-    return replies.map(toHealth);
+    const scripts = this.#scripts;
+    const replies = await Promise.all(ids.map((id) => scripts.llmproxyReadHealth(this.#healthKey(id))));
+    const now = this.#now();
+    return replies.map((reply) => fromScript(reply, now));
   }
 
   async recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
     const reply = await this.#scripts.llmproxyRecordFailure(
       this.#healthKey(id),
       options.allowedFails,
-      options.cooldownUntil,
+      Math.max(0, Math.round(options.cooldownMs)),
     );
-    return fromScript(reply);
+    return fromScript(reply, this.#now());
   }
 
   async recordSuccess(id: string): Promise<void> {
     await this.#scripts.llmproxyRecordSuccess(this.#healthKey(id));
   }
 
-  async coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth> {
-    return fromScript(await this.#scripts.llmproxyCoolDown(this.#healthKey(id), until, reason));
+  async coolDown(id: string, forMs: number, reason: CooldownReason): Promise<EndpointHealth> {
+    const reply = await this.#scripts.llmproxyCoolDown(
+      this.#healthKey(id),
+      Math.max(0, Math.round(forMs)),
+      reason,
+    );
+    return fromScript(reply, this.#now());
   }
 
   get(key: string): Promise<string | null> {

@@ -37,6 +37,8 @@ export interface RedisStoreOptions {
   readonly sentinelMaster?: string;
   /** Prefix of every key; default "llmproxy". */
   readonly namespace?: string;
+  /** This instance's clock (epoch ms; default `Date.now`), onto which cooldowns' time left is added. */
+  readonly now?: () => number;
   readonly logger?: StoreLogger;
   /** Give up on one connection attempt after this long; default 1000 ms. */
   readonly connectTimeoutMs?: number;

@@ -5,26 +5,33 @@
 
 import { type CooldownReason, type EndpointHealth, HEALTHY } from "./store.ts";
 
-// An endpoint's health hash lives a day past its cooldown's end (or past its last write), so the hashes of
-// endpoints that left the config do not stay in Redis for ever. TIME is allowed in scripts (effects replication).
-const KEEP_HEALTH = `
+// Deadlines are kept and compared in Redis's own clock (TIME, allowed in scripts since effects replication): the
+// instances send durations and read the time left, so their clocks never meet. An endpoint's health hash lives a
+// day past its cooldown's end (or past its last write), so the hashes of endpoints that left the config do not
+// stay in Redis for ever. Every health script answers {failures, until, reason, until - now}: until '0' when the
+// endpoint never cooled down.
+const HEALTH_CLOCK = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function keep(key, untilMs)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('PEXPIRE', key, math.max(tonumber(untilMs) - now, 0) + 86400000)
+end
+local function answer(failures, untilMs, reason)
+  return {failures, untilMs, reason, tonumber(untilMs) - now}
 end
 `;
 
-// Each script mirrors the function of the same name in health_transitions.ts.
-const RECORD_FAILURE = KEEP_HEALTH + `
+// Each script mirrors the function of the same name in health_transitions.ts. ARGV: allowedFails, cooldown ms.
+const RECORD_FAILURE = HEALTH_CLOCK + `
 local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
 local failures = (tonumber(h[1]) or 0) + 1
 local untilMs = h[2] or '0'
 local reason = h[3] or ''
 if failures >= tonumber(ARGV[1]) then
   failures = 0
-  if tonumber(ARGV[2]) > tonumber(untilMs) then
-    untilMs = ARGV[2]
+  local later = now + tonumber(ARGV[2])
+  if later > tonumber(untilMs) then
+    untilMs = tostring(later)
     reason = 'failures'
   end
   redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
@@ -32,14 +39,16 @@ else
   redis.call('HSET', KEYS[1], 'failures', failures)
 end
 keep(KEYS[1], untilMs)
-return {failures, untilMs, reason}`;
+return answer(failures, untilMs, reason)`;
 
-const COOL_DOWN = KEEP_HEALTH + `
+// ARGV: cooldown ms, reason.
+const COOL_DOWN = HEALTH_CLOCK + `
 local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
 local untilMs = h[2] or '0'
 local reason = h[3] or ''
-if tonumber(ARGV[1]) > tonumber(untilMs) then
-  untilMs = ARGV[1]
+local later = now + tonumber(ARGV[1])
+if later > tonumber(untilMs) then
+  untilMs = tostring(later)
   reason = ARGV[2]
   redis.call('HSET', KEYS[1], 'failures', 0, 'until', untilMs, 'reason', reason)
   keep(KEYS[1], untilMs)
@@ -47,15 +56,21 @@ elseif h[1] and h[1] ~= '0' then
   redis.call('HSET', KEYS[1], 'failures', 0)
   keep(KEYS[1], untilMs)
 end
-return {0, untilMs, reason}`;
+return answer(0, untilMs, reason)`;
 
-const RECORD_SUCCESS = KEEP_HEALTH + `
+const RECORD_SUCCESS = HEALTH_CLOCK + `
 local h = redis.call('HMGET', KEYS[1], 'failures', 'until')
 if h[1] and h[1] ~= '0' then
   redis.call('HSET', KEYS[1], 'failures', 0)
   keep(KEYS[1], h[2] or '0')
 end
 return 0`;
+
+// A read: the hash, and the time left of its cooldown by Redis's clock. An empty answer for an absent hash.
+const READ_HEALTH = HEALTH_CLOCK + `
+local h = redis.call('HMGET', KEYS[1], 'failures', 'until', 'reason')
+if not h[1] and not h[2] then return {} end
+return answer(h[1] or '0', h[2] or '0', h[3] or '')`;
 
 const ADD_TO_WINDOW = `
 local total = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -113,16 +128,19 @@ return 0`,
   llmproxyRecordFailure: RECORD_FAILURE,
   llmproxyCoolDown: COOL_DOWN,
   llmproxyRecordSuccess: RECORD_SUCCESS,
+  llmproxyReadHealth: READ_HEALTH,
   llmproxyAddToWindow: ADD_TO_WINDOW,
 };
 
-export type HealthReply = [failures: number | string, until: string, reason: string];
+/** A health script's answer; `left`: the ms until `until` by Redis's clock (negative once it passed). */
+export type HealthReply = [failures: number | string, until: string, reason: string, left: number];
 
 /** The Lua commands `defineCommand` adds to the client. */
 export interface Scripts {
-  llmproxyRecordFailure(key: string, allowedFails: number, until: number): Promise<HealthReply>;
-  llmproxyCoolDown(key: string, until: number, reason: CooldownReason): Promise<HealthReply>;
+  llmproxyRecordFailure(key: string, allowedFails: number, cooldownMs: number): Promise<HealthReply>;
+  llmproxyCoolDown(key: string, forMs: number, reason: CooldownReason): Promise<HealthReply>;
   llmproxyRecordSuccess(key: string): Promise<number>;
+  llmproxyReadHealth(key: string): Promise<HealthReply | []>;
   llmproxyDeleteIfEquals(key: string, value: string): Promise<number>;
   llmproxyExtendIfEquals(key: string, value: string, ttlMs: number): Promise<number>;
   llmproxyAddToWindow(key: string, amount: number, windowMs: number): Promise<number>;
@@ -141,22 +159,15 @@ export interface Scripts {
   ): Promise<number>;
 }
 
-/** One endpoint's health from its hash (HMGET failures, until, reason). */
-export function toHealth(reply: (string | null)[]): EndpointHealth {
-  const [failures, until, reason] = reply;
-  if (failures === null && until === null) return HEALTHY;
-  return {
-    failures: failures === null ? 0 : Number(failures),
-    cooldownUntil: until === null ? 0 : Number(until),
-    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
-  };
-}
-
-/** One endpoint's health from a health script's reply. */
-export function fromScript([failures, until, reason]: HealthReply): EndpointHealth {
-  return {
-    failures: Number(failures),
-    cooldownUntil: Number(until),
-    reason: reason === "failures" || reason === "rate_limit" ? reason : null,
-  };
+/**
+ * One endpoint's health from a health script's answer, its deadline moved onto this instance's clock (`now`, read
+ * when the answer came): the time Redis says is left, from now. `storedUntil` keeps the deadline as Redis holds it.
+ */
+export function fromScript(reply: HealthReply | [], now: number): EndpointHealth {
+  if (reply.length === 0) return HEALTHY;
+  const [failures, until, reason, left] = reply;
+  const stored = Number(until);
+  const kind = reason === "failures" || reason === "rate_limit" ? reason : null;
+  if (stored === 0) return { failures: Number(failures), cooldownUntil: 0, reason: kind };
+  return { failures: Number(failures), cooldownUntil: now + Number(left), reason: kind, storedUntil: stored };
 }

@@ -17,10 +17,20 @@ export type CooldownReason = "failures" | "rate_limit";
 export interface EndpointHealth {
   /** Consecutive failures since the last success or cooldown. */
   readonly failures: number;
-  /** Epoch milliseconds until which the endpoint is cooling down; 0 when it is not. */
+  /**
+   * Epoch milliseconds of this instance's clock until which the endpoint is cooling down; 0 when it never was.
+   * A shared store keeps the deadline in its own clock and answers with the time left, which this instance adds
+   * to its own clock: instances whose clocks disagree still agree on when a cooldown ends.
+   */
   readonly cooldownUntil: number;
   /** Why the last cooldown was set; null when none was. */
   readonly reason: CooldownReason | null;
+  /**
+   * The deadline as the store holds it, in the store's clock (Redis `TIME`): the same for every instance and every
+   * read of one cooldown, so it names that cooldown (`health/prober.ts`). Absent where the store's clock is this
+   * process's own (the memory store): `cooldownUntil` then.
+   */
+  readonly storedUntil?: number;
 }
 
 export const HEALTHY: EndpointHealth = Object.freeze({ failures: 0, cooldownUntil: 0, reason: null });
@@ -28,8 +38,8 @@ export const HEALTHY: EndpointHealth = Object.freeze({ failures: 0, cooldownUnti
 export interface FailureOptions {
   /** Consecutive failures that start a cooldown. */
   readonly allowedFails: number;
-  /** Epoch milliseconds the cooldown lasts until, if this failure starts one. */
-  readonly cooldownUntil: number;
+  /** How long the cooldown lasts, in ms from when the store applies it, if this failure starts one. */
+  readonly cooldownMs: number;
 }
 
 export type StoreStatus = "ok" | "degraded";
@@ -96,14 +106,17 @@ export interface Store {
   /** The same, at once, from a store that holds health in this process (no promise on a request's way). */
   readHealthNow?(ids: readonly string[]): EndpointHealth[];
   /**
-   * Counts one failure. When the count reaches `allowedFails`, the endpoint cools down until `cooldownUntil`
+   * Counts one failure. When the count reaches `allowedFails`, the endpoint cools down for `cooldownMs`
    * (never shortening a later deadline already set) and the count starts again at 0. Atomic across instances.
    */
   recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth>;
   /** Resets the consecutive failure count. Leaves a running cooldown alone. */
   recordSuccess(id: string): Promise<void>;
-  /** Cools the endpoint until `until` at once; extends a shorter cooldown, never shortens a longer one. */
-  coolDown(id: string, until: number, reason: CooldownReason): Promise<EndpointHealth>;
+  /**
+   * Cools the endpoint for `forMs` from now, as the store's clock reads it, at once; extends a shorter cooldown,
+   * never shortens a longer one.
+   */
+  coolDown(id: string, forMs: number, reason: CooldownReason): Promise<EndpointHealth>;
 
   /** Value stored at `key`, or null when absent or expired. */
   get(key: string): Promise<string | null>;

@@ -71,7 +71,7 @@ test("nextNow changes nothing where it cannot pick: a budget to charge, health k
 
   // A store that reads health only asynchronously (as Redis does): no pick at once; next() reads it.
   const plain: GroupConfig = { name: "p", endpoints: [endpoint("c", 1), endpoint("d", 1)] };
-  const memory = new MemoryStore();
+  const memory = new MemoryStore({ now });
   const remote = new Proxy(memory, {
     get: (target, key) => {
       if (key === "readHealthNow") return undefined;
@@ -79,7 +79,7 @@ test("nextNow changes nothing where it cannot pick: a budget to charge, health k
       return typeof value === "function" ? value.bind(target) : value;
     },
   }) as Store;
-  await memory.coolDown("c", now() + 60_000, "rate_limit"); // read through readHealth: c is skipped
+  await memory.coolDown("c", 60_000, "rate_limit"); // read through readHealth: c is skipped
 
   const plan = balancer(remote).plan(plain, options);
   assert.equal(plan.nextNow(), undefined);

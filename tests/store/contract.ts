@@ -11,6 +11,8 @@ export interface Backend {
   open(namespace: string): Promise<Store>;
   /** Lets `ms` of store time pass: the memory store's clock jumps, Redis really waits. */
   advance(ms: number): Promise<void>;
+  /** The clock the stores answer on (epoch ms): the memory store's own, else this process's. */
+  now(): number;
   readonly shared: boolean;
   readonly kind: Store["kind"];
 }
@@ -52,9 +54,27 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     assert.deepEqual(await store.readHealth(["a"]), [HEALTHY]);
   });
 
+  // Cooldowns are given as durations and measured by the store's clock; the answers carry deadlines on this
+  // process's clock. `cooling(state)` reads one back as the time left (0: never cooled), to within `slack` ms
+  // (Redis's clock runs while the test does; the memory store's does not).
+  const slack = backend.kind === "memory" ? 0 : 1000;
+  const left = (state: EndpointHealth) => state.cooldownUntil === 0 ? 0 : state.cooldownUntil - backend.now();
+  const same = (
+    state: EndpointHealth,
+    [failures, ms, reason]: [number, number, EndpointHealth["reason"]],
+    what = "",
+  ) => {
+    assert.deepEqual([state.failures, state.reason], [failures, reason], what);
+    const got = left(state);
+    assert.ok(
+      ms === 0 ? got === 0 : Math.abs(got - ms) <= slack,
+      `${what} cooldown: ${ms} ms left expected, got ${got}`,
+    );
+  };
+
   await step("failures accumulate and a success resets them", async (open) => {
     const store = await open();
-    const options = { allowedFails: 3, cooldownUntil: T };
+    const options = { allowedFails: 3, cooldownMs: 5000 };
     assert.deepEqual(await store.recordFailure("e1", options), health(1, 0, null));
     assert.deepEqual(await store.recordFailure("e1", options), health(2, 0, null));
     assert.deepEqual(await store.readHealth(["e0", "e1"]), [HEALTHY, health(2, 0, null)]);
@@ -65,47 +85,52 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
 
   await step("reaching allowedFails cools down and starts the count again", async (open) => {
     const store = await open();
-    const options = { allowedFails: 2, cooldownUntil: T + 5000 };
+    const options = { allowedFails: 2, cooldownMs: 50_000 };
     await store.recordFailure("e1", options);
-    assert.deepEqual(await store.recordFailure("e1", options), health(0, T + 5000, "failures"));
-    assert.deepEqual(await store.readHealth(["e1"]), [health(0, T + 5000, "failures")]);
-    assert.deepEqual(await store.recordFailure("e1", options), health(1, T + 5000, "failures"));
+    same(await store.recordFailure("e1", options), [0, 50_000, "failures"]);
+    same((await store.readHealth(["e1"]))[0], [0, 50_000, "failures"]);
+    same(await store.recordFailure("e1", options), [1, 50_000, "failures"]);
     // allowedFails 1: every failure cools down at once.
-    assert.deepEqual(
-      await store.recordFailure("e2", { allowedFails: 1, cooldownUntil: T + 10 }),
-      health(0, T + 10, "failures"),
-    );
+    same(await store.recordFailure("e2", { allowedFails: 1, cooldownMs: 10_000 }), [0, 10_000, "failures"]);
   });
 
   await step("a cooldown is extended by a later deadline and never shortened", async (open) => {
     const store = await open();
-    assert.deepEqual(await store.coolDown("e1", T + 1000, "rate_limit"), health(0, T + 1000, "rate_limit"));
-    assert.deepEqual(await store.coolDown("e1", T + 500, "failures"), health(0, T + 1000, "rate_limit"));
-    assert.deepEqual(await store.coolDown("e1", T + 1000, "failures"), health(0, T + 1000, "rate_limit"));
+    same(await store.coolDown("e1", 10_000, "rate_limit"), [0, 10_000, "rate_limit"]);
+    same(await store.coolDown("e1", 5000, "failures"), [0, 10_000, "rate_limit"]);
     // A failure cooldown that ends earlier leaves the longer deadline (and its reason) in place.
-    assert.deepEqual(
-      await store.recordFailure("e1", { allowedFails: 1, cooldownUntil: T + 200 }),
-      health(0, T + 1000, "rate_limit"),
-    );
-    assert.deepEqual(await store.coolDown("e1", T + 2000, "failures"), health(0, T + 2000, "failures"));
-    assert.deepEqual(await store.readHealth(["e1"]), [health(0, T + 2000, "failures")]);
+    same(await store.recordFailure("e1", { allowedFails: 1, cooldownMs: 2000 }), [0, 10_000, "rate_limit"]);
+    same(await store.coolDown("e1", 20_000, "failures"), [0, 20_000, "failures"]);
+    same((await store.readHealth(["e1"]))[0], [0, 20_000, "failures"]);
   });
 
   await step("a rate-limit cooldown starts at once and resets the failure count", async (open) => {
     const store = await open();
-    const options = { allowedFails: 5, cooldownUntil: T };
+    const options = { allowedFails: 5, cooldownMs: 5000 };
     await store.recordFailure("e1", options);
     await store.recordFailure("e1", options);
-    assert.deepEqual(await store.coolDown("e1", T + 300, "rate_limit"), health(0, T + 300, "rate_limit"));
-    assert.deepEqual(await store.coolDown("fresh", T + 300, "rate_limit"), health(0, T + 300, "rate_limit"));
+    same(await store.coolDown("e1", 3000, "rate_limit"), [0, 3000, "rate_limit"]);
+    same(await store.coolDown("fresh", 3000, "rate_limit"), [0, 3000, "rate_limit"]);
   });
 
   await step("a success leaves a running cooldown alone", async (open) => {
     const store = await open();
-    await store.coolDown("e1", T + 300, "rate_limit");
-    await store.recordFailure("e1", { allowedFails: 3, cooldownUntil: T });
+    await store.coolDown("e1", 3000, "rate_limit");
+    await store.recordFailure("e1", { allowedFails: 3, cooldownMs: 5000 });
     await store.recordSuccess("e1");
-    assert.deepEqual(await store.readHealth(["e1", "e2"]), [health(0, T + 300, "rate_limit"), HEALTHY]);
+    const [e1, e2] = await store.readHealth(["e1", "e2"]);
+    same(e1, [0, 3000, "rate_limit"]);
+    assert.deepEqual(e2, HEALTHY);
+  });
+
+  await step("a cooldown ends by the store's clock, and one over is replaced by a new one", async (open) => {
+    const store = await open();
+    await store.coolDown("e1", 100, "rate_limit");
+    await backend.advance(150);
+    const [over] = await store.readHealth(["e1"]);
+    assert.ok(over.cooldownUntil > 0 && left(over) <= -25, `ended 50 ms ago, yet ${left(over)} ms left`);
+    // A new, shorter cooldown replaces one that has ended: it ends later than it.
+    same(await store.coolDown("e1", 2000, "rate_limit"), [0, 2000, "rate_limit"]);
   });
 
   await step("get and set, with and without expiry", async (open) => {
@@ -235,7 +260,7 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     writes.push(store.set("cachex", "keep"), store.set("other:1", "keep"), store.set("ca*he:1", "keep"));
     writes.push(store.set("we*rd:1", "go"), store.set("weXrd:1", "keep"));
     await Promise.all(writes);
-    await store.recordFailure("cache:", { allowedFails: 5, cooldownUntil: T });
+    await store.recordFailure("cache:", { allowedFails: 5, cooldownMs: 1000 });
     await store.addToWindow("cache:budget", 3, 60_000, T);
     assert.equal(await store.deleteByPrefix("cache:"), 620);
     assert.equal(await store.deleteByPrefix("cache:"), 0);
@@ -399,7 +424,7 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     const b = await open("-b");
     await a.set("k", "from a");
     await b.set("k", "from b");
-    await a.coolDown("e1", T, "rate_limit");
+    await a.coolDown("e1", 1000, "rate_limit");
     await a.addToWindow("w", 2, 1000, T);
     assert.equal(await a.get("k"), "from a");
     assert.equal(await b.get("k"), "from b");
@@ -418,7 +443,7 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
         store.addToWindow(id, 2, 60_000, T),
         store.readOrLock(`cache:{${id}}`, `coalesce:{${id}}`, "me", 5000),
         store.set(`affinity:${id}`, id, 5000),
-        store.recordFailure(id, { allowedFails: 5, cooldownUntil: T }),
+        store.recordFailure(id, { allowedFails: 5, cooldownMs: 1000 }),
         store.readHealth([id, `${id}-other`]),
         store.deleteIfEquals(`lock:${id}`, "nobody"),
       ])
@@ -444,8 +469,8 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     assert.equal(await b.setIfAbsent("lock:x", "b", 5000), false);
     assert.equal((await a.readOrLock("cache:{y}", "coalesce:{y}", "a", 5000)).locked, true);
     assert.equal((await b.readOrLock("cache:{y}", "coalesce:{y}", "b", 5000)).locked, false);
-    await a.coolDown("e1", T + 100, "rate_limit");
-    assert.deepEqual(await b.readHealth(["e1"]), [health(0, T + 100, "rate_limit")]);
+    await a.coolDown("e1", 5000, "rate_limit");
+    same((await b.readHealth(["e1"]))[0], [0, 5000, "rate_limit"]);
     assert.equal(await b.deleteByPrefix("affinity:"), 1);
     assert.equal(await a.get("affinity:resp_1"), null);
   });
@@ -477,7 +502,7 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
   await step("failures and windows are atomic across clients", async (open) => {
     const a = await open();
     const b = await open();
-    const options = { allowedFails: 10, cooldownUntil: T };
+    const options = { allowedFails: 10, cooldownMs: 5000 };
     const failures = [];
     const adds = [];
     for (let i = 0; i < 25; i++) {
@@ -487,7 +512,7 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     const results = await Promise.all(failures);
     // 50 failures with allowedFails 10: exactly five of them started (or kept) the cooldown.
     assert.equal(results.filter((h) => h.failures === 0).length, 5);
-    assert.deepEqual(await a.readHealth(["e1"]), [health(0, T, "failures")]);
+    same((await a.readHealth(["e1"]))[0], [0, 5000, "failures"]);
     const totals = (await Promise.all(adds)).sort((x, y) => x - y);
     assert.deepEqual(totals, Array.from({ length: 50 }, (_, i) => 3 * (i + 1)));
   });

@@ -10,7 +10,7 @@ import { RedisStore, type StoreLogger } from "../../src/store/redis.ts";
 import { HEALTHY } from "../../src/store/store.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { slowLink } from "../_support/slow_link.ts";
-import { health, sleep, storeContract, T } from "./contract.ts";
+import { sleep, storeContract, T } from "./contract.ts";
 import { test } from "../_support/test.ts";
 
 test("MemoryStore meets the store contract", async (t) => {
@@ -23,6 +23,7 @@ test("MemoryStore meets the store contract", async (t) => {
       clock += ms;
       return Promise.resolve();
     },
+    now: () => clock,
   });
 });
 
@@ -50,6 +51,7 @@ test({
       shared: true,
       open: (namespace) => RedisStore.connect({ url: redis.url, namespace }),
       advance: sleep,
+      now: Date.now,
     });
   },
 });
@@ -65,6 +67,7 @@ test({
       open: async (namespace) =>
         new FallbackStore({ primary: await RedisStore.connect({ url: redis.url, namespace }), waitMs: 5000 }),
       advance: sleep,
+      now: Date.now,
     });
   },
 });
@@ -121,11 +124,9 @@ test({
       assert.equal(await fast(store.get("shared")), null);
       await fast(store.set("local", "only here", 5000));
       assert.equal(await fast(store.get("local")), "only here");
-      assert.deepEqual(
-        await fast(store.recordFailure("e1", { allowedFails: 1, cooldownUntil: T })),
-        health(0, T, "failures"),
-      );
-      assert.deepEqual(await fast(store.readHealth(["e1", "e2"])), [health(0, T, "failures"), HEALTHY]);
+      const cooled = await fast(store.recordFailure("e1", { allowedFails: 1, cooldownMs: 60_000 }));
+      assert.equal(cooled.reason, "failures");
+      assert.deepEqual(await fast(store.readHealth(["e1", "e2"])), [cooled, HEALTHY]);
       assert.equal(await fast(store.addToWindow("w", 2, 1000, T)), 2);
       assert.equal(await fast(store.setIfAbsent("lock", "me", 5000)), true);
       // A cache lookup while Redis is away reads and locks locally, at once.
@@ -320,17 +321,17 @@ test({
     const DAY = 86_400_000;
     const ttl = async (id: string) => Number(await redis.command("PTTL", `ttl:{${id}}:health`));
     try {
-      await store.recordFailure("counted", { allowedFails: 3, cooldownUntil: Date.now() + 60_000 });
+      await store.recordFailure("counted", { allowedFails: 3, cooldownMs: 60_000 });
       const counted = await ttl("counted");
       assert.ok(counted > DAY - 5_000 && counted <= DAY, `a failure count lives a day: ${counted}`);
-      await store.coolDown("cooling", Date.now() + 600_000, "rate_limit");
+      await store.coolDown("cooling", 600_000, "rate_limit");
       const cooling = await ttl("cooling");
       assert.ok(
         cooling > DAY + 590_000 && cooling <= DAY + 600_000,
         `a cooldown, a day past its end: ${cooling}`,
       );
-      await store.recordFailure("both", { allowedFails: 1, cooldownUntil: Date.now() + 60_000 });
-      await store.recordFailure("both", { allowedFails: 2, cooldownUntil: Date.now() + 60_000 });
+      await store.recordFailure("both", { allowedFails: 1, cooldownMs: 60_000 });
+      await store.recordFailure("both", { allowedFails: 2, cooldownMs: 60_000 });
       await store.recordSuccess("both");
       const both = await ttl("both");
       assert.ok(both > DAY + 50_000 && both <= DAY + 60_000, `a success keeps the cooldown's day: ${both}`);
