@@ -70,12 +70,14 @@ export class LiveApp {
       return false;
     }
     // Built whole before anything of the live config changes: a build that fails leaves it as it was.
-    let services: Services;
+    let services: Services | undefined;
     let handler: Handler;
     try {
       services = await this.#build(config, { ...this.#options, previous });
       handler = handlerOf(services);
     } catch (error) {
+      // What the failed build opened for itself goes (`buildServices` closes it when the build itself throws).
+      await services?.discard();
       previous.metrics.configReload("failure");
       logger.error("config reload failed; the current config stays live", { error: describe(error) });
       return false;

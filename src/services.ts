@@ -16,6 +16,7 @@ import { FileRouting } from "./surface/file_route.ts";
 import { KeyLimits } from "./keys/limits.ts";
 import { ResponseOwners } from "./keys/owners.ts";
 import { KeyRegistry } from "./keys/registry.ts";
+import { ANONYMOUS } from "./keys/schema.ts";
 import type { Logger } from "./logger.ts";
 import { ProxyMetrics } from "./metrics/metrics.ts";
 import { BodyPool } from "./http/body_pool.ts";
@@ -79,6 +80,11 @@ export interface Services {
    * built; a reload's (`LiveApp`) when it goes live, so a build that fails changes nothing of the live one.
    */
   activate(): void;
+  /**
+   * A reload's build that does not go live: closes what it opened for itself (its upstream client, when the
+   * client kind changed; its probes, never started), leaving what it shares with the live build alone.
+   */
+  discard(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,6 +104,21 @@ export interface ServiceOptions {
 }
 
 export async function buildServices(config: Config, options: ServiceOptions): Promise<Services> {
+  // What a build opens for itself is closed when it fails before it is whole.
+  const opened: { close(): void }[] = [];
+  try {
+    return await build(config, options, opened);
+  } catch (error) {
+    for (const resource of opened) resource.close();
+    throw error;
+  }
+}
+
+async function build(
+  config: Config,
+  options: ServiceOptions,
+  opened: { close(): void }[],
+): Promise<Services> {
   const { settings } = config;
   const { logger } = options;
   const clock = options.clock ?? systemClock;
@@ -117,6 +138,7 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   // Entra ID tokens live with the client, so a reload keeps them while a credential is unchanged.
   const upstream = kept ??
     new UpstreamClient(settings.upstreamClient, observer, new EntraTokens({ logger, now: clock.now }));
+  if (!kept) opened.push(upstream);
   const prober = await createProber(config, { store, health, upstream, logger, now: clock.now });
   const { maxResponseBytes, connectTimeoutMs, maxConnections } = settings.limits;
   // Read at start-up, like the client-connection cap it leaves room for: a reload keeps both.
@@ -152,6 +174,8 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
   const leaseMs = settings.httpTimeoutMs * (settings.numRetries + 1) + settings.maxWaitForCapacityMs + 60_000;
   const keyLimits = new KeyLimits(store, { now: clock.now, logger, leaseMs });
   const usage = previous?.usage ?? new UsageLedger(store, config.keys, { now: clock.now, logger });
+  // The per-key series of keys no longer known (revoked, removed) are retired, scraped or not.
+  if (!previous) usage.metrics.follow((key) => key === ANONYMOUS || keys.counts(key));
   const attempts = new Attempts({
     health,
     upstream,
@@ -228,6 +252,11 @@ export async function buildServices(config: Config, options: ServiceOptions): Pr
       upstream.setLimits({ maxResponseBytes, connectTimeoutMs, maxOpenConnections });
       upstream.keepTokensOf(config.groups.flatMap((group) => group.endpoints));
       prober?.start();
+    },
+    discard: async () => {
+      if (active) return;
+      await prober?.close();
+      if (!kept) upstream.close();
     },
     close: async () => {
       await prober?.close();

@@ -9,6 +9,7 @@ import type { Logger } from "../logger.ts";
 import { CachedToken } from "./cached_token.ts";
 import { requestToken, TokenError, type TokenRequestDeps } from "./token_request.ts";
 import { startTimer } from "../util/timer.ts";
+import { isoTime } from "../util/iso_time.ts";
 
 export type TokenResult = { readonly ok: true; readonly token: string } | {
   readonly ok: false;
@@ -28,6 +29,14 @@ export class EntraTokens {
   readonly #tokens = new Map<string, CachedToken>();
   /** The credentials of the live config (map keys), once a reload said so: only those are cached. */
   #live: ReadonlySet<string> | undefined;
+  /** The live config's credential objects (one per endpoint), as `keepOnly` last got them. */
+  #liveAds: readonly AzureAdConfig[] = [];
+  /**
+   * The tokens of credentials a reload replaced, by the replaced config's credential objects: requests still
+   * running on that config share one token per credential (no fetch per attempt), and the entries go when that
+   * config does (nothing running holds it), with the secrets they hold.
+   */
+  readonly #replaced = new WeakMap<AzureAdConfig, CachedToken>();
   readonly #logger: Logger;
   readonly #deps: TokenRequestDeps;
 
@@ -45,12 +54,13 @@ export class EntraTokens {
   async token(endpoint: EndpointConfig, ad: AzureAdConfig): Promise<TokenResult> {
     // The map key holds the secret only in memory; it is never logged or shown.
     const key = JSON.stringify(ad);
-    let cached = this.#tokens.get(key);
+    let cached = this.#tokens.get(key) ?? this.#replaced.get(ad);
     if (!cached) {
       cached = new CachedToken(() => this.#fetch(endpoint, ad), this.#deps.now);
-      // A credential a reload replaced, asked for by a request still running on the old config: its token serves
-      // that request and is not kept (nor the secret in its key).
+      // A credential a reload replaced, asked for by a request still running on the old config: its token is
+      // kept with that config's objects, never among the live ones (nor the secret in its key).
       if (this.#live === undefined || this.#live.has(key)) this.#tokens.set(key, cached);
+      else this.#replaced.set(ad, cached);
     }
     try {
       const wait = cached.get();
@@ -64,17 +74,26 @@ export class EntraTokens {
 
   /**
    * Forgets the tokens of credentials no endpoint uses now (a reload replaced or removed them), and the secrets
-   * their map keys hold; a credential used again later fetches anew.
+   * their map keys hold; a credential used again later fetches anew. Requests still running on the replaced
+   * config go on with its tokens (`#replaced`).
    */
   keepOnly(used: Iterable<AzureAdConfig>): void {
-    const keys = new Set(Array.from(used, (ad) => JSON.stringify(ad)));
+    const ads = Array.from(used);
+    const keys = new Set(ads.map((ad) => JSON.stringify(ad)));
+    // The outgoing config's endpoints keep the tokens of their credentials, for their requests still running.
+    for (const ad of this.#liveAds) {
+      const key = JSON.stringify(ad);
+      const cached = keys.has(key) ? undefined : this.#tokens.get(key);
+      if (cached) this.#replaced.set(ad, cached);
+    }
     this.#live = keys;
+    this.#liveAds = ads;
     for (const key of this.#tokens.keys()) if (!keys.has(key)) this.#tokens.delete(key);
   }
 
   /** The endpoint answered 401 to `token`: the credential's token is dropped unless it is fresh. */
   rejected(ad: AzureAdConfig, token: string): void {
-    this.#tokens.get(JSON.stringify(ad))?.reject(token);
+    (this.#tokens.get(JSON.stringify(ad)) ?? this.#replaced.get(ad))?.reject(token);
   }
 
   async #fetch(endpoint: EndpointConfig, ad: AzureAdConfig) {
@@ -83,7 +102,7 @@ export class EntraTokens {
       this.#logger.debug("Entra ID token obtained", {
         endpoint: endpoint.id,
         credential: ad.kind,
-        expires_at: new Date(token.expiresAt).toISOString(),
+        expires_at: isoTime(token.expiresAt),
       });
       return token;
     } catch (error) {

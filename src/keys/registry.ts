@@ -18,6 +18,7 @@ import { ANONYMOUS, ANONYMOUS_KEY } from "./schema.ts";
 import { buildPolicy, digestOf, type KeyPolicy } from "./policy.ts";
 import type { PolicyFields } from "./schema.ts";
 import { type RuntimeDoc, RuntimeDocStore, type StoredKey } from "./runtime_doc.ts";
+import { isoTime } from "../util/iso_time.ts";
 
 /** Matched key strings remembered at most (then forgotten all at once). */
 const MAX_KNOWN = 4096;
@@ -154,7 +155,7 @@ export class KeyRegistry {
       if (this.#fixed.some((policy) => policy.name === name) || keys.some((stored) => stored.name === name)) {
         throw keyConflict(`A key named '${name}' already exists`);
       }
-      return [...keys, { name, digest, created: new Date().toISOString(), policy: fields }];
+      return [...keys, { name, digest, created: isoTime(Date.now()), policy: fields }];
     });
     return { name, key };
   }

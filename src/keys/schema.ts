@@ -6,6 +6,7 @@
 
 import * as z from "../check/mod.ts";
 import { numeric, stringList } from "../config/schema_parts.ts";
+import { isoTime } from "../util/iso_time.ts";
 
 const positiveCount = numeric(z.number().check(z.int(), z.positive()));
 const usd = numeric(z.number().check(z.positive()));
@@ -50,7 +51,7 @@ const models = stringList().check(z.refine(
 
 /** `YYYY-MM-DD` (the key stops working at 00:00 UTC that day) or an ISO 8601 date and time. */
 const expires = z.preprocess(
-  (v) => (v instanceof Date ? v.toISOString() : v),
+  (v) => (v instanceof Date ? isoTime(v.getTime()) : v),
   z.string().check(z.refine(
     (s) =>
       /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && Number.isFinite(Date.parse(s)) &&

@@ -10,6 +10,7 @@ import type { EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Logger } from "../logger.ts";
 import type { EndpointHealth, Store, WindowCounter } from "../store/store.ts";
 import type { Route } from "../core/route.ts";
+import { isoTime } from "../util/iso_time.ts";
 
 /** Length of a budget window: `rpm` and `tpm` are per minute. */
 export const BUDGET_WINDOW_MS = 60_000;
@@ -164,7 +165,7 @@ export class Budgets {
     this.#logger.debug("endpoint out of budget", {
       endpoint: endpoint.id,
       group: endpoint.group,
-      until: new Date(until).toISOString(),
+      until: isoTime(until),
     });
     return undefined;
   }

@@ -112,8 +112,8 @@ export class UsageLedger {
       amounts.reasoning_tokens = figures.reasoning;
       amounts.usd_micros = Math.round(spent.usd * 1_000_000);
     }
-    this.metrics.count(event, amounts, spent.usd);
     const now = this.#now();
+    this.metrics.count(event, amounts, spent.usd, now);
     this.#add(this.#dayOf(now), `${event.key}${SEP}${event.group}${SEP}${event.endpoint}${SEP}`, amounts);
     const stream = this.#config.usageStream;
     if (stream && this.#store.appendToStream) {

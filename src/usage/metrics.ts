@@ -3,7 +3,10 @@
  * requests, tokens by kind, cache hits and the tokens they saved, USD, and requests refused by a key's limits.
  * A request adds to one record per (key, group, endpoint), found with one map lookup; the text is written at
  * scrape time. The series of a key no longer known (revoked, or gone from the config) are written one last time,
- * at the first scrape after its last request, then dropped: key churn does not grow `/metrics`.
+ * at the first scrape after its last request, then dropped: key churn does not grow `/metrics`. Without scrapes
+ * (no Prometheus), they go `RETIRED_MS` after their key was found unknown (checked at most once a `SWEEP_MS`, as
+ * requests are counted), so churn does not grow this instance's memory either; a scraper polling more often than
+ * that still sees each final count once.
  */
 
 import type { KeyPolicy } from "../keys/policy.ts";
@@ -14,8 +17,15 @@ export interface CountedEvent {
   readonly endpoint: string;
 }
 
+/** How long the series of a key found unknown (revoked) are kept for a scrape to see their final counts. */
+export const RETIRED_MS = 10 * 60_000;
+/** The least time between two looks, as requests are counted, for series of keys no longer known. */
+export const SWEEP_MS = 60_000;
+
 interface Series {
   readonly key: string;
+  /** When its key was first found unknown; undefined while known (or counted since). */
+  goneSince?: number;
   readonly labels: string;
   readonly keyGroup: string;
   requests: number;
@@ -42,12 +52,23 @@ const limitsOf = (policy: KeyPolicy): [string, number | undefined][] => [
 
 const label = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
+type Refused = { readonly key: string; value: number; goneSince?: number };
+
 export class UsageMetrics {
   readonly #series = new Map<string, Series>();
   /** `llmproxy_key_limited_total` by its labels, with the key they name. */
-  readonly #refused = new Map<string, { readonly key: string; value: number }>();
+  readonly #refused = new Map<string, Refused>();
+  #known: (key: string) => boolean = () => true;
+  #nextSweep = 0;
 
-  count(event: CountedEvent, amounts: Readonly<Record<string, number>>, usd: number): void {
+  /** Which keys are known now (the key registry): the series of the others are retired. */
+  follow(known: (key: string) => boolean): void {
+    this.#known = known;
+  }
+
+  /** Counts one request at `now` (epoch ms), and now and then drops the series of keys long unknown. */
+  count(event: CountedEvent, amounts: Readonly<Record<string, number>>, usd: number, now: number): void {
+    if (now >= this.#nextSweep) this.#sweep(now);
     const id = `${event.key}\t${event.group}\t${event.endpoint}`;
     let series = this.#series.get(id);
     if (!series) {
@@ -67,6 +88,7 @@ export class UsageMetrics {
       };
       this.#series.set(id, series);
     }
+    series.goneSince = undefined;
     series.requests++;
     if (amounts.cache_hits) {
       series.hits++;
@@ -99,12 +121,19 @@ export class UsageMetrics {
   refused(key: string, limit: string): void {
     const id = `key="${label(key)}",limit="${label(limit)}"`;
     const refused = this.#refused.get(id);
-    if (refused) refused.value++;
-    else this.#refused.set(id, { key, value: 1 });
+    if (refused) {
+      refused.value++;
+      refused.goneSince = undefined;
+    } else this.#refused.set(id, { key, value: 1 });
+  }
+
+  /** How many series this holds (key, group and endpoint; and refusals by key and limit). */
+  get size(): number {
+    return this.#series.size + this.#refused.size;
   }
 
   /** The text of every series; then those of keys `known` no longer names are dropped (written this last time). */
-  render(known: (key: string) => boolean = () => true): string {
+  render(known: (key: string) => boolean = this.#known): string {
     const out: string[] = [];
     const family = (name: string, help: string, lines: string[]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...lines);
@@ -154,5 +183,20 @@ export class UsageMetrics {
     for (const [id, series] of this.#series) if (!known(series.key)) this.#series.delete(id);
     for (const [id, refused] of this.#refused) if (!known(refused.key)) this.#refused.delete(id);
     return out.join("\n") + "\n";
+  }
+
+  /** Marks the series of keys now unknown, and drops those unknown for `RETIRED_MS` (no scrape came for them). */
+  #sweep(now: number): void {
+    this.#nextSweep = now + SWEEP_MS;
+    const known = this.#known;
+    const retire = <T extends { readonly key: string; goneSince?: number }>(all: Map<string, T>) => {
+      for (const [id, entry] of all) {
+        if (known(entry.key)) entry.goneSince = undefined;
+        else if (entry.goneSince === undefined) entry.goneSince = now;
+        else if (now - entry.goneSince >= RETIRED_MS) all.delete(id);
+      }
+    };
+    retire(this.#series);
+    retire(this.#refused);
   }
 }

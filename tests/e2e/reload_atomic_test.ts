@@ -10,7 +10,7 @@ import type { Config } from "../../src/config/config.ts";
 import { parseConfig } from "../../src/config/parse.ts";
 import { LiveApp } from "../../src/live_app.ts";
 import { createLogger } from "../../src/logger.ts";
-import { buildServices, type ServiceOptions } from "../../src/services.ts";
+import { buildServices, type ServiceOptions, type Services } from "../../src/services.ts";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { chat, entraConfig } from "../_support/entra_proxy.ts";
 import { delay, endpointYaml, groupYaml } from "../_support/proxy.ts";
@@ -129,14 +129,70 @@ test("a request still running on the old config does not put a replaced credenti
     const running = chat(url);
     while (slow.count() === 0) await delay(10);
     assert.ok(await live.reload(load(first.replaceAll(SECRET, "rotated-secret-9"))));
-    // Its failover to `ptu` runs on the old config: a token for the old secret, for that request only.
+    // Its failover to `ptu` runs on the old config, with the token that config already had (no new fetch).
     const answer = await running;
     assert.equal(answer.endpoint, "ptu", answer.text);
-    // Back to the old secret: its token was not kept, so a new one is asked for.
+    assert.equal(tokens.calls.length, 1);
+    // Back to the old secret: its token was not kept among the live ones, so a new one is asked for.
     assert.ok(await live.reload(load(first)));
     slow.always({ kind: "ok" });
     assert.equal((await chat(url)).status, 200);
-    assert.deepEqual(tokens.calls.map((call) => call.params.client_secret), [SECRET, SECRET, SECRET]);
+    assert.deepEqual(tokens.calls.map((call) => call.params.client_secret), [SECRET, SECRET]);
+  } finally {
+    await live.close();
+  }
+});
+
+test("a reload to another upstream client kind whose build fails closes the client it opened", async () => {
+  await using sim = await SimUpstream.start({ name: "a", quiet: true });
+  const yaml = (kind: string) =>
+    groupYaml([endpointYaml(sim.url, { name: "a" })], [`upstream_client: ${kind}`]);
+  const built: Services[] = [];
+  let failing = false;
+  // The real build; failing, it hands back a build whose app cannot be made (the last step of a reload).
+  const build = async (config: Config, options: ServiceOptions) => {
+    const services = await buildServices(config, options);
+    built.push(services);
+    if (!failing) return services;
+    return Object.create(services, {
+      telemetry: {
+        get() {
+          throw new Error("the app could not be made");
+        },
+      },
+    }) as Services;
+  };
+  const live = await LiveApp.start(await load(yaml("fetch"))(), {
+    logger: createLogger({ level: "error", write: () => {} }),
+  }, build);
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, live.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    failing = true;
+    assert.equal(await live.reload(load(yaml("http1"))), false);
+    const failed = built[1];
+    assert.equal(failed.upstream.kind, "http1");
+    assert.notEqual(failed.upstream, live.services.upstream);
+    // A call through the failed build's client keeps no connection: it was closed (an open one would keep it).
+    const endpoint = failed.config.groups[0].endpoints[0];
+    const result = await failed.upstream.send({
+      endpoint,
+      method: "GET",
+      path: "models",
+      clientHeaders: new Headers(),
+      requestId: "after-the-failed-reload",
+      signal: AbortSignal.timeout(5000),
+    });
+    assert.equal(result.kind, "response");
+    if (result.kind === "response") {
+      await result.response.body?.cancel();
+      result.release();
+    }
+    assert.equal(failed.upstream.connectionsOpened, 1);
+    assert.equal(failed.upstream.idleConnections, 0, "the failed build's client was left open");
+    // The live config serves on, with its own client.
+    assert.deepEqual(await ask(url, "any"), { status: 200, endpoint: "a" });
+    assert.equal(live.services.upstream.kind, "fetch");
   } finally {
     await live.close();
   }

@@ -32,10 +32,16 @@ async function stateOfA(url: string): Promise<string> {
   return stats.endpoints.find((endpoint: { id: string }) => endpoint.id === "a").state;
 }
 
-/** The wall clock a proxy process logs with, minus this one's, in ms (its first JSON log line's `time`). */
-function skewOf(output: string): number {
-  const line = output.split("\n").find((text) => text.startsWith("{") && text.includes('"time"'));
-  assert.ok(line, `no log line in:\n${output}`);
+/**
+ * The wall clock a proxy process logs with, minus this one's, in ms (its first JSON log line's `time`). Waited
+ * for, up to 5 s: stderr is read apart from stdout, so the line may come after `Listening on`.
+ */
+async function skewOf(proxy: { output(): string }): Promise<number> {
+  const logLine = () =>
+    proxy.output().split("\n").find((text) => text.startsWith("{") && text.includes('"time"'));
+  for (let i = 0; i < 250 && !logLine(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  const line = logLine();
+  assert.ok(line, `no log line in:\n${proxy.output()}`);
   return Date.parse(JSON.parse(line).time) - Date.now();
 }
 
@@ -61,8 +67,8 @@ test({
       await using ahead = await startProxyProcess(args, { env: skewedClockEnv("+1h") });
       await using behind = await startProxyProcess(args, { env: skewedClockEnv("-1h") });
       // The skew is real: each process logs with its own clock.
-      assert.ok(Math.abs(skewOf(ahead.output()) - HOUR) < 60_000, "the instance ahead runs an hour ahead");
-      assert.ok(Math.abs(skewOf(behind.output()) + HOUR) < 60_000, "the instance behind runs an hour behind");
+      assert.ok(Math.abs(await skewOf(ahead) - HOUR) < 60_000, "the instance ahead runs an hour ahead");
+      assert.ok(Math.abs(await skewOf(behind) + HOUR) < 60_000, "the instance behind runs an hour behind");
 
       // `a` answers one 429 asking for 3 s: the instance on the true clock fails over and cools `a` down.
       a.next({ kind: "status", status: 429, headers: { "retry-after": "3" } });

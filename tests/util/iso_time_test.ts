@@ -28,3 +28,22 @@ test("isoTime writes what toISOString writes: edges of days, months, leap years 
   }
   assert.throws(() => isoTime(NaN), RangeError, "no date: as toISOString");
 });
+
+test("no source file but iso_time.ts calls toISOString (its first use pages in ~1 MiB of the runtime)", async () => {
+  const root = new URL("../../", import.meta.url);
+  const callers: string[] = [];
+  const walk = async (dir: URL) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+      if (entry.isDirectory) await walk(url);
+      else if (entry.name.endsWith(".ts") && entry.name !== "iso_time.ts") {
+        const text = await Deno.readTextFile(url);
+        if (text.includes(".toISOString(")) callers.push(url.pathname.slice(root.pathname.length));
+      }
+    }
+  };
+  await walk(new URL("src/", root));
+  const main = await Deno.readTextFile(new URL("main.ts", root));
+  if (main.includes(".toISOString(")) callers.push("main.ts");
+  assert.deepEqual(callers, [], "use isoTime / isoDay from src/util/iso_time.ts");
+});

@@ -14,6 +14,7 @@ import { CreateKeySchema, PatchKeySchema } from "../../keys/schema.ts";
 import type { Services } from "../../services.ts";
 import { parseJsonBody, readBodyText } from "../body.ts";
 import type { AppEnv } from "./generation.ts";
+import { isoDay } from "../../util/iso_time.ts";
 
 /** The longest range `GET /admin/usage` reads at once. */
 const MAX_USAGE_DAYS = 366;
@@ -78,7 +79,7 @@ export function deleteKeyHandler(services: Services) {
 
 export function usageHandler(services: Services) {
   return async (c: Context<AppEnv>) => {
-    const today = new Date(services.clock.now()).toISOString().slice(0, 10);
+    const today = isoDay(services.clock.now());
     const from = c.req.query("from") ?? today;
     const to = c.req.query("to") ?? from;
     for (const [param, value] of [["from", from], ["to", to]]) {

@@ -10,6 +10,7 @@ import { QuickHealthView } from "../../health/quick_view.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 import { pythonHealth, pythonStats } from "./python_info.ts";
+import { isoTime } from "../../util/iso_time.ts";
 
 export function modelsHandler(services: Services) {
   const created = Math.floor(services.stats.startedAt / 1000);
@@ -101,7 +102,7 @@ export function statsHandler(services: Services) {
           state: cooling ? "cooling_down" : "available",
           cooldown_reason: cooling ? state.reason : null,
           consecutive_failures: state.failures,
-          cooldown_until: cooling ? new Date(state.cooldownUntil).toISOString() : null,
+          cooldown_until: cooling ? isoTime(state.cooldownUntil) : null,
           requests: counters.requests,
           successes: counters.successes,
           failures: counters.failures,
@@ -132,7 +133,7 @@ function storeView(services: Services, status: string) {
     : { kind: store.kind, status };
 }
 
-const iso = (ms: number | undefined) => ms === undefined ? null : new Date(ms).toISOString();
+const iso = (ms: number | undefined) => ms === undefined ? null : isoTime(ms);
 
 /** The last `x-ratelimit-*` figures this instance saw from the endpoint; null before any. */
 function rateLimitView(limits: ObservedLimits | undefined): Record<string, unknown> | null {

@@ -3,7 +3,6 @@
 import type { Context } from "hono";
 import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/registry.ts";
 import { routingView } from "../../balancer/view.ts";
-import { ANONYMOUS } from "../../keys/schema.ts";
 import type { Services } from "../../services.ts";
 import type { AppEnv } from "./generation.ts";
 
@@ -32,7 +31,7 @@ export function metricsHandler(services: Services) {
       },
     });
     // Usage per key (labelled by key name, never the key); the series of keys revoked or removed go after this.
-    const usage = services.usage.metrics.render((key) => key === ANONYMOUS || services.keys.counts(key));
+    const usage = services.usage.metrics.render();
     return c.body(text + usage, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   };
 }

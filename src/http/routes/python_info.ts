@@ -10,10 +10,11 @@ import type { Services } from "../../services.ts";
 import type { QuickHealthView } from "../../health/quick_view.ts";
 import type { EndpointHealth } from "../../store/store.ts";
 import { VERSION } from "../../version.ts";
+import { isoTime } from "../../util/iso_time.ts";
 
 /** `2026-01-02T03:04:05.678000`: Python's naive UTC `isoformat()`. */
 export function pythonTime(ms: number): string {
-  return `${new Date(ms).toISOString().slice(0, -1)}000`;
+  return `${isoTime(ms).slice(0, -1)}000`;
 }
 
 /**
