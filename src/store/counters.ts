@@ -48,6 +48,15 @@ export interface ChargeReply {
   readonly leases: number;
 }
 
+/**
+ * Amounts of one tally write that may be sent more than once (`Store.addToTallyOnce`): applied only when `seq` is
+ * above the highest one already applied for its writer at that key.
+ */
+export interface TallyChunk {
+  readonly seq: number;
+  readonly amounts: Readonly<Record<string, number>>;
+}
+
 /** Whether `amount` is refused by `limit` at `total` (see `Counter.limit`). */
 export function refusedBy(total: number, amount: number, limit: number | undefined): boolean {
   if (limit === undefined) return false;

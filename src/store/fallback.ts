@@ -12,9 +12,11 @@
 
 import { MemoryStore } from "./memory.ts";
 import { NodeCalls, READ } from "./node_calls.ts";
-import { Outages, WaitBound } from "./outages.ts";
+import { ALL_NODES, Outages, WaitBound } from "./outages.ts";
 import { OwedDeletes } from "./owed_deletes.ts";
-import { OwedTallies, withOwed } from "./owed_tallies.ts";
+import { OwedCharges } from "./owed_charges.ts";
+import { OwedStream } from "./owed_stream.ts";
+import { TallyWrites, withOwed } from "./tally_writes.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -57,8 +59,12 @@ export class FallbackStore implements Store {
   readonly #bound: WaitBound;
   /** Conditional deletes served locally during an outage, for the primary once it is back. */
   readonly #owed = new OwedDeletes();
-  /** Tallies counted locally alone during an outage, for the primary once it is back. */
-  readonly #tallies = new OwedTallies();
+  /** Tallies: sent exactly once, or owed while counted locally alone during an outage. */
+  readonly #tallies = new TallyWrites();
+  /** Key limit charges admitted locally alone during an outage, for the primary once it is back. */
+  readonly #charges: OwedCharges;
+  /** Usage stream entries not sent during an outage, for the primary once it is back. */
+  readonly #stream: OwedStream;
   readonly #calls: NodeCalls;
 
   constructor(options: FallbackStoreOptions) {
@@ -71,9 +77,11 @@ export class FallbackStore implements Store {
       options.retryAfterMs ?? 1000,
       options.now ?? Date.now,
     );
+    this.#charges = new OwedCharges(options.now ?? Date.now);
+    this.#stream = new OwedStream(options.logger ?? (() => {}));
     this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, {
       deletes: this.#owed,
-      tallies: this.#tallies,
+      payables: [this.#tallies, this.#charges, this.#stream],
     });
   }
 
@@ -193,8 +201,13 @@ export class FallbackStore implements Store {
     return this.#calls.call({ window: scope }, (store) => store.addToWindows(scope, counters, windowMs, now));
   }
 
+  /** Admitted locally alone during an outage, its amounts are owed to the primary, and sent once it answers. */
   charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply> {
-    return this.#calls.call({ window: scope }, (store) => store.charge(scope, counters, lease));
+    return this.#calls.call({ window: scope }, async (store, node, sent) => {
+      const reply = await store.charge(scope, counters, lease);
+      if (store === this.#local && !sent && reply.admitted) this.#charges.owe(node, scope, counters);
+      return reply;
+    });
   }
 
   release(scope: string, name: string, token: string): Promise<void> {
@@ -202,13 +215,18 @@ export class FallbackStore implements Store {
   }
 
   /**
-   * Counted locally alone (the node left alone or the primary disconnected), the amounts are also owed to the
-   * primary, and sent once the node answers again; not those of a call that went out and outlived its wait.
+   * Sent to the primary exactly once (`TallyWrites`): counted locally alone (the node left alone, the primary
+   * disconnected), the amounts are owed to it; sent and unanswered, they go again with the next write.
    */
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
-    return this.#calls.call({ key }, (store, node, sent) => {
-      if (store === this.#local && !sent) this.#tallies.owe(node, key, amounts, ttlMs);
-      return store.addToTally(key, amounts, ttlMs);
+    let sent = false;
+    return this.#calls.call({ key }, (store, node) => {
+      if (store === this.#local) {
+        if (!sent) this.#tallies.owe(node, key, amounts, ttlMs);
+        return store.addToTally(key, amounts, ttlMs);
+      }
+      sent = true;
+      return this.#tallies.send(node, key, amounts, ttlMs, store);
     });
   }
 
@@ -222,13 +240,14 @@ export class FallbackStore implements Store {
   }
 
   /**
-   * Dropped while the primary is disconnected: a stream for billing pipelines lives only in Redis. Still sent to a
-   * node that hangs: it appends them when it resumes (within the socket timeout), and waiting on one holds nothing
-   * but its entry until the command timeout (the usage figures do not wait for it).
+   * Owed while the primary is disconnected or the stream's node is served locally, and appended in order once it
+   * answers (`OwedStream`); not bounded by the wait (off every answer's path; the usage figures do not wait on it).
    */
-  async appendToStream(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
-    if (this.#primary.status() === "degraded" || !this.#primary.appendToStream) return;
-    await this.#primary.appendToStream(key, fields, maxLen);
+  appendToStream(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
+    if (!this.#primary.appendToStream) return Promise.resolve();
+    const node = this.#primary.nodeOf?.({ stream: key }) ?? ALL_NODES;
+    const away = this.#primary.status() === "degraded" || this.#outages.isDown(node);
+    return this.#stream.append({ node, key, fields, maxLen }, this.#primary, away);
   }
 
   subscribe(channel: string, onMessage: (message: string | null) => void): () => Promise<void> {

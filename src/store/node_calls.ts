@@ -14,7 +14,6 @@ import {
   within,
 } from "./outages.ts";
 import type { OwedDeletes } from "./owed_deletes.ts";
-import type { OwedTallies } from "./owed_tallies.ts";
 import type { NodeTarget, Store } from "./store.ts";
 
 /** `sent`: served locally, the call also went out to the node and may still run there (it outlived its wait). */
@@ -31,27 +30,33 @@ export interface CallKind {
 export const READ: CallKind = { read: true };
 export const WRITE: CallKind = { read: false };
 
+/** What is owed to a node for when it answers again (tallies, charges, stream entries). */
+export interface Owed {
+  readonly size: number;
+  pay(node: string, primary: Store): void;
+}
+
 export class NodeCalls {
   readonly #primary: Store;
   readonly #local: MemoryStore;
   readonly #outages: Outages;
   readonly #bound: WaitBound;
   readonly #owed: OwedDeletes;
-  readonly #tallies: OwedTallies;
+  readonly #payables: readonly Owed[];
 
   constructor(
     primary: Store,
     local: MemoryStore,
     outages: Outages,
     bound: WaitBound,
-    owed: { deletes: OwedDeletes; tallies: OwedTallies },
+    owed: { deletes: OwedDeletes; payables: readonly Owed[] },
   ) {
     this.#primary = primary;
     this.#local = local;
     this.#outages = outages;
     this.#bound = bound;
     this.#owed = owed.deletes;
-    this.#tallies = owed.tallies;
+    this.#payables = owed.payables;
   }
 
   /** A call to the target's node, or to local state (see fallback.ts). */
@@ -95,10 +100,12 @@ export class NodeCalls {
     return result;
   }
 
-  /** `node` answered a call: it is shared again, and gets the tallies counted locally while it was away. */
+  /** `node` answered a call: it is shared again, and gets what was counted locally while it was away. */
   #back(node: string, read: boolean): void {
     this.#outages.up(node, read);
-    if (this.#tallies.size > 0 && !this.#outages.isDown(node)) this.#tallies.pay(node, this.#primary);
+    for (const owed of this.#payables) {
+      if (owed.size > 0 && !this.#outages.isDown(node)) owed.pay(node, this.#primary);
+    }
   }
 
   /** Whether `pending` got an answer (an error reply is one) within the wait bound; else `node` is down. */

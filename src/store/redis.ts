@@ -221,7 +221,7 @@ export class RedisStore implements Store {
       ? this.#healthKey(target.health)
       : target.window !== undefined
       ? `{${target.window}}`
-      : this.#key(target.key);
+      : target.stream ?? this.#key(target.key);
     return client.slots[calculateSlot(key)]?.[0] ?? "unknown";
   }
 
@@ -233,6 +233,8 @@ export class RedisStore implements Store {
   charge: Store["charge"] = (scope, counters, lease) => this.#counters.charge(scope, counters, lease);
   release: Store["release"] = (scope, name, token) => this.#counters.release(scope, name, token);
   addToTally: Store["addToTally"] = (key, amounts, ttlMs) => this.#counters.addToTally(key, amounts, ttlMs);
+  addToTallyOnce: Store["addToTallyOnce"] = (key, writer, chunks, ttlMs) =>
+    this.#counters.addToTallyOnce(key, writer, chunks, ttlMs);
   readTally: Store["readTally"] = (key) => this.#counters.readTally(key);
   appendToStream = (key: string, fields: Readonly<Record<string, string>>, maxLen: number) =>
     this.#counters.appendToStream(key, fields, maxLen);

@@ -9,7 +9,7 @@
  */
 
 import type { Cluster, Redis } from "ioredis";
-import type { ChargeReply, Counter, Lease } from "./counters.ts";
+import type { ChargeReply, Counter, Lease, TallyChunk } from "./counters.ts";
 import { subscribeOnRedis } from "./redis_pubsub.ts";
 
 // KEYS: the counters, then the lease set when there is one. ARGV[1]: the number of counters n; per counter
@@ -61,6 +61,28 @@ for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`;
 
+// KEYS[1]: the tally. ARGV: ttl ms, the writer's field, then per chunk: seq, number of pairs, field, amount pairs.
+// A chunk at or below the writer's highest applied seq has been counted already (a resend): skipped.
+export const ADD_TO_TALLY_ONCE = `
+local applied = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+local top = applied
+local i = 3
+while i <= #ARGV do
+  local seq = tonumber(ARGV[i])
+  local last = i + 1 + 2 * tonumber(ARGV[i + 1])
+  if seq > applied then
+    for j = i + 2, last, 2 do redis.call('HINCRBY', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    if seq > top then top = seq end
+  end
+  i = last + 1
+end
+if top > applied then redis.call('HSET', KEYS[1], ARGV[2], top) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`;
+
+/** The tally field (hidden from `readTally`) holding the highest chunk applied for one writer. */
+const APPLIED = "\u0000applied:";
+
 type Client = Redis | Cluster;
 
 /** Most keys one `charge` touches: a key's six limits and its lease set, with room to spare. */
@@ -80,6 +102,7 @@ export class RedisCounters {
     this.#client = client;
     this.#ns = ns;
     client.defineCommand("llmproxyAddToTally", { lua: ADD_TO_TALLY, numberOfKeys: 1 });
+    client.defineCommand("llmproxyAddToTallyOnce", { lua: ADD_TO_TALLY_ONCE, numberOfKeys: 1 });
     // Defined up front: an auto-pipeline made before a command is defined has no method for it, and a command
     // defined while one is open for the tick breaks that batch's replies inside ioredis.
     for (let n = 1; n <= MAX_CHARGE_KEYS; n++) {
@@ -116,9 +139,27 @@ export class RedisCounters {
     await client.llmproxyAddToTally(`${this.#ns}:${key}`, Math.max(1, Math.ceil(ttlMs)), ...pairs);
   }
 
+  async addToTallyOnce(
+    key: string,
+    writer: string,
+    chunks: readonly TallyChunk[],
+    ttlMs: number,
+  ): Promise<void> {
+    const args: (string | number)[] = [Math.max(1, Math.ceil(ttlMs)), APPLIED + writer];
+    for (const { seq, amounts } of chunks) {
+      const pairs = Object.entries(amounts).filter(([, amount]) => Math.round(amount) !== 0);
+      args.push(seq, pairs.length, ...pairs.flatMap(([field, amount]) => [field, Math.round(amount)]));
+    }
+    const client = this.#client as unknown as Record<string, Command>;
+    await client.llmproxyAddToTallyOnce(`${this.#ns}:${key}`, ...args);
+  }
+
   async readTally(key: string): Promise<Record<string, number>> {
     const fields = await this.#client.hgetall(`${this.#ns}:${key}`);
-    return Object.fromEntries(Object.entries(fields).map(([field, value]) => [field, Number(value)]));
+    return Object.fromEntries(
+      Object.entries(fields).filter(([field]) => !field.startsWith(APPLIED))
+        .map(([field, value]) => [field, Number(value)]),
+    );
   }
 
   /** `key` is used as written, not namespaced: billing pipelines read the stream by the name they configured. */

@@ -7,9 +7,9 @@
  * atomic scripts run unchanged on Redis Cluster.
  */
 
-import type { ChargeReply, Counter, Lease } from "./counters.ts";
+import type { ChargeReply, Counter, Lease, TallyChunk } from "./counters.ts";
 
-export type { ChargeReply, Counter, Lease } from "./counters.ts";
+export type { ChargeReply, Counter, Lease, TallyChunk } from "./counters.ts";
 
 export type CooldownReason = "failures" | "rate_limit";
 
@@ -92,11 +92,35 @@ export interface RelayEntry {
   readonly data?: Uint8Array;
 }
 
-/** What a store call touches, for `Store.nodeOf`: one plain key, one endpoint's health, or one window scope. */
+/**
+ * What a store call touches, for `Store.nodeOf`: one plain key, one endpoint's health, one window scope, or one
+ * stream key (as written, not namespaced: `appendToStream`).
+ */
 export type NodeTarget =
-  | { readonly key: string; readonly health?: undefined; readonly window?: undefined }
-  | { readonly health: string; readonly key?: undefined; readonly window?: undefined }
-  | { readonly window: string; readonly key?: undefined; readonly health?: undefined };
+  | {
+    readonly key: string;
+    readonly health?: undefined;
+    readonly window?: undefined;
+    readonly stream?: undefined;
+  }
+  | {
+    readonly health: string;
+    readonly key?: undefined;
+    readonly window?: undefined;
+    readonly stream?: undefined;
+  }
+  | {
+    readonly window: string;
+    readonly key?: undefined;
+    readonly health?: undefined;
+    readonly stream?: undefined;
+  }
+  | {
+    readonly stream: string;
+    readonly key?: undefined;
+    readonly health?: undefined;
+    readonly window?: undefined;
+  };
 
 export interface Store {
   readonly kind: "memory" | "redis";
@@ -202,6 +226,13 @@ export interface Store {
   release(scope: string, name: string, token: string): Promise<void>;
   /** Adds integer `amounts` to the named fields of the tally at `key` (usage per day); it lives `ttlMs` more. */
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void>;
+  /**
+   * Optional: `addToTally` that a writer may resend without counting twice. `writer` names it (one per process);
+   * its chunks' `seq` grow with each chunk it makes, and a chunk at or below the highest `seq` applied at `key`
+   * for `writer` is skipped. A writer puts every chunk it has no answer for yet into each later write to `key`,
+   * so whatever order writes arrive in (a stalled connection and its replacement), each chunk counts once.
+   */
+  addToTallyOnce?(key: string, writer: string, chunks: readonly TallyChunk[], ttlMs: number): Promise<void>;
   /** The fields of the tally at `key`; empty when absent. */
   readTally(key: string): Promise<Record<string, number>>;
   /**
