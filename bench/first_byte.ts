@@ -6,14 +6,15 @@
  * over all streams, p50 over nginx, and the rounds' p50s (median, min, max).
  *
  *   deno run -A bench/first_byte.ts [--main ENTRY]... [--rounds 4] [--streams 8] [--warm-json 4000]
- *                                   [--quiet-ms 15000] [--no-refs]
+ *                                   [--quiet-ms 15000] [--no-refs] [--log-level error]
  *
  * `--main` (repeatable; default `dist/bundle/main.js`, made by `deno task bundle`): a build's entry, started with
  * the proxy's V8 flags and a config on the fake upstream, named by its folder (`A/dist/bundle/main.js` is `A`).
  * Before the streams each build serves `--warm-json` non-streamed requests (16 at a time) and then sleeps
  * `--quiet-ms`, as the bench's proxy has served its wrk runs and waited for its settled RSS before the stream
  * phase: the request path is optimised by then, and V8's memory reducer has run. `--no-refs` leaves out the
- * direct and bare targets (nginx and the floor stay).
+ * direct and bare targets (nginx and the floor stay). `--log-level` is the builds' (default `error`, as in the
+ * bench; `info`, the proxy's default, adds an access-log line to every request, stderr piped to this process).
  */
 
 import { parseArgs } from "node:util";
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     "warm-json": { type: "string", default: "4000" },
     "quiet-ms": { type: "string", default: "15000" },
     "no-refs": { type: "boolean", default: false },
+    "log-level": { type: "string", default: "error" },
   },
 });
 const rounds = Math.max(1, Number(values.rounds));
@@ -82,7 +84,18 @@ try {
   const config = await writeConfig({ upstreamUrl: upstream.url, cache: false, keys: 0 });
   const gateway = (name: string, entry: string) =>
     startServer(name, {
-      args: ["run", "-A", V8_FLAGS, entry, "--config", config, "--port", "0", "--log-level", "error"],
+      args: [
+        "run",
+        "-A",
+        V8_FLAGS,
+        entry,
+        "--config",
+        config,
+        "--port",
+        "0",
+        "--log-level",
+        values["log-level"],
+      ],
       cwd: ROOT,
     });
   const floor = await gateway("floor", `${HERE}stream_floor.ts`);

@@ -5,7 +5,7 @@
  *
  *   deno run -A bench/stream_ab.ts --main /tmp/before/main.ts --main /tmp/after/main.ts [--rounds 5]
  *                                  [--streams 200] [--first 15] [--keys 10] [--nginx] [--v8 FLAGS ...] [--fresh]
- *                                  [--chunk-delay-ms 10] [--cache]
+ *                                  [--chunk-delay-ms 10] [--cache] [--log-level error]
  *
  * Per round: for each build `--streams` streams at once (the server's CPU time over them / streams), then
  * `--first` single streams per build one after another, the builds taking turns (time to the first chunk, the
@@ -19,6 +19,7 @@
  * (the default config's) and makes every request's body unique (all misses: each stream recorded and written).
  * `--feature NAME,...` also runs each build once per listed feature (`name+feature`, bench/features.ts; chat
  * streams only, so not `responses` or `continuation`; with `cache` every body is unique, as with `--cache`).
+ * `--log-level` is the builds' (default `error`, as in the bench; `info`, the proxy's default, logs every request).
  */
 
 import { basename, dirname, resolve } from "node:path";
@@ -58,6 +59,7 @@ const { values } = parseArgs({
     "chunk-delay-ms": { type: "string", default: "10" },
     cache: { type: "boolean", default: false },
     feature: { type: "string", multiple: true },
+    "log-level": { type: "string", default: "error" },
   },
 });
 const mains = (values.main ?? []).map((path) => resolve(path));
@@ -108,7 +110,7 @@ try {
         (index === 0 ? "" : `+v8${index === 1 ? "" : String.fromCharCode(96 + index)}`);
       if (index > 0) console.error(`${name}: ${v8}`);
       const server: ServerProcess = await startServer(name, {
-        args: ["run", "-A", v8, main, "--config", config, "--port", "0", "--log-level", "error"],
+        args: ["run", "-A", v8, main, "--config", config, "--port", "0", "--log-level", values["log-level"]],
         cwd: dirname(main),
       });
       servers.push(server);

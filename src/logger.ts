@@ -3,8 +3,10 @@
  * upstream URLs with credentials are not logged at any level.
  *
  * Writing is cheap on the hot path: lines are batched and written together a few milliseconds later (or at once
- * when the batch grows large, or for `warn` and `error`). `flush()` writes what is pending; the CLI calls it before
- * exiting.
+ * when the batch grows large, or for `warn` and `error`). A batched line is also only formatted then (its time
+ * and its JSON), so a request's access-log line costs its answer the copy of its fields, not their serialization
+ * (~15-45 us an answer waited for before its head went out). `flush()` writes what is pending; the CLI calls it
+ * before exiting.
  */
 
 import { startTimer, type Timer } from "./util/timer.ts";
@@ -37,8 +39,8 @@ export interface LoggerOptions {
 
 /** Lines wait at most this long before they are written. */
 const FLUSH_DELAY_MS = 10;
-/** A batch this large (in UTF-16 code units) is written at once. */
-const FLUSH_SIZE = 64 * 1024;
+/** A batch of this many lines (an access-log line is ~300 characters) is written at once. */
+const FLUSH_LINES = 256;
 
 const encoder = new TextEncoder();
 
@@ -52,16 +54,27 @@ function writeAllStderr(bytes: Uint8Array): void {
   }
 }
 
-/** Batches lines for stderr: one write per batch instead of one per line. */
+/**
+ * A log line not written yet: its fields, with `time` still the clock's milliseconds. It is formatted when its batch
+ * is written: its fields are copied when it is logged, so a caller may reuse its own object at once (a nested
+ * object is written as it is at the flush).
+ */
+export type LogRecord = Record<string, unknown> & { time: number | string };
+
+/** The line of a record: the time formatted, then the whole record as JSON. */
+function formatted(record: LogRecord): string {
+  if (typeof record.time === "number") record.time = isoTime(record.time);
+  return JSON.stringify(record);
+}
+
+/** Batches lines for stderr: one write per batch instead of one per line, each line formatted then. */
 export class BatchedStderr {
-  #lines: string[] = [];
-  #size = 0;
+  #records: LogRecord[] = [];
   #timer: Timer | undefined;
 
-  write(line: string, urgent = false): void {
-    this.#lines.push(line);
-    this.#size += line.length + 1;
-    if (urgent || this.#size >= FLUSH_SIZE) this.flush();
+  write(record: LogRecord, urgent = false): void {
+    this.#records.push(record);
+    if (urgent || this.#records.length >= FLUSH_LINES) this.flush();
     else this.#timer ??= startTimer(FLUSH_DELAY_MS, () => this.flush());
   }
 
@@ -70,10 +83,11 @@ export class BatchedStderr {
       this.#timer.cancel();
       this.#timer = undefined;
     }
-    if (this.#lines.length === 0) return;
-    const text = this.#lines.join("\n") + "\n";
-    this.#lines = [];
-    this.#size = 0;
+    const records = this.#records;
+    if (records.length === 0) return;
+    this.#records = [];
+    let text = "";
+    for (let i = 0; i < records.length; i++) text += formatted(records[i]) + "\n";
     writeAllStderr(encoder.encode(text));
   }
 }
@@ -81,26 +95,22 @@ export class BatchedStderr {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? "info";
   const threshold = RANK[level];
-  const batched = options.write ? undefined : new BatchedStderr();
+  const sink = options.write;
+  const batched = sink ? undefined : new BatchedStderr();
   if (batched) globalThis.addEventListener("unload", () => batched.flush());
-  const write: (line: string, lineLevel: LogLevel) => void = options.write ?? ((line, lineLevel) => {
-    batched!.write(line, lineLevel === "warn" || lineLevel === "error");
-  });
   const now = options.now ?? Date.now;
   const log = (lineLevel: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (RANK[lineLevel] < threshold) return;
-    const record: Record<string, unknown> = {
-      time: isoTime(now()),
-      level: lineLevel,
-      msg: message,
-    };
+    const record: LogRecord = { time: now(), level: lineLevel, msg: message };
     if (fields) {
       for (const key in fields) {
         const value = fields[key];
         record[key] = value instanceof Error ? value.message : value;
       }
     }
-    write(JSON.stringify(record), lineLevel);
+    // A sink of the caller's own (tests) takes each line as it is logged.
+    if (sink) sink(formatted(record));
+    else batched!.write(record, lineLevel === "warn" || lineLevel === "error");
   };
   return {
     level,
