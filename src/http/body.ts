@@ -1,6 +1,7 @@
 /** Reading and checking a client's JSON body: size limit, JSON object, field types. */
 
 import type { HeaderReader } from "../core/header_reader.ts";
+import type { BodyHold } from "./body_pool.ts";
 import {
   bodyReadFailed,
   ClientGone,
@@ -38,13 +39,16 @@ export const BODY_TIMEOUT_MS = 60_000;
 /**
  * Reads the body as text, refusing more than `limit` bytes (413) without reading further. A client that goes away
  * mid-upload is `ClientGone` (499, not logged as the proxy's error); one that trickles its body for longer than
- * `timeoutMs` gets a 408 instead of holding the request forever.
+ * `timeoutMs` gets a 408 instead of holding the request forever. A body of unknown length takes its bytes from
+ * `hold` as they arrive (the pool's 503 or 413 when they do not fit); one of declared length was reserved whole
+ * before (`middleware/inflight_bodies.ts`).
  */
 export function readBodyText(
   request: Request,
   limit: number,
   timeoutMs = BODY_TIMEOUT_MS,
   headers: HeaderReader = request.headers,
+  hold?: BodyHold,
 ): Promise<string> {
   const declared = headers.get("content-length");
   if (declared !== null && Number(declared) > limit) return refuse(request, limit);
@@ -54,7 +58,7 @@ export function readBodyText(
   // reader that counts against the limit.
   if (declared !== null) return readWhole(request, limit, timeoutMs);
   if (!request.body) return Promise.resolve("");
-  return readStreamed(request.body, limit, timeoutMs);
+  return readStreamed(request.body, limit, timeoutMs, hold);
 }
 
 /** A declared length over the limit: 413 without reading the body. */
@@ -68,6 +72,7 @@ async function readStreamed(
   body: ReadableStream<Uint8Array>,
   limit: number,
   timeoutMs: number,
+  hold: BodyHold | undefined,
 ): Promise<string> {
   const reader = body.getReader();
   let timer: Deadline | undefined;
@@ -78,7 +83,7 @@ async function readStreamed(
     });
   });
   try {
-    const read = readLimited(reader, limit);
+    const read = readLimited(reader, limit, hold);
     read.catch(() => {}); // after a 408 the read may still fail, unobserved
     return await Promise.race([read, deadline]);
   } catch (error) {
@@ -123,8 +128,12 @@ function bodyTimeout(timeoutMs: number): ProxyError {
   );
 }
 
-/** Reads up to `limit` bytes; more is a 413. */
-async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<string> {
+/** Reads up to `limit` bytes (more is a 413), each taken from `hold` as it arrives. */
+async function readLimited(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  limit: number,
+  hold: BodyHold | undefined,
+): Promise<string> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   while (true) {
@@ -134,6 +143,12 @@ async function readLimited(reader: ReadableStreamDefaultReader<Uint8Array>, limi
     if (size > limit) {
       await reader.cancel().catch(() => {});
       throw tooLarge(limit);
+    }
+    try {
+      hold?.take(value.byteLength);
+    } catch (refusal) {
+      await reader.cancel().catch(() => {});
+      throw refusal;
     }
     chunks.push(value);
   }

@@ -1,15 +1,15 @@
 /**
  * Reserves the request body bytes of each request in the proxy's one pool of `max_inflight_body_bytes`
- * (`body_pool.ts`). Each request reserves its declared `content-length` (a body of unknown length: `max_body_bytes`,
- * the most it may be) before anything reads it, and gives it back when its handler is done. A request that does
+ * (`body_pool.ts`). Each request reserves its declared `content-length` before anything reads it (a body of unknown
+ * length takes its bytes as they are read, `BodyHold`), and gives it back when its handler is done. A request that does
  * not fit gets 503 with `Retry-After` without its body being read, so forty clients sending 9 MiB at once cost
  * memory for the few that fit, not for all of them; one that could never fit (larger than the whole pool) gets 413.
  * The upload routes (`UPLOAD_PATHS`) are left to take what they hold themselves: most of an upload is never held.
  */
 
-import type { Env } from "hono";
+import type { Env, Next } from "hono";
 import { headersOf, type Middleware } from "../request_context.ts";
-import type { BodyPool } from "../body_pool.ts";
+import { BodyHold, type BodyPool } from "../body_pool.ts";
 
 export interface InflightBodiesOptions {
   /** The pool the bytes are reserved in. */
@@ -28,42 +28,52 @@ export const UPLOAD_PATHS: ReadonlySet<string> = new Set(
   ]),
 );
 
-export function inflightBodies<E extends Env = Env>(options: InflightBodiesOptions): Middleware<E> {
+/** What a route reads of a request's context to count a body of unknown length as it reads it. */
+export type BodyHoldEnv = { Variables: { bodyHold: BodyHold | undefined } };
+
+export function inflightBodies<E extends Env & BodyHoldEnv = Env & BodyHoldEnv>(
+  options: InflightBodiesOptions,
+): Middleware<E> {
   const { pool, maxBodyBytes, uploads } = options;
-  const refuse = async (body: ReadableStream | null, size: number, chunked: boolean): Promise<never> => {
+  const refuse = async (body: ReadableStream | null, size: number): Promise<never> => {
     await body?.cancel().catch(() => {});
-    throw pool.refusal(
-      size,
-      chunked ? "this body of unknown length, counted as max_body_bytes," : "this body",
-      chunked ? "send it with a content-length" : "",
-    );
+    throw pool.refusal(size, "this body");
   };
   // Not async: a request holds two callbacks while it waits, not a frame.
   return (c, next) => {
     const headers = headersOf(c);
     const declared = headers.get("content-length");
-    // No length: chunked (or nothing); reserved at the most it may grow to. `request.body` is not touched here:
-    // that would cost the runtime's fast path for bodies that arrived whole.
-    // get(), not has(): has() builds the header list's lower-cased names, which stay on the request (header_pairs.ts).
-    const chunked = headers.get("transfer-encoding") !== null;
-    let size = declared !== null ? Number(declared) : chunked ? maxBodyBytes : 0;
+    if (uploads !== undefined && c.req.method === "POST" && uploads.has(c.req.path)) return next();
+    // No length: chunked (or nothing). Its bytes are taken as the body reader reads them (`BodyHold`), so a small
+    // chunked body costs what it holds, not `max_body_bytes`. `request.body` is not touched here: that would cost
+    // the runtime's fast path for bodies that arrived whole. get(), not has(): has() builds the header list's
+    // lower-cased names, which stay on the request (header_pairs.ts).
+    if (declared === null) {
+      if (headers.get("transfer-encoding") === null) return next();
+      const hold = new BodyHold(pool);
+      c.set("bodyHold", hold);
+      return settled(next, () => hold.release());
+    }
+    let size = Number(declared);
     if (!Number.isFinite(size) || size < 0) size = maxBodyBytes;
     // Declared over the size limit: the body reader answers 413 without reading it, whatever the load.
     if (size === 0 || size > maxBodyBytes) return next();
-    if (uploads !== undefined && c.req.method === "POST" && uploads.has(c.req.path)) return next();
-    if (!pool.take(size)) return refuse(c.req.raw.body, size, declared === null);
-    let answered: Promise<void>;
-    try {
-      answered = next();
-    } catch (error) {
-      pool.give(size);
-      throw error;
-    }
-    return answered.then(() => {
-      pool.give(size);
-    }, (error) => {
-      pool.give(size);
-      throw error;
-    });
+    if (!pool.take(size)) return refuse(c.req.raw.body, size);
+    return settled(next, () => pool.give(size));
   };
+}
+
+/** Runs `next`, then `done` however it ends. */
+function settled(next: Next, done: () => void): Promise<void> {
+  let answered: Promise<void>;
+  try {
+    answered = next();
+  } catch (error) {
+    done();
+    throw error;
+  }
+  return answered.then(done, (error) => {
+    done();
+    throw error;
+  });
 }

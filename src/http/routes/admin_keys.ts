@@ -39,7 +39,10 @@ function invalidPolicy(issues: FinalIssue[], body: Record<string, unknown>): Err
 
 async function readPolicy<T extends AnySchema>(c: Context<AppEnv>, services: Services, schema: T) {
   const { maxBodyBytes, maxBodyItems } = services.config.settings;
-  const body = await parseJsonBody(await readBodyText(c.req.raw, maxBodyBytes), maxBodyItems);
+  const body = await parseJsonBody(
+    await readBodyText(c.req.raw, maxBodyBytes, undefined, undefined, c.get("bodyHold")),
+    maxBodyItems,
+  );
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw invalidPolicy(parsed.error.issues, body);
   return parsed.data as Output<T>;

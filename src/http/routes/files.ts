@@ -84,6 +84,8 @@ export function createBatchHandler(services: Services) {
       c.req.raw,
       services.config.settings.maxBodyBytes,
       services.config.settings.limits.bodyTimeoutMs,
+      undefined,
+      c.get("bodyHold"),
     );
     const body = await parseJsonBody(text, services.config.settings.maxBodyItems);
     const fileId = body.input_file_id;

@@ -7,6 +7,7 @@ import { headersOf, type RequestContext } from "../request_context.ts";
 import { ModelNames } from "../../balancer/model_names.ts";
 import { echoed, ProxyError } from "../../errors.ts";
 import type { KeyPolicy } from "../../keys/policy.ts";
+import type { BodyHold } from "../body_pool.ts";
 import type { RequestTrace } from "../../metrics/metrics.ts";
 import type { Route } from "../../core/route.ts";
 import { overheadHeader } from "../../metrics/request_trace.ts";
@@ -28,6 +29,8 @@ export type AppEnv = {
     trace: RequestTrace;
     /** The caller's key, set by the auth middleware; undefined when the proxy needs none and none was sent. */
     key: KeyPolicy | undefined;
+    /** A body of unknown length's bytes in the body pool, set by `inflightBodies`; undefined for any other. */
+    bodyHold: BodyHold | undefined;
   };
 };
 
@@ -61,6 +64,7 @@ export function generationHandler(services: Services, route: Route) {
       config.settings.maxBodyBytes,
       config.settings.limits.bodyTimeoutMs,
       headersOf(c),
+      c.get("bodyHold"),
     );
     const parsed = parseJsonBody(text, config.settings.maxBodyItems); // a promise only for a big body
     const body = mergeExtraBody(parsed instanceof Promise ? await parsed : parsed);

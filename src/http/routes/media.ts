@@ -32,6 +32,8 @@ export function jsonMediaHandler(services: Services, path: JsonMedia) {
         c.req.raw,
         services.config.settings.maxBodyBytes,
         services.config.settings.limits.bodyTimeoutMs,
+        undefined,
+        c.get("bodyHold"),
       ),
       services.config.settings.maxBodyItems,
     );
