@@ -107,6 +107,7 @@ export class Attempts {
       clientHeaders: call.clientHeaders,
       requestId: call.requestId,
       signal: call.signal,
+      once: call.once,
     });
     // One clock reading per step (each is a call into the runtime): the upstream's answer, then its whole body.
     const answeredAt = spent(call.trace, sentAt);

@@ -31,6 +31,11 @@ export interface UpstreamCall {
   readonly stream?: Route;
   /** A 2xx body streams to the client as it arrives, unread (binary audio, file content). */
   readonly passThrough?: boolean;
+  /**
+   * Makes something upstream each time it is received (creating a batch): sent at most once per attempt, on a
+   * new connection (`Http1Init.once`).
+   */
+  readonly once?: boolean;
   /** A 2xx must parse as JSON, else it is the endpoint's failure (generation answers). */
   readonly json: boolean;
   /** Whether an upstream status is the endpoint's failure (the plan moves on) rather than an answer. */

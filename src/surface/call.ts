@@ -31,6 +31,8 @@ export interface CallSpec {
   readonly json?: boolean;
   /** Whether a status is the endpoint's failure: moves on, or for a holder, counts against its health. */
   readonly failure: (status: number) => boolean;
+  /** Makes something upstream each time it is received: sent at most once per attempt (`UpstreamCall.once`). */
+  readonly once?: boolean;
 }
 
 export function relayRequest(

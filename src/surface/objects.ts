@@ -7,6 +7,7 @@
 
 import type { Config, EndpointConfig, GroupConfig } from "../config/config.ts";
 import type { Answer } from "../core/answer.ts";
+import type { AttemptOutcome } from "../balancer/exhausted.ts";
 import { echoed, ProxyError } from "../errors.ts";
 import type { Pipeline } from "../proxy/pipeline.ts";
 import { isStoreUnavailable } from "../store/patient_read.ts";
@@ -39,7 +40,9 @@ export function resources(group: GroupConfig): EndpointConfig[] {
 
 /**
  * Sends one call to the endpoint that holds object `id`; its answer passes through whatever it is. `creates`: the
- * call makes something upstream (a batch), so it is charged to the caller's key like an upload.
+ * call makes one of these upstream (a batch), so it is charged to the caller's key like an upload, and it is sent at
+ * most once (`UpstreamCall.once`): after an attempt the endpoint may have taken (a 5xx, a timeout, a connection lost
+ * once the request went), the client is told that it may have been made.
  */
 export async function callHolder(
   deps: ObjectDeps,
@@ -48,13 +51,27 @@ export async function callHolder(
   id: string,
   context: CallContext,
   spec: Omit<CallSpec, "failure">,
-  options: { readonly creates?: boolean } = {},
+  options: { readonly creates?: Collection } = {},
 ): Promise<Answer> {
   const target = { kind: "holder" as const, endpoint: holder.endpoint, id, what: WHAT[collection] };
-  const request = { ...relayRequest(context, holder.group, spec.path, target), creates: options.creates };
-  const call = upstreamCall(context, holder.group, { ...spec, failure: isItemFailureStatus });
+  const creates = options.creates !== undefined;
+  const unresendable = options.creates && mayHaveMade(options.creates);
+  const request = { ...relayRequest(context, holder.group, spec.path, target, unresendable), creates };
+  const call = upstreamCall(context, holder.group, { ...spec, failure: isItemFailureStatus, once: creates });
   return (await deps.pipeline.relay(request, call)).answer;
 }
+
+/**
+ * Why a call that makes a `what` each time it is received is not sent again after `outcome`: undefined when the
+ * endpoint cannot have taken it (an answer below 500, a connection never made).
+ */
+const mayHaveMade = (made: Collection) => (outcome: AttemptOutcome): string | undefined =>
+  (outcome.kind === "status" ? outcome.status < 500 : outcome.kind === "connection" && outcome.unsent)
+    ? undefined
+    : `after the request had been sent to it; it may have made the ${
+      WHAT[made]
+    }, so the request is not sent ` +
+      `again (that could make it twice): list the ${made} before sending it again`;
 
 /** An object's endpoint, its group and its owner (null: none). */
 export interface HeldObject {

@@ -57,6 +57,8 @@ export interface UpstreamRequest {
   readonly requestId: string;
   /** The client's signal: aborted when the client disconnects (or every client following a coalesced flight). */
   readonly signal: AbortLike;
+  /** Makes something upstream each time it is received: never sent twice by the client (`Http1Init.once`). */
+  readonly once?: boolean;
 }
 
 export type UpstreamResult =
@@ -218,7 +220,7 @@ export class UpstreamClient {
     const { signal, release, failed, watch } = this.#track(request);
     let answered: Promise<Reply>;
     try {
-      const init = { method: request.method, headers, signal };
+      const init = { method: request.method, headers, signal, once: request.once };
       answered = body instanceof ReadableStream
         ? guardedFetch(url, { ...init, body }, guard)
         : typeof body === "object"

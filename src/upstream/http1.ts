@@ -39,6 +39,11 @@ export interface Http1Init {
   readonly signal: AbortLike;
   /** Caps the answer's size and masks the request's credentials in it. */
   readonly guard?: AnswerGuard;
+  /**
+   * The request makes something upstream each time it is received (creating a batch): it goes on a new connection,
+   * never a kept-alive one, so it is never sent a second time (see `request`).
+   */
+  readonly once?: boolean;
 }
 
 export interface Http1Options {
@@ -100,7 +105,7 @@ export class Http1Agent {
     } catch (error) {
       return Promise.reject(error);
     }
-    const reused = streamed ? undefined : this.#pool.take(target.origin);
+    const reused = streamed || init.once ? undefined : this.#pool.take(target.origin);
     if (!reused) return this.#onNewConnection(target, message, init);
     return this.#exchange(reused, message, init, true).catch((error) => {
       reused.close();
@@ -110,8 +115,11 @@ export class Http1Agent {
       // A kept-alive connection that the server closed as it was taken (or just after the request went out on it)
       // fails before any byte of an answer: the request goes once more, on a new connection (never one from the
       // pool, which may hold more that the server closed). A server that closes an idle connection does so without
-      // reading what arrived on it, so even a POST is sent again; the proxy would otherwise fail it over to
-      // another endpoint and count a healthy one as failing.
+      // reading what arrived on it, so even a POST is sent again: a generation request would otherwise fail over
+      // to another endpoint (sent again all the same) and count a healthy one as failing. But the server may also
+      // have read it and closed before answering: a request that makes something each time it is received (`once`:
+      // creating a batch) never comes here, it takes a new connection (one a server's idle timeout cannot have
+      // closed), and a failure of that is not resent. Uploads stream, which takes a new connection too.
       // The server may have taken it before the connection failed: a resend that cannot connect is "maybe sent",
       // not "never sent" (an upload would move on to another endpoint, a possible duplicate file).
       if (!reused.answered && !(error instanceof ProxyError)) {

@@ -104,7 +104,7 @@ export function createBatchHandler(services: Services) {
       method: "POST",
       path: "batches",
       body: () => text,
-    }, { creates: true });
+    }, { creates: "batches" });
     return reply(c, await remembered(services, answer, ownerFor(caller)));
   };
 }
