@@ -180,14 +180,20 @@ class LimitedServer implements Server {
     open.server.finished.then(open.ended, open.ended);
   }
 
-  /** Closes connections idle past their limit: the header timeout before a first request, keep-alive after. */
+  /**
+   * Closes connections idle past their limit: the header timeout before a first request, keep-alive after. A
+   * connection's `idleSince` is the tick before it became idle, up to `every` earlier than that moment, so it is
+   * closed one sweep later than the limit alone says: never before its limit (before, up to `every` early: a head
+   * sent at 9.1 s was cut by the 10 s header timeout), at most `every` after it (and later when the loop is busy:
+   * the ticks count sweeps, not wall time).
+   */
   #sweep(every: number): void {
     const tick = this.#shared.tick += every;
     const { headerTimeoutMs, keepaliveTimeoutMs } = this.#options;
     for (const open of this.#open) {
       if (open.inflight > 0 || open.socket) continue;
       const limit = open.served === 0 ? headerTimeoutMs : keepaliveTimeoutMs;
-      if (tick - open.idleSince >= limit) {
+      if (tick - open.idleSince >= limit + every) {
         this.#release(open);
         open.close();
       }
