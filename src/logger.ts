@@ -61,10 +61,24 @@ function writeAllStderr(bytes: Uint8Array): void {
  */
 export type LogRecord = Record<string, unknown> & { time: number | string };
 
-/** The line of a record: the time formatted, then the whole record as JSON. */
+/**
+ * The line of a record: the time formatted, then the whole record as JSON. A field JSON cannot write (a BigInt, a
+ * cycle) leaves a line that says so: a batched line is formatted in the flush's timer, where a throw would end the
+ * process.
+ */
 function formatted(record: LogRecord): string {
   if (typeof record.time === "number") record.time = isoTime(record.time);
-  return JSON.stringify(record);
+  try {
+    return JSON.stringify(record);
+  } catch (error) {
+    const { time, level, msg } = record;
+    return JSON.stringify({
+      time,
+      level,
+      msg,
+      log_error: error instanceof Error ? error.message : String(error),
+    });
+  }
 }
 
 /** Batches lines for stderr: one write per batch instead of one per line, each line formatted then. */
