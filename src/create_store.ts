@@ -8,7 +8,7 @@ import type { Clock } from "./core/clock.ts";
 import type { Config } from "./config/config.ts";
 import { OWNER_PREFIX } from "./keys/owners.ts";
 import type { Logger } from "./logger.ts";
-import { AFFINITY_PREFIX, BLOB_PREFIX, TURN_PREFIX } from "./responses/affinity.ts";
+import { AFFINITY_PREFIX, ANCESTORS_PREFIX, BLOB_PREFIX, TURN_PREFIX } from "./responses/affinity.ts";
 import { type BoundedArea, MemoryStore } from "./store/memory.ts";
 import type { Store } from "./store/store.ts";
 import { OBJECT_PREFIX } from "./surface/affinity.ts";
@@ -27,6 +27,7 @@ const ID_BYTES = 256;
 function responsesInMemory(maxEntries: number): BoundedArea[] {
   return [
     { prefix: TURN_PREFIX, maxEntries, maxBytes: 64 * 1024 * 1024 },
+    { prefix: ANCESTORS_PREFIX, maxEntries, maxBytes: 64 * 1024 * 1024 },
     ...[AFFINITY_PREFIX, OWNER_PREFIX, BLOB_PREFIX].map((prefix) => ({
       prefix,
       maxEntries,

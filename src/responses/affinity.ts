@@ -15,9 +15,14 @@ export const TURN_PREFIX = "turn:";
 export const AFFINITY_PREFIX = "aff:";
 /** Where each encrypted reasoning blob's endpoint lives (`enc:<hash of the blob>`). */
 export const BLOB_PREFIX = "enc:";
+/**
+ * Where the ids of each response's earlier turns live (`anc:<response id>`: a JSON list, the previous one first),
+ * so a replay reads a whole chain in two round trips instead of one per turn.
+ */
+export const ANCESTORS_PREFIX = "anc:";
 
 /** Longest chain of turns rebuilt for a replay. */
-const MAX_TURNS = 256;
+export const MAX_TURNS = 256;
 
 /** The store key of a reasoning blob (several KB each: hashed natively, off the event loop). */
 async function blobKey(blob: string): Promise<string> {
@@ -71,17 +76,44 @@ export class ResponseAffinity {
     }
   }
 
+  /**
+   * The ids of the turns before `responseId`, the previous one first (at most `MAX_TURNS - 1`); null when not held
+   * (a first turn, one recorded before ids were kept, or a store that cannot say now: the chain is then read
+   * one link at a time from there).
+   */
+  async ancestorsOf(responseId: string): Promise<string[] | null> {
+    try {
+      const text = await this.#store.get(`${ANCESTORS_PREFIX}${responseId}`);
+      const ids: unknown = text === null ? null : JSON.parse(text);
+      return Array.isArray(ids) && ids.every((id) => typeof id === "string") ? ids : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Maps a new response id to its endpoint (awaited: the client's next turn must find it). */
   async remember(responseId: string, endpoint: string): Promise<void> {
     await this.#store.set(`${AFFINITY_PREFIX}${responseId}`, endpoint, this.#ttlMs);
   }
 
-  /** Keeps a finished turn and maps its reasoning blobs; too large turns are skipped with a warning. */
-  async record(responseId: string, turn: Turn, blobs: readonly string[]): Promise<void> {
+  /**
+   * Keeps a finished turn and maps its reasoning blobs; too large turns are skipped with a warning. `earlier`: the
+   * ids of the turns before it, the previous one first (kept with it when there are any).
+   */
+  async record(
+    responseId: string,
+    turn: Turn,
+    blobs: readonly string[],
+    earlier?: readonly string[],
+  ): Promise<void> {
     const writes: Promise<void>[] = [this.remember(responseId, turn.endpoint)];
     const text = JSON.stringify(turn);
     if (text.length <= this.#maxTurnBytes) {
       writes.push(this.#store.set(`${TURN_PREFIX}${responseId}`, text, this.#ttlMs));
+      if (earlier !== undefined && earlier.length > 0) {
+        const ids = JSON.stringify(earlier.slice(0, MAX_TURNS - 1));
+        writes.push(this.#store.set(`${ANCESTORS_PREFIX}${responseId}`, ids, this.#ttlMs));
+      }
     } else {
       this.#logger.warn("conversation turn too large to keep for failover", {
         response_id: responseId,
@@ -99,23 +131,37 @@ export class ResponseAffinity {
    * The turns ending with `responseId`, oldest first; null when any link of the chain is not held. Read patiently
    * (a replay that leaves out turns the store could not give in time would be a different conversation): a store
    * that cannot tell throws a 503 `store_unavailable`, not the 409 of a conversation this proxy does not hold.
+   * The turns whose ids are known (kept with the latest one, `anc:`) are read together: one round trip per Redis
+   * node (auto-pipelined) for a chain of up to `MAX_TURNS`, where it took one per turn; from a turn whose earlier
+   * ids are not kept, one link at a time.
    */
   async turns(responseId: string): Promise<Turn[] | null> {
     const turns: Turn[] = [];
-    let id: string | undefined = responseId;
-    while (id !== undefined) {
-      if (turns.length >= MAX_TURNS) return null;
-      const text = await readPatiently(
-        this.#store,
-        `${TURN_PREFIX}${id}`,
-        `the earlier turns of response '${echoed(responseId)}'`,
-      );
-      if (text === null) return null;
-      const turn = JSON.parse(text) as Turn;
-      turns.push(turn);
-      id = turn.previous;
+    const what = `the earlier turns of response '${echoed(responseId)}'`;
+    let batch: readonly string[] = [responseId];
+    while (turns.length < MAX_TURNS) {
+      batch = batch.slice(0, MAX_TURNS - turns.length);
+      const [texts, earlier] = await Promise.all([
+        Promise.all(batch.map((id) => readPatiently(this.#store, `${TURN_PREFIX}${id}`, what))),
+        this.ancestorsOf(batch[batch.length - 1]),
+      ]);
+      let next: string | undefined;
+      let read = 0;
+      while (read < texts.length) {
+        const text = texts[read++];
+        if (text === null) return null;
+        const turn = JSON.parse(text) as Turn;
+        turns.push(turn);
+        next = turn.previous;
+        // Ids that do not follow the links (a record rewritten meanwhile): the links decide.
+        if (next !== batch[read]) break;
+      }
+      if (next === undefined) return turns.reverse();
+      // The ids before the last turn read, when they are its own and go on from its link.
+      const onward = read === batch.length && earlier !== null && earlier[0] === next;
+      batch = onward ? earlier : [next];
     }
-    return turns.reverse();
+    return null;
   }
 
   /** Forgets a deleted response. */
@@ -123,6 +169,7 @@ export class ResponseAffinity {
     await Promise.all([
       this.#store.delete(`${AFFINITY_PREFIX}${responseId}`),
       this.#store.delete(`${TURN_PREFIX}${responseId}`),
+      this.#store.delete(`${ANCESTORS_PREFIX}${responseId}`),
     ]);
   }
 }

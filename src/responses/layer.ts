@@ -26,6 +26,11 @@ export interface Conversation {
   readonly exclude?: readonly string[];
   /** The conversation was replayed on another endpoint than its owner. */
   readonly replayed: boolean;
+  /**
+   * The ids of the turns before `previous`, as the store held them (null: none held); absent when not read (a
+   * group of one endpoint, where no replay can happen). The new turn keeps them, after `previous`.
+   */
+  readonly earlier?: readonly string[] | null;
 }
 
 /** Proxy errors that mean "the owner could not serve this", so the conversation may move. */
@@ -68,13 +73,15 @@ export class ResponsesLayer {
     const input = inputItems(request.body.input);
     // With one endpoint to choose from, a wrong guess is impossible: the owner is not waited for.
     const patient = request.group.endpoints.length > 1;
-    const [owner, allowed] = await Promise.all([
+    // The earlier turns' ids are asked for in the same round trip as the owner (one write to Redis).
+    const [owner, allowed, earlier] = await Promise.all([
       this.#owner(previous, encryptedBlobs(input), patient),
       previous && this.#owners ? this.#owners.allows(previous, request.identity) : true,
+      previous && patient ? this.#affinity.ancestorsOf(previous) : undefined,
     ]);
     if (!allowed) throw previousNotFound(previous!);
     const inGroup = owner !== undefined && request.group.endpoints.some((endpoint) => endpoint.id === owner);
-    return { previous, input, pinned: inGroup ? owner : undefined, replayed: false };
+    return { previous, input, pinned: inGroup ? owner : undefined, replayed: false, earlier };
   }
 
   /**
@@ -111,7 +118,7 @@ export class ResponsesLayer {
     });
     return {
       request: { ...request, body },
-      conversation: { previous, input, exclude: [owner], replayed: true },
+      conversation: { previous, input, exclude: [owner], replayed: true, earlier: conversation.earlier },
     };
   }
 
@@ -130,7 +137,7 @@ export class ResponsesLayer {
       const turn: Turn = { endpoint, previous: conversation.previous, input: conversation.input, output };
       try {
         await Promise.all([
-          this.#affinity.record(value.id, turn, encryptedBlobs(output)),
+          this.#affinity.record(value.id, turn, encryptedBlobs(output), earlierTurns(conversation)),
           this.#owners?.claim(value.id, request.identity),
         ]);
       } catch (error) {
@@ -237,6 +244,12 @@ export class ResponsesLayer {
       return writes;
     });
   }
+}
+
+/** The ids of the turns before a new one: its `previous`, then those before it; undefined when not read. */
+function earlierTurns({ previous, earlier }: Conversation): string[] | undefined {
+  if (previous === undefined || earlier === undefined) return undefined;
+  return [previous, ...earlier ?? []];
 }
 
 /** A whole body parsed, or undefined when it is not JSON (a cached answer is stored as its text). */
