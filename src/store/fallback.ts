@@ -11,12 +11,10 @@
  */
 
 import { MemoryStore } from "./memory.ts";
-import { NodeCalls, READ } from "./node_calls.ts";
-import { ALL_NODES, Outages, WaitBound } from "./outages.ts";
+import { NodeCalls, type Owed, READ } from "./node_calls.ts";
+import { Outages, WaitBound } from "./outages.ts";
 import { OwedDeletes } from "./owed_deletes.ts";
-import { OwedCharges } from "./owed_charges.ts";
-import { OwedStream } from "./owed_stream.ts";
-import { TallyWrites, withOwed } from "./tally_writes.ts";
+import { SpentWrites } from "./spent_writes.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
   ChargeReply,
@@ -59,13 +57,9 @@ export class FallbackStore implements Store {
   readonly #bound: WaitBound;
   /** Conditional deletes served locally during an outage, for the primary once it is back. */
   readonly #owed = new OwedDeletes();
-  /** Tallies: sent exactly once, or owed while counted locally alone during an outage. */
-  readonly #tallies = new TallyWrites();
-  /** Key limit charges admitted locally alone during an outage, for the primary once it is back. */
-  readonly #charges: OwedCharges;
-  /** Usage stream entries not sent during an outage, for the primary once it is back. */
-  readonly #stream: OwedStream;
   readonly #calls: NodeCalls;
+  /** Tallies, charges and stream entries: sent once, or owed while kept locally alone during an outage. */
+  readonly #spent: SpentWrites;
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
@@ -77,12 +71,15 @@ export class FallbackStore implements Store {
       options.retryAfterMs ?? 1000,
       options.now ?? Date.now,
     );
-    this.#charges = new OwedCharges(options.now ?? Date.now);
-    this.#stream = new OwedStream(options.logger ?? (() => {}));
-    this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, {
-      deletes: this.#owed,
-      payables: [this.#tallies, this.#charges, this.#stream],
-    });
+    const owed: Owed[] = [];
+    this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, this.#owed, owed);
+    this.#spent = new SpentWrites(
+      this.#local,
+      this.#calls,
+      options.now ?? Date.now,
+      options.logger ?? (() => {}),
+    );
+    owed.push(...this.#spent.owed);
   }
 
   get kind(): Store["kind"] {
@@ -201,53 +198,25 @@ export class FallbackStore implements Store {
     return this.#calls.call({ window: scope }, (store) => store.addToWindows(scope, counters, windowMs, now));
   }
 
-  /** Admitted locally alone during an outage, its amounts are owed to the primary, and sent once it answers. */
   charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply> {
-    return this.#calls.call({ window: scope }, async (store, node, sent) => {
-      const reply = await store.charge(scope, counters, lease);
-      if (store === this.#local && !sent && reply.admitted) this.#charges.owe(node, scope, counters);
-      return reply;
-    });
+    return this.#spent.charge(scope, counters, lease);
   }
 
   release(scope: string, name: string, token: string): Promise<void> {
     return this.#calls.call({ window: scope }, (store) => store.release(scope, name, token));
   }
 
-  /**
-   * Sent to the primary exactly once (`TallyWrites`): counted locally alone (the node left alone, the primary
-   * disconnected), the amounts are owed to it; sent and unanswered, they go again with the next write.
-   */
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
-    let sent = false;
-    return this.#calls.call({ key }, (store, node) => {
-      if (store === this.#local) {
-        if (!sent) this.#tallies.owe(node, key, amounts, ttlMs);
-        return store.addToTally(key, amounts, ttlMs);
-      }
-      sent = true;
-      return this.#tallies.send(node, key, amounts, ttlMs, store);
-    });
+    return this.#spent.addToTally(key, amounts, ttlMs);
   }
 
-  /** From the primary, with what it is still owed (not sent when this read went out) added. */
   readTally(key: string): Promise<Record<string, number>> {
-    return this.#calls.call({ key }, async (store) => {
-      const owed = store === this.#local ? undefined : this.#tallies.of(key);
-      const tally = await store.readTally(key);
-      return owed === undefined ? tally : withOwed(tally, owed);
-    }, READ);
+    return this.#spent.readTally(key);
   }
 
-  /**
-   * Owed while the primary is disconnected or the stream's node is served locally, and appended in order once it
-   * answers (`OwedStream`); not bounded by the wait (off every answer's path; the usage figures do not wait on it).
-   */
   appendToStream(key: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
     if (!this.#primary.appendToStream) return Promise.resolve();
-    const node = this.#primary.nodeOf?.({ stream: key }) ?? ALL_NODES;
-    const away = this.#primary.status() === "degraded" || this.#outages.isDown(node);
-    return this.#stream.append({ node, key, fields, maxLen }, this.#primary, away);
+    return this.#spent.appendToStream(key, fields, maxLen);
   }
 
   subscribe(channel: string, onMessage: (message: string | null) => void): () => Promise<void> {

@@ -49,14 +49,15 @@ export class NodeCalls {
     local: MemoryStore,
     outages: Outages,
     bound: WaitBound,
-    owed: { deletes: OwedDeletes; payables: readonly Owed[] },
+    deletes: OwedDeletes,
+    payables: readonly Owed[],
   ) {
     this.#primary = primary;
     this.#local = local;
     this.#outages = outages;
     this.#bound = bound;
-    this.#owed = owed.deletes;
-    this.#payables = owed.payables;
+    this.#owed = deletes;
+    this.#payables = payables;
   }
 
   /** A call to the target's node, or to local state (see fallback.ts). */

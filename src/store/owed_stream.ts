@@ -56,22 +56,44 @@ export class OwedStream {
   }
 
   /**
-   * Appends one entry to `primary`, or owes it: while `away` (its node is served locally, or Redis disconnected),
-   * behind entries still owed, and when the append fails without reaching Redis (a refused or closed connection).
+   * Appends one entry to `primary` (its node answers, or this call tries it again): at once when nothing is owed;
+   * else behind the entries owed, which go first, in order (the first one's answer is this call's). An append
+   * that fails without reaching Redis (a refused or closed connection) is owed; the error goes on to the caller.
    */
-  async append(entry: Entry, primary: Store, away: boolean): Promise<void> {
-    if (away || this.#paying || this.#entries.length > 0) return this.#owe([this.#kept(entry)]);
-    try {
-      await primary.appendToStream!(entry.key, entry.fields, entry.maxLen);
-    } catch (error) {
-      if (isAnswer(error, primary) || mayStillRun(error)) throw error;
-      this.#owe([this.#kept(entry)]);
+  append(entry: Entry, primary: Store): Promise<void> {
+    // A payment under way: the node was just tried, and this entry goes after those being sent.
+    if (this.#paying) return Promise.resolve(this.owe(entry));
+    if (this.#entries.length === 0) {
+      return primary.appendToStream!(entry.key, entry.fields, entry.maxLen).catch((error) => {
+        if (!isAnswer(error, primary) && !mayStillRun(error)) this.owe(entry);
+        throw error;
+      });
+    }
+    this.owe(entry);
+    return this.#pay(entry.node, primary) ?? Promise.resolve();
+  }
+
+  /** Keeps `entry` for when its node answers; past `MAX_OWED`, drops it (one warning per run of drops). */
+  owe(entry: Entry): void {
+    if (this.#entries.length < MAX_OWED) {
+      this.#entries.push(this.#kept(entry));
+      return;
+    }
+    if (this.#dropped++ === 0) {
+      this.#log("warn", "usage stream entries dropped: too many kept while Redis is away", {
+        kept: MAX_OWED,
+      });
     }
   }
 
   /** Sends the entries owed to `node`, in order, in the background; those that fail are owed again, first. */
   pay(node: string, primary: Store): void {
-    if (this.#paying || !this.#entries.some((entry) => entry.node === node)) return;
+    this.#pay(node, primary)?.catch(() => {});
+  }
+
+  /** `pay`; the first entry's append (undefined: none sent). */
+  #pay(node: string, primary: Store): Promise<void> | undefined {
+    if (this.#paying || !this.#entries.some((entry) => entry.node === node)) return undefined;
     const sending = this.#entries.filter((entry) => entry.node === node);
     this.#entries = this.#entries.filter((entry) => entry.node !== node);
     this.#paying = true;
@@ -85,13 +107,17 @@ export class OwedStream {
           !mayStillRun(result.reason);
       });
       this.#entries = [...failed, ...this.#entries];
+      if (failed.length > 0) return;
       if (this.#dropped > 0) {
-        this.#log("warn", "usage stream entries dropped while Redis was away", { dropped: this.#dropped });
+        this.#log("info", "usage stream entries kept while Redis was away appended", {
+          dropped: this.#dropped,
+        });
         this.#dropped = 0;
       }
-      // What queued meanwhile goes too, unless the node failed again.
-      if (failed.length === 0) this.pay(node, primary);
+      // What queued meanwhile goes too.
+      this.pay(node, primary);
     });
+    return appends[0];
   }
 
   /** `entry` as kept, its names shared with the last entry kept when they are the same. */
@@ -105,12 +131,6 @@ export class OwedStream {
     const same = last.length === names.length && names.every((name, i) => name === last[i]);
     if (!same) this.#names = names;
     return { node, key, names: this.#names, values: values.join(SEPARATOR), maxLen };
-  }
-
-  #owe(entries: readonly Owed[]): void {
-    const room = MAX_OWED - this.#entries.length;
-    this.#entries.push(...entries.slice(0, Math.max(0, room)));
-    this.#dropped += Math.max(0, entries.length - Math.max(0, room));
   }
 }
 
