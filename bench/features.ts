@@ -17,10 +17,18 @@
  * - `responses`: the request is `POST /v1/responses` (new conversations); `continuation`: each one continues a
  *   response made at the start (`previous_response_id`: the affinity lookup, owner and turn checks). Non-streamed
  *   only; compare the two with each other.
+ * - `redis-cluster`: a 3-master Redis Cluster (started once, shared) as the store instead of `redis-server`.
+ * - `entra`: the endpoint is an Azure one with Entra ID client credentials, its tokens from a token endpoint
+ *   this module serves (tests/_support/token_server.ts; one token an hour: asked once at the first request).
+ * - `upload`: the request is `POST /v1/files`, a multipart form (`purpose: batch` and a 1 KiB JSONL file, the
+ *   group by `x-llmproxy-model-group`); `batch`: `POST /v1/batches` of a file uploaded at the start. Each makes
+ *   an object the proxy records (its resource and owner) and the upstream keeps (its books are bounded).
  */
 
 import { dirname } from "node:path";
 import { type RedisServer, startRedis } from "../tests/_support/redis.ts";
+import { type RedisCluster, startCluster } from "../tests/_support/redis_cluster.ts";
+import { startTokenServer, type TokenServer } from "../tests/_support/token_server.ts";
 import { BENCH_ADMIN_KEY, BENCH_GROUP, type BenchConfig, V8_FLAGS, writeConfig } from "./proxy_config.ts";
 import { type ServerProcess, startServer } from "./server_process.ts";
 
@@ -32,7 +40,9 @@ interface Feature {
   /** The client's key is created at run time, with limits or not. */
   readonly runtimeKey?: "plain" | "limits";
   readonly dashboard?: boolean;
-  readonly route?: "responses" | "continuation";
+  readonly route?: "responses" | "continuation" | "upload" | "batch";
+  readonly cluster?: boolean;
+  readonly entra?: boolean;
 }
 
 const LIMITS = {
@@ -63,6 +73,10 @@ export const FEATURES: Readonly<Record<string, Feature>> = {
   dashboard: { dashboard: true },
   responses: { route: "responses" },
   continuation: { route: "continuation" },
+  "redis-cluster": { cluster: true },
+  entra: { entra: true },
+  upload: { route: "upload" },
+  batch: { route: "batch" },
 };
 
 /** The names in a `--feature` list (comma-separated, repeatable); exits 2 on an unknown one. */
@@ -99,6 +113,8 @@ export class FeatureRig implements AsyncDisposable {
   readonly #servers: ServerProcess[] = [];
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #redis?: Promise<RedisServer>;
+  #cluster?: Promise<RedisCluster>;
+  #tokens?: TokenServer;
   #sink?: Deno.HttpServer<Deno.NetAddr>;
 
   constructor(upstreamUrl: string) {
@@ -118,11 +134,14 @@ export class FeatureRig implements AsyncDisposable {
   ): Promise<FeatureServer> {
     const spec = feature ? FEATURES[feature] : {};
     const redisUrl = spec.redis ? (await (this.#redis ??= startRedis())).url : undefined;
+    const redisClusterNodes = spec.cluster ? (await (this.#cluster ??= startCluster())).seeds : undefined;
     const config = await writeConfig({
       upstreamUrl: this.#upstreamUrl,
       cache: options.cache,
       redisUrl,
-      namespace: redisUrl ? `bench${this.#servers.length}` : undefined,
+      redisClusterNodes,
+      namespace: redisUrl || redisClusterNodes ? `bench${this.#servers.length}` : undefined,
+      entraAuthority: spec.entra ? (this.#tokens ??= startTokenServer()).url : undefined,
       ...spec.config,
     });
     let server: ServerProcess;
@@ -153,6 +172,9 @@ export class FeatureRig implements AsyncDisposable {
     if (spec.dashboard) this.#poll(server.url);
     if (spec.route === undefined) {
       return { name, server, path: "/v1/chat/completions", body: options.body, headers };
+    }
+    if (spec.route === "upload" || spec.route === "batch") {
+      return await objectRoute(name, server, spec.route, headers);
     }
     const input = { model: BENCH_GROUP, input: "Say hello to the benchmark." };
     const started: FeatureServer = {
@@ -196,6 +218,8 @@ export class FeatureRig implements AsyncDisposable {
     for (const timer of this.#timers) clearInterval(timer);
     for (const server of this.#servers.reverse()) await server.stop();
     if (this.#redis) await (await this.#redis)[Symbol.asyncDispose]();
+    if (this.#cluster) await (await this.#cluster)[Symbol.asyncDispose]();
+    await this.#tokens?.[Symbol.asyncDispose]();
     await this.#sink?.shutdown();
   }
 }
@@ -216,4 +240,55 @@ async function createKey(url: string, kind: "plain" | "limits"): Promise<string>
     JSON.stringify(policy),
   );
   return created.key;
+}
+
+const BOUNDARY = "llmproxy-bench-form";
+/** A batch input line, repeated to about 1 KiB: what `files.create(purpose="batch")` sends. */
+const JSONL = JSON.stringify({
+  custom_id: "bench",
+  method: "POST",
+  url: "/v1/chat/completions",
+  body: { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello to the benchmark." }] },
+}).concat("\n").repeat(7);
+const UPLOAD_BODY = [
+  `--${BOUNDARY}`,
+  'Content-Disposition: form-data; name="purpose"',
+  "",
+  "batch",
+  `--${BOUNDARY}`,
+  'Content-Disposition: form-data; name="file"; filename="bench.jsonl"',
+  "Content-Type: application/jsonl",
+  "",
+  JSONL,
+  `--${BOUNDARY}--`,
+  "",
+].join("\r\n");
+
+/** `upload`: each request a `POST /v1/files`; `batch`: each a `POST /v1/batches` of a file uploaded now. */
+async function objectRoute(
+  name: string,
+  server: ServerProcess,
+  route: "upload" | "batch",
+  client: Record<string, string>,
+): Promise<FeatureServer> {
+  const group = { authorization: client.authorization, "x-llmproxy-model-group": BENCH_GROUP };
+  const headers = { ...group, "content-type": `multipart/form-data; boundary=${BOUNDARY}` };
+  if (route === "upload") return { name, server, path: "/v1/files", body: UPLOAD_BODY, headers };
+  const started: FeatureServer = {
+    name,
+    server,
+    path: "/v1/batches",
+    body: "",
+    headers: { ...group, "content-type": "application/json" },
+  };
+  started.prepare = async () => {
+    const file = await post(`${server.url}/v1/files`, headers, UPLOAD_BODY);
+    started.body = JSON.stringify({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+  };
+  await started.prepare();
+  return started;
 }

@@ -152,6 +152,8 @@ async function measure(target: Target, traceFile?: string): Promise<Peak> {
   let server: ServerProcess | undefined;
   await using rig = new FeatureRig(upstream.url);
   let headers: Record<string, string> = HEADERS;
+  // A feature that changes the request (Responses, uploads, batches) idles after one of its own.
+  let first = { path: "/v1/chat/completions", body: BODY };
   const started = performance.now();
   const timeline: string[] = [];
   const mark = (what: string) => timeline.push(`${(performance.now() - started).toFixed(0)} ${what}`);
@@ -163,6 +165,7 @@ async function measure(target: Target, traceFile?: string): Promise<Peak> {
       });
       server = started.server;
       headers = started.headers;
+      if (started.path !== first.path) first = { path: started.path, body: started.body };
     } else {
       server = await startServer(target.name, {
         args: target.args(upstream.url, config),
@@ -171,7 +174,7 @@ async function measure(target: Target, traceFile?: string): Promise<Peak> {
       });
     }
     const url = `${server.url}/v1/chat/completions`;
-    const answer = await fetch(url, { method: "POST", headers, body: BODY });
+    const answer = await fetch(`${server.url}${first.path}`, { method: "POST", headers, body: first.body });
     await answer.text();
     if (answer.status !== 200) throw new Error(`${target.name} answered HTTP ${answer.status}`);
     await delay(1000);

@@ -22,6 +22,13 @@ export interface BenchConfig {
   readonly usageStream?: boolean;
   /** The endpoint is an Azure one (`provider: azure`, the v1 layout) on the same upstream. */
   readonly azure?: boolean;
+  /**
+   * The endpoint is an Azure one that gets Entra ID tokens (client credentials) from the token endpoint at this
+   * base URL (`azure_ad.authority_host`) instead of sending an API key.
+   */
+  readonly entraAuthority?: string;
+  /** `redis_cluster_nodes` (instead of `redisUrl`): the seeds of a Redis Cluster. */
+  readonly redisClusterNodes?: readonly string[];
 }
 
 /** The admin key of configs with `adminKey`. */
@@ -41,8 +48,16 @@ export function configYaml(config: BenchConfig): string {
     ...(routing === "tiers" ? [`        priority: ${priority}`] : []),
     "        params:",
     `          base_url: ${config.upstreamUrl}`,
-    "          api_key: sk-bench-upstream",
-    `          provider: ${config.azure ? "azure" : "openai"}`,
+    ...(config.entraAuthority
+      ? [
+        "          azure_ad:",
+        "            tenant_id: bench-tenant",
+        "            client_id: bench-app",
+        "            client_secret: bench-secret",
+        `            authority_host: ${config.entraAuthority}`,
+      ]
+      : ["          api_key: sk-bench-upstream"]),
+    `          provider: ${config.azure || config.entraAuthority ? "azure" : "openai"}`,
     ...(routing ? [`          name: ${name}`] : []),
   ];
   return [
@@ -56,27 +71,37 @@ export function configYaml(config: BenchConfig): string {
     "  bind_address: 127.0.0.1",
     `  cache: ${config.cache}`,
     ...(config.redisUrl ? [`  redis_url: ${config.redisUrl}`] : []),
-    ...(config.namespace ? [`  cache_params: {namespace: ${config.namespace}}`] : []),
+    ...(config.redisClusterNodes
+      // Quoted, as in llmproxy.yaml.example: the config reader leaves a plain `IP:port` to js-yaml.
+      ? ["  redis_cluster_nodes:", ...config.redisClusterNodes.map((seed) => `    - "${seed}"`)]
+      : []),
+    // Block style only: a flow mapping is left to js-yaml, whose load adds ~0.9 MiB idle (the Redis rows read it).
+    ...(config.namespace ? ["  cache_params:", `    namespace: ${config.namespace}`] : []),
     ...(config.adminKey ? [`  admin_keys: [${BENCH_ADMIN_KEY}]`] : []),
-    ...(config.usageStream ? ["  usage_stream: {stream_key: bench-usage, max_len: 10000}"] : []),
+    ...(config.usageStream ? ["  usage_stream:", "    stream_key: bench-usage", "    max_len: 10000"] : []),
     ...keysYaml(config.keys ?? 0, config.keyLimits ?? false),
   ].join("\n") + "\n";
 }
 
-/** `count` keys, the last one the bench client's. */
+/** `count` keys, the last one the bench client's; block style, as the config reader reads without js-yaml. */
 function keysYaml(count: number, limits: boolean): string[] {
   if (count === 0) return [];
   const policy = limits
-    ? ", rpm: 100000000, tpm: 1000000000000, max_parallel: 100000, tokens_per_day: 1000000000000, " +
-      "usd_per_month: 1000000"
-    : "";
+    ? [
+      "    rpm: 100000000",
+      "    tpm: 1000000000000",
+      "    max_parallel: 100000",
+      "    tokens_per_day: 1000000000000",
+      "    usd_per_month: 1000000",
+    ]
+    : [];
   return [
     "keys:",
-    ...Array.from(
-      { length: count },
-      (_, i) =>
-        `  - {name: team-${i}, key: ${i === count - 1 ? "sk-bench-client" : `sk-bench-key-${i}`}${policy}}`,
-    ),
+    ...Array.from({ length: count }, (_, i) => [
+      `  - name: team-${i}`,
+      `    key: ${i === count - 1 ? "sk-bench-client" : `sk-bench-key-${i}`}`,
+      ...policy,
+    ]).flat(),
   ];
 }
 

@@ -54,13 +54,22 @@ async function succeeds(command: string, args: string[], env?: Record<string, st
   }
 }
 
+/** `text` as a double-quoted Lua string: backslashes, quotes, CR and LF escaped (the bodies here are ASCII). */
+function luaQuoted(text: string): string {
+  const escapes: Record<string, string> = { "\\": "\\\\", '"': '\\"', "\r": "\\r", "\n": "\\n" };
+  return `"${text.replace(/[\\"\r\n]/g, (char) => escapes[char])}"`;
+}
+
 function luaScript(options: WrkOptions): string {
   const lines = [`wrk.method = "POST"`];
   for (const [name, value] of Object.entries(options.headers)) {
     lines.push(`wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`);
   }
   if (!options.unique) {
-    lines.push(`wrk.body = [==[${options.body}]==]`);
+    // Lua turns every line end inside a long bracket into "\n": a body with CRs (a multipart form) is quoted.
+    lines.push(
+      `wrk.body = ${options.body.includes("\r") ? luaQuoted(options.body) : `[==[${options.body}]==]`}`,
+    );
     return lines.join("\n") + "\n";
   }
   const nonce = crypto.randomUUID().slice(0, 8);

@@ -30,6 +30,17 @@ test("block YAML: the example config and the bench's configs are read here, as j
       assert.equal(agree(configYaml({ upstreamUrl: "http://127.0.0.1:8080", cache, routing })), "read");
     }
   }
+  const entraOnCluster = configYaml({
+    upstreamUrl: "http://127.0.0.1:8080",
+    cache: false,
+    entraAuthority: "http://127.0.0.1:8081",
+    redisClusterNodes: ["127.0.0.1:7000", "127.0.0.1:7001"],
+    namespace: "bench1",
+    usageStream: true,
+    keys: 3,
+    keyLimits: true,
+  });
+  assert.equal(agree(entraOnCluster), "read");
 });
 
 test("block YAML: each form is read as js-yaml reads it, or left to js-yaml", () => {
