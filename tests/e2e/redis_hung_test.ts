@@ -39,6 +39,10 @@ test({
         endpointYaml(sim.url, { name: "east" }),
         "general_settings:",
         "  cache: true",
+        // Every request is a new answer, cached in local state while Redis hangs: bounded by max_entries (10,000
+        // by default, ~5 MiB of heap here, which left the bound below no room), kept small so that what grows
+        // with the hang is what the bound measures.
+        "  cache_params: {max_entries: 500}",
         `  redis_url: ${redis.url}`,
         "  usage_stream: {enabled: true, stream_key: test-usage, max_len: 1000}",
         "keys:",
