@@ -82,6 +82,8 @@ export async function createStore(
   });
   const store = new FallbackStore({
     primary: redis,
+    // A Responses record made during an outage, merged back so a continuation finds its endpoint on any instance.
+    mergeBack: [AFFINITY_PREFIX, TURN_PREFIX, ANCESTORS_PREFIX, BLOB_PREFIX, OWNER_PREFIX],
     waitMs: settings.redis.maxWaitMs,
     local,
     logger: (level, message, fields) => logger.log(level, message, fields),

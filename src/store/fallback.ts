@@ -14,6 +14,7 @@ import { MemoryStore } from "./memory.ts";
 import { NodeCalls, type Owed, READ } from "./node_calls.ts";
 import { Outages, WaitBound } from "./outages.ts";
 import { OwedDeletes } from "./owed_deletes.ts";
+import { OwedSets } from "./owed_sets.ts";
 import { SpentWrites } from "./spent_writes.ts";
 import type { StoreLogger } from "./redis_client.ts";
 import type {
@@ -46,6 +47,11 @@ export interface FallbackStoreOptions {
    * answers were slow, twice the slowest of them, at most 1 s (`WaitBound`).
    */
   readonly waitMs?: number;
+  /**
+   * Prefixes of the records written locally during an outage that are written to the primary too once it
+   * answers (only where absent there); default none.
+   */
+  readonly mergeBack?: readonly string[];
   /** Epoch milliseconds; defaults to `Date.now`. */
   readonly now?: () => number;
 }
@@ -60,6 +66,8 @@ export class FallbackStore implements Store {
   readonly #calls: NodeCalls;
   /** Tallies, charges and stream entries: sent once, or owed while kept locally alone during an outage. */
   readonly #spent: SpentWrites;
+  /** Records under `mergeBack` prefixes written locally during an outage, for the primary once it is back. */
+  readonly #sets: OwedSets;
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
@@ -71,7 +79,8 @@ export class FallbackStore implements Store {
       options.retryAfterMs ?? 1000,
       options.now ?? Date.now,
     );
-    const owed: Owed[] = [];
+    this.#sets = new OwedSets(options.mergeBack ?? [], options.now ?? Date.now);
+    const owed: Owed[] = [this.#sets];
     this.#calls = new NodeCalls(this.#primary, this.#local, this.#outages, this.#bound, this.#owed, owed);
     this.#spent = new SpentWrites(
       this.#local,
@@ -119,16 +128,25 @@ export class FallbackStore implements Store {
     return this.#calls.call({ key }, async (store) => {
       const value = await store.get(key);
       if (value === null && store === this.#local) throw new StoreUnavailableError(key);
-      return value;
+      // Written here while Redis was away and not merged back yet: the record is this instance's.
+      return value ?? this.#sets.of(key);
     }, { read: true, patienceMs: waitMs });
   }
 
+  /** Written locally during an outage under a merged prefix, the record is owed to the primary (`OwedSets`). */
   set(key: string, value: string, ttlMs?: number): Promise<void> {
-    return this.#calls.call({ key }, (store) => store.set(key, value, ttlMs));
+    return this.#calls.call({ key }, (store, node) => {
+      if (store === this.#local) this.#sets.owe(node, key, value, ttlMs);
+      return store.set(key, value, ttlMs);
+    });
   }
 
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    return this.#calls.call({ key }, (store) => store.setIfAbsent(key, value, ttlMs));
+    return this.#calls.call({ key }, async (store, node) => {
+      const stored = await store.setIfAbsent(key, value, ttlMs);
+      if (stored && store === this.#local) this.#sets.owe(node, key, value, ttlMs);
+      return stored;
+    });
   }
 
   readOrLock(key: string, lock: string, token: string, ttlMs: number): Promise<ReadOrLock> {
@@ -145,6 +163,7 @@ export class FallbackStore implements Store {
 
   /** Also removes the key locally, so a later outage never brings back what was deleted. */
   delete(key: string): Promise<boolean> {
+    this.#sets.forget(key);
     return this.#calls.call({ key }, (store) => {
       if (store !== this.#local) void this.#local.delete(key);
       return store.delete(key);
