@@ -164,7 +164,7 @@ async function build(
     clock,
     counters: previous?.cache.counters,
     writes: previous?.cache.writes,
-    readHealth: (group) => health.snapshot(group.endpoints),
+    readHealth: (group) => health.prefetch(group.endpoints),
   });
   // Runtime keys never fork onto local state while Redis is away (see keys/runtime_doc.ts).
   const keys = previous?.keys ?? new KeyRegistry(config, { store: stores!.shared, logger });

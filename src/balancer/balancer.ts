@@ -158,7 +158,8 @@ export class AttemptPlan {
     if (this.#attempts >= this.#options.maxAttempts) return undefined;
     const endpoints = this.#group.endpoints;
     while (true) {
-      const snapshot = await (this.#takePrefetched() ?? this.#health.snapshot(endpoints));
+      const snapshot = await (this.#takePrefetched() ?? this.#health.snapshotNow(endpoints) ??
+        this.#health.snapshot(endpoints));
       const now = this.#clock.now();
       const { open, untried, earliest } = this.#scan(snapshot, now);
       const tier = bestTier(open, this.#allFallbacks);

@@ -66,9 +66,10 @@ export interface CacheOptions {
   readonly writes?: Set<Promise<unknown>>;
   /**
    * Reads a group's endpoint health. On a shared store a lookup reads it at the same time as the entry, so a miss
-   * costs one Redis round trip and the balancer does not read it again.
+   * costs one Redis round trip and the balancer does not read it again; undefined when this process holds it (the
+   * plan reads it at once).
    */
-  readonly readHealth?: (group: GroupConfig) => Promise<EndpointHealth[]>;
+  readonly readHealth?: (group: GroupConfig) => Promise<EndpointHealth[]> | undefined;
 }
 
 /**

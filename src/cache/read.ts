@@ -30,7 +30,8 @@ export interface EntryReaderOptions {
   /** This instance's lock token, and how long a lock it takes lives. */
   readonly token: string;
   readonly lockTtlMs: number;
-  readonly readHealth?: (group: GroupConfig) => Promise<EndpointHealth[]>;
+  /** Undefined when the health is held in this process (the plan reads it at once). */
+  readonly readHealth?: (group: GroupConfig) => Promise<EndpointHealth[]> | undefined;
 }
 
 export class EntryReader {

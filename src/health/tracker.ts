@@ -55,15 +55,22 @@ export class HealthTracker {
     }
   }
 
-  /** The snapshot at once when the store holds health in this process (the in-memory store); else undefined. */
+  /**
+   * The snapshot at once when the store holds health in this process (the in-memory store, or the copy a shared
+   * store keeps of it); else undefined.
+   */
   snapshotNow(endpoints: readonly EndpointConfig[]): EndpointHealth[] | undefined {
-    const store = this.#store;
-    if (!store.readHealthNow) return undefined;
-    const states = store.readHealthNow(endpoints.map((endpoint) => endpoint.id));
+    const states = this.#store.readHealthNow?.(endpoints.map((endpoint) => endpoint.id));
+    if (states === undefined) return undefined;
     const probes = this.#probes;
     return probes
       ? states.map((state, i) => probes.revives(endpoints[i].id, state) ? HEALTHY : state)
       : states;
+  }
+
+  /** A read of the store to start ahead of the plan, unless `snapshotNow` can answer (then undefined). */
+  prefetch(endpoints: readonly EndpointConfig[]): Promise<EndpointHealth[]> | undefined {
+    return this.snapshotNow(endpoints) ? undefined : this.snapshot(endpoints);
   }
 
   /** Counts a failed attempt; cools the endpoint down once it reaches `allowed_fails`. */

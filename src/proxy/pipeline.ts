@@ -205,7 +205,7 @@ export class Pipeline {
    */
   async #admitted(request: Generation, lookup: CacheLookup, pending: Promise<unknown>): Promise<CacheLookup> {
     const miss = lookup.kind === "miss";
-    const health = miss ? lookup.health ?? this.#deps.health.snapshot(request.group.endpoints) : undefined;
+    const health = miss ? lookup.health ?? this.#deps.health.prefetch(request.group.endpoints) : undefined;
     try {
       await pending;
     } catch (error) {

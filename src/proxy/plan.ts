@@ -75,7 +75,7 @@ export class OwnerPlan implements Plan {
     if (this.#attempts > 0) return undefined;
     this.#attempts++;
     const [[health], reservation] = await Promise.all([
-      this.#health.snapshot([this.#owner]).catch(() => [HEALTHY]),
+      this.#health.snapshotNow([this.#owner]) ?? this.#health.snapshot([this.#owner]).catch(() => [HEALTHY]),
       this.#reserve(),
     ]);
     const lease = this.#load.start(this.#owner.id);

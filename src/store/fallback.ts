@@ -10,6 +10,7 @@
  * itself disconnected is not waited on at all. One warning per node going down, one info line when it answers.
  */
 
+import { FallbackHealth } from "./fallback_health.ts";
 import { MemoryStore } from "./memory.ts";
 import { NodeCalls, type Owed, READ } from "./node_calls.ts";
 import { Outages, WaitBound } from "./outages.ts";
@@ -68,6 +69,8 @@ export class FallbackStore implements Store {
   readonly #spent: SpentWrites;
   /** Records under `mergeBack` prefixes written locally during an outage, for the primary once it is back. */
   readonly #sets: OwedSets;
+  /** Endpoint health, and this process's copy of it for requests to pick from at once (`health_mirror.ts`). */
+  readonly #health: FallbackHealth;
 
   constructor(options: FallbackStoreOptions) {
     this.#primary = options.primary;
@@ -89,31 +92,26 @@ export class FallbackStore implements Store {
       options.logger ?? (() => {}),
     );
     owed.push(...this.#spent.owed);
+    this.#health = new FallbackHealth(this.#calls, this);
   }
 
   get kind(): Store["kind"] {
     return this.#primary.kind;
   }
 
-  /** One call per id, so each endpoint's health falls back with its own node (still one write per node). */
+  /** Read from the store (and kept in this process's copy). */
   readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
-    const read = (id: string, list: readonly string[] = [id]) =>
-      this.#calls.call({ health: id }, (store) => store.readHealth(list), READ);
-    if (ids.length === 1) return read(ids[0], ids);
-    return Promise.all(ids.map((id) => read(id))).then((replies) => replies.map((reply) => reply[0]));
+    return this.#health.read(ids);
   }
 
-  recordFailure(id: string, options: FailureOptions): Promise<EndpointHealth> {
-    return this.#calls.call({ health: id }, (store) => store.recordFailure(id, options));
+  /** This process's copy: its own writes at once, other instances' within `REFRESH_MS` (`health_mirror.ts`). */
+  readHealthNow(ids: readonly string[]): EndpointHealth[] | undefined {
+    return this.#health.readNow(ids);
   }
 
-  recordSuccess(id: string): Promise<void> {
-    return this.#calls.call({ health: id }, (store) => store.recordSuccess(id));
-  }
-
-  coolDown(id: string, forMs: number, reason: CooldownReason): Promise<EndpointHealth> {
-    return this.#calls.call({ health: id }, (store) => store.coolDown(id, forMs, reason));
-  }
+  recordFailure = (id: string, options: FailureOptions) => this.#health.recordFailure(id, options);
+  recordSuccess = (id: string) => this.#health.recordSuccess(id);
+  coolDown = (id: string, forMs: number, reason: CooldownReason) => this.#health.coolDown(id, forMs, reason);
 
   get(key: string): Promise<string | null> {
     return this.#calls.call({ key }, (store) => store.get(key), READ);
@@ -269,6 +267,7 @@ export class FallbackStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.#health.close();
     await Promise.all([this.#primary.close(), this.#local.close()]);
   }
 }

@@ -29,7 +29,7 @@ import type {
   WindowReply,
 } from "./store.ts";
 import { ADD_TO_WINDOWS, fromScript, ONE_KEY_SCRIPTS, READ_OR_LOCK, type Scripts } from "./redis_scripts.ts";
-import { SET_AND_UNLOCK } from "./redis_scripts.ts";
+import { type HealthReply, SET_AND_UNLOCK } from "./redis_scripts.ts";
 import { appendToRelay, readRelay } from "./redis_relay.ts";
 import {
   type Client,
@@ -82,12 +82,12 @@ export class RedisStore implements Store {
     this.#counters = new RedisCounters(this.#client, this.#ns);
   }
 
-  async readHealth(ids: readonly string[]): Promise<EndpointHealth[]> {
+  async readHealth(ids: readonly string[], aside = false): Promise<EndpointHealth[]> {
     if (ids.length === 0) return [];
     // Auto-pipelining sends these, and whatever else this tick asks for (the cache's lock script), in one write
-    // (one per node on a Cluster).
-    const scripts = this.#scripts;
-    const replies = await Promise.all(ids.map((id) => scripts.llmproxyReadHealth(this.#healthKey(id))));
+    // (one per node on a Cluster). Aside: each in a pipeline of its own, since ioredis sends a node's next batch only
+    // once the one before it is answered, and a read no request waits for must not hold up theirs.
+    const replies = await Promise.all(ids.map((id) => this.#readHealthScript(this.#healthKey(id), aside)));
     const now = this.#now();
     return replies.map((reply) => fromScript(reply, now));
   }
@@ -271,6 +271,17 @@ export class RedisStore implements Store {
       (...args: (string | number)[]) => Promise<number[]>
     >;
     return client[name].bind(client);
+  }
+
+  #readHealthScript(key: string, aside: boolean): Promise<HealthReply | []> {
+    if (!aside) return this.#scripts.llmproxyReadHealth(key);
+    const pipeline = this.#client.pipeline();
+    (pipeline as unknown as Scripts).llmproxyReadHealth(key);
+    return pipeline.exec().then((results) => {
+      const [error, reply] = results?.[0] ?? [new Error(`no reply reading '${key}'`), undefined];
+      if (error) throw error;
+      return reply as HealthReply | [];
+    });
   }
 
   #key(key: string): string {

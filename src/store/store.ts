@@ -125,10 +125,17 @@ export type NodeTarget =
 export interface Store {
   readonly kind: "memory" | "redis";
 
-  /** Health of many endpoints at once (one round trip on Redis). Unknown ids are healthy. */
-  readHealth(ids: readonly string[]): Promise<EndpointHealth[]>;
-  /** The same, at once, from a store that holds health in this process (no promise on a request's way). */
-  readHealthNow?(ids: readonly string[]): EndpointHealth[];
+  /**
+   * Health of many endpoints at once (one round trip on Redis). Unknown ids are healthy. `aside`: a read no
+   * request waits for, sent apart from the commands requests batch together (on Redis: not auto-pipelined).
+   */
+  readHealth(ids: readonly string[], aside?: boolean): Promise<EndpointHealth[]>;
+  /**
+   * The same, at once, from health held in this process (no promise on a request's way): the memory store's own,
+   * or a shared store's copy (its own writes at once, other instances' within `REFRESH_MS` of
+   * `health_mirror.ts`); undefined when it does not hold every id yet (then `readHealth`).
+   */
+  readHealthNow?(ids: readonly string[]): EndpointHealth[] | undefined;
   /**
    * Counts one failure. When the count reaches `allowedFails`, the endpoint cools down for `cooldownMs`
    * (never shortening a later deadline already set) and the count starts again at 0. Atomic across instances.

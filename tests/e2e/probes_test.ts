@@ -165,6 +165,10 @@ test({
     await probed(a);
     a.always({ kind: "status", status: 500 });
     assert.equal((await chat(plain.url)).endpoint, "b");
+    // Another instance's cooldown reaches `ahead` through the health channel and one read, not at once (README,
+    // "Endpoint health without a round trip"): on a loaded machine the next request could come first.
+    const told = () => (ahead.services.store.readHealthNow?.(["a"])?.[0].cooldownUntil ?? 0) > 0;
+    await until("ahead told of a's cooldown", told);
     const failed = a.requests.filter((r) => r.method === "POST").length;
     // Before: the probe `ahead` had answered a minute "after" the cooldown began, which ended it at once.
     for (let i = 0; i < 5; i++) assert.equal((await chat(ahead.url)).endpoint, "b");

@@ -133,6 +133,24 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     same(await store.coolDown("e1", 2000, "rate_limit"), [0, 2000, "rate_limit"]);
   });
 
+  await step("readHealthNow, where a store has it, holds the store's own writes at once", async (open) => {
+    const store = await open();
+    if (!store.readHealthNow) return;
+    // A shared store's copy holds what it read or wrote.
+    await store.readHealth(["e1", "e2"]);
+    assert.deepEqual(store.readHealthNow(["e1", "e2"]), [HEALTHY, HEALTHY]);
+    const cooled = await store.coolDown("e1", 10_000, "rate_limit");
+    await store.recordFailure("e2", { allowedFails: 3, cooldownMs: 5000 });
+    const [e1, e2] = store.readHealthNow(["e1", "e2"])!;
+    assert.deepEqual(e1, cooled);
+    same(e1, [0, 10_000, "rate_limit"]);
+    same(e2, [1, 0, null]);
+    await store.recordSuccess("e2");
+    const [again, e1Again] = store.readHealthNow(["e2", "e1"])!;
+    same(again, [0, 0, null]);
+    assert.deepEqual(e1Again, cooled);
+  });
+
   await step("get and set, with and without expiry", async (open) => {
     const store = await open();
     assert.equal(await store.get("missing"), null);
