@@ -25,6 +25,8 @@ export class KeyIdentity implements Identity {
   readonly #limits: KeyLimits;
   #finished = false;
   #settled = false;
+  /** What the request spent, held for `finish` to charge with the release of its place (one store call). */
+  #spent: Spent | undefined;
 
   /**
    * `ownEntries`: cache entries of its own for this request (a `private` key, or a stateful Responses request).
@@ -56,6 +58,13 @@ export class KeyIdentity implements Identity {
    */
   settle(spent: Spent): void {
     this.#settled = true;
+    // A request that holds a place among `max_parallel` gives it back right after (its answer's end): charged then,
+    // in the same store call. Only the first: a second settlement (none is known) goes out on its own.
+    const held = !this.session && !this.#finished && this.policy.maxParallel !== undefined;
+    if (held && this.#admission && this.#spent === undefined) {
+      this.#spent = spent;
+      return;
+    }
     const now = this.session;
     this.#admission?.then((admitted) => this.#limits.settle(admitted, spent, now), () => {});
   }
@@ -68,7 +77,9 @@ export class KeyIdentity implements Identity {
   readonly finish = (): void => {
     if (this.#finished) return;
     this.#finished = true;
-    this.#admission?.then((admitted) => this.#limits.finish(admitted), () => {});
+    const spent = this.#spent;
+    this.#spent = undefined;
+    this.#admission?.then((admitted) => this.#limits.finish(admitted, spent), () => {});
   };
 }
 

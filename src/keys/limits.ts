@@ -4,7 +4,8 @@
  * charges the request (1 against rpm, its token estimate against tpm, a place among the parallel ones) in one
  * atomic step: exact across instances, and on Redis it goes out in the same write as the request's other store
  * reads when it is started in the same tick. Budgets are charged after the answer with the tokens and USD it
- * used, so a budget stops a key once the reported usage reaches it. Keys without limits never touch the store.
+ * used, so a budget stops a key once the reported usage reaches it; with a place among `max_parallel`, in the same
+ * store call as its release (`finish`). Keys without limits never touch the store.
  */
 
 import { ProxyError } from "../errors.ts";
@@ -121,6 +122,30 @@ export class KeyLimits {
    * after it opened; such an admission estimates no tokens, so there is nothing to correct).
    */
   settle(admission: Admission, spent: Spent, now = false): void {
+    const counters = this.#settlement(admission, spent, now);
+    if (counters.length === 0) return;
+    this.#store.charge(keyScope(admission.policy), counters).catch((error) =>
+      this.#unsettled(admission, error)
+    );
+  }
+
+  /**
+   * Gives back the request's place among `max_parallel`; with `spent`, charges it (`settle`) in the same store call
+   * (one command on Redis instead of two).
+   */
+  finish(admission: Admission, spent?: Spent): void {
+    if (admission.lease === undefined) {
+      if (spent) this.settle(admission, spent);
+      return;
+    }
+    const counters = spent ? this.#settlement(admission, spent, false) : [];
+    this.#store.release(keyScope(admission.policy), "parallel", admission.lease, counters).catch((error) => {
+      if (counters.length > 0) this.#unsettled(admission, error);
+    });
+  }
+
+  /** The counters `settle` charges: the tpm estimate corrected, and the budgets. */
+  #settlement(admission: Admission, spent: Spent, now: boolean): Counter[] {
     const { policy } = admission;
     const counters: Counter[] = [];
     const at = now ? this.#now() : admission.at;
@@ -147,19 +172,14 @@ export class KeyLimits {
         ttlMs: ttl(month, at),
       });
     }
-    if (counters.length === 0) return;
-    this.#store.charge(keyScope(policy), counters).catch((error) =>
-      this.#logger.warn("key usage could not be charged", {
-        key: policy.name,
-        error: error instanceof Error ? error.message : String(error),
-      })
-    );
+    return counters;
   }
 
-  /** Gives back the request's place among `max_parallel`. */
-  finish(admission: Admission): void {
-    if (admission.lease === undefined) return;
-    this.#store.release(keyScope(admission.policy), "parallel", admission.lease).catch(() => {});
+  #unsettled(admission: Admission, error: unknown): void {
+    this.#logger.warn("key usage could not be charged", {
+      key: admission.policy.name,
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 
   #checks(policy: KeyPolicy, now: number, tokens: number): Check[] {

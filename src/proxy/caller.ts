@@ -34,9 +34,10 @@ export async function answerCaller(identity: Identity, answer: Answer): Promise<
  * headers (when admission passed).
  */
 export async function failCaller(identity: Identity, error: unknown): Promise<unknown> {
-  identity.finish?.();
-  // No answer, no tokens used (a client that left may have had some spent upstream: its estimate stays).
+  // No answer, no tokens used (a client that left may have had some spent upstream: its estimate stays). Given
+  // back before `finish`, which charges it with the release of the request's place in one store call.
   if (!(error instanceof ClientGone)) identity.unused?.();
+  identity.finish?.();
   // Exactly a ProxyError: subclasses (a client that left) keep their identity.
   if (!(error instanceof ProxyError) || error.constructor !== ProxyError || !identity.pending) return error;
   const extra = await identity.pending.catch(() => undefined);

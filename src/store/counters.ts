@@ -110,8 +110,12 @@ export class MemoryCounters {
     return Promise.resolve({ admitted: true, refused: -1, totals, leases: holders?.size ?? 0 });
   }
 
-  release(scope: string, name: string, token: string): Promise<void> {
+  release(scope: string, name: string, token: string, counters: readonly Counter[] = []): Promise<void> {
     this.#leases.get(`${scope}\u0000${name}`)?.value.delete(token);
+    // No limit is checked: what a request spent is charged whatever it comes to.
+    if (counters.length > 0) {
+      void this.charge(scope, counters.map(({ name, amount, ttlMs }) => ({ name, amount, ttlMs })));
+    }
     return Promise.resolve();
   }
 

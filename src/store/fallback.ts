@@ -219,8 +219,8 @@ export class FallbackStore implements Store {
     return this.#spent.charge(scope, counters, lease);
   }
 
-  release(scope: string, name: string, token: string): Promise<void> {
-    return this.#calls.call({ window: scope }, (store) => store.release(scope, name, token));
+  release(scope: string, name: string, token: string, counters?: readonly Counter[]): Promise<void> {
+    return this.#spent.release(scope, name, token, counters);
   }
 
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {

@@ -66,8 +66,8 @@ export class MemoryStore implements Store {
     return this.#counters.charge(scope, counters, lease);
   }
 
-  release(scope: string, name: string, token: string): Promise<void> {
-    return this.#counters.release(scope, name, token);
+  release(scope: string, name: string, token: string, counters?: readonly Counter[]): Promise<void> {
+    return this.#counters.release(scope, name, token, counters);
   }
 
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {

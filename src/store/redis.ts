@@ -231,7 +231,8 @@ export class RedisStore implements Store {
   }
 
   charge: Store["charge"] = (scope, counters, lease) => this.#counters.charge(scope, counters, lease);
-  release: Store["release"] = (scope, name, token) => this.#counters.release(scope, name, token);
+  release: Store["release"] = (scope, name, token, counters) =>
+    this.#counters.release(scope, name, token, counters);
   addToTally: Store["addToTally"] = (key, amounts, ttlMs) => this.#counters.addToTally(key, amounts, ttlMs);
   addToTallyOnce: Store["addToTallyOnce"] = (key, writer, chunks, ttlMs) =>
     this.#counters.addToTallyOnce(key, writer, chunks, ttlMs);

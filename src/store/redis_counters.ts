@@ -55,6 +55,19 @@ if refused < 0 then
 end
 return {refused, leases, unpack(totals)}`;
 
+// KEYS: the counters, then the lease set. ARGV[1]: the holder's token; per counter (amount, ttl ms). A request's
+// settlement and the release of its place in one step; no limit is checked. Mirrors MemoryCounters.release.
+export const SETTLE_AND_RELEASE = `
+redis.call('ZREM', KEYS[#KEYS], ARGV[1])
+for i = 1, #KEYS - 1 do
+  local amount = tonumber(ARGV[2 * i])
+  if amount ~= 0 then
+    redis.call('INCRBY', KEYS[i], amount)
+    redis.call('PEXPIRE', KEYS[i], ARGV[2 * i + 1])
+  end
+end
+return 1`;
+
 // KEYS[1]: the tally. ARGV: ttl ms, then field, amount pairs.
 export const ADD_TO_TALLY = `
 for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -107,6 +120,7 @@ export class RedisCounters {
     // defined while one is open for the tick breaks that batch's replies inside ioredis.
     for (let n = 1; n <= MAX_CHARGE_KEYS; n++) {
       client.defineCommand(`llmproxyCharge${n}`, { lua: CHARGE, numberOfKeys: n });
+      client.defineCommand(`llmproxyRelease${n}`, { lua: SETTLE_AND_RELEASE, numberOfKeys: n });
     }
   }
 
@@ -128,8 +142,24 @@ export class RedisCounters {
     };
   }
 
-  async release(scope: string, name: string, token: string): Promise<void> {
-    await this.#client.zrem(leaseKey(this.#ns, scope, name), token);
+  /** With counters, one script (`SETTLE_AND_RELEASE`); without, a `ZREM`. */
+  async release(
+    scope: string,
+    name: string,
+    token: string,
+    counters: readonly Counter[] = [],
+  ): Promise<void> {
+    const lease = leaseKey(this.#ns, scope, name);
+    if (counters.length === 0) {
+      await this.#client.zrem(lease, token);
+      return;
+    }
+    const keys = counters.map((counter) => counterKey(this.#ns, scope, counter.name));
+    const args = counters.flatMap((counter) => [
+      Math.round(counter.amount),
+      Math.max(1, Math.ceil(counter.ttlMs)),
+    ]);
+    await this.#command(keys.length + 1, "llmproxyRelease")(...keys, lease, token, ...args);
   }
 
   async addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
@@ -187,12 +217,12 @@ export class RedisCounters {
   }
 
   /**
-   * The charge script for `n` keys: a Lua command must be defined with its key count, so that a Cluster
-   * auto-pipeline groups it by its keys' slot (the scope's hash tag).
+   * The charge (or release) script for `n` keys: a Lua command must be defined with its key count, so that a
+   * Cluster auto-pipeline groups it by its keys' slot (the scope's hash tag).
    */
-  #command(n: number): Command {
+  #command(n: number, script = "llmproxyCharge"): Command {
     if (n < 1 || n > MAX_CHARGE_KEYS) throw new RangeError(`charge: 1 to ${MAX_CHARGE_KEYS} keys, got ${n}`);
     const client = this.#client as unknown as Record<string, Command>;
-    return client[`llmproxyCharge${n}`].bind(client);
+    return client[`${script}${n}`].bind(client);
   }
 }

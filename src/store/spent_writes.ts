@@ -41,6 +41,16 @@ export class SpentWrites {
     });
   }
 
+  /** The counters of a release served locally alone are owed to the primary, as a `charge`'s are. */
+  release(scope: string, name: string, token: string, counters?: readonly Counter[]): Promise<void> {
+    return this.#calls.call({ window: scope }, async (store, node, sent) => {
+      await store.release(scope, name, token, counters);
+      if (counters && counters.length > 0 && store === this.#local && !sent) {
+        this.#charges.owe(node, scope, counters);
+      }
+    });
+  }
+
   /**
    * Sent to the primary exactly once (`TallyWrites`): counted locally alone (the node left alone, the primary
    * disconnected), the amounts are owed to it; sent and unanswered, they go again with the next write.

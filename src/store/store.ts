@@ -229,8 +229,11 @@ export interface Store {
    * nothing changes. Atomic across instances; one round trip on Redis, where the scope is the hash tag.
    */
   charge(scope: string, counters: readonly Counter[], lease?: Lease): Promise<ChargeReply>;
-  /** Gives back the lease `token` holds on `name` in `scope`. */
-  release(scope: string, name: string, token: string): Promise<void>;
+  /**
+   * Gives back the lease `token` holds on `name` in `scope`; with `counters`, adds them in the same atomic step, no
+   * limit checked (what the request spent, charged as it gives back its place: one command on Redis).
+   */
+  release(scope: string, name: string, token: string, counters?: readonly Counter[]): Promise<void>;
   /** Adds integer `amounts` to the named fields of the tally at `key` (usage per day); it lives `ttlMs` more. */
   addToTally(key: string, amounts: Readonly<Record<string, number>>, ttlMs: number): Promise<void>;
   /**

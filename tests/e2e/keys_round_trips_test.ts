@@ -1,7 +1,7 @@
 /**
  * A key's limits cost no Redis round trip of their own: through a link that makes each round trip cost 200 ms, a
  * request of a key with every limit set (rpm, tpm, max_parallel, budgets) still waits for one round trip, with the
- * cache on (hit, miss, streamed miss: the checks go out with the entry read) and off (with the health read).
+ * cache on (hit, miss, streamed miss: the checks go out with the entry read) and off (the checks alone).
  * What is charged after the answer (tokens, USD, the place among max_parallel, usage) never delays it.
  *
  * The round trip is long so that a loaded machine cannot make one look like two. The proxy, the link and this

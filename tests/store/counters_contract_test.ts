@@ -110,6 +110,41 @@ async function contract(t: Deno.TestContext, open: (ns: string) => Promise<Store
     });
   });
 
+  await step(
+    "a release with counters gives the place back and adds them, no limit checked",
+    async (store) => {
+      const lease = (token: string) => ({ name: "par", token, limit: 1, now: T, until: T + 60_000 });
+      const tpm = (amount: number) => ({ name: "tpm:1", amount, limit: 100, ttlMs: 60_000 });
+      assert.deepEqual((await store.charge("k", [tpm(80)], lease("a"))).totals, [80]);
+      assert.equal((await store.charge("k", [tpm(0)], lease("b"))).refused, 1, "the one place is taken");
+      // The request used 150 tokens, not the 80 it was charged: past the limit, the correction still applies.
+      await store.release("k", "par", "a", [
+        { name: "tpm:1", amount: 70, ttlMs: 60_000 },
+        { name: "day:1", amount: 150, ttlMs: 86_400_000 },
+        { name: "nothing:1", amount: 0, ttlMs: 60_000 },
+      ]);
+      const reply = await store.charge(
+        "k",
+        [tpm(0), { name: "day:1", amount: 0, ttlMs: 60_000 }, {
+          name: "nothing:1",
+          amount: 0,
+          ttlMs: 60_000,
+        }],
+        lease("b"),
+      );
+      assert.deepEqual(reply, { admitted: false, refused: 0, totals: [150, 150, 0], leases: 0 });
+      assert.deepEqual(await store.charge("k", [], lease("b")), {
+        admitted: true,
+        refused: -1,
+        totals: [],
+        leases: 1,
+      });
+      // Without counters: the place alone.
+      await store.release("k", "par", "b", []);
+      assert.equal((await store.charge("k", [], lease("c"))).leases, 1);
+    },
+  );
+
   await step("many scopes at once (spread over a cluster's slots)", async (store) => {
     const replies = await Promise.all(
       Array.from(
