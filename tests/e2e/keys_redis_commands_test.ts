@@ -11,38 +11,12 @@ import assert from "node:assert/strict";
 import { SimUpstream } from "../../src/sim/upstream.ts";
 import { minuteClock } from "../_support/minute_clock.ts";
 import { delay, endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
-import { hasRedis, type RedisServer, startRedis } from "../_support/redis.ts";
+import { hasRedis, startRedis } from "../_support/redis.ts";
+import { monitor } from "../_support/redis_monitor.ts";
 import { test } from "../_support/test.ts";
 
 const KEY = "sk-team-monitor-5d21";
 const SCOPE = "{key:team-a}";
-
-/** The commands Redis runs while `monitor` is on, one line each (`MONITOR`'s own format). */
-async function monitor(redis: RedisServer) {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: redis.port });
-  await conn.write(new TextEncoder().encode("MONITOR\r\n"));
-  let text = "";
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of conn.readable) text += decoder.decode(chunk, { stream: true });
-    } catch { /* closed */ }
-  })();
-  // `+OK` comes once MONITOR is on.
-  for (let i = 0; i < 100 && !text.startsWith("+OK"); i++) await delay(10);
-  assert.ok(text.startsWith("+OK"), "MONITOR is on");
-  return {
-    /** What clients sent (not the commands their scripts ran, which MONITOR shows as from `lua`). */
-    lines: () =>
-      text.split("\r\n").filter((line) => line.startsWith("+") && line !== "+OK" && !line.includes(" lua]")),
-    [Symbol.asyncDispose]: async () => {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-      await reading;
-    },
-  };
-}
 
 async function ask(proxy: RunningProxy, stream: boolean) {
   const response = await fetch(`${proxy.url}/v1/chat/completions`, {
@@ -99,7 +73,7 @@ for (const stream of [false, true]) {
       await settled(proxy);
       let second;
       {
-        await using watch = await monitor(redis);
+        await using watch = await monitor(redis.port);
         second = await ask(proxy, stream);
         assert.equal(second.status, 200, second.body);
         await settled(proxy);

@@ -3,7 +3,8 @@
  * copy of their health (`store/health_mirror.ts`). Its own cooldowns apply to its next request at once; another
  * instance's reach it through the `health` channel and one read; a write nobody announced (an older instance)
  * within `REFRESH_MS`. On a standalone Redis (through a slow link, so that a round trip shows in the timings) and
- * on a Redis Cluster.
+ * on a Redis Cluster. With the cache off, a request sends Redis nothing (counted with `MONITOR`): the copy's
+ * refresh reads each endpoint once a second, whatever the traffic.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { REFRESH_MS } from "../../src/store/health_mirror.ts";
 import { delay, endpointYaml, groupYaml, type RunningProxy, startProxy } from "../_support/proxy.ts";
 import { hasRedis, startRedis } from "../_support/redis.ts";
 import { hasRedisCli, startCluster } from "../_support/redis_cluster.ts";
+import { monitor } from "../_support/redis_monitor.ts";
 import { slowLink } from "../_support/slow_link.ts";
 import { test } from "../_support/test.ts";
 
@@ -159,5 +161,28 @@ test({
     const sentToA = a.count();
     for (let i = 0; i < 4; i++) assert.equal((await chat(first)).endpoint, "b", `request ${i} on A`);
     assert.equal(a.count(), sentToA);
+  },
+});
+
+test({
+  name: "the cache off: requests send Redis nothing; the copy reads each endpoint about once a second",
+  ignore: !hasRedis,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using sims = await twoSims();
+    await using proxy = await startProxy(groupYaml(sims.endpoints, [`redis_url: ${redis.url}`]));
+    for (let i = 0; i < 2; i++) assert.equal((await chat(proxy)).status, 200);
+    await using watch = await monitor(redis.port);
+    const started = performance.now();
+    for (let i = 0; i < 40; i++) assert.equal((await chat(proxy)).status, 200);
+    const seconds = (performance.now() - started) / 1000;
+    const sent = watch.lines();
+    // Two endpoints, read again each REFRESH_MS (one more period for the one under way); before: two a request.
+    const most = 2 * (Math.ceil((seconds * 1000) / REFRESH_MS) + 1);
+    assert.ok(
+      sent.length <= most,
+      `${sent.length} commands in ${seconds.toFixed(1)} s of 40 requests:\n${sent}`,
+    );
+    assert.ok(sent.every((line) => line.includes(":health")), `only health reads:\n${sent.join("\n")}`);
   },
 });
