@@ -77,7 +77,11 @@ for (const stream of [false, true]) {
         second = await ask(proxy, stream);
         assert.equal(second.status, 200, second.body);
         await settled(proxy);
-        const mine = watch.lines().filter((line) => line.includes(SCOPE));
+        const onScope = () => watch.lines().filter((line) => line.includes(SCOPE));
+        // The settlement is written after the answer: wait for it (bounded), then for anything after it.
+        for (let i = 0; i < 40 && onScope().length < 2; i++) await delay(50);
+        await delay(200);
+        const mine = onScope();
         assert.equal(mine.length, 2, `commands on the key's counters:\n${mine.join("\n")}`);
         assert.equal(
           mine.filter((line) => /"zrem"/i.test(line)).length,

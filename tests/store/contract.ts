@@ -142,13 +142,16 @@ export async function storeContract(t: Deno.TestContext, backend: Backend): Prom
     const cooled = await store.coolDown("e1", 10_000, "rate_limit");
     await store.recordFailure("e2", { allowedFails: 3, cooldownMs: 5000 });
     const [e1, e2] = store.readHealthNow(["e1", "e2"])!;
-    assert.deepEqual(e1, cooled);
+    // The cooldown written (a shared store's copy may have read it again on its own announcement since: the time
+    // left is then counted anew, a ms apart).
     same(e1, [0, 10_000, "rate_limit"]);
+    assert.equal(e1.storedUntil, cooled.storedUntil);
     same(e2, [1, 0, null]);
     await store.recordSuccess("e2");
     const [again, e1Again] = store.readHealthNow(["e2", "e1"])!;
     same(again, [0, 0, null]);
-    assert.deepEqual(e1Again, cooled);
+    same(e1Again, [0, 10_000, "rate_limit"]);
+    assert.equal(e1Again.storedUntil, cooled.storedUntil);
   });
 
   await step("get and set, with and without expiry", async (open) => {
