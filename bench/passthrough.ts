@@ -6,25 +6,31 @@
  *   deno run -A bench/passthrough.ts http://127.0.0.1:UPSTREAM_PORT
  */
 
-const upstream = Deno.args[0];
-if (!upstream) throw new Error("usage: passthrough.ts UPSTREAM_BASE_URL");
-
-Deno.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
-}, async (request) => {
-  const { pathname, search } = new URL(request.url);
-  const headers = new Headers(request.headers);
-  headers.delete("host");
-  const hasBody = request.method !== "GET" && request.method !== "HEAD";
-  const response = await fetch(upstream + pathname + search, {
-    method: request.method,
-    headers,
-    body: hasBody ? await request.bytes() : undefined,
-    signal: request.signal,
+/** Serves the pass-through to `upstream` on a free port of 127.0.0.1 (bench/probe_start.ts serves it too). */
+export function servePassthrough(upstream: string): void {
+  Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
+  }, async (request) => {
+    const { pathname, search } = new URL(request.url);
+    const headers = new Headers(request.headers);
+    headers.delete("host");
+    const hasBody = request.method !== "GET" && request.method !== "HEAD";
+    const response = await fetch(upstream + pathname + search, {
+      method: request.method,
+      headers,
+      body: hasBody ? await request.bytes() : undefined,
+      signal: request.signal,
+    });
+    return new Response(response.body, { status: response.status, headers: response.headers });
   });
-  return new Response(response.body, { status: response.status, headers: response.headers });
-});
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+}
+
+if (import.meta.main) {
+  const upstream = Deno.args[0];
+  if (!upstream) throw new Error("usage: passthrough.ts UPSTREAM_BASE_URL");
+  servePassthrough(upstream);
+}

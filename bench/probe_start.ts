@@ -5,6 +5,8 @@
  *   deno run -A bench/probe_start.ts UPSTREAM_BASE_URL NAME[,NAME...]
  */
 
+import { servePassthrough } from "./passthrough.ts";
+
 const [upstream, names = "none"] = Deno.args;
 if (!upstream) throw new Error("usage: probe_start.ts UPSTREAM_BASE_URL NAME[,NAME...]");
 
@@ -63,23 +65,5 @@ for (const name of names.split(",")) {
   await probe();
 }
 
-// From here on, bench/passthrough.ts.
-Deno.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  onListen: ({ port }) => console.log(`Listening on http://127.0.0.1:${port}`),
-}, async (request) => {
-  const { pathname, search } = new URL(request.url);
-  const headers = new Headers(request.headers);
-  headers.delete("host");
-  const hasBody = request.method !== "GET" && request.method !== "HEAD";
-  const response = await fetch(upstream + pathname + search, {
-    method: request.method,
-    headers,
-    body: hasBody ? await request.bytes() : undefined,
-    signal: request.signal,
-  });
-  return new Response(response.body, { status: response.status, headers: response.headers });
-});
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => Deno.exit(0));
+// From here on, the bare pass-through itself.
+servePassthrough(upstream);
